@@ -1,0 +1,79 @@
+//! The catalog: every declared stream, persisted as `catalog.json` in the data directory.
+//! Replaced atomically (temporary file, fsync, rename, fsync of the directory), so a crash
+//! leaves either the old or the new catalog, never a torn one.
+
+use crate::def::StreamDef;
+use crate::error::{Result, StreamError};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The file name inside the data directory.
+pub const FILE: &str = "catalog.json";
+const VERSION: u32 = 1;
+
+/// Every declared stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Format version of the file.
+    pub version: u32,
+    /// Streams in creation order.
+    pub streams: Vec<StreamDef>,
+}
+
+impl Catalog {
+    /// Load the catalog of `root`; an absent file is an empty catalog.
+    pub fn load(root: &Path) -> Result<Catalog> {
+        let path = root.join(FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Catalog {
+                    version: VERSION,
+                    streams: Vec::new(),
+                });
+            }
+            Err(e) => return Err(catalog_err(&path, e.to_string())),
+        };
+        let catalog: Catalog =
+            serde_json::from_str(&text).map_err(|e| catalog_err(&path, e.to_string()))?;
+        if catalog.version != VERSION {
+            return Err(catalog_err(
+                &path,
+                format!(
+                    "format version {} is not supported by this build (expects {VERSION})",
+                    catalog.version
+                ),
+            ));
+        }
+        Ok(catalog)
+    }
+
+    /// Write the catalog to `root` atomically.
+    pub fn save(&self, root: &Path) -> Result<()> {
+        let path = root.join(FILE);
+        let tmp: PathBuf = root.join(format!("{FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(self).map_err(|e| catalog_err(&path, e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(root)?.sync_all()
+        };
+        write().map_err(|e| catalog_err(&path, e.to_string()))
+    }
+
+    /// A stream by name.
+    pub fn get(&self, name: &str) -> Option<&StreamDef> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+fn catalog_err(path: &Path, detail: String) -> StreamError {
+    StreamError::Catalog {
+        path: path.display().to_string(),
+        detail,
+    }
+}

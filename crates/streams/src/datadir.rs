@@ -1,0 +1,232 @@
+//! The data directory: the catalog, one directory per stream, and the lock that makes one
+//! process its only writer.
+//!
+//! ```text
+//! <data dir>/LOCK                      held (flock) by the one process that writes
+//! <data dir>/catalog.json              declared streams
+//! <data dir>/streams/<name>/<p>/       partition p of the stream (segments + indexes)
+//! <data dir>/streams/<name>/dlq/       the stream's dead-letter log
+//! <data dir>/streams/<name>/idempotency.jsonl
+//! ```
+//!
+//! Readers (`streams`, `dlq`, `log verify`) need no lock: they read the catalog and the
+//! segment files directly and never change them.
+
+use crate::catalog::Catalog;
+use crate::ddl::{StreamStatement, parse_stream_statement};
+use crate::def::StreamDef;
+use crate::error::{Result, StreamError, io_err};
+use crate::stream::Stream;
+use freshet_log::{FileStorage, RecoveryReport, Storage};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A data directory opened for writing.
+pub struct DataDir {
+    root: PathBuf,
+    storage: Arc<dyn Storage>,
+    _lock: std::fs::File,
+    catalog: Mutex<Catalog>,
+    open: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+/// The directory of stream `name` under data directory `root`.
+pub fn stream_dir(root: &Path, name: &str) -> PathBuf {
+    root.join("streams").join(name)
+}
+
+/// What a DDL statement did, for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DdlOutcome {
+    /// A stream was created.
+    Created(String),
+    /// `IF NOT EXISTS` and it existed.
+    AlreadyExists(String),
+    /// A stream was dropped (and its data deleted).
+    Dropped(String),
+    /// `IF EXISTS` and it did not exist.
+    NotFound(String),
+}
+
+impl std::fmt::Display for DdlOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DdlOutcome::Created(n) => write!(f, "CREATE STREAM {n}"),
+            DdlOutcome::AlreadyExists(n) => write!(f, "stream {n} already exists, skipped"),
+            DdlOutcome::Dropped(n) => write!(f, "DROP STREAM {n}"),
+            DdlOutcome::NotFound(n) => write!(f, "stream {n} does not exist, skipped"),
+        }
+    }
+}
+
+impl DataDir {
+    /// Open `root` for writing, creating it if needed. Fails if another process has it.
+    pub fn open(root: impl Into<PathBuf>) -> Result<DataDir> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join("streams")).map_err(io_err("create", &root))?;
+        let lock_path = root.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StreamError::Locked {
+                    path: root.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        let catalog = Catalog::load(&root)?;
+        Ok(DataDir {
+            root,
+            storage: Arc::new(FileStorage),
+            _lock: lock,
+            catalog: Mutex::new(catalog),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The directory's path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every declared stream.
+    pub fn streams(&self) -> Vec<StreamDef> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .streams
+            .clone()
+    }
+
+    /// The open stream `name`, opening (and recovering) it on first use.
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
+        self.stream_with_report(name).map(|(s, _)| s)
+    }
+
+    /// Like [`DataDir::stream`], also returning what recovery repaired when this call
+    /// opened the stream.
+    pub fn stream_with_report(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<Stream>, Vec<(PathBuf, RecoveryReport)>)> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = open.get(name) {
+            return Ok((s.clone(), Vec::new()));
+        }
+        let def = self
+            .catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StreamError::UnknownStream(name.to_string()))?;
+        let (stream, reports) =
+            Stream::open(self.storage.clone(), def, stream_dir(&self.root, name))?;
+        for (dir, report) in &reports {
+            if let Some(torn) = &report.truncated {
+                tracing::warn!(
+                    partition = %dir.display(),
+                    file = %torn.file.display(),
+                    position = torn.position,
+                    bytes = torn.bytes,
+                    defect = %torn.defect,
+                    "truncated a torn tail left by an unclean shutdown (never acknowledged)"
+                );
+            }
+        }
+        let stream = Arc::new(stream);
+        open.insert(name.to_string(), stream.clone());
+        Ok((stream, reports))
+    }
+
+    /// Create a stream. Returns false if it existed and `if_not_exists` was set.
+    pub fn create_stream(&self, def: StreamDef, if_not_exists: bool) -> Result<bool> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        if catalog.get(&def.name).is_some() {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(StreamError::StreamExists(def.name))
+            };
+        }
+        let dir = stream_dir(&self.root, &def.name);
+        if dir.exists() {
+            // Leftovers of a stream dropped while its files were in use; start clean.
+            std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        }
+        let mut next = catalog.clone();
+        next.streams.push(def);
+        next.save(&self.root)?;
+        *catalog = next;
+        Ok(true)
+    }
+
+    /// Drop a stream and delete its data. Returns false if absent and `if_exists` was set.
+    pub fn drop_stream(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        if catalog.get(name).is_none() {
+            return if if_exists {
+                Ok(false)
+            } else {
+                Err(StreamError::UnknownStream(name.to_string()))
+            };
+        }
+        let mut next = catalog.clone();
+        next.streams.retain(|s| s.name != name);
+        next.save(&self.root)?;
+        *catalog = next;
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        let dir = stream_dir(&self.root, name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        }
+        Ok(true)
+    }
+
+    /// Execute one stream statement; `Ok(None)` if `sql` is not about streams.
+    pub fn execute(&self, sql: &str) -> Result<Option<DdlOutcome>> {
+        Ok(match parse_stream_statement(sql)? {
+            None => None,
+            Some(StreamStatement::Create { def, if_not_exists }) => {
+                let name = def.name.clone();
+                Some(if self.create_stream(def, if_not_exists)? {
+                    DdlOutcome::Created(name)
+                } else {
+                    DdlOutcome::AlreadyExists(name)
+                })
+            }
+            Some(StreamStatement::Drop { name, if_exists }) => {
+                Some(if self.drop_stream(&name, if_exists)? {
+                    DdlOutcome::Dropped(name)
+                } else {
+                    DdlOutcome::NotFound(name)
+                })
+            }
+        })
+    }
+
+    /// Sync every open stream (shutdown, interval flushing).
+    pub fn sync_all(&self) -> Result<()> {
+        let open: Vec<Arc<Stream>> = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in open {
+            s.sync_all()?;
+        }
+        Ok(())
+    }
+}

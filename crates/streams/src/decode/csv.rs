@@ -1,0 +1,234 @@
+//! CSV with a header row. Each record must fit on one line. Every field is first read as
+//! text, then converted column by column with Arrow's cast kernels, so a bad value is found
+//! per row without failing the batch. Timestamps may be RFC 3339 or integer epoch
+//! milliseconds. Empty fields are NULL. Columns missing from the header are NULL; extra
+//! columns are ignored.
+
+use super::checks::{finish, lenient_schema};
+use super::{Decoded, Reject, RejectCode, split_lines};
+use crate::def::StreamDef;
+use crate::error::{Result, StreamError};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_cast::cast::{CastOptions, cast_with_options};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use std::sync::Arc;
+
+/// Decodes CSV records for one stream, given the file's header.
+pub struct CsvDecoder {
+    def: StreamDef,
+    lenient: SchemaRef,
+    schema: SchemaRef,
+    text_schema: SchemaRef,
+    /// For each stream column, its position in the header.
+    positions: Vec<Option<usize>>,
+}
+
+impl CsvDecoder {
+    /// A decoder for files whose first line is `header`.
+    pub fn new(def: &StreamDef, header: &[u8]) -> Result<CsvDecoder> {
+        let header = std::str::from_utf8(header)
+            .map_err(|_| StreamError::BadInput("CSV header is not UTF-8".into()))?;
+        let names: Vec<String> = header
+            .trim_end_matches(['\r', '\n'])
+            .split(',')
+            .map(|n| n.trim().trim_matches('"').to_string())
+            .collect();
+        let positions: Vec<Option<usize>> = def
+            .columns
+            .iter()
+            .map(|c| {
+                names
+                    .iter()
+                    .position(|n| *n == c.name)
+                    .or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(&c.name)))
+            })
+            .collect();
+        if positions.iter().all(Option::is_none) {
+            return Err(StreamError::BadInput(format!(
+                "the CSV header names none of the columns of stream `{}` (header: {header:?})",
+                def.name
+            )));
+        }
+        let text_schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, _)| Field::new(format!("c{i}"), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(CsvDecoder {
+            def: def.clone(),
+            lenient: lenient_schema(def),
+            schema: def.schema(),
+            text_schema,
+            positions,
+        })
+    }
+
+    /// Decode records (no header) starting at 1-based line `first_line` of their source.
+    pub fn decode(&self, text: &[u8], first_line: u64) -> Result<Decoded> {
+        let mut rejects = Vec::new();
+        let lines = split_lines(text, first_line, &mut rejects);
+        let mut batches = Vec::new();
+        let mut kept = Vec::with_capacity(lines.len());
+        if !lines.is_empty() {
+            self.decode_run(text, &lines, 0, lines.len(), &mut batches, &mut kept, &mut rejects)?;
+        }
+        let raw_batch = match batches.len() {
+            0 => None,
+            1 => batches.pop(),
+            _ => Some(arrow_select::concat::concat_batches(&self.text_schema, &batches)?),
+        };
+        let Some(raw_batch) = raw_batch else {
+            return finish(&self.def, &self.schema, None, rejects, |_| 0, |_| Vec::new());
+        };
+        // Convert each column; a value that does not convert rejects its row.
+        let rows = raw_batch.num_rows();
+        let mut wrong: Vec<Option<String>> = vec![None; rows];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.def.columns.len());
+        for (col, pos) in self.def.columns.iter().zip(&self.positions) {
+            let Some(pos) = pos else {
+                columns.push(arrow_array::new_null_array(&col.data_type, rows));
+                continue;
+            };
+            let text_col = raw_batch.column(*pos).as_string::<i32>();
+            let converted = convert(text_col, &col.data_type)?;
+            for (row, slot) in wrong.iter_mut().enumerate() {
+                if slot.is_none() && text_col.is_valid(row) && converted.is_null(row) {
+                    *slot = Some(format!(
+                        "column `{}`: cannot read {:?} as {}",
+                        col.name,
+                        text_col.value(row),
+                        col.sql_type
+                    ));
+                }
+            }
+            columns.push(converted);
+        }
+        let mut batch = RecordBatch::try_new(self.lenient.clone(), columns)?;
+        let mut rows_kept: Vec<usize> = kept;
+        if wrong.iter().any(Option::is_some) {
+            let keep: Vec<bool> = wrong.iter().map(Option::is_none).collect();
+            for (row, reason) in wrong.into_iter().enumerate() {
+                if let Some(reason) = reason {
+                    let (line, s, e) = lines[rows_kept[row]];
+                    rejects.push(Reject {
+                        code: RejectCode::WrongType,
+                        reason,
+                        line,
+                        raw: text[s..e].to_vec(),
+                    });
+                }
+            }
+            batch = arrow_select::filter::filter_record_batch(
+                &batch,
+                &arrow_array::BooleanArray::from(keep.clone()),
+            )?;
+            rows_kept = rows_kept
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(r, k)| k.then_some(r))
+                .collect();
+        }
+        finish(
+            &self.def,
+            &self.schema,
+            Some(batch),
+            rejects,
+            |row| lines[rows_kept[row]].0,
+            |row| text[lines[rows_kept[row]].1..lines[rows_kept[row]].2].to_vec(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decode_run(
+        &self,
+        text: &[u8],
+        lines: &[(u64, usize, usize)],
+        from: usize,
+        to: usize,
+        batches: &mut Vec<RecordBatch>,
+        kept: &mut Vec<usize>,
+        rejects: &mut Vec<Reject>,
+    ) -> Result<()> {
+        // Feed only the chosen lines: oversized and blank lines are left out.
+        let mut buf = Vec::new();
+        for &(_, s, e) in &lines[from..to] {
+            buf.extend_from_slice(&text[s..e]);
+            buf.push(b'\n');
+        }
+        match self.attempt(&buf, to - from) {
+            Ok(batch) => {
+                batches.push(batch);
+                kept.extend(from..to);
+            }
+            Err(reason) if to - from == 1 => {
+                let (line, s, e) = lines[from];
+                rejects.push(Reject {
+                    code: RejectCode::BadCsv,
+                    reason,
+                    line,
+                    raw: text[s..e].to_vec(),
+                });
+            }
+            Err(_) => {
+                let mid = from + (to - from) / 2;
+                self.decode_run(text, lines, from, mid, batches, kept, rejects)?;
+                self.decode_run(text, lines, mid, to, batches, kept, rejects)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn attempt(&self, buf: &[u8], expected: usize) -> std::result::Result<RecordBatch, String> {
+        let mut decoder = arrow_csv::ReaderBuilder::new(self.text_schema.clone())
+            .with_header(false)
+            .with_batch_size(expected + 1)
+            .build_decoder();
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match decoder.decode(rest) {
+                Ok(0) => break,
+                Ok(n) => rest = &rest[n..],
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        match decoder.flush() {
+            Ok(Some(b)) if b.num_rows() == expected => Ok(b),
+            Ok(_) => Err("a CSV record must fit on one line".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Text to the column's type; values that do not convert become NULL.
+fn convert(text: &StringArray, to: &DataType) -> Result<ArrayRef> {
+    if let DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz) = to {
+        let values: TimestampMillisecondArray = text
+            .iter()
+            .map(|v| v.and_then(parse_timestamp_ms))
+            .collect();
+        return Ok(Arc::new(values.with_timezone_opt(tz.clone())));
+    }
+    let options = CastOptions {
+        safe: true,
+        ..CastOptions::default()
+    };
+    Ok(cast_with_options(text, to, &options)?)
+}
+
+/// An RFC 3339 timestamp or integer epoch milliseconds.
+pub(crate) fn parse_timestamp_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    arrow_cast::parse::string_to_datetime(&chrono_utc(), s)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+fn chrono_utc() -> arrow_array::timezone::Tz {
+    "+00:00".parse().expect("UTC offset parses")
+}

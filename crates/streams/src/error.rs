@@ -1,0 +1,89 @@
+//! Errors of stream management and ingest, named by who must act.
+
+use freshet_log::LogError;
+
+/// Everything that can go wrong managing streams or ingesting into them.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The user wrote DDL Freshet cannot accept; the message points at the problem.
+    #[error("{0}")]
+    BadDdl(String),
+    /// A statement names a stream that does not exist.
+    #[error("unknown stream `{0}`")]
+    UnknownStream(String),
+    /// CREATE STREAM for a name already taken.
+    #[error("stream `{0}` already exists")]
+    StreamExists(String),
+    /// The user's input cannot be read at all (as opposed to single bad rows, which go to
+    /// the dead-letter stream).
+    #[error("bad input: {0}")]
+    BadInput(String),
+    /// A named limit was exceeded; nothing was appended.
+    #[error("{what} of {actual} exceeds the limit of {max} ({limit})")]
+    Limit {
+        /// What was measured.
+        what: &'static str,
+        /// The measured value.
+        actual: u64,
+        /// The limit.
+        max: u64,
+        /// The limit's name in `freshet_types::limits`.
+        limit: &'static str,
+    },
+    /// The data directory is in use by another Freshet process.
+    #[error("data directory {path} is in use by another freshet process (lock file {path}/LOCK)")]
+    Locked {
+        /// The data directory.
+        path: String,
+    },
+    /// The catalog file could not be read or written.
+    #[error("catalog {path}: {detail}")]
+    Catalog {
+        /// The catalog file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The log failed (I/O, corruption, a failed sync).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An I/O error outside the log (reading an input file, the lock file).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A retry of a request whose first attempt is still being applied.
+    #[error("a request with idempotency key {0:?} is still being applied; retry later")]
+    IdempotencyInFlight(String),
+    /// Internal invariant violated while encoding or decoding Arrow data.
+    #[error("internal Arrow error: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+impl StreamError {
+    /// Whether trying again later, unchanged, may succeed.
+    pub fn retriable(&self) -> bool {
+        match self {
+            StreamError::Log(e) => e.retriable(),
+            StreamError::Io { .. } | StreamError::IdempotencyInFlight(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StreamError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl AsRef<std::path::Path>,
+) -> impl FnOnce(std::io::Error) -> StreamError {
+    let path = path.as_ref().display().to_string();
+    move |source| StreamError::Io { op, path, source }
+}

@@ -1,0 +1,354 @@
+//! An open stream: its partitions, its dead-letter log and its idempotency table.
+//!
+//! Appending is two steps so that the CPU work can run apart from the I/O: [`Stream::prepare`]
+//! splits good rows by partition and encodes one Arrow IPC payload per partition (and one
+//! dead-letter payload); [`Stream::commit`] appends those frames and makes them durable
+//! under the stream's fsync policy. Under `fsync = always` nothing is reported accepted
+//! before every frame of the request is on disk.
+
+use crate::decode::{Decoded, Reject};
+use crate::def::{FsyncMode, StreamDef};
+use crate::error::{Result, StreamError};
+use crate::idempotency::{Claim, IdempotencyTable};
+use crate::{dlq, partitioner, payload};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMillisecondType;
+use freshet_log::{AppendRecord, Partition, ProducerTag, RecoveryReport, Storage};
+use freshet_types::limits::HTTP_REJECTS_LISTED_MAX;
+use freshet_types::{EventTime, IngestTime, Offset};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One frame ready to append.
+#[derive(Debug, Clone)]
+pub struct PreparedFrame {
+    /// Target partition (ignored for the dead-letter frame).
+    pub partition: u32,
+    /// Arrow IPC payload.
+    pub payload: Vec<u8>,
+    /// Rows in it.
+    pub rows: u32,
+    /// Event-time bounds.
+    pub min_event_time: i64,
+    /// Event-time bounds.
+    pub max_event_time: i64,
+}
+
+/// The encoded form of one decoded chunk.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// One frame per partition that gets rows.
+    pub frames: Vec<PreparedFrame>,
+    /// The dead-letter frame, if any row was rejected.
+    pub dead_letters: Option<PreparedFrame>,
+    /// Good rows.
+    pub accepted: u64,
+    /// The rejected rows (kept for reporting).
+    pub rejects: Vec<Reject>,
+}
+
+/// A rejected row as reported to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectSummary {
+    /// 1-based line in the request body or file.
+    pub line: u64,
+    /// Stable reason code.
+    pub code: String,
+    /// Reason for people.
+    pub reason: String,
+}
+
+/// Offsets a commit wrote to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRange {
+    /// Partition index.
+    pub partition: u32,
+    /// First offset written.
+    pub start: u64,
+    /// One past the last offset written.
+    pub end: u64,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// Rows appended to the stream.
+    pub accepted: u64,
+    /// Rows sent to the dead-letter stream.
+    pub rejected: u64,
+    /// The first `HTTP_REJECTS_LISTED_MAX` rejected rows with their reasons.
+    pub rejects: Vec<RejectSummary>,
+    /// Whether the list of rejects was cut short (the count is always exact).
+    pub rejects_truncated: bool,
+    /// Where the rows went.
+    pub partitions: Vec<PartitionRange>,
+    /// Where the rejects went in the dead-letter log.
+    pub dead_letters: Option<PartitionRange>,
+    /// True when this is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Running totals since the stream was opened.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Rows accepted.
+    pub accepted: AtomicU64,
+    /// Rows rejected.
+    pub rejected: AtomicU64,
+    /// Payload bytes appended.
+    pub bytes: AtomicU64,
+}
+
+/// An open stream.
+pub struct Stream {
+    def: StreamDef,
+    dir: PathBuf,
+    partitions: Vec<Arc<Partition>>,
+    dead_letters: Arc<Partition>,
+    round_robin: AtomicU32,
+    idempotency: Mutex<IdempotencyTable>,
+    counters: StreamCounters,
+}
+
+impl Stream {
+    /// Open (and recover) the stream's partitions under `dir`.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        def: StreamDef,
+        dir: PathBuf,
+    ) -> Result<(Stream, Vec<(PathBuf, RecoveryReport)>)> {
+        let config = def.partition_config();
+        let mut reports = Vec::new();
+        let mut partitions = Vec::new();
+        for p in 0..def.partitions {
+            let pdir = dir.join(p.to_string());
+            let (partition, report) = Partition::open(storage.clone(), &pdir, config.clone())?;
+            reports.push((pdir, report));
+            partitions.push(Arc::new(partition));
+        }
+        let ddir = dir.join("dlq");
+        let (dead_letters, report) = Partition::open(storage, &ddir, config)?;
+        reports.push((ddir, report));
+        let idempotency = IdempotencyTable::open(&dir)?;
+        Ok((
+            Stream {
+                def,
+                dir,
+                partitions,
+                dead_letters: Arc::new(dead_letters),
+                round_robin: AtomicU32::new(0),
+                idempotency: Mutex::new(idempotency),
+                counters: StreamCounters::default(),
+            },
+            reports,
+        ))
+    }
+
+    /// The stream's definition.
+    pub fn def(&self) -> &StreamDef {
+        &self.def
+    }
+
+    /// The stream's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The partitions, by index.
+    pub fn partitions(&self) -> &[Arc<Partition>] {
+        &self.partitions
+    }
+
+    /// The dead-letter log.
+    pub fn dead_letters(&self) -> &Arc<Partition> {
+        &self.dead_letters
+    }
+
+    /// Totals since open.
+    pub fn counters(&self) -> &StreamCounters {
+        &self.counters
+    }
+
+    /// Split and encode a decoded chunk (CPU only; no I/O).
+    pub fn prepare(&self, decoded: Decoded, source: &str) -> Result<Prepared> {
+        let mut prepared = Prepared {
+            accepted: decoded.accepted() as u64,
+            ..Prepared::default()
+        };
+        if let Some(batch) = &decoded.batch {
+            let rr = self.round_robin.fetch_add(1, Ordering::Relaxed);
+            let parts = partitioner::split(
+                batch,
+                self.def.partition_key_index(),
+                self.def.partitions,
+                rr,
+            )?;
+            let et = self.def.event_time_index();
+            for (p, part) in parts.into_iter().enumerate() {
+                let Some(part) = part else { continue };
+                let times = part.column(et).as_primitive::<TimestampMillisecondType>();
+                let min = arrow_arith::aggregate::min(times).expect("event times are non-null");
+                let max = arrow_arith::aggregate::max(times).expect("event times are non-null");
+                let mut bytes = Vec::new();
+                payload::encode(&part, &mut bytes)?;
+                prepared.frames.push(PreparedFrame {
+                    partition: p as u32,
+                    payload: bytes,
+                    rows: part.num_rows() as u32,
+                    min_event_time: min,
+                    max_event_time: max,
+                });
+            }
+        }
+        if !decoded.rejects.is_empty() {
+            let now = IngestTime::now().0;
+            let batch = dlq::to_batch(source, &decoded.rejects, now)?;
+            let mut bytes = Vec::new();
+            payload::encode(&batch, &mut bytes)?;
+            prepared.dead_letters = Some(PreparedFrame {
+                partition: 0,
+                payload: bytes,
+                rows: decoded.rejects.len() as u32,
+                min_event_time: now,
+                max_event_time: now,
+            });
+        }
+        prepared.rejects = decoded.rejects;
+        Ok(prepared)
+    }
+
+    /// Append prepared frames and make them durable per the fsync policy. With an
+    /// idempotency key, a request already applied is answered from its stored outcome.
+    pub fn commit(&self, prepared: Prepared, key: Option<&str>) -> Result<AppendOutcome> {
+        let Some(key) = key else {
+            return self.commit_frames(prepared, None);
+        };
+        let claim = self
+            .idempotency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .claim(key)?;
+        if let Claim::Replay(outcome) = claim {
+            return Ok(*outcome);
+        }
+        let parts = prepared.frames.len() + usize::from(prepared.dead_letters.is_some());
+        let tag = ProducerTag {
+            id: xxhash_rust::xxh3::xxh3_128(key.as_bytes()).max(1),
+            parts: parts.min(usize::from(u16::MAX)) as u16,
+        };
+        let result = self.commit_frames(prepared, Some(tag));
+        let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(outcome) => table.complete(key, outcome)?,
+            Err(_) => table.abandon(key),
+        }
+        result
+    }
+
+    fn commit_frames(&self, prepared: Prepared, tag: Option<ProducerTag>) -> Result<AppendOutcome> {
+        let ingest_time = IngestTime::now();
+        let mut outcome = AppendOutcome {
+            accepted: prepared.accepted,
+            rejected: prepared.rejects.len() as u64,
+            rejects_truncated: prepared.rejects.len() > HTTP_REJECTS_LISTED_MAX,
+            rejects: prepared
+                .rejects
+                .iter()
+                .take(HTTP_REJECTS_LISTED_MAX)
+                .map(|r| RejectSummary {
+                    line: r.line,
+                    code: r.code.as_str().to_string(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            ..AppendOutcome::default()
+        };
+        let mut touched: Vec<(&Arc<Partition>, Offset)> = Vec::new();
+        let mut bytes = 0u64;
+        for frame in &prepared.frames {
+            let partition = self.partitions.get(frame.partition as usize).ok_or_else(|| {
+                StreamError::BadInput(format!("partition {} does not exist", frame.partition))
+            })?;
+            let appended = partition.append(&record(frame, ingest_time, tag))?;
+            bytes += frame.payload.len() as u64;
+            outcome.partitions.push(PartitionRange {
+                partition: frame.partition,
+                start: appended.base_offset.0,
+                end: appended.end_offset.0,
+            });
+            touched.push((partition, appended.end_offset));
+        }
+        if let Some(frame) = &prepared.dead_letters {
+            let appended = self.dead_letters.append(&record(frame, ingest_time, tag))?;
+            outcome.dead_letters = Some(PartitionRange {
+                partition: 0,
+                start: appended.base_offset.0,
+                end: appended.end_offset.0,
+            });
+            touched.push((&self.dead_letters, appended.end_offset));
+        }
+        self.settle(&touched)?;
+        self.counters
+            .accepted
+            .fetch_add(outcome.accepted, Ordering::Relaxed);
+        self.counters
+            .rejected
+            .fetch_add(outcome.rejected, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    /// Apply the fsync policy to the partitions a commit touched.
+    fn settle(&self, touched: &[(&Arc<Partition>, Offset)]) -> Result<()> {
+        match self.def.options.fsync {
+            FsyncMode::Always if touched.len() > 1 => {
+                // Sync the partitions in parallel: each is its own file.
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = touched
+                        .iter()
+                        .map(|(p, end)| s.spawn(move || p.sync_through(*end)))
+                        .collect();
+                    for h in handles {
+                        h.join().expect("a sync thread does not panic")?;
+                    }
+                    Ok::<(), freshet_log::LogError>(())
+                })?;
+            }
+            FsyncMode::Always => {
+                for (p, end) in touched {
+                    p.sync_through(*end)?;
+                }
+            }
+            FsyncMode::Interval => {
+                let every = std::time::Duration::from_millis(self.def.options.fsync_interval_ms);
+                for (p, _) in touched {
+                    p.sync_if_older_than(every)?;
+                }
+            }
+            FsyncMode::Never => {}
+        }
+        Ok(())
+    }
+
+    /// Make everything written so far durable (for shutdown and the interval flusher).
+    pub fn sync_all(&self) -> Result<()> {
+        for p in &self.partitions {
+            p.sync()?;
+        }
+        self.dead_letters.sync()?;
+        Ok(())
+    }
+}
+
+fn record(frame: &PreparedFrame, ingest_time: IngestTime, tag: Option<ProducerTag>) -> AppendRecord<'_> {
+    AppendRecord {
+        payload: &frame.payload,
+        record_count: frame.rows,
+        min_event_time: EventTime(frame.min_event_time),
+        max_event_time: EventTime(frame.max_event_time),
+        ingest_time,
+        tag,
+    }
+}

@@ -1,0 +1,155 @@
+//! Freshet's vocabulary, defined once (DESIGN §2) and shared by every crate.
+//!
+//! Each word here has exactly one meaning. Offsets are dense positions in one partition;
+//! event time is the timestamp inside an event; ingest time is when the log accepted it.
+//! Times are milliseconds since the Unix epoch, UTC.
+//!
+//! This crate has no logic beyond small invariant-checking constructors, and no heavy
+//! dependencies, so that every other crate can use it.
+#![deny(missing_docs)]
+
+pub mod limits;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Position of an event in one partition of a stream: dense, starting at 0.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Offset(pub u64);
+
+impl Offset {
+    /// The offset `n` records after this one.
+    pub fn plus(self, n: u64) -> Offset {
+        Offset(self.0 + n)
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Index of a partition within a stream (0-based).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct PartitionId(pub u32);
+
+impl fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The timestamp carried inside an event, in milliseconds since the epoch.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct EventTime(pub i64);
+
+/// When the log accepted an event, in milliseconds since the epoch.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct IngestTime(pub i64);
+
+impl IngestTime {
+    /// The wall-clock time now.
+    pub fn now() -> IngestTime {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        IngestTime(ms)
+    }
+}
+
+/// "No more events with event time < W are expected." Never moves backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Watermark(pub i64);
+
+impl Watermark {
+    /// The watermark before any event has been seen.
+    pub const MIN: Watermark = Watermark(i64::MIN);
+    /// The watermark at the end of a bounded stream: every window is complete.
+    pub const MAX: Watermark = Watermark(i64::MAX);
+
+    /// Advance to `next`, which must not be earlier. A watermark moving backwards is a bug.
+    pub fn advance(&mut self, next: Watermark) {
+        assert!(
+            next >= *self,
+            "watermark must never move backwards: {} -> {}",
+            self.0,
+            next.0
+        );
+        *self = next;
+    }
+}
+
+/// A half-open event-time interval `[start, end)`, end exclusive; `end > start` always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Window {
+    start: i64,
+    end: i64,
+}
+
+impl Window {
+    /// A window `[start, end)`. Panics if `end <= start`: such a window is a bug upstream.
+    pub fn new(start: i64, end: i64) -> Window {
+        assert!(end > start, "window end {end} must be after its start {start}");
+        Window { start, end }
+    }
+    /// First millisecond inside the window.
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+    /// First millisecond after the window.
+    pub fn end(&self) -> i64 {
+        self.end
+    }
+    /// Whether `t` lies in `[start, end)`.
+    pub fn contains(&self, t: EventTime) -> bool {
+        t.0 >= self.start && t.0 < self.end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_advances_forward() {
+        let mut w = Watermark::MIN;
+        w.advance(Watermark(5));
+        w.advance(Watermark(5));
+        assert_eq!(w, Watermark(5));
+    }
+
+    #[test]
+    #[should_panic(expected = "never move backwards")]
+    fn watermark_backwards_panics() {
+        let mut w = Watermark(10);
+        w.advance(Watermark(9));
+    }
+
+    #[test]
+    #[should_panic(expected = "must be after its start")]
+    fn empty_window_panics() {
+        Window::new(3, 3);
+    }
+
+    #[test]
+    fn window_is_half_open() {
+        let w = Window::new(0, 10);
+        assert!(w.contains(EventTime(0)));
+        assert!(!w.contains(EventTime(10)));
+    }
+}

@@ -1,0 +1,53 @@
+//! Every bound Freshet enforces, named once. Over-limit input gets a typed error that names
+//! the limit; nothing here is silently truncated.
+
+/// Largest single encoded row accepted at ingest (one NDJSON line or CSV record), in bytes.
+/// Larger rows go to the dead-letter stream with reason `row_too_large`.
+pub const ROW_BYTES_MAX: usize = 1024 * 1024;
+
+/// Largest HTTP request body accepted by the ingest endpoint, in bytes (413 above it).
+pub const HTTP_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Most rows one HTTP ingest request may carry (413 above it; nothing is appended).
+pub const HTTP_ROWS_PER_REQUEST_MAX: usize = 100_000;
+
+/// Rows decoded into one Arrow batch at ingest. Also the most records in one log frame
+/// written by file ingest.
+pub const INGEST_BATCH_ROWS: usize = 16 * 1024;
+
+/// Bytes of input text handed to one decoding task during file ingest.
+pub const INGEST_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Decoded chunks waiting to be appended during file ingest (bounds memory).
+pub const INGEST_PIPELINE_DEPTH: usize = 4;
+
+/// Largest frame payload the log accepts, in bytes. A frame is read whole into memory.
+pub const FRAME_PAYLOAD_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default size at which a log segment is sealed and a new one started, in bytes.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Bytes of log between two entries of a segment's sparse offset index.
+pub const INDEX_INTERVAL_BYTES: u64 = 64 * 1024;
+
+/// Most partitions a stream may declare.
+pub const PARTITIONS_MAX: u32 = 1024;
+
+/// Idempotency keys remembered per stream; the oldest are forgotten first.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 100_000;
+
+/// Longest idempotency key accepted, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 256;
+
+/// Raw bytes of a rejected row kept in the dead-letter stream; longer rows are cut here
+/// and marked truncated (the reason and source position are always kept whole).
+pub const DLQ_RAW_BYTES_MAX: usize = 64 * 1024;
+
+/// Rejected rows listed one by one in an HTTP ingest response; the count is always exact.
+pub const HTTP_REJECTS_LISTED_MAX: usize = 1_000;
+
+/// Earliest event time accepted at ingest: 1900-01-01T00:00:00Z, in ms since the epoch.
+pub const EVENT_TIME_MIN_MS: i64 = -2_208_988_800_000;
+
+/// Latest event time accepted at ingest: 2999-12-31T23:59:59.999Z, in ms since the epoch.
+pub const EVENT_TIME_MAX_MS: i64 = 32_503_679_999_999;
