@@ -54,7 +54,8 @@ impl Catalog {
     pub fn save(&self, root: &Path) -> Result<()> {
         let path = root.join(FILE);
         let tmp: PathBuf = root.join(format!("{FILE}.tmp"));
-        let text = serde_json::to_vec_pretty(self).map_err(|e| catalog_err(&path, e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(self).map_err(|e| catalog_err(&path, e.to_string()))?;
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&text)?;

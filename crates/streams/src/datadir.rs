@@ -215,7 +215,23 @@ impl DataDir {
         })
     }
 
-    /// Sync every open stream (shutdown, interval flushing).
+    /// Sync the open streams whose policy is `fsync = 'interval'` (called periodically).
+    pub fn sync_interval_streams(&self) -> Result<()> {
+        let open: Vec<Arc<Stream>> = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.def().options.fsync == crate::def::FsyncMode::Interval)
+            .cloned()
+            .collect();
+        for s in open {
+            s.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Sync every open stream (shutdown).
     pub fn sync_all(&self) -> Result<()> {
         let open: Vec<Arc<Stream>> = self
             .open

@@ -96,10 +96,14 @@ pub fn parse_stream_statement(sql: &str) -> Result<Option<StreamStatement>> {
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .collect();
     let (verb, stream_tok) = match words.as_slice() {
-        [first, second, ..] if is_word(&first.token, "create") && is_word(&second.token, "stream") => {
+        [first, second, ..]
+            if is_word(&first.token, "create") && is_word(&second.token, "stream") =>
+        {
             ("create", *second)
         }
-        [first, second, ..] if is_word(&first.token, "drop") && is_word(&second.token, "stream") => {
+        [first, second, ..]
+            if is_word(&first.token, "drop") && is_word(&second.token, "stream") =>
+        {
             ("drop", *second)
         }
         _ => return Ok(None),
@@ -129,7 +133,9 @@ pub fn parse_stream_statement(sql: &str) -> Result<Option<StreamStatement>> {
             ..
         } => {
             let [name] = names.as_slice() else {
-                return Err(StreamError::BadDdl("DROP STREAM takes one stream name".into()));
+                return Err(StreamError::BadDdl(
+                    "DROP STREAM takes one stream name".into(),
+                ));
             };
             Ok(Some(StreamStatement::Drop {
                 name: object_name(name)?,
@@ -412,9 +418,7 @@ fn build_def(
         };
         let key = key.value.to_ascii_lowercase();
         let text = option_text(value);
-        let bad = |what: &str| {
-            StreamError::BadDdl(format!("option {key} = {value}: {what}"))
-        };
+        let bad = |what: &str| StreamError::BadDdl(format!("option {key} = {value}: {what}"));
         match key.as_str() {
             "partitions" => {
                 partitions = text
@@ -676,7 +680,9 @@ mod tests {
 
     #[test]
     fn partition_key_not_in_schema() {
-        let e = err("CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (partition_key = 'nope')");
+        let e = err(
+            "CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (partition_key = 'nope')",
+        );
         assert!(e.contains("partition_key `nope` is not a column"), "{e}");
     }
 
@@ -686,7 +692,9 @@ mod tests {
         assert!(e.contains("partitions"), "{e}");
         let e = err("CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (colour = 'red')");
         assert!(e.contains("unknown stream option `colour`"), "{e}");
-        let e = err("CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (fsync = 'sometimes')");
+        let e = err(
+            "CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (fsync = 'sometimes')",
+        );
         assert!(e.contains("fsync"), "{e}");
     }
 

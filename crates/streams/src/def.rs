@@ -143,10 +143,17 @@ impl StreamDef {
                 self.partition_key.as_deref().unwrap_or("(round-robin)")
             ),
             format!("fsync={:?}", o.fsync).to_lowercase(),
-            format!("watermark={} - {}", self.event_time, format_duration(Duration::from_millis(self.watermark_delay_ms))),
+            format!(
+                "watermark={} - {}",
+                self.event_time,
+                format_duration(Duration::from_millis(self.watermark_delay_ms))
+            ),
         ];
         if let Some(age) = o.retention_age_ms {
-            parts.push(format!("retention_age={}", format_duration(Duration::from_millis(age))));
+            parts.push(format!(
+                "retention_age={}",
+                format_duration(Duration::from_millis(age))
+            ));
         }
         if let Some(bytes) = o.retention_bytes {
             parts.push(format!("retention_bytes={bytes}"));

@@ -41,8 +41,12 @@ pub fn schema() -> SchemaRef {
 pub fn to_batch(source: &str, rejects: &[Reject], ingest_time_ms: i64) -> Result<RecordBatch> {
     let n = rejects.len();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(source, n))),
-        Arc::new(UInt64Array::from_iter_values(rejects.iter().map(|r| r.line))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            source, n,
+        ))),
+        Arc::new(UInt64Array::from_iter_values(
+            rejects.iter().map(|r| r.line),
+        )),
         Arc::new(StringArray::from_iter_values(
             rejects.iter().map(|r| r.code.as_str()),
         )),

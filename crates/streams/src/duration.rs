@@ -15,7 +15,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("cannot read {original:?} as a duration (like '4s' or '100ms')"));
+            return Err(format!(
+                "cannot read {original:?} as a duration (like '4s' or '100ms')"
+            ));
         }
         let value: f64 = rest[..digits]
             .parse()
@@ -47,7 +49,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Render a duration the way `parse_duration` reads it.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms >= per && ms % per == 0 {
             return format!("{}{unit}", ms / per);
         }
@@ -63,8 +70,14 @@ mod tests {
     fn parses_common_forms() {
         assert_eq!(parse_duration("4s").unwrap(), Duration::from_secs(4));
         assert_eq!(parse_duration("4").unwrap(), Duration::from_secs(4));
-        assert_eq!(parse_duration("100 ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("2 MINUTES").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            parse_duration("100 ms").unwrap(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            parse_duration("2 MINUTES").unwrap(),
+            Duration::from_secs(120)
+        );
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("fast").is_err());
@@ -73,7 +86,11 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for d in [Duration::from_secs(4), Duration::from_millis(1500), Duration::from_secs(86400)] {
+        for d in [
+            Duration::from_secs(4),
+            Duration::from_millis(1500),
+            Duration::from_secs(86400),
+        ] {
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
         }
     }

@@ -234,7 +234,11 @@ fn run_pipeline(
                 if let Err(e) = prepared.and_then(|p| commit(p, bytes)) {
                     failure = Some(e);
                     // Stop the reader: dropping the receiver ends its sends.
-                    chunk_rx.lock().unwrap_or_else(|e| e.into_inner()).try_iter().for_each(drop);
+                    chunk_rx
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .try_iter()
+                        .for_each(drop);
                 }
             }
             if failure.is_some() {
@@ -259,13 +263,11 @@ fn read_chunks(mut file: std::fs::File, mut line: u64, tx: SyncSender<Chunk>) ->
         buf.resize(start + INGEST_CHUNK_BYTES, 0);
         let mut filled = start;
         while filled < buf.len() {
-            let n = file
-                .read(&mut buf[filled..])
-                .map_err(|e| StreamError::Io {
-                    op: "read",
-                    path: "input file".into(),
-                    source: e,
-                })?;
+            let n = file.read(&mut buf[filled..]).map_err(|e| StreamError::Io {
+                op: "read",
+                path: "input file".into(),
+                source: e,
+            })?;
             if n == 0 {
                 break;
             }

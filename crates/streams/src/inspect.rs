@@ -7,7 +7,9 @@ use crate::def::StreamDef;
 use crate::dlq::{self, DeadLetter};
 use crate::error::{Result, StreamError};
 use crate::payload;
-use freshet_log::{FileStorage, PartitionReader, VerifyReport, inspect_partition, verify_partition};
+use freshet_log::{
+    FileStorage, PartitionReader, VerifyReport, inspect_partition, verify_partition,
+};
 use freshet_types::Offset;
 use serde::Serialize;
 use std::path::Path;

@@ -6,9 +6,7 @@
 //! text as its UTF-8 bytes. NULL keys go to partition 0.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Int8Type, Int16Type, Int32Type, Int64Type, TimestampMillisecondType,
-};
+use arrow_array::types::{Int8Type, Int16Type, Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
 use xxhash_rust::xxh3::xxh3_64;
@@ -50,15 +48,21 @@ pub fn assign(key: &ArrayRef, partitions: u32) -> Vec<u32> {
     match key.data_type() {
         DataType::Int64 => by_i64(key.as_primitive::<Int64Type>().iter(), partitions),
         DataType::Int32 => by_i64(
-            key.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from)),
+            key.as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(i64::from)),
             partitions,
         ),
         DataType::Int16 => by_i64(
-            key.as_primitive::<Int16Type>().iter().map(|v| v.map(i64::from)),
+            key.as_primitive::<Int16Type>()
+                .iter()
+                .map(|v| v.map(i64::from)),
             partitions,
         ),
         DataType::Int8 => by_i64(
-            key.as_primitive::<Int8Type>().iter().map(|v| v.map(i64::from)),
+            key.as_primitive::<Int8Type>()
+                .iter()
+                .map(|v| v.map(i64::from)),
             partitions,
         ),
         DataType::Timestamp(TimeUnit::Millisecond, _) => by_i64(
@@ -131,14 +135,19 @@ mod tests {
     #[test]
     fn split_keeps_every_row_once_and_in_order() {
         let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1000));
-        let vals: ArrayRef = Arc::new(StringArray::from_iter_values((0..1000).map(|i| i.to_string())));
+        let vals: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| i.to_string()),
+        ));
         let batch = RecordBatch::try_from_iter([("k", keys), ("v", vals)]).unwrap();
         let parts = split(&batch, Some(0), 4, 0).unwrap();
         let mut seen = Vec::new();
         for p in parts.iter().flatten() {
             let k = p.column(0).as_primitive::<Int64Type>();
             let v: Vec<i64> = k.values().to_vec();
-            assert!(v.windows(2).all(|w| w[0] < w[1]), "order kept within a partition");
+            assert!(
+                v.windows(2).all(|w| w[0] < w[1]),
+                "order kept within a partition"
+            );
             seen.extend(v);
         }
         seen.sort();

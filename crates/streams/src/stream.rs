@@ -268,9 +268,12 @@ impl Stream {
         let mut touched: Vec<(&Arc<Partition>, Offset)> = Vec::new();
         let mut bytes = 0u64;
         for frame in &prepared.frames {
-            let partition = self.partitions.get(frame.partition as usize).ok_or_else(|| {
-                StreamError::BadInput(format!("partition {} does not exist", frame.partition))
-            })?;
+            let partition = self
+                .partitions
+                .get(frame.partition as usize)
+                .ok_or_else(|| {
+                    StreamError::BadInput(format!("partition {} does not exist", frame.partition))
+                })?;
             let appended = partition.append(&record(frame, ingest_time, tag))?;
             bytes += frame.payload.len() as u64;
             outcome.partitions.push(PartitionRange {
@@ -342,7 +345,11 @@ impl Stream {
     }
 }
 
-fn record(frame: &PreparedFrame, ingest_time: IngestTime, tag: Option<ProducerTag>) -> AppendRecord<'_> {
+fn record(
+    frame: &PreparedFrame,
+    ingest_time: IngestTime,
+    tag: Option<ProducerTag>,
+) -> AppendRecord<'_> {
     AppendRecord {
         payload: &frame.payload,
         record_count: frame.rows,

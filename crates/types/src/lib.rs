@@ -104,7 +104,10 @@ pub struct Window {
 impl Window {
     /// A window `[start, end)`. Panics if `end <= start`: such a window is a bug upstream.
     pub fn new(start: i64, end: i64) -> Window {
-        assert!(end > start, "window end {end} must be after its start {start}");
+        assert!(
+            end > start,
+            "window end {end} must be after its start {start}"
+        );
         Window { start, end }
     }
     /// First millisecond inside the window.

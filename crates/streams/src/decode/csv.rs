@@ -73,15 +73,33 @@ impl CsvDecoder {
         let mut batches = Vec::new();
         let mut kept = Vec::with_capacity(lines.len());
         if !lines.is_empty() {
-            self.decode_run(text, &lines, 0, lines.len(), &mut batches, &mut kept, &mut rejects)?;
+            self.decode_run(
+                text,
+                &lines,
+                0,
+                lines.len(),
+                &mut batches,
+                &mut kept,
+                &mut rejects,
+            )?;
         }
         let raw_batch = match batches.len() {
             0 => None,
             1 => batches.pop(),
-            _ => Some(arrow_select::concat::concat_batches(&self.text_schema, &batches)?),
+            _ => Some(arrow_select::concat::concat_batches(
+                &self.text_schema,
+                &batches,
+            )?),
         };
         let Some(raw_batch) = raw_batch else {
-            return finish(&self.def, &self.schema, None, rejects, |_| 0, |_| Vec::new());
+            return finish(
+                &self.def,
+                &self.schema,
+                None,
+                rejects,
+                |_| 0,
+                |_| Vec::new(),
+            );
         };
         // Convert each column; a value that does not convert rejects its row.
         let rows = raw_batch.num_rows();

@@ -160,9 +160,15 @@ mod tests {
              {{\"id\":9,\"ts\":\"not a time\"}}\n\
              {{\"id\":10,\"ts\":2}}\r\n"
         );
-        let d = NdjsonDecoder::new(&def()).decode(text.as_bytes(), 1).unwrap();
+        let d = NdjsonDecoder::new(&def())
+            .decode(text.as_bytes(), 1)
+            .unwrap();
         let batch = d.batch.unwrap();
-        let ids: Vec<i64> = batch.column(0).as_primitive::<Int64Type>().values().to_vec();
+        let ids: Vec<i64> = batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![1, 2, 10]);
         let ts = batch.column(2).as_primitive::<TimestampMillisecondType>();
         assert_eq!(ts.value(0), 1_436_918_400_000);
@@ -183,7 +189,11 @@ mod tests {
             ]
         );
         assert_eq!(d.rejects[1].raw, br#"{"id":"four","ts":1}"#);
-        assert!(d.rejects[2].reason.contains("`id`"), "{}", d.rejects[2].reason);
+        assert!(
+            d.rejects[2].reason.contains("`id`"),
+            "{}",
+            d.rejects[2].reason
+        );
     }
 
     #[test]
@@ -193,7 +203,11 @@ mod tests {
         let text = b"2015-07-15T00:00:00Z,1,a\n1436918400001,2,\nnope,3,c\n5,x,d\n1,2,3,4\n6,,e\n";
         let d = dec.decode(text, 2).unwrap();
         let batch = d.batch.unwrap();
-        let ids: Vec<i64> = batch.column(0).as_primitive::<Int64Type>().values().to_vec();
+        let ids: Vec<i64> = batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![1, 2]);
         assert!(batch.column(1).is_null(1), "empty field is NULL");
         let got: Vec<(u64, RejectCode)> = d.rejects.iter().map(|r| (r.line, r.code)).collect();

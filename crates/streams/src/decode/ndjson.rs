@@ -44,14 +44,25 @@ impl NdjsonDecoder {
             let boundary = i == lines.len()
                 || (i > run_start && !contiguous(text, lines[i - 1].2, lines[i].1));
             if boundary && i > run_start {
-                self.decode_run(text, &lines, run_start, i, &mut batches, &mut kept, &mut rejects)?;
+                self.decode_run(
+                    text,
+                    &lines,
+                    run_start,
+                    i,
+                    &mut batches,
+                    &mut kept,
+                    &mut rejects,
+                )?;
                 run_start = i;
             }
         }
         let batch = match batches.len() {
             0 => None,
             1 => batches.pop(),
-            _ => Some(arrow_select::concat::concat_batches(&self.lenient, &batches)?),
+            _ => Some(arrow_select::concat::concat_batches(
+                &self.lenient,
+                &batches,
+            )?),
         };
         finish(
             &self.def,
@@ -147,7 +158,9 @@ impl NdjsonDecoder {
 }
 
 fn contiguous(text: &[u8], prev_end: usize, next_start: usize) -> bool {
-    text[prev_end..next_start].iter().all(u8::is_ascii_whitespace)
+    text[prev_end..next_start]
+        .iter()
+        .all(u8::is_ascii_whitespace)
 }
 
 fn clean(e: arrow_schema::ArrowError) -> String {

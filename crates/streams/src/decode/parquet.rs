@@ -31,8 +31,7 @@ pub fn decode_parquet_file(
         ..CastOptions::default()
     };
     for batch in reader {
-        let batch = batch
-            .map_err(|e| StreamError::BadInput(format!("{}: {e}", path.display())))?;
+        let batch = batch.map_err(|e| StreamError::BadInput(format!("{}: {e}", path.display())))?;
         let rows = batch.num_rows();
         let mut wrong: Vec<Option<String>> = vec![None; rows];
         let mut columns: Vec<ArrayRef> = Vec::new();

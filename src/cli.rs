@@ -1,0 +1,260 @@
+//! Command-line flags, parsed by clap into plain structs. `main` converts them once into
+//! validated settings before any work starts.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Freshet: one engine for real-time and batch processing of event data.
+#[derive(Debug, Parser)]
+#[command(name = "freshet", version, about, long_about = None)]
+pub struct Cli {
+    /// Where streams, the catalog and results live.
+    #[arg(
+        long,
+        global = true,
+        env = "FRESHET_DATA_DIR",
+        default_value = "./freshet-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Log filter (tracing syntax), e.g. `info` or `freshet=debug`.
+    #[arg(long, global = true, env = "FRESHET_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the main job on embedded defaults: generate Nexmark events, create the streams,
+    /// ingest them through the real ingest path, and show the result.
+    Demo(DemoArgs),
+    /// Generate events (Nexmark) into NDJSON files or straight into streams.
+    Gen(GenArgs),
+    /// Run SQL statements (CREATE STREAM, DROP STREAM, SHOW STREAMS).
+    Sql(SqlArgs),
+    /// Ingest an NDJSON, CSV or Parquet file into a stream.
+    Ingest(IngestArgs),
+    /// List streams: partitions, end offsets, bytes, dead letters.
+    Streams(ListArgs),
+    /// Inspect the log.
+    Log(LogArgs),
+    /// Show a stream's dead-letter rows: reason, source position and raw bytes.
+    Dlq(DlqArgs),
+    /// Serve the HTTP API (ingest and health) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Load generators used by the benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Nexmark events to generate (all kinds).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Delete the data directory first if it already holds streams.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+/// `gen` sources.
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// The Nexmark auction workload (person, auction and bid events).
+    Nexmark(NexmarkArgs),
+}
+
+/// `gen` arguments.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// The generator.
+    #[command(subcommand)]
+    pub source: GenCommand,
+}
+
+/// Which Nexmark event kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Person events.
+    Person,
+    /// Auction events.
+    Auction,
+    /// Bid events.
+    Bid,
+}
+
+/// `gen nexmark` arguments.
+#[derive(Debug, Args)]
+pub struct NexmarkArgs {
+    /// Number of events to write (of the kinds selected by --only; all kinds otherwise).
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Write NDJSON here: a file with --only, else a directory that gets person.ndjson,
+    /// auction.ndjson and bid.ndjson.
+    #[arg(long, conflicts_with = "to_streams")]
+    pub out: Option<PathBuf>,
+    /// Append straight into the streams person, auction and bid of the data directory
+    /// (created with the Nexmark schema if missing).
+    #[arg(long)]
+    pub to_streams: bool,
+    /// Only this kind of event (the others still advance the event numbering).
+    #[arg(long, value_enum)]
+    pub only: Option<Kind>,
+    /// Pace the output at this many events per second of wall time (default: as fast as
+    /// possible).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Event-time rate: events per second of event time.
+    #[arg(long, default_value_t = 10_000)]
+    pub event_rate: u64,
+    /// Event time of the first event: RFC 3339, epoch ms, or `now`.
+    #[arg(long, default_value = "2015-07-15T00:00:00Z")]
+    pub base_time: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Partitions for streams created by --to-streams.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+}
+
+/// `sql` arguments.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The statement(s), separated by ';'.
+    #[arg(required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// Read statements from this file instead.
+    #[arg(short = 'f', long = "file", conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ingest` arguments.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Target stream.
+    pub stream: String,
+    /// Input file.
+    pub file: PathBuf,
+    /// Input format (default: from the file extension).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of listing commands.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Check every frame of every segment (CRC, offsets, indexes). Exit code 3 on damage.
+    Verify(VerifyArgs),
+}
+
+/// `log` arguments.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// What to inspect.
+    #[command(subcommand)]
+    pub command: LogCommand,
+}
+
+/// `log verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Stream to verify (default: all).
+    pub stream: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dlq` arguments.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// The stream whose dead letters to show.
+    pub stream: String,
+    /// First dead-letter offset to show.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Most rows to show.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7478")]
+    pub listen: String,
+}
+
+/// Benchmark load generators.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Send NDJSON lines of a file to the HTTP ingest endpoint and report throughput and
+    /// acknowledgement latency.
+    Http(BenchHttpArgs),
+    /// Measure the Nexmark generator alone (bids into Arrow batches).
+    Gen(BenchGenArgs),
+}
+
+/// `bench http` arguments.
+#[derive(Debug, Args)]
+pub struct BenchHttpArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7478")]
+    pub url: String,
+    /// Target stream.
+    #[arg(long)]
+    pub stream: String,
+    /// NDJSON file whose lines are sent (cycled).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Stop after this many requests in all.
+    #[arg(long, default_value_t = 1000)]
+    pub requests: u64,
+    /// Requests per second in all (default: as fast as the server answers).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench gen` arguments.
+#[derive(Debug, Args)]
+pub struct BenchGenArgs {
+    /// Events to generate.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

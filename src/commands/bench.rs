@@ -1,0 +1,198 @@
+//! Load generators for the benchmarks: `bench http` drives the HTTP ingest endpoint from
+//! a bounded pool of loopback clients; `bench gen` times the Nexmark generator alone.
+//! Every loop is bounded by a request or event count.
+
+use crate::cli::{BenchGenArgs, BenchHttpArgs};
+use crate::output;
+use anyhow::{Context, bail};
+use freshet_nexmark::{EventKind, Generator, GeneratorConfig};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most distinct request bodies prepared up front (cycled).
+const BODIES_MAX: usize = 64;
+
+#[derive(Serialize)]
+struct HttpResult {
+    requests: u64,
+    events: u64,
+    errors: u64,
+    seconds: f64,
+    events_per_second: f64,
+    requests_per_second: f64,
+    latency_ms_p50: f64,
+    latency_ms_p90: f64,
+    latency_ms_p99: f64,
+    latency_ms_max: f64,
+}
+
+pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
+    if args.batch == 0 || args.concurrency == 0 {
+        bail!("--batch and --concurrency must be positive");
+    }
+    let text = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let lines: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        bail!("{} holds no lines", args.file.display());
+    }
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..BODIES_MAX)
+            .map(|b| {
+                let mut body = Vec::new();
+                for i in 0..args.batch {
+                    body.extend_from_slice(lines[(b * args.batch + i) % lines.len()]);
+                    body.push(b'\n');
+                }
+                body
+            })
+            .collect(),
+    );
+    let url = format!(
+        "{}/v1/streams/{}/events",
+        args.url.trim_end_matches('/'),
+        args.stream
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.requests as usize)));
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for _ in 0..args.concurrency {
+        let (bodies, url, next, errors, latencies) = (
+            bodies.clone(),
+            url.clone(),
+            next.clone(),
+            errors.clone(),
+            latencies.clone(),
+        );
+        let (requests, rate) = (args.requests, args.rate);
+        threads.push(std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                // Open-loop pacing: latency counts from the scheduled send time, so a slow
+                // server cannot hide its queueing (no coordinated omission).
+                let scheduled = match rate {
+                    Some(r) => {
+                        let at = started + Duration::from_secs_f64(i as f64 / r as f64);
+                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                let body = &bodies[i as usize % bodies.len()];
+                let ok = agent
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .send(&body[..])
+                    .map(|mut r| {
+                        let _ = r.body_mut().read_to_vec();
+                        r.status().is_success()
+                    })
+                    .unwrap_or(false);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                mine.push(scheduled.elapsed().as_secs_f64() * 1e3);
+            }
+            latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(mine);
+        }));
+    }
+    for t in threads {
+        t.join().expect("a load thread does not panic");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
+    };
+    let requests = lat.len() as u64;
+    let errors = errors.load(Ordering::Relaxed);
+    let events = (requests - errors) * args.batch as u64;
+    let result = HttpResult {
+        requests,
+        events,
+        errors,
+        seconds,
+        events_per_second: events as f64 / seconds,
+        requests_per_second: requests as f64 / seconds,
+        latency_ms_p50: pct(0.50),
+        latency_ms_p90: pct(0.90),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: lat.last().copied().unwrap_or(0.0),
+    };
+    if args.json {
+        output::json(&result)?;
+    } else {
+        output::line(format!(
+            "{} requests ({} errors), {} events in {:.2}s: {:.0} events/s, {:.0} req/s; \
+             latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+            result.requests,
+            result.errors,
+            result.events,
+            result.seconds,
+            result.events_per_second,
+            result.requests_per_second,
+            result.latency_ms_p50,
+            result.latency_ms_p90,
+            result.latency_ms_p99,
+            result.latency_ms_max
+        ));
+    }
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn generator(args: BenchGenArgs) -> anyhow::Result<ExitCode> {
+    let config = GeneratorConfig {
+        max_events: Some(args.events),
+        ..GeneratorConfig::default()
+    };
+    let mut generator = Generator::new(config, 0, 1);
+    let started = Instant::now();
+    let mut bids = 0u64;
+    while let Some(b) = generator.next_batches(8192, Some(EventKind::Bid)) {
+        bids += b.get(EventKind::Bid).map_or(0, |b| b.num_rows() as u64);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let result = serde_json::json!({
+        "events": args.events, "bids": bids, "seconds": seconds,
+        "bids_per_second": bids as f64 / seconds,
+    });
+    if args.json {
+        output::json(&result)?;
+    } else {
+        output::line(format!(
+            "{bids} bids in {seconds:.3}s: {:.0} bids/s (one thread)",
+            bids as f64 / seconds
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

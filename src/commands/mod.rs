@@ -1,0 +1,32 @@
+//! One module per subcommand; `run` dispatches.
+
+mod bench;
+mod demo;
+mod gen_nexmark;
+mod ingest;
+mod inspect;
+mod sql;
+
+use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};
+use std::process::ExitCode;
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir;
+    match cli.command {
+        Command::Demo(args) => demo::run(&data_dir, args),
+        Command::Gen(args) => match args.source {
+            GenCommand::Nexmark(a) => gen_nexmark::run(&data_dir, a),
+        },
+        Command::Sql(args) => sql::run(&data_dir, args),
+        Command::Ingest(args) => ingest::run(&data_dir, args),
+        Command::Streams(args) => inspect::streams(&data_dir, args),
+        Command::Log(args) => match args.command {
+            LogCommand::Verify(a) => inspect::verify(&data_dir, a),
+        },
+        Command::Dlq(args) => inspect::dlq(&data_dir, args),
+        Command::Serve(args) => crate::server::run(&data_dir, args),
+        Command::Bench(BenchCommand::Http(a)) => bench::http(a),
+        Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
+    }
+}

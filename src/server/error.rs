@@ -1,0 +1,89 @@
+//! API errors: JSON bodies `{"error": {"code": ..., "message": ...}}` with stable codes.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use freshet_log::LogError;
+use freshet_streams::StreamError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        }));
+        let mut response = (self.status, body).into_response();
+        if let Some(s) = self.retry_after_s {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&s.to_string()).expect("digits are a valid header"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StreamError> for ApiError {
+    fn from(e: StreamError) -> Self {
+        let message = e.to_string();
+        match e {
+            StreamError::UnknownStream(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_stream", message)
+            }
+            StreamError::Limit { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", message)
+            }
+            StreamError::BadInput(_) | StreamError::BadDdl(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+            }
+            StreamError::IdempotencyInFlight(_) => ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::new(StatusCode::CONFLICT, "request_in_progress", message)
+            },
+            StreamError::Log(LogError::Io { .. } | LogError::Poisoned { .. })
+            | StreamError::Io { .. } => {
+                // Writes fail closed: nothing of this request was acknowledged.
+                tracing::error!(error = %message, "ingest failed: the log cannot be written");
+                ApiError {
+                    retry_after_s: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "log_unavailable",
+                        format!("the log cannot be written, nothing was accepted: {message}"),
+                    )
+                }
+            }
+            _ => {
+                tracing::error!(error = %message, "ingest failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see docs/http-api.md",
+    )
+}

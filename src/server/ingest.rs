@@ -1,0 +1,101 @@
+//! `POST /v1/streams/{name}/events`: an NDJSON body appended to a stream. Good rows are
+//! accepted even when others are rejected; the response lists the rejected rows with
+//! their reasons. With `Idempotency-Key`, a retried request is applied at most once.
+
+use super::App;
+use super::error::ApiError;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use freshet_streams::StreamError;
+use freshet_streams::decode::NdjsonDecoder;
+use freshet_types::limits::{
+    HTTP_BODY_BYTES_MAX, HTTP_ROWS_PER_REQUEST_MAX, IDEMPOTENCY_KEY_BYTES_MAX,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX);
+            Some(key.map(str::to_string).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_idempotency_key",
+                    format!(
+                        "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} visible ASCII characters"
+                    ),
+                )
+            })?)
+        }
+    };
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                freshet_types::IngestTime::now().0,
+                app.requests.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+    let bytes = axum::body::to_bytes(body, HTTP_BODY_BYTES_MAX)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit")
+            {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request body exceeds the limit of {HTTP_BODY_BYTES_MAX} bytes \
+                         (HTTP_BODY_BYTES_MAX); nothing was accepted; split it into smaller requests"
+                    ),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the body: {e}"))
+            }
+        })?;
+    let app2 = app.clone();
+    let rid = request_id.clone();
+    let stream_name = name.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<_, StreamError> {
+        let stream = app2.dir.stream(&stream_name)?;
+        let rows = memchr::memchr_iter(b'\n', &bytes).count()
+            + usize::from(bytes.last().is_some_and(|b| *b != b'\n'));
+        if rows > HTTP_ROWS_PER_REQUEST_MAX {
+            return Err(StreamError::Limit {
+                what: "rows in one request",
+                actual: rows as u64,
+                max: HTTP_ROWS_PER_REQUEST_MAX as u64,
+                limit: "HTTP_ROWS_PER_REQUEST_MAX",
+            });
+        }
+        let decoded = NdjsonDecoder::new(stream.def()).decode(&bytes, 1)?;
+        let prepared = stream.prepare(decoded, &format!("http:{rid}"))?;
+        stream.commit(prepared, key.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let mut body = serde_json::to_value(&outcome).expect("an outcome always serializes");
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("stream".into(), name.into());
+        obj.insert("request_id".into(), request_id.into());
+    }
+    Ok(Json(body))
+}
