@@ -165,6 +165,8 @@ pub struct ListArgs {
 pub enum LogCommand {
     /// Check every frame of every segment (CRC, offsets, indexes). Exit code 3 on damage.
     Verify(VerifyArgs),
+    /// Apply every stream's retention policy now (`serve` does this every minute).
+    Retention(ListArgs),
 }
 
 /// `log` arguments.

@@ -47,9 +47,9 @@ pub fn run(data_dir: &Path, args: NexmarkArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         base_time_ms: parse_base_time(&args.base_time)?,
         events_per_second: args.event_rate.max(1),
-        // `--events` counts the events written (of the kinds asked for), so the generator
-        // itself is unbounded and the loop below stops at the count.
-        max_events: None,
+        // With --only, `--events` counts the events written of that kind (the loop below
+        // stops there); otherwise it is the first N events of the workload.
+        max_events: if only.is_some() { None } else { args.events },
         ..GeneratorConfig::default()
     };
     if args.events.is_none() && args.rate.is_none() {

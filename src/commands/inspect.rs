@@ -172,3 +172,26 @@ pub fn dlq(data_dir: &Path, args: DlqArgs) -> anyhow::Result<ExitCode> {
     output::table(&["OFFSET", "SOURCE:LINE", "CODE", "REASON", "RAW"], &table);
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn retention(data_dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let dir = freshet_streams::DataDir::open(data_dir)?;
+    let freed = dir.apply_retention()?;
+    if args.json {
+        let rows: Vec<_> = freed
+            .iter()
+            .map(|(s, segments, bytes)| {
+                serde_json::json!({"stream": s, "removed_segments": segments, "removed_bytes": bytes})
+            })
+            .collect();
+        output::json(&serde_json::json!({ "streams": rows }))?;
+    } else {
+        let rows: Vec<Vec<String>> = freed
+            .iter()
+            .map(|(s, segments, bytes)| {
+                vec![s.clone(), segments.to_string(), output::bytes(*bytes)]
+            })
+            .collect();
+        output::table(&["STREAM", "REMOVED SEGMENTS", "FREED"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {
             LogCommand::Verify(a) => inspect::verify(&data_dir, a),
+            LogCommand::Retention(a) => inspect::retention(&data_dir, a),
         },
         Command::Dlq(args) => inspect::dlq(&data_dir, args),
         Command::Serve(args) => crate::server::run(&data_dir, args),

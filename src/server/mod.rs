@@ -60,11 +60,13 @@ async fn serve(app: Arc<App>, listen: &str) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     output::line(format!("freshet serving on http://{addr}"));
     let flusher = tokio::spawn(flush_interval_streams(app.clone()));
+    let retention = tokio::spawn(apply_retention(app.clone()));
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     flusher.abort();
+    retention.abort();
     tracing::info!("stopped accepting requests; in-flight requests finished");
     Ok(())
 }
@@ -80,6 +82,26 @@ async fn flush_interval_streams(app: Arc<App>) {
         let result = tokio::task::spawn_blocking(move || app.dir.sync_interval_streams()).await;
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "periodic sync of fsync='interval' streams failed");
+        }
+    }
+}
+
+/// How often retention runs while serving.
+const RETENTION_TICK: Duration = Duration::from_secs(60);
+
+async fn apply_retention(app: Arc<App>) {
+    let mut tick = tokio::time::interval(RETENTION_TICK);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || app.dir.apply_retention()).await {
+            Ok(Ok(freed)) => {
+                for (stream, segments, bytes) in freed.into_iter().filter(|f| f.1 > 0) {
+                    tracing::info!(stream, segments, bytes, "retention removed old segments");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+            Err(e) => tracing::error!(error = %e, "retention task panicked"),
         }
     }
 }

@@ -24,16 +24,27 @@ impl Consumers {
     pub(crate) fn load(storage: Arc<dyn Storage>, dir: &Path) -> Result<Consumers> {
         let path = dir.join(FILE);
         let mut offsets = BTreeMap::new();
-        if let Ok(file) = storage.open(&path, false) {
+        // Only a missing file means no consumers: reading it as empty after any other
+        // error would let retention remove what the consumers still need.
+        let file = match storage.open(&path, false) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        if let Some(file) = file {
             let len = file.len().map_err(io_err("stat", &path))? as usize;
             let mut bytes = vec![0; len];
             file.read_exact_at(0, &mut bytes)
                 .map_err(io_err("read", &path))?;
-            let text = String::from_utf8_lossy(&bytes);
-            for (n, line) in text.lines().enumerate() {
-                let parsed = line
-                    .rsplit_once(' ')
-                    .and_then(|(name, off)| Some((name.to_string(), Offset(off.parse().ok()?))));
+            let mut position = 0u64;
+            for (n, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+                let line_start = position;
+                position += raw.len() as u64;
+                let line = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(raw));
+                let parsed = std::str::from_utf8(raw).ok().and_then(|_| {
+                    let (name, off) = line.rsplit_once(' ')?;
+                    Some((name.to_string(), Offset(off.parse().ok()?)))
+                });
                 match parsed {
                     Some((name, off)) => {
                         offsets.insert(name, off);
@@ -41,7 +52,7 @@ impl Consumers {
                     None => {
                         return Err(LogError::Corrupt {
                             file: path.clone(),
-                            position: n as u64,
+                            position: line_start,
                             offset: Offset(0),
                             detail: format!("malformed consumer line {}: {line:?}", n + 1),
                         });
@@ -64,15 +75,23 @@ impl Consumers {
             )));
         }
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.insert(name.to_string(), offset);
-        self.persist(&offsets)
+        // Change the registry in memory only once the change is on disk: retention honours
+        // the in-memory offsets, and after a restart the consumer resumes from the file.
+        let mut next = offsets.clone();
+        next.insert(name.to_string(), offset);
+        self.persist(&next)?;
+        *offsets = next;
+        Ok(())
     }
 
     /// Forget `name`; it no longer pins anything.
     pub fn remove(&self, name: &str) -> Result<()> {
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        if offsets.remove(name).is_some() {
-            self.persist(&offsets)?;
+        if offsets.contains_key(name) {
+            let mut next = offsets.clone();
+            next.remove(name);
+            self.persist(&next)?;
+            *offsets = next;
         }
         Ok(())
     }
@@ -97,7 +116,10 @@ impl Consumers {
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let path = self.dir.join(FILE);
         let _ = self.storage.remove(&tmp);
-        let file = self.storage.open(&tmp, true).map_err(io_err("create", &tmp))?;
+        let file = self
+            .storage
+            .open(&tmp, true)
+            .map_err(io_err("create", &tmp))?;
         file.write_at(0, text.as_bytes())
             .map_err(io_err("write", &tmp))?;
         file.sync().map_err(io_err("fsync", &tmp))?;

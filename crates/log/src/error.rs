@@ -22,7 +22,7 @@ pub enum LogError {
     /// log refuses to guess.
     #[error(
         "corrupt log: {file} at byte {position} (offset {offset}): {detail}; \
-         the log refuses to open past damage that is not a torn tail"
+         the log neither opens nor reads past damage that is not a torn tail"
     )]
     Corrupt {
         /// The damaged segment file.
@@ -76,7 +76,10 @@ impl LogError {
 /// Result alias for the log.
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
 
-pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LogError {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.into();
     move |source| LogError::Io { op, path, source }
 }

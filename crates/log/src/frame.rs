@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset size field
-//!      0    4 length         bytes after this field: header rest (56) + payload, u32 LE
+//!      0    4 length         bytes after this field: header rest (60) + payload, u32 LE
 //!      4    4 crc32c         CRC32C (Castagnoli) of bytes [8, 4 + length)
 //!      8    1 magic          0xF5
 //!      9    1 version        1
@@ -72,9 +72,9 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-/// Encode a frame header for a payload of `payload_len` bytes whose CRC32C is
-/// `payload_crc`. The frame's CRC covers the header after the CRC field and the payload;
-/// it is combined from the payload's CRC so the payload is hashed without being copied.
+/// Encode the header of a frame carrying `payload`. The frame's CRC covers the header after
+/// the CRC field and then the payload; it is computed in place, so the payload is hashed
+/// without being copied next to the header.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_header(
     base_offset: Offset,
@@ -83,9 +83,9 @@ pub fn encode_header(
     max_event_time: EventTime,
     ingest_time: IngestTime,
     tag: Option<ProducerTag>,
-    payload_len: usize,
-    payload_crc: u32,
+    payload: &[u8],
 ) -> [u8; HEADER_BYTES] {
+    let payload_len = payload.len();
     let mut h = [0u8; HEADER_BYTES];
     let length = (HEADER_BYTES - 4 + payload_len) as u32;
     h[0..4].copy_from_slice(&length.to_le_bytes());
@@ -99,7 +99,7 @@ pub fn encode_header(
     h[40..48].copy_from_slice(&ingest_time.0.to_le_bytes());
     h[48..64].copy_from_slice(&tag.map_or(0u128, |t| t.id).to_le_bytes());
     let head_crc = crc32c::crc32c(&h[8..]);
-    let crc = crc32c::crc32c_combine(head_crc, payload_crc, payload_len);
+    let crc = crc32c::crc32c_append(head_crc, payload);
     h[4..8].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -123,8 +123,7 @@ pub fn encode(
         max_event_time,
         ingest_time,
         tag,
-        payload.len(),
-        crc32c::crc32c(payload),
+        payload,
     ));
     out.extend_from_slice(payload);
 }
@@ -172,7 +171,7 @@ pub fn frame_len(header: &[u8], available: u64) -> Result<u64, FrameDefect> {
         header[0..4].try_into().expect("slice of 4"),
     ));
     if length < (HEADER_BYTES - 4) as u64
-        || length > (freshet_types::limits::FRAME_PAYLOAD_BYTES_MAX + HEADER_BYTES) as u64
+        || length > (freshet_types::limits::FRAME_PAYLOAD_BYTES_MAX + HEADER_BYTES - 4) as u64
     {
         return Err(FrameDefect::BadLength);
     }

@@ -29,11 +29,14 @@ pub fn inspect_partition(storage: &dyn Storage, dir: &Path) -> Result<PartitionS
     let path = log_path(dir, last);
     let file = storage.open(&path, false).map_err(io_err("open", &path))?;
     let len = file.len().map_err(io_err("stat", &path))?;
-    let index = read_index(storage, &index_path(dir, last), last, len.max(1)).unwrap_or_default();
+    let index = read_index(storage, &index_path(dir, last), last, len).unwrap_or_default();
+    // The index is derived data: start from its last entry only if that entry is right.
     let (mut next, mut position) = index
         .last()
+        .filter(|e| segment::entry_is_frame_start(file.as_ref(), &path, len, e))
         .map_or((last, 0), |e| (e.offset, e.position));
-    while let Ok(Ok((header, _))) = segment::read_frame_at(file.as_ref(), &path, position, len, next)
+    while let Ok(Ok((header, _))) =
+        segment::read_frame_at(file.as_ref(), &path, position, len, next)
     {
         position += u64::from(header.frame_bytes);
         next = header.end_offset();
@@ -44,4 +47,34 @@ pub fn inspect_partition(storage: &dyn Storage, dir: &Path) -> Result<PartitionS
         bytes,
         segments: bases.len(),
     })
+}
+
+/// Headers of the frames in the newest `segments` segments of the partition in `dir`,
+/// oldest first. Payloads are skipped, not read or checked: this is for cheap scans of
+/// recent frames (such as finding producer tags after a crash) in a partition that was
+/// just opened, and so verified, for writing. Stops at the first incomplete frame.
+pub fn tail_headers(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: usize,
+) -> Result<Vec<crate::frame::FrameHeader>> {
+    let (bases, _) = segment::list_segments(storage, dir)?;
+    let mut out = Vec::new();
+    for &base in bases.iter().rev().take(segments).rev() {
+        let path = log_path(dir, base);
+        let file = storage.open(&path, false).map_err(io_err("open", &path))?;
+        let len = file.len().map_err(io_err("stat", &path))?;
+        let mut position = 0u64;
+        let mut header = [0u8; crate::frame::HEADER_BYTES];
+        while len - position >= header.len() as u64 {
+            file.read_exact_at(position, &mut header)
+                .map_err(io_err("read", &path))?;
+            let Ok(total) = crate::frame::frame_len(&header, len - position) else {
+                break;
+            };
+            out.push(crate::frame::decode_header(&header));
+            position += total;
+        }
+    }
+    Ok(out)
 }

@@ -28,7 +28,7 @@ mod verify;
 pub use consumers::Consumers;
 pub use error::{LogError, Result};
 pub use frame::{Frame, FrameHeader, ProducerTag};
-pub use inspect::inspect_partition;
+pub use inspect::{inspect_partition, tail_headers};
 pub use partition::{
     AppendRecord, Appended, FsyncPolicy, Partition, PartitionConfig, PartitionStats,
     RecoveryReport, RetentionReport,

@@ -169,8 +169,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Partition {
     /// Open (creating if needed) the partition in `dir`, recovering from an unclean
-    /// shutdown: the last segment is verified frame by frame and a torn tail is cut off;
-    /// damage anywhere else is refused with [`LogError::Corrupt`].
+    /// shutdown: the last segment is verified frame by frame, a torn tail is cut off and
+    /// what remains is synced (it is reported durable from now on); empty segment files
+    /// are removed; damage anywhere else is refused with [`LogError::Corrupt`], leaving the
+    /// segments as they were.
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: impl Into<PathBuf>,
@@ -192,10 +194,28 @@ impl Partition {
             storage.remove(&path).map_err(io_err("remove", &path))?;
         }
         let mut sealed = Vec::new();
+        let mut empty = Vec::new();
         let mut expected: Option<Offset> = None;
         let last = bases.len().checked_sub(1);
         for (i, &base) in bases.iter().enumerate() {
             let path = log_path(&dir, base);
+            let file = if Some(i) == last {
+                None
+            } else {
+                let file = storage.open(&path, false).map_err(io_err("open", &path))?;
+                let len = file.len().map_err(io_err("stat", &path))?;
+                if len == 0 {
+                    // An empty file holds no offsets, so removing it loses nothing. The log
+                    // never leaves one before another segment (a roll syncs the sealed
+                    // segment before creating the next), so this is a stray file; if it
+                    // stands for lost data instead, the next segment does not start where
+                    // the previous one ends and the check below refuses the gap. It is
+                    // removed only once the whole partition checked out.
+                    empty.push(base);
+                    continue;
+                }
+                Some((file, len))
+            };
             if let Some(exp) = expected
                 && base != exp
             {
@@ -208,22 +228,18 @@ impl Partition {
                     ),
                 });
             }
-            if Some(i) == last {
+            let Some((file, len)) = file else {
                 break;
-            }
-            let file = storage.open(&path, false).map_err(io_err("open", &path))?;
-            let len = file.len().map_err(io_err("stat", &path))?;
-            if len == 0 {
-                // A crash right after a segment roll can leave an empty file; it holds
-                // nothing, and the next segment must start where it would have.
-                storage.remove(&path).map_err(io_err("remove", &path))?;
-                let idx = index_path(&dir, base);
-                let _ = storage.remove(&idx);
-                report.removed_empty_segments.push(path);
-                expected = Some(base);
-                continue;
-            }
-            let seg = open_sealed(storage.as_ref(), &dir, base, file.as_ref(), len, &config, &mut report)?;
+            };
+            let seg = open_sealed(
+                storage.as_ref(),
+                &dir,
+                base,
+                file.as_ref(),
+                len,
+                &config,
+                &mut report,
+            )?;
             expected = Some(seg.end);
             sealed.push(seg);
         }
@@ -231,15 +247,25 @@ impl Partition {
             Some(i) => bases[i],
             None => Offset(0),
         };
-        let active = open_active(
-            storage.as_ref(),
-            &dir,
-            active_base,
-            &config,
-            &mut report,
-        )?;
+        let active = open_active(storage.as_ref(), &dir, active_base, &config, &mut report)?;
+        if active.bytes > 0 {
+            // What survived in the last segment may never have been synced (the previous
+            // writer may have stopped before syncing, or after a failed sync). It is
+            // reported durable and, under `fsync = always`, exposed to readers from now on,
+            // so it must be durable first.
+            let path = log_path(&dir, active_base);
+            active.file.sync().map_err(io_err("fsync", &path))?;
+        }
+        for base in empty {
+            let path = log_path(&dir, base);
+            storage.remove(&path).map_err(io_err("remove", &path))?;
+            let _ = storage.remove(&index_path(&dir, base));
+            report.removed_empty_segments.push(path);
+        }
         if !report.removed_empty_segments.is_empty() || report.truncated.is_some() {
-            storage.sync_dir(&dir).map_err(io_err("sync directory", &dir))?;
+            storage
+                .sync_dir(&dir)
+                .map_err(io_err("sync directory", &dir))?;
         }
         let end = active.end;
         let consumers = Consumers::load(storage.clone(), &dir)?;
@@ -279,7 +305,9 @@ impl Partition {
     /// not `Always`, and durable only after a sync covering it.
     pub fn append(&self, record: &AppendRecord<'_>) -> Result<Appended> {
         if record.record_count == 0 {
-            return Err(LogError::Invalid("a frame needs at least one record".into()));
+            return Err(LogError::Invalid(
+                "a frame needs at least one record".into(),
+            ));
         }
         if record.payload.len() > freshet_types::limits::FRAME_PAYLOAD_BYTES_MAX {
             return Err(LogError::FrameTooLarge {
@@ -287,7 +315,6 @@ impl Partition {
                 max: freshet_types::limits::FRAME_PAYLOAD_BYTES_MAX,
             });
         }
-        let payload_crc = crc32c::crc32c(record.payload);
         let frame_bytes = (HEADER_BYTES + record.payload.len()) as u64;
         let mut inner = lock(&self.inner);
         if let Some(reason) = &inner.poisoned {
@@ -296,8 +323,7 @@ impl Partition {
                 reason: reason.clone(),
             });
         }
-        if inner.active.bytes > 0 && inner.active.bytes + frame_bytes > self.config.segment_bytes
-        {
+        if inner.active.bytes > 0 && inner.active.bytes + frame_bytes > self.config.segment_bytes {
             self.roll(&mut inner)?;
         }
         let active = &mut inner.active;
@@ -309,15 +335,15 @@ impl Partition {
             record.max_event_time,
             record.ingest_time,
             record.tag,
-            record.payload.len(),
-            payload_crc,
+            record.payload,
         );
         let position = active.bytes;
         let path = log_path(&self.dir, active.base);
-        let written = active
-            .file
-            .write_at(position, &header)
-            .and_then(|()| active.file.write_at(position + HEADER_BYTES as u64, record.payload));
+        let written = active.file.write_at(position, &header).and_then(|()| {
+            active
+                .file
+                .write_at(position + HEADER_BYTES as u64, record.payload)
+        });
         if let Err(e) = written {
             // Cut off whatever part of the frame reached the file; if even that fails the
             // file's state is unknown and the partition stops.
@@ -337,7 +363,11 @@ impl Partition {
             }]);
             // The index is derived data and rebuilt on open if it is wrong; a failure to
             // write it does not fail the append.
-            if active.index_file.write_at(active.index_bytes, &entry).is_ok() {
+            if active
+                .index_file
+                .write_at(active.index_bytes, &entry)
+                .is_ok()
+            {
                 active.index_bytes += entry.len() as u64;
             }
         }
@@ -376,6 +406,13 @@ impl Partition {
     /// Make every record before `end` durable. Group commit: one fsync covers all frames
     /// written before it started, and callers it covered do not sync again.
     pub fn sync_through(&self, end: Offset) -> Result<()> {
+        let written_end = self.written_end.load(Ordering::Acquire);
+        if end.0 > written_end {
+            // Syncing cannot make unwritten records durable; returning Ok would claim so.
+            return Err(LogError::Invalid(format!(
+                "sync through offset {end}, but only [0, {written_end}) was written"
+            )));
+        }
         if self.durable_end.load(Ordering::Acquire) >= end.0 {
             return Ok(());
         }
@@ -511,16 +548,17 @@ impl Partition {
             if pin.is_some_and(|pin| seg.end > pin) {
                 break;
             }
-            let too_old = self
-                .config
-                .retention_age
-                .is_some_and(|age| now.0.saturating_sub(seg.last_ingest.0) >= age.as_millis() as i64);
+            let too_old = self.config.retention_age.is_some_and(|age| {
+                now.0.saturating_sub(seg.last_ingest.0) >= age.as_millis() as i64
+            });
             let too_big = self.config.retention_bytes.is_some_and(|max| total > max);
             if !too_old && !too_big {
                 break;
             }
             let path = log_path(&self.dir, seg.base);
-            self.storage.remove(&path).map_err(io_err("remove", &path))?;
+            self.storage
+                .remove(&path)
+                .map_err(io_err("remove", &path))?;
             let _ = self.storage.remove(&index_path(&self.dir, seg.base));
             inner.sealed.remove(0);
             total -= seg.bytes;
@@ -547,8 +585,9 @@ impl Partition {
                 source: e,
             });
         }
-        // Everything in the sealed segment is durable now.
+        // Everything in the sealed segment is durable now, hence visible under `Always`.
         self.durable_end.fetch_max(old.end.0, Ordering::AcqRel);
+        self.notify_visible();
         let sealed = SealedSegment {
             base: old.base,
             end: old.end,
@@ -557,9 +596,15 @@ impl Partition {
         };
         let base = old.end;
         let path = log_path(&self.dir, base);
-        let file = self.storage.open(&path, true).map_err(io_err("create", &path))?;
+        let file = self
+            .storage
+            .open(&path, true)
+            .map_err(io_err("create", &path))?;
         let idx = index_path(&self.dir, base);
-        let index_file = self.storage.open(&idx, true).map_err(io_err("create", &idx))?;
+        let index_file = self
+            .storage
+            .open(&idx, true)
+            .map_err(io_err("create", &idx))?;
         self.storage
             .sync_dir(&self.dir)
             .map_err(io_err("sync directory", &self.dir))?;
@@ -604,13 +649,11 @@ fn open_sealed(
     let path = log_path(dir, base);
     let idx_path = index_path(dir, base);
     let index = read_index(storage, &idx_path, base, len).filter(|entries| {
-        // Trust the index only if its last entry points at a real frame.
-        entries.last().is_none_or(|last| {
-            matches!(
-                segment::read_frame_at(file, &path, last.position, len, last.offset),
-                Ok(Ok(_))
-            )
-        })
+        // Trust the index only if its last entry points at the start of the frame it names:
+        // the scan below starts there.
+        entries
+            .last()
+            .is_none_or(|last| segment::entry_is_frame_start(file, &path, len, last))
     });
     let (start_pos, start_off, cadence) = match index.as_ref().and_then(|e| e.last()) {
         Some(last) => (
@@ -667,14 +710,16 @@ fn open_active(
         report.truncated = Some(torn);
     }
     let idx_path = index_path(dir, base);
-    let on_disk = read_index(storage, &idx_path, base, scan.valid_bytes.max(1));
+    let on_disk = read_index(storage, &idx_path, base, scan.valid_bytes);
     if on_disk.as_deref() != Some(&scan.index[..]) {
         write_index(storage, &idx_path, &scan.index)?;
         if scan.frames > 0 {
             report.rebuilt_indexes.push(idx_path.clone());
         }
     }
-    let index_file = storage.open(&idx_path, true).map_err(io_err("open", &idx_path))?;
+    let index_file = storage
+        .open(&idx_path, true)
+        .map_err(io_err("open", &idx_path))?;
     let index_bytes = (scan.index.len() * segment::INDEX_ENTRY_BYTES) as u64;
     Ok(Active {
         base,

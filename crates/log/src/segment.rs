@@ -34,7 +34,10 @@ pub(crate) fn index_path(dir: &Path, base: Offset) -> PathBuf {
 
 /// Base offsets of the segments in `dir`, ascending, and the names of index files that have
 /// no segment.
-pub(crate) fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<(Vec<Offset>, Vec<String>)> {
+pub(crate) fn list_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<(Vec<Offset>, Vec<String>)> {
     let names = storage.list(dir).map_err(io_err("list", dir))?;
     let mut bases = Vec::new();
     let mut indexes = Vec::new();
@@ -68,7 +71,9 @@ pub(crate) fn encode_index(entries: &[IndexEntry]) -> Vec<u8> {
 }
 
 /// Read an index file; `None` when it is missing or malformed (not a multiple of the entry
-/// size, or not strictly increasing, or pointing past `segment_len`).
+/// size, not strictly increasing, pointing past `segment_len`, or empty although the segment
+/// is not: the first frame always has an entry, and an index that lost it, as an unsynced
+/// index can in a crash, would make every lookup scan the whole segment).
 pub(crate) fn read_index(
     storage: &dyn Storage,
     path: &Path,
@@ -77,7 +82,7 @@ pub(crate) fn read_index(
 ) -> Option<Vec<IndexEntry>> {
     let file = storage.open(path, false).ok()?;
     let len = file.len().ok()? as usize;
-    if len % INDEX_ENTRY_BYTES != 0 {
+    if !len.is_multiple_of(INDEX_ENTRY_BYTES) {
         return None;
     }
     let mut bytes = vec![0; len];
@@ -98,6 +103,9 @@ pub(crate) fn read_index(
             return None;
         }
         entries.push(IndexEntry { offset, position });
+    }
+    if entries.is_empty() && segment_len > 0 {
+        return None;
     }
     Some(entries)
 }
@@ -272,6 +280,21 @@ fn find_valid_frame_after(
     Ok(None)
 }
 
+/// Whether a valid frame whose base offset is exactly `entry.offset` starts at
+/// `entry.position`. Index entries are derived data that a crash can leave stale or wrong,
+/// so they are checked with this before being trusted.
+pub(crate) fn entry_is_frame_start(
+    file: &dyn StorageFile,
+    path: &Path,
+    len: u64,
+    entry: &IndexEntry,
+) -> bool {
+    matches!(
+        read_frame_at(file, path, entry.position, len, entry.offset),
+        Ok(Ok((h, _))) if h.base_offset == entry.offset
+    )
+}
+
 /// Read the frame at `position` of an open segment, verifying it.
 pub(crate) fn read_frame_at(
     file: &dyn StorageFile,
@@ -295,19 +318,17 @@ pub(crate) fn read_frame_at(
     file.read_exact_at(position, &mut buf)
         .map_err(io_err("read", path))?;
     match frame::check(&buf) {
-        Ok(h) if h.base_offset > expected || h.end_offset() <= expected => {
-            Err(LogError::Corrupt {
-                file: path.to_path_buf(),
-                position,
-                offset: expected,
-                detail: format!(
-                    "frame covers [{}, {}) but offset {} was expected here",
-                    h.base_offset,
-                    h.end_offset(),
-                    expected
-                ),
-            })
-        }
+        Ok(h) if h.base_offset > expected || h.end_offset() <= expected => Err(LogError::Corrupt {
+            file: path.to_path_buf(),
+            position,
+            offset: expected,
+            detail: format!(
+                "frame covers [{}, {}) but offset {} was expected here",
+                h.base_offset,
+                h.end_offset(),
+                expected
+            ),
+        }),
         Ok(h) => {
             buf.drain(..HEADER_BYTES);
             Ok(Ok((h, buf)))

@@ -38,6 +38,10 @@ pub trait Storage: Send + Sync + 'static {
 pub trait StorageFile: Send + Sync {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file holds no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Read up to `buf.len()` bytes at `pos`; returns how many were read (0 at end of file).
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// Write all of `data` at `pos`.

@@ -58,10 +58,27 @@ pub fn verify_partition(storage: &dyn Storage, dir: &Path) -> Result<VerifyRepor
         ..VerifyReport::default()
     };
     let last = bases.len().saturating_sub(1);
+    // False after a damaged segment, whose end is unknown: the next one is not compared
+    // with it, so one damage is reported once.
+    let mut end_known = true;
     for (i, &base) in bases.iter().enumerate() {
         let path = log_path(dir, base);
         report.segments += 1;
-        if base != report.end {
+        let file = storage
+            .open(&path, false)
+            .map_err(crate::error::io_err("open", &path))?;
+        let len = file.len().map_err(crate::error::io_err("stat", &path))?;
+        if len == 0 && i != last {
+            report.problems.push(Problem {
+                file: path,
+                position: 0,
+                offset: base,
+                detail: "empty segment before the last one; the next open removes it".into(),
+                fatal: false,
+            });
+            continue;
+        }
+        if end_known && base != report.end {
             report.problems.push(Problem {
                 file: path.clone(),
                 position: 0,
@@ -73,10 +90,7 @@ pub fn verify_partition(storage: &dyn Storage, dir: &Path) -> Result<VerifyRepor
                 fatal: true,
             });
         }
-        let file = storage
-            .open(&path, false)
-            .map_err(crate::error::io_err("open", &path))?;
-        let len = file.len().map_err(crate::error::io_err("stat", &path))?;
+        end_known = true;
         report.bytes += len;
         // Any index interval works for checking frames; the one the index used is
         // recovered from its entries, so compare entries as a subset of frame starts.
@@ -118,6 +132,8 @@ pub fn verify_partition(storage: &dyn Storage, dir: &Path) -> Result<VerifyRepor
                 offset,
                 detail,
             }) => {
+                report.end = offset;
+                end_known = false;
                 report.problems.push(Problem {
                     file,
                     position,
@@ -130,7 +146,7 @@ pub fn verify_partition(storage: &dyn Storage, dir: &Path) -> Result<VerifyRepor
             Err(e) => return Err(e),
         }
         let idx = index_path(dir, base);
-        match read_index(storage, &idx, base, len.max(1)) {
+        match read_index(storage, &idx, base, len) {
             Some(entries) if entries.iter().all(|e| starts.contains(e)) => {}
             Some(_) => report.problems.push(Problem {
                 file: idx,

@@ -31,6 +31,9 @@ pub struct DataDir {
     open: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
+/// What recovery repaired in each partition directory of a stream when it was opened.
+pub type Recovered = Vec<(PathBuf, RecoveryReport)>;
+
 /// The directory of stream `name` under data directory `root`.
 pub fn stream_dir(root: &Path, name: &str) -> PathBuf {
     root.join("streams").join(name)
@@ -112,10 +115,7 @@ impl DataDir {
 
     /// Like [`DataDir::stream`], also returning what recovery repaired when this call
     /// opened the stream.
-    pub fn stream_with_report(
-        &self,
-        name: &str,
-    ) -> Result<(Arc<Stream>, Vec<(PathBuf, RecoveryReport)>)> {
+    pub fn stream_with_report(&self, name: &str) -> Result<(Arc<Stream>, Recovered)> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = open.get(name) {
             return Ok((s.clone(), Vec::new()));
@@ -229,6 +229,16 @@ impl DataDir {
             s.sync_all()?;
         }
         Ok(())
+    }
+
+    /// Apply retention to every declared stream (opening those not yet open).
+    pub fn apply_retention(&self) -> Result<Vec<(String, usize, u64)>> {
+        let mut out = Vec::new();
+        for def in self.streams() {
+            let (segments, bytes) = self.stream(&def.name)?.apply_retention()?;
+            out.push((def.name, segments, bytes));
+        }
+        Ok(out)
     }
 
     /// Sync every open stream (shutdown).

@@ -7,10 +7,14 @@
 //! A retry while the first attempt is still running is refused as retriable.
 //!
 //! Every frame a keyed request writes also carries the key's hash as its producer tag, so
-//! the log itself records which request wrote what.
+//! the log itself records which request wrote what. On open, the stream reads the tags of
+//! its newest frames ([`RecoveredTag`]): a request whose frames reached the log but whose
+//! journal line did not (a crash between the two) is then still recognised: if all its
+//! frames are there, a retry replays; if only some are, a retry writes only the missing
+//! ones.
 
 use crate::error::{Result, StreamError, io_err};
-use crate::stream::AppendOutcome;
+use crate::stream::{AppendOutcome, PartitionRange, RejectSummary};
 use freshet_types::limits::IDEMPOTENCY_KEYS_MAX;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -21,6 +25,46 @@ use std::path::{Path, PathBuf};
 struct Entry {
     key: String,
     outcome: AppendOutcome,
+}
+
+/// The hash of an idempotency key carried by frames as their producer tag; never 0.
+pub fn tag_id(key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key.as_bytes()).max(1)
+}
+
+/// What the newest frames of a stream say about one tagged request.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredTag {
+    /// Frames the request wrote in all (from the tag).
+    pub parts: u16,
+    /// Its frames found in the stream's partitions.
+    pub data: Vec<PartitionRange>,
+    /// Its dead-letter frame, if found: range, total rows, the first rows' reasons.
+    pub dead_letters: Option<(PartitionRange, u64, Vec<RejectSummary>)>,
+}
+
+impl RecoveredTag {
+    /// Whether every frame of the request is in the log.
+    pub fn complete(&self) -> bool {
+        self.data.len() + usize::from(self.dead_letters.is_some()) >= usize::from(self.parts)
+    }
+
+    /// The outcome of a complete request, rebuilt from its frames.
+    fn outcome(&self) -> AppendOutcome {
+        let (dead_letters, rejected, rejects) = match &self.dead_letters {
+            Some((range, n, rejects)) => (Some(*range), *n, rejects.clone()),
+            None => (None, 0, Vec::new()),
+        };
+        AppendOutcome {
+            accepted: self.data.iter().map(|d| d.end - d.start).sum(),
+            rejected,
+            rejects_truncated: rejected > rejects.len() as u64,
+            rejects,
+            partitions: self.data.clone(),
+            dead_letters,
+            replayed: true,
+        }
+    }
 }
 
 enum State {
@@ -35,6 +79,7 @@ pub struct IdempotencyTable {
     order: VecDeque<String>,
     file: std::fs::File,
     lines: usize,
+    recovered: HashMap<u128, RecoveredTag>,
 }
 
 /// What to do with a keyed request.
@@ -43,6 +88,9 @@ pub enum Claim {
     Apply,
     /// Seen and done: answer with this.
     Replay(Box<AppendOutcome>),
+    /// Some of its frames reached the log before a crash: write only the others, then
+    /// complete it.
+    Resume(RecoveredTag),
 }
 
 impl IdempotencyTable {
@@ -52,10 +100,21 @@ impl IdempotencyTable {
         let mut states = HashMap::new();
         let mut order = VecDeque::new();
         let mut lines = 0;
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(bytes) = std::fs::read(&path) {
+            // A crash mid-write leaves a partial last line (its request was never
+            // acknowledged): cut it, so the next record starts on a line of its own.
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if keep < bytes.len() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err("open", &path))?;
+                f.set_len(keep as u64)
+                    .and_then(|()| f.sync_all())
+                    .map_err(io_err("truncate", &path))?;
+            }
+            let text = String::from_utf8_lossy(&bytes[..keep]);
             for line in text.lines() {
-                // A torn last line (crash mid-write) belongs to a request that was never
-                // acknowledged; skip it.
                 let Ok(entry) = serde_json::from_str::<Entry>(line) else {
                     continue;
                 };
@@ -84,6 +143,7 @@ impl IdempotencyTable {
             order,
             file,
             lines,
+            recovered: HashMap::new(),
         };
         if table.lines > 2 * IDEMPOTENCY_KEYS_MAX {
             table.compact()?;
@@ -91,8 +151,28 @@ impl IdempotencyTable {
         Ok(table)
     }
 
+    /// Tags found in the newest frames. Those whose key the journal already holds are
+    /// dropped; the rest are matched to keys when a retry arrives.
+    pub fn add_recovered(&mut self, mut tags: HashMap<u128, RecoveredTag>) {
+        for key in self.states.keys() {
+            tags.remove(&tag_id(key));
+        }
+        self.recovered = tags;
+    }
+
     /// Claim `key` for a request.
     pub fn claim(&mut self, key: &str) -> Result<Claim> {
+        if !self.states.contains_key(key)
+            && let Some(tag) = self.recovered.remove(&tag_id(key))
+        {
+            if tag.complete() {
+                let outcome = tag.outcome();
+                self.complete(key, &outcome)?;
+                return Ok(Claim::Replay(Box::new(outcome)));
+            }
+            self.states.insert(key.to_string(), State::InFlight);
+            return Ok(Claim::Resume(tag));
+        }
         match self.states.get(key) {
             Some(State::Done(outcome)) => {
                 let mut outcome = outcome.clone();
@@ -116,9 +196,11 @@ impl IdempotencyTable {
 
     /// The request's frames are durable: record its outcome durably, then remember it.
     pub fn complete(&mut self, key: &str, outcome: &AppendOutcome) -> Result<()> {
+        let mut stored = outcome.clone();
+        stored.replayed = false;
         let mut line = serde_json::to_vec(&Entry {
             key: key.to_string(),
-            outcome: outcome.clone(),
+            outcome: stored,
         })
         .expect("an outcome always serializes");
         line.push(b'\n');

@@ -255,38 +255,50 @@ fn run_pipeline(
 }
 
 fn read_chunks(mut file: std::fs::File, mut line: u64, tx: SyncSender<Chunk>) -> Result<()> {
+    let row_max = freshet_types::limits::ROW_BYTES_MAX;
+    // The incomplete last line of the previous block.
     let mut carry: Vec<u8> = Vec::new();
+    // Whether `carry` is the kept prefix of a line longer than the row limit whose rest is
+    // being skipped (it is rejected as `row_too_large`; memory stays bounded).
+    let mut skipping = false;
     let mut seq = 0;
+    let mut block = vec![0u8; INGEST_CHUNK_BYTES];
     loop {
-        let mut buf = std::mem::take(&mut carry);
-        let start = buf.len();
-        buf.resize(start + INGEST_CHUNK_BYTES, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..]).map_err(|e| StreamError::Io {
-                op: "read",
-                path: "input file".into(),
-                source: e,
-            })?;
+        let mut filled = 0;
+        while filled < block.len() {
+            let n = file
+                .read(&mut block[filled..])
+                .map_err(|e| StreamError::Io {
+                    op: "read",
+                    path: "input file".into(),
+                    source: e,
+                })?;
             if n == 0 {
                 break;
             }
             filled += n;
         }
-        buf.truncate(filled);
-        let eof = filled < start + INGEST_CHUNK_BYTES;
+        let eof = filled < block.len();
+        let mut data = &block[..filled];
+        if skipping {
+            match memchr::memchr(b'\n', data) {
+                Some(nl) => {
+                    data = &data[nl..];
+                    skipping = false;
+                }
+                None if eof => data = &[],
+                None => continue,
+            }
+        }
+        let mut buf = std::mem::take(&mut carry);
+        buf.extend_from_slice(data);
         if !eof {
-            // Keep the incomplete last line for the next chunk.
             match memchr::memrchr(b'\n', &buf) {
                 Some(nl) => carry = buf.split_off(nl + 1),
                 None => {
-                    // One line longer than a chunk: keep reading it; it is rejected as
-                    // oversized once complete (bounded by the size limit check below).
-                    if buf.len() > freshet_types::limits::ROW_BYTES_MAX + INGEST_CHUNK_BYTES {
-                        return Err(StreamError::BadInput(format!(
-                            "a line longer than {} bytes with no end in sight",
-                            buf.len()
-                        )));
+                    if buf.len() > row_max {
+                        buf.truncate(row_max + 1);
+                        skipping = true;
                     }
                     carry = buf;
                     continue;

@@ -9,7 +9,7 @@
 use crate::decode::{Decoded, Reject};
 use crate::def::{FsyncMode, StreamDef};
 use crate::error::{Result, StreamError};
-use crate::idempotency::{Claim, IdempotencyTable};
+use crate::idempotency::{Claim, IdempotencyTable, RecoveredTag, tag_id};
 use crate::{dlq, partitioner, payload};
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
@@ -129,15 +129,17 @@ impl Stream {
             partitions.push(Arc::new(partition));
         }
         let ddir = dir.join("dlq");
-        let (dead_letters, report) = Partition::open(storage, &ddir, config)?;
+        let (dead_letters, report) = Partition::open(storage.clone(), &ddir, config)?;
+        let dead_letters = Arc::new(dead_letters);
         reports.push((ddir, report));
-        let idempotency = IdempotencyTable::open(&dir)?;
+        let mut idempotency = IdempotencyTable::open(&dir)?;
+        idempotency.add_recovered(recover_tags(&storage, &partitions, &dead_letters)?);
         Ok((
             Stream {
                 def,
                 dir,
                 partitions,
-                dead_letters: Arc::new(dead_letters),
+                dead_letters,
                 round_robin: AtomicU32::new(0),
                 idempotency: Mutex::new(idempotency),
                 counters: StreamCounters::default(),
@@ -230,21 +232,50 @@ impl Stream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .claim(key)?;
-        if let Claim::Replay(outcome) = claim {
-            return Ok(*outcome);
-        }
         let parts = prepared.frames.len() + usize::from(prepared.dead_letters.is_some());
         let tag = ProducerTag {
-            id: xxhash_rust::xxh3::xxh3_128(key.as_bytes()).max(1),
+            id: tag_id(key),
             parts: parts.min(usize::from(u16::MAX)) as u16,
         };
-        let result = self.commit_frames(prepared, Some(tag));
+        let result = match claim {
+            Claim::Replay(outcome) => return Ok(*outcome),
+            Claim::Apply => self.commit_frames(prepared, Some(tag)),
+            Claim::Resume(found) => self.resume(prepared, tag, found),
+        };
         let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(outcome) => table.complete(key, outcome)?,
             Err(_) => table.abandon(key),
         }
         result
+    }
+
+    /// Finish a request some of whose frames reached the log before a crash: append only
+    /// the frames that are missing, and answer for the whole request.
+    fn resume(
+        &self,
+        mut prepared: Prepared,
+        tag: ProducerTag,
+        found: RecoveredTag,
+    ) -> Result<AppendOutcome> {
+        if self.def.partition_key.is_none() && !found.data.is_empty() {
+            // Round-robin: the rows went to one partition, whichever it was.
+            prepared.frames.clear();
+        } else {
+            prepared
+                .frames
+                .retain(|f| !found.data.iter().any(|d| d.partition == f.partition));
+        }
+        if found.dead_letters.is_some() {
+            prepared.dead_letters = None;
+        }
+        let mut outcome = self.commit_frames(prepared, Some(tag))?;
+        outcome.partitions.extend(found.data);
+        outcome.partitions.sort_by_key(|p| p.partition);
+        if let Some((range, _, _)) = found.dead_letters {
+            outcome.dead_letters = Some(range);
+        }
+        Ok(outcome)
     }
 
     fn commit_frames(&self, prepared: Prepared, tag: Option<ProducerTag>) -> Result<AppendOutcome> {
@@ -335,6 +366,27 @@ impl Stream {
         Ok(())
     }
 
+    /// Apply the retention policy to every partition and the dead-letter log, never
+    /// removing what a registered consumer still needs. Returns segments and bytes freed.
+    pub fn apply_retention(&self) -> Result<(usize, u64)> {
+        if self.def.options.retention_age_ms.is_none() && self.def.options.retention_bytes.is_none()
+        {
+            return Ok((0, 0));
+        }
+        let now = IngestTime::now();
+        let mut freed = (0, 0);
+        for p in self
+            .partitions
+            .iter()
+            .chain(std::iter::once(&self.dead_letters))
+        {
+            let r = p.apply_retention(now)?;
+            freed.0 += r.removed_segments;
+            freed.1 += r.removed_bytes;
+        }
+        Ok(freed)
+    }
+
     /// Make everything written so far durable (for shutdown and the interval flusher).
     pub fn sync_all(&self) -> Result<()> {
         for p in &self.partitions {
@@ -358,4 +410,70 @@ fn record(
         ingest_time,
         tag,
     }
+}
+
+/// Read the producer tags of the newest frames (the last two segments of each partition
+/// and of the dead-letter log): the requests that may have reached the log without their
+/// idempotency record.
+fn recover_tags(
+    storage: &Arc<dyn Storage>,
+    partitions: &[Arc<Partition>],
+    dead_letters: &Arc<Partition>,
+) -> Result<std::collections::HashMap<u128, RecoveredTag>> {
+    let mut tags: std::collections::HashMap<u128, RecoveredTag> = Default::default();
+    for (p, partition) in partitions.iter().enumerate() {
+        for h in freshet_log::tail_headers(storage.as_ref(), partition.dir(), 2)? {
+            if let Some(tag) = h.tag {
+                let entry = tags.entry(tag.id).or_default();
+                entry.parts = tag.parts;
+                entry.data.push(PartitionRange {
+                    partition: p as u32,
+                    start: h.base_offset.0,
+                    end: h.end_offset().0,
+                });
+            }
+        }
+    }
+    let tagged: Vec<_> = freshet_log::tail_headers(storage.as_ref(), dead_letters.dir(), 2)?
+        .into_iter()
+        .filter(|h| h.tag.is_some())
+        .collect();
+    if !tagged.is_empty() {
+        let mut reader = dead_letters.reader();
+        for h in tagged {
+            let tag = h.tag.expect("filtered to tagged frames");
+            let Some(frame) = reader
+                .read(h.base_offset, 1)?
+                .into_iter()
+                .find(|f| f.header.base_offset == h.base_offset)
+            else {
+                continue;
+            };
+            let mut rejects = Vec::new();
+            for batch in payload::decode(&frame.payload)? {
+                rejects.extend(
+                    dlq::from_batch(&batch, h.base_offset.0)
+                        .into_iter()
+                        .map(|d| RejectSummary {
+                            line: d.line,
+                            code: d.code,
+                            reason: d.reason,
+                        }),
+                );
+            }
+            rejects.truncate(HTTP_REJECTS_LISTED_MAX);
+            let entry = tags.entry(tag.id).or_default();
+            entry.parts = tag.parts;
+            entry.dead_letters = Some((
+                PartitionRange {
+                    partition: 0,
+                    start: h.base_offset.0,
+                    end: h.end_offset().0,
+                },
+                u64::from(h.record_count),
+                rejects,
+            ));
+        }
+    }
+    Ok(tags)
 }

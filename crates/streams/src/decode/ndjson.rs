@@ -145,7 +145,10 @@ impl NdjsonDecoder {
             )),
             Err(e) => {
                 let msg = clean(e);
-                let code = if msg.contains("expected") && msg.contains("got") {
+                let code = if !msg.starts_with("whilst decoding field")
+                    && msg.contains("expected")
+                    && msg.contains("got")
+                {
                     // The tape holds something other than an object at the top level.
                     RejectCode::BadJson
                 } else {

@@ -1,0 +1,19 @@
+//! End-to-end tests of the `freshet` binary: each test runs the real executable against its
+//! own temporary data directory (and, for HTTP, its own `freshet serve` on an ephemeral
+//! port), so no test depends on another's state. One test binary, as STYLE.md asks.
+//!
+//! - `cli_ingest`: `freshet ingest` of NDJSON, CSV and Parquet files mixing good and bad rows.
+//! - `http_ingest`: the same through `POST /v1/streams/{name}/events`, and the HTTP limits.
+//! - `idempotency`: `Idempotency-Key` applies a request at most once, across restarts.
+//! - `ddl`: `freshet sql` errors, scripts, DROP STREAM and the persisted catalog.
+//! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
+
+mod e2e {
+    pub mod support;
+
+    mod cli_ingest;
+    mod ddl;
+    mod durability;
+    mod http_ingest;
+    mod idempotency;
+}
