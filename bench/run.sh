@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench}"
 PORT="${BENCH_PORT:-17478}"
-cargo build --release --quiet
-F="$PWD/target/release/freshet"
+# The bench-release profile (thin LTO, one codegen unit) is what a packaged build would use.
+cargo build --profile bench-release --quiet
+F="$PWD/target/bench-release/freshet"
 rm -rf "$DIR" && mkdir -p "$DIR"
 DDL="CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price BIGINT NOT NULL,
   channel VARCHAR NOT NULL, url VARCHAR NOT NULL, date_time TIMESTAMP NOT NULL, extra VARCHAR NOT NULL,
@@ -21,6 +22,18 @@ rss_kb() { grep -E "Maximum resident" "$1" | awk '{print $NF}'; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# The disk's own fsync latency bounds acknowledgement latency under fsync = always.
+python3 - "$DIR" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+f = os.open(path, os.O_WRONLY | os.O_CREAT)
+ts = []
+for _ in range(2000):
+    os.write(f, b"x" * 300)
+    t = time.perf_counter(); os.fdatasync(f); ts.append(time.perf_counter() - t)
+os.close(f); os.remove(path); ts.sort()
+print(f"disk_fdatasync_300B_append_us p50 {ts[1000]*1e6:.0f} p99 {ts[1980]*1e6:.0f}")
+PY
 
 # 1. The generator alone: bids into Arrow batches, one thread.
 rates=(); rss=()

@@ -55,6 +55,11 @@ impl From<StreamError> for ApiError {
             StreamError::BadInput(_) | StreamError::BadDdl(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
             }
+            StreamError::IdempotencyKeyReused(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
             StreamError::IdempotencyInFlight(_) => ApiError {
                 retry_after_s: Some(1),
                 ..ApiError::new(StatusCode::CONFLICT, "request_in_progress", message)

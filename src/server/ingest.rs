@@ -87,7 +87,8 @@ pub async fn ingest(
             });
         }
         let decoded = NdjsonDecoder::new(stream.def()).decode(&bytes, 1)?;
-        let prepared = stream.prepare(decoded, &format!("http:{rid}"))?;
+        let mut prepared = stream.prepare(decoded, &format!("http:{rid}"))?;
+        prepared.fingerprint = Some(xxhash_rust::xxh3::xxh3_64(&bytes));
         stream.commit(prepared, key.as_deref())
     })
     .await

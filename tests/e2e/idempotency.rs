@@ -178,3 +178,25 @@ fn a_crash_after_the_append_but_before_the_key_record_does_not_apply_twice() {
         "the retry is not applied a second time: {reply}"
     );
 }
+
+#[test]
+fn a_key_reused_with_a_different_body_is_refused() {
+    let env = Env::new();
+    env.create_bid_stream();
+    let bids = env.generate_bids(20);
+    let server = Server::start(&env);
+    let first = bids[..10].join("\n");
+    let (status, reply) = server.post_events("bid", first.as_bytes(), &[("idempotency-key", "k")]);
+    assert_eq!(status, 200, "{reply}");
+    let other = bids[10..].join("\n");
+    let (status, reply) = server.post_events("bid", other.as_bytes(), &[("idempotency-key", "k")]);
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["code"], "idempotency_key_reused", "{reply}");
+    assert_eq!(env.events("bid"), 10, "the second body was not applied");
+    let (status, reply) = server.post_events("bid", first.as_bytes(), &[("idempotency-key", "k")]);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["replayed"], true,
+        "the same body still replays: {reply}"
+    );
+}

@@ -217,18 +217,7 @@ impl DataDir {
 
     /// Sync the open streams whose policy is `fsync = 'interval'` (called periodically).
     pub fn sync_interval_streams(&self) -> Result<()> {
-        let open: Vec<Arc<Stream>> = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|s| s.def().options.fsync == crate::def::FsyncMode::Interval)
-            .cloned()
-            .collect();
-        for s in open {
-            s.sync_all()?;
-        }
-        Ok(())
+        self.sync_open(|s| s.def().options.fsync == crate::def::FsyncMode::Interval)
     }
 
     /// Apply retention to every declared stream (opening those not yet open).
@@ -243,11 +232,16 @@ impl DataDir {
 
     /// Sync every open stream (shutdown).
     pub fn sync_all(&self) -> Result<()> {
+        self.sync_open(|_| true)
+    }
+
+    fn sync_open(&self, which: impl Fn(&Stream) -> bool) -> Result<()> {
         let open: Vec<Arc<Stream>> = self
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
+            .filter(|s| which(s))
             .cloned()
             .collect();
         for s in open {

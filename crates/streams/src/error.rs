@@ -61,6 +61,13 @@ pub enum StreamError {
     /// A retry of a request whose first attempt is still being applied.
     #[error("a request with idempotency key {0:?} is still being applied; retry later")]
     IdempotencyInFlight(String),
+    /// An idempotency key sent again with a different body: almost always a client bug
+    /// (two requests sharing a key); the first request's outcome stands.
+    #[error(
+        "idempotency key {0:?} was already used for a request with a different body; \
+         use a new key for a new request"
+    )]
+    IdempotencyKeyReused(String),
     /// Internal invariant violated while encoding or decoding Arrow data.
     #[error("internal Arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

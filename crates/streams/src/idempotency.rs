@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 struct Entry {
     key: String,
     outcome: AppendOutcome,
+    /// Hash of the request body, to refuse a key reused for a different request.
+    #[serde(default)]
+    fingerprint: Option<u64>,
 }
 
 /// The hash of an idempotency key carried by frames as their producer tag; never 0.
@@ -69,7 +72,7 @@ impl RecoveredTag {
 
 enum State {
     InFlight,
-    Done(Box<AppendOutcome>),
+    Done(Box<AppendOutcome>, Option<u64>),
 }
 
 /// The remembered keys of one stream.
@@ -120,7 +123,10 @@ impl IdempotencyTable {
                 };
                 lines += 1;
                 if states
-                    .insert(entry.key.clone(), State::Done(Box::new(entry.outcome)))
+                    .insert(
+                        entry.key.clone(),
+                        State::Done(Box::new(entry.outcome), entry.fingerprint),
+                    )
                     .is_none()
                 {
                     order.push_back(entry.key);
@@ -160,21 +166,24 @@ impl IdempotencyTable {
         self.recovered = tags;
     }
 
-    /// Claim `key` for a request.
-    pub fn claim(&mut self, key: &str) -> Result<Claim> {
+    /// Claim `key` for a request whose body hashes to `fingerprint`.
+    pub fn claim(&mut self, key: &str, fingerprint: Option<u64>) -> Result<Claim> {
         if !self.states.contains_key(key)
             && let Some(tag) = self.recovered.remove(&tag_id(key))
         {
             if tag.complete() {
                 let outcome = tag.outcome();
-                self.complete(key, &outcome)?;
+                self.complete(key, &outcome, fingerprint)?;
                 return Ok(Claim::Replay(Box::new(outcome)));
             }
             self.states.insert(key.to_string(), State::InFlight);
             return Ok(Claim::Resume(tag));
         }
         match self.states.get(key) {
-            Some(State::Done(outcome)) => {
+            Some(State::Done(_, Some(stored))) if fingerprint.is_some_and(|f| f != *stored) => {
+                Err(StreamError::IdempotencyKeyReused(key.to_string()))
+            }
+            Some(State::Done(outcome, _)) => {
                 let mut outcome = outcome.clone();
                 outcome.replayed = true;
                 Ok(Claim::Replay(outcome))
@@ -195,12 +204,18 @@ impl IdempotencyTable {
     }
 
     /// The request's frames are durable: record its outcome durably, then remember it.
-    pub fn complete(&mut self, key: &str, outcome: &AppendOutcome) -> Result<()> {
+    pub fn complete(
+        &mut self,
+        key: &str,
+        outcome: &AppendOutcome,
+        fingerprint: Option<u64>,
+    ) -> Result<()> {
         let mut stored = outcome.clone();
         stored.replayed = false;
         let mut line = serde_json::to_vec(&Entry {
             key: key.to_string(),
             outcome: stored,
+            fingerprint,
         })
         .expect("an outcome always serializes");
         line.push(b'\n');
@@ -209,8 +224,10 @@ impl IdempotencyTable {
             .and_then(|()| self.file.sync_data())
             .map_err(io_err("write", &self.path))?;
         self.lines += 1;
-        self.states
-            .insert(key.to_string(), State::Done(Box::new(outcome.clone())));
+        self.states.insert(
+            key.to_string(),
+            State::Done(Box::new(outcome.clone()), fingerprint),
+        );
         self.order.push_back(key.to_string());
         while self.order.len() > IDEMPOTENCY_KEYS_MAX {
             if let Some(old) = self.order.pop_front() {
@@ -227,12 +244,13 @@ impl IdempotencyTable {
         let tmp = self.path.with_extension("jsonl.tmp");
         let mut out = Vec::new();
         for key in &self.order {
-            if let Some(State::Done(outcome)) = self.states.get(key) {
+            if let Some(State::Done(outcome, fingerprint)) = self.states.get(key) {
                 serde_json::to_writer(
                     &mut out,
                     &Entry {
                         key: key.clone(),
                         outcome: (**outcome).clone(),
+                        fingerprint: *fingerprint,
                     },
                 )
                 .expect("an outcome always serializes");

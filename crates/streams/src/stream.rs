@@ -45,6 +45,9 @@ pub struct Prepared {
     pub dead_letters: Option<PreparedFrame>,
     /// Good rows.
     pub accepted: u64,
+    /// Hash of the request that produced this (HTTP bodies), so that an idempotency key
+    /// reused for a different request is refused. None when unknown.
+    pub fingerprint: Option<u64>,
     /// The rejected rows (kept for reporting).
     pub rejects: Vec<Reject>,
 }
@@ -231,12 +234,13 @@ impl Stream {
             .idempotency
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .claim(key)?;
+            .claim(key, prepared.fingerprint)?;
         let parts = prepared.frames.len() + usize::from(prepared.dead_letters.is_some());
         let tag = ProducerTag {
             id: tag_id(key),
             parts: parts.min(usize::from(u16::MAX)) as u16,
         };
+        let fingerprint = prepared.fingerprint;
         let result = match claim {
             Claim::Replay(outcome) => return Ok(*outcome),
             Claim::Apply => self.commit_frames(prepared, Some(tag)),
@@ -244,7 +248,7 @@ impl Stream {
         };
         let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
-            Ok(outcome) => table.complete(key, outcome)?,
+            Ok(outcome) => table.complete(key, outcome, fingerprint)?,
             Err(_) => table.abandon(key),
         }
         result
@@ -476,4 +480,107 @@ fn recover_tags(
         }
     }
     Ok(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ddl::{StreamStatement, parse_stream_statement};
+    use crate::decode::NdjsonDecoder;
+    use freshet_log::FileStorage;
+
+    fn def() -> StreamDef {
+        let sql = "CREATE STREAM t (k BIGINT NOT NULL, ts TIMESTAMP NOT NULL,
+                   WATERMARK FOR ts AS ts) WITH (partitions = 4, partition_key = 'k')";
+        match parse_stream_statement(sql).expect("valid DDL") {
+            Some(StreamStatement::Create { def, .. }) => def,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn open(dir: &Path) -> Stream {
+        Stream::open(Arc::new(FileStorage), def(), dir.to_path_buf())
+            .expect("opens")
+            .0
+    }
+
+    fn body() -> Vec<u8> {
+        let mut text = String::new();
+        for k in 0..200 {
+            text.push_str(&format!("{{\"k\":{k},\"ts\":{k}}}\n"));
+        }
+        text.push_str("not json\n");
+        text.into_bytes()
+    }
+
+    fn prepared(stream: &Stream) -> Prepared {
+        let decoded = NdjsonDecoder::new(stream.def())
+            .decode(&body(), 1)
+            .expect("decodes");
+        stream.prepare(decoded, "test").expect("prepares")
+    }
+
+    fn total(stream: &Stream) -> u64 {
+        stream.partitions().iter().map(|p| p.end_offset().0).sum()
+    }
+
+    /// A crash after some of a keyed request's frames reached the log, but before its
+    /// journal line: the retry writes only the missing frames.
+    #[test]
+    fn a_retry_after_a_partial_commit_writes_only_the_missing_frames() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stream = open(dir.path());
+        let full = prepared(&stream);
+        assert!(full.frames.len() >= 2, "rows spread over partitions");
+        let parts = (full.frames.len() + 1) as u16;
+        // Only the first partition's frame lands, tagged as the request would tag it.
+        let first = &full.frames[0];
+        let tag = ProducerTag {
+            id: tag_id("k1"),
+            parts,
+        };
+        let p = &stream.partitions()[first.partition as usize];
+        let appended = p
+            .append(&record(first, IngestTime::now(), Some(tag)))
+            .expect("appends");
+        p.sync_through(appended.end_offset).expect("syncs");
+        let landed = u64::from(first.rows);
+        drop(stream);
+
+        let stream = open(dir.path());
+        assert_eq!(total(&stream), landed);
+        let outcome = stream
+            .commit(prepared(&stream), Some("k1"))
+            .expect("commits");
+        assert_eq!(outcome.accepted, 200);
+        assert_eq!(outcome.rejected, 1);
+        assert_eq!(total(&stream), 200, "no row written twice");
+        assert_eq!(stream.dead_letters().end_offset(), Offset(1));
+        let again = stream
+            .commit(prepared(&stream), Some("k1"))
+            .expect("replays");
+        assert!(again.replayed);
+        assert_eq!(total(&stream), 200);
+    }
+
+    /// All frames landed but the journal line did not: a retry replays without appending.
+    #[test]
+    fn a_retry_after_a_complete_commit_without_journal_replays() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stream = open(dir.path());
+        let outcome = stream
+            .commit(prepared(&stream), Some("k2"))
+            .expect("commits");
+        drop(stream);
+        std::fs::write(dir.path().join("idempotency.jsonl"), b"").expect("empties the journal");
+        let stream = open(dir.path());
+        let again = stream
+            .commit(prepared(&stream), Some("k2"))
+            .expect("replays");
+        assert!(again.replayed);
+        assert_eq!(again.accepted, outcome.accepted);
+        assert_eq!(again.rejected, outcome.rejected);
+        assert_eq!(again.rejects, outcome.rejects);
+        assert_eq!(total(&stream), 200);
+    }
 }

@@ -27,6 +27,7 @@ pub struct CsvDecoder {
 impl CsvDecoder {
     /// A decoder for files whose first line is `header`.
     pub fn new(def: &StreamDef, header: &[u8]) -> Result<CsvDecoder> {
+        let header = header.strip_prefix(super::UTF8_BOM).unwrap_or(header);
         let header = std::str::from_utf8(header)
             .map_err(|_| StreamError::BadInput("CSV header is not UTF-8".into()))?;
         let names: Vec<String> = header

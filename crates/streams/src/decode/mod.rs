@@ -80,6 +80,9 @@ impl Decoded {
     }
 }
 
+/// The UTF-8 byte-order mark some tools write at the start of text files.
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Byte ranges of the non-blank lines of `text`, with their 1-based line numbers, and the
 /// rejects for lines over the size limit.
 pub(crate) fn split_lines(
@@ -88,7 +91,12 @@ pub(crate) fn split_lines(
     rejects: &mut Vec<Reject>,
 ) -> Vec<(u64, usize, usize)> {
     let mut lines = Vec::new();
-    let mut start = 0usize;
+    // A UTF-8 byte-order mark may open a file or a body; it is not part of the first row.
+    let mut start = if first_line == 1 && text.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
     let mut line = first_line;
     let mut push = |s: usize, mut e: usize, line: u64, lines: &mut Vec<(u64, usize, usize)>| {
         if e > s && text[e - 1] == b'\r' {
@@ -220,5 +228,16 @@ mod tests {
                 (7, RejectCode::NullInNotNull),
             ]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_row() {
+        let def = def();
+        let ndjson = b"\xEF\xBB\xBF{\"id\":1,\"ts\":1}\n{\"id\":2,\"ts\":2}\n";
+        let d = NdjsonDecoder::new(&def).decode(ndjson, 1).unwrap();
+        assert_eq!(d.accepted(), 2, "{:?}", d.rejects);
+        let csv = CsvDecoder::new(&def, b"\xEF\xBB\xBFid,ts\n").unwrap();
+        let d = csv.decode(b"1,1\n", 2).unwrap();
+        assert_eq!(d.accepted(), 1, "{:?}", d.rejects);
     }
 }
