@@ -11,6 +11,9 @@ mod server;
 use clap::Parser;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A check ran and found problems (distinct from failing to run).
 pub const EXIT_CHECK_FAILED: u8 = 3;
 
