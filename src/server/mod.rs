@@ -10,6 +10,7 @@ use crate::output;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
@@ -58,6 +59,12 @@ async fn serve(app: Arc<App>, listen: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    // Small responses must not wait for Nagle's algorithm and the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     output::line(format!("freshet serving on http://{addr}"));
     let flusher = tokio::spawn(flush_interval_streams(app.clone()));
     let retention = tokio::spawn(apply_retention(app.clone()));

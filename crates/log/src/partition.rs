@@ -155,7 +155,10 @@ pub struct Partition {
     dir: PathBuf,
     config: PartitionConfig,
     inner: Mutex<Inner>,
-    sync_lock: Mutex<()>,
+    /// Whether a sync (the group-commit leader's) is running; waiters sleep on
+    /// `sync_done` and all wake together when it ends.
+    syncing: Mutex<bool>,
+    sync_done: Condvar,
     written_end: AtomicU64,
     durable_end: AtomicU64,
     visible: Mutex<()>,
@@ -280,7 +283,8 @@ impl Partition {
                     poisoned: None,
                     last_sync: Instant::now(),
                 }),
-                sync_lock: Mutex::new(()),
+                syncing: Mutex::new(false),
+                sync_done: Condvar::new(),
                 written_end: AtomicU64::new(end.0),
                 durable_end: AtomicU64::new(end.0),
                 visible: Mutex::new(()),
@@ -416,10 +420,33 @@ impl Partition {
         if self.durable_end.load(Ordering::Acquire) >= end.0 {
             return Ok(());
         }
-        let _leader = lock(&self.sync_lock);
-        if self.durable_end.load(Ordering::Acquire) >= end.0 {
-            return Ok(());
+        // Group commit: one caller leads a sync covering everything written before it
+        // started; the others sleep until it ends and all wake at once (a mutex hand-off
+        // would wake them one by one, which showed as tail latency under load).
+        {
+            let mut syncing = lock(&self.syncing);
+            loop {
+                if self.durable_end.load(Ordering::Acquire) >= end.0 {
+                    return Ok(());
+                }
+                if !*syncing {
+                    *syncing = true;
+                    break;
+                }
+                syncing = self
+                    .sync_done
+                    .wait(syncing)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
         }
+        let result = self.lead_sync();
+        *lock(&self.syncing) = false;
+        self.sync_done.notify_all();
+        result
+    }
+
+    /// The group-commit leader's sync: everything written so far becomes durable.
+    fn lead_sync(&self) -> Result<()> {
         let (file, written, path) = {
             let inner = lock(&self.inner);
             if let Some(reason) = &inner.poisoned {
