@@ -121,6 +121,9 @@ pub struct NexmarkArgs {
     /// Partitions for streams created by --to-streams.
     #[arg(long, default_value_t = 4)]
     pub partitions: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sql` arguments.

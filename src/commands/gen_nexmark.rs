@@ -138,6 +138,16 @@ pub fn run(data_dir: &Path, args: NexmarkArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let total: u64 = counts.iter().sum();
+    if args.json {
+        output::json(&serde_json::json!({
+            "events": total,
+            "person": counts[EventKind::Person as usize],
+            "auction": counts[EventKind::Auction as usize],
+            "bid": counts[EventKind::Bid as usize],
+            "seconds": started.elapsed().as_secs_f64(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     output::line(format!(
         "generated {total} events (person {}, auction {}, bid {}) in {:.2}s",
         counts[EventKind::Person as usize],
