@@ -108,6 +108,13 @@ impl Consumers {
         offsets.values().min().copied()
     }
 
+    /// Run `f` with the smallest pinned offset while holding the registry, so that no
+    /// consumer can register a lower offset until `f` (a retention pass) is done.
+    pub(crate) fn while_pinned<R>(&self, f: impl FnOnce(Option<Offset>) -> R) -> R {
+        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        f(offsets.values().min().copied())
+    }
+
     fn persist(&self, offsets: &BTreeMap<String, Offset>) -> Result<()> {
         let mut text = String::new();
         for (name, off) in offsets {

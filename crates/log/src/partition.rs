@@ -567,7 +567,13 @@ impl Partition {
     /// Remove sealed segments past the retention age or size, never one holding an offset
     /// that a registered consumer still needs, and never the active segment.
     pub fn apply_retention(&self, now: IngestTime) -> Result<RetentionReport> {
-        let pin = self.consumers.min_offset();
+        // Hold the consumer registry for the whole pass: a consumer registering a lower
+        // offset meanwhile would otherwise lose segments it needs.
+        self.consumers
+            .while_pinned(|pin| self.retain_with_pin(now, pin))
+    }
+
+    fn retain_with_pin(&self, now: IngestTime, pin: Option<Offset>) -> Result<RetentionReport> {
         let mut inner = lock(&self.inner);
         let mut total: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
         let mut report = RetentionReport::default();
