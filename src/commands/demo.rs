@@ -2,13 +2,12 @@
 //! creates the three streams, ingests the files through the same path as `freshet ingest`,
 //! and shows the streams. Later issues grow this into the full running demo.
 
-use crate::cli::{DemoArgs, ListArgs};
+use crate::cli::{DemoArgs, ListArgs, NexmarkArgs};
 use crate::output;
 use anyhow::{Context, bail};
-use freshet_nexmark::{EventKind, Generator, GeneratorConfig, write_ndjson};
+use freshet_nexmark::EventKind;
 use freshet_streams::DataDir;
 use freshet_streams::ingest::{Format, ingest_file};
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -31,36 +30,21 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.events,
         input.display()
     ));
-    let mut files = Vec::new();
-    for kind in EventKind::ALL {
-        let path = input.join(format!("{}.ndjson", kind.stream_name()));
-        files.push((
-            kind,
-            path.clone(),
-            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?),
-        ));
-    }
-    let mut generator = Generator::new(
-        GeneratorConfig {
-            max_events: Some(args.events),
-            ..GeneratorConfig::default()
+    super::gen_nexmark::run(
+        data_dir,
+        NexmarkArgs {
+            events: Some(args.events),
+            out: Some(input.clone()),
+            to_streams: false,
+            only: None,
+            rate: None,
+            event_rate: 10_000,
+            base_time: "2015-07-15T00:00:00Z".into(),
+            seed: 0,
+            partitions: 4,
+            json: false,
         },
-        0,
-        1,
-    );
-    let mut buf = Vec::new();
-    while let Some(batches) = generator.next_batches(8192, None) {
-        for (kind, batch) in batches.iter() {
-            buf.clear();
-            write_ndjson(kind, batch, &mut buf);
-            if let Some((_, _, w)) = files.iter_mut().find(|(k, _, _)| *k == kind) {
-                w.write_all(&buf)?;
-            }
-        }
-    }
-    for (_, _, w) in &mut files {
-        w.flush()?;
-    }
+    )?;
     output::line("2/3 creating streams person, auction, bid (4 partitions each)");
     let dir = DataDir::open(data_dir)?;
     for statement in freshet_streams::ddl::split_statements(&freshet_nexmark::ddl(4))? {
@@ -69,7 +53,8 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     output::line("3/3 ingesting (decode, validate, partition, append, fsync)");
-    for (kind, path, _) in &files {
+    for kind in EventKind::ALL {
+        let path = &input.join(format!("{}.ndjson", kind.stream_name()));
         let stream = dir.stream(kind.stream_name())?;
         let s = ingest_file(&stream, path, Format::Ndjson, &mut |_| {})?;
         output::line(format!(

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use freshet_streams::StreamError;
-use freshet_streams::decode::NdjsonDecoder;
 use freshet_types::limits::{
     HTTP_BODY_BYTES_MAX, HTTP_ROWS_PER_REQUEST_MAX, IDEMPOTENCY_KEY_BYTES_MAX,
 };
@@ -86,7 +85,7 @@ pub async fn ingest(
                 limit: "HTTP_ROWS_PER_REQUEST_MAX",
             });
         }
-        let decoded = NdjsonDecoder::new(stream.def()).decode(&bytes, 1)?;
+        let decoded = stream.ndjson().decode(&bytes, 1)?;
         let mut prepared = stream.prepare(decoded, &format!("http:{rid}"))?;
         prepared.fingerprint = Some(xxhash_rust::xxh3::xxh3_64(&bytes));
         stream.commit(prepared, key.as_deref())

@@ -1,7 +1,7 @@
 //! `freshet sql`: DDL errors name the problem and change nothing; scripts with several
 //! statements; DROP STREAM; the catalog persists between invocations.
 
-use super::support::{BID_DDL, Env};
+use super::support::{Env, bid_ddl};
 
 /// Run `sql`, which must fail with exit code 1 and a stderr containing every `needle`; the
 /// catalog must be left unchanged.
@@ -91,7 +91,8 @@ fn a_script_file_runs_every_statement() {
          CREATE STREAM clicks (\n  user_id BIGINT NOT NULL,\n  url TEXT,\n  at TIMESTAMP NOT NULL,\n  \
          WATERMARK FOR at AS at - INTERVAL '2' SECOND\n) WITH (partitions = 2, fsync = 'interval');\n\
          CREATE STREAM IF NOT EXISTS bid (x BIGINT, t TIMESTAMP, WATERMARK FOR t AS t);\n\
-         SHOW STREAMS;\n"
+         SHOW STREAMS;\n",
+        BID_DDL = bid_ddl()
     );
     let file = env.write("schema.sql", script);
     let out = env.ok_json(&["sql", "-f", file.to_str().expect("UTF-8 path")]);
@@ -192,7 +193,7 @@ fn the_catalog_survives_between_invocations() {
     // Every command below is a new process reading the catalog from disk.
     assert_eq!(env.stream_names(), vec!["bid"]);
     assert_eq!(env.ok(&["sql", "SHOW STREAMS"]).trim(), "bid");
-    let run = env.run(&["sql", BID_DDL]);
+    let run = env.run(&["sql", &bid_ddl()]);
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("stream `bid` already exists"),

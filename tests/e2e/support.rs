@@ -37,12 +37,9 @@ pub const HTTP_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const HTTP_ROWS_PER_REQUEST_MAX: usize = 100_000;
 
 /// The Nexmark bid stream as the tests declare it.
-pub const BID_DDL: &str = "CREATE STREAM bid (
-    auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price BIGINT NOT NULL,
-    channel VARCHAR NOT NULL, url VARCHAR NOT NULL, date_time TIMESTAMP NOT NULL,
-    extra VARCHAR NOT NULL,
-    WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
-) WITH (partitions = 4, partition_key = 'auction')";
+pub fn bid_ddl() -> String {
+    freshet_nexmark::EventKind::Bid.ddl(4)
+}
 
 /// The bid columns in declaration order (the CSV header).
 pub const BID_COLUMNS: [&str; 7] = [
@@ -124,8 +121,8 @@ impl Env {
         run_bounded(self.command(args), args)
     }
 
-    /// Run `freshet <args>`, which must succeed; its stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    /// Run `freshet <args>`, which must succeed.
+    fn run_ok(&self, args: &[&str]) -> Run {
         let run = self.run(args);
         assert_eq!(
             run.code,
@@ -134,22 +131,19 @@ impl Env {
             run.stdout,
             run.stderr
         );
-        run.stdout
+        run
+    }
+
+    /// Run `freshet <args>`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.run_ok(args).stdout
     }
 
     /// Run `freshet <args> --json`, which must succeed; its output.
     pub fn ok_json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
-        let run = self.run(&args);
-        assert_eq!(
-            run.code,
-            Some(0),
-            "freshet {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-            run.stdout,
-            run.stderr
-        );
-        run.json()
+        self.run_ok(&args).json()
     }
 
     /// Names of the streams `freshet streams --json` lists.
@@ -210,7 +204,7 @@ impl Env {
 
     /// Declare the bid stream.
     pub fn create_bid_stream(&self) {
-        let out = self.ok(&["sql", BID_DDL]);
+        let out = self.ok(&["sql", &bid_ddl()]);
         assert_eq!(out.trim(), "CREATE STREAM bid");
     }
 

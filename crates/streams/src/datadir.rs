@@ -17,7 +17,7 @@ use crate::ddl::{StreamStatement, parse_stream_statement};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError, io_err};
 use crate::stream::Stream;
-use freshet_log::{FileStorage, RecoveryReport, Storage};
+use freshet_log::{FileStorage, Storage};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,9 +30,6 @@ pub struct DataDir {
     catalog: Mutex<Catalog>,
     open: Mutex<HashMap<String, Arc<Stream>>>,
 }
-
-/// What recovery repaired in each partition directory of a stream when it was opened.
-pub type Recovered = Vec<(PathBuf, RecoveryReport)>;
 
 /// The directory of stream `name` under data directory `root`.
 pub fn stream_dir(root: &Path, name: &str) -> PathBuf {
@@ -110,15 +107,9 @@ impl DataDir {
 
     /// The open stream `name`, opening (and recovering) it on first use.
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
-        self.stream_with_report(name).map(|(s, _)| s)
-    }
-
-    /// Like [`DataDir::stream`], also returning what recovery repaired when this call
-    /// opened the stream.
-    pub fn stream_with_report(&self, name: &str) -> Result<(Arc<Stream>, Recovered)> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = open.get(name) {
-            return Ok((s.clone(), Vec::new()));
+            return Ok(s.clone());
         }
         let def = self
             .catalog
@@ -143,7 +134,7 @@ impl DataDir {
         }
         let stream = Arc::new(stream);
         open.insert(name.to_string(), stream.clone());
-        Ok((stream, reports))
+        Ok(stream)
     }
 
     /// Create a stream. Returns false if it existed and `if_not_exists` was set.

@@ -5,7 +5,7 @@
 //! Memory is bounded by `limits::INGEST_PIPELINE_DEPTH` chunks of
 //! `limits::INGEST_CHUNK_BYTES` in each stage.
 
-use crate::decode::{CsvDecoder, NdjsonDecoder, decode_parquet_file};
+use crate::decode::{CsvDecoder, decode_parquet_file};
 use crate::error::{Result, StreamError, io_err};
 use crate::stream::{Prepared, RejectSummary, Stream};
 use freshet_types::limits::{HTTP_REJECTS_LISTED_MAX, INGEST_CHUNK_BYTES, INGEST_PIPELINE_DEPTH};
@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,11 +32,9 @@ pub enum Format {
 impl Format {
     /// Guess from a file extension (`.ndjson`, `.jsonl`, `.json`, `.csv`, `.parquet`).
     pub fn from_path(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "ndjson" | "jsonl" | "json" => Some(Format::Ndjson),
-            "csv" => Some(Format::Csv),
-            "parquet" | "pq" => Some(Format::Parquet),
-            _ => None,
+        match path.extension()?.to_str()? {
+            "pq" => Some(Format::Parquet),
+            ext => Format::parse(ext),
         }
     }
 
@@ -148,7 +146,6 @@ pub fn ingest_file(
             })?;
         }
         Some(file) => {
-            let ndjson = NdjsonDecoder::new(stream.def());
             run_pipeline(
                 stream,
                 file,
@@ -156,7 +153,7 @@ pub fn ingest_file(
                 &source,
                 |chunk: &Chunk| match &csv {
                     Some(csv) => csv.decode(&chunk.text, chunk.first_line),
-                    None => ndjson.decode(&chunk.text, chunk.first_line),
+                    None => stream.ndjson().decode(&chunk.text, chunk.first_line),
                 },
                 |prepared, bytes| record(prepared, bytes, &mut summary),
             )?;
@@ -333,10 +330,8 @@ fn worker(
     tx: SyncSender<(u64, u64, Result<Prepared>)>,
 ) {
     loop {
-        let chunk = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            rx.recv_timeout(Duration::from_secs(3600))
-        };
+        // The reader closing the channel ends the worker.
+        let chunk = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(chunk) = chunk else { return };
         let bytes = chunk.text.len() as u64;
         let prepared = decode(&chunk).and_then(|d| stream.prepare(d, source));

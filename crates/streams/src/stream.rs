@@ -6,7 +6,7 @@
 //! under the stream's fsync policy. Under `fsync = always` nothing is reported accepted
 //! before every frame of the request is on disk.
 
-use crate::decode::{Decoded, Reject};
+use crate::decode::{Decoded, NdjsonDecoder, Reject};
 use crate::def::{FsyncMode, StreamDef};
 use crate::error::{Result, StreamError};
 use crate::idempotency::{Claim, IdempotencyTable, RecoveredTag, tag_id};
@@ -113,6 +113,7 @@ pub struct Stream {
     round_robin: AtomicU32,
     idempotency: Mutex<IdempotencyTable>,
     counters: StreamCounters,
+    ndjson: NdjsonDecoder,
 }
 
 impl Stream {
@@ -137,6 +138,7 @@ impl Stream {
         reports.push((ddir, report));
         let mut idempotency = IdempotencyTable::open(&dir)?;
         idempotency.add_recovered(recover_tags(&storage, &partitions, &dead_letters)?);
+        let ndjson = NdjsonDecoder::new(&def);
         Ok((
             Stream {
                 def,
@@ -146,6 +148,7 @@ impl Stream {
                 round_robin: AtomicU32::new(0),
                 idempotency: Mutex::new(idempotency),
                 counters: StreamCounters::default(),
+                ndjson,
             },
             reports,
         ))
@@ -154,6 +157,11 @@ impl Stream {
     /// The stream's definition.
     pub fn def(&self) -> &StreamDef {
         &self.def
+    }
+
+    /// The NDJSON decoder for this stream's schema, built once at open.
+    pub fn ndjson(&self) -> &NdjsonDecoder {
+        &self.ndjson
     }
 
     /// The stream's directory.
@@ -416,6 +424,10 @@ fn record(
     }
 }
 
+fn is_tagged(h: &freshet_log::FrameHeader) -> bool {
+    h.tag.is_some()
+}
+
 /// Read the producer tags of the newest frames (the last two segments of each partition
 /// and of the dead-letter log): the requests that may have reached the log without their
 /// idempotency record.
@@ -426,7 +438,7 @@ fn recover_tags(
 ) -> Result<std::collections::HashMap<u128, RecoveredTag>> {
     let mut tags: std::collections::HashMap<u128, RecoveredTag> = Default::default();
     for (p, partition) in partitions.iter().enumerate() {
-        for h in freshet_log::tail_headers(storage.as_ref(), partition.dir(), 2)? {
+        for h in freshet_log::tail_headers(storage.as_ref(), partition.dir(), 2, is_tagged)? {
             if let Some(tag) = h.tag {
                 let entry = tags.entry(tag.id).or_default();
                 entry.parts = tag.parts;
@@ -438,10 +450,7 @@ fn recover_tags(
             }
         }
     }
-    let tagged: Vec<_> = freshet_log::tail_headers(storage.as_ref(), dead_letters.dir(), 2)?
-        .into_iter()
-        .filter(|h| h.tag.is_some())
-        .collect();
+    let tagged = freshet_log::tail_headers(storage.as_ref(), dead_letters.dir(), 2, is_tagged)?;
     if !tagged.is_empty() {
         let mut reader = dead_letters.reader();
         for h in tagged {

@@ -5,7 +5,7 @@
 //! columns are ignored.
 
 use super::checks::{finish, lenient_schema};
-use super::{Decoded, Reject, RejectCode, split_lines};
+use super::{Bisected, Decoded, Reject, RejectCode, bisect, split_lines};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError};
 use arrow_array::cast::AsArray;
@@ -69,29 +69,24 @@ impl CsvDecoder {
 
     /// Decode records (no header) starting at 1-based line `first_line` of their source.
     pub fn decode(&self, text: &[u8], first_line: u64) -> Result<Decoded> {
-        let mut rejects = Vec::new();
-        let lines = split_lines(text, first_line, &mut rejects);
-        let mut batches = Vec::new();
-        let mut kept = Vec::with_capacity(lines.len());
-        if !lines.is_empty() {
-            self.decode_run(
-                text,
-                &lines,
-                0,
-                lines.len(),
-                &mut batches,
-                &mut kept,
-                &mut rejects,
-            )?;
-        }
-        let raw_batch = match batches.len() {
-            0 => None,
-            1 => batches.pop(),
-            _ => Some(arrow_select::concat::concat_batches(
-                &self.text_schema,
-                &batches,
-            )?),
+        let mut out = Bisected::default();
+        let lines = split_lines(text, first_line, &mut out.rejects);
+        let attempt = |from: usize, to: usize| {
+            // Feed only the chosen lines: oversized and blank lines are left out.
+            let mut buf = Vec::new();
+            for &(_, s, e) in &lines[from..to] {
+                buf.extend_from_slice(&text[s..e]);
+                buf.push(b'\n');
+            }
+            Ok(self
+                .attempt(&buf, to - from)
+                .map_err(|reason| (RejectCode::BadCsv, reason)))
         };
+        if !lines.is_empty() {
+            bisect(text, &lines, 0, lines.len(), &attempt, &mut out)?;
+        }
+        let raw_batch = out.concat(&self.text_schema)?;
+        let (kept, mut rejects) = (out.kept, out.rejects);
         let Some(raw_batch) = raw_batch else {
             return finish(
                 &self.def,
@@ -158,46 +153,6 @@ impl CsvDecoder {
             |row| lines[rows_kept[row]].0,
             |row| text[lines[rows_kept[row]].1..lines[rows_kept[row]].2].to_vec(),
         )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn decode_run(
-        &self,
-        text: &[u8],
-        lines: &[(u64, usize, usize)],
-        from: usize,
-        to: usize,
-        batches: &mut Vec<RecordBatch>,
-        kept: &mut Vec<usize>,
-        rejects: &mut Vec<Reject>,
-    ) -> Result<()> {
-        // Feed only the chosen lines: oversized and blank lines are left out.
-        let mut buf = Vec::new();
-        for &(_, s, e) in &lines[from..to] {
-            buf.extend_from_slice(&text[s..e]);
-            buf.push(b'\n');
-        }
-        match self.attempt(&buf, to - from) {
-            Ok(batch) => {
-                batches.push(batch);
-                kept.extend(from..to);
-            }
-            Err(reason) if to - from == 1 => {
-                let (line, s, e) = lines[from];
-                rejects.push(Reject {
-                    code: RejectCode::BadCsv,
-                    reason,
-                    line,
-                    raw: text[s..e].to_vec(),
-                });
-            }
-            Err(_) => {
-                let mid = from + (to - from) / 2;
-                self.decode_run(text, lines, from, mid, batches, kept, rejects)?;
-                self.decode_run(text, lines, mid, to, batches, kept, rejects)?;
-            }
-        }
-        Ok(())
     }
 
     fn attempt(&self, buf: &[u8], expected: usize) -> std::result::Result<RecordBatch, String> {

@@ -80,6 +80,66 @@ impl Decoded {
     }
 }
 
+/// The good batches, the lines they hold (indexes into the line list) and the rejects
+/// that [`bisect`] collects.
+#[derive(Default)]
+pub(crate) struct Bisected {
+    pub batches: Vec<RecordBatch>,
+    pub kept: Vec<usize>,
+    pub rejects: Vec<Reject>,
+}
+
+impl Bisected {
+    /// The good rows as one batch of `schema`.
+    pub fn concat(
+        &mut self,
+        schema: &arrow_schema::SchemaRef,
+    ) -> crate::error::Result<Option<RecordBatch>> {
+        Ok(match self.batches.len() {
+            0 => None,
+            1 => self.batches.pop(),
+            _ => Some(arrow_select::concat::concat_batches(schema, &self.batches)?),
+        })
+    }
+}
+
+/// What one decoding attempt over lines `[from, to)` gives: their batch, or the code and
+/// reason to reject them with (used once bisection has isolated a single line).
+pub(crate) type Attempt = std::result::Result<RecordBatch, (RejectCode, String)>;
+
+/// Decode lines `[from, to)` with `attempt`; on failure split the range in halves until
+/// each bad line stands alone and is rejected. Clean input costs one attempt.
+pub(crate) fn bisect(
+    text: &[u8],
+    lines: &[(u64, usize, usize)],
+    from: usize,
+    to: usize,
+    attempt: &dyn Fn(usize, usize) -> crate::error::Result<Attempt>,
+    out: &mut Bisected,
+) -> crate::error::Result<()> {
+    match attempt(from, to)? {
+        Ok(batch) => {
+            out.batches.push(batch);
+            out.kept.extend(from..to);
+        }
+        Err((code, reason)) if to - from == 1 => {
+            let (line, s, e) = lines[from];
+            out.rejects.push(Reject {
+                code,
+                reason,
+                line,
+                raw: text[s..e].to_vec(),
+            });
+        }
+        Err(_) => {
+            let mid = from + (to - from) / 2;
+            bisect(text, lines, from, mid, attempt, out)?;
+            bisect(text, lines, mid, to, attempt, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The UTF-8 byte-order mark some tools write at the start of text files.
 pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
