@@ -51,3 +51,17 @@ pub const EVENT_TIME_MIN_MS: i64 = -2_208_988_800_000;
 
 /// Latest event time accepted at ingest: 2999-12-31T23:59:59.999Z, in ms since the epoch.
 pub const EVENT_TIME_MAX_MS: i64 = 32_503_679_999_999;
+
+/// Default cap on one view's operator state (open windows, groups, join buffers); a view
+/// over it stops with a clear error instead of exhausting memory. `state_bytes_max` overrides.
+pub const VIEW_STATE_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+/// Result rows a view buffers before it commits, whatever its commit interval: bounds the
+/// memory between commits and the size of one store transaction.
+pub const VIEW_ROWS_PER_COMMIT_MAX: usize = 200_000;
+
+/// Bytes of log frames a view reads from one partition per step.
+pub const VIEW_READ_BYTES: usize = 4 * 1024 * 1024;
+
+/// Rows the `results` command and API return per page at most.
+pub const RESULT_ROWS_PER_PAGE_MAX: usize = 10_000;

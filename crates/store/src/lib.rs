@@ -1,0 +1,125 @@
+//! Freshet's result store: per SQL view, the results table, the view's operator state and
+//! its progress over each input partition, committed together.
+//!
+//! # Invariant: one commit, one transaction
+//!
+//! [`ResultStore::commit`] writes a view's changed result rows, its changed operator state,
+//! its late events and the progress it reached (next offset and watermark per input
+//! partition) in **one** SQLite transaction. A crash at any point leaves the last complete
+//! checkpoint: on restart the engine [`load`](ResultStore::load)s state and progress and
+//! resumes from those offsets, so no event counts twice and none is lost (exactly-once).
+//! Result rows are keyed by the view's group key and window, so writing a row again replaces
+//! it instead of adding one.
+//!
+//! # The SQLite file
+//!
+//! [`SqliteStore`] keeps everything in one file (`results.db`) in WAL mode with
+//! `synchronous = NORMAL`: a power loss may lose the last commits but never splits one, which
+//! is what exactly-once needs. Readers (other connections, other processes, the `sqlite3`
+//! shell) never block the writer, and the writer never blocks them. `busy_timeout` is 5 s;
+//! foreign keys are off. `PRAGMA user_version` holds the schema version, 1; opening creates
+//! or checks the schema, and refuses a file written by a newer version. The full description
+//! for people reading the file is `docs/store-schema.md`.
+//!
+//! ## Results tables
+//!
+//! One table per view, named exactly as the view. Its columns are the view's result columns
+//! in order, then:
+//!
+//! - `_state TEXT NOT NULL`: `'provisional'` (the row may still change) or `'final'`;
+//! - `_updated_at TEXT NOT NULL`: when the row was last written, UTC
+//!   `YYYY-MM-DD HH:MM:SS.fff`;
+//!
+//! and `PRIMARY KEY (<key columns>)` (the group keys and window columns). Arrow types map to
+//! SQLite as follows; reading gives back the same Arrow types.
+//!
+//! | Arrow | SQLite | stored as |
+//! |---|---|---|
+//! | Int8/16/32/64, UInt8/16/32 | INTEGER | the number |
+//! | UInt64 | INTEGER | the number; above `i64::MAX` is refused |
+//! | Float32/64 | REAL | the number; SQLite stores NaN as NULL |
+//! | Boolean | INTEGER | 0 or 1 |
+//! | Utf8, LargeUtf8, Utf8View | TEXT | the string |
+//! | Timestamp(unit, tz) | TEXT | UTC `YYYY-MM-DD HH:MM:SS` + `.` and 3/6/9 digits for ms/us/ns |
+//! | Date32 | TEXT | `YYYY-MM-DD` |
+//! | Decimal128(p, s) | TEXT | Arrow's display, e.g. `123.45` |
+//! | Binary, LargeBinary, BinaryView | BLOB | the bytes |
+//!
+//! Nulls are NULL. Times are UTC text of fixed width, so SQLite's date functions read them
+//! and text order is time order; years outside 0000–9999 are refused. Other Arrow types are
+//! refused when the view is created.
+//!
+//! ## Internal tables
+//!
+//! Named `freshet_*` (view names may not start with `freshet_`):
+//!
+//! - `freshet_views(view PRIMARY KEY, key_columns, schema, created_at_ms)`: each view's key
+//!   columns (JSON array of names) and columns (JSON array of `{"name", "type", …,
+//!   "nullable"}`).
+//! - `freshet_progress(view, stream, partition, next_offset, watermark_ms)`, primary key
+//!   `(view, stream, partition)`: the first offset not yet reflected, per input partition.
+//! - `freshet_view_status(view PRIMARY KEY, watermark_ms, committed_at_ms, stats)`: the view's
+//!   watermark, when it last committed (ms since the epoch) and the engine's counters (JSON).
+//! - `freshet_state(view, key, value)`, primary key `(view, key)`, `WITHOUT ROWID`: opaque
+//!   operator state.
+//! - `freshet_late_events(view, stream, partition, offset, event_time, reason, row)`, primary
+//!   key `(view, stream, partition, offset)`: late events kept by the view's policy; storing
+//!   one again (a replay after a crash) keeps one row.
+//!
+//! # What this crate does not do
+//!
+//! It does not decide what to write: the engine computes results, state and progress, and
+//! retries [`retriable`](StoreError::retriable) errors. It does not serialise operator
+//! state (values are opaque bytes). It assumes one writing process per file, which the data
+//! directory's lock guarantees.
+#![deny(missing_docs)]
+
+mod cells;
+mod error;
+mod model;
+mod schema;
+mod sqlite;
+
+pub use error::StoreError;
+pub use model::{
+    Checkpoint, Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery,
+    ResultRows, ResultTable, RowState, ViewStatus,
+};
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::SqliteStore;
+
+/// Where views keep their results, operator state and progress.
+///
+/// Every method that names a view fails with [`StoreError::User`] ("unknown view 'x'") if the
+/// view was never created, except [`ResultStore::drop_view`], which is idempotent.
+pub trait ResultStore: Send {
+    /// Creates the view's results table and registers it. Creating a view that exists with
+    /// the same columns, types and key does nothing; with different ones it is a user error
+    /// naming the first difference.
+    fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError>;
+
+    /// Removes the view's results table, state, progress and late events, in one
+    /// transaction. Dropping a view that does not exist does nothing.
+    fn drop_view(&mut self, view: &str) -> Result<(), StoreError>;
+
+    /// The view's last committed progress and all its operator state.
+    fn load(&self, view: &str) -> Result<Checkpoint, StoreError>;
+
+    /// Applies one checkpoint in one transaction: upserts result rows by key, puts then
+    /// deletes state entries, stores late events not already stored, and upserts the
+    /// progress of each partition named and the view's watermark, stats and commit time.
+    /// On any error nothing is changed.
+    fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError>;
+
+    /// Reads result rows in key order, at most
+    /// [`RESULT_ROWS_PER_PAGE_MAX`](freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX) at a time.
+    ///
+    /// `equals` may name key columns only. The time range keeps rows whose window overlaps
+    /// `[from_ms, to_ms)` (`window_end > from` and `window_start < to`) if the table has
+    /// `window_start` and `window_end` timestamp columns; otherwise rows whose only timestamp
+    /// column is in `[from_ms, to_ms)`; a table with neither cannot be filtered by time.
+    fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError>;
+
+    /// The view's last committed progress and when it was committed.
+    fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
+}

@@ -1,0 +1,2220 @@
+//! The SQLite result store: one file, WAL mode, one transaction per commit.
+//!
+//! The writer holds one connection and caches each view's column list and statements, so a
+//! commit is a run of prepared-statement executions inside `BEGIN IMMEDIATE … COMMIT`.
+//! Result rows are written up to 64 per statement, which saves SQLite's per-statement cost.
+//! Taking the write lock at `BEGIN` means a busy database fails (after the busy timeout)
+//! before anything was written, never halfway. Reads run on the same kind of connection,
+//! opened read-only by other processes; each read sees one committed snapshot.
+//!
+//! The cache of view definitions is only correct with one writer per file, which the data
+//! directory's lock guarantees; read paths always read definitions from the file.
+
+use arrow_array::types::Decimal128Type;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cells::{Cells, ColumnBuilder};
+use crate::error::SqliteContext;
+use crate::model::{
+    Checkpoint, Commit, PartitionProgress, Progress, ResultQuery, ResultRows, ResultTable,
+    ViewStatus,
+};
+use crate::schema::{
+    Column, ColumnType, INTERNAL_DDL, INTERNAL_PREFIX, SCHEMA_VERSION, STATE_COLUMN, TimeText,
+    UPDATED_AT_COLUMN, Unit, create_results_table, delete_by_key_sql, format_date,
+    format_timestamp, parse_date, parse_user_timestamp, quote_ident, upsert_chunk_rows,
+    upsert_parameter, upsert_sql,
+};
+use crate::{ResultStore, StoreError};
+use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
+
+/// How long a statement waits for another connection's lock before failing with a
+/// retriable error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: the shared commit statements plus two upserts
+/// (one row, many rows) and a delete per view, with room for the read queries of a few
+/// filter shapes.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// Page cache of the writer's connection, in KiB (SQLite's default is 2 MiB). A commit
+/// touches pages all over the results tables' B-trees; a cache that holds them saves
+/// reading them back from the OS on the next commit.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// Earliest instant a time filter bound is clamped to: 0000-01-01 00:00:00 UTC.
+const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
+
+/// Latest instant a time filter bound is clamped to: 9999-12-31 23:59:59 UTC. Stored times
+/// never lie outside these bounds, so clamping changes no answer.
+const TIME_FILTER_MAX_MS: i64 = 253_402_300_799_000;
+
+/// A view's definition as the store needs it to write and read rows.
+#[derive(Debug)]
+struct ViewDef {
+    columns: Vec<Column>,
+    /// Positions of the key columns in `columns`.
+    key: Vec<usize>,
+    /// Upserts one row.
+    upsert_one_sql: String,
+    /// Upserts `chunk_rows` rows.
+    upsert_chunk_sql: String,
+    chunk_rows: usize,
+    delete_sql: String,
+}
+
+impl ViewDef {
+    fn new(view: &str, columns: Vec<Column>, key: Vec<usize>) -> ViewDef {
+        let key_names: Vec<&str> = key.iter().map(|&i| columns[i].name.as_str()).collect();
+        let chunk_rows = upsert_chunk_rows(columns.len());
+        ViewDef {
+            upsert_one_sql: upsert_sql(view, &columns, &key_names, 1),
+            upsert_chunk_sql: upsert_sql(view, &columns, &key_names, chunk_rows),
+            chunk_rows,
+            delete_sql: delete_by_key_sql(view, &key_names),
+            columns,
+            key,
+        }
+    }
+
+    fn key_names(&self) -> Vec<&str> {
+        self.key
+            .iter()
+            .map(|&i| self.columns[i].name.as_str())
+            .collect()
+    }
+
+    /// Checks a new definition against this stored one; the error names the first
+    /// difference.
+    fn check_same(&self, view: &str, columns: &[Column], key: &[String]) -> Result<(), StoreError> {
+        let differ = |what: String| {
+            Err(StoreError::user(format!(
+                "view '{view}' already exists with different columns: {what}; drop the view \
+                 to change its columns"
+            )))
+        };
+        for (position, new) in columns.iter().enumerate() {
+            match self.columns.iter().position(|old| old.name == new.name) {
+                None => return differ(format!("column '{}' is new", new.name)),
+                Some(old_position) => {
+                    let old = &self.columns[old_position];
+                    if old.ty != new.ty {
+                        return differ(format!(
+                            "column '{}' was {} and is now {}",
+                            new.name,
+                            old.ty.to_arrow(),
+                            new.ty.to_arrow()
+                        ));
+                    }
+                    if old_position != position {
+                        return differ(format!(
+                            "column '{}' moved from position {} to {}",
+                            new.name,
+                            old_position + 1,
+                            position + 1
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(gone) = self
+            .columns
+            .iter()
+            .find(|old| !columns.iter().any(|new| new.name == old.name))
+        {
+            return differ(format!("column '{}' is gone", gone.name));
+        }
+        let old_key = self.key_names();
+        if old_key != key.iter().map(String::as_str).collect::<Vec<_>>() {
+            return differ(format!(
+                "the key was ({}) and is now ({})",
+                old_key.join(", "),
+                key.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The result store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    read_only: bool,
+    /// Definitions of views this writer has used; see the module docs.
+    views: HashMap<String, Arc<ViewDef>>,
+}
+
+impl SqliteStore {
+    /// Opens the store for writing, creating the file and its tables if needed. Opening an
+    /// existing store changes nothing; a store written by a newer Freshet is refused.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path)
+            .context(|| format!("opening the result store {}", path.display()))?;
+        let at = || format!("configuring the result store {}", path.display());
+        conn.busy_timeout(BUSY_TIMEOUT).context(at)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .context(at)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::user(format!(
+                "the result store {} cannot use WAL mode (journal mode is '{mode}'); put it \
+                 on a local file system",
+                path.display()
+            )));
+        }
+        // Consistency is what exactly-once needs: a power loss may lose the last commits
+        // but never splits one.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .context(at)?;
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .context(at)?;
+        // A negative cache_size is in KiB rather than pages.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .context(at)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(at)?;
+        let version = schema_version(&tx, path)?;
+        if version > SCHEMA_VERSION {
+            return Err(newer_version(path, version));
+        }
+        tx.execute_batch(INTERNAL_DDL)
+            .context(|| format!("creating the tables of {}", path.display()))?;
+        if version < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .context(at)?;
+        }
+        tx.commit().context(at)?;
+        tracing::info!(path = %path.display(), schema_version = SCHEMA_VERSION, "result store opened");
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+            read_only: false,
+            views: HashMap::new(),
+        })
+    }
+
+    /// Opens an existing store for reading only; it never blocks the writer.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::user(format!(
+                    "there is no result store at {}: the file does not exist",
+                    path.display()
+                )));
+            }
+            Err(error) => {
+                return Err(StoreError::io(
+                    format!("looking for the result store {}", path.display()),
+                    error,
+                ));
+            }
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context(|| format!("opening the result store {} read-only", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .context(|| format!("configuring the result store {}", path.display()))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        let version = schema_version(&conn, path)?;
+        if version == 0 {
+            return Err(StoreError::user(format!(
+                "{} is not a Freshet result store (its schema version is 0)",
+                path.display()
+            )));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(newer_version(path, version));
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+            read_only: true,
+            views: HashMap::new(),
+        })
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::bug(format!(
+                "the result store {} was opened read-only",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The definition of `view`: this writer's cached copy, else the stored one.
+    fn view_def(&self, view: &str) -> Result<Arc<ViewDef>, StoreError> {
+        match self.views.get(view) {
+            Some(def) => Ok(Arc::clone(def)),
+            None => load_view_def(&self.conn, view)?
+                .map(Arc::new)
+                .ok_or_else(|| unknown_view(view)),
+        }
+    }
+
+    /// Like [`Self::view_def`], remembering the definition for later commits.
+    fn cached_view_def(&mut self, view: &str) -> Result<Arc<ViewDef>, StoreError> {
+        let def = self.view_def(view)?;
+        self.views.insert(view.to_owned(), Arc::clone(&def));
+        Ok(def)
+    }
+
+    fn check_view_exists(&self, view: &str) -> Result<(), StoreError> {
+        if self.views.contains_key(view) {
+            return Ok(());
+        }
+        let found = self
+            .conn
+            .prepare_cached("SELECT 1 FROM freshet_views WHERE view = ?1")
+            .and_then(|mut statement| statement.exists([view]))
+            .context(|| format!("looking up view '{view}'"))?;
+        if found {
+            Ok(())
+        } else {
+            Err(unknown_view(view))
+        }
+    }
+}
+
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .context(|| format!("reading the schema version of {}", path.display()))
+}
+
+fn newer_version(path: &Path, version: i64) -> StoreError {
+    StoreError::user(format!(
+        "the result store {} has schema version {version}, written by a newer Freshet; this \
+         build knows version {SCHEMA_VERSION}",
+        path.display()
+    ))
+}
+
+fn unknown_view(view: &str) -> StoreError {
+    StoreError::user(format!("unknown view '{view}'"))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// View names become table names, so they must not collide with SQLite's or the store's own.
+fn check_view_name(view: &str) -> Result<(), StoreError> {
+    let lower = view.to_ascii_lowercase();
+    if view.is_empty() {
+        return Err(StoreError::user("a view name cannot be empty"));
+    }
+    if lower.starts_with(INTERNAL_PREFIX) {
+        return Err(StoreError::user(format!(
+            "view name '{view}' starts with '{INTERNAL_PREFIX}', which is reserved for the \
+             result store's own tables"
+        )));
+    }
+    if lower.starts_with("sqlite_") {
+        return Err(StoreError::user(format!(
+            "view name '{view}' starts with 'sqlite_', which SQLite reserves"
+        )));
+    }
+    if view.contains('\0') {
+        return Err(StoreError::user(
+            "a view name cannot contain a NUL character",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks and converts a view's columns and key.
+fn table_columns(table: &ResultTable) -> Result<(Vec<Column>, Vec<usize>), StoreError> {
+    let view = &table.view;
+    let columns = table
+        .schema
+        .fields()
+        .iter()
+        .map(|field| Column::from_field(field))
+        .collect::<Result<Vec<_>, _>>()?;
+    if columns.is_empty() {
+        return Err(StoreError::user(format!("view '{view}' has no columns")));
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if column.name.is_empty() || column.name.contains('\0') {
+            return Err(StoreError::user(format!(
+                "view '{view}' has a column with an empty name or a NUL character"
+            )));
+        }
+        if [STATE_COLUMN, UPDATED_AT_COLUMN]
+            .iter()
+            .any(|reserved| column.name.eq_ignore_ascii_case(reserved))
+        {
+            return Err(StoreError::user(format!(
+                "view '{view}' has a column named '{}', which the result store adds itself; \
+                 rename it",
+                column.name
+            )));
+        }
+        // SQLite column names are case-insensitive.
+        if columns[..i]
+            .iter()
+            .any(|other| other.name.eq_ignore_ascii_case(&column.name))
+        {
+            return Err(StoreError::user(format!(
+                "view '{view}' has two columns named '{}' (names are case-insensitive)",
+                column.name
+            )));
+        }
+    }
+    if table.key.is_empty() {
+        return Err(StoreError::user(format!(
+            "view '{view}' has no key columns: its results need a key (group keys and window \
+             columns) so that a row written again replaces the old one"
+        )));
+    }
+    let mut key = Vec::with_capacity(table.key.len());
+    for name in &table.key {
+        let position = columns
+            .iter()
+            .position(|column| &column.name == name)
+            .ok_or_else(|| {
+                StoreError::user(format!(
+                    "key column '{name}' is not a column of view '{view}'"
+                ))
+            })?;
+        if key.contains(&position) {
+            return Err(StoreError::user(format!(
+                "key column '{name}' is listed twice for view '{view}'"
+            )));
+        }
+        key.push(position);
+    }
+    Ok((columns, key))
+}
+
+/// Reads a view's stored definition.
+fn load_view_def(conn: &Connection, view: &str) -> Result<Option<ViewDef>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT key_columns, schema FROM freshet_views WHERE view = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([view], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .context(|| format!("reading the definition of view '{view}'"))?;
+    let Some((key_json, schema_json)) = row else {
+        return Ok(None);
+    };
+    let bad = |what: &str, error: serde_json::Error| {
+        StoreError::corrupt(format!(
+            "freshet_views holds an unreadable {what} for view '{view}': {error}"
+        ))
+    };
+    let columns: Vec<Column> =
+        serde_json::from_str(&schema_json).map_err(|error| bad("schema", error))?;
+    let key_names: Vec<String> =
+        serde_json::from_str(&key_json).map_err(|error| bad("key_columns", error))?;
+    let key = key_names
+        .iter()
+        .map(|name| {
+            columns
+                .iter()
+                .position(|column| &column.name == name)
+                .ok_or_else(|| {
+                    StoreError::corrupt(format!(
+                        "freshet_views names key column '{name}' of view '{view}', which is \
+                         not in its schema"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if key.is_empty() {
+        return Err(StoreError::corrupt(format!(
+            "freshet_views holds no key columns for view '{view}'"
+        )));
+    }
+    Ok(Some(ViewDef::new(view, columns, key)))
+}
+
+/// Reads a view's committed progress and commit time, if it ever committed.
+fn read_progress(conn: &Connection, view: &str) -> Result<Option<(Progress, i64)>, StoreError> {
+    let at = || format!("reading the progress of view '{view}'");
+    let status: Option<(Option<i64>, i64, String)> = conn
+        .prepare_cached(
+            "SELECT watermark_ms, committed_at_ms, stats FROM freshet_view_status WHERE view = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([view], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+        })
+        .context(at)?;
+    let Some((watermark_ms, committed_at_ms, stats)) = status else {
+        return Ok(None);
+    };
+    let stats = serde_json::from_str(&stats).map_err(|error| {
+        StoreError::corrupt(format!(
+            "freshet_view_status holds unreadable stats for view '{view}': {error}"
+        ))
+    })?;
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT stream, \"partition\", next_offset, watermark_ms FROM freshet_progress \
+             WHERE view = ?1 ORDER BY stream, \"partition\"",
+        )
+        .context(at)?;
+    let rows = statement
+        .query_map([view], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .context(at)?;
+    let mut partitions = Vec::new();
+    for row in rows {
+        let (stream, partition, next_offset, watermark_ms) = row.context(at)?;
+        let (Ok(partition), Ok(next_offset)) =
+            (u32::try_from(partition), u64::try_from(next_offset))
+        else {
+            return Err(StoreError::corrupt(format!(
+                "freshet_progress holds partition {partition}, offset {next_offset} for view \
+                 '{view}', stream '{stream}'; neither may be negative"
+            )));
+        };
+        partitions.push(PartitionProgress {
+            stream,
+            partition,
+            next_offset,
+            watermark_ms,
+        });
+    }
+    Ok(Some((
+        Progress {
+            partitions,
+            watermark_ms,
+            stats,
+        },
+        committed_at_ms,
+    )))
+}
+
+/// Converts a filter value given as text to the stored form of `column`.
+fn filter_value(view: &str, column: &Column, text: &str) -> Result<Value, StoreError> {
+    let bad = |expected: &str| {
+        StoreError::user(format!(
+            "filter on column '{}' of view '{view}': '{text}' is not {expected}",
+            column.name
+        ))
+    };
+    let mut time = TimeText::new();
+    Ok(match &column.ty {
+        ColumnType::Int8
+        | ColumnType::Int16
+        | ColumnType::Int32
+        | ColumnType::Int64
+        | ColumnType::UInt8
+        | ColumnType::UInt16
+        | ColumnType::UInt32
+        | ColumnType::UInt64 => {
+            Value::Integer(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?)
+        }
+        ColumnType::Boolean => match text.trim() {
+            "true" | "1" => Value::Integer(1),
+            "false" | "0" => Value::Integer(0),
+            _ => return Err(bad("a boolean (true or false)")),
+        },
+        ColumnType::Float32 | ColumnType::Float64 => {
+            Value::Real(text.trim().parse::<f64>().map_err(|_| bad("a number"))?)
+        }
+        ColumnType::Utf8 | ColumnType::LargeUtf8 | ColumnType::Utf8View => {
+            Value::Text(text.to_owned())
+        }
+        ColumnType::Timestamp { unit, .. } => {
+            let expected = "a timestamp (RFC 3339 like 2024-03-01T12:00:00Z, or \
+                            2024-03-01 12:00:00.000)";
+            let value = parse_user_timestamp(text.trim(), *unit).ok_or_else(|| bad(expected))?;
+            if !format_timestamp(value, *unit, &mut time) {
+                return Err(bad(expected));
+            }
+            Value::Text(time.as_str().to_owned())
+        }
+        ColumnType::Date32 => {
+            let days = parse_date(text.trim()).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?;
+            if !format_date(days, &mut time) {
+                return Err(bad("a date (YYYY-MM-DD)"));
+            }
+            Value::Text(time.as_str().to_owned())
+        }
+        ColumnType::Decimal128 { precision, scale } => {
+            let value =
+                arrow_cast::parse::parse_decimal::<Decimal128Type>(text.trim(), *precision, *scale)
+                    .map_err(|_| {
+                        bad(&format!(
+                            "a decimal of precision {precision}, scale {scale}"
+                        ))
+                    })?;
+            Value::Text(
+                <Decimal128Type as arrow_array::types::DecimalType>::format_decimal(
+                    value, *precision, *scale,
+                ),
+            )
+        }
+        ColumnType::Binary | ColumnType::LargeBinary | ColumnType::BinaryView => {
+            return Err(StoreError::user(format!(
+                "column '{}' of view '{view}' holds bytes and cannot be filtered on",
+                column.name
+            )));
+        }
+    })
+}
+
+/// A time filter bound in the stored text form of a timestamp column of `unit`.
+fn time_bound(ms: i64, unit: Unit, round_up: bool) -> Value {
+    let clamped = ms.clamp(TIME_FILTER_MIN_MS, TIME_FILTER_MAX_MS);
+    let mut text = TimeText::new();
+    let formatted = format_timestamp(unit.convert_ms(clamped, round_up), unit, &mut text);
+    assert!(formatted, "a clamped bound is within the years 0000-9999");
+    Value::Text(text.as_str().to_owned())
+}
+
+/// A timestamp column and its unit.
+type TimeColumn<'a> = (&'a Column, Unit);
+
+/// The columns a time range filters on.
+enum TimeColumns<'a> {
+    /// Rows whose `[start, end)` overlaps the range.
+    Window {
+        start: TimeColumn<'a>,
+        end: TimeColumn<'a>,
+    },
+    /// Rows whose one timestamp lies in the range.
+    Instant(TimeColumn<'a>),
+}
+
+fn time_columns<'a>(view: &str, columns: &'a [Column]) -> Result<TimeColumns<'a>, StoreError> {
+    let mut timestamps = columns.iter().filter_map(|column| match column.ty {
+        ColumnType::Timestamp { unit, .. } => Some((column, unit)),
+        _ => None,
+    });
+    let named = |name: &str| timestamps.clone().find(|(column, _)| column.name == name);
+    if let (Some(start), Some(end)) = (named("window_start"), named("window_end")) {
+        return Ok(TimeColumns::Window { start, end });
+    }
+    match (timestamps.next(), timestamps.next()) {
+        (Some(only), None) => Ok(TimeColumns::Instant(only)),
+        _ => Err(StoreError::user(format!(
+            "view '{view}' cannot be filtered by time: that needs timestamp columns \
+             window_start and window_end, or exactly one timestamp column"
+        ))),
+    }
+}
+
+impl ResultStore for SqliteStore {
+    fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let view = table.view.as_str();
+        check_view_name(view)?;
+        let (columns, key) = table_columns(table)?;
+        let at = || format!("creating view '{view}'");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(at)?;
+        let def = match load_view_def(&tx, view)? {
+            Some(existing) => {
+                existing.check_same(view, &columns, &table.key)?;
+                // A column that may now hold nulls is recorded as nullable; one recorded as
+                // nullable stays so, since stored rows may hold nulls.
+                let merged: Vec<Column> = existing
+                    .columns
+                    .iter()
+                    .zip(&columns)
+                    .map(|(old, new)| Column {
+                        nullable: old.nullable || new.nullable,
+                        ..old.clone()
+                    })
+                    .collect();
+                if merged == existing.columns {
+                    existing
+                } else {
+                    let schema_json = serde_json::to_string(&merged).map_err(|error| {
+                        StoreError::bug(format!("serialising a schema: {error}"))
+                    })?;
+                    tx.execute(
+                        "UPDATE freshet_views SET schema = ?2 WHERE view = ?1",
+                        params![view, schema_json],
+                    )
+                    .context(at)?;
+                    ViewDef::new(view, merged, existing.key.clone())
+                }
+            }
+            None => {
+                // Table names are case-insensitive in SQLite: "Bids" and "bids" collide.
+                let taken: Option<String> = tx
+                    .query_row(
+                        "SELECT name FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
+                        [view],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .context(at)?;
+                if let Some(taken) = taken {
+                    return Err(StoreError::user(format!(
+                        "cannot create view '{view}': the result store already has a table \
+                         named '{taken}' (table names are case-insensitive)"
+                    )));
+                }
+                let schema_json = serde_json::to_string(&columns)
+                    .map_err(|error| StoreError::bug(format!("serialising a schema: {error}")))?;
+                let key_json = serde_json::to_string(&table.key)
+                    .map_err(|error| StoreError::bug(format!("serialising a key: {error}")))?;
+                tx.execute(
+                    "INSERT INTO freshet_views (view, key_columns, schema, created_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![view, key_json, schema_json, now_ms()],
+                )
+                .context(at)?;
+                tracing::info!(view, "result table created");
+                ViewDef::new(view, columns, key)
+            }
+        };
+        let key_names = def.key_names();
+        tx.execute_batch(&create_results_table(view, &def.columns, &key_names))
+            .context(at)?;
+        tx.commit().context(at)?;
+        self.views.insert(view.to_owned(), Arc::new(def));
+        Ok(())
+    }
+
+    fn drop_view(&mut self, view: &str) -> Result<(), StoreError> {
+        self.check_writable()?;
+        check_view_name(view)?;
+        let at = || format!("dropping view '{view}'");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(at)?;
+        // Only a registered view's table is dropped, never a table someone else made.
+        let registered = tx
+            .query_row(
+                "SELECT 1 FROM freshet_views WHERE view = ?1",
+                [view],
+                |_| Ok(()),
+            )
+            .optional()
+            .context(at)?
+            .is_some();
+        if registered {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_ident(view)))
+                .context(at)?;
+        }
+        for table in [
+            "freshet_views",
+            "freshet_progress",
+            "freshet_view_status",
+            "freshet_state",
+            "freshet_late_events",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE view = ?1"), [view])
+                .context(at)?;
+        }
+        tx.commit().context(at)?;
+        self.views.remove(view);
+        // The view's cached upsert would point at a table that is gone.
+        self.conn.flush_prepared_statement_cache();
+        if registered {
+            tracing::info!(view, "result table dropped");
+        }
+        Ok(())
+    }
+
+    fn load(&self, view: &str) -> Result<Checkpoint, StoreError> {
+        let at = || format!("loading the checkpoint of view '{view}'");
+        // One read transaction, so progress and state come from the same commit.
+        let tx = self.conn.unchecked_transaction().context(at)?;
+        self.check_view_exists(view)?;
+        let progress = read_progress(&tx, view)?.map(|(progress, _)| progress);
+        let mut statement = tx
+            .prepare_cached("SELECT key, value FROM freshet_state WHERE view = ?1 ORDER BY key")
+            .context(at)?;
+        let state = statement
+            .query_map([view], |row| Ok((row.get(0)?, row.get(1)?)))
+            .context(at)?
+            .collect::<Result<Vec<(Vec<u8>, Vec<u8>)>, _>>()
+            .context(at)?;
+        drop(statement);
+        tx.finish().context(at)?;
+        Ok(Checkpoint { progress, state })
+    }
+
+    fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let def = self.cached_view_def(view)?;
+        let at = || format!("committing view '{view}'");
+        let committed_at_ms = now_ms();
+        let mut updated_at = TimeText::new();
+        let formatted = format_timestamp(committed_at_ms, Unit::Millisecond, &mut updated_at);
+        assert!(formatted, "the wall clock is within the years 0000-9999");
+        let updated_at = updated_at.as_str().to_owned();
+
+        // IMMEDIATE takes the write lock now: a busy store fails here, before any write.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(at)?;
+        let rows = write_upserts(&tx, view, &def, &commit.upserts, &updated_at)?;
+        if !commit.state_puts.is_empty() {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO freshet_state (view, key, value) VALUES (?1, ?2, ?3)",
+                )
+                .context(at)?;
+            for (key, value) in &commit.state_puts {
+                put.execute(params![view, key, value]).context(at)?;
+            }
+        }
+        if !commit.state_deletes.is_empty() {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM freshet_state WHERE view = ?1 AND key = ?2")
+                .context(at)?;
+            for key in &commit.state_deletes {
+                delete.execute(params![view, key]).context(at)?;
+            }
+        }
+        if !commit.late.is_empty() {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO freshet_late_events \
+                     (view, stream, \"partition\", \"offset\", event_time, reason, \"row\") \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .context(at)?;
+            let mut event_time = TimeText::new();
+            for late in &commit.late {
+                if !format_timestamp(late.event_time_ms, Unit::Millisecond, &mut event_time) {
+                    return Err(StoreError::bug(format!(
+                        "late event at offset {} of stream '{}' has event time {} ms, outside \
+                         the years 0000-9999",
+                        late.offset, late.stream, late.event_time_ms
+                    )));
+                }
+                insert
+                    .execute(params![
+                        view,
+                        late.stream,
+                        late.partition,
+                        offset_to_sql(late.offset)?,
+                        event_time.as_str(),
+                        late.reason,
+                        late.row_json
+                    ])
+                    .context(at)?;
+            }
+        }
+        {
+            let mut progress = tx
+                .prepare_cached(
+                    "INSERT INTO freshet_progress \
+                     (view, stream, \"partition\", next_offset, watermark_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (view, stream, \"partition\") DO UPDATE SET \
+                     next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms",
+                )
+                .context(at)?;
+            for partition in &commit.progress.partitions {
+                progress
+                    .execute(params![
+                        view,
+                        partition.stream,
+                        partition.partition,
+                        offset_to_sql(partition.next_offset)?,
+                        partition.watermark_ms
+                    ])
+                    .context(at)?;
+            }
+            let stats = serde_json::to_string(&commit.progress.stats)
+                .map_err(|error| StoreError::bug(format!("serialising stats: {error}")))?;
+            tx.prepare_cached(
+                "INSERT INTO freshet_view_status (view, watermark_ms, committed_at_ms, stats) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (view) DO UPDATE SET watermark_ms = excluded.watermark_ms, \
+                 committed_at_ms = excluded.committed_at_ms, stats = excluded.stats",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    view,
+                    commit.progress.watermark_ms,
+                    committed_at_ms,
+                    stats
+                ])
+            })
+            .context(at)?;
+        }
+        tx.commit().context(at)?;
+        tracing::debug!(
+            view,
+            rows,
+            state_puts = commit.state_puts.len(),
+            state_deletes = commit.state_deletes.len(),
+            late = commit.late.len(),
+            "committed"
+        );
+        Ok(())
+    }
+
+    fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
+        let def = self.view_def(view)?;
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (name, text) in &query.equals {
+            let position = def
+                .key
+                .iter()
+                .copied()
+                .find(|&k| &def.columns[k].name == name)
+                .ok_or_else(|| {
+                    StoreError::user(format!(
+                        "cannot filter view '{view}' on column '{name}': filters apply to its \
+                         key columns only ({})",
+                        def.key_names().join(", ")
+                    ))
+                })?;
+            let column = &def.columns[position];
+            values.push(filter_value(view, column, text)?);
+            conditions.push(format!("{} = ?{}", quote_ident(&column.name), values.len()));
+        }
+        if query.from_ms.is_some() || query.to_ms.is_some() {
+            let ((lower, lower_unit), (upper, upper_unit), lower_op, upper_op) =
+                match time_columns(view, &def.columns)? {
+                    TimeColumns::Window { start, end } => (end, start, ">", "<"),
+                    TimeColumns::Instant(column) => (column, column, ">=", "<"),
+                };
+            if let Some(from_ms) = query.from_ms {
+                // `end > from` holds for a whole-unit `end` iff `end > floor(from)`;
+                // `t >= from` iff `t >= ceil(from)`.
+                let round_up = lower_op == ">=";
+                values.push(time_bound(from_ms, lower_unit, round_up));
+                conditions.push(format!(
+                    "{} {lower_op} ?{}",
+                    quote_ident(&lower.name),
+                    values.len()
+                ));
+            }
+            if let Some(to_ms) = query.to_ms {
+                // `t < to` holds for a whole-unit `t` iff `t < ceil(to)`.
+                values.push(time_bound(to_ms, upper_unit, true));
+                conditions.push(format!(
+                    "{} {upper_op} ?{}",
+                    quote_ident(&upper.name),
+                    values.len()
+                ));
+            }
+        }
+        let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
+        let names = def
+            .columns
+            .iter()
+            .map(|column| quote_ident(&column.name))
+            .chain([quote_ident(STATE_COLUMN), quote_ident(UPDATED_AT_COLUMN)])
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = def
+            .key
+            .iter()
+            .map(|&k| quote_ident(&def.columns[k].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        // One row past the limit tells whether there are more.
+        values.push(Value::Integer(limit as i64 + 1));
+        values.push(Value::Integer(
+            i64::try_from(query.offset).unwrap_or(i64::MAX),
+        ));
+        let sql = format!(
+            "SELECT {names} FROM {}{filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+            quote_ident(view),
+            values.len() - 1,
+            values.len()
+        );
+
+        let at = || format!("reading the results of view '{view}'");
+        let mut builders: Vec<ColumnBuilder> = def
+            .columns
+            .iter()
+            .map(|column| ColumnBuilder::new(column, limit.min(1024)))
+            .collect();
+        let state_column = Column {
+            name: STATE_COLUMN.to_owned(),
+            ty: ColumnType::Utf8,
+            nullable: false,
+        };
+        let updated_at_column = Column {
+            name: UPDATED_AT_COLUMN.to_owned(),
+            ty: ColumnType::Timestamp {
+                unit: Unit::Millisecond,
+                tz: Some("UTC".to_owned()),
+            },
+            nullable: false,
+        };
+        builders.push(ColumnBuilder::new(&state_column, limit.min(1024)));
+        builders.push(ColumnBuilder::new(&updated_at_column, limit.min(1024)));
+        let output: Vec<&Column> = def
+            .columns
+            .iter()
+            .chain([&state_column, &updated_at_column])
+            .collect();
+
+        let mut statement = self.conn.prepare_cached(&sql).context(at)?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(values))
+            .context(at)?;
+        let mut count = 0usize;
+        let mut has_more = false;
+        while let Some(row) = rows.next().context(at)? {
+            if count == limit {
+                has_more = true;
+                break;
+            }
+            for (i, builder) in builders.iter_mut().enumerate() {
+                let value = row.get_ref(i).context(at)?;
+                builder.append(value).map_err(|found| {
+                    StoreError::corrupt(format!(
+                        "column '{}' of view '{view}' holds {found}, which is not what the \
+                         result store writes there",
+                        output[i].name
+                    ))
+                })?;
+            }
+            count += 1;
+        }
+        let fields: Vec<Field> = output.iter().map(|column| column.to_field()).collect();
+        let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| {
+                StoreError::corrupt(format!(
+                    "the results of view '{view}' do not fit its schema: {error}"
+                ))
+            })?;
+        Ok(ResultRows { batch, has_more })
+    }
+
+    fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
+        let at = || format!("reading the status of view '{view}'");
+        let tx = self.conn.unchecked_transaction().context(at)?;
+        self.check_view_exists(view)?;
+        let progress = read_progress(&tx, view)?;
+        tx.finish().context(at)?;
+        Ok(ViewStatus {
+            view: view.to_owned(),
+            committed_at_ms: progress.as_ref().map(|(_, at)| *at),
+            progress: progress.map(|(progress, _)| progress),
+        })
+    }
+}
+
+/// Checks a batch against its table and downcasts its columns.
+fn batch_cells<'a>(
+    view: &str,
+    def: &'a ViewDef,
+    batch: &'a RecordBatch,
+) -> Result<Vec<Cells<'a>>, StoreError> {
+    if batch.num_columns() != def.columns.len() {
+        return Err(StoreError::bug(format!(
+            "a batch for view '{view}' has {} columns; its table has {}",
+            batch.num_columns(),
+            def.columns.len()
+        )));
+    }
+    def.columns
+        .iter()
+        .zip(batch.columns())
+        .zip(batch.schema_ref().fields())
+        .map(|((column, array), field)| {
+            if field.name() != &column.name {
+                return Err(StoreError::bug(format!(
+                    "a batch for view '{view}' has column '{}' where its table has '{}'",
+                    field.name(),
+                    column.name
+                )));
+            }
+            Cells::new(column, array)
+        })
+        .collect()
+}
+
+/// Binds row `row` of a batch into slot `slot` of a (multi-row) upsert.
+fn bind_row(
+    statement: &mut Statement<'_>,
+    cells: &[Cells<'_>],
+    slot: usize,
+    row: usize,
+    text: &mut TimeText,
+) -> Result<(), StoreError> {
+    for (column, cell) in cells.iter().enumerate() {
+        cell.bind(
+            statement,
+            upsert_parameter(cells.len(), slot, column),
+            row,
+            text,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the result rows of one commit; returns how many.
+///
+/// Rows go in multi-row statements of `chunk_rows` rows, the rest one by one. A row whose
+/// key holds a null is deleted first and written alone, because `ON CONFLICT` never fires
+/// for it (nulls are distinct in a key); such a row cannot share a key with a row without
+/// nulls, so writing it out of order changes nothing.
+fn write_upserts(
+    tx: &Connection,
+    view: &str,
+    def: &ViewDef,
+    upserts: &[crate::model::ResultBatch],
+    updated_at: &str,
+) -> Result<usize, StoreError> {
+    if upserts.is_empty() {
+        return Ok(0);
+    }
+    let at = || format!("writing the results of view '{view}'");
+    let mut one = tx.prepare_cached(&def.upsert_one_sql).context(at)?;
+    let mut chunk = None;
+    let mut delete = None;
+    let mut text = TimeText::new();
+    let mut pending = Vec::with_capacity(def.chunk_rows);
+    let mut rows = 0;
+    for result in upserts {
+        let batch = &result.batch;
+        let cells = batch_cells(view, def, batch)?;
+        let state = result.state.as_str();
+        // Bindings survive each execution's reset, so these are bound once per batch.
+        one.raw_bind_parameter(1, state).context(at)?;
+        one.raw_bind_parameter(2, updated_at).context(at)?;
+        if chunk.is_none() && def.chunk_rows > 1 && batch.num_rows() >= def.chunk_rows {
+            chunk = Some(tx.prepare_cached(&def.upsert_chunk_sql).context(at)?);
+        }
+        for row in 0..batch.num_rows() {
+            if def.key.iter().any(|&k| cells[k].is_null(row)) {
+                let statement = match &mut delete {
+                    Some(statement) => statement,
+                    None => delete.insert(tx.prepare_cached(&def.delete_sql).context(at)?),
+                };
+                for (i, &k) in def.key.iter().enumerate() {
+                    cells[k].bind(statement, i + 1, row, &mut text)?;
+                }
+                statement.raw_execute().context(at)?;
+                bind_row(&mut one, &cells, 0, row, &mut text)?;
+                one.raw_execute().context(at)?;
+                continue;
+            }
+            pending.push(row);
+            if pending.len() == def.chunk_rows
+                && let Some(statement) = &mut chunk
+            {
+                statement.raw_bind_parameter(1, state).context(at)?;
+                statement.raw_bind_parameter(2, updated_at).context(at)?;
+                for (slot, &row) in pending.iter().enumerate() {
+                    bind_row(statement, &cells, slot, row, &mut text)?;
+                }
+                statement.raw_execute().context(at)?;
+                pending.clear();
+            }
+        }
+        for row in pending.drain(..) {
+            bind_row(&mut one, &cells, 0, row, &mut text)?;
+            one.raw_execute().context(at)?;
+        }
+        rows += batch.num_rows();
+    }
+    Ok(rows)
+}
+
+/// Offsets are `u64`; SQLite integers are `i64`. No log reaches 2^63 records.
+fn offset_to_sql(offset: u64) -> Result<i64, StoreError> {
+    i64::try_from(offset)
+        .map_err(|_| StoreError::bug(format!("offset {offset} is beyond what SQLite stores")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LateEvent, ResultBatch, RowState};
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{
+        BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+        Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, LargeBinaryArray,
+        LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+        TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt8Array,
+        UInt16Array, UInt32Array, UInt64Array,
+    };
+    use arrow_schema::{DataType, SchemaRef, TimeUnit};
+    use serde_json::json;
+
+    fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("results.db")).expect("open");
+        (dir, store)
+    }
+
+    fn utc_ms() -> DataType {
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    }
+
+    /// A view counting events per user and window.
+    fn counts_table() -> ResultTable {
+        ResultTable {
+            view: "counts".into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("user", DataType::Utf8, true),
+                Field::new("window_start", utc_ms(), false),
+                Field::new("window_end", utc_ms(), false),
+                Field::new("n", DataType::Int64, false),
+            ])),
+            key: vec!["user".into(), "window_start".into(), "window_end".into()],
+        }
+    }
+
+    /// Rows of `counts`: (user, window start in minutes, count); windows last one minute.
+    fn counts(
+        schema: &SchemaRef,
+        rows: &[(Option<&str>, i64, i64)],
+        state: RowState,
+    ) -> ResultBatch {
+        let minute = 60_000;
+        let users: StringArray = rows.iter().map(|r| r.0).collect();
+        let starts: TimestampMillisecondArray = rows.iter().map(|r| Some(r.1 * minute)).collect();
+        let ends: TimestampMillisecondArray =
+            rows.iter().map(|r| Some((r.1 + 1) * minute)).collect();
+        let ns: Int64Array = rows.iter().map(|r| Some(r.2)).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(schema),
+            vec![
+                Arc::new(users),
+                Arc::new(starts.with_timezone("UTC")),
+                Arc::new(ends.with_timezone("UTC")),
+                Arc::new(ns),
+            ],
+        )
+        .expect("valid batch");
+        ResultBatch { batch, state }
+    }
+
+    fn progress(next_offset: u64, watermark_ms: i64) -> Progress {
+        Progress {
+            partitions: vec![
+                PartitionProgress {
+                    stream: "clicks".into(),
+                    partition: 0,
+                    next_offset,
+                    watermark_ms: Some(watermark_ms),
+                },
+                PartitionProgress {
+                    stream: "clicks".into(),
+                    partition: 1,
+                    next_offset: next_offset * 2,
+                    watermark_ms: None,
+                },
+            ],
+            watermark_ms: Some(watermark_ms),
+            stats: json!({"late_dropped": next_offset}),
+        }
+    }
+
+    fn upserts_only(upserts: Vec<ResultBatch>, progress: Progress) -> Commit {
+        Commit {
+            upserts,
+            state_puts: vec![],
+            state_deletes: vec![],
+            late: vec![],
+            progress,
+        }
+    }
+
+    /// One `counts` row: (user, window start minute, n, state).
+    type CountRow = (Option<String>, i64, i64, String);
+
+    /// The `counts` rows and whether more exist.
+    fn read_counts(store: &SqliteStore, query: &ResultQuery) -> (Vec<CountRow>, bool) {
+        let rows = store.read_results("counts", query).expect("read");
+        let batch = &rows.batch;
+        let users = batch.column(0).as_string::<i32>();
+        let starts = batch
+            .column(1)
+            .as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        let ns = batch.column(3).as_primitive::<Int64Type>();
+        let states = batch.column(4).as_string::<i32>();
+        let out = (0..batch.num_rows())
+            .map(|i| {
+                (
+                    (!users.is_null(i)).then(|| users.value(i).to_owned()),
+                    starts.value(i) / 60_000,
+                    ns.value(i),
+                    states.value(i).to_owned(),
+                )
+            })
+            .collect();
+        (out, rows.has_more)
+    }
+
+    fn all() -> ResultQuery {
+        ResultQuery::default()
+    }
+
+    fn late_rows(store: &SqliteStore) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM freshet_late_events", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn every_mapped_type_round_trips_with_nulls() {
+        let (_dir, mut store) = temp_store();
+        let fields = vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("i8", DataType::Int8, true),
+            Field::new("i16", DataType::Int16, true),
+            Field::new("i32", DataType::Int32, true),
+            Field::new("u8", DataType::UInt8, true),
+            Field::new("u16", DataType::UInt16, true),
+            Field::new("u32", DataType::UInt32, true),
+            Field::new("u64", DataType::UInt64, true),
+            Field::new("f32", DataType::Float32, true),
+            Field::new("f64", DataType::Float64, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("ls", DataType::LargeUtf8, true),
+            Field::new("sv", DataType::Utf8View, true),
+            Field::new("ts_s", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("ts_ms", utc_ms(), true),
+            Field::new(
+                "ts_us",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new(
+                "ts_ns",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+                true,
+            ),
+            Field::new("d", DataType::Date32, true),
+            Field::new("dec", DataType::Decimal128(10, 2), true),
+            Field::new("bin", DataType::Binary, true),
+            Field::new("lbin", DataType::LargeBinary, true),
+            Field::new("bv", DataType::BinaryView, true),
+        ];
+        let schema = Arc::new(Schema::new(fields));
+        let ns = 1_709_296_496_789_123_456i64;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(Int8Array::from(vec![Some(i8::MIN), None, Some(i8::MAX)])),
+            Arc::new(Int16Array::from(vec![Some(i16::MIN), None, Some(7)])),
+            Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(i32::MAX)])),
+            Arc::new(UInt8Array::from(vec![Some(u8::MAX), None, Some(0)])),
+            Arc::new(UInt16Array::from(vec![Some(u16::MAX), None, Some(0)])),
+            Arc::new(UInt32Array::from(vec![Some(u32::MAX), None, Some(0)])),
+            Arc::new(UInt64Array::from(vec![
+                Some(i64::MAX as u64),
+                None,
+                Some(0),
+            ])),
+            Arc::new(Float32Array::from(vec![Some(1.5f32), None, Some(-0.25)])),
+            Arc::new(Float64Array::from(vec![
+                Some(f64::MAX),
+                None,
+                Some(f64::INFINITY),
+            ])),
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            Arc::new(StringArray::from(vec![Some("héllo"), None, Some("")])),
+            Arc::new(LargeStringArray::from(vec![Some("large"), None, Some("x")])),
+            Arc::new(StringViewArray::from(vec![
+                Some("a string longer than twelve bytes"),
+                None,
+                Some("short"),
+            ])),
+            Arc::new(TimestampSecondArray::from(vec![
+                Some(ns / 1_000_000_000),
+                None,
+                Some(-1),
+            ])),
+            Arc::new(
+                TimestampMillisecondArray::from(vec![Some(ns / 1_000_000), None, Some(0)])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(ns / 1_000),
+                None,
+                Some(-1),
+            ])),
+            Arc::new(
+                TimestampNanosecondArray::from(vec![Some(ns), None, Some(i64::MAX)])
+                    .with_timezone("+02:00"),
+            ),
+            Arc::new(Date32Array::from(vec![Some(19_782), None, Some(-1)])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(12_345), None, Some(-5)])
+                    .with_precision_and_scale(10, 2)
+                    .expect("valid decimal"),
+            ),
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00\xff"[..]),
+                None,
+                Some(&b""[..]),
+            ])),
+            Arc::new(LargeBinaryArray::from(vec![
+                Some(&b"xyz"[..]),
+                None,
+                Some(&b"1"[..]),
+            ])),
+            Arc::new(BinaryViewArray::from(vec![
+                Some(&b"view"[..]),
+                None,
+                Some(&b"v"[..]),
+            ])),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("valid batch");
+        let table = ResultTable {
+            view: "types".into(),
+            schema: Arc::clone(&schema),
+            key: vec!["k".into()],
+        };
+        store.create_view(&table).expect("create");
+        let commit = upserts_only(
+            vec![ResultBatch {
+                batch: batch.clone(),
+                state: RowState::Final,
+            }],
+            progress(1, 0),
+        );
+        store.commit("types", &commit).expect("commit");
+
+        let rows = store.read_results("types", &all()).expect("read");
+        assert!(!rows.has_more);
+        let read = rows.batch;
+        assert_eq!(read.num_rows(), 3);
+        assert_eq!(read.num_columns(), batch.num_columns() + 2);
+        for (i, field) in schema.fields().iter().enumerate() {
+            assert_eq!(read.schema().field(i), field.as_ref());
+            assert_eq!(read.column(i), batch.column(i), "column {}", field.name());
+        }
+        let state = read.column_by_name("_state").expect("_state");
+        assert_eq!(state.data_type(), &DataType::Utf8);
+        assert_eq!(state.as_string::<i32>().value(0), "final");
+        let updated_at = read.column_by_name("_updated_at").expect("_updated_at");
+        assert_eq!(updated_at.data_type(), &utc_ms());
+        let updated_at = updated_at
+            .as_primitive::<arrow_array::types::TimestampMillisecondType>()
+            .value(0);
+        assert!((now_ms() - updated_at).abs() < 60_000, "{updated_at}");
+
+        // The stored text is what a person with the sqlite3 shell sees.
+        let (ts_s, ts_ms, ts_ns, d, dec, b): (String, String, String, String, String, i64) = store
+            .conn
+            .query_row(
+                "SELECT ts_s, ts_ms, ts_ns, d, dec, b FROM types WHERE k = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .expect("raw row");
+        assert_eq!(ts_s, "2024-03-01 12:34:56");
+        assert_eq!(ts_ms, "2024-03-01 12:34:56.789");
+        assert_eq!(ts_ns, "2024-03-01 12:34:56.789123456");
+        assert_eq!(d, "2024-02-29");
+        assert_eq!(dec, "123.45");
+        assert_eq!(b, 1);
+        let epoch: i64 = store
+            .conn
+            .query_row("SELECT unixepoch(ts_ms) FROM types WHERE k = 1", [], |r| {
+                r.get(0)
+            })
+            .expect("SQLite reads the stored time");
+        assert_eq!(epoch, ns / 1_000_000_000);
+    }
+
+    #[test]
+    fn upsert_replaces_values_and_state_without_duplicating() {
+        let (_dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        let first = counts(
+            &table.schema,
+            &[(Some("a"), 0, 1), (Some("b"), 0, 5)],
+            RowState::Provisional,
+        );
+        store
+            .commit("counts", &upserts_only(vec![first], progress(2, 0)))
+            .expect("first commit");
+        let second = counts(&table.schema, &[(Some("a"), 0, 3)], RowState::Final);
+        store
+            .commit("counts", &upserts_only(vec![second], progress(4, 60_000)))
+            .expect("second commit");
+        let (rows, has_more) = read_counts(&store, &all());
+        assert!(!has_more);
+        assert_eq!(
+            rows,
+            vec![
+                (Some("a".into()), 0, 3, "final".into()),
+                (Some("b".into()), 0, 5, "provisional".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_whose_key_holds_null_is_replaced_too() {
+        let (_dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        for n in [1, 2] {
+            let batch = counts(
+                &table.schema,
+                &[(None, 0, n), (Some("a"), 0, n)],
+                RowState::Provisional,
+            );
+            store
+                .commit("counts", &upserts_only(vec![batch], progress(n as u64, 0)))
+                .expect("commit");
+        }
+        let (rows, _) = read_counts(&store, &all());
+        assert_eq!(
+            rows,
+            vec![
+                (None, 0, 2, "provisional".into()),
+                (Some("a".into()), 0, 2, "provisional".into()),
+            ]
+        );
+    }
+
+    /// A view whose second column can overflow SQLite's integers.
+    fn totals_table() -> ResultTable {
+        ResultTable {
+            view: "totals".into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, false),
+                Field::new("total", DataType::UInt64, false),
+            ])),
+            key: vec!["k".into()],
+        }
+    }
+
+    fn totals(table: &ResultTable, rows: &[(i64, u64)]) -> ResultBatch {
+        let keys: Int64Array = rows.iter().map(|r| Some(r.0)).collect();
+        let values: UInt64Array = rows.iter().map(|r| Some(r.1)).collect();
+        ResultBatch {
+            batch: RecordBatch::try_new(
+                Arc::clone(&table.schema),
+                vec![Arc::new(keys), Arc::new(values)],
+            )
+            .expect("valid batch"),
+            state: RowState::Provisional,
+        }
+    }
+
+    #[test]
+    fn a_commit_failing_midway_changes_nothing() {
+        let (_dir, mut store) = temp_store();
+        let table = totals_table();
+        store.create_view(&table).expect("create");
+        let good = Commit {
+            upserts: vec![totals(&table, &[(1, 10), (2, 20)])],
+            state_puts: vec![(b"w1".to_vec(), b"open".to_vec())],
+            state_deletes: vec![],
+            late: vec![],
+            progress: progress(5, 1_000),
+        };
+        store.commit("totals", &good).expect("good commit");
+        let results_before = store.read_results("totals", &all()).expect("read");
+        let checkpoint_before = store.load("totals").expect("load");
+        let status_before = store.status("totals").expect("status");
+
+        let bad = Commit {
+            // The first batch is written before the second one fails.
+            upserts: vec![
+                totals(&table, &[(1, 11), (3, 30)]),
+                totals(&table, &[(4, 40), (5, u64::MAX)]),
+            ],
+            state_puts: vec![(b"w2".to_vec(), b"open".to_vec())],
+            state_deletes: vec![b"w1".to_vec()],
+            late: vec![],
+            progress: progress(9, 2_000),
+        };
+        let error = store
+            .commit("totals", &bad)
+            .expect_err("u64::MAX does not fit");
+        assert!(matches!(error, StoreError::User { .. }), "{error:?}");
+        assert!(error.to_string().contains("'total'"), "{error}");
+        assert!(!error.retriable());
+
+        let results_after = store.read_results("totals", &all()).expect("read");
+        assert_eq!(results_after.batch.num_rows(), 2);
+        assert_eq!(
+            results_after.batch.project(&[0, 1, 2]).expect("project"),
+            results_before.batch.project(&[0, 1, 2]).expect("project")
+        );
+        assert_eq!(store.load("totals").expect("load"), checkpoint_before);
+        assert_eq!(store.status("totals").expect("status"), status_before);
+
+        // The store is still usable after the failed commit.
+        store
+            .commit(
+                "totals",
+                &upserts_only(vec![totals(&table, &[(1, 12)])], progress(6, 1_500)),
+            )
+            .expect("commit after a failed one");
+    }
+
+    #[test]
+    fn load_returns_the_last_committed_progress_and_state() {
+        let (_dir, mut store) = temp_store();
+        let table = totals_table();
+        store.create_view(&table).expect("create");
+        let empty = store.load("totals").expect("load");
+        assert_eq!(empty.progress, None);
+        assert!(empty.state.is_empty());
+
+        store
+            .commit(
+                "totals",
+                &Commit {
+                    upserts: vec![],
+                    state_puts: vec![
+                        (b"b".to_vec(), b"2".to_vec()),
+                        (b"a".to_vec(), b"1".to_vec()),
+                        (vec![0xff], b"3".to_vec()),
+                    ],
+                    state_deletes: vec![],
+                    late: vec![],
+                    progress: progress(3, 100),
+                },
+            )
+            .expect("first commit");
+        let loaded = store.load("totals").expect("load");
+        assert_eq!(loaded.progress, Some(progress(3, 100)));
+        assert_eq!(
+            loaded.state,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+                (vec![0xff], b"3".to_vec()),
+            ]
+        );
+
+        store
+            .commit(
+                "totals",
+                &Commit {
+                    upserts: vec![],
+                    state_puts: vec![(b"b".to_vec(), b"22".to_vec())],
+                    state_deletes: vec![b"a".to_vec(), b"missing".to_vec()],
+                    late: vec![],
+                    progress: progress(7, 200),
+                },
+            )
+            .expect("second commit");
+        let loaded = store.load("totals").expect("load");
+        assert_eq!(loaded.progress, Some(progress(7, 200)));
+        assert_eq!(
+            loaded.state,
+            vec![(b"b".to_vec(), b"22".to_vec()), (vec![0xff], b"3".to_vec())]
+        );
+        let status = store.status("totals").expect("status");
+        assert_eq!(status.progress, Some(progress(7, 200)));
+        assert!(status.committed_at_ms.is_some());
+
+        // A reopened store reads the same checkpoint.
+        let path = store.path.clone();
+        drop(store);
+        let reopened = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(reopened.load("totals").expect("load"), loaded);
+    }
+
+    #[test]
+    fn late_events_replayed_are_stored_once() {
+        let (_dir, mut store) = temp_store();
+        let table = totals_table();
+        store.create_view(&table).expect("create");
+        let late = LateEvent {
+            stream: "clicks".into(),
+            partition: 3,
+            offset: 42,
+            event_time_ms: 1_000,
+            reason: "after_allowed_lateness".into(),
+            row_json: r#"{"user":"a"}"#.into(),
+        };
+        let commit = Commit {
+            upserts: vec![],
+            state_puts: vec![],
+            state_deletes: vec![],
+            late: vec![late.clone()],
+            progress: progress(43, 0),
+        };
+        store.commit("totals", &commit).expect("commit");
+        store.commit("totals", &commit).expect("replayed commit");
+        assert_eq!(late_rows(&store), 1);
+        let (event_time, row): (String, String) = store
+            .conn
+            .query_row(
+                "SELECT event_time, row FROM freshet_late_events WHERE offset = 42",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("late row, read with unquoted column names as in the sqlite3 shell");
+        assert_eq!(event_time, "1970-01-01 00:00:01.000");
+        assert_eq!(row, late.row_json);
+    }
+
+    #[test]
+    fn create_view_is_idempotent_and_refuses_a_changed_schema() {
+        let (_dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        store.create_view(&table).expect("create again");
+
+        let mut changed = counts_table();
+        changed.schema = Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Utf8, true),
+            Field::new("window_start", utc_ms(), false),
+            Field::new("window_end", utc_ms(), false),
+            Field::new("n", DataType::Float64, false),
+        ]));
+        let error = store.create_view(&changed).expect_err("type changed");
+        assert!(matches!(error, StoreError::User { .. }));
+        let message = error.to_string();
+        assert!(
+            message.contains("'n'") && message.contains("Float64"),
+            "{message}"
+        );
+
+        let mut rekeyed = counts_table();
+        rekeyed.key = vec!["user".into()];
+        let error = store.create_view(&rekeyed).expect_err("key changed");
+        assert!(error.to_string().contains("key"), "{error}");
+
+        // A second process sees the same definition.
+        let other = SqliteStore::open(&store.path).expect("open again");
+        drop(other);
+        let mut reopened = SqliteStore::open(&store.path).expect("open again");
+        reopened.create_view(&table).expect("same definition");
+        assert!(reopened.create_view(&changed).is_err());
+    }
+
+    #[test]
+    fn create_view_refuses_bad_definitions() {
+        let (_dir, mut store) = temp_store();
+        let mut table = counts_table();
+        table.view = "freshet_views".into();
+        assert!(store.create_view(&table).is_err());
+        table.view = "Freshet_x".into();
+        assert!(store.create_view(&table).is_err());
+
+        let mut table = counts_table();
+        table.key = vec![];
+        let error = store.create_view(&table).expect_err("no key");
+        assert!(error.to_string().contains("no key"), "{error}");
+        table.key = vec!["nope".into()];
+        assert!(store.create_view(&table).is_err());
+
+        let mut table = counts_table();
+        table.schema = Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Utf8, true),
+            Field::new("window_start", utc_ms(), false),
+            Field::new("window_end", utc_ms(), false),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+        ]));
+        let error = store
+            .create_view(&table)
+            .expect_err("lists are not supported");
+        assert!(matches!(error, StoreError::User { .. }));
+        assert!(error.to_string().contains("'tags'"), "{error}");
+
+        let mut table = counts_table();
+        table.view = "COUNTS".into();
+        store.create_view(&counts_table()).expect("create");
+        let error = store.create_view(&table).expect_err("names collide");
+        assert!(error.to_string().contains("case-insensitive"), "{error}");
+    }
+
+    #[test]
+    fn drop_view_removes_everything() {
+        let (_dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        let commit = Commit {
+            upserts: vec![counts(&table.schema, &[(Some("a"), 0, 1)], RowState::Final)],
+            state_puts: vec![(b"k".to_vec(), b"v".to_vec())],
+            state_deletes: vec![],
+            late: vec![LateEvent {
+                stream: "clicks".into(),
+                partition: 0,
+                offset: 1,
+                event_time_ms: 0,
+                reason: "late".into(),
+                row_json: "{}".into(),
+            }],
+            progress: progress(2, 0),
+        };
+        store.commit("counts", &commit).expect("commit");
+        store.drop_view("counts").expect("drop");
+
+        for table in [
+            "freshet_views",
+            "freshet_progress",
+            "freshet_view_status",
+            "freshet_state",
+            "freshet_late_events",
+        ] {
+            let n: i64 = store
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count");
+            assert_eq!(n, 0, "{table}");
+        }
+        let tables: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'counts'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(tables, 0);
+        let error = store.read_results("counts", &all()).expect_err("gone");
+        assert_eq!(error.to_string(), "unknown view 'counts'");
+        assert!(store.load("counts").is_err());
+        assert!(store.commit("counts", &commit).is_err());
+        store
+            .drop_view("counts")
+            .expect("dropping again does nothing");
+
+        // The name is free for a different definition.
+        let mut changed = totals_table();
+        changed.view = "counts".into();
+        store
+            .create_view(&changed)
+            .expect("create with other columns");
+        store
+            .commit(
+                "counts",
+                &upserts_only(vec![totals(&changed, &[(1, 1)])], progress(1, 0)),
+            )
+            .expect("commit to the new table");
+    }
+
+    #[test]
+    fn readers_read_while_the_writer_holds_a_transaction() {
+        let (dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        let first = counts(&table.schema, &[(Some("a"), 0, 1)], RowState::Final);
+        store
+            .commit("counts", &upserts_only(vec![first], progress(1, 0)))
+            .expect("commit");
+
+        let reader = SqliteStore::open_read_only(&dir.path().join("results.db")).expect("reader");
+        store
+            .conn
+            .execute_batch(
+                "BEGIN IMMEDIATE; \
+                 INSERT INTO counts VALUES ('b', '1970-01-01 00:00:00.000', \
+                 '1970-01-01 00:01:00.000', 9, 'provisional', '1970-01-01 00:00:00.000');",
+            )
+            .expect("open a write transaction");
+        let (rows, _) = read_counts(&reader, &all());
+        assert_eq!(rows.len(), 1, "the reader sees the last commit only");
+        assert!(reader.load("counts").is_ok());
+        store.conn.execute_batch("COMMIT").expect("commit");
+        let (rows, _) = read_counts(&reader, &all());
+        assert_eq!(rows.len(), 2);
+
+        let error =
+            SqliteStore::open_read_only(&dir.path().join("missing.db")).expect_err("no such file");
+        assert!(matches!(error, StoreError::User { .. }));
+        assert!(error.to_string().contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn open_is_idempotent_and_sets_wal_and_the_schema_version() {
+        let (dir, store) = temp_store();
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("results.db")).expect("reopen");
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        store
+            .conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("pretend a newer version wrote the file");
+        drop(store);
+        let error = SqliteStore::open(&dir.path().join("results.db")).expect_err("newer");
+        assert!(error.to_string().contains("newer Freshet"), "{error}");
+    }
+
+    /// Six `counts` rows: users a and b, windows starting at minutes 0, 1 and 2.
+    fn six_counts() -> (tempfile::TempDir, SqliteStore) {
+        let (dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        let rows = [
+            (Some("b"), 0, 4),
+            (Some("a"), 0, 1),
+            (Some("a"), 1, 2),
+            (Some("b"), 1, 5),
+            (Some("a"), 2, 3),
+            (Some("b"), 2, 6),
+        ];
+        let batch = counts(&table.schema, &rows, RowState::Final);
+        store
+            .commit("counts", &upserts_only(vec![batch], progress(6, 0)))
+            .expect("commit");
+        (dir, store)
+    }
+
+    fn ns(rows: &[CountRow]) -> Vec<i64> {
+        rows.iter().map(|r| r.2).collect()
+    }
+
+    #[test]
+    fn read_results_filters_by_key_and_time() {
+        let (_dir, store) = six_counts();
+        let (rows, _) = read_counts(&store, &all());
+        assert_eq!(ns(&rows), vec![1, 2, 3, 4, 5, 6], "ordered by key");
+
+        let by_user = ResultQuery {
+            equals: vec![("user".into(), "a".into())],
+            ..all()
+        };
+        assert_eq!(ns(&read_counts(&store, &by_user).0), vec![1, 2, 3]);
+
+        for start in [
+            "1970-01-01T00:01:00Z",
+            "1970-01-01 00:01:00",
+            "1970-01-01T01:01:00+01:00",
+        ] {
+            let by_window = ResultQuery {
+                equals: vec![("window_start".into(), start.into())],
+                ..all()
+            };
+            assert_eq!(
+                ns(&read_counts(&store, &by_window).0),
+                vec![2, 5],
+                "{start}"
+            );
+        }
+
+        // Windows overlapping [60 s, 120 s): only the one starting at minute 1.
+        let range = ResultQuery {
+            from_ms: Some(60_000),
+            to_ms: Some(120_000),
+            ..all()
+        };
+        assert_eq!(ns(&read_counts(&store, &range).0), vec![2, 5]);
+        let overlap = ResultQuery {
+            from_ms: Some(59_999),
+            to_ms: Some(60_001),
+            ..all()
+        };
+        assert_eq!(ns(&read_counts(&store, &overlap).0), vec![1, 2, 4, 5]);
+        let from = ResultQuery {
+            from_ms: Some(120_000),
+            equals: vec![("user".into(), "b".into())],
+            ..all()
+        };
+        assert_eq!(ns(&read_counts(&store, &from).0), vec![6]);
+        let far = ResultQuery {
+            from_ms: Some(i64::MIN),
+            to_ms: Some(i64::MAX),
+            ..all()
+        };
+        assert_eq!(read_counts(&store, &far).0.len(), 6);
+    }
+
+    #[test]
+    fn read_results_pages_with_limit_and_has_more() {
+        let (_dir, store) = six_counts();
+        let page = |limit, offset| {
+            let (rows, has_more) = read_counts(
+                &store,
+                &ResultQuery {
+                    limit,
+                    offset,
+                    ..all()
+                },
+            );
+            (ns(&rows), has_more)
+        };
+        assert_eq!(page(2, 0), (vec![1, 2], true));
+        assert_eq!(page(2, 4), (vec![4, 5, 6][1..].to_vec(), false));
+        assert_eq!(page(6, 0), (vec![1, 2, 3, 4, 5, 6], false));
+        assert!(page(5, 0).1);
+        assert_eq!(page(usize::MAX, 0).0.len(), 6);
+        assert_eq!(page(0, 0), (vec![], true));
+    }
+
+    #[test]
+    fn read_results_refuses_bad_filters() {
+        let (_dir, mut store) = six_counts();
+        let user_error = |store: &SqliteStore, view: &str, query: ResultQuery| {
+            let error = store.read_results(view, &query).expect_err("bad filter");
+            assert!(matches!(error, StoreError::User { .. }), "{error:?}");
+            error.to_string()
+        };
+        let message = user_error(
+            &store,
+            "counts",
+            ResultQuery {
+                equals: vec![("n".into(), "1".into())],
+                ..all()
+            },
+        );
+        assert!(
+            message.contains("'n'") && message.contains("user, window_start, window_end"),
+            "{message}"
+        );
+        let message = user_error(
+            &store,
+            "counts",
+            ResultQuery {
+                equals: vec![("nope".into(), "1".into())],
+                ..all()
+            },
+        );
+        assert!(message.contains("'nope'"), "{message}");
+        let message = user_error(
+            &store,
+            "counts",
+            ResultQuery {
+                equals: vec![("window_start".into(), "noon".into())],
+                ..all()
+            },
+        );
+        assert!(message.contains("timestamp"), "{message}");
+        assert_eq!(user_error(&store, "nope", all()), "unknown view 'nope'");
+
+        let table = totals_table();
+        store.create_view(&table).expect("create");
+        let message = user_error(
+            &store,
+            "totals",
+            ResultQuery {
+                equals: vec![("k".into(), "abc".into())],
+                ..all()
+            },
+        );
+        assert!(
+            message.contains("'abc'") && message.contains("integer"),
+            "{message}"
+        );
+        let message = user_error(
+            &store,
+            "totals",
+            ResultQuery {
+                from_ms: Some(0),
+                ..all()
+            },
+        );
+        assert!(message.contains("cannot be filtered by time"), "{message}");
+    }
+
+    #[test]
+    fn one_timestamp_column_filters_a_half_open_range() {
+        let (_dir, mut store) = temp_store();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("at", DataType::Timestamp(TimeUnit::Second, None), false),
+        ]));
+        let table = ResultTable {
+            view: "events".into(),
+            schema: Arc::clone(&schema),
+            key: vec!["id".into()],
+        };
+        store.create_view(&table).expect("create");
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 3])),
+                Arc::new(TimestampSecondArray::from(vec![10, 20, 30])),
+            ],
+        )
+        .expect("valid batch");
+        let commit = upserts_only(
+            vec![ResultBatch {
+                batch,
+                state: RowState::Final,
+            }],
+            progress(3, 0),
+        );
+        store.commit("events", &commit).expect("commit");
+        let ids = |from_ms, to_ms| {
+            let rows = store
+                .read_results(
+                    "events",
+                    &ResultQuery {
+                        from_ms,
+                        to_ms,
+                        ..all()
+                    },
+                )
+                .expect("read");
+            rows.batch
+                .column(0)
+                .as_primitive::<arrow_array::types::Int32Type>()
+                .values()
+                .to_vec()
+        };
+        assert_eq!(ids(Some(20_000), Some(30_000)), vec![2]);
+        assert_eq!(ids(Some(19_500), Some(30_001)), vec![2, 3]);
+        assert_eq!(ids(Some(20_001), None), vec![3]);
+        assert_eq!(ids(None, Some(20_000)), vec![1]);
+    }
+
+    #[test]
+    fn a_batch_that_does_not_match_its_table_is_a_bug() {
+        let (_dir, mut store) = temp_store();
+        let table = totals_table();
+        store.create_view(&table).expect("create");
+        let wrong = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, false),
+                Field::new("total", DataType::Int64, false),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(Int64Array::from(vec![1])),
+            ],
+        )
+        .expect("valid batch");
+        let commit = upserts_only(
+            vec![ResultBatch {
+                batch: wrong,
+                state: RowState::Final,
+            }],
+            progress(1, 0),
+        );
+        let error = store.commit("totals", &commit).expect_err("wrong type");
+        assert!(matches!(error, StoreError::Bug { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_read_only_store_refuses_writes() {
+        let (dir, mut store) = temp_store();
+        store.create_view(&totals_table()).expect("create");
+        let mut reader =
+            SqliteStore::open_read_only(&dir.path().join("results.db")).expect("reader");
+        assert!(reader.create_view(&counts_table()).is_err());
+        assert!(reader.drop_view("totals").is_err());
+        assert!(reader.status("totals").expect("status").progress.is_none());
+    }
+
+    #[test]
+    fn large_batches_with_null_keys_and_repeated_keys_upsert_by_key() {
+        let (_dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        // 200 rows: more than one multi-row statement, a null user every 7th row, and each
+        // key written twice in the same batch (the later row wins).
+        let batch_of = |base: i64| {
+            let mut rows = Vec::new();
+            for pass in 0..2 {
+                for i in 0..100i64 {
+                    let user = (i % 7 != 0).then_some(["a", "b", "c", "d"][(i % 4) as usize]);
+                    rows.push((user, i, base + pass * 1_000 + i));
+                }
+            }
+            let users: Vec<Option<&str>> = rows.iter().map(|r| r.0).collect();
+            let rows: Vec<(Option<&str>, i64, i64)> =
+                rows.iter().zip(users).map(|(r, u)| (u, r.1, r.2)).collect();
+            counts(&table.schema, &rows, RowState::Provisional)
+        };
+        store
+            .commit("counts", &upserts_only(vec![batch_of(0)], progress(1, 0)))
+            .expect("first");
+        store
+            .commit(
+                "counts",
+                &upserts_only(vec![batch_of(10_000)], progress(2, 0)),
+            )
+            .expect("second");
+        let (rows, has_more) = read_counts(&store, &all());
+        assert!(!has_more);
+        assert_eq!(rows.len(), 100);
+        let mut seen: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).map(|i| 11_000 + i).collect::<Vec<_>>());
+        assert_eq!(rows.iter().filter(|r| r.0.is_none()).count(), 15);
+    }
+
+    #[test]
+    fn create_view_widens_nullability_and_keeps_it() {
+        let (_dir, mut store) = temp_store();
+        let mut table = totals_table();
+        store.create_view(&table).expect("create");
+        table.schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("total", DataType::UInt64, true),
+        ]));
+        store.create_view(&table).expect("only nullability changed");
+        let batch = RecordBatch::try_new(
+            Arc::clone(&table.schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(UInt64Array::from(vec![None::<u64>])),
+            ],
+        )
+        .expect("valid batch");
+        let commit = upserts_only(
+            vec![ResultBatch {
+                batch,
+                state: RowState::Final,
+            }],
+            progress(1, 0),
+        );
+        store.commit("totals", &commit).expect("commit");
+        store
+            .create_view(&totals_table())
+            .expect("narrower again is accepted");
+        let reader = SqliteStore::open_read_only(&store.path).expect("reader");
+        let rows = reader.read_results("totals", &all()).expect("read");
+        assert!(rows.batch.schema().field(1).is_nullable());
+        assert!(rows.batch.column(1).is_null(0));
+    }
+}
