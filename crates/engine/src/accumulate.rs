@@ -1,0 +1,461 @@
+//! Incremental aggregate state: `COUNT`, `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`.
+//!
+//! DataFusion's accumulators emit and reset their state in one call and cannot evict one
+//! window's groups out of the middle of their tables, which is what a streaming operator
+//! does all day. These accumulators are small values that can be read without being reset,
+//! merged (session windows merge), encoded into a checkpoint and decoded again. DataFusion
+//! still computes their arguments (and has already coerced them: `AVG` sees `Float64`, `SUM`
+//! sees `Int64`, `UInt64` or `Float64`); the result types are checked against DataFusion's
+//! plan when a view is compiled, so streaming and batch produce the same types.
+//!
+//! `MIN`/`MAX`/`COUNT(DISTINCT)` keep values in Arrow's row format, whose byte order is the
+//! value order: one comparison for every type.
+
+use crate::error::{EngineError, Result, unsupported};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt64Array, new_null_array};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Which aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    /// `COUNT(x)`: non-null values.
+    Count,
+    /// `COUNT(DISTINCT x)`.
+    CountDistinct,
+    /// `SUM(x)`.
+    Sum,
+    /// `AVG(x)`.
+    Avg,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+}
+
+/// One aggregate of an operator: its function, argument type and result type.
+pub struct AggSpec {
+    /// The function.
+    pub kind: AggKind,
+    /// The argument's type (after DataFusion's coercion).
+    pub arg_type: DataType,
+    /// The result's type.
+    pub out_type: DataType,
+    rows: Option<RowConverter>,
+    null_row: Box<[u8]>,
+}
+
+impl AggSpec {
+    /// Check that `kind` over `arg_type` gives DataFusion's `expected` result type.
+    pub fn new(kind: AggKind, arg_type: DataType, expected: &DataType) -> Result<AggSpec> {
+        let out_type = match (kind, &arg_type) {
+            (AggKind::Count | AggKind::CountDistinct, _) => DataType::Int64,
+            (AggKind::Sum, DataType::Int64 | DataType::UInt64 | DataType::Float64) => {
+                arg_type.clone()
+            }
+            (AggKind::Avg, DataType::Float64) => DataType::Float64,
+            (AggKind::Min | AggKind::Max, t)
+                if RowConverter::supports_fields(&[SortField::new(t.clone())]) =>
+            {
+                t.clone()
+            }
+            (k, t) => return Err(unsupported(format!("{k:?} over {t}").to_uppercase())),
+        };
+        if &out_type != expected {
+            return Err(unsupported(format!(
+                "{kind:?} over {arg_type} gives {expected} in DataFusion"
+            )));
+        }
+        let (rows, null_row) = match kind {
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
+                let conv = RowConverter::new(vec![SortField::new(arg_type.clone())])?;
+                let null = conv.convert_columns(&[new_null_array(&arg_type, 1)])?;
+                let null_row: Box<[u8]> = null.row(0).as_ref().into();
+                (Some(conv), null_row)
+            }
+            _ => (None, Box::default()),
+        };
+        Ok(AggSpec {
+            kind,
+            arg_type,
+            out_type,
+            rows,
+            null_row,
+        })
+    }
+
+    /// A fresh accumulator.
+    pub fn init(&self) -> Acc {
+        match (self.kind, &self.arg_type) {
+            (AggKind::Count, _) => Acc::Count(0),
+            (AggKind::CountDistinct, _) => Acc::Distinct(HashSet::new()),
+            (AggKind::Sum, DataType::Int64) => Acc::SumI(0, false),
+            (AggKind::Sum, DataType::UInt64) => Acc::SumU(0, false),
+            (AggKind::Sum, _) => Acc::SumF(0.0, false),
+            (AggKind::Avg, _) => Acc::Avg(0.0, 0),
+            (AggKind::Min | AggKind::Max, _) => Acc::Best(None),
+        }
+    }
+
+    /// Row-format bytes of `arg`, for the kinds that keep values.
+    pub fn encode_values(&self, arg: &ArrayRef) -> Result<Option<arrow_row::Rows>> {
+        Ok(match &self.rows {
+            Some(conv) => Some(conv.convert_columns(std::slice::from_ref(arg))?),
+            None => None,
+        })
+    }
+
+    /// Fold row `i` of `arg` into `acc`. `values` is `encode_values(arg)`.
+    #[inline]
+    pub fn update(
+        &self,
+        acc: &mut Acc,
+        arg: &ArrayRef,
+        values: Option<&arrow_row::Rows>,
+        i: usize,
+    ) -> usize {
+        if arg.is_null(i) {
+            return 0;
+        }
+        match acc {
+            Acc::Count(n) => {
+                *n += 1;
+                0
+            }
+            Acc::SumI(s, seen) => {
+                *s = s.wrapping_add(arg.as_primitive::<Int64Type>().value(i));
+                *seen = true;
+                0
+            }
+            Acc::SumU(s, seen) => {
+                *s = s.wrapping_add(arg.as_primitive::<UInt64Type>().value(i));
+                *seen = true;
+                0
+            }
+            Acc::SumF(s, seen) => {
+                *s += arg.as_primitive::<Float64Type>().value(i);
+                *seen = true;
+                0
+            }
+            Acc::Avg(s, n) => {
+                *s += arg.as_primitive::<Float64Type>().value(i);
+                *n += 1;
+                0
+            }
+            Acc::Best(best) => {
+                let v = values.expect("MIN/MAX values are encoded").row(i);
+                let better = match best {
+                    None => true,
+                    Some(b) => match self.kind {
+                        AggKind::Min => v.as_ref() < &b[..],
+                        _ => v.as_ref() > &b[..],
+                    },
+                };
+                if better {
+                    let grew = v
+                        .as_ref()
+                        .len()
+                        .saturating_sub(best.as_ref().map_or(0, |b| b.len()));
+                    *best = Some(v.as_ref().into());
+                    grew
+                } else {
+                    0
+                }
+            }
+            Acc::Distinct(set) => {
+                let v = values.expect("distinct values are encoded").row(i);
+                if set.contains(v.as_ref()) {
+                    0
+                } else {
+                    set.insert(v.as_ref().into());
+                    v.as_ref().len() + 32
+                }
+            }
+        }
+    }
+
+    /// Merge `other` into `acc` (both from this spec).
+    pub fn merge(&self, acc: &mut Acc, other: Acc) {
+        match (acc, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::SumI(a, sa), Acc::SumI(b, sb)) => {
+                *a = a.wrapping_add(b);
+                *sa |= sb;
+            }
+            (Acc::SumU(a, sa), Acc::SumU(b, sb)) => {
+                *a = a.wrapping_add(b);
+                *sa |= sb;
+            }
+            (Acc::SumF(a, sa), Acc::SumF(b, sb)) => {
+                *a += b;
+                *sa |= sb;
+            }
+            (Acc::Avg(a, n), Acc::Avg(b, m)) => {
+                *a += b;
+                *n += m;
+            }
+            (Acc::Best(a), Acc::Best(b)) => {
+                if let Some(b) = b {
+                    let better = match a {
+                        None => true,
+                        Some(x) => match self.kind {
+                            AggKind::Min => b < *x,
+                            _ => b > *x,
+                        },
+                    };
+                    if better {
+                        *a = Some(b);
+                    }
+                }
+            }
+            (Acc::Distinct(a), Acc::Distinct(b)) => a.extend(b),
+            _ => unreachable!("accumulators of one spec have one variant"),
+        }
+    }
+
+    /// The results of `accs` as one array of `out_type`.
+    pub fn evaluate<'a>(&self, accs: impl Iterator<Item = &'a Acc>) -> Result<ArrayRef> {
+        Ok(match self.kind {
+            AggKind::Count => Arc::new(Int64Array::from_iter_values(accs.map(|a| match a {
+                Acc::Count(n) => *n,
+                _ => 0,
+            }))),
+            AggKind::CountDistinct => {
+                Arc::new(Int64Array::from_iter_values(accs.map(|a| match a {
+                    Acc::Distinct(s) => s.len() as i64,
+                    _ => 0,
+                })))
+            }
+            AggKind::Sum => match self.out_type {
+                DataType::Int64 => Arc::new(Int64Array::from_iter(accs.map(|a| match a {
+                    Acc::SumI(s, true) => Some(*s),
+                    _ => None,
+                }))),
+                DataType::UInt64 => Arc::new(UInt64Array::from_iter(accs.map(|a| match a {
+                    Acc::SumU(s, true) => Some(*s),
+                    _ => None,
+                }))),
+                _ => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
+                    Acc::SumF(s, true) => Some(*s),
+                    _ => None,
+                }))),
+            },
+            AggKind::Avg => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
+                Acc::Avg(s, n) if *n > 0 => Some(*s / *n as f64),
+                _ => None,
+            }))),
+            AggKind::Min | AggKind::Max => {
+                let conv = self.rows.as_ref().expect("MIN/MAX have a row converter");
+                let parser = conv.parser();
+                let bytes: Vec<&[u8]> = accs
+                    .map(|a| match a {
+                        Acc::Best(Some(b)) => &b[..],
+                        _ => &self.null_row[..],
+                    })
+                    .collect();
+                let mut cols = conv.convert_rows(bytes.iter().map(|b| parser.parse(b)))?;
+                cols.pop().expect("one column")
+            }
+        })
+    }
+}
+
+/// One group's state for one aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acc {
+    /// Count so far.
+    Count(i64),
+    /// Integer sum and whether any value was seen.
+    SumI(i64, bool),
+    /// Unsigned sum and whether any value was seen.
+    SumU(u64, bool),
+    /// Float sum and whether any value was seen.
+    SumF(f64, bool),
+    /// Sum and count of an average.
+    Avg(f64, i64),
+    /// The best value so far in row format.
+    Best(Option<Box<[u8]>>),
+    /// Distinct values in row format.
+    Distinct(HashSet<Box<[u8]>>),
+}
+
+impl Acc {
+    /// Approximate heap bytes, for the state cap.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Acc::Best(Some(b)) => b.len(),
+            Acc::Distinct(s) => s.iter().map(|v| v.len() + 32).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Append a checkpoint encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Acc::Count(n) => {
+                out.push(1);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::SumI(s, seen) => {
+                out.push(2);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.push(u8::from(*seen));
+            }
+            Acc::SumU(s, seen) => {
+                out.push(3);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.push(u8::from(*seen));
+            }
+            Acc::SumF(s, seen) => {
+                out.push(4);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.push(u8::from(*seen));
+            }
+            Acc::Avg(s, n) => {
+                out.push(5);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::Best(b) => {
+                out.push(6);
+                match b {
+                    None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+                    Some(b) => put_bytes(out, b),
+                }
+            }
+            Acc::Distinct(set) => {
+                out.push(7);
+                out.extend_from_slice(&(set.len() as u32).to_le_bytes());
+                for v in set {
+                    put_bytes(out, v);
+                }
+            }
+        }
+    }
+
+    /// Decode one accumulator from the front of `input`.
+    pub fn decode(input: &mut &[u8]) -> Result<Acc> {
+        let tag = take(input, 1)?[0];
+        Ok(match tag {
+            1 => Acc::Count(i64::from_le_bytes(take8(input)?)),
+            2 => Acc::SumI(i64::from_le_bytes(take8(input)?), take(input, 1)?[0] != 0),
+            3 => Acc::SumU(u64::from_le_bytes(take8(input)?), take(input, 1)?[0] != 0),
+            4 => Acc::SumF(f64::from_le_bytes(take8(input)?), take(input, 1)?[0] != 0),
+            5 => Acc::Avg(
+                f64::from_le_bytes(take8(input)?),
+                i64::from_le_bytes(take8(input)?),
+            ),
+            6 => {
+                let len = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
+                if len == u32::MAX {
+                    Acc::Best(None)
+                } else {
+                    Acc::Best(Some(take(input, len as usize)?.into()))
+                }
+            }
+            7 => {
+                let n = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
+                let mut set = HashSet::with_capacity(n as usize);
+                for _ in 0..n {
+                    set.insert(get_bytes(input)?.into());
+                }
+                Acc::Distinct(set)
+            }
+            other => {
+                return Err(EngineError::Bug(format!(
+                    "unknown accumulator tag {other} in a checkpoint"
+                )));
+            }
+        })
+    }
+}
+
+/// Append a length-prefixed byte string.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Read a length-prefixed byte string.
+pub fn get_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let len = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
+    take(input, len as usize)
+}
+
+/// Take `n` bytes from the front of `input`.
+pub fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    if input.len() < n {
+        return Err(EngineError::Bug("a checkpoint entry is truncated".into()));
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+/// Take 8 bytes.
+pub fn take8(input: &mut &[u8]) -> Result<[u8; 8]> {
+    Ok(take(input, 8)?.try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringArray;
+
+    fn fold(spec: &AggSpec, arg: ArrayRef) -> Acc {
+        let mut acc = spec.init();
+        let values = spec.encode_values(&arg).unwrap();
+        for i in 0..arg.len() {
+            spec.update(&mut acc, &arg, values.as_ref(), i);
+        }
+        acc
+    }
+
+    #[test]
+    fn min_max_count_distinct_over_strings_skip_nulls() {
+        let arg: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("b"),
+            None,
+            Some("a"),
+            Some("b"),
+        ]));
+        let min = AggSpec::new(AggKind::Min, DataType::Utf8, &DataType::Utf8).unwrap();
+        let max = AggSpec::new(AggKind::Max, DataType::Utf8, &DataType::Utf8).unwrap();
+        let cd = AggSpec::new(AggKind::CountDistinct, DataType::Utf8, &DataType::Int64).unwrap();
+        let m = fold(&min, arg.clone());
+        let x = fold(&max, arg.clone());
+        let d = fold(&cd, arg);
+        let out = min.evaluate([&m].into_iter()).unwrap();
+        assert_eq!(out.as_string::<i32>().value(0), "a");
+        let out = max.evaluate([&x].into_iter()).unwrap();
+        assert_eq!(out.as_string::<i32>().value(0), "b");
+        let out = cd.evaluate([&d].into_iter()).unwrap();
+        assert_eq!(out.as_primitive::<Int64Type>().value(0), 2);
+    }
+
+    #[test]
+    fn merge_and_checkpoint_round_trip() {
+        let avg = AggSpec::new(AggKind::Avg, DataType::Float64, &DataType::Float64).unwrap();
+        let mut a = fold(&avg, Arc::new(Float64Array::from(vec![1.0, 2.0])));
+        let b = fold(&avg, Arc::new(Float64Array::from(vec![6.0])));
+        avg.merge(&mut a, b);
+        let mut bytes = Vec::new();
+        a.encode(&mut bytes);
+        let back = Acc::decode(&mut &bytes[..]).unwrap();
+        assert_eq!(back, a);
+        let out = avg.evaluate([&back].into_iter()).unwrap();
+        assert_eq!(out.as_primitive::<Float64Type>().value(0), 3.0);
+    }
+
+    #[test]
+    fn empty_sum_is_null_and_wrong_types_are_refused() {
+        let sum = AggSpec::new(AggKind::Sum, DataType::Int64, &DataType::Int64).unwrap();
+        let out = sum.evaluate([&sum.init()].into_iter()).unwrap();
+        assert!(out.is_null(0));
+        assert!(AggSpec::new(AggKind::Avg, DataType::Utf8, &DataType::Float64).is_err());
+    }
+}

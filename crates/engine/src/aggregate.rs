@@ -1,0 +1,719 @@
+//! The aggregate operator: GROUP BY over tumbling/hopping windows, session windows, windows
+//! of an upstream view (cascades), or no window at all (continuously updated rows).
+//!
+//! Invariants: a fixed window is emitted once, as `final`, when the input's window
+//! watermark reaches its end, and is then evicted from memory and from the checkpoint; a
+//! session is emitted when the watermark passes its end (last event + gap). Unbounded
+//! groups are emitted as `provisional` rows at every commit they changed in, and as `final`
+//! at the end of the stream. State changes since the last checkpoint are tracked per
+//! group, so a checkpoint writes only what changed.
+
+use crate::Ctx;
+use crate::accumulate::{Acc, AggSpec, get_bytes, put_bytes, take8};
+use crate::error::{EngineError, Result};
+use crate::rows::Rows;
+use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_row::{RowConverter, Rows as RowBytes};
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_store::RowState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Where each GROUP BY column of the output comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupCol {
+    /// The i-th non-window grouping expression.
+    Key(usize),
+    /// The window's start.
+    WindowStart,
+    /// The window's end.
+    WindowEnd,
+}
+
+/// How rows are windowed.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// No window: groups live until the end of the stream.
+    Unbounded,
+    /// Windows of the input, identified by their end.
+    Fixed {
+        /// Input column of `window_start`, if grouped on.
+        start_col: Option<usize>,
+        /// Input column of `window_end`, if grouped on.
+        end_col: Option<usize>,
+        /// Window length when known (TUMBLE/HOP).
+        size_ms: Option<i64>,
+    },
+    /// Session windows of `gap`, per key.
+    Session {
+        /// Input column of `window_start` (the row's event time).
+        start_col: usize,
+        /// Inactivity gap.
+        gap_ms: i64,
+    },
+}
+
+/// Groups of one window (or of the unbounded aggregate).
+#[derive(Default)]
+struct Groups {
+    start: i64,
+    index: HashMap<Box<[u8]>, u32>,
+    keys: Vec<Box<[u8]>>,
+    accs: Vec<Acc>,
+    persisted: Vec<bool>,
+    ckpt_dirty: Vec<u32>,
+    in_ckpt: Vec<bool>,
+    emit_dirty: Vec<u32>,
+    in_emit: Vec<bool>,
+}
+
+impl Groups {
+    fn intern(&mut self, key: &[u8], specs: &[AggSpec], bytes: &mut usize) -> u32 {
+        if let Some(&g) = self.index.get(key) {
+            return g;
+        }
+        let g = self.keys.len() as u32;
+        let key: Box<[u8]> = key.into();
+        *bytes += 2 * key.len() + 48 + 40 * specs.len();
+        self.index.insert(key.clone(), g);
+        self.keys.push(key);
+        self.accs.extend(specs.iter().map(AggSpec::init));
+        self.persisted.push(false);
+        self.in_ckpt.push(false);
+        self.in_emit.push(false);
+        g
+    }
+
+    fn touch(&mut self, g: u32) {
+        let i = g as usize;
+        if !self.in_ckpt[i] {
+            self.in_ckpt[i] = true;
+            self.ckpt_dirty.push(g);
+        }
+        if !self.in_emit[i] {
+            self.in_emit[i] = true;
+            self.emit_dirty.push(g);
+        }
+    }
+}
+
+struct Session {
+    start: i64,
+    end: i64,
+    accs: Vec<Acc>,
+    stored_start: Option<i64>,
+    dirty: bool,
+}
+
+/// The aggregate operator.
+pub struct Aggregate {
+    /// Operator id, the prefix of its checkpoint keys.
+    pub id: u16,
+    /// Output schema: GROUP BY columns, then aggregates (DataFusion's order).
+    pub schema: arrow_schema::SchemaRef,
+    /// Output GROUP BY columns.
+    pub layout: Vec<GroupCol>,
+    /// Non-window grouping expressions.
+    pub key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Aggregate arguments.
+    pub args: Vec<Arc<dyn PhysicalExpr>>,
+    /// Aggregate functions.
+    pub specs: Vec<AggSpec>,
+    /// Windowing.
+    pub mode: Mode,
+    /// Emit provisional rows of open groups at commits (root aggregates only).
+    pub emit_updates: bool,
+    key_rows: RowConverter,
+    windows: BTreeMap<i64, Groups>,
+    unbounded: Groups,
+    sessions: HashMap<Box<[u8]>, Vec<Session>>,
+    session_ends: BTreeSet<(i64, Box<[u8]>, i64)>,
+    pending_deletes: Vec<Vec<u8>>,
+    state_bytes: usize,
+    window_watermark: Option<i64>,
+}
+
+const KIND_FIXED: u8 = 1;
+const KIND_UNBOUNDED: u8 = 2;
+const KIND_SESSION: u8 = 3;
+
+/// Big-endian with the sign bit flipped: byte order equals numeric order.
+pub fn sortable(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn unsortable(b: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
+impl Aggregate {
+    /// A new, empty operator.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u16,
+        schema: arrow_schema::SchemaRef,
+        layout: Vec<GroupCol>,
+        key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        key_fields: Vec<arrow_row::SortField>,
+        args: Vec<Arc<dyn PhysicalExpr>>,
+        specs: Vec<AggSpec>,
+        mode: Mode,
+    ) -> Result<Aggregate> {
+        Ok(Aggregate {
+            id,
+            schema,
+            layout,
+            key_exprs,
+            args,
+            specs,
+            mode,
+            emit_updates: false,
+            key_rows: RowConverter::new(key_fields)?,
+            windows: BTreeMap::new(),
+            unbounded: Groups::default(),
+            sessions: HashMap::new(),
+            session_ends: BTreeSet::new(),
+            pending_deletes: Vec::new(),
+            state_bytes: 0,
+            window_watermark: None,
+        })
+    }
+
+    /// Approximate bytes of state held.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
+    }
+
+    /// Window ends at or before this have been emitted.
+    pub fn window_watermark(&self) -> Option<i64> {
+        match self.mode {
+            // Sessions close one gap after the input watermark passes their end.
+            Mode::Session { gap_ms, .. } => self.window_watermark.map(|w| w.saturating_sub(gap_ms)),
+            _ => self.window_watermark,
+        }
+    }
+
+    fn prefix(&self, kind: u8) -> Vec<u8> {
+        let mut k = Vec::with_capacity(64);
+        k.extend_from_slice(&self.id.to_be_bytes());
+        k.push(kind);
+        k
+    }
+
+    fn eval(&self, exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        exprs
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
+            .collect()
+    }
+
+    /// Fold `rows` into the state.
+    pub fn on_input(&mut self, rows: &Rows, ctx: &mut Ctx) -> Result<()> {
+        let batch = &rows.batch;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let keys = if self.key_exprs.is_empty() {
+            None
+        } else {
+            Some(
+                self.key_rows
+                    .convert_columns(&self.eval(&self.key_exprs, batch)?)?,
+            )
+        };
+        let args = self.eval(&self.args, batch)?;
+        let values: Vec<Option<RowBytes>> = self
+            .specs
+            .iter()
+            .zip(&args)
+            .map(|(s, a)| s.encode_values(a))
+            .collect::<Result<_>>()?;
+        let key_of = |i: usize| -> &[u8] { keys.as_ref().map_or(&[][..], |k| k.row(i).data()) };
+        match self.mode {
+            Mode::Unbounded => {
+                let mut bytes = 0;
+                for i in 0..n {
+                    let g = self.unbounded.intern(key_of(i), &self.specs, &mut bytes);
+                    self.fold_unbounded(g, &args, &values, i, &mut bytes);
+                }
+                self.state_bytes += bytes;
+            }
+            Mode::Fixed {
+                start_col,
+                end_col,
+                size_ms,
+            } => {
+                let starts = start_col.map(|c| times(batch.column(c))).transpose()?;
+                let ends = end_col.map(|c| times(batch.column(c))).transpose()?;
+                let size = size_ms.unwrap_or(0);
+                let bounds = |i: usize| -> (i64, i64) {
+                    match (&starts, &ends) {
+                        (Some(s), Some(e)) => (s.value(i), e.value(i)),
+                        (Some(s), None) => (s.value(i), s.value(i) + size),
+                        (None, Some(e)) => (e.value(i) - size, e.value(i)),
+                        (None, None) => unreachable!("compile requires a window column"),
+                    }
+                };
+                let mut by_window: Vec<(i64, i64, Vec<u32>)> = Vec::new();
+                for i in 0..n {
+                    let (s, e) = bounds(i);
+                    match by_window.iter_mut().find(|w| w.1 == e) {
+                        Some(w) => w.2.push(i as u32),
+                        None => by_window.push((s, e, vec![i as u32])),
+                    }
+                }
+                let mut bytes = 0;
+                for (s, e, list) in by_window {
+                    if self.window_watermark.is_some_and(|w| e <= w) {
+                        return Err(EngineError::Bug(format!(
+                            "a row for window ending {e} reached an aggregate whose window \
+                             watermark is {:?}",
+                            self.window_watermark
+                        )));
+                    }
+                    let mut groups = self.windows.remove(&e).unwrap_or_else(|| Groups {
+                        start: s,
+                        ..Groups::default()
+                    });
+                    for i in list {
+                        let i = i as usize;
+                        let g = groups.intern(key_of(i), &self.specs, &mut bytes);
+                        for (a, spec) in self.specs.iter().enumerate() {
+                            let acc = &mut groups.accs[g as usize * self.specs.len() + a];
+                            bytes += spec.update(acc, &args[a], values[a].as_ref(), i);
+                        }
+                        groups.touch(g);
+                    }
+                    self.windows.insert(e, groups);
+                }
+                self.state_bytes += bytes;
+            }
+            Mode::Session { start_col, gap_ms } => {
+                let starts = times(batch.column(start_col))?;
+                for i in 0..n {
+                    let t = starts.value(i);
+                    self.session_row(key_of(i), t, t + gap_ms, &args, &values, i);
+                }
+            }
+        }
+        if self.state_bytes as u64 > ctx.state_bytes_max {
+            return Err(EngineError::StateLimit {
+                view: ctx.view.clone(),
+                bytes: self.state_bytes as u64,
+                cap: ctx.state_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn fold_unbounded(
+        &mut self,
+        g: u32,
+        args: &[ArrayRef],
+        values: &[Option<RowBytes>],
+        i: usize,
+        bytes: &mut usize,
+    ) {
+        let groups = &mut self.unbounded;
+        for (a, spec) in self.specs.iter().enumerate() {
+            let acc = &mut groups.accs[g as usize * self.specs.len() + a];
+            *bytes += spec.update(acc, &args[a], values[a].as_ref(), i);
+        }
+        groups.touch(g);
+    }
+
+    fn session_row(
+        &mut self,
+        key: &[u8],
+        t: i64,
+        e: i64,
+        args: &[ArrayRef],
+        values: &[Option<RowBytes>],
+        i: usize,
+    ) {
+        let mut list = match self.sessions.remove(key) {
+            Some(l) => l,
+            None => {
+                self.state_bytes += key.len() + 64;
+                Vec::new()
+            }
+        };
+        let mut merged = Session {
+            start: t,
+            end: e,
+            accs: self.specs.iter().map(AggSpec::init).collect(),
+            stored_start: None,
+            dirty: true,
+        };
+        let mut j = 0;
+        let mut first = true;
+        while j < list.len() {
+            let s = &list[j];
+            if s.start < e && t < s.end {
+                let s = list.swap_remove(j);
+                self.session_ends.remove(&(s.end, key.into(), s.start));
+                merged.start = merged.start.min(s.start);
+                merged.end = merged.end.max(s.end);
+                if first {
+                    // Keep the first overlapping session's storage key for the merge.
+                    merged.stored_start = s.stored_start;
+                    first = false;
+                } else if let Some(st) = s.stored_start {
+                    self.pending_deletes.push(self.session_key(key, st));
+                }
+                for (a, (spec, acc)) in self.specs.iter().zip(s.accs).enumerate() {
+                    spec.merge(&mut merged.accs[a], acc);
+                }
+                self.state_bytes = self.state_bytes.saturating_sub(40 * self.specs.len());
+            } else {
+                j += 1;
+            }
+        }
+        for (a, spec) in self.specs.iter().enumerate() {
+            self.state_bytes += spec.update(&mut merged.accs[a], &args[a], values[a].as_ref(), i);
+        }
+        self.state_bytes += 40 * self.specs.len() + 32;
+        self.session_ends
+            .insert((merged.end, key.into(), merged.start));
+        list.push(merged);
+        self.sessions.insert(key.into(), list);
+    }
+
+    fn session_key(&self, key: &[u8], start: i64) -> Vec<u8> {
+        let mut k = self.prefix(KIND_SESSION);
+        put_bytes(&mut k, key);
+        k.extend_from_slice(&sortable(start));
+        k
+    }
+
+    /// The input's window watermark moved to `wm`: emit what it completes.
+    pub fn on_watermark(&mut self, wm: Option<i64>, ctx: &mut Ctx) -> Result<Vec<Rows>> {
+        let Some(wm) = wm else { return Ok(Vec::new()) };
+        if self.window_watermark.is_some_and(|w| wm < w) {
+            return Ok(Vec::new());
+        }
+        self.window_watermark = Some(wm);
+        let mut out = Vec::new();
+        match self.mode {
+            Mode::Fixed { .. } => {
+                while let Some((&e, _)) = self.windows.first_key_value() {
+                    if e > wm {
+                        break;
+                    }
+                    let groups = self.windows.remove(&e).expect("first key exists");
+                    let all: Vec<u32> = (0..groups.keys.len() as u32).collect();
+                    out.push(self.emit(&groups, Some((groups.start, e)), &all, RowState::Final)?);
+                    let prefix = self.fixed_prefix(e);
+                    for (g, key) in groups.keys.iter().enumerate() {
+                        if groups.persisted[g] {
+                            let mut k = prefix.clone();
+                            k.extend_from_slice(key);
+                            self.pending_deletes.push(k);
+                        }
+                    }
+                    self.state_bytes = self.state_bytes.saturating_sub(
+                        groups
+                            .keys
+                            .iter()
+                            .map(|k| 2 * k.len() + 48 + 40 * self.specs.len())
+                            .sum::<usize>()
+                            + groups.accs.iter().map(Acc::heap_bytes).sum::<usize>(),
+                    );
+                }
+            }
+            Mode::Session { gap_ms, .. } => {
+                // A session ending at `e` is final only once no on-time event can still
+                // join it: such an event at `t` has `t + gap > wm`, and it touches the
+                // session when `t < e`, so the session is safe once `e <= wm - gap`.
+                let close = wm.saturating_sub(gap_ms);
+                let mut closed = Vec::new();
+                while let Some(first) = self.session_ends.first() {
+                    if first.0 > close {
+                        break;
+                    }
+                    let (end, key, start) = self.session_ends.pop_first().expect("first exists");
+                    let list = self.sessions.get_mut(&key).expect("indexed sessions exist");
+                    let at = list
+                        .iter()
+                        .position(|s| s.start == start && s.end == end)
+                        .expect("the index matches the sessions");
+                    let s = list.swap_remove(at);
+                    if list.is_empty() {
+                        self.sessions.remove(&key);
+                    }
+                    if let Some(st) = s.stored_start {
+                        self.pending_deletes.push(self.session_key(&key, st));
+                    }
+                    self.state_bytes = self.state_bytes.saturating_sub(
+                        40 * self.specs.len()
+                            + 32
+                            + s.accs.iter().map(Acc::heap_bytes).sum::<usize>(),
+                    );
+                    closed.push((key, s));
+                }
+                if !closed.is_empty() {
+                    out.push(self.emit_sessions(&closed, RowState::Final)?);
+                }
+            }
+            Mode::Unbounded => {}
+        }
+        let _ = ctx;
+        Ok(out)
+    }
+
+    /// At a commit: provisional rows of changed open groups (root aggregates only), or at
+    /// the end of the stream, every unbounded group as final.
+    pub fn on_commit(&mut self, ctx: &mut Ctx) -> Result<Vec<Rows>> {
+        let mut out = Vec::new();
+        match self.mode {
+            Mode::Unbounded => {
+                let groups = std::mem::take(&mut self.unbounded);
+                let (list, state) = if ctx.end_of_stream {
+                    ((0..groups.keys.len() as u32).collect(), RowState::Final)
+                } else {
+                    (groups.emit_dirty.clone(), RowState::Provisional)
+                };
+                let mut groups = groups;
+                if !list.is_empty() {
+                    out.push(self.emit(&groups, None, &list, state)?);
+                }
+                for g in groups.emit_dirty.drain(..) {
+                    groups.in_emit[g as usize] = false;
+                }
+                self.unbounded = groups;
+            }
+            Mode::Fixed { .. } if self.emit_updates && ctx.emit_due => {
+                let ends: Vec<i64> = self.windows.keys().copied().collect();
+                for e in ends {
+                    let mut groups = self.windows.remove(&e).expect("listed");
+                    if !groups.emit_dirty.is_empty() {
+                        let list = groups.emit_dirty.clone();
+                        out.push(self.emit(
+                            &groups,
+                            Some((groups.start, e)),
+                            &list,
+                            RowState::Provisional,
+                        )?);
+                        for g in groups.emit_dirty.drain(..) {
+                            groups.in_emit[g as usize] = false;
+                        }
+                    }
+                    self.windows.insert(e, groups);
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    fn fixed_prefix(&self, end: i64) -> Vec<u8> {
+        let mut k = self.prefix(KIND_FIXED);
+        k.extend_from_slice(&sortable(end));
+        k
+    }
+
+    fn encode_accs(&self, accs: &[Acc], out: &mut Vec<u8>) {
+        for a in accs {
+            a.encode(out);
+        }
+    }
+
+    /// State changes since the last checkpoint.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        deletes.append(&mut self.pending_deletes);
+        let na = self.specs.len();
+        let mut windows = std::mem::take(&mut self.windows);
+        for (&e, groups) in windows.iter_mut() {
+            let prefix = self.fixed_prefix(e);
+            for g in groups.ckpt_dirty.drain(..) {
+                let gi = g as usize;
+                groups.in_ckpt[gi] = false;
+                groups.persisted[gi] = true;
+                let mut k = prefix.clone();
+                k.extend_from_slice(&groups.keys[gi]);
+                let mut v = groups.start.to_le_bytes().to_vec();
+                self.encode_accs(&groups.accs[gi * na..(gi + 1) * na], &mut v);
+                puts.push((k, v));
+            }
+        }
+        self.windows = windows;
+        let mut groups = std::mem::take(&mut self.unbounded);
+        let prefix = self.prefix(KIND_UNBOUNDED);
+        for g in groups.ckpt_dirty.drain(..) {
+            let gi = g as usize;
+            groups.in_ckpt[gi] = false;
+            groups.persisted[gi] = true;
+            let mut k = prefix.clone();
+            k.extend_from_slice(&groups.keys[gi]);
+            let mut v = Vec::new();
+            self.encode_accs(&groups.accs[gi * na..(gi + 1) * na], &mut v);
+            puts.push((k, v));
+        }
+        self.unbounded = groups;
+        let mut sessions = std::mem::take(&mut self.sessions);
+        for (key, list) in sessions.iter_mut() {
+            for s in list.iter_mut().filter(|s| s.dirty) {
+                if let Some(old) = s.stored_start.filter(|&st| st != s.start) {
+                    deletes.push(self.session_key(key, old));
+                }
+                let mut v = s.end.to_le_bytes().to_vec();
+                self.encode_accs(&s.accs, &mut v);
+                puts.push((self.session_key(key, s.start), v));
+                s.stored_start = Some(s.start);
+                s.dirty = false;
+            }
+        }
+        self.sessions = sessions;
+    }
+
+    /// Load this operator's entries (keys start with its id) from a checkpoint.
+    pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let na = self.specs.len();
+        for (k, v) in entries {
+            let mut key = &k[2..];
+            let kind = key[0];
+            key = &key[1..];
+            let mut val = &v[..];
+            let decode_accs = |val: &mut &[u8]| -> Result<Vec<Acc>> {
+                (0..na).map(|_| Acc::decode(val)).collect()
+            };
+            match kind {
+                KIND_FIXED => {
+                    let e = unsortable(take8(&mut key)?);
+                    let start = i64::from_le_bytes(take8(&mut val)?);
+                    let accs = decode_accs(&mut val)?;
+                    let groups = self.windows.entry(e).or_insert_with(|| Groups {
+                        start,
+                        ..Groups::default()
+                    });
+                    let mut bytes = 0;
+                    let g = groups.intern(key, &self.specs, &mut bytes) as usize;
+                    bytes += accs.iter().map(Acc::heap_bytes).sum::<usize>();
+                    groups.accs.splice(g * na..(g + 1) * na, accs);
+                    groups.persisted[g] = true;
+                    self.state_bytes += bytes;
+                }
+                KIND_UNBOUNDED => {
+                    let accs = decode_accs(&mut val)?;
+                    let mut bytes = 0;
+                    let g = self.unbounded.intern(key, &self.specs, &mut bytes) as usize;
+                    self.unbounded.accs.splice(g * na..(g + 1) * na, accs);
+                    self.unbounded.persisted[g] = true;
+                    self.state_bytes += bytes;
+                }
+                KIND_SESSION => {
+                    let skey: Box<[u8]> = get_bytes(&mut key)?.into();
+                    let start = unsortable(take8(&mut key)?);
+                    let end = i64::from_le_bytes(take8(&mut val)?);
+                    let accs = decode_accs(&mut val)?;
+                    self.state_bytes += skey.len() + 40 * na + 96;
+                    self.session_ends.insert((end, skey.clone(), start));
+                    self.sessions.entry(skey).or_default().push(Session {
+                        start,
+                        end,
+                        accs,
+                        stored_start: Some(start),
+                        dirty: false,
+                    });
+                }
+                other => {
+                    return Err(EngineError::Bug(format!(
+                        "unknown aggregate state kind {other} in a checkpoint"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn key_columns<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        n: usize,
+    ) -> Result<Vec<ArrayRef>> {
+        if self.key_exprs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parser = self.key_rows.parser();
+        let rows: Vec<_> = keys.map(|k| parser.parse(k)).collect();
+        debug_assert_eq!(rows.len(), n);
+        Ok(self.key_rows.convert_rows(rows)?)
+    }
+
+    fn assemble(
+        &self,
+        keys: Vec<ArrayRef>,
+        windows: Option<(ArrayRef, ArrayRef)>,
+        aggs: Vec<ArrayRef>,
+        n: usize,
+        state: RowState,
+    ) -> Result<Rows> {
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for col in &self.layout {
+            columns.push(match col {
+                GroupCol::Key(i) => keys[*i].clone(),
+                GroupCol::WindowStart => windows.as_ref().expect("windowed").0.clone(),
+                GroupCol::WindowEnd => windows.as_ref().expect("windowed").1.clone(),
+            });
+        }
+        columns.extend(aggs);
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        Ok(Rows {
+            batch,
+            origin: None,
+            state,
+        })
+    }
+
+    fn emit(
+        &self,
+        groups: &Groups,
+        window: Option<(i64, i64)>,
+        list: &[u32],
+        state: RowState,
+    ) -> Result<Rows> {
+        let n = list.len();
+        let na = self.specs.len();
+        let keys = self.key_columns(list.iter().map(|&g| &groups.keys[g as usize][..]), n)?;
+        let aggs = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(a, spec)| spec.evaluate(list.iter().map(|&g| &groups.accs[g as usize * na + a])))
+            .collect::<Result<Vec<_>>>()?;
+        let windows = window.map(|(s, e)| {
+            (
+                Arc::new(TimestampMillisecondArray::from(vec![s; n])) as ArrayRef,
+                Arc::new(TimestampMillisecondArray::from(vec![e; n])) as ArrayRef,
+            )
+        });
+        self.assemble(keys, windows, aggs, n, state)
+    }
+
+    fn emit_sessions(&self, sessions: &[(Box<[u8]>, Session)], state: RowState) -> Result<Rows> {
+        let n = sessions.len();
+        let keys = self.key_columns(sessions.iter().map(|(k, _)| &k[..]), n)?;
+        let aggs = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(a, spec)| spec.evaluate(sessions.iter().map(|(_, s)| &s.accs[a])))
+            .collect::<Result<Vec<_>>>()?;
+        let starts: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            sessions.iter().map(|(_, s)| s.start),
+        ));
+        let ends: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            sessions.iter().map(|(_, s)| s.end),
+        ));
+        self.assemble(keys, Some((starts, ends)), aggs, n, state)
+    }
+}
+
+fn times(col: &ArrayRef) -> Result<TimestampMillisecondArray> {
+    crate::source::times_ms(col)
+}

@@ -1,0 +1,624 @@
+//! From DataFusion's optimized logical plan to Freshet's operator tree.
+//!
+//! Supported: projections and filters with any DataFusion scalar expression; aggregates
+//! (`COUNT`, `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`) grouped by a window of a window
+//! table function, by an upstream view's window columns (cascades), or by plain keys
+//! (unbounded); inner joins of two windowed inputs on their window. Anything else is
+//! refused with an error naming the construct.
+
+use crate::accumulate::{AggKind, AggSpec};
+use crate::aggregate::{Aggregate, GroupCol, Mode};
+use crate::error::{EngineError, Result, unsupported};
+use crate::join::{WindowJoin, WindowRef};
+use crate::node::{Node, Op, WindowInfo};
+use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
+use crate::plan::{StreamTable, WindowedTable};
+use crate::source::Source;
+use crate::window::WindowKind;
+use arrow_row::SortField;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use std::any::Any;
+use std::sync::Arc;
+
+/// How a view's results table is keyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultKey {
+    /// By these output columns (the GROUP BY columns, window included).
+    Columns(Vec<String>),
+    /// By the source position of each row: hidden columns `_partition`, `_offset`, `_copy`.
+    Origin,
+}
+
+/// Hidden key columns of views keyed by source position.
+pub const ORIGIN_KEY: [&str; 3] = ["_partition", "_offset", "_copy"];
+
+/// A compiled view.
+pub struct Compiled {
+    /// The operator tree.
+    pub root: Node,
+    /// The results table's key.
+    pub key: ResultKey,
+    /// The results table's columns.
+    pub result_schema: SchemaRef,
+}
+
+struct Cx<'a> {
+    props: &'a ExecutionProps,
+    options: &'a ViewOptions,
+    next_id: u16,
+}
+
+impl Cx<'_> {
+    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(
+            e,
+            schema,
+            self.props,
+            &PhysicalPlanningContext::default(),
+        )?)
+    }
+}
+
+fn arrow(schema: &DFSchema) -> SchemaRef {
+    Arc::new(schema.as_arrow().clone())
+}
+
+/// Compile an optimized logical plan.
+pub fn compile(
+    plan: &LogicalPlan,
+    options: &ViewOptions,
+    props: &ExecutionProps,
+) -> Result<Compiled> {
+    let mut cx = Cx {
+        props,
+        options,
+        next_id: 1,
+    };
+    let mut root = build(plan, &mut cx)?;
+    let key = root_key(&mut root, options)?;
+    let result_schema = match &key {
+        ResultKey::Columns(_) => root.schema.clone(),
+        ResultKey::Origin => {
+            let mut fields: Vec<Field> = root
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            for (name, t) in
+                ORIGIN_KEY
+                    .iter()
+                    .zip([DataType::UInt32, DataType::UInt64, DataType::UInt32])
+            {
+                if fields.iter().any(|f| f.name() == name) {
+                    return Err(EngineError::Sql(format!(
+                        "the view's output has a column named '{name}', which Freshet uses to \
+                         key rows by source position; rename it"
+                    )));
+                }
+                fields.push(Field::new(*name, t, false));
+            }
+            Arc::new(Schema::new(fields))
+        }
+    };
+    let mut names = std::collections::HashSet::new();
+    for f in result_schema.fields() {
+        if !names.insert(f.name().to_ascii_lowercase()) {
+            return Err(EngineError::Sql(format!(
+                "the view's output has two columns named '{}'; give them distinct aliases",
+                f.name()
+            )));
+        }
+    }
+    Ok(Compiled {
+        root,
+        key,
+        result_schema,
+    })
+}
+
+/// Find the stateful operator under the root's filters and projections and derive the key.
+fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
+    // Map root output columns down to the first stateful node's columns.
+    let names: Vec<String> = root
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut mapping: Vec<Option<usize>> = (0..names.len()).map(Some).collect();
+    let mut filtered = false;
+    let mut node = root;
+    loop {
+        match &mut node.op {
+            Op::Filter { input, .. } => {
+                filtered = true;
+                node = input;
+            }
+            Op::Project { input, exprs } => {
+                let passthrough: Vec<Option<usize>> = exprs
+                    .iter()
+                    .map(|e| {
+                        let any: &dyn Any = e.as_ref();
+                        any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                            .map(|c| c.index())
+                    })
+                    .collect();
+                mapping = mapping
+                    .iter()
+                    .map(|m| m.and_then(|i| passthrough[i]))
+                    .collect();
+                node = input;
+            }
+            Op::Aggregate { agg, .. } => {
+                let groups = agg.layout.len();
+                let mut key = Vec::new();
+                for g in 0..groups {
+                    match mapping.iter().position(|m| *m == Some(g)) {
+                        Some(out) => key.push(names[out].clone()),
+                        None => {
+                            return Err(EngineError::Sql(format!(
+                                "the view must select every GROUP BY column (they key its \
+                                 results table); '{}' is missing",
+                                agg.schema.field(g).name()
+                            )));
+                        }
+                    }
+                }
+                if key.is_empty() {
+                    return Err(unsupported(
+                        "an aggregate without GROUP BY; group by a window or a key",
+                    ));
+                }
+                let updating =
+                    matches!(agg.mode, Mode::Unbounded) || options.emit == EmitPolicy::OnUpdate;
+                if updating && filtered {
+                    return Err(unsupported(
+                        "HAVING or a filter over continuously updated rows (an unbounded GROUP \
+                         BY or emit = 'on_update'): a row could stop qualifying after it was \
+                         written",
+                    ));
+                }
+                if options.emit == EmitPolicy::OnUpdate {
+                    if matches!(agg.mode, Mode::Session { .. }) {
+                        return Err(unsupported(
+                            "emit = 'on_update' with SESSION windows: a session's start and \
+                             end change as it grows, so provisional rows could not be replaced",
+                        ));
+                    }
+                    agg.emit_updates = true;
+                }
+                return Ok(ResultKey::Columns(key));
+            }
+            Op::Source(_) => return Ok(ResultKey::Origin),
+            Op::Join { left, .. } => {
+                if !has_origin(left) {
+                    return Err(unsupported(
+                        "a join whose left input is an aggregate; put the stream's rows on the \
+                         left so that each result row is keyed by its source position",
+                    ));
+                }
+                return Ok(ResultKey::Origin);
+            }
+        }
+    }
+}
+
+/// Whether `node`'s rows belong to windows, even where a projection dropped the window columns.
+fn reads_windows(node: &Node) -> bool {
+    match &node.op {
+        Op::Source(s) => s.window.is_some(),
+        Op::Filter { input, .. } | Op::Project { input, .. } => reads_windows(input),
+        Op::Join { .. } => true,
+        Op::Aggregate { .. } => node.window.is_some(),
+    }
+}
+
+fn has_origin(node: &Node) -> bool {
+    match &node.op {
+        Op::Source(_) => true,
+        Op::Filter { input, .. } | Op::Project { input, .. } => has_origin(input),
+        Op::Join { left, .. } => has_origin(left),
+        Op::Aggregate { .. } => false,
+    }
+}
+
+fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
+    match e {
+        Expr::Column(c) => schema.maybe_index_of_column(c),
+        Expr::Alias(a) => column_index(&a.expr, schema),
+        _ => None,
+    }
+}
+
+fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let input = build(&p.input, cx)?;
+            let in_schema = p.input.schema();
+            let exprs = p
+                .expr
+                .iter()
+                .map(|e| cx.physical(e, in_schema))
+                .collect::<Result<Vec<_>>>()?;
+            let window = input.window.map(|w| {
+                let find = |col: Option<usize>| {
+                    col.and_then(|c| {
+                        p.expr
+                            .iter()
+                            .position(|e| column_index(e, in_schema) == Some(c))
+                    })
+                };
+                WindowInfo {
+                    start_col: find(w.start_col),
+                    end_col: find(w.end_col),
+                    kind: w.kind,
+                }
+            });
+            let window = window.filter(|w| w.start_col.is_some() || w.end_col.is_some());
+            Ok(Node {
+                schema: arrow(&p.schema),
+                window,
+                appends_only: input.appends_only,
+                op: Op::Project {
+                    input: Box::new(input),
+                    exprs,
+                },
+            })
+        }
+        LogicalPlan::Filter(f) => {
+            let input = build(&f.input, cx)?;
+            let predicate = cx.physical(&f.predicate, f.input.schema())?;
+            Ok(Node {
+                schema: input.schema.clone(),
+                window: input.window,
+                appends_only: input.appends_only,
+                op: Op::Filter {
+                    input: Box::new(input),
+                    predicate,
+                },
+            })
+        }
+        LogicalPlan::SubqueryAlias(a) => build(&a.input, cx),
+        LogicalPlan::TableScan(scan) => build_scan(scan, cx),
+        LogicalPlan::Aggregate(a) => build_aggregate(a, cx),
+        LogicalPlan::Join(j) => build_join(j, cx),
+        LogicalPlan::Sort(_) => Err(unsupported(
+            "ORDER BY (a view's results are a table keyed by its GROUP BY; order when querying)",
+        )),
+        LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
+        LogicalPlan::Window(_) => Err(unsupported(
+            "SQL window functions (OVER ...); use TUMBLE, HOP or SESSION in FROM",
+        )),
+        LogicalPlan::Union(_) => Err(unsupported("UNION")),
+        LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT without GROUP BY")),
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(EngineError::Sql(
+            "a view must read a stream or another view".into(),
+        )),
+        other => Err(unsupported(other.display().to_string())),
+    }
+}
+
+fn build_scan(scan: &datafusion::logical_expr::TableScan, cx: &mut Cx) -> Result<Node> {
+    if scan.fetch.is_some() {
+        return Err(unsupported("LIMIT"));
+    }
+    if !scan.filters.is_empty() {
+        return Err(EngineError::Bug(
+            "a filter was pushed into a stream scan".into(),
+        ));
+    }
+    let provider = source_as_provider(&scan.source)?;
+    let any: &dyn Any = provider.as_ref();
+    let schema = arrow(&scan.projected_schema);
+    let (def, time_column, kind) = if let Some(w) = any.downcast_ref::<WindowedTable>() {
+        (w.def.clone(), w.time_column, Some(w.kind))
+    } else if let Some(s) = any.downcast_ref::<StreamTable>() {
+        (s.def.clone(), s.def.event_time_index(), None)
+    } else {
+        return Err(unsupported(format!("reading table '{}'", scan.table_name)));
+    };
+    let width = def.columns.len();
+    let projection = scan
+        .projection
+        .clone()
+        .unwrap_or_else(|| (0..width + if kind.is_some() { 2 } else { 0 }).collect());
+    let window = kind.map(|k| WindowInfo {
+        start_col: projection.iter().position(|&c| c == width),
+        end_col: projection.iter().position(|&c| c == width + 1),
+        kind: Some(k),
+    });
+    // Session rows need their own time to be merged: keep window_start in the projection.
+    let lateness_ms = cx.options.allowed_lateness_ms as i64;
+    Ok(Node {
+        schema,
+        window: window.filter(|w| w.start_col.is_some() || w.end_col.is_some()),
+        appends_only: true,
+        op: Op::Source(Source {
+            stream: def.name.clone(),
+            time_column,
+            window: kind,
+            projection,
+            schema: arrow(&scan.projected_schema),
+            watermark: None,
+            lateness_ms,
+        }),
+    })
+}
+
+fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
+    let name = f.func.name().to_ascii_lowercase();
+    let p = &f.params;
+    if p.filter.is_some() {
+        return Err(unsupported(format!("FILTER (WHERE ...) on {name}")));
+    }
+    if !p.order_by.is_empty() {
+        return Err(unsupported(format!("ORDER BY inside {name}")));
+    }
+    if p.args.len() != 1 {
+        return Err(unsupported(format!(
+            "{name} with {} arguments",
+            p.args.len()
+        )));
+    }
+    Ok(match (name.as_str(), p.distinct) {
+        ("count", false) => AggKind::Count,
+        ("count", true) => AggKind::CountDistinct,
+        ("sum", false) => AggKind::Sum,
+        ("avg" | "mean", false) => AggKind::Avg,
+        ("min", _) => AggKind::Min,
+        ("max", _) => AggKind::Max,
+        (other, true) => return Err(unsupported(format!("{other}(DISTINCT ...)"))),
+        (other, false) => {
+            return Err(unsupported(format!(
+                "aggregate function {other}; streaming views support COUNT, COUNT(DISTINCT), \
+                 SUM, MIN, MAX and AVG"
+            )));
+        }
+    })
+}
+
+fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Result<Node> {
+    let input = build(&a.input, cx)?;
+    if !input.appends_only {
+        return Err(unsupported(
+            "an aggregate over an unbounded GROUP BY's continuously updated rows",
+        ));
+    }
+    let in_schema = a.input.schema();
+    let mut layout = Vec::new();
+    let mut key_exprs = Vec::new();
+    let mut key_fields = Vec::new();
+    for e in &a.group_expr {
+        if matches!(e, Expr::GroupingSet(_)) {
+            return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
+        }
+        let idx = column_index(e, in_schema);
+        let w = input.window.unwrap_or_default();
+        if idx.is_some() && idx == w.start_col {
+            layout.push(GroupCol::WindowStart);
+        } else if idx.is_some() && idx == w.end_col {
+            layout.push(GroupCol::WindowEnd);
+        } else {
+            layout.push(GroupCol::Key(key_exprs.len()));
+            key_fields.push(SortField::new(e.get_type(in_schema)?));
+            key_exprs.push(cx.physical(e, in_schema)?);
+        }
+    }
+    let has_start = layout.contains(&GroupCol::WindowStart);
+    let has_end = layout.contains(&GroupCol::WindowEnd);
+    let mode = match input.window {
+        None if reads_windows(&input) => {
+            return Err(EngineError::Sql(
+                "GROUP BY over a windowed input must include window_start or window_end".into(),
+            ));
+        }
+        None => Mode::Unbounded,
+        Some(_) if !has_start && !has_end => {
+            return Err(EngineError::Sql(
+                "GROUP BY over a windowed input must include window_start or window_end".into(),
+            ));
+        }
+        Some(w) => match w.kind {
+            Some(WindowKind::Session { gap_ms }) => Mode::Session {
+                start_col: w.start_col.ok_or_else(|| {
+                    EngineError::Sql("a SESSION window's GROUP BY must include window_start".into())
+                })?,
+                gap_ms,
+            },
+            kind => {
+                let size_ms = kind.and_then(WindowKind::size_ms);
+                if !has_end && size_ms.is_none() {
+                    return Err(EngineError::Sql(
+                        "GROUP BY over an upstream view's window must include window_end".into(),
+                    ));
+                }
+                Mode::Fixed {
+                    start_col: if has_start { w.start_col } else { None },
+                    end_col: if has_end { w.end_col } else { None },
+                    size_ms,
+                }
+            }
+        },
+    };
+    if matches!(mode, Mode::Session { .. }) && !(has_start && has_end) {
+        return Err(EngineError::Sql(
+            "a SESSION window's GROUP BY must include both window_start and window_end".into(),
+        ));
+    }
+    let mut args = Vec::new();
+    let mut specs = Vec::new();
+    for (j, e) in a.aggr_expr.iter().enumerate() {
+        let inner = match e {
+            Expr::Alias(al) => al.expr.as_ref(),
+            other => other,
+        };
+        let Expr::AggregateFunction(f) = inner else {
+            return Err(unsupported(format!("aggregate expression {e}")));
+        };
+        let kind = agg_kind(f)?;
+        let arg = &f.params.args[0];
+        let arg_type = arg.get_type(in_schema)?;
+        let expected = a.schema.field(a.group_expr.len() + j).data_type();
+        specs.push(AggSpec::new(kind, arg_type, expected)?);
+        args.push(cx.physical(arg, in_schema)?);
+    }
+    let id = cx.next_id;
+    cx.next_id += 1;
+    let schema = arrow(&a.schema);
+    let window = match mode {
+        Mode::Unbounded => None,
+        _ => Some(WindowInfo {
+            start_col: layout.iter().position(|c| *c == GroupCol::WindowStart),
+            end_col: layout.iter().position(|c| *c == GroupCol::WindowEnd),
+            kind: match input.window.and_then(|w| w.kind) {
+                Some(k @ (WindowKind::Tumble { .. } | WindowKind::Hop { .. })) => Some(k),
+                _ => None,
+            },
+        }),
+    };
+    let agg = Aggregate::new(
+        id,
+        schema.clone(),
+        layout,
+        key_exprs,
+        key_fields,
+        args,
+        specs,
+        mode,
+    )?;
+    Ok(Node {
+        schema,
+        window,
+        appends_only: !matches!(mode, Mode::Unbounded),
+        op: Op::Aggregate {
+            input: Box::new(input),
+            agg: Box::new(agg),
+        },
+    })
+}
+
+fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> Result<Node> {
+    // The optimizer turns an inner join whose right side only filters into a semi join.
+    let semi = match j.join_type {
+        JoinType::Inner => false,
+        JoinType::LeftSemi => true,
+        other => {
+            return Err(unsupported(format!(
+                "{other} JOIN; streaming views support inner joins of windowed inputs on their window"
+            )));
+        }
+    };
+    let left = build(&j.left, cx)?;
+    let right = build(&j.right, cx)?;
+    let not_windowed = || {
+        EngineError::Sql(
+            "a streaming join must join two windowed inputs on the same window \
+             (ON a.window_start = b.window_start AND a.window_end = b.window_end ...)"
+                .into(),
+        )
+    };
+    let (Some(lw), Some(rw)) = (left.window, right.window) else {
+        return Err(not_windowed());
+    };
+    if !left.appends_only || !right.appends_only {
+        return Err(unsupported(
+            "a join over an unbounded GROUP BY's updating rows",
+        ));
+    }
+    let (ls, rs) = (j.left.schema(), j.right.schema());
+    let mut on_window = false;
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut key_fields = Vec::new();
+    for (l, r) in &j.on {
+        let (li, ri) = (column_index(l, ls), column_index(r, rs));
+        if (li.is_some() && li == lw.start_col && ri == rw.start_col)
+            || (li.is_some() && li == lw.end_col && ri == rw.end_col)
+        {
+            on_window = true;
+        }
+        let (lt, rt) = (l.get_type(ls)?, r.get_type(rs)?);
+        if lt != rt {
+            return Err(unsupported(format!(
+                "a join key compared across types {lt} and {rt}"
+            )));
+        }
+        key_fields.push(SortField::new(lt));
+        left_keys.push(cx.physical(l, ls)?);
+        right_keys.push(cx.physical(r, rs)?);
+    }
+    if !on_window {
+        return Err(not_windowed());
+    }
+    let pair_schema = ls.join(rs)?;
+    let filter = j
+        .filter
+        .as_ref()
+        .map(|f| cx.physical(f, &pair_schema))
+        .transpose()?;
+    let size = |w: WindowInfo| w.kind.and_then(WindowKind::size_ms);
+    let id = cx.next_id;
+    cx.next_id += 1;
+    let schema = arrow(&j.schema);
+    let join = WindowJoin::new(
+        id,
+        schema.clone(),
+        arrow(&pair_schema),
+        semi,
+        left_keys,
+        right_keys,
+        key_fields,
+        filter,
+        WindowRef {
+            start_col: lw.start_col,
+            end_col: lw.end_col,
+            size_ms: size(lw),
+        },
+        WindowRef {
+            start_col: rw.start_col,
+            end_col: rw.end_col,
+            size_ms: size(rw),
+        },
+    )?;
+    if (lw.end_col.is_none() && size(lw).is_none()) || (rw.end_col.is_none() && size(rw).is_none())
+    {
+        return Err(EngineError::Sql(
+            "both sides of a window join must carry window_end (or a TUMBLE/HOP window_start)"
+                .into(),
+        ));
+    }
+    Ok(Node {
+        schema,
+        window: Some(WindowInfo {
+            start_col: lw.start_col,
+            end_col: lw.end_col,
+            kind: lw.kind,
+        }),
+        appends_only: true,
+        op: Op::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            join: Box::new(join),
+        },
+    })
+}
+
+/// Refuse options the compiled plan cannot honour.
+pub fn check_options(options: &ViewOptions) -> Result<()> {
+    if options.late_data == LatePolicy::Update {
+        return Err(EngineError::Sql(
+            "late_data = 'update' (re-opening final windows) is not supported yet; use \
+             'dead_letter' to keep late events or 'drop' to count and discard them"
+                .into(),
+        ));
+    }
+    Ok(())
+}

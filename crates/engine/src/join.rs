@@ -1,0 +1,413 @@
+//! The window join: an inner (or left semi) join of two windowed inputs on the same window (Nexmark q7:
+//! bids joined with their window's maximum price).
+//!
+//! Both sides are buffered per window end; when both inputs' window watermarks reach the
+//! end, the window's rows are hash-joined on the equality keys (which include the window
+//! columns), the residual filter applied, and the buffers dropped. Buffered chunks are
+//! checkpointed as Arrow IPC, one state entry per chunk, deleted when the window closes.
+
+use crate::aggregate::sortable;
+use crate::error::{EngineError, Result};
+use crate::rows::{Origin, Rows};
+use crate::source::times_ms;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow_row::RowConverter;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_store::RowState;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// How one side's rows name their window.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowRef {
+    /// Column of `window_start`, if present.
+    pub start_col: Option<usize>,
+    /// Column of `window_end`, if present.
+    pub end_col: Option<usize>,
+    /// Window length when known.
+    pub size_ms: Option<i64>,
+}
+
+impl WindowRef {
+    fn ends(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
+        match (self.end_col, self.start_col, self.size_ms) {
+            (Some(c), _, _) => Ok(times_ms(batch.column(c))?.values().to_vec()),
+            (None, Some(c), Some(size)) => Ok(times_ms(batch.column(c))?
+                .values()
+                .iter()
+                .map(|s| s + size)
+                .collect()),
+            _ => Err(EngineError::Bug("a join side without a window end".into())),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Buffered {
+    left: Vec<Rows>,
+    right: Vec<Rows>,
+    keys: Vec<Vec<u8>>,
+}
+
+/// The window join operator.
+pub struct WindowJoin {
+    /// Operator id.
+    pub id: u16,
+    /// Output schema: left columns, then right columns (left columns only for a semi join).
+    pub schema: SchemaRef,
+    /// Left columns then right columns: what the residual filter sees.
+    pub pair_schema: SchemaRef,
+    /// A semi join emits each matching left row once and no right columns.
+    pub semi: bool,
+    /// Equality keys on the left input.
+    pub left_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Equality keys on the right input.
+    pub right_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Residual predicate over the joined row.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Window of the left side.
+    pub left_window: WindowRef,
+    /// Window of the right side.
+    pub right_window: WindowRef,
+    key_rows: RowConverter,
+    buffers: BTreeMap<i64, Buffered>,
+    seq: u64,
+    pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    pending_deletes: Vec<Vec<u8>>,
+    state_bytes: usize,
+    window_watermark: Option<i64>,
+}
+
+const KIND_JOIN: u8 = 4;
+
+impl WindowJoin {
+    /// A new operator.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u16,
+        schema: SchemaRef,
+        pair_schema: SchemaRef,
+        semi: bool,
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_fields: Vec<arrow_row::SortField>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        left_window: WindowRef,
+        right_window: WindowRef,
+    ) -> Result<WindowJoin> {
+        Ok(WindowJoin {
+            id,
+            schema,
+            pair_schema,
+            semi,
+            left_keys,
+            right_keys,
+            filter,
+            left_window,
+            right_window,
+            key_rows: RowConverter::new(key_fields)?,
+            buffers: BTreeMap::new(),
+            seq: 0,
+            pending_puts: Vec::new(),
+            pending_deletes: Vec::new(),
+            state_bytes: 0,
+            window_watermark: None,
+        })
+    }
+
+    /// Approximate bytes buffered.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
+    }
+
+    /// Window ends at or before this have been joined and emitted.
+    pub fn window_watermark(&self) -> Option<i64> {
+        self.window_watermark
+    }
+
+    /// Buffer rows of one side (`right` false for the left input).
+    pub fn on_input(&mut self, rows: Rows, right: bool) -> Result<()> {
+        let window = if right {
+            self.right_window
+        } else {
+            self.left_window
+        };
+        let ends = window.ends(&rows.batch)?;
+        let mut distinct: Vec<i64> = ends.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for e in distinct {
+            let part = if ends.iter().all(|&x| x == e) {
+                rows.clone()
+            } else {
+                let mask = BooleanArray::from_iter(ends.iter().map(|&x| Some(x == e)));
+                rows.filter(&mask)?
+            };
+            if self.window_watermark.is_some_and(|w| e <= w) {
+                return Err(EngineError::Bug(format!(
+                    "a row for window ending {e} reached a join already past it"
+                )));
+            }
+            self.state_bytes += part.batch.get_array_memory_size();
+            let key = self.chunk_key(e, right);
+            self.pending_puts.push((key.clone(), encode_chunk(&part)?));
+            let buf = self.buffers.entry(e).or_default();
+            buf.keys.push(key);
+            if right {
+                buf.right.push(part);
+            } else {
+                buf.left.push(part);
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_key(&mut self, end: i64, right: bool) -> Vec<u8> {
+        let mut k = self.id.to_be_bytes().to_vec();
+        k.push(KIND_JOIN);
+        k.extend_from_slice(&sortable(end));
+        k.extend_from_slice(&self.seq.to_be_bytes());
+        k.push(u8::from(right));
+        self.seq += 1;
+        k
+    }
+
+    /// Both inputs' window watermarks: join and emit the windows they complete.
+    pub fn on_watermark(&mut self, left: Option<i64>, right: Option<i64>) -> Result<Vec<Rows>> {
+        let (Some(l), Some(r)) = (left, right) else {
+            return Ok(Vec::new());
+        };
+        let wm = l.min(r);
+        if self.window_watermark.is_some_and(|w| wm <= w) {
+            return Ok(Vec::new());
+        }
+        self.window_watermark = Some(wm);
+        let mut out = Vec::new();
+        while let Some((&e, _)) = self.buffers.first_key_value() {
+            if e > wm {
+                break;
+            }
+            let buf = self.buffers.remove(&e).expect("first key exists");
+            for r in buf.left.iter().chain(&buf.right) {
+                self.state_bytes = self
+                    .state_bytes
+                    .saturating_sub(r.batch.get_array_memory_size());
+            }
+            self.pending_deletes.extend(buf.keys);
+            if let Some(rows) = self.join(&buf.left, &buf.right)? {
+                out.push(rows);
+            }
+        }
+        Ok(out)
+    }
+
+    fn join(&self, left: &[Rows], right: &[Rows]) -> Result<Option<Rows>> {
+        if left.is_empty() || right.is_empty() {
+            return Ok(None);
+        }
+        let left = concat(left)?;
+        let right = concat(right)?;
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>], b: &RecordBatch| -> Result<Vec<ArrayRef>> {
+            exprs
+                .iter()
+                .map(|e| Ok(e.evaluate(b)?.into_array(b.num_rows())?))
+                .collect()
+        };
+        let lk = self
+            .key_rows
+            .convert_columns(&eval(&self.left_keys, &left.batch)?)?;
+        let rk = self
+            .key_rows
+            .convert_columns(&eval(&self.right_keys, &right.batch)?)?;
+        let mut table: HashMap<&[u8], Vec<u32>> = HashMap::new();
+        for j in 0..right.batch.num_rows() {
+            table.entry(rk.row(j).data()).or_default().push(j as u32);
+        }
+        let (mut li, mut ri) = (Vec::new(), Vec::new());
+        for i in 0..left.batch.num_rows() {
+            if let Some(js) = table.get(lk.row(i).data()) {
+                for &j in js {
+                    li.push(i as u32);
+                    ri.push(j);
+                }
+            }
+        }
+        let (mut li, mut ri) = (UInt32Array::from(li), UInt32Array::from(ri));
+        if let Some(f) = &self.filter {
+            let pairs = self.pairs(&left.batch, &right.batch, &li, &ri, &self.pair_schema)?;
+            let mask = f.evaluate(&pairs)?.into_array(pairs.num_rows())?;
+            let mask = mask
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| EngineError::Bug("a join filter is not boolean".into()))?;
+            li = downcast(arrow_select::filter::filter(&li, mask)?);
+            ri = downcast(arrow_select::filter::filter(&ri, mask)?);
+        }
+        if li.is_empty() {
+            return Ok(None);
+        }
+        if self.semi {
+            // Each left row once, in input order, however many right rows it matched.
+            let mut once: Vec<u32> = li.values().to_vec();
+            once.dedup();
+            return Ok(Some(left.take(&UInt32Array::from(once))?));
+        }
+        let lt = left.take(&li)?;
+        let batch = self.pairs(&left.batch, &right.batch, &li, &ri, &self.schema)?;
+        Ok(Some(Rows {
+            batch,
+            origin: lt.origin,
+            state: RowState::Final,
+        }))
+    }
+
+    /// The joined pairs `(left[li[k]], right[ri[k]])` as one batch of `schema`.
+    fn pairs(
+        &self,
+        left: &RecordBatch,
+        right: &RecordBatch,
+        li: &UInt32Array,
+        ri: &UInt32Array,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let lt = arrow_select::take::take_record_batch(left, li)?;
+        let rt = arrow_select::take::take_record_batch(right, ri)?;
+        let mut columns = lt.columns().to_vec();
+        columns.extend(rt.columns().iter().cloned());
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+
+    /// State changes since the last checkpoint.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        // A chunk put and deleted within one checkpoint need not be written at all.
+        let gone: std::collections::HashSet<Vec<u8>> =
+            self.pending_deletes.iter().cloned().collect();
+        puts.extend(
+            self.pending_puts
+                .drain(..)
+                .filter(|(k, _)| !gone.contains(k)),
+        );
+        deletes.append(&mut self.pending_deletes);
+    }
+
+    /// Load this operator's buffered chunks from a checkpoint.
+    pub fn restore(
+        &mut self,
+        entries: &[(Vec<u8>, Vec<u8>)],
+        left: &SchemaRef,
+        right: &SchemaRef,
+    ) -> Result<()> {
+        for (k, v) in entries {
+            if k.len() != 2 + 1 + 8 + 8 + 1 || k[2] != KIND_JOIN {
+                return Err(EngineError::Bug("a malformed join checkpoint key".into()));
+            }
+            let e = i64::from_be_bytes(k[3..11].try_into().expect("8 bytes")) ^ i64::MIN;
+            let seq = u64::from_be_bytes(k[11..19].try_into().expect("8 bytes"));
+            let is_right = k[19] == 1;
+            let rows = decode_chunk(v, if is_right { right } else { left })?;
+            self.seq = self.seq.max(seq + 1);
+            self.state_bytes += rows.batch.get_array_memory_size();
+            let buf = self.buffers.entry(e).or_default();
+            buf.keys.push(k.clone());
+            if is_right {
+                buf.right.push(rows);
+            } else {
+                buf.left.push(rows);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn concat(parts: &[Rows]) -> Result<Rows> {
+    if parts.len() == 1 {
+        return Ok(parts[0].clone());
+    }
+    let schema = parts[0].batch.schema();
+    let batch = arrow_select::concat::concat_batches(&schema, parts.iter().map(|p| &p.batch))?;
+    let origin = if parts.iter().all(|p| p.origin.is_some()) {
+        let cat = |f: &dyn Fn(&Origin) -> &dyn Array| -> Result<ArrayRef> {
+            let arrays: Vec<&dyn Array> = parts
+                .iter()
+                .map(|p| f(p.origin.as_ref().expect("checked")))
+                .collect();
+            Ok(arrow_select::concat::concat(&arrays)?)
+        };
+        Some(Origin {
+            partition: downcast(cat(&|o| &o.partition)?),
+            offset: downcast(cat(&|o| &o.offset)?),
+            copy: downcast(cat(&|o| &o.copy)?),
+        })
+    } else {
+        None
+    };
+    Ok(Rows {
+        batch,
+        origin,
+        state: RowState::Final,
+    })
+}
+
+fn downcast<T: Array + Clone + 'static>(a: ArrayRef) -> T {
+    a.as_any()
+        .downcast_ref::<T>()
+        .expect("concat keeps the type")
+        .clone()
+}
+
+const ORIGIN_COLUMNS: [&str; 3] = ["__freshet_partition", "__freshet_offset", "__freshet_copy"];
+
+fn encode_chunk(rows: &Rows) -> Result<Vec<u8>> {
+    let mut fields: Vec<Field> = rows
+        .batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = rows.batch.columns().to_vec();
+    if let Some(o) = &rows.origin {
+        fields.push(Field::new(ORIGIN_COLUMNS[0], DataType::UInt32, false));
+        fields.push(Field::new(ORIGIN_COLUMNS[1], DataType::UInt64, false));
+        fields.push(Field::new(ORIGIN_COLUMNS[2], DataType::UInt32, false));
+        columns.push(Arc::new(o.partition.clone()));
+        columns.push(Arc::new(o.offset.clone()));
+        columns.push(Arc::new(o.copy.clone()));
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.batch.num_rows())),
+    )?;
+    let mut out = Vec::new();
+    freshet_streams::payload::encode(&batch, &mut out)?;
+    Ok(out)
+}
+
+fn decode_chunk(bytes: &[u8], schema: &SchemaRef) -> Result<Rows> {
+    let batches = freshet_streams::payload::decode(bytes)?;
+    let [batch] = batches.as_slice() else {
+        return Err(EngineError::Bug("a join chunk holds one batch".into()));
+    };
+    let width = schema.fields().len();
+    let origin = if batch.num_columns() == width + 3 {
+        Some(Origin {
+            partition: downcast::<UInt32Array>(batch.column(width).clone()),
+            offset: downcast::<UInt64Array>(batch.column(width + 1).clone()),
+            copy: downcast::<UInt32Array>(batch.column(width + 2).clone()),
+        })
+    } else {
+        None
+    };
+    let data = RecordBatch::try_new_with_options(
+        schema.clone(),
+        batch.columns()[..width].to_vec(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    Ok(Rows {
+        batch: data,
+        origin,
+        state: RowState::Final,
+    })
+}

@@ -1,0 +1,72 @@
+//! Freshet's SQL views: planning with DataFusion, streaming operators, watermarks, and
+//! exactly-once commits into the result store.
+//!
+//! A view's SQL is planned by DataFusion (`plan`), compiled into a tree of synchronous
+//! operators (`compile`, `node`, `source`, `aggregate`, `join`), and run by a `runner`
+//! that reads the log, tracks watermarks and commits results, operator state and input
+//! offsets together. Vocabulary (`Offset`, `Watermark`, `Window`) lives in `freshet-types`.
+
+#![deny(missing_docs)]
+
+pub mod accumulate;
+pub mod aggregate;
+pub mod clock;
+pub mod compile;
+pub mod error;
+pub mod join;
+pub mod manage;
+pub mod node;
+pub mod options;
+pub mod plan;
+pub mod rows;
+pub mod runner;
+pub mod source;
+pub mod views;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{EngineError, Result};
+pub use options::{EmitPolicy, LatePolicy, ViewOptions};
+pub use runner::{Progressed, ViewRunner, compile_view, result_table};
+pub use views::{ViewCatalog, ViewDef, ViewStatement, parse_view_statement};
+
+use freshet_store::LateEvent;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Counters a view keeps across restarts (committed with its progress).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stats {
+    /// Events read from the log.
+    pub input_events: u64,
+    /// Late events discarded (`late_data = 'drop'`).
+    pub late_dropped: u64,
+    /// Late events kept in `freshet_late_events` (`late_data = 'dead_letter'`).
+    pub late_dead_lettered: u64,
+    /// Result rows written (upserts, counting re-writes).
+    pub rows_written: u64,
+    /// Each input stream's watermark at the last commit.
+    pub watermarks: BTreeMap<String, i64>,
+    /// Newest ingest time read from each partition (`stream/partition`), so that idleness
+    /// is judged the same after a restart.
+    pub last_ingest_ms: BTreeMap<String, i64>,
+}
+
+/// What operators need to know while they run, and what they report back.
+pub struct Ctx {
+    /// The view's name, for errors.
+    pub view: String,
+    /// The late-data policy.
+    pub late_policy: LatePolicy,
+    /// The state cap.
+    pub state_bytes_max: u64,
+    /// Late events to dead-letter at the next commit.
+    pub late: Vec<LateEvent>,
+    /// Counters.
+    pub stats: Stats,
+    /// The streams have ended: everything becomes final.
+    pub end_of_stream: bool,
+    /// Provisional updates are due at this commit.
+    pub emit_due: bool,
+}

@@ -1,0 +1,324 @@
+//! The operator tree of a compiled view, and how batches, watermarks, commits and
+//! checkpoints travel through it.
+//!
+//! Operators are synchronous state machines. Input batches enter at the sources and flow
+//! up; a watermark is pushed to the sources and each operator then emits what it completes.
+//! Stateless operators (filter, projection: DataFusion physical expressions) transform rows
+//! as they pass and keep their log positions.
+
+use crate::Ctx;
+use crate::aggregate::Aggregate;
+use crate::error::{EngineError, Result};
+use crate::join::WindowJoin;
+use crate::rows::Rows;
+use crate::source::Source;
+use crate::window::WindowKind;
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use datafusion::physical_expr::PhysicalExpr;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Which output columns of a node are its window's bounds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowInfo {
+    /// Column of `window_start`.
+    pub start_col: Option<usize>,
+    /// Column of `window_end`.
+    pub end_col: Option<usize>,
+    /// The window function, when the rows come straight from one.
+    pub kind: Option<WindowKind>,
+}
+
+/// One operator and its inputs.
+pub enum Op {
+    /// Rows of a stream.
+    Source(Source),
+    /// `WHERE`/`HAVING`.
+    Filter {
+        /// Input.
+        input: Box<Node>,
+        /// The predicate.
+        predicate: Arc<dyn PhysicalExpr>,
+    },
+    /// `SELECT` expressions.
+    Project {
+        /// Input.
+        input: Box<Node>,
+        /// One expression per output column.
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+    },
+    /// `GROUP BY`.
+    Aggregate {
+        /// Input.
+        input: Box<Node>,
+        /// The operator.
+        agg: Box<Aggregate>,
+    },
+    /// A window join.
+    Join {
+        /// Left input.
+        left: Box<Node>,
+        /// Right input.
+        right: Box<Node>,
+        /// The operator.
+        join: Box<WindowJoin>,
+    },
+}
+
+/// A node of the operator tree.
+pub struct Node {
+    /// Output schema (DataFusion's schema of the plan node).
+    pub schema: SchemaRef,
+    /// Window columns of the output, if windowed.
+    pub window: Option<WindowInfo>,
+    /// Whether every output row is final (false below an unbounded GROUP BY).
+    pub appends_only: bool,
+    /// The operator.
+    pub op: Op,
+}
+
+fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Rows>> {
+    match op {
+        Op::Filter { predicate, .. } => rows
+            .into_iter()
+            .map(|r| {
+                let mask = predicate
+                    .evaluate(&r.batch)?
+                    .into_array(r.batch.num_rows())?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| EngineError::Bug("a filter predicate is not boolean".into()))?;
+                r.filter(mask)
+            })
+            .filter(|r| r.as_ref().map_or(true, |r| r.batch.num_rows() > 0))
+            .collect(),
+        Op::Project { exprs, .. } => rows
+            .into_iter()
+            .map(|r| {
+                let n = r.batch.num_rows();
+                let columns = exprs
+                    .iter()
+                    .map(|e| Ok(e.evaluate(&r.batch)?.into_array(n)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Rows {
+                    batch: RecordBatch::try_new_with_options(
+                        node_schema.clone(),
+                        columns,
+                        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                    )?,
+                    origin: r.origin,
+                    state: r.state,
+                })
+            })
+            .collect(),
+        _ => Ok(rows),
+    }
+}
+
+impl Node {
+    /// Feed a batch read from `stream`'s `partition`, first row at offset `first`.
+    pub fn on_input(
+        &mut self,
+        stream: &str,
+        partition: u32,
+        first: u64,
+        batch: &RecordBatch,
+        ctx: &mut Ctx,
+    ) -> Result<Vec<Rows>> {
+        match &mut self.op {
+            Op::Source(s) => {
+                if s.stream == stream {
+                    s.on_input(partition, first, batch, ctx)
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+            Op::Filter { input, .. } | Op::Project { input, .. } => {
+                let rows = input.on_input(stream, partition, first, batch, ctx)?;
+                transform(&self.schema, &self.op, rows)
+            }
+            Op::Aggregate { input, agg } => {
+                for r in input.on_input(stream, partition, first, batch, ctx)? {
+                    agg.on_input(&r, ctx)?;
+                }
+                Ok(Vec::new())
+            }
+            Op::Join { left, right, join } => {
+                for r in left.on_input(stream, partition, first, batch, ctx)? {
+                    join.on_input(r, false)?;
+                }
+                for r in right.on_input(stream, partition, first, batch, ctx)? {
+                    join.on_input(r, true)?;
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Tell the sources their streams' watermarks; returns the rows this completes.
+    pub fn on_watermark(
+        &mut self,
+        watermarks: &HashMap<String, Option<i64>>,
+        ctx: &mut Ctx,
+    ) -> Result<Vec<Rows>> {
+        match &mut self.op {
+            Op::Source(s) => {
+                if let Some(Some(w)) = watermarks.get(&s.stream) {
+                    if s.watermark.is_none_or(|old| *w > old) {
+                        s.watermark = Some(*w);
+                    }
+                }
+                Ok(Vec::new())
+            }
+            Op::Filter { input, .. } | Op::Project { input, .. } => {
+                let rows = input.on_watermark(watermarks, ctx)?;
+                transform(&self.schema, &self.op, rows)
+            }
+            Op::Aggregate { input, agg } => {
+                for r in input.on_watermark(watermarks, ctx)? {
+                    agg.on_input(&r, ctx)?;
+                }
+                agg.on_watermark(input.window_watermark(), ctx)
+            }
+            Op::Join { left, right, join } => {
+                for r in left.on_watermark(watermarks, ctx)? {
+                    join.on_input(r, false)?;
+                }
+                for r in right.on_watermark(watermarks, ctx)? {
+                    join.on_input(r, true)?;
+                }
+                join.on_watermark(left.window_watermark(), right.window_watermark())
+            }
+        }
+    }
+
+    /// Window ends at or before this will see no more output rows from this node.
+    pub fn window_watermark(&self) -> Option<i64> {
+        match &self.op {
+            Op::Source(s) => s.window_watermark(),
+            Op::Filter { input, .. } | Op::Project { input, .. } => input.window_watermark(),
+            Op::Aggregate { agg, .. } => agg.window_watermark(),
+            Op::Join { join, .. } => join.window_watermark(),
+        }
+    }
+
+    /// Rows due at a commit (provisional updates; final unbounded groups at the end).
+    pub fn on_commit(&mut self, ctx: &mut Ctx) -> Result<Vec<Rows>> {
+        match &mut self.op {
+            Op::Source(_) => Ok(Vec::new()),
+            Op::Filter { input, .. } | Op::Project { input, .. } => {
+                let rows = input.on_commit(ctx)?;
+                transform(&self.schema, &self.op, rows)
+            }
+            Op::Aggregate { agg, .. } => agg.on_commit(ctx),
+            Op::Join { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Collect state changes since the last checkpoint.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        match &mut self.op {
+            Op::Source(_) => {}
+            Op::Filter { input, .. } | Op::Project { input, .. } => input.checkpoint(puts, deletes),
+            Op::Aggregate { input, agg } => {
+                input.checkpoint(puts, deletes);
+                agg.checkpoint(puts, deletes);
+            }
+            Op::Join { left, right, join } => {
+                left.checkpoint(puts, deletes);
+                right.checkpoint(puts, deletes);
+                join.checkpoint(puts, deletes);
+            }
+        }
+    }
+
+    /// Load checkpointed state, grouped by operator id.
+    pub fn restore(&mut self, by_id: &HashMap<u16, Vec<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+        match &mut self.op {
+            Op::Source(_) => Ok(()),
+            Op::Filter { input, .. } | Op::Project { input, .. } => input.restore(by_id),
+            Op::Aggregate { input, agg } => {
+                input.restore(by_id)?;
+                match by_id.get(&agg.id) {
+                    Some(entries) => agg.restore(entries),
+                    None => Ok(()),
+                }
+            }
+            Op::Join { left, right, join } => {
+                left.restore(by_id)?;
+                right.restore(by_id)?;
+                match by_id.get(&join.id) {
+                    Some(entries) => join.restore(entries, &left.schema, &right.schema),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Approximate bytes of operator state in the tree.
+    pub fn state_bytes(&self) -> usize {
+        match &self.op {
+            Op::Source(_) => 0,
+            Op::Filter { input, .. } | Op::Project { input, .. } => input.state_bytes(),
+            Op::Aggregate { input, agg } => input.state_bytes() + agg.state_bytes(),
+            Op::Join { left, right, join } => {
+                left.state_bytes() + right.state_bytes() + join.state_bytes()
+            }
+        }
+    }
+
+    /// Streams read by the tree (with duplicates removed).
+    pub fn streams(&self, out: &mut Vec<String>) {
+        match &self.op {
+            Op::Source(s) => {
+                if !out.contains(&s.stream) {
+                    out.push(s.stream.clone());
+                }
+            }
+            Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
+                input.streams(out)
+            }
+            Op::Join { left, right, .. } => {
+                left.streams(out);
+                right.streams(out);
+            }
+        }
+    }
+
+    /// A one-line-per-operator description, for `DESCRIBE VIEW`.
+    pub fn describe(&self, depth: usize, out: &mut String) {
+        let pad = "  ".repeat(depth);
+        let line = match &self.op {
+            Op::Source(s) => match s.window {
+                Some(k) => format!("Source {} windowed {:?}", s.stream, k),
+                None => format!("Source {}", s.stream),
+            },
+            Op::Filter { predicate, .. } => format!("Filter {predicate}"),
+            Op::Project { exprs, .. } => format!(
+                "Project {}",
+                exprs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Op::Aggregate { agg, .. } => format!("Aggregate #{} {:?}", agg.id, agg.mode),
+            Op::Join { join, .. } => format!("WindowJoin #{}", join.id),
+        };
+        out.push_str(&pad);
+        out.push_str(&line);
+        out.push('\n');
+        match &self.op {
+            Op::Source(_) => {}
+            Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
+                input.describe(depth + 1, out)
+            }
+            Op::Join { left, right, .. } => {
+                left.describe(depth + 1, out);
+                right.describe(depth + 1, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! Running one view: read its streams' partitions from the committed offsets, push batches
+//! and watermarks through the operator tree, and commit results, state and offsets in one
+//! store transaction.
+//!
+//! Watermarks: a partition's watermark is its largest event time seen minus the stream's
+//! bounded out-of-orderness; the stream's is the minimum over partitions that are not idle,
+//! and never goes back. A partition is idle when the view has read all of it and nothing
+//! was ingested into it for the stream's `idle_timeout` (measured against the later of the
+//! clock and the newest ingest time the view has read). If every partition is idle the
+//! watermark holds.
+//!
+//! Exactly once: nothing reaches the store except through `commit`, which writes the result
+//! rows produced since the last commit, the operator state changed since then, and each
+//! partition's next offset and watermark, in one transaction. After a crash the view loads
+//! the last commit and reads on from its offsets, so every event counts once.
+
+use crate::clock::Clock;
+use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, check_options, compile};
+use crate::error::{EngineError, Result};
+use crate::plan::Planner;
+use crate::rows::Rows;
+use crate::views::{ViewCatalog, ViewDef};
+use crate::{Ctx, Stats};
+use arrow_array::{ArrayRef, RecordBatch};
+use freshet_log::{Partition, PartitionReader};
+use freshet_store::{Commit, PartitionProgress, Progress, ResultBatch, ResultStore, ResultTable};
+use freshet_streams::DataDir;
+use freshet_types::Offset;
+use freshet_types::limits::{VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct PartInput {
+    partition: Arc<Partition>,
+    reader: PartitionReader,
+    next: u64,
+    max_event: Option<i64>,
+    last_ingest_ms: Option<i64>,
+    caught_up: bool,
+}
+
+struct StreamInput {
+    name: String,
+    delay_ms: i64,
+    idle_timeout_ms: i64,
+    parts: Vec<PartInput>,
+}
+
+/// What a step or a drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progressed {
+    /// Events read from the log.
+    pub events: u64,
+    /// Result rows written.
+    pub rows: u64,
+    /// Commits made.
+    pub commits: u64,
+}
+
+/// Plan and compile `def` against the data directory's streams and the views before it.
+pub fn compile_view(data: &DataDir, views: &ViewCatalog, def: &ViewDef) -> Result<Compiled> {
+    check_options(&def.options)?;
+    let earlier: Vec<ViewDef> = views
+        .views
+        .iter()
+        .take_while(|v| v.name != def.name)
+        .cloned()
+        .collect();
+    let planner = Planner::new(&data.streams(), &earlier)?;
+    let plan = planner.plan(&def.query)?;
+    compile(&plan, &def.options, &planner.execution_props())
+}
+
+/// The results table a compiled view writes.
+pub fn result_table(def: &ViewDef, compiled: &Compiled) -> ResultTable {
+    ResultTable {
+        view: def.name.clone(),
+        schema: compiled.result_schema.clone(),
+        key: match &compiled.key {
+            ResultKey::Columns(c) => c.clone(),
+            ResultKey::Origin => ORIGIN_KEY.iter().map(|s| s.to_string()).collect(),
+        },
+    }
+}
+
+/// A view being run.
+pub struct ViewRunner {
+    def: ViewDef,
+    compiled: Compiled,
+    store: Box<dyn ResultStore>,
+    inputs: Vec<StreamInput>,
+    ctx: Ctx,
+    watermarks: HashMap<String, Option<i64>>,
+    pending: Vec<ResultBatch>,
+    pending_rows: usize,
+    clock: Arc<dyn Clock>,
+    last_commit_ms: i64,
+    last_emit_ms: i64,
+    ended: bool,
+}
+
+impl ViewRunner {
+    /// Open `def`: compile it, create its results table if needed, and resume from the
+    /// store's last commit (or from the start of the log: a new view backfills).
+    pub fn open(
+        data: &DataDir,
+        views: &ViewCatalog,
+        def: &ViewDef,
+        mut store: Box<dyn ResultStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ViewRunner> {
+        let compiled = compile_view(data, views, def)?;
+        store.create_view(&result_table(def, &compiled))?;
+        let checkpoint = store.load(&def.name)?;
+        let mut names = Vec::new();
+        compiled.root.streams(&mut names);
+        let progress = checkpoint.progress.clone();
+        let stored: HashMap<(String, u32), (u64, Option<i64>)> = progress
+            .as_ref()
+            .map(|p| {
+                p.partitions
+                    .iter()
+                    .map(|pp| {
+                        (
+                            (pp.stream.clone(), pp.partition),
+                            (pp.next_offset, pp.watermark_ms),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut inputs = Vec::new();
+        for name in names {
+            let stream = data.stream(&name)?;
+            let sdef = stream.def();
+            let delay_ms = sdef.watermark_delay_ms as i64;
+            let mut parts = Vec::new();
+            for (p, partition) in stream.partitions().iter().enumerate() {
+                let mut reader = partition.reader();
+                let (next, wm) = match stored.get(&(name.clone(), p as u32)) {
+                    Some(&(next, wm)) => (next, wm),
+                    None => (reader.start_offset()?.0, None),
+                };
+                let start = reader.start_offset()?.0;
+                if next < start {
+                    return Err(EngineError::Sql(format!(
+                        "view '{}' needs {name} partition {p} from offset {next}, but retention \
+                         removed everything before {start}; recreate the view to rebuild it \
+                         from what the log still holds",
+                        def.name
+                    )));
+                }
+                partition
+                    .consumers()
+                    .set(&consumer_name(&def.name), Offset(next))?;
+                parts.push(PartInput {
+                    partition: partition.clone(),
+                    reader,
+                    next,
+                    max_event: wm.map(|w| w.saturating_add(delay_ms)),
+                    last_ingest_ms: None,
+                    caught_up: false,
+                });
+            }
+            inputs.push(StreamInput {
+                name,
+                delay_ms,
+                idle_timeout_ms: sdef.options.idle_timeout_ms as i64,
+                parts,
+            });
+        }
+        let stats: Stats = progress
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.stats.clone()).ok())
+            .unwrap_or_default();
+        for s in &mut inputs {
+            for (p, part) in s.parts.iter_mut().enumerate() {
+                part.last_ingest_ms = stats
+                    .last_ingest_ms
+                    .get(&format!("{}/{p}", s.name))
+                    .copied();
+            }
+        }
+        let ctx = Ctx {
+            view: def.name.clone(),
+            late_policy: def.options.late_data,
+            state_bytes_max: def.options.state_bytes_max,
+            late: Vec::new(),
+            stats,
+            end_of_stream: false,
+            emit_due: false,
+        };
+        let now = clock.now_ms();
+        let mut runner = ViewRunner {
+            def: def.clone(),
+            compiled,
+            store,
+            inputs,
+            ctx,
+            watermarks: HashMap::new(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            clock,
+            last_commit_ms: now,
+            last_emit_ms: now,
+            ended: false,
+        };
+        let mut by_id: HashMap<u16, Vec<(Vec<u8>, Vec<u8>)>> = HashMap::new();
+        for (k, v) in checkpoint.state {
+            if k.len() < 3 {
+                return Err(EngineError::Bug(
+                    "a checkpoint key without an operator id".into(),
+                ));
+            }
+            let id = u16::from_be_bytes([k[0], k[1]]);
+            by_id.entry(id).or_default().push((k, v));
+        }
+        runner.compiled.root.restore(&by_id)?;
+        if progress.as_ref().and_then(|p| p.watermark_ms) == Some(i64::MAX) {
+            runner.ended = true;
+            runner.ctx.end_of_stream = true;
+            for s in &runner.inputs {
+                runner.watermarks.insert(s.name.clone(), Some(i64::MAX));
+            }
+        } else {
+            for s in &runner.inputs {
+                let wm = runner.ctx.stats.watermarks.get(&s.name).copied();
+                runner.watermarks.insert(s.name.clone(), wm);
+            }
+        }
+        let rows = runner
+            .compiled
+            .root
+            .on_watermark(&runner.watermarks, &mut runner.ctx)?;
+        runner.buffer(rows)?;
+        Ok(runner)
+    }
+
+    /// The view.
+    pub fn def(&self) -> &ViewDef {
+        &self.def
+    }
+
+    /// The compiled view.
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// Counters since the view was created.
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// Whether every partition has been read to its end (as of the last step).
+    pub fn caught_up(&self) -> bool {
+        self.inputs
+            .iter()
+            .all(|s| s.parts.iter().all(|p| p.caught_up))
+    }
+
+    /// Read one chunk from every partition and process it; returns the events read.
+    pub fn step(&mut self) -> Result<u64> {
+        let mut events = 0u64;
+        for si in 0..self.inputs.len() {
+            for pi in 0..self.inputs[si].parts.len() {
+                events += self.step_partition(si, pi)?;
+            }
+        }
+        // Idleness can change without new data.
+        self.update_watermarks()?;
+        if self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX {
+            self.commit()?;
+        }
+        Ok(events)
+    }
+
+    fn step_partition(&mut self, si: usize, pi: usize) -> Result<u64> {
+        let name = self.inputs[si].name.clone();
+        let part = &mut self.inputs[si].parts[pi];
+        let frames = part.reader.read(Offset(part.next), VIEW_READ_BYTES)?;
+        if frames.is_empty() {
+            part.caught_up = true;
+            return Ok(0);
+        }
+        part.caught_up = false;
+        let mut events = 0u64;
+        for frame in frames {
+            let h = &frame.header;
+            let mut off = h.base_offset.0;
+            let batches = freshet_streams::payload::decode(&frame.payload)?;
+            for b in batches {
+                let n = b.num_rows() as u64;
+                let part = &mut self.inputs[si].parts[pi];
+                if off + n <= part.next {
+                    off += n;
+                    continue;
+                }
+                let skip = part.next.saturating_sub(off);
+                let first = off + skip;
+                let b = b.slice(skip as usize, (n - skip) as usize);
+                off += n;
+                part.next = off;
+                events += b.num_rows() as u64;
+                let rows =
+                    self.compiled
+                        .root
+                        .on_input(&name, pi as u32, first, &b, &mut self.ctx)?;
+                self.buffer(rows)?;
+            }
+            let part = &mut self.inputs[si].parts[pi];
+            let me = h.max_event_time.0;
+            part.max_event = Some(part.max_event.map_or(me, |m| m.max(me)));
+            part.last_ingest_ms = Some(
+                part.last_ingest_ms
+                    .map_or(h.ingest_time.0, |m| m.max(h.ingest_time.0)),
+            );
+            self.update_watermarks()?;
+        }
+        self.ctx.stats.input_events += events;
+        Ok(events)
+    }
+
+    fn update_watermarks(&mut self) -> Result<()> {
+        if self.ended {
+            return Ok(());
+        }
+        let newest_ingest = self
+            .inputs
+            .iter()
+            .flat_map(|s| s.parts.iter().filter_map(|p| p.last_ingest_ms))
+            .max()
+            .unwrap_or(i64::MIN);
+        let now = self.clock.now_ms().max(newest_ingest);
+        let mut changed = false;
+        for s in &self.inputs {
+            let active: Vec<&PartInput> = s
+                .parts
+                .iter()
+                .filter(|p| {
+                    let idle = p.caught_up
+                        && p.last_ingest_ms
+                            .is_none_or(|t| now.saturating_sub(t) >= s.idle_timeout_ms);
+                    !idle
+                })
+                .collect();
+            if active.is_empty() {
+                continue;
+            }
+            let candidate = if active.iter().any(|p| p.max_event.is_none()) {
+                None
+            } else {
+                active
+                    .iter()
+                    .filter_map(|p| p.max_event)
+                    .min()
+                    .map(|m| m.saturating_sub(s.delay_ms))
+            };
+            let old = self.watermarks.get(&s.name).copied().flatten();
+            if let Some(c) = candidate {
+                if old.is_none_or(|o| c > o) {
+                    self.watermarks.insert(s.name.clone(), Some(c));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let rows = self
+                .compiled
+                .root
+                .on_watermark(&self.watermarks, &mut self.ctx)?;
+            self.buffer(rows)?;
+        }
+        Ok(())
+    }
+
+    fn buffer(&mut self, rows: Vec<Rows>) -> Result<()> {
+        for r in rows {
+            let n = r.batch.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let batch = match (&self.compiled.key, &r.origin) {
+                (ResultKey::Columns(_), _) => r.batch,
+                (ResultKey::Origin, Some(o)) => {
+                    let mut columns: Vec<ArrayRef> = r.batch.columns().to_vec();
+                    columns.push(Arc::new(o.partition.clone()));
+                    columns.push(Arc::new(o.offset.clone()));
+                    columns.push(Arc::new(o.copy.clone()));
+                    RecordBatch::try_new_with_options(
+                        self.compiled.result_schema.clone(),
+                        columns,
+                        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                    )?
+                }
+                (ResultKey::Origin, None) => {
+                    return Err(EngineError::Bug(
+                        "rows keyed by origin lost their origin".into(),
+                    ));
+                }
+            };
+            self.pending_rows += n;
+            self.pending.push(ResultBatch {
+                batch,
+                state: r.state,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a commit is due by time (the SLA's commit interval) or by buffered rows.
+    pub fn commit_due(&self) -> bool {
+        self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX
+            || self.clock.now_ms() - self.last_commit_ms
+                >= self.commit_interval().as_millis() as i64
+    }
+
+    /// A quarter of the freshness SLA, between 20 ms and 1 s.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis((self.def.options.freshness_ms / 4).clamp(20, 1000))
+    }
+
+    /// Treat the end of the log as the end of the streams: the watermark goes to +∞ and
+    /// every window and group becomes final. Later events will be late.
+    pub fn end_streams(&mut self) -> Result<()> {
+        self.ended = true;
+        self.ctx.end_of_stream = true;
+        for s in &self.inputs {
+            self.watermarks.insert(s.name.clone(), Some(i64::MAX));
+        }
+        let rows = self
+            .compiled
+            .root
+            .on_watermark(&self.watermarks, &mut self.ctx)?;
+        self.buffer(rows)
+    }
+
+    /// Commit everything since the last commit in one store transaction, retrying a
+    /// retriable store failure with backoff.
+    pub fn commit(&mut self) -> Result<Progressed> {
+        let now = self.clock.now_ms();
+        self.ctx.emit_due = now - self.last_emit_ms >= self.def.options.emit_interval_ms as i64
+            || self.ctx.end_of_stream;
+        if self.ctx.emit_due {
+            self.last_emit_ms = now;
+        }
+        let rows = self.compiled.root.on_commit(&mut self.ctx)?;
+        self.buffer(rows)?;
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        self.compiled.root.checkpoint(&mut puts, &mut deletes);
+        let written = self.pending_rows as u64;
+        for s in &self.inputs {
+            for (p, part) in s.parts.iter().enumerate() {
+                if let Some(t) = part.last_ingest_ms {
+                    self.ctx
+                        .stats
+                        .last_ingest_ms
+                        .insert(format!("{}/{p}", s.name), t);
+                }
+            }
+        }
+        for (name, wm) in &self.watermarks {
+            if let Some(w) = wm {
+                self.ctx.stats.watermarks.insert(name.clone(), *w);
+            }
+        }
+        self.ctx.stats.rows_written += written;
+        let watermark_ms = if self.ended {
+            Some(i64::MAX)
+        } else {
+            self.inputs
+                .iter()
+                .map(|s| self.watermarks.get(&s.name).copied().flatten())
+                .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)))
+        };
+        let progress = Progress {
+            partitions: self
+                .inputs
+                .iter()
+                .flat_map(|s| {
+                    s.parts
+                        .iter()
+                        .enumerate()
+                        .map(|(p, part)| PartitionProgress {
+                            stream: s.name.clone(),
+                            partition: p as u32,
+                            next_offset: part.next,
+                            watermark_ms: part.max_event.map(|m| m.saturating_sub(s.delay_ms)),
+                        })
+                })
+                .collect(),
+            watermark_ms,
+            stats: serde_json::to_value(&self.ctx.stats).expect("stats serialise"),
+        };
+        let commit = Commit {
+            upserts: std::mem::take(&mut self.pending),
+            state_puts: puts,
+            state_deletes: deletes,
+            late: std::mem::take(&mut self.ctx.late),
+            progress,
+        };
+        self.pending_rows = 0;
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match self.store.commit(&self.def.name, &commit) {
+                Ok(()) => break,
+                Err(e) if e.retriable() && attempt < 8 => {
+                    attempt += 1;
+                    tracing::warn!(view = %self.def.name, attempt, error = %e, "store commit failed; retrying");
+                    std::thread::sleep(delay + Duration::from_millis(jitter_ms(delay)));
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.last_commit_ms = self.clock.now_ms();
+        for s in &self.inputs {
+            for p in &s.parts {
+                p.partition
+                    .consumers()
+                    .set(&consumer_name(&self.def.name), Offset(p.next))?;
+            }
+        }
+        Ok(Progressed {
+            events: 0,
+            rows: written,
+            commits: 1,
+        })
+    }
+
+    /// Process everything in the log now, committing along the way; optionally end the
+    /// streams afterwards. Returns what was done.
+    pub fn drain(&mut self, end_of_stream: bool) -> Result<Progressed> {
+        let mut done = Progressed::default();
+        loop {
+            let n = self.step()?;
+            done.events += n;
+            if self.commit_due() {
+                let c = self.commit()?;
+                done.rows += c.rows;
+                done.commits += 1;
+            }
+            if n == 0 && self.caught_up() {
+                break;
+            }
+        }
+        if end_of_stream && !self.ended {
+            self.end_streams()?;
+        }
+        let c = self.commit()?;
+        done.rows += c.rows;
+        done.commits += 1;
+        Ok(done)
+    }
+
+    /// Wait up to `timeout` for new data in any partition (for the live loop).
+    pub fn wait_for_data(&self, timeout: Duration) {
+        if let Some(p) = self.inputs.first().and_then(|s| s.parts.first()) {
+            p.partition.wait_beyond(Offset(p.next), timeout);
+        } else {
+            std::thread::sleep(timeout);
+        }
+    }
+}
+
+/// The consumer name a view registers on the partitions it reads (pins retention).
+pub fn consumer_name(view: &str) -> String {
+    format!("view:{view}")
+}
+
+fn jitter_ms(d: Duration) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) % (d.as_millis() as u64 / 2 + 1)
+}

@@ -1,0 +1,13 @@
+//! The engine's integration tests: one binary (it links DataFusion), modules below.
+
+#[path = "engine/support.rs"]
+mod support;
+
+#[path = "engine/golden.rs"]
+mod golden;
+
+#[path = "engine/errors.rs"]
+mod errors;
+
+#[path = "engine/oracle.rs"]
+mod oracle;

@@ -1,0 +1,122 @@
+//! Bad SQL is refused with an error that names the problem, never a panic, and leaves
+//! nothing behind.
+
+use crate::support::Harness;
+
+const STREAM: &str = "CREATE STREAM bid (auction BIGINT NOT NULL, price BIGINT NOT NULL, \
+    channel VARCHAR, date_time TIMESTAMP NOT NULL, \
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) WITH (partitions = 2)";
+
+fn refused(sql: &str, needle: &str) {
+    let h = Harness::new(STREAM);
+    let err = h.execute(sql).expect_err(sql);
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "error for `{sql}` should mention `{needle}`: {err}"
+    );
+    assert!(
+        h.views().views.is_empty(),
+        "a refused view must not be stored"
+    );
+}
+
+#[test]
+fn unknown_column_is_named() {
+    refused("CREATE VIEW v AS SELECT nope FROM bid", "nope");
+}
+
+#[test]
+fn unknown_stream_is_named() {
+    refused("CREATE VIEW v AS SELECT auction FROM bids", "bids");
+    refused(
+        "CREATE VIEW v AS SELECT window_start, window_end, COUNT(*) AS n \
+         FROM TUMBLE(bids, date_time, INTERVAL '1' SECOND) GROUP BY window_start, window_end",
+        "unknown stream 'bids'",
+    );
+}
+
+#[test]
+fn window_function_needs_the_event_time_column() {
+    refused(
+        "CREATE VIEW v AS SELECT window_start, window_end, COUNT(*) AS n \
+         FROM TUMBLE(bid, price, INTERVAL '1' SECOND) GROUP BY window_start, window_end",
+        "event-time (TIMESTAMP) column",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT window_start, window_end, COUNT(*) AS n \
+         FROM TUMBLE(bid, INTERVAL '1' SECOND) GROUP BY window_start, window_end",
+        "TUMBLE takes 3 arguments",
+    );
+}
+
+#[test]
+fn unsupported_aggregates_and_constructs_are_named() {
+    refused(
+        "CREATE VIEW v AS SELECT channel, median(price) AS m FROM bid GROUP BY channel",
+        "median",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, price FROM bid ORDER BY price",
+        "ORDER BY",
+    );
+    refused("CREATE VIEW v AS SELECT auction FROM bid LIMIT 3", "LIMIT");
+    refused(
+        "CREATE VIEW v AS SELECT auction, SUM(price) OVER (PARTITION BY auction) AS s FROM bid",
+        "window functions",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT a.auction FROM bid a JOIN bid b ON a.auction = b.auction",
+        "windowed inputs",
+    );
+}
+
+#[test]
+fn window_group_by_rules_are_explained() {
+    refused(
+        "CREATE VIEW v AS SELECT auction, COUNT(*) AS n \
+         FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) GROUP BY auction",
+        "must include window_start or window_end",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT window_start, COUNT(*) AS n \
+         FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) GROUP BY auction, window_start",
+        "must select every GROUP BY column",
+    );
+}
+
+#[test]
+fn bad_options_and_statements_are_named() {
+    refused(
+        "CREATE VIEW v WITH (freshnes = '1s') AS SELECT auction FROM bid",
+        "freshnes",
+    );
+    refused(
+        "CREATE VIEW v WITH (late_data = 'update') AS SELECT auction FROM bid",
+        "not supported yet",
+    );
+    refused("CREATE VIEW v AS INSERT INTO bid VALUES (1)", "");
+    refused(
+        "CREATE VIEW bid AS SELECT auction FROM bid",
+        "already a stream",
+    );
+}
+
+#[test]
+fn drop_view_with_dependents_and_stream_with_views_are_refused() {
+    let h = Harness::new(STREAM);
+    h.execute(
+        "CREATE VIEW a AS SELECT auction, window_start, window_end, COUNT(*) AS n \
+         FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) GROUP BY auction, window_start, window_end",
+    )
+    .unwrap();
+    h.execute(
+        "CREATE VIEW b AS SELECT window_start, window_end, MAX(n) AS top FROM a \
+         GROUP BY window_start, window_end",
+    )
+    .unwrap();
+    let err = h.execute("DROP VIEW a").unwrap_err();
+    assert!(err.contains("view 'b' reads view 'a'"), "{err}");
+    h.execute("DROP VIEW b").unwrap();
+    h.execute("DROP VIEW a").unwrap();
+    assert!(h.views().views.is_empty());
+}

@@ -1,0 +1,171 @@
+//! Golden pipelines: `tests/pipelines/<name>.sql` (streams and views), `<name>.input`
+//! (rows and directives) and `<name>.expected` (every view's results table after the run).
+//!
+//! Input lines: `<stream> <partition> <json>` appends one row as one frame to that
+//! partition; `@run` lets every view process everything in the log and commit;
+//! `@tick <ms>` advances the clock (idle partitions); `@end` ends the streams (watermark
+//! +infinity). The end of the file is an implicit `@run`.
+//!
+//! Each pipeline runs twice: straight through, and with a crash at the middle `@run` —
+//! the views process that phase, are dropped without committing it, and are restored from
+//! the previous commit — and both must equal the expected output. `FRESHET_BLESS=1`
+//! rewrites the expected files after a deliberate change.
+
+use crate::support::Harness;
+use std::path::{Path, PathBuf};
+
+fn pipelines_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/pipelines")
+}
+
+enum Step {
+    Row(String, u32, String),
+    Run,
+    Tick(i64),
+    End,
+}
+
+fn parse_input(text: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line == "@run" {
+            steps.push(Step::Run);
+        } else if line == "@end" {
+            steps.push(Step::End);
+        } else if let Some(ms) = line.strip_prefix("@tick ") {
+            steps.push(Step::Tick(
+                ms.trim().parse().expect("@tick takes milliseconds"),
+            ));
+        } else {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(stream), Some(p), Some(json)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!(
+                    "line {}: expected `<stream> <partition> <json>`: {line}",
+                    n + 1
+                );
+            };
+            steps.push(Step::Row(stream.into(), p.parse().unwrap(), json.into()));
+        }
+    }
+    if !matches!(steps.last(), Some(Step::Run | Step::End)) {
+        steps.push(Step::Run);
+    }
+    steps
+}
+
+/// Run a pipeline; with `crash`, lose the middle `@run`'s work and restore.
+fn run_pipeline(name: &str, crash: bool) -> String {
+    let dir = pipelines_dir();
+    let sql = std::fs::read_to_string(dir.join(format!("{name}.sql"))).unwrap();
+    let input = std::fs::read_to_string(dir.join(format!("{name}.input"))).unwrap();
+    let h = Harness::new(&sql);
+    let steps = parse_input(&input);
+    let runs = steps.iter().filter(|s| matches!(s, Step::Run)).count();
+    let crash_at = if crash { Some(runs.div_ceil(2)) } else { None };
+    let mut runners = h.runners();
+    let mut run_no = 0;
+    for step in &steps {
+        match step {
+            Step::Row(stream, p, json) => h.append(stream, *p, std::slice::from_ref(json)),
+            Step::Tick(ms) => h.clock.advance(*ms),
+            Step::Run => {
+                run_no += 1;
+                if crash_at == Some(run_no) {
+                    for r in &mut runners {
+                        while r.step().unwrap() > 0 || !r.caught_up() {}
+                    }
+                    drop(runners);
+                    runners = h.runners();
+                }
+                for r in &mut runners {
+                    r.drain(false).unwrap();
+                }
+            }
+            Step::End => {
+                for r in &mut runners {
+                    r.drain(true).unwrap();
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in &runners {
+        let view = &r.def().name;
+        out.push_str(&format!("-- view {view}\n"));
+        out.push_str(&h.dump(view));
+        let s = r.stats();
+        out.push_str(&format!(
+            "-- late: dropped {} dead_lettered {}\n",
+            s.late_dropped, s.late_dead_lettered
+        ));
+        for (p, o, reason) in h.late_events(view) {
+            out.push_str(&format!("-- late event p{p}@{o}: {reason}\n"));
+        }
+    }
+    out
+}
+
+fn check(name: &str) {
+    let straight = run_pipeline(name, false);
+    let path = pipelines_dir().join(format!("{name}.expected"));
+    if std::env::var_os("FRESHET_BLESS").is_some() {
+        std::fs::write(&path, &straight).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with FRESHET_BLESS=1", path.display()));
+    assert_eq!(straight, expected, "pipeline {name} (straight through)");
+    let restored = run_pipeline(name, true);
+    assert_eq!(
+        restored, expected,
+        "pipeline {name} (crashed halfway and restored)"
+    );
+}
+
+macro_rules! golden {
+    ($($name:ident),* $(,)?) => {
+        $(#[test] fn $name() { check(stringify!($name)); })*
+    };
+}
+
+golden!(
+    tumbling,
+    hopping,
+    session,
+    unbounded_group_by,
+    filter_projection,
+    cascade_q5,
+    window_join_q7,
+    late_drop,
+    late_dead_letter,
+    idle_partition,
+    provisional_updates,
+);
+
+#[test]
+fn every_pipeline_file_has_a_test() {
+    let listed = [
+        "tumbling",
+        "hopping",
+        "session",
+        "unbounded_group_by",
+        "filter_projection",
+        "cascade_q5",
+        "window_join_q7",
+        "late_drop",
+        "late_dead_letter",
+        "idle_partition",
+        "provisional_updates",
+    ];
+    for entry in std::fs::read_dir(pipelines_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sql") {
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            assert!(listed.contains(&stem.as_str()), "{stem}.sql has no test");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The oracle: on seeded random input with out-of-order and late events across several
+//! partitions, a view's results after the final watermark equal DataFusion's batch result
+//! over the same rows, minus the rows the view dead-lettered as late (which are checked to
+//! be late by the watermark rule). The batch queries are written independently in plain
+//! DataFusion SQL: `date_bin` for tumbling windows, a cross join for hopping windows, and
+//! `lag` gap detection for sessions.
+
+use crate::support::Harness;
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+const STREAM: &str = "CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, \
+    price BIGINT NOT NULL, channel VARCHAR, date_time TIMESTAMP NOT NULL, \
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) \
+    WITH (partitions = 3, partition_key = 'auction')";
+
+struct Shape {
+    name: &'static str,
+    views: &'static str,
+    /// The view whose results are compared, and the batch query giving the same columns.
+    view: &'static str,
+    batch: &'static str,
+    /// Whether late rows may occur (hopping windows use a lateness that rules them out,
+    /// because a hopping row can be late for some of its windows only).
+    lateness_ms: i64,
+    window_ms: i64,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        name: "tumble",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT auction, window_start, \
+            window_end, COUNT(*) AS n, SUM(price) AS s, MIN(price) AS lo, MAX(price) AS hi, \
+            AVG(price) AS a, COUNT(DISTINCT bidder) AS d, MAX(channel) AS c \
+            FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) GROUP BY auction, window_start, window_end",
+        view: "v",
+        batch: "SELECT auction, ws AS window_start, ws + INTERVAL '2 seconds' AS window_end, \
+            COUNT(*) AS n, SUM(price) AS s, MIN(price) AS lo, MAX(price) AS hi, AVG(price) AS a, \
+            COUNT(DISTINCT bidder) AS d, MAX(channel) AS c FROM (SELECT *, \
+            date_bin(INTERVAL '2 seconds', date_time, TIMESTAMP '1970-01-01T00:00:00') AS ws \
+            FROM bid) GROUP BY auction, ws",
+        lateness_ms: 500,
+        window_ms: 2000,
+    },
+    Shape {
+        name: "hop",
+        views: "CREATE VIEW v WITH (allowed_lateness = '1h') AS SELECT auction, window_start, \
+            window_end, COUNT(*) AS n, SUM(price) AS s FROM HOP(bid, date_time, \
+            INTERVAL '1' SECOND, INTERVAL '3' SECOND) GROUP BY auction, window_start, window_end",
+        view: "v",
+        batch: "SELECT auction, ws AS window_start, ws + INTERVAL '3 seconds' AS window_end, \
+            COUNT(*) AS n, SUM(price) AS s FROM (SELECT b.*, date_bin(INTERVAL '1 second', \
+            date_time, TIMESTAMP '1970-01-01T00:00:00') - k.k AS ws FROM bid b CROSS JOIN \
+            (VALUES (INTERVAL '0 seconds'), (INTERVAL '1 second'), (INTERVAL '2 seconds')) AS k(k)) GROUP BY auction, ws",
+        lateness_ms: 3_600_000,
+        window_ms: 3000,
+    },
+    Shape {
+        name: "session",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT bidder, window_start, \
+            window_end, COUNT(*) AS n, SUM(price) AS s, MAX(price) AS hi \
+            FROM SESSION(bid, date_time, INTERVAL '700' MILLISECOND) \
+            GROUP BY bidder, window_start, window_end",
+        view: "v",
+        batch: "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) >= INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
+            END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
+            date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
+            window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
+            n, SUM(price) AS s, MAX(price) AS hi FROM s GROUP BY bidder, sid",
+        lateness_ms: 500,
+        window_ms: 700,
+    },
+    Shape {
+        name: "unbounded",
+        views: "CREATE VIEW v AS SELECT channel, COUNT(*) AS n, SUM(price) AS s, \
+            MIN(auction) AS lo, COUNT(DISTINCT bidder) AS d FROM bid GROUP BY channel",
+        view: "v",
+        batch: "SELECT channel, COUNT(*) AS n, SUM(price) AS s, MIN(auction) AS lo, \
+            COUNT(DISTINCT bidder) AS d FROM bid GROUP BY channel",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        name: "stateless",
+        views: "CREATE VIEW v AS SELECT auction, price * 2 AS p2, upper(channel) AS c, date_time \
+            FROM bid WHERE price % 3 = 0",
+        view: "v",
+        batch: "SELECT auction, price * 2 AS p2, upper(channel) AS c, date_time FROM bid \
+            WHERE price % 3 = 0",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        name: "cascade",
+        views: "CREATE VIEW c AS SELECT auction, window_start, window_end, COUNT(*) AS n \
+            FROM HOP(bid, date_time, INTERVAL '1' SECOND, INTERVAL '2' SECOND) \
+            GROUP BY auction, window_start, window_end; \
+            CREATE VIEW v WITH (allowed_lateness = '1h') AS SELECT window_start, window_end, \
+            MAX(n) AS top, COUNT(*) AS k FROM c GROUP BY window_start, window_end",
+        view: "v",
+        batch: "SELECT ws AS window_start, ws + INTERVAL '2 seconds' AS window_end, MAX(n) AS \
+            top, COUNT(*) AS k FROM (SELECT auction, ws, COUNT(*) AS n FROM (SELECT b.*, \
+            date_bin(INTERVAL '1 second', date_time, TIMESTAMP '1970-01-01T00:00:00') - k.k \
+            AS ws FROM bid b CROSS JOIN (VALUES (INTERVAL '0 seconds'), (INTERVAL '1 second')) AS k(k)) \
+            GROUP BY auction, ws) GROUP BY ws",
+        lateness_ms: 3_600_000,
+        window_ms: 2000,
+    },
+    Shape {
+        name: "join",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT b.auction, b.bidder, \
+            b.price, b.window_start, b.window_end FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \
+            JOIN (SELECT window_start, window_end, MAX(price) AS maxprice FROM TUMBLE(bid, \
+            date_time, INTERVAL '2' SECOND) GROUP BY window_start, window_end) m \
+            ON b.window_start = m.window_start AND b.window_end = m.window_end \
+            AND b.price = m.maxprice",
+        view: "v",
+        batch: "WITH w AS (SELECT *, date_bin(INTERVAL '2 seconds', date_time, \
+            TIMESTAMP '1970-01-01T00:00:00') AS ws FROM bid), m AS (SELECT ws, MAX(price) AS mp \
+            FROM w GROUP BY ws) SELECT w.auction, w.bidder, w.price, w.ws AS window_start, \
+            w.ws + INTERVAL '2 seconds' AS window_end FROM w JOIN m ON w.ws = m.ws AND \
+            w.price = m.mp",
+        lateness_ms: 500,
+        window_ms: 2000,
+    },
+];
+
+/// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Input {
+    /// (partition, offset, json, event time ms) in append order.
+    rows: Vec<(u32, u64, String, i64)>,
+    /// Frames: (partition, indices into rows); a `None` is a @run.
+    frames: Vec<Option<(u32, Vec<usize>)>>,
+}
+
+fn generate(seed: u64, n: usize) -> Input {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let base = 1_436_918_400_000i64;
+    let mut rows = Vec::new();
+    let mut frames = Vec::new();
+    let mut next_offset = [0u64; 3];
+    let mut i = 0;
+    while i < n {
+        let p = rng.below(3) as u32;
+        let len = 1 + rng.below(12) as usize;
+        let mut idx = Vec::new();
+        for _ in 0..len.min(n - i) {
+            // Mostly in order, some up to 3 s out of order (late beyond the 1 s bound).
+            let jitter = if rng.below(10) == 0 {
+                rng.below(3000) as i64
+            } else {
+                rng.below(600) as i64
+            };
+            let t = base + (i as i64) * 40 - jitter;
+            let auction = 3 * (rng.below(5) as i64) + i64::from(p); // auction % 3 == partition
+            let bidder = rng.below(6) as i64;
+            let price = 1 + rng.below(50) as i64;
+            let channel = match rng.below(4) {
+                0 => "null".to_string(),
+                k => format!("\"ch{k}\""),
+            };
+            let ts = chrono::DateTime::from_timestamp_millis(t)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            let json = format!(
+                "{{\"auction\":{auction},\"bidder\":{bidder},\"price\":{price},\"channel\":{channel},\"date_time\":\"{ts}\"}}"
+            );
+            idx.push(rows.len());
+            rows.push((p, next_offset[p as usize], json, t));
+            next_offset[p as usize] += 1;
+            i += 1;
+        }
+        frames.push(Some((p, idx)));
+        if rng.below(15) == 0 {
+            frames.push(None);
+        }
+    }
+    Input { rows, frames }
+}
+
+fn lines(batches: &[RecordBatch], columns: &[String]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = columns
+            .iter()
+            .map(|c| {
+                b.column_by_name(c)
+                    .unwrap_or_else(|| panic!("no column {c}"))
+                    .clone()
+            })
+            .collect();
+        let fmts: Vec<_> = cols
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run_shape(shape: &Shape, seed: u64) {
+    let input = generate(seed, 1500);
+    let h = Harness::new(&format!("{STREAM}; {}", shape.views));
+    let mut runners = h.runners();
+    for f in &input.frames {
+        match f {
+            Some((p, idx)) => {
+                let jsons: Vec<String> = idx.iter().map(|&i| input.rows[i].2.clone()).collect();
+                h.append("bid", *p, &jsons);
+            }
+            None => {
+                for r in &mut runners {
+                    r.drain(false).unwrap();
+                }
+            }
+        }
+    }
+    for r in &mut runners {
+        r.drain(true).unwrap();
+    }
+    let late: HashSet<(u32, u64)> = h
+        .late_events(shape.view)
+        .into_iter()
+        .map(|(p, o, _)| (p, o))
+        .collect();
+    if shape.lateness_ms > 1000 || shape.lateness_ms < 0 {
+        assert!(
+            late.is_empty(),
+            "{}: no row can be late here, got {}",
+            shape.name,
+            late.len()
+        );
+    }
+    // Each dead-lettered row must really be late: its window's end plus the lateness is at
+    // or before the largest event time appended up to the end of its phase minus the 1 s
+    // bound (an upper limit of the stream watermark when it was processed).
+    let mut phase_of = vec![0usize; input.rows.len()];
+    let mut phase = 0;
+    for f in &input.frames {
+        match f {
+            Some((_, idx)) => idx.iter().for_each(|&i| phase_of[i] = phase),
+            None => phase += 1,
+        }
+    }
+    for &(p, o) in &late {
+        let at = input
+            .rows
+            .iter()
+            .position(|r| r.0 == p && r.1 == o)
+            .unwrap();
+        let t = input.rows[at].3;
+        let max_seen = (0..input.rows.len())
+            .filter(|&i| phase_of[i] <= phase_of[at])
+            .map(|i| input.rows[i].3)
+            .max()
+            .unwrap();
+        let end = if shape.name == "session" {
+            t + shape.window_ms
+        } else {
+            t - t.rem_euclid(shape.window_ms) + shape.window_ms
+        };
+        assert!(
+            end + shape.lateness_ms <= max_seen - 1000,
+            "{}: row p{p}@{o} at {t} was dead-lettered but cannot be late",
+            shape.name
+        );
+    }
+    // Batch: DataFusion over the same rows minus the late ones.
+    let stream = h.data.stream("bid").unwrap();
+    let kept: Vec<String> = input
+        .rows
+        .iter()
+        .filter(|r| !late.contains(&(r.0, r.1)))
+        .map(|r| r.2.clone())
+        .collect();
+    let decoded = stream
+        .ndjson()
+        .decode(kept.join("\n").as_bytes(), 1)
+        .unwrap();
+    let batch = decoded.batch.unwrap();
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+    ctx.register_table("bid", Arc::new(table)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let expected: Vec<RecordBatch> =
+        rt.block_on(async { ctx.sql(shape.batch).await.unwrap().collect().await.unwrap() });
+    let columns: Vec<String> = expected[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let store = freshet_store::SqliteStore::open_read_only(&h.store_path()).unwrap();
+    let got = {
+        use freshet_store::ResultStore;
+        let rows = store
+            .read_results(
+                shape.view,
+                &freshet_store::ResultQuery {
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(!rows.has_more);
+        let states = rows.batch.column_by_name("_state").unwrap().clone();
+        let states = states
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert!(
+            states.iter().all(|s| s == Some("final")),
+            "{}: every row is final after the end",
+            shape.name
+        );
+        rows.batch
+    };
+    let got = lines(&[got], &columns);
+    let want = lines(&expected, &columns);
+    assert!(
+        !want.is_empty(),
+        "{}: the batch result is empty",
+        shape.name
+    );
+    assert_eq!(
+        got,
+        want,
+        "{} seed {seed}: streaming != batch ({} late rows)",
+        shape.name,
+        late.len()
+    );
+}
+
+#[test]
+fn streaming_equals_batch_for_every_query_shape() {
+    for seed in [1, 2, 3] {
+        for shape in SHAPES {
+            run_shape(shape, seed);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! A data directory with streams and views, a manual clock, and helpers to append rows to
+//! chosen partitions and to dump a view's results table as text.
+
+use arrow_array::Array;
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use freshet_engine::{ManualClock, ViewCatalog, ViewRunner, manage, parse_view_statement};
+use freshet_store::{ResultQuery, ResultStore, SqliteStore};
+use freshet_streams::DataDir;
+use freshet_streams::ddl::split_statements;
+use freshet_streams::stream::{Prepared, PreparedFrame};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct Harness {
+    pub _dir: tempfile::TempDir,
+    pub data: DataDir,
+    pub clock: Arc<ManualClock>,
+}
+
+impl Harness {
+    /// A fresh data directory after running `sql` (streams and views).
+    pub fn new(sql: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let h = Harness {
+            _dir: dir,
+            data,
+            clock: Arc::new(ManualClock::new(chrono::Utc::now().timestamp_millis())),
+        };
+        for statement in split_statements(sql).unwrap() {
+            h.execute(&statement).unwrap();
+        }
+        h
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data.root().join("results.db")
+    }
+
+    /// Run one statement; view statements go to the engine.
+    pub fn execute(&self, statement: &str) -> Result<String, String> {
+        match parse_view_statement(statement).map_err(|e| e.to_string())? {
+            Some(v) => {
+                let mut store = SqliteStore::open(&self.store_path()).unwrap();
+                manage::execute(&self.data, &mut store, v).map_err(|e| e.to_string())
+            }
+            None => self
+                .data
+                .execute(statement)
+                .map_err(|e| e.to_string())?
+                .map(|o| o.to_string())
+                .ok_or_else(|| format!("not a statement: {statement}")),
+        }
+    }
+
+    pub fn views(&self) -> ViewCatalog {
+        ViewCatalog::load(self.data.root()).unwrap()
+    }
+
+    /// Open every view from the store's last commit.
+    pub fn runners(&self) -> Vec<ViewRunner> {
+        let catalog = self.views();
+        catalog
+            .views
+            .iter()
+            .map(|def| {
+                let store = SqliteStore::open(&self.store_path()).unwrap();
+                ViewRunner::open(
+                    &self.data,
+                    &catalog,
+                    def,
+                    Box::new(store),
+                    self.clock.clone(),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// Append NDJSON `lines` to `stream`'s `partition` as one frame.
+    pub fn append(&self, stream: &str, partition: u32, lines: &[String]) {
+        let s = self.data.stream(stream).unwrap();
+        let text = lines.join("\n");
+        let decoded = s.ndjson().decode(text.as_bytes(), 1).unwrap();
+        assert!(
+            decoded.rejects.is_empty(),
+            "bad test row: {:?}",
+            decoded.rejects
+        );
+        let batch = decoded.batch.unwrap();
+        let times =
+            freshet_engine::source::times_ms(batch.column(s.def().event_time_index())).unwrap();
+        let mut payload = Vec::new();
+        freshet_streams::payload::encode(&batch, &mut payload).unwrap();
+        let prepared = Prepared {
+            frames: vec![PreparedFrame {
+                partition,
+                payload,
+                rows: batch.num_rows() as u32,
+                min_event_time: times.values().iter().copied().min().unwrap(),
+                max_event_time: times.values().iter().copied().max().unwrap(),
+            }],
+            accepted: batch.num_rows() as u64,
+            ..Prepared::default()
+        };
+        s.commit(prepared, None).unwrap();
+    }
+
+    /// The results table of `view` as text: a header, then one line per row in key order,
+    /// without `_updated_at`.
+    pub fn dump(&self, view: &str) -> String {
+        let store = SqliteStore::open_read_only(&self.store_path()).unwrap();
+        let mut out = String::new();
+        let mut offset = 0;
+        loop {
+            let rows = store
+                .read_results(
+                    view,
+                    &ResultQuery {
+                        limit: 10_000,
+                        offset,
+                        ..ResultQuery::default()
+                    },
+                )
+                .unwrap();
+            let batch = rows.batch;
+            let names: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| n != "_updated_at")
+                .collect();
+            if offset == 0 {
+                out.push_str(&names.join(","));
+                out.push('\n');
+            }
+            let options = FormatOptions::default().with_null("NULL");
+            let cols: Vec<_> = names
+                .iter()
+                .map(|n| batch.column_by_name(n).unwrap().clone())
+                .collect();
+            let fmts: Vec<_> = cols
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .collect();
+            for i in 0..batch.num_rows() {
+                let cells: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
+                out.push_str(&cells.join(","));
+                out.push('\n');
+            }
+            offset += batch.num_rows();
+            if !rows.has_more || cols.first().is_none_or(|c| c.is_empty()) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Rows of `freshet_late_events` for `view`: partition, offset, reason.
+    pub fn late_events(&self, view: &str) -> Vec<(u32, u64, String)> {
+        let conn = rusqlite::Connection::open(self.store_path()).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT partition, offset, reason FROM freshet_late_events WHERE view = ?1 \
+                 ORDER BY partition, offset",
+            )
+            .unwrap();
+        stmt.query_map([view], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}

@@ -1,0 +1,14 @@
+CREATE STREAM bid (
+    auction   BIGINT NOT NULL,
+    bidder    BIGINT NOT NULL,
+    price     BIGINT NOT NULL,
+    channel   VARCHAR,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'auction', idle_timeout = '5s');
+
+-- Late events beyond allowed lateness are dropped and counted.
+CREATE VIEW counts WITH (allowed_lateness = '2s', late_data = 'drop') AS
+SELECT auction, window_start, window_end, COUNT(*) AS bids
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start, window_end;
