@@ -34,8 +34,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate events (Nexmark) into NDJSON files or straight into streams.
     Gen(GenArgs),
-    /// Run SQL statements (CREATE STREAM, DROP STREAM, SHOW STREAMS).
+    /// Run SQL statements (CREATE/DROP STREAM, CREATE/DROP VIEW, SHOW STREAMS/VIEWS,
+    /// DESCRIBE VIEW).
     Sql(SqlArgs),
+    /// Run every view: read the log from each view's committed offsets, process, and
+    /// commit results exactly once into the result store. Ctrl-C stops cleanly.
+    Run(RunArgs),
+    /// Show a view's results from the result store, with each row's state.
+    Results(ResultsArgs),
     /// Ingest an NDJSON, CSV or Parquet file into a stream.
     Ingest(IngestArgs),
     /// List streams: partitions, end offsets, bytes, dead letters.
@@ -136,6 +142,49 @@ pub struct SqlArgs {
     #[arg(short = 'f', long = "file", conflicts_with = "sql")]
     pub file: Option<PathBuf>,
     /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Process everything in the log now, commit, and exit.
+    #[arg(long)]
+    pub drain: bool,
+    /// With --drain: treat the end of the log as the end of the streams, so the watermark
+    /// goes to +infinity and every window becomes final. Events ingested later are late.
+    #[arg(long, requires = "drain")]
+    pub end_of_stream: bool,
+    /// Run only these views (default: all).
+    #[arg(long = "view")]
+    pub views: Vec<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `results` arguments.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The view.
+    pub view: String,
+    /// Only rows whose key column equals a value: `--key auction=1007` (repeatable).
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Only windows ending after this time (RFC 3339 or epoch ms).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only windows starting before this time (RFC 3339 or epoch ms).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Skip this many rows first.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Print as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -5,6 +5,8 @@ mod demo;
 mod gen_nexmark;
 mod ingest;
 mod inspect;
+mod results;
+mod run;
 mod sql;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             GenCommand::Nexmark(a) => gen_nexmark::run(&data_dir, a),
         },
         Command::Sql(args) => sql::run(&data_dir, args),
+        Command::Run(args) => run::run(&data_dir, args),
+        Command::Results(args) => results::run(&data_dir, args),
         Command::Ingest(args) => ingest::run(&data_dir, args),
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {

@@ -3,8 +3,10 @@
 use crate::cli::SqlArgs;
 use crate::output;
 use anyhow::{Context, bail};
+use freshet_engine::manage;
+use freshet_store::SqliteStore;
 use freshet_streams::DataDir;
-use freshet_streams::ddl::split_statements;
+use freshet_streams::ddl::{StreamStatement, parse_stream_statement, split_statements};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,9 +22,10 @@ pub fn run(data_dir: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
         bail!("no SQL statement given");
     }
     let dir = DataDir::open(data_dir)?;
+    let mut store: Option<SqliteStore> = None;
     let mut results = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
-        let outcome = execute(&dir, statement).with_context(|| {
+        let outcome = execute(&dir, &mut store, statement).with_context(|| {
             format!(
                 "statement {} of {} failed: {}",
                 i + 1,
@@ -41,7 +44,26 @@ pub fn run(data_dir: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn execute(dir: &DataDir, statement: &str) -> anyhow::Result<String> {
+/// The result store of a data directory (`results.db`), opened on first use.
+pub fn store_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("results.db")
+}
+
+fn execute(
+    dir: &DataDir,
+    store: &mut Option<SqliteStore>,
+    statement: &str,
+) -> anyhow::Result<String> {
+    if let Some(view_statement) = freshet_engine::parse_view_statement(statement)? {
+        if store.is_none() {
+            *store = Some(SqliteStore::open(&store_path(dir.root()))?);
+        }
+        let store = store.as_mut().expect("opened above");
+        return Ok(manage::execute(dir, store, view_statement)?);
+    }
+    if let Some(StreamStatement::Drop { name, .. }) = parse_stream_statement(statement)? {
+        manage::check_stream_drop(dir, &name)?;
+    }
     if let Some(outcome) = dir.execute(statement)? {
         return Ok(outcome.to_string());
     }
@@ -59,7 +81,7 @@ fn execute(dir: &DataDir, statement: &str) -> anyhow::Result<String> {
         });
     }
     bail!(
-        "unsupported statement: this version understands CREATE STREAM, DROP STREAM and \
-         SHOW STREAMS"
+        "unsupported statement: this version understands CREATE/DROP STREAM, CREATE/DROP VIEW, \
+         SHOW STREAMS, SHOW VIEWS and DESCRIBE VIEW"
     )
 }

@@ -131,3 +131,17 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Set `stop` when SIGINT or SIGTERM arrives (for the synchronous `run` loop).
+pub fn on_shutdown_signal(stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(shutdown_signal());
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })?;
+    Ok(())
+}

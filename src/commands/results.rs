@@ -1,0 +1,95 @@
+//! `freshet results`: read a view's results table.
+
+use crate::cli::ResultsArgs;
+use crate::commands::sql::store_path;
+use crate::output;
+use anyhow::{Context, bail};
+use arrow_array::Array;
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use freshet_store::{ResultQuery, ResultStore, SqliteStore};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// RFC 3339 or epoch milliseconds.
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| {
+            format!("'{text}' is neither RFC 3339 (2015-07-15T00:00:00Z) nor epoch ms")
+        })?
+        .timestamp_millis())
+}
+
+pub fn run(data_dir: &Path, args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    let path = store_path(data_dir);
+    if !path.exists() {
+        bail!(
+            "no result store at {}: create a view and run it first",
+            path.display()
+        );
+    }
+    let store = SqliteStore::open_read_only(&path)?;
+    let mut equals = Vec::new();
+    for k in &args.keys {
+        let Some((col, value)) = k.split_once('=') else {
+            bail!("--key takes COLUMN=VALUE, got '{k}'");
+        };
+        equals.push((col.trim().to_string(), value.trim().to_string()));
+    }
+    let query = ResultQuery {
+        equals,
+        from_ms: args.from.as_deref().map(parse_time).transpose()?,
+        to_ms: args.to.as_deref().map(parse_time).transpose()?,
+        limit: args
+            .limit
+            .min(freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX),
+        offset: args.offset,
+    };
+    let rows = store.read_results(&args.view, &query)?;
+    let batch = &rows.batch;
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if args.json {
+        let mut out = Vec::new();
+        for i in 0..batch.num_rows() {
+            let mut row = serde_json::Map::new();
+            for (c, f) in formatters.iter().enumerate() {
+                let value = if batch.column(c).is_null(i) {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::Value::String(f.value(i).to_string())
+                };
+                row.insert(names[c].clone(), value);
+            }
+            out.push(serde_json::Value::Object(row));
+        }
+        output::json(
+            &serde_json::json!({ "view": args.view, "rows": out, "has_more": rows.has_more }),
+        )?;
+    } else {
+        let table: Vec<Vec<String>> = (0..batch.num_rows())
+            .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect())
+            .collect();
+        let header: Vec<&str> = names.iter().map(String::as_str).collect();
+        output::table(&header, &table);
+        if rows.has_more {
+            output::line(format!(
+                "(more rows: use --offset {})",
+                args.offset + batch.num_rows()
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
