@@ -117,7 +117,8 @@ pub struct Commit {
     pub upserts: Vec<ResultBatch>,
     /// Operator state entries to insert or replace.
     pub state_puts: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Operator state keys to remove (applied after the puts).
+    /// Operator state keys to remove, applied before the puts: a key in both keeps the
+    /// put's value.
     pub state_deletes: Vec<Vec<u8>>,
     /// Late events to keep; one already stored is not stored again.
     pub late: Vec<LateEvent>,

@@ -777,6 +777,16 @@ impl ResultStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(at)?;
         let rows = write_upserts(&tx, view, &def, &commit.upserts, &updated_at)?;
+        // Deletes first: a key both deleted and put in one commit (state removed, then
+        // created again) keeps the put's value.
+        if !commit.state_deletes.is_empty() {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM freshet_state WHERE view = ?1 AND key = ?2")
+                .context(at)?;
+            for key in &commit.state_deletes {
+                delete.execute(params![view, key]).context(at)?;
+            }
+        }
         if !commit.state_puts.is_empty() {
             let mut put = tx
                 .prepare_cached(
@@ -785,14 +795,6 @@ impl ResultStore for SqliteStore {
                 .context(at)?;
             for (key, value) in &commit.state_puts {
                 put.execute(params![view, key, value]).context(at)?;
-            }
-        }
-        if !commit.state_deletes.is_empty() {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM freshet_state WHERE view = ?1 AND key = ?2")
-                .context(at)?;
-            for key in &commit.state_deletes {
-                delete.execute(params![view, key]).context(at)?;
             }
         }
         if !commit.late.is_empty() {
@@ -1633,8 +1635,9 @@ mod tests {
                 "totals",
                 &Commit {
                     upserts: vec![],
+                    // `b` is deleted and put again in one commit: the put wins.
                     state_puts: vec![(b"b".to_vec(), b"22".to_vec())],
-                    state_deletes: vec![b"a".to_vec(), b"missing".to_vec()],
+                    state_deletes: vec![b"a".to_vec(), b"b".to_vec(), b"missing".to_vec()],
                     late: vec![],
                     progress: progress(7, 200),
                 },
