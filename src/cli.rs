@@ -50,7 +50,7 @@ pub enum Command {
     Log(LogArgs),
     /// Show a stream's dead-letter rows: reason, source position and raw bytes.
     Dlq(DlqArgs),
-    /// Serve the HTTP API (ingest and health) until SIGINT/SIGTERM.
+    /// Serve the HTTP API (ingest and health) and run every view until SIGINT/SIGTERM.
     Serve(ServeArgs),
     /// Load generators used by the benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]

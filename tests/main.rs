@@ -6,14 +6,18 @@
 //! - `http_ingest`: the same through `POST /v1/streams/{name}/events`, and the HTTP limits.
 //! - `idempotency`: `Idempotency-Key` applies a request at most once, across restarts.
 //! - `ddl`: `freshet sql` errors, scripts, DROP STREAM and the persisted catalog.
+//! - `views`: views created over history, drained, read back by `results` and SQLite.
+//! - `crash`: SIGKILL of `freshet run` at random moments loses and doubles nothing.
 //! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
 
 mod e2e {
     pub mod support;
 
     mod cli_ingest;
+    mod crash;
     mod ddl;
     mod durability;
     mod http_ingest;
     mod idempotency;
+    mod views;
 }

@@ -6,7 +6,7 @@ mod gen_nexmark;
 mod ingest;
 mod inspect;
 mod results;
-mod run;
+pub mod run;
 mod sql;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};

@@ -15,28 +15,9 @@ use std::time::{Duration, Instant};
 
 pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
-    let catalog = ViewCatalog::load(dir.root())?;
-    for name in &args.views {
-        if catalog.get(name).is_none() {
-            bail!("unknown view '{name}'");
-        }
-    }
-    let selected: Vec<_> = catalog
-        .views
-        .iter()
-        .filter(|v| args.views.is_empty() || args.views.contains(&v.name))
-        .cloned()
-        .collect();
-    if selected.is_empty() {
+    let mut runners = open_runners(&dir, &args.views)?;
+    if runners.is_empty() {
         bail!("no views to run; create one with `freshet sql \"CREATE VIEW ...\"`");
-    }
-    let clock = Arc::new(SystemClock);
-    let mut runners = Vec::new();
-    for def in &selected {
-        let store = SqliteStore::open(&store_path(dir.root()))?;
-        let runner = ViewRunner::open(&dir, &catalog, def, Box::new(store), clock.clone())
-            .with_context(|| format!("cannot start view '{}'", def.name))?;
-        runners.push(runner);
     }
     let started = Instant::now();
     if args.drain {
@@ -78,15 +59,50 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     output::line(format!(
         "running {} view(s): {}; Ctrl-C stops",
         runners.len(),
-        selected
+        runners
             .iter()
-            .map(|v| v.name.as_str())
+            .map(|r| r.def().name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    follow(&mut runners, &stop)?;
+    output::line("stopped; all views committed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runner per view named in `names` (every view of the catalog if empty), each with its
+/// own connection to the data directory's result store, resumed from its last commit.
+pub fn open_runners(dir: &DataDir, names: &[String]) -> anyhow::Result<Vec<ViewRunner>> {
+    let catalog = ViewCatalog::load(dir.root())?;
+    for name in names {
+        if catalog.get(name).is_none() {
+            bail!("unknown view '{name}'");
+        }
+    }
+    let clock = Arc::new(SystemClock);
+    let mut runners = Vec::new();
+    for def in catalog
+        .views
+        .iter()
+        .filter(|v| names.is_empty() || names.contains(&v.name))
+    {
+        let store = SqliteStore::open(&store_path(dir.root()))?;
+        let runner = ViewRunner::open(dir, &catalog, def, Box::new(store), clock.clone())
+            .with_context(|| format!("cannot start view '{}'", def.name))?;
+        runners.push(runner);
+    }
+    Ok(runners)
+}
+
+/// Follow the live tail: process what arrives, commit each view when due, and once `stop`
+/// is set commit everything and return.
+pub fn follow(runners: &mut [ViewRunner], stop: &AtomicBool) -> anyhow::Result<()> {
+    if runners.is_empty() {
+        return Ok(());
+    }
     while !stop.load(Ordering::SeqCst) {
         let mut events = 0;
-        for r in &mut runners {
+        for r in runners.iter_mut() {
             events += r
                 .step()
                 .with_context(|| format!("view '{}' failed", r.def().name))?;
@@ -96,13 +112,15 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if events == 0 {
-            runners[0].wait_for_data(Duration::from_millis(20));
+            runners[0].wait_for_data(IDLE_WAIT);
         }
     }
-    for r in &mut runners {
+    for r in runners.iter_mut() {
         r.commit()
             .with_context(|| format!("view '{}' failed", r.def().name))?;
     }
-    output::line("stopped; all views committed");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
+
+/// How long an idle `follow` loop waits for new data before checking commits and `stop`.
+const IDLE_WAIT: Duration = Duration::from_millis(20);

@@ -1,6 +1,8 @@
 //! `freshet serve`: the HTTP API (axum on tokio). Decoding and appending run on tokio's
 //! blocking pool, apart from the I/O threads, so a large ingest never stalls other requests.
-//! SIGINT/SIGTERM: stop accepting, finish in-flight requests, sync, exit 0.
+//! Every view of the catalog runs on its own thread ("views"), following the log as events
+//! are ingested. SIGINT/SIGTERM: stop accepting, finish in-flight requests, commit every
+//! view, sync, exit 0.
 
 mod error;
 mod ingest;
@@ -15,7 +17,7 @@ use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Shared state of the server.
@@ -44,12 +46,33 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         dir,
         requests: AtomicU64::new(0),
     });
+    let mut runners = crate::commands::run::open_runners(&app.dir, &[])?;
+    let stop_views = Arc::new(AtomicBool::new(false));
+    let views = {
+        let stop = stop_views.clone();
+        std::thread::Builder::new()
+            .name("views".into())
+            .spawn(move || {
+                let result = crate::commands::run::follow(&mut runners, &stop);
+                if let Err(e) = &result {
+                    tracing::error!(error = format!("{e:#}"), "views stopped");
+                }
+                result
+            })
+            .context("cannot start the views thread")?
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(app.clone(), &args.listen))?;
+    let served = runtime.block_on(serve(app.clone(), &args.listen));
+    stop_views.store(true, Ordering::SeqCst);
+    let views = views
+        .join()
+        .map_err(|_| anyhow::anyhow!("the views thread panicked"))?;
+    served?;
+    views?;
     app.dir.sync_all().context("final sync of the log failed")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -290,7 +290,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 }
 
 /// Wait for `child` to exit for at most `deadline`; on timeout kill it and return None.
-fn wait_bounded(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+pub fn wait_bounded(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {

@@ -19,6 +19,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Operator state entries (key, value) of a checkpoint.
+pub type StateEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Which output columns of a node are its window's bounds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WindowInfo {
@@ -165,10 +168,10 @@ impl Node {
     ) -> Result<Vec<Rows>> {
         match &mut self.op {
             Op::Source(s) => {
-                if let Some(Some(w)) = watermarks.get(&s.stream) {
-                    if s.watermark.is_none_or(|old| *w > old) {
-                        s.watermark = Some(*w);
-                    }
+                if let Some(Some(w)) = watermarks.get(&s.stream)
+                    && s.watermark.is_none_or(|old| *w > old)
+                {
+                    s.watermark = Some(*w);
                 }
                 Ok(Vec::new())
             }
@@ -235,7 +238,7 @@ impl Node {
     }
 
     /// Load checkpointed state, grouped by operator id.
-    pub fn restore(&mut self, by_id: &HashMap<u16, Vec<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+    pub fn restore(&mut self, by_id: &HashMap<u16, StateEntries>) -> Result<()> {
         match &mut self.op {
             Op::Source(_) => Ok(()),
             Op::Filter { input, .. } | Op::Project { input, .. } => input.restore(by_id),

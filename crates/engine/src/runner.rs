@@ -206,7 +206,7 @@ impl ViewRunner {
             last_emit_ms: now,
             ended: false,
         };
-        let mut by_id: HashMap<u16, Vec<(Vec<u8>, Vec<u8>)>> = HashMap::new();
+        let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
         for (k, v) in checkpoint.state {
             if k.len() < 3 {
                 return Err(EngineError::Bug(
@@ -357,11 +357,11 @@ impl ViewRunner {
                     .map(|m| m.saturating_sub(s.delay_ms))
             };
             let old = self.watermarks.get(&s.name).copied().flatten();
-            if let Some(c) = candidate {
-                if old.is_none_or(|o| c > o) {
-                    self.watermarks.insert(s.name.clone(), Some(c));
-                    changed = true;
-                }
+            if let Some(c) = candidate
+                && old.is_none_or(|o| c > o)
+            {
+                self.watermarks.insert(s.name.clone(), Some(c));
+                changed = true;
             }
         }
         if changed {

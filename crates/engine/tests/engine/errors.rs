@@ -108,15 +108,15 @@ fn drop_view_with_dependents_and_stream_with_views_are_refused() {
         "CREATE VIEW a AS SELECT auction, window_start, window_end, COUNT(*) AS n \
          FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) GROUP BY auction, window_start, window_end",
     )
-    .unwrap();
+    .expect("create a");
     h.execute(
         "CREATE VIEW b AS SELECT window_start, window_end, MAX(n) AS top FROM a \
          GROUP BY window_start, window_end",
     )
-    .unwrap();
+    .expect("create b");
     let err = h.execute("DROP VIEW a").unwrap_err();
     assert!(err.contains("view 'b' reads view 'a'"), "{err}");
-    h.execute("DROP VIEW b").unwrap();
-    h.execute("DROP VIEW a").unwrap();
+    h.execute("DROP VIEW b").expect("drop b");
+    h.execute("DROP VIEW a").expect("drop a");
     assert!(h.views().views.is_empty());
 }

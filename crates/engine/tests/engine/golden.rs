@@ -49,7 +49,11 @@ fn parse_input(text: &str) -> Vec<Step> {
                     n + 1
                 );
             };
-            steps.push(Step::Row(stream.into(), p.parse().unwrap(), json.into()));
+            steps.push(Step::Row(
+                stream.into(),
+                p.parse().expect("partition number"),
+                json.into(),
+            ));
         }
     }
     if !matches!(steps.last(), Some(Step::Run | Step::End)) {
@@ -61,8 +65,9 @@ fn parse_input(text: &str) -> Vec<Step> {
 /// Run a pipeline; with `crash`, lose the middle `@run`'s work and restore.
 fn run_pipeline(name: &str, crash: bool) -> String {
     let dir = pipelines_dir();
-    let sql = std::fs::read_to_string(dir.join(format!("{name}.sql"))).unwrap();
-    let input = std::fs::read_to_string(dir.join(format!("{name}.input"))).unwrap();
+    let sql = std::fs::read_to_string(dir.join(format!("{name}.sql"))).expect("read the .sql");
+    let input =
+        std::fs::read_to_string(dir.join(format!("{name}.input"))).expect("read the .input");
     let h = Harness::new(&sql);
     let steps = parse_input(&input);
     let runs = steps.iter().filter(|s| matches!(s, Step::Run)).count();
@@ -77,18 +82,18 @@ fn run_pipeline(name: &str, crash: bool) -> String {
                 run_no += 1;
                 if crash_at == Some(run_no) {
                     for r in &mut runners {
-                        while r.step().unwrap() > 0 || !r.caught_up() {}
+                        while r.step().expect("step") > 0 || !r.caught_up() {}
                     }
                     drop(runners);
                     runners = h.runners();
                 }
                 for r in &mut runners {
-                    r.drain(false).unwrap();
+                    r.drain(false).expect("drain");
                 }
             }
             Step::End => {
                 for r in &mut runners {
-                    r.drain(true).unwrap();
+                    r.drain(true).expect("drain to the end");
                 }
             }
         }
@@ -114,7 +119,7 @@ fn check(name: &str) {
     let straight = run_pipeline(name, false);
     let path = pipelines_dir().join(format!("{name}.expected"));
     if std::env::var_os("FRESHET_BLESS").is_some() {
-        std::fs::write(&path, &straight).unwrap();
+        std::fs::write(&path, &straight).expect("write the blessed output");
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} is missing; run with FRESHET_BLESS=1", path.display()));
@@ -161,10 +166,14 @@ fn every_pipeline_file_has_a_test() {
         "idle_partition",
         "provisional_updates",
     ];
-    for entry in std::fs::read_dir(pipelines_dir()).unwrap() {
-        let path = entry.unwrap().path();
+    for entry in std::fs::read_dir(pipelines_dir()).expect("list tests/pipelines") {
+        let path = entry.expect("a directory entry").path();
         if path.extension().is_some_and(|e| e == "sql") {
-            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            let stem = path
+                .file_stem()
+                .expect("a file stem")
+                .to_string_lossy()
+                .to_string();
             assert!(listed.contains(&stem.as_str()), "{stem}.sql has no test");
         }
     }

@@ -179,7 +179,7 @@ fn generate(seed: u64, n: usize) -> Input {
                 k => format!("\"ch{k}\""),
             };
             let ts = chrono::DateTime::from_timestamp_millis(t)
-                .unwrap()
+                .expect("random rows")
                 .format("%Y-%m-%dT%H:%M:%S%.3fZ");
             let json = format!(
                 "{{\"auction\":{auction},\"bidder\":{bidder},\"price\":{price},\"channel\":{channel},\"date_time\":\"{ts}\"}}"
@@ -211,7 +211,7 @@ fn lines(batches: &[RecordBatch], columns: &[String]) -> Vec<String> {
             .collect();
         let fmts: Vec<_> = cols
             .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("a formatter"))
             .collect();
         for i in 0..b.num_rows() {
             out.push(
@@ -238,13 +238,13 @@ fn run_shape(shape: &Shape, seed: u64) {
             }
             None => {
                 for r in &mut runners {
-                    r.drain(false).unwrap();
+                    r.drain(false).expect("drain");
                 }
             }
         }
     }
     for r in &mut runners {
-        r.drain(true).unwrap();
+        r.drain(true).expect("drain to the end");
     }
     let late: HashSet<(u32, u64)> = h
         .late_events(shape.view)
@@ -275,13 +275,13 @@ fn run_shape(shape: &Shape, seed: u64) {
             .rows
             .iter()
             .position(|r| r.0 == p && r.1 == o)
-            .unwrap();
+            .expect("create the view");
         let t = input.rows[at].3;
         let max_seen = (0..input.rows.len())
             .filter(|&i| phase_of[i] <= phase_of[at])
             .map(|i| input.rows[i].3)
             .max()
-            .unwrap();
+            .expect("run the view");
         let end = if shape.name == "session" {
             t + shape.window_ms
         } else {
@@ -294,7 +294,7 @@ fn run_shape(shape: &Shape, seed: u64) {
         );
     }
     // Batch: DataFusion over the same rows minus the late ones.
-    let stream = h.data.stream("bid").unwrap();
+    let stream = h.data.stream("bid").expect("the bid stream");
     let kept: Vec<String> = input
         .rows
         .iter()
@@ -304,23 +304,31 @@ fn run_shape(shape: &Shape, seed: u64) {
     let decoded = stream
         .ndjson()
         .decode(kept.join("\n").as_bytes(), 1)
-        .unwrap();
-    let batch = decoded.batch.unwrap();
+        .expect("decode the rows");
+    let batch = decoded.batch.expect("decoded rows");
     let ctx = SessionContext::new();
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
-    ctx.register_table("bid", Arc::new(table)).unwrap();
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("a memory table");
+    ctx.register_table("bid", Arc::new(table))
+        .expect("register bid");
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
-        .unwrap();
-    let expected: Vec<RecordBatch> =
-        rt.block_on(async { ctx.sql(shape.batch).await.unwrap().collect().await.unwrap() });
+        .expect("a runtime");
+    let expected: Vec<RecordBatch> = rt.block_on(async {
+        ctx.sql(shape.batch)
+            .await
+            .expect("batch SQL runs")
+            .collect()
+            .await
+            .expect("batch SQL runs")
+    });
     let columns: Vec<String> = expected[0]
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let store = freshet_store::SqliteStore::open_read_only(&h.store_path()).unwrap();
+    let store =
+        freshet_store::SqliteStore::open_read_only(&h.store_path()).expect("open the store");
     let got = {
         use freshet_store::ResultStore;
         let rows = store
@@ -331,13 +339,17 @@ fn run_shape(shape: &Shape, seed: u64) {
                     ..Default::default()
                 },
             )
-            .unwrap();
+            .expect("read results");
         assert!(!rows.has_more);
-        let states = rows.batch.column_by_name("_state").unwrap().clone();
+        let states = rows
+            .batch
+            .column_by_name("_state")
+            .expect("a _state column")
+            .clone();
         let states = states
             .as_any()
             .downcast_ref::<arrow_array::StringArray>()
-            .unwrap();
+            .expect("states are strings");
         assert!(
             states.iter().all(|s| s == Some("final")),
             "{}: every row is final after the end",

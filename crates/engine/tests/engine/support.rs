@@ -20,15 +20,15 @@ pub struct Harness {
 impl Harness {
     /// A fresh data directory after running `sql` (streams and views).
     pub fn new(sql: &str) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data = DataDir::open(dir.path()).expect("open the data directory");
         let h = Harness {
             _dir: dir,
             data,
             clock: Arc::new(ManualClock::new(chrono::Utc::now().timestamp_millis())),
         };
-        for statement in split_statements(sql).unwrap() {
-            h.execute(&statement).unwrap();
+        for statement in split_statements(sql).expect("split the statements") {
+            h.execute(&statement).expect("setup statement");
         }
         h
     }
@@ -41,7 +41,7 @@ impl Harness {
     pub fn execute(&self, statement: &str) -> Result<String, String> {
         match parse_view_statement(statement).map_err(|e| e.to_string())? {
             Some(v) => {
-                let mut store = SqliteStore::open(&self.store_path()).unwrap();
+                let mut store = SqliteStore::open(&self.store_path()).expect("open the store");
                 manage::execute(&self.data, &mut store, v).map_err(|e| e.to_string())
             }
             None => self
@@ -54,7 +54,7 @@ impl Harness {
     }
 
     pub fn views(&self) -> ViewCatalog {
-        ViewCatalog::load(self.data.root()).unwrap()
+        ViewCatalog::load(self.data.root()).expect("load the view catalog")
     }
 
     /// Open every view from the store's last commit.
@@ -64,7 +64,7 @@ impl Harness {
             .views
             .iter()
             .map(|def| {
-                let store = SqliteStore::open(&self.store_path()).unwrap();
+                let store = SqliteStore::open(&self.store_path()).expect("open the store");
                 ViewRunner::open(
                     &self.data,
                     &catalog,
@@ -72,44 +72,57 @@ impl Harness {
                     Box::new(store),
                     self.clock.clone(),
                 )
-                .unwrap()
+                .expect("open the view runner")
             })
             .collect()
     }
 
     /// Append NDJSON `lines` to `stream`'s `partition` as one frame.
     pub fn append(&self, stream: &str, partition: u32, lines: &[String]) {
-        let s = self.data.stream(stream).unwrap();
+        let s = self.data.stream(stream).expect("the stream");
         let text = lines.join("\n");
-        let decoded = s.ndjson().decode(text.as_bytes(), 1).unwrap();
+        let decoded = s
+            .ndjson()
+            .decode(text.as_bytes(), 1)
+            .expect("decode the input rows");
         assert!(
             decoded.rejects.is_empty(),
             "bad test row: {:?}",
             decoded.rejects
         );
-        let batch = decoded.batch.unwrap();
-        let times =
-            freshet_engine::source::times_ms(batch.column(s.def().event_time_index())).unwrap();
+        let batch = decoded.batch.expect("decoded rows");
+        let times = freshet_engine::source::times_ms(batch.column(s.def().event_time_index()))
+            .expect("event times");
         let mut payload = Vec::new();
-        freshet_streams::payload::encode(&batch, &mut payload).unwrap();
+        freshet_streams::payload::encode(&batch, &mut payload).expect("encode the payload");
         let prepared = Prepared {
             frames: vec![PreparedFrame {
                 partition,
                 payload,
                 rows: batch.num_rows() as u32,
-                min_event_time: times.values().iter().copied().min().unwrap(),
-                max_event_time: times.values().iter().copied().max().unwrap(),
+                min_event_time: times
+                    .values()
+                    .iter()
+                    .copied()
+                    .min()
+                    .expect("a smallest time"),
+                max_event_time: times
+                    .values()
+                    .iter()
+                    .copied()
+                    .max()
+                    .expect("a largest time"),
             }],
             accepted: batch.num_rows() as u64,
             ..Prepared::default()
         };
-        s.commit(prepared, None).unwrap();
+        s.commit(prepared, None).expect("append to the log");
     }
 
     /// The results table of `view` as text: a header, then one line per row in key order,
     /// without `_updated_at`.
     pub fn dump(&self, view: &str) -> String {
-        let store = SqliteStore::open_read_only(&self.store_path()).unwrap();
+        let store = SqliteStore::open_read_only(&self.store_path()).expect("open the store");
         let mut out = String::new();
         let mut offset = 0;
         loop {
@@ -122,7 +135,7 @@ impl Harness {
                         ..ResultQuery::default()
                     },
                 )
-                .unwrap();
+                .expect("read results");
             let batch = rows.batch;
             let names: Vec<String> = batch
                 .schema()
@@ -138,11 +151,11 @@ impl Harness {
             let options = FormatOptions::default().with_null("NULL");
             let cols: Vec<_> = names
                 .iter()
-                .map(|n| batch.column_by_name(n).unwrap().clone())
+                .map(|n| batch.column_by_name(n).expect("the column").clone())
                 .collect();
             let fmts: Vec<_> = cols
                 .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("a formatter"))
                 .collect();
             for i in 0..batch.num_rows() {
                 let cells: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
@@ -159,15 +172,15 @@ impl Harness {
 
     /// Rows of `freshet_late_events` for `view`: partition, offset, reason.
     pub fn late_events(&self, view: &str) -> Vec<(u32, u64, String)> {
-        let conn = rusqlite::Connection::open(self.store_path()).unwrap();
+        let conn = rusqlite::Connection::open(self.store_path()).expect("open the store");
         let mut stmt = conn
             .prepare(
                 "SELECT partition, offset, reason FROM freshet_late_events WHERE view = ?1 \
                  ORDER BY partition, offset",
             )
-            .unwrap();
+            .expect("prepare");
         stmt.query_map([view], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
+            .expect("query")
             .map(Result::unwrap)
             .collect()
     }
