@@ -90,6 +90,12 @@ impl Groups {
             self.in_ckpt[i] = true;
             self.ckpt_dirty.push(g);
         }
+        self.mark_emit(g);
+    }
+
+    /// The group's row is to be written at the next provisional emission.
+    fn mark_emit(&mut self, g: u32) {
+        let i = g as usize;
         if !self.in_emit[i] {
             self.in_emit[i] = true;
             self.emit_dirty.push(g);
@@ -123,6 +129,11 @@ pub struct Aggregate {
     pub mode: Mode,
     /// Emit provisional rows of open groups at commits (root aggregates only).
     pub emit_updates: bool,
+    /// `late_data = 'update'` (root aggregates over fixed windows only): the allowed
+    /// lateness. A window is written as provisional once the stream watermark (the window
+    /// watermark plus this) reaches its end, rewritten at each commit in which late events
+    /// changed it, and written as final when the window watermark reaches its end.
+    pub amend_lateness_ms: Option<i64>,
     key_rows: RowConverter,
     windows: BTreeMap<i64, Groups>,
     unbounded: Groups,
@@ -168,6 +179,7 @@ impl Aggregate {
             specs,
             mode,
             emit_updates: false,
+            amend_lateness_ms: None,
             key_rows: RowConverter::new(key_fields)?,
             windows: BTreeMap::new(),
             unbounded: Groups::default(),
@@ -483,8 +495,18 @@ impl Aggregate {
                 }
                 self.unbounded = groups;
             }
-            Mode::Fixed { .. } if self.emit_updates && ctx.emit_due => {
-                let ends: Vec<i64> = self.windows.keys().copied().collect();
+            Mode::Fixed { .. } => {
+                // Open windows at the emit interval (`on_update`); windows the stream
+                // watermark has passed at every commit (`late_data = 'update'`).
+                let limit = if self.emit_updates && ctx.emit_due {
+                    Some(i64::MAX)
+                } else {
+                    self.amend_lateness_ms
+                        .zip(self.window_watermark)
+                        .map(|(l, w)| w.saturating_add(l))
+                };
+                let Some(limit) = limit else { return Ok(out) };
+                let ends: Vec<i64> = self.windows.range(..=limit).map(|(e, _)| *e).collect();
                 for e in ends {
                     let mut groups = self.windows.remove(&e).expect("listed");
                     if !groups.emit_dirty.is_empty() {
@@ -588,10 +610,14 @@ impl Aggregate {
                         ..Groups::default()
                     });
                     let mut bytes = 0;
-                    let g = groups.intern(key, &self.specs, &mut bytes) as usize;
+                    let g = groups.intern(key, &self.specs, &mut bytes);
                     bytes += accs.iter().map(Acc::heap_bytes).sum::<usize>();
-                    groups.accs.splice(g * na..(g + 1) * na, accs);
-                    groups.persisted[g] = true;
+                    let gi = g as usize;
+                    groups.accs.splice(gi * na..(gi + 1) * na, accs);
+                    groups.persisted[gi] = true;
+                    // Whether its last provisional row was committed is unknown; writing
+                    // the same row again is harmless.
+                    groups.mark_emit(g);
                     self.state_bytes += bytes;
                 }
                 KIND_UNBOUNDED => {

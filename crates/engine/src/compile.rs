@@ -12,7 +12,7 @@ use crate::error::{EngineError, Result, unsupported};
 use crate::join::{WindowJoin, WindowRef};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
-use crate::plan::{StreamTable, WindowedTable};
+use crate::plan::StreamTable;
 use crate::source::Source;
 use crate::window::WindowKind;
 use arrow_row::SortField;
@@ -177,14 +177,27 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                         "an aggregate without GROUP BY; group by a window or a key",
                     ));
                 }
-                let updating =
-                    matches!(agg.mode, Mode::Unbounded) || options.emit == EmitPolicy::OnUpdate;
+                let amends =
+                    options.late_data == LatePolicy::Update && !matches!(agg.mode, Mode::Unbounded);
+                let updating = matches!(agg.mode, Mode::Unbounded)
+                    || options.emit == EmitPolicy::OnUpdate
+                    || amends;
                 if updating && filtered {
                     return Err(unsupported(
                         "HAVING or a filter over continuously updated rows (an unbounded GROUP \
-                         BY or emit = 'on_update'): a row could stop qualifying after it was \
-                         written",
+                         BY, emit = 'on_update' or late_data = 'update'): a row could stop \
+                         qualifying after it was written",
                     ));
+                }
+                if amends {
+                    if matches!(agg.mode, Mode::Session { .. }) {
+                        return Err(unsupported(
+                            "late_data = 'update' with SESSION windows: a late event can grow \
+                             or merge a written session, changing its key, and the store \
+                             cannot retract the old row; use 'dead_letter' or 'drop'",
+                        ));
+                    }
+                    agg.amend_lateness_ms = Some(options.allowed_lateness_ms as i64);
                 }
                 if options.emit == EmitPolicy::OnUpdate {
                     if matches!(agg.mode, Mode::Session { .. }) {
@@ -318,12 +331,13 @@ fn build_scan(scan: &datafusion::logical_expr::TableScan, cx: &mut Cx) -> Result
     let provider = source_as_provider(&scan.source)?;
     let any: &dyn Any = provider.as_ref();
     let schema = arrow(&scan.projected_schema);
-    let (def, time_column, kind) = if let Some(w) = any.downcast_ref::<WindowedTable>() {
-        (w.def.clone(), w.time_column, Some(w.kind))
-    } else if let Some(s) = any.downcast_ref::<StreamTable>() {
-        (s.def.clone(), s.def.event_time_index(), None)
-    } else {
+    let Some(table) = any.downcast_ref::<StreamTable>() else {
         return Err(unsupported(format!("reading table '{}'", scan.table_name)));
+    };
+    let def = table.def.clone();
+    let (time_column, kind) = match table.window {
+        Some((column, kind)) => (column, Some(kind)),
+        None => (def.event_time_index(), None),
     };
     let width = def.columns.len();
     let projection = scan
@@ -609,16 +623,4 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             join: Box::new(join),
         },
     })
-}
-
-/// Refuse options the compiled plan cannot honour.
-pub fn check_options(options: &ViewOptions) -> Result<()> {
-    if options.late_data == LatePolicy::Update {
-        return Err(EngineError::Sql(
-            "late_data = 'update' (re-opening final windows) is not supported yet; use \
-             'dead_letter' to keep late events or 'drop' to count and discard them"
-                .into(),
-        ));
-    }
-    Ok(())
 }

@@ -42,10 +42,26 @@ pub struct Stats {
     pub input_events: u64,
     /// Late events discarded (`late_data = 'drop'`).
     pub late_dropped: u64,
-    /// Late events kept in `freshet_late_events` (`late_data = 'dead_letter'`).
+    /// Late events kept in `freshet_late_events` (`late_data = 'dead_letter'`, or
+    /// `'update'` beyond the allowed lateness).
     pub late_dead_lettered: u64,
+    /// Events after the watermark, within the allowed lateness, that amended a written
+    /// provisional row (`late_data = 'update'`).
+    pub late_updated: u64,
     /// Result rows written (upserts, counting re-writes).
     pub rows_written: u64,
+    /// Operator state at the last commit, in approximate bytes (what `state_bytes_max` caps).
+    pub state_bytes: u64,
+    /// The largest `state_bytes` seen at any commit.
+    pub state_bytes_peak: u64,
+    /// At the last commit, the time (ms since the epoch) before which every ingested event
+    /// is reflected in the results: the commit time if every input partition was read to
+    /// its end, else the ingest time of the last frame read from the least advanced
+    /// partition (ingest times grow along a partition). `None` until known. A view's
+    /// staleness is now minus this while it is behind the log, and 0 when caught up.
+    pub reflected_ms: Option<i64>,
+    /// Store commits that failed with a retriable error and were retried.
+    pub commit_retries: u64,
     /// Each input stream's watermark at the last commit.
     pub watermarks: BTreeMap<String, i64>,
     /// Newest ingest time read from each partition (`stream/partition`), so that idleness

@@ -7,12 +7,12 @@
 //! as they pass and keep their log positions.
 
 use crate::Ctx;
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, Mode};
 use crate::error::{EngineError, Result};
 use crate::join::WindowJoin;
 use crate::rows::Rows;
 use crate::source::Source;
-use crate::window::WindowKind;
+use crate::window::{WindowKind, ms_text};
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
@@ -295,7 +295,7 @@ impl Node {
         let pad = "  ".repeat(depth);
         let line = match &self.op {
             Op::Source(s) => match s.window {
-                Some(k) => format!("Source {} windowed {:?}", s.stream, k),
+                Some(k) => format!("Source {} {k}", s.stream),
                 None => format!("Source {}", s.stream),
             },
             Op::Filter { predicate, .. } => format!("Filter {predicate}"),
@@ -307,7 +307,16 @@ impl Node {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Op::Aggregate { agg, .. } => format!("Aggregate #{} {:?}", agg.id, agg.mode),
+            Op::Aggregate { agg, .. } => format!(
+                "Aggregate #{} {}",
+                agg.id,
+                match agg.mode {
+                    Mode::Unbounded => "unbounded (no window)".to_string(),
+                    Mode::Fixed { .. } => "per window".to_string(),
+                    Mode::Session { gap_ms, .. } =>
+                        format!("per session (gap {})", ms_text(gap_ms)),
+                }
+            ),
             Op::Join { join, .. } => format!("WindowJoin #{}", join.id),
         };
         out.push_str(&pad);

@@ -28,17 +28,33 @@ pub fn window_time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
 }
 
-/// A stream as DataFusion sees it while planning a streaming view.
+/// A stream as DataFusion sees it while planning a streaming view: the stream itself, or
+/// `TUMBLE`/`HOP`/`SESSION` over it (the stream's columns plus `window_start` and
+/// `window_end`). Its scan refuses to run: Freshet's operators read the stream.
 #[derive(Debug)]
 pub struct StreamTable {
     /// The stream.
     pub def: StreamDef,
+    /// The window function applied, with the index of its time column in the stream.
+    pub window: Option<(usize, WindowKind)>,
+    schema: SchemaRef,
+}
+
+impl StreamTable {
+    /// The stream without a window.
+    pub fn plain(def: &StreamDef) -> StreamTable {
+        StreamTable {
+            def: def.clone(),
+            window: None,
+            schema: def.schema(),
+        }
+    }
 }
 
 #[async_trait]
 impl TableProvider for StreamTable {
     fn schema(&self) -> SchemaRef {
-        self.def.schema()
+        self.schema.clone()
     }
     fn table_type(&self) -> TableType {
         TableType::Base
@@ -54,38 +70,6 @@ impl TableProvider for StreamTable {
             "stream '{}' is read by Freshet's streaming operators, not scanned",
             self.def.name
         )
-    }
-}
-
-/// `TUMBLE`/`HOP`/`SESSION` over a stream: the stream's columns plus `window_start` and
-/// `window_end`.
-#[derive(Debug)]
-pub struct WindowedTable {
-    /// The stream.
-    pub def: StreamDef,
-    /// Index of the time column in the stream's schema.
-    pub time_column: usize,
-    /// The window.
-    pub kind: WindowKind,
-    schema: SchemaRef,
-}
-
-#[async_trait]
-impl TableProvider for WindowedTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        datafusion::common::not_impl_err!("window functions run in Freshet's operators")
     }
 }
 
@@ -203,10 +187,9 @@ impl TableFunctionImpl for WindowFunction {
             }
             fields.push(Field::new(name, window_time_type(), false));
         }
-        Ok(Arc::new(WindowedTable {
+        Ok(Arc::new(StreamTable {
             def: def.clone(),
-            time_column,
-            kind,
+            window: Some((time_column, kind)),
             schema: Arc::new(Schema::new(fields)),
         }))
     }
@@ -257,7 +240,7 @@ impl Planner {
             }
         }
         for def in streams {
-            ctx.register_table(&def.name, Arc::new(StreamTable { def: def.clone() }))?;
+            ctx.register_table(&def.name, Arc::new(StreamTable::plain(def)))?;
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -15,7 +15,7 @@
 //! the last commit and reads on from its offsets, so every event counts once.
 
 use crate::clock::Clock;
-use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, check_options, compile};
+use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, compile};
 use crate::error::{EngineError, Result};
 use crate::plan::Planner;
 use crate::rows::Rows;
@@ -29,6 +29,7 @@ use freshet_types::Offset;
 use freshet_types::limits::{VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 struct PartInput {
@@ -60,7 +61,6 @@ pub struct Progressed {
 
 /// Plan and compile `def` against the data directory's streams and the views before it.
 pub fn compile_view(data: &DataDir, views: &ViewCatalog, def: &ViewDef) -> Result<Compiled> {
-    check_options(&def.options)?;
     let earlier: Vec<ViewDef> = views
         .views
         .iter()
@@ -98,6 +98,7 @@ pub struct ViewRunner {
     last_commit_ms: i64,
     last_emit_ms: i64,
     ended: bool,
+    patience: Option<Arc<AtomicBool>>,
 }
 
 impl ViewRunner {
@@ -205,6 +206,7 @@ impl ViewRunner {
             last_commit_ms: now,
             last_emit_ms: now,
             ended: false,
+            patience: None,
         };
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
         for (k, v) in checkpoint.state {
@@ -408,6 +410,38 @@ impl ViewRunner {
         Ok(())
     }
 
+    /// Retry retriable store failures until `stop` is set, instead of giving up after
+    /// [`COMMIT_ATTEMPTS`]: a long-running process waits out a store outage, paused (it
+    /// reads nothing while a commit is pending), and catches up when the store returns.
+    pub fn retry_until(&mut self, stop: Arc<AtomicBool>) {
+        self.patience = Some(stop);
+    }
+
+    /// Whether to retry after `attempt` failed attempts: a bounded number of times, or,
+    /// after `retry_until`, until stopped (a stopped runner gives up at once, so that a
+    /// shutdown during an outage is quick; the work is recomputed after a restart).
+    fn retry_again(&self, attempt: u32) -> bool {
+        match &self.patience {
+            None => attempt < COMMIT_ATTEMPTS,
+            Some(stop) => !stop.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Sleep `d`, waking early once a patient runner is asked to stop.
+    fn pause(&self, d: Duration) {
+        let until = std::time::Instant::now() + d;
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if self
+                .patience
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+            {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+
     /// Whether a commit is due by time (the SLA's commit interval) or by buffered rows.
     pub fn commit_due(&self) -> bool {
         self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX
@@ -466,6 +500,21 @@ impl ViewRunner {
             }
         }
         self.ctx.stats.rows_written += written;
+        self.ctx.stats.reflected_ms = self
+            .inputs
+            .iter()
+            .flat_map(|s| s.parts.iter())
+            .map(|p| {
+                if p.caught_up {
+                    Some(now)
+                } else {
+                    p.last_ingest_ms
+                }
+            })
+            .try_fold(i64::MAX, |acc, t| t.map(|t| acc.min(t)));
+        self.ctx.stats.state_bytes = self.compiled.root.state_bytes() as u64;
+        self.ctx.stats.state_bytes_peak =
+            (self.ctx.stats.state_bytes_peak).max(self.ctx.stats.state_bytes);
         let watermark_ms = if self.ended {
             Some(i64::MAX)
         } else {
@@ -506,21 +555,27 @@ impl ViewRunner {
         loop {
             match self.store.commit(&self.def.name, &commit) {
                 Ok(()) => break,
-                Err(e) if e.retriable() && attempt < 8 => {
+                Err(e) if e.retriable() && self.retry_again(attempt) => {
                     attempt += 1;
+                    // Counted in the next commit's stats (this one's are already encoded).
+                    self.ctx.stats.commit_retries += 1;
                     tracing::warn!(view = %self.def.name, attempt, error = %e, "store commit failed; retrying");
-                    std::thread::sleep(delay + Duration::from_millis(jitter_ms(delay)));
+                    self.pause(delay + Duration::from_millis(jitter_ms(delay)));
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         self.last_commit_ms = self.clock.now_ms();
-        for s in &self.inputs {
-            for p in &s.parts {
-                p.partition
-                    .consumers()
-                    .set(&consumer_name(&self.def.name), Offset(p.next))?;
+        // A store that keeps nothing must not let retention free what the next real run
+        // will read again.
+        if self.store.durable() {
+            for s in &self.inputs {
+                for p in &s.parts {
+                    p.partition
+                        .consumers()
+                        .set(&consumer_name(&self.def.name), Offset(p.next))?;
+                }
             }
         }
         Ok(Progressed {
@@ -564,6 +619,10 @@ impl ViewRunner {
         }
     }
 }
+
+/// Attempts at a commit that fails with a retriable store error before the view gives up,
+/// unless it was told to [`retry_until`](ViewRunner::retry_until) stopped.
+pub const COMMIT_ATTEMPTS: u32 = 8;
 
 /// The consumer name a view registers on the partitions it reads (pins retention).
 pub fn consumer_name(view: &str) -> String {

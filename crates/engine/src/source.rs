@@ -3,7 +3,9 @@
 //! A windowed source adds `window_start`/`window_end` (copying a row once per hopping
 //! window) and applies the view's late-data policy: a row whose window ends at or before
 //! the source's window watermark (stream watermark − allowed lateness) can no longer change
-//! a result, so it is dropped or dead-lettered here, counted either way.
+//! a result, so it is dropped or dead-lettered here, counted either way. Under
+//! `late_data = 'update'` a row whose window the stream watermark has passed, but not the
+//! window watermark, amends an already written provisional row and is counted as updated.
 
 use crate::Ctx;
 use crate::error::{EngineError, Result};
@@ -92,19 +94,27 @@ impl Source {
         let mut starts: Vec<i64> = Vec::with_capacity(n * per);
         let mut ends: Vec<i64> = Vec::with_capacity(n * per);
         let mut copies: Vec<u32> = Vec::with_capacity(n * per);
+        // Under `late_data = 'update'` a window is written once the stream watermark passes
+        // its end; an event that still joins it amends a written row.
+        let amending = (ctx.late_policy == LatePolicy::Update)
+            .then_some(self.watermark)
+            .flatten();
         for i in 0..n {
             let t = times.value(i);
+            let mut amends = false;
             for k in 0..per {
                 let (s, e) = kind.window(t, k);
                 if closed.is_some_and(|c| e <= c) {
                     self.late(batch, partition, first, i, t, (s, e), ctx)?;
                     continue;
                 }
+                amends |= amending.is_some_and(|w| e <= w);
                 rows.push(i as u32);
                 starts.push(s);
                 ends.push(e);
                 copies.push(k as u32);
             }
+            ctx.stats.late_updated += u64::from(amends);
         }
         let idx = UInt32Array::from(rows);
         let width = batch.num_columns();
@@ -154,9 +164,9 @@ impl Source {
     ) -> Result<()> {
         match ctx.late_policy {
             LatePolicy::Drop => ctx.stats.late_dropped += 1,
+            // A final row never changes, even under `update` (which amends rows only
+            // within the allowed lateness): keep the event instead.
             LatePolicy::DeadLetter | LatePolicy::Update => {
-                // Re-opening a final window (`update`) is not implemented yet: such rows are
-                // dead-lettered, so nothing is lost silently (docs/semantics.md says so).
                 ctx.stats.late_dead_lettered += 1;
                 ctx.late.push(LateEvent {
                     stream: self.stream.clone(),

@@ -31,6 +31,24 @@ pub enum WindowKind {
     },
 }
 
+/// `TUMBLE(10s)`, `HOP(2s, 10s)` (slide, size), `SESSION(5s)`: for `DESCRIBE VIEW`.
+impl std::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            WindowKind::Tumble { size_ms } => write!(f, "TUMBLE({})", ms_text(size_ms)),
+            WindowKind::Hop { slide_ms, size_ms } => {
+                write!(f, "HOP({}, {})", ms_text(slide_ms), ms_text(size_ms))
+            }
+            WindowKind::Session { gap_ms } => write!(f, "SESSION({})", ms_text(gap_ms)),
+        }
+    }
+}
+
+/// A positive length in ms as a duration (`10s`, `1m30s`, `250ms`).
+pub fn ms_text(ms: i64) -> String {
+    freshet_streams::duration::format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
 impl WindowKind {
     /// Validate sizes: positive, and a hop's size a multiple of its slide.
     pub fn validate(self) -> Result<Self> {

@@ -75,11 +75,13 @@
 #![deny(missing_docs)]
 
 mod cells;
+mod discard;
 mod error;
 mod model;
 mod schema;
 mod sqlite;
 
+pub use discard::DiscardStore;
 pub use error::StoreError;
 pub use model::{
     Checkpoint, Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery,
@@ -122,4 +124,10 @@ pub trait ResultStore: Send {
 
     /// The view's last committed progress and when it was committed.
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
+
+    /// Whether commits are kept. Only [`DiscardStore`] says no: a view run on it must not
+    /// record its progress anywhere else either (such as the log's consumer positions).
+    fn durable(&self) -> bool {
+        true
+    }
 }

@@ -4,7 +4,8 @@
 //! Input lines: `<stream> <partition> <json>` appends one row as one frame to that
 //! partition; `@run` lets every view process everything in the log and commit;
 //! `@tick <ms>` advances the clock (idle partitions); `@end` ends the streams (watermark
-//! +infinity). The end of the file is an implicit `@run`.
+//! +infinity); `@show` adds every view's results table at that moment to the output, to
+//! pin down rows that later change. The end of the file is an implicit `@run`.
 //!
 //! Each pipeline runs twice: straight through, and with a crash at the middle `@run` —
 //! the views process that phase, are dropped without committing it, and are restored from
@@ -23,6 +24,7 @@ enum Step {
     Run,
     Tick(i64),
     End,
+    Show,
 }
 
 fn parse_input(text: &str) -> Vec<Step> {
@@ -36,6 +38,8 @@ fn parse_input(text: &str) -> Vec<Step> {
             steps.push(Step::Run);
         } else if line == "@end" {
             steps.push(Step::End);
+        } else if line == "@show" {
+            steps.push(Step::Show);
         } else if let Some(ms) = line.strip_prefix("@tick ") {
             steps.push(Step::Tick(
                 ms.trim().parse().expect("@tick takes milliseconds"),
@@ -56,7 +60,7 @@ fn parse_input(text: &str) -> Vec<Step> {
             ));
         }
     }
-    if !matches!(steps.last(), Some(Step::Run | Step::End)) {
+    if !matches!(steps.last(), Some(Step::Run | Step::End | Step::Show)) {
         steps.push(Step::Run);
     }
     steps
@@ -74,6 +78,7 @@ fn run_pipeline(name: &str, crash: bool) -> String {
     let crash_at = if crash { Some(runs.div_ceil(2)) } else { None };
     let mut runners = h.runners();
     let mut run_no = 0;
+    let mut out = String::new();
     for step in &steps {
         match step {
             Step::Row(stream, p, json) => h.append(stream, *p, std::slice::from_ref(json)),
@@ -96,17 +101,23 @@ fn run_pipeline(name: &str, crash: bool) -> String {
                     r.drain(true).expect("drain to the end");
                 }
             }
+            Step::Show => {
+                for r in &runners {
+                    let view = &r.def().name;
+                    out.push_str(&format!("-- show {view} after run {run_no}\n"));
+                    out.push_str(&h.dump(view));
+                }
+            }
         }
     }
-    let mut out = String::new();
     for r in &runners {
         let view = &r.def().name;
         out.push_str(&format!("-- view {view}\n"));
         out.push_str(&h.dump(view));
         let s = r.stats();
         out.push_str(&format!(
-            "-- late: dropped {} dead_lettered {}\n",
-            s.late_dropped, s.late_dead_lettered
+            "-- late: dropped {} dead_lettered {} updated {}\n",
+            s.late_dropped, s.late_dead_lettered, s.late_updated
         ));
         for (p, o, reason) in h.late_events(view) {
             out.push_str(&format!("-- late event p{p}@{o}: {reason}\n"));
@@ -134,6 +145,8 @@ fn check(name: &str) {
 macro_rules! golden {
     ($($name:ident),* $(,)?) => {
         $(#[test] fn $name() { check(stringify!($name)); })*
+        /// Every pipeline with a test.
+        const PIPELINES: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
@@ -147,25 +160,13 @@ golden!(
     window_join_q7,
     late_drop,
     late_dead_letter,
+    late_update,
     idle_partition,
     provisional_updates,
 );
 
 #[test]
 fn every_pipeline_file_has_a_test() {
-    let listed = [
-        "tumbling",
-        "hopping",
-        "session",
-        "unbounded_group_by",
-        "filter_projection",
-        "cascade_q5",
-        "window_join_q7",
-        "late_drop",
-        "late_dead_letter",
-        "idle_partition",
-        "provisional_updates",
-    ];
     for entry in std::fs::read_dir(pipelines_dir()).expect("list tests/pipelines") {
         let path = entry.expect("a directory entry").path();
         if path.extension().is_some_and(|e| e == "sql") {
@@ -174,7 +175,7 @@ fn every_pipeline_file_has_a_test() {
                 .expect("a file stem")
                 .to_string_lossy()
                 .to_string();
-            assert!(listed.contains(&stem.as_str()), "{stem}.sql has no test");
+            assert!(PIPELINES.contains(&stem.as_str()), "{stem}.sql has no test");
         }
     }
 }

@@ -47,6 +47,22 @@ const SHAPES: &[Shape] = &[
         window_ms: 2000,
     },
     Shape {
+        // Rows are written at the watermark and amended within the lateness; the final
+        // rows must still equal the batch result.
+        name: "tumble_update",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms', late_data = 'update') AS \
+            SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS s, \
+            COUNT(DISTINCT bidder) AS d FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) \
+            GROUP BY auction, window_start, window_end",
+        view: "v",
+        batch: "SELECT auction, ws AS window_start, ws + INTERVAL '2 seconds' AS window_end, \
+            COUNT(*) AS n, SUM(price) AS s, COUNT(DISTINCT bidder) AS d FROM (SELECT *, \
+            date_bin(INTERVAL '2 seconds', date_time, TIMESTAMP '1970-01-01T00:00:00') AS ws \
+            FROM bid) GROUP BY auction, ws",
+        lateness_ms: 500,
+        window_ms: 2000,
+    },
+    Shape {
         name: "hop",
         views: "CREATE VIEW v WITH (allowed_lateness = '1h') AS SELECT auction, window_start, \
             window_end, COUNT(*) AS n, SUM(price) AS s FROM HOP(bid, date_time, \
