@@ -52,6 +52,9 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Serve the HTTP API (ingest and health) and run every view until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Show what a running `freshet serve` is doing: per stream and per view, events, lag,
+    /// watermark, freshness against the SLA, late events and errors.
+    Status(StatusArgs),
     /// Load generators used by the benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -159,6 +162,11 @@ pub struct RunArgs {
     /// Run only these views (default: all).
     #[arg(long = "view")]
     pub views: Vec<String>,
+    /// With --drain: compute the views but throw their results, state and progress away
+    /// (the discard sink, for measuring the engine without the store). The result store is
+    /// not touched; the next run starts from the same place.
+    #[arg(long, requires = "drain")]
+    pub discard: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -261,6 +269,17 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7478")]
     pub listen: String,
+}
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The server's address.
+    #[arg(long, default_value = "http://127.0.0.1:7478")]
+    pub url: String,
+    /// Print the server's `/v1/status` answer as it is.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Benchmark load generators.

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod output;
+mod rows_json;
 mod server;
 
 use clap::Parser;

@@ -18,6 +18,7 @@ mod e2e {
     mod ddl;
     mod durability;
     mod http_ingest;
+    mod http_views;
     mod idempotency;
     mod views;
 }

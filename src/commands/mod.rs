@@ -5,9 +5,10 @@ mod demo;
 mod gen_nexmark;
 mod ingest;
 mod inspect;
-mod results;
+pub mod results;
 pub mod run;
-mod sql;
+pub mod sql;
+mod status;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Dlq(args) => inspect::dlq(&data_dir, args),
         Command::Serve(args) => crate::server::run(&data_dir, args),
+        Command::Status(args) => status::run(args),
         Command::Bench(BenchCommand::Http(a)) => bench::http(a),
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
     }

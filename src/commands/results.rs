@@ -4,7 +4,6 @@ use crate::cli::ResultsArgs;
 use crate::commands::sql::store_path;
 use crate::output;
 use anyhow::{Context, bail};
-use arrow_array::Array;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_store::{ResultQuery, ResultStore, SqliteStore};
 use std::path::Path;
@@ -62,22 +61,11 @@ pub fn run(data_dir: &Path, args: ResultsArgs) -> anyhow::Result<ExitCode> {
         .map(|f| f.name().clone())
         .collect();
     if args.json {
-        let mut out = Vec::new();
-        for i in 0..batch.num_rows() {
-            let mut row = serde_json::Map::new();
-            for (c, f) in formatters.iter().enumerate() {
-                let value = if batch.column(c).is_null(i) {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::Value::String(f.value(i).to_string())
-                };
-                row.insert(names[c].clone(), value);
-            }
-            out.push(serde_json::Value::Object(row));
-        }
-        output::json(
-            &serde_json::json!({ "view": args.view, "rows": out, "has_more": rows.has_more }),
-        )?;
+        output::json(&serde_json::json!({
+            "view": args.view,
+            "rows": crate::rows_json::rows(batch)?,
+            "has_more": rows.has_more,
+        }))?;
     } else {
         let table: Vec<Vec<String>> = (0..batch.num_rows())
             .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect())

@@ -5,7 +5,7 @@ use crate::commands::sql::store_path;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::{SystemClock, ViewCatalog, ViewRunner};
-use freshet_store::SqliteStore;
+use freshet_store::{DiscardStore, ResultStore, SqliteStore};
 use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
-    let mut runners = open_runners(&dir, &args.views)?;
+    let mut runners = open_runners(&dir, &args.views, args.discard)?;
     if runners.is_empty() {
         bail!("no views to run; create one with `freshet sql \"CREATE VIEW ...\"`");
     }
@@ -33,6 +33,8 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 "commits": done.commits,
                 "late_dropped": r.stats().late_dropped,
                 "late_dead_lettered": r.stats().late_dead_lettered,
+                "late_updated": r.stats().late_updated,
+                "state_bytes_peak": r.stats().state_bytes_peak,
             }));
         }
         let secs = started.elapsed().as_secs_f64();
@@ -41,13 +43,16 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             for s in &summaries {
                 output::line(format!(
-                    "{}: {} events, {} rows written, {} commits, late: {} dropped, {} dead-lettered",
+                    "{}: {} events, {} rows written, {} commits, late: {} dropped, {} dead-lettered, {} updated, \
+                     peak state {} bytes",
                     s["view"].as_str().unwrap_or_default(),
                     s["events"],
                     s["rows_written"],
                     s["commits"],
                     s["late_dropped"],
-                    s["late_dead_lettered"]
+                    s["late_dead_lettered"],
+                    s["late_updated"],
+                    s["state_bytes_peak"]
                 ));
             }
             output::line(format!("drained in {secs:.2}s"));
@@ -56,6 +61,9 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     crate::server::on_shutdown_signal(stop.clone())?;
+    for r in &mut runners {
+        r.retry_until(stop.clone());
+    }
     output::line(format!(
         "running {} view(s): {}; Ctrl-C stops",
         runners.len(),
@@ -71,8 +79,13 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A runner per view named in `names` (every view of the catalog if empty), each with its
-/// own connection to the data directory's result store, resumed from its last commit.
-pub fn open_runners(dir: &DataDir, names: &[String]) -> anyhow::Result<Vec<ViewRunner>> {
+/// own connection to the data directory's result store, resumed from its last commit; or,
+/// with `discard`, each on a [`DiscardStore`] from the start of the log.
+pub fn open_runners(
+    dir: &DataDir,
+    names: &[String],
+    discard: bool,
+) -> anyhow::Result<Vec<ViewRunner>> {
     let catalog = ViewCatalog::load(dir.root())?;
     for name in names {
         if catalog.get(name).is_none() {
@@ -86,8 +99,12 @@ pub fn open_runners(dir: &DataDir, names: &[String]) -> anyhow::Result<Vec<ViewR
         .iter()
         .filter(|v| names.is_empty() || names.contains(&v.name))
     {
-        let store = SqliteStore::open(&store_path(dir.root()))?;
-        let runner = ViewRunner::open(dir, &catalog, def, Box::new(store), clock.clone())
+        let store: Box<dyn ResultStore> = if discard {
+            Box::new(DiscardStore::new())
+        } else {
+            Box::new(SqliteStore::open(&store_path(dir.root()))?)
+        };
+        let runner = ViewRunner::open(dir, &catalog, def, store, clock.clone())
             .with_context(|| format!("cannot start view '{}'", def.name))?;
         runners.push(runner);
     }
@@ -97,29 +114,46 @@ pub fn open_runners(dir: &DataDir, names: &[String]) -> anyhow::Result<Vec<ViewR
 /// Follow the live tail: process what arrives, commit each view when due, and once `stop`
 /// is set commit everything and return.
 pub fn follow(runners: &mut [ViewRunner], stop: &AtomicBool) -> anyhow::Result<()> {
-    if runners.is_empty() {
-        return Ok(());
-    }
     while !stop.load(Ordering::SeqCst) {
-        let mut events = 0;
-        for r in runners.iter_mut() {
-            events += r
-                .step()
-                .with_context(|| format!("view '{}' failed", r.def().name))?;
-            if r.commit_due() {
-                r.commit()
-                    .with_context(|| format!("view '{}' failed", r.def().name))?;
-            }
-        }
-        if events == 0 {
-            runners[0].wait_for_data(IDLE_WAIT);
+        if step_all(runners)? == 0 {
+            wait_for_data(runners);
         }
     }
+    commit_all(runners)
+}
+
+/// One step of every view: read what is new, process it, commit the views that are due.
+/// Returns the events read.
+pub fn step_all(runners: &mut [ViewRunner]) -> anyhow::Result<u64> {
+    let mut events = 0;
+    for r in runners.iter_mut() {
+        events += r
+            .step()
+            .with_context(|| format!("view '{}' failed", r.def().name))?;
+        if r.commit_due() {
+            r.commit()
+                .with_context(|| format!("view '{}' failed", r.def().name))?;
+        }
+    }
+    Ok(events)
+}
+
+/// Commit every view now.
+pub fn commit_all(runners: &mut [ViewRunner]) -> anyhow::Result<()> {
     for r in runners.iter_mut() {
         r.commit()
             .with_context(|| format!("view '{}' failed", r.def().name))?;
     }
     Ok(())
+}
+
+/// Nothing was new: wait a little for data (or just wait, without views), so that commits
+/// stay on time and a stop request is seen within [`IDLE_WAIT`].
+pub fn wait_for_data(runners: &[ViewRunner]) {
+    match runners.first() {
+        Some(r) => r.wait_for_data(IDLE_WAIT),
+        None => std::thread::sleep(IDLE_WAIT),
+    }
 }
 
 /// How long an idle `follow` loop waits for new data before checking commits and `stop`.

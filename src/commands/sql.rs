@@ -49,7 +49,9 @@ pub fn store_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("results.db")
 }
 
-fn execute(
+/// Run one statement against the data directory, opening the result store on first use;
+/// returns the text to show. `freshet sql` and `POST /v1/sql` both come here.
+pub fn execute(
     dir: &DataDir,
     store: &mut Option<SqliteStore>,
     statement: &str,

@@ -6,6 +6,9 @@
 
 mod error;
 mod ingest;
+mod metrics;
+mod sql;
+mod views;
 
 use crate::cli::ServeArgs;
 use crate::output;
@@ -16,8 +19,8 @@ use axum::serve::ListenerExt;
 use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Shared state of the server.
@@ -26,6 +29,20 @@ pub struct App {
     pub dir: DataDir,
     /// Counter for generated request ids.
     pub requests: AtomicU64,
+    /// Why the views thread stopped, if it failed.
+    pub views_failed: Mutex<Option<String>>,
+    /// DDL for the views thread (`POST /v1/sql`).
+    pub ddl: std::sync::mpsc::SyncSender<sql::DdlRequest>,
+}
+
+impl App {
+    /// Why the views thread stopped, if it failed (a bug or a permanent store error).
+    pub fn views_error(&self) -> Option<String> {
+        self.views_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// The HTTP routes.
@@ -35,27 +52,59 @@ pub fn router(app: Arc<App>) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/", get(dashboard))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/streams/{name}/events", post(ingest::ingest))
+        .route("/v1/sql", post(sql::sql))
+        .route("/v1/views", get(views::list))
+        .route("/v1/views/{name}", get(views::describe))
+        .route("/v1/views/{name}/results", get(views::results))
+        .route("/v1/status", get(views::status))
         .fallback(error::not_found)
         .with_state(app)
 }
 
+/// `GET /`: the dashboard, one self-contained page that polls `/v1/status`.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
+}
+
+/// `GET /readyz`: 200 while the views run; 503 with the reason once they stopped.
+async fn ready(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    match app.views_error() {
+        None => Ok(axum::Json(serde_json::json!({"status": "ready"}))),
+        Some(reason) => Err(error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "views_stopped",
+            format!("the views stopped: {reason}"),
+        )),
+    }
+}
+
 pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
+    let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(sql::DDL_QUEUE_MAX);
     let app = Arc::new(App {
         dir,
         requests: AtomicU64::new(0),
+        views_failed: Mutex::new(None),
+        ddl,
     });
-    let mut runners = crate::commands::run::open_runners(&app.dir, &[])?;
     let stop_views = Arc::new(AtomicBool::new(false));
     let views = {
         let stop = stop_views.clone();
+        let app = app.clone();
         std::thread::Builder::new()
             .name("views".into())
             .spawn(move || {
-                let result = crate::commands::run::follow(&mut runners, &stop);
+                let result = sql::views_loop(&app, &ddl_requests, &stop);
                 if let Err(e) = &result {
-                    tracing::error!(error = format!("{e:#}"), "views stopped");
+                    let text = format!("{e:#}");
+                    tracing::error!(error = text, "views stopped");
+                    *app.views_failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
                 }
                 result
             })
@@ -167,4 +216,30 @@ pub fn on_shutdown_signal(stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::R
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/openapi.yaml lists exactly the routes this module serves.
+    #[test]
+    fn openapi_lists_every_route() {
+        let source = include_str!("mod.rs");
+        let source = &source[..source.find("#[cfg(test)]").expect("this test module")];
+        let mut routes: Vec<&str> = source
+            .split(".route(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+            .map(|rest| rest.split('"').next().expect("a quoted path"))
+            .collect();
+        routes.sort_unstable();
+        let spec = include_str!("../../docs/openapi.yaml");
+        let paths = spec.split("\npaths:\n").nth(1).expect("a paths section");
+        let mut documented: Vec<&str> = paths
+            .lines()
+            .filter(|l| l.starts_with("  /") && l.ends_with(':'))
+            .map(|l| l.trim().trim_end_matches(':'))
+            .collect();
+        documented.sort_unstable();
+        assert_eq!(routes, documented);
+    }
 }

@@ -416,6 +416,29 @@ impl Server {
         (status, r.body_mut().read_json().expect("a JSON body"))
     }
 
+    /// GET `path` expecting 200 and a text body.
+    pub fn get_text(&self, path: &str) -> String {
+        let mut r = self
+            .agent
+            .get(&self.url(path))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}\n{}", self.log_text()));
+        assert_eq!(r.status().as_u16(), 200, "GET {path}");
+        r.body_mut().read_to_string().expect("a text body")
+    }
+
+    /// POST a JSON body to `path`: status and JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut r = self
+            .agent
+            .post(&self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("POST {path} failed: {e}\n{}", self.log_text()));
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_json().expect("a JSON body"))
+    }
+
     /// POST an NDJSON body to `/v1/streams/{stream}/events` with extra headers; the status
     /// and JSON body, or the transport error.
     pub fn try_post_events(

@@ -116,6 +116,8 @@ fn a_view_over_history_drains_into_a_plain_sqlite_table() {
         "late_data=dead_letter",
         "allowed_lateness=10s",
         "plan:",
+        "Aggregate #1 per window",
+        "Source bid TUMBLE(10s)",
     ] {
         assert!(described.contains(needle), "{needle} in:\n{described}");
     }
@@ -157,10 +159,14 @@ fn a_view_over_history_drains_into_a_plain_sqlite_table() {
     ]);
     let rows = page["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 1, "exactly the one window: {page}");
-    assert_eq!(rows[0]["auction"], auction.to_string(), "{page}");
+    assert_eq!(rows[0]["auction"], auction, "{page}");
     assert_eq!(rows[0]["_state"], "final", "{page}");
-    assert_eq!(rows[0]["bids"], bids.to_string(), "{page}");
-    assert_eq!(rows[0]["top"], top.to_string(), "{page}");
+    assert_eq!(rows[0]["bids"], bids, "{page}");
+    assert_eq!(rows[0]["top"], top, "{page}");
+    assert_eq!(
+        rows[0]["window_start"], from,
+        "times are RFC 3339 in UTC: {page}"
+    );
     let table = env.ok(&["results", "hot_auctions", "--limit", "3"]);
     assert!(table.starts_with("auction"), "{table}");
     assert!(table.contains("(more rows: use --offset 3)"), "{table}");

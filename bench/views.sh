@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Nexmark views from the log through the engine to a sink: the numbers in BENCHMARKS.md's
+# "Streaming views" section. Usage: bench/views.sh [runs] (default 3; medians).
+# BENCH_EVENTS (default 10,000,000 Nexmark events, ~92% bids) and BENCH_DIR
+# (default /tmp/freshet-bench-views; needs ~3 GiB) change the size and the place.
+# Each run is `freshet run --drain --end-of-stream --view Q` over the same log, on a fresh
+# result store, one view at a time; `--discard` is the discard sink (results computed and
+# thrown away, as the reference implementations measure q0-q2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-3}"
+EVENTS="${BENCH_EVENTS:-10000000}"
+DIR="${BENCH_DIR:-/tmp/freshet-bench-views}"
+cargo build --profile bench-release --quiet
+F="$PWD/target/bench-release/freshet"
+rm -rf "$DIR" && mkdir -p "$DIR"
+D="$DIR/data"
+
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
+field() { grep -E "$1" "$2" | awk '{print $NF}'; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+"$F" --data-dir "$D" gen nexmark --events "$EVENTS" --to-streams --json >"$DIR/gen.json"
+echo "log: $EVENTS Nexmark events, $(du -sm "$D" | cut -f1) MiB on disk"
+
+"$F" --data-dir "$D" sql "
+CREATE VIEW q0 AS SELECT auction, bidder, price, date_time, extra FROM bid;
+CREATE VIEW q1 AS SELECT auction, bidder, price * 0.908 AS price_eur, date_time, extra FROM bid;
+CREATE VIEW q2 AS SELECT auction, price FROM bid WHERE auction % 123 = 0;
+CREATE VIEW q5_counts AS SELECT auction, window_start, window_end, COUNT(*) AS num
+  FROM HOP(bid, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+  GROUP BY auction, window_start, window_end;
+CREATE VIEW q5 AS SELECT window_start, window_end, MAX(num) AS top_bids, COUNT(*) AS auctions
+  FROM q5_counts GROUP BY window_start, window_end;
+CREATE VIEW q7 AS SELECT b.auction, b.bidder, b.price, b.window_start, b.window_end
+  FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) b
+  JOIN (SELECT window_start, window_end, MAX(price) AS maxprice
+        FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end) m
+    ON b.window_start = m.window_start AND b.window_end = m.window_end AND b.price = m.maxprice" >/dev/null
+
+# One line per (view, sink): medians of wall-clock events/s, events per CPU-second (user +
+# system, i.e. per core actually used), peak RSS, the engine's peak state estimate, and
+# rows written and results.db size (SQLite sink).
+bench() {
+  local view="$1" sink="$2" extra=()
+  [ "$sink" = discard ] && extra=(--discard)
+  local wall=() cpu=() rss=() state=() rows="" db=0 events=""
+  for _ in $(seq "$RUNS"); do
+    rm -f "$D"/results.db*
+    /usr/bin/time -v "$F" --data-dir "$D" run --drain --end-of-stream --view "$view" \
+      "${extra[@]}" --json >"$DIR/run.json" 2>"$DIR/run.time"
+    read -r events secs rows st < <(python3 -c '
+import json,sys; d=json.load(open(sys.argv[1])); v=d["views"][0]
+print(v["events"], d["seconds"], v["rows_written"], v["state_bytes_peak"])' "$DIR/run.json")
+    local user sys
+    user=$(field "User time" "$DIR/run.time"); sys=$(field "System time" "$DIR/run.time")
+    wall+=("$(python3 -c "print($events/$secs)")")
+    cpu+=("$(python3 -c "print($events/max($user+$sys,1e-9))")")
+    rss+=("$(field "Maximum resident" "$DIR/run.time")")
+    state+=("$st")
+    [ "$sink" = sqlite ] && db=$(du -m "$D/results.db" | cut -f1)
+  done
+  echo "$view $sink: events $events  events_per_s_median $(median "${wall[@]}")  events_per_cpu_s_median $(median "${cpu[@]}")  peak_rss_kb $(median "${rss[@]}")  state_bytes_peak $(median "${state[@]}")  rows $rows  results_db_mib $db"
+}
+
+for q in q0 q1 q2; do
+  bench "$q" discard
+  bench "$q" sqlite
+done
+bench q5 sqlite
+bench q7 sqlite
+rm -rf "$DIR"

@@ -1,0 +1,102 @@
+//! `freshet status`: the running server's `/v1/status`, as tables.
+
+use crate::cli::StatusArgs;
+use crate::output;
+use anyhow::{Context, bail};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let url = format!("{}/v1/status", args.url.trim_end_matches('/'));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(&url)
+        .call()
+        .with_context(|| format!("cannot reach freshet serve at {url}; is it running?"))?;
+    let status: Value = response
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("{url} did not answer JSON"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}: {status}", response.status());
+    }
+    if args.json {
+        output::json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let empty = Vec::new();
+    let streams: Vec<Vec<String>> = status["streams"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s["name"]),
+                text(&s["partitions"]),
+                text(&s["events"]),
+                text(&s["dead_letters"]),
+            ]
+        })
+        .collect();
+    output::table(
+        &["stream", "partitions", "events", "dead letters"],
+        &streams,
+    );
+    output::line("");
+    let views: Vec<Vec<String>> = status["views"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|v| {
+            let f = &v["freshness"];
+            let s = &v["stats"];
+            let late = format!(
+                "{}/{}/{}",
+                text(&s["late_dropped"]),
+                text(&s["late_dead_lettered"]),
+                text(&s["late_updated"])
+            );
+            let sla = match f["sla_met"].as_bool() {
+                Some(true) => "met",
+                _ => "MISSED",
+            };
+            vec![
+                text(&v["name"]),
+                text(&v["mode"]),
+                text(&s["input_events"]),
+                text(&f["lag_events"]),
+                text(&f["watermark"]),
+                format!("{} ms", text(&f["staleness_ms"])),
+                format!("{} ms {sla}", text(&f["sla_ms"])),
+                late,
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "view",
+            "mode",
+            "events",
+            "lag",
+            "watermark",
+            "staleness",
+            "SLA",
+            "late drop/dlq/upd",
+        ],
+        &views,
+    );
+    if let Some(error) = status["views_error"].as_str() {
+        output::line(format!("\nviews stopped: {error}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,323 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4).
+//!
+//! Every metric name is a constant below, `freshet_<subsystem>_<name>_<unit>`. Labels come
+//! from bounded sets only: stream and view names (the catalog), partition numbers (fixed per
+//! stream) and the late-data policy. Counters count since the figures were last reset:
+//! ingest counters since the server started, view counters over the view's life (they are
+//! committed with its results).
+
+use super::App;
+use super::error::ApiError;
+use super::views::{all_figures, blocking};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Rows accepted into a stream since the server started.
+pub const INGEST_EVENTS: &str = "freshet_ingest_events_total";
+/// Rows rejected (sent to the dead-letter stream) since the server started.
+pub const INGEST_REJECTED: &str = "freshet_ingest_rejected_events_total";
+/// Payload bytes appended to a stream since the server started.
+pub const INGEST_BYTES: &str = "freshet_ingest_bytes_total";
+/// A partition's end offset (events ever appended).
+pub const LOG_END_OFFSET: &str = "freshet_log_end_offset_events";
+/// A stream's dead-letter partition's end offset.
+pub const LOG_DEAD_LETTERS: &str = "freshet_log_dead_letters_events";
+/// The first offset of a partition not yet reflected in a view's stored results.
+pub const VIEW_COMMITTED_OFFSET: &str = "freshet_view_committed_offset_events";
+/// Events in a view's input partitions not yet reflected in its stored results.
+pub const VIEW_LAG: &str = "freshet_view_lag_events";
+/// A view's staleness (docs/http-api.md); absent before its first commit.
+pub const VIEW_STALENESS: &str = "freshet_view_staleness_seconds";
+/// A view's freshness SLA.
+pub const VIEW_SLA: &str = "freshet_view_freshness_sla_seconds";
+/// 1 if the view's staleness is within its SLA, else 0.
+pub const VIEW_SLA_MET: &str = "freshet_view_sla_met_ratio";
+/// A view's watermark, in seconds since the epoch; absent before it has one and after the
+/// end of the stream.
+pub const VIEW_WATERMARK: &str = "freshet_view_watermark_seconds";
+/// Events a view has read.
+pub const VIEW_INPUT_EVENTS: &str = "freshet_view_input_events_total";
+/// Result rows a view has written (re-writes included).
+pub const VIEW_ROWS_WRITTEN: &str = "freshet_view_rows_written_total";
+/// Late events by what the view's policy did with them (`drop`, `dead_letter`, `update`).
+pub const VIEW_LATE_EVENTS: &str = "freshet_view_late_events_total";
+/// A view's operator state at its last commit (approximate).
+pub const VIEW_STATE: &str = "freshet_view_state_bytes";
+/// Store commits that failed with a retriable error and were retried.
+pub const STORE_COMMIT_RETRIES: &str = "freshet_store_commit_retries_total";
+/// 1 while the views run, 0 once they stopped (see `/readyz`).
+pub const VIEWS_UP: &str = "freshet_views_up_ratio";
+
+/// Prometheus text output, one family at a time.
+struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    let text = blocking(move || render(&app)).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+fn render(app: &App) -> Result<String, ApiError> {
+    let mut e = Exposition { out: String::new() };
+    let streams: Vec<_> = app
+        .dir
+        .streams()
+        .into_iter()
+        .filter_map(|d| app.dir.stream(&d.name).ok())
+        .collect();
+    type Counter = fn(&freshet_streams::stream::StreamCounters) -> u64;
+    let counters: [(&str, &str, Counter); 3] = [
+        (
+            INGEST_EVENTS,
+            "Rows accepted into the stream since the server started.",
+            |c| c.accepted.load(Ordering::Relaxed),
+        ),
+        (
+            INGEST_REJECTED,
+            "Rows rejected to the dead-letter stream since the server started.",
+            |c| c.rejected.load(Ordering::Relaxed),
+        ),
+        (
+            INGEST_BYTES,
+            "Payload bytes appended since the server started.",
+            |c| c.bytes.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, read) in counters {
+        e.family(name, "counter", help);
+        for s in &streams {
+            e.sample(
+                name,
+                &[("stream", &s.def().name)],
+                read(s.counters()) as f64,
+            );
+        }
+    }
+    e.family(
+        LOG_END_OFFSET,
+        "gauge",
+        "Events ever appended to the partition.",
+    );
+    for s in &streams {
+        for (p, part) in s.partitions().iter().enumerate() {
+            let p = p.to_string();
+            e.sample(
+                LOG_END_OFFSET,
+                &[("stream", &s.def().name), ("partition", &p)],
+                part.visible_end().0 as f64,
+            );
+        }
+    }
+    e.family(
+        LOG_DEAD_LETTERS,
+        "gauge",
+        "Rows ever written to the stream's dead-letter stream.",
+    );
+    for s in &streams {
+        e.sample(
+            LOG_DEAD_LETTERS,
+            &[("stream", &s.def().name)],
+            s.dead_letters().visible_end().0 as f64,
+        );
+    }
+
+    let views = all_figures(app)?;
+    e.family(
+        VIEWS_UP,
+        "gauge",
+        "1 while the views run, 0 once they stopped.",
+    );
+    e.sample(
+        VIEWS_UP,
+        &[],
+        if app.views_error().is_none() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    e.family(
+        VIEW_COMMITTED_OFFSET,
+        "gauge",
+        "First offset not reflected in the view's results.",
+    );
+    for v in &views {
+        for o in &v.freshness.offsets {
+            let p = o.partition.to_string();
+            e.sample(
+                VIEW_COMMITTED_OFFSET,
+                &[
+                    ("view", &v.def.name),
+                    ("stream", &o.stream),
+                    ("partition", &p),
+                ],
+                o.next_offset as f64,
+            );
+        }
+    }
+    let per_view: [(&str, &str, &str); 4] = [
+        (
+            VIEW_LAG,
+            "gauge",
+            "Input events not yet reflected in the view's results.",
+        ),
+        (
+            VIEW_STALENESS,
+            "gauge",
+            "Now minus the time before which all ingested input is reflected.",
+        ),
+        (VIEW_SLA, "gauge", "The view's freshness SLA."),
+        (
+            VIEW_SLA_MET,
+            "gauge",
+            "1 if the staleness is within the SLA, else 0.",
+        ),
+    ];
+    for (name, kind, help) in per_view {
+        e.family(name, kind, help);
+        for v in &views {
+            let f = &v.freshness;
+            let value = match name {
+                VIEW_LAG => f.lag_events.map(|l| l as f64),
+                VIEW_STALENESS => f.staleness_ms.map(|s| s as f64 / 1000.0),
+                VIEW_SLA => Some(f.sla_ms as f64 / 1000.0),
+                _ => Some(if f.sla_met { 1.0 } else { 0.0 }),
+            };
+            if let Some(value) = value {
+                e.sample(name, &[("view", &v.def.name)], value);
+            }
+        }
+    }
+    e.family(
+        VIEW_WATERMARK,
+        "gauge",
+        "The view's watermark, seconds since the epoch.",
+    );
+    for v in &views {
+        if let Some(w) = v.freshness.watermark_ms.filter(|&w| w != i64::MAX) {
+            e.sample(VIEW_WATERMARK, &[("view", &v.def.name)], w as f64 / 1000.0);
+        }
+    }
+    e.family(VIEW_INPUT_EVENTS, "counter", "Events the view has read.");
+    for v in &views {
+        e.sample(
+            VIEW_INPUT_EVENTS,
+            &[("view", &v.def.name)],
+            v.stats.input_events as f64,
+        );
+    }
+    e.family(
+        VIEW_ROWS_WRITTEN,
+        "counter",
+        "Result rows the view has written.",
+    );
+    for v in &views {
+        e.sample(
+            VIEW_ROWS_WRITTEN,
+            &[("view", &v.def.name)],
+            v.stats.rows_written as f64,
+        );
+    }
+    e.family(
+        VIEW_LATE_EVENTS,
+        "counter",
+        "Late events by what the view's policy did with them.",
+    );
+    for v in &views {
+        for (policy, n) in [
+            ("drop", v.stats.late_dropped),
+            ("dead_letter", v.stats.late_dead_lettered),
+            ("update", v.stats.late_updated),
+        ] {
+            e.sample(
+                VIEW_LATE_EVENTS,
+                &[("view", &v.def.name), ("policy", policy)],
+                n as f64,
+            );
+        }
+    }
+    e.family(
+        STORE_COMMIT_RETRIES,
+        "counter",
+        "Store commits retried after a retriable failure.",
+    );
+    for v in &views {
+        e.sample(
+            STORE_COMMIT_RETRIES,
+            &[("view", &v.def.name)],
+            v.stats.commit_retries as f64,
+        );
+    }
+    e.family(
+        VIEW_STATE,
+        "gauge",
+        "The view's operator state at its last commit.",
+    );
+    for v in &views {
+        e.sample(
+            VIEW_STATE,
+            &[("view", &v.def.name)],
+            v.stats.state_bytes as f64,
+        );
+    }
+    Ok(e.out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_written_in_the_text_format() {
+        let mut e = Exposition { out: String::new() };
+        e.family(VIEW_LAG, "gauge", "Lag.");
+        e.sample(VIEW_LAG, &[("view", "a\"b\\c")], 3.0);
+        e.sample(VIEWS_UP, &[], 1.0);
+        assert_eq!(
+            e.out,
+            "# HELP freshet_view_lag_events Lag.\n# TYPE freshet_view_lag_events gauge\n\
+             freshet_view_lag_events{view=\"a\\\"b\\\\c\"} 3\nfreshet_views_up_ratio 1\n"
+        );
+    }
+}

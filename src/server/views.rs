@@ -1,0 +1,381 @@
+//! Views over HTTP: list and describe views, read their results with freshness metadata,
+//! and the server's status. Every handler reads on tokio's blocking pool, through its own
+//! read-only connection to the result store, so reads never wait for a view's commit.
+
+use super::App;
+use super::error::ApiError;
+use crate::commands::sql::store_path;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use freshet_engine::source::fmt_ms;
+use freshet_engine::{Stats, ViewCatalog, ViewDef};
+use freshet_store::{ResultQuery, ResultStore, SqliteStore, StoreError, ViewStatus};
+use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Rows per page when the request does not say.
+const RESULT_ROWS_PER_PAGE_DEFAULT: usize = 100;
+
+/// Run `f` on the blocking pool; a panic there is answered as an internal error.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the request's task failed: {e}"),
+        )
+    })?
+}
+
+fn catalog(app: &App) -> Result<ViewCatalog, ApiError> {
+    ViewCatalog::load(app.dir.root()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot read the view catalog: {e}"),
+        )
+    })
+}
+
+fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
+    catalog.get(name).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_view",
+            format!("unknown view '{name}'"),
+        )
+    })
+}
+
+/// The result store, read-only; `None` before any view created it.
+fn store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
+    let path = store_path(app.dir.root());
+    if !path.exists() {
+        return Ok(None);
+    }
+    SqliteStore::open_read_only(&path)
+        .map(Some)
+        .map_err(store_error)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::User { message } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        }
+        e if e.retriable() => ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the result store cannot be read now: {e}"),
+            )
+        },
+        e => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            format!("{e}"),
+        ),
+    }
+}
+
+/// A view's status as stored, and whether the store knows the view at all (a view just
+/// created may not have been opened by the views thread yet).
+fn view_status(store: Option<&SqliteStore>, view: &str) -> Result<(ViewStatus, bool), ApiError> {
+    let never = || ViewStatus {
+        view: view.to_string(),
+        progress: None,
+        committed_at_ms: None,
+    };
+    match store {
+        None => Ok((never(), false)),
+        Some(s) => match s.status(view) {
+            Ok(status) => Ok((status, true)),
+            Err(StoreError::User { .. }) => Ok((never(), false)),
+            Err(e) => Err(store_error(e)),
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// One input partition: what the stored results reflect against where the log ends.
+#[derive(Debug, Serialize)]
+pub struct PartitionOffsets {
+    pub stream: String,
+    pub partition: u32,
+    /// The first offset not reflected in the stored results.
+    pub next_offset: u64,
+    /// The partition's end now (`None` if the stream is gone).
+    pub end_offset: Option<u64>,
+}
+
+/// How current a view's stored results are (docs/http-api.md, "freshness").
+#[derive(Debug, Serialize)]
+pub struct Freshness {
+    pub watermark: Option<String>,
+    pub watermark_ms: Option<i64>,
+    pub offsets: Vec<PartitionOffsets>,
+    pub lag_events: Option<u64>,
+    pub committed_at: Option<String>,
+    /// Now minus the time before which every ingested event is reflected: 0 when the view
+    /// has committed everything in its input partitions, `None` before its first commit.
+    pub staleness_ms: Option<i64>,
+    pub sla_ms: u64,
+    pub sla_met: bool,
+}
+
+/// A view as the API and the metrics show it.
+pub struct ViewFigures {
+    pub def: ViewDef,
+    pub freshness: Freshness,
+    pub stats: Stats,
+}
+
+fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigures {
+    let sla_ms = def.options.freshness_ms;
+    let Some(progress) = &status.progress else {
+        return ViewFigures {
+            def: def.clone(),
+            freshness: Freshness {
+                watermark: None,
+                watermark_ms: None,
+                offsets: Vec::new(),
+                lag_events: None,
+                committed_at: None,
+                staleness_ms: None,
+                sla_ms,
+                sla_met: false,
+            },
+            stats: Stats::default(),
+        };
+    };
+    let offsets: Vec<PartitionOffsets> = progress
+        .partitions
+        .iter()
+        .map(|p| PartitionOffsets {
+            stream: p.stream.clone(),
+            partition: p.partition,
+            next_offset: p.next_offset,
+            end_offset: app
+                .dir
+                .stream(&p.stream)
+                .ok()
+                .and_then(|s| s.partitions().get(p.partition as usize).cloned())
+                .map(|part| part.visible_end().0),
+        })
+        .collect();
+    let lag: u64 = offsets
+        .iter()
+        .map(|o| o.end_offset.map_or(0, |e| e.saturating_sub(o.next_offset)))
+        .sum();
+    let stats: Stats = serde_json::from_value(progress.stats.clone()).unwrap_or_default();
+    let staleness = if lag == 0 {
+        Some(0)
+    } else {
+        stats.reflected_ms.map(|t| now.saturating_sub(t).max(0))
+    };
+    let watermark = progress.watermark_ms.map(|w| {
+        if w == i64::MAX {
+            "+infinity".to_string()
+        } else {
+            fmt_ms(w)
+        }
+    });
+    ViewFigures {
+        def: def.clone(),
+        freshness: Freshness {
+            watermark,
+            watermark_ms: progress.watermark_ms,
+            offsets,
+            lag_events: Some(lag),
+            committed_at: status.committed_at_ms.map(fmt_ms),
+            staleness_ms: staleness,
+            sla_ms,
+            sla_met: staleness.is_some_and(|s| s as u64 <= sla_ms),
+        },
+        stats,
+    }
+}
+
+fn view_summary(f: &ViewFigures) -> Value {
+    let stats = &f.stats;
+    json!({
+        "name": f.def.name,
+        "query": f.def.query,
+        "options": f.def.options,
+        "mode": "streaming",
+        "freshness": f.freshness,
+        "stats": {
+            "input_events": stats.input_events,
+            "rows_written": stats.rows_written,
+            "late_dropped": stats.late_dropped,
+            "late_dead_lettered": stats.late_dead_lettered,
+            "late_updated": stats.late_updated,
+            "state_bytes": stats.state_bytes,
+        },
+    })
+}
+
+/// Every view's figures, in catalog order.
+pub fn all_figures(app: &App) -> Result<Vec<ViewFigures>, ApiError> {
+    let catalog = catalog(app)?;
+    let store = store(app)?;
+    let now = now_ms();
+    catalog
+        .views
+        .iter()
+        .map(|def| {
+            let (status, _) = view_status(store.as_ref(), &def.name)?;
+            Ok(figures(app, def, &status, now))
+        })
+        .collect()
+}
+
+fn all_views(app: &App) -> Result<Vec<Value>, ApiError> {
+    Ok(all_figures(app)?.iter().map(view_summary).collect())
+}
+
+/// `GET /v1/views`: every view with its options, freshness and counters.
+pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    blocking(move || Ok(Json(json!({ "views": all_views(&app)? })))).await
+}
+
+/// `GET /v1/views/{name}`: the summary plus the statement, results table and plan.
+pub async fn describe(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let catalog = catalog(&app)?;
+        let def = view_def(&catalog, &name)?;
+        let store = store(&app)?;
+        let (status, _) = view_status(store.as_ref(), &name)?;
+        let mut out = view_summary(&figures(&app, &def, &status, now_ms()));
+        let text = freshet_engine::manage::describe(&app.dir, &catalog, &def).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("cannot describe view '{name}': {e}"),
+            )
+        })?;
+        out["ddl"] = json!(def.ddl);
+        out["description"] = json!(text);
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// `GET /v1/views/{name}/results`: result rows in key order. Query parameters: `from`,
+/// `to` (RFC 3339 or epoch ms; windows overlapping `[from, to)`), `limit` (default 100,
+/// at most 10,000), `offset`, and any key column as `column=value`.
+pub async fn results(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let catalog = catalog(&app)?;
+        let def = view_def(&catalog, &name)?;
+        let query = result_query(&params)?;
+        let store = store(&app)?;
+        let (status, known) = view_status(store.as_ref(), &name)?;
+        let (rows, has_more) = match store.as_ref().filter(|_| known) {
+            None => (Vec::new(), false),
+            Some(s) => {
+                let page = s.read_results(&name, &query).map_err(store_error)?;
+                let rows = crate::rows_json::rows(&page.batch).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("{e:#}"),
+                    )
+                })?;
+                (rows, page.has_more)
+            }
+        };
+        let next = has_more.then_some(query.offset + rows.len());
+        Ok(Json(json!({
+            "view": name,
+            "freshness": figures(&app, &def, &status, now_ms()).freshness,
+            "rows": rows,
+            "has_more": has_more,
+            "next_offset": next,
+        })))
+    })
+    .await
+}
+
+fn result_query(params: &[(String, String)]) -> Result<ResultQuery, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let time = |name: &str, v: &str| {
+        crate::commands::results::parse_time(v).map_err(|e| bad(format!("{name}: {e:#}")))
+    };
+    let mut query = ResultQuery {
+        limit: RESULT_ROWS_PER_PAGE_DEFAULT,
+        ..ResultQuery::default()
+    };
+    for (k, v) in params {
+        match k.as_str() {
+            "from" => query.from_ms = Some(time(k, v)?),
+            "to" => query.to_ms = Some(time(k, v)?),
+            "limit" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| bad(format!("limit: '{v}' is not a number")))?;
+                if n == 0 || n > RESULT_ROWS_PER_PAGE_MAX {
+                    return Err(bad(format!(
+                        "limit must be between 1 and {RESULT_ROWS_PER_PAGE_MAX}, got {n}"
+                    )));
+                }
+                query.limit = n;
+            }
+            "offset" => {
+                query.offset = v
+                    .parse()
+                    .map_err(|_| bad(format!("offset: '{v}' is not a number")))?
+            }
+            _ => query.equals.push((k.clone(), v.clone())),
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /v1/status`: streams (partitions, end offsets) and views (freshness, counters).
+pub async fn status(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let mut streams = Vec::new();
+        for def in app.dir.streams() {
+            let Ok(stream) = app.dir.stream(&def.name) else {
+                continue;
+            };
+            let ends: Vec<u64> = stream
+                .partitions()
+                .iter()
+                .map(|p| p.visible_end().0)
+                .collect();
+            streams.push(json!({
+                "name": def.name,
+                "partitions": ends.len(),
+                "end_offsets": ends,
+                "events": ends.iter().sum::<u64>(),
+                "dead_letters": stream.dead_letters().visible_end().0,
+            }));
+        }
+        let views = all_views(&app)?;
+        Ok(Json(json!({
+            "now": fmt_ms(now_ms()),
+            "views_error": app.views_error(),
+            "streams": streams,
+            "views": views,
+        })))
+    })
+    .await
+}
