@@ -99,6 +99,8 @@ pub struct ViewRunner {
     last_emit_ms: i64,
     ended: bool,
     patience: Option<Arc<AtomicBool>>,
+    /// Commits made since this runner was opened.
+    commits: u64,
 }
 
 impl ViewRunner {
@@ -207,6 +209,7 @@ impl ViewRunner {
             last_emit_ms: now,
             ended: false,
             patience: None,
+            commits: 0,
         };
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
         for (k, v) in checkpoint.state {
@@ -567,6 +570,7 @@ impl ViewRunner {
             }
         }
         self.last_commit_ms = self.clock.now_ms();
+        self.commits += 1;
         // A store that keeps nothing must not let retention free what the next real run
         // will read again.
         if self.store.durable() {
@@ -588,14 +592,15 @@ impl ViewRunner {
     /// Process everything in the log now, committing along the way; optionally end the
     /// streams afterwards. Returns what was done.
     pub fn drain(&mut self, end_of_stream: bool) -> Result<Progressed> {
-        let mut done = Progressed::default();
+        // Counted from the totals: `step` also commits when too many rows are buffered.
+        let rows_before = self.ctx.stats.rows_written;
+        let commits_before = self.commits;
+        let mut events = 0;
         loop {
             let n = self.step()?;
-            done.events += n;
+            events += n;
             if self.commit_due() {
-                let c = self.commit()?;
-                done.rows += c.rows;
-                done.commits += 1;
+                self.commit()?;
             }
             if n == 0 && self.caught_up() {
                 break;
@@ -604,10 +609,12 @@ impl ViewRunner {
         if end_of_stream && !self.ended {
             self.end_streams()?;
         }
-        let c = self.commit()?;
-        done.rows += c.rows;
-        done.commits += 1;
-        Ok(done)
+        self.commit()?;
+        Ok(Progressed {
+            events,
+            rows: self.ctx.stats.rows_written - rows_before,
+            commits: self.commits - commits_before,
+        })
     }
 
     /// Wait up to `timeout` for new data in any partition (for the live loop).
