@@ -29,8 +29,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job on embedded defaults: generate Nexmark events, create the streams,
-    /// ingest them through the real ingest path, and show the result.
+    /// Run the main job on embedded defaults: ingest Nexmark history through the real ingest
+    /// path, create three views with different SLAs, then serve them (API, metrics,
+    /// dashboard) while live events arrive over HTTP, until Ctrl-C.
     Demo(DemoArgs),
     /// Generate events (Nexmark) into NDJSON files or straight into streams.
     Gen(GenArgs),
@@ -63,9 +64,15 @@ pub enum Command {
 /// `demo` arguments.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Nexmark events to generate (all kinds).
+    /// Nexmark events of history to generate and ingest from files first (all kinds).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
+    /// Then feed live Nexmark events over HTTP at this many events per second.
+    #[arg(long, default_value_t = 2_000)]
+    pub rate: u64,
+    /// Address the server listens on.
+    #[arg(long, default_value = "127.0.0.1:7478")]
+    pub listen: String,
     /// Delete the data directory first if it already holds streams.
     #[arg(long)]
     pub reset: bool,

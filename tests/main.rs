@@ -16,6 +16,7 @@ mod e2e {
     mod cli_ingest;
     mod crash;
     mod ddl;
+    mod demo;
     mod durability;
     mod http_ingest;
     mod http_views;

@@ -1,15 +1,37 @@
-//! `freshet demo`: the main job on embedded defaults. Generates Nexmark events as NDJSON,
-//! creates the three streams, ingests the files through the same path as `freshet ingest`,
-//! and shows the streams. Later issues grow this into the full running demo.
+//! `freshet demo`: the main job on embedded defaults. Generates Nexmark history as NDJSON
+//! files, creates the three streams, ingests the files through the same path as
+//! `freshet ingest`, creates three views with different freshness SLAs, then serves: the
+//! views run, a feeder posts live Nexmark events over HTTP at a steady rate, and the
+//! dashboard and API show it all until Ctrl-C.
 
-use crate::cli::{DemoArgs, ListArgs, NexmarkArgs};
+use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs};
 use crate::output;
 use anyhow::{Context, bail};
-use freshet_nexmark::EventKind;
+use freshet_nexmark::{EventKind, Generator, GeneratorConfig, write_ndjson};
 use freshet_streams::DataDir;
 use freshet_streams::ingest::{Format, ingest_file};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Event-time rate of the generated history: 10,000 events per second of event time.
+const HISTORY_EVENT_RATE: u64 = 10_000;
+
+/// The demo's views: one per freshness SLA, tight to loose.
+const VIEWS: &str = "
+CREATE VIEW hot_auctions WITH (freshness = '1s') AS
+  SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top_price
+  FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+  GROUP BY auction, window_start, window_end;
+CREATE VIEW channel_minutes WITH (freshness = '1m') AS
+  SELECT channel, window_start, window_end, COUNT(*) AS bids, AVG(price) AS avg_price
+  FROM TUMBLE(bid, date_time, INTERVAL '1' MINUTE)
+  GROUP BY channel, window_start, window_end;
+CREATE VIEW hourly_volume WITH (freshness = '1h', emit = 'on_update', emit_interval = '10s') AS
+  SELECT window_start, window_end, COUNT(*) AS bids, SUM(price) AS volume
+  FROM TUMBLE(bid, date_time, INTERVAL '1' HOUR)
+  GROUP BY window_start, window_end";
 
 pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let catalog = freshet_streams::catalog::Catalog::load(data_dir)?;
@@ -23,10 +45,16 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(data_dir)
             .with_context(|| format!("cannot remove {}", data_dir.display()))?;
     }
+    if args.rate == 0 {
+        bail!("--rate must be at least 1 event per second");
+    }
+    // The history ends now, so that the live events continue its timeline.
+    let now = freshet_types::IngestTime::now().0;
+    let history_ms = (args.events.saturating_mul(1000) / HISTORY_EVENT_RATE) as i64;
     let input = data_dir.join("demo-input");
     std::fs::create_dir_all(&input)?;
     output::line(format!(
-        "1/3 generating {} Nexmark events into {}",
+        "1/4 generating {} Nexmark events of history into {}",
         args.events,
         input.display()
     ));
@@ -38,21 +66,21 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
             to_streams: false,
             only: None,
             rate: None,
-            event_rate: 10_000,
-            base_time: "2015-07-15T00:00:00Z".into(),
+            event_rate: HISTORY_EVENT_RATE,
+            base_time: (now - history_ms).to_string(),
             seed: 0,
             partitions: 4,
             json: false,
         },
     )?;
-    output::line("2/3 creating streams person, auction, bid (4 partitions each)");
+    output::line("2/4 creating streams person, auction, bid (4 partitions each)");
     let dir = DataDir::open(data_dir)?;
     for statement in freshet_streams::ddl::split_statements(&freshet_nexmark::ddl(4))? {
         if let Some(outcome) = dir.execute(&statement)? {
             output::line(format!("    {outcome}"));
         }
     }
-    output::line("3/3 ingesting (decode, validate, partition, append, fsync)");
+    output::line("3/4 ingesting the history (decode, validate, partition, append, fsync)");
     for kind in EventKind::ALL {
         let path = &input.join(format!("{}.ndjson", kind.stream_name()));
         let stream = dir.stream(kind.stream_name())?;
@@ -66,20 +94,94 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
             s.accepted as f64 / s.seconds.max(1e-9)
         ));
     }
+    output::line("4/4 creating views with three freshness SLAs");
+    let mut store = None;
+    for statement in freshet_streams::ddl::split_statements(VIEWS)? {
+        output::line(format!(
+            "    {}",
+            super::sql::execute(&dir, &mut store, &statement)?
+        ));
+    }
+    drop(store);
     drop(dir);
+    let rate = args.rate;
+    crate::server::run_with(
+        data_dir,
+        ServeArgs {
+            listen: args.listen,
+        },
+        move |addr| {
+            print_guide(addr, rate);
+            std::thread::Builder::new()
+                .name("demo-feeder".into())
+                .spawn(move || feed(addr, rate))
+                .map(|_| ())
+                .context("cannot start the demo feeder")
+        },
+    )
+}
+
+fn print_guide(addr: SocketAddr, rate: u64) {
+    let u = format!("http://{addr}");
     output::line("");
-    super::inspect::streams(data_dir, ListArgs { json: false })?;
-    output::line("");
-    output::line("next:");
-    let d = data_dir.display();
     output::line(format!(
-        "    freshet --data-dir {d} log verify        # check every frame"
+        "Running: every view follows the log; live Nexmark events arrive over HTTP at {rate}/s."
+    ));
+    output::line(format!("    dashboard   {u}/"));
+    output::line(format!("    metrics     {u}/metrics"));
+    output::line("Try:");
+    output::line(format!("    curl -s {u}/v1/views"));
+    output::line(format!(
+        "    curl -s '{u}/v1/views/hot_auctions/results?limit=5'"
     ));
     output::line(format!(
-        "    freshet --data-dir {d} dlq bid           # rejected rows, if any"
+        "    curl -s '{u}/v1/views/channel_minutes/results?channel=Google&limit=5'"
     ));
-    output::line(format!(
-        "    freshet --data-dir {d} serve             # HTTP ingest on 127.0.0.1:7478"
-    ));
-    Ok(ExitCode::SUCCESS)
+    output::line(format!("    curl -s {u}/v1/views/hourly_volume/results"));
+    output::line(format!("    freshet status --url {u}"));
+    output::line("All three views run in streaming mode: choosing micro-batch or batch for the");
+    output::line("looser SLAs is the planner's job, which is not built yet. Ctrl-C stops.");
+}
+
+/// Post live Nexmark events to the server at `rate` events per second (event time = wall
+/// time), in batches every 100 ms, until the server stops answering.
+fn feed(addr: SocketAddr, rate: u64) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let config = GeneratorConfig {
+        seed: 1,
+        base_time_ms: freshet_types::IngestTime::now().0,
+        events_per_second: rate,
+        ..GeneratorConfig::default()
+    };
+    let mut generator = Generator::new(config, 0, 1);
+    let started = Instant::now();
+    let mut body = Vec::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        let n = due.saturating_sub(generator.events_generated());
+        if n == 0 {
+            continue;
+        }
+        let Some(batches) = generator.next_batches(n as usize, None) else {
+            return;
+        };
+        for (kind, batch) in batches.iter() {
+            body.clear();
+            write_ndjson(kind, batch, &mut body);
+            let url = format!("http://{addr}/v1/streams/{}/events", kind.stream_name());
+            match agent.post(&url).send(&body[..]) {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), "the demo feeder's request was refused")
+                }
+                // The server is shutting down.
+                Err(_) => return,
+            }
+        }
+    }
 }

@@ -85,6 +85,15 @@ async fn ready(
 }
 
 pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    run_with(data_dir, args, |_| Ok(()))
+}
+
+/// Like [`run`], calling `on_listening` with the bound address once the server listens.
+pub fn run_with(
+    data_dir: &Path,
+    args: ServeArgs,
+    on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
     let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(sql::DDL_QUEUE_MAX);
     let app = Arc::new(App {
@@ -115,7 +124,7 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(app.clone(), &args.listen));
+    let served = runtime.block_on(serve(app.clone(), &args.listen, on_listening));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
         .join()
@@ -126,7 +135,11 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(app: Arc<App>, listen: &str) -> anyhow::Result<()> {
+async fn serve(
+    app: Arc<App>,
+    listen: &str,
+    on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -138,6 +151,7 @@ async fn serve(app: Arc<App>, listen: &str) -> anyhow::Result<()> {
         }
     });
     output::line(format!("freshet serving on http://{addr}"));
+    on_listening(addr)?;
     let flusher = tokio::spawn(flush_interval_streams(app.clone()));
     let retention = tokio::spawn(apply_retention(app.clone()));
     axum::serve(listener, router(app))

@@ -320,23 +320,36 @@ impl Server {
     /// Start `freshet serve --listen 127.0.0.1:0` on `env`'s data directory, read the port
     /// from its first line of output and wait until `/healthz` answers.
     pub fn start(env: &Env) -> Server {
+        Server::start_command(env, &["serve", "--listen", "127.0.0.1:0"], START_DEADLINE)
+    }
+
+    /// Start a command that serves (`serve`, `demo`) with `--listen 127.0.0.1:0` among
+    /// `args`: wait up to `deadline` for its "freshet serving on" line, then for `/healthz`.
+    pub fn start_command(env: &Env, args: &[&str], deadline: Duration) -> Server {
         let (log, log_file) = env.log_file();
         let mut child = env
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .expect("start freshet serve");
+            .expect("start the serving command");
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = std::sync::mpsc::sync_channel::<Option<String>>(1);
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let line = match reader.read_line(&mut first) {
-                Ok(n) if n > 0 => Some(first),
-                _ => None,
+            let mut line = String::new();
+            let found = loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(n) if n > 0 => {
+                        if line.starts_with("freshet serving on ") {
+                            break Some(line.clone());
+                        }
+                    }
+                    _ => break None,
+                }
             };
-            let _ = tx.send(line);
+            let _ = tx.send(found);
             // Keep draining so the server can never block on a full pipe.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
@@ -351,18 +364,18 @@ impl Server {
             log,
             agent,
         };
-        let line = match rx.recv_timeout(START_DEADLINE) {
+        let line = match rx.recv_timeout(deadline) {
             Ok(Some(line)) => line,
-            Ok(None) => panic!("freshet serve exited early:\n{}", server.log_text()),
+            Ok(None) => panic!("{args:?} exited before serving:\n{}", server.log_text()),
             Err(_) => panic!(
-                "freshet serve printed nothing within {START_DEADLINE:?}:\n{}",
+                "{args:?} did not start serving within {deadline:?}:\n{}",
                 server.log_text()
             ),
         };
         server.addr = line
             .trim()
             .strip_prefix("freshet serving on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from freshet serve: {line:?}"))
+            .unwrap_or_else(|| panic!("unexpected serving line: {line:?}"))
             .to_string();
         assert!(
             server.addr.starts_with("127.0.0.1:") && !server.addr.ends_with(":0"),
