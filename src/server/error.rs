@@ -73,7 +73,11 @@ impl From<StreamError> for ApiError {
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "log_unavailable",
-                        format!("the log cannot be written, nothing was accepted: {message}"),
+                        format!(
+                            "the log cannot be written; this request was not acknowledged \
+                             (rows of it may have reached some partitions before the \
+                             failure): {message}"
+                        ),
                     )
                 }
             }

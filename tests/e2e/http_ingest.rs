@@ -219,3 +219,60 @@ fn the_server_is_the_only_writer_of_its_data_directory() {
     assert_eq!(status, 200);
     assert_eq!(env.events("bid"), 1);
 }
+
+/// Disk full, simulated with a file-size limit on the server (`RLIMIT_FSIZE`, with
+/// `SIGXFSZ` ignored so that writes past it fail with EFBIG): ingest fails closed with 503,
+/// and every acknowledged event is still there after a restart.
+#[test]
+fn a_full_disk_fails_ingest_closed_and_loses_nothing_acknowledged() {
+    let env = Env::new();
+    env.create_bid_stream();
+    // bash's `ulimit -f` counts KiB: 2 MiB per file. The ignored SIGXFSZ is inherited.
+    let limited = env.command_in_shell(
+        "trap '' XFSZ; ulimit -f 2048",
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
+    let server = Server::start_from(&env, limited, crate::e2e::support::START_DEADLINE);
+    let lines = env.generate_bids(100_000);
+    let mut acknowledged = 0u64;
+    let mut refused = None;
+    for chunk in lines.chunks(1_000) {
+        let (status, body) = server.post_events("bid", chunk.join("\n").as_bytes(), &[]);
+        match status {
+            200 => acknowledged += body["accepted"].as_u64().expect("accepted"),
+            _ => {
+                refused = Some((status, body));
+                break;
+            }
+        }
+    }
+    let (status, body) = refused.expect("a 2 MiB file limit is reached within 100,000 bids");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "log_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this request was not acknowledged")),
+        "{body}"
+    );
+    assert!(acknowledged > 0, "some requests fit before the limit");
+    let mut server = server;
+    server.kill();
+
+    // Restarted without the limit: every acknowledged event is there, and ingest works.
+    // Rows of the refused request that reached a partition before another one failed may
+    // be there too (known gap: appends to several partitions are not atomic).
+    let server = Server::start(&env);
+    let stored = server.get("/v1/status").1["streams"][0]["events"]
+        .as_u64()
+        .expect("events");
+    assert!(
+        (acknowledged..acknowledged + 1_000).contains(&stored),
+        "{acknowledged} acknowledged, {stored} stored"
+    );
+    let (status, body) = server.post_events("bid", lines[0].as_bytes(), &[]);
+    assert_eq!(status, 200, "{body}");
+    drop(server);
+    assert_eq!(env.events("bid"), stored + 1);
+    env.assert_log_verifies();
+}

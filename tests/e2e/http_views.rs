@@ -197,6 +197,15 @@ fn bad_requests_get_json_errors_with_stable_codes() {
             .is_some_and(|m| m.contains("nope")),
         "{body}"
     );
+    for writes in [
+        "INSERT INTO bid VALUES (1, 1, 1, TIMESTAMP '2015-07-15 00:00:00')",
+        "DELETE FROM bid",
+        "UPDATE counts SET bids = 0",
+    ] {
+        let (status, body) = server.post_json("/v1/sql", &json!({ "sql": writes }));
+        assert_eq!(status, 400, "{writes}: {body}");
+        assert_eq!(body["error"]["code"], "sql_error", "{writes}: {body}");
+    }
     let (status, body) = server.post_json("/v1/sql", &json!({ "query": "x" }));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "bad_body", "{body}");
@@ -417,4 +426,62 @@ fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn many_concurrent_clients_get_no_errors() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let sql = format!("{STREAM}; {VIEW}");
+    assert_eq!(server.post_json("/v1/sql", &json!({ "sql": sql })).0, 200);
+    const WRITERS: u32 = 6;
+    const READERS: u32 = 6;
+    const REQUESTS: u32 = 30;
+    const EVENTS: u32 = 20;
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            let server = &server;
+            scope.spawn(move || {
+                for r in 0..REQUESTS {
+                    let body: Vec<String> = (0..EVENTS)
+                        .map(|e| bid(i64::from(w), i64::from(e), (r * EVENTS + e) % 600))
+                        .collect();
+                    let (status, reply) =
+                        server.post_events("bid", body.join("\n").as_bytes(), &[]);
+                    assert_eq!(status, 200, "{reply}");
+                    assert_eq!(reply["accepted"], EVENTS, "{reply}");
+                }
+            });
+        }
+        for r in 0..READERS {
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..REQUESTS {
+                    let path = match i % 3 {
+                        0 => format!("/v1/views/counts/results?auction={r}"),
+                        1 => "/v1/views".to_string(),
+                        _ => "/v1/status".to_string(),
+                    };
+                    let (status, body) = server.get(&path);
+                    assert_eq!(status, 200, "{path}: {body}");
+                    assert!(!server.get_text("/metrics").is_empty());
+                }
+            });
+        }
+    });
+    let total = u64::from(WRITERS * REQUESTS * EVENTS);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = server.get("/v1/status");
+        if status["views"][0]["stats"]["input_events"] == total {
+            assert_eq!(status["streams"][0]["events"], total, "{status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the view did not read all {total} events: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/readyz").0, 200, "{}", server.log_text());
 }

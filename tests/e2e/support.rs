@@ -116,6 +116,22 @@ impl Env {
         cmd
     }
 
+    /// Like [`Env::command`], run by bash after `prelude` (shell commands such as
+    /// `ulimit -f 2048`), which then `exec`s the binary in its place.
+    pub fn command_in_shell(&self, prelude: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("FRESHET_DATA_DIR")
+            .env("FRESHET_LOG", "warn")
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// Run `freshet <args>` to completion (bounded by [`COMMAND_DEADLINE`]).
     pub fn run(&self, args: &[&str]) -> Run {
         run_bounded(self.command(args), args)
@@ -326,9 +342,15 @@ impl Server {
     /// Start a command that serves (`serve`, `demo`) with `--listen 127.0.0.1:0` among
     /// `args`: wait up to `deadline` for its "freshet serving on" line, then for `/healthz`.
     pub fn start_command(env: &Env, args: &[&str], deadline: Duration) -> Server {
+        Server::start_from(env, env.command(args), deadline)
+    }
+
+    /// Like [`Server::start_command`] for a command built by the caller (for example
+    /// [`Env::command_in_shell`], to set resource limits first).
+    pub fn start_from(env: &Env, mut command: Command, deadline: Duration) -> Server {
+        let args = format!("{command:?}");
         let (log, log_file) = env.log_file();
-        let mut child = env
-            .command(args)
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -366,9 +388,9 @@ impl Server {
         };
         let line = match rx.recv_timeout(deadline) {
             Ok(Some(line)) => line,
-            Ok(None) => panic!("{args:?} exited before serving:\n{}", server.log_text()),
+            Ok(None) => panic!("{args} exited before serving:\n{}", server.log_text()),
             Err(_) => panic!(
-                "{args:?} did not start serving within {deadline:?}:\n{}",
+                "{args} did not start serving within {deadline:?}:\n{}",
                 server.log_text()
             ),
         };
