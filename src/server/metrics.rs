@@ -12,6 +12,7 @@ use super::views::{all_figures, blocking};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use freshet_engine::histogram::Histogram;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,6 +50,10 @@ pub const VIEW_LATE_EVENTS: &str = "freshet_view_late_events_total";
 pub const VIEW_STATE: &str = "freshet_view_state_bytes";
 /// Store commits that failed with a retriable error and were retried.
 pub const STORE_COMMIT_RETRIES: &str = "freshet_store_commit_retries_total";
+/// Per event, from its ingest to the start of the commit that made its effect durable.
+pub const VIEW_INGEST_TO_COMMIT: &str = "freshet_view_ingest_to_commit_seconds";
+/// Duration of the store's commit transactions.
+pub const STORE_COMMIT_DURATION: &str = "freshet_store_commit_duration_seconds";
 /// 1 while the views run, 0 once they stopped (see `/readyz`).
 pub const VIEWS_UP: &str = "freshet_views_up_ratio";
 
@@ -61,6 +66,24 @@ impl Exposition {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    /// A histogram's `_bucket` (cumulative, with `le`), `_sum` and `_count` samples.
+    fn histogram(&mut self, name: &str, view: &str, h: &Histogram) {
+        for (bound, count) in h.cumulative() {
+            let le = bound.map_or("+Inf".to_string(), |ms| (ms as f64 / 1000.0).to_string());
+            self.sample(
+                &format!("{name}_bucket"),
+                &[("view", view), ("le", &le)],
+                count as f64,
+            );
+        }
+        self.sample(
+            &format!("{name}_sum"),
+            &[("view", view)],
+            h.sum_ms as f64 / 1000.0,
+        );
+        self.sample(&format!("{name}_count"), &[("view", view)], h.count as f64);
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -288,6 +311,26 @@ fn render(app: &App) -> Result<String, ApiError> {
             &[("view", &v.def.name)],
             v.stats.commit_retries as f64,
         );
+    }
+    e.family(
+        VIEW_INGEST_TO_COMMIT,
+        "histogram",
+        "Per event, ingest to the start of the commit that made its effect durable.",
+    );
+    for v in &views {
+        e.histogram(
+            VIEW_INGEST_TO_COMMIT,
+            &v.def.name,
+            &v.stats.ingest_to_commit_ms,
+        );
+    }
+    e.family(
+        STORE_COMMIT_DURATION,
+        "histogram",
+        "Duration of store commit transactions.",
+    );
+    for v in &views {
+        e.histogram(STORE_COMMIT_DURATION, &v.def.name, &v.stats.commit_ms);
     }
     e.family(
         VIEW_STATE,

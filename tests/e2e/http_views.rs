@@ -309,6 +309,27 @@ fn metrics_parse_and_count_what_happened() {
             s.metric
         );
     }
+    // Every event read has one ingest-to-commit latency; every bucket bound is in seconds.
+    let latency = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "freshet_view_ingest_to_commit_seconds"
+                && s.labels.get("view") == Some("counts")
+        })
+        .unwrap_or_else(|| panic!("no latency histogram in:\n{text}"));
+    match &latency.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let last = buckets.last().expect("buckets");
+            assert!(last.less_than.is_infinite(), "{buckets:?}");
+            assert_eq!(last.count, 4.0, "one observation per event: {buckets:?}");
+            assert!(
+                buckets.windows(2).all(|w| w[0].count <= w[1].count),
+                "cumulative: {buckets:?}"
+            );
+        }
+        other => panic!("the latency is not a histogram: {other:?}"),
+    }
 }
 
 /// `bid`s for seconds `range`, auction `s % 3`, price `s`.

@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod clock;
 pub mod compile;
 pub mod error;
+pub mod histogram;
 pub mod join;
 pub mod manage;
 pub mod node;
@@ -62,6 +63,11 @@ pub struct Stats {
     pub reflected_ms: Option<i64>,
     /// Store commits that failed with a retriable error and were retried.
     pub commit_retries: u64,
+    /// Per event read, from its ingest time to the start of the commit that made its
+    /// effect durable (a windowed view's row may still wait for its window to close).
+    pub ingest_to_commit_ms: histogram::Histogram,
+    /// Duration of each successful store commit (recorded with the next commit).
+    pub commit_ms: histogram::Histogram,
     /// Each input stream's watermark at the last commit.
     pub watermarks: BTreeMap<String, i64>,
     /// Newest ingest time read from each partition (`stream/partition`), so that idleness

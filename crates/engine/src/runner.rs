@@ -101,6 +101,9 @@ pub struct ViewRunner {
     patience: Option<Arc<AtomicBool>>,
     /// Commits made since this runner was opened.
     commits: u64,
+    /// `(ingest time, events)` of the frames read since the last commit, at most
+    /// [`UNCOMMITTED_FRAMES_TRACKED`] (older ones merged into the first).
+    uncommitted: Vec<(i64, u64)>,
 }
 
 impl ViewRunner {
@@ -210,6 +213,7 @@ impl ViewRunner {
             ended: false,
             patience: None,
             commits: 0,
+            uncommitted: Vec::new(),
         };
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
         for (k, v) in checkpoint.state {
@@ -292,6 +296,7 @@ impl ViewRunner {
         let mut events = 0u64;
         for frame in frames {
             let h = &frame.header;
+            let events_before = events;
             let mut off = h.base_offset.0;
             let batches = freshet_streams::payload::decode(&frame.payload)?;
             for b in batches {
@@ -313,6 +318,7 @@ impl ViewRunner {
                         .on_input(&name, pi as u32, first, &b, &mut self.ctx)?;
                 self.buffer(rows)?;
             }
+            self.track_uncommitted(h.ingest_time.0, events - events_before);
             let part = &mut self.inputs[si].parts[pi];
             let me = h.max_event_time.0;
             part.max_event = Some(part.max_event.map_or(me, |m| m.max(me)));
@@ -413,6 +419,18 @@ impl ViewRunner {
         Ok(())
     }
 
+    fn track_uncommitted(&mut self, ingest_ms: i64, events: u64) {
+        if events == 0 {
+            return;
+        }
+        if self.uncommitted.len() >= UNCOMMITTED_FRAMES_TRACKED {
+            // Merge into the oldest entry: latencies are over-, never under-stated.
+            self.uncommitted[0].1 += events;
+        } else {
+            self.uncommitted.push((ingest_ms, events));
+        }
+    }
+
     /// Retry retriable store failures until `stop` is set, instead of giving up after
     /// [`COMMIT_ATTEMPTS`]: a long-running process waits out a store outage, paused (it
     /// reads nothing while a commit is pending), and catches up when the store returns.
@@ -503,6 +521,10 @@ impl ViewRunner {
             }
         }
         self.ctx.stats.rows_written += written;
+        for (t, n) in self.uncommitted.drain(..) {
+            let ms = now.saturating_sub(t).max(0) as u64;
+            self.ctx.stats.ingest_to_commit_ms.record(ms, n);
+        }
         self.ctx.stats.reflected_ms = self
             .inputs
             .iter()
@@ -555,6 +577,7 @@ impl ViewRunner {
         self.pending_rows = 0;
         let mut delay = Duration::from_millis(50);
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             match self.store.commit(&self.def.name, &commit) {
                 Ok(()) => break,
@@ -571,6 +594,10 @@ impl ViewRunner {
         }
         self.last_commit_ms = self.clock.now_ms();
         self.commits += 1;
+        self.ctx
+            .stats
+            .commit_ms
+            .record(started.elapsed().as_millis() as u64, 1);
         // A store that keeps nothing must not let retention free what the next real run
         // will read again.
         if self.store.durable() {
@@ -626,6 +653,9 @@ impl ViewRunner {
         }
     }
 }
+
+/// Frames whose ingest times are kept between two commits for the latency histogram.
+const UNCOMMITTED_FRAMES_TRACKED: usize = 4_096;
 
 /// Attempts at a commit that fails with a retriable store error before the view gives up,
 /// unless it was told to [`retry_until`](ViewRunner::retry_until) stopped.
