@@ -15,6 +15,7 @@ mod e2e {
 
     mod cli_ingest;
     mod crash;
+    mod dashboard;
     mod ddl;
     mod demo;
     mod durability;

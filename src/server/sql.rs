@@ -44,9 +44,11 @@ pub struct SqlBody {
 /// says which one failed.
 pub async fn sql(
     State(app): State<Arc<App>>,
-    body: Result<Json<SqlBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| {
+    // Any content type: `curl -d` sends form encoding by default, and the body is JSON
+    // either way.
+    let body: SqlBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",

@@ -1,0 +1,114 @@
+//! The dashboard in a real browser: headless Chromium loads `/`, runs its script, renders
+//! the streams and views tables and the charts without console errors, and re-renders
+//! with new figures as events arrive. Chromium comes from `scripts/install-test-deps.sh`
+//! (run by `.ci/run`); without it the test says so loudly and skips, except in CI
+//! (`FRESHET_CI` set), where it fails.
+
+use crate::e2e::support::{Env, Server};
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|name| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn the_dashboard_renders_live_figures_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("FRESHET_CI").is_none(),
+            "Chromium is missing in CI: scripts/install-test-deps.sh should have installed it"
+        );
+        eprintln!("SKIPPED: no chromium on PATH; run scripts/install-test-deps.sh");
+        return;
+    };
+    let env = Env::new();
+    let server = Server::start(&env);
+    let sql = "CREATE STREAM bid (auction BIGINT NOT NULL, price BIGINT NOT NULL, \
+        date_time TIMESTAMP NOT NULL, WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) \
+        WITH (partitions = 1); \
+        CREATE VIEW counts AS SELECT auction, window_start, window_end, COUNT(*) AS n \
+        FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY auction, window_start, window_end";
+    assert_eq!(server.post_json("/v1/sql", &json!({ "sql": sql })).0, 200);
+    let event = |i: u32| {
+        json!({"auction": i % 3, "price": i, "date_time": format!("2015-07-15T00:{:02}:{:02}Z", i / 60 % 60, i % 60)})
+            .to_string()
+    };
+    let (status, _) = server.post_events("bid", event(0).as_bytes(), &[]);
+    assert_eq!(status, 200);
+
+    // Events keep arriving while the page runs.
+    let url = server.url("/");
+    let dom = std::thread::scope(|scope| {
+        let feeding = scope.spawn(|| {
+            for i in 1..=40 {
+                let (status, _) = server.post_events("bid", event(i).as_bytes(), &[]);
+                assert_eq!(status, 200);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=8000",
+                "--dump-dom",
+                &url,
+            ])
+            .output()
+            .expect("run chromium");
+        feeding.join().expect("the feeder");
+        assert!(out.status.success(), "chromium failed: {out:?}");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        for line in log.lines().filter(|l| l.contains("CONSOLE")) {
+            assert!(
+                !line.contains("Uncaught") && !line.to_lowercase().contains("error"),
+                "console error: {line}\n{log}"
+            );
+        }
+        String::from_utf8(out.stdout).expect("UTF-8 DOM")
+    });
+    assert!(dom.contains("<td>bid</td>"), "the streams table: {dom}");
+    assert!(dom.contains("<td>counts</td>"), "the views table: {dom}");
+    assert!(dom.contains("<td>streaming</td>"), "{dom}");
+    assert!(dom.contains("<polyline"), "the charts: {dom}");
+    assert!(
+        dom.contains("<span id=\"error\"></span>"),
+        "no fetch error shown: {dom}"
+    );
+    let updates: u32 = dom
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no data-updates on <body>: {dom}"));
+    assert!(
+        updates >= 2,
+        "the page re-rendered on its own: {updates} renders"
+    );
+    // The events column of the bid row shows more than the one event there was before.
+    let row = dom
+        .split("<tr><td>bid</td>")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .expect("the bid row");
+    let events: u64 = row
+        .split("<td>")
+        .nth(2)
+        .and_then(|c| c.split("</td>").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no events cell in {row}"));
+    assert!(events > 1, "new events reached the page: {row}");
+}
