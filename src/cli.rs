@@ -297,6 +297,9 @@ pub enum BenchCommand {
     Http(BenchHttpArgs),
     /// Measure the Nexmark generator alone (bids into Arrow batches).
     Gen(BenchGenArgs),
+    /// GET a view's results by key from concurrent clients and report queries per second
+    /// and latency.
+    Query(BenchQueryArgs),
 }
 
 /// `bench http` arguments.
@@ -319,6 +322,36 @@ pub struct BenchHttpArgs {
     pub concurrency: usize,
     /// Stop after this many requests in all.
     #[arg(long, default_value_t = 1000)]
+    pub requests: u64,
+    /// Requests per second in all (default: as fast as the server answers).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench query` arguments.
+#[derive(Debug, Args)]
+pub struct BenchQueryArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7478")]
+    pub url: String,
+    /// The path to GET, with `{key}` replaced by first-key, first-key + 1, ... in turn, e.g.
+    /// `/v1/views/hot_auctions/results?auction={key}`.
+    #[arg(long)]
+    pub path: String,
+    /// How many key values to cycle through.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// The first key value.
+    #[arg(long, default_value_t = 0)]
+    pub first_key: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Stop after this many requests in all.
+    #[arg(long, default_value_t = 10_000)]
     pub requests: u64,
     /// Requests per second in all (default: as fast as the server answers).
     #[arg(long)]

@@ -2,7 +2,7 @@
 //! a bounded pool of loopback clients; `bench gen` times the Nexmark generator alone.
 //! Every loop is bounded by a request or event count.
 
-use crate::cli::{BenchGenArgs, BenchHttpArgs};
+use crate::cli::{BenchGenArgs, BenchHttpArgs, BenchQueryArgs};
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig};
@@ -59,79 +59,26 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
         args.url.trim_end_matches('/'),
         args.stream
     );
-    let next = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.requests as usize)));
-    let started = Instant::now();
-    let mut threads = Vec::new();
-    for _ in 0..args.concurrency {
-        let (bodies, url, next, errors, latencies) = (
-            bodies.clone(),
-            url.clone(),
-            next.clone(),
-            errors.clone(),
-            latencies.clone(),
-        );
-        let (requests, rate) = (args.requests, args.rate);
-        threads.push(std::thread::spawn(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into();
-            let mut mine = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    break;
-                }
-                // Open-loop pacing: latency counts from the scheduled send time, so a slow
-                // server cannot hide its queueing (no coordinated omission).
-                let scheduled = match rate {
-                    Some(r) => {
-                        let at = started + Duration::from_secs_f64(i as f64 / r as f64);
-                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        at
-                    }
-                    None => Instant::now(),
-                };
-                let body = &bodies[i as usize % bodies.len()];
-                let ok = agent
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .send(&body[..])
-                    .map(|mut r| {
-                        let _ = r.body_mut().read_to_vec();
-                        r.status().is_success()
-                    })
-                    .unwrap_or(false);
-                if !ok {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                mine.push(scheduled.elapsed().as_secs_f64() * 1e3);
-            }
-            latencies
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(mine);
-        }));
-    }
-    for t in threads {
-        t.join().expect("a load thread does not panic");
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
-    };
-    let requests = lat.len() as u64;
-    let errors = errors.load(Ordering::Relaxed);
+    let load = drive(
+        args.concurrency,
+        args.requests,
+        args.rate,
+        move |agent, i| {
+            let body = &bodies[i as usize % bodies.len()];
+            agent
+                .post(&url)
+                .header("content-type", "application/x-ndjson")
+                .send(&body[..])
+                .map(|mut r| {
+                    let _ = r.body_mut().read_to_vec();
+                    r.status().is_success()
+                })
+                .unwrap_or(false)
+        },
+    );
+    let (requests, errors, seconds) = (load.requests, load.errors, load.seconds);
+    let pct = |p: f64| load.percentile(p);
+    let lat = &load.latencies_ms;
     let events = (requests - errors) * args.batch as u64;
     let result = HttpResult {
         requests,
@@ -164,6 +111,154 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What a load run measured.
+struct Load {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    /// Sorted.
+    latencies_ms: Vec<f64>,
+}
+
+impl Load {
+    fn percentile(&self, p: f64) -> f64 {
+        let lat = &self.latencies_ms;
+        if lat.is_empty() {
+            return 0.0;
+        }
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
+    }
+}
+
+/// Send `requests` requests from `concurrency` threads, each with its own connection;
+/// `send(agent, i)` sends request `i` and says whether it succeeded. With `rate`, requests
+/// are paced open-loop: latency counts from each request's scheduled time, so a slow
+/// server cannot hide its queueing (no coordinated omission).
+fn drive(
+    concurrency: usize,
+    requests: u64,
+    rate: Option<u64>,
+    send: impl Fn(&ureq::Agent, u64) -> bool + Send + Sync + 'static,
+) -> Load {
+    let send = Arc::new(send);
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for _ in 0..concurrency {
+        let (send, next, errors, latencies) = (
+            send.clone(),
+            next.clone(),
+            errors.clone(),
+            latencies.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let scheduled = match rate {
+                    Some(r) => {
+                        let at = started + Duration::from_secs_f64(i as f64 / r as f64);
+                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                if !send(&agent, i) {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                mine.push(scheduled.elapsed().as_secs_f64() * 1e3);
+            }
+            latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(mine);
+        }));
+    }
+    for t in threads {
+        t.join().expect("a load thread does not panic");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies_ms =
+        std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    latencies_ms.sort_by(f64::total_cmp);
+    Load {
+        requests: latencies_ms.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        seconds,
+        latencies_ms,
+    }
+}
+
+/// `bench query`: GET a results path with keys cycled through `--keys` values and report
+/// queries per second and latency.
+pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
+    if args.concurrency == 0 || args.keys == 0 {
+        bail!("--concurrency and --keys must be positive");
+    }
+    if !args.path.contains("{key}") {
+        bail!("--path must contain {{key}}, replaced by each key value in turn");
+    }
+    let base = args.url.trim_end_matches('/').to_string();
+    let (path, keys, first) = (args.path.clone(), args.keys, args.first_key);
+    let load = drive(
+        args.concurrency,
+        args.requests,
+        args.rate,
+        move |agent, i| {
+            let url = format!(
+                "{base}{}",
+                path.replace("{key}", &(first + i % keys).to_string())
+            );
+            agent
+                .get(&url)
+                .call()
+                .map(|mut r| {
+                    let _ = r.body_mut().read_to_vec();
+                    r.status().is_success()
+                })
+                .unwrap_or(false)
+        },
+    );
+    let result = serde_json::json!({
+        "requests": load.requests,
+        "errors": load.errors,
+        "seconds": load.seconds,
+        "queries_per_second": load.requests as f64 / load.seconds,
+        "latency_ms_p50": load.percentile(0.50),
+        "latency_ms_p99": load.percentile(0.99),
+    });
+    if args.json {
+        output::json(&result)?;
+    } else {
+        output::line(format!(
+            "{} queries ({} errors) in {:.2}s: {:.0} queries/s; latency ms p50 {:.2} p99 {:.2}",
+            load.requests,
+            load.errors,
+            load.seconds,
+            load.requests as f64 / load.seconds,
+            load.percentile(0.50),
+            load.percentile(0.99)
+        ));
+    }
+    Ok(if load.errors > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

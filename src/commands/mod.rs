@@ -35,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Bench(BenchCommand::Http(a)) => bench::http(a),
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
+        Command::Bench(BenchCommand::Query(a)) => bench::query(a),
     }
 }

@@ -33,9 +33,22 @@ pub struct App {
     pub views_failed: Mutex<Option<String>>,
     /// DDL for the views thread (`POST /v1/sql`).
     pub ddl: std::sync::mpsc::SyncSender<sql::DdlRequest>,
+    /// Bumped after every DDL request, so that readers drop what they cached.
+    pub catalog_generation: AtomicU64,
 }
 
 impl App {
+    /// The catalog generation: readers cache the catalog and a store connection per
+    /// generation.
+    pub fn catalog_generation(&self) -> u64 {
+        self.catalog_generation.load(Ordering::SeqCst)
+    }
+
+    /// The views thread applied DDL: what readers cached may be out of date.
+    pub fn catalog_changed(&self) {
+        self.catalog_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Why the views thread stopped, if it failed (a bug or a permanent store error).
     pub fn views_error(&self) -> Option<String> {
         self.views_failed
@@ -101,6 +114,7 @@ pub fn run_with(
         requests: AtomicU64::new(0),
         views_failed: Mutex::new(None),
         ddl,
+        catalog_generation: AtomicU64::new(0),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     let views = {

@@ -99,6 +99,7 @@ pub fn views_loop(
     while !stop.load(Ordering::SeqCst) {
         while let Ok(request) = ddl.try_recv() {
             let outcome = apply(app, &mut runners, &mut store, &request.sql, stop);
+            app.catalog_changed();
             // The client may have gone; the statements stand either way.
             let _ = request.reply.send(outcome);
         }

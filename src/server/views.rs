@@ -53,7 +53,7 @@ fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
 }
 
 /// The result store, read-only; `None` before any view created it.
-fn store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
+fn open_store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
     let path = store_path(app.dir.root());
     if !path.exists() {
         return Ok(None);
@@ -61,6 +61,43 @@ fn store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
     SqliteStore::open_read_only(&path)
         .map(Some)
         .map_err(store_error)
+}
+
+/// What a blocking-pool thread keeps between requests: the view catalog and a read-only
+/// connection to the store, both valid for one catalog generation (`App::catalog_changed`).
+struct Reader {
+    generation: u64,
+    catalog: ViewCatalog,
+    store: Option<SqliteStore>,
+}
+
+thread_local! {
+    static READER: std::cell::RefCell<Option<Reader>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with the catalog and the store, reusing this thread's connection while the
+/// catalog has not changed (opening a connection costs more than a key lookup).
+fn with_reader<T>(
+    app: &App,
+    f: impl FnOnce(&ViewCatalog, Option<&SqliteStore>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let generation = app.catalog_generation();
+    READER.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        // A store not created yet is looked for again on every request.
+        let stale = cell
+            .as_ref()
+            .is_none_or(|r| r.generation != generation || r.store.is_none());
+        if stale {
+            *cell = Some(Reader {
+                generation,
+                catalog: catalog(app)?,
+                store: open_store(app)?,
+            });
+        }
+        let reader = cell.as_ref().expect("set above");
+        f(&reader.catalog, reader.store.as_ref())
+    })
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -226,17 +263,17 @@ fn view_summary(f: &ViewFigures) -> Value {
 
 /// Every view's figures, in catalog order.
 pub fn all_figures(app: &App) -> Result<Vec<ViewFigures>, ApiError> {
-    let catalog = catalog(app)?;
-    let store = store(app)?;
     let now = now_ms();
-    catalog
-        .views
-        .iter()
-        .map(|def| {
-            let (status, _) = view_status(store.as_ref(), &def.name)?;
-            Ok(figures(app, def, &status, now))
-        })
-        .collect()
+    with_reader(app, |catalog, store| {
+        catalog
+            .views
+            .iter()
+            .map(|def| {
+                let (status, _) = view_status(store, &def.name)?;
+                Ok(figures(app, def, &status, now))
+            })
+            .collect()
+    })
 }
 
 fn all_views(app: &App) -> Result<Vec<Value>, ApiError> {
@@ -254,10 +291,11 @@ pub async fn describe(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
-        let catalog = catalog(&app)?;
-        let def = view_def(&catalog, &name)?;
-        let store = store(&app)?;
-        let (status, _) = view_status(store.as_ref(), &name)?;
+        let (catalog, def, status) = with_reader(&app, |catalog, store| {
+            let def = view_def(catalog, &name)?;
+            let (status, _) = view_status(store, &name)?;
+            Ok((catalog.clone(), def, status))
+        })?;
         let mut out = view_summary(&figures(&app, &def, &status, now_ms()));
         let text = freshet_engine::manage::describe(&app.dir, &catalog, &def).map_err(|e| {
             ApiError::new(
@@ -282,25 +320,26 @@ pub async fn results(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
-        let catalog = catalog(&app)?;
-        let def = view_def(&catalog, &name)?;
         let query = result_query(&params)?;
-        let store = store(&app)?;
-        let (status, known) = view_status(store.as_ref(), &name)?;
-        let (rows, has_more) = match store.as_ref().filter(|_| known) {
-            None => (Vec::new(), false),
-            Some(s) => {
-                let page = s.read_results(&name, &query).map_err(store_error)?;
-                let rows = crate::rows_json::rows(&page.batch).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        format!("{e:#}"),
-                    )
-                })?;
-                (rows, page.has_more)
-            }
-        };
+        let (def, status, rows, has_more) = with_reader(&app, |catalog, store| {
+            let def = view_def(catalog, &name)?;
+            let (status, known) = view_status(store, &name)?;
+            let (rows, has_more) = match store.filter(|_| known) {
+                None => (Vec::new(), false),
+                Some(s) => {
+                    let page = s.read_results(&name, &query).map_err(store_error)?;
+                    let rows = crate::rows_json::rows(&page.batch).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            format!("{e:#}"),
+                        )
+                    })?;
+                    (rows, page.has_more)
+                }
+            };
+            Ok((def, status, rows, has_more))
+        })?;
         let next = has_more.then_some(query.offset + rows.len());
         Ok(Json(json!({
             "view": name,
