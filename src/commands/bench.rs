@@ -65,20 +65,15 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
         args.rate,
         move |agent, i| {
             let body = &bodies[i as usize % bodies.len()];
-            agent
-                .post(&url)
-                .header("content-type", "application/x-ndjson")
-                .send(&body[..])
-                .map(|mut r| {
-                    let _ = r.body_mut().read_to_vec();
-                    r.status().is_success()
-                })
-                .unwrap_or(false)
+            succeeded(
+                agent
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .send(&body[..]),
+            )
         },
     );
     let (requests, errors, seconds) = (load.requests, load.errors, load.seconds);
-    let pct = |p: f64| load.percentile(p);
-    let lat = &load.latencies_ms;
     let events = (requests - errors) * args.batch as u64;
     let result = HttpResult {
         requests,
@@ -87,10 +82,10 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
         seconds,
         events_per_second: events as f64 / seconds,
         requests_per_second: requests as f64 / seconds,
-        latency_ms_p50: pct(0.50),
-        latency_ms_p90: pct(0.90),
-        latency_ms_p99: pct(0.99),
-        latency_ms_max: lat.last().copied().unwrap_or(0.0),
+        latency_ms_p50: load.percentile(0.50),
+        latency_ms_p90: load.percentile(0.90),
+        latency_ms_p99: load.percentile(0.99),
+        latency_ms_max: load.latencies_ms.last().copied().unwrap_or(0.0),
     };
     if args.json {
         output::json(&result)?;
@@ -115,6 +110,16 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether a request succeeded; its body is read so that the connection is reused.
+fn succeeded(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> bool {
+    response
+        .map(|mut r| {
+            let _ = r.body_mut().read_to_vec();
+            r.status().is_success()
+        })
+        .unwrap_or(false)
 }
 
 /// What a load run measured.
@@ -227,14 +232,7 @@ pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
                 "{base}{}",
                 path.replace("{key}", &(first + i % keys).to_string())
             );
-            agent
-                .get(&url)
-                .call()
-                .map(|mut r| {
-                    let _ = r.body_mut().read_to_vec();
-                    r.status().is_success()
-                })
-                .unwrap_or(false)
+            succeeded(agent.get(&url).call())
         },
     );
     let result = serde_json::json!({

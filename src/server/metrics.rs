@@ -8,7 +8,7 @@
 
 use super::App;
 use super::error::ApiError;
-use super::views::{all_figures, blocking};
+use super::views::{ViewFigures, all_figures, blocking};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -219,68 +219,73 @@ fn render(app: &App) -> Result<String, ApiError> {
             );
         }
     }
-    let per_view: [(&str, &str, &str); 4] = [
+    // One sample per view; `None` leaves the view out (no value yet).
+    type PerView = fn(&ViewFigures) -> Option<f64>;
+    let per_view: [(&str, &str, &str, PerView); 9] = [
         (
             VIEW_LAG,
             "gauge",
             "Input events not yet reflected in the view's results.",
+            |v| v.freshness.lag_events.map(|l| l as f64),
         ),
         (
             VIEW_STALENESS,
             "gauge",
             "Now minus the time before which all ingested input is reflected.",
+            |v| v.freshness.staleness_ms.map(|s| s as f64 / 1000.0),
         ),
-        (VIEW_SLA, "gauge", "The view's freshness SLA."),
+        (VIEW_SLA, "gauge", "The view's freshness SLA.", |v| {
+            Some(v.freshness.sla_ms as f64 / 1000.0)
+        }),
         (
             VIEW_SLA_MET,
             "gauge",
             "1 if the staleness is within the SLA, else 0.",
+            |v| Some(if v.freshness.sla_met { 1.0 } else { 0.0 }),
+        ),
+        (
+            VIEW_WATERMARK,
+            "gauge",
+            "The view's watermark, seconds since the epoch.",
+            |v| {
+                v.freshness
+                    .watermark_ms
+                    .filter(|&w| w != i64::MAX)
+                    .map(|w| w as f64 / 1000.0)
+            },
+        ),
+        (
+            VIEW_INPUT_EVENTS,
+            "counter",
+            "Events the view has read.",
+            |v| Some(v.stats.input_events as f64),
+        ),
+        (
+            VIEW_ROWS_WRITTEN,
+            "counter",
+            "Result rows the view has written.",
+            |v| Some(v.stats.rows_written as f64),
+        ),
+        (
+            STORE_COMMIT_RETRIES,
+            "counter",
+            "Store commits retried after a retriable failure.",
+            |v| Some(v.stats.commit_retries as f64),
+        ),
+        (
+            VIEW_STATE,
+            "gauge",
+            "The view's operator state at its last commit.",
+            |v| Some(v.stats.state_bytes as f64),
         ),
     ];
-    for (name, kind, help) in per_view {
+    for (name, kind, help, value) in per_view {
         e.family(name, kind, help);
         for v in &views {
-            let f = &v.freshness;
-            let value = match name {
-                VIEW_LAG => f.lag_events.map(|l| l as f64),
-                VIEW_STALENESS => f.staleness_ms.map(|s| s as f64 / 1000.0),
-                VIEW_SLA => Some(f.sla_ms as f64 / 1000.0),
-                _ => Some(if f.sla_met { 1.0 } else { 0.0 }),
-            };
-            if let Some(value) = value {
-                e.sample(name, &[("view", &v.def.name)], value);
+            if let Some(x) = value(v) {
+                e.sample(name, &[("view", &v.def.name)], x);
             }
         }
-    }
-    e.family(
-        VIEW_WATERMARK,
-        "gauge",
-        "The view's watermark, seconds since the epoch.",
-    );
-    for v in &views {
-        if let Some(w) = v.freshness.watermark_ms.filter(|&w| w != i64::MAX) {
-            e.sample(VIEW_WATERMARK, &[("view", &v.def.name)], w as f64 / 1000.0);
-        }
-    }
-    e.family(VIEW_INPUT_EVENTS, "counter", "Events the view has read.");
-    for v in &views {
-        e.sample(
-            VIEW_INPUT_EVENTS,
-            &[("view", &v.def.name)],
-            v.stats.input_events as f64,
-        );
-    }
-    e.family(
-        VIEW_ROWS_WRITTEN,
-        "counter",
-        "Result rows the view has written.",
-    );
-    for v in &views {
-        e.sample(
-            VIEW_ROWS_WRITTEN,
-            &[("view", &v.def.name)],
-            v.stats.rows_written as f64,
-        );
     }
     e.family(
         VIEW_LATE_EVENTS,
@@ -300,49 +305,24 @@ fn render(app: &App) -> Result<String, ApiError> {
             );
         }
     }
-    e.family(
-        STORE_COMMIT_RETRIES,
-        "counter",
-        "Store commits retried after a retriable failure.",
-    );
-    for v in &views {
-        e.sample(
-            STORE_COMMIT_RETRIES,
-            &[("view", &v.def.name)],
-            v.stats.commit_retries as f64,
-        );
-    }
-    e.family(
-        VIEW_INGEST_TO_COMMIT,
-        "histogram",
-        "Per event, ingest to the start of the commit that made its effect durable.",
-    );
-    for v in &views {
-        e.histogram(
+    type PerViewHistogram = fn(&ViewFigures) -> &Histogram;
+    let histograms: [(&str, &str, PerViewHistogram); 2] = [
+        (
             VIEW_INGEST_TO_COMMIT,
-            &v.def.name,
-            &v.stats.ingest_to_commit_ms,
-        );
-    }
-    e.family(
-        STORE_COMMIT_DURATION,
-        "histogram",
-        "Duration of store commit transactions.",
-    );
-    for v in &views {
-        e.histogram(STORE_COMMIT_DURATION, &v.def.name, &v.stats.commit_ms);
-    }
-    e.family(
-        VIEW_STATE,
-        "gauge",
-        "The view's operator state at its last commit.",
-    );
-    for v in &views {
-        e.sample(
-            VIEW_STATE,
-            &[("view", &v.def.name)],
-            v.stats.state_bytes as f64,
-        );
+            "Per event, ingest to the start of the commit that made its effect durable.",
+            |v| &v.stats.ingest_to_commit_ms,
+        ),
+        (
+            STORE_COMMIT_DURATION,
+            "Duration of store commit transactions.",
+            |v| &v.stats.commit_ms,
+        ),
+    ];
+    for (name, help, histogram) in histograms {
+        e.family(name, "histogram", help);
+        for v in &views {
+            e.histogram(name, &v.def.name, histogram(v));
+        }
     }
     Ok(e.out)
 }

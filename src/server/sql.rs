@@ -91,10 +91,7 @@ pub fn views_loop(
     ddl: &Receiver<DdlRequest>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let mut runners = open_runners(&app.dir, &[], false)?;
-    for r in &mut runners {
-        r.retry_until(stop.clone());
-    }
+    let mut runners = open_patient(app, &[], stop)?;
     let mut store: Option<SqliteStore> = None;
     while !stop.load(Ordering::SeqCst) {
         while let Ok(request) = ddl.try_recv() {
@@ -108,6 +105,19 @@ pub fn views_loop(
         }
     }
     commit_all(&mut runners)
+}
+
+/// Runners for the views named (all if empty) that wait out store outages until `stop`.
+fn open_patient(
+    app: &App,
+    names: &[String],
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<ViewRunner>> {
+    let mut runners = open_runners(&app.dir, names, false)?;
+    for r in &mut runners {
+        r.retry_until(stop.clone());
+    }
+    Ok(runners)
 }
 
 fn apply(
@@ -140,7 +150,7 @@ fn apply(
         if let Some(ViewStatement::Drop { name, .. }) = &parsed {
             // Stop the view first, committing what it did, so nothing writes to it after.
             if let Some(at) = runners.iter().position(|r| &r.def().name == name) {
-                commit_all(&mut runners[at..=at]).map_err(failed)?;
+                runners[at].commit().map_err(|e| failed(e.into()))?;
                 runners.remove(at);
             }
         }
@@ -151,11 +161,8 @@ fn apply(
                     && !runners.iter().any(|r| &r.def().name == name)
                 {
                     // The drop was refused (a view reads it): keep running it.
-                    if let Ok(again) = open_runners(&app.dir, std::slice::from_ref(name), false) {
-                        for mut r in again {
-                            r.retry_until(stop.clone());
-                            runners.push(r);
-                        }
+                    if let Ok(again) = open_patient(app, std::slice::from_ref(name), stop) {
+                        runners.extend(again);
                     }
                 }
                 return Err(failed(e));
@@ -164,12 +171,8 @@ fn apply(
         if let Some(ViewStatement::Create { def, .. }) = &parsed
             && !runners.iter().any(|r| r.def().name == def.name)
         {
-            let opened =
-                open_runners(&app.dir, std::slice::from_ref(&def.name), false).map_err(failed)?;
-            for mut r in opened {
-                r.retry_until(stop.clone());
-                runners.push(r);
-            }
+            runners
+                .extend(open_patient(app, std::slice::from_ref(&def.name), stop).map_err(failed)?);
         }
         results.push(outcome);
     }

@@ -139,10 +139,6 @@ fn view_status(store: Option<&SqliteStore>, view: &str) -> Result<(ViewStatus, b
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// One input partition: what the stored results reflect against where the log ends.
 #[derive(Debug, Serialize)]
 pub struct PartitionOffsets {
@@ -263,7 +259,7 @@ fn view_summary(f: &ViewFigures) -> Value {
 
 /// Every view's figures, in catalog order.
 pub fn all_figures(app: &App) -> Result<Vec<ViewFigures>, ApiError> {
-    let now = now_ms();
+    let now = freshet_types::IngestTime::now().0;
     with_reader(app, |catalog, store| {
         catalog
             .views
@@ -296,7 +292,12 @@ pub async fn describe(
             let (status, _) = view_status(store, &name)?;
             Ok((catalog.clone(), def, status))
         })?;
-        let mut out = view_summary(&figures(&app, &def, &status, now_ms()));
+        let mut out = view_summary(&figures(
+            &app,
+            &def,
+            &status,
+            freshet_types::IngestTime::now().0,
+        ));
         let text = freshet_engine::manage::describe(&app.dir, &catalog, &def).map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -343,7 +344,7 @@ pub async fn results(
         let next = has_more.then_some(query.offset + rows.len());
         Ok(Json(json!({
             "view": name,
-            "freshness": figures(&app, &def, &status, now_ms()).freshness,
+            "freshness": figures(&app, &def, &status, freshet_types::IngestTime::now().0).freshness,
             "rows": rows,
             "has_more": has_more,
             "next_offset": next,
@@ -410,7 +411,7 @@ pub async fn status(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError
         }
         let views = all_views(&app)?;
         Ok(Json(json!({
-            "now": fmt_ms(now_ms()),
+            "now": fmt_ms(freshet_types::IngestTime::now().0),
             "views_error": app.views_error(),
             "streams": streams,
             "views": views,
