@@ -17,6 +17,12 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Where view results are kept: a SQLite file path or a PostgreSQL URL
+    /// (`postgres://user@host:5432/db?schema=freshet`). Default: `results.db` in the data
+    /// directory.
+    #[arg(long, global = true, env = "FRESHET_STORE")]
+    pub store: Option<String>,
+
     /// Log filter (tracing syntax), e.g. `info` or `freshet=debug`.
     #[arg(long, global = true, env = "FRESHET_LOG", default_value = "warn")]
     pub log: String,
@@ -276,6 +282,20 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7478")]
     pub listen: String,
+    /// `all`: hold the data directory, ingest, run every view and serve. `query`: only
+    /// serve results and status, reading the data directory and the result store that an
+    /// `all` server writes (a shared `--store` such as PostgreSQL, or the same SQLite file).
+    #[arg(long, value_enum, default_value_t = ServeRole::All)]
+    pub role: ServeRole,
+}
+
+/// What a `serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeRole {
+    /// Ingest, run the views, serve.
+    All,
+    /// Serve results, status and metrics only.
+    Query,
 }
 
 /// `status` arguments.

@@ -9,18 +9,24 @@
 //! - `views`: views created over history, drained, read back by `results` and SQLite.
 //! - `crash`: SIGKILL of `freshet run` at random moments loses and doubles nothing.
 //! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
+//! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
+//!   and terminated connections lose and double nothing.
+
+#[path = "common/postgres.rs"]
+mod pg;
 
 mod e2e {
     pub mod support;
 
     mod cli_ingest;
-    mod crash;
+    pub mod crash;
     mod dashboard;
     mod ddl;
     mod demo;
     mod durability;
     mod http_ingest;
-    mod http_views;
+    pub mod http_views;
     mod idempotency;
+    mod pg_store;
     mod views;
 }

@@ -4,10 +4,11 @@
 //! views run, a feeder posts live Nexmark events over HTTP at a steady rate, and the
 //! dashboard and API show it all until Ctrl-C.
 
-use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs};
+use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs, ServeRole};
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig, write_ndjson};
+use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
 use freshet_streams::ingest::{Format, ingest_file};
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ CREATE VIEW hourly_volume WITH (freshness = '1h', emit = 'on_update', emit_inter
   FROM TUMBLE(bid, date_time, INTERVAL '1' HOUR)
   GROUP BY window_start, window_end";
 
-pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let catalog = freshet_streams::catalog::Catalog::load(data_dir)?;
     if !catalog.streams.is_empty() {
         if !args.reset {
@@ -99,7 +100,7 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
     for statement in freshet_streams::ddl::split_statements(VIEWS)? {
         output::line(format!(
             "    {}",
-            super::sql::execute(&dir, &mut store, &statement)?
+            super::sql::execute(&dir, location, &mut store, &statement)?
         ));
     }
     drop(store);
@@ -107,8 +108,10 @@ pub fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let rate = args.rate;
     crate::server::run_with(
         data_dir,
+        location,
         ServeArgs {
             listen: args.listen,
+            role: ServeRole::All,
         },
         move |addr| {
             print_guide(addr, rate);

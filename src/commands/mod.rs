@@ -11,19 +11,24 @@ pub mod sql;
 mod status;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};
+use freshet_store::StoreLocation;
 use std::process::ExitCode;
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir;
+    let store = match &cli.store {
+        Some(spec) => StoreLocation::parse(spec)?,
+        None => StoreLocation::sqlite_in(&data_dir),
+    };
     match cli.command {
-        Command::Demo(args) => demo::run(&data_dir, args),
+        Command::Demo(args) => demo::run(&data_dir, &store, args),
         Command::Gen(args) => match args.source {
             GenCommand::Nexmark(a) => gen_nexmark::run(&data_dir, a),
         },
-        Command::Sql(args) => sql::run(&data_dir, args),
-        Command::Run(args) => run::run(&data_dir, args),
-        Command::Results(args) => results::run(&data_dir, args),
+        Command::Sql(args) => sql::run(&data_dir, &store, args),
+        Command::Run(args) => run::run(&data_dir, &store, args),
+        Command::Results(args) => results::run(&store, args),
         Command::Ingest(args) => ingest::run(&data_dir, args),
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {
@@ -31,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             LogCommand::Retention(a) => inspect::retention(&data_dir, a),
         },
         Command::Dlq(args) => inspect::dlq(&data_dir, args),
-        Command::Serve(args) => crate::server::run(&data_dir, args),
+        Command::Serve(args) => crate::server::run(&data_dir, &store, args),
         Command::Status(args) => status::run(args),
         Command::Bench(BenchCommand::Http(a)) => bench::http(a),
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),

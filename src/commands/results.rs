@@ -1,12 +1,10 @@
 //! `freshet results`: read a view's results table.
 
 use crate::cli::ResultsArgs;
-use crate::commands::sql::store_path;
 use crate::output;
 use anyhow::{Context, bail};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use freshet_store::{ResultQuery, ResultStore, SqliteStore};
-use std::path::Path;
+use freshet_store::{ResultQuery, StoreLocation};
 use std::process::ExitCode;
 
 /// RFC 3339 or epoch milliseconds.
@@ -21,15 +19,16 @@ pub fn parse_time(text: &str) -> anyhow::Result<i64> {
         .timestamp_millis())
 }
 
-pub fn run(data_dir: &Path, args: ResultsArgs) -> anyhow::Result<ExitCode> {
-    let path = store_path(data_dir);
-    if !path.exists() {
+pub fn run(location: &StoreLocation, args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    if let StoreLocation::Sqlite(path) = location
+        && !path.exists()
+    {
         bail!(
             "no result store at {}: create a view and run it first",
             path.display()
         );
     }
-    let store = SqliteStore::open_read_only(&path)?;
+    let store = location.open_read_only()?;
     let mut equals = Vec::new();
     for k in &args.keys {
         let Some((col, value)) = k.split_once('=') else {

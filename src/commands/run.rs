@@ -1,11 +1,10 @@
 //! `freshet run`: run views continuously, or drain the log once.
 
 use crate::cli::RunArgs;
-use crate::commands::sql::store_path;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::{SystemClock, ViewCatalog, ViewRunner};
-use freshet_store::{DiscardStore, ResultStore, SqliteStore};
+use freshet_store::{DiscardStore, ResultStore, StoreLocation};
 use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
-    let mut runners = open_runners(&dir, &args.views, args.discard)?;
+    let mut runners = open_runners(&dir, location, &args.views, args.discard)?;
     if runners.is_empty() {
         bail!("no views to run; create one with `freshet sql \"CREATE VIEW ...\"`");
     }
@@ -35,6 +34,8 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 "late_dead_lettered": r.stats().late_dead_lettered,
                 "late_updated": r.stats().late_updated,
                 "state_bytes_peak": r.stats().state_bytes_peak,
+                "commit_ms_p50": r.commit_ms_quantile(0.5),
+                "commit_ms_p99": r.commit_ms_quantile(0.99),
             }));
         }
         let secs = started.elapsed().as_secs_f64();
@@ -79,10 +80,11 @@ pub fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A runner per view named in `names` (every view of the catalog if empty), each with its
-/// own connection to the data directory's result store, resumed from its last commit; or,
+/// own connection to the result store, resumed from its last commit; or,
 /// with `discard`, each on a [`DiscardStore`] from the start of the log.
 pub fn open_runners(
     dir: &DataDir,
+    location: &StoreLocation,
     names: &[String],
     discard: bool,
 ) -> anyhow::Result<Vec<ViewRunner>> {
@@ -102,7 +104,7 @@ pub fn open_runners(
         let store: Box<dyn ResultStore> = if discard {
             Box::new(DiscardStore::new())
         } else {
-            Box::new(SqliteStore::open(&store_path(dir.root()))?)
+            location.open()?
         };
         let runner = ViewRunner::open(dir, &catalog, def, store, clock.clone())
             .with_context(|| format!("cannot start view '{}'", def.name))?;

@@ -4,13 +4,13 @@ use crate::cli::SqlArgs;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::manage;
-use freshet_store::SqliteStore;
+use freshet_store::{ResultStore, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::{StreamStatement, parse_stream_statement, split_statements};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(data_dir: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
+pub fn run(data_dir: &Path, location: &StoreLocation, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(file)) => std::fs::read_to_string(file)
@@ -22,10 +22,10 @@ pub fn run(data_dir: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
         bail!("no SQL statement given");
     }
     let dir = DataDir::open(data_dir)?;
-    let mut store: Option<SqliteStore> = None;
+    let mut store = None;
     let mut results = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
-        let outcome = execute(&dir, &mut store, statement).with_context(|| {
+        let outcome = execute(&dir, location, &mut store, statement).with_context(|| {
             format!(
                 "statement {} of {} failed: {}",
                 i + 1,
@@ -44,24 +44,20 @@ pub fn run(data_dir: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The result store of a data directory (`results.db`), opened on first use.
-pub fn store_path(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("results.db")
-}
-
 /// Run one statement against the data directory, opening the result store on first use;
 /// returns the text to show. `freshet sql` and `POST /v1/sql` both come here.
 pub fn execute(
     dir: &DataDir,
-    store: &mut Option<SqliteStore>,
+    location: &StoreLocation,
+    store: &mut Option<Box<dyn ResultStore>>,
     statement: &str,
 ) -> anyhow::Result<String> {
     if let Some(view_statement) = freshet_engine::parse_view_statement(statement)? {
         if store.is_none() {
-            *store = Some(SqliteStore::open(&store_path(dir.root()))?);
+            *store = Some(location.open()?);
         }
         let store = store.as_mut().expect("opened above");
-        return Ok(manage::execute(dir, store, view_statement)?);
+        return Ok(manage::execute(dir, store.as_mut(), view_statement)?);
     }
     if let Some(StreamStatement::Drop { name, .. }) = parse_stream_statement(statement)? {
         manage::check_stream_drop(dir, &name)?;

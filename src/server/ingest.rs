@@ -21,6 +21,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    app.log.writer("ingest")?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -74,7 +75,11 @@ pub async fn ingest(
     let rid = request_id.clone();
     let stream_name = name.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<_, StreamError> {
-        let stream = app2.dir.stream(&stream_name)?;
+        // A query-only server was refused above; it never gets here.
+        let Some(dir) = app2.log.writer_dir() else {
+            return Err(StreamError::UnknownStream(stream_name));
+        };
+        let stream = dir.stream(&stream_name)?;
         let rows = memchr::memchr_iter(b'\n', &bytes).count()
             + usize::from(bytes.last().is_some_and(|b| *b != b'\n'));
         if rows > HTTP_ROWS_PER_REQUEST_MAX {

@@ -123,12 +123,17 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
 
 fn render(app: &App) -> Result<String, ApiError> {
     let mut e = Exposition { out: String::new() };
+    // Ingest counters live in the process that ingests; a query-only server has none.
     let streams: Vec<_> = app
-        .dir
-        .streams()
-        .into_iter()
-        .filter_map(|d| app.dir.stream(&d.name).ok())
-        .collect();
+        .log
+        .writer_dir()
+        .map(|dir| {
+            dir.streams()
+                .into_iter()
+                .filter_map(|d| dir.stream(&d.name).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     type Counter = fn(&freshet_streams::stream::StreamCounters) -> u64;
     let counters: [(&str, &str, Counter); 3] = [
         (

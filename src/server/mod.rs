@@ -6,17 +6,21 @@
 
 mod error;
 mod ingest;
+mod log_access;
 mod metrics;
 mod sql;
 mod views;
 
 use crate::cli::ServeArgs;
+use crate::cli::ServeRole;
 use crate::output;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
+use log_access::LogAccess;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,8 +29,10 @@ use std::time::Duration;
 
 /// Shared state of the server.
 pub struct App {
-    /// The data directory, held for writing.
-    pub dir: DataDir,
+    /// The data directory: held for writing, or read beside its writer (`--role query`).
+    pub log: LogAccess,
+    /// Where view results are kept.
+    pub store: StoreLocation,
     /// Counter for generated request ids.
     pub requests: AtomicU64,
     /// Why the views thread stopped, if it failed.
@@ -97,41 +103,60 @@ async fn ready(
     }
 }
 
-pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    run_with(data_dir, args, |_| Ok(()))
+pub fn run(data_dir: &Path, store: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    run_with(data_dir, store, args, |_| Ok(()))
 }
 
 /// Like [`run`], calling `on_listening` with the bound address once the server listens.
 pub fn run_with(
     data_dir: &Path,
+    store: &StoreLocation,
     args: ServeArgs,
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data_dir)?;
+    let log = match args.role {
+        ServeRole::All => LogAccess::Writer(DataDir::open(data_dir)?),
+        ServeRole::Query => {
+            if !data_dir.join("catalog.json").exists() {
+                anyhow::bail!(
+                    "{} holds no streams: a query-only server reads the data directory of \
+                     the server that writes it",
+                    data_dir.display()
+                );
+            }
+            LogAccess::Reader(data_dir.to_path_buf())
+        }
+    };
     let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(sql::DDL_QUEUE_MAX);
     let app = Arc::new(App {
-        dir,
+        log,
+        store: store.clone(),
         requests: AtomicU64::new(0),
         views_failed: Mutex::new(None),
         ddl,
         catalog_generation: AtomicU64::new(0),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
-    let views = {
-        let stop = stop_views.clone();
-        let app = app.clone();
-        std::thread::Builder::new()
-            .name("views".into())
-            .spawn(move || {
-                let result = sql::views_loop(&app, &ddl_requests, &stop);
-                if let Err(e) = &result {
-                    let text = format!("{e:#}");
-                    tracing::error!(error = text, "views stopped");
-                    *app.views_failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
-                }
-                result
-            })
-            .context("cannot start the views thread")?
+    // A query-only server runs no views: the writer does.
+    let views = match app.log.is_writer() {
+        false => None,
+        true => {
+            let stop = stop_views.clone();
+            let app = app.clone();
+            let thread = std::thread::Builder::new()
+                .name("views".into())
+                .spawn(move || {
+                    let result = sql::views_loop(&app, &ddl_requests, &stop);
+                    if let Err(e) = &result {
+                        let text = format!("{e:#}");
+                        tracing::error!(error = text, "views stopped");
+                        *app.views_failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                    }
+                    result
+                })
+                .context("cannot start the views thread")?;
+            Some(thread)
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -141,11 +166,14 @@ pub fn run_with(
     let served = runtime.block_on(serve(app.clone(), &args.listen, on_listening));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
-        .join()
+        .map(|v| v.join())
+        .transpose()
         .map_err(|_| anyhow::anyhow!("the views thread panicked"))?;
     served?;
-    views?;
-    app.dir.sync_all().context("final sync of the log failed")?;
+    views.transpose()?;
+    if let LogAccess::Writer(dir) = &app.log {
+        dir.sync_all().context("final sync of the log failed")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -166,14 +194,16 @@ async fn serve(
     });
     output::line(format!("freshet serving on http://{addr}"));
     on_listening(addr)?;
-    let flusher = tokio::spawn(flush_interval_streams(app.clone()));
-    let retention = tokio::spawn(apply_retention(app.clone()));
+    let writer = app.log.is_writer();
+    let flusher = writer.then(|| tokio::spawn(flush_interval_streams(app.clone())));
+    let retention = writer.then(|| tokio::spawn(apply_retention(app.clone())));
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    flusher.abort();
-    retention.abort();
+    for task in flusher.into_iter().chain(retention) {
+        task.abort();
+    }
     tracing::info!("stopped accepting requests; in-flight requests finished");
     Ok(())
 }
@@ -186,7 +216,11 @@ async fn flush_interval_streams(app: Arc<App>) {
     loop {
         tick.tick().await;
         let app = app.clone();
-        let result = tokio::task::spawn_blocking(move || app.dir.sync_interval_streams()).await;
+        let result = tokio::task::spawn_blocking(move || match &app.log {
+            LogAccess::Writer(dir) => dir.sync_interval_streams(),
+            LogAccess::Reader(_) => Ok(()),
+        })
+        .await;
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "periodic sync of fsync='interval' streams failed");
         }
@@ -201,7 +235,11 @@ async fn apply_retention(app: Arc<App>) {
     loop {
         tick.tick().await;
         let app = app.clone();
-        match tokio::task::spawn_blocking(move || app.dir.apply_retention()).await {
+        let retained = tokio::task::spawn_blocking(move || match &app.log {
+            LogAccess::Writer(dir) => dir.apply_retention(),
+            LogAccess::Reader(_) => Ok(Vec::new()),
+        });
+        match retained.await {
             Ok(Ok(freed)) => {
                 for (stream, segments, bytes) in freed.into_iter().filter(|f| f.1 > 0) {
                     tracing::info!(stream, segments, bytes, "retention removed old segments");

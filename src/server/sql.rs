@@ -8,11 +8,12 @@
 use super::App;
 use super::error::ApiError;
 use crate::commands::run::{commit_all, open_runners, step_all, wait_for_data};
+use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use freshet_engine::{ViewRunner, ViewStatement, parse_view_statement};
-use freshet_store::SqliteStore;
+use freshet_store::ResultStore;
 use freshet_streams::ddl::split_statements;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -55,6 +56,7 @@ pub async fn sql(
             format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"),
         )
     })?;
+    app.log.writer("SQL statements")?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     let unavailable = |why: &str| ApiError {
         retry_after_s: Some(1),
@@ -92,7 +94,7 @@ pub fn views_loop(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let mut runners = open_patient(app, &[], stop)?;
-    let mut store: Option<SqliteStore> = None;
+    let mut store: Option<Box<dyn ResultStore>> = None;
     while !stop.load(Ordering::SeqCst) {
         while let Ok(request) = ddl.try_recv() {
             let outcome = apply(app, &mut runners, &mut store, &request.sql, stop);
@@ -107,13 +109,20 @@ pub fn views_loop(
     commit_all(&mut runners)
 }
 
+/// The data directory the views thread writes; only a server that holds it runs views.
+fn writer_dir(app: &App) -> anyhow::Result<&freshet_streams::DataDir> {
+    app.log
+        .writer_dir()
+        .context("views run only in the server that writes the data directory")
+}
+
 /// Runners for the views named (all if empty) that wait out store outages until `stop`.
 fn open_patient(
     app: &App,
     names: &[String],
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<ViewRunner>> {
-    let mut runners = open_runners(&app.dir, names, false)?;
+    let mut runners = open_runners(writer_dir(app)?, &app.store, names, false)?;
     for r in &mut runners {
         r.retry_until(stop.clone());
     }
@@ -123,7 +132,7 @@ fn open_patient(
 fn apply(
     app: &App,
     runners: &mut Vec<ViewRunner>,
-    store: &mut Option<SqliteStore>,
+    store: &mut Option<Box<dyn ResultStore>>,
     sql: &str,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<String>, ApiError> {
@@ -154,7 +163,12 @@ fn apply(
                 runners.remove(at);
             }
         }
-        let outcome = match crate::commands::sql::execute(&app.dir, store, statement) {
+        let outcome = match crate::commands::sql::execute(
+            app.log.writer("SQL statements")?,
+            &app.store,
+            store,
+            statement,
+        ) {
             Ok(outcome) => outcome,
             Err(e) => {
                 if let Some(ViewStatement::Drop { name, .. }) = &parsed

@@ -4,13 +4,12 @@
 
 use super::App;
 use super::error::ApiError;
-use crate::commands::sql::store_path;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use freshet_engine::source::fmt_ms;
 use freshet_engine::{Stats, ViewCatalog, ViewDef};
-use freshet_store::{ResultQuery, ResultStore, SqliteStore, StoreError, ViewStatus};
+use freshet_store::{ResultQuery, ResultStore, StoreError, StoreLocation, ViewStatus};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -33,7 +32,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 fn catalog(app: &App) -> Result<ViewCatalog, ApiError> {
-    ViewCatalog::load(app.dir.root()).map_err(|e| {
+    ViewCatalog::load(app.log.root()).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -53,14 +52,18 @@ fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
 }
 
 /// The result store, read-only; `None` before any view created it.
-fn open_store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
-    let path = store_path(app.dir.root());
-    if !path.exists() {
+fn open_store(app: &App) -> Result<Option<Box<dyn ResultStore>>, ApiError> {
+    if let StoreLocation::Sqlite(path) = &app.store
+        && !path.exists()
+    {
         return Ok(None);
     }
-    SqliteStore::open_read_only(&path)
-        .map(Some)
-        .map_err(store_error)
+    match app.store.open_read_only() {
+        Ok(store) => Ok(Some(store)),
+        // A PostgreSQL schema no writer has created yet.
+        Err(StoreError::User { .. }) if app.store.is_shared() => Ok(None),
+        Err(e) => Err(store_error(e)),
+    }
 }
 
 /// What a blocking-pool thread keeps between requests: the view catalog and a read-only
@@ -68,7 +71,7 @@ fn open_store(app: &App) -> Result<Option<SqliteStore>, ApiError> {
 struct Reader {
     generation: u64,
     catalog: ViewCatalog,
-    store: Option<SqliteStore>,
+    store: Option<Box<dyn ResultStore>>,
 }
 
 thread_local! {
@@ -79,7 +82,7 @@ thread_local! {
 /// catalog has not changed (opening a connection costs more than a key lookup).
 fn with_reader<T>(
     app: &App,
-    f: impl FnOnce(&ViewCatalog, Option<&SqliteStore>) -> Result<T, ApiError>,
+    f: impl FnOnce(&ViewCatalog, Option<&dyn ResultStore>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let generation = app.catalog_generation();
     READER.with(|cell| {
@@ -96,7 +99,7 @@ fn with_reader<T>(
             });
         }
         let reader = cell.as_ref().expect("set above");
-        f(&reader.catalog, reader.store.as_ref())
+        f(&reader.catalog, reader.store.as_deref())
     })
 }
 
@@ -123,7 +126,10 @@ fn store_error(e: StoreError) -> ApiError {
 
 /// A view's status as stored, and whether the store knows the view at all (a view just
 /// created may not have been opened by the views thread yet).
-fn view_status(store: Option<&SqliteStore>, view: &str) -> Result<(ViewStatus, bool), ApiError> {
+fn view_status(
+    store: Option<&dyn ResultStore>,
+    view: &str,
+) -> Result<(ViewStatus, bool), ApiError> {
     let never = || ViewStatus {
         view: view.to_string(),
         progress: None,
@@ -197,12 +203,7 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
             stream: p.stream.clone(),
             partition: p.partition,
             next_offset: p.next_offset,
-            end_offset: app
-                .dir
-                .stream(&p.stream)
-                .ok()
-                .and_then(|s| s.partitions().get(p.partition as usize).cloned())
-                .map(|part| part.visible_end().0),
+            end_offset: app.log.end_offset(&p.stream, p.partition),
         })
         .collect();
     let lag: u64 = offsets
@@ -298,13 +299,20 @@ pub async fn describe(
             &status,
             freshet_types::IngestTime::now().0,
         ));
-        let text = freshet_engine::manage::describe(&app.dir, &catalog, &def).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("cannot describe view '{name}': {e}"),
-            )
-        })?;
+        // Describing compiles the view against the streams, which a query-only server
+        // does not open.
+        let text = match app.log.writer_dir() {
+            None => None,
+            Some(dir) => Some(
+                freshet_engine::manage::describe(dir, &catalog, &def).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("cannot describe view '{name}': {e}"),
+                    )
+                })?,
+            ),
+        };
         out["ddl"] = json!(def.ddl);
         out["description"] = json!(text);
         Ok(Json(out))
@@ -392,21 +400,16 @@ fn result_query(params: &[(String, String)]) -> Result<ResultQuery, ApiError> {
 pub async fn status(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let mut streams = Vec::new();
-        for def in app.dir.streams() {
-            let Ok(stream) = app.dir.stream(&def.name) else {
+        for def in app.log.streams() {
+            let Some(ends) = app.log.ends(&def) else {
                 continue;
             };
-            let ends: Vec<u64> = stream
-                .partitions()
-                .iter()
-                .map(|p| p.visible_end().0)
-                .collect();
             streams.push(json!({
                 "name": def.name,
-                "partitions": ends.len(),
-                "end_offsets": ends,
-                "events": ends.iter().sum::<u64>(),
-                "dead_letters": stream.dead_letters().visible_end().0,
+                "partitions": ends.partitions.len(),
+                "end_offsets": ends.partitions,
+                "events": ends.partitions.iter().sum::<u64>(),
+                "dead_letters": ends.dead_letters,
             }));
         }
         let views = all_views(&app)?;

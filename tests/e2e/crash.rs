@@ -19,7 +19,7 @@ const KILLS: u32 = 20;
 /// Per-auction hopping counts (each bid in five windows) and sessions per bidder: windowed
 /// state of two shapes, each committed every 50 ms. (The golden pipelines restore cascades
 /// and joins from checkpoints; here the point is many crashes over much data.)
-fn views(prefix: &str) -> String {
+pub fn views(prefix: &str) -> String {
     format!(
         "CREATE VIEW {prefix}_counts WITH (freshness = '200ms') AS \
          SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top \
@@ -33,10 +33,10 @@ fn views(prefix: &str) -> String {
 }
 
 /// A small deterministic generator for kill delays (xorshift64*), seeded per run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

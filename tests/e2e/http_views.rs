@@ -8,17 +8,17 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// One partition, so that the watermark is that of every event in order.
-const STREAM: &str = "CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, \
+pub const STREAM: &str = "CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, \
     price BIGINT NOT NULL, date_time TIMESTAMP NOT NULL, \
     WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) WITH (partitions = 1)";
 
-const VIEW: &str = "CREATE VIEW counts WITH (freshness = '200ms') AS \
+pub const VIEW: &str = "CREATE VIEW counts WITH (freshness = '200ms') AS \
     SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top \
     FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) \
     GROUP BY auction, window_start, window_end";
 
 /// One bid as NDJSON at `second` seconds after 2015-07-15T00:00:00Z.
-fn bid(auction: i64, price: i64, second: u32) -> String {
+pub fn bid(auction: i64, price: i64, second: u32) -> String {
     json!({
         "auction": auction, "bidder": 1, "price": price, "channel": "web", "url": "u",
         "date_time": format!("2015-07-15T00:{:02}:{:02}Z", second / 60, second % 60),
@@ -28,7 +28,7 @@ fn bid(auction: i64, price: i64, second: u32) -> String {
 }
 
 /// Poll the results until `done` holds for the answer, or fail after 30 s.
-fn results_until(server: &Server, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub fn results_until(server: &Server, query: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, page) = server.get(&format!("/v1/views/counts/results{query}"));

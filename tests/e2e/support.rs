@@ -80,6 +80,8 @@ impl Run {
 pub struct Env {
     tmp: tempfile::TempDir,
     logs: AtomicU32,
+    /// `FRESHET_STORE` for every command, if not the data directory's SQLite file.
+    store: Option<String>,
 }
 
 impl Env {
@@ -91,6 +93,15 @@ impl Env {
                 .tempdir()
                 .expect("create a temporary directory"),
             logs: AtomicU32::new(0),
+            store: None,
+        }
+    }
+
+    /// A fresh environment whose commands keep results in `store` (`FRESHET_STORE`).
+    pub fn with_store(store: String) -> Env {
+        Env {
+            store: Some(store),
+            ..Env::new()
         }
     }
 
@@ -113,6 +124,7 @@ impl Env {
             .env_remove("FRESHET_DATA_DIR")
             .env("FRESHET_LOG", "warn")
             .stdin(Stdio::null());
+        self.isolate_store(&mut cmd);
         cmd
     }
 
@@ -129,7 +141,15 @@ impl Env {
             .env_remove("FRESHET_DATA_DIR")
             .env("FRESHET_LOG", "warn")
             .stdin(Stdio::null());
+        self.isolate_store(&mut cmd);
         cmd
+    }
+
+    fn isolate_store(&self, cmd: &mut Command) {
+        match &self.store {
+            Some(store) => cmd.env("FRESHET_STORE", store),
+            None => cmd.env_remove("FRESHET_STORE"),
+        };
     }
 
     /// Run `freshet <args>` to completion (bounded by [`COMMAND_DEADLINE`]).

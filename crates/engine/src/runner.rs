@@ -84,6 +84,9 @@ pub fn result_table(def: &ViewDef, compiled: &Compiled) -> ResultTable {
     }
 }
 
+/// Commit durations a runner keeps for exact quantiles (`freshet run --drain --json`).
+pub const RECENT_COMMITS: usize = 8_192;
+
 /// A view being run.
 pub struct ViewRunner {
     def: ViewDef,
@@ -101,6 +104,8 @@ pub struct ViewRunner {
     patience: Option<Arc<AtomicBool>>,
     /// Commits made since this runner was opened.
     commits: u64,
+    /// Durations of the last [`RECENT_COMMITS`] commits, in µs, oldest overwritten first.
+    recent_commit_us: Vec<u64>,
     /// `(ingest time, events)` of the frames read since the last commit, at most
     /// [`UNCOMMITTED_FRAMES_TRACKED`] (older ones merged into the first).
     uncommitted: Vec<(i64, u64)>,
@@ -118,6 +123,8 @@ impl ViewRunner {
     ) -> Result<ViewRunner> {
         let compiled = compile_view(data, views, def)?;
         store.create_view(&result_table(def, &compiled))?;
+        // Before the checkpoint is read: another writer could move it on afterwards.
+        store.claim_writer(&def.name)?;
         let checkpoint = store.load(&def.name)?;
         let mut names = Vec::new();
         compiled.root.streams(&mut names);
@@ -213,6 +220,7 @@ impl ViewRunner {
             ended: false,
             patience: None,
             commits: 0,
+            recent_commit_us: Vec::new(),
             uncommitted: Vec::new(),
         };
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
@@ -254,6 +262,16 @@ impl ViewRunner {
     /// The compiled view.
     pub fn compiled(&self) -> &Compiled {
         &self.compiled
+    }
+
+    /// The `q` quantile (0 to 1) of the recent commits' durations in ms, exact over the
+    /// last [`RECENT_COMMITS`] commits; `None` before the first commit.
+    pub fn commit_ms_quantile(&self, q: f64) -> Option<f64> {
+        let mut sorted = self.recent_commit_us.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+        Some(sorted[index] as f64 / 1000.0)
     }
 
     /// Counters since the view was created.
@@ -593,6 +611,12 @@ impl ViewRunner {
             }
         }
         self.last_commit_ms = self.clock.now_ms();
+        let took_us = started.elapsed().as_micros() as u64;
+        if self.recent_commit_us.len() < RECENT_COMMITS {
+            self.recent_commit_us.push(took_us);
+        } else {
+            self.recent_commit_us[(self.commits as usize) % RECENT_COMMITS] = took_us;
+        }
         self.commits += 1;
         self.ctx
             .stats

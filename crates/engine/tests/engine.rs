@@ -1,5 +1,8 @@
 //! The engine's integration tests: one binary (it links DataFusion), modules below.
 
+#[path = "../../../tests/common/postgres.rs"]
+mod pg;
+
 #[path = "engine/support.rs"]
 mod support;
 

@@ -399,6 +399,22 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// Appends a time already in this column's unit (days for a date), as PostgreSQL sends
+    /// times: numbers rather than text.
+    pub(crate) fn append_time(&mut self, value: Option<i64>) -> Result<(), String> {
+        match self {
+            ColumnBuilder::Timestamp { builder, .. } => builder.append_option(value),
+            ColumnBuilder::Date32(b) => match value {
+                None => b.append_null(),
+                Some(days) => {
+                    b.append_value(i32::try_from(days).map_err(|_| format!("the date {days}"))?)
+                }
+            },
+            _ => return Err("a time".to_owned()),
+        }
+        Ok(())
+    }
+
     /// The finished Arrow array.
     pub(crate) fn finish(self) -> ArrayRef {
         match self {

@@ -2,7 +2,8 @@
 //!
 //! - [`StoreError::User`]: the request was wrong (unknown view, bad filter value, unsupported
 //!   column type, a changed schema). Retrying the same request fails the same way.
-//! - [`StoreError::Sqlite`] and [`StoreError::Io`]: the outside world failed. `retriable` says
+//! - [`StoreError::Sqlite`], [`StoreError::Postgres`] and [`StoreError::Io`]: the outside
+//!   world failed. `retriable` says
 //!   whether the same call may succeed later (a busy or locked database, an I/O error, a full
 //!   disk); the caller retries those with backoff.
 //! - [`StoreError::Corrupt`]: the file holds something Freshet did not write (edited by hand,
@@ -34,6 +35,18 @@ pub enum StoreError {
         /// Whether the same call may succeed later (busy, locked, I/O error, disk full).
         retriable: bool,
     },
+    /// PostgreSQL failed, or could not be reached.
+    #[error("result store: {context}")]
+    Postgres {
+        /// What the store was doing.
+        context: String,
+        /// The client's error, with the server's message if it sent one.
+        #[source]
+        source: postgres::Error,
+        /// Whether the same call may succeed later (connection lost, server restarting,
+        /// serialization failure, deadlock, statement timeout).
+        retriable: bool,
+    },
     /// The file system failed outside SQLite.
     #[error("result store: {context}")]
     Io {
@@ -63,7 +76,9 @@ impl StoreError {
     /// Whether the same call may succeed if tried again later.
     pub fn retriable(&self) -> bool {
         match self {
-            StoreError::Sqlite { retriable, .. } | StoreError::Io { retriable, .. } => *retriable,
+            StoreError::Sqlite { retriable, .. }
+            | StoreError::Postgres { retriable, .. }
+            | StoreError::Io { retriable, .. } => *retriable,
             StoreError::User { .. } | StoreError::Corrupt { .. } | StoreError::Bug { .. } => false,
         }
     }
@@ -96,6 +111,17 @@ impl StoreError {
         }
     }
 
+    /// Wraps a PostgreSQL error, deciding from its kind and SQLSTATE whether a retry can
+    /// help.
+    pub(crate) fn postgres(context: impl Into<String>, source: postgres::Error) -> StoreError {
+        let retriable = postgres_retriable(&source);
+        StoreError::Postgres {
+            context: context.into(),
+            source,
+            retriable,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
         use std::io::ErrorKind::*;
         let retriable = matches!(
@@ -122,6 +148,44 @@ fn sqlite_retriable(error: &rusqlite::Error) -> bool {
                 | ErrorCode::DiskFull
         )
     )
+}
+
+/// A lost or refused connection, and the server states that pass (shutting down, starting
+/// up, too many connections, serialization failure, deadlock, a statement or lock timeout)
+/// may succeed later; every other server error (a type changed by hand, a missing
+/// permission, a constraint) fails the same way again.
+fn postgres_retriable(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if let Some(code) = error.code() {
+        let class = &code.code()[..2];
+        return class == "08"
+            || class == "57"
+            || class == "53"
+            || [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::LOCK_NOT_AVAILABLE,
+            ]
+            .contains(code);
+    }
+    use std::error::Error;
+    error.is_closed()
+        || error
+            .source()
+            .is_some_and(|source| source.is::<std::io::Error>())
+        || error.to_string().starts_with("timeout")
+}
+
+/// Adds context to a PostgreSQL client result.
+pub(crate) trait PostgresContext<T> {
+    /// Wraps the error with what the store was doing.
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> PostgresContext<T> for Result<T, postgres::Error> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::postgres(context(), source))
+    }
 }
 
 /// Adds context to a rusqlite result.

@@ -75,18 +75,23 @@
 #![deny(missing_docs)]
 
 mod cells;
+mod definition;
 mod discard;
 mod error;
+mod location;
 mod model;
+mod pg;
 mod schema;
 mod sqlite;
 
 pub use discard::DiscardStore;
 pub use error::StoreError;
+pub use location::StoreLocation;
 pub use model::{
     Checkpoint, Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery,
     ResultRows, ResultTable, RowState, ViewStatus,
 };
+pub use pg::{PgLocation, PgStore};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
@@ -124,6 +129,14 @@ pub trait ResultStore: Send {
 
     /// The view's last committed progress and when it was committed.
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
+
+    /// Makes this process the only writer of `view` until it exits: a store that other
+    /// processes can write (PostgreSQL) refuses, with a message naming the holder, while
+    /// another process holds the view. The SQLite store relies on its data directory's lock
+    /// and always agrees. Called before a view loads its checkpoint.
+    fn claim_writer(&mut self, _view: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Whether commits are kept. Only [`DiscardStore`] says no: a view run on it must not
     /// record its progress anywhere else either (such as the log's consumer positions).

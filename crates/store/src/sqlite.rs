@@ -21,16 +21,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cells::{Cells, ColumnBuilder};
+use crate::definition::{
+    Definition, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TimeColumns, check_view_name, now_ms,
+    table_columns, time_columns, unknown_view,
+};
 use crate::error::SqliteContext;
 use crate::model::{
     Checkpoint, Commit, PartitionProgress, Progress, ResultQuery, ResultRows, ResultTable,
     ViewStatus,
 };
 use crate::schema::{
-    Column, ColumnType, INTERNAL_DDL, INTERNAL_PREFIX, SCHEMA_VERSION, STATE_COLUMN, TimeText,
-    UPDATED_AT_COLUMN, Unit, create_results_table, delete_by_key_sql, format_date,
-    format_timestamp, parse_date, parse_user_timestamp, quote_ident, upsert_chunk_rows,
-    upsert_parameter, upsert_sql,
+    Column, ColumnType, INTERNAL_DDL, SCHEMA_VERSION, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN,
+    Unit, create_results_table, delete_by_key_sql, format_date, format_timestamp, parse_date,
+    parse_user_timestamp, quote_ident, upsert_chunk_rows, upsert_parameter, upsert_sql,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -49,19 +52,10 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// reading them back from the OS on the next commit.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-/// Earliest instant a time filter bound is clamped to: 0000-01-01 00:00:00 UTC.
-const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
-
-/// Latest instant a time filter bound is clamped to: 9999-12-31 23:59:59 UTC. Stored times
-/// never lie outside these bounds, so clamping changes no answer.
-const TIME_FILTER_MAX_MS: i64 = 253_402_300_799_000;
-
-/// A view's definition as the store needs it to write and read rows.
+/// A view's definition with the statements that write its rows.
 #[derive(Debug)]
 struct ViewDef {
-    columns: Vec<Column>,
-    /// Positions of the key columns in `columns`.
-    key: Vec<usize>,
+    def: Definition,
     /// Upserts one row.
     upsert_one_sql: String,
     /// Upserts `chunk_rows` rows.
@@ -71,75 +65,24 @@ struct ViewDef {
 }
 
 impl ViewDef {
-    fn new(view: &str, columns: Vec<Column>, key: Vec<usize>) -> ViewDef {
-        let key_names: Vec<&str> = key.iter().map(|&i| columns[i].name.as_str()).collect();
-        let chunk_rows = upsert_chunk_rows(columns.len());
+    fn new(view: &str, def: Definition) -> ViewDef {
+        let key_names = def.key_names();
+        let chunk_rows = upsert_chunk_rows(def.columns.len());
         ViewDef {
-            upsert_one_sql: upsert_sql(view, &columns, &key_names, 1),
-            upsert_chunk_sql: upsert_sql(view, &columns, &key_names, chunk_rows),
+            upsert_one_sql: upsert_sql(view, &def.columns, &key_names, 1),
+            upsert_chunk_sql: upsert_sql(view, &def.columns, &key_names, chunk_rows),
             chunk_rows,
             delete_sql: delete_by_key_sql(view, &key_names),
-            columns,
-            key,
+            def,
         }
     }
+}
 
-    fn key_names(&self) -> Vec<&str> {
-        self.key
-            .iter()
-            .map(|&i| self.columns[i].name.as_str())
-            .collect()
-    }
+impl std::ops::Deref for ViewDef {
+    type Target = Definition;
 
-    /// Checks a new definition against this stored one; the error names the first
-    /// difference.
-    fn check_same(&self, view: &str, columns: &[Column], key: &[String]) -> Result<(), StoreError> {
-        let differ = |what: String| {
-            Err(StoreError::user(format!(
-                "view '{view}' already exists with different columns: {what}; drop the view \
-                 to change its columns"
-            )))
-        };
-        for (position, new) in columns.iter().enumerate() {
-            match self.columns.iter().position(|old| old.name == new.name) {
-                None => return differ(format!("column '{}' is new", new.name)),
-                Some(old_position) => {
-                    let old = &self.columns[old_position];
-                    if old.ty != new.ty {
-                        return differ(format!(
-                            "column '{}' was {} and is now {}",
-                            new.name,
-                            old.ty.to_arrow(),
-                            new.ty.to_arrow()
-                        ));
-                    }
-                    if old_position != position {
-                        return differ(format!(
-                            "column '{}' moved from position {} to {}",
-                            new.name,
-                            old_position + 1,
-                            position + 1
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(gone) = self
-            .columns
-            .iter()
-            .find(|old| !columns.iter().any(|new| new.name == old.name))
-        {
-            return differ(format!("column '{}' is gone", gone.name));
-        }
-        let old_key = self.key_names();
-        if old_key != key.iter().map(String::as_str).collect::<Vec<_>>() {
-            return differ(format!(
-                "the key was ({}) and is now ({})",
-                old_key.join(", "),
-                key.join(", ")
-            ));
-        }
-        Ok(())
+    fn deref(&self) -> &Definition {
+        &self.def
     }
 }
 
@@ -305,104 +248,6 @@ fn newer_version(path: &Path, version: i64) -> StoreError {
     ))
 }
 
-fn unknown_view(view: &str) -> StoreError {
-    StoreError::user(format!("unknown view '{view}'"))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// View names become table names, so they must not collide with SQLite's or the store's own.
-fn check_view_name(view: &str) -> Result<(), StoreError> {
-    let lower = view.to_ascii_lowercase();
-    if view.is_empty() {
-        return Err(StoreError::user("a view name cannot be empty"));
-    }
-    if lower.starts_with(INTERNAL_PREFIX) {
-        return Err(StoreError::user(format!(
-            "view name '{view}' starts with '{INTERNAL_PREFIX}', which is reserved for the \
-             result store's own tables"
-        )));
-    }
-    if lower.starts_with("sqlite_") {
-        return Err(StoreError::user(format!(
-            "view name '{view}' starts with 'sqlite_', which SQLite reserves"
-        )));
-    }
-    if view.contains('\0') {
-        return Err(StoreError::user(
-            "a view name cannot contain a NUL character",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks and converts a view's columns and key.
-fn table_columns(table: &ResultTable) -> Result<(Vec<Column>, Vec<usize>), StoreError> {
-    let view = &table.view;
-    let columns = table
-        .schema
-        .fields()
-        .iter()
-        .map(|field| Column::from_field(field))
-        .collect::<Result<Vec<_>, _>>()?;
-    if columns.is_empty() {
-        return Err(StoreError::user(format!("view '{view}' has no columns")));
-    }
-    for (i, column) in columns.iter().enumerate() {
-        if column.name.is_empty() || column.name.contains('\0') {
-            return Err(StoreError::user(format!(
-                "view '{view}' has a column with an empty name or a NUL character"
-            )));
-        }
-        if [STATE_COLUMN, UPDATED_AT_COLUMN]
-            .iter()
-            .any(|reserved| column.name.eq_ignore_ascii_case(reserved))
-        {
-            return Err(StoreError::user(format!(
-                "view '{view}' has a column named '{}', which the result store adds itself; \
-                 rename it",
-                column.name
-            )));
-        }
-        // SQLite column names are case-insensitive.
-        if columns[..i]
-            .iter()
-            .any(|other| other.name.eq_ignore_ascii_case(&column.name))
-        {
-            return Err(StoreError::user(format!(
-                "view '{view}' has two columns named '{}' (names are case-insensitive)",
-                column.name
-            )));
-        }
-    }
-    if table.key.is_empty() {
-        return Err(StoreError::user(format!(
-            "view '{view}' has no key columns: its results need a key (group keys and window \
-             columns) so that a row written again replaces the old one"
-        )));
-    }
-    let mut key = Vec::with_capacity(table.key.len());
-    for name in &table.key {
-        let position = columns
-            .iter()
-            .position(|column| &column.name == name)
-            .ok_or_else(|| {
-                StoreError::user(format!(
-                    "key column '{name}' is not a column of view '{view}'"
-                ))
-            })?;
-        if key.contains(&position) {
-            return Err(StoreError::user(format!(
-                "key column '{name}' is listed twice for view '{view}'"
-            )));
-        }
-        key.push(position);
-    }
-    Ok((columns, key))
-}
-
 /// Reads a view's stored definition.
 fn load_view_def(conn: &Connection, view: &str) -> Result<Option<ViewDef>, StoreError> {
     let row: Option<(String, String)> = conn
@@ -416,35 +261,10 @@ fn load_view_def(conn: &Connection, view: &str) -> Result<Option<ViewDef>, Store
     let Some((key_json, schema_json)) = row else {
         return Ok(None);
     };
-    let bad = |what: &str, error: serde_json::Error| {
-        StoreError::corrupt(format!(
-            "freshet_views holds an unreadable {what} for view '{view}': {error}"
-        ))
-    };
-    let columns: Vec<Column> =
-        serde_json::from_str(&schema_json).map_err(|error| bad("schema", error))?;
-    let key_names: Vec<String> =
-        serde_json::from_str(&key_json).map_err(|error| bad("key_columns", error))?;
-    let key = key_names
-        .iter()
-        .map(|name| {
-            columns
-                .iter()
-                .position(|column| &column.name == name)
-                .ok_or_else(|| {
-                    StoreError::corrupt(format!(
-                        "freshet_views names key column '{name}' of view '{view}', which is \
-                         not in its schema"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if key.is_empty() {
-        return Err(StoreError::corrupt(format!(
-            "freshet_views holds no key columns for view '{view}'"
-        )));
-    }
-    Ok(Some(ViewDef::new(view, columns, key)))
+    Ok(Some(ViewDef::new(
+        view,
+        Definition::from_json(view, &key_json, &schema_json)?,
+    )))
 }
 
 /// Reads a view's committed progress and commit time, if it ever committed.
@@ -591,38 +411,6 @@ fn time_bound(ms: i64, unit: Unit, round_up: bool) -> Value {
     Value::Text(text.as_str().to_owned())
 }
 
-/// A timestamp column and its unit.
-type TimeColumn<'a> = (&'a Column, Unit);
-
-/// The columns a time range filters on.
-enum TimeColumns<'a> {
-    /// Rows whose `[start, end)` overlaps the range.
-    Window {
-        start: TimeColumn<'a>,
-        end: TimeColumn<'a>,
-    },
-    /// Rows whose one timestamp lies in the range.
-    Instant(TimeColumn<'a>),
-}
-
-fn time_columns<'a>(view: &str, columns: &'a [Column]) -> Result<TimeColumns<'a>, StoreError> {
-    let mut timestamps = columns.iter().filter_map(|column| match column.ty {
-        ColumnType::Timestamp { unit, .. } => Some((column, unit)),
-        _ => None,
-    });
-    let named = |name: &str| timestamps.clone().find(|(column, _)| column.name == name);
-    if let (Some(start), Some(end)) = (named("window_start"), named("window_end")) {
-        return Ok(TimeColumns::Window { start, end });
-    }
-    match (timestamps.next(), timestamps.next()) {
-        (Some(only), None) => Ok(TimeColumns::Instant(only)),
-        _ => Err(StoreError::user(format!(
-            "view '{view}' cannot be filtered by time: that needs timestamp columns \
-             window_start and window_end, or exactly one timestamp column"
-        ))),
-    }
-}
-
 impl ResultStore for SqliteStore {
     fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
         self.check_writable()?;
@@ -637,29 +425,17 @@ impl ResultStore for SqliteStore {
         let def = match load_view_def(&tx, view)? {
             Some(existing) => {
                 existing.check_same(view, &columns, &table.key)?;
-                // A column that may now hold nulls is recorded as nullable; one recorded as
-                // nullable stays so, since stored rows may hold nulls.
-                let merged: Vec<Column> = existing
-                    .columns
-                    .iter()
-                    .zip(&columns)
-                    .map(|(old, new)| Column {
-                        nullable: old.nullable || new.nullable,
-                        ..old.clone()
-                    })
-                    .collect();
-                if merged == existing.columns {
+                let merged = existing.merged(&columns);
+                if merged == existing.def {
                     existing
                 } else {
-                    let schema_json = serde_json::to_string(&merged).map_err(|error| {
-                        StoreError::bug(format!("serialising a schema: {error}"))
-                    })?;
+                    let (_, schema_json) = merged.to_json()?;
                     tx.execute(
                         "UPDATE freshet_views SET schema = ?2 WHERE view = ?1",
                         params![view, schema_json],
                     )
                     .context(at)?;
-                    ViewDef::new(view, merged, existing.key.clone())
+                    ViewDef::new(view, merged)
                 }
             }
             None => {
@@ -678,10 +454,8 @@ impl ResultStore for SqliteStore {
                          named '{taken}' (table names are case-insensitive)"
                     )));
                 }
-                let schema_json = serde_json::to_string(&columns)
-                    .map_err(|error| StoreError::bug(format!("serialising a schema: {error}")))?;
-                let key_json = serde_json::to_string(&table.key)
-                    .map_err(|error| StoreError::bug(format!("serialising a key: {error}")))?;
+                let def = Definition { columns, key };
+                let (key_json, schema_json) = def.to_json()?;
                 tx.execute(
                     "INSERT INTO freshet_views (view, key_columns, schema, created_at_ms) \
                      VALUES (?1, ?2, ?3, ?4)",
@@ -689,7 +463,7 @@ impl ResultStore for SqliteStore {
                 )
                 .context(at)?;
                 tracing::info!(view, "result table created");
-                ViewDef::new(view, columns, key)
+                ViewDef::new(view, def)
             }
         };
         let key_names = def.key_names();
@@ -883,18 +657,7 @@ impl ResultStore for SqliteStore {
         let mut conditions = Vec::new();
         let mut values = Vec::new();
         for (name, text) in &query.equals {
-            let position = def
-                .key
-                .iter()
-                .copied()
-                .find(|&k| &def.columns[k].name == name)
-                .ok_or_else(|| {
-                    StoreError::user(format!(
-                        "cannot filter view '{view}' on column '{name}': filters apply to its \
-                         key columns only ({})",
-                        def.key_names().join(", ")
-                    ))
-                })?;
+            let position = def.key_position(view, name)?;
             let column = &def.columns[position];
             values.push(filter_value(view, column, text)?);
             conditions.push(format!("{} = ?{}", quote_ident(&column.name), values.len()));

@@ -12,7 +12,7 @@
 //! the previous commit — and both must equal the expected output. `FRESHET_BLESS=1`
 //! rewrites the expected files after a deliberate change.
 
-use crate::support::Harness;
+use crate::support::{Backend, Harness};
 use std::path::{Path, PathBuf};
 
 fn pipelines_dir() -> PathBuf {
@@ -67,12 +67,12 @@ fn parse_input(text: &str) -> Vec<Step> {
 }
 
 /// Run a pipeline; with `crash`, lose the middle `@run`'s work and restore.
-fn run_pipeline(name: &str, crash: bool) -> String {
+fn run_pipeline(name: &str, crash: bool, backend: Backend) -> Option<String> {
     let dir = pipelines_dir();
     let sql = std::fs::read_to_string(dir.join(format!("{name}.sql"))).expect("read the .sql");
     let input =
         std::fs::read_to_string(dir.join(format!("{name}.input"))).expect("read the .input");
-    let h = Harness::new(&sql);
+    let h = Harness::on(backend, &sql)?;
     let steps = parse_input(&input);
     let runs = steps.iter().filter(|s| matches!(s, Step::Run)).count();
     let crash_at = if crash { Some(runs.div_ceil(2)) } else { None };
@@ -123,28 +123,44 @@ fn run_pipeline(name: &str, crash: bool) -> String {
             out.push_str(&format!("-- late event p{p}@{o}: {reason}\n"));
         }
     }
-    out
+    Some(out)
 }
 
 fn check(name: &str) {
-    let straight = run_pipeline(name, false);
+    check_on(name, Backend::Sqlite);
+}
+
+/// The pipeline's output with results in `backend` equals the blessed output (written by
+/// the SQLite store), straight through and crashed halfway.
+fn check_on(name: &str, backend: Backend) {
+    let Some(straight) = run_pipeline(name, false, backend) else {
+        return;
+    };
     let path = pipelines_dir().join(format!("{name}.expected"));
-    if std::env::var_os("FRESHET_BLESS").is_some() {
+    if backend == Backend::Sqlite && std::env::var_os("FRESHET_BLESS").is_some() {
         std::fs::write(&path, &straight).expect("write the blessed output");
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} is missing; run with FRESHET_BLESS=1", path.display()));
-    assert_eq!(straight, expected, "pipeline {name} (straight through)");
-    let restored = run_pipeline(name, true);
+    assert_eq!(
+        straight, expected,
+        "pipeline {name} on {backend:?} (straight through)"
+    );
+    let restored = run_pipeline(name, true, backend).expect("the backend is configured");
     assert_eq!(
         restored, expected,
-        "pipeline {name} (crashed halfway and restored)"
+        "pipeline {name} on {backend:?} (crashed halfway and restored)"
     );
 }
 
 macro_rules! golden {
     ($($name:ident),* $(,)?) => {
         $(#[test] fn $name() { check(stringify!($name)); })*
+        /// The same pipelines with results in PostgreSQL.
+        mod postgres {
+            use super::*;
+            $(#[test] fn $name() { check_on(stringify!($name), Backend::Postgres); })*
+        }
         /// Every pipeline with a test.
         const PIPELINES: &[&str] = &[$(stringify!($name)),*];
     };

@@ -5,7 +5,7 @@
 //! DataFusion SQL: `date_bin` for tumbling windows, a cross join for hopping windows, and
 //! `lag` gap detection for sessions.
 
-use crate::support::Harness;
+use crate::support::{Backend, Harness};
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
@@ -242,9 +242,11 @@ fn lines(batches: &[RecordBatch], columns: &[String]) -> Vec<String> {
     out
 }
 
-fn run_shape(shape: &Shape, seed: u64) {
+fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
     let input = generate(seed, 1500);
-    let h = Harness::new(&format!("{STREAM}; {}", shape.views));
+    let Some(h) = Harness::on(backend, &format!("{STREAM}; {}", shape.views)) else {
+        return;
+    };
     let mut runners = h.runners();
     for f in &input.frames {
         match f {
@@ -343,10 +345,8 @@ fn run_shape(shape: &Shape, seed: u64) {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let store =
-        freshet_store::SqliteStore::open_read_only(&h.store_path()).expect("open the store");
+    let store = h.store.open_read_only().expect("open the store");
     let got = {
-        use freshet_store::ResultStore;
         let rows = store
             .read_results(
                 shape.view,
@@ -393,7 +393,16 @@ fn run_shape(shape: &Shape, seed: u64) {
 fn streaming_equals_batch_for_every_query_shape() {
     for seed in [1, 2, 3] {
         for shape in SHAPES {
-            run_shape(shape, seed);
+            run_shape(shape, seed, Backend::Sqlite);
+        }
+    }
+}
+
+#[test]
+fn streaming_equals_batch_for_every_query_shape_with_postgres_results() {
+    for seed in [1, 2] {
+        for shape in SHAPES {
+            run_shape(shape, seed, Backend::Postgres);
         }
     }
 }

@@ -4,45 +4,68 @@
 use arrow_array::Array;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_engine::{ManualClock, ViewCatalog, ViewRunner, manage, parse_view_statement};
-use freshet_store::{ResultQuery, ResultStore, SqliteStore};
+use freshet_store::{ResultQuery, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::split_statements;
 use freshet_streams::stream::{Prepared, PreparedFrame};
-use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Where a test keeps its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `results.db` in the data directory.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL server of `FRESHET_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+use crate::pg::PgSchema;
 
 pub struct Harness {
     pub _dir: tempfile::TempDir,
     pub data: DataDir,
     pub clock: Arc<ManualClock>,
+    pub store: StoreLocation,
+    pub pg: Option<PgSchema>,
 }
 
 impl Harness {
-    /// A fresh data directory after running `sql` (streams and views).
+    /// A fresh data directory after running `sql` (streams and views), results in SQLite.
     pub fn new(sql: &str) -> Harness {
+        Harness::on(Backend::Sqlite, sql).expect("SQLite is always there")
+    }
+
+    /// Like [`Harness::new`] with results in `backend`; `None` if it is not configured.
+    pub fn on(backend: Backend, sql: &str) -> Option<Harness> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data = DataDir::open(dir.path()).expect("open the data directory");
+        let (store, pg) = match backend {
+            Backend::Sqlite => (StoreLocation::sqlite_in(dir.path()), None),
+            Backend::Postgres => {
+                let schema = PgSchema::new("engine")?;
+                let location = StoreLocation::parse(&schema.store_url()).expect("a store URL");
+                (location, Some(schema))
+            }
+        };
         let h = Harness {
             _dir: dir,
             data,
             clock: Arc::new(ManualClock::new(chrono::Utc::now().timestamp_millis())),
+            store,
+            pg,
         };
         for statement in split_statements(sql).expect("split the statements") {
             h.execute(&statement).expect("setup statement");
         }
-        h
-    }
-
-    pub fn store_path(&self) -> PathBuf {
-        self.data.root().join("results.db")
+        Some(h)
     }
 
     /// Run one statement; view statements go to the engine.
     pub fn execute(&self, statement: &str) -> Result<String, String> {
         match parse_view_statement(statement).map_err(|e| e.to_string())? {
             Some(v) => {
-                let mut store = SqliteStore::open(&self.store_path()).expect("open the store");
-                manage::execute(&self.data, &mut store, v).map_err(|e| e.to_string())
+                let mut store = self.store.open().expect("open the store");
+                manage::execute(&self.data, store.as_mut(), v).map_err(|e| e.to_string())
             }
             None => self
                 .data
@@ -64,15 +87,9 @@ impl Harness {
             .views
             .iter()
             .map(|def| {
-                let store = SqliteStore::open(&self.store_path()).expect("open the store");
-                ViewRunner::open(
-                    &self.data,
-                    &catalog,
-                    def,
-                    Box::new(store),
-                    self.clock.clone(),
-                )
-                .expect("open the view runner")
+                let store = self.store.open().expect("open the store");
+                ViewRunner::open(&self.data, &catalog, def, store, self.clock.clone())
+                    .expect("open the view runner")
             })
             .collect()
     }
@@ -122,7 +139,7 @@ impl Harness {
     /// The results table of `view` as text: a header, then one line per row in key order,
     /// without `_updated_at`.
     pub fn dump(&self, view: &str) -> String {
-        let store = SqliteStore::open_read_only(&self.store_path()).expect("open the store");
+        let store = self.store.open_read_only().expect("open the store");
         let mut out = String::new();
         let mut offset = 0;
         loop {
@@ -172,7 +189,30 @@ impl Harness {
 
     /// Rows of `freshet_late_events` for `view`: partition, offset, reason.
     pub fn late_events(&self, view: &str) -> Vec<(u32, u64, String)> {
-        let conn = rusqlite::Connection::open(self.store_path()).expect("open the store");
+        if let Some(pg) = &self.pg {
+            return pg
+                .client()
+                .query(
+                    &format!(
+                        "SELECT \"partition\", \"offset\", reason FROM {} \
+                         WHERE view = $1 ORDER BY \"partition\", \"offset\"",
+                        pg.table("freshet_late_events")
+                    ),
+                    &[&view],
+                )
+                .expect("read the late events")
+                .into_iter()
+                .map(|r| {
+                    let partition: i32 = r.get(0);
+                    let offset: i64 = r.get(1);
+                    (partition as u32, offset as u64, r.get(2))
+                })
+                .collect();
+        }
+        let StoreLocation::Sqlite(path) = &self.store else {
+            unreachable!("a store is SQLite or PostgreSQL")
+        };
+        let conn = rusqlite::Connection::open(path).expect("open the store");
         let mut stmt = conn
             .prepare(
                 "SELECT partition, offset, reason FROM freshet_late_events WHERE view = ?1 \

@@ -1,0 +1,301 @@
+//! What every store knows about a view's results table, whatever it keeps it in: the
+//! checks on names, columns and keys, the stored definition (JSON in `freshet_views`) and
+//! which columns a time filter applies to.
+
+use crate::StoreError;
+use crate::model::ResultTable;
+use crate::schema::{Column, ColumnType, INTERNAL_PREFIX, STATE_COLUMN, UPDATED_AT_COLUMN, Unit};
+
+/// Earliest instant a time filter bound is clamped to: 0000-01-01 00:00:00 UTC.
+pub(crate) const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
+
+/// Latest instant a time filter bound is clamped to: 9999-12-31 23:59:59 UTC. Stored times
+/// never lie outside these bounds, so clamping changes no answer.
+pub(crate) const TIME_FILTER_MAX_MS: i64 = 253_402_300_799_000;
+
+/// A view's columns and key, as every store keeps them in `freshet_views`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Definition {
+    pub(crate) columns: Vec<Column>,
+    /// Positions of the key columns in `columns`.
+    pub(crate) key: Vec<usize>,
+}
+
+impl Definition {
+    pub(crate) fn key_names(&self) -> Vec<&str> {
+        self.key
+            .iter()
+            .map(|&i| self.columns[i].name.as_str())
+            .collect()
+    }
+
+    /// Checks a new definition against this stored one; the error names the first
+    /// difference.
+    pub(crate) fn check_same(
+        &self,
+        view: &str,
+        columns: &[Column],
+        key: &[String],
+    ) -> Result<(), StoreError> {
+        let differ = |what: String| {
+            Err(StoreError::user(format!(
+                "view '{view}' already exists with different columns: {what}; drop the view \
+                 to change its columns"
+            )))
+        };
+        for (position, new) in columns.iter().enumerate() {
+            match self.columns.iter().position(|old| old.name == new.name) {
+                None => return differ(format!("column '{}' is new", new.name)),
+                Some(old_position) => {
+                    let old = &self.columns[old_position];
+                    if old.ty != new.ty {
+                        return differ(format!(
+                            "column '{}' was {} and is now {}",
+                            new.name,
+                            old.ty.to_arrow(),
+                            new.ty.to_arrow()
+                        ));
+                    }
+                    if old_position != position {
+                        return differ(format!(
+                            "column '{}' moved from position {} to {}",
+                            new.name,
+                            old_position + 1,
+                            position + 1
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(gone) = self
+            .columns
+            .iter()
+            .find(|old| !columns.iter().any(|new| new.name == old.name))
+        {
+            return differ(format!("column '{}' is gone", gone.name));
+        }
+        let old_key = self.key_names();
+        if old_key != key.iter().map(String::as_str).collect::<Vec<_>>() {
+            return differ(format!(
+                "the key was ({}) and is now ({})",
+                old_key.join(", "),
+                key.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn unknown_view(view: &str) -> StoreError {
+    StoreError::user(format!("unknown view '{view}'"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// View names become table names, so they must not collide with SQLite's or the store's own.
+pub(crate) fn check_view_name(view: &str) -> Result<(), StoreError> {
+    let lower = view.to_ascii_lowercase();
+    if view.is_empty() {
+        return Err(StoreError::user("a view name cannot be empty"));
+    }
+    if lower.starts_with(INTERNAL_PREFIX) {
+        return Err(StoreError::user(format!(
+            "view name '{view}' starts with '{INTERNAL_PREFIX}', which is reserved for the \
+             result store's own tables"
+        )));
+    }
+    if lower.starts_with("sqlite_") {
+        return Err(StoreError::user(format!(
+            "view name '{view}' starts with 'sqlite_', which SQLite reserves"
+        )));
+    }
+    if view.contains('\0') {
+        return Err(StoreError::user(
+            "a view name cannot contain a NUL character",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks and converts a view's columns and key.
+pub(crate) fn table_columns(table: &ResultTable) -> Result<(Vec<Column>, Vec<usize>), StoreError> {
+    let view = &table.view;
+    let columns = table
+        .schema
+        .fields()
+        .iter()
+        .map(|field| Column::from_field(field))
+        .collect::<Result<Vec<_>, _>>()?;
+    if columns.is_empty() {
+        return Err(StoreError::user(format!("view '{view}' has no columns")));
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if column.name.is_empty() || column.name.contains('\0') {
+            return Err(StoreError::user(format!(
+                "view '{view}' has a column with an empty name or a NUL character"
+            )));
+        }
+        if [STATE_COLUMN, UPDATED_AT_COLUMN]
+            .iter()
+            .any(|reserved| column.name.eq_ignore_ascii_case(reserved))
+        {
+            return Err(StoreError::user(format!(
+                "view '{view}' has a column named '{}', which the result store adds itself; \
+                 rename it",
+                column.name
+            )));
+        }
+        // SQLite column names are case-insensitive.
+        if columns[..i]
+            .iter()
+            .any(|other| other.name.eq_ignore_ascii_case(&column.name))
+        {
+            return Err(StoreError::user(format!(
+                "view '{view}' has two columns named '{}' (names are case-insensitive)",
+                column.name
+            )));
+        }
+    }
+    if table.key.is_empty() {
+        return Err(StoreError::user(format!(
+            "view '{view}' has no key columns: its results need a key (group keys and window \
+             columns) so that a row written again replaces the old one"
+        )));
+    }
+    let mut key = Vec::with_capacity(table.key.len());
+    for name in &table.key {
+        let position = columns
+            .iter()
+            .position(|column| &column.name == name)
+            .ok_or_else(|| {
+                StoreError::user(format!(
+                    "key column '{name}' is not a column of view '{view}'"
+                ))
+            })?;
+        if key.contains(&position) {
+            return Err(StoreError::user(format!(
+                "key column '{name}' is listed twice for view '{view}'"
+            )));
+        }
+        key.push(position);
+    }
+    Ok((columns, key))
+}
+
+/// A timestamp column and its unit.
+pub(crate) type TimeColumn<'a> = (&'a Column, Unit);
+
+/// The columns a time range filters on.
+pub(crate) enum TimeColumns<'a> {
+    /// Rows whose `[start, end)` overlaps the range.
+    Window {
+        start: TimeColumn<'a>,
+        end: TimeColumn<'a>,
+    },
+    /// Rows whose one timestamp lies in the range.
+    Instant(TimeColumn<'a>),
+}
+
+pub(crate) fn time_columns<'a>(
+    view: &str,
+    columns: &'a [Column],
+) -> Result<TimeColumns<'a>, StoreError> {
+    let mut timestamps = columns.iter().filter_map(|column| match column.ty {
+        ColumnType::Timestamp { unit, .. } => Some((column, unit)),
+        _ => None,
+    });
+    let named = |name: &str| timestamps.clone().find(|(column, _)| column.name == name);
+    if let (Some(start), Some(end)) = (named("window_start"), named("window_end")) {
+        return Ok(TimeColumns::Window { start, end });
+    }
+    match (timestamps.next(), timestamps.next()) {
+        (Some(only), None) => Ok(TimeColumns::Instant(only)),
+        _ => Err(StoreError::user(format!(
+            "view '{view}' cannot be filtered by time: that needs timestamp columns \
+             window_start and window_end, or exactly one timestamp column"
+        ))),
+    }
+}
+
+impl Definition {
+    /// Reads the definition stored in `freshet_views` (`key_columns` and `schema` JSON).
+    pub(crate) fn from_json(
+        view: &str,
+        key_json: &str,
+        schema_json: &str,
+    ) -> Result<Definition, StoreError> {
+        let bad = |what: &str, error: serde_json::Error| {
+            StoreError::corrupt(format!(
+                "freshet_views holds an unreadable {what} for view '{view}': {error}"
+            ))
+        };
+        let columns: Vec<Column> =
+            serde_json::from_str(schema_json).map_err(|error| bad("schema", error))?;
+        let key_names: Vec<String> =
+            serde_json::from_str(key_json).map_err(|error| bad("key_columns", error))?;
+        let key = key_names
+            .iter()
+            .map(|name| {
+                columns
+                    .iter()
+                    .position(|column| &column.name == name)
+                    .ok_or_else(|| {
+                        StoreError::corrupt(format!(
+                            "freshet_views names key column '{name}' of view '{view}', which \
+                             is not in its schema"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if key.is_empty() {
+            return Err(StoreError::corrupt(format!(
+                "freshet_views holds no key columns for view '{view}'"
+            )));
+        }
+        Ok(Definition { columns, key })
+    }
+
+    /// The `(key_columns, schema)` JSON stored in `freshet_views`.
+    pub(crate) fn to_json(&self) -> Result<(String, String), StoreError> {
+        let key_json = serde_json::to_string(&self.key_names())
+            .map_err(|error| StoreError::bug(format!("serialising a key: {error}")))?;
+        let schema_json = serde_json::to_string(&self.columns)
+            .map_err(|error| StoreError::bug(format!("serialising a schema: {error}")))?;
+        Ok((key_json, schema_json))
+    }
+
+    /// This stored definition with the nullability of `new` added: a column that may now
+    /// hold nulls is recorded as nullable; one recorded as nullable stays so, since stored
+    /// rows may hold nulls.
+    pub(crate) fn merged(&self, new: &[Column]) -> Definition {
+        Definition {
+            columns: self
+                .columns
+                .iter()
+                .zip(new)
+                .map(|(old, new)| Column {
+                    nullable: old.nullable || new.nullable,
+                    ..old.clone()
+                })
+                .collect(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The position of key column `name`, or a user error listing the key columns.
+    pub(crate) fn key_position(&self, view: &str, name: &str) -> Result<usize, StoreError> {
+        self.key
+            .iter()
+            .copied()
+            .find(|&k| self.columns[k].name == name)
+            .ok_or_else(|| {
+                StoreError::user(format!(
+                    "cannot filter view '{view}' on column '{name}': filters apply to its key \
+                     columns only ({})",
+                    self.key_names().join(", ")
+                ))
+            })
+    }
+}
