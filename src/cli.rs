@@ -49,6 +49,13 @@ pub enum Command {
     Run(RunArgs),
     /// Show a view's results from the result store, with each row's state.
     Results(ResultsArgs),
+    /// Run any SQL query in batch (DataFusion) over streams, read from the log, and views,
+    /// read from the result store; `TUMBLE` and `HOP` work as in views.
+    Query(QueryArgs),
+    /// Recompute a windowed view in batch over a time range and compare it with its stored
+    /// final results: matched, mismatched, missing, extra. Exit 3 on any difference, unless
+    /// `--repair` wrote the batch values over them.
+    Reconcile(ReconcileArgs),
     /// Ingest an NDJSON, CSV or Parquet file into a stream.
     Ingest(IngestArgs),
     /// List streams: partitions, end offsets, bytes, dead letters.
@@ -65,6 +72,48 @@ pub enum Command {
     /// Load generators used by the benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `query` arguments.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query, e.g. "SELECT auction, count(*) FROM bid GROUP BY auction".
+    pub sql: String,
+    /// Output: an aligned table (at most 10,000 rows), CSV, or JSON
+    /// (`{"columns": [...], "rows": [{...}, ...]}`); CSV and JSON stream every row.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+/// `reconcile` arguments.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The view.
+    pub view: String,
+    /// Compare windows starting at or after this instant (RFC 3339, e.g.
+    /// 2015-07-15T00:00:00Z).
+    #[arg(long)]
+    pub from: String,
+    /// Compare windows ending at or before this instant (RFC 3339); windows the view has
+    /// not finalised yet are left out.
+    #[arg(long)]
+    pub to: String,
+    /// Write the recomputed rows over mismatched and missing ones and delete extra ones,
+    /// in one transaction. Refused while another process writes the view (PostgreSQL).
+    #[arg(long)]
+    pub repair: bool,
+    /// Print the report as JSON (`matched`, `mismatched`, `missing`, `extra`, `ratio`,
+    /// `samples`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `query` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 /// `demo` arguments.

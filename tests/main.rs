@@ -7,6 +7,7 @@
 //! - `idempotency`: `Idempotency-Key` applies a request at most once, across restarts.
 //! - `ddl`: `freshet sql` errors, scripts, DROP STREAM and the persisted catalog.
 //! - `views`: views created over history, drained, read back by `results` and SQLite.
+//! - `batch`: `freshet query` and `freshet reconcile` (batch runs over the log).
 //! - `crash`: SIGKILL of `freshet run` at random moments loses and doubles nothing.
 //! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
@@ -18,6 +19,7 @@ mod pg;
 mod e2e {
     pub mod support;
 
+    pub mod batch;
     mod cli_ingest;
     pub mod crash;
     mod dashboard;

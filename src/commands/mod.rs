@@ -5,6 +5,8 @@ mod demo;
 mod gen_nexmark;
 mod ingest;
 mod inspect;
+mod query;
+mod reconcile;
 pub mod results;
 pub mod run;
 pub mod sql;
@@ -29,6 +31,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql::run(&data_dir, &store, args),
         Command::Run(args) => run::run(&data_dir, &store, args),
         Command::Results(args) => results::run(&store, args),
+        Command::Query(args) => query::run(&data_dir, &store, args),
+        Command::Reconcile(args) => reconcile::run(&data_dir, &store, args),
         Command::Ingest(args) => ingest::run(&data_dir, args),
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {

@@ -7,8 +7,10 @@
 //! - SIGKILL at random moments, and connections terminated by the server mid-run, lose and
 //!   double nothing;
 //! - a query-only server (`serve --role query`) answers the writer's results with the same
-//!   freshness metadata, and refuses ingest and SQL.
+//!   freshness metadata, and refuses ingest and SQL;
+//! - reconciliation finds damage done to the PostgreSQL tables and repairs it.
 
+use super::batch::{counted, reconcile};
 use super::crash::{Rng, views};
 use super::http_views::{STREAM, VIEW, bid, results_until};
 use super::support::{Env, Server, wait_bounded};
@@ -421,4 +423,38 @@ fn a_query_only_server_answers_the_writers_results() {
         (403, Some("query_only")),
         "{refused}"
     );
+}
+
+#[test]
+fn reconcile_repairs_damage_to_postgres_results() {
+    let Some(schema) = PgSchema::new("e2e_reconcile") else {
+        return;
+    };
+    let env = Env::with_store(schema.store_url());
+    counted(&env);
+    let (healthy, code) = reconcile(&env, false);
+    assert_eq!(code, Some(0), "{healthy}");
+    let matched = healthy["matched"].as_u64().expect("matched");
+    let table = schema.table("counts");
+    schema
+        .client()
+        .batch_execute(&format!(
+            "UPDATE {table} SET bids = bids + 1 WHERE (auction, window_start) = \
+               (SELECT auction, window_start FROM {table} ORDER BY 1, 2 LIMIT 1); \
+             DELETE FROM {table} WHERE (auction, window_start) = \
+               (SELECT auction, window_start FROM {table} ORDER BY 1 DESC, 2 DESC LIMIT 1); \
+             INSERT INTO {table} VALUES (-1, '2015-07-15 00:00:00', '2015-07-15 00:00:10', 1, 1, \
+               'final', now());"
+        ))
+        .expect("damage the results");
+    let (damaged, code) = reconcile(&env, false);
+    assert_eq!(code, Some(3), "{damaged}");
+    for kind in ["mismatched", "missing", "extra"] {
+        assert_eq!(damaged[kind], 1, "{kind}: {damaged}");
+    }
+    let (_, code) = reconcile(&env, true);
+    assert_eq!(code, Some(0));
+    let (after, code) = reconcile(&env, false);
+    assert_eq!(code, Some(0), "{after}");
+    assert_eq!(after["matched"].as_u64(), Some(matched), "{after}");
 }

@@ -10,6 +10,7 @@
 
 pub mod accumulate;
 pub mod aggregate;
+pub mod batch;
 pub mod clock;
 pub mod compile;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod manage;
 pub mod node;
 pub mod options;
 pub mod plan;
+pub mod reconcile;
 pub mod rows;
 pub mod runner;
 pub mod source;
@@ -28,7 +30,7 @@ pub mod window;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use options::{EmitPolicy, LatePolicy, ViewOptions};
-pub use runner::{Progressed, ViewRunner, compile_view, result_table};
+pub use runner::{Progressed, ViewRunner, compile_view, compile_view_over, result_table};
 pub use views::{ViewCatalog, ViewDef, ViewStatement, parse_view_statement};
 
 use freshet_store::LateEvent;

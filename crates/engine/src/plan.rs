@@ -111,68 +111,99 @@ fn column_name(function: &str, what: &str, e: &Expr) -> datafusion::error::Resul
     }
 }
 
+/// A window table function's arguments, checked: the stream, the index of its event-time
+/// column and the window.
+pub fn window_arguments(
+    name: &str,
+    streams: &HashMap<String, StreamDef>,
+    exprs: &[Expr],
+) -> datafusion::error::Result<(StreamDef, usize, WindowKind)> {
+    let f = name.to_ascii_uppercase();
+    let plan_err = |m: String| datafusion::error::DataFusionError::Plan(m);
+    let usage = match name {
+        "tumble" => "TUMBLE(stream, time_column, INTERVAL size)",
+        "hop" => "HOP(stream, time_column, INTERVAL slide, INTERVAL size)",
+        _ => "SESSION(stream, time_column, INTERVAL gap)",
+    };
+    let arity = if name == "hop" { 4 } else { 3 };
+    if exprs.len() != arity {
+        return Err(plan_err(format!(
+            "{f} takes {arity} arguments: {usage}; got {}",
+            exprs.len()
+        )));
+    }
+    let stream = column_name(&f, "stream", &exprs[0])?;
+    let def = streams.get(&stream).ok_or_else(|| {
+        plan_err(format!(
+            "{f}: unknown stream '{stream}' (windows apply to streams; a view over a \
+             windowed view groups by its window_start/window_end columns)"
+        ))
+    })?;
+    let time = column_name(&f, "time column", &exprs[1])?;
+    let time_column = def
+        .column_index(&time)
+        .ok_or_else(|| plan_err(format!("{f}: stream '{stream}' has no column '{time}'")))?;
+    if !matches!(
+        def.columns[time_column].data_type,
+        DataType::Timestamp(_, _)
+    ) {
+        return Err(plan_err(format!(
+            "{f}: window functions need an event-time (TIMESTAMP) column; \
+             '{time}' is {}",
+            def.columns[time_column].data_type
+        )));
+    }
+    if time != def.event_time {
+        return Err(plan_err(format!(
+            "{f}: '{time}' is not the event-time column of '{stream}' (its watermark is \
+             declared on '{}')",
+            def.event_time
+        )));
+    }
+    let kind = match name {
+        "tumble" => WindowKind::Tumble {
+            size_ms: interval_ms(&f, &exprs[2])?,
+        },
+        "hop" => WindowKind::Hop {
+            slide_ms: interval_ms(&f, &exprs[2])?,
+            size_ms: interval_ms(&f, &exprs[3])?,
+        },
+        _ => WindowKind::Session {
+            gap_ms: interval_ms(&f, &exprs[2])?,
+        },
+    }
+    .validate()
+    .map_err(|e| plan_err(e.to_string()))?;
+    for column in ["window_start", "window_end"] {
+        if def.column_index(column).is_some() {
+            return Err(plan_err(format!(
+                "{f}: stream '{stream}' already has a column '{column}'"
+            )));
+        }
+    }
+    Ok((def.clone(), time_column, kind))
+}
+
+/// Registers `function` under the spellings DataFusion may look it up by (it matches table
+/// function names exactly as written).
+pub fn register_window_function(
+    ctx: &SessionContext,
+    name: &str,
+    function: Arc<dyn TableFunctionImpl>,
+) {
+    let mut capitalized = name[..1].to_ascii_uppercase();
+    capitalized.push_str(&name[1..]);
+    for spelling in [name.to_string(), name.to_ascii_uppercase(), capitalized] {
+        ctx.register_udtf(&spelling, function.clone());
+    }
+}
+
 impl TableFunctionImpl for WindowFunction {
     fn call_with_args(
         &self,
         args: TableFunctionArgs,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
-        let f = self.name.to_ascii_uppercase();
-        let exprs = args.exprs();
-        let plan_err = |m: String| datafusion::error::DataFusionError::Plan(m);
-        let usage = match self.name {
-            "tumble" => "TUMBLE(stream, time_column, INTERVAL size)",
-            "hop" => "HOP(stream, time_column, INTERVAL slide, INTERVAL size)",
-            _ => "SESSION(stream, time_column, INTERVAL gap)",
-        };
-        let arity = if self.name == "hop" { 4 } else { 3 };
-        if exprs.len() != arity {
-            return Err(plan_err(format!(
-                "{f} takes {arity} arguments: {usage}; got {}",
-                exprs.len()
-            )));
-        }
-        let stream = column_name(&f, "stream", &exprs[0])?;
-        let def = self.streams.get(&stream).ok_or_else(|| {
-            plan_err(format!(
-                "{f}: unknown stream '{stream}' (windows apply to streams; a view over a \
-                 windowed view groups by its window_start/window_end columns)"
-            ))
-        })?;
-        let time = column_name(&f, "time column", &exprs[1])?;
-        let time_column = def
-            .column_index(&time)
-            .ok_or_else(|| plan_err(format!("{f}: stream '{stream}' has no column '{time}'")))?;
-        if !matches!(
-            def.columns[time_column].data_type,
-            DataType::Timestamp(_, _)
-        ) {
-            return Err(plan_err(format!(
-                "{f}: window functions need an event-time (TIMESTAMP) column; \
-                 '{time}' is {}",
-                def.columns[time_column].data_type
-            )));
-        }
-        if time != def.event_time {
-            return Err(plan_err(format!(
-                "{f}: '{time}' is not the event-time column of '{stream}' (its watermark is \
-                 declared on '{}')",
-                def.event_time
-            )));
-        }
-        let kind = match self.name {
-            "tumble" => WindowKind::Tumble {
-                size_ms: interval_ms(&f, &exprs[2])?,
-            },
-            "hop" => WindowKind::Hop {
-                slide_ms: interval_ms(&f, &exprs[2])?,
-                size_ms: interval_ms(&f, &exprs[3])?,
-            },
-            _ => WindowKind::Session {
-                gap_ms: interval_ms(&f, &exprs[2])?,
-            },
-        }
-        .validate()
-        .map_err(|e| plan_err(e.to_string()))?;
+        let (def, time_column, kind) = window_arguments(self.name, &self.streams, args.exprs())?;
         let mut fields: Vec<Field> = def
             .schema()
             .fields()
@@ -180,15 +211,10 @@ impl TableFunctionImpl for WindowFunction {
             .map(|f| f.as_ref().clone())
             .collect();
         for name in ["window_start", "window_end"] {
-            if def.column_index(name).is_some() {
-                return Err(plan_err(format!(
-                    "{f}: stream '{stream}' already has a column '{name}'"
-                )));
-            }
             fields.push(Field::new(name, window_time_type(), false));
         }
         Ok(Arc::new(StreamTable {
-            def: def.clone(),
+            def,
             window: Some((time_column, kind)),
             schema: Arc::new(Schema::new(fields)),
         }))
@@ -226,18 +252,12 @@ impl Planner {
                 .map(|s| (s.name.clone(), s.clone()))
                 .collect(),
         );
-        // DataFusion looks table functions up by their name exactly as written, so the
-        // common spellings are all registered.
         for name in ["tumble", "hop", "session"] {
             let function = Arc::new(WindowFunction {
                 name,
                 streams: by_name.clone(),
             });
-            let mut capitalized = name[..1].to_ascii_uppercase();
-            capitalized.push_str(&name[1..]);
-            for spelling in [name.to_string(), name.to_ascii_uppercase(), capitalized] {
-                ctx.register_udtf(&spelling, function.clone());
-            }
+            register_window_function(&ctx, name, function);
         }
         for def in streams {
             ctx.register_table(&def.name, Arc::new(StreamTable::plain(def)))?;

@@ -24,7 +24,7 @@ use crate::{Ctx, Stats};
 use arrow_array::{ArrayRef, RecordBatch};
 use freshet_log::{Partition, PartitionReader};
 use freshet_store::{Commit, PartitionProgress, Progress, ResultBatch, ResultStore, ResultTable};
-use freshet_streams::DataDir;
+use freshet_streams::{DataDir, StreamDef};
 use freshet_types::Offset;
 use freshet_types::limits::{VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
 use std::collections::HashMap;
@@ -61,13 +61,18 @@ pub struct Progressed {
 
 /// Plan and compile `def` against the data directory's streams and the views before it.
 pub fn compile_view(data: &DataDir, views: &ViewCatalog, def: &ViewDef) -> Result<Compiled> {
-    let earlier: Vec<ViewDef> = views
-        .views
-        .iter()
-        .take_while(|v| v.name != def.name)
-        .cloned()
-        .collect();
-    let planner = Planner::new(&data.streams(), &earlier)?;
+    compile_view_over(&data.streams(), views, def)
+}
+
+/// Like [`compile_view`] over the stream definitions `streams` (read without the data
+/// directory's lock).
+pub fn compile_view_over(
+    streams: &[StreamDef],
+    views: &ViewCatalog,
+    def: &ViewDef,
+) -> Result<Compiled> {
+    let earlier = views.earlier_than(&def.name);
+    let planner = Planner::new(streams, &earlier)?;
     let plan = planner.plan(&def.query)?;
     compile(&plan, &def.options, &planner.execution_props())
 }

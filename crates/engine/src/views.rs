@@ -204,6 +204,16 @@ fn catalog_path(root: &Path) -> PathBuf {
 }
 
 impl ViewCatalog {
+    /// The views created before `name` (all of them if there is no such view), in order:
+    /// those a view named `name` may read.
+    pub fn earlier_than(&self, name: &str) -> Vec<ViewDef> {
+        self.views
+            .iter()
+            .take_while(|v| v.name != name)
+            .cloned()
+            .collect()
+    }
+
     /// Load `views.json`; empty if it does not exist.
     pub fn load(root: &Path) -> Result<ViewCatalog> {
         let path = catalog_path(root);

@@ -30,6 +30,15 @@ impl DiscardStore {
 }
 
 impl ResultStore for DiscardStore {
+    fn repair(
+        &mut self,
+        view: &str,
+        _upserts: &[crate::ResultBatch],
+        _deletes: &[arrow_array::RecordBatch],
+    ) -> Result<(), StoreError> {
+        self.check_view_exists(view)
+    }
+
     fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
         self.views.insert(table.view.clone());
         Ok(())

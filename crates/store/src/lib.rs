@@ -130,6 +130,16 @@ pub trait ResultStore: Send {
     /// The view's last committed progress and when it was committed.
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
 
+    /// Corrects result rows outside the streaming protocol (reconciliation and backfill), in
+    /// one transaction: deletes the rows whose keys are those of the rows in `deletes`, then
+    /// upserts `upserts` by key. Progress, state and status are untouched.
+    fn repair(
+        &mut self,
+        view: &str,
+        upserts: &[ResultBatch],
+        deletes: &[arrow_array::RecordBatch],
+    ) -> Result<(), StoreError>;
+
     /// Makes this process the only writer of `view` until it exits: a store that other
     /// processes can write (PostgreSQL) refuses, with a message naming the holder, while
     /// another process holds the view. The SQLite store relies on its data directory's lock

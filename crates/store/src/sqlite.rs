@@ -652,6 +652,38 @@ impl ResultStore for SqliteStore {
         Ok(())
     }
 
+    fn repair(
+        &mut self,
+        view: &str,
+        upserts: &[crate::model::ResultBatch],
+        deletes: &[RecordBatch],
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let def = self.cached_view_def(view)?;
+        let at = || format!("repairing view '{view}'");
+        let mut updated_at = TimeText::new();
+        let formatted = format_timestamp(now_ms(), Unit::Millisecond, &mut updated_at);
+        assert!(formatted, "the wall clock is within the years 0000-9999");
+        let updated_at = updated_at.as_str().to_owned();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(at)?;
+        let mut text = TimeText::new();
+        for batch in deletes {
+            let cells = batch_cells(view, &def, batch)?;
+            let mut delete = tx.prepare_cached(&def.delete_sql).context(at)?;
+            for row in 0..batch.num_rows() {
+                for (i, &k) in def.key.iter().enumerate() {
+                    cells[k].bind(&mut delete, i + 1, row, &mut text)?;
+                }
+                delete.raw_execute().context(at)?;
+            }
+        }
+        write_upserts(&tx, view, &def, upserts, &updated_at)?;
+        tx.commit().context(at)
+    }
+
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
         let def = self.view_def(view)?;
         let mut conditions = Vec::new();

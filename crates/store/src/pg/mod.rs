@@ -1153,6 +1153,67 @@ impl ResultStore for PgStore {
         })
     }
 
+    fn repair(
+        &mut self,
+        view: &str,
+        upserts: &[ResultBatch],
+        deletes: &[RecordBatch],
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let pg = self.view(view)?;
+        let table = self.table(view);
+        self.with_client(|client, statements| {
+            let at = || format!("repairing view '{view}'");
+            let mut tx = client.transaction().context(at)?;
+            let key = &pg.def.key;
+            // Rows whose key is not distinct from one of the given keys (nulls included).
+            let matches = key
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    let column = &pg.def.columns[k];
+                    format!(
+                        "t.{} IS NOT DISTINCT FROM u.c{i}::{}",
+                        quote_ident(&column.name),
+                        column_type(&column.ty)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let arrays = key
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| format!("${}::{}", i + 1, array_type(&pg.def.columns[k].ty)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let aliases = (0..key.len())
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "DELETE FROM {table} AS t USING unnest({arrays}) AS u({aliases}) WHERE {matches}"
+            );
+            for batch in deletes {
+                check_batch(view, &pg.def, batch)?;
+                let params = key
+                    .iter()
+                    .map(|&k| column_array(&pg.def.columns[k], batch.column(k)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+                tx.execute(&sql, &refs).context(at)?;
+            }
+            write_results(
+                &mut tx,
+                statements,
+                view,
+                &pg,
+                upserts,
+                PgTime(now_ms().saturating_mul(1_000)),
+            )?;
+            tx.commit().context(at)
+        })
+    }
+
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
         let pg = self.view(view)?;
         let def = &pg.def;
@@ -1246,6 +1307,11 @@ impl ResultStore for PgStore {
                 let cell = read_cell(row, i, &column.ty).context(at)?;
                 let appended = match (cell, &column.ty) {
                     (Cell::Value(value), _) => builder.append(value),
+                    // `_updated_at` keeps milliseconds; a row written by hand may carry
+                    // more, which are cut.
+                    (Cell::Time(micros), _) if i == output.len() - 1 => {
+                        builder.append_time(micros.map(|m| m.div_euclid(1_000)))
+                    }
                     (Cell::Time(micros), ColumnType::Timestamp { unit, .. }) => {
                         match micros.map(|m| from_micros(m, *unit)) {
                             Some(None) => Err(format!("the time {micros:?} µs")),

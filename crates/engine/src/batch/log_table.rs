@@ -1,0 +1,363 @@
+//! A stream's log as a DataFusion table, for batch queries: one scan partition per log
+//! partition, read frame by frame as DataFusion pulls batches (memory stays at one frame per
+//! partition), only the projected columns kept, and frames whose event-time bounds miss the
+//! query's time range skipped without decoding.
+
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::memory::{LazyBatchGenerator, LazyMemoryExec};
+use freshet_log::{FileStorage, PartitionReader};
+use freshet_streams::StreamDef;
+use freshet_types::Offset;
+use parking_lot::RwLock;
+use std::any::Any;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::source::times_ms;
+
+/// Bytes of frames read from a partition at a time.
+const READ_BYTES: usize = 4 << 20;
+
+/// A half-open event-time range `[from_ms, to_ms)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Earliest event time kept, in ms since the epoch.
+    pub from_ms: Option<i64>,
+    /// Event times at or after this are not kept.
+    pub to_ms: Option<i64>,
+}
+
+impl TimeRange {
+    /// The range both `self` and `other` allow.
+    pub fn intersect(self, other: TimeRange) -> TimeRange {
+        TimeRange {
+            from_ms: max_opt(self.from_ms, other.from_ms),
+            to_ms: min_opt(self.to_ms, other.to_ms),
+        }
+    }
+
+    fn admits_frame(&self, min_ms: i64, max_ms: i64) -> bool {
+        self.from_ms.is_none_or(|f| max_ms >= f) && self.to_ms.is_none_or(|t| min_ms < t)
+    }
+
+    fn contains(&self, t: i64) -> bool {
+        self.from_ms.is_none_or(|f| t >= f) && self.to_ms.is_none_or(|e| t < e)
+    }
+
+    fn is_all(&self) -> bool {
+        self.from_ms.is_none() && self.to_ms.is_none()
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A stream's log, scanned in batch.
+#[derive(Debug)]
+pub struct LogTable {
+    def: StreamDef,
+    /// The stream's directory (`<data dir>/streams/<name>`).
+    dir: PathBuf,
+    /// Rows outside this range are never returned.
+    range: TimeRange,
+    time_column: usize,
+}
+
+impl LogTable {
+    /// The stream `def` whose partitions live under `dir`, limited to `range`.
+    pub fn new(def: &StreamDef, dir: PathBuf, range: TimeRange) -> LogTable {
+        LogTable {
+            time_column: def.column_index(&def.event_time).unwrap_or(0),
+            def: def.clone(),
+            dir,
+            range,
+        }
+    }
+
+    /// The event-time range a filter keeps, if it is a comparison of the time column with
+    /// a timestamp literal (what DataFusion pushes down after coercion).
+    fn filter_range(&self, filter: &Expr) -> Option<TimeRange> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+            return None;
+        };
+        let (column, value, op) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) => (c, v, *op),
+            (Expr::Literal(v, _), Expr::Column(c)) => (c, v, op.swap()?),
+            _ => return None,
+        };
+        if column.name != self.def.event_time {
+            return None;
+        }
+        let ms = literal_ms(value)?;
+        let mut range = TimeRange::default();
+        match op {
+            Operator::GtEq => range.from_ms = Some(ms),
+            Operator::Gt => range.from_ms = Some(ms.saturating_add(1)),
+            Operator::Lt => range.to_ms = Some(ms),
+            Operator::LtEq => range.to_ms = Some(ms.saturating_add(1)),
+            Operator::Eq => {
+                range.from_ms = Some(ms);
+                range.to_ms = Some(ms.saturating_add(1));
+            }
+            _ => return None,
+        }
+        Some(range)
+    }
+}
+
+/// A timestamp literal in ms; `None` for anything else or a sub-millisecond instant (whose
+/// bound could not be kept exactly).
+fn literal_ms(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(ms), _) => Some(*ms),
+        ScalarValue::TimestampMicrosecond(Some(us), _) if us % 1_000 == 0 => Some(us / 1_000),
+        ScalarValue::TimestampNanosecond(Some(ns), _) if ns % 1_000_000 == 0 => {
+            Some(ns / 1_000_000)
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for LogTable {
+    fn schema(&self) -> SchemaRef {
+        self.def.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // Frames are skipped and rows cut by time, exactly; DataFusion still applies the
+        // filter, which costs little and keeps every other filter correct.
+        Ok(filters
+            .iter()
+            .map(|f| match self.filter_range(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let range = filters
+            .iter()
+            .filter_map(|f| self.filter_range(f))
+            .fold(self.range, TimeRange::intersect);
+        let full = self.def.schema();
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..full.fields().len()).collect(),
+        };
+        let schema = Arc::new(full.project(&projection)?);
+        let mut generators: Vec<Arc<RwLock<dyn LazyBatchGenerator>>> = Vec::new();
+        for p in 0..self.def.partitions {
+            generators.push(Arc::new(RwLock::new(PartitionScan {
+                stream: self.def.name.clone(),
+                dir: self.dir.join(p.to_string()),
+                reader: None,
+                next: None,
+                pending: Vec::new(),
+                projection: projection.clone(),
+                schema: schema.clone(),
+                time_column: self.time_column,
+                range,
+            })));
+        }
+        Ok(Arc::new(LazyMemoryExec::try_new(schema, generators)?))
+    }
+}
+
+/// One partition of a scan: frames read as batches are asked for.
+struct PartitionScan {
+    stream: String,
+    dir: PathBuf,
+    reader: Option<PartitionReader>,
+    /// The next offset to read; `None` before the first read.
+    next: Option<u64>,
+    /// Decoded batches of the current frames, not yet returned.
+    pending: Vec<RecordBatch>,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    time_column: usize,
+    range: TimeRange,
+}
+
+impl fmt::Debug for PartitionScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PartitionScan({})", self.dir.display())
+    }
+}
+
+impl fmt::Display for PartitionScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "log scan of {} ({})", self.stream, self.dir.display())
+    }
+}
+
+fn external(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+impl PartitionScan {
+    /// Reads the next frames into `pending`; false at the end of the partition.
+    fn fill(&mut self) -> datafusion::error::Result<bool> {
+        if self.reader.is_none() {
+            if !self.dir.exists() {
+                return Ok(false);
+            }
+            let mut reader =
+                PartitionReader::open(Arc::new(FileStorage), &self.dir).map_err(external)?;
+            self.next = Some(reader.start_offset().map_err(external)?.0);
+            self.reader = Some(reader);
+        }
+        let (Some(reader), Some(next)) = (self.reader.as_mut(), self.next) else {
+            return Ok(false);
+        };
+        let frames = reader.read(Offset(next), READ_BYTES).map_err(external)?;
+        if frames.is_empty() {
+            return Ok(false);
+        }
+        for frame in frames {
+            let header = &frame.header;
+            let end = header.end_offset().0;
+            if end <= next {
+                continue;
+            }
+            self.next = Some(end);
+            if !self
+                .range
+                .admits_frame(header.min_event_time.0, header.max_event_time.0)
+            {
+                continue;
+            }
+            let skip = next.saturating_sub(header.base_offset.0) as usize;
+            for batch in freshet_streams::payload::decode(&frame.payload).map_err(external)? {
+                let batch = if skip > 0 {
+                    batch.slice(
+                        skip.min(batch.num_rows()),
+                        batch.num_rows().saturating_sub(skip),
+                    )
+                } else {
+                    batch
+                };
+                let batch = self.cut(batch)?;
+                if batch.num_rows() > 0 {
+                    self.pending.push(batch);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The rows of `batch` within the time range, projected.
+    fn cut(&self, batch: RecordBatch) -> datafusion::error::Result<RecordBatch> {
+        let batch = if self.range.is_all() {
+            batch
+        } else {
+            let times = times_ms(batch.column(self.time_column))
+                .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+            let keep: BooleanArray = (0..times.len())
+                .map(|i| Some(!times.is_null(i) && self.range.contains(times.value(i))))
+                .collect();
+            arrow_select::filter::filter_record_batch(&batch, &keep)?
+        };
+        let projected = batch.project(&self.projection)?;
+        // Same columns; the schema object carries the scan's (projected) metadata. A scan
+        // may project no column at all (`count(*)`): the row count says how many rows.
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            projected.columns().to_vec(),
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(projected.num_rows())),
+        )?)
+    }
+}
+
+impl LazyBatchGenerator for PartitionScan {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn generate_next_batch(&mut self) -> datafusion::error::Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.pending.pop() {
+                return Ok(Some(batch));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+            // Batches come out in log order.
+            self.pending.reverse();
+        }
+    }
+
+    fn reset_state(&self) -> Arc<RwLock<dyn LazyBatchGenerator>> {
+        Arc::new(RwLock::new(PartitionScan {
+            stream: self.stream.clone(),
+            dir: self.dir.clone(),
+            reader: None,
+            next: None,
+            pending: Vec::new(),
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
+            time_column: self.time_column,
+            range: self.range,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_intersect_and_admit_frames_that_overlap() {
+        let r = TimeRange {
+            from_ms: Some(10),
+            to_ms: Some(20),
+        };
+        assert!(r.admits_frame(5, 10));
+        assert!(r.admits_frame(19, 30));
+        assert!(!r.admits_frame(20, 30));
+        assert!(!r.admits_frame(0, 9));
+        let narrower = r.intersect(TimeRange {
+            from_ms: Some(15),
+            to_ms: None,
+        });
+        assert_eq!(narrower.from_ms, Some(15));
+        assert_eq!(narrower.to_ms, Some(20));
+        assert!(narrower.contains(15) && !narrower.contains(20));
+    }
+}

@@ -1,0 +1,163 @@
+//! Batch execution: SQL over the log run by DataFusion itself.
+//!
+//! Streams are [`LogTable`]s (the log read frame by frame, projected, frames outside the time
+//! range skipped), `TUMBLE` and `HOP` are plain plans over them ([`windows`]), and views are
+//! either recomputed from the log (a view's batch run, for reconciliation and backfill) or
+//! read from the result store ([`StoreTable`], for ad-hoc queries). DataFusion plans,
+//! optimises and executes the rest: joins, aggregates, sorts, with one scan partition per
+//! log partition.
+
+mod log_table;
+mod store_table;
+mod windows;
+
+pub use log_table::{LogTable, TimeRange};
+pub use store_table::{SharedStore, StoreTable};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::view::ViewTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use freshet_streams::StreamDef;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::plan::register_window_function;
+use crate::views::ViewDef;
+use windows::BatchWindowFunction;
+
+/// What the views of a batch session are.
+pub enum Views<'a> {
+    /// Each view is its query, recomputed from the log (in creation order, so that a view
+    /// may read earlier ones).
+    Recomputed(&'a [ViewDef]),
+    /// Each view is its stored results table (with `_state` and `_updated_at`).
+    Stored(Vec<(String, Arc<dyn TableProvider>)>),
+}
+
+/// A DataFusion session over a data directory's log.
+pub struct BatchSession {
+    ctx: SessionContext,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BatchSession {
+    /// A session over the streams of the data directory at `root`, each limited to `range`.
+    pub fn new(
+        root: &Path,
+        streams: &[StreamDef],
+        views: Views<'_>,
+        range: TimeRange,
+    ) -> Result<BatchSession> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(true);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let streams_dir = root.join("streams");
+        let by_name: Arc<HashMap<String, StreamDef>> = Arc::new(
+            streams
+                .iter()
+                .map(|s| (s.name.clone(), s.clone()))
+                .collect(),
+        );
+        for name in ["tumble", "hop", "session"] {
+            let function = Arc::new(BatchWindowFunction {
+                name,
+                streams: by_name.clone(),
+                streams_dir: streams_dir.clone(),
+                range,
+            });
+            register_window_function(&ctx, name, function);
+        }
+        for def in streams {
+            ctx.register_table(
+                &def.name,
+                Arc::new(LogTable::new(def, streams_dir.join(&def.name), range)),
+            )?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .map_err(|source| EngineError::Io {
+                context: "start the batch runtime".into(),
+                source,
+            })?;
+        let session = BatchSession { ctx, runtime };
+        match views {
+            Views::Recomputed(views) => {
+                for view in views {
+                    let plan = session.logical_plan(&view.query)?;
+                    session.ctx.register_table(
+                        &view.name,
+                        Arc::new(ViewTable::new(plan, Some(view.query.clone()))),
+                    )?;
+                }
+            }
+            Views::Stored(tables) => {
+                for (name, table) in tables {
+                    session.ctx.register_table(&name, table)?;
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    fn logical_plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let plan = self
+            .runtime
+            .block_on(state.create_logical_plan(sql))
+            .map_err(EngineError::from)?;
+        if matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+        ) {
+            return Err(EngineError::Sql(
+                "only queries run here; they cannot write or define tables".into(),
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Runs a query, handing each result batch to `each` as it is produced (nothing is
+    /// held beyond what DataFusion's operators need); returns the result schema.
+    pub fn for_each(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<SchemaRef> {
+        use futures::StreamExt;
+        let plan = self.logical_plan(sql)?;
+        self.runtime.block_on(async {
+            let frame = self.ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut stream = frame.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                each(&batch?)?;
+            }
+            Ok(schema)
+        })
+    }
+
+    /// Runs a query to completion: its schema and every result batch.
+    pub fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = self.logical_plan(sql)?;
+        self.runtime.block_on(async {
+            let frame = self.ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            Ok((schema, batches))
+        })
+    }
+}

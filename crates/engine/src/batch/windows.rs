@@ -1,0 +1,95 @@
+//! `TUMBLE` and `HOP` for batch queries: plain DataFusion plans over the log, so DataFusion
+//! executes the whole view. Window bounds are computed on integer milliseconds exactly as the
+//! streaming operators compute them (`WindowKind::window`): epoch-aligned, half-open
+//! `[window_start, window_end)`, a hopping row copied into each of its `size / slide`
+//! windows.
+
+use arrow_schema::DataType;
+use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::Column;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
+use freshet_streams::StreamDef;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::log_table::{LogTable, TimeRange};
+use crate::plan::{window_arguments, window_time_type};
+use crate::window::WindowKind;
+
+/// `tumble`, `hop` or `session` over log tables.
+#[derive(Debug)]
+pub struct BatchWindowFunction {
+    pub name: &'static str,
+    pub streams: Arc<HashMap<String, StreamDef>>,
+    /// The data directory's `streams/` directory.
+    pub streams_dir: PathBuf,
+    pub range: TimeRange,
+}
+
+/// Name of the window index column of a hopping expansion (never visible to users).
+const HOP_INDEX: &str = "__freshet_hop_index";
+
+fn ms(e: Expr) -> Expr {
+    cast(
+        cast(
+            e,
+            DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None),
+        ),
+        DataType::Int64,
+    )
+}
+
+/// `t - t mod step`, with the remainder taken towards negative infinity.
+fn floor_to(t: Expr, step: i64) -> Expr {
+    t.clone() - ((t % lit(step) + lit(step)) % lit(step))
+}
+
+impl TableFunctionImpl for BatchWindowFunction {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let (def, time_column, kind) = window_arguments(self.name, &self.streams, args.exprs())?;
+        let table = LogTable::new(&def, self.streams_dir.join(&def.name), self.range);
+        let scan = LogicalPlanBuilder::scan(&def.name, provider_as_source(Arc::new(table)), None)?;
+        let time = ms(column(&def.name, &def.columns[time_column].name));
+        let columns: Vec<Expr> = def
+            .columns
+            .iter()
+            .map(|c| column(&def.name, &c.name))
+            .collect();
+        let as_time = |e: Expr| cast(e, window_time_type());
+        let (builder, start, size) = match kind {
+            WindowKind::Tumble { size_ms } => (scan, floor_to(time, size_ms), size_ms),
+            WindowKind::Hop { slide_ms, size_ms } => {
+                let n = size_ms / slide_ms;
+                let indexes = LogicalPlanBuilder::values((0..n).map(|k| vec![lit(k)]).collect())?
+                    .project(vec![col("column1").alias(HOP_INDEX)])?
+                    .build()?;
+                let index = Expr::Column(Column::from_name(HOP_INDEX));
+                let start = floor_to(time, slide_ms) - (lit(n - 1) - index) * lit(slide_ms);
+                (scan.cross_join(indexes)?, start, size_ms)
+            }
+            WindowKind::Session { .. } => {
+                return Err(datafusion::error::DataFusionError::NotImplemented(
+                    "SESSION windows do not run in batch yet: their bounds depend on the \
+                     GROUP BY keys, which a table function does not see"
+                        .into(),
+                ));
+            }
+        };
+        let mut projection = columns;
+        projection.push(as_time(start.clone()).alias("window_start"));
+        projection.push(as_time(start + lit(size)).alias("window_end"));
+        let plan = builder.project(projection)?.build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+}
+
+/// Column `name` of `table`, taken as written (no case folding).
+fn column(table: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(table), name))
+}

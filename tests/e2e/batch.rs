@@ -1,0 +1,125 @@
+//! Batch execution through the binary: `freshet query` runs SQL over streams (the log) and
+//! views (the result store); `freshet reconcile` recomputes a view in batch, finds each kind
+//! of damage done to its stored results, and `--repair` makes the next run clean.
+
+use super::support::Env;
+use serde_json::Value;
+
+pub const COUNTS: &str = "CREATE VIEW counts AS SELECT auction, window_start, window_end, \
+    COUNT(*) AS bids, MAX(price) AS top \
+    FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY auction, window_start, window_end";
+
+const RANGE: [&str; 4] = [
+    "--from",
+    "2015-07-15T00:00:00Z",
+    "--to",
+    "2015-07-16T00:00:00Z",
+];
+
+/// Nexmark history in the streams and `counts` drained to the end.
+pub fn counted(env: &Env) {
+    env.ok(&["gen", "nexmark", "--events", "100000", "--to-streams"]);
+    env.ok(&["sql", COUNTS]);
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+}
+
+/// `freshet reconcile counts` over the whole day: its JSON report and exit code.
+pub fn reconcile(env: &Env, repair: bool) -> (Value, Option<i32>) {
+    let mut args = vec!["reconcile", "counts"];
+    args.extend(RANGE);
+    args.push("--json");
+    if repair {
+        args.push("--repair");
+    }
+    let run = env.run(&args);
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("a JSON report ({e}): {}\n{}", run.stdout, run.stderr));
+    (report, run.code)
+}
+
+fn counts(report: &Value) -> [u64; 4] {
+    ["matched", "mismatched", "missing", "extra"].map(|k| report[k].as_u64().expect(k))
+}
+
+#[test]
+fn query_reads_streams_from_the_log_and_views_from_the_store() {
+    let env = Env::new();
+    counted(&env);
+    let bids = env.events("bid");
+    let csv = env.ok(&["query", "SELECT count(*) AS n FROM bid", "--format", "csv"]);
+    assert_eq!(csv, format!("n\n{bids}\n"));
+
+    // The view's stored rows, summed, count every bid; so does the same window in batch.
+    let json = env.ok(&[
+        "query",
+        "SELECT (SELECT sum(bids) FROM counts) AS stored, \
+         (SELECT count(*) FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)) AS recomputed",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&json).expect("JSON output");
+    assert_eq!(v["columns"], serde_json::json!(["stored", "recomputed"]));
+    assert_eq!(v["rows"][0]["stored"], bids);
+    assert_eq!(v["rows"][0]["recomputed"], bids);
+
+    // A join of a view with a stream, as a table.
+    let table = env.ok(&[
+        "query",
+        "SELECT a.category, sum(c.bids) AS bids FROM counts c JOIN auction a ON a.id = c.auction \
+         GROUP BY a.category ORDER BY a.category LIMIT 3",
+    ]);
+    assert!(table.starts_with("category"), "{table}");
+    assert!(table.trim_end().ends_with("(3 rows)"), "{table}");
+
+    let refused = env.run(&["query", "DROP TABLE bid"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("cannot write"),
+        "{}",
+        refused.stderr
+    );
+    let unknown = env.run(&["query", "SELECT * FROM nope"]);
+    assert_eq!(unknown.code, Some(1));
+    assert!(unknown.stderr.contains("nope"), "{}", unknown.stderr);
+}
+
+#[test]
+fn reconcile_finds_each_kind_of_damage_and_repair_makes_it_clean() {
+    let env = Env::new();
+    counted(&env);
+    let (healthy, code) = reconcile(&env, false);
+    let [matched, mismatched, missing, extra] = counts(&healthy);
+    assert_eq!(code, Some(0), "{healthy}");
+    assert!(matched > 100, "{healthy}");
+    assert_eq!([mismatched, missing, extra], [0, 0, 0], "{healthy}");
+    assert_eq!(healthy["ratio"], 1.0);
+
+    let db = rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open");
+    db.execute_batch(
+        "UPDATE counts SET bids = bids + 1 WHERE rowid = (SELECT min(rowid) FROM counts); \
+         DELETE FROM counts WHERE rowid = (SELECT max(rowid) FROM counts); \
+         INSERT INTO counts VALUES (-1, '2015-07-15 00:00:00.000', '2015-07-15 00:00:10.000', \
+           1, 1, 'final', '2026-01-01 00:00:00.000');",
+    )
+    .expect("damage the results");
+    drop(db);
+    let (damaged, code) = reconcile(&env, false);
+    assert_eq!(code, Some(3), "differences exit 3: {damaged}");
+    assert_eq!(counts(&damaged)[1..], [1, 1, 1], "{damaged}");
+    let kinds: Vec<&str> = damaged["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| s["kind"].as_str().expect("a kind"))
+        .collect();
+    for kind in ["mismatched", "missing", "extra"] {
+        assert!(kinds.contains(&kind), "a {kind} sample: {damaged}");
+    }
+
+    let (repaired, code) = reconcile(&env, true);
+    assert_eq!(code, Some(0), "{repaired}");
+    assert_eq!(repaired["repaired"], 3, "{repaired}");
+    let (after, code) = reconcile(&env, false);
+    assert_eq!(code, Some(0), "{after}");
+    assert_eq!(counts(&after), [matched, 0, 0, 0], "{after}");
+}
