@@ -56,6 +56,9 @@ pub enum Command {
     /// final results: matched, mismatched, missing, extra. Exit 3 on any difference, unless
     /// `--repair` wrote the batch values over them.
     Reconcile(ReconcileArgs),
+    /// Recompute a windowed view in batch over a time range and write the result as its
+    /// final rows (idempotent: a second run changes nothing), with a progress bar.
+    Backfill(BackfillArgs),
     /// Ingest an NDJSON, CSV or Parquet file into a stream.
     Ingest(IngestArgs),
     /// List streams: partitions, end offsets, bytes, dead letters.
@@ -104,6 +107,23 @@ pub struct ReconcileArgs {
     pub repair: bool,
     /// Print the report as JSON (`matched`, `mismatched`, `missing`, `extra`, `ratio`,
     /// `samples`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `backfill` arguments.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The view.
+    pub view: String,
+    /// Windows starting at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub from: String,
+    /// Windows ending at or before this instant (RFC 3339); windows the view has not
+    /// finalised yet are left to it.
+    #[arg(long)]
+    pub to: String,
+    /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod backfill;
 mod bench;
 mod demo;
 mod gen_nexmark;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(args) => results::run(&store, args),
         Command::Query(args) => query::run(&data_dir, &store, args),
         Command::Reconcile(args) => reconcile::run(&data_dir, &store, args),
+        Command::Backfill(args) => backfill::run(&data_dir, &store, args),
         Command::Ingest(args) => ingest::run(&data_dir, args),
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {

@@ -46,6 +46,7 @@ pub fn run(
             from_ms,
             to_ms,
             repair: args.repair,
+            on_scan: None,
         },
         store.as_mut(),
     )

@@ -123,3 +123,48 @@ fn reconcile_finds_each_kind_of_damage_and_repair_makes_it_clean() {
     assert_eq!(code, Some(0), "{after}");
     assert_eq!(counts(&after), [matched, 0, 0, 0], "{after}");
 }
+
+/// Every row of `counts` but `_updated_at`, in key order.
+fn stored_counts(env: &Env) -> Vec<String> {
+    let db = rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open");
+    let mut statement = db
+        .prepare(
+            "SELECT auction || '|' || window_start || '|' || bids || '|' || \"top\" || '|' || \
+             _state FROM counts ORDER BY auction, window_start",
+        )
+        .expect("select");
+    statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| r.expect("a row"))
+        .collect()
+}
+
+#[test]
+fn backfill_writes_the_batch_result_and_a_second_run_changes_nothing() {
+    let env = Env::new();
+    counted(&env);
+    let reference = stored_counts(&env);
+    let db = rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open");
+    let lost = db
+        .execute("DELETE FROM counts WHERE auction % 7 = 0", [])
+        .expect("lose some rows");
+    assert!(lost > 0);
+    drop(db);
+
+    let mut args = vec!["backfill", "counts"];
+    args.extend(RANGE);
+    let first = env.ok_json(&args);
+    assert_eq!(first["written"], lost as u64, "{first}");
+    let after_first = stored_counts(&env);
+    assert_eq!(after_first, reference, "backfill restores the batch result");
+
+    let second = env.ok_json(&args);
+    assert_eq!(second["written"], 0, "{second}");
+    assert_eq!(second["deleted"], 0, "{second}");
+    assert_eq!(
+        stored_counts(&env),
+        after_first,
+        "a second backfill changes nothing"
+    );
+}

@@ -209,6 +209,8 @@ pub struct Request<'a> {
     pub to_ms: i64,
     /// Write the batch values over the differences.
     pub repair: bool,
+    /// Called with the batch session's byte counter once it exists, for progress reports.
+    pub on_scan: Option<&'a dyn Fn(Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 /// Recomputes `request.view` in batch and compares it with `store`.
@@ -293,6 +295,9 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
                 to_ms: Some(to),
             },
         )?;
+        if let Some(on_scan) = request.on_scan {
+            on_scan(session.scanned());
+        }
         let (_, batches) = session.query(&def.query)?;
         for batch in &batches {
             let batch = in_range(batch, &schema, from, to, false)?;

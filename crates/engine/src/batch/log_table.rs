@@ -20,6 +20,7 @@ use std::any::Any;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::source::times_ms;
 
@@ -80,16 +81,25 @@ pub struct LogTable {
     /// Rows outside this range are never returned.
     range: TimeRange,
     time_column: usize,
+    /// Bytes of frames read by every scan of this table, for progress reports.
+    scanned: Arc<AtomicU64>,
 }
 
 impl LogTable {
-    /// The stream `def` whose partitions live under `dir`, limited to `range`.
-    pub fn new(def: &StreamDef, dir: PathBuf, range: TimeRange) -> LogTable {
+    /// The stream `def` whose partitions live under `dir`, limited to `range`; the bytes
+    /// its scans read are added to `scanned`.
+    pub fn new(
+        def: &StreamDef,
+        dir: PathBuf,
+        range: TimeRange,
+        scanned: Arc<AtomicU64>,
+    ) -> LogTable {
         LogTable {
             time_column: def.column_index(&def.event_time).unwrap_or(0),
             def: def.clone(),
             dir,
             range,
+            scanned,
         }
     }
 
@@ -192,6 +202,7 @@ impl TableProvider for LogTable {
                 schema: schema.clone(),
                 time_column: self.time_column,
                 range,
+                scanned: self.scanned.clone(),
             })));
         }
         Ok(Arc::new(LazyMemoryExec::try_new(schema, generators)?))
@@ -211,6 +222,7 @@ struct PartitionScan {
     schema: SchemaRef,
     time_column: usize,
     range: TimeRange,
+    scanned: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for PartitionScan {
@@ -252,6 +264,8 @@ impl PartitionScan {
         }
         for frame in frames {
             let header = &frame.header;
+            self.scanned
+                .fetch_add(u64::from(header.frame_bytes), Ordering::Relaxed);
             let end = header.end_offset().0;
             if end <= next {
                 continue;
@@ -334,6 +348,7 @@ impl LazyBatchGenerator for PartitionScan {
             schema: self.schema.clone(),
             time_column: self.time_column,
             range: self.range,
+            scanned: self.scanned.clone(),
         }))
     }
 }

@@ -25,6 +25,7 @@ use freshet_streams::StreamDef;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::error::{EngineError, Result};
 use crate::plan::register_window_function;
@@ -44,6 +45,7 @@ pub enum Views<'a> {
 pub struct BatchSession {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
+    scanned: Arc<AtomicU64>,
 }
 
 impl BatchSession {
@@ -64,6 +66,7 @@ impl BatchSession {
             .build();
         let ctx = SessionContext::new_with_state(state);
         let streams_dir = root.join("streams");
+        let scanned = Arc::new(AtomicU64::new(0));
         let by_name: Arc<HashMap<String, StreamDef>> = Arc::new(
             streams
                 .iter()
@@ -76,13 +79,19 @@ impl BatchSession {
                 streams: by_name.clone(),
                 streams_dir: streams_dir.clone(),
                 range,
+                scanned: scanned.clone(),
             });
             register_window_function(&ctx, name, function);
         }
         for def in streams {
             ctx.register_table(
                 &def.name,
-                Arc::new(LogTable::new(def, streams_dir.join(&def.name), range)),
+                Arc::new(LogTable::new(
+                    def,
+                    streams_dir.join(&def.name),
+                    range,
+                    scanned.clone(),
+                )),
             )?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,7 +102,11 @@ impl BatchSession {
                 context: "start the batch runtime".into(),
                 source,
             })?;
-        let session = BatchSession { ctx, runtime };
+        let session = BatchSession {
+            ctx,
+            runtime,
+            scanned,
+        };
         match views {
             Views::Recomputed(views) => {
                 for view in views {
@@ -111,6 +124,12 @@ impl BatchSession {
             }
         }
         Ok(session)
+    }
+
+    /// Bytes of log frames the session's scans have read so far (a progress measure: a
+    /// whole-log scan reads every byte of its streams' partitions).
+    pub fn scanned(&self) -> Arc<AtomicU64> {
+        self.scanned.clone()
     }
 
     fn logical_plan(&self, sql: &str) -> Result<LogicalPlan> {

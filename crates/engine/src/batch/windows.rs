@@ -14,6 +14,7 @@ use freshet_streams::StreamDef;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::log_table::{LogTable, TimeRange};
 use crate::plan::{window_arguments, window_time_type};
@@ -27,6 +28,7 @@ pub struct BatchWindowFunction {
     /// The data directory's `streams/` directory.
     pub streams_dir: PathBuf,
     pub range: TimeRange,
+    pub scanned: Arc<AtomicU64>,
 }
 
 /// Name of the window index column of a hopping expansion (never visible to users).
@@ -53,7 +55,12 @@ impl TableFunctionImpl for BatchWindowFunction {
         args: TableFunctionArgs,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
         let (def, time_column, kind) = window_arguments(self.name, &self.streams, args.exprs())?;
-        let table = LogTable::new(&def, self.streams_dir.join(&def.name), self.range);
+        let table = LogTable::new(
+            &def,
+            self.streams_dir.join(&def.name),
+            self.range,
+            self.scanned.clone(),
+        );
         let scan = LogicalPlanBuilder::scan(&def.name, provider_as_source(Arc::new(table)), None)?;
         let time = ms(column(&def.name, &def.columns[time_column].name));
         let columns: Vec<Expr> = def

@@ -151,6 +151,7 @@ fn check_batch_mode(name: &str, h: &Harness, runners: &[freshet_engine::ViewRunn
             from_ms: i64::MIN / 4,
             to_ms: i64::MAX / 4,
             repair: false,
+            on_scan: None,
         };
         match reconcile(&request, store.as_mut()) {
             Ok(report) => assert!(
