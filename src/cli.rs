@@ -59,6 +59,9 @@ pub enum Command {
     /// Recompute a windowed view in batch over a time range and write the result as its
     /// final rows (idempotent: a second run changes nothing), with a progress bar.
     Backfill(BackfillArgs),
+    /// Why a view runs streaming, micro-batch or batch: the SLA and input rate, the modes
+    /// measured on a sample of its input, the risk, its mitigation and when it would change.
+    Explain(ExplainArgs),
     /// Ingest an NDJSON, CSV or Parquet file into a stream.
     Ingest(IngestArgs),
     /// List streams: partitions, end offsets, bytes, dead letters.
@@ -107,6 +110,23 @@ pub struct ReconcileArgs {
     pub repair: bool,
     /// Print the report as JSON (`matched`, `mismatched`, `missing`, `extra`, `ratio`,
     /// `samples`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `explain` arguments.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The view.
+    pub view: String,
+    /// Input events per second to plan for (default: measured over the last minute of
+    /// ingest).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Events of the log each mode is measured on (its first events).
+    #[arg(long, default_value_t = 200_000)]
+    pub sample: u64,
+    /// Print the explanation as JSON (the chosen mode in `mode`).
     #[arg(long)]
     pub json: bool,
 }

@@ -3,6 +3,7 @@
 mod backfill;
 mod bench;
 mod demo;
+mod explain;
 mod gen_nexmark;
 mod ingest;
 mod inspect;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(&data_dir, &store, args),
         Command::Reconcile(args) => reconcile::run(&data_dir, &store, args),
         Command::Backfill(args) => backfill::run(&data_dir, &store, args),
+        Command::Explain(args) => explain::run(&data_dir, args),
         Command::Ingest(args) => ingest::run(&data_dir, args),
         Command::Streams(args) => inspect::streams(&data_dir, args),
         Command::Log(args) => match args.command {

@@ -124,18 +124,15 @@ pub fn follow(runners: &mut [ViewRunner], stop: &AtomicBool) -> anyhow::Result<(
     commit_all(runners)
 }
 
-/// One step of every view: read what is new, process it, commit the views that are due.
+/// One turn of every view: streaming views read, process and commit when due; periodic
+/// (micro-batch, batch) views run when their period has passed.
 /// Returns the events read.
 pub fn step_all(runners: &mut [ViewRunner]) -> anyhow::Result<u64> {
     let mut events = 0;
     for r in runners.iter_mut() {
         events += r
-            .step()
+            .tick()
             .with_context(|| format!("view '{}' failed", r.def().name))?;
-        if r.commit_due() {
-            r.commit()
-                .with_context(|| format!("view '{}' failed", r.def().name))?;
-        }
     }
     Ok(events)
 }

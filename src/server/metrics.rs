@@ -54,6 +54,10 @@ pub const STORE_COMMIT_RETRIES: &str = "freshet_store_commit_retries_total";
 pub const VIEW_INGEST_TO_COMMIT: &str = "freshet_view_ingest_to_commit_seconds";
 /// Duration of the store's commit transactions.
 pub const STORE_COMMIT_DURATION: &str = "freshet_store_commit_duration_seconds";
+/// Times the planner moved a view to another mode.
+pub const VIEW_MODE_SWITCHES: &str = "freshet_view_mode_switches_total";
+/// 1 for the mode a view runs in (label `mode`: streaming, micro_batch, batch), else 0.
+pub const VIEW_MODE: &str = "freshet_view_mode_ratio";
 /// 1 while the views run, 0 once they stopped (see `/readyz`).
 pub const VIEWS_UP: &str = "freshet_views_up_ratio";
 
@@ -226,7 +230,7 @@ fn render(app: &App) -> Result<String, ApiError> {
     }
     // One sample per view; `None` leaves the view out (no value yet).
     type PerView = fn(&ViewFigures) -> Option<f64>;
-    let per_view: [(&str, &str, &str, PerView); 9] = [
+    let per_view: [(&str, &str, &str, PerView); 10] = [
         (
             VIEW_LAG,
             "gauge",
@@ -283,6 +287,12 @@ fn render(app: &App) -> Result<String, ApiError> {
             "The view's operator state at its last commit.",
             |v| Some(v.stats.state_bytes as f64),
         ),
+        (
+            VIEW_MODE_SWITCHES,
+            "counter",
+            "Times the planner moved the view to another mode.",
+            |v| Some(v.stats.mode_switches as f64),
+        ),
     ];
     for (name, kind, help, value) in per_view {
         e.family(name, kind, help);
@@ -290,6 +300,28 @@ fn render(app: &App) -> Result<String, ApiError> {
             if let Some(x) = value(v) {
                 e.sample(name, &[("view", &v.def.name)], x);
             }
+        }
+    }
+    e.family(
+        VIEW_MODE,
+        "gauge",
+        "1 for the mode the view ran in at its last commit.",
+    );
+    for v in &views {
+        let current = v
+            .stats
+            .mode
+            .unwrap_or(freshet_engine::planner::Mode::Streaming);
+        for mode in [
+            freshet_engine::planner::Mode::Streaming,
+            freshet_engine::planner::Mode::MicroBatch,
+            freshet_engine::planner::Mode::Batch,
+        ] {
+            e.sample(
+                VIEW_MODE,
+                &[("view", &v.def.name), ("mode", mode.as_str())],
+                f64::from(u8::from(mode == current)),
+            );
         }
     }
     e.family(

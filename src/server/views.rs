@@ -245,7 +245,9 @@ fn view_summary(f: &ViewFigures) -> Value {
         "name": f.def.name,
         "query": f.def.query,
         "options": f.def.options,
-        "mode": "streaming",
+        // As of the last commit; the planner may move it (see docs/planner.md).
+        "mode": stats.mode.map_or("streaming", |m| m.as_str()),
+        "period_ms": stats.period_ms,
         "freshness": f.freshness,
         "stats": {
             "input_events": stats.input_events,
@@ -254,6 +256,7 @@ fn view_summary(f: &ViewFigures) -> Value {
             "late_dead_lettered": stats.late_dead_lettered,
             "late_updated": stats.late_updated,
             "state_bytes": stats.state_bytes,
+            "mode_switches": stats.mode_switches,
         },
     })
 }

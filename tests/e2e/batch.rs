@@ -1,6 +1,8 @@
-//! Batch execution through the binary: `freshet query` runs SQL over streams (the log) and
-//! views (the result store); `freshet reconcile` recomputes a view in batch, finds each kind
-//! of damage done to its stored results, and `--repair` makes the next run clean.
+//! Batch execution and modes through the binary: `freshet query` runs SQL over streams (the
+//! log) and views (the result store); `freshet reconcile` recomputes a view in batch, finds
+//! each kind of damage done to its stored results, and `--repair` makes the next run clean;
+//! `freshet backfill` is idempotent; `freshet explain` moves from streaming to micro-batch
+//! to batch as the SLA relaxes.
 
 use super::support::Env;
 use serde_json::Value;
@@ -167,4 +169,54 @@ fn backfill_writes_the_batch_result_and_a_second_run_changes_nothing() {
         after_first,
         "a second backfill changes nothing"
     );
+}
+
+#[test]
+fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
+    let env = Env::new();
+    env.ok(&["gen", "nexmark", "--events", "100000", "--to-streams"]);
+    for (name, sla) in [("fast", "1s"), ("minutely", "1m"), ("daily", "1d")] {
+        env.ok(&[
+            "sql",
+            &format!(
+                "CREATE VIEW {name} WITH (freshness = '{sla}') AS SELECT auction, window_start, \
+                 window_end, COUNT(*) AS bids FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) \
+                 GROUP BY auction, window_start, window_end"
+            ),
+        ]);
+    }
+    let mut modes = Vec::new();
+    for name in ["fast", "minutely", "daily"] {
+        let e = env.ok_json(&["explain", name, "--rate", "1000", "--sample", "80000"]);
+        let alternatives = e["alternatives"].as_array().expect("alternatives");
+        assert_eq!(alternatives.len(), 3, "{e}");
+        for a in alternatives {
+            for field in [
+                "freshness_p99_ms",
+                "max_events_per_s",
+                "cpu_seconds_per_million",
+                "store_writes_per_million",
+            ] {
+                assert!(a[field].as_f64().is_some_and(|x| x > 0.0), "{field}: {e}");
+            }
+        }
+        for field in ["risk", "mitigation", "condition"] {
+            assert!(
+                e[field].as_str().is_some_and(|s| !s.is_empty()),
+                "{field}: {e}"
+            );
+        }
+        modes.push(e["mode"].as_str().expect("a mode").to_owned());
+    }
+    assert_eq!(modes, ["streaming", "micro_batch", "batch"]);
+    let text = env.ok(&["explain", "minutely", "--rate", "1000", "--sample", "80000"]);
+    for part in [
+        "requirement:",
+        "decision: micro_batch",
+        "risk:",
+        "mitigation:",
+        "would choose differently:",
+    ] {
+        assert!(text.contains(part), "{part} in\n{text}");
+    }
 }

@@ -14,12 +14,14 @@ pub mod batch;
 pub mod clock;
 pub mod compile;
 pub mod error;
+pub mod explain;
 pub mod histogram;
 pub mod join;
 pub mod manage;
 pub mod node;
 pub mod options;
 pub mod plan;
+pub mod planner;
 pub mod reconcile;
 pub mod rows;
 pub mod runner;
@@ -29,7 +31,7 @@ pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
-pub use options::{EmitPolicy, LatePolicy, ViewOptions};
+pub use options::{EmitPolicy, LatePolicy, ModeChoice, ViewOptions};
 pub use runner::{Progressed, ViewRunner, compile_view, compile_view_over, result_table};
 pub use views::{ViewCatalog, ViewDef, ViewStatement, parse_view_statement};
 
@@ -72,6 +74,12 @@ pub struct Stats {
     pub commit_ms: histogram::Histogram,
     /// Each input stream's watermark at the last commit.
     pub watermarks: BTreeMap<String, i64>,
+    /// Times the planner moved the view to another mode.
+    pub mode_switches: u64,
+    /// The mode the view ran in at the last commit (`streaming`, `micro_batch`, `batch`).
+    pub mode: Option<planner::Mode>,
+    /// Its period then, ms (between commits under streaming, between runs otherwise).
+    pub period_ms: u64,
     /// Newest ingest time read from each partition (`stream/partition`), so that idleness
     /// is judged the same after a restart.
     pub last_ingest_ms: BTreeMap<String, i64>,

@@ -27,6 +27,21 @@ pub enum EmitPolicy {
     OnUpdate,
 }
 
+/// How the view asks to be run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeChoice {
+    /// The planner chooses from the SLA and the measured costs, and re-evaluates.
+    #[default]
+    Auto,
+    /// Always this mode.
+    Streaming,
+    /// Always micro-batch (period from the planner).
+    MicroBatch,
+    /// Always batch (period from the planner, at least 15 minutes).
+    Batch,
+}
+
 /// Validated view options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +58,9 @@ pub struct ViewOptions {
     pub emit_interval_ms: u64,
     /// Cap on the view's operator state.
     pub state_bytes_max: u64,
+    /// How to run the view (`mode = 'auto'` by default).
+    #[serde(default)]
+    pub mode: ModeChoice,
 }
 
 impl Default for ViewOptions {
@@ -54,6 +72,7 @@ impl Default for ViewOptions {
             emit: EmitPolicy::OnWindowClose,
             emit_interval_ms: 1_000,
             state_bytes_max: freshet_types::limits::VIEW_STATE_BYTES_DEFAULT,
+            mode: ModeChoice::Auto,
         }
     }
 }
@@ -98,6 +117,20 @@ impl ViewOptions {
                         }
                     }
                 }
+                "mode" => {
+                    o.mode = match value.as_str() {
+                        "auto" => ModeChoice::Auto,
+                        "streaming" => ModeChoice::Streaming,
+                        "micro_batch" => ModeChoice::MicroBatch,
+                        "batch" => ModeChoice::Batch,
+                        other => {
+                            return Err(EngineError::Sql(format!(
+                                "view option mode: '{other}' is not one of \
+                                 auto, streaming, micro_batch, batch"
+                            )));
+                        }
+                    }
+                }
                 "state_bytes_max" => {
                     o.state_bytes_max = value.parse().map_err(|_| {
                         EngineError::Sql(format!(
@@ -108,7 +141,7 @@ impl ViewOptions {
                 other => {
                     return Err(EngineError::Sql(format!(
                         "unknown view option '{other}'; known: freshness, allowed_lateness, \
-                         late_data, emit, emit_interval, state_bytes_max"
+                         late_data, emit, emit_interval, state_bytes_max, mode"
                     )));
                 }
             }
@@ -121,7 +154,7 @@ impl ViewOptions {
         let d = |ms: u64| format_duration(Duration::from_millis(ms));
         format!(
             "freshness={} allowed_lateness={} late_data={} emit={} emit_interval={} \
-             state_bytes_max={}",
+             state_bytes_max={} mode={}",
             d(self.freshness_ms),
             d(self.allowed_lateness_ms),
             serde_json::to_value(self.late_data)
@@ -131,7 +164,10 @@ impl ViewOptions {
                 .map(|v| v.as_str().unwrap_or_default().to_string())
                 .unwrap_or_default(),
             d(self.emit_interval_ms),
-            self.state_bytes_max
+            self.state_bytes_max,
+            serde_json::to_value(self.mode)
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .unwrap_or_default()
         )
     }
 }

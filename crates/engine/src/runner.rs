@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, compile};
 use crate::error::{EngineError, Result};
 use crate::plan::Planner;
+use crate::planner::{self, Plan};
 use crate::rows::Rows;
 use crate::views::{ViewCatalog, ViewDef};
 use crate::{Ctx, Stats};
@@ -92,6 +93,12 @@ pub fn result_table(def: &ViewDef, compiled: &Compiled) -> ResultTable {
 /// Commit durations a runner keeps for exact quantiles (`freshet run --drain --json`).
 pub const RECENT_COMMITS: usize = 8_192;
 
+/// How often a running view's schedule is re-evaluated from its measured costs.
+pub const REPLAN_EVERY: Duration = Duration::from_secs(10);
+
+/// The commit time assumed before one is measured.
+const UNMEASURED_COMMIT_SECONDS: f64 = 0.005;
+
 /// A view being run.
 pub struct ViewRunner {
     def: ViewDef,
@@ -109,6 +116,16 @@ pub struct ViewRunner {
     patience: Option<Arc<AtomicBool>>,
     /// Commits made since this runner was opened.
     commits: u64,
+    /// The schedule the view runs on.
+    plan: Plan,
+    /// When a periodic schedule runs next (ms since the epoch).
+    next_run_ms: i64,
+    /// Processing time and events since the planner last looked, and when that was.
+    busy: Duration,
+    events_since_plan: u64,
+    last_plan_ms: i64,
+    /// The processing cost last measured, kept when a period had nothing to measure.
+    seconds_per_event: f64,
     /// Durations of the last [`RECENT_COMMITS`] commits, in µs, oldest overwritten first.
     recent_commit_us: Vec<u64>,
     /// `(ingest time, events)` of the frames read since the last commit, at most
@@ -225,9 +242,25 @@ impl ViewRunner {
             ended: false,
             patience: None,
             commits: 0,
+            plan: planner::plan_for(
+                def.options.mode,
+                def.options.freshness_ms,
+                &planner::Costs {
+                    input_rate: 0.0,
+                    seconds_per_event: 0.0,
+                    commit_seconds: UNMEASURED_COMMIT_SECONDS,
+                },
+            ),
+            next_run_ms: now,
+            busy: Duration::ZERO,
+            events_since_plan: 0,
+            last_plan_ms: now,
+            seconds_per_event: 0.0,
             recent_commit_us: Vec::new(),
             uncommitted: Vec::new(),
         };
+        runner.ctx.stats.mode = Some(runner.plan.mode);
+        runner.ctx.stats.period_ms = runner.plan.period_ms;
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
         for (k, v) in checkpoint.state {
             if k.len() < 3 {
@@ -493,9 +526,99 @@ impl ViewRunner {
                 >= self.commit_interval().as_millis() as i64
     }
 
-    /// A quarter of the freshness SLA, between 20 ms and 1 s.
+    /// How often the view commits: under streaming a quarter of the freshness SLA (between
+    /// 20 ms and 1 s), otherwise once per run (and when too many rows are buffered).
     pub fn commit_interval(&self) -> Duration {
-        Duration::from_millis((self.def.options.freshness_ms / 4).clamp(20, 1000))
+        Duration::from_millis(self.plan.period_ms)
+    }
+
+    /// The schedule the view runs on.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    /// Runs the view on `plan` from now on. Nothing is lost or repeated: every mode reads
+    /// on from the same offsets with the same state. A change of mode is logged and counted.
+    pub fn set_plan(&mut self, plan: Plan) {
+        if plan == self.plan {
+            return;
+        }
+        if plan.mode != self.plan.mode {
+            self.ctx.stats.mode_switches += 1;
+            tracing::info!(
+                view = %self.def.name,
+                from = %self.plan.mode,
+                to = %plan.mode,
+                period_ms = plan.period_ms,
+                "mode switch"
+            );
+        }
+        self.ctx.stats.mode = Some(plan.mode);
+        self.ctx.stats.period_ms = plan.period_ms;
+        // A shorter period applies at once; a longer one after the next run.
+        self.next_run_ms = self
+            .next_run_ms
+            .min(self.clock.now_ms() + plan.period_ms as i64);
+        self.plan = plan;
+    }
+
+    /// What the view costs, as measured since the planner last looked: input rate,
+    /// processing time per event and commit time.
+    pub fn measured_costs(&self) -> planner::Costs {
+        let elapsed = (self.clock.now_ms() - self.last_plan_ms).max(1) as f64 / 1_000.0;
+        let commits = &self.ctx.stats.commit_ms;
+        planner::Costs {
+            input_rate: self.events_since_plan as f64 / elapsed,
+            seconds_per_event: if self.events_since_plan > 0 {
+                self.busy.as_secs_f64() / self.events_since_plan as f64
+            } else {
+                self.seconds_per_event
+            },
+            commit_seconds: if commits.count > 0 {
+                commits.sum_ms as f64 / commits.count as f64 / 1_000.0
+            } else {
+                UNMEASURED_COMMIT_SECONDS
+            },
+        }
+    }
+
+    /// One turn of the live loop: under streaming, read and process what is new and commit
+    /// when due; under a periodic mode, when the period has passed, process everything new
+    /// and commit once. Every [`REPLAN_EVERY`] the planner re-evaluates the schedule from
+    /// the measured costs. Returns the events processed.
+    pub fn tick(&mut self) -> Result<u64> {
+        let now = self.clock.now_ms();
+        if now - self.last_plan_ms >= REPLAN_EVERY.as_millis() as i64 {
+            let costs = self.measured_costs();
+            self.seconds_per_event = costs.seconds_per_event;
+            let plan =
+                planner::plan_for(self.def.options.mode, self.def.options.freshness_ms, &costs);
+            self.set_plan(plan);
+            self.busy = Duration::ZERO;
+            self.events_since_plan = 0;
+            self.last_plan_ms = now;
+        }
+        let started = std::time::Instant::now();
+        let events = match self.plan.mode {
+            planner::Mode::Streaming => {
+                let n = self.step()?;
+                if self.commit_due() {
+                    self.commit()?;
+                }
+                n
+            }
+            planner::Mode::MicroBatch | planner::Mode::Batch => {
+                if now < self.next_run_ms {
+                    return Ok(0);
+                }
+                let done = self.drain(false)?;
+                self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
+                done.events
+            }
+        };
+        self.busy += started.elapsed();
+        self.events_since_plan += events;
+        Ok(events)
     }
 
     /// Treat the end of the log as the end of the streams: the watermark goes to +∞ and

@@ -14,3 +14,6 @@ mod errors;
 
 #[path = "engine/oracle.rs"]
 mod oracle;
+
+#[path = "engine/modes.rs"]
+mod modes;

@@ -468,6 +468,9 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_state (
     value bytea NOT NULL,
     PRIMARY KEY (view, key)
 );
+-- State entries are rewritten at every commit: room on each page lets PostgreSQL update
+-- them in place (HOT) without touching the index.
+ALTER TABLE {s}.freshet_state SET (fillfactor = 70);
 CREATE TABLE IF NOT EXISTS {s}.freshet_late_events (
     view        text NOT NULL,
     stream      text NOT NULL,
@@ -1053,12 +1056,15 @@ impl ResultStore for PgStore {
                     "DELETE FROM {schema}.freshet_state WHERE view = $1 AND key = ANY($2::bytea[])"
                 );
                 let statement = prepared(&mut tx, statements, &sql).context(at)?;
-                let keys: Vec<&[u8]> = commit.state_deletes.iter().map(Vec::as_slice).collect();
+                let mut keys: Vec<&[u8]> = commit.state_deletes.iter().map(Vec::as_slice).collect();
+                keys.sort_unstable();
                 tx.execute(&statement, &[&view, &keys]).context(at)?;
             }
             if !commit.state_puts.is_empty() {
-                // The last put of a key wins, as it would put by put.
-                let mut puts: HashMap<&[u8], &[u8]> = HashMap::new();
+                // The last put of a key wins, as it would put by put; in key order, so that
+                // the index is written in order rather than all over its pages.
+                let mut puts: std::collections::BTreeMap<&[u8], &[u8]> =
+                    std::collections::BTreeMap::new();
                 for (key, value) in &commit.state_puts {
                     puts.insert(key, value);
                 }

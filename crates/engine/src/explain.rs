@@ -1,0 +1,322 @@
+//! `explain`: why a view runs in the mode it does, with numbers measured on a sample of its
+//! input.
+//!
+//! The view is run three times over the same sample of the log (its first events), once per
+//! mode, each into a scratch SQLite store: streaming commits every `rate × period` events of
+//! its streaming period, micro-batch and batch once per period's worth of events at the
+//! input rate. Each run measures processing time, commits and their time, rows written and
+//! peak state. The planner then chooses from the SLA, the input rate and the measured
+//! costs, and the alternatives are shown against it.
+
+use freshet_store::{
+    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultStore, ResultTable,
+    SqliteStore, StoreError, ViewStatus,
+};
+use freshet_streams::DataDir;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clock::SystemClock;
+use crate::error::Result;
+use crate::planner::{self, Costs, Mode, Plan};
+use crate::runner::ViewRunner;
+use crate::views::ViewCatalog;
+
+/// The input rate assumed when the log has been idle, events per second.
+pub const IDLE_RATE_ASSUMED: f64 = 1_000.0;
+
+/// One mode as measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alternative {
+    /// The mode.
+    pub mode: Mode,
+    /// Its period, ms (between commits under streaming, between runs otherwise).
+    pub period_ms: u64,
+    /// Longest staleness of a result under this schedule at the input rate, ms.
+    pub freshness_p99_ms: u64,
+    /// Events per second one core sustains in this mode (processing and commits).
+    pub max_events_per_s: f64,
+    /// Processing and commit time per million input events, in seconds.
+    pub cpu_seconds_per_million: f64,
+    /// Result rows written to the store per million input events.
+    pub store_writes_per_million: f64,
+    /// Peak operator state, bytes (approximate).
+    pub state_bytes_peak: u64,
+}
+
+/// The decision and its reasons.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The view.
+    pub view: String,
+    /// The chosen mode.
+    pub mode: Mode,
+    /// Its period, ms.
+    pub period_ms: u64,
+    /// The freshness SLA, ms.
+    pub sla_ms: u64,
+    /// Input events per second used for the decision.
+    pub input_rate: f64,
+    /// Where the rate comes from.
+    pub rate_source: String,
+    /// Events of the sample each mode ran on.
+    pub sample_events: u64,
+    /// The measured costs the planner used.
+    pub costs: Costs,
+    /// Every mode, the chosen one included.
+    pub alternatives: Vec<Alternative>,
+    /// What the choice risks.
+    pub risk: String,
+    /// How Freshet limits that risk.
+    pub mitigation: String,
+    /// When Freshet would choose differently.
+    pub condition: String,
+}
+
+/// A scratch store that keeps what it is given (so commits cost what they cost) but is not
+/// durable: the sample runs must not move the log's consumer positions.
+struct Scratch(SqliteStore);
+
+impl ResultStore for Scratch {
+    fn create_view(&mut self, table: &ResultTable) -> std::result::Result<(), StoreError> {
+        self.0.create_view(table)
+    }
+    fn drop_view(&mut self, view: &str) -> std::result::Result<(), StoreError> {
+        self.0.drop_view(view)
+    }
+    fn load(&self, view: &str) -> std::result::Result<Checkpoint, StoreError> {
+        self.0.load(view)
+    }
+    fn commit(&mut self, view: &str, commit: &Commit) -> std::result::Result<(), StoreError> {
+        self.0.commit(view, commit)
+    }
+    fn repair(
+        &mut self,
+        view: &str,
+        upserts: &[ResultBatch],
+        deletes: &[arrow_array::RecordBatch],
+    ) -> std::result::Result<(), StoreError> {
+        self.0.repair(view, upserts, deletes)
+    }
+    fn read_results(
+        &self,
+        view: &str,
+        query: &ResultQuery,
+    ) -> std::result::Result<ResultRows, StoreError> {
+        self.0.read_results(view, query)
+    }
+    fn status(&self, view: &str) -> std::result::Result<ViewStatus, StoreError> {
+        self.0.status(view)
+    }
+    fn durable(&self) -> bool {
+        false
+    }
+}
+
+/// What one sample run measured.
+#[derive(Clone)]
+struct Run {
+    events: u64,
+    processing: Duration,
+    committing: Duration,
+    commits: u64,
+    rows: u64,
+    state_peak: u64,
+}
+
+/// Runs `view` over the first `sample` events of its input, committing every `chunk`
+/// events.
+fn sample_run(
+    data: &DataDir,
+    catalog: &ViewCatalog,
+    view: &str,
+    sample: u64,
+    chunk: u64,
+) -> Result<Run> {
+    let def = catalog
+        .get(view)
+        .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
+    let scratch = tempfile_dir()?;
+    let store = Scratch(SqliteStore::open(&scratch.join("sample.db"))?);
+    let mut runner = ViewRunner::open(data, catalog, def, Box::new(store), Arc::new(SystemClock))?;
+    let mut run = Run {
+        events: 0,
+        processing: Duration::ZERO,
+        committing: Duration::ZERO,
+        commits: 0,
+        rows: 0,
+        state_peak: 0,
+    };
+    let mut since_commit = 0;
+    loop {
+        let started = Instant::now();
+        let n = runner.step()?;
+        run.processing += started.elapsed();
+        run.events += n;
+        since_commit += n;
+        let last = n == 0 || run.events >= sample;
+        if since_commit >= chunk || (last && since_commit > 0) {
+            let started = Instant::now();
+            let written = runner.commit()?;
+            run.committing += started.elapsed();
+            run.commits += 1;
+            run.rows += written.rows;
+            since_commit = 0;
+        }
+        if last {
+            break;
+        }
+    }
+    run.state_peak = runner.stats().state_bytes_peak;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(run)
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "freshet-explain-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| crate::EngineError::Io {
+        context: format!("create the scratch directory {}", dir.display()),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn per_million(x: f64, events: u64) -> f64 {
+    x * 1e6 / events.max(1) as f64
+}
+
+fn duration_text(ms: u64) -> String {
+    freshet_streams::duration::format_duration(Duration::from_millis(ms))
+}
+
+/// Explains how `view` runs. `rate` is the input rate in events per second (measured by the
+/// caller, `None` if the log has been idle); `sample` caps the events each mode runs on.
+pub fn explain(
+    data: &DataDir,
+    catalog: &ViewCatalog,
+    view: &str,
+    rate: Option<f64>,
+    sample: u64,
+) -> Result<Explanation> {
+    let def = catalog
+        .get(view)
+        .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
+    let sla_ms = def.options.freshness_ms;
+    let (input_rate, rate_source) = match rate {
+        Some(r) if r > 0.0 => (r, "measured over the last minute of ingest".to_owned()),
+        _ => (
+            IDLE_RATE_ASSUMED,
+            format!(
+                "no events in the last minute; costs are shown at an assumed \
+                 {IDLE_RATE_ASSUMED:.0} events/s"
+            ),
+        ),
+    };
+    // Streaming first: its processing time per event is the cost the planner uses.
+    let streaming_period = planner::streaming_period_ms(sla_ms);
+    let chunk = |period_ms: u64| ((input_rate * period_ms as f64 / 1_000.0) as u64).max(1);
+    let streaming = sample_run(data, catalog, view, sample, chunk(streaming_period))?;
+    let costs = Costs {
+        input_rate,
+        seconds_per_event: streaming.processing.as_secs_f64() / streaming.events.max(1) as f64,
+        commit_seconds: streaming.committing.as_secs_f64() / streaming.commits.max(1) as f64,
+    };
+    let chosen = planner::plan_for(def.options.mode, sla_ms, &costs);
+    let plans = [
+        Plan {
+            mode: Mode::Streaming,
+            period_ms: streaming_period,
+        },
+        planner::plan_for(crate::ModeChoice::MicroBatch, sla_ms, &costs),
+        planner::plan_for(crate::ModeChoice::Batch, sla_ms, &costs),
+    ];
+    let mut alternatives = Vec::new();
+    for plan in plans {
+        let run = if plan.mode == Mode::Streaming {
+            streaming.clone()
+        } else {
+            sample_run(data, catalog, view, sample, chunk(plan.period_ms))?
+        };
+        let busy = (run.processing + run.committing).as_secs_f64();
+        alternatives.push(Alternative {
+            mode: plan.mode,
+            period_ms: plan.period_ms,
+            freshness_p99_ms: (costs.staleness_seconds(plan) * 1_000.0).ceil() as u64,
+            max_events_per_s: run.events as f64 / busy.max(1e-9),
+            cpu_seconds_per_million: per_million(busy, run.events),
+            store_writes_per_million: per_million(run.rows as f64, run.events),
+            state_bytes_peak: run.state_peak,
+        });
+    }
+    let sample_events = streaming.events;
+    let (risk, mitigation, condition) = reasons(chosen, sla_ms, &costs);
+    Ok(Explanation {
+        view: view.to_owned(),
+        mode: chosen.mode,
+        period_ms: chosen.period_ms,
+        sla_ms,
+        input_rate,
+        rate_source,
+        sample_events,
+        costs,
+        alternatives,
+        risk,
+        mitigation,
+        condition,
+    })
+}
+
+/// The risk of `plan`, its mitigation, and when the planner would choose otherwise.
+fn reasons(plan: Plan, sla_ms: u64, costs: &Costs) -> (String, String, String) {
+    let period = duration_text(plan.period_ms);
+    let micro_from = duration_text(planner::sla_needed_ms(planner::PERIODS_MS[0], costs));
+    let batch_from = duration_text(planner::sla_needed_ms(planner::BATCH_PERIOD_MIN_MS, costs));
+    let utilisation = costs.utilisation() * 100.0;
+    match plan.mode {
+        Mode::Streaming => (
+            format!(
+                "the most store writes per event: a commit every {period}, each rewriting the \
+                 rows that changed since the last"
+            ),
+            "rows are buffered between commits, so a key updated many times in one \
+             interval is written once"
+                .to_owned(),
+            if costs.utilisation() >= 1.0 {
+                format!(
+                    "the view needs {utilisation:.0}% of a core at this rate and cannot keep up \
+                     in any mode; it streams to stay as close as it can"
+                )
+            } else {
+                format!(
+                    "micro-batch once the SLA is {micro_from} or more (now {}); batch from \
+                     {batch_from}",
+                    duration_text(sla_ms)
+                )
+            },
+        ),
+        Mode::MicroBatch | Mode::Batch => (
+            format!(
+                "results are up to {} old between runs, and a burst of input lengthens a \
+                 run (the view uses {utilisation:.1}% of a core at this rate)",
+                duration_text((costs.staleness_seconds(plan) * 1_000.0).ceil() as u64)
+            ),
+            format!(
+                "half the SLA is kept as headroom, and every {} the planner re-measures \
+                 the rate and costs and shortens the period (or streams) when freshness \
+                 nears the SLA",
+                duration_text(crate::runner::REPLAN_EVERY.as_millis() as u64)
+            ),
+            format!(
+                "streaming if the SLA drops below {micro_from} or the rate grows past what a \
+                 {period} period can absorb; batch from an SLA of {batch_from}"
+            ),
+        ),
+    }
+}
