@@ -58,6 +58,13 @@ pub const STORE_COMMIT_DURATION: &str = "freshet_store_commit_duration_seconds";
 pub const VIEW_MODE_SWITCHES: &str = "freshet_view_mode_switches_total";
 /// 1 for the mode a view runs in (label `mode`: streaming, micro_batch, batch), else 0.
 pub const VIEW_MODE: &str = "freshet_view_mode_ratio";
+/// Rows compared by scheduled reconciliations, by result (`matched`, `mismatched`,
+/// `missing`, `extra`).
+pub const RECONCILE_ROWS: &str = "freshet_reconcile_rows_total";
+/// The last scheduled reconciliation's correctness ratio (matched / compared).
+pub const RECONCILE_RATIO: &str = "freshet_reconcile_correctness_ratio";
+/// Scheduled reconciliation runs, failed ones included.
+pub const RECONCILE_RUNS: &str = "freshet_reconcile_runs_total";
 /// 1 while the views run, 0 once they stopped (see `/readyz`).
 pub const VIEWS_UP: &str = "freshet_views_up_ratio";
 
@@ -300,6 +307,43 @@ fn render(app: &App) -> Result<String, ApiError> {
             if let Some(x) = value(v) {
                 e.sample(name, &[("view", &v.def.name)], x);
             }
+        }
+    }
+    let reconciled: Vec<_> = views
+        .iter()
+        .filter_map(|v| Some((&v.def.name, app.reconciliations.get(&v.def.name)?)))
+        .collect();
+    e.family(RECONCILE_RUNS, "counter", "Scheduled reconciliation runs.");
+    for (view, f) in &reconciled {
+        e.sample(RECONCILE_RUNS, &[("view", view)], f.runs as f64);
+    }
+    e.family(
+        RECONCILE_ROWS,
+        "counter",
+        "Rows compared by scheduled reconciliations, by result.",
+    );
+    for (view, f) in &reconciled {
+        for (result, n) in [
+            ("matched", f.total_matched),
+            ("mismatched", f.total_mismatched),
+            ("missing", f.total_missing),
+            ("extra", f.total_extra),
+        ] {
+            e.sample(
+                RECONCILE_ROWS,
+                &[("view", view), ("result", result)],
+                n as f64,
+            );
+        }
+    }
+    e.family(
+        RECONCILE_RATIO,
+        "gauge",
+        "The last scheduled reconciliation's correctness ratio.",
+    );
+    for (view, f) in &reconciled {
+        if f.error.is_none() {
+            e.sample(RECONCILE_RATIO, &[("view", view)], f.ratio);
         }
     }
     e.family(

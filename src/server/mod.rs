@@ -8,6 +8,7 @@ mod error;
 mod ingest;
 mod log_access;
 mod metrics;
+mod reconciler;
 mod sql;
 mod views;
 
@@ -41,6 +42,8 @@ pub struct App {
     pub ddl: std::sync::mpsc::SyncSender<sql::DdlRequest>,
     /// Bumped after every DDL request, so that readers drop what they cached.
     pub catalog_generation: AtomicU64,
+    /// What scheduled reconciliations found, per view.
+    pub reconciliations: reconciler::Reconciliations,
 }
 
 impl App {
@@ -135,6 +138,7 @@ pub fn run_with(
         views_failed: Mutex::new(None),
         ddl,
         catalog_generation: AtomicU64::new(0),
+        reconciliations: reconciler::Reconciliations::default(),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.
@@ -158,6 +162,13 @@ pub fn run_with(
             Some(thread)
         }
     };
+    let reconciling = match app.log.is_writer() {
+        true => Some(
+            reconciler::spawn(app.clone(), stop_views.clone())
+                .context("cannot start the reconciler thread")?,
+        ),
+        false => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -169,6 +180,11 @@ pub fn run_with(
         .map(|v| v.join())
         .transpose()
         .map_err(|_| anyhow::anyhow!("the views thread panicked"))?;
+    if let Some(thread) = reconciling {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reconciler thread panicked"))?;
+    }
     served?;
     views.transpose()?;
     if let LogAccess::Writer(dir) = &app.log {

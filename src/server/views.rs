@@ -277,7 +277,14 @@ pub fn all_figures(app: &App) -> Result<Vec<ViewFigures>, ApiError> {
 }
 
 fn all_views(app: &App) -> Result<Vec<Value>, ApiError> {
-    Ok(all_figures(app)?.iter().map(view_summary).collect())
+    Ok(all_figures(app)?
+        .iter()
+        .map(|f| {
+            let mut v = view_summary(f);
+            v["reconciliation"] = json!(app.reconciliations.get(&f.def.name));
+            v
+        })
+        .collect())
 }
 
 /// `GET /v1/views`: every view with its options, freshness and counters.
@@ -302,6 +309,7 @@ pub async fn describe(
             &status,
             freshet_types::IngestTime::now().0,
         ));
+        out["reconciliation"] = json!(app.reconciliations.get(&name));
         // Describing compiles the view against the streams, which a query-only server
         // does not open.
         let text = match app.log.writer_dir() {

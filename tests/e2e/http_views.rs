@@ -506,3 +506,83 @@ fn many_concurrent_clients_get_no_errors() {
     }
     assert_eq!(server.get("/readyz").0, 200, "{}", server.log_text());
 }
+
+#[test]
+fn scheduled_reconciliation_reports_and_exports_its_figures() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let view = VIEW.replace(
+        "WITH (freshness = '200ms')",
+        "WITH (freshness = '200ms', reconcile_every = '1s')",
+    );
+    let (status, created) =
+        server.post_json("/v1/sql", &json!({ "sql": format!("{STREAM}; {view}") }));
+    assert_eq!(status, 200, "{created}");
+    let body = [bid(1, 10, 1), bid(1, 30, 2), bid(2, 5, 3), bid(1, 7, 25)].join("\n");
+    assert_eq!(server.post_events("bid", body.as_bytes(), &[]).0, 200);
+
+    // The two final rows (window [0 s, 10 s)) are compared and match.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let figures = loop {
+        let (_, v) = server.get("/v1/views/counts");
+        let r = &v["reconciliation"];
+        if r["matched"] == 2 {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no reconciliation: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(figures["mismatched"], 0, "{figures}");
+    assert_eq!(figures["ratio"], 1.0, "{figures}");
+
+    // Later runs compare the windows finalised since: a row the store holds for a window
+    // that is about to close, and that the events do not produce, is found as extra (and
+    // not repaired).
+    let db = rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open");
+    db.execute(
+        "INSERT INTO counts VALUES (99, '2015-07-15 00:00:30.000', '2015-07-15 00:00:40.000', \
+         1, 1, 'final', '2026-01-01 00:00:00.000')",
+        [],
+    )
+    .expect("plant a row");
+    assert_eq!(
+        server.post_events("bid", bid(1, 5, 50).as_bytes(), &[]).0,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = server.get("/v1/views/counts");
+        if v["reconciliation"]["extra"] == 1 {
+            assert_eq!(
+                v["reconciliation"]["matched"], 1,
+                "window [20 s, 30 s): {v}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the planted row was not found: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = server.get_text("/metrics");
+    let parsed = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses");
+    let sample = |name: &str, result: Option<&str>| {
+        parsed
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == name
+                    && s.labels.get("view") == Some("counts")
+                    && result.is_none_or(|r| s.labels.get("result") == Some(r))
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert!(sample("freshet_reconcile_runs_total", None).is_some_and(|v| v >= 2.0));
+    assert!(sample("freshet_reconcile_rows_total", Some("extra")).is_some_and(|v| v >= 1.0));
+    assert!(sample("freshet_reconcile_correctness_ratio", None).is_some_and(|v| v < 1.0));
+}

@@ -61,6 +61,10 @@ pub struct ViewOptions {
     /// How to run the view (`mode = 'auto'` by default).
     #[serde(default)]
     pub mode: ModeChoice,
+    /// How often `serve` reconciles the view's last period of finalised windows in batch
+    /// (`reconcile_every`); never if `None`.
+    #[serde(default)]
+    pub reconcile_every_ms: Option<u64>,
 }
 
 impl Default for ViewOptions {
@@ -73,6 +77,7 @@ impl Default for ViewOptions {
             emit_interval_ms: 1_000,
             state_bytes_max: freshet_types::limits::VIEW_STATE_BYTES_DEFAULT,
             mode: ModeChoice::Auto,
+            reconcile_every_ms: None,
         }
     }
 }
@@ -117,6 +122,9 @@ impl ViewOptions {
                         }
                     }
                 }
+                "reconcile_every" => {
+                    o.reconcile_every_ms = Some(duration_ms(key, value)?.max(1_000));
+                }
                 "mode" => {
                     o.mode = match value.as_str() {
                         "auto" => ModeChoice::Auto,
@@ -141,7 +149,7 @@ impl ViewOptions {
                 other => {
                     return Err(EngineError::Sql(format!(
                         "unknown view option '{other}'; known: freshness, allowed_lateness, \
-                         late_data, emit, emit_interval, state_bytes_max, mode"
+                         late_data, emit, emit_interval, state_bytes_max, mode, reconcile_every"
                     )));
                 }
             }
