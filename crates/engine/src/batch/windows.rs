@@ -2,14 +2,15 @@
 //! executes the whole view. Window bounds are computed on integer milliseconds exactly as the
 //! streaming operators compute them (`WindowKind::window`): epoch-aligned, half-open
 //! `[window_start, window_end)`, a hopping row copied into each of its `size / slide`
-//! windows.
+//! windows (an array of window starts per row, unnested).
 
 use arrow_schema::DataType;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
+use datafusion::functions_nested::expr_fn::make_array;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit};
 use freshet_streams::StreamDef;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,8 +32,8 @@ pub struct BatchWindowFunction {
     pub scanned: Arc<AtomicU64>,
 }
 
-/// Name of the window index column of a hopping expansion (never visible to users).
-const HOP_INDEX: &str = "__freshet_hop_index";
+/// Name of the window starts column of a hopping expansion (never visible to users).
+const HOP_STARTS: &str = "__freshet_hop_start";
 
 fn ms(e: Expr) -> Expr {
     cast(
@@ -69,16 +70,30 @@ impl TableFunctionImpl for BatchWindowFunction {
             .map(|c| column(&def.name, &c.name))
             .collect();
         let as_time = |e: Expr| cast(e, window_time_type());
-        let (builder, start, size) = match kind {
-            WindowKind::Tumble { size_ms } => (scan, floor_to(time, size_ms), size_ms),
+        let (builder, start, size, columns) = match kind {
+            WindowKind::Tumble { size_ms } => (scan, floor_to(time, size_ms), size_ms, columns),
             WindowKind::Hop { slide_ms, size_ms } => {
+                // Each row's window starts as an array, unnested into one row per window:
+                // streaming, unlike a join with the window indexes.
                 let n = size_ms / slide_ms;
-                let indexes = LogicalPlanBuilder::values((0..n).map(|k| vec![lit(k)]).collect())?
-                    .project(vec![col("column1").alias(HOP_INDEX)])?
-                    .build()?;
-                let index = Expr::Column(Column::from_name(HOP_INDEX));
-                let start = floor_to(time, slide_ms) - (lit(n - 1) - index) * lit(slide_ms);
-                (scan.cross_join(indexes)?, start, size_ms)
+                let last = floor_to(time, slide_ms);
+                let starts = make_array(
+                    (0..n)
+                        .map(|k| last.clone() - lit((n - 1 - k) * slide_ms))
+                        .collect(),
+                );
+                let mut with_starts = columns.clone();
+                with_starts.push(starts.alias(HOP_STARTS));
+                let expanded = scan
+                    .project(with_starts)?
+                    .unnest_column(Column::from_name(HOP_STARTS))?;
+                let start = Expr::Column(Column::from_name(HOP_STARTS));
+                let columns = def
+                    .columns
+                    .iter()
+                    .map(|c| Expr::Column(Column::from_name(c.name.as_str())))
+                    .collect();
+                (expanded, start, size_ms, columns)
             }
             WindowKind::Session { .. } => {
                 return Err(datafusion::error::DataFusionError::NotImplemented(
