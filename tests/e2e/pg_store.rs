@@ -458,3 +458,42 @@ fn reconcile_repairs_damage_to_postgres_results() {
     assert_eq!(code, Some(0), "{after}");
     assert_eq!(after["matched"].as_u64(), Some(matched), "{after}");
 }
+
+#[test]
+fn a_column_type_changed_by_hand_stops_the_view_and_keeps_what_was_committed() {
+    let Some(schema) = PgSchema::new("e2e_permanent") else {
+        return;
+    };
+    let env = Env::with_store(schema.store_url());
+    env.ok(&["gen", "nexmark", "--events", "50000", "--to-streams"]);
+    env.ok(&["sql", super::batch::COUNTS]);
+    env.ok(&["run", "--drain"]);
+    let committed = progress(&schema, "counts");
+    assert!(committed > 0);
+    let rows = table(&schema, "counts").len();
+    schema
+        .client()
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN bids TYPE boolean USING bids > 0",
+            schema.table("counts")
+        ))
+        .expect("change a column by hand");
+    env.ok(&["gen", "nexmark", "--events", "50000", "--to-streams"]);
+    let failed = env.run(&["run", "--drain", "--end-of-stream"]);
+    assert_eq!(failed.code, Some(1), "a permanent error stops the view");
+    assert!(
+        failed.stderr.contains("boolean") && failed.stderr.contains("bids"),
+        "the message names the problem: {}",
+        failed.stderr
+    );
+    assert_eq!(
+        progress(&schema, "counts"),
+        committed,
+        "progress stays where it was"
+    );
+    assert_eq!(
+        table(&schema, "counts").len(),
+        rows,
+        "committed rows are kept"
+    );
+}
