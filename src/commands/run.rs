@@ -137,10 +137,11 @@ pub fn step_all(runners: &mut [ViewRunner]) -> anyhow::Result<u64> {
     Ok(events)
 }
 
-/// Commit every view now.
+/// Commit every view now, and wait until every commit has landed.
 pub fn commit_all(runners: &mut [ViewRunner]) -> anyhow::Result<()> {
     for r in runners.iter_mut() {
         r.commit()
+            .and_then(|_| r.flush())
             .with_context(|| format!("view '{}' failed", r.def().name))?;
     }
     Ok(())

@@ -160,6 +160,7 @@ fn apply(
             // Stop the view first, committing what it did, so nothing writes to it after.
             if let Some(at) = runners.iter().position(|r| &r.def().name == name) {
                 runners[at].commit().map_err(|e| failed(e.into()))?;
+                runners[at].flush().map_err(|e| failed(e.into()))?;
                 runners.remove(at);
             }
         }

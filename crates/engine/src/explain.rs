@@ -159,6 +159,7 @@ fn sample_run(
         if since_commit >= chunk || (last && since_commit > 0) {
             let started = Instant::now();
             let written = runner.commit()?;
+            runner.flush()?;
             run.committing += started.elapsed();
             run.commits += 1;
             run.rows += written.rows;

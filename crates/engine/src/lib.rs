@@ -12,6 +12,7 @@ pub mod accumulate;
 pub mod aggregate;
 pub mod batch;
 pub mod clock;
+pub mod committer;
 pub mod compile;
 pub mod error;
 pub mod explain;

@@ -15,6 +15,7 @@
 //! the last commit and reads on from its offsets, so every event counts once.
 
 use crate::clock::Clock;
+use crate::committer::Committer;
 use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, compile};
 use crate::error::{EngineError, Result};
 use crate::plan::Planner;
@@ -30,7 +31,7 @@ use freshet_types::Offset;
 use freshet_types::limits::{VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 struct PartInput {
@@ -103,7 +104,10 @@ const UNMEASURED_COMMIT_SECONDS: f64 = 0.005;
 pub struct ViewRunner {
     def: ViewDef,
     compiled: Compiled,
-    store: Box<dyn ResultStore>,
+    /// Writes checkpoints on a thread of its own (see [`crate::committer`]).
+    committer: Committer,
+    /// Whether the store keeps commits (else the log's consumer positions must not move).
+    durable: bool,
     inputs: Vec<StreamInput>,
     ctx: Ctx,
     watermarks: HashMap<String, Option<i64>>,
@@ -230,7 +234,8 @@ impl ViewRunner {
         let mut runner = ViewRunner {
             def: def.clone(),
             compiled,
-            store,
+            durable: store.durable(),
+            committer: Committer::start(&def.name, store)?,
             inputs,
             ctx,
             watermarks: HashMap::new(),
@@ -488,35 +493,11 @@ impl ViewRunner {
     }
 
     /// Retry retriable store failures until `stop` is set, instead of giving up after
-    /// [`COMMIT_ATTEMPTS`]: a long-running process waits out a store outage, paused (it
-    /// reads nothing while a commit is pending), and catches up when the store returns.
+    /// [`COMMIT_ATTEMPTS`](crate::committer::COMMIT_ATTEMPTS): a long-running process waits out a store outage (it goes on
+    /// reading until one more commit's rows are buffered, then waits) and catches up when the
+    /// store returns.
     pub fn retry_until(&mut self, stop: Arc<AtomicBool>) {
         self.patience = Some(stop);
-    }
-
-    /// Whether to retry after `attempt` failed attempts: a bounded number of times, or,
-    /// after `retry_until`, until stopped (a stopped runner gives up at once, so that a
-    /// shutdown during an outage is quick; the work is recomputed after a restart).
-    fn retry_again(&self, attempt: u32) -> bool {
-        match &self.patience {
-            None => attempt < COMMIT_ATTEMPTS,
-            Some(stop) => !stop.load(Ordering::SeqCst),
-        }
-    }
-
-    /// Sleep `d`, waking early once a patient runner is asked to stop.
-    fn pause(&self, d: Duration) {
-        let until = std::time::Instant::now() + d;
-        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-            if self
-                .patience
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::SeqCst))
-            {
-                return;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(100)));
-        }
     }
 
     /// Whether a commit is due by time (the SLA's commit interval) or by buffered rows.
@@ -639,6 +620,8 @@ impl ViewRunner {
     /// Commit everything since the last commit in one store transaction, retrying a
     /// retriable store failure with backoff.
     pub fn commit(&mut self) -> Result<Progressed> {
+        // Checkpoints land in order: the previous one first.
+        self.flush()?;
         let now = self.clock.now_ms();
         self.ctx.emit_due = now - self.last_emit_ms >= self.def.options.emit_interval_ms as i64
             || self.ctx.end_of_stream;
@@ -721,51 +704,51 @@ impl ViewRunner {
             progress,
         };
         self.pending_rows = 0;
-        let mut delay = Duration::from_millis(50);
-        let mut attempt = 0;
-        let started = std::time::Instant::now();
-        loop {
-            match self.store.commit(&self.def.name, &commit) {
-                Ok(()) => break,
-                Err(e) if e.retriable() && self.retry_again(attempt) => {
-                    attempt += 1;
-                    // Counted in the next commit's stats (this one's are already encoded).
-                    self.ctx.stats.commit_retries += 1;
-                    tracing::warn!(view = %self.def.name, attempt, error = %e, "store commit failed; retrying");
-                    self.pause(delay + Duration::from_millis(jitter_ms(delay)));
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let positions = self
+            .inputs
+            .iter()
+            .flat_map(|s| s.parts.iter().map(|p| (p.partition.clone(), p.next)))
+            .collect();
+        self.committer
+            .send(commit, self.patience.clone(), positions)?;
         self.last_commit_ms = self.clock.now_ms();
-        let took_us = started.elapsed().as_micros() as u64;
+        Ok(Progressed {
+            events: 0,
+            rows: written,
+            commits: 1,
+        })
+    }
+
+    /// Waits until the last commit has landed (it is written on the commit thread while the
+    /// view goes on), and records it: its duration, retries, and the log's consumer
+    /// positions. Returns the store's error if it failed for good.
+    pub fn flush(&mut self) -> Result<()> {
+        let Some(landed) = self.committer.wait()? else {
+            return Ok(());
+        };
+        let took_us = landed.took.as_micros() as u64;
         if self.recent_commit_us.len() < RECENT_COMMITS {
             self.recent_commit_us.push(took_us);
         } else {
             self.recent_commit_us[(self.commits as usize) % RECENT_COMMITS] = took_us;
         }
         self.commits += 1;
+        // Both counted in the next commit's stats (this one's are already encoded).
+        self.ctx.stats.commit_retries += landed.retries;
         self.ctx
             .stats
             .commit_ms
-            .record(started.elapsed().as_millis() as u64, 1);
+            .record(landed.took.as_millis() as u64, 1);
         // A store that keeps nothing must not let retention free what the next real run
         // will read again.
-        if self.store.durable() {
-            for s in &self.inputs {
-                for p in &s.parts {
-                    p.partition
-                        .consumers()
-                        .set(&consumer_name(&self.def.name), Offset(p.next))?;
-                }
+        if self.durable {
+            for (partition, next) in landed.positions {
+                partition
+                    .consumers()
+                    .set(&consumer_name(&self.def.name), Offset(next))?;
             }
         }
-        Ok(Progressed {
-            events: 0,
-            rows: written,
-            commits: 1,
-        })
+        Ok(())
     }
 
     /// Process everything in the log now, committing along the way; optionally end the
@@ -789,6 +772,7 @@ impl ViewRunner {
             self.end_streams()?;
         }
         self.commit()?;
+        self.flush()?;
         Ok(Progressed {
             events,
             rows: self.ctx.stats.rows_written - rows_before,
@@ -809,19 +793,7 @@ impl ViewRunner {
 /// Frames whose ingest times are kept between two commits for the latency histogram.
 const UNCOMMITTED_FRAMES_TRACKED: usize = 4_096;
 
-/// Attempts at a commit that fails with a retriable store error before the view gives up,
-/// unless it was told to [`retry_until`](ViewRunner::retry_until) stopped.
-pub const COMMIT_ATTEMPTS: u32 = 8;
-
 /// The consumer name a view registers on the partitions it reads (pins retention).
 pub fn consumer_name(view: &str) -> String {
     format!("view:{view}")
-}
-
-fn jitter_ms(d: Duration) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    u64::from(nanos) % (d.as_millis() as u64 / 2 + 1)
 }
