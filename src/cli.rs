@@ -409,6 +409,9 @@ pub enum BenchCommand {
     /// GET a view's results by key from concurrent clients and report queries per second
     /// and latency.
     Query(BenchQueryArgs),
+    /// End-to-end latency: post probe events one at a time and time each from the ingest
+    /// acknowledgement to its result being visible through the query API.
+    Latency(BenchLatencyArgs),
 }
 
 /// `bench http` arguments.
@@ -465,6 +468,35 @@ pub struct BenchQueryArgs {
     /// Requests per second in all (default: as fast as the server answers).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench latency` arguments.
+#[derive(Debug, Args)]
+pub struct BenchLatencyArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7478")]
+    pub url: String,
+    /// The stream probes are posted to; its rows need `auction`, `bidder`, `price` and
+    /// `date_time` (the Nexmark bid stream).
+    #[arg(long, default_value = "bid")]
+    pub stream: String,
+    /// The view that shows a probe: results filtered by `auction={key}` must list it once it
+    /// is reflected (e.g. `SELECT auction, COUNT(*) AS n FROM bid WHERE auction >= 1000000000
+    /// GROUP BY auction`).
+    #[arg(long)]
+    pub view: String,
+    /// Probes to send, one at a time.
+    #[arg(long, default_value_t = 200)]
+    pub probes: u64,
+    /// Pause between probes, ms.
+    #[arg(long, default_value_t = 50)]
+    pub interval_ms: u64,
+    /// Auction id of the first probe; each probe uses the next (ids no other event uses).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub first_key: u64,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

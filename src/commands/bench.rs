@@ -2,7 +2,7 @@
 //! a bounded pool of loopback clients; `bench gen` times the Nexmark generator alone.
 //! Every loop is bounded by a request or event count.
 
-use crate::cli::{BenchGenArgs, BenchHttpArgs, BenchQueryArgs};
+use crate::cli::{BenchGenArgs, BenchHttpArgs, BenchLatencyArgs, BenchQueryArgs};
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig};
@@ -210,6 +210,80 @@ fn drive(
         seconds,
         latencies_ms,
     }
+}
+
+/// Longest a probe may take to become visible before the run fails.
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `bench latency`: post one probe event at a time (a fresh auction id, the current time)
+/// and poll the view's results for it; each probe's latency runs from the ingest
+/// acknowledgement to the first answer that lists it.
+pub fn latency(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
+    let base = args.url.trim_end_matches('/').to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let ingest = format!("{base}/v1/streams/{}/events", args.stream);
+    let mut latencies = Vec::with_capacity(args.probes as usize);
+    for i in 0..args.probes {
+        let key = args.first_key + i;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = format!(
+            r#"{{"auction":{key},"bidder":1,"price":1,"channel":"probe","url":"","date_time":"{now}","extra":""}}"#
+        );
+        let response = agent
+            .post(&ingest)
+            .send(body.as_bytes())
+            .context("posting a probe")?;
+        if !response.status().is_success() {
+            bail!("the probe was refused: HTTP {}", response.status());
+        }
+        let acked = Instant::now();
+        let url = format!("{base}/v1/views/{}/results?auction={key}", args.view);
+        loop {
+            let mut answer = agent.get(&url).call().context("querying the view")?;
+            if !answer.status().is_success() {
+                bail!("the view query failed: HTTP {}", answer.status());
+            }
+            let page: serde_json::Value = answer.body_mut().read_json()?;
+            if page["rows"].as_array().is_some_and(|rows| !rows.is_empty()) {
+                latencies.push(acked.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+            if acked.elapsed() > PROBE_DEADLINE {
+                bail!("probe {key} was not visible after {PROBE_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        std::thread::sleep(Duration::from_millis(args.interval_ms));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let load = Load {
+        requests: latencies.len() as u64,
+        errors: 0,
+        seconds: 0.0,
+        latencies_ms: latencies,
+    };
+    let result = serde_json::json!({
+        "probes": load.requests,
+        "latency_ms_p50": load.percentile(0.50),
+        "latency_ms_p99": load.percentile(0.99),
+        "latency_ms_max": load.percentile(1.0),
+    });
+    if args.json {
+        output::json(&result)?;
+    } else {
+        output::line(format!(
+            "{} probes: ingest ack to visible result, ms p50 {:.1} p99 {:.1} max {:.1}",
+            load.requests,
+            load.percentile(0.50),
+            load.percentile(0.99),
+            load.percentile(1.0)
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `bench query`: GET a results path with keys cycled through `--keys` values and report

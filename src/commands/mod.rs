@@ -49,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Http(a)) => bench::http(a),
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
         Command::Bench(BenchCommand::Query(a)) => bench::query(a),
+        Command::Bench(BenchCommand::Latency(a)) => bench::latency(a),
     }
 }
