@@ -8,6 +8,7 @@
 //! log partition.
 
 mod log_table;
+mod session;
 mod store_table;
 mod windows;
 
@@ -46,6 +47,8 @@ pub struct BatchSession {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
     scanned: Arc<AtomicU64>,
+    /// The streams, for rewriting `SESSION` windows.
+    streams: Arc<HashMap<String, StreamDef>>,
 }
 
 impl BatchSession {
@@ -106,6 +109,7 @@ impl BatchSession {
             ctx,
             runtime,
             scanned,
+            streams: by_name,
         };
         match views {
             Views::Recomputed(views) => {
@@ -133,10 +137,11 @@ impl BatchSession {
     }
 
     fn logical_plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let sql = session::rewrite(sql, &self.streams);
         let state = self.ctx.state();
         let plan = self
             .runtime
-            .block_on(state.create_logical_plan(sql))
+            .block_on(state.create_logical_plan(&sql))
             .map_err(EngineError::from)?;
         if matches!(
             plan,

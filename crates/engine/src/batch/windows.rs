@@ -97,8 +97,9 @@ impl TableFunctionImpl for BatchWindowFunction {
             }
             WindowKind::Session { .. } => {
                 return Err(datafusion::error::DataFusionError::NotImplemented(
-                    "SESSION windows do not run in batch yet: their bounds depend on the \
-                     GROUP BY keys, which a table function does not see"
+                    "SESSION in batch needs the query that reads it to group by plain key \
+                     columns and window_start, window_end: a session's bounds depend on its \
+                     keys"
                         .into(),
                 ));
             }

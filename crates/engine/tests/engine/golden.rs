@@ -132,7 +132,7 @@ fn run_pipeline(name: &str, crash: bool, backend: Backend) -> Option<String> {
 
 /// Batch mode agrees with streaming: each windowed view recomputed by DataFusion over the
 /// whole log equals its final rows. Views that set late events aside differ from batch by
-/// design (batch sees every event), and SESSION does not run in batch yet.
+/// design (batch sees every event).
 fn check_batch_mode(name: &str, h: &Harness, runners: &[freshet_engine::ViewRunner]) {
     let catalog = h.views();
     let streams = h.data.streams();
@@ -158,10 +158,7 @@ fn check_batch_mode(name: &str, h: &Harness, runners: &[freshet_engine::ViewRunn
                 report.clean(),
                 "pipeline {name}: view {view} in batch mode differs from streaming: {report:?}"
             ),
-            Err(e)
-                if e.to_string().contains("needs a windowed view")
-                    || e.to_string()
-                        .contains("SESSION windows do not run in batch") => {}
+            Err(e) if e.to_string().contains("needs a windowed view") => {}
             Err(e) => panic!("pipeline {name}: view {view} cannot run in batch: {e}"),
         }
     }

@@ -372,8 +372,8 @@ fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
 
     // Batch mode: the view's own query run by DataFusion over the log reads every row, the
     // late ones included, so it must equal the independent batch query over all rows, and
-    // the streaming result when nothing was late. (SESSION does not run in batch yet.)
-    if shape.name == "session" || backend != Backend::Sqlite {
+    // the streaming result when nothing was late.
+    if backend != Backend::Sqlite {
         return;
     }
     let catalog = h.views();
