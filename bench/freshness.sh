@@ -58,5 +58,5 @@ for name, xs in sorted(samples.items()):
     print(f"{name}: samples {len(xs)}  staleness_ms_p50 {p(0.50):.0f}  p99 {p(0.99):.0f}  max {xs[-1]:.0f}")
 PY
 wait "$INGEST"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"concurrent ingest {d[\"events_per_second\"]:.0f} events/s")' "$DIR/ingest.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("concurrent ingest %.0f events/s" % d["events_per_second"])' "$DIR/ingest.json"
 curl -fs "$U/v1/views" | python3 -c 'import json,sys; [print(v["name"], "mode", v["mode"], "period_ms", v["period_ms"]) for v in json.load(sys.stdin)["views"]]'

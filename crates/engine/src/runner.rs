@@ -124,6 +124,8 @@ pub struct ViewRunner {
     plan: Plan,
     /// When a periodic schedule runs next (ms since the epoch).
     next_run_ms: i64,
+    /// Whether a periodic run is under way (it spans several turns of the loop).
+    running: bool,
     /// Processing time and events since the planner last looked, and when that was.
     busy: Duration,
     events_since_plan: u64,
@@ -257,6 +259,7 @@ impl ViewRunner {
                 },
             ),
             next_run_ms: now,
+            running: false,
             busy: Duration::ZERO,
             events_since_plan: 0,
             last_plan_ms: now,
@@ -536,6 +539,9 @@ impl ViewRunner {
         }
         self.ctx.stats.mode = Some(plan.mode);
         self.ctx.stats.period_ms = plan.period_ms;
+        if plan.mode == planner::Mode::Streaming {
+            self.running = false;
+        }
         // A shorter period applies at once; a longer one after the next run.
         self.next_run_ms = self
             .next_run_ms
@@ -589,12 +595,22 @@ impl ViewRunner {
                 n
             }
             planner::Mode::MicroBatch | planner::Mode::Batch => {
-                if now < self.next_run_ms {
+                if now < self.next_run_ms && !self.running {
                     return Ok(0);
                 }
-                let done = self.drain(false)?;
-                self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
-                done.events
+                // A run reads what is new one step per turn, so that the other views of
+                // the loop keep their turns while a large batch is processed; it commits
+                // once, when it has caught up (or when too many rows are buffered).
+                self.running = true;
+                let n = self.step()?;
+                if n == 0 && self.caught_up() {
+                    self.commit()?;
+                    self.running = false;
+                    self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
+                } else if self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX {
+                    self.commit()?;
+                }
+                n
             }
         };
         self.busy += started.elapsed();
