@@ -91,19 +91,25 @@ pub struct QueryArgs {
     pub format: QueryFormat,
 }
 
+/// A windowed view and the time range of its windows (`reconcile`, `backfill`).
+#[derive(Debug, Args)]
+pub struct ViewRange {
+    /// The view.
+    pub view: String,
+    /// Windows starting at or after this instant (RFC 3339, e.g. 2015-07-15T00:00:00Z).
+    #[arg(long)]
+    pub from: String,
+    /// Windows ending at or before this instant (RFC 3339); windows the view has not
+    /// finalised yet are left out.
+    #[arg(long)]
+    pub to: String,
+}
+
 /// `reconcile` arguments.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// The view.
-    pub view: String,
-    /// Compare windows starting at or after this instant (RFC 3339, e.g.
-    /// 2015-07-15T00:00:00Z).
-    #[arg(long)]
-    pub from: String,
-    /// Compare windows ending at or before this instant (RFC 3339); windows the view has
-    /// not finalised yet are left out.
-    #[arg(long)]
-    pub to: String,
+    #[command(flatten)]
+    pub range: ViewRange,
     /// Write the recomputed rows over mismatched and missing ones and delete extra ones,
     /// in one transaction. Refused while another process writes the view (PostgreSQL).
     #[arg(long)]
@@ -134,15 +140,8 @@ pub struct ExplainArgs {
 /// `backfill` arguments.
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
-    /// The view.
-    pub view: String,
-    /// Windows starting at or after this instant (RFC 3339).
-    #[arg(long)]
-    pub from: String,
-    /// Windows ending at or before this instant (RFC 3339); windows the view has not
-    /// finalised yet are left to it.
-    #[arg(long)]
-    pub to: String,
+    #[command(flatten)]
+    pub range: ViewRange,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,

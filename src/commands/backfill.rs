@@ -7,13 +7,11 @@
 //! transaction. Running it again finds nothing to change.
 
 use crate::cli::BackfillArgs;
-use crate::commands::results::parse_time;
+use crate::commands::reconcile::BatchInputs;
 use crate::output;
-use anyhow::{Context, bail};
-use freshet_engine::ViewCatalog;
-use freshet_engine::reconcile::{Request, reconcile};
+use anyhow::Context;
+use freshet_engine::reconcile::reconcile;
 use freshet_store::StoreLocation;
-use freshet_streams::catalog::Catalog;
 use freshet_streams::inspect::stream_info;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
@@ -27,23 +25,17 @@ pub fn run(
     location: &StoreLocation,
     args: BackfillArgs,
 ) -> anyhow::Result<ExitCode> {
-    let from_ms = parse_time(&args.from)?;
-    let to_ms = parse_time(&args.to)?;
-    if from_ms >= to_ms {
-        bail!("--from ({}) must be before --to ({})", args.from, args.to);
-    }
-    let streams = Catalog::load(data_dir)
-        .with_context(|| format!("cannot read the streams of {}", data_dir.display()))?
-        .streams;
-    let catalog = ViewCatalog::load(data_dir)?;
+    let view = args.range.view.as_str();
+    let inputs = BatchInputs::load(data_dir, &args.range)?;
     // The batch run reads the log of every stream the view may read: that is the work.
-    let total: u64 = streams
+    let total: u64 = inputs
+        .streams
         .iter()
         .filter_map(|s| stream_info(data_dir, s).ok())
         .map(|i| i.bytes)
         .sum();
     let mut store = location.open()?;
-    store.claim_writer(&args.view)?;
+    store.claim_writer(view)?;
 
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -52,7 +44,7 @@ pub fn run(
         )
         .expect("the template is valid"),
     );
-    bar.set_message(format!("recomputing {}", args.view));
+    bar.set_message(format!("recomputing {view}"));
     let counter: Arc<Mutex<Option<Arc<AtomicU64>>>> = Arc::new(Mutex::new(None));
     let done = Arc::new(AtomicBool::new(false));
     let ticker = {
@@ -71,22 +63,13 @@ pub fn run(
         *counter.lock().unwrap_or_else(|e| e.into_inner()) = Some(scanned);
     };
     let result = reconcile(
-        &Request {
-            root: data_dir,
-            streams: &streams,
-            catalog: &catalog,
-            view: &args.view,
-            from_ms,
-            to_ms,
-            repair: true,
-            on_scan: Some(&on_scan),
-        },
+        &inputs.request(data_dir, view, true, Some(&on_scan)),
         store.as_mut(),
     );
     done.store(true, Ordering::SeqCst);
     let _ = ticker.join();
     bar.finish_and_clear();
-    let report = result.with_context(|| format!("cannot backfill view '{}'", args.view))?;
+    let report = result.with_context(|| format!("cannot backfill view '{view}'"))?;
     let seconds = started.elapsed().as_secs_f64();
     let rows = report.matched + report.mismatched + report.missing;
     if args.json {

@@ -8,7 +8,7 @@ mod gen_nexmark;
 mod ingest;
 mod inspect;
 mod query;
-mod reconcile;
+pub mod reconcile;
 pub mod results;
 pub mod run;
 pub mod sql;

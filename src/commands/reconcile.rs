@@ -4,53 +4,86 @@
 //! Exit codes: 0 when the results are clean (or were repaired), 3 when differences were
 //! found and not repaired, 1 on errors.
 
-use crate::cli::ReconcileArgs;
+use crate::cli::{ReconcileArgs, ViewRange};
 use crate::commands::results::parse_time;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::ViewCatalog;
 use freshet_engine::reconcile::{Request, reconcile};
 use freshet_store::StoreLocation;
+use freshet_streams::StreamDef;
 use freshet_streams::catalog::Catalog;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// What a batch run over a view's range needs: the range in ms, the streams and the views.
+pub struct BatchInputs {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub streams: Vec<StreamDef>,
+    pub catalog: ViewCatalog,
+}
+
+impl BatchInputs {
+    /// Reads the range and the data directory's catalogs (no lock is taken).
+    pub fn load(data_dir: &Path, range: &ViewRange) -> anyhow::Result<BatchInputs> {
+        let from_ms = parse_time(&range.from)?;
+        let to_ms = parse_time(&range.to)?;
+        if from_ms >= to_ms {
+            bail!("--from ({}) must be before --to ({})", range.from, range.to);
+        }
+        let streams = Catalog::load(data_dir)
+            .with_context(|| format!("cannot read the streams of {}", data_dir.display()))?
+            .streams;
+        Ok(BatchInputs {
+            from_ms,
+            to_ms,
+            streams,
+            catalog: ViewCatalog::load(data_dir)?,
+        })
+    }
+
+    /// The reconciliation request over these inputs.
+    pub fn request<'a>(
+        &'a self,
+        data_dir: &'a Path,
+        view: &'a str,
+        repair: bool,
+        on_scan: Option<&'a dyn Fn(std::sync::Arc<std::sync::atomic::AtomicU64>)>,
+    ) -> Request<'a> {
+        Request {
+            root: data_dir,
+            streams: &self.streams,
+            catalog: &self.catalog,
+            view,
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+            repair,
+            on_scan,
+        }
+    }
+}
 
 pub fn run(
     data_dir: &Path,
     location: &StoreLocation,
     args: ReconcileArgs,
 ) -> anyhow::Result<ExitCode> {
-    let from_ms = parse_time(&args.from)?;
-    let to_ms = parse_time(&args.to)?;
-    if from_ms >= to_ms {
-        bail!("--from ({}) must be before --to ({})", args.from, args.to);
-    }
-    let streams = Catalog::load(data_dir)
-        .with_context(|| format!("cannot read the streams of {}", data_dir.display()))?
-        .streams;
-    let catalog = ViewCatalog::load(data_dir)?;
+    let view = args.range.view.as_str();
+    let inputs = BatchInputs::load(data_dir, &args.range)?;
     let mut store = if args.repair {
         let mut store = location.open()?;
         // Repairs write results: no other process may be writing this view.
-        store.claim_writer(&args.view)?;
+        store.claim_writer(view)?;
         store
     } else {
         location.open_read_only()?
     };
     let report = reconcile(
-        &Request {
-            root: data_dir,
-            streams: &streams,
-            catalog: &catalog,
-            view: &args.view,
-            from_ms,
-            to_ms,
-            repair: args.repair,
-            on_scan: None,
-        },
+        &inputs.request(data_dir, view, args.repair, None),
         store.as_mut(),
     )
-    .with_context(|| format!("cannot reconcile view '{}'", args.view))?;
+    .with_context(|| format!("cannot reconcile view '{view}'"))?;
     if args.json {
         output::json(&report)?;
     } else {

@@ -32,6 +32,19 @@ pub fn views(prefix: &str) -> String {
     )
 }
 
+/// Drains the `ref_*` views (same SQL, never killed) to the end of the streams.
+pub fn drain_reference(env: &Env) {
+    env.ok(&[
+        "run",
+        "--drain",
+        "--end-of-stream",
+        "--view",
+        "ref_counts",
+        "--view",
+        "ref_sessions",
+    ]);
+}
+
 /// A small deterministic generator for kill delays (xorshift64*), seeded per run.
 pub struct Rng(pub u64);
 
@@ -148,15 +161,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         .chain(crash_views.iter().flat_map(|v| ["--view", *v]))
         .collect();
     env.ok(&crash_args);
-    env.ok(&[
-        "run",
-        "--drain",
-        "--end-of-stream",
-        "--view",
-        "ref_counts",
-        "--view",
-        "ref_sessions",
-    ]);
+    drain_reference(&env);
     for shape in ["counts", "sessions"] {
         let crashed = table(&env, &format!("crash_{shape}"));
         let reference = table(&env, &format!("ref_{shape}"));

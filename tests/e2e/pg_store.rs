@@ -11,7 +11,7 @@
 //! - reconciliation finds damage done to the PostgreSQL tables and repairs it.
 
 use super::batch::{counted, reconcile};
-use super::crash::{Rng, views};
+use super::crash::{Rng, drain_reference, views};
 use super::http_views::{STREAM, VIEW, bid, results_until};
 use super::support::{Env, Server, wait_bounded};
 use crate::pg::PgSchema;
@@ -105,18 +105,6 @@ fn run_args(drain: bool) -> Vec<&'static str> {
     }
     args.extend(CRASH_VIEWS.iter().flat_map(|v| ["--view", *v]));
     args
-}
-
-fn drain_reference(env: &Env) {
-    env.ok(&[
-        "run",
-        "--drain",
-        "--end-of-stream",
-        "--view",
-        "ref_counts",
-        "--view",
-        "ref_sessions",
-    ]);
 }
 
 #[test]

@@ -8,10 +8,7 @@
 //! peak state. The planner then chooses from the SLA, the input rate and the measured
 //! costs, and the alternatives are shown against it.
 
-use freshet_store::{
-    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultStore, ResultTable,
-    SqliteStore, StoreError, ViewStatus,
-};
+use freshet_store::SqliteStore;
 use freshet_streams::DataDir;
 use serde::Serialize;
 use std::sync::Arc;
@@ -74,46 +71,6 @@ pub struct Explanation {
     pub condition: String,
 }
 
-/// A scratch store that keeps what it is given (so commits cost what they cost) but is not
-/// durable: the sample runs must not move the log's consumer positions.
-struct Scratch(SqliteStore);
-
-impl ResultStore for Scratch {
-    fn create_view(&mut self, table: &ResultTable) -> std::result::Result<(), StoreError> {
-        self.0.create_view(table)
-    }
-    fn drop_view(&mut self, view: &str) -> std::result::Result<(), StoreError> {
-        self.0.drop_view(view)
-    }
-    fn load(&self, view: &str) -> std::result::Result<Checkpoint, StoreError> {
-        self.0.load(view)
-    }
-    fn commit(&mut self, view: &str, commit: &Commit) -> std::result::Result<(), StoreError> {
-        self.0.commit(view, commit)
-    }
-    fn repair(
-        &mut self,
-        view: &str,
-        upserts: &[ResultBatch],
-        deletes: &[arrow_array::RecordBatch],
-    ) -> std::result::Result<(), StoreError> {
-        self.0.repair(view, upserts, deletes)
-    }
-    fn read_results(
-        &self,
-        view: &str,
-        query: &ResultQuery,
-    ) -> std::result::Result<ResultRows, StoreError> {
-        self.0.read_results(view, query)
-    }
-    fn status(&self, view: &str) -> std::result::Result<ViewStatus, StoreError> {
-        self.0.status(view)
-    }
-    fn durable(&self) -> bool {
-        false
-    }
-}
-
 /// What one sample run measured.
 #[derive(Clone)]
 struct Run {
@@ -138,7 +95,7 @@ fn sample_run(
         .get(view)
         .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
     let scratch = tempfile_dir()?;
-    let store = Scratch(SqliteStore::open(&scratch.join("sample.db"))?);
+    let store = SqliteStore::open_scratch(&scratch.join("sample.db"))?;
     let mut runner = ViewRunner::open(data, catalog, def, Box::new(store), Arc::new(SystemClock))?;
     let mut run = Run {
         events: 0,

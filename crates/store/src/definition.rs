@@ -3,8 +3,13 @@
 //! which columns a time filter applies to.
 
 use crate::StoreError;
-use crate::model::ResultTable;
-use crate::schema::{Column, ColumnType, INTERNAL_PREFIX, STATE_COLUMN, UPDATED_AT_COLUMN, Unit};
+use crate::model::{PartitionProgress, ResultTable};
+use crate::schema::{
+    Column, ColumnType, INTERNAL_PREFIX, STATE_COLUMN, UPDATED_AT_COLUMN, Unit, parse_date,
+    parse_user_timestamp,
+};
+use arrow_array::RecordBatch;
+use arrow_array::types::{Decimal128Type, DecimalType};
 
 /// Earliest instant a time filter bound is clamped to: 0000-01-01 00:00:00 UTC.
 pub(crate) const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
@@ -81,6 +86,105 @@ impl Definition {
                 old_key.join(", "),
                 key.join(", ")
             ));
+        }
+        Ok(())
+    }
+    /// Reads the definition stored in `freshet_views` (`key_columns` and `schema` JSON).
+    pub(crate) fn from_json(
+        view: &str,
+        key_json: &str,
+        schema_json: &str,
+    ) -> Result<Definition, StoreError> {
+        let bad = |what: &str, error: serde_json::Error| {
+            StoreError::corrupt(format!(
+                "freshet_views holds an unreadable {what} for view '{view}': {error}"
+            ))
+        };
+        let columns: Vec<Column> =
+            serde_json::from_str(schema_json).map_err(|error| bad("schema", error))?;
+        let key_names: Vec<String> =
+            serde_json::from_str(key_json).map_err(|error| bad("key_columns", error))?;
+        let key = key_names
+            .iter()
+            .map(|name| {
+                columns
+                    .iter()
+                    .position(|column| &column.name == name)
+                    .ok_or_else(|| {
+                        StoreError::corrupt(format!(
+                            "freshet_views names key column '{name}' of view '{view}', which \
+                             is not in its schema"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if key.is_empty() {
+            return Err(StoreError::corrupt(format!(
+                "freshet_views holds no key columns for view '{view}'"
+            )));
+        }
+        Ok(Definition { columns, key })
+    }
+
+    /// The `(key_columns, schema)` JSON stored in `freshet_views`.
+    pub(crate) fn to_json(&self) -> Result<(String, String), StoreError> {
+        let key_json = serde_json::to_string(&self.key_names())
+            .map_err(|error| StoreError::bug(format!("serialising a key: {error}")))?;
+        let schema_json = serde_json::to_string(&self.columns)
+            .map_err(|error| StoreError::bug(format!("serialising a schema: {error}")))?;
+        Ok((key_json, schema_json))
+    }
+
+    /// This stored definition with the nullability of `new` added: a column that may now
+    /// hold nulls is recorded as nullable; one recorded as nullable stays so, since stored
+    /// rows may hold nulls.
+    pub(crate) fn merged(&self, new: &[Column]) -> Definition {
+        Definition {
+            columns: self
+                .columns
+                .iter()
+                .zip(new)
+                .map(|(old, new)| Column {
+                    nullable: old.nullable || new.nullable,
+                    ..old.clone()
+                })
+                .collect(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The position of key column `name`, or a user error listing the key columns.
+    pub(crate) fn key_position(&self, view: &str, name: &str) -> Result<usize, StoreError> {
+        self.key
+            .iter()
+            .copied()
+            .find(|&k| self.columns[k].name == name)
+            .ok_or_else(|| {
+                StoreError::user(format!(
+                    "cannot filter view '{view}' on column '{name}': filters apply to its key \
+                     columns only ({})",
+                    self.key_names().join(", ")
+                ))
+            })
+    }
+
+    /// Checks that `batch` has this table's columns, by name and in order.
+    pub(crate) fn check_batch(&self, view: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_columns() != self.columns.len() {
+            return Err(StoreError::bug(format!(
+                "a batch for view '{view}' has {} columns; its table has {}",
+                batch.num_columns(),
+                self.columns.len()
+            )));
+        }
+        for (column, field) in self.columns.iter().zip(batch.schema_ref().fields()) {
+            if field.name() != &column.name {
+                return Err(StoreError::bug(format!(
+                    "a batch for view '{view}' has column '{}' where its table has '{}'",
+                    field.name(),
+                    column.name
+                )));
+            }
         }
         Ok(())
     }
@@ -219,83 +323,111 @@ pub(crate) fn time_columns<'a>(
     }
 }
 
-impl Definition {
-    /// Reads the definition stored in `freshet_views` (`key_columns` and `schema` JSON).
-    pub(crate) fn from_json(
+/// A `freshet_progress` row as read back (the stores keep integers signed).
+pub(crate) fn partition_progress(
+    view: &str,
+    stream: String,
+    partition: i64,
+    next_offset: i64,
+    watermark_ms: Option<i64>,
+) -> Result<PartitionProgress, StoreError> {
+    let (Ok(partition), Ok(next_offset)) = (u32::try_from(partition), u64::try_from(next_offset))
+    else {
+        return Err(StoreError::corrupt(format!(
+            "freshet_progress holds partition {partition}, offset {next_offset} for view \
+             '{view}', stream '{stream}'; neither may be negative"
+        )));
+    };
+    Ok(PartitionProgress {
+        stream,
+        partition,
+        next_offset,
+        watermark_ms,
+    })
+}
+
+/// What a timestamp filter value must look like.
+pub(crate) const TIMESTAMP_EXPECTED: &str =
+    "a timestamp (RFC 3339 like 2024-03-01T12:00:00Z, or 2024-03-01 12:00:00.000)";
+
+/// The error for a filter value on `column` that is not what its type needs.
+pub(crate) fn filter_error(view: &str, column: &Column, text: &str, expected: &str) -> StoreError {
+    StoreError::user(format!(
+        "filter on column '{}' of view '{view}': '{text}' is not {expected}",
+        column.name
+    ))
+}
+
+/// A key filter's value (given as text) parsed for its column; each store encodes it.
+pub(crate) enum FilterValue {
+    Integer(i64),
+    Boolean(bool),
+    Float(f64),
+    Text(String),
+    /// In the column's unit.
+    Time(i64, Unit),
+    /// Days since the Unix epoch.
+    Date(i32),
+    /// The canonical text of the decimal.
+    Decimal(String),
+}
+
+impl FilterValue {
+    /// Parses `text` for `column`; a user error naming what was expected.
+    pub(crate) fn parse(
         view: &str,
-        key_json: &str,
-        schema_json: &str,
-    ) -> Result<Definition, StoreError> {
-        let bad = |what: &str, error: serde_json::Error| {
-            StoreError::corrupt(format!(
-                "freshet_views holds an unreadable {what} for view '{view}': {error}"
-            ))
-        };
-        let columns: Vec<Column> =
-            serde_json::from_str(schema_json).map_err(|error| bad("schema", error))?;
-        let key_names: Vec<String> =
-            serde_json::from_str(key_json).map_err(|error| bad("key_columns", error))?;
-        let key = key_names
-            .iter()
-            .map(|name| {
-                columns
-                    .iter()
-                    .position(|column| &column.name == name)
-                    .ok_or_else(|| {
-                        StoreError::corrupt(format!(
-                            "freshet_views names key column '{name}' of view '{view}', which \
-                             is not in its schema"
-                        ))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if key.is_empty() {
-            return Err(StoreError::corrupt(format!(
-                "freshet_views holds no key columns for view '{view}'"
-            )));
-        }
-        Ok(Definition { columns, key })
-    }
-
-    /// The `(key_columns, schema)` JSON stored in `freshet_views`.
-    pub(crate) fn to_json(&self) -> Result<(String, String), StoreError> {
-        let key_json = serde_json::to_string(&self.key_names())
-            .map_err(|error| StoreError::bug(format!("serialising a key: {error}")))?;
-        let schema_json = serde_json::to_string(&self.columns)
-            .map_err(|error| StoreError::bug(format!("serialising a schema: {error}")))?;
-        Ok((key_json, schema_json))
-    }
-
-    /// This stored definition with the nullability of `new` added: a column that may now
-    /// hold nulls is recorded as nullable; one recorded as nullable stays so, since stored
-    /// rows may hold nulls.
-    pub(crate) fn merged(&self, new: &[Column]) -> Definition {
-        Definition {
-            columns: self
-                .columns
-                .iter()
-                .zip(new)
-                .map(|(old, new)| Column {
-                    nullable: old.nullable || new.nullable,
-                    ..old.clone()
-                })
-                .collect(),
-            key: self.key.clone(),
-        }
-    }
-
-    /// The position of key column `name`, or a user error listing the key columns.
-    pub(crate) fn key_position(&self, view: &str, name: &str) -> Result<usize, StoreError> {
-        self.key
-            .iter()
-            .copied()
-            .find(|&k| self.columns[k].name == name)
-            .ok_or_else(|| {
-                StoreError::user(format!(
-                    "cannot filter view '{view}' on column '{name}': filters apply to its key \
-                     columns only ({})",
-                    self.key_names().join(", ")
+        column: &Column,
+        text: &str,
+    ) -> Result<FilterValue, StoreError> {
+        let bad = |expected: &str| filter_error(view, column, text, expected);
+        let trimmed = text.trim();
+        Ok(match &column.ty {
+            ColumnType::Int8
+            | ColumnType::Int16
+            | ColumnType::Int32
+            | ColumnType::Int64
+            | ColumnType::UInt8
+            | ColumnType::UInt16
+            | ColumnType::UInt32
+            | ColumnType::UInt64 => {
+                FilterValue::Integer(trimmed.parse().map_err(|_| bad("an integer"))?)
+            }
+            ColumnType::Boolean => FilterValue::Boolean(match trimmed {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(bad("a boolean (true or false)")),
+            }),
+            ColumnType::Float32 | ColumnType::Float64 => {
+                FilterValue::Float(trimmed.parse().map_err(|_| bad("a number"))?)
+            }
+            ColumnType::Utf8 | ColumnType::LargeUtf8 | ColumnType::Utf8View => {
+                FilterValue::Text(text.to_owned())
+            }
+            ColumnType::Timestamp { unit, .. } => FilterValue::Time(
+                parse_user_timestamp(trimmed, *unit).ok_or_else(|| bad(TIMESTAMP_EXPECTED))?,
+                *unit,
+            ),
+            ColumnType::Date32 => {
+                FilterValue::Date(parse_date(trimmed).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?)
+            }
+            ColumnType::Decimal128 { precision, scale } => {
+                let value =
+                    arrow_cast::parse::parse_decimal::<Decimal128Type>(trimmed, *precision, *scale)
+                        .map_err(|_| {
+                            bad(&format!(
+                                "a decimal of precision {precision}, scale {scale}"
+                            ))
+                        })?;
+                FilterValue::Decimal(<Decimal128Type as DecimalType>::format_decimal(
+                    value, *precision, *scale,
                 ))
-            })
+            }
+            ColumnType::Binary | ColumnType::LargeBinary | ColumnType::BinaryView => {
+                return Err(StoreError::user(format!(
+                    "column '{}' of view '{view}' holds bytes and cannot be filtered on",
+                    column.name
+                )));
+            }
+        })
     }
 }

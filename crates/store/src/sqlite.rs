@@ -10,7 +10,6 @@
 //! The cache of view definitions is only correct with one writer per file, which the data
 //! directory's lock guarantees; read paths always read definitions from the file.
 
-use arrow_array::types::Decimal128Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use rusqlite::types::Value;
@@ -22,18 +21,18 @@ use std::time::Duration;
 
 use crate::cells::{Cells, ColumnBuilder};
 use crate::definition::{
-    Definition, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TimeColumns, check_view_name, now_ms,
-    table_columns, time_columns, unknown_view,
+    Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
+    TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
+    time_columns, unknown_view,
 };
 use crate::error::SqliteContext;
 use crate::model::{
-    Checkpoint, Commit, PartitionProgress, Progress, ResultQuery, ResultRows, ResultTable,
-    ViewStatus,
+    Checkpoint, Commit, Progress, ResultQuery, ResultRows, ResultTable, ViewStatus,
 };
 use crate::schema::{
     Column, ColumnType, INTERNAL_DDL, SCHEMA_VERSION, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN,
-    Unit, create_results_table, delete_by_key_sql, format_date, format_timestamp, parse_date,
-    parse_user_timestamp, quote_ident, upsert_chunk_rows, upsert_parameter, upsert_sql,
+    Unit, create_results_table, delete_by_key_sql, format_date, format_timestamp, quote_ident,
+    upsert_chunk_rows, upsert_parameter, upsert_sql,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -92,6 +91,8 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     read_only: bool,
+    /// False for a scratch store whose commits must not count as progress elsewhere.
+    durable: bool,
     /// Definitions of views this writer has used; see the module docs.
     views: HashMap<String, Arc<ViewDef>>,
 }
@@ -144,7 +145,18 @@ impl SqliteStore {
             conn,
             path: path.to_owned(),
             read_only: false,
+            durable: true,
             views: HashMap::new(),
+        })
+    }
+
+    /// Opens a scratch store at `path` (created if needed): it keeps what it is given, so
+    /// commits cost what they cost, but says it is not [`durable`](ResultStore::durable),
+    /// so that nothing treats its commits as progress (`freshet explain`'s sample runs).
+    pub fn open_scratch(path: &Path) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore {
+            durable: false,
+            ..SqliteStore::open(path)?
         })
     }
 
@@ -187,6 +199,7 @@ impl SqliteStore {
             conn,
             path: path.to_owned(),
             read_only: true,
+            durable: true,
             views: HashMap::new(),
         })
     }
@@ -307,20 +320,13 @@ fn read_progress(conn: &Connection, view: &str) -> Result<Option<(Progress, i64)
     let mut partitions = Vec::new();
     for row in rows {
         let (stream, partition, next_offset, watermark_ms) = row.context(at)?;
-        let (Ok(partition), Ok(next_offset)) =
-            (u32::try_from(partition), u64::try_from(next_offset))
-        else {
-            return Err(StoreError::corrupt(format!(
-                "freshet_progress holds partition {partition}, offset {next_offset} for view \
-                 '{view}', stream '{stream}'; neither may be negative"
-            )));
-        };
-        partitions.push(PartitionProgress {
+        partitions.push(partition_progress(
+            view,
             stream,
             partition,
             next_offset,
             watermark_ms,
-        });
+        )?);
     }
     Ok(Some((
         Progress {
@@ -334,70 +340,23 @@ fn read_progress(conn: &Connection, view: &str) -> Result<Option<(Progress, i64)
 
 /// Converts a filter value given as text to the stored form of `column`.
 fn filter_value(view: &str, column: &Column, text: &str) -> Result<Value, StoreError> {
-    let bad = |expected: &str| {
-        StoreError::user(format!(
-            "filter on column '{}' of view '{view}': '{text}' is not {expected}",
-            column.name
-        ))
-    };
     let mut time = TimeText::new();
-    Ok(match &column.ty {
-        ColumnType::Int8
-        | ColumnType::Int16
-        | ColumnType::Int32
-        | ColumnType::Int64
-        | ColumnType::UInt8
-        | ColumnType::UInt16
-        | ColumnType::UInt32
-        | ColumnType::UInt64 => {
-            Value::Integer(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?)
-        }
-        ColumnType::Boolean => match text.trim() {
-            "true" | "1" => Value::Integer(1),
-            "false" | "0" => Value::Integer(0),
-            _ => return Err(bad("a boolean (true or false)")),
-        },
-        ColumnType::Float32 | ColumnType::Float64 => {
-            Value::Real(text.trim().parse::<f64>().map_err(|_| bad("a number"))?)
-        }
-        ColumnType::Utf8 | ColumnType::LargeUtf8 | ColumnType::Utf8View => {
-            Value::Text(text.to_owned())
-        }
-        ColumnType::Timestamp { unit, .. } => {
-            let expected = "a timestamp (RFC 3339 like 2024-03-01T12:00:00Z, or \
-                            2024-03-01 12:00:00.000)";
-            let value = parse_user_timestamp(text.trim(), *unit).ok_or_else(|| bad(expected))?;
-            if !format_timestamp(value, *unit, &mut time) {
-                return Err(bad(expected));
+    Ok(match FilterValue::parse(view, column, text)? {
+        FilterValue::Integer(i) => Value::Integer(i),
+        FilterValue::Boolean(b) => Value::Integer(i64::from(b)),
+        FilterValue::Float(f) => Value::Real(f),
+        FilterValue::Text(t) | FilterValue::Decimal(t) => Value::Text(t),
+        FilterValue::Time(value, unit) => {
+            if !format_timestamp(value, unit, &mut time) {
+                return Err(filter_error(view, column, text, TIMESTAMP_EXPECTED));
             }
             Value::Text(time.as_str().to_owned())
         }
-        ColumnType::Date32 => {
-            let days = parse_date(text.trim()).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?;
+        FilterValue::Date(days) => {
             if !format_date(days, &mut time) {
-                return Err(bad("a date (YYYY-MM-DD)"));
+                return Err(filter_error(view, column, text, "a date (YYYY-MM-DD)"));
             }
             Value::Text(time.as_str().to_owned())
-        }
-        ColumnType::Decimal128 { precision, scale } => {
-            let value =
-                arrow_cast::parse::parse_decimal::<Decimal128Type>(text.trim(), *precision, *scale)
-                    .map_err(|_| {
-                        bad(&format!(
-                            "a decimal of precision {precision}, scale {scale}"
-                        ))
-                    })?;
-            Value::Text(
-                <Decimal128Type as arrow_array::types::DecimalType>::format_decimal(
-                    value, *precision, *scale,
-                ),
-            )
-        }
-        ColumnType::Binary | ColumnType::LargeBinary | ColumnType::BinaryView => {
-            return Err(StoreError::user(format!(
-                "column '{}' of view '{view}' holds bytes and cannot be filtered on",
-                column.name
-            )));
         }
     })
 }
@@ -684,6 +643,10 @@ impl ResultStore for SqliteStore {
         tx.commit().context(at)
     }
 
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
         let def = self.view_def(view)?;
         let mut conditions = Vec::new();
@@ -833,27 +796,11 @@ fn batch_cells<'a>(
     def: &'a ViewDef,
     batch: &'a RecordBatch,
 ) -> Result<Vec<Cells<'a>>, StoreError> {
-    if batch.num_columns() != def.columns.len() {
-        return Err(StoreError::bug(format!(
-            "a batch for view '{view}' has {} columns; its table has {}",
-            batch.num_columns(),
-            def.columns.len()
-        )));
-    }
+    def.check_batch(view, batch)?;
     def.columns
         .iter()
         .zip(batch.columns())
-        .zip(batch.schema_ref().fields())
-        .map(|((column, array), field)| {
-            if field.name() != &column.name {
-                return Err(StoreError::bug(format!(
-                    "a batch for view '{view}' has column '{}' where its table has '{}'",
-                    field.name(),
-                    column.name
-                )));
-            }
-            Cells::new(column, array)
-        })
+        .map(|(column, array)| Cells::new(column, array))
         .collect()
 }
 
@@ -954,7 +901,7 @@ fn offset_to_sql(offset: u64) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LateEvent, ResultBatch, RowState};
+    use crate::model::{LateEvent, PartitionProgress, ResultBatch, RowState};
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;

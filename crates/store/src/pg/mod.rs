@@ -45,17 +45,17 @@ use self::types::{
 };
 use crate::cells::ColumnBuilder;
 use crate::definition::{
-    Definition, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TimeColumns, check_view_name, now_ms,
-    table_columns, time_columns, unknown_view,
+    Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
+    TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
+    time_columns, unknown_view,
 };
 use crate::error::PostgresContext;
 use crate::model::{
-    Checkpoint, Commit, PartitionProgress, Progress, ResultBatch, ResultQuery, ResultRows,
-    ResultTable, RowState, ViewStatus,
+    Checkpoint, Commit, Progress, ResultBatch, ResultQuery, ResultRows, ResultTable, RowState,
+    ViewStatus,
 };
 use crate::schema::{
-    Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN, Unit,
-    parse_user_timestamp, quote_ident,
+    Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN, Unit, quote_ident,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -189,7 +189,7 @@ fn check_identifier(what: &str, name: &str) -> Result<(), StoreError> {
 /// A view's definition with the statement that upserts its rows.
 #[derive(Debug)]
 struct PgView {
-    def: Definition,
+    def: Arc<Definition>,
     upsert_sql: String,
 }
 
@@ -410,17 +410,27 @@ impl PgStore {
     }
 
     /// The definition of `view`: this writer's cached copy, else the stored one.
-    fn view(&self, view: &str) -> Result<Arc<PgView>, StoreError> {
-        if let Some(def) = self.views.get(view) {
-            return Ok(Arc::clone(def));
+    fn definition(&self, view: &str) -> Result<Arc<Definition>, StoreError> {
+        if let Some(pg) = self.views.get(view) {
+            return Ok(Arc::clone(&pg.def));
         }
-        let def = self
-            .with_client(|client, _| load_definition(client, &self.schema, view))?
-            .ok_or_else(|| unknown_view(view))?;
-        Ok(Arc::new(PgView {
+        self.with_client(|client, _| load_definition(client, &self.schema, view))?
+            .map(Arc::new)
+            .ok_or_else(|| unknown_view(view))
+    }
+
+    /// The definition of `view` with its upsert, kept for later writes.
+    fn writer_view(&mut self, view: &str) -> Result<Arc<PgView>, StoreError> {
+        if let Some(pg) = self.views.get(view) {
+            return Ok(Arc::clone(pg));
+        }
+        let def = self.definition(view)?;
+        let pg = Arc::new(PgView {
             upsert_sql: upsert_sql(&self.schema, view, &def),
             def,
-        }))
+        });
+        self.views.insert(view.to_owned(), Arc::clone(&pg));
+        Ok(pg)
     }
 
     fn table(&self, view: &str) -> String {
@@ -623,6 +633,25 @@ fn upsert_sql(schema: &str, view: &str, def: &Definition) -> String {
     )
 }
 
+/// A read-only transaction over one consistent snapshot, for a view that must exist.
+fn snapshot<'c>(
+    client: &'c mut Client,
+    schema: &str,
+    view: &str,
+    at: impl Fn() -> String,
+) -> Result<Transaction<'c>, StoreError> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .context(&at)?;
+    if load_definition(&mut tx, schema, view)?.is_none() {
+        return Err(unknown_view(view));
+    }
+    Ok(tx)
+}
+
 /// A statement prepared once per connection.
 fn prepared(
     tx: &mut Transaction<'_>,
@@ -703,7 +732,7 @@ fn write_results(
 ) -> Result<usize, StoreError> {
     let at = || format!("writing the results of view '{view}'");
     for upsert in upserts {
-        check_batch(view, &pg.def, &upsert.batch)?;
+        pg.def.check_batch(view, &upsert.batch)?;
     }
     let statement = prepared(tx, statements, &pg.upsert_sql).context(at)?;
     let mut written = 0;
@@ -730,26 +759,6 @@ fn write_results(
         }
     }
     Ok(written)
-}
-
-fn check_batch(view: &str, def: &Definition, batch: &RecordBatch) -> Result<(), StoreError> {
-    if batch.num_columns() != def.columns.len() {
-        return Err(StoreError::bug(format!(
-            "a batch for view '{view}' has {} columns; its table has {}",
-            batch.num_columns(),
-            def.columns.len()
-        )));
-    }
-    for (column, field) in def.columns.iter().zip(batch.schema_ref().fields()) {
-        if field.name() != &column.name {
-            return Err(StoreError::bug(format!(
-                "a batch for view '{view}' has column '{}' where its table has '{}'",
-                field.name(),
-                column.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn offset_to_sql(offset: u64) -> Result<i64, StoreError> {
@@ -789,23 +798,13 @@ fn read_progress(
         )
         .context(at)?
     {
-        let stream: String = row.get(0);
-        let partition: i32 = row.get(1);
-        let next_offset: i64 = row.get(2);
-        let (Ok(partition), Ok(next_offset)) =
-            (u32::try_from(partition), u64::try_from(next_offset))
-        else {
-            return Err(StoreError::corrupt(format!(
-                "freshet_progress holds partition {partition}, offset {next_offset} for view \
-                 '{view}', stream '{stream}'; neither may be negative"
-            )));
-        };
-        partitions.push(PartitionProgress {
-            stream,
-            partition,
-            next_offset,
-            watermark_ms: row.get(3),
-        });
+        partitions.push(partition_progress(
+            view,
+            row.get(0),
+            i64::from(row.get::<_, i32>(1)),
+            row.get(2),
+            row.get(3),
+        )?);
     }
     Ok(Some((
         Progress {
@@ -824,62 +823,19 @@ fn filter_param(
     text: &str,
     n: usize,
 ) -> Result<(Box<dyn ToSql + Sync>, String), StoreError> {
-    let bad = |expected: &str| {
-        StoreError::user(format!(
-            "filter on column '{}' of view '{view}': '{text}' is not {expected}",
-            column.name
-        ))
-    };
-    let text = text.trim();
     let cast = format!("${n}::{}", scalar_type(&column.ty));
-    let value: Box<dyn ToSql + Sync> = match &column.ty {
-        ColumnType::Int8
-        | ColumnType::Int16
-        | ColumnType::Int32
-        | ColumnType::Int64
-        | ColumnType::UInt8
-        | ColumnType::UInt16
-        | ColumnType::UInt32
-        | ColumnType::UInt64 => Box::new(text.parse::<i64>().map_err(|_| bad("an integer"))?),
-        ColumnType::Boolean => Box::new(match text {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => return Err(bad("a boolean (true or false)")),
-        }),
-        ColumnType::Float32 | ColumnType::Float64 => {
-            Box::new(text.parse::<f64>().map_err(|_| bad("a number"))?)
+    let value: Box<dyn ToSql + Sync> = match FilterValue::parse(view, column, text)? {
+        FilterValue::Integer(i) => Box::new(i),
+        FilterValue::Boolean(b) => Box::new(b),
+        FilterValue::Float(f) => Box::new(f),
+        FilterValue::Text(t) => Box::new(t),
+        FilterValue::Time(value, unit) => {
+            Box::new(PgTime(types::to_micros(value, unit).ok_or_else(|| {
+                filter_error(view, column, text, TIMESTAMP_EXPECTED)
+            })?))
         }
-        ColumnType::Utf8 | ColumnType::LargeUtf8 | ColumnType::Utf8View => {
-            Box::new(text.to_owned())
-        }
-        ColumnType::Timestamp { unit, .. } => {
-            let expected = "a timestamp (RFC 3339 like 2024-03-01T12:00:00Z, or \
-                            2024-03-01 12:00:00.000)";
-            let value = parse_user_timestamp(text, *unit).ok_or_else(|| bad(expected))?;
-            let micros = types::to_micros(value, *unit).ok_or_else(|| bad(expected))?;
-            Box::new(PgTime(micros))
-        }
-        ColumnType::Date32 => {
-            let days = crate::schema::parse_date(text).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?;
-            Box::new(types::PgDate(days))
-        }
-        ColumnType::Decimal128 { precision, scale } => {
-            arrow_cast::parse::parse_decimal::<arrow_array::types::Decimal128Type>(
-                text, *precision, *scale,
-            )
-            .map_err(|_| {
-                bad(&format!(
-                    "a decimal of precision {precision}, scale {scale}"
-                ))
-            })?;
-            return Ok((Box::new(text.to_owned()), format!("{cast}::numeric")));
-        }
-        ColumnType::Binary | ColumnType::LargeBinary | ColumnType::BinaryView => {
-            return Err(StoreError::user(format!(
-                "column '{}' of view '{view}' holds bytes and cannot be filtered on",
-                column.name
-            )));
-        }
+        FilterValue::Date(days) => Box::new(types::PgDate(days)),
+        FilterValue::Decimal(t) => return Ok((Box::new(t), format!("{cast}::numeric"))),
     };
     Ok((value, cast))
 }
@@ -959,7 +915,7 @@ impl ResultStore for PgStore {
             view.to_owned(),
             Arc::new(PgView {
                 upsert_sql: upsert_sql(&self.schema, view, &def),
-                def,
+                def: Arc::new(def),
             }),
         );
         Ok(())
@@ -1001,15 +957,7 @@ impl ResultStore for PgStore {
         let schema = &self.schema;
         self.with_client(|client, _| {
             let at = || format!("loading view '{view}'");
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .context(at)?;
-            if load_definition(&mut tx, schema, view)?.is_none() {
-                return Err(unknown_view(view));
-            }
+            let mut tx = snapshot(client, schema, view, at)?;
             let progress = read_progress(&mut tx, schema, view)?.map(|(progress, _)| progress);
             let state = tx
                 .query(
@@ -1030,14 +978,7 @@ impl ResultStore for PgStore {
 
     fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
         self.check_writable()?;
-        let pg = match self.views.get(view) {
-            Some(pg) => Arc::clone(pg),
-            None => {
-                let pg = self.view(view)?;
-                self.views.insert(view.to_owned(), Arc::clone(&pg));
-                pg
-            }
-        };
+        let pg = self.writer_view(view)?;
         let schema = &self.schema;
         let committed_at_ms = now_ms();
         self.with_client(|client, statements| {
@@ -1166,7 +1107,7 @@ impl ResultStore for PgStore {
         deletes: &[RecordBatch],
     ) -> Result<(), StoreError> {
         self.check_writable()?;
-        let pg = self.view(view)?;
+        let pg = self.writer_view(view)?;
         let table = self.table(view);
         self.with_client(|client, statements| {
             let at = || format!("repairing view '{view}'");
@@ -1200,7 +1141,7 @@ impl ResultStore for PgStore {
                 "DELETE FROM {table} AS t USING unnest({arrays}) AS u({aliases}) WHERE {matches}"
             );
             for batch in deletes {
-                check_batch(view, &pg.def, batch)?;
+                pg.def.check_batch(view, batch)?;
                 let params = key
                     .iter()
                     .map(|&k| column_array(&pg.def.columns[k], batch.column(k)))
@@ -1221,8 +1162,7 @@ impl ResultStore for PgStore {
     }
 
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
-        let pg = self.view(view)?;
-        let def = &pg.def;
+        let def = self.definition(view)?;
         let mut conditions = Vec::new();
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
         for (name, text) in &query.equals {
@@ -1265,7 +1205,7 @@ impl ResultStore for PgStore {
             .chain([quote_ident(STATE_COLUMN), quote_ident(UPDATED_AT_COLUMN)])
             .collect::<Vec<_>>()
             .join(", ");
-        let order = key_order(def);
+        let order = key_order(&def);
         let filter = if conditions.is_empty() {
             String::new()
         } else {
@@ -1351,15 +1291,7 @@ impl ResultStore for PgStore {
         let schema = &self.schema;
         self.with_client(|client, _| {
             let at = || format!("reading the status of view '{view}'");
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .context(at)?;
-            if load_definition(&mut tx, schema, view)?.is_none() {
-                return Err(unknown_view(view));
-            }
+            let mut tx = snapshot(client, schema, view, at)?;
             let progress = read_progress(&mut tx, schema, view)?;
             tx.commit().context(at)?;
             Ok(ViewStatus {

@@ -7,11 +7,11 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
 use bytes::{BufMut, BytesMut};
 use postgres::types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
 use std::error::Error;
@@ -175,6 +175,12 @@ fn collect_checked<T>(
         .collect()
 }
 
+/// `array` cast to a wider type (exact for every type it is used on).
+fn widen(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, StoreError> {
+    arrow_cast::cast(array, to)
+        .map_err(|error| StoreError::bug(format!("widening a column to {to}: {error}")))
+}
+
 /// One column of rows as the array parameter of an upsert (see [`array_type`]).
 pub(crate) fn column_array<'a>(
     column: &Column,
@@ -192,33 +198,17 @@ pub(crate) fn column_array<'a>(
     let a = array.as_ref();
     let name = column.name.as_str();
     Ok(match &column.ty {
-        ColumnType::Int8 => {
-            let v = array.as_primitive::<Int8Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
-        }
-        ColumnType::Int16 => {
-            let v = array.as_primitive::<Int16Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
-        }
-        ColumnType::Int32 => {
-            let v = array.as_primitive::<Int32Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
-        }
-        ColumnType::Int64 => {
-            let v = array.as_primitive::<Int64Type>();
+        // Every integer type that fits travels as bigint: one lossless cast per batch.
+        ColumnType::Int8
+        | ColumnType::Int16
+        | ColumnType::Int32
+        | ColumnType::Int64
+        | ColumnType::UInt8
+        | ColumnType::UInt16
+        | ColumnType::UInt32 => {
+            let wide = widen(array, &DataType::Int64)?;
+            let v = wide.as_primitive::<Int64Type>();
             Box::new(collect(a, |i| v.value(i)))
-        }
-        ColumnType::UInt8 => {
-            let v = array.as_primitive::<UInt8Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
-        }
-        ColumnType::UInt16 => {
-            let v = array.as_primitive::<UInt16Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
-        }
-        ColumnType::UInt32 => {
-            let v = array.as_primitive::<UInt32Type>();
-            Box::new(collect(a, |i| i64::from(v.value(i))))
         }
         ColumnType::UInt64 => {
             let v = array.as_primitive::<UInt64Type>();
@@ -231,12 +221,9 @@ pub(crate) fn column_array<'a>(
                 })
             })?)
         }
-        ColumnType::Float32 => {
-            let v = array.as_primitive::<Float32Type>();
-            Box::new(collect(a, |i| f64::from(v.value(i))))
-        }
-        ColumnType::Float64 => {
-            let v = array.as_primitive::<Float64Type>();
+        ColumnType::Float32 | ColumnType::Float64 => {
+            let wide = widen(array, &DataType::Float64)?;
+            let v = wide.as_primitive::<Float64Type>();
             Box::new(collect(a, |i| v.value(i)))
         }
         ColumnType::Boolean => {
