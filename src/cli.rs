@@ -443,7 +443,7 @@ pub struct BenchHttpArgs {
 }
 
 /// `bench query` arguments.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchQueryArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:7478")]

@@ -11,7 +11,7 @@ use freshet_engine::source::fmt_ms;
 use freshet_engine::{Stats, ViewCatalog, ViewDef};
 use freshet_store::{ResultQuery, ResultStore, StoreError, StoreLocation, ViewStatus};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -210,7 +210,7 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
         .iter()
         .map(|o| o.end_offset.map_or(0, |e| e.saturating_sub(o.next_offset)))
         .sum();
-    let stats: Stats = serde_json::from_value(progress.stats.clone()).unwrap_or_default();
+    let stats = Stats::deserialize(&progress.stats).unwrap_or_default();
     let staleness = if lag == 0 {
         Some(0)
     } else {

@@ -7,13 +7,16 @@
 //! before anything was written, never halfway. Reads run on the same kind of connection,
 //! opened read-only by other processes; each read sees one committed snapshot.
 //!
-//! The cache of view definitions is only correct with one writer per file, which the data
-//! directory's lock guarantees; read paths always read definitions from the file.
+//! The writer's cache of view definitions is only correct with one writer per file, which
+//! the data directory's lock guarantees. A read-only connection caches definitions while
+//! SQLite's schema cookie is unchanged and view statuses while no connection has committed
+//! (`PRAGMA data_version`), so a key lookup costs the lookup, not the catalog.
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, TransactionBehavior, params};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,6 +98,20 @@ pub struct SqliteStore {
     durable: bool,
     /// Definitions of views this writer has used; see the module docs.
     views: HashMap<String, Arc<ViewDef>>,
+    /// A read-only connection's cache; see the module docs.
+    read_cache: RefCell<ReadCache>,
+}
+
+/// What a read-only connection remembers between reads.
+#[derive(Debug, Default)]
+struct ReadCache {
+    /// `PRAGMA schema_version` when `defs` were read.
+    schema_version: Option<i64>,
+    defs: HashMap<String, Arc<ViewDef>>,
+    /// `PRAGMA data_version` when `statuses` were read: it changes whenever another
+    /// connection commits.
+    data_version: Option<i64>,
+    statuses: HashMap<String, ViewStatus>,
 }
 
 impl SqliteStore {
@@ -147,6 +164,7 @@ impl SqliteStore {
             read_only: false,
             durable: true,
             views: HashMap::new(),
+            read_cache: RefCell::default(),
         })
     }
 
@@ -201,6 +219,7 @@ impl SqliteStore {
             read_only: true,
             durable: true,
             views: HashMap::new(),
+            read_cache: RefCell::default(),
         })
     }
 
@@ -214,14 +233,55 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The definition of `view`: this writer's cached copy, else the stored one.
+    /// The definition of `view`: this writer's cached copy, a read-only connection's copy
+    /// while the schema is unchanged, else the stored one.
     fn view_def(&self, view: &str) -> Result<Arc<ViewDef>, StoreError> {
-        match self.views.get(view) {
-            Some(def) => Ok(Arc::clone(def)),
-            None => load_view_def(&self.conn, view)?
-                .map(Arc::new)
-                .ok_or_else(|| unknown_view(view)),
+        if let Some(def) = self.views.get(view) {
+            return Ok(Arc::clone(def));
         }
+        if !self.read_only {
+            return self.load_def(view);
+        }
+        let version = self.pragma("schema_version")?;
+        let mut cache = self.read_cache.borrow_mut();
+        if cache.schema_version != Some(version) {
+            cache.defs.clear();
+            cache.schema_version = Some(version);
+        }
+        if let Some(def) = cache.defs.get(view) {
+            return Ok(Arc::clone(def));
+        }
+        let def = self.load_def(view)?;
+        cache.defs.insert(view.to_owned(), Arc::clone(&def));
+        Ok(def)
+    }
+
+    fn load_def(&self, view: &str) -> Result<Arc<ViewDef>, StoreError> {
+        load_view_def(&self.conn, view)?
+            .map(Arc::new)
+            .ok_or_else(|| unknown_view(view))
+    }
+
+    /// An integer pragma of the connection (`schema_version`, `data_version`).
+    fn pragma(&self, name: &str) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(&format!("PRAGMA {name}"))
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .context(|| format!("reading PRAGMA {name} of {}", self.path.display()))
+    }
+
+    /// A view's status as stored, read in one transaction.
+    fn read_status(&self, view: &str) -> Result<ViewStatus, StoreError> {
+        let at = || format!("reading the status of view '{view}'");
+        let tx = self.conn.unchecked_transaction().context(at)?;
+        self.check_view_exists(view)?;
+        let progress = read_progress(&tx, view)?;
+        tx.finish().context(at)?;
+        Ok(ViewStatus {
+            view: view.to_owned(),
+            committed_at_ms: progress.as_ref().map(|(_, at)| *at),
+            progress: progress.map(|(progress, _)| progress),
+        })
     }
 
     /// Like [`Self::view_def`], remembering the definition for later commits.
@@ -777,16 +837,30 @@ impl ResultStore for SqliteStore {
     }
 
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        let at = || format!("reading the status of view '{view}'");
-        let tx = self.conn.unchecked_transaction().context(at)?;
-        self.check_view_exists(view)?;
-        let progress = read_progress(&tx, view)?;
-        tx.finish().context(at)?;
-        Ok(ViewStatus {
-            view: view.to_owned(),
-            committed_at_ms: progress.as_ref().map(|(_, at)| *at),
-            progress: progress.map(|(progress, _)| progress),
-        })
+        // A writer's own commits do not move `data_version`: only read-only connections
+        // keep statuses.
+        if !self.read_only {
+            return self.read_status(view);
+        }
+        let version = self.pragma("data_version")?;
+        {
+            let mut cache = self.read_cache.borrow_mut();
+            if cache.data_version != Some(version) {
+                cache.statuses.clear();
+                cache.data_version = Some(version);
+            }
+            if let Some(status) = cache.statuses.get(view) {
+                return Ok(status.clone());
+            }
+        }
+        // A commit after the pragma makes this status newer than `version` says, which
+        // only costs a re-read once the version moves.
+        let status = self.read_status(view)?;
+        self.read_cache
+            .borrow_mut()
+            .statuses
+            .insert(view.to_owned(), status.clone());
+        Ok(status)
     }
 }
 
@@ -1608,6 +1682,43 @@ mod tests {
             SqliteStore::open_read_only(&dir.path().join("missing.db")).expect_err("no such file");
         assert!(matches!(error, StoreError::User { .. }));
         assert!(error.to_string().contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn a_reader_sees_every_commit_and_redefinition_through_its_caches() {
+        let (dir, mut store) = temp_store();
+        let table = counts_table();
+        store.create_view(&table).expect("create");
+        let reader = SqliteStore::open_read_only(&dir.path().join("results.db")).expect("reader");
+        let status = reader.status("counts").expect("status");
+        assert!(status.progress.is_none(), "never committed");
+        assert_eq!(reader.status("counts").expect("cached"), status);
+
+        let rows = counts(&table.schema, &[(Some("a"), 0, 1)], RowState::Final);
+        store
+            .commit("counts", &upserts_only(vec![rows], progress(3, 7)))
+            .expect("commit");
+        let status = reader.status("counts").expect("status after a commit");
+        assert_eq!(status.progress.expect("committed"), progress(3, 7));
+        assert_eq!(read_counts(&reader, &all()).0.len(), 1);
+
+        // Dropped and created again with other columns: the reader reads the new table.
+        store.drop_view("counts").expect("drop");
+        assert!(reader.status("counts").is_err(), "gone");
+        assert!(reader.read_results("counts", &all()).is_err(), "gone");
+        let mut changed = totals_table();
+        changed.view = "counts".into();
+        store.create_view(&changed).expect("create again");
+        store
+            .commit(
+                "counts",
+                &upserts_only(vec![totals(&changed, &[(1, 5)])], progress(1, 0)),
+            )
+            .expect("commit to the new table");
+        let page = reader.read_results("counts", &all()).expect("read");
+        assert_eq!(page.batch.schema().field(0).name(), changed.schema.field(0).name());
+        assert_eq!(page.batch.num_rows(), 1);
+        assert_eq!(reader.status("counts").expect("status").progress, Some(progress(1, 0)));
     }
 
     #[test]

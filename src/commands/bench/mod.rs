@@ -4,6 +4,8 @@
 
 use crate::cli::{BenchGenArgs, BenchHttpArgs, BenchLatencyArgs, BenchQueryArgs};
 use crate::output;
+
+mod get_client;
 use anyhow::{Context, bail};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig};
 use serde::Serialize;
@@ -287,7 +289,7 @@ pub fn latency(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `bench query`: GET a results path with keys cycled through `--keys` values and report
-/// queries per second and latency.
+/// queries per second and latency. The connections share one thread ([`get_client`]).
 pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 || args.keys == 0 {
         bail!("--concurrency and --keys must be positive");
@@ -295,20 +297,11 @@ pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     if !args.path.contains("{key}") {
         bail!("--path must contain {{key}}, replaced by each key value in turn");
     }
-    let base = args.url.trim_end_matches('/').to_string();
-    let (path, keys, first) = (args.path.clone(), args.keys, args.first_key);
-    let load = drive(
-        args.concurrency,
-        args.requests,
-        args.rate,
-        move |agent, i| {
-            let url = format!(
-                "{base}{}",
-                path.replace("{key}", &(first + i % keys).to_string())
-            );
-            succeeded(agent.get(&url).call())
-        },
-    );
+    let authority = get_client::authority(&args.url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let load = runtime.block_on(drive_gets(authority, args.clone()))?;
     let result = serde_json::json!({
         "requests": load.requests,
         "errors": load.errors,
@@ -334,6 +327,65 @@ pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `bench query`'s load: `--concurrency` connections on the current thread, each sending
+/// its next request when its last one is answered (or at its scheduled time with `--rate`;
+/// latency then counts from that time, as in [`drive`]).
+async fn drive_gets(authority: String, args: BenchQueryArgs) -> anyhow::Result<Load> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let mut client = get_client::GetClient::connect(&authority).await?;
+        let (next, args) = (next.clone(), args.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut path = String::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= args.requests {
+                    break;
+                }
+                let scheduled = match args.rate {
+                    Some(r) => {
+                        let at = started + Duration::from_secs_f64(i as f64 / r as f64);
+                        tokio::time::sleep_until(at).await;
+                        at
+                    }
+                    None => tokio::time::Instant::now(),
+                };
+                path.clear();
+                path.push_str(
+                    &args
+                        .path
+                        .replace("{key}", &(args.first_key + i % args.keys).to_string()),
+                );
+                let status = client.get(&path).await?;
+                if !(200..300).contains(&status) {
+                    errors += 1;
+                }
+                latencies.push(scheduled.elapsed().as_secs_f64() * 1e3);
+            }
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    let mut latencies_ms = Vec::with_capacity(args.requests as usize);
+    let mut errors = 0;
+    for task in tasks {
+        let (mine, failed) = task.await??;
+        latencies_ms.extend(mine);
+        errors += failed;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Load {
+        requests: latencies_ms.len() as u64,
+        errors,
+        seconds,
+        latencies_ms,
     })
 }
 
