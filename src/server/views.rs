@@ -1,6 +1,7 @@
 //! Views over HTTP: list and describe views, read their results with freshness metadata,
-//! and the server's status. Every handler reads on tokio's blocking pool, through its own
-//! read-only connection to the result store, so reads never wait for a view's commit.
+//! and the server's status. Handlers read through their thread's own read-only connection
+//! to the result store, so reads never wait for a view's commit: on tokio's blocking pool,
+//! except a page of results from a local SQLite file, which is cheaper to read in place.
 
 use super::App;
 use super::error::ApiError;
@@ -42,13 +43,15 @@ fn catalog(app: &App) -> Result<ViewCatalog, ApiError> {
 }
 
 fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
-    catalog.get(name).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_view",
-            format!("unknown view '{name}'"),
-        )
-    })
+    catalog.get(name).cloned().ok_or_else(|| unknown_view(name))
+}
+
+fn unknown_view(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_view",
+        format!("unknown view '{name}'"),
+    )
 }
 
 /// The result store, read-only; `None` before any view created it.
@@ -179,11 +182,20 @@ pub struct ViewFigures {
 }
 
 fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigures {
+    let (freshness, stats) = freshness(app, def, status, now);
+    ViewFigures {
+        def: def.clone(),
+        freshness,
+        stats,
+    }
+}
+
+/// How current `status` is, and the counters of its last commit.
+fn freshness(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> (Freshness, Stats) {
     let sla_ms = def.options.freshness_ms;
     let Some(progress) = &status.progress else {
-        return ViewFigures {
-            def: def.clone(),
-            freshness: Freshness {
+        return (
+            Freshness {
                 watermark: None,
                 watermark_ms: None,
                 offsets: Vec::new(),
@@ -193,8 +205,8 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
                 sla_ms,
                 sla_met: false,
             },
-            stats: Stats::default(),
-        };
+            Stats::default(),
+        );
     };
     let offsets: Vec<PartitionOffsets> = progress
         .partitions
@@ -223,9 +235,8 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
             fmt_ms(w)
         }
     });
-    ViewFigures {
-        def: def.clone(),
-        freshness: Freshness {
+    (
+        Freshness {
             watermark,
             watermark_ms: progress.watermark_ms,
             offsets,
@@ -236,7 +247,7 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
             sla_met: staleness.is_some_and(|s| s as u64 <= sla_ms),
         },
         stats,
-    }
+    )
 }
 
 fn view_summary(f: &ViewFigures) -> Value {
@@ -339,10 +350,14 @@ pub async fn results(
     Path(name): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
+    let app_store_is_shared = app.store.is_shared();
+    let small_page = params.iter().all(|(k, v)| {
+        k != "limit" || v.parse::<usize>().is_ok_and(|n| n <= INLINE_PAGE_ROWS_MAX)
+    });
+    let read = move || {
         let query = result_query(&params)?;
-        let (def, status, rows, has_more) = with_reader(&app, |catalog, store| {
-            let def = view_def(catalog, &name)?;
+        let (freshness, rows, has_more) = with_reader(&app, |catalog, store| {
+            let def = catalog.get(&name).ok_or_else(|| unknown_view(&name))?;
             let (status, known) = view_status(store, &name)?;
             let (rows, has_more) = match store.filter(|_| known) {
                 None => (Vec::new(), false),
@@ -358,19 +373,30 @@ pub async fn results(
                     (rows, page.has_more)
                 }
             };
-            Ok((def, status, rows, has_more))
+            let now = freshet_types::IngestTime::now().0;
+            Ok((freshness(&app, def, &status, now).0, rows, has_more))
         })?;
         let next = has_more.then_some(query.offset + rows.len());
         Ok(Json(json!({
             "view": name,
-            "freshness": figures(&app, &def, &status, freshet_types::IngestTime::now().0).freshness,
+            "freshness": freshness,
             "rows": rows,
             "has_more": has_more,
             "next_offset": next,
         })))
-    })
-    .await
+    };
+    // A page of a local SQLite file is read in tens of microseconds, less than handing
+    // it to the blocking pool and back costs; a large page, or a store across the
+    // network (whose reads can wait on a reconnect), goes to the blocking pool.
+    if !app_store_is_shared && small_page {
+        read()
+    } else {
+        blocking(read).await
+    }
 }
+
+/// Largest page read on the HTTP runtime's own threads (see [`results`]).
+const INLINE_PAGE_ROWS_MAX: usize = 1_000;
 
 fn result_query(params: &[(String, String)]) -> Result<ResultQuery, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);

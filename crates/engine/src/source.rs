@@ -191,7 +191,7 @@ impl Source {
 /// RFC 3339 text of an event time in ms.
 pub fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| ms.to_string())
 }
 
