@@ -127,24 +127,46 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+fn never_committed(view: &str) -> ViewStatus {
+    ViewStatus {
+        view: view.to_string(),
+        progress: None,
+        committed_at_ms: None,
+    }
+}
+
 /// A view's status as stored, and whether the store knows the view at all (a view just
 /// created may not have been opened by the views thread yet).
 fn view_status(
     store: Option<&dyn ResultStore>,
     view: &str,
 ) -> Result<(ViewStatus, bool), ApiError> {
-    let never = || ViewStatus {
-        view: view.to_string(),
-        progress: None,
-        committed_at_ms: None,
-    };
     match store {
-        None => Ok((never(), false)),
+        None => Ok((never_committed(view), false)),
         Some(s) => match s.status(view) {
             Ok(status) => Ok((status, true)),
-            Err(StoreError::User { .. }) => Ok((never(), false)),
+            Err(StoreError::User { .. }) => Ok((never_committed(view), false)),
             Err(e) => Err(store_error(e)),
         },
+    }
+}
+
+/// A view's status and a page of its results from one snapshot; `None` while the store
+/// does not know the view yet.
+fn read_page(
+    store: Option<&dyn ResultStore>,
+    view: &str,
+    query: &ResultQuery,
+) -> Result<Option<(ViewStatus, freshet_store::ResultRows)>, ApiError> {
+    let Some(s) = store else { return Ok(None) };
+    match s.read_page(view, query) {
+        Ok(page) => Ok(Some(page)),
+        // An unknown view, or a filter the view's columns refuse: the status tells which.
+        Err(e @ StoreError::User { .. }) => match view_status(store, view)? {
+            (_, false) => Ok(None),
+            (_, true) => Err(store_error(e)),
+        },
+        Err(e) => Err(store_error(e)),
     }
 }
 
@@ -358,11 +380,9 @@ pub async fn results(
         let query = result_query(&params)?;
         let (freshness, rows, has_more) = with_reader(&app, |catalog, store| {
             let def = catalog.get(&name).ok_or_else(|| unknown_view(&name))?;
-            let (status, known) = view_status(store, &name)?;
-            let (rows, has_more) = match store.filter(|_| known) {
-                None => (Vec::new(), false),
-                Some(s) => {
-                    let page = s.read_results(&name, &query).map_err(store_error)?;
+            let (status, rows, has_more) = match read_page(store, &name, &query)? {
+                None => (never_committed(&name), Vec::new(), false),
+                Some((status, page)) => {
                     let rows = crate::rows_json::rows(&page.batch).map_err(|e| {
                         ApiError::new(
                             StatusCode::INTERNAL_SERVER_ERROR,
@@ -370,7 +390,7 @@ pub async fn results(
                             format!("{e:#}"),
                         )
                     })?;
-                    (rows, page.has_more)
+                    (status, rows, page.has_more)
                 }
             };
             let now = freshet_types::IngestTime::now().0;

@@ -130,6 +130,18 @@ pub trait ResultStore: Send {
     /// The view's last committed progress and when it was committed.
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
 
+    /// The view's status and a page of its results, as [`ResultStore::status`] and
+    /// [`ResultStore::read_results`] give them. The SQLite store reads both from one
+    /// snapshot, so the freshness stated with the rows is exactly theirs; by default the
+    /// status is read first and the rows may be newer than it says.
+    fn read_page(
+        &self,
+        view: &str,
+        query: &ResultQuery,
+    ) -> Result<(ViewStatus, ResultRows), StoreError> {
+        Ok((self.status(view)?, self.read_results(view, query)?))
+    }
+
     /// Corrects result rows outside the streaming protocol (reconciliation and backfill), in
     /// one transaction: deletes the rows whose keys are those of the rows in `deletes`, then
     /// upserts `upserts` by key. Progress, state and status are untouched.

@@ -270,18 +270,196 @@ impl SqliteStore {
             .context(|| format!("reading PRAGMA {name} of {}", self.path.display()))
     }
 
-    /// A view's status as stored, read in one transaction.
+    /// Runs `f` inside one read transaction: one snapshot, and one WAL read lock taken and
+    /// released rather than one per statement. Inside a transaction already, just runs `f`.
+    fn in_snapshot<T>(
+        &self,
+        at: &dyn Fn() -> String,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if !self.conn.is_autocommit() {
+            return f();
+        }
+        let run = |sql: &str| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut statement| statement.execute([]))
+                .map(|_| ())
+        };
+        run("BEGIN").context(at)?;
+        match f() {
+            Ok(value) => {
+                run("COMMIT").context(at)?;
+                Ok(value)
+            }
+            Err(error) => {
+                // The error says what went wrong; a failed rollback of a read changes
+                // nothing (SQLite ends the transaction when the connection is used again).
+                let _ = run("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    /// A page of results; inside a transaction (see [`ResultStore::read_results`]).
+    fn results_page(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
+        let def = self.view_def(view)?;
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (name, text) in &query.equals {
+            let position = def.key_position(view, name)?;
+            let column = &def.columns[position];
+            values.push(filter_value(view, column, text)?);
+            conditions.push(format!("{} = ?{}", quote_ident(&column.name), values.len()));
+        }
+        if query.from_ms.is_some() || query.to_ms.is_some() {
+            let ((lower, lower_unit), (upper, upper_unit), lower_op, upper_op) =
+                match time_columns(view, &def.columns)? {
+                    TimeColumns::Window { start, end } => (end, start, ">", "<"),
+                    TimeColumns::Instant(column) => (column, column, ">=", "<"),
+                };
+            if let Some(from_ms) = query.from_ms {
+                // `end > from` holds for a whole-unit `end` iff `end > floor(from)`;
+                // `t >= from` iff `t >= ceil(from)`.
+                let round_up = lower_op == ">=";
+                values.push(time_bound(from_ms, lower_unit, round_up));
+                conditions.push(format!(
+                    "{} {lower_op} ?{}",
+                    quote_ident(&lower.name),
+                    values.len()
+                ));
+            }
+            if let Some(to_ms) = query.to_ms {
+                // `t < to` holds for a whole-unit `t` iff `t < ceil(to)`.
+                values.push(time_bound(to_ms, upper_unit, true));
+                conditions.push(format!(
+                    "{} {upper_op} ?{}",
+                    quote_ident(&upper.name),
+                    values.len()
+                ));
+            }
+        }
+        let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
+        let names = def
+            .columns
+            .iter()
+            .map(|column| quote_ident(&column.name))
+            .chain([quote_ident(STATE_COLUMN), quote_ident(UPDATED_AT_COLUMN)])
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = def
+            .key
+            .iter()
+            .map(|&k| quote_ident(&def.columns[k].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        // One row past the limit tells whether there are more. LIMIT and OFFSET are
+        // literals: SQLite re-prepares a statement whose LIMIT parameter is bound again,
+        // which cost more than the key lookup itself.
+        let sql = format!(
+            "SELECT {names} FROM {}{filter} ORDER BY {order} LIMIT {} OFFSET {}",
+            quote_ident(view),
+            limit + 1,
+            i64::try_from(query.offset).unwrap_or(i64::MAX),
+        );
+
+        let at = || format!("reading the results of view '{view}'");
+        let mut builders: Vec<ColumnBuilder> = def
+            .columns
+            .iter()
+            .map(|column| ColumnBuilder::new(column, limit.min(1024)))
+            .collect();
+        let state_column = Column {
+            name: STATE_COLUMN.to_owned(),
+            ty: ColumnType::Utf8,
+            nullable: false,
+        };
+        let updated_at_column = Column {
+            name: UPDATED_AT_COLUMN.to_owned(),
+            ty: ColumnType::Timestamp {
+                unit: Unit::Millisecond,
+                tz: Some("UTC".to_owned()),
+            },
+            nullable: false,
+        };
+        builders.push(ColumnBuilder::new(&state_column, limit.min(1024)));
+        builders.push(ColumnBuilder::new(&updated_at_column, limit.min(1024)));
+        let output: Vec<&Column> = def
+            .columns
+            .iter()
+            .chain([&state_column, &updated_at_column])
+            .collect();
+
+        let mut statement = self.conn.prepare_cached(&sql).context(at)?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(values))
+            .context(at)?;
+        let mut count = 0usize;
+        let mut has_more = false;
+        while let Some(row) = rows.next().context(at)? {
+            if count == limit {
+                has_more = true;
+                break;
+            }
+            for (i, builder) in builders.iter_mut().enumerate() {
+                let value = row.get_ref(i).context(at)?;
+                builder.append(value).map_err(|found| {
+                    StoreError::corrupt(format!(
+                        "column '{}' of view '{view}' holds {found}, which is not what the \
+                         result store writes there",
+                        output[i].name
+                    ))
+                })?;
+            }
+            count += 1;
+        }
+        let fields: Vec<Field> = output.iter().map(|column| column.to_field()).collect();
+        let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| {
+                StoreError::corrupt(format!(
+                    "the results of view '{view}' do not fit its schema: {error}"
+                ))
+            })?;
+        Ok(ResultRows { batch, has_more })
+    }
+
+    /// A view's status as stored; inside a transaction.
     fn read_status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        let at = || format!("reading the status of view '{view}'");
-        let tx = self.conn.unchecked_transaction().context(at)?;
         self.check_view_exists(view)?;
-        let progress = read_progress(&tx, view)?;
-        tx.finish().context(at)?;
+        let progress = read_progress(&self.conn, view)?;
         Ok(ViewStatus {
             view: view.to_owned(),
             committed_at_ms: progress.as_ref().map(|(_, at)| *at),
             progress: progress.map(|(progress, _)| progress),
         })
+    }
+
+    /// A view's status: a read-only connection's cached copy while nothing was committed
+    /// since it was read, else the stored one; inside a transaction.
+    fn current_status(&self, view: &str) -> Result<ViewStatus, StoreError> {
+        // A writer's own commits do not move `data_version`: only read-only connections
+        // keep statuses.
+        if !self.read_only {
+            return self.read_status(view);
+        }
+        let version = self.pragma("data_version")?;
+        let mut cache = self.read_cache.borrow_mut();
+        if cache.data_version != Some(version) {
+            cache.statuses.clear();
+            cache.data_version = Some(version);
+        }
+        if let Some(status) = cache.statuses.get(view) {
+            return Ok(status.clone());
+        }
+        let status = self.read_status(view)?;
+        cache.statuses.insert(view.to_owned(), status.clone());
+        Ok(status)
     }
 
     /// Like [`Self::view_def`], remembering the definition for later commits.
@@ -708,159 +886,25 @@ impl ResultStore for SqliteStore {
     }
 
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
-        let def = self.view_def(view)?;
-        let mut conditions = Vec::new();
-        let mut values = Vec::new();
-        for (name, text) in &query.equals {
-            let position = def.key_position(view, name)?;
-            let column = &def.columns[position];
-            values.push(filter_value(view, column, text)?);
-            conditions.push(format!("{} = ?{}", quote_ident(&column.name), values.len()));
-        }
-        if query.from_ms.is_some() || query.to_ms.is_some() {
-            let ((lower, lower_unit), (upper, upper_unit), lower_op, upper_op) =
-                match time_columns(view, &def.columns)? {
-                    TimeColumns::Window { start, end } => (end, start, ">", "<"),
-                    TimeColumns::Instant(column) => (column, column, ">=", "<"),
-                };
-            if let Some(from_ms) = query.from_ms {
-                // `end > from` holds for a whole-unit `end` iff `end > floor(from)`;
-                // `t >= from` iff `t >= ceil(from)`.
-                let round_up = lower_op == ">=";
-                values.push(time_bound(from_ms, lower_unit, round_up));
-                conditions.push(format!(
-                    "{} {lower_op} ?{}",
-                    quote_ident(&lower.name),
-                    values.len()
-                ));
-            }
-            if let Some(to_ms) = query.to_ms {
-                // `t < to` holds for a whole-unit `t` iff `t < ceil(to)`.
-                values.push(time_bound(to_ms, upper_unit, true));
-                conditions.push(format!(
-                    "{} {upper_op} ?{}",
-                    quote_ident(&upper.name),
-                    values.len()
-                ));
-            }
-        }
-        let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
-        let names = def
-            .columns
-            .iter()
-            .map(|column| quote_ident(&column.name))
-            .chain([quote_ident(STATE_COLUMN), quote_ident(UPDATED_AT_COLUMN)])
-            .collect::<Vec<_>>()
-            .join(", ");
-        let order = def
-            .key
-            .iter()
-            .map(|&k| quote_ident(&def.columns[k].name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
-        // One row past the limit tells whether there are more.
-        values.push(Value::Integer(limit as i64 + 1));
-        values.push(Value::Integer(
-            i64::try_from(query.offset).unwrap_or(i64::MAX),
-        ));
-        let sql = format!(
-            "SELECT {names} FROM {}{filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-            quote_ident(view),
-            values.len() - 1,
-            values.len()
-        );
-
         let at = || format!("reading the results of view '{view}'");
-        let mut builders: Vec<ColumnBuilder> = def
-            .columns
-            .iter()
-            .map(|column| ColumnBuilder::new(column, limit.min(1024)))
-            .collect();
-        let state_column = Column {
-            name: STATE_COLUMN.to_owned(),
-            ty: ColumnType::Utf8,
-            nullable: false,
-        };
-        let updated_at_column = Column {
-            name: UPDATED_AT_COLUMN.to_owned(),
-            ty: ColumnType::Timestamp {
-                unit: Unit::Millisecond,
-                tz: Some("UTC".to_owned()),
-            },
-            nullable: false,
-        };
-        builders.push(ColumnBuilder::new(&state_column, limit.min(1024)));
-        builders.push(ColumnBuilder::new(&updated_at_column, limit.min(1024)));
-        let output: Vec<&Column> = def
-            .columns
-            .iter()
-            .chain([&state_column, &updated_at_column])
-            .collect();
-
-        let mut statement = self.conn.prepare_cached(&sql).context(at)?;
-        let mut rows = statement
-            .query(rusqlite::params_from_iter(values))
-            .context(at)?;
-        let mut count = 0usize;
-        let mut has_more = false;
-        while let Some(row) = rows.next().context(at)? {
-            if count == limit {
-                has_more = true;
-                break;
-            }
-            for (i, builder) in builders.iter_mut().enumerate() {
-                let value = row.get_ref(i).context(at)?;
-                builder.append(value).map_err(|found| {
-                    StoreError::corrupt(format!(
-                        "column '{}' of view '{view}' holds {found}, which is not what the \
-                         result store writes there",
-                        output[i].name
-                    ))
-                })?;
-            }
-            count += 1;
-        }
-        let fields: Vec<Field> = output.iter().map(|column| column.to_field()).collect();
-        let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| {
-                StoreError::corrupt(format!(
-                    "the results of view '{view}' do not fit its schema: {error}"
-                ))
-            })?;
-        Ok(ResultRows { batch, has_more })
+        self.in_snapshot(&at, || self.results_page(view, query))
     }
 
+
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        // A writer's own commits do not move `data_version`: only read-only connections
-        // keep statuses.
-        if !self.read_only {
-            return self.read_status(view);
-        }
-        let version = self.pragma("data_version")?;
-        {
-            let mut cache = self.read_cache.borrow_mut();
-            if cache.data_version != Some(version) {
-                cache.statuses.clear();
-                cache.data_version = Some(version);
-            }
-            if let Some(status) = cache.statuses.get(view) {
-                return Ok(status.clone());
-            }
-        }
-        // A commit after the pragma makes this status newer than `version` says, which
-        // only costs a re-read once the version moves.
-        let status = self.read_status(view)?;
-        self.read_cache
-            .borrow_mut()
-            .statuses
-            .insert(view.to_owned(), status.clone());
-        Ok(status)
+        let at = || format!("reading the status of view '{view}'");
+        self.in_snapshot(&at, || self.current_status(view))
+    }
+
+    fn read_page(
+        &self,
+        view: &str,
+        query: &ResultQuery,
+    ) -> Result<(ViewStatus, ResultRows), StoreError> {
+        let at = || format!("reading the results of view '{view}'");
+        self.in_snapshot(&at, || {
+            Ok((self.current_status(view)?, self.results_page(view, query)?))
+        })
     }
 }
 
