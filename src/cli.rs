@@ -89,6 +89,11 @@ pub struct QueryArgs {
     /// (`{"columns": [...], "rows": [{...}, ...]}`); CSV and JSON stream every row.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,
+    /// Files of a stream's events from before its log, as STREAM=PATH (a file, or a
+    /// directory of .ndjson/.jsonl/.json, .csv and .parquet files); repeatable. A history row
+    /// is read only if it is older than the log's first event.
+    #[arg(long = "history", value_name = "STREAM=PATH")]
+    pub history: Vec<String>,
 }
 
 /// A windowed view and the time range of its windows (`reconcile`, `backfill`).
@@ -103,6 +108,11 @@ pub struct ViewRange {
     /// finalised yet are left out.
     #[arg(long)]
     pub to: String,
+    /// Files of a stream's events from before its log, as STREAM=PATH (a file, or a
+    /// directory of .ndjson/.jsonl/.json, .csv and .parquet files); repeatable. A history row
+    /// is read only if it is older than the log's first event.
+    #[arg(long = "history", value_name = "STREAM=PATH")]
+    pub history: Vec<String>,
 }
 
 /// `reconcile` arguments.

@@ -18,6 +18,11 @@ pub fn line(text: impl AsRef<str>) {
     let _ = writeln!(out, "{}", text.as_ref());
 }
 
+/// Print a note on stderr (what a command did beside its result, which stays on stdout).
+pub fn note(text: impl AsRef<str>) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
+}
+
 /// Print rows as a table with a header, columns aligned.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

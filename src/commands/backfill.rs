@@ -7,7 +7,7 @@
 //! transaction. Running it again finds nothing to change.
 
 use crate::cli::BackfillArgs;
-use crate::commands::reconcile::BatchInputs;
+use crate::commands::reconcile::{BatchInputs, report_history};
 use crate::output;
 use anyhow::Context;
 use freshet_engine::reconcile::reconcile;
@@ -33,14 +33,15 @@ pub fn run(
         .iter()
         .filter_map(|s| stream_info(data_dir, s).ok())
         .map(|i| i.bytes)
-        .sum();
+        .sum::<u64>()
+        + inputs.history.iter().map(|f| f.bytes).sum::<u64>();
     let mut store = location.open()?;
     store.claim_writer(view)?;
 
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} of log ({bytes_per_sec}, eta {eta}) {msg}",
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} read ({bytes_per_sec}, eta {eta}) {msg}",
         )
         .expect("the template is valid"),
     );
@@ -72,6 +73,7 @@ pub fn run(
     let report = result.with_context(|| format!("cannot backfill view '{view}'"))?;
     let seconds = started.elapsed().as_secs_f64();
     let rows = report.matched + report.mismatched + report.missing;
+    report_history(report.history_rows, report.history_left_to_log);
     if args.json {
         output::json(&serde_json::json!({
             "view": report.view,
@@ -82,6 +84,8 @@ pub fn run(
             "deleted": report.extra,
             "unchanged": report.matched,
             "seconds": seconds,
+            "history_rows": report.history_rows,
+            "history_left_to_log": report.history_left_to_log,
         }))?;
     } else {
         output::line(format!(

@@ -5,6 +5,7 @@
 //! it, and it opens the result store read-only.
 
 use crate::cli::{QueryArgs, QueryFormat};
+use crate::commands::reconcile::{history_files, report_history};
 use crate::output;
 use anyhow::Context;
 use arrow_array::RecordBatch;
@@ -16,6 +17,7 @@ use freshet_streams::catalog::Catalog;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Rows a table shows; beyond them, CSV or JSON streams every row.
@@ -43,6 +45,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: QueryArgs) -> anyhow
         &streams,
         Views::Stored(tables),
         TimeRange::default(),
+        &history_files(&args.history)?,
     )?;
     let mut printer = Printer::new(args.format);
     let schema = session.for_each(&args.sql, |batch| {
@@ -51,6 +54,11 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: QueryArgs) -> anyhow
             .map_err(|e| freshet_engine::EngineError::Sql(format!("cannot print the result: {e}")))
     })?;
     printer.finish(&schema)?;
+    let history = session.history();
+    report_history(
+        history.rows.load(Ordering::Relaxed),
+        history.overlapping.load(Ordering::Relaxed),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

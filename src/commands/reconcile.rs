@@ -9,6 +9,7 @@ use crate::commands::results::parse_time;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::ViewCatalog;
+use freshet_engine::batch::HistoryFile;
 use freshet_engine::reconcile::{Request, reconcile};
 use freshet_store::StoreLocation;
 use freshet_streams::StreamDef;
@@ -22,6 +23,7 @@ pub struct BatchInputs {
     pub to_ms: i64,
     pub streams: Vec<StreamDef>,
     pub catalog: ViewCatalog,
+    pub history: Vec<HistoryFile>,
 }
 
 impl BatchInputs {
@@ -40,6 +42,7 @@ impl BatchInputs {
             to_ms,
             streams,
             catalog: ViewCatalog::load(data_dir)?,
+            history: history_files(&range.history)?,
         })
     }
 
@@ -60,7 +63,30 @@ impl BatchInputs {
             to_ms: self.to_ms,
             repair,
             on_scan,
+            history: &self.history,
         }
+    }
+}
+
+/// The files `--history STREAM=PATH` arguments name.
+pub fn history_files(specs: &[String]) -> anyhow::Result<Vec<HistoryFile>> {
+    let mut files = Vec::new();
+    for spec in specs {
+        let Some((stream, path)) = spec.split_once('=') else {
+            bail!("--history takes STREAM=PATH, got '{spec}'");
+        };
+        files.extend(HistoryFile::expand(stream.trim(), Path::new(path))?);
+    }
+    Ok(files)
+}
+
+/// A line on stderr saying what history files gave, if any were read.
+pub fn report_history(rows: u64, left_to_log: u64) {
+    if rows + left_to_log > 0 {
+        output::note(format!(
+            "history files: {rows} rows read, {left_to_log} at or after the log's first \
+             event left to the log"
+        ));
     }
 }
 
@@ -84,6 +110,7 @@ pub fn run(
         store.as_mut(),
     )
     .with_context(|| format!("cannot reconcile view '{view}'"))?;
+    report_history(report.history_rows, report.history_left_to_log);
     if args.json {
         output::json(&report)?;
     } else {

@@ -121,6 +121,7 @@ fn once(app: &App, catalog: &ViewCatalog, view: &str, from: Option<i64>) -> Opti
                 to_ms,
                 repair: false,
                 on_scan: None,
+                history: &[],
             },
             store.as_mut(),
         )?;

@@ -373,9 +373,9 @@ pub async fn results(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let app_store_is_shared = app.store.is_shared();
-    let small_page = params.iter().all(|(k, v)| {
-        k != "limit" || v.parse::<usize>().is_ok_and(|n| n <= INLINE_PAGE_ROWS_MAX)
-    });
+    let small_page = params
+        .iter()
+        .all(|(k, v)| k != "limit" || v.parse::<usize>().is_ok_and(|n| n <= INLINE_PAGE_ROWS_MAX));
     let read = move || {
         let query = result_query(&params)?;
         let (freshness, rows, has_more) = with_reader(&app, |catalog, store| {

@@ -220,3 +220,210 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
         assert!(text.contains(part), "{part} in\n{text}");
     }
 }
+
+/// Event time of a generated bid line, in ms.
+fn bid_time_ms(line: &str) -> i64 {
+    let v: Value = serde_json::from_str(line).expect("generated bids are JSON");
+    chrono::DateTime::parse_from_rfc3339(v["date_time"].as_str().expect("date_time"))
+        .expect("RFC 3339")
+        .timestamp_millis()
+}
+
+/// Bids as CSV with the stream's header, text quoted.
+fn bids_csv(lines: &[&String]) -> String {
+    let mut out = super::support::BID_COLUMNS.join(",") + "\n";
+    for line in lines {
+        let v: Value = serde_json::from_str(line).expect("JSON");
+        let quoted = |c: &str| format!("\"{}\"", v[c].as_str().expect(c).replace('"', "\"\""));
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            v["auction"],
+            v["bidder"],
+            v["price"],
+            quoted("channel"),
+            quoted("url"),
+            quoted("date_time"),
+            quoted("extra")
+        ));
+    }
+    out
+}
+
+/// Bids as one Parquet file with the stream's column types.
+fn write_bids_parquet(path: &std::path::Path, lines: &[&String]) {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let rows: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let int = |c: &str| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|v| v[c].as_i64().expect(c)),
+        ))
+    };
+    let text = |c: &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|v| v[c].as_str().expect(c).to_string()),
+        ))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("auction", DataType::Int64, false),
+        Field::new("bidder", DataType::Int64, false),
+        Field::new("price", DataType::Int64, false),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("url", DataType::Utf8, false),
+        Field::new(
+            "date_time",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("extra", DataType::Utf8, false),
+    ]));
+    let times = lines.iter().map(|l| bid_time_ms(l));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            int("auction"),
+            int("bidder"),
+            int("price"),
+            text("channel"),
+            text("url"),
+            Arc::new(TimestampMillisecondArray::from_iter_values(times)),
+            text("extra"),
+        ],
+    )
+    .expect("a valid batch");
+    let file = std::fs::File::create(path).expect("create the Parquet file");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("a Parquet writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+const WINDOW_COUNTS: &str = "SELECT window_start, count(*) AS n, sum(price) AS total \
+    FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY window_start ORDER BY window_start";
+
+/// History files (NDJSON, CSV and Parquet in one directory) extend batch runs to before the
+/// log: `query`, `backfill` and `reconcile` with them give what one log holding every event
+/// gives; rows the log also holds are left to it; a bad history row stops the command.
+#[test]
+fn history_files_extend_batch_runs_to_before_the_log() {
+    // The reference: every bid in the log.
+    let whole = Env::new();
+    let bids = whole.generate_bids(20_000);
+    whole.create_bid_stream();
+    let all = whole.write("all.ndjson", bids.join("\n") + "\n");
+    whole.ok(&["ingest", "bid", all.to_str().expect("UTF-8")]);
+    let expected = whole.ok(&["query", WINDOW_COUNTS, "--format", "csv"]);
+
+    // The same bids, the older ones only in history files.
+    let env = Env::new();
+    env.create_bid_stream();
+    let mut times: Vec<i64> = bids.iter().map(|l| bid_time_ms(l)).collect();
+    times.sort_unstable();
+    let cut = times[times.len() / 2];
+    let (old, new): (Vec<&String>, Vec<&String>) = bids.iter().partition(|l| bid_time_ms(l) < cut);
+    let logged = env.write(
+        "new.ndjson",
+        new.iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
+    env.ok(&["ingest", "bid", logged.to_str().expect("UTF-8")]);
+    let dir = env.path("history");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let third = old.len() / 3;
+    // The NDJSON file also holds 50 events the log holds: those are the log's.
+    let mut ndjson: Vec<&str> = old[..third].iter().map(|l| l.as_str()).collect();
+    ndjson.extend(new[..50].iter().map(|l| l.as_str()));
+    std::fs::write(dir.join("a.ndjson"), ndjson.join("\n") + "\n").expect("write");
+    std::fs::write(dir.join("b.csv"), bids_csv(&old[third..2 * third])).expect("write");
+    write_bids_parquet(&dir.join("c.parquet"), &old[2 * third..]);
+    std::fs::write(dir.join("README.txt"), "not read: no known extension").expect("write");
+    let history = format!("bid={}", dir.display());
+
+    let run = env.run(&[
+        "query",
+        WINDOW_COUNTS,
+        "--format",
+        "csv",
+        "--history",
+        &history,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, expected, "history + log = the whole log");
+    assert!(
+        run.stderr.contains(&format!(
+            "{} rows read, 50 at or after the log's first event left to the log",
+            old.len()
+        )),
+        "{}",
+        run.stderr
+    );
+    let without = env.ok(&["query", "SELECT count(*) AS n FROM bid", "--format", "csv"]);
+    assert_eq!(
+        without,
+        format!("n\n{}\n", new.len()),
+        "without --history: the log only"
+    );
+
+    // A view run over the log, then backfilled from the history: every window as if the
+    // log had held everything; reconciling with the history is then clean, and a second
+    // backfill changes nothing.
+    env.ok(&["sql", COUNTS]);
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+    let mut backfill = vec!["backfill", "counts", "--history", &history];
+    backfill.extend(RANGE);
+    let first = env.ok_json(&backfill);
+    assert!(first["written"].as_u64().expect("written") > 0, "{first}");
+    assert_eq!(first["history_rows"], old.len() as u64, "{first}");
+    let stored = env.ok(&[
+        "query",
+        "SELECT sum(bids) AS n FROM counts",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stored, format!("n\n{}\n", bids.len()));
+    let mut args = vec!["reconcile", "counts", "--json", "--history", &history];
+    args.extend(RANGE);
+    let run = env.run(&args);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let again = env.ok_json(&backfill);
+    assert_eq!(again["written"], 0, "{again}");
+    assert_eq!(again["deleted"], 0, "{again}");
+
+    // A row the stream's schema refuses stops the command, naming the file and line.
+    let bad_dir = env.path("bad-history");
+    std::fs::create_dir(&bad_dir).expect("mkdir");
+    let bad = format!("{}\n{{\"auction\": 1, \"price\": 2}}\n", old[0]);
+    std::fs::write(bad_dir.join("bad.ndjson"), bad).expect("write");
+    let bad_history = format!("bid={}", bad_dir.display());
+    let run = env.run(&[
+        "query",
+        "SELECT count(*) FROM bid",
+        "--history",
+        &bad_history,
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("bad.ndjson") && run.stderr.contains("line 2"),
+        "{}",
+        run.stderr
+    );
+    for (spec, says) in [
+        (format!("nobid={}", dir.display()), "does not exist"),
+        ("bid".to_string(), "STREAM=PATH"),
+        (
+            format!("bid={}", env.path("missing").display()),
+            "history path",
+        ),
+    ] {
+        let run = env.run(&["query", "SELECT 1", "--history", &spec]);
+        assert_eq!(run.code, Some(1), "{spec}");
+        assert!(run.stderr.contains(says), "{spec}: {}", run.stderr);
+    }
+}

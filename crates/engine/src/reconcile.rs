@@ -18,8 +18,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use crate::batch::{BatchSession, TimeRange, Views};
+use crate::batch::{BatchSession, HistoryFile, TimeRange, Views};
 use crate::compile::ORIGIN_KEY;
 use crate::error::{EngineError, Result};
 use crate::runner::{compile_view_over, result_table};
@@ -53,6 +54,10 @@ pub struct Reconciliation {
     pub samples: Vec<Sample>,
     /// Rows written or deleted by `--repair`.
     pub repaired: u64,
+    /// Rows read from history files (`Request::history`).
+    pub history_rows: u64,
+    /// History rows at or after the log's first event, left to the log.
+    pub history_left_to_log: u64,
 }
 
 impl Reconciliation {
@@ -211,6 +216,8 @@ pub struct Request<'a> {
     pub repair: bool,
     /// Called with the batch session's byte counter once it exists, for progress reports.
     pub on_scan: Option<&'a dyn Fn(Arc<std::sync::atomic::AtomicU64>)>,
+    /// Files of the streams' events from before their logs.
+    pub history: &'a [HistoryFile],
 }
 
 /// Recomputes `request.view` in batch and compares it with `store`.
@@ -285,6 +292,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
     let to = finalised.map_or(from, |f| request.to_ms.min(f)).max(from);
 
     let mut recomputed = Vec::new();
+    let mut history = (0, 0);
     if to > from {
         let session = BatchSession::new(
             request.root,
@@ -294,6 +302,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
                 from_ms: Some(from),
                 to_ms: Some(to),
             },
+            request.history,
         )?;
         if let Some(on_scan) = request.on_scan {
             on_scan(session.scanned());
@@ -305,6 +314,10 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
                 recomputed.push(text_rows(batch, &key, &names)?);
             }
         }
+        history = (
+            session.history().rows.load(Ordering::Relaxed),
+            session.history().overlapping.load(Ordering::Relaxed),
+        );
     }
     let mut stored = Vec::new();
     let mut offset = 0;
@@ -358,6 +371,8 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
         ratio: 1.0,
         samples: Vec::new(),
         repaired: 0,
+        history_rows: history.0,
+        history_left_to_log: history.1,
     };
     let mut samples: HashMap<&'static str, usize> = HashMap::new();
     let mut sample = |report: &mut Reconciliation, s: Sample| {

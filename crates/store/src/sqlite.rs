@@ -890,7 +890,6 @@ impl ResultStore for SqliteStore {
         self.in_snapshot(&at, || self.results_page(view, query))
     }
 
-
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
         let at = || format!("reading the status of view '{view}'");
         self.in_snapshot(&at, || self.current_status(view))
@@ -1760,9 +1759,15 @@ mod tests {
             )
             .expect("commit to the new table");
         let page = reader.read_results("counts", &all()).expect("read");
-        assert_eq!(page.batch.schema().field(0).name(), changed.schema.field(0).name());
+        assert_eq!(
+            page.batch.schema().field(0).name(),
+            changed.schema.field(0).name()
+        );
         assert_eq!(page.batch.num_rows(), 1);
-        assert_eq!(reader.status("counts").expect("status").progress, Some(progress(1, 0)));
+        assert_eq!(
+            reader.status("counts").expect("status").progress,
+            Some(progress(1, 0))
+        );
     }
 
     #[test]

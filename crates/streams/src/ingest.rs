@@ -5,13 +5,12 @@
 //! Memory is bounded by `limits::INGEST_PIPELINE_DEPTH` chunks of
 //! `limits::INGEST_CHUNK_BYTES` in each stage.
 
-use crate::decode::{CsvDecoder, decode_parquet_file};
-use crate::error::{Result, StreamError, io_err};
+use crate::decode::{CsvDecoder, LineChunks, decode_parquet_file, read_header_line};
+use crate::error::{Result, io_err};
 use crate::stream::{Prepared, RejectSummary, Stream};
-use freshet_types::limits::{HTTP_REJECTS_LISTED_MAX, INGEST_CHUNK_BYTES, INGEST_PIPELINE_DEPTH};
+use freshet_types::limits::{HTTP_REJECTS_LISTED_MAX, INGEST_PIPELINE_DEPTH};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -111,7 +110,7 @@ pub fn ingest_file(
     if format != Format::Parquet {
         let mut f = std::fs::File::open(path).map_err(io_err("open", path))?;
         if format == Format::Csv {
-            let header = read_first_line(&mut f, path)?;
+            let header = read_header_line(&mut f, path)?;
             header_bytes = header.len() as u64;
             first_line = 2;
             csv = Some(CsvDecoder::new(stream.def(), &header)?);
@@ -163,35 +162,6 @@ pub fn ingest_file(
     Ok(summary)
 }
 
-fn read_first_line(file: &mut std::fs::File, path: &Path) -> Result<Vec<u8>> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        let n = file.read(&mut byte).map_err(io_err("read", path))?;
-        if n == 0 {
-            break;
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            break;
-        }
-        if line.len() > freshet_types::limits::ROW_BYTES_MAX {
-            return Err(StreamError::BadInput(format!(
-                "{}: the CSV header line is longer than {} bytes",
-                path.display(),
-                freshet_types::limits::ROW_BYTES_MAX
-            )));
-        }
-    }
-    if line.is_empty() {
-        return Err(StreamError::BadInput(format!(
-            "{}: empty CSV file (no header line)",
-            path.display()
-        )));
-    }
-    Ok(line)
-}
-
 type Decode<'a> = dyn Fn(&Chunk) -> Result<crate::decode::Decoded> + Sync + 'a;
 
 fn run_pipeline(
@@ -211,7 +181,7 @@ fn run_pipeline(
         .clamp(1, 8);
     let decode: &Decode<'_> = &decode;
     std::thread::scope(|s| -> Result<()> {
-        let reader = s.spawn(move || read_chunks(file, first_line, chunk_tx));
+        let reader = s.spawn(move || read_chunks(file, Path::new(source), first_line, chunk_tx));
         for _ in 0..workers {
             let rx = chunk_rx.clone();
             let tx = done_tx.clone();
@@ -251,75 +221,23 @@ fn run_pipeline(
     })
 }
 
-fn read_chunks(mut file: std::fs::File, mut line: u64, tx: SyncSender<Chunk>) -> Result<()> {
-    let row_max = freshet_types::limits::ROW_BYTES_MAX;
-    // The incomplete last line of the previous block.
-    let mut carry: Vec<u8> = Vec::new();
-    // Whether `carry` is the kept prefix of a line longer than the row limit whose rest is
-    // being skipped (it is rejected as `row_too_large`; memory stays bounded).
-    let mut skipping = false;
+fn read_chunks(file: std::fs::File, path: &Path, line: u64, tx: SyncSender<Chunk>) -> Result<()> {
+    let mut chunks = LineChunks::new(file, path, line);
     let mut seq = 0;
-    let mut block = vec![0u8; INGEST_CHUNK_BYTES];
-    loop {
-        let mut filled = 0;
-        while filled < block.len() {
-            let n = file
-                .read(&mut block[filled..])
-                .map_err(|e| StreamError::Io {
-                    op: "read",
-                    path: "input file".into(),
-                    source: e,
-                })?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        let eof = filled < block.len();
-        let mut data = &block[..filled];
-        if skipping {
-            match memchr::memchr(b'\n', data) {
-                Some(nl) => {
-                    data = &data[nl..];
-                    skipping = false;
-                }
-                None if eof => data = &[],
-                None => continue,
-            }
-        }
-        let mut buf = std::mem::take(&mut carry);
-        buf.extend_from_slice(data);
-        if !eof {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(nl) => carry = buf.split_off(nl + 1),
-                None => {
-                    if buf.len() > row_max {
-                        buf.truncate(row_max + 1);
-                        skipping = true;
-                    }
-                    carry = buf;
-                    continue;
-                }
-            }
-        }
-        if buf.is_empty() && eof {
-            return Ok(());
-        }
-        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-        let chunk = Chunk {
-            seq,
-            text: buf,
-            first_line: line,
-        };
-        line += lines;
-        seq += 1;
-        if tx.send(chunk).is_err() {
+    while let Some((text, first_line)) = chunks.next_chunk()? {
+        if tx
+            .send(Chunk {
+                seq,
+                text,
+                first_line,
+            })
+            .is_err()
+        {
             return Ok(()); // the consumer stopped (it reports why)
         }
-        if eof {
-            return Ok(());
-        }
+        seq += 1;
     }
+    Ok(())
 }
 
 fn worker(

@@ -27,6 +27,8 @@ pub mod payload;
 pub mod stream;
 
 pub use datadir::{DataDir, DdlOutcome};
+pub use decode::FileDecoder;
 pub use def::StreamDef;
 pub use error::{Result, StreamError};
+pub use ingest::Format;
 pub use stream::{AppendOutcome, Stream};

@@ -107,9 +107,17 @@ fn parse_head(head: &[u8]) -> anyhow::Result<(u16, usize)> {
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.trim().parse::<usize>().context("bad content-length")?);
+                length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .context("bad content-length")?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                bail!("the response uses transfer-encoding '{}', not content-length", value.trim());
+                bail!(
+                    "the response uses transfer-encoding '{}', not content-length",
+                    value.trim()
+                );
             }
         }
     }
@@ -128,7 +136,10 @@ mod tests {
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert!(parse_head(chunked).is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err(), "no length");
-        assert_eq!(authority("http://127.0.0.1:7478/x").expect("ok"), "127.0.0.1:7478");
+        assert_eq!(
+            authority("http://127.0.0.1:7478/x").expect("ok"),
+            "127.0.0.1:7478"
+        );
         assert_eq!(authority("http://localhost").expect("ok"), "localhost:80");
         assert!(authority("https://x").is_err());
     }

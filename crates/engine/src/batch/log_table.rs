@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::history::{HistoryCounters, HistoryFile, HistoryScan, log_start_ms};
 use crate::source::times_ms;
 
 /// Bytes of frames read from a partition at a time.
@@ -49,7 +50,7 @@ impl TimeRange {
         self.from_ms.is_none_or(|f| max_ms >= f) && self.to_ms.is_none_or(|t| min_ms < t)
     }
 
-    fn contains(&self, t: i64) -> bool {
+    pub(crate) fn contains(&self, t: i64) -> bool {
         self.from_ms.is_none_or(|f| t >= f) && self.to_ms.is_none_or(|e| t < e)
     }
 
@@ -83,6 +84,11 @@ pub struct LogTable {
     time_column: usize,
     /// Bytes of frames read by every scan of this table, for progress reports.
     scanned: Arc<AtomicU64>,
+    /// Files of the stream's events from before its log, each one more scan partition.
+    history: Vec<HistoryFile>,
+    /// The log's first event time: history rows at or after it are the log's.
+    log_start_ms: Option<i64>,
+    history_counters: Arc<HistoryCounters>,
 }
 
 impl LogTable {
@@ -100,7 +106,25 @@ impl LogTable {
             dir,
             range,
             scanned,
+            history: Vec::new(),
+            log_start_ms: None,
+            history_counters: Arc::default(),
         }
+    }
+
+    /// Adds history files of this stream (see [`super::history`]); the log's first event
+    /// time is read from its frame headers now.
+    pub fn with_history(
+        mut self,
+        history: Vec<HistoryFile>,
+        counters: Arc<HistoryCounters>,
+    ) -> crate::error::Result<LogTable> {
+        if !history.is_empty() {
+            self.log_start_ms = log_start_ms(&self.def, &self.dir)?;
+        }
+        self.history = history;
+        self.history_counters = counters;
+        Ok(self)
     }
 
     /// The event-time range a filter keeps, if it is a comparison of the time column with
@@ -205,6 +229,21 @@ impl TableProvider for LogTable {
                 scanned: self.scanned.clone(),
             })));
         }
+        for file in &self.history {
+            generators.push(Arc::new(RwLock::new(HistoryScan {
+                def: self.def.clone(),
+                file: file.clone(),
+                decoder: None,
+                log_start_ms: self.log_start_ms,
+                range,
+                projection: projection.clone(),
+                schema: schema.clone(),
+                time_column: self.time_column,
+                scanned: self.scanned.clone(),
+                counters: self.history_counters.clone(),
+                reported: 0,
+            })));
+        }
         Ok(Arc::new(LazyMemoryExec::try_new(schema, generators)?))
     }
 }
@@ -298,25 +337,54 @@ impl PartitionScan {
 
     /// The rows of `batch` within the time range, projected.
     fn cut(&self, batch: RecordBatch) -> datafusion::error::Result<RecordBatch> {
-        let batch = if self.range.is_all() {
-            batch
-        } else {
-            let times = times_ms(batch.column(self.time_column))
-                .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
-            let keep: BooleanArray = (0..times.len())
-                .map(|i| Some(!times.is_null(i) && self.range.contains(times.value(i))))
-                .collect();
-            arrow_select::filter::filter_record_batch(&batch, &keep)?
-        };
-        let projected = batch.project(&self.projection)?;
-        // Same columns; the schema object carries the scan's (projected) metadata. A scan
-        // may project no column at all (`count(*)`): the row count says how many rows.
-        Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            projected.columns().to_vec(),
-            &arrow_array::RecordBatchOptions::new().with_row_count(Some(projected.num_rows())),
-        )?)
+        let range = self.range;
+        if range.is_all() {
+            return project(&batch, &self.projection, &self.schema);
+        }
+        select_rows(
+            &batch,
+            self.time_column,
+            |t| range.contains(t),
+            &self.projection,
+            &self.schema,
+        )
     }
+}
+
+/// The rows of `batch` whose event time (column `time_column`) `keep` accepts, projected
+/// to `schema`.
+pub(super) fn select_rows(
+    batch: &RecordBatch,
+    time_column: usize,
+    keep: impl Fn(i64) -> bool,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> datafusion::error::Result<RecordBatch> {
+    let times = times_ms(batch.column(time_column))
+        .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+    let mask: BooleanArray = (0..times.len())
+        .map(|i| Some(!times.is_null(i) && keep(times.value(i))))
+        .collect();
+    project(
+        &arrow_select::filter::filter_record_batch(batch, &mask)?,
+        projection,
+        schema,
+    )
+}
+
+fn project(
+    batch: &RecordBatch,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> datafusion::error::Result<RecordBatch> {
+    let projected = batch.project(projection)?;
+    // Same columns; the schema object carries the scan's (projected) metadata. A scan may
+    // project no column at all (`count(*)`): the row count says how many rows.
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        projected.columns().to_vec(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(projected.num_rows())),
+    )?)
 }
 
 impl LazyBatchGenerator for PartitionScan {

@@ -7,11 +7,13 @@
 //! optimises and executes the rest: joins, aggregates, sorts, with one scan partition per
 //! log partition.
 
+mod history;
 mod log_table;
 mod session;
 mod store_table;
 mod windows;
 
+pub use history::{HistoryCounters, HistoryFile};
 pub use log_table::{LogTable, TimeRange};
 pub use store_table::{SharedStore, StoreTable};
 
@@ -49,15 +51,18 @@ pub struct BatchSession {
     scanned: Arc<AtomicU64>,
     /// The streams, for rewriting `SESSION` windows.
     streams: Arc<HashMap<String, StreamDef>>,
+    history: Arc<HistoryCounters>,
 }
 
 impl BatchSession {
-    /// A session over the streams of the data directory at `root`, each limited to `range`.
+    /// A session over the streams of the data directory at `root`, each limited to `range`,
+    /// with `history` files read beside their streams' logs ([`HistoryFile`]).
     pub fn new(
         root: &Path,
         streams: &[StreamDef],
         views: Views<'_>,
         range: TimeRange,
+        history: &[HistoryFile],
     ) -> Result<BatchSession> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = SessionConfig::new()
@@ -76,26 +81,36 @@ impl BatchSession {
                 .map(|s| (s.name.clone(), s.clone()))
                 .collect(),
         );
+        if let Some(file) = history.iter().find(|f| !by_name.contains_key(&f.stream)) {
+            return Err(EngineError::Sql(format!(
+                "history file {} is for stream '{}', which does not exist",
+                file.path.display(),
+                file.stream
+            )));
+        }
+        let history_counters = Arc::new(HistoryCounters::default());
+        let mut tables = HashMap::new();
+        for def in streams {
+            let files = history
+                .iter()
+                .filter(|f| f.stream == def.name)
+                .cloned()
+                .collect();
+            let table = LogTable::new(def, streams_dir.join(&def.name), range, scanned.clone())
+                .with_history(files, history_counters.clone())?;
+            tables.insert(def.name.clone(), Arc::new(table));
+        }
+        let tables = Arc::new(tables);
         for name in ["tumble", "hop", "session"] {
             let function = Arc::new(BatchWindowFunction {
                 name,
                 streams: by_name.clone(),
-                streams_dir: streams_dir.clone(),
-                range,
-                scanned: scanned.clone(),
+                tables: tables.clone(),
             });
             register_window_function(&ctx, name, function);
         }
-        for def in streams {
-            ctx.register_table(
-                &def.name,
-                Arc::new(LogTable::new(
-                    def,
-                    streams_dir.join(&def.name),
-                    range,
-                    scanned.clone(),
-                )),
-            )?;
+        for (name, table) in tables.iter() {
+            ctx.register_table(name, table.clone())?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -110,6 +125,7 @@ impl BatchSession {
             runtime,
             scanned,
             streams: by_name,
+            history: history_counters,
         };
         match views {
             Views::Recomputed(views) => {
@@ -128,6 +144,11 @@ impl BatchSession {
             }
         }
         Ok(session)
+    }
+
+    /// What the session's scans of history files read so far.
+    pub fn history(&self) -> &HistoryCounters {
+        &self.history
     }
 
     /// Bytes of log frames the session's scans have read so far (a progress measure: a

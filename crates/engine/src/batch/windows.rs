@@ -13,11 +13,9 @@ use datafusion::functions_nested::expr_fn::make_array;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit};
 use freshet_streams::StreamDef;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
-use super::log_table::{LogTable, TimeRange};
+use super::log_table::LogTable;
 use crate::plan::{window_arguments, window_time_type};
 use crate::window::WindowKind;
 
@@ -26,10 +24,8 @@ use crate::window::WindowKind;
 pub struct BatchWindowFunction {
     pub name: &'static str,
     pub streams: Arc<HashMap<String, StreamDef>>,
-    /// The data directory's `streams/` directory.
-    pub streams_dir: PathBuf,
-    pub range: TimeRange,
-    pub scanned: Arc<AtomicU64>,
+    /// Each stream's table (its log, and its history files if any).
+    pub tables: Arc<HashMap<String, Arc<LogTable>>>,
 }
 
 /// Name of the window starts column of a hopping expansion (never visible to users).
@@ -56,13 +52,10 @@ impl TableFunctionImpl for BatchWindowFunction {
         args: TableFunctionArgs,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
         let (def, time_column, kind) = window_arguments(self.name, &self.streams, args.exprs())?;
-        let table = LogTable::new(
-            &def,
-            self.streams_dir.join(&def.name),
-            self.range,
-            self.scanned.clone(),
-        );
-        let scan = LogicalPlanBuilder::scan(&def.name, provider_as_source(Arc::new(table)), None)?;
+        let table = self.tables.get(&def.name).cloned().ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("unknown stream '{}'", def.name))
+        })?;
+        let scan = LogicalPlanBuilder::scan(&def.name, provider_as_source(table), None)?;
         let time = ms(column(&def.name, &def.columns[time_column].name));
         let columns: Vec<Expr> = def
             .columns

@@ -152,6 +152,7 @@ fn check_batch_mode(name: &str, h: &Harness, runners: &[freshet_engine::ViewRunn
             to_ms: i64::MAX / 4,
             repair: false,
             on_scan: None,
+            history: &[],
         };
         match reconcile(&request, store.as_mut()) {
             Ok(report) => assert!(

@@ -383,6 +383,7 @@ fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
         &h.data.streams(),
         Views::Recomputed(&catalog.earlier_than(shape.view)),
         TimeRange::default(),
+        &[],
     )
     .expect("a batch session");
     let (_, batch_mode) = session.query(&def.query).expect("the view runs in batch");

@@ -9,12 +9,15 @@
 
 mod checks;
 mod csv;
+mod file;
 mod ndjson;
 mod parquet;
 
 pub use self::csv::CsvDecoder;
+pub use self::file::FileDecoder;
+pub(crate) use self::file::{LineChunks, read_header_line};
 pub use self::ndjson::NdjsonDecoder;
-pub use self::parquet::decode_parquet_file;
+pub use self::parquet::{ParquetDecoder, decode_parquet_file};
 
 use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};

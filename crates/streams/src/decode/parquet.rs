@@ -7,8 +7,9 @@ use crate::def::StreamDef;
 use crate::error::{Result, StreamError};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::cast::{CastOptions, cast_with_options};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::path::Path;
+use arrow_schema::SchemaRef;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use std::path::{Path, PathBuf};
 
 /// Decode a whole Parquet file in batches of `limits::INGEST_BATCH_ROWS` rows, calling
 /// `sink` with each decoded batch. Row numbers (1-based) stand in for line numbers.
@@ -17,20 +18,57 @@ pub fn decode_parquet_file(
     path: &Path,
     mut sink: impl FnMut(Decoded) -> Result<()>,
 ) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(crate::error::io_err("open", path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| StreamError::BadInput(format!("{}: not a Parquet file: {e}", path.display())))?
-        .with_batch_size(freshet_types::limits::INGEST_BATCH_ROWS)
-        .build()
-        .map_err(|e| StreamError::BadInput(format!("{}: {e}", path.display())))?;
-    let lenient = lenient_schema(def);
-    let schema = def.schema();
-    let mut row_base = 0u64;
-    let options = CastOptions {
-        safe: true,
-        ..CastOptions::default()
-    };
-    for batch in reader {
+    let mut decoder = ParquetDecoder::open(def, path)?;
+    while let Some(decoded) = decoder.next_batch()? {
+        sink(decoded)?;
+    }
+    Ok(())
+}
+
+/// A Parquet file decoded a batch at a time.
+pub struct ParquetDecoder {
+    def: StreamDef,
+    path: PathBuf,
+    reader: ParquetRecordBatchReader,
+    lenient: SchemaRef,
+    schema: SchemaRef,
+    /// Rows before the next batch.
+    row_base: u64,
+}
+
+impl ParquetDecoder {
+    /// Opens `path` for `def`; a file that is not Parquet is refused here.
+    pub fn open(def: &StreamDef, path: &Path) -> Result<ParquetDecoder> {
+        let file = std::fs::File::open(path).map_err(crate::error::io_err("open", path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| {
+                StreamError::BadInput(format!("{}: not a Parquet file: {e}", path.display()))
+            })?
+            .with_batch_size(freshet_types::limits::INGEST_BATCH_ROWS)
+            .build()
+            .map_err(|e| StreamError::BadInput(format!("{}: {e}", path.display())))?;
+        Ok(ParquetDecoder {
+            def: def.clone(),
+            path: path.to_path_buf(),
+            reader,
+            lenient: lenient_schema(def),
+            schema: def.schema(),
+            row_base: 0,
+        })
+    }
+
+    /// The next batch of rows, decoded; `None` at the end of the file.
+    pub fn next_batch(&mut self) -> Result<Option<Decoded>> {
+        let Some(batch) = self.reader.next() else {
+            return Ok(None);
+        };
+        let path = &self.path;
+        let (def, lenient, schema, row_base) =
+            (&self.def, &self.lenient, &self.schema, self.row_base);
+        let options = CastOptions {
+            safe: true,
+            ..CastOptions::default()
+        };
         let batch = batch.map_err(|e| StreamError::BadInput(format!("{}: {e}", path.display())))?;
         let rows = batch.num_rows();
         let mut wrong: Vec<Option<String>> = vec![None; rows];
@@ -78,16 +116,15 @@ pub fn decode_parquet_file(
         };
         let decoded = finish(
             def,
-            &schema,
+            schema,
             Some(good),
             rejects,
             |r| row_base + keep[r] as u64 + 1,
             |r| row_json(&batch, keep[r]),
         )?;
-        row_base += rows as u64;
-        sink(decoded)?;
+        self.row_base += rows as u64;
+        Ok(Some(decoded))
     }
-    Ok(())
 }
 
 /// One row rendered as a JSON object, for the dead-letter stream.
