@@ -7,12 +7,12 @@
 
 use super::App;
 use super::error::ApiError;
-use crate::commands::run::{commit_all, open_runners, step_all, wait_for_data};
+use crate::commands::run::{open_runners, step_all, wait_for_data};
 use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use freshet_engine::{ViewRunner, ViewStatement, parse_view_statement};
+use freshet_engine::{EngineError, ViewRunner, ViewStatement, parse_view_statement};
 use freshet_store::ResultStore;
 use freshet_streams::ddl::split_statements;
 use serde::Deserialize;
@@ -102,11 +102,44 @@ pub fn views_loop(
             // The client may have gone; the statements stand either way.
             let _ = request.reply.send(outcome);
         }
-        if step_all(&mut runners)? == 0 {
-            wait_for_data(&runners);
+        match step_all(&mut runners) {
+            Ok(0) => wait_for_data(&runners),
+            Ok(_) => {}
+            // A commit waiting out a store outage gives up when the server stops.
+            Err(e) if stop.load(Ordering::SeqCst) && store_unavailable(&e) => break,
+            Err(e) => return Err(e),
         }
     }
-    commit_all(&mut runners)
+    commit_at_shutdown(&mut runners)
+}
+
+/// Whether `e` is a result store failure that may pass (an outage).
+fn store_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<EngineError>()
+            .is_some_and(EngineError::retriable)
+    })
+}
+
+/// Every view's last commit at shutdown. A result store that is unavailable now (an
+/// outage) does not fail the shutdown: the view's last commit stands and the next start
+/// reads on from its offsets, so nothing is lost or doubled. Any other failure does.
+fn commit_at_shutdown(runners: &mut [ViewRunner]) -> anyhow::Result<()> {
+    for r in runners.iter_mut() {
+        match r.commit().and_then(|_| r.flush()) {
+            Ok(()) => {}
+            Err(e) if e.retriable() => tracing::warn!(
+                view = %r.def().name,
+                error = %e,
+                "final commit skipped: the result store is unavailable; the view resumes \
+                 from its last commit"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| format!("view '{}' failed", r.def().name));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The data directory the views thread writes; only a server that holds it runs views.

@@ -356,10 +356,10 @@ fn expected_counts() -> std::collections::BTreeMap<(i64, String), (i64, i64)> {
     want
 }
 
-#[test]
-fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
-    let env = Env::new();
-    let server = Server::start(&env);
+/// A server whose view committed 30 bids, then a store outage (another connection holds
+/// SQLite's write lock, returned) during which 31 more bids are ingested.
+fn outage_after_30_bids(env: &Env) -> (Server, rusqlite::Connection) {
+    let server = Server::start(env);
     let sql = format!("{STREAM}; {VIEW}");
     assert_eq!(server.post_json("/v1/sql", &json!({ "sql": sql })).0, 200);
     let (status, _) = server.post_events("bid", bids_for(0..30).join("\n").as_bytes(), &[]);
@@ -368,7 +368,6 @@ fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
         p["freshness"]["lag_events"] == 0 && p["freshness"]["staleness_ms"] == 0
     });
 
-    // The store stops taking writes: another writer holds SQLite's write lock.
     let blocker =
         rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open results.db");
     blocker
@@ -378,6 +377,59 @@ fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
     more.push(bid(9, 1, 200));
     let (status, reply) = server.post_events("bid", more.join("\n").as_bytes(), &[]);
     assert_eq!(status, 200, "ingest goes on during a store outage: {reply}");
+    (server, blocker)
+}
+
+/// The rows of a results page by (auction, window start): (bids, top); every row final.
+fn final_counts(page: &Value) -> std::collections::BTreeMap<(i64, String), (i64, i64)> {
+    page["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            assert_eq!(r["_state"], "final", "{r}");
+            (
+                (
+                    r["auction"].as_i64().expect("auction"),
+                    r["window_start"].as_str().expect("start").to_string(),
+                ),
+                (
+                    r["bids"].as_i64().expect("bids"),
+                    r["top"].as_i64().expect("top"),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_store_outage_exits_0_and_a_restart_catches_up() {
+    let env = Env::new();
+    let (mut server, blocker) = outage_after_30_bids(&env);
+    std::thread::sleep(Duration::from_millis(300));
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("final commit skipped"),
+        "{}",
+        server.log_text()
+    );
+    blocker
+        .execute_batch("ROLLBACK")
+        .expect("release the write lock");
+    drop(blocker);
+
+    let server = Server::start(&env);
+    let page = results_until(&server, "?limit=1000", |p| {
+        p["freshness"]["lag_events"] == 0 && p["freshness"]["staleness_ms"] == 0
+    });
+    assert_eq!(final_counts(&page), expected_counts());
+}
+
+#[test]
+fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
+    let env = Env::new();
+    let (server, blocker) = outage_after_30_bids(&env);
 
     // Queries keep answering from what is stored, with the staleness rising.
     let (_, first) = server.get("/v1/views/counts/results?limit=1");
@@ -409,25 +461,7 @@ fn a_store_outage_pauses_the_views_and_they_catch_up_after() {
     let page = results_until(&server, "?limit=1000", |p| {
         p["freshness"]["lag_events"] == 0 && p["freshness"]["staleness_ms"] == 0
     });
-    let got: std::collections::BTreeMap<(i64, String), (i64, i64)> = page["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| {
-            assert_eq!(r["_state"], "final", "{r}");
-            (
-                (
-                    r["auction"].as_i64().expect("auction"),
-                    r["window_start"].as_str().expect("start").to_string(),
-                ),
-                (
-                    r["bids"].as_i64().expect("bids"),
-                    r["top"].as_i64().expect("top"),
-                ),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected_counts());
+    assert_eq!(final_counts(&page), expected_counts());
     // Retries are counted with the commit after the one that was retried.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
