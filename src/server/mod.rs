@@ -131,6 +131,7 @@ pub fn run_with(
         }
     };
     let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(sql::DDL_QUEUE_MAX);
+    let reconciliations = reconciler::Reconciliations::open(log.root(), log.is_writer());
     let app = Arc::new(App {
         log,
         store: store.clone(),
@@ -138,7 +139,7 @@ pub fn run_with(
         views_failed: Mutex::new(None),
         ddl,
         catalog_generation: AtomicU64::new(0),
-        reconciliations: reconciler::Reconciliations::default(),
+        reconciliations,
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.

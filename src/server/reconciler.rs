@@ -4,11 +4,16 @@
 //! no longer than the period) and compared with its stored rows, on a thread of its own (a long batch run never stalls the views or the HTTP server). Each run's figures are
 //! logged, kept for `/v1/views` and `/v1/status`, and exported as metrics; differences are
 //! reported, not repaired (that is `freshet reconcile --repair`).
+//!
+//! The figures are kept in `<data dir>/reconciliations.json`, replaced after every run: a
+//! restarted server shows the figures and totals so far and goes on from the windows the
+//! last run reached, and a query-only server beside the writer reads them from there.
 
 use freshet_engine::ViewCatalog;
 use freshet_engine::reconcile::{Request, reconcile};
-use serde::Serialize;
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,10 +23,14 @@ use super::App;
 /// How often the reconciler looks for views that are due.
 const TICK: Duration = Duration::from_secs(1);
 
+/// The file the figures are kept in, in the data directory.
+const FILE: &str = "reconciliations.json";
+
 /// What a view's scheduled reconciliations found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Figures {
-    /// Runs so far (since the server started).
+    /// Runs so far.
     pub runs: u64,
     /// When the last run finished, ms since the epoch.
     pub last_run_ms: i64,
@@ -41,32 +50,80 @@ pub struct Figures {
     pub total_extra: u64,
     /// Why the last run failed, if it did.
     pub error: Option<String>,
+    /// The end of the windows the last successful run compared (where the next run goes
+    /// on from, less one period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared_to_ms: Option<i64>,
 }
 
-/// Figures per view.
-#[derive(Default)]
-pub struct Reconciliations(Mutex<HashMap<String, Figures>>);
+/// Figures per view, kept in the data directory's [`FILE`].
+pub struct Reconciliations {
+    dir: PathBuf,
+    /// Whether this server runs the reconciliations (and writes the file); a query-only
+    /// server reads the file on each request instead.
+    writer: bool,
+    figures: Mutex<BTreeMap<String, Figures>>,
+}
 
 impl Reconciliations {
+    /// The figures kept in the data directory `dir`. A missing file is no runs yet; an
+    /// unreadable one is logged and started afresh (the figures are a report, not state
+    /// anything depends on).
+    pub fn open(dir: &Path, writer: bool) -> Reconciliations {
+        Reconciliations {
+            dir: dir.to_path_buf(),
+            writer,
+            figures: Mutex::new(read(dir)),
+        }
+    }
+
     pub fn get(&self, view: &str) -> Option<Figures> {
-        self.0
+        if !self.writer {
+            return read(&self.dir).remove(view);
+        }
+        self.figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(view)
             .cloned()
     }
 
-    fn update(&self, view: &str, f: impl FnOnce(&mut Figures)) {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// Changes `view`'s figures, forgets views no longer in `catalog`, and rewrites the file.
+    fn update(&self, catalog: &ViewCatalog, view: &str, f: impl FnOnce(&mut Figures)) {
+        let mut all = self.figures.lock().unwrap_or_else(|e| e.into_inner());
         f(all.entry(view.to_owned()).or_default());
+        all.retain(|name, _| catalog.get(name).is_some());
+        let bytes = serde_json::to_vec_pretty(&*all).expect("figures always serialise");
+        if let Err(e) = freshet_types::files::write_atomically(&self.dir, FILE, &bytes) {
+            tracing::warn!(error = %e, "cannot keep the reconciliation figures in {FILE}");
+        }
+    }
+}
+
+fn read(dir: &Path) -> BTreeMap<String, Figures> {
+    let path = dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable reconciliation figures; starting afresh");
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
     }
 }
 
 /// Runs scheduled reconciliations until `stop` is set.
 pub fn run(app: &App, stop: &AtomicBool) {
     let started = freshet_types::IngestTime::now().0;
-    // Per view: when it last ran (wall clock) and the end of the windows it compared.
-    let mut last: HashMap<String, (i64, Option<i64>)> = HashMap::new();
+    // Per view: when it last ran (wall clock) and the end of the windows it compared; a
+    // restarted server goes on from where the kept figures say.
+    let mut last: HashMap<String, (i64, Option<i64>)> = app
+        .reconciliations
+        .figures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(view, f)| (view.clone(), (f.last_run_ms, f.compared_to_ms)))
+        .collect();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(TICK);
         let Ok(catalog) = ViewCatalog::load(app.log.root()) else {
@@ -140,9 +197,10 @@ fn once(app: &App, catalog: &ViewCatalog, view: &str, from: Option<i64>) -> Opti
                 ratio = r.ratio,
                 "scheduled reconciliation"
             );
-            app.reconciliations.update(view, |f| {
+            app.reconciliations.update(catalog, view, |f| {
                 f.runs += 1;
                 f.last_run_ms = now;
+                f.compared_to_ms = Some(r.to_ms);
                 f.from_ms = r.from_ms;
                 f.to_ms = r.to_ms;
                 f.matched = r.matched;
@@ -161,7 +219,7 @@ fn once(app: &App, catalog: &ViewCatalog, view: &str, from: Option<i64>) -> Opti
         Err(e) => {
             let text = format!("{e:#}");
             tracing::warn!(view, error = text, "scheduled reconciliation failed");
-            app.reconciliations.update(view, |f| {
+            app.reconciliations.update(catalog, view, |f| {
                 f.runs += 1;
                 f.last_run_ms = now;
                 f.error = Some(text);

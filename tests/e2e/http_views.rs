@@ -619,4 +619,32 @@ fn scheduled_reconciliation_reports_and_exports_its_figures() {
     assert!(sample("freshet_reconcile_runs_total", None).is_some_and(|v| v >= 2.0));
     assert!(sample("freshet_reconcile_rows_total", Some("extra")).is_some_and(|v| v >= 1.0));
     assert!(sample("freshet_reconcile_correctness_ratio", None).is_some_and(|v| v < 1.0));
+
+    // The figures are kept: a query-only server beside the writer shows them, and so does
+    // the writer after a restart, before it runs again; the totals go on from there.
+    let (_, before) = server.get("/v1/views/counts");
+    let reader = Server::start_command(
+        &env,
+        &["serve", "--listen", "127.0.0.1:0", "--role", "query"],
+        Duration::from_secs(30),
+    );
+    let (_, seen) = reader.get("/v1/views/counts");
+    assert!(
+        seen["reconciliation"]["runs"].as_u64() >= before["reconciliation"]["runs"].as_u64()
+            && seen["reconciliation"]["total_extra"].as_u64() >= Some(1),
+        "{seen}"
+    );
+    drop(reader);
+    let mut server = server;
+    assert_eq!(server.terminate().code(), Some(0));
+    let kept = before["reconciliation"].clone();
+    let server = Server::start(&env);
+    let (_, after) = server.get("/v1/views/counts");
+    let r = &after["reconciliation"];
+    assert!(r["runs"].as_u64() >= kept["runs"].as_u64(), "{after}");
+    assert!(r["total_extra"].as_u64() >= Some(1), "{after}");
+    assert!(
+        r["total_matched"].as_u64() >= kept["total_matched"].as_u64(),
+        "{after}"
+    );
 }

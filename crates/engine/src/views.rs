@@ -236,23 +236,17 @@ impl ViewCatalog {
     /// Write `views.json` atomically (temp file, fsync, rename, fsync the directory).
     pub fn save(&self, root: &Path) -> Result<()> {
         let path = catalog_path(root);
-        let tmp = root.join("views.json.tmp");
-        let io = |context: &str| {
-            let context = format!("{context} {}", path.display());
-            move |source| EngineError::Io { context, source }
-        };
         let bytes = serde_json::to_vec_pretty(self).expect("the catalog always serialises");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
-            f.write_all(&bytes).map_err(io("write"))?;
-            f.sync_all().map_err(io("sync"))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io("rename"))?;
-        std::fs::File::open(root)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync directory of"))?;
-        Ok(())
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("views.json");
+        freshet_types::files::write_atomically(root, name, &bytes).map_err(|source| {
+            EngineError::Io {
+                context: format!("write {}", path.display()),
+                source,
+            }
+        })
     }
 
     /// A view by name.

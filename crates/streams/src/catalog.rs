@@ -5,8 +5,7 @@
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The file name inside the data directory.
 pub const FILE: &str = "catalog.json";
@@ -53,17 +52,10 @@ impl Catalog {
     /// Write the catalog to `root` atomically.
     pub fn save(&self, root: &Path) -> Result<()> {
         let path = root.join(FILE);
-        let tmp: PathBuf = root.join(format!("{FILE}.tmp"));
         let text =
             serde_json::to_vec_pretty(self).map_err(|e| catalog_err(&path, e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(root)?.sync_all()
-        };
-        write().map_err(|e| catalog_err(&path, e.to_string()))
+        freshet_types::files::write_atomically(root, FILE, &text)
+            .map_err(|e| catalog_err(&path, e.to_string()))
     }
 
     /// A stream by name.

@@ -8,6 +8,7 @@
 //! dependencies, so that every other crate can use it.
 #![deny(missing_docs)]
 
+pub mod files;
 pub mod limits;
 
 use serde::{Deserialize, Serialize};
