@@ -50,6 +50,9 @@ pub struct Figures {
     pub total_extra: u64,
     /// Why the last run failed, if it did.
     pub error: Option<String>,
+    /// The view's query when these figures were taken: a view dropped and created again
+    /// under the same name starts afresh.
+    pub query: String,
     /// The end of the windows the last successful run compared (where the next run goes
     /// on from, less one period).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +94,16 @@ impl Reconciliations {
     /// Changes `view`'s figures, forgets views no longer in `catalog`, and rewrites the file.
     fn update(&self, catalog: &ViewCatalog, view: &str, f: impl FnOnce(&mut Figures)) {
         let mut all = self.figures.lock().unwrap_or_else(|e| e.into_inner());
-        f(all.entry(view.to_owned()).or_default());
+        let figures = all.entry(view.to_owned()).or_default();
+        if let Some(def) = catalog.get(view)
+            && figures.query != def.query
+        {
+            *figures = Figures {
+                query: def.query.clone(),
+                ..Figures::default()
+            };
+        }
+        f(figures);
         all.retain(|name, _| catalog.get(name).is_some());
         let bytes = serde_json::to_vec_pretty(&*all).expect("figures always serialise");
         if let Err(e) = freshet_types::files::write_atomically(&self.dir, FILE, &bytes) {
@@ -116,14 +128,20 @@ pub fn run(app: &App, stop: &AtomicBool) {
     let started = freshet_types::IngestTime::now().0;
     // Per view: when it last ran (wall clock) and the end of the windows it compared; a
     // restarted server goes on from where the kept figures say.
-    let mut last: HashMap<String, (i64, Option<i64>)> = app
+    let kept: HashMap<String, (String, i64, Option<i64>)> = app
         .reconciliations
         .figures
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .map(|(view, f)| (view.clone(), (f.last_run_ms, f.compared_to_ms)))
+        .map(|(view, f)| {
+            (
+                view.clone(),
+                (f.query.clone(), f.last_run_ms, f.compared_to_ms),
+            )
+        })
         .collect();
+    let mut last: HashMap<String, (i64, Option<i64>)> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(TICK);
         let Ok(catalog) = ViewCatalog::load(app.log.root()) else {
@@ -134,7 +152,15 @@ pub fn run(app: &App, stop: &AtomicBool) {
                 continue;
             };
             let now = freshet_types::IngestTime::now().0;
-            let (ran, compared_to) = last.get(&def.name).copied().unwrap_or((started, None));
+            let (ran, compared_to) = last
+                .get(&def.name)
+                .copied()
+                .or_else(|| {
+                    kept.get(&def.name)
+                        .filter(|(query, _, _)| *query == def.query)
+                        .map(|&(_, ran, to)| (ran, to))
+                })
+                .unwrap_or((started, None));
             if now - ran < every as i64 {
                 continue;
             }

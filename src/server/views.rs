@@ -373,9 +373,14 @@ pub async fn results(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let app_store_is_shared = app.store.is_shared();
-    let small_page = params
+    // A key lookup: a small page from the start, narrowed by a key column.
+    let small_page = params.iter().all(|(k, v)| match k.as_str() {
+        "limit" => v.parse::<usize>().is_ok_and(|n| n <= INLINE_PAGE_ROWS_MAX),
+        "offset" => v == "0",
+        _ => true,
+    }) && params
         .iter()
-        .all(|(k, v)| k != "limit" || v.parse::<usize>().is_ok_and(|n| n <= INLINE_PAGE_ROWS_MAX));
+        .any(|(k, _)| !matches!(k.as_str(), "limit" | "offset" | "from" | "to"));
     let read = move || {
         let query = result_query(&params)?;
         let (freshness, rows, has_more) = with_reader(&app, |catalog, store| {
@@ -405,9 +410,9 @@ pub async fn results(
             "next_offset": next,
         })))
     };
-    // A page of a local SQLite file is read in tens of microseconds, less than handing
-    // it to the blocking pool and back costs; a large page, or a store across the
-    // network (whose reads can wait on a reconnect), goes to the blocking pool.
+    // A key lookup in a local SQLite file takes tens of microseconds, less than handing it
+    // to the blocking pool and back costs; a large page, a scan, or a store across the
+    // network (whose reads can wait on a reconnect) goes to the blocking pool.
     if !app_store_is_shared && small_page {
         read()
     } else {

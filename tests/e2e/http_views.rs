@@ -410,7 +410,9 @@ fn sigterm_during_a_store_outage_exits_0_and_a_restart_catches_up() {
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
     assert!(
-        server.log_text().contains("final commit skipped"),
+        server
+            .log_text()
+            .contains("skipped: the result store is unavailable"),
         "{}",
         server.log_text()
     );

@@ -102,15 +102,13 @@ pub struct SqliteStore {
     read_cache: RefCell<ReadCache>,
 }
 
-/// What a read-only connection remembers between reads.
+/// What a read-only connection remembers between reads, valid while `PRAGMA data_version`
+/// is unchanged: it changes whenever another connection commits (a view's commit, and DDL
+/// or a changed definition as well).
 #[derive(Debug, Default)]
 struct ReadCache {
-    /// `PRAGMA schema_version` when `defs` were read.
-    schema_version: Option<i64>,
-    defs: HashMap<String, Arc<ViewDef>>,
-    /// `PRAGMA data_version` when `statuses` were read: it changes whenever another
-    /// connection commits.
     data_version: Option<i64>,
+    defs: HashMap<String, Arc<ViewDef>>,
     statuses: HashMap<String, ViewStatus>,
 }
 
@@ -242,12 +240,7 @@ impl SqliteStore {
         if !self.read_only {
             return self.load_def(view);
         }
-        let version = self.pragma("schema_version")?;
-        let mut cache = self.read_cache.borrow_mut();
-        if cache.schema_version != Some(version) {
-            cache.defs.clear();
-            cache.schema_version = Some(version);
-        }
+        let mut cache = self.read_cache()?;
         if let Some(def) = cache.defs.get(view) {
             return Ok(Arc::clone(def));
         }
@@ -262,7 +255,20 @@ impl SqliteStore {
             .ok_or_else(|| unknown_view(view))
     }
 
-    /// An integer pragma of the connection (`schema_version`, `data_version`).
+    /// A read-only connection's cache, emptied first if another connection committed since
+    /// it was filled.
+    fn read_cache(&self) -> Result<std::cell::RefMut<'_, ReadCache>, StoreError> {
+        let version = self.pragma("data_version")?;
+        let mut cache = self.read_cache.borrow_mut();
+        if cache.data_version != Some(version) {
+            cache.defs.clear();
+            cache.statuses.clear();
+            cache.data_version = Some(version);
+        }
+        Ok(cache)
+    }
+
+    /// An integer pragma of the connection (`data_version`).
     fn pragma(&self, name: &str) -> Result<i64, StoreError> {
         self.conn
             .prepare_cached(&format!("PRAGMA {name}"))
@@ -271,34 +277,36 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside one read transaction: one snapshot, and one WAL read lock taken and
-    /// released rather than one per statement. Inside a transaction already, just runs `f`.
+    /// released rather than one per statement. A writer inside a transaction of its own
+    /// just runs `f`; a read-only connection never holds one between calls, so one found
+    /// open (left by a failure) is rolled back first rather than read from forever.
     fn in_snapshot<T>(
         &self,
         at: &dyn Fn() -> String,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if !self.conn.is_autocommit() {
-            return f();
-        }
         let run = |sql: &str| {
             self.conn
                 .prepare_cached(sql)
                 .and_then(|mut statement| statement.execute([]))
                 .map(|_| ())
         };
-        run("BEGIN").context(at)?;
-        match f() {
-            Ok(value) => {
-                run("COMMIT").context(at)?;
-                Ok(value)
+        if !self.conn.is_autocommit() {
+            if !self.read_only {
+                return f();
             }
-            Err(error) => {
-                // The error says what went wrong; a failed rollback of a read changes
-                // nothing (SQLite ends the transaction when the connection is used again).
-                let _ = run("ROLLBACK");
-                Err(error)
-            }
+            run("ROLLBACK").context(at)?;
         }
+        run("BEGIN").context(at)?;
+        let result = f();
+        let end = run(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        if end.is_err() && !self.conn.is_autocommit() {
+            // Still open: end it, so that the next read starts a fresh snapshot.
+            let _ = run("ROLLBACK");
+        }
+        let value = result?;
+        end.context(at)?;
+        Ok(value)
     }
 
     /// A page of results; inside a transaction (see [`ResultStore::read_results`]).
@@ -448,17 +456,14 @@ impl SqliteStore {
         if !self.read_only {
             return self.read_status(view);
         }
-        let version = self.pragma("data_version")?;
-        let mut cache = self.read_cache.borrow_mut();
-        if cache.data_version != Some(version) {
-            cache.statuses.clear();
-            cache.data_version = Some(version);
-        }
-        if let Some(status) = cache.statuses.get(view) {
+        if let Some(status) = self.read_cache()?.statuses.get(view) {
             return Ok(status.clone());
         }
         let status = self.read_status(view)?;
-        cache.statuses.insert(view.to_owned(), status.clone());
+        self.read_cache
+            .borrow_mut()
+            .statuses
+            .insert(view.to_owned(), status.clone());
         Ok(status)
     }
 
@@ -2093,6 +2098,9 @@ mod tests {
         let (_dir, mut store) = temp_store();
         let mut table = totals_table();
         store.create_view(&table).expect("create");
+        // A reader that read the narrower definition before it was widened.
+        let early = SqliteStore::open_read_only(&store.path).expect("reader");
+        assert!(early.read_results("totals", &all()).is_ok());
         table.schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, false),
             Field::new("total", DataType::UInt64, true),
@@ -2118,8 +2126,10 @@ mod tests {
             .create_view(&totals_table())
             .expect("narrower again is accepted");
         let reader = SqliteStore::open_read_only(&store.path).expect("reader");
-        let rows = reader.read_results("totals", &all()).expect("read");
-        assert!(rows.batch.schema().field(1).is_nullable());
-        assert!(rows.batch.column(1).is_null(0));
+        for reader in [&reader, &early] {
+            let rows = reader.read_results("totals", &all()).expect("read");
+            assert!(rows.batch.schema().field(1).is_nullable());
+            assert!(rows.batch.column(1).is_null(0));
+        }
     }
 }

@@ -201,12 +201,14 @@ impl HistoryScan {
         let times = times_ms(batch.column(self.time_column))
             .map_err(|e| DataFusionError::Execution(e.to_string()))?;
         let start = self.log_start_ms;
+        let range = self.range;
         let overlapping = start.map_or(0, |s| {
             (0..times.len())
-                .filter(|&i| times.is_valid(i) && times.value(i) >= s)
+                .filter(|&i| {
+                    times.is_valid(i) && times.value(i) >= s && range.contains(times.value(i))
+                })
                 .count()
         });
-        let range = self.range;
         let kept = select_rows(
             &batch,
             self.time_column,
