@@ -22,8 +22,8 @@ use arrow_array::types::{
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, LargeBinaryArray,
-    LargeStringArray, PrimitiveArray, StringArray, StringViewArray, UInt8Array, UInt16Array,
-    UInt32Array, UInt64Array,
+    LargeStringArray, PrimitiveArray, RecordBatch, StringArray, StringViewArray, UInt8Array,
+    UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow_schema::DataType;
 use rusqlite::Statement;
@@ -472,5 +472,80 @@ impl ColumnBuilder {
             ColumnBuilder::LargeBinary(mut b) => Arc::new(b.finish()),
             ColumnBuilder::BinaryView(mut b) => Arc::new(b.finish()),
         }
+    }
+}
+
+/// A page of results being read: the view's columns, then `_state` and `_updated_at`, each
+/// with its builder. Both stores read pages through it.
+pub(crate) struct Page<'a> {
+    view: &'a str,
+    pub columns: Vec<&'a Column>,
+    pub builders: Vec<ColumnBuilder>,
+}
+
+/// The two columns every results table adds to the view's own.
+static BOOKKEEPING: std::sync::LazyLock<[Column; 2]> = std::sync::LazyLock::new(|| {
+    [
+        Column {
+            name: crate::schema::STATE_COLUMN.to_owned(),
+            ty: ColumnType::Utf8,
+            nullable: false,
+        },
+        Column {
+            name: crate::schema::UPDATED_AT_COLUMN.to_owned(),
+            ty: ColumnType::Timestamp {
+                unit: crate::schema::Unit::Millisecond,
+                tz: Some("UTC".to_owned()),
+            },
+            nullable: false,
+        },
+    ]
+});
+
+impl<'a> Page<'a> {
+    /// Builders for up to `capacity` rows of `view`, whose own columns are `columns`.
+    pub(crate) fn new(view: &'a str, columns: &'a [Column], capacity: usize) -> Page<'a> {
+        let columns: Vec<&Column> = columns.iter().chain(BOOKKEEPING.iter()).collect();
+        let builders = columns
+            .iter()
+            .map(|column| ColumnBuilder::new(column, capacity))
+            .collect();
+        Page {
+            view,
+            columns,
+            builders,
+        }
+    }
+
+    /// The error for a stored value that column `i` does not hold (only the store writes
+    /// these tables, so it is corruption).
+    pub(crate) fn unexpected(&self, i: usize, found: String) -> StoreError {
+        StoreError::corrupt(format!(
+            "column '{}' of view '{}' holds {found}, which is not what the result store \
+             writes there",
+            self.columns[i].name, self.view
+        ))
+    }
+
+    /// The rows read, as one batch.
+    pub(crate) fn finish(self, has_more: bool) -> Result<crate::model::ResultRows, StoreError> {
+        let fields: Vec<arrow_schema::Field> = self
+            .columns
+            .iter()
+            .map(|column| column.to_field())
+            .collect();
+        let arrays: Vec<ArrayRef> = self
+            .builders
+            .into_iter()
+            .map(ColumnBuilder::finish)
+            .collect();
+        let view = self.view;
+        let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
+            .map_err(|error| {
+                StoreError::corrupt(format!(
+                    "the results of view '{view}' do not fit its schema: {error}"
+                ))
+            })?;
+        Ok(crate::model::ResultRows { batch, has_more })
     }
 }

@@ -12,8 +12,7 @@
 //! SQLite's schema cookie is unchanged and view statuses while no connection has committed
 //! (`PRAGMA data_version`), so a key lookup costs the lookup, not the catalog.
 
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema};
+use arrow_array::RecordBatch;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, TransactionBehavior, params};
 use std::cell::RefCell;
@@ -22,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cells::{Cells, ColumnBuilder};
+use crate::cells::{Cells, Page};
 use crate::definition::{
     Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
     TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
@@ -33,8 +32,8 @@ use crate::model::{
     Checkpoint, Commit, Progress, ResultQuery, ResultRows, ResultTable, ViewStatus,
 };
 use crate::schema::{
-    Column, ColumnType, INTERNAL_DDL, SCHEMA_VERSION, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN,
-    Unit, create_results_table, delete_by_key_sql, format_date, format_timestamp, quote_ident,
+    Column, INTERNAL_DDL, SCHEMA_VERSION, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN, Unit,
+    create_results_table, delete_by_key_sql, format_date, format_timestamp, quote_ident,
     upsert_chunk_rows, upsert_parameter, upsert_sql,
 };
 use crate::{ResultStore, StoreError};
@@ -377,31 +376,7 @@ impl SqliteStore {
         );
 
         let at = || format!("reading the results of view '{view}'");
-        let mut builders: Vec<ColumnBuilder> = def
-            .columns
-            .iter()
-            .map(|column| ColumnBuilder::new(column, limit.min(1024)))
-            .collect();
-        let state_column = Column {
-            name: STATE_COLUMN.to_owned(),
-            ty: ColumnType::Utf8,
-            nullable: false,
-        };
-        let updated_at_column = Column {
-            name: UPDATED_AT_COLUMN.to_owned(),
-            ty: ColumnType::Timestamp {
-                unit: Unit::Millisecond,
-                tz: Some("UTC".to_owned()),
-            },
-            nullable: false,
-        };
-        builders.push(ColumnBuilder::new(&state_column, limit.min(1024)));
-        builders.push(ColumnBuilder::new(&updated_at_column, limit.min(1024)));
-        let output: Vec<&Column> = def
-            .columns
-            .iter()
-            .chain([&state_column, &updated_at_column])
-            .collect();
+        let mut page = Page::new(view, &def.columns, limit.min(1024));
 
         let mut statement = self.conn.prepare_cached(&sql).context(at)?;
         let mut rows = statement
@@ -414,27 +389,15 @@ impl SqliteStore {
                 has_more = true;
                 break;
             }
-            for (i, builder) in builders.iter_mut().enumerate() {
+            for i in 0..page.builders.len() {
                 let value = row.get_ref(i).context(at)?;
-                builder.append(value).map_err(|found| {
-                    StoreError::corrupt(format!(
-                        "column '{}' of view '{view}' holds {found}, which is not what the \
-                         result store writes there",
-                        output[i].name
-                    ))
-                })?;
+                page.builders[i]
+                    .append(value)
+                    .map_err(|found| page.unexpected(i, found))?;
             }
             count += 1;
         }
-        let fields: Vec<Field> = output.iter().map(|column| column.to_field()).collect();
-        let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| {
-                StoreError::corrupt(format!(
-                    "the results of view '{view}' do not fit its schema: {error}"
-                ))
-            })?;
-        Ok(ResultRows { batch, has_more })
+        page.finish(has_more)
     }
 
     /// A view's status as stored; inside a transaction.
@@ -1025,6 +988,7 @@ mod tests {
     use super::*;
     use crate::model::{LateEvent, PartitionProgress, ResultBatch, RowState};
     use arrow_array::Array;
+    use arrow_array::ArrayRef;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
     use arrow_array::{
@@ -1035,6 +999,7 @@ mod tests {
         UInt16Array, UInt32Array, UInt64Array,
     };
     use arrow_schema::{DataType, SchemaRef, TimeUnit};
+    use arrow_schema::{Field, Schema};
     use serde_json::json;
 
     fn temp_store() -> (tempfile::TempDir, SqliteStore) {

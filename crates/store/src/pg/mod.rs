@@ -29,7 +29,6 @@ mod types;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::{Field, Schema};
 use postgres::types::ToSql;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement, Transaction};
 use std::cell::RefCell;
@@ -43,7 +42,7 @@ use self::types::{
     Cell, PgTime, array_type, column_array, column_type, from_micros, read_cell, read_expression,
     scalar_type,
 };
-use crate::cells::ColumnBuilder;
+use crate::cells::Page;
 use crate::definition::{
     Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
     TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
@@ -55,7 +54,7 @@ use crate::model::{
     ViewStatus,
 };
 use crate::schema::{
-    Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN, Unit, quote_ident,
+    Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN, quote_ident,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -1225,37 +1224,18 @@ impl ResultStore for PgStore {
             client.query(&sql, &refs).context(at)
         })?;
 
-        let state_column = Column {
-            name: STATE_COLUMN.to_owned(),
-            ty: ColumnType::Utf8,
-            nullable: false,
-        };
-        let updated_at_column = Column {
-            name: UPDATED_AT_COLUMN.to_owned(),
-            ty: ColumnType::Timestamp {
-                unit: Unit::Millisecond,
-                tz: Some("UTC".to_owned()),
-            },
-            nullable: false,
-        };
-        let output: Vec<&Column> = def
-            .columns
-            .iter()
-            .chain([&state_column, &updated_at_column])
-            .collect();
-        let mut builders: Vec<ColumnBuilder> = output
-            .iter()
-            .map(|column| ColumnBuilder::new(column, rows.len().min(limit)))
-            .collect();
+        let mut page = Page::new(view, &def.columns, rows.len().min(limit));
         let has_more = rows.len() > limit;
         for row in rows.iter().take(limit) {
-            for (i, (builder, column)) in builders.iter_mut().zip(&output).enumerate() {
+            let last = page.columns.len() - 1;
+            for i in 0..=last {
+                let (builder, column) = (&mut page.builders[i], page.columns[i]);
                 let cell = read_cell(row, i, &column.ty).context(at)?;
                 let appended = match (cell, &column.ty) {
                     (Cell::Value(value), _) => builder.append(value),
                     // `_updated_at` keeps milliseconds; a row written by hand may carry
                     // more, which are cut.
-                    (Cell::Time(micros), _) if i == output.len() - 1 => {
+                    (Cell::Time(micros), _) if i == last => {
                         builder.append_time(micros.map(|m| m.div_euclid(1_000)))
                     }
                     (Cell::Time(micros), ColumnType::Timestamp { unit, .. }) => {
@@ -1267,24 +1247,10 @@ impl ResultStore for PgStore {
                     }
                     (Cell::Time(days), _) => builder.append_time(days),
                 };
-                appended.map_err(|found| {
-                    StoreError::corrupt(format!(
-                        "column '{}' of view '{view}' holds {found}, which is not what the \
-                         result store writes there",
-                        column.name
-                    ))
-                })?;
+                appended.map_err(|found| page.unexpected(i, found))?;
             }
         }
-        let fields: Vec<Field> = output.iter().map(|column| column.to_field()).collect();
-        let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|error| {
-                StoreError::corrupt(format!(
-                    "the results of view '{view}' do not fit its schema: {error}"
-                ))
-            })?;
-        Ok(ResultRows { batch, has_more })
+        page.finish(has_more)
     }
 
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
