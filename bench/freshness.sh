@@ -10,6 +10,7 @@
 # period is 15 minutes or more, too long to sample here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 SECONDS_RUN="${1:-120}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-freshness}"
 PORT="${BENCH_PORT:-17482}"
@@ -18,7 +19,7 @@ F="$PWD/target/bench-release/freshet"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 U="http://127.0.0.1:$PORT"
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 "$F" gen nexmark --events 1000000 --only bid --base-time now --out "$DIR/live.ndjson" >/dev/null
 Q="SELECT auction, window_start, window_end, COUNT(*) AS num

@@ -11,6 +11,7 @@
 # output discarded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-10000000}"
 RATE="${BENCH_RATE:-100000}"
@@ -20,7 +21,7 @@ F="$PWD/target/bench-release/freshet"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 "$F" --data-dir "$D" gen nexmark --events "$EVENTS" --to-streams --json >"$DIR/gen.json"
 BIDS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bid"])' "$DIR/gen.json" 2>/dev/null || echo 0)
@@ -55,7 +56,7 @@ for a in e["alternatives"]:
 PY
 done
 
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
+median() { median_of 0 "$@"; }
 for name in q5 q7; do
   sql=$Q5; [ "$name" = q7 ] && sql=$Q7
   rates=() rss=()

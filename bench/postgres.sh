@@ -10,6 +10,7 @@
 # falls on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-10000000}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-pg}"
@@ -21,9 +22,9 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 trap 'psql "$PG" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true' EXIT
 
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f}")' "$@"; }
+median() { median_of 1 "$@"; }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(psql "$PG" -Atc 'select version()' | cut -d, -f1)"
 
 "$F" --data-dir "$D" gen nexmark --events "$EVENTS" --to-streams --json >"$DIR/gen.json"

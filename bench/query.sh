@@ -7,6 +7,7 @@
 # clients while another client ingests bids at 50,000 events/s (1,000-event requests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-query}"
 PORT="${BENCH_PORT:-17479}"
@@ -15,10 +16,9 @@ F="$PWD/target/bench-release/freshet"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 U="http://127.0.0.1:$PORT"
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f}")' "$@"; }
-json() { python3 -c 'import sys,json; d=json.load(sys.stdin); print(d[sys.argv[1]])' "$1"; }
+median() { median_of 1 "$@"; }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 "$F" --data-dir "$D" gen nexmark --events 1000000 --to-streams >/dev/null
 "$F" gen nexmark --events 600000 --only bid --base-time 2015-07-15T01:00:00Z --out "$DIR/live.ndjson" >/dev/null

@@ -4,6 +4,7 @@
 # disk under $BENCH_DIR (default /tmp/freshet-bench), and only loopback network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench}"
 PORT="${BENCH_PORT:-17478}"
@@ -16,11 +17,10 @@ DDL="CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price B
   WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
   WITH (partitions = 4, partition_key = 'auction', fsync = 'always')"
 
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
-json() { python3 -c 'import sys,json; d=json.load(sys.stdin); print(d[sys.argv[1]])' "$1"; }
+median() { median_of 0 "$@"; }
 rss_kb() { grep -E "Maximum resident" "$1" | awk '{print $NF}'; }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 # The disk's own fsync latency bounds acknowledgement latency under fsync = always.
 python3 - "$DIR" <<'PY'

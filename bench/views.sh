@@ -8,6 +8,7 @@
 # thrown away, as the reference implementations measure q0-q2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-10000000}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-views}"
@@ -16,10 +17,10 @@ F="$PWD/target/bench-release/freshet"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}")' "$@"; }
+median() { median_of 0 "$@"; }
 field() { grep -E "$1" "$2" | awk '{print $NF}'; }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 "$F" --data-dir "$D" gen nexmark --events "$EVENTS" --to-streams --json >"$DIR/gen.json"
