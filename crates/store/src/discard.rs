@@ -113,6 +113,7 @@ mod tests {
             upserts: Vec::new(),
             state_puts: Vec::new(),
             state_deletes: Vec::new(),
+            state_reset: false,
             late: Vec::new(),
             progress: Progress {
                 partitions: Vec::new(),

@@ -120,6 +120,9 @@ pub struct Commit {
     /// Operator state keys to remove, applied before the puts: a key in both keeps the
     /// put's value.
     pub state_deletes: Vec<Vec<u8>>,
+    /// Remove every operator state entry of the view before the deletes and puts: a batch
+    /// run recomputed the view from the log and kept no operator state.
+    pub state_reset: bool,
     /// Late events to keep; one already stored is not stored again.
     pub late: Vec<LateEvent>,
     /// The progress this commit reaches.

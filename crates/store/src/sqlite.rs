@@ -718,6 +718,10 @@ impl ResultStore for SqliteStore {
         let rows = write_upserts(&tx, view, &def, &commit.upserts, &updated_at)?;
         // Deletes first: a key both deleted and put in one commit (state removed, then
         // created again) keeps the put's value.
+        if commit.state_reset {
+            tx.execute("DELETE FROM freshet_state WHERE view = ?1", params![view])
+                .context(at)?;
+        }
         if !commit.state_deletes.is_empty() {
             let mut delete = tx
                 .prepare_cached("DELETE FROM freshet_state WHERE view = ?1 AND key = ?2")
@@ -1077,6 +1081,7 @@ mod tests {
             upserts,
             state_puts: vec![],
             state_deletes: vec![],
+            state_reset: false,
             late: vec![],
             progress,
         }
@@ -1379,6 +1384,7 @@ mod tests {
             upserts: vec![totals(&table, &[(1, 10), (2, 20)])],
             state_puts: vec![(b"w1".to_vec(), b"open".to_vec())],
             state_deletes: vec![],
+            state_reset: false,
             late: vec![],
             progress: progress(5, 1_000),
         };
@@ -1395,6 +1401,7 @@ mod tests {
             ],
             state_puts: vec![(b"w2".to_vec(), b"open".to_vec())],
             state_deletes: vec![b"w1".to_vec()],
+            state_reset: false,
             late: vec![],
             progress: progress(9, 2_000),
         };
@@ -1443,6 +1450,7 @@ mod tests {
                         (vec![0xff], b"3".to_vec()),
                     ],
                     state_deletes: vec![],
+                    state_reset: false,
                     late: vec![],
                     progress: progress(3, 100),
                 },
@@ -1467,6 +1475,7 @@ mod tests {
                     // `b` is deleted and put again in one commit: the put wins.
                     state_puts: vec![(b"b".to_vec(), b"22".to_vec())],
                     state_deletes: vec![b"a".to_vec(), b"b".to_vec(), b"missing".to_vec()],
+                    state_reset: false,
                     late: vec![],
                     progress: progress(7, 200),
                 },
@@ -1481,6 +1490,23 @@ mod tests {
         let status = store.status("totals").expect("status");
         assert_eq!(status.progress, Some(progress(7, 200)));
         assert!(status.committed_at_ms.is_some());
+
+        // A reset removes every entry before the commit's own puts.
+        store
+            .commit(
+                "totals",
+                &Commit {
+                    upserts: vec![],
+                    state_puts: vec![(b"c".to_vec(), b"3".to_vec())],
+                    state_deletes: vec![],
+                    state_reset: true,
+                    late: vec![],
+                    progress: progress(9, 300),
+                },
+            )
+            .expect("third commit");
+        let loaded = store.load("totals").expect("load");
+        assert_eq!(loaded.state, vec![(b"c".to_vec(), b"3".to_vec())]);
 
         // A reopened store reads the same checkpoint.
         let path = store.path.clone();
@@ -1506,6 +1532,7 @@ mod tests {
             upserts: vec![],
             state_puts: vec![],
             state_deletes: vec![],
+            state_reset: false,
             late: vec![late.clone()],
             progress: progress(43, 0),
         };
@@ -1608,6 +1635,7 @@ mod tests {
             upserts: vec![counts(&table.schema, &[(Some("a"), 0, 1)], RowState::Final)],
             state_puts: vec![(b"k".to_vec(), b"v".to_vec())],
             state_deletes: vec![],
+            state_reset: false,
             late: vec![LateEvent {
                 stream: "clicks".into(),
                 partition: 0,

@@ -991,6 +991,11 @@ impl ResultStore for PgStore {
                 &commit.upserts,
                 PgTime(committed_at_ms.saturating_mul(1_000)),
             )?;
+            if commit.state_reset {
+                let sql = format!("DELETE FROM {schema}.freshet_state WHERE view = $1");
+                let statement = prepared(&mut tx, statements, &sql).context(at)?;
+                tx.execute(&statement, &[&view]).context(at)?;
+            }
             if !commit.state_deletes.is_empty() {
                 let sql = format!(
                     "DELETE FROM {schema}.freshet_state WHERE view = $1 AND key = ANY($2::bytea[])"
