@@ -104,6 +104,7 @@ fn print(e: &Explanation) {
         ],
         &rows,
     );
+    output::line(format!("batch mode runs as: {}", e.batch_execution));
     output::line(format!("risk: {}", e.risk));
     output::line(format!("mitigation: {}", e.mitigation));
     output::line(format!("would choose differently: {}", e.condition));

@@ -56,6 +56,8 @@ pub const VIEW_INGEST_TO_COMMIT: &str = "freshet_view_ingest_to_commit_seconds";
 pub const STORE_COMMIT_DURATION: &str = "freshet_store_commit_duration_seconds";
 /// Times the planner moved a view to another mode.
 pub const VIEW_MODE_SWITCHES: &str = "freshet_view_mode_switches_total";
+/// Batch runs DataFusion executed for a view in batch mode.
+pub const VIEW_BATCH_RUNS: &str = "freshet_view_batch_runs_total";
 /// 1 for the mode a view runs in (label `mode`: streaming, micro_batch, batch), else 0.
 pub const VIEW_MODE: &str = "freshet_view_mode_ratio";
 /// Rows compared by scheduled reconciliations, by result (`matched`, `mismatched`,
@@ -237,7 +239,7 @@ fn render(app: &App) -> Result<String, ApiError> {
     }
     // One sample per view; `None` leaves the view out (no value yet).
     type PerView = fn(&ViewFigures) -> Option<f64>;
-    let per_view: [(&str, &str, &str, PerView); 10] = [
+    let per_view: [(&str, &str, &str, PerView); 11] = [
         (
             VIEW_LAG,
             "gauge",
@@ -299,6 +301,12 @@ fn render(app: &App) -> Result<String, ApiError> {
             "counter",
             "Times the planner moved the view to another mode.",
             |v| Some(v.stats.mode_switches as f64),
+        ),
+        (
+            VIEW_BATCH_RUNS,
+            "counter",
+            "Batch runs DataFusion executed for the view in batch mode.",
+            |v| Some(v.stats.batch_runs as f64),
         ),
     ];
     for (name, kind, help, value) in per_view {

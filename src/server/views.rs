@@ -290,6 +290,7 @@ fn view_summary(f: &ViewFigures) -> Value {
             "late_updated": stats.late_updated,
             "state_bytes": stats.state_bytes,
             "mode_switches": stats.mode_switches,
+            "batch_runs": stats.batch_runs,
         },
     })
 }

@@ -206,6 +206,12 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
                 "{field}: {e}"
             );
         }
+        assert!(
+            e["batch_execution"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("DataFusion batch runs")),
+            "{e}"
+        );
         modes.push(e["mode"].as_str().expect("a mode").to_owned());
     }
     assert_eq!(modes, ["streaming", "micro_batch", "batch"]);
@@ -216,9 +222,89 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
         "risk:",
         "mitigation:",
         "would choose differently:",
+        "batch mode runs as: DataFusion",
     ] {
         assert!(text.contains(part), "{part} in\n{text}");
     }
+}
+
+/// Final rows of `view`, one line each, in key order.
+fn final_rows(env: &Env, view: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open(env.data_dir().join("results.db")).expect("open");
+    let mut statement = db
+        .prepare(&format!(
+            "SELECT auction || '|' || window_start || '|' || bids || '|' || total \
+             FROM {view} WHERE _state = 'final' ORDER BY auction, window_start"
+        ))
+        .expect("select");
+    statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| r.expect("a row"))
+        .collect()
+}
+
+#[test]
+fn a_served_view_in_batch_mode_runs_as_datafusion_batch_runs_and_equals_streaming() {
+    let env = Env::new();
+    // 20 s of event time; the watermark (4 s behind) closes the first 16 one-second windows.
+    env.ok(&["gen", "nexmark", "--events", "200000", "--to-streams"]);
+    for (name, sla) in [("fast", "1s"), ("daily", "1d")] {
+        env.ok(&[
+            "sql",
+            &format!(
+                "CREATE VIEW {name} WITH (freshness = '{sla}') AS SELECT auction, window_start, \
+                 window_end, COUNT(*) AS bids, SUM(price) AS total \
+                 FROM TUMBLE(bid, date_time, INTERVAL '1' SECOND) \
+                 GROUP BY auction, window_start, window_end"
+            ),
+        ]);
+    }
+    let bids = env.events("bid");
+    let mut server = super::support::Server::start(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (fast, daily) = loop {
+        let (status, views) = server.get("/v1/views");
+        assert_eq!(status, 200, "{views}");
+        let find = |name: &str| {
+            views["views"]
+                .as_array()
+                .and_then(|a| a.iter().find(|v| v["name"] == name).cloned())
+                .unwrap_or_else(|| panic!("view {name} in {views}"))
+        };
+        let (fast, daily) = (find("fast"), find("daily"));
+        if fast["stats"]["input_events"] == bids && daily["stats"]["batch_runs"].as_u64() >= Some(1)
+        {
+            break (fast, daily);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the views did not catch up: {views}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(daily["mode"], "batch", "{daily}");
+    assert_eq!(daily["stats"]["input_events"], bids, "{daily}");
+    assert_eq!(fast["mode"], "streaming", "{fast}");
+    assert_eq!(fast["stats"]["batch_runs"], 0, "{fast}");
+    let late = |v: &Value| {
+        v["stats"]["late_dropped"].as_u64().unwrap_or(0)
+            + v["stats"]["late_dead_lettered"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(
+        late(&fast),
+        0,
+        "the comparison below needs no late events: {fast}"
+    );
+    let metrics = server.get_text("/metrics");
+    assert!(
+        metrics.contains("freshet_view_batch_runs_total{view=\"daily\"}"),
+        "{metrics}"
+    );
+    assert!(server.terminate().success());
+    let streamed = final_rows(&env, "fast");
+    assert!(streamed.len() > 100, "{}", streamed.len());
+    assert_eq!(final_rows(&env, "daily"), streamed);
 }
 
 /// Event time of a generated bid line, in ms.

@@ -84,6 +84,15 @@ pub struct Stats {
     /// Newest ingest time read from each partition (`stream/partition`), so that idleness
     /// is judged the same after a restart.
     pub last_ingest_ms: BTreeMap<String, i64>,
+    /// Batch runs executed by DataFusion (batch mode of a view it can run; see
+    /// `runner::batch_run`).
+    pub batch_runs: u64,
+    /// The operators hold no state: batch runs recompute open windows from the log, and
+    /// the state is rebuilt from the log before the operators run again.
+    pub state_in_log: bool,
+    /// While `state_in_log`: per partition (`stream/partition`), the first offset whose
+    /// events an open window may still need (the log is kept from there).
+    pub needed_from: BTreeMap<String, u64>,
 }
 
 /// What operators need to know while they run, and what they report back.
@@ -102,4 +111,7 @@ pub struct Ctx {
     pub end_of_stream: bool,
     /// Provisional updates are due at this commit.
     pub emit_due: bool,
+    /// Events are being read again to rebuild state: an event of a final window was
+    /// handled when it was first read and is skipped without being counted.
+    pub replaying: bool,
 }

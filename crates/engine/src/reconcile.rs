@@ -142,13 +142,14 @@ fn describe(names: &[String], key: &[usize], values: &[String]) -> String {
         .join(", ")
 }
 
-/// Rows of `batch` whose window lies in `[from, to)`, optionally only final ones (by the
-/// `_state` column), with the columns of `schema` (cast to its types).
-fn in_range(
+/// Rows of `batch` whose window lies in `[from, to)` and ends after `ends_after`, optionally
+/// only final ones (by the `_state` column), with the columns of `schema` (cast to its
+/// types).
+pub(crate) fn in_range(
     batch: &RecordBatch,
     schema: &SchemaRef,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
+    ends_after: i64,
     final_only: bool,
 ) -> Result<RecordBatch> {
     let column = |name: &str| {
@@ -174,6 +175,7 @@ fn in_range(
                     && !ends.is_null(i)
                     && starts.value(i) >= from
                     && ends.value(i) <= to
+                    && ends.value(i) > ends_after
                     && states.is_none_or(|s| s.value(i) == RowState::Final.as_str()),
             )
         })
@@ -309,7 +311,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
         }
         let (_, batches) = session.query(&def.query)?;
         for batch in &batches {
-            let batch = in_range(batch, &schema, from, to, false)?;
+            let batch = in_range(batch, &schema, (from, to), i64::MIN, false)?;
             if batch.num_rows() > 0 {
                 recomputed.push(text_rows(batch, &key, &names)?);
             }
@@ -334,7 +336,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
             },
         )?;
         offset += page.batch.num_rows();
-        let rows = in_range(&page.batch, &schema, from, to, true)?;
+        let rows = in_range(&page.batch, &schema, (from, to), i64::MIN, true)?;
         if rows.num_rows() > 0 {
             stored.push(text_rows(rows, &key, &names)?);
         }

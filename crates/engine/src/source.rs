@@ -162,6 +162,9 @@ impl Source {
         (s, e): (i64, i64),
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx.replaying {
+            return Ok(());
+        }
         match ctx.late_policy {
             LatePolicy::Drop => ctx.stats.late_dropped += 1,
             // A final row never changes, even under `update` (which amends rows only

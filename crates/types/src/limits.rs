@@ -60,6 +60,11 @@ pub const VIEW_STATE_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 /// memory between commits and the size of one store transaction.
 pub const VIEW_ROWS_PER_COMMIT_MAX: usize = 200_000;
 
+/// Events one batch run of a running view claims (DataFusion batch mode): more waiting in
+/// the log are left to the next run, which follows at once. Bounds the rows one run holds
+/// until its commit.
+pub const BATCH_RUN_EVENTS_MAX: u64 = 20_000_000;
+
 /// Bytes of log frames a view reads from one partition per step.
 pub const VIEW_READ_BYTES: usize = 4 * 1024 * 1024;
 

@@ -89,6 +89,10 @@ pub struct LogTable {
     /// The log's first event time: history rows at or after it are the log's.
     log_start_ms: Option<i64>,
     history_counters: Arc<HistoryCounters>,
+    /// Per partition, the offsets `[start, end)` the scan reads (a running view's batch
+    /// run reads exactly what it has claimed, from the first frame it may need); `None`
+    /// reads everything.
+    bounds: Option<Vec<(u64, u64)>>,
 }
 
 impl LogTable {
@@ -109,7 +113,14 @@ impl LogTable {
             history: Vec::new(),
             log_start_ms: None,
             history_counters: Arc::default(),
+            bounds: None,
         }
+    }
+
+    /// Reads only the offsets `[start, end)` of each partition (`bounds[partition]`).
+    pub fn within(mut self, bounds: Vec<(u64, u64)>) -> LogTable {
+        self.bounds = Some(bounds);
+        self
     }
 
     /// Adds history files of this stream (see [`super::history`]); the log's first event
@@ -221,6 +232,10 @@ impl TableProvider for LogTable {
                 dir: self.dir.join(p.to_string()),
                 reader: None,
                 next: None,
+                bounds: self
+                    .bounds
+                    .as_ref()
+                    .map(|b| b.get(p as usize).copied().unwrap_or((0, 0))),
                 pending: Vec::new(),
                 projection: projection.clone(),
                 schema: schema.clone(),
@@ -255,6 +270,8 @@ struct PartitionScan {
     reader: Option<PartitionReader>,
     /// The next offset to read; `None` before the first read.
     next: Option<u64>,
+    /// The offsets `[start, end)` read; `None` reads everything.
+    bounds: Option<(u64, u64)>,
     /// Decoded batches of the current frames, not yet returned.
     pending: Vec<RecordBatch>,
     projection: Vec<usize>,
@@ -291,12 +308,16 @@ impl PartitionScan {
             }
             let mut reader =
                 PartitionReader::open(Arc::new(FileStorage), &self.dir).map_err(external)?;
-            self.next = Some(reader.start_offset().map_err(external)?.0);
+            let start = reader.start_offset().map_err(external)?.0;
+            self.next = Some(start.max(self.bounds.map_or(0, |(from, _)| from)));
             self.reader = Some(reader);
         }
         let (Some(reader), Some(next)) = (self.reader.as_mut(), self.next) else {
             return Ok(false);
         };
+        if self.bounds.is_some_and(|(_, end)| next >= end) {
+            return Ok(false);
+        }
         let frames = reader.read(Offset(next), READ_BYTES).map_err(external)?;
         if frames.is_empty() {
             return Ok(false);
@@ -305,24 +326,32 @@ impl PartitionScan {
             let header = &frame.header;
             self.scanned
                 .fetch_add(u64::from(header.frame_bytes), Ordering::Relaxed);
+            let base = header.base_offset.0;
+            let stop = self.bounds.map_or(u64::MAX, |(_, end)| end);
+            if base >= stop {
+                self.next = Some(stop);
+                break;
+            }
             let end = header.end_offset().0;
             if end <= next {
                 continue;
             }
-            self.next = Some(end);
+            self.next = Some(end.min(stop));
             if !self
                 .range
                 .admits_frame(header.min_event_time.0, header.max_event_time.0)
             {
                 continue;
             }
-            let skip = next.saturating_sub(header.base_offset.0) as usize;
+            // Rows before `next` (read already) and from `stop` on (not claimed) are cut.
+            let mut at = base;
             for batch in freshet_streams::payload::decode(&frame.payload).map_err(external)? {
-                let batch = if skip > 0 {
-                    batch.slice(
-                        skip.min(batch.num_rows()),
-                        batch.num_rows().saturating_sub(skip),
-                    )
+                let rows = batch.num_rows() as u64;
+                let first = next.max(at).min(at + rows);
+                let last = stop.min(at + rows).max(first);
+                at += rows;
+                let batch = if first > at - rows || last < at {
+                    batch.slice((first - (at - rows)) as usize, (last - first) as usize)
                 } else {
                     batch
                 };
@@ -411,6 +440,7 @@ impl LazyBatchGenerator for PartitionScan {
             dir: self.dir.clone(),
             reader: None,
             next: None,
+            bounds: self.bounds,
             pending: Vec::new(),
             projection: self.projection.clone(),
             schema: self.schema.clone(),

@@ -64,6 +64,30 @@ impl BatchSession {
         range: TimeRange,
         history: &[HistoryFile],
     ) -> Result<BatchSession> {
+        Self::build(root, streams, views, range, history, &HashMap::new())
+    }
+
+    /// A session like [`BatchSession::new`] (without history) whose scans of each stream
+    /// named in `bounds` read only its partitions' offsets `[start, end)` there: a running
+    /// view's batch run reads exactly the offsets it has claimed.
+    pub fn within(
+        root: &Path,
+        streams: &[StreamDef],
+        views: Views<'_>,
+        range: TimeRange,
+        bounds: &HashMap<String, Vec<(u64, u64)>>,
+    ) -> Result<BatchSession> {
+        Self::build(root, streams, views, range, &[], bounds)
+    }
+
+    fn build(
+        root: &Path,
+        streams: &[StreamDef],
+        views: Views<'_>,
+        range: TimeRange,
+        history: &[HistoryFile],
+        bounds: &HashMap<String, Vec<(u64, u64)>>,
+    ) -> Result<BatchSession> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = SessionConfig::new()
             .with_target_partitions(threads)
@@ -96,8 +120,11 @@ impl BatchSession {
                 .filter(|f| f.stream == def.name)
                 .cloned()
                 .collect();
-            let table = LogTable::new(def, streams_dir.join(&def.name), range, scanned.clone())
+            let mut table = LogTable::new(def, streams_dir.join(&def.name), range, scanned.clone())
                 .with_history(files, history_counters.clone())?;
+            if let Some(bounds) = bounds.get(&def.name) {
+                table = table.within(bounds.clone());
+            }
             tables.insert(def.name.clone(), Arc::new(table));
         }
         let tables = Arc::new(tables);

@@ -187,6 +187,34 @@ impl Harness {
         out
     }
 
+    /// Operator state entries stored for `view`.
+    pub fn state_entries(&self, view: &str) -> u64 {
+        if let Some(pg) = &self.pg {
+            let n: i64 = pg
+                .client()
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE view = $1",
+                        pg.table("freshet_state")
+                    ),
+                    &[&view],
+                )
+                .expect("count the state entries")
+                .get(0);
+            return n as u64;
+        }
+        let StoreLocation::Sqlite(path) = &self.store else {
+            unreachable!("a store is SQLite or PostgreSQL")
+        };
+        let conn = rusqlite::Connection::open(path).expect("open the store");
+        conn.query_row(
+            "SELECT count(*) FROM freshet_state WHERE view = ?1",
+            [view],
+            |r| r.get(0),
+        )
+        .expect("count the state entries")
+    }
+
     /// Rows of `freshet_late_events` for `view`: partition, offset, reason.
     pub fn late_events(&self, view: &str) -> Vec<(u32, u64, String)> {
         if let Some(pg) = &self.pg {

@@ -22,14 +22,17 @@ use crate::plan::Planner;
 use crate::planner::{self, Plan};
 use crate::rows::Rows;
 use crate::views::{ViewCatalog, ViewDef};
+
+mod batch_run;
 use crate::{Ctx, Stats};
 use arrow_array::{ArrayRef, RecordBatch};
 use freshet_log::{Partition, PartitionReader};
 use freshet_store::{Commit, PartitionProgress, Progress, ResultBatch, ResultStore, ResultTable};
 use freshet_streams::{DataDir, StreamDef};
 use freshet_types::Offset;
-use freshet_types::limits::{VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
-use std::collections::HashMap;
+use freshet_types::limits::{BATCH_RUN_EVENTS_MAX, VIEW_READ_BYTES, VIEW_ROWS_PER_COMMIT_MAX};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -41,6 +44,10 @@ struct PartInput {
     max_event: Option<i64>,
     last_ingest_ms: Option<i64>,
     caught_up: bool,
+    /// While the state is in the log (`Stats::state_in_log`): `(first offset, max event
+    /// time)` of the frames read that may hold events of open windows, only those whose
+    /// max event time is above every frame's before them (see [`batch_run`]).
+    needed: VecDeque<(u64, i64)>,
 }
 
 struct StreamInput {
@@ -73,8 +80,12 @@ pub fn compile_view_over(
     views: &ViewCatalog,
     def: &ViewDef,
 ) -> Result<Compiled> {
-    let earlier = views.earlier_than(&def.name);
-    let planner = Planner::new(streams, &earlier)?;
+    compile_after(streams, &views.earlier_than(&def.name), def)
+}
+
+/// Like [`compile_view_over`], given the views created before `def` (those it may read).
+fn compile_after(streams: &[StreamDef], earlier: &[ViewDef], def: &ViewDef) -> Result<Compiled> {
+    let planner = Planner::new(streams, earlier)?;
     let plan = planner.plan(&def.query)?;
     compile(&plan, &def.options, &planner.execution_props())
 }
@@ -137,6 +148,15 @@ pub struct ViewRunner {
     /// `(ingest time, events)` of the frames read since the last commit, at most
     /// [`UNCOMMITTED_FRAMES_TRACKED`] (older ones merged into the first).
     uncommitted: Vec<(i64, u64)>,
+    /// What batch runs need: the data directory, its streams and the views before this one.
+    root_dir: PathBuf,
+    streams: Vec<StreamDef>,
+    earlier: Vec<ViewDef>,
+    /// How far before the window watermark a batch run reads (ms), or why DataFusion
+    /// cannot run this view's batch mode.
+    batch_support: std::result::Result<i64, String>,
+    /// The next commit removes the view's stored operator state first.
+    reset_state: bool,
 }
 
 impl ViewRunner {
@@ -171,6 +191,10 @@ impl ViewRunner {
                     .collect()
             })
             .unwrap_or_default();
+        let stats: Stats = progress
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.stats.clone()).ok())
+            .unwrap_or_default();
         let mut inputs = Vec::new();
         for name in names {
             let stream = data.stream(&name)?;
@@ -184,9 +208,21 @@ impl ViewRunner {
                     None => (reader.start_offset()?.0, None),
                 };
                 let start = reader.start_offset()?.0;
-                if next < start {
+                // Open windows' events before `next` are still needed when a batch run
+                // left the state in the log.
+                let keep = if stats.state_in_log {
+                    stats
+                        .needed_from
+                        .get(&format!("{name}/{p}"))
+                        .copied()
+                        .unwrap_or(start)
+                        .min(next)
+                } else {
+                    next
+                };
+                if keep < start {
                     return Err(EngineError::Sql(format!(
-                        "view '{}' needs {name} partition {p} from offset {next}, but retention \
+                        "view '{}' needs {name} partition {p} from offset {keep}, but retention \
                          removed everything before {start}; recreate the view to rebuild it \
                          from what the log still holds",
                         def.name
@@ -194,7 +230,7 @@ impl ViewRunner {
                 }
                 partition
                     .consumers()
-                    .set(&consumer_name(&def.name), Offset(next))?;
+                    .set(&consumer_name(&def.name), Offset(keep))?;
                 parts.push(PartInput {
                     partition: partition.clone(),
                     reader,
@@ -202,6 +238,7 @@ impl ViewRunner {
                     max_event: wm.map(|w| w.saturating_add(delay_ms)),
                     last_ingest_ms: None,
                     caught_up: false,
+                    needed: VecDeque::new(),
                 });
             }
             inputs.push(StreamInput {
@@ -211,10 +248,6 @@ impl ViewRunner {
                 parts,
             });
         }
-        let stats: Stats = progress
-            .as_ref()
-            .and_then(|p| serde_json::from_value(p.stats.clone()).ok())
-            .unwrap_or_default();
         for s in &mut inputs {
             for (p, part) in s.parts.iter_mut().enumerate() {
                 part.last_ingest_ms = stats
@@ -231,6 +264,7 @@ impl ViewRunner {
             stats,
             end_of_stream: false,
             emit_due: false,
+            replaying: false,
         };
         let now = clock.now_ms();
         let mut runner = ViewRunner {
@@ -266,7 +300,13 @@ impl ViewRunner {
             seconds_per_event: 0.0,
             recent_commit_us: Vec::new(),
             uncommitted: Vec::new(),
+            root_dir: data.root().to_path_buf(),
+            streams: data.streams(),
+            earlier: views.earlier_than(&def.name),
+            batch_support: Err(String::new()),
+            reset_state: false,
         };
+        runner.batch_support = batch_run::support(&runner.compiled, def);
         runner.ctx.stats.mode = Some(runner.plan.mode);
         runner.ctx.stats.period_ms = runner.plan.period_ms;
         let mut by_id: HashMap<u16, crate::node::StateEntries> = HashMap::new();
@@ -297,6 +337,9 @@ impl ViewRunner {
             .root
             .on_watermark(&runner.watermarks, &mut runner.ctx)?;
         runner.buffer(rows)?;
+        if runner.ctx.stats.state_in_log {
+            runner.load_needed()?;
+        }
         Ok(runner)
     }
 
@@ -334,6 +377,9 @@ impl ViewRunner {
 
     /// Read one chunk from every partition and process it; returns the events read.
     pub fn step(&mut self) -> Result<u64> {
+        if self.ctx.stats.state_in_log {
+            self.rebuild_state()?;
+        }
         let mut events = 0u64;
         for si in 0..self.inputs.len() {
             for pi in 0..self.inputs[si].parts.len() {
@@ -516,6 +562,12 @@ impl ViewRunner {
         Duration::from_millis(self.plan.period_ms)
     }
 
+    /// Why the view's batch mode runs with the streaming operators rather than as DataFusion
+    /// batch runs (see [`batch_run`]); `None` when DataFusion runs it.
+    pub fn batch_by_operators(&self) -> Option<&str> {
+        self.batch_support.as_ref().err().map(String::as_str)
+    }
+
     /// The schedule the view runs on.
     pub fn plan(&self) -> Plan {
         self.plan
@@ -594,28 +646,47 @@ impl ViewRunner {
                 }
                 n
             }
-            planner::Mode::MicroBatch | planner::Mode::Batch => {
-                if now < self.next_run_ms && !self.running {
+            // DataFusion runs the batch mode of the views it can (`batch_run`); an operator
+            // run under way finishes first.
+            planner::Mode::Batch if self.batch_support.is_ok() && !self.ended && !self.running => {
+                if now < self.next_run_ms {
                     return Ok(0);
                 }
-                // A run reads what is new one step per turn, so that the other views of
-                // the loop keep their turns while a large batch is processed; it commits
-                // once, when it has caught up (or when too many rows are buffered).
-                self.running = true;
-                let n = self.step()?;
-                if n == 0 && self.caught_up() {
-                    self.commit()?;
-                    self.running = false;
-                    self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
-                } else if self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX {
-                    self.commit()?;
+                match self.batch_run(Some(BATCH_RUN_EVENTS_MAX))? {
+                    // Claimed as much as one run may: the rest follows at once.
+                    Some(n) if n >= BATCH_RUN_EVENTS_MAX => n,
+                    Some(n) => {
+                        self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
+                        n
+                    }
+                    None => self.operator_run(now)?,
                 }
-                n
             }
+            planner::Mode::MicroBatch | planner::Mode::Batch => self.operator_run(now)?,
         };
         self.busy += started.elapsed();
         self.events_since_plan += events;
         Ok(events)
+    }
+
+    /// One turn of a periodic run by the operators.
+    fn operator_run(&mut self, now: i64) -> Result<u64> {
+        if now < self.next_run_ms && !self.running {
+            return Ok(0);
+        }
+        // A run reads what is new one step per turn, so that the other views of the loop
+        // keep their turns while a large batch is processed; it commits once, when it has
+        // caught up (or when too many rows are buffered).
+        self.running = true;
+        let n = self.step()?;
+        if n == 0 && self.caught_up() {
+            self.commit()?;
+            self.running = false;
+            self.next_run_ms = self.clock.now_ms() + self.plan.period_ms as i64;
+        } else if self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX {
+            self.commit()?;
+        }
+        Ok(n)
     }
 
     /// Treat the end of the log as the end of the streams: the watermark goes to +∞ and
@@ -650,8 +721,15 @@ impl ViewRunner {
         let mut deletes = Vec::new();
         self.compiled.root.checkpoint(&mut puts, &mut deletes);
         let written = self.pending_rows as u64;
+        self.ctx.stats.needed_from.clear();
         for s in &self.inputs {
             for (p, part) in s.parts.iter().enumerate() {
+                if self.ctx.stats.state_in_log {
+                    self.ctx
+                        .stats
+                        .needed_from
+                        .insert(format!("{}/{p}", s.name), part.keep_from());
+                }
                 if let Some(t) = part.last_ingest_ms {
                     self.ctx
                         .stats
@@ -716,6 +794,7 @@ impl ViewRunner {
             upserts: std::mem::take(&mut self.pending),
             state_puts: puts,
             state_deletes: deletes,
+            state_reset: std::mem::take(&mut self.reset_state),
             late: std::mem::take(&mut self.ctx.late),
             progress,
         };
@@ -723,7 +802,7 @@ impl ViewRunner {
         let positions = self
             .inputs
             .iter()
-            .flat_map(|s| s.parts.iter().map(|p| (p.partition.clone(), p.next)))
+            .flat_map(|s| s.parts.iter().map(|p| (p.partition.clone(), p.keep_from())))
             .collect();
         self.committer
             .send(commit, self.patience.clone(), positions)?;
@@ -803,6 +882,16 @@ impl ViewRunner {
         } else {
             std::thread::sleep(timeout);
         }
+    }
+}
+
+impl PartInput {
+    /// The first offset the view may read again: its next one, or, while the state is in
+    /// the log, the first that an open window may need.
+    fn keep_from(&self) -> u64 {
+        self.needed
+            .front()
+            .map_or(self.next, |&(o, _)| o.min(self.next))
     }
 }
 
