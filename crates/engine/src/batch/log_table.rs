@@ -309,6 +309,19 @@ impl PartitionScan {
             let mut reader =
                 PartitionReader::open(Arc::new(FileStorage), &self.dir).map_err(external)?;
             let start = reader.start_offset().map_err(external)?.0;
+            if let Some((from, end)) = self.bounds
+                && start > from
+                && from < end
+            {
+                return Err(datafusion::error::DataFusionError::Execution(format!(
+                    "{} partition {}: retention removed offsets from {from} up to {start}, \
+                     which this scan must read",
+                    self.stream,
+                    self.dir
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into())
+                )));
+            }
             self.next = Some(start.max(self.bounds.map_or(0, |(from, _)| from)));
             self.reader = Some(reader);
         }

@@ -55,6 +55,17 @@ pub(super) fn support(compiled: &Compiled, def: &ViewDef) -> std::result::Result
     if def.options.emit == EmitPolicy::OnUpdate {
         why.push("emit = 'on_update' writes provisional rows".to_string());
     }
+    let mut streams = Vec::new();
+    compiled.root.streams(&mut streams);
+    if streams.len() > 1 {
+        // Each stream's rows are judged late against that stream's watermark, but a batch
+        // run recomputes the windows the view's (least) watermark closes: an event late for
+        // its own stream would be both dead-lettered and counted.
+        why.push(format!(
+            "it reads {} streams, each with its own watermark",
+            streams.len()
+        ));
+    }
     let schema = &compiled.result_schema;
     if schema.index_of("window_start").is_err() || schema.index_of("window_end").is_err() {
         why.push("its results have no window_start and window_end columns".to_string());
@@ -110,6 +121,10 @@ fn prune(needed: &mut VecDeque<(u64, i64)>, from: Option<i64>) {
     }
 }
 
+/// Operator state a judge tree may gather (from the on-time rows of the frames it judges)
+/// before it is dropped and made afresh: only its watermarks matter.
+const JUDGE_STATE_BYTES_MAX: usize = 64 << 20;
+
 /// Judges late events while a batch run claims frames: a fresh operator tree told the
 /// watermarks before the run, made when first needed.
 struct Judge {
@@ -136,6 +151,20 @@ impl Judge {
             self.tree = Some(tree);
         }
         Ok(self.tree.as_mut().expect("made above"))
+    }
+
+    /// Drops the tree once the on-time rows it was given grow large (well below the view's
+    /// state cap, which the operators would not reach with those rows).
+    fn bound(&mut self, state_bytes_max: u64) {
+        let max =
+            JUDGE_STATE_BYTES_MAX.min(usize::try_from(state_bytes_max / 4).unwrap_or(usize::MAX));
+        if self
+            .tree
+            .as_ref()
+            .is_some_and(|t| t.root.state_bytes() > max)
+        {
+            self.tree = None;
+        }
     }
 }
 
@@ -202,22 +231,55 @@ impl ViewRunner {
         Ok(())
     }
 
-    /// Entering batch runs from the operators: finds the frames open windows need. `Err`
-    /// with the reason when retention may have removed some of them (the operators hold
-    /// those events in their state, and go on running the view).
+    /// Entering batch runs from the operators: finds the frames open windows need and pins
+    /// the log from there at once (the next commit, which would move the pin, is a period
+    /// away). `Err` with the reason when retention may have removed some of them: the
+    /// operators hold those events in their state, and go on running the view.
     fn enter(&mut self) -> std::result::Result<(), String> {
+        let entered = self.find_needed();
+        if entered.is_err() {
+            for s in &mut self.inputs {
+                for part in &mut s.parts {
+                    part.needed.clear();
+                }
+            }
+        }
+        entered
+    }
+
+    fn find_needed(&mut self) -> std::result::Result<(), String> {
         let from = self.open_from();
+        // With no operator state nothing can be lost, whatever retention removed.
+        let stateless = self.compiled.root.state_bytes() == 0;
+        let consumer = super::consumer_name(&self.def.name);
         for s in &mut self.inputs {
             for (p, part) in s.parts.iter_mut().enumerate() {
                 let mut reader = part.partition.reader();
                 let start = reader.start_offset().map_err(|e| e.to_string())?.0;
                 part.scan_needed(start, from).map_err(|e| e.to_string())?;
-                let first_kept = part.needed.front().map(|&(o, _)| o);
-                if start > 0 && (from.is_none() || first_kept == Some(start)) {
-                    part.needed.clear();
+                // Retention removed frames before `start`. They held no event of an open
+                // window if a frame kept after them holds none either (events arrive in
+                // about event-time order): the first kept frame is not needed.
+                let first_needed = part.needed.front().map(|&(o, _)| o);
+                let trimmed_safely =
+                    from.is_some() && start < part.next && first_needed != Some(start);
+                if start > 0 && !stateless && !trimmed_safely {
                     return Err(format!(
-                        "retention removed the start of {} partition {p}, which may hold \
-                         events of windows still open",
+                        "retention removed the start of {} partition {p}, which may have \
+                         held events of windows still open",
+                        s.name
+                    ));
+                }
+                let keep = part.keep_from();
+                part.partition
+                    .consumers()
+                    .set(&consumer, Offset(keep))
+                    .map_err(|e| e.to_string())?;
+                // Retention may have run between the scan and the pin.
+                if reader.start_offset().map_err(|e| e.to_string())?.0 > keep {
+                    return Err(format!(
+                        "retention removed {} partition {p} up to offset {keep} while the \
+                         view entered batch runs",
                         s.name
                     ));
                 }
@@ -398,6 +460,7 @@ impl ViewRunner {
                     }
                     at += rows;
                 }
+                judge.bound(self.ctx.state_bytes_max);
             }
             let part = &mut self.inputs[si].parts[pi];
             part.next = stop;
@@ -452,6 +515,15 @@ impl ViewRunner {
                 let part = &self.inputs[si].parts[pi];
                 let (mut at, next) = (part.keep_from(), part.next);
                 let mut reader = part.partition.reader();
+                let start = reader.start_offset()?.0;
+                if start > at && at < next {
+                    return Err(EngineError::Sql(format!(
+                        "view '{}' needs {name} partition {pi} from offset {at} to rebuild its \
+                         state, but retention removed everything before {start}; recreate the \
+                         view to rebuild it from what the log still holds",
+                        self.def.name
+                    )));
+                }
                 while at < next {
                     let frames = reader.read(Offset(at), VIEW_READ_BYTES)?;
                     if frames.is_empty() {

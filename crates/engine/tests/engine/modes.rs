@@ -302,3 +302,46 @@ fn leaving_batch_runs_rebuilds_the_operators_state_from_the_log() {
     }
     assert_eq!(h.dump("counts"), expected);
 }
+
+#[test]
+fn views_datafusion_cannot_run_in_batch_say_why() {
+    let h = Harness::new(
+        "CREATE STREAM bid (auction BIGINT NOT NULL, price BIGINT NOT NULL, \
+         date_time TIMESTAMP NOT NULL, WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND); \
+         CREATE STREAM ask (auction BIGINT NOT NULL, price BIGINT NOT NULL, \
+         date_time TIMESTAMP NOT NULL, WATERMARK FOR date_time AS date_time - INTERVAL '9' SECOND); \
+         CREATE VIEW spread WITH (mode = 'batch') AS SELECT b.window_start, b.window_end, \
+         MAX(b.price) AS top_bid, MIN(a.price) AS low_ask \
+         FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) b \
+         JOIN TUMBLE(ask, date_time, INTERVAL '10' SECOND) a \
+         ON b.window_start = a.window_start AND b.window_end = a.window_end \
+         AND b.auction = a.auction GROUP BY b.window_start, b.window_end; \
+         CREATE VIEW totals WITH (mode = 'batch') AS SELECT auction, COUNT(*) AS n FROM bid \
+         GROUP BY auction; \
+         CREATE VIEW rows_out WITH (mode = 'batch') AS SELECT auction, price, window_start, \
+         window_end FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) WHERE price > 10; \
+         CREATE VIEW provisional WITH (mode = 'batch', emit = 'on_update') AS \
+         SELECT window_start, window_end, COUNT(*) AS n \
+         FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+    );
+    let reasons: Vec<(String, String)> = h
+        .runners()
+        .iter()
+        .map(|r| {
+            (
+                r.def().name.clone(),
+                r.batch_by_operators().unwrap_or("DataFusion").to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("spread", "2 streams"),
+        ("totals", "without a window"),
+        ("rows_out", "not aggregated"),
+        ("provisional", "emit = 'on_update'"),
+    ];
+    for ((view, reason), (name, part)) in reasons.iter().zip(expect) {
+        assert_eq!(view, name);
+        assert!(reason.contains(part), "{view}: {reason}");
+    }
+}
