@@ -88,7 +88,7 @@ fn print(e: &Explanation) {
                 format!("{:.0}", a.max_events_per_s),
                 format!("{:.2}", a.cpu_seconds_per_million),
                 format!("{:.0}", a.store_writes_per_million),
-                output::bytes(a.state_bytes_peak),
+                output::bytes(a.memory_bytes_peak),
             ]
         })
         .collect();
@@ -100,7 +100,7 @@ fn print(e: &Explanation) {
             "max events/s",
             "CPU s per M events",
             "store writes per M events",
-            "peak state",
+            "peak memory",
         ],
         &rows,
     );

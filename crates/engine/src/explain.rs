@@ -41,6 +41,9 @@ pub struct Alternative {
     pub store_writes_per_million: f64,
     /// Peak operator state, bytes (approximate).
     pub state_bytes_peak: u64,
+    /// Peak memory the mode holds for the view, bytes: the operators' state, or for a
+    /// DataFusion batch run the most its operators reserved at once.
+    pub memory_bytes_peak: u64,
 }
 
 /// The decision and its reasons.
@@ -84,6 +87,7 @@ struct Run {
     commits: u64,
     rows: u64,
     state_peak: u64,
+    memory_peak: u64,
 }
 
 /// Runs `view` over the first `sample` events of its input, committing every `chunk`
@@ -108,6 +112,7 @@ fn sample_run(
         commits: 0,
         rows: 0,
         state_peak: 0,
+        memory_peak: 0,
     };
     let mut since_commit = 0;
     loop {
@@ -131,6 +136,7 @@ fn sample_run(
         }
     }
     run.state_peak = runner.stats().state_bytes_peak;
+    run.memory_peak = run.state_peak;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(run)
 }
@@ -164,6 +170,7 @@ fn batch_sample_run(
                 commits: 1,
                 rows: runner.stats().rows_written,
                 state_peak: runner.stats().state_bytes_peak,
+                memory_peak: runner.stats().batch_run_memory_bytes,
             })
         }
     };
@@ -189,6 +196,15 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
 
 fn per_million(x: f64, events: u64) -> f64 {
     x * 1e6 / events.max(1) as f64
+}
+
+fn bytes_text(bytes: f64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if bytes >= 1024.0 * MIB {
+        format!("{:.1} GiB", bytes / 1024.0 / MIB)
+    } else {
+        format!("{:.1} MiB", bytes / MIB)
+    }
 }
 
 fn duration_text(ms: u64) -> String {
@@ -222,10 +238,16 @@ pub fn explain(
     let streaming_period = planner::streaming_period_ms(sla_ms);
     let chunk = |period_ms: u64| ((input_rate * period_ms as f64 / 1_000.0) as u64).max(1);
     let streaming = sample_run(data, catalog, view, sample, chunk(streaming_period))?;
+    // A DataFusion batch run's memory per event bounds the batch periods the planner picks.
+    let batch = batch_sample_run(data, catalog, view, sample)?;
     let costs = Costs {
         input_rate,
         seconds_per_event: streaming.processing.as_secs_f64() / streaming.events.max(1) as f64,
         commit_seconds: streaming.committing.as_secs_f64() / streaming.commits.max(1) as f64,
+        batch_bytes_per_event: batch
+            .as_ref()
+            .map_or(0.0, |run| run.memory_peak as f64 / run.events.max(1) as f64),
+        memory_budget_bytes: def.options.state_bytes_max as f64,
     };
     let chosen = planner::plan_for(def.options.mode, sla_ms, &costs);
     let plans = [
@@ -241,12 +263,16 @@ pub fn explain(
     for plan in plans {
         let run = match plan.mode {
             Mode::Streaming => streaming.clone(),
-            Mode::Batch => match batch_sample_run(data, catalog, view, sample)? {
+            Mode::Batch => match &batch {
                 Ok(run) => {
-                    batch_execution = "DataFusion batch runs over the log, each recomputing \
-                                       the windows it makes final"
-                        .to_owned();
-                    run
+                    batch_execution = format!(
+                        "DataFusion batch runs over the log, each recomputing the windows it \
+                         makes final (about {} of working memory per run at this rate and \
+                         period; the view's budget is {})",
+                        bytes_text(costs.batch_run_bytes(plan.period_ms)),
+                        bytes_text(costs.memory_budget_bytes)
+                    );
+                    run.clone()
                 }
                 Err(why) => {
                     batch_execution =
@@ -265,6 +291,7 @@ pub fn explain(
             cpu_seconds_per_million: per_million(busy, run.events),
             store_writes_per_million: per_million(run.rows as f64, run.events),
             state_bytes_peak: run.state_peak,
+            memory_bytes_peak: run.memory_peak,
         });
     }
     let sample_events = streaming.events;
@@ -328,8 +355,36 @@ fn reasons(plan: Plan, sla_ms: u64, costs: &Costs) -> (String, String, String) {
             ),
             format!(
                 "streaming if the SLA drops below {micro_from} or the rate grows past what a \
-                 {period} period can absorb; batch from an SLA of {batch_from}"
+                 {period} period can absorb; batch from an SLA of {batch_from}{}",
+                memory_note(plan, sla_ms, costs)
             ),
         ),
+    }
+}
+
+/// When the memory budget, not the SLA, keeps the period short: says so.
+fn memory_note(plan: Plan, sla_ms: u64, costs: &Costs) -> String {
+    let longer = planner::PERIODS_MS
+        .iter()
+        .copied()
+        .filter(|&p| p > plan.period_ms && p >= planner::BATCH_PERIOD_MIN_MS)
+        .map(|period_ms| Plan {
+            mode: Mode::Batch,
+            period_ms,
+        })
+        .find(|&p| {
+            costs.staleness_seconds(p) * 1_000.0 <= sla_ms as f64 / 2.0 && !costs.fits_memory(p)
+        })
+        .map(|p| p.period_ms);
+    match longer {
+        Some(p) if costs.batch_bytes_per_event > 0.0 => format!(
+            "; a {} batch period would need about {} of working memory per run, over the \
+             view's budget of {} (state_bytes_max), so longer periods wait for a lower rate \
+             or a larger budget",
+            duration_text(p),
+            bytes_text(costs.batch_run_bytes(p)),
+            bytes_text(costs.memory_budget_bytes)
+        ),
+        _ => String::new(),
     }
 }

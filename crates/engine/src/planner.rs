@@ -1,18 +1,21 @@
 //! The SLA planner: from a view's freshness SLA, its measured input rate and its measured
 //! costs, how to run it.
 //!
-//! Every mode runs the same operators over the same state and offsets; a mode is a schedule.
-//! **Streaming** steps continuously and commits every quarter of the SLA (20 ms to 1 s).
-//! **Micro-batch** (period T) wakes every T, processes everything new in the log as one
-//! batch and commits once. **Batch** is the same with a period of 15 minutes or more (a
-//! scheduled run). Because only the schedule differs, a switch loses and repeats nothing:
-//! the next run starts where the last commit ended.
+//! **Streaming** steps the operators continuously and commits every quarter of the SLA
+//! (20 ms to 1 s). **Micro-batch** (period T) wakes every T, processes everything new in the
+//! log as one batch and commits once. **Batch** runs every 15 minutes or more: a DataFusion
+//! batch run for views whose rows all belong to fixed windows (`runner::batch_run`), the
+//! operators otherwise. Every mode reads on from the same committed offsets, so a switch
+//! loses and repeats nothing.
 //!
 //! A period T keeps a result at most `T + T × rate × cost_per_event + commit` stale. The
 //! planner picks the longest period whose staleness fits in half the SLA (the other half is
 //! headroom for bursts): longer periods commit less often and rewrite each changed row
 //! once per period instead of once per commit, which is what costs the store. If no period
-//! of at least a second fits, the view runs streaming.
+//! of at least a second fits, the view runs streaming. A DataFusion batch run holds the
+//! working memory of the windows it recomputes, which grows with the period: a batch period
+//! is only chosen if a run's estimated memory (measured per event, times the events of a
+//! period) fits the view's memory budget (`state_bytes_max`).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -78,12 +81,32 @@ pub struct Costs {
     pub seconds_per_event: f64,
     /// Seconds one commit takes.
     pub commit_seconds: f64,
+    /// Bytes of DataFusion working memory a batch run holds per event it claims (0 when
+    /// not measured, or when the operators run batch mode).
+    #[serde(default)]
+    pub batch_bytes_per_event: f64,
+    /// The memory one run of the view may hold, bytes (its `state_bytes_max`; 0: no limit).
+    #[serde(default)]
+    pub memory_budget_bytes: f64,
 }
 
 impl Costs {
     /// The share of one core the view needs to keep up (1 or more: it cannot).
     pub fn utilisation(&self) -> f64 {
         self.input_rate * self.seconds_per_event
+    }
+
+    /// The working memory one batch run of `period_ms` is estimated to hold, bytes.
+    pub fn batch_run_bytes(&self, period_ms: u64) -> f64 {
+        self.batch_bytes_per_event * self.input_rate * period_ms as f64 / 1_000.0
+    }
+
+    /// Whether a run of `plan` fits the memory budget (only batch runs are weighed: the
+    /// operators' state does not grow with the period).
+    pub fn fits_memory(&self, plan: Plan) -> bool {
+        plan.mode != Mode::Batch
+            || self.memory_budget_bytes <= 0.0
+            || self.batch_run_bytes(plan.period_ms) <= self.memory_budget_bytes
     }
 
     /// The longest staleness a schedule allows, in seconds: a row waits up to a period,
@@ -108,7 +131,11 @@ pub fn choose(sla_ms: u64, costs: &Costs) -> Plan {
             },
             period_ms,
         })
-        .find(|&plan| costs.utilisation() < 1.0 && costs.staleness_seconds(plan) <= budget);
+        .find(|&plan| {
+            costs.utilisation() < 1.0
+                && costs.staleness_seconds(plan) <= budget
+                && costs.fits_memory(plan)
+        });
     periodic.unwrap_or(Plan {
         mode: Mode::Streaming,
         period_ms: streaming_period_ms(sla_ms),
@@ -134,6 +161,7 @@ pub fn plan_for(choice: crate::ModeChoice, sla_ms: u64, costs: &Costs) -> Plan {
                 Mode::Streaming => PERIODS_MS[0],
             },
         },
+        // The longest batch period within the SLA and the memory budget, else the shortest.
         ModeChoice::Batch => Plan {
             mode: Mode::Batch,
             period_ms: chosen.period_ms.max(BATCH_PERIOD_MIN_MS),
@@ -159,6 +187,8 @@ mod tests {
         input_rate: 10_000.0,
         seconds_per_event: 2e-6,
         commit_seconds: 0.005,
+        batch_bytes_per_event: 0.0,
+        memory_budget_bytes: 0.0,
     };
 
     #[test]
@@ -181,6 +211,38 @@ mod tests {
         };
         assert!(busy.utilisation() >= 1.0);
         assert_eq!(choose(86_400_000, &busy).mode, Mode::Streaming);
+    }
+
+    #[test]
+    fn batch_periods_are_kept_within_the_memory_budget() {
+        // 100 bytes per event at 10,000 events/s: 6 h of events is 21.6 GB, 1 h is 3.6 GB.
+        let measured = Costs {
+            batch_bytes_per_event: 100.0,
+            memory_budget_bytes: 4e9,
+            ..COSTS
+        };
+        let day = choose(86_400_000, &measured);
+        assert_eq!(day.mode, Mode::Batch);
+        assert_eq!(day.period_ms, 3_600_000);
+        // Not even 15 minutes fits: micro-batch, whose operators' state does not grow with
+        // the period.
+        let tight = Costs {
+            memory_budget_bytes: 1e8,
+            ..measured
+        };
+        let day = choose(86_400_000, &tight);
+        assert_eq!(day.mode, Mode::MicroBatch);
+        assert_eq!(day.period_ms, 600_000);
+        // No budget, or nothing measured: the period is not limited.
+        for costs in [
+            Costs {
+                memory_budget_bytes: 0.0,
+                ..measured
+            },
+            COSTS,
+        ] {
+            assert_eq!(choose(86_400_000, &costs).period_ms, 21_600_000);
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ use arrow_schema::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{PeakRecordingPool, UnboundedMemoryPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use freshet_streams::StreamDef;
@@ -52,6 +54,8 @@ pub struct BatchSession {
     /// The streams, for rewriting `SESSION` windows.
     streams: Arc<HashMap<String, StreamDef>>,
     history: Arc<HistoryCounters>,
+    /// DataFusion's memory reservations (hash tables, sorts), with their high-water mark.
+    memory: Arc<PeakRecordingPool>,
 }
 
 impl BatchSession {
@@ -92,8 +96,15 @@ impl BatchSession {
         let config = SessionConfig::new()
             .with_target_partitions(threads)
             .with_information_schema(true);
+        let memory = Arc::new(PeakRecordingPool::new(Arc::new(
+            UnboundedMemoryPool::default(),
+        )));
+        let runtime_env = RuntimeEnvBuilder::new()
+            .with_memory_pool(memory.clone())
+            .build_arc()?;
         let state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime_env)
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -153,6 +164,7 @@ impl BatchSession {
             scanned,
             streams: by_name,
             history: history_counters,
+            memory,
         };
         match views {
             Views::Recomputed(views) => {
@@ -171,6 +183,12 @@ impl BatchSession {
             }
         }
         Ok(session)
+    }
+
+    /// The most memory DataFusion's operators held at once so far, in bytes (what they
+    /// reserve: hash tables, sort buffers; not the batches in flight between them).
+    pub fn peak_memory(&self) -> usize {
+        self.memory.peak_reserved()
     }
 
     /// What the session's scans of history files read so far.

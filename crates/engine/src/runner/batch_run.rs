@@ -350,6 +350,10 @@ impl ViewRunner {
                 }
                 Ok(())
             })?;
+            if events > 0 {
+                self.ctx.stats.batch_run_memory_bytes = session.peak_memory() as u64;
+                self.ctx.stats.batch_run_events = events;
+            }
             for batch in rows {
                 self.pending_rows += batch.num_rows();
                 self.pending.push(ResultBatch {

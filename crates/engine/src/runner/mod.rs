@@ -290,6 +290,8 @@ impl ViewRunner {
                     input_rate: 0.0,
                     seconds_per_event: 0.0,
                     commit_seconds: UNMEASURED_COMMIT_SECONDS,
+                    batch_bytes_per_event: 0.0,
+                    memory_budget_bytes: 0.0,
                 },
             ),
             next_run_ms: now,
@@ -618,6 +620,9 @@ impl ViewRunner {
             } else {
                 UNMEASURED_COMMIT_SECONDS
             },
+            batch_bytes_per_event: self.ctx.stats.batch_run_memory_bytes as f64
+                / self.ctx.stats.batch_run_events.max(1) as f64,
+            memory_budget_bytes: self.def.options.state_bytes_max as f64,
         }
     }
 
