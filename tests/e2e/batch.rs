@@ -212,6 +212,15 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
                 .is_some_and(|s| s.starts_with("DataFusion batch runs")),
             "{e}"
         );
+        assert!(
+            e["costs"]["batch_bytes_per_event"]
+                .as_f64()
+                .is_some_and(|b| b > 0.0),
+            "a batch run's memory is measured: {e}"
+        );
+        let batch = &alternatives[2];
+        assert_eq!(batch["mode"], "batch", "{e}");
+        assert!(batch["memory_bytes_peak"].as_u64() > Some(0), "{e}");
         modes.push(e["mode"].as_str().expect("a mode").to_owned());
     }
     assert_eq!(modes, ["streaming", "micro_batch", "batch"]);

@@ -243,7 +243,13 @@ fn batch_runs_equal_streaming(backend: Backend) {
         let runs = r.stats().batch_runs;
         match r.def().name.as_str() {
             "sessions" => assert_eq!(runs, 0),
-            _ => assert_eq!(runs, 3, "{}", r.def().name),
+            _ => {
+                assert_eq!(runs, 3, "{}", r.def().name);
+                // What the planner weighs against the memory budget.
+                assert!(r.stats().batch_run_memory_bytes > 0, "{:?}", r.stats());
+                assert!(r.stats().batch_run_events > 0, "{:?}", r.stats());
+                assert!(r.measured_costs().batch_bytes_per_event > 0.0);
+            }
         }
     }
     // The end of the streams runs the operators: their state is rebuilt from the log.
