@@ -7,8 +7,9 @@
 #
 # Per mode the table comes from `freshet explain --json` over the whole log (each mode runs
 # the view over every event into a scratch SQLite store, committing every rate x period
-# events). Batch throughput is `freshet query` of the same SQL with TUMBLE/HOP over the log,
-# output discarded.
+# events; batch mode of a view DataFusion runs is one DataFusion batch run over the log).
+# Batch throughput is `freshet query` of the same SQL with TUMBLE/HOP over the log, output
+# discarded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -52,7 +53,9 @@ print(f'{e["view"]}: chosen {e["mode"]} every {e["period_ms"]} ms for an SLA of 
 for a in e["alternatives"]:
     print(f'  {a["mode"]:<12} period_ms {a["period_ms"]:>8}  freshness_bound_ms {a["freshness_p99_ms"]:>8}  '
           f'max_events_per_s {a["max_events_per_s"]:>10.0f}  cpu_s_per_M {a["cpu_seconds_per_million"]:.3f}  '
-          f'store_writes_per_M {a["store_writes_per_million"]:.0f}  state_bytes_peak {a["state_bytes_peak"]}')
+          f'store_writes_per_M {a["store_writes_per_million"]:.0f}  state_bytes_peak {a["state_bytes_peak"]}  '
+          f'memory_bytes_peak {a.get("memory_bytes_peak", "-")}')
+print(f'  batch runs as: {e.get("batch_execution", "-")}')
 PY
 done
 
