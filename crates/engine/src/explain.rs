@@ -88,6 +88,8 @@ struct Run {
     rows: u64,
     state_peak: u64,
     memory_peak: u64,
+    /// Log rows a DataFusion batch run read (0 for the operators).
+    read: u64,
 }
 
 /// Runs `view` over the first `sample` events of its input, committing every `chunk`
@@ -113,6 +115,7 @@ fn sample_run(
         rows: 0,
         state_peak: 0,
         memory_peak: 0,
+        read: 0,
     };
     let mut since_commit = 0;
     loop {
@@ -165,6 +168,7 @@ fn batch_sample_run(
             runner.flush()?;
             Ok(Run {
                 events,
+                read: runner.stats().batch_run_events,
                 processing,
                 committing: started.elapsed(),
                 commits: 1,
@@ -246,7 +250,7 @@ pub fn explain(
         commit_seconds: streaming.committing.as_secs_f64() / streaming.commits.max(1) as f64,
         batch_bytes_per_event: batch
             .as_ref()
-            .map_or(0.0, |run| run.memory_peak as f64 / run.events.max(1) as f64),
+            .map_or(0.0, |run| run.memory_peak as f64 / run.read.max(1) as f64),
         memory_budget_bytes: def.options.state_bytes_max as f64,
     };
     let chosen = planner::plan_for(def.options.mode, sla_ms, &costs);
@@ -265,12 +269,24 @@ pub fn explain(
             Mode::Streaming => streaming.clone(),
             Mode::Batch => match &batch {
                 Ok(run) => {
+                    let memory = if costs.batch_bytes_per_event > 0.0 {
+                        format!(
+                            "about {} of working memory per run at this rate and period; the \
+                             view's budget is {}{}",
+                            bytes_text(costs.batch_run_bytes(plan.period_ms)),
+                            bytes_text(costs.memory_budget_bytes),
+                            if costs.fits_memory(plan) {
+                                ""
+                            } else {
+                                ", which even the shortest batch period exceeds"
+                            }
+                        )
+                    } else {
+                        "memory not measured: the sample made no window final".to_owned()
+                    };
                     batch_execution = format!(
                         "DataFusion batch runs over the log, each recomputing the windows it \
-                         makes final (about {} of working memory per run at this rate and \
-                         period; the view's budget is {})",
-                        bytes_text(costs.batch_run_bytes(plan.period_ms)),
-                        bytes_text(costs.memory_budget_bytes)
+                         makes final ({memory})"
                     );
                     run.clone()
                 }
@@ -295,7 +311,17 @@ pub fn explain(
         });
     }
     let sample_events = streaming.events;
-    let (risk, mitigation, condition) = reasons(chosen, sla_ms, &costs);
+    let auto = def.options.mode == crate::ModeChoice::Auto;
+    let (mut risk, mitigation, condition) = reasons(chosen, sla_ms, &costs, auto);
+    if chosen.mode == Mode::Batch && !costs.fits_memory(chosen) {
+        // Only a view fixed to batch gets here: the planner would not choose it.
+        risk.push_str(&format!(
+            "; a run is estimated to need about {}, over the view's memory budget of {} \
+             (mode = 'batch' is fixed, so it runs anyway)",
+            bytes_text(costs.batch_run_bytes(chosen.period_ms)),
+            bytes_text(costs.memory_budget_bytes)
+        ));
+    }
     Ok(Explanation {
         view: view.to_owned(),
         mode: chosen.mode,
@@ -314,10 +340,27 @@ pub fn explain(
 }
 
 /// The risk of `plan`, its mitigation, and when the planner would choose otherwise.
-fn reasons(plan: Plan, sla_ms: u64, costs: &Costs) -> (String, String, String) {
+fn reasons(plan: Plan, sla_ms: u64, costs: &Costs, auto: bool) -> (String, String, String) {
     let period = duration_text(plan.period_ms);
     let micro_from = duration_text(planner::sla_needed_ms(planner::PERIODS_MS[0], costs));
-    let batch_from = duration_text(planner::sla_needed_ms(planner::BATCH_PERIOD_MIN_MS, costs));
+    let shortest_batch = Plan {
+        mode: Mode::Batch,
+        period_ms: planner::BATCH_PERIOD_MIN_MS,
+    };
+    let batch_from = if costs.fits_memory(shortest_batch) {
+        format!(
+            "batch from an SLA of {}",
+            duration_text(planner::sla_needed_ms(planner::BATCH_PERIOD_MIN_MS, costs))
+        )
+    } else {
+        format!(
+            "batch only at a lower rate or with a larger memory budget (a {} run would need \
+             about {}, over the view's {})",
+            duration_text(planner::BATCH_PERIOD_MIN_MS),
+            bytes_text(costs.batch_run_bytes(planner::BATCH_PERIOD_MIN_MS)),
+            bytes_text(costs.memory_budget_bytes)
+        )
+    };
     let utilisation = costs.utilisation() * 100.0;
     match plan.mode {
         Mode::Streaming => (
@@ -335,8 +378,7 @@ fn reasons(plan: Plan, sla_ms: u64, costs: &Costs) -> (String, String, String) {
                 )
             } else {
                 format!(
-                    "micro-batch once the SLA is {micro_from} or more (now {}); batch from \
-                     {batch_from}",
+                    "micro-batch once the SLA is {micro_from} or more (now {}); {batch_from}",
                     duration_text(sla_ms)
                 )
             },
@@ -355,14 +397,18 @@ fn reasons(plan: Plan, sla_ms: u64, costs: &Costs) -> (String, String, String) {
             ),
             format!(
                 "streaming if the SLA drops below {micro_from} or the rate grows past what a \
-                 {period} period can absorb; batch from an SLA of {batch_from}{}",
-                memory_note(plan, sla_ms, costs)
+                 {period} period can absorb; {batch_from}{}",
+                if auto {
+                    memory_note(plan, sla_ms, costs)
+                } else {
+                    String::new()
+                }
             ),
         ),
     }
 }
 
-/// When the memory budget, not the SLA, keeps the period short: says so.
+/// When the memory budget, not the SLA, keeps the planner's period short: says so.
 fn memory_note(plan: Plan, sla_ms: u64, costs: &Costs) -> String {
     let longer = planner::PERIODS_MS
         .iter()
@@ -377,7 +423,7 @@ fn memory_note(plan: Plan, sla_ms: u64, costs: &Costs) -> String {
         })
         .map(|p| p.period_ms);
     match longer {
-        Some(p) if costs.batch_bytes_per_event > 0.0 => format!(
+        Some(p) => format!(
             "; a {} batch period would need about {} of working memory per run, over the \
              view's budget of {} (state_bytes_max), so longer periods wait for a lower rate \
              or a larger budget",

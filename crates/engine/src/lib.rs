@@ -93,8 +93,8 @@ pub struct Stats {
     /// While `state_in_log`: per partition (`stream/partition`), the first offset whose
     /// events an open window may still need (the log is kept from there).
     pub needed_from: BTreeMap<String, u64>,
-    /// The last batch run's peak DataFusion memory, bytes, and the events it claimed (the
-    /// planner's estimate of a run's memory per event).
+    /// The last batch run's peak DataFusion memory, bytes, and the log rows its scans read
+    /// (the planner's estimate of a run's memory per event).
     pub batch_run_memory_bytes: u64,
     /// See `batch_run_memory_bytes`.
     pub batch_run_events: u64,

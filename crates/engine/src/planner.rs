@@ -17,6 +17,7 @@
 //! is only chosen if a run's estimated memory (measured per event, times the events of a
 //! period) fits the view's memory budget (`state_bytes_max`).
 
+use freshet_types::limits::BATCH_RUN_EVENTS_MAX;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -96,9 +97,13 @@ impl Costs {
         self.input_rate * self.seconds_per_event
     }
 
-    /// The working memory one batch run of `period_ms` is estimated to hold, bytes.
+    /// The working memory one batch run of `period_ms` is estimated to hold, bytes: the
+    /// period's events, up to what one run claims (`BATCH_RUN_EVENTS_MAX`; runs follow one
+    /// another beyond it).
     pub fn batch_run_bytes(&self, period_ms: u64) -> f64 {
-        self.batch_bytes_per_event * self.input_rate * period_ms as f64 / 1_000.0
+        let events =
+            (self.input_rate * period_ms as f64 / 1_000.0).min(BATCH_RUN_EVENTS_MAX as f64);
+        self.batch_bytes_per_event * events
     }
 
     /// Whether a run of `plan` fits the memory budget (only batch runs are weighed: the
@@ -215,15 +220,21 @@ mod tests {
 
     #[test]
     fn batch_periods_are_kept_within_the_memory_budget() {
-        // 100 bytes per event at 10,000 events/s: 6 h of events is 21.6 GB, 1 h is 3.6 GB.
+        // 100 bytes per event at 10,000 events/s: 15 min of events is 0.9 GB, 30 min 1.8 GB;
+        // from 1 h on a run claims its cap of 20 million events, 2 GB.
         let measured = Costs {
             batch_bytes_per_event: 100.0,
-            memory_budget_bytes: 4e9,
+            memory_budget_bytes: 1e9,
             ..COSTS
         };
         let day = choose(86_400_000, &measured);
         assert_eq!(day.mode, Mode::Batch);
-        assert_eq!(day.period_ms, 3_600_000);
+        assert_eq!(day.period_ms, 900_000);
+        let roomy = Costs {
+            memory_budget_bytes: 2.5e9,
+            ..measured
+        };
+        assert_eq!(choose(86_400_000, &roomy).period_ms, 21_600_000);
         // Not even 15 minutes fits: micro-batch, whose operators' state does not grow with
         // the period.
         let tight = Costs {

@@ -84,6 +84,8 @@ pub struct LogTable {
     time_column: usize,
     /// Bytes of frames read by every scan of this table, for progress reports.
     scanned: Arc<AtomicU64>,
+    /// Log rows every scan of this table returned (within its range and bounds).
+    rows: Arc<AtomicU64>,
     /// Files of the stream's events from before its log, each one more scan partition.
     history: Vec<HistoryFile>,
     /// The log's first event time: history rows at or after it are the log's.
@@ -110,11 +112,18 @@ impl LogTable {
             dir,
             range,
             scanned,
+            rows: Arc::default(),
             history: Vec::new(),
             log_start_ms: None,
             history_counters: Arc::default(),
             bounds: None,
         }
+    }
+
+    /// Adds the log rows its scans return to `rows`.
+    pub fn counting_rows(mut self, rows: Arc<AtomicU64>) -> LogTable {
+        self.rows = rows;
+        self
     }
 
     /// Reads only the offsets `[start, end)` of each partition (`bounds[partition]`).
@@ -242,6 +251,7 @@ impl TableProvider for LogTable {
                 time_column: self.time_column,
                 range,
                 scanned: self.scanned.clone(),
+                rows: self.rows.clone(),
             })));
         }
         for file in &self.history {
@@ -279,6 +289,7 @@ struct PartitionScan {
     time_column: usize,
     range: TimeRange,
     scanned: Arc<AtomicU64>,
+    rows: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for PartitionScan {
@@ -370,6 +381,8 @@ impl PartitionScan {
                 };
                 let batch = self.cut(batch)?;
                 if batch.num_rows() > 0 {
+                    self.rows
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     self.pending.push(batch);
                 }
             }
@@ -460,6 +473,7 @@ impl LazyBatchGenerator for PartitionScan {
             time_column: self.time_column,
             range: self.range,
             scanned: self.scanned.clone(),
+            rows: self.rows.clone(),
         }))
     }
 }

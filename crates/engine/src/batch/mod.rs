@@ -56,6 +56,8 @@ pub struct BatchSession {
     history: Arc<HistoryCounters>,
     /// DataFusion's memory reservations (hash tables, sorts), with their high-water mark.
     memory: Arc<PeakRecordingPool>,
+    /// Log rows the scans returned.
+    rows: Arc<AtomicU64>,
 }
 
 impl BatchSession {
@@ -124,6 +126,7 @@ impl BatchSession {
             )));
         }
         let history_counters = Arc::new(HistoryCounters::default());
+        let rows = Arc::new(AtomicU64::new(0));
         let mut tables = HashMap::new();
         for def in streams {
             let files = history
@@ -132,6 +135,7 @@ impl BatchSession {
                 .cloned()
                 .collect();
             let mut table = LogTable::new(def, streams_dir.join(&def.name), range, scanned.clone())
+                .counting_rows(rows.clone())
                 .with_history(files, history_counters.clone())?;
             if let Some(bounds) = bounds.get(&def.name) {
                 table = table.within(bounds.clone());
@@ -165,6 +169,7 @@ impl BatchSession {
             streams: by_name,
             history: history_counters,
             memory,
+            rows,
         };
         match views {
             Views::Recomputed(views) => {
@@ -189,6 +194,11 @@ impl BatchSession {
     /// reserve: hash tables, sort buffers; not the batches in flight between them).
     pub fn peak_memory(&self) -> usize {
         self.memory.peak_reserved()
+    }
+
+    /// Log rows the session's scans returned so far (within their ranges).
+    pub fn rows_scanned(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the session's scans of history files read so far.

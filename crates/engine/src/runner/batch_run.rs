@@ -350,9 +350,12 @@ impl ViewRunner {
                 }
                 Ok(())
             })?;
-            if events > 0 {
+            // Memory follows what the run read (its claim and the open windows' earlier
+            // events), so the estimate is per row read.
+            let read = session.rows_scanned();
+            if read > 0 {
                 self.ctx.stats.batch_run_memory_bytes = session.peak_memory() as u64;
-                self.ctx.stats.batch_run_events = events;
+                self.ctx.stats.batch_run_events = read;
             }
             for batch in rows {
                 self.pending_rows += batch.num_rows();

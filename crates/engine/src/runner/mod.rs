@@ -620,8 +620,13 @@ impl ViewRunner {
             } else {
                 UNMEASURED_COMMIT_SECONDS
             },
-            batch_bytes_per_event: self.ctx.stats.batch_run_memory_bytes as f64
-                / self.ctx.stats.batch_run_events.max(1) as f64,
+            // Only DataFusion batch runs hold memory that grows with the period.
+            batch_bytes_per_event: if self.batch_support.is_ok() {
+                self.ctx.stats.batch_run_memory_bytes as f64
+                    / self.ctx.stats.batch_run_events.max(1) as f64
+            } else {
+                0.0
+            },
             memory_budget_bytes: self.def.options.state_bytes_max as f64,
         }
     }
