@@ -3,7 +3,9 @@
 //! over the same rows, minus the rows the view dead-lettered as late (which are checked to
 //! be late by the watermark rule). The batch queries are written independently in plain
 //! DataFusion SQL: `date_bin` for tumbling windows, a cross join for hopping windows, and
-//! `lag` gap detection for sessions.
+//! `lag` gap detection for sessions. The same input then runs through the view's batch
+//! mode (DataFusion batch runs), whose rows must equal the batch query over every row the
+//! runs did not set aside as late.
 
 use crate::support::{Backend, Harness};
 use arrow_array::{Array, RecordBatch};
@@ -11,6 +13,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use freshet_engine::batch::{BatchSession, TimeRange, Views};
+use freshet_engine::planner::{Mode, Plan};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -327,35 +330,7 @@ fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let store = h.store.open_read_only().expect("open the store");
-    let got = {
-        let rows = store
-            .read_results(
-                shape.view,
-                &freshet_store::ResultQuery {
-                    limit: 10_000,
-                    ..Default::default()
-                },
-            )
-            .expect("read results");
-        assert!(!rows.has_more);
-        let states = rows
-            .batch
-            .column_by_name("_state")
-            .expect("a _state column")
-            .clone();
-        let states = states
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .expect("states are strings");
-        assert!(
-            states.iter().all(|s| s == Some("final")),
-            "{}: every row is final after the end",
-            shape.name
-        );
-        rows.batch
-    };
-    let got = lines(&[got], &columns);
+    let got = stored_lines(&h, shape, &columns);
     let want = lines(&expected, &columns);
     assert!(
         !want.is_empty(),
@@ -398,6 +373,115 @@ fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
         assert_eq!(
             batch_mode, got,
             "{} seed {seed}: batch mode != streaming",
+            shape.name
+        );
+    }
+    check_batch_runs(shape, seed, &input, &columns, &got, late.is_empty());
+}
+
+/// The view's final rows in the store, as lines of `columns`; every row must be final.
+fn stored_lines(h: &Harness, shape: &Shape, columns: &[String]) -> Vec<String> {
+    let store = h.store.open_read_only().expect("open the store");
+    let rows = store
+        .read_results(
+            shape.view,
+            &freshet_store::ResultQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .expect("read results");
+    assert!(!rows.has_more);
+    let states = rows
+        .batch
+        .column_by_name("_state")
+        .expect("a _state column")
+        .clone();
+    let states = states
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .expect("states are strings");
+    assert!(
+        states.iter().all(|s| s == Some("final")),
+        "{}: every row is final after the end",
+        shape.name
+    );
+    lines(&[rows.batch], columns)
+}
+
+/// A running view's batch mode on the same input, a DataFusion batch run at every phase
+/// boundary: its rows equal the independent batch query over every row it did not set
+/// aside as late, and streaming's rows when streaming set none aside (a batch run judges
+/// lateness against the watermark before the run, so with late rows the two may differ).
+fn check_batch_runs(
+    shape: &Shape,
+    seed: u64,
+    input: &Input,
+    columns: &[String],
+    streamed: &[String],
+    nothing_late: bool,
+) {
+    let h = Harness::new(&format!("{STREAM}; {}", shape.views));
+    let mut runners = h.runners();
+    let view = runners
+        .iter()
+        .find(|r| r.def().name == shape.view)
+        .expect("the view");
+    if view.batch_by_operators().is_some() {
+        return;
+    }
+    // Period 0: a run is due at every turn.
+    let batch = Plan {
+        mode: Mode::Batch,
+        period_ms: 0,
+    };
+    for f in &input.frames {
+        match f {
+            Some((p, idx)) => {
+                let jsons: Vec<String> = idx.iter().map(|&i| input.rows[i].2.clone()).collect();
+                h.append("bid", *p, &jsons);
+            }
+            None => {
+                for r in &mut runners {
+                    if r.batch_by_operators().is_some() {
+                        r.drain(false).expect("drain");
+                        continue;
+                    }
+                    let runs = r.stats().batch_runs;
+                    r.set_plan(batch);
+                    r.tick().expect("a batch run");
+                    assert_eq!(r.stats().batch_runs, runs + 1, "{}", shape.name);
+                }
+            }
+        }
+    }
+    for r in &mut runners {
+        r.drain(true).expect("drain to the end");
+    }
+    let late: HashSet<(u32, u64)> = h
+        .late_events(shape.view)
+        .into_iter()
+        .map(|(p, o, _)| (p, o))
+        .collect();
+    let kept: Vec<&str> = input
+        .rows
+        .iter()
+        .filter(|r| !late.contains(&(r.0, r.1)))
+        .map(|r| r.2.as_str())
+        .collect();
+    let want = lines(&independent_batch(&h, shape, &kept), columns);
+    let got = stored_lines(&h, shape, columns);
+    assert_eq!(
+        got,
+        want,
+        "{} seed {seed}: batch runs != batch over the rows they kept ({} late rows)",
+        shape.name,
+        late.len()
+    );
+    if nothing_late {
+        assert_eq!(
+            got, streamed,
+            "{} seed {seed}: batch runs != streaming",
             shape.name
         );
     }
