@@ -101,12 +101,7 @@ fn sample_run(
     sample: u64,
     chunk: u64,
 ) -> Result<Run> {
-    let def = catalog
-        .get(view)
-        .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
-    let scratch = tempfile_dir()?;
-    let store = SqliteStore::open_scratch(&scratch.join("sample.db"))?;
-    let mut runner = ViewRunner::open(data, catalog, def, Box::new(store), Arc::new(SystemClock))?;
+    let (scratch, mut runner) = scratch_runner(data, catalog, view)?;
     let mut run = Run {
         events: 0,
         processing: Duration::ZERO,
@@ -152,12 +147,7 @@ fn batch_sample_run(
     view: &str,
     sample: u64,
 ) -> Result<std::result::Result<Run, String>> {
-    let def = catalog
-        .get(view)
-        .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
-    let scratch = tempfile_dir()?;
-    let store = SqliteStore::open_scratch(&scratch.join("sample.db"))?;
-    let mut runner = ViewRunner::open(data, catalog, def, Box::new(store), Arc::new(SystemClock))?;
+    let (scratch, mut runner) = scratch_runner(data, catalog, view)?;
     let run = match runner.batch_by_operators() {
         Some(why) => Err(why.to_owned()),
         None => {
@@ -181,6 +171,22 @@ fn batch_sample_run(
     drop(runner);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(run)
+}
+
+/// `view` opened over a scratch SQLite store in a directory of its own (removed by the
+/// caller).
+fn scratch_runner(
+    data: &DataDir,
+    catalog: &ViewCatalog,
+    view: &str,
+) -> Result<(std::path::PathBuf, ViewRunner)> {
+    let def = catalog
+        .get(view)
+        .ok_or_else(|| crate::EngineError::Sql(format!("unknown view '{view}'")))?;
+    let scratch = tempfile_dir()?;
+    let store = SqliteStore::open_scratch(&scratch.join("sample.db"))?;
+    let runner = ViewRunner::open(data, catalog, def, Box::new(store), Arc::new(SystemClock))?;
+    Ok((scratch, runner))
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

@@ -304,12 +304,7 @@ impl ViewRunner {
                 return Ok(None);
             }
             // The operators' state is dropped: open windows are recomputed from the log.
-            self.compiled = compile_after(&self.streams, &self.earlier, &self.def)?;
-            let rows = self
-                .compiled
-                .root
-                .on_watermark(&self.watermarks, &mut self.ctx)?;
-            self.buffer(rows)?;
+            self.fresh_operators()?;
             self.ctx.stats.state_in_log = true;
             self.reset_state = true;
         }
@@ -487,16 +482,21 @@ impl ViewRunner {
         Ok(Some(events))
     }
 
-    /// Rebuilds the operators' state from the log after batch runs (see the module's
-    /// description).
-    pub(super) fn rebuild_state(&mut self) -> Result<()> {
-        let started = std::time::Instant::now();
+    /// Replaces the operator tree with a fresh one, without state, told the watermarks.
+    fn fresh_operators(&mut self) -> Result<()> {
         self.compiled = compile_after(&self.streams, &self.earlier, &self.def)?;
         let rows = self
             .compiled
             .root
             .on_watermark(&self.watermarks, &mut self.ctx)?;
-        self.buffer(rows)?;
+        self.buffer(rows)
+    }
+
+    /// Rebuilds the operators' state from the log after batch runs (see the module's
+    /// description).
+    pub(super) fn rebuild_state(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
+        self.fresh_operators()?;
         self.ctx.replaying = true;
         let replayed = self.replay();
         self.ctx.replaying = false;
