@@ -14,8 +14,7 @@ source bench/lib.sh
 SECONDS_RUN="${1:-120}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-freshness}"
 PORT="${BENCH_PORT:-17482}"
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 U="http://127.0.0.1:$PORT"

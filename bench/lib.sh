@@ -11,4 +11,16 @@ json() { python3 -c 'import sys,json; d=json.load(sys.stdin); print(d[sys.argv[1
 # The machine and its load, for the record.
 machine_line() {
     echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ -n "${F:-}" ]; then echo "binary: $F"; fi
+}
+
+# The binary to measure: $FRESHET_BIN if set (to compare two builds in one session,
+# alternating), else the bench-release build of this checkout, built first.
+freshet_bin() {
+    if [ -n "${FRESHET_BIN:-}" ]; then
+        echo "$FRESHET_BIN"
+        return
+    fi
+    cargo build --profile bench-release --quiet >&2
+    echo "$PWD/target/bench-release/freshet"
 }

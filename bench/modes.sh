@@ -17,8 +17,7 @@ RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-10000000}"
 RATE="${BENCH_RATE:-100000}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-modes}"
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 

@@ -16,8 +16,7 @@ EVENTS="${BENCH_EVENTS:-10000000}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-pg}"
 PG="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 SCHEMA="freshet_bench_$$"
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 trap 'psql "$PG" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true' EXIT

@@ -11,8 +11,7 @@ source bench/lib.sh
 RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-query}"
 PORT="${BENCH_PORT:-17479}"
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 U="http://127.0.0.1:$PORT"

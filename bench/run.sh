@@ -9,8 +9,7 @@ RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench}"
 PORT="${BENCH_PORT:-17478}"
 # The bench-release profile (thin LTO, one codegen unit) is what a packaged build would use.
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 DDL="CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price BIGINT NOT NULL,
   channel VARCHAR NOT NULL, url VARCHAR NOT NULL, date_time TIMESTAMP NOT NULL, extra VARCHAR NOT NULL,

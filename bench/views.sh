@@ -12,8 +12,7 @@ source bench/lib.sh
 RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-10000000}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-views}"
-cargo build --profile bench-release --quiet
-F="$PWD/target/bench-release/freshet"
+F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 D="$DIR/data"
 
