@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 error (the whole cause chain is printed); 2 bad usage;
 //! 3 a check found problems (`log verify`).
 
+mod app;
 mod cli;
 mod commands;
 mod output;

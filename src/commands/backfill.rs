@@ -12,6 +12,7 @@ use crate::output;
 use anyhow::Context;
 use freshet_engine::reconcile::reconcile;
 use freshet_store::StoreLocation;
+use freshet_streams::DataDir;
 use freshet_streams::inspect::stream_info;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
@@ -35,6 +36,9 @@ pub fn run(
         .map(|i| i.bytes)
         .sum::<u64>()
         + inputs.history.iter().map(|f| f.bytes).sum::<u64>();
+    // The same writer claims as `run` and `serve`: the data directory's lock (which a
+    // SQLite store inside it relies on) and the store's own claim on the view.
+    let _writer = DataDir::open(data_dir)?;
     let mut store = location.open()?;
     store.claim_writer(view)?;
 

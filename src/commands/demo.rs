@@ -7,6 +7,7 @@
 use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs, ServeRole};
 use crate::output;
 use anyhow::{Context, bail};
+use freshet_engine::statement::{self, LazyStore, Statement};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig, write_ndjson};
 use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
@@ -76,10 +77,13 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
     )?;
     output::line("2/4 creating streams person, auction, bid (4 partitions each)");
     let dir = DataDir::open(data_dir)?;
+    let mut store = LazyStore::new(location);
     for statement in freshet_streams::ddl::split_statements(&freshet_nexmark::ddl(4))? {
-        if let Some(outcome) = dir.execute(&statement)? {
-            output::line(format!("    {outcome}"));
-        }
+        let parsed = Statement::parse(&statement)?;
+        output::line(format!(
+            "    {}",
+            statement::execute(&dir, &mut store, parsed)?
+        ));
     }
     output::line("3/4 ingesting the history (decode, validate, partition, append, fsync)");
     for kind in EventKind::ALL {
@@ -96,11 +100,11 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
         ));
     }
     output::line("4/4 creating views with three freshness SLAs");
-    let mut store = None;
     for statement in freshet_streams::ddl::split_statements(VIEWS)? {
+        let parsed = Statement::parse(&statement)?;
         output::line(format!(
             "    {}",
-            super::sql::execute(&dir, location, &mut store, &statement)?
+            statement::execute(&dir, &mut store, parsed)?
         ));
     }
     drop(store);

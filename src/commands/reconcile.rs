@@ -4,14 +4,15 @@
 //! Exit codes: 0 when the results are clean (or were repaired), 3 when differences were
 //! found and not repaired, 1 on errors.
 
+use crate::app::time_arg::parse_time;
 use crate::cli::{ReconcileArgs, ViewRange};
-use crate::commands::results::parse_time;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::ViewCatalog;
 use freshet_engine::batch::HistoryFile;
 use freshet_engine::reconcile::{Request, reconcile};
 use freshet_store::StoreLocation;
+use freshet_streams::DataDir;
 use freshet_streams::StreamDef;
 use freshet_streams::catalog::Catalog;
 use std::path::Path;
@@ -97,6 +98,9 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let view = args.range.view.as_str();
     let inputs = BatchInputs::load(data_dir, &args.range)?;
+    // Repairs take the same writer claims as `run` and `serve`: the data directory's lock
+    // (which a SQLite store inside it relies on) and the store's own claim on the view.
+    let _writer = args.repair.then(|| DataDir::open(data_dir)).transpose()?;
     let mut store = if args.repair {
         let mut store = location.open()?;
         // Repairs write results: no other process may be writing this view.

@@ -1,23 +1,12 @@
 //! `freshet results`: read a view's results table.
 
+use crate::app::time_arg::parse_time;
 use crate::cli::ResultsArgs;
 use crate::output;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_store::{ResultQuery, StoreLocation};
 use std::process::ExitCode;
-
-/// RFC 3339 or epoch milliseconds.
-pub fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    Ok(chrono::DateTime::parse_from_rfc3339(text)
-        .with_context(|| {
-            format!("'{text}' is neither RFC 3339 (2015-07-15T00:00:00Z) nor epoch ms")
-        })?
-        .timestamp_millis())
-}
 
 pub fn run(location: &StoreLocation, args: ResultsArgs) -> anyhow::Result<ExitCode> {
     if let StoreLocation::Sqlite(path) = location

@@ -1,27 +1,28 @@
 //! `freshet run`: run views continuously, or drain the log once.
 
+use crate::app::signals::on_shutdown_signal;
+use crate::app::supervisor::Supervisor;
 use crate::cli::RunArgs;
 use crate::output;
 use anyhow::{Context, bail};
-use freshet_engine::{SystemClock, ViewCatalog, ViewRunner};
-use freshet_store::{DiscardStore, ResultStore, StoreLocation};
+use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
-    let mut runners = open_runners(&dir, location, &args.views, args.discard)?;
-    if runners.is_empty() {
+    let mut supervisor = Supervisor::open(&dir, location, &args.views, args.discard)?;
+    if supervisor.runners().is_empty() {
         bail!("no views to run; create one with `freshet sql \"CREATE VIEW ...\"`");
     }
     let started = Instant::now();
     if args.drain {
         let mut summaries = Vec::new();
-        for r in &mut runners {
+        for r in supervisor.runners() {
             let done = r
                 .drain(args.end_of_stream)
                 .with_context(|| format!("view '{}' failed", r.def().name))?;
@@ -61,100 +62,18 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::
         return Ok(ExitCode::SUCCESS);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    crate::server::on_shutdown_signal(stop.clone())?;
-    for r in &mut runners {
-        r.retry_until(stop.clone());
-    }
+    on_shutdown_signal(stop.clone())?;
+    let names: Vec<String> = supervisor
+        .runners()
+        .iter()
+        .map(|r| r.def().name.clone())
+        .collect();
     output::line(format!(
         "running {} view(s): {}; Ctrl-C stops",
-        runners.len(),
-        runners
-            .iter()
-            .map(|r| r.def().name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        names.len(),
+        names.join(", ")
     ));
-    follow(&mut runners, &stop)?;
+    supervisor.run(stop, |_| {})?;
     output::line("stopped; all views committed");
     Ok(ExitCode::SUCCESS)
 }
-
-/// A runner per view named in `names` (every view of the catalog if empty), each with its
-/// own connection to the result store, resumed from its last commit; or,
-/// with `discard`, each on a [`DiscardStore`] from the start of the log.
-pub fn open_runners(
-    dir: &DataDir,
-    location: &StoreLocation,
-    names: &[String],
-    discard: bool,
-) -> anyhow::Result<Vec<ViewRunner>> {
-    let catalog = ViewCatalog::load(dir.root())?;
-    for name in names {
-        if catalog.get(name).is_none() {
-            bail!("unknown view '{name}'");
-        }
-    }
-    let clock = Arc::new(SystemClock);
-    let mut runners = Vec::new();
-    for def in catalog
-        .views
-        .iter()
-        .filter(|v| names.is_empty() || names.contains(&v.name))
-    {
-        let store: Box<dyn ResultStore> = if discard {
-            Box::new(DiscardStore::new())
-        } else {
-            location.open()?
-        };
-        let runner = ViewRunner::open(dir, &catalog, def, store, clock.clone())
-            .with_context(|| format!("cannot start view '{}'", def.name))?;
-        runners.push(runner);
-    }
-    Ok(runners)
-}
-
-/// Follow the live tail: process what arrives, commit each view when due, and once `stop`
-/// is set commit everything and return.
-pub fn follow(runners: &mut [ViewRunner], stop: &AtomicBool) -> anyhow::Result<()> {
-    while !stop.load(Ordering::SeqCst) {
-        if step_all(runners)? == 0 {
-            wait_for_data(runners);
-        }
-    }
-    commit_all(runners)
-}
-
-/// One turn of every view: streaming views read, process and commit when due; periodic
-/// (micro-batch, batch) views run when their period has passed.
-/// Returns the events read.
-pub fn step_all(runners: &mut [ViewRunner]) -> anyhow::Result<u64> {
-    let mut events = 0;
-    for r in runners.iter_mut() {
-        events += r
-            .tick()
-            .with_context(|| format!("view '{}' failed", r.def().name))?;
-    }
-    Ok(events)
-}
-
-/// Commit every view now, and wait until every commit has landed.
-pub fn commit_all(runners: &mut [ViewRunner]) -> anyhow::Result<()> {
-    for r in runners.iter_mut() {
-        r.commit()
-            .and_then(|_| r.flush())
-            .with_context(|| format!("view '{}' failed", r.def().name))?;
-    }
-    Ok(())
-}
-
-/// Nothing was new: wait a little for data (or just wait, without views), so that commits
-/// stay on time and a stop request is seen within [`IDLE_WAIT`].
-pub fn wait_for_data(runners: &[ViewRunner]) {
-    match runners.first() {
-        Some(r) => r.wait_for_data(IDLE_WAIT),
-        None => std::thread::sleep(IDLE_WAIT),
-    }
-}
-
-/// How long an idle `follow` loop waits for new data before checking commits and `stop`.
-const IDLE_WAIT: Duration = Duration::from_millis(20);

@@ -3,10 +3,10 @@
 use crate::cli::SqlArgs;
 use crate::output;
 use anyhow::{Context, bail};
-use freshet_engine::manage;
-use freshet_store::{ResultStore, StoreLocation};
+use freshet_engine::statement::{self, LazyStore, Statement};
+use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
-use freshet_streams::ddl::{StreamStatement, parse_stream_statement, split_statements};
+use freshet_streams::ddl::split_statements;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -22,17 +22,19 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: SqlArgs) -> anyhow::
         bail!("no SQL statement given");
     }
     let dir = DataDir::open(data_dir)?;
-    let mut store = None;
+    let mut store = LazyStore::new(location);
     let mut results = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
-        let outcome = execute(&dir, location, &mut store, statement).with_context(|| {
-            format!(
-                "statement {} of {} failed: {}",
-                i + 1,
-                statements.len(),
-                statement.trim().lines().next().unwrap_or_default()
-            )
-        })?;
+        let outcome = Statement::parse(statement)
+            .and_then(|parsed| statement::execute(&dir, &mut store, parsed))
+            .with_context(|| {
+                format!(
+                    "statement {} of {} failed: {}",
+                    i + 1,
+                    statements.len(),
+                    statement.trim().lines().next().unwrap_or_default()
+                )
+            })?;
         if !args.json {
             output::line(&outcome);
         }
@@ -42,44 +44,4 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: SqlArgs) -> anyhow::
         output::json(&serde_json::json!({ "results": results }))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Run one statement against the data directory, opening the result store on first use;
-/// returns the text to show. `freshet sql` and `POST /v1/sql` both come here.
-pub fn execute(
-    dir: &DataDir,
-    location: &StoreLocation,
-    store: &mut Option<Box<dyn ResultStore>>,
-    statement: &str,
-) -> anyhow::Result<String> {
-    if let Some(view_statement) = freshet_engine::parse_view_statement(statement)? {
-        if store.is_none() {
-            *store = Some(location.open()?);
-        }
-        let store = store.as_mut().expect("opened above");
-        return Ok(manage::execute(dir, store.as_mut(), view_statement)?);
-    }
-    if let Some(StreamStatement::Drop { name, .. }) = parse_stream_statement(statement)? {
-        manage::check_stream_drop(dir, &name)?;
-    }
-    if let Some(outcome) = dir.execute(statement)? {
-        return Ok(outcome.to_string());
-    }
-    let words: Vec<String> = statement
-        .split_whitespace()
-        .take(2)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    if words == ["SHOW", "STREAMS"] {
-        let names: Vec<String> = dir.streams().into_iter().map(|s| s.name).collect();
-        return Ok(if names.is_empty() {
-            "(no streams)".into()
-        } else {
-            names.join("\n")
-        });
-    }
-    bail!(
-        "unsupported statement: this version understands CREATE/DROP STREAM, CREATE/DROP VIEW, \
-         SHOW STREAMS, SHOW VIEWS and DESCRIBE VIEW"
-    )
 }

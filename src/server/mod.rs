@@ -215,7 +215,7 @@ async fn serve(
     let flusher = writer.then(|| tokio::spawn(flush_interval_streams(app.clone())));
     let retention = writer.then(|| tokio::spawn(apply_retention(app.clone())));
     axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::app::signals::shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     for task in flusher.into_iter().chain(retention) {
@@ -266,39 +266,6 @@ async fn apply_retention(app: Arc<App>) {
             Err(e) => tracing::error!(error = %e, "retention task panicked"),
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received");
-}
-
-/// Set `stop` when SIGINT or SIGTERM arrives (for the synchronous `run` loop).
-pub fn on_shutdown_signal(stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            runtime.block_on(shutdown_signal());
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use super::error::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use freshet_engine::freshness::Freshness;
 use freshet_engine::source::fmt_ms;
 use freshet_engine::{Stats, ViewCatalog, ViewDef};
 use freshet_store::{ResultQuery, ResultStore, StoreError, StoreLocation, ViewStatus};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -170,32 +170,6 @@ fn read_page(
     }
 }
 
-/// One input partition: what the stored results reflect against where the log ends.
-#[derive(Debug, Serialize)]
-pub struct PartitionOffsets {
-    pub stream: String,
-    pub partition: u32,
-    /// The first offset not reflected in the stored results.
-    pub next_offset: u64,
-    /// The partition's end now (`None` if the stream is gone).
-    pub end_offset: Option<u64>,
-}
-
-/// How current a view's stored results are (docs/http-api.md, "freshness").
-#[derive(Debug, Serialize)]
-pub struct Freshness {
-    pub watermark: Option<String>,
-    pub watermark_ms: Option<i64>,
-    pub offsets: Vec<PartitionOffsets>,
-    pub lag_events: Option<u64>,
-    pub committed_at: Option<String>,
-    /// Now minus the time before which every ingested event is reflected: 0 when the view
-    /// has committed everything in its input partitions, `None` before its first commit.
-    pub staleness_ms: Option<i64>,
-    pub sla_ms: u64,
-    pub sla_met: bool,
-}
-
 /// A view as the API and the metrics show it.
 pub struct ViewFigures {
     pub def: ViewDef,
@@ -212,64 +186,11 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
     }
 }
 
-/// How current `status` is, and the counters of its last commit.
+/// How current `status` is against the log's ends now, and the counters of its last commit.
 fn freshness(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> (Freshness, Stats) {
-    let sla_ms = def.options.freshness_ms;
-    let Some(progress) = &status.progress else {
-        return (
-            Freshness {
-                watermark: None,
-                watermark_ms: None,
-                offsets: Vec::new(),
-                lag_events: None,
-                committed_at: None,
-                staleness_ms: None,
-                sla_ms,
-                sla_met: false,
-            },
-            Stats::default(),
-        );
-    };
-    let offsets: Vec<PartitionOffsets> = progress
-        .partitions
-        .iter()
-        .map(|p| PartitionOffsets {
-            stream: p.stream.clone(),
-            partition: p.partition,
-            next_offset: p.next_offset,
-            end_offset: app.log.end_offset(&p.stream, p.partition),
-        })
-        .collect();
-    let lag: u64 = offsets
-        .iter()
-        .map(|o| o.end_offset.map_or(0, |e| e.saturating_sub(o.next_offset)))
-        .sum();
-    let stats = Stats::deserialize(&progress.stats).unwrap_or_default();
-    let staleness = if lag == 0 {
-        Some(0)
-    } else {
-        stats.reflected_ms.map(|t| now.saturating_sub(t).max(0))
-    };
-    let watermark = progress.watermark_ms.map(|w| {
-        if w == i64::MAX {
-            "+infinity".to_string()
-        } else {
-            fmt_ms(w)
-        }
-    });
-    (
-        Freshness {
-            watermark,
-            watermark_ms: progress.watermark_ms,
-            offsets,
-            lag_events: Some(lag),
-            committed_at: status.committed_at_ms.map(fmt_ms),
-            staleness_ms: staleness,
-            sla_ms,
-            sla_met: staleness.is_some_and(|s| s as u64 <= sla_ms),
-        },
-        stats,
-    )
+    freshet_engine::freshness::of(def, status, now, |stream, partition| {
+        app.log.end_offset(stream, partition)
+    })
 }
 
 fn view_summary(f: &ViewFigures) -> Value {
@@ -427,7 +348,7 @@ const INLINE_PAGE_ROWS_MAX: usize = 1_000;
 fn result_query(params: &[(String, String)]) -> Result<ResultQuery, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
     let time = |name: &str, v: &str| {
-        crate::commands::results::parse_time(v).map_err(|e| bad(format!("{name}: {e:#}")))
+        crate::app::time_arg::parse_time(v).map_err(|e| bad(format!("{name}: {e:#}")))
     };
     let mut query = ResultQuery {
         limit: RESULT_ROWS_PER_PAGE_DEFAULT,

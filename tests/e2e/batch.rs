@@ -4,7 +4,7 @@
 //! `freshet backfill` is idempotent; `freshet explain` moves from streaming to micro-batch
 //! to batch as the SLA relaxes.
 
-use super::support::Env;
+use super::support::{Env, Server};
 use serde_json::Value;
 
 pub const COUNTS: &str = "CREATE VIEW counts AS SELECT auction, window_start, window_end, \
@@ -169,6 +169,37 @@ fn backfill_writes_the_batch_result_and_a_second_run_changes_nothing() {
         after_first,
         "a second backfill changes nothing"
     );
+}
+
+/// Issue 15: `backfill` and `reconcile --repair` wrote the result store beside a running
+/// `serve`. They now take the data directory's writer lock as `run` and `serve` do, and
+/// say who holds it; a reconciliation that only reads still runs beside the server.
+#[test]
+fn issue_15_backfill_and_repair_refuse_while_a_server_writes() {
+    let env = Env::new();
+    counted(&env);
+    let server = Server::start(&env);
+    let mut backfill = vec!["backfill", "counts"];
+    backfill.extend(RANGE);
+    let mut repair = vec!["reconcile", "counts"];
+    repair.extend(RANGE);
+    repair.push("--repair");
+    for args in [&backfill, &repair] {
+        let run = env.run(args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("in use by another freshet process")
+                && run.stderr.contains("pid ")
+                && run.stderr.contains("serve"),
+            "{args:?} says who holds the lock: {}",
+            run.stderr
+        );
+    }
+    let (report, code) = reconcile(&env, false);
+    assert_eq!(code, Some(0), "{report}");
+    drop(server);
+    let (_, code) = reconcile(&env, true);
+    assert_eq!(code, Some(0), "once the server has stopped, repair runs");
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub enum GroupCol {
 
 /// How rows are windowed.
 #[derive(Debug, Clone, Copy)]
-pub enum Mode {
+pub enum Grouping {
     /// No window: groups live until the end of the stream.
     Unbounded,
     /// Windows of the input, identified by their end.
@@ -126,7 +126,7 @@ pub struct Aggregate {
     /// Aggregate functions.
     pub specs: Vec<AggSpec>,
     /// Windowing.
-    pub mode: Mode,
+    pub grouping: Grouping,
     /// Emit provisional rows of open groups at commits (root aggregates only).
     pub emit_updates: bool,
     /// `late_data = 'update'` (root aggregates over fixed windows only): the allowed
@@ -168,7 +168,7 @@ impl Aggregate {
         key_fields: Vec<arrow_row::SortField>,
         args: Vec<Arc<dyn PhysicalExpr>>,
         specs: Vec<AggSpec>,
-        mode: Mode,
+        grouping: Grouping,
     ) -> Result<Aggregate> {
         Ok(Aggregate {
             id,
@@ -177,7 +177,7 @@ impl Aggregate {
             key_exprs,
             args,
             specs,
-            mode,
+            grouping,
             emit_updates: false,
             amend_lateness_ms: None,
             key_rows: RowConverter::new(key_fields)?,
@@ -198,9 +198,11 @@ impl Aggregate {
 
     /// Window ends at or before this have been emitted.
     pub fn window_watermark(&self) -> Option<i64> {
-        match self.mode {
+        match self.grouping {
             // Sessions close one gap after the input watermark passes their end.
-            Mode::Session { gap_ms, .. } => self.window_watermark.map(|w| w.saturating_sub(gap_ms)),
+            Grouping::Session { gap_ms, .. } => {
+                self.window_watermark.map(|w| w.saturating_sub(gap_ms))
+            }
             _ => self.window_watermark,
         }
     }
@@ -242,8 +244,8 @@ impl Aggregate {
             .map(|(s, a)| s.encode_values(a))
             .collect::<Result<_>>()?;
         let key_of = |i: usize| -> &[u8] { keys.as_ref().map_or(&[][..], |k| k.row(i).data()) };
-        match self.mode {
-            Mode::Unbounded => {
+        match self.grouping {
+            Grouping::Unbounded => {
                 let mut bytes = 0;
                 for i in 0..n {
                     let g = self.unbounded.intern(key_of(i), &self.specs, &mut bytes);
@@ -251,7 +253,7 @@ impl Aggregate {
                 }
                 self.state_bytes += bytes;
             }
-            Mode::Fixed {
+            Grouping::Fixed {
                 start_col,
                 end_col,
                 size_ms,
@@ -301,7 +303,7 @@ impl Aggregate {
                 }
                 self.state_bytes += bytes;
             }
-            Mode::Session { start_col, gap_ms } => {
+            Grouping::Session { start_col, gap_ms } => {
                 let starts = times(batch.column(start_col))?;
                 for i in 0..n {
                     let t = starts.value(i);
@@ -407,8 +409,8 @@ impl Aggregate {
         }
         self.window_watermark = Some(wm);
         let mut out = Vec::new();
-        match self.mode {
-            Mode::Fixed { .. } => {
+        match self.grouping {
+            Grouping::Fixed { .. } => {
                 while let Some((&e, _)) = self.windows.first_key_value() {
                     if e > wm {
                         break;
@@ -434,7 +436,7 @@ impl Aggregate {
                     );
                 }
             }
-            Mode::Session { gap_ms, .. } => {
+            Grouping::Session { gap_ms, .. } => {
                 // A session ending at `e` is final only once no on-time event can still
                 // join it: such an event at `t` has `t + gap > wm`, and it touches the
                 // session when `t < e`, so the session is safe once `e <= wm - gap`.
@@ -468,7 +470,7 @@ impl Aggregate {
                     out.push(self.emit_sessions(&closed, RowState::Final)?);
                 }
             }
-            Mode::Unbounded => {}
+            Grouping::Unbounded => {}
         }
         let _ = ctx;
         Ok(out)
@@ -478,8 +480,8 @@ impl Aggregate {
     /// the end of the stream, every unbounded group as final.
     pub fn on_commit(&mut self, ctx: &mut Ctx) -> Result<Vec<Rows>> {
         let mut out = Vec::new();
-        match self.mode {
-            Mode::Unbounded => {
+        match self.grouping {
+            Grouping::Unbounded => {
                 let groups = std::mem::take(&mut self.unbounded);
                 let (list, state) = if ctx.end_of_stream {
                     ((0..groups.keys.len() as u32).collect(), RowState::Final)
@@ -495,7 +497,7 @@ impl Aggregate {
                 }
                 self.unbounded = groups;
             }
-            Mode::Fixed { .. } => {
+            Grouping::Fixed { .. } => {
                 // Open windows at the emit interval (`on_update`); windows the stream
                 // watermark has passed at every commit (`late_data = 'update'`).
                 let limit = if self.emit_updates && ctx.emit_due {

@@ -6,8 +6,8 @@
 //! consumer positions move only once it has landed. A crash with a commit in flight leaves
 //! the store at the previous checkpoint or at this one, never between.
 
-use freshet_log::Partition;
 use freshet_store::{Commit, ResultStore, StoreError};
+use freshet_types::Offset;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -33,8 +33,8 @@ pub struct Landed {
     pub took: Duration,
     /// Retriable failures it waited out.
     pub retries: u64,
-    /// The read positions it made durable: `(partition, next offset)`.
-    pub positions: Vec<(Arc<Partition>, u64)>,
+    /// The read positions it made durable, one per input partition in the runner's order.
+    pub positions: Vec<Offset>,
 }
 
 /// The commit thread of one view.
@@ -43,7 +43,7 @@ pub struct Committer {
     results: Receiver<(Result<Duration, StoreError>, u64)>,
     thread: Option<JoinHandle<()>>,
     /// The positions of the commit in flight, if one is.
-    in_flight: Option<Vec<(Arc<Partition>, u64)>>,
+    in_flight: Option<Vec<Offset>>,
 }
 
 impl Committer {
@@ -72,7 +72,7 @@ impl Committer {
         &mut self,
         commit: Commit,
         patience: Option<Arc<AtomicBool>>,
-        positions: Vec<(Arc<Partition>, u64)>,
+        positions: Vec<Offset>,
     ) -> Result<()> {
         if self.in_flight.is_some() {
             return Err(EngineError::Bug(

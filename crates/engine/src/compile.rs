@@ -7,13 +7,13 @@
 //! refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
-use crate::aggregate::{Aggregate, GroupCol, Mode};
+use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
 use crate::join::{WindowJoin, WindowRef};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
-use crate::plan::StreamTable;
 use crate::source::Source;
+use crate::sql::StreamTable;
 use crate::window::WindowKind;
 use arrow_row::SortField;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -177,9 +177,9 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                         "an aggregate without GROUP BY; group by a window or a key",
                     ));
                 }
-                let amends =
-                    options.late_data == LatePolicy::Update && !matches!(agg.mode, Mode::Unbounded);
-                let updating = matches!(agg.mode, Mode::Unbounded)
+                let amends = options.late_data == LatePolicy::Update
+                    && !matches!(agg.grouping, Grouping::Unbounded);
+                let updating = matches!(agg.grouping, Grouping::Unbounded)
                     || options.emit == EmitPolicy::OnUpdate
                     || amends;
                 if updating && filtered {
@@ -190,7 +190,7 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                     ));
                 }
                 if amends {
-                    if matches!(agg.mode, Mode::Session { .. }) {
+                    if matches!(agg.grouping, Grouping::Session { .. }) {
                         return Err(unsupported(
                             "late_data = 'update' with SESSION windows: a late event can grow \
                              or merge a written session, changing its key, and the store \
@@ -200,7 +200,7 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                     agg.amend_lateness_ms = Some(options.allowed_lateness_ms as i64);
                 }
                 if options.emit == EmitPolicy::OnUpdate {
-                    if matches!(agg.mode, Mode::Session { .. }) {
+                    if matches!(agg.grouping, Grouping::Session { .. }) {
                         return Err(unsupported(
                             "emit = 'on_update' with SESSION windows: a session's start and \
                              end change as it grows, so provisional rows could not be replaced",
@@ -428,20 +428,20 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
     }
     let has_start = layout.contains(&GroupCol::WindowStart);
     let has_end = layout.contains(&GroupCol::WindowEnd);
-    let mode = match input.window {
+    let grouping = match input.window {
         None if reads_windows(&input) => {
             return Err(EngineError::Sql(
                 "GROUP BY over a windowed input must include window_start or window_end".into(),
             ));
         }
-        None => Mode::Unbounded,
+        None => Grouping::Unbounded,
         Some(_) if !has_start && !has_end => {
             return Err(EngineError::Sql(
                 "GROUP BY over a windowed input must include window_start or window_end".into(),
             ));
         }
         Some(w) => match w.kind {
-            Some(WindowKind::Session { gap_ms }) => Mode::Session {
+            Some(WindowKind::Session { gap_ms }) => Grouping::Session {
                 start_col: w.start_col.ok_or_else(|| {
                     EngineError::Sql("a SESSION window's GROUP BY must include window_start".into())
                 })?,
@@ -454,7 +454,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
                         "GROUP BY over an upstream view's window must include window_end".into(),
                     ));
                 }
-                Mode::Fixed {
+                Grouping::Fixed {
                     start_col: if has_start { w.start_col } else { None },
                     end_col: if has_end { w.end_col } else { None },
                     size_ms,
@@ -462,7 +462,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
             }
         },
     };
-    if matches!(mode, Mode::Session { .. }) && !(has_start && has_end) {
+    if matches!(grouping, Grouping::Session { .. }) && !(has_start && has_end) {
         return Err(EngineError::Sql(
             "a SESSION window's GROUP BY must include both window_start and window_end".into(),
         ));
@@ -487,8 +487,8 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
     let id = cx.next_id;
     cx.next_id += 1;
     let schema = arrow(&a.schema);
-    let window = match mode {
-        Mode::Unbounded => None,
+    let window = match grouping {
+        Grouping::Unbounded => None,
         _ => Some(WindowInfo {
             start_col: layout.iter().position(|c| *c == GroupCol::WindowStart),
             end_col: layout.iter().position(|c| *c == GroupCol::WindowEnd),
@@ -506,12 +506,12 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         key_fields,
         args,
         specs,
-        mode,
+        grouping,
     )?;
     Ok(Node {
         schema,
         window,
-        appends_only: !matches!(mode, Mode::Unbounded),
+        appends_only: !matches!(grouping, Grouping::Unbounded),
         op: Op::Aggregate {
             input: Box::new(input),
             agg: Box::new(agg),

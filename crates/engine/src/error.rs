@@ -1,4 +1,7 @@
-//! The engine's one error type, with variants named by who must act.
+//! The engine's one error type, with variants named by who must act: the user (their SQL
+//! or other input), the operator (events a view needs were removed from the log, a limit
+//! was reached), the outside world (the store, the log, I/O; retriable where the cause may
+//! pass), or Freshet's developers (a bug).
 
 use thiserror::Error;
 
@@ -11,6 +14,16 @@ pub enum EngineError {
     /// The user's SQL or options are wrong or unsupported; the message names the problem.
     #[error("{0}")]
     Sql(String),
+    /// The user's other input is wrong (a history file, a time range); the message says how.
+    #[error("{0}")]
+    Input(String),
+    /// Events a view needs are no longer in the log: retention removed them. The operator
+    /// must act (recreate the view from what the log holds, or keep the log longer).
+    #[error("{0}")]
+    LogRetention(String),
+    /// A batch run needed more memory than DataFusion's limit allows.
+    #[error("a batch run needed more memory than allowed: {0}")]
+    ResourceLimit(String),
     /// A view's state grew past its configured cap.
     #[error(
         "view '{view}' holds {bytes} bytes of state, over its cap of {cap} bytes; raise \
@@ -67,6 +80,22 @@ impl From<datafusion::error::DataFusionError> for EngineError {
             },
             D::Diagnostic(_, inner) => EngineError::from(*inner),
             D::Internal(m) => EngineError::Bug(m),
+            D::ResourcesExhausted(m) => EngineError::ResourceLimit(m),
+            D::IoError(source) => EngineError::Io {
+                context: "a batch run".into(),
+                source,
+            },
+            // Errors raised by Freshet's own scans come back as they were.
+            D::External(e) => match e.downcast::<EngineError>() {
+                Ok(e) => *e,
+                Err(e) => match e.downcast::<freshet_log::LogError>() {
+                    Ok(e) => EngineError::Log(*e),
+                    Err(e) => match e.downcast::<freshet_streams::StreamError>() {
+                        Ok(e) => EngineError::Stream(*e),
+                        Err(e) => EngineError::Sql(e.to_string()),
+                    },
+                },
+            },
             other => EngineError::Sql(other.strip_backtrace()),
         }
     }

@@ -1,7 +1,7 @@
 //! Freshet's SQL views: planning with DataFusion, streaming operators, watermarks, and
 //! exactly-once commits into the result store.
 //!
-//! A view's SQL is planned by DataFusion (`plan`), compiled into a tree of synchronous
+//! A view's SQL is planned by DataFusion (`sql`), compiled into a tree of synchronous
 //! operators (`compile`, `node`, `source`, `aggregate`, `join`), and run by a `runner`
 //! that reads the log, tracks watermarks and commits results, operator state and input
 //! offsets together. Vocabulary (`Offset`, `Watermark`, `Window`) lives in `freshet-types`.
@@ -16,24 +16,28 @@ pub mod committer;
 pub mod compile;
 pub mod error;
 pub mod explain;
+pub mod freshness;
 pub mod histogram;
 pub mod join;
 pub mod manage;
 pub mod node;
 pub mod options;
-pub mod plan;
 pub mod planner;
 pub mod reconcile;
 pub mod rows;
 pub mod runner;
 pub mod source;
+pub mod sql;
+pub mod statement;
 pub mod views;
+pub mod watermarks;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use options::{EmitPolicy, LatePolicy, ModeChoice, ViewOptions};
 pub use runner::{Progressed, ViewRunner, compile_view, compile_view_over, result_table};
+pub use statement::{LazyStore, Statement};
 pub use views::{ViewCatalog, ViewDef, ViewStatement, parse_view_statement};
 
 use freshet_store::LateEvent;

@@ -7,15 +7,17 @@
 //! as they pass and keep their log positions.
 
 use crate::Ctx;
-use crate::aggregate::{Aggregate, Mode};
+use crate::aggregate::{Aggregate, Grouping};
 use crate::error::{EngineError, Result};
 use crate::join::WindowJoin;
 use crate::rows::Rows;
 use crate::source::Source;
+use crate::watermarks::StreamWatermarks;
 use crate::window::{WindowKind, ms_text};
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
+use freshet_types::RowOffsets;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -121,38 +123,38 @@ fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Ro
 }
 
 impl Node {
-    /// Feed a batch read from `stream`'s `partition`, first row at offset `first`.
+    /// Feed a batch read from `stream`'s `partition`, its rows at `offsets`.
     pub fn on_input(
         &mut self,
         stream: &str,
         partition: u32,
-        first: u64,
+        offsets: &RowOffsets,
         batch: &RecordBatch,
         ctx: &mut Ctx,
     ) -> Result<Vec<Rows>> {
         match &mut self.op {
             Op::Source(s) => {
                 if s.stream == stream {
-                    s.on_input(partition, first, batch, ctx)
+                    s.on_input(partition, offsets, batch, ctx)
                 } else {
                     Ok(Vec::new())
                 }
             }
             Op::Filter { input, .. } | Op::Project { input, .. } => {
-                let rows = input.on_input(stream, partition, first, batch, ctx)?;
+                let rows = input.on_input(stream, partition, offsets, batch, ctx)?;
                 transform(&self.schema, &self.op, rows)
             }
             Op::Aggregate { input, agg } => {
-                for r in input.on_input(stream, partition, first, batch, ctx)? {
+                for r in input.on_input(stream, partition, offsets, batch, ctx)? {
                     agg.on_input(&r, ctx)?;
                 }
                 Ok(Vec::new())
             }
             Op::Join { left, right, join } => {
-                for r in left.on_input(stream, partition, first, batch, ctx)? {
+                for r in left.on_input(stream, partition, offsets, batch, ctx)? {
                     join.on_input(r, false)?;
                 }
-                for r in right.on_input(stream, partition, first, batch, ctx)? {
+                for r in right.on_input(stream, partition, offsets, batch, ctx)? {
                     join.on_input(r, true)?;
                 }
                 Ok(Vec::new())
@@ -163,15 +165,15 @@ impl Node {
     /// Tell the sources their streams' watermarks; returns the rows this completes.
     pub fn on_watermark(
         &mut self,
-        watermarks: &HashMap<String, Option<i64>>,
+        watermarks: &StreamWatermarks,
         ctx: &mut Ctx,
     ) -> Result<Vec<Rows>> {
         match &mut self.op {
             Op::Source(s) => {
-                if let Some(Some(w)) = watermarks.get(&s.stream)
-                    && s.watermark.is_none_or(|old| *w > old)
+                if let Some(w) = watermarks.get(&s.stream)
+                    && s.watermark.is_none_or(|old| w.0 > old)
                 {
-                    s.watermark = Some(*w);
+                    s.watermark = Some(w.0);
                 }
                 Ok(Vec::new())
             }
@@ -310,10 +312,10 @@ impl Node {
             Op::Aggregate { agg, .. } => format!(
                 "Aggregate #{} {}",
                 agg.id,
-                match agg.mode {
-                    Mode::Unbounded => "unbounded (no window)".to_string(),
-                    Mode::Fixed { .. } => "per window".to_string(),
-                    Mode::Session { gap_ms, .. } =>
+                match agg.grouping {
+                    Grouping::Unbounded => "unbounded (no window)".to_string(),
+                    Grouping::Fixed { .. } => "per window".to_string(),
+                    Grouping::Session { gap_ms, .. } =>
                         format!("per session (gap {})", ms_text(gap_ms)),
                 }
             ),

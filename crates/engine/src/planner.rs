@@ -149,8 +149,8 @@ pub fn choose(sla_ms: u64, costs: &Costs) -> Plan {
 
 /// The schedule for a view whose options ask for `choice`: the planner's choice under
 /// `auto`, else the asked mode with the period the planner would give it.
-pub fn plan_for(choice: crate::ModeChoice, sla_ms: u64, costs: &Costs) -> Plan {
-    use crate::ModeChoice;
+pub fn plan_for(choice: crate::options::ModeChoice, sla_ms: u64, costs: &Costs) -> Plan {
+    use crate::options::ModeChoice;
     let chosen = choose(sla_ms, costs);
     match choice {
         ModeChoice::Auto => chosen,

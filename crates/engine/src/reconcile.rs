@@ -8,7 +8,7 @@
 //! text, floating-point ones within a relative 1e-9 (aggregation order differs between the
 //! engines).
 
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, SchemaRef};
 use freshet_store::{ResultBatch, ResultQuery, ResultStore, RowState};
@@ -20,11 +20,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::batch::{BatchSession, HistoryFile, TimeRange, Views};
+use crate::batch::{BatchSession, HistoryFile, TimeRange, Views, in_range};
 use crate::compile::ORIGIN_KEY;
 use crate::error::{EngineError, Result};
 use crate::runner::{compile_view_over, result_table};
-use crate::source::times_ms;
 use crate::views::ViewCatalog;
 
 /// Differences kept as examples, per kind.
@@ -140,64 +139,6 @@ fn describe(names: &[String], key: &[usize], values: &[String]) -> String {
         .map(|((_, name), value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Rows of `batch` whose window lies in `[from, to)` and ends after `ends_after`, optionally
-/// only final ones (by the `_state` column), with the columns of `schema` (cast to its
-/// types).
-pub(crate) fn in_range(
-    batch: &RecordBatch,
-    schema: &SchemaRef,
-    (from, to): (i64, i64),
-    ends_after: i64,
-    final_only: bool,
-) -> Result<RecordBatch> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| EngineError::Bug(format!("a result batch has no column '{name}'")))
-    };
-    let starts = times_ms(&column("window_start")?)?;
-    let ends = times_ms(&column("window_end")?)?;
-    let states = if final_only {
-        Some(column("_state")?)
-    } else {
-        None
-    };
-    let states = states
-        .as_ref()
-        .and_then(|s| s.as_any().downcast_ref::<StringArray>());
-    let keep: arrow_array::BooleanArray = (0..batch.num_rows())
-        .map(|i| {
-            Some(
-                !starts.is_null(i)
-                    && !ends.is_null(i)
-                    && starts.value(i) >= from
-                    && ends.value(i) <= to
-                    && ends.value(i) > ends_after
-                    && states.is_none_or(|s| s.value(i) == RowState::Final.as_str()),
-            )
-        })
-        .collect();
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let array = column(field.name())?;
-            let array = if array.data_type() == field.data_type() {
-                array
-            } else {
-                arrow_cast::cast(&array, field.data_type())?
-            };
-            Ok(arrow_select::filter::filter(&array, &keep)?)
-        })
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(keep.true_count())),
-    )?)
 }
 
 /// What to reconcile.

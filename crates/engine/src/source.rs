@@ -17,6 +17,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use freshet_store::{LateEvent, RowState};
+use freshet_types::RowOffsets;
 use std::sync::Arc;
 
 /// A stream read by a view.
@@ -57,11 +58,11 @@ impl Source {
         self.watermark.map(|w| w.saturating_sub(self.lateness_ms))
     }
 
-    /// Rows of `batch` (partition `partition`, first offset `first`) in this source's shape.
+    /// Rows of `batch` (partition `partition`, its rows at `offsets`) in this source's shape.
     pub fn on_input(
         &mut self,
         partition: u32,
-        first: u64,
+        offsets: &RowOffsets,
         batch: &RecordBatch,
         ctx: &mut Ctx,
     ) -> Result<Vec<Rows>> {
@@ -74,7 +75,12 @@ impl Source {
                 .collect();
             let origin = Origin {
                 partition: UInt32Array::from(vec![partition; n]),
-                offset: UInt64Array::from_iter_values(first..first + n as u64),
+                offset: match offsets {
+                    RowOffsets::Dense { first, len } => {
+                        UInt64Array::from_iter_values(*first..*first + *len as u64)
+                    }
+                    RowOffsets::Listed(o) => UInt64Array::from(o.to_vec()),
+                },
                 copy: UInt32Array::from(vec![0; n]),
             };
             return Ok(vec![Rows {
@@ -105,7 +111,7 @@ impl Source {
             for k in 0..per {
                 let (s, e) = kind.window(t, k);
                 if closed.is_some_and(|c| e <= c) {
-                    self.late(batch, partition, first, i, t, (s, e), ctx)?;
+                    self.late(batch, partition, offsets.get(i), i, t, (s, e), ctx)?;
                     continue;
                 }
                 amends |= amending.is_some_and(|w| e <= w);
@@ -136,7 +142,7 @@ impl Source {
         let origin = Origin {
             partition: UInt32Array::from(vec![partition; len]),
             offset: UInt64Array::from_iter_values(
-                idx.values().iter().map(|&i| first + u64::from(i)),
+                idx.values().iter().map(|&i| offsets.get(i as usize)),
             ),
             copy: UInt32Array::from(copies),
         };
@@ -156,7 +162,7 @@ impl Source {
         &self,
         batch: &RecordBatch,
         partition: u32,
-        first: u64,
+        offset: u64,
         i: usize,
         t: i64,
         (s, e): (i64, i64),
@@ -174,7 +180,7 @@ impl Source {
                 ctx.late.push(LateEvent {
                     stream: self.stream.clone(),
                     partition,
-                    offset: first + i as u64,
+                    offset,
                     event_time_ms: t,
                     reason: format!(
                         "window [{}, {}) was already final: the watermark minus allowed \

@@ -222,14 +222,14 @@ impl TableFunctionImpl for WindowFunction {
 }
 
 /// A DataFusion session that knows the data directory's streams and views.
-pub struct Planner {
+pub struct SqlPlanner {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
 }
 
-impl Planner {
+impl SqlPlanner {
     /// A planner over `streams` and the already declared `views` (in creation order).
-    pub fn new(streams: &[StreamDef], views: &[ViewDef]) -> Result<Planner> {
+    pub fn new(streams: &[StreamDef], views: &[ViewDef]) -> Result<SqlPlanner> {
         let config = SessionConfig::new()
             .with_target_partitions(1)
             .with_information_schema(false);
@@ -268,7 +268,7 @@ impl Planner {
                 context: "start the planner's runtime".into(),
                 source,
             })?;
-        let planner = Planner { ctx, runtime };
+        let planner = SqlPlanner { ctx, runtime };
         for view in views {
             planner.register_view(view)?;
         }

@@ -13,7 +13,6 @@
 //! segment files directly and never change them.
 
 use crate::catalog::Catalog;
-use crate::ddl::{StreamStatement, parse_stream_statement};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError, io_err};
 use crate::stream::Stream;
@@ -36,28 +35,12 @@ pub fn stream_dir(root: &Path, name: &str) -> PathBuf {
     root.join("streams").join(name)
 }
 
-/// What a DDL statement did, for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DdlOutcome {
-    /// A stream was created.
-    Created(String),
-    /// `IF NOT EXISTS` and it existed.
-    AlreadyExists(String),
-    /// A stream was dropped (and its data deleted).
-    Dropped(String),
-    /// `IF EXISTS` and it did not exist.
-    NotFound(String),
-}
-
-impl std::fmt::Display for DdlOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DdlOutcome::Created(n) => write!(f, "CREATE STREAM {n}"),
-            DdlOutcome::AlreadyExists(n) => write!(f, "stream {n} already exists, skipped"),
-            DdlOutcome::Dropped(n) => write!(f, "DROP STREAM {n}"),
-            DdlOutcome::NotFound(n) => write!(f, "stream {n} does not exist, skipped"),
-        }
-    }
+/// Writes who holds the lock into the lock file, for the error another process gets.
+fn record_holder(mut lock: &std::fs::File) -> std::io::Result<()> {
+    use std::io::Write;
+    let command: Vec<String> = std::env::args().collect();
+    lock.set_len(0)?;
+    writeln!(lock, "pid {}: {}", std::process::id(), command.join(" "))
 }
 
 impl DataDir {
@@ -75,12 +58,19 @@ impl DataDir {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock_path)
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "holder unknown".to_owned());
                 return Err(StreamError::Locked {
                     path: root.display().to_string(),
+                    holder,
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
         }
+        record_holder(&lock).map_err(io_err("write", &lock_path))?;
         let catalog = Catalog::load(&root)?;
         Ok(DataDir {
             root,
@@ -182,28 +172,6 @@ impl DataDir {
             std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         }
         Ok(true)
-    }
-
-    /// Execute one stream statement; `Ok(None)` if `sql` is not about streams.
-    pub fn execute(&self, sql: &str) -> Result<Option<DdlOutcome>> {
-        Ok(match parse_stream_statement(sql)? {
-            None => None,
-            Some(StreamStatement::Create { def, if_not_exists }) => {
-                let name = def.name.clone();
-                Some(if self.create_stream(def, if_not_exists)? {
-                    DdlOutcome::Created(name)
-                } else {
-                    DdlOutcome::AlreadyExists(name)
-                })
-            }
-            Some(StreamStatement::Drop { name, if_exists }) => {
-                Some(if self.drop_stream(&name, if_exists)? {
-                    DdlOutcome::Dropped(name)
-                } else {
-                    DdlOutcome::NotFound(name)
-                })
-            }
-        })
     }
 
     /// Sync the open streams whose policy is `fsync = 'interval'` (called periodically).

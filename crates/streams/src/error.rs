@@ -31,10 +31,15 @@ pub enum StreamError {
         limit: &'static str,
     },
     /// The data directory is in use by another Freshet process.
-    #[error("data directory {path} is in use by another freshet process (lock file {path}/LOCK)")]
+    #[error(
+        "data directory {path} is in use by another freshet process ({holder}; lock file \
+         {path}/LOCK); stop it, or go through its HTTP API"
+    )]
     Locked {
         /// The data directory.
         path: String,
+        /// Who holds it, as the holder recorded it (process id and command line).
+        holder: String,
     },
     /// The catalog file could not be read or written.
     #[error("catalog {path}: {detail}")]

@@ -14,7 +14,7 @@
 //! ones.
 
 use crate::error::{Result, StreamError, io_err};
-use crate::stream::{AppendOutcome, PartitionRange, RejectSummary};
+use crate::outcome::{AppendOutcome, PartitionRange, RejectSummary};
 use freshet_types::limits::IDEMPOTENCY_KEYS_MAX;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};

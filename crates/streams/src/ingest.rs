@@ -5,6 +5,7 @@
 //! Memory is bounded by `limits::INGEST_PIPELINE_DEPTH` chunks of
 //! `limits::INGEST_CHUNK_BYTES` in each stage.
 
+pub use crate::decode::Format;
 use crate::decode::{CsvDecoder, LineChunks, decode_parquet_file, read_header_line};
 use crate::error::{Result, io_err};
 use crate::stream::{Prepared, RejectSummary, Stream};
@@ -15,38 +16,6 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Input formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// Newline-delimited JSON objects.
-    Ndjson,
-    /// Comma-separated values with a header row.
-    Csv,
-    /// Apache Parquet.
-    Parquet,
-}
-
-impl Format {
-    /// Guess from a file extension (`.ndjson`, `.jsonl`, `.json`, `.csv`, `.parquet`).
-    pub fn from_path(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()? {
-            "pq" => Some(Format::Parquet),
-            ext => Format::parse(ext),
-        }
-    }
-
-    /// Parse a `--format` value.
-    pub fn parse(s: &str) -> Option<Format> {
-        match s.to_ascii_lowercase().as_str() {
-            "ndjson" | "jsonl" | "json" => Some(Format::Ndjson),
-            "csv" => Some(Format::Csv),
-            "parquet" => Some(Format::Parquet),
-            _ => None,
-        }
-    }
-}
 
 /// Progress of a running ingest.
 #[derive(Debug, Clone, Copy, Default)]

@@ -21,12 +21,14 @@ pub mod duration;
 pub mod error;
 pub mod idempotency;
 pub mod ingest;
+pub mod input;
 pub mod inspect;
+pub mod outcome;
 pub mod partitioner;
 pub mod payload;
 pub mod stream;
 
-pub use datadir::{DataDir, DdlOutcome};
+pub use datadir::DataDir;
 pub use decode::FileDecoder;
 pub use def::StreamDef;
 pub use error::{Result, StreamError};

@@ -10,13 +10,14 @@ use crate::decode::{Decoded, NdjsonDecoder, Reject};
 use crate::def::{FsyncMode, StreamDef};
 use crate::error::{Result, StreamError};
 use crate::idempotency::{Claim, IdempotencyTable, RecoveredTag, tag_id};
+pub use crate::outcome::{AppendOutcome, PartitionRange, RejectSummary};
 use crate::{dlq, partitioner, payload};
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
 use freshet_log::{AppendRecord, Partition, ProducerTag, RecoveryReport, Storage};
 use freshet_types::limits::HTTP_REJECTS_LISTED_MAX;
 use freshet_types::{EventTime, IngestTime, Offset};
-use serde::{Deserialize, Serialize};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,47 +51,6 @@ pub struct Prepared {
     pub fingerprint: Option<u64>,
     /// The rejected rows (kept for reporting).
     pub rejects: Vec<Reject>,
-}
-
-/// A rejected row as reported to the client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectSummary {
-    /// 1-based line in the request body or file.
-    pub line: u64,
-    /// Stable reason code.
-    pub code: String,
-    /// Reason for people.
-    pub reason: String,
-}
-
-/// Offsets a commit wrote to one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionRange {
-    /// Partition index.
-    pub partition: u32,
-    /// First offset written.
-    pub start: u64,
-    /// One past the last offset written.
-    pub end: u64,
-}
-
-/// What an append did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppendOutcome {
-    /// Rows appended to the stream.
-    pub accepted: u64,
-    /// Rows sent to the dead-letter stream.
-    pub rejected: u64,
-    /// The first `HTTP_REJECTS_LISTED_MAX` rejected rows with their reasons.
-    pub rejects: Vec<RejectSummary>,
-    /// Whether the list of rejects was cut short (the count is always exact).
-    pub rejects_truncated: bool,
-    /// Where the rows went.
-    pub partitions: Vec<PartitionRange>,
-    /// Where the rejects went in the dead-letter log.
-    pub dead_letters: Option<PartitionRange>,
-    /// True when this is the stored answer to an earlier request with the same key.
-    pub replayed: bool,
 }
 
 /// Running totals since the stream was opened.
@@ -172,6 +132,17 @@ impl Stream {
     /// The partitions, by index.
     pub fn partitions(&self) -> &[Arc<Partition>] {
         &self.partitions
+    }
+
+    /// A view's reader of each partition, by index (the input seam).
+    pub fn inputs(&self) -> Vec<Box<dyn crate::input::PartitionInput>> {
+        self.partitions
+            .iter()
+            .map(|p| {
+                Box::new(crate::input::EmbeddedInput::new(p.clone()))
+                    as Box<dyn crate::input::PartitionInput>
+            })
+            .collect()
     }
 
     /// The dead-letter log.

@@ -34,6 +34,86 @@ impl fmt::Display for Offset {
     }
 }
 
+/// The offsets of a run of events read from one partition, in order: dense (`first`,
+/// `first + 1`, ...) for the embedded log, or listed for a log whose sequence numbers have
+/// gaps (a message system that deletes or skips sequence numbers). Always strictly
+/// increasing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowOffsets {
+    /// `len` offsets from `first` on, one apart.
+    Dense {
+        /// The first event's offset.
+        first: u64,
+        /// How many events.
+        len: usize,
+    },
+    /// Each event's offset.
+    Listed(std::sync::Arc<[u64]>),
+}
+
+impl RowOffsets {
+    /// Listed offsets; panics unless strictly increasing (an offset repeated or going back
+    /// is a bug in the log that produced them).
+    pub fn listed(offsets: Vec<u64>) -> RowOffsets {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "offsets must strictly increase"
+        );
+        RowOffsets::Listed(offsets.into())
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        match self {
+            RowOffsets::Dense { len, .. } => *len,
+            RowOffsets::Listed(o) => o.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The offset of the `i`-th event.
+    pub fn get(&self, i: usize) -> u64 {
+        match self {
+            RowOffsets::Dense { first, len } => {
+                assert!(i < *len, "event {i} of {len}");
+                first + i as u64
+            }
+            RowOffsets::Listed(o) => o[i],
+        }
+    }
+
+    /// How many events lie before `offset`.
+    pub fn position(&self, offset: u64) -> usize {
+        match self {
+            RowOffsets::Dense { first, len } => {
+                (offset.saturating_sub(*first)).min(*len as u64) as usize
+            }
+            RowOffsets::Listed(o) => o.partition_point(|&x| x < offset),
+        }
+    }
+
+    /// `len` events from the `skip`-th on.
+    pub fn slice(&self, skip: usize, len: usize) -> RowOffsets {
+        assert!(skip + len <= self.len(), "slice past the end");
+        match self {
+            RowOffsets::Dense { first, .. } => RowOffsets::Dense {
+                first: first + skip as u64,
+                len,
+            },
+            RowOffsets::Listed(o) => RowOffsets::Listed(o[skip..skip + len].into()),
+        }
+    }
+
+    /// Every offset, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
 /// Index of a partition within a stream (0-based).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
@@ -128,6 +208,29 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_offsets_dense_and_listed_agree_where_they_coincide() {
+        let dense = RowOffsets::Dense { first: 10, len: 4 };
+        let listed = RowOffsets::listed(vec![10, 11, 12, 13]);
+        for o in [&dense, &listed] {
+            assert_eq!(o.len(), 4);
+            assert_eq!(o.get(2), 12);
+            assert_eq!(o.position(9), 0);
+            assert_eq!(o.position(12), 2);
+            assert_eq!(o.position(99), 4);
+            assert_eq!(o.slice(1, 2).iter().collect::<Vec<_>>(), vec![11, 12]);
+        }
+        let gapped = RowOffsets::listed(vec![3, 7, 20]);
+        assert_eq!(gapped.position(8), 2);
+        assert_eq!(gapped.slice(1, 2).get(0), 7);
+    }
+
+    #[test]
+    #[should_panic(expected = "strictly increase")]
+    fn row_offsets_must_increase() {
+        RowOffsets::listed(vec![5, 5]);
+    }
 
     #[test]
     fn watermark_advances_forward() {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::log_table::{TimeRange, select_rows};
+use super::select::{TimeRange, select_rows};
 use crate::error::{EngineError, Result};
 use crate::source::times_ms;
 
@@ -61,7 +61,7 @@ impl HistoryFile {
             return one(path.to_path_buf(), meta.len())
                 .map(|f| vec![f])
                 .ok_or_else(|| {
-                    EngineError::Sql(format!(
+                    EngineError::Input(format!(
                         "history file {}: unknown format; name it .ndjson, .jsonl, .json, \
                          .csv or .parquet",
                         path.display()
@@ -79,7 +79,7 @@ impl HistoryFile {
             }
         }
         if files.is_empty() {
-            return Err(EngineError::Sql(format!(
+            return Err(EngineError::Input(format!(
                 "history directory {} holds no .ndjson, .jsonl, .json, .csv or .parquet file",
                 path.display()
             )));
@@ -111,8 +111,7 @@ pub fn log_start_ms(def: &StreamDef, dir: &Path) -> Result<Option<i64>> {
             let t = header.min_event_time.0;
             earliest.set(Some(earliest.get().map_or(t, |e| e.min(t))));
             false
-        })
-        .map_err(|e| EngineError::Sql(format!("reading the log of '{}': {e}", def.name)))?;
+        })?;
     }
     Ok(earliest.get())
 }
@@ -154,11 +153,11 @@ impl fmt::Display for HistoryScan {
 }
 
 fn failed(file: &HistoryFile, message: impl fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(format!(
+    DataFusionError::External(Box::new(EngineError::Input(format!(
         "history file {} of stream '{}': {message}",
         file.path.display(),
         file.stream
-    ))
+    ))))
 }
 
 impl HistoryScan {

@@ -3,7 +3,7 @@
 //! partition), only the projected columns kept, and frames whose event-time bounds miss the
 //! query's time range skipped without decoding.
 
-use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -12,8 +12,8 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::memory::{LazyBatchGenerator, LazyMemoryExec};
-use freshet_log::{FileStorage, PartitionReader};
 use freshet_streams::StreamDef;
+use freshet_streams::input::{ChunkReader, open_reader};
 use freshet_types::Offset;
 use parking_lot::RwLock;
 use std::any::Any;
@@ -23,55 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::history::{HistoryCounters, HistoryFile, HistoryScan, log_start_ms};
-use crate::source::times_ms;
+use super::select::{TimeRange, project, select_rows};
 
 /// Bytes of frames read from a partition at a time.
 const READ_BYTES: usize = 4 << 20;
-
-/// A half-open event-time range `[from_ms, to_ms)`; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimeRange {
-    /// Earliest event time kept, in ms since the epoch.
-    pub from_ms: Option<i64>,
-    /// Event times at or after this are not kept.
-    pub to_ms: Option<i64>,
-}
-
-impl TimeRange {
-    /// The range both `self` and `other` allow.
-    pub fn intersect(self, other: TimeRange) -> TimeRange {
-        TimeRange {
-            from_ms: max_opt(self.from_ms, other.from_ms),
-            to_ms: min_opt(self.to_ms, other.to_ms),
-        }
-    }
-
-    fn admits_frame(&self, min_ms: i64, max_ms: i64) -> bool {
-        self.from_ms.is_none_or(|f| max_ms >= f) && self.to_ms.is_none_or(|t| min_ms < t)
-    }
-
-    pub(crate) fn contains(&self, t: i64) -> bool {
-        self.from_ms.is_none_or(|f| t >= f) && self.to_ms.is_none_or(|e| t < e)
-    }
-
-    fn is_all(&self) -> bool {
-        self.from_ms.is_none() && self.to_ms.is_none()
-    }
-}
-
-fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
 
 /// A stream's log, scanned in batch.
 #[derive(Debug)]
@@ -277,7 +232,7 @@ impl TableProvider for LogTable {
 struct PartitionScan {
     stream: String,
     dir: PathBuf,
-    reader: Option<PartitionReader>,
+    reader: Option<Box<dyn ChunkReader>>,
     /// The next offset to read; `None` before the first read.
     next: Option<u64>,
     /// The offsets `[start, end)` read; `None` reads everything.
@@ -311,27 +266,25 @@ fn external(
 }
 
 impl PartitionScan {
-    /// Reads the next frames into `pending`; false at the end of the partition.
+    /// Reads the next chunks into `pending`; false at the end of the partition.
     fn fill(&mut self) -> datafusion::error::Result<bool> {
         if self.reader.is_none() {
-            if !self.dir.exists() {
+            let Some(mut reader) = open_reader(&self.dir).map_err(external)? else {
                 return Ok(false);
-            }
-            let mut reader =
-                PartitionReader::open(Arc::new(FileStorage), &self.dir).map_err(external)?;
-            let start = reader.start_offset().map_err(external)?.0;
+            };
+            let start = reader.start().map_err(external)?.0;
             if let Some((from, end)) = self.bounds
                 && start > from
                 && from < end
             {
-                return Err(datafusion::error::DataFusionError::Execution(format!(
+                return Err(external(crate::EngineError::LogRetention(format!(
                     "{} partition {}: retention removed offsets from {from} up to {start}, \
                      which this scan must read",
                     self.stream,
                     self.dir
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into())
-                )));
+                ))));
             }
             self.next = Some(start.max(self.bounds.map_or(0, |(from, _)| from)));
             self.reader = Some(reader);
@@ -342,44 +295,33 @@ impl PartitionScan {
         if self.bounds.is_some_and(|(_, end)| next >= end) {
             return Ok(false);
         }
-        let frames = reader.read(Offset(next), READ_BYTES).map_err(external)?;
-        if frames.is_empty() {
+        let chunks = reader.read(Offset(next), READ_BYTES).map_err(external)?;
+        if chunks.is_empty() {
             return Ok(false);
         }
-        for frame in frames {
-            let header = &frame.header;
-            self.scanned
-                .fetch_add(u64::from(header.frame_bytes), Ordering::Relaxed);
-            let base = header.base_offset.0;
-            let stop = self.bounds.map_or(u64::MAX, |(_, end)| end);
-            if base >= stop {
+        let stop = self.bounds.map_or(u64::MAX, |(_, end)| end);
+        for chunk in chunks {
+            self.scanned.fetch_add(chunk.bytes, Ordering::Relaxed);
+            if chunk.first.0 >= stop {
                 self.next = Some(stop);
                 break;
             }
-            let end = header.end_offset().0;
-            if end <= next {
+            if chunk.next.0 <= next {
                 continue;
             }
-            self.next = Some(end.min(stop));
+            self.next = Some(chunk.next.0.min(stop));
             if !self
                 .range
-                .admits_frame(header.min_event_time.0, header.max_event_time.0)
+                .admits_frame(chunk.min_event_time.0, chunk.max_event_time.0)
             {
                 continue;
             }
             // Rows before `next` (read already) and from `stop` on (not claimed) are cut.
-            let mut at = base;
-            for batch in freshet_streams::payload::decode(&frame.payload).map_err(external)? {
-                let rows = batch.num_rows() as u64;
-                let first = next.max(at).min(at + rows);
-                let last = stop.min(at + rows).max(first);
-                at += rows;
-                let batch = if first > at - rows || last < at {
-                    batch.slice((first - (at - rows)) as usize, (last - first) as usize)
-                } else {
-                    batch
-                };
-                let batch = self.cut(batch)?;
+            for part in chunk
+                .decode_within(Offset(next), Offset(stop))
+                .map_err(external)?
+            {
+                let batch = self.cut(part.batch)?;
                 if batch.num_rows() > 0 {
                     self.rows
                         .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -404,42 +346,6 @@ impl PartitionScan {
             &self.schema,
         )
     }
-}
-
-/// The rows of `batch` whose event time (column `time_column`) `keep` accepts, projected
-/// to `schema`.
-pub(super) fn select_rows(
-    batch: &RecordBatch,
-    time_column: usize,
-    keep: impl Fn(i64) -> bool,
-    projection: &[usize],
-    schema: &SchemaRef,
-) -> datafusion::error::Result<RecordBatch> {
-    let times = times_ms(batch.column(time_column))
-        .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
-    let mask: BooleanArray = (0..times.len())
-        .map(|i| Some(!times.is_null(i) && keep(times.value(i))))
-        .collect();
-    project(
-        &arrow_select::filter::filter_record_batch(batch, &mask)?,
-        projection,
-        schema,
-    )
-}
-
-fn project(
-    batch: &RecordBatch,
-    projection: &[usize],
-    schema: &SchemaRef,
-) -> datafusion::error::Result<RecordBatch> {
-    let projected = batch.project(projection)?;
-    // Same columns; the schema object carries the scan's (projected) metadata. A scan may
-    // project no column at all (`count(*)`): the row count says how many rows.
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        projected.columns().to_vec(),
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(projected.num_rows())),
-    )?)
 }
 
 impl LazyBatchGenerator for PartitionScan {
@@ -475,29 +381,5 @@ impl LazyBatchGenerator for PartitionScan {
             scanned: self.scanned.clone(),
             rows: self.rows.clone(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_intersect_and_admit_frames_that_overlap() {
-        let r = TimeRange {
-            from_ms: Some(10),
-            to_ms: Some(20),
-        };
-        assert!(r.admits_frame(5, 10));
-        assert!(r.admits_frame(19, 30));
-        assert!(!r.admits_frame(20, 30));
-        assert!(!r.admits_frame(0, 9));
-        let narrower = r.intersect(TimeRange {
-            from_ms: Some(15),
-            to_ms: None,
-        });
-        assert_eq!(narrower.from_ms, Some(15));
-        assert_eq!(narrower.to_ms, Some(20));
-        assert!(narrower.contains(15) && !narrower.contains(20));
     }
 }

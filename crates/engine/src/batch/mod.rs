@@ -9,12 +9,15 @@
 
 mod history;
 mod log_table;
+mod select;
 mod session;
 mod store_table;
 mod windows;
 
 pub use history::{HistoryCounters, HistoryFile};
-pub use log_table::{LogTable, TimeRange};
+pub use log_table::LogTable;
+pub use select::TimeRange;
+pub(crate) use select::in_range;
 pub use store_table::{SharedStore, StoreTable};
 
 use arrow_array::RecordBatch;
@@ -33,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::error::{EngineError, Result};
-use crate::plan::register_window_function;
+use crate::sql::register_window_function;
 use crate::views::ViewDef;
 use windows::BatchWindowFunction;
 
@@ -119,7 +122,7 @@ impl BatchSession {
                 .collect(),
         );
         if let Some(file) = history.iter().find(|f| !by_name.contains_key(&f.stream)) {
-            return Err(EngineError::Sql(format!(
+            return Err(EngineError::Input(format!(
                 "history file {} is for stream '{}', which does not exist",
                 file.path.display(),
                 file.stream

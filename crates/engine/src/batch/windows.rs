@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::log_table::LogTable;
-use crate::plan::{window_arguments, window_time_type};
+use crate::sql::{window_arguments, window_time_type};
 use crate::window::WindowKind;
 
 /// `tumble`, `hop` or `session` over log tables.

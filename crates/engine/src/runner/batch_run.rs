@@ -25,18 +25,20 @@
 //! micro-batch, a drain), their state is rebuilt by reading those frames again with the
 //! watermarks where they are; events of final windows are skipped, uncounted.
 
-use super::{PartInput, ViewRunner, compile_after};
-use crate::aggregate::Mode as AggMode;
-use crate::batch::{BatchSession, TimeRange, Views};
+use super::blueprint::Blueprint;
+use super::dataflow::Dataflow;
+use super::inputs::{PartInput, part_key};
+use crate::aggregate::Grouping;
+use crate::batch::{BatchSession, TimeRange, Views, in_range};
 use crate::compile::{Compiled, ResultKey};
 use crate::error::{EngineError, Result};
 use crate::node::{Node, Op};
 use crate::options::{EmitPolicy, LatePolicy};
-use crate::reconcile::in_range;
 use crate::views::ViewDef;
+use crate::watermarks::StreamWatermarks;
 use freshet_store::{ResultBatch, RowState};
-use freshet_types::Offset;
 use freshet_types::limits::VIEW_READ_BYTES;
+use freshet_types::{EventTime, Offset};
 use std::collections::{HashMap, VecDeque};
 
 /// How far before the window watermark a batch run of this view must read (the sum of its
@@ -89,7 +91,7 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
         },
         Op::Filter { input, .. } | Op::Project { input, .. } => walk(input, sizes, why),
         Op::Aggregate { input, agg } => {
-            if !matches!(agg.mode, AggMode::Fixed { .. }) {
+            if !matches!(agg.grouping, Grouping::Fixed { .. }) {
                 why.push("it groups without a fixed window".to_string());
             }
             walk(input, sizes, why);
@@ -104,7 +106,12 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
 /// Notes a frame read while the state is in the log: `needed` keeps the frames whose max
 /// event time exceeds every earlier one's (the first frame an open window needs is always
 /// one of them), dropping those below `from`.
-fn note_frame(needed: &mut VecDeque<(u64, i64)>, base: u64, max_event: i64, from: Option<i64>) {
+fn note_frame(
+    needed: &mut VecDeque<(Offset, EventTime)>,
+    base: Offset,
+    max_event: EventTime,
+    from: Option<i64>,
+) {
     if needed.back().is_none_or(|&(_, m)| max_event > m) {
         needed.push_back((base, max_event));
     }
@@ -113,9 +120,9 @@ fn note_frame(needed: &mut VecDeque<(u64, i64)>, base: u64, max_event: i64, from
 
 /// Drops the frames whose events all lie before `from`: every window they belong to is
 /// final. (Frames between two kept ones hold no later event than the first of them.)
-fn prune(needed: &mut VecDeque<(u64, i64)>, from: Option<i64>) {
+fn prune(needed: &mut VecDeque<(Offset, EventTime)>, from: Option<i64>) {
     if let Some(from) = from {
-        while needed.front().is_some_and(|&(_, m)| m < from) {
+        while needed.front().is_some_and(|&(_, m)| m.0 < from) {
             needed.pop_front();
         }
     }
@@ -128,7 +135,7 @@ const JUDGE_STATE_BYTES_MAX: usize = 64 << 20;
 /// Judges late events while a batch run claims frames: a fresh operator tree told the
 /// watermarks before the run, made when first needed.
 struct Judge {
-    before: HashMap<String, Option<i64>>,
+    before: StreamWatermarks,
     lateness: i64,
     tree: Option<Compiled>,
 }
@@ -136,18 +143,16 @@ struct Judge {
 impl Judge {
     /// Whether a frame of `stream` whose earliest event is at `min_event` may hold an event
     /// of a window that was final before the run.
-    fn may_be_late(&self, stream: &str, min_event: i64) -> bool {
+    fn may_be_late(&self, stream: &str, min_event: EventTime) -> bool {
         self.before
             .get(stream)
-            .copied()
-            .flatten()
-            .is_some_and(|w| min_event < w.saturating_sub(self.lateness))
+            .is_some_and(|w| min_event.0 < w.0.saturating_sub(self.lateness))
     }
 
-    fn tree(&mut self, runner: &mut ViewRunner) -> Result<&mut Compiled> {
+    fn tree(&mut self, blueprint: &Blueprint, ctx: &mut crate::Ctx) -> Result<&mut Compiled> {
         if self.tree.is_none() {
-            let mut tree = compile_after(&runner.streams, &runner.earlier, &runner.def)?;
-            tree.root.on_watermark(&self.before, &mut runner.ctx)?;
+            let mut tree = blueprint.compile()?;
+            tree.root.on_watermark(&self.before, ctx)?;
             self.tree = Some(tree);
         }
         Ok(self.tree.as_mut().expect("made above"))
@@ -169,412 +174,356 @@ impl Judge {
 }
 
 impl PartInput {
-    /// Rebuilds `needed` from the frame headers of `[start, next)`.
-    fn scan_needed(&mut self, start: u64, from: Option<i64>) -> Result<()> {
+    /// Rebuilds `needed` from the chunk headers of `[start, next)`.
+    fn scan_needed(&mut self, start: Offset, from: Option<i64>) -> Result<()> {
         self.needed.clear();
-        let mut reader = self.partition.reader();
-        let mut at = start.max(reader.start_offset()?.0);
+        let mut at = start.max(self.source.start()?);
         while at < self.next {
-            let frames = reader.read(Offset(at), VIEW_READ_BYTES)?;
-            if frames.is_empty() {
+            let chunks = self.source.read(at, VIEW_READ_BYTES)?;
+            if chunks.is_empty() {
                 break;
             }
-            for frame in frames {
-                let h = frame.header;
-                if h.base_offset.0 >= self.next {
+            for chunk in chunks {
+                if chunk.first >= self.next {
                     at = self.next;
                     break;
                 }
-                if h.end_offset().0 <= at {
+                if chunk.next <= at {
                     continue;
                 }
-                at = h.end_offset().0;
-                note_frame(&mut self.needed, h.base_offset.0, h.max_event_time.0, from);
+                at = chunk.next;
+                note_frame(&mut self.needed, chunk.first, chunk.max_event_time, from);
             }
         }
         Ok(())
     }
 }
 
-impl ViewRunner {
-    /// The view's window watermark: window ends at or before it are final.
-    fn window_watermark(&self) -> Option<i64> {
-        let lateness = self.def.options.allowed_lateness_ms as i64;
-        self.inputs
-            .iter()
-            .map(|s| self.watermarks.get(&s.name).copied().flatten())
-            .try_fold(i64::MAX, |acc, w| w.map(|w| acc.min(w)))
-            .map(|w| w.saturating_sub(lateness))
+/// After a restart with the state in the log: which frames open windows need (`from` is
+/// the earliest event time an open window can hold).
+pub(super) fn load_needed(flow: &mut Dataflow, from: Option<i64>) -> Result<()> {
+    for s in &mut flow.inputs.streams {
+        for (p, part) in s.parts.iter_mut().enumerate() {
+            let start = flow
+                .ctx
+                .stats
+                .needed_from
+                .get(&part_key(&s.name, p))
+                .map_or(Offset(0), |&o| Offset(o));
+            part.scan_needed(start, from)?;
+        }
     }
+    Ok(())
+}
 
-    /// The earliest event time an open window can hold.
-    fn open_from(&self) -> Option<i64> {
-        let lookback = self.batch_support.clone().ok()?;
-        self.window_watermark().map(|w| w.saturating_sub(lookback))
+/// Entering batch runs from the operators: finds the frames open windows need and pins
+/// the log from there at once (the next commit, which would move the pin, is a period
+/// away). `Err` with the reason when retention may have removed some of them: the
+/// operators hold those events in their state, and go on running the view.
+pub(super) fn enter(
+    flow: &mut Dataflow,
+    consumer: &str,
+    from: Option<i64>,
+) -> std::result::Result<(), String> {
+    let entered = find_needed(flow, consumer, from);
+    if entered.is_err() {
+        for part in flow.inputs.parts_mut() {
+            part.needed.clear();
+        }
     }
+    entered
+}
 
-    /// After a restart with the state in the log: which frames open windows need.
-    pub(super) fn load_needed(&mut self) -> Result<()> {
-        let from = self.open_from();
-        for s in &mut self.inputs {
-            for (p, part) in s.parts.iter_mut().enumerate() {
-                let start = self
-                    .ctx
-                    .stats
-                    .needed_from
-                    .get(&format!("{}/{p}", s.name))
-                    .copied()
-                    .unwrap_or(0);
-                part.scan_needed(start, from)?;
+fn find_needed(
+    flow: &mut Dataflow,
+    consumer: &str,
+    from: Option<i64>,
+) -> std::result::Result<(), String> {
+    // With no operator state nothing can be lost, whatever retention removed.
+    let stateless = flow.ops.root.state_bytes() == 0;
+    for s in &mut flow.inputs.streams {
+        for (p, part) in s.parts.iter_mut().enumerate() {
+            let start = part.source.start().map_err(|e| e.to_string())?;
+            part.scan_needed(start, from).map_err(|e| e.to_string())?;
+            // Retention removed frames before `start`. They held no event of an open
+            // window if a frame kept after them holds none either (events arrive in
+            // about event-time order): the first kept frame is not needed.
+            let first_needed = part.needed.front().map(|&(o, _)| o);
+            let trimmed_safely = from.is_some() && start < part.next && first_needed != Some(start);
+            if start > Offset(0) && !stateless && !trimmed_safely {
+                return Err(format!(
+                    "retention removed the start of {} partition {p}, which may have \
+                     held events of windows still open",
+                    s.name
+                ));
+            }
+            let keep = part.keep_from();
+            part.source.pin(consumer, keep).map_err(|e| e.to_string())?;
+            // Retention may have run between the scan and the pin.
+            if part.source.start().map_err(|e| e.to_string())? > keep {
+                return Err(format!(
+                    "retention removed {} partition {p} up to offset {keep} while the \
+                     view entered batch runs",
+                    s.name
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Entering batch runs from the operators: finds the frames open windows need and pins
-    /// the log from there at once (the next commit, which would move the pin, is a period
-    /// away). `Err` with the reason when retention may have removed some of them: the
-    /// operators hold those events in their state, and go on running the view.
-    fn enter(&mut self) -> std::result::Result<(), String> {
-        let entered = self.find_needed();
-        if entered.is_err() {
-            for s in &mut self.inputs {
-                for part in &mut s.parts {
-                    part.needed.clear();
-                }
-            }
-        }
-        entered
-    }
-
-    fn find_needed(&mut self) -> std::result::Result<(), String> {
-        let from = self.open_from();
-        // With no operator state nothing can be lost, whatever retention removed.
-        let stateless = self.compiled.root.state_bytes() == 0;
-        let consumer = super::consumer_name(&self.def.name);
-        for s in &mut self.inputs {
-            for (p, part) in s.parts.iter_mut().enumerate() {
-                let mut reader = part.partition.reader();
-                let start = reader.start_offset().map_err(|e| e.to_string())?.0;
-                part.scan_needed(start, from).map_err(|e| e.to_string())?;
-                // Retention removed frames before `start`. They held no event of an open
-                // window if a frame kept after them holds none either (events arrive in
-                // about event-time order): the first kept frame is not needed.
-                let first_needed = part.needed.front().map(|&(o, _)| o);
-                let trimmed_safely =
-                    from.is_some() && start < part.next && first_needed != Some(start);
-                if start > 0 && !stateless && !trimmed_safely {
-                    return Err(format!(
-                        "retention removed the start of {} partition {p}, which may have \
-                         held events of windows still open",
-                        s.name
-                    ));
-                }
-                let keep = part.keep_from();
-                part.partition
-                    .consumers()
-                    .set(&consumer, Offset(keep))
-                    .map_err(|e| e.to_string())?;
-                // Retention may have run between the scan and the pin.
-                if reader.start_offset().map_err(|e| e.to_string())?.0 > keep {
-                    return Err(format!(
-                        "retention removed {} partition {p} up to offset {keep} while the \
-                         view entered batch runs",
-                        s.name
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One batch run (see the module's description) over what is new in the log, at most
-    /// about `limit` events of it; `None` if the view cannot enter batch runs now, in which
-    /// case the operators run it. Returns the events claimed.
-    pub fn batch_run(&mut self, limit: Option<u64>) -> Result<Option<u64>> {
-        let lookback = self
-            .batch_support
-            .clone()
-            .map_err(|why| EngineError::Bug(format!("a batch run of a view that {why}")))?;
-        if !self.ctx.stats.state_in_log {
-            if let Err(why) = self.enter() {
-                tracing::warn!(view = %self.def.name, reason = %why,
-                    "batch mode runs with the streaming operators");
-                self.batch_support = Err(why);
-                return Ok(None);
-            }
-            // The operators' state is dropped: open windows are recomputed from the log.
-            self.fresh_operators()?;
-            self.ctx.stats.state_in_log = true;
-            self.reset_state = true;
-        }
-        let before = self.window_watermark();
-        let events = self.claim(limit)?;
-        self.update_watermarks()?;
-        let after = self.window_watermark();
-        if let Some(to) = after
-            && before.is_none_or(|b| to > b)
-        {
-            let from = before.map(|b| b.saturating_sub(lookback));
-            let bounds: HashMap<String, Vec<(u64, u64)>> = self
-                .inputs
-                .iter()
-                .map(|s| {
-                    let parts = s.parts.iter().map(|p| (p.keep_from(), p.next)).collect();
-                    (s.name.clone(), parts)
-                })
-                .collect();
-            let session = BatchSession::within(
-                &self.root_dir,
-                &self.streams,
-                Views::Recomputed(&self.earlier),
-                TimeRange {
-                    from_ms: from,
-                    to_ms: Some(to),
-                },
-                &bounds,
-            )?;
-            let schema = self.compiled.result_schema.clone();
-            let window = (from.unwrap_or(i64::MIN), to);
-            let ends_after = before.unwrap_or(i64::MIN);
-            let mut rows = Vec::new();
-            session.for_each(&self.def.query, |batch| {
-                let batch = in_range(batch, &schema, window, ends_after, false)?;
-                if batch.num_rows() > 0 {
-                    rows.push(batch);
-                }
-                Ok(())
-            })?;
-            // Memory follows what the run read (its claim and the open windows' earlier
-            // events), so the estimate is per row read.
-            let read = session.rows_scanned();
-            if read > 0 {
-                self.ctx.stats.batch_run_memory_bytes = session.peak_memory() as u64;
-                self.ctx.stats.batch_run_events = read;
-            }
-            for batch in rows {
-                self.pending_rows += batch.num_rows();
-                self.pending.push(ResultBatch {
-                    batch,
-                    state: RowState::Final,
-                });
-            }
-        }
-        let from = self.open_from();
-        for s in &mut self.inputs {
-            for part in &mut s.parts {
-                prune(&mut part.needed, from);
-            }
-        }
-        self.ctx.stats.batch_runs += 1;
-        self.commit()?;
-        Ok(Some(events))
-    }
-
-    /// Claims every partition up to its end (or `limit` events) without running the
-    /// operators, a chunk per partition in turn as they read: watermarks, idleness and
-    /// latency come from the frame headers; frames that may hold late events are decoded
-    /// and judged by a fresh operator tree with the watermarks before the run.
-    fn claim(&mut self, limit: Option<u64>) -> Result<u64> {
-        let lateness = self.def.options.allowed_lateness_ms as i64;
-        let before = self.watermarks.clone();
-        let mut judge = Judge {
-            before,
-            lateness,
-            tree: None,
-        };
-        let ends: Vec<Vec<u64>> = self
+/// One batch run (see the module's description) over what is new in the log, at most
+/// about `limit` events of it, its rows buffered for the commit that follows. `lookback`
+/// is how far before the window watermark a run reads. Returns the events claimed.
+pub(super) fn run(
+    flow: &mut Dataflow,
+    blueprint: &Blueprint,
+    lookback: i64,
+    lateness: i64,
+    limit: Option<u64>,
+) -> Result<u64> {
+    let window_watermark = |flow: &Dataflow| {
+        flow.inputs
+            .watermark()
+            .map(|w| w.0.saturating_sub(lateness))
+    };
+    let before = window_watermark(flow);
+    let events = claim(flow, blueprint, lateness, limit)?;
+    flow.advance_watermarks()?;
+    let after = window_watermark(flow);
+    if let Some(to) = after
+        && before.is_none_or(|b| to > b)
+    {
+        let from = before.map(|b| b.saturating_sub(lookback));
+        let bounds: HashMap<String, Vec<(u64, u64)>> = flow
             .inputs
+            .streams
             .iter()
-            .map(|s| s.parts.iter().map(|p| p.partition.end_offset().0).collect())
+            .map(|s| {
+                let parts = s
+                    .parts
+                    .iter()
+                    .map(|p| (p.keep_from().0, p.next.0))
+                    .collect();
+                (s.name.clone(), parts)
+            })
             .collect();
-        let mut done: Vec<Vec<bool>> = ends.iter().map(|e| vec![false; e.len()]).collect();
-        let mut events = 0u64;
-        let mut open = true;
-        while open && limit.is_none_or(|l| events < l) {
-            open = false;
-            for si in 0..self.inputs.len() {
-                for pi in 0..self.inputs[si].parts.len() {
-                    if done[si][pi] {
-                        continue;
+        let session = BatchSession::within(
+            &blueprint.root_dir,
+            &blueprint.streams,
+            Views::Recomputed(&blueprint.earlier),
+            TimeRange {
+                from_ms: from,
+                to_ms: Some(to),
+            },
+            &bounds,
+        )?;
+        let schema = flow.ops.result_schema.clone();
+        let window = (from.unwrap_or(i64::MIN), to);
+        let ends_after = before.unwrap_or(i64::MIN);
+        let mut rows = Vec::new();
+        session.for_each(&blueprint.def.query, |batch| {
+            let batch = in_range(batch, &schema, window, ends_after, false)?;
+            if batch.num_rows() > 0 {
+                rows.push(batch);
+            }
+            Ok(())
+        })?;
+        // Memory follows what the run read (its claim and the open windows' earlier
+        // events), so the estimate is per row read.
+        let read = session.rows_scanned();
+        if read > 0 {
+            flow.ctx.stats.batch_run_memory_bytes = session.peak_memory() as u64;
+            flow.ctx.stats.batch_run_events = read;
+        }
+        for batch in rows {
+            flow.out.push(ResultBatch {
+                batch,
+                state: RowState::Final,
+            });
+        }
+    }
+    let from = window_watermark(flow).map(|w| w.saturating_sub(lookback));
+    for part in flow.inputs.parts_mut() {
+        prune(&mut part.needed, from);
+    }
+    flow.ctx.stats.batch_runs += 1;
+    Ok(events)
+}
+
+/// Claims every partition up to its end (or `limit` events) without running the
+/// operators, a chunk per partition in turn as they read: watermarks, idleness and
+/// latency come from the chunk headers; chunks that may hold late events are decoded
+/// and judged by a fresh operator tree with the watermarks before the run.
+fn claim(
+    flow: &mut Dataflow,
+    blueprint: &Blueprint,
+    lateness: i64,
+    limit: Option<u64>,
+) -> Result<u64> {
+    let mut judge = Judge {
+        before: flow.inputs.watermarks.clone(),
+        lateness,
+        tree: None,
+    };
+    let ends: Vec<Vec<Offset>> = flow
+        .inputs
+        .streams
+        .iter()
+        .map(|s| s.parts.iter().map(|p| p.source.end()).collect())
+        .collect();
+    let mut done: Vec<Vec<bool>> = ends.iter().map(|e| vec![false; e.len()]).collect();
+    let mut events = 0u64;
+    let mut open = true;
+    while open && limit.is_none_or(|l| events < l) {
+        open = false;
+        for si in 0..flow.inputs.streams.len() {
+            for pi in 0..flow.inputs.streams[si].parts.len() {
+                if done[si][pi] {
+                    continue;
+                }
+                match claim_chunk(flow, blueprint, si, pi, ends[si][pi], &mut judge)? {
+                    Some(n) => {
+                        events += n;
+                        open = true;
                     }
-                    match self.claim_chunk(si, pi, ends[si][pi], &mut judge)? {
-                        Some(n) => {
-                            events += n;
-                            open = true;
-                        }
-                        None => {
-                            done[si][pi] = true;
-                            self.inputs[si].parts[pi].caught_up = true;
-                        }
+                    None => {
+                        done[si][pi] = true;
+                        flow.inputs.streams[si].parts[pi].caught_up = true;
                     }
                 }
             }
-            // Idleness can change without new data, as after every step.
-            self.update_watermarks()?;
         }
-        self.ctx.stats.input_events += events;
-        Ok(events)
+        // Idleness can change without new data, as after every step.
+        flow.advance_watermarks()?;
     }
+    flow.ctx.stats.input_events += events;
+    Ok(events)
+}
 
-    /// Claims one chunk of frames of a partition, up to `end`; `None` when there is none.
-    fn claim_chunk(
-        &mut self,
-        si: usize,
-        pi: usize,
-        end: u64,
-        judge: &mut Judge,
-    ) -> Result<Option<u64>> {
-        let name = self.inputs[si].name.clone();
-        let part = &mut self.inputs[si].parts[pi];
-        if part.next >= end {
-            return Ok(None);
+/// Claims one read of chunks of a partition, up to `end`; `None` when there is none.
+fn claim_chunk(
+    flow: &mut Dataflow,
+    blueprint: &Blueprint,
+    si: usize,
+    pi: usize,
+    end: Offset,
+    judge: &mut Judge,
+) -> Result<Option<u64>> {
+    let part = &mut flow.inputs.streams[si].parts[pi];
+    if part.next >= end {
+        return Ok(None);
+    }
+    let chunks = part.source.read(part.next, VIEW_READ_BYTES)?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    // As when the operators read it: a partition being read is not idle.
+    part.caught_up = false;
+    let mut events = 0;
+    for chunk in chunks {
+        let first = flow.inputs.streams[si].parts[pi].next;
+        if chunk.first >= end {
+            break;
         }
-        let frames = part.reader.read(Offset(part.next), VIEW_READ_BYTES)?;
-        if frames.is_empty() {
-            return Ok(None);
+        if chunk.next <= first {
+            continue;
         }
-        // As when the operators read it: a partition being read is not idle.
-        part.caught_up = false;
-        let mut events = 0;
-        for frame in frames {
-            let h = frame.header;
-            let part = &mut self.inputs[si].parts[pi];
-            let (base, stop) = (h.base_offset.0, h.end_offset().0);
-            if base >= end {
-                break;
+        let name = &flow.inputs.streams[si].name;
+        if judge.may_be_late(name, chunk.min_event_time) {
+            let tree = judge.tree(blueprint, &mut flow.ctx)?;
+            for b in chunk.decode_within(first, Offset(u64::MAX))? {
+                // Rows of open windows stay in this tree and are dropped with it.
+                tree.root
+                    .on_input(name, pi as u32, &b.offsets, &b.batch, &mut flow.ctx)?;
             }
-            if stop <= part.next {
-                continue;
+            judge.bound(flow.ctx.state_bytes_max);
+        }
+        let claimed = chunk.events_within(first, Offset(u64::MAX));
+        let part = &mut flow.inputs.streams[si].parts[pi];
+        part.next = chunk.next;
+        part.saw(&chunk);
+        note_frame(&mut part.needed, chunk.first, chunk.max_event_time, None);
+        events += claimed;
+        flow.out.track(chunk.ingest_time.0, claimed);
+        // The watermarks move chunk by chunk, as under the operators (a partition being
+        // read is not idle); the late events were judged against the old ones.
+        flow.advance_watermarks()?;
+    }
+    Ok(Some(events))
+}
+
+/// Rebuilds the operators' state from the log after batch runs (see the module's
+/// description): a fresh tree reads again the frames open windows need, with the
+/// watermarks where they are. `from` is the earliest event time an open window can hold.
+pub(super) fn rebuild(flow: &mut Dataflow, blueprint: &Blueprint, from: Option<i64>) -> Result<()> {
+    let started = std::time::Instant::now();
+    flow.replace_operators(blueprint.compile()?)?;
+    flow.ctx.replaying = true;
+    let replayed = replay(flow, &blueprint.def.name, from);
+    flow.ctx.replaying = false;
+    let events = replayed?;
+    flow.ctx.stats.state_in_log = false;
+    for part in flow.inputs.parts_mut() {
+        part.needed.clear();
+    }
+    tracing::info!(view = %blueprint.def.name, events,
+        took_ms = started.elapsed().as_millis() as u64,
+        "operator state rebuilt from the log");
+    Ok(())
+}
+
+fn replay(flow: &mut Dataflow, view: &str, from: Option<i64>) -> Result<u64> {
+    let mut events = 0u64;
+    for si in 0..flow.inputs.streams.len() {
+        for pi in 0..flow.inputs.streams[si].parts.len() {
+            let part = &mut flow.inputs.streams[si].parts[pi];
+            let (mut at, next) = (part.keep_from(), part.next);
+            let start = part.source.start()?;
+            if start > at && at < next {
+                return Err(EngineError::LogRetention(format!(
+                    "view '{view}' needs {} partition {pi} from offset {at} to rebuild its \
+                     state, but retention removed everything before {start}; recreate the \
+                     view to rebuild it from what the log still holds",
+                    flow.inputs.streams[si].name
+                )));
             }
-            let first = part.next.max(base);
-            if judge.may_be_late(&name, h.min_event_time.0) {
-                let tree = judge.tree(self)?;
-                let mut at = base;
-                for batch in freshet_streams::payload::decode(&frame.payload)? {
-                    let rows = batch.num_rows() as u64;
-                    if at + rows > first {
-                        let skip = first.saturating_sub(at);
-                        let batch = batch.slice(skip as usize, (rows - skip) as usize);
-                        // Rows of open windows stay in this tree and are dropped with it.
-                        tree.root
-                            .on_input(&name, pi as u32, at + skip, &batch, &mut self.ctx)?;
-                    }
-                    at += rows;
+            while at < next {
+                let chunks = flow.inputs.streams[si].parts[pi]
+                    .source
+                    .read(at, VIEW_READ_BYTES)?;
+                if chunks.is_empty() {
+                    break;
                 }
-                judge.bound(self.ctx.state_bytes_max);
-            }
-            let part = &mut self.inputs[si].parts[pi];
-            part.next = stop;
-            let me = h.max_event_time.0;
-            part.max_event = Some(part.max_event.map_or(me, |m| m.max(me)));
-            part.last_ingest_ms = Some(
-                part.last_ingest_ms
-                    .map_or(h.ingest_time.0, |m| m.max(h.ingest_time.0)),
-            );
-            note_frame(&mut part.needed, base, me, None);
-            events += stop - first;
-            self.track_uncommitted(h.ingest_time.0, stop - first);
-            // The watermarks move frame by frame, as under the operators (a partition
-            // being read is not idle); the late events were judged against the old ones.
-            self.update_watermarks()?;
-        }
-        Ok(Some(events))
-    }
-
-    /// Replaces the operator tree with a fresh one, without state, told the watermarks.
-    fn fresh_operators(&mut self) -> Result<()> {
-        self.compiled = compile_after(&self.streams, &self.earlier, &self.def)?;
-        let rows = self
-            .compiled
-            .root
-            .on_watermark(&self.watermarks, &mut self.ctx)?;
-        self.buffer(rows)
-    }
-
-    /// Rebuilds the operators' state from the log after batch runs (see the module's
-    /// description).
-    pub(super) fn rebuild_state(&mut self) -> Result<()> {
-        let started = std::time::Instant::now();
-        self.fresh_operators()?;
-        self.ctx.replaying = true;
-        let replayed = self.replay();
-        self.ctx.replaying = false;
-        let events = replayed?;
-        self.ctx.stats.state_in_log = false;
-        for s in &mut self.inputs {
-            for part in &mut s.parts {
-                part.needed.clear();
-            }
-        }
-        tracing::info!(view = %self.def.name, events,
-            took_ms = started.elapsed().as_millis() as u64,
-            "operator state rebuilt from the log");
-        Ok(())
-    }
-
-    fn replay(&mut self) -> Result<u64> {
-        let from = self.open_from();
-        let mut events = 0u64;
-        for si in 0..self.inputs.len() {
-            let name = self.inputs[si].name.clone();
-            for pi in 0..self.inputs[si].parts.len() {
-                let part = &self.inputs[si].parts[pi];
-                let (mut at, next) = (part.keep_from(), part.next);
-                let mut reader = part.partition.reader();
-                let start = reader.start_offset()?.0;
-                if start > at && at < next {
-                    return Err(EngineError::Sql(format!(
-                        "view '{}' needs {name} partition {pi} from offset {at} to rebuild its \
-                         state, but retention removed everything before {start}; recreate the \
-                         view to rebuild it from what the log still holds",
-                        self.def.name
-                    )));
-                }
-                while at < next {
-                    let frames = reader.read(Offset(at), VIEW_READ_BYTES)?;
-                    if frames.is_empty() {
+                for chunk in chunks {
+                    if chunk.first >= next {
+                        at = next;
                         break;
                     }
-                    for frame in frames {
-                        let h = frame.header;
-                        let (base, stop) = (h.base_offset.0, h.end_offset().0.min(next));
-                        if base >= next {
-                            at = next;
-                            break;
-                        }
-                        if stop <= at {
-                            continue;
-                        }
-                        let first = at.max(base);
-                        at = stop;
-                        if from.is_some_and(|f| h.max_event_time.0 < f) {
-                            continue;
-                        }
-                        let mut row = base;
-                        for batch in freshet_streams::payload::decode(&frame.payload)? {
-                            let n = batch.num_rows() as u64;
-                            let (lo, hi) = (first.max(row), stop.min(row + n));
-                            if hi > lo {
-                                let batch = batch.slice((lo - row) as usize, (hi - lo) as usize);
-                                events += hi - lo;
-                                let rows = self.compiled.root.on_input(
-                                    &name,
-                                    pi as u32,
-                                    lo,
-                                    &batch,
-                                    &mut self.ctx,
-                                )?;
-                                self.buffer(rows)?;
-                            }
-                            row += n;
-                        }
+                    if chunk.next.min(next) <= at {
+                        continue;
+                    }
+                    let first = at.max(chunk.first);
+                    at = chunk.next.min(next);
+                    if from.is_some_and(|f| chunk.max_event_time.0 < f) {
+                        continue;
+                    }
+                    for b in chunk.decode_within(first, next)? {
+                        events += b.batch.num_rows() as u64;
+                        let rows = flow.ops.root.on_input(
+                            &flow.inputs.streams[si].name,
+                            pi as u32,
+                            &b.offsets,
+                            &b.batch,
+                            &mut flow.ctx,
+                        )?;
+                        flow.buffer(rows)?;
                     }
                 }
             }
         }
-        Ok(events)
     }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -586,22 +535,23 @@ mod tests {
         let mut needed = VecDeque::new();
         // Frames at offsets 0, 10, 20, 30 with max event times 5, 3, 12, 8.
         for (base, max) in [(0, 5), (10, 3), (20, 12), (30, 8)] {
-            note_frame(&mut needed, base, max, None);
+            note_frame(&mut needed, Offset(base), EventTime(max), None);
         }
-        assert_eq!(needed, VecDeque::from([(0, 5), (20, 12)]));
+        let at = |o, t| (Offset(o), EventTime(t));
+        assert_eq!(needed, VecDeque::from([at(0, 5), at(20, 12)]));
         // Windows before 4 are final: the frame at 0 still holds an event at 5.
         prune(&mut needed, Some(4));
-        assert_eq!(needed.front(), Some(&(0, 5)));
+        assert_eq!(needed.front(), Some(&at(0, 5)));
         // Before 6: frames 0 and 10 hold nothing later than 5; 20 holds 12 (and 30 is
         // covered by it).
         prune(&mut needed, Some(6));
-        assert_eq!(needed, VecDeque::from([(20, 12)]));
+        assert_eq!(needed, VecDeque::from([at(20, 12)]));
         prune(&mut needed, Some(13));
         assert!(needed.is_empty());
         // An empty list takes the next frame whatever its times; below `from` it is dropped.
-        note_frame(&mut needed, 40, 2, Some(13));
+        note_frame(&mut needed, Offset(40), EventTime(2), Some(13));
         assert!(needed.is_empty());
-        note_frame(&mut needed, 50, 20, Some(13));
-        assert_eq!(needed, VecDeque::from([(50, 20)]));
+        note_frame(&mut needed, Offset(50), EventTime(20), Some(13));
+        assert_eq!(needed, VecDeque::from([at(50, 20)]));
     }
 }

@@ -3,7 +3,7 @@
 
 use arrow_array::Array;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use freshet_engine::{ManualClock, ViewCatalog, ViewRunner, manage, parse_view_statement};
+use freshet_engine::{LazyStore, ManualClock, Statement, ViewCatalog, ViewRunner};
 use freshet_store::{ResultQuery, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::split_statements;
@@ -60,20 +60,12 @@ impl Harness {
         Some(h)
     }
 
-    /// Run one statement; view statements go to the engine.
+    /// Run one statement, as `freshet sql` does.
     pub fn execute(&self, statement: &str) -> Result<String, String> {
-        match parse_view_statement(statement).map_err(|e| e.to_string())? {
-            Some(v) => {
-                let mut store = self.store.open().expect("open the store");
-                manage::execute(&self.data, store.as_mut(), v).map_err(|e| e.to_string())
-            }
-            None => self
-                .data
-                .execute(statement)
-                .map_err(|e| e.to_string())?
-                .map(|o| o.to_string())
-                .ok_or_else(|| format!("not a statement: {statement}")),
-        }
+        let statement = Statement::parse(statement).map_err(|e| e.to_string())?;
+        let mut store = LazyStore::new(&self.store);
+        freshet_engine::statement::execute(&self.data, &mut store, statement)
+            .map_err(|e| e.to_string())
     }
 
     pub fn views(&self) -> ViewCatalog {

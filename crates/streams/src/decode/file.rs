@@ -4,10 +4,10 @@
 //! [`LineChunks`]; batch queries read history files through [`FileDecoder`]. Memory stays at
 //! one chunk (plus at most one oversized line's first `ROW_BYTES_MAX` bytes).
 
+use super::Format;
 use super::{CsvDecoder, Decoded, NdjsonDecoder, ParquetDecoder};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError, io_err};
-use crate::ingest::Format;
 use freshet_types::limits::{INGEST_CHUNK_BYTES, ROW_BYTES_MAX};
 use std::fs::File;
 use std::io::Read;

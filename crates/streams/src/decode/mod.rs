@@ -10,12 +10,14 @@
 mod checks;
 mod csv;
 mod file;
+mod format;
 mod ndjson;
 mod parquet;
 
 pub use self::csv::CsvDecoder;
 pub use self::file::FileDecoder;
 pub(crate) use self::file::{LineChunks, read_header_line};
+pub use self::format::Format;
 pub use self::ndjson::NdjsonDecoder;
 pub use self::parquet::{ParquetDecoder, decode_parquet_file};
 

@@ -1,0 +1,110 @@
+//! How current a view's stored results are: its watermark, how far behind the log its
+//! committed offsets are, and its staleness against its freshness SLA, computed from its
+//! last commit and the log's ends now (docs/http-api.md, "freshness"). The HTTP API, the
+//! dashboard and the metrics all show this.
+
+use crate::source::fmt_ms;
+use crate::{Stats, ViewDef};
+use freshet_store::ViewStatus;
+use serde::{Deserialize, Serialize};
+
+/// One input partition: what the stored results reflect against where the log ends.
+#[derive(Debug, Serialize)]
+pub struct PartitionOffsets {
+    /// The stream.
+    pub stream: String,
+    /// The partition.
+    pub partition: u32,
+    /// The first offset not reflected in the stored results.
+    pub next_offset: u64,
+    /// The partition's end now (`None` if the stream is gone).
+    pub end_offset: Option<u64>,
+}
+
+/// How current a view's stored results are (docs/http-api.md, "freshness").
+#[derive(Debug, Serialize)]
+pub struct Freshness {
+    /// The view's watermark as RFC 3339 text, `+infinity` once the streams ended.
+    pub watermark: Option<String>,
+    /// The same in ms since the epoch (`i64::MAX` once the streams ended).
+    pub watermark_ms: Option<i64>,
+    /// Each input partition's committed and end offsets.
+    pub offsets: Vec<PartitionOffsets>,
+    /// Events in the log not yet reflected; `None` before the first commit.
+    pub lag_events: Option<u64>,
+    /// When the last commit landed, RFC 3339.
+    pub committed_at: Option<String>,
+    /// Now minus the time before which every ingested event is reflected: 0 when the view
+    /// has committed everything in its input partitions, `None` before its first commit.
+    pub staleness_ms: Option<i64>,
+    /// The view's freshness SLA.
+    pub sla_ms: u64,
+    /// Whether the staleness is within the SLA.
+    pub sla_met: bool,
+}
+
+/// How current `status` is at `now_ms`, given each input partition's end offset now
+/// (`None` for a stream that is gone), and the counters of its last commit.
+pub fn of(
+    def: &ViewDef,
+    status: &ViewStatus,
+    now: i64,
+    end_offset: impl Fn(&str, u32) -> Option<u64>,
+) -> (Freshness, Stats) {
+    let sla_ms = def.options.freshness_ms;
+    let Some(progress) = &status.progress else {
+        return (
+            Freshness {
+                watermark: None,
+                watermark_ms: None,
+                offsets: Vec::new(),
+                lag_events: None,
+                committed_at: None,
+                staleness_ms: None,
+                sla_ms,
+                sla_met: false,
+            },
+            Stats::default(),
+        );
+    };
+    let offsets: Vec<PartitionOffsets> = progress
+        .partitions
+        .iter()
+        .map(|p| PartitionOffsets {
+            stream: p.stream.clone(),
+            partition: p.partition,
+            next_offset: p.next_offset,
+            end_offset: end_offset(&p.stream, p.partition),
+        })
+        .collect();
+    let lag: u64 = offsets
+        .iter()
+        .map(|o| o.end_offset.map_or(0, |e| e.saturating_sub(o.next_offset)))
+        .sum();
+    let stats = Stats::deserialize(&progress.stats).unwrap_or_default();
+    let staleness = if lag == 0 {
+        Some(0)
+    } else {
+        stats.reflected_ms.map(|t| now.saturating_sub(t).max(0))
+    };
+    let watermark = progress.watermark_ms.map(|w| {
+        if w == i64::MAX {
+            "+infinity".to_string()
+        } else {
+            fmt_ms(w)
+        }
+    });
+    (
+        Freshness {
+            watermark,
+            watermark_ms: progress.watermark_ms,
+            offsets,
+            lag_events: Some(lag),
+            committed_at: status.committed_at_ms.map(fmt_ms),
+            staleness_ms: staleness,
+            sla_ms,
+            sla_met: staleness.is_some_and(|s| s as u64 <= sla_ms),
+        },
+        stats,
+    )
+}

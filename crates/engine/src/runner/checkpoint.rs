@@ -1,0 +1,322 @@
+//! A view's checkpoints: the result rows buffered since the last commit, building the
+//! [`Commit`] that writes them with the state and offsets in one transaction, handing it
+//! to the commit thread, recording what landed, and reading the last one back on open.
+//!
+//! Exactly once: nothing reaches the store except through a `Commit` built here, which
+//! holds the result rows produced since the last commit, the operator state changed since
+//! then, and each partition's next offset and watermark. After a crash the view loads the
+//! last commit and reads on from its offsets, so every event counts once. The log's
+//! consumer positions move only once a commit has landed, and only for a store that keeps
+//! commits.
+
+use super::inputs::{Inputs, part_key};
+use crate::Stats;
+use crate::committer::Committer;
+use crate::compile::{Compiled, ResultKey};
+use crate::error::{EngineError, Result};
+use crate::node::StateEntries;
+use crate::rows::Rows;
+use arrow_array::{ArrayRef, RecordBatch};
+use freshet_store::{Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultStore};
+use freshet_types::limits::VIEW_ROWS_PER_COMMIT_MAX;
+use freshet_types::{Offset, Watermark};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Commit durations a runner keeps for exact quantiles (`freshet run --drain --json`).
+pub const RECENT_COMMITS: usize = 8_192;
+
+/// Frames whose ingest times are kept between two commits for the latency histogram.
+const UNCOMMITTED_FRAMES_TRACKED: usize = 4_096;
+
+/// What a view's last commit says, read on open.
+pub(super) struct Restored {
+    /// Per `(stream, partition)`: the next offset and the partition's watermark.
+    pub(super) positions: HashMap<(String, u32), (Offset, Option<Watermark>)>,
+    /// The view's counters.
+    pub(super) stats: Stats,
+    /// Operator state by operator id.
+    pub(super) state: HashMap<u16, StateEntries>,
+    /// The streams had ended (the view's watermark was +∞).
+    pub(super) ended: bool,
+}
+
+/// Reads a stored checkpoint.
+pub(super) fn restore(checkpoint: freshet_store::Checkpoint) -> Result<Restored> {
+    let progress = checkpoint.progress;
+    let positions = progress
+        .as_ref()
+        .map(|p| {
+            p.partitions
+                .iter()
+                .map(|pp| {
+                    (
+                        (pp.stream.clone(), pp.partition),
+                        (Offset(pp.next_offset), pp.watermark_ms.map(Watermark)),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let stats: Stats = progress
+        .as_ref()
+        .and_then(|p| serde_json::from_value(p.stats.clone()).ok())
+        .unwrap_or_default();
+    let mut state: HashMap<u16, StateEntries> = HashMap::new();
+    for (k, v) in checkpoint.state {
+        if k.len() < 3 {
+            return Err(EngineError::Bug(
+                "a checkpoint key without an operator id".into(),
+            ));
+        }
+        let id = u16::from_be_bytes([k[0], k[1]]);
+        state.entry(id).or_default().push((k, v));
+    }
+    let ended = progress.as_ref().and_then(|p| p.watermark_ms) == Some(i64::MAX);
+    Ok(Restored {
+        positions,
+        stats,
+        state,
+        ended,
+    })
+}
+
+/// What the operators hand a commit: their state changes since the last one, and their
+/// state's size now.
+pub(super) struct OperatorCheckpoint {
+    pub(super) puts: StateEntries,
+    pub(super) deletes: Vec<Vec<u8>>,
+    pub(super) bytes: u64,
+}
+
+/// What a commit (or a drain) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progressed {
+    /// Events read from the log.
+    pub events: u64,
+    /// Result rows written.
+    pub rows: u64,
+    /// Commits made.
+    pub commits: u64,
+}
+
+/// The rows, state and timings between two commits, and the commit thread.
+pub(super) struct Checkpointer {
+    view: String,
+    /// Writes checkpoints on a thread of its own (see [`crate::committer`]).
+    committer: Committer,
+    /// Whether the store keeps commits (else the log's consumer positions must not move).
+    durable: bool,
+    /// Retry retriable store failures until this is set, rather than a few times.
+    patience: Option<Arc<AtomicBool>>,
+    pending: Vec<ResultBatch>,
+    pending_rows: usize,
+    /// `(ingest time, events)` of the frames read since the last commit, at most
+    /// [`UNCOMMITTED_FRAMES_TRACKED`] (older ones merged into the first).
+    uncommitted: Vec<(i64, u64)>,
+    /// Durations of the last [`RECENT_COMMITS`] commits, in µs, oldest overwritten first.
+    recent_commit_us: Vec<u64>,
+    /// Commits landed since the view was opened.
+    commits: u64,
+    /// The next commit removes the view's stored operator state first.
+    reset_state: bool,
+}
+
+impl Checkpointer {
+    /// Starts the commit thread of `view` over `store`.
+    pub(super) fn start(view: &str, store: Box<dyn ResultStore>) -> Result<Checkpointer> {
+        Ok(Checkpointer {
+            view: view.to_owned(),
+            durable: store.durable(),
+            committer: Committer::start(view, store)?,
+            patience: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            uncommitted: Vec::new(),
+            recent_commit_us: Vec::new(),
+            commits: 0,
+            reset_state: false,
+        })
+    }
+
+    /// Waits out store outages until `stop` is set.
+    pub(super) fn retry_until(&mut self, stop: Arc<AtomicBool>) {
+        self.patience = Some(stop);
+    }
+
+    /// Whether too many rows wait for a commit.
+    pub(super) fn full(&self) -> bool {
+        self.pending_rows >= VIEW_ROWS_PER_COMMIT_MAX
+    }
+
+    /// Commits landed since the view was opened.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// The next commit removes the stored operator state first.
+    pub(super) fn reset_state(&mut self) {
+        self.reset_state = true;
+    }
+
+    /// Buffers operator output for the next commit, in the results table's shape (rows
+    /// keyed by input position carry it in three more columns).
+    pub(super) fn buffer(&mut self, rows: Vec<Rows>, compiled: &Compiled) -> Result<()> {
+        for r in rows {
+            let n = r.batch.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let batch = match (&compiled.key, &r.origin) {
+                (ResultKey::Columns(_), _) => r.batch,
+                (ResultKey::Origin, Some(o)) => {
+                    let mut columns: Vec<ArrayRef> = r.batch.columns().to_vec();
+                    columns.push(Arc::new(o.partition.clone()));
+                    columns.push(Arc::new(o.offset.clone()));
+                    columns.push(Arc::new(o.copy.clone()));
+                    RecordBatch::try_new_with_options(
+                        compiled.result_schema.clone(),
+                        columns,
+                        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                    )?
+                }
+                (ResultKey::Origin, None) => {
+                    return Err(EngineError::Bug(
+                        "rows keyed by origin lost their origin".into(),
+                    ));
+                }
+            };
+            self.push(ResultBatch {
+                batch,
+                state: r.state,
+            });
+        }
+        Ok(())
+    }
+
+    /// Buffers rows already in the results table's shape.
+    pub(super) fn push(&mut self, batch: ResultBatch) {
+        self.pending_rows += batch.batch.num_rows();
+        self.pending.push(batch);
+    }
+
+    /// Notes `events` read from a chunk ingested at `ingest_ms`, for the latency histogram.
+    pub(super) fn track(&mut self, ingest_ms: i64, events: u64) {
+        if events == 0 {
+            return;
+        }
+        if self.uncommitted.len() >= UNCOMMITTED_FRAMES_TRACKED {
+            // Merge into the oldest entry: latencies are over-, never under-stated.
+            self.uncommitted[0].1 += events;
+        } else {
+            self.uncommitted.push((ingest_ms, events));
+        }
+    }
+
+    /// Builds the commit of everything since the last one and hands it to the commit
+    /// thread. `stats` are the view's counters (updated here with what the commit records),
+    /// `late` the late events to keep, `state` what the operators hand it; `ended` says
+    /// the streams have ended. Returns the rows written.
+    pub(super) fn commit(
+        &mut self,
+        inputs: &Inputs,
+        stats: &mut Stats,
+        late: Vec<LateEvent>,
+        state: OperatorCheckpoint,
+        ended: bool,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let written = self.pending_rows as u64;
+        stats.needed_from.clear();
+        for (s, p, part) in inputs.parts() {
+            if stats.state_in_log {
+                stats
+                    .needed_from
+                    .insert(part_key(&s.name, p), part.keep_from().0);
+            }
+            if let Some(t) = part.last_ingest {
+                stats.last_ingest_ms.insert(part_key(&s.name, p), t.0);
+            }
+        }
+        for (name, w) in inputs.watermarks.iter() {
+            stats.watermarks.insert(name.to_owned(), w.0);
+        }
+        stats.rows_written += written;
+        for (t, n) in self.uncommitted.drain(..) {
+            let ms = now_ms.saturating_sub(t).max(0) as u64;
+            stats.ingest_to_commit_ms.record(ms, n);
+        }
+        stats.reflected_ms = inputs.reflected_ms(now_ms);
+        stats.state_bytes = state.bytes;
+        stats.state_bytes_peak = stats.state_bytes_peak.max(stats.state_bytes);
+        let watermark_ms = if ended {
+            Some(i64::MAX)
+        } else {
+            inputs.watermark().map(|w| w.0)
+        };
+        let progress = Progress {
+            partitions: inputs
+                .parts()
+                .map(|(s, p, part)| PartitionProgress {
+                    stream: s.name.clone(),
+                    partition: p as u32,
+                    next_offset: part.next.0,
+                    watermark_ms: part.max_event.map(|m| m.0.saturating_sub(s.delay_ms)),
+                })
+                .collect(),
+            watermark_ms,
+            stats: serde_json::to_value(&*stats).expect("stats serialise"),
+        };
+        let commit = Commit {
+            upserts: std::mem::take(&mut self.pending),
+            state_puts: state.puts,
+            state_deletes: state.deletes,
+            state_reset: std::mem::take(&mut self.reset_state),
+            late,
+            progress,
+        };
+        self.pending_rows = 0;
+        self.committer
+            .send(commit, self.patience.clone(), inputs.keep_positions())?;
+        Ok(written)
+    }
+
+    /// Waits until the last commit has landed and records it: its duration and retries
+    /// in `stats`, and the log's consumer positions it made durable. Returns the store's
+    /// error if it failed for good.
+    pub(super) fn flush(&mut self, inputs: &Inputs, stats: &mut Stats) -> Result<()> {
+        let Some(landed) = self.committer.wait()? else {
+            return Ok(());
+        };
+        let took_us = landed.took.as_micros() as u64;
+        if self.recent_commit_us.len() < RECENT_COMMITS {
+            self.recent_commit_us.push(took_us);
+        } else {
+            self.recent_commit_us[(self.commits as usize) % RECENT_COMMITS] = took_us;
+        }
+        self.commits += 1;
+        // Both counted in the next commit's stats (this one's are already encoded).
+        stats.commit_retries += landed.retries;
+        stats.commit_ms.record(landed.took.as_millis() as u64, 1);
+        // A store that keeps nothing must not let retention free what the next real run
+        // will read again.
+        if self.durable {
+            inputs.pin(
+                &super::blueprint::consumer_name(&self.view),
+                &landed.positions,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The `q` quantile (0 to 1) of the recent commits' durations in ms; `None` before
+    /// the first commit.
+    pub(super) fn commit_ms_quantile(&self, q: f64) -> Option<f64> {
+        let mut sorted = self.recent_commit_us.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+        Some(sorted[index] as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,7 @@
+//! The application layer: what every long-running command does with a process's views,
+//! whichever surface (CLI or HTTP) drives it. `commands` and `server` both use it; it uses
+//! neither.
+
+pub mod signals;
+pub mod supervisor;
+pub mod time_arg;

@@ -1,0 +1,199 @@
+//! The supervisor of a process's views: opens them, gives each its turn, applies statements
+//! between turns, commits them all, and shuts them down, the same way for `freshet run`
+//! and `freshet serve` (and whatever runs views next).
+//!
+//! Shutdown has one path: every view commits once more; a commit that cannot land because
+//! the result store is unavailable (an outage) is given up, since the view resumes from its
+//! last commit on restart and nothing is lost or doubled. No view commits after a commit
+//! it lost: that would record offsets past rows and state it never wrote.
+
+use anyhow::Context;
+use freshet_engine::statement::{self, LazyStore, Statement};
+use freshet_engine::{EngineError, SystemClock, ViewCatalog, ViewRunner};
+use freshet_store::{DiscardStore, ResultStore, StoreLocation};
+use freshet_streams::DataDir;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long an idle loop waits for new data before checking commits and `stop`.
+const IDLE_WAIT: Duration = Duration::from_millis(20);
+
+/// The views a process runs.
+pub struct Supervisor<'a> {
+    dir: &'a DataDir,
+    location: &'a StoreLocation,
+    runners: Vec<ViewRunner>,
+    /// While [`Supervisor::run`] runs: set to stop; views wait out store outages until then.
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl<'a> Supervisor<'a> {
+    /// Opens the views named in `names` (every view of the catalog if empty), each with its
+    /// own connection to the result store, resumed from its last commit; with `discard`,
+    /// each on a [`DiscardStore`] from the start of the log.
+    pub fn open(
+        dir: &'a DataDir,
+        location: &'a StoreLocation,
+        names: &[String],
+        discard: bool,
+    ) -> anyhow::Result<Supervisor<'a>> {
+        let mut supervisor = Supervisor {
+            dir,
+            location,
+            runners: Vec::new(),
+            stop: None,
+        };
+        supervisor.start(names, discard)?;
+        Ok(supervisor)
+    }
+
+    fn start(&mut self, names: &[String], discard: bool) -> anyhow::Result<()> {
+        let catalog = ViewCatalog::load(self.dir.root())?;
+        for name in names {
+            if catalog.get(name).is_none() {
+                anyhow::bail!("unknown view '{name}'");
+            }
+        }
+        let clock = Arc::new(SystemClock);
+        let running: Vec<String> = self.runners.iter().map(|r| r.def().name.clone()).collect();
+        for def in catalog
+            .views
+            .iter()
+            .filter(|v| names.is_empty() || names.contains(&v.name))
+            .filter(|v| !running.contains(&v.name))
+        {
+            let store: Box<dyn ResultStore> = if discard {
+                Box::new(DiscardStore::new())
+            } else {
+                self.location.open()?
+            };
+            let mut runner = ViewRunner::open(self.dir, &catalog, def, store, clock.clone())
+                .with_context(|| format!("cannot start view '{}'", def.name))?;
+            if let Some(stop) = &self.stop {
+                runner.retry_until(stop.clone());
+            }
+            self.runners.push(runner);
+        }
+        Ok(())
+    }
+
+    /// The running views.
+    pub fn runners(&mut self) -> &mut [ViewRunner] {
+        &mut self.runners
+    }
+
+    /// One turn of every view: streaming views read, process and commit when due; periodic
+    /// (micro-batch, batch) views run when their period has passed. Returns the events read.
+    pub fn turn(&mut self) -> anyhow::Result<u64> {
+        let mut events = 0;
+        for r in &mut self.runners {
+            events += r
+                .tick()
+                .with_context(|| format!("view '{}' failed", r.def().name))?;
+        }
+        Ok(events)
+    }
+
+    /// Runs the views until `stop` is set, calling `between` before every turn (to apply
+    /// statements), then shuts them down. Meanwhile the views wait out store outages.
+    pub fn run(
+        &mut self,
+        stop: Arc<AtomicBool>,
+        mut between: impl FnMut(&mut Self),
+    ) -> anyhow::Result<()> {
+        for r in &mut self.runners {
+            r.retry_until(stop.clone());
+        }
+        self.stop = Some(stop.clone());
+        while !stop.load(Ordering::SeqCst) {
+            between(self);
+            match self.turn() {
+                Ok(0) => self.wait_for_data(),
+                Ok(_) => {}
+                // A commit waiting out a store outage gave up because the process stops.
+                Err(e) if stop.load(Ordering::SeqCst) && store_unavailable(&e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "final commits skipped: the result store is unavailable; the views \
+                         resume from their last commits"
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Nothing was new: wait a little for data, so that commits stay on time and a stop
+    /// request is seen within [`IDLE_WAIT`].
+    fn wait_for_data(&self) {
+        match self.runners.first() {
+            Some(r) => r.wait_for_data(IDLE_WAIT),
+            None => std::thread::sleep(IDLE_WAIT),
+        }
+    }
+
+    /// Every view's last commit (see the module's description).
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        for r in &mut self.runners {
+            match r.commit().and_then(|_| r.flush()) {
+                Ok(()) => {}
+                Err(e) if e.retriable() => tracing::warn!(
+                    view = %r.def().name,
+                    error = %e,
+                    "final commit skipped: the result store is unavailable; the view resumes \
+                     from its last commit"
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("view '{}' failed", r.def().name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `statement` between two turns: a view is stopped (and committed) before it
+    /// is dropped, and a created view starts at once. Returns the text to show.
+    pub fn execute(&mut self, statement: Statement) -> anyhow::Result<String> {
+        let mut stopped = false;
+        if let Some(name) = statement.dropped_view()
+            && let Some(at) = self.runners.iter().position(|r| r.def().name == name)
+        {
+            self.runners[at].commit()?;
+            self.runners[at].flush()?;
+            self.runners.remove(at);
+            stopped = true;
+        }
+        let dropped = statement.dropped_view().map(str::to_owned);
+        let created = statement.created_view().map(str::to_owned);
+        let mut store = LazyStore::new(self.location);
+        match statement::execute(self.dir, &mut store, statement) {
+            Ok(outcome) => {
+                if let Some(name) = created {
+                    self.start(&[name], false)?;
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                // A refused drop (a view reads it): the view runs on.
+                if let Some(name) = dropped.filter(|_| stopped)
+                    && let Err(again) = self.start(std::slice::from_ref(&name), false)
+                {
+                    tracing::error!(view = %name, error = format!("{again:#}"),
+                        "cannot restart the view after its drop was refused");
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Whether `e` is a result store failure that may pass (an outage).
+fn store_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<EngineError>()
+            .is_some_and(EngineError::retriable)
+    })
+}
