@@ -24,6 +24,8 @@ pub struct Supervisor<'a> {
     dir: &'a DataDir,
     location: &'a StoreLocation,
     runners: Vec<ViewRunner>,
+    /// The store statements use, opened on the first that needs it and kept.
+    store: LazyStore<'a>,
     /// While [`Supervisor::run`] runs: set to stop; views wait out store outages until then.
     stop: Option<Arc<AtomicBool>>,
 }
@@ -42,6 +44,7 @@ impl<'a> Supervisor<'a> {
             dir,
             location,
             runners: Vec::new(),
+            store: LazyStore::new(location),
             stop: None,
         };
         supervisor.start(names, discard)?;
@@ -97,11 +100,13 @@ impl<'a> Supervisor<'a> {
 
     /// Runs the views until `stop` is set, calling `between` before every turn (to apply
     /// statements), then shuts them down. Meanwhile the views wait out store outages.
+    /// Returns whether every view made its final commit (false: the result store was
+    /// unavailable, and the views resume from their last commits).
     pub fn run(
         &mut self,
         stop: Arc<AtomicBool>,
         mut between: impl FnMut(&mut Self),
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         for r in &mut self.runners {
             r.retry_until(stop.clone());
         }
@@ -118,7 +123,7 @@ impl<'a> Supervisor<'a> {
                         "final commits skipped: the result store is unavailable; the views \
                          resume from their last commits"
                     );
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(e) => return Err(e),
             }
@@ -135,23 +140,27 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Every view's last commit (see the module's description).
-    fn shutdown(&mut self) -> anyhow::Result<()> {
+    /// Every view's last commit (see the module's description); whether all landed.
+    fn shutdown(&mut self) -> anyhow::Result<bool> {
+        let mut all = true;
         for r in &mut self.runners {
             match r.commit().and_then(|_| r.flush()) {
                 Ok(()) => {}
-                Err(e) if e.retriable() => tracing::warn!(
-                    view = %r.def().name,
-                    error = %e,
-                    "final commit skipped: the result store is unavailable; the view resumes \
-                     from its last commit"
-                ),
+                Err(e) if e.store_unavailable() => {
+                    all = false;
+                    tracing::warn!(
+                        view = %r.def().name,
+                        error = %e,
+                        "final commit skipped: the result store is unavailable; the view \
+                         resumes from its last commit"
+                    );
+                }
                 Err(e) => {
                     return Err(e).with_context(|| format!("view '{}' failed", r.def().name));
                 }
             }
         }
-        Ok(())
+        Ok(all)
     }
 
     /// Applies `statement` between two turns: a view is stopped (and committed) before it
@@ -168,8 +177,7 @@ impl<'a> Supervisor<'a> {
         }
         let dropped = statement.dropped_view().map(str::to_owned);
         let created = statement.created_view().map(str::to_owned);
-        let mut store = LazyStore::new(self.location);
-        match statement::execute(self.dir, &mut store, statement) {
+        match statement::execute(self.dir, &mut self.store, statement) {
             Ok(outcome) => {
                 if let Some(name) = created {
                     self.start(&[name], false)?;
@@ -194,6 +202,6 @@ impl<'a> Supervisor<'a> {
 fn store_unavailable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<EngineError>()
-            .is_some_and(EngineError::retriable)
+            .is_some_and(EngineError::store_unavailable)
     })
 }

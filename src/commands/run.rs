@@ -73,7 +73,13 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::
         names.len(),
         names.join(", ")
     ));
-    supervisor.run(stop, |_| {})?;
-    output::line("stopped; all views committed");
+    if supervisor.run(stop, |_| {})? {
+        output::line("stopped; all views committed");
+    } else {
+        output::line(
+            "stopped; the result store was unavailable, so the views resume from their last \
+             commits",
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -104,7 +104,8 @@ pub fn views_loop(
             // The client may have gone; the statements stand either way.
             let _ = request.reply.send(outcome);
         }
-    })
+    })?;
+    Ok(())
 }
 
 fn apply(supervisor: &mut Supervisor<'_>, sql: &str) -> Result<Vec<String>, ApiError> {

@@ -21,8 +21,8 @@ pub enum EngineError {
     /// must act (recreate the view from what the log holds, or keep the log longer).
     #[error("{0}")]
     LogRetention(String),
-    /// A batch run needed more memory than DataFusion's limit allows.
-    #[error("a batch run needed more memory than allowed: {0}")]
+    /// A batch query needed more memory than DataFusion's limit allows.
+    #[error("Resources exhausted: {0}")]
     ResourceLimit(String),
     /// A view's state grew past its configured cap.
     #[error(
@@ -60,6 +60,12 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Whether this is the result store being unavailable (an outage that may pass), as
+    /// opposed to any other failure, retriable or not.
+    pub fn store_unavailable(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.retriable())
+    }
+
     /// Whether retrying the same work later may succeed.
     pub fn retriable(&self) -> bool {
         match self {
@@ -82,7 +88,7 @@ impl From<datafusion::error::DataFusionError> for EngineError {
             D::Internal(m) => EngineError::Bug(m),
             D::ResourcesExhausted(m) => EngineError::ResourceLimit(m),
             D::IoError(source) => EngineError::Io {
-                context: "a batch run".into(),
+                context: "executing a batch query".into(),
                 source,
             },
             // Errors raised by Freshet's own scans come back as they were.

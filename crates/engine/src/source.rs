@@ -17,7 +17,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use freshet_store::{LateEvent, RowState};
-use freshet_types::RowOffsets;
+use freshet_types::{RowOffsets, Window};
 use std::sync::Arc;
 
 /// A stream read by a view.
@@ -109,9 +109,10 @@ impl Source {
             let t = times.value(i);
             let mut amends = false;
             for k in 0..per {
-                let (s, e) = kind.window(t, k);
+                let w = kind.window(t, k);
+                let (s, e) = (w.start(), w.end());
                 if closed.is_some_and(|c| e <= c) {
-                    self.late(batch, partition, offsets.get(i), i, t, (s, e), ctx)?;
+                    self.late(batch, partition, offsets.get(i), i, t, w, ctx)?;
                     continue;
                 }
                 amends |= amending.is_some_and(|w| e <= w);
@@ -165,7 +166,7 @@ impl Source {
         offset: u64,
         i: usize,
         t: i64,
-        (s, e): (i64, i64),
+        window: Window,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if ctx.replaying {
@@ -185,8 +186,8 @@ impl Source {
                     reason: format!(
                         "window [{}, {}) was already final: the watermark minus allowed \
                          lateness had reached {}",
-                        fmt_ms(s),
-                        fmt_ms(e),
+                        fmt_ms(window.start()),
+                        fmt_ms(window.end()),
                         fmt_ms(self.window_watermark().unwrap_or(i64::MIN))
                     ),
                     row_json: row_json(batch, i)?,

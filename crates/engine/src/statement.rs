@@ -35,9 +35,8 @@ impl Statement {
         }
         let words: Vec<String> = sql
             .split_whitespace()
-            .take(3)
-            .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
-            .filter(|w| !w.is_empty())
+            .take(2)
+            .map(|w| w.to_ascii_uppercase())
             .collect();
         if words == ["SHOW", "STREAMS"] {
             return Ok(Statement::ShowStreams);

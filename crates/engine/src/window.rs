@@ -7,6 +7,7 @@
 //! its own `[t, t + gap)`; the aggregate merges overlapping ones (as Flink does).
 
 use crate::error::{EngineError, Result};
+use freshet_types::Window;
 use serde::{Deserialize, Serialize};
 
 /// The kind of window and its sizes in milliseconds.
@@ -79,20 +80,17 @@ impl WindowKind {
     }
 
     /// The `k`-th window (0-based, earliest first) holding event time `t`.
-    pub fn window(self, t: i64, k: usize) -> (i64, i64) {
-        match self {
-            WindowKind::Tumble { size_ms } => {
-                let start = t - t.rem_euclid(size_ms);
-                (start, start + size_ms)
-            }
+    pub fn window(self, t: i64, k: usize) -> Window {
+        let (start, size) = match self {
+            WindowKind::Tumble { size_ms } => (t - t.rem_euclid(size_ms), size_ms),
             WindowKind::Hop { slide_ms, size_ms } => {
                 let last_start = t - t.rem_euclid(slide_ms);
                 let n = size_ms / slide_ms;
-                let start = last_start - (n - 1 - k as i64) * slide_ms;
-                (start, start + size_ms)
+                (last_start - (n - 1 - k as i64) * slide_ms, size_ms)
             }
-            WindowKind::Session { gap_ms } => (t, t + gap_ms),
-        }
+            WindowKind::Session { gap_ms } => (t, gap_ms),
+        };
+        Window::new(start, start + size)
     }
 
     /// The window length in ms, when it is fixed.
@@ -111,10 +109,10 @@ mod tests {
     #[test]
     fn tumbling_windows_are_epoch_aligned_and_half_open() {
         let w = WindowKind::Tumble { size_ms: 10 };
-        assert_eq!(w.window(0, 0), (0, 10));
-        assert_eq!(w.window(9, 0), (0, 10));
-        assert_eq!(w.window(10, 0), (10, 20));
-        assert_eq!(w.window(-1, 0), (-10, 0));
+        assert_eq!(w.window(0, 0), Window::new(0, 10));
+        assert_eq!(w.window(9, 0), Window::new(0, 10));
+        assert_eq!(w.window(10, 0), Window::new(10, 20));
+        assert_eq!(w.window(-1, 0), Window::new(-10, 0));
     }
 
     #[test]
@@ -125,9 +123,13 @@ mod tests {
         };
         assert_eq!(w.windows_per_event(), 5);
         let all: Vec<_> = (0..5).map(|k| w.window(11, k)).collect();
-        assert_eq!(all, vec![(2, 12), (4, 14), (6, 16), (8, 18), (10, 20)]);
-        for (s, e) in all {
-            assert!(s <= 11 && 11 < e);
+        let expected: Vec<_> = [(2, 12), (4, 14), (6, 16), (8, 18), (10, 20)]
+            .into_iter()
+            .map(|(s, e)| Window::new(s, e))
+            .collect();
+        assert_eq!(all, expected);
+        for w in all {
+            assert!(w.contains(freshet_types::EventTime(11)));
         }
     }
 

@@ -35,12 +35,36 @@ pub fn stream_dir(root: &Path, name: &str) -> PathBuf {
     root.join("streams").join(name)
 }
 
-/// Writes who holds the lock into the lock file, for the error another process gets.
+/// Writes who holds the lock into the lock file, for the error another process gets: the
+/// process id and its command line, with passwords in URLs and `password=` parameters
+/// masked (the file outlives the process, and the text is shown to others).
 fn record_holder(mut lock: &std::fs::File) -> std::io::Result<()> {
     use std::io::Write;
-    let command: Vec<String> = std::env::args().collect();
+    let command: Vec<String> = std::env::args_os()
+        .map(|a| mask_password(&a.to_string_lossy()))
+        .collect();
     lock.set_len(0)?;
     writeln!(lock, "pid {}: {}", std::process::id(), command.join(" "))
+}
+
+/// `text` with the password of a `scheme://user:password@host` URL and the value of any
+/// `password=` parameter replaced by `***`.
+fn mask_password(text: &str) -> String {
+    let mut out = text.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        if let Some(at) = out[rest..].find('@').map(|i| rest + i)
+            && let Some(colon) = out[rest..at].find(':').map(|i| rest + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(p) = out.find("password=") {
+        let value = p + "password=".len();
+        let end = out[value..].find('&').map_or(out.len(), |i| value + i);
+        out.replace_range(value..end, "***");
+    }
+    out
 }
 
 impl DataDir {
@@ -49,12 +73,16 @@ impl DataDir {
         let root = root.into();
         std::fs::create_dir_all(root.join("streams")).map_err(io_err("create", &root))?;
         let lock_path = root.join("LOCK");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
+        let lock = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&lock_path)
+        }
+        .map_err(io_err("open", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -207,5 +235,24 @@ impl DataDir {
             s.sync_all()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_holder_record_masks_passwords() {
+        assert_eq!(
+            mask_password("postgres://me:secret@127.0.0.1/db?schema=s"),
+            "postgres://me:***@127.0.0.1/db?schema=s"
+        );
+        assert_eq!(
+            mask_password("postgres://h/db?password=secret&schema=s"),
+            "postgres://h/db?password=***&schema=s"
+        );
+        assert_eq!(mask_password("--data-dir"), "--data-dir");
+        assert_eq!(mask_password("postgres://me@h/db"), "postgres://me@h/db");
     }
 }

@@ -196,3 +196,107 @@ impl Inputs {
 pub(super) fn part_key(stream: &str, partition: usize) -> String {
     format!("{stream}/{partition}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_streams::input::ChunkReader;
+
+    /// A partition with nothing to read: the tests set what the view has seen directly.
+    struct Quiet;
+
+    impl ChunkReader for Quiet {
+        fn start(&mut self) -> freshet_streams::Result<Offset> {
+            Ok(Offset(0))
+        }
+        fn read(&mut self, _: Offset, _: usize) -> freshet_streams::Result<Vec<Chunk>> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl PartitionInput for Quiet {
+        fn end(&self) -> Offset {
+            Offset(0)
+        }
+        fn wait_beyond(&self, _: Offset, _: Duration) {}
+        fn pin(&self, _: &str, _: Offset) -> freshet_streams::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn part(max_event: Option<i64>, last_ingest: Option<i64>, caught_up: bool) -> PartInput {
+        let mut p = PartInput::new(
+            Box::new(Quiet),
+            Offset(0),
+            max_event.map(EventTime),
+            last_ingest.map(IngestTime),
+        );
+        p.caught_up = caught_up;
+        p
+    }
+
+    fn inputs(parts: Vec<PartInput>) -> Inputs {
+        Inputs {
+            streams: vec![StreamInput {
+                name: "s".into(),
+                delay_ms: 10,
+                idle_timeout_ms: 1_000,
+                parts,
+            }],
+            watermarks: StreamWatermarks::default(),
+        }
+    }
+
+    #[test]
+    fn the_watermark_is_the_least_active_partition_less_the_delay() {
+        let mut i = inputs(vec![
+            part(Some(500), Some(0), false),
+            part(Some(300), Some(0), false),
+        ]);
+        assert!(i.advance_watermarks(0));
+        assert_eq!(i.watermark(), Some(Watermark(290)));
+    }
+
+    #[test]
+    fn no_watermark_while_an_active_partition_has_no_event() {
+        let mut i = inputs(vec![
+            part(Some(500), Some(0), false),
+            part(None, None, false),
+        ]);
+        assert!(!i.advance_watermarks(0));
+        assert_eq!(i.watermark(), None);
+    }
+
+    #[test]
+    fn an_idle_partition_holds_no_watermark_back_and_it_never_goes_back() {
+        // Partition 1 is read to its end and got nothing for the idle timeout.
+        let mut i = inputs(vec![
+            part(Some(5_000), Some(4_000), false),
+            part(Some(100), Some(1_000), true),
+        ]);
+        assert!(i.advance_watermarks(4_000));
+        assert_eq!(i.watermark(), Some(Watermark(4_990)));
+        // It wakes up with old events: the watermark holds rather than going back.
+        i.streams[0].parts[1].caught_up = false;
+        assert!(!i.advance_watermarks(4_000));
+        assert_eq!(i.watermark(), Some(Watermark(4_990)));
+        // Every partition idle: the watermark holds.
+        for p in &mut i.streams[0].parts {
+            p.caught_up = true;
+        }
+        assert!(!i.advance_watermarks(100_000));
+        i.end();
+        assert_eq!(i.watermark(), Some(Watermark::MAX));
+    }
+
+    #[test]
+    fn reflected_time_is_now_for_caught_up_partitions_else_their_last_ingest() {
+        let i = inputs(vec![
+            part(Some(1), Some(700), true),
+            part(Some(1), Some(400), false),
+        ]);
+        assert_eq!(i.reflected_ms(900), Some(400));
+        let j = inputs(vec![part(None, None, false)]);
+        assert_eq!(j.reflected_ms(900), None);
+    }
+}

@@ -153,3 +153,54 @@ impl Schedule {
         Some(planner::plan_for(self.choice, self.sla_ms, &costs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_periodic_run_spans_turns_until_it_ran_and_the_next_is_a_period_later() {
+        let mut s = Schedule::new(ModeChoice::MicroBatch, 60_000, 1 << 30, 0);
+        assert_ne!(s.plan().mode, Mode::Streaming);
+        let period = s.plan().period_ms as i64;
+        assert!(s.run_due(0) && !s.run_under_way());
+        s.begin_run();
+        assert!(s.run_under_way());
+        s.ran(10);
+        assert!(!s.run_under_way());
+        assert!(!s.run_due(10 + period - 1));
+        assert!(s.run_due(10 + period));
+    }
+
+    #[test]
+    fn a_mode_change_is_reported_and_streaming_ends_a_run_under_way() {
+        let mut s = Schedule::new(ModeChoice::MicroBatch, 60_000, 1 << 30, 0);
+        let old = s.plan();
+        s.begin_run();
+        let streaming = Plan {
+            mode: Mode::Streaming,
+            period_ms: 250,
+        };
+        assert_eq!(s.set_plan(streaming, 0), Some(old));
+        assert!(!s.run_under_way());
+        assert_eq!(s.set_plan(streaming, 0), None);
+        // A shorter period applies at once.
+        assert!(s.run_due(250));
+    }
+
+    #[test]
+    fn the_meter_replans_every_ten_seconds_and_starts_over() {
+        let mut s = Schedule::new(ModeChoice::Auto, 60_000, 1 << 30, 0);
+        let stats = Stats::default();
+        s.worked(1_000, Duration::from_millis(10));
+        assert!(s.replan(&stats, 5_000, false).is_none());
+        let costs = s.measured_costs(&stats, 10_000, false);
+        assert!((costs.input_rate - 100.0).abs() < 1e-9);
+        assert!((costs.seconds_per_event - 1e-5).abs() < 1e-12);
+        assert!(s.replan(&stats, 10_000, false).is_some());
+        // Nothing measured since: the last cost per event is kept.
+        let again = s.measured_costs(&stats, 20_000, false);
+        assert_eq!(again.input_rate, 0.0);
+        assert!((again.seconds_per_event - 1e-5).abs() < 1e-12);
+    }
+}
