@@ -12,7 +12,7 @@
 //!
 //! Each state is entered by one function, which checks its precondition:
 //! [`ViewRunner::open`] (whichever state the last commit recorded), `enter_batch_runs`,
-//! `leave_batch_runs` and [`ViewRunner::end_streams`]. When the view works (streaming,
+//! `leave_batch_runs` and `end_streams` (from [`ViewRunner::drain`]). When the view works (streaming,
 //! or a periodic run that spans several turns of the loop) is the schedule's business
 //! (`schedule`); what every state shares is the data path (`dataflow`: inputs, operators,
 //! checkpoint).
@@ -162,11 +162,6 @@ impl ViewRunner {
         &self.blueprint.def
     }
 
-    /// The compiled view.
-    pub fn compiled(&self) -> &Compiled {
-        &self.flow.ops
-    }
-
     /// The `q` quantile (0 to 1) of the recent commits' durations in ms, exact over the
     /// last [`checkpoint::RECENT_COMMITS`] commits; `None` before the first commit.
     pub fn commit_ms_quantile(&self, q: f64) -> Option<f64> {
@@ -192,7 +187,7 @@ impl ViewRunner {
     }
 
     /// Whether a commit is due by time (the SLA's commit interval) or by buffered rows.
-    pub fn commit_due(&self) -> bool {
+    fn commit_due(&self) -> bool {
         self.flow.out.full()
             || self.flow.clock.now_ms() - self.last_commit_ms
                 >= self.commit_interval().as_millis() as i64
@@ -200,7 +195,7 @@ impl ViewRunner {
 
     /// How often the view commits: under streaming a quarter of the freshness SLA (between
     /// 20 ms and 1 s), otherwise once per run (and when too many rows are buffered).
-    pub fn commit_interval(&self) -> Duration {
+    fn commit_interval(&self) -> Duration {
         Duration::from_millis(self.schedule.plan().period_ms)
     }
 
@@ -418,7 +413,7 @@ impl ViewRunner {
     /// Enters [`Phase::Ended`]: the end of the log is the end of the streams, the
     /// watermark goes to +∞ and every window and group becomes final. Later events will be
     /// late. Leaves batch runs first.
-    pub fn end_streams(&mut self) -> Result<()> {
+    fn end_streams(&mut self) -> Result<()> {
         if self.phase == Phase::BatchRuns {
             self.leave_batch_runs()?;
         }
