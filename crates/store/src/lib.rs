@@ -75,6 +75,8 @@
 #![deny(missing_docs)]
 
 mod cells;
+#[cfg(test)]
+mod contract_tests;
 mod definition;
 mod discard;
 mod error;
