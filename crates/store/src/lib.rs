@@ -84,6 +84,7 @@ mod location;
 mod model;
 mod pg;
 mod schema;
+mod sql;
 mod sqlite;
 
 pub use discard::DiscardStore;

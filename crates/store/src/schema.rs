@@ -8,12 +8,19 @@
 //!
 //! This module does no I/O.
 
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow_schema::{DataType, Field, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::StoreError;
+use crate::sql::{quote_ident, quote_list, results_upsert_sql};
 
 /// The version stored in `PRAGMA user_version` by this build.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -120,6 +127,17 @@ impl Unit {
             Unit::Millisecond => 1_000,
             Unit::Microsecond => 1_000_000,
             Unit::Nanosecond => 1_000_000_000,
+        }
+    }
+
+    /// The values of a timestamp array of this unit, whose type the caller has checked
+    /// ([`Column::check_array`]).
+    pub fn timestamp_values(self, array: &dyn Array) -> &[i64] {
+        match self {
+            Unit::Second => array.as_primitive::<TimestampSecondType>().values(),
+            Unit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
+            Unit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
+            Unit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
         }
     }
 
@@ -318,20 +336,20 @@ impl Column {
     pub fn to_field(&self) -> Field {
         Field::new(&self.name, self.ty.to_arrow(), self.nullable)
     }
-}
 
-/// Quotes an SQL identifier: any name is safe inside double quotes with quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a list of identifiers, comma-separated.
-fn quote_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names
-        .into_iter()
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(", ")
+    /// Checks that `array` holds this column's Arrow type; a bug in the caller if not.
+    pub fn check_array(&self, array: &dyn Array) -> Result<(), StoreError> {
+        let expected = self.ty.to_arrow();
+        if array.data_type() != &expected {
+            return Err(StoreError::bug(format!(
+                "column '{}' arrived as {}, but the results table holds {}",
+                self.name,
+                array.data_type(),
+                expected
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `CREATE TABLE` for a view's results.
@@ -376,10 +394,6 @@ pub fn upsert_parameter(columns: usize, row: usize, column: usize) -> usize {
 /// by all rows; the columns of each row follow in order (see [`upsert_parameter`]). A row
 /// whose key is already stored has every non-key column replaced.
 pub fn upsert_sql(view: &str, columns: &[Column], key: &[&str], rows: usize) -> String {
-    let names = columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain([STATE_COLUMN, UPDATED_AT_COLUMN]);
     let values = (0..rows)
         .map(|row| {
             let cells = (0..columns.len())
@@ -390,19 +404,11 @@ pub fn upsert_sql(view: &str, columns: &[Column], key: &[&str], rows: usize) -> 
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let updates = names
-        .clone()
-        .filter(|name| !key.contains(name))
-        .map(|name| format!("{0} = excluded.{0}", quote_ident(name)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
-        quote_ident(view),
-        quote_list(names),
-        values,
-        quote_list(key.iter().copied()),
-        updates
+    results_upsert_sql(
+        &quote_ident(view),
+        columns,
+        key,
+        &format!("VALUES {values}"),
     )
 }
 

@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use crate::cells::{Cells, Page};
 use crate::definition::{
-    Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
-    TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
-    time_columns, unknown_view,
+    Definition, Filter, FilterValue, TIMESTAMP_EXPECTED, check_view_name, filter_error, filters,
+    now_ms, table_columns, unknown_view,
 };
 use crate::error::SqliteContext;
 use crate::model::{
@@ -33,8 +32,12 @@ use crate::model::{
 };
 use crate::schema::{
     Column, INTERNAL_DDL, SCHEMA_VERSION, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN, Unit,
-    create_results_table, delete_by_key_sql, format_date, format_timestamp, quote_ident,
-    upsert_chunk_rows, upsert_parameter, upsert_sql,
+    create_results_table, delete_by_key_sql, format_date, format_timestamp, upsert_chunk_rows,
+    upsert_parameter, upsert_sql,
+};
+use crate::sql::{
+    Dialect, Internal, LATE_EVENT_COLUMNS, StatusRow, VIEW_TABLES, decode_progress, offset_to_sql,
+    quote_ident, view_status, where_clause,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -313,38 +316,32 @@ impl SqliteStore {
         let def = self.view_def(view)?;
         let mut conditions = Vec::new();
         let mut values = Vec::new();
-        for (name, text) in &query.equals {
-            let position = def.key_position(view, name)?;
-            let column = &def.columns[position];
-            values.push(filter_value(view, column, text)?);
-            conditions.push(format!("{} = ?{}", quote_ident(&column.name), values.len()));
-        }
-        if query.from_ms.is_some() || query.to_ms.is_some() {
-            let ((lower, lower_unit), (upper, upper_unit), lower_op, upper_op) =
-                match time_columns(view, &def.columns)? {
-                    TimeColumns::Window { start, end } => (end, start, ">", "<"),
-                    TimeColumns::Instant(column) => (column, column, ">=", "<"),
-                };
-            if let Some(from_ms) = query.from_ms {
-                // `end > from` holds for a whole-unit `end` iff `end > floor(from)`;
-                // `t >= from` iff `t >= ceil(from)`.
-                let round_up = lower_op == ">=";
-                values.push(time_bound(from_ms, lower_unit, round_up));
-                conditions.push(format!(
-                    "{} {lower_op} ?{}",
-                    quote_ident(&lower.name),
-                    values.len()
-                ));
-            }
-            if let Some(to_ms) = query.to_ms {
-                // `t < to` holds for a whole-unit `t` iff `t < ceil(to)`.
-                values.push(time_bound(to_ms, upper_unit, true));
-                conditions.push(format!(
-                    "{} {upper_op} ?{}",
-                    quote_ident(&upper.name),
-                    values.len()
-                ));
-            }
+        for filter in filters(view, &def, query) {
+            let (column, op) = match filter? {
+                Filter::Equals {
+                    column,
+                    value,
+                    text,
+                } => {
+                    values.push(filter_value(view, column, text, value)?);
+                    (column, "=")
+                }
+                Filter::Time {
+                    column,
+                    unit,
+                    op,
+                    ms,
+                    round_up,
+                } => {
+                    values.push(time_bound(ms, unit, round_up));
+                    (column, op)
+                }
+            };
+            conditions.push(format!(
+                "{} {op} ?{}",
+                quote_ident(&column.name),
+                values.len()
+            ));
         }
         let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
         let names = def
@@ -360,11 +357,7 @@ impl SqliteStore {
             .map(|&k| quote_ident(&def.columns[k].name))
             .collect::<Vec<_>>()
             .join(", ");
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let filter = where_clause(&conditions);
         // One row past the limit tells whether there are more. LIMIT and OFFSET are
         // literals: SQLite re-prepares a statement whose LIMIT parameter is bound again,
         // which cost more than the key lookup itself.
@@ -403,12 +396,7 @@ impl SqliteStore {
     /// A view's status as stored; inside a transaction.
     fn read_status(&self, view: &str) -> Result<ViewStatus, StoreError> {
         self.check_view_exists(view)?;
-        let progress = read_progress(&self.conn, view)?;
-        Ok(ViewStatus {
-            view: view.to_owned(),
-            committed_at_ms: progress.as_ref().map(|(_, at)| *at),
-            progress: progress.map(|(progress, _)| progress),
-        })
+        Ok(view_status(view, read_progress(&self.conn, view)?))
     }
 
     /// A view's status: a read-only connection's cached copy while nothing was committed
@@ -470,7 +458,7 @@ fn newer_version(path: &Path, version: i64) -> StoreError {
 /// Reads a view's stored definition.
 fn load_view_def(conn: &Connection, view: &str) -> Result<Option<ViewDef>, StoreError> {
     let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT key_columns, schema FROM freshet_views WHERE view = ?1")
+        .prepare_cached(&Internal::SQLITE.select_definition())
         .and_then(|mut statement| {
             statement
                 .query_row([view], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -490,9 +478,7 @@ fn load_view_def(conn: &Connection, view: &str) -> Result<Option<ViewDef>, Store
 fn read_progress(conn: &Connection, view: &str) -> Result<Option<(Progress, i64)>, StoreError> {
     let at = || format!("reading the progress of view '{view}'");
     let status: Option<(Option<i64>, i64, String)> = conn
-        .prepare_cached(
-            "SELECT watermark_ms, committed_at_ms, stats FROM freshet_view_status WHERE view = ?1",
-        )
+        .prepare_cached(&Internal::SQLITE.select_status())
         .and_then(|mut statement| {
             statement
                 .query_row([view], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
@@ -508,46 +494,32 @@ fn read_progress(conn: &Connection, view: &str) -> Result<Option<(Progress, i64)
         ))
     })?;
     let mut statement = conn
-        .prepare_cached(
-            "SELECT stream, \"partition\", next_offset, watermark_ms FROM freshet_progress \
-             WHERE view = ?1 ORDER BY stream, \"partition\"",
-        )
+        .prepare_cached(&Internal::SQLITE.select_progress())
         .context(at)?;
     let rows = statement
         .query_map([view], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, Option<i64>>(3)?,
-            ))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
+        .context(at)?
+        .collect::<Result<Vec<_>, _>>()
         .context(at)?;
-    let mut partitions = Vec::new();
-    for row in rows {
-        let (stream, partition, next_offset, watermark_ms) = row.context(at)?;
-        partitions.push(partition_progress(
-            view,
-            stream,
-            partition,
-            next_offset,
-            watermark_ms,
-        )?);
-    }
-    Ok(Some((
-        Progress {
-            partitions,
-            watermark_ms,
-            stats,
-        },
+    let status = StatusRow {
+        watermark_ms,
         committed_at_ms,
-    )))
+        stats,
+    };
+    decode_progress(view, status, rows).map(Some)
 }
 
-/// Converts a filter value given as text to the stored form of `column`.
-fn filter_value(view: &str, column: &Column, text: &str) -> Result<Value, StoreError> {
+/// A filter value (given as `text`) in the stored form of `column`.
+fn filter_value(
+    view: &str,
+    column: &Column,
+    text: &str,
+    value: FilterValue,
+) -> Result<Value, StoreError> {
     let mut time = TimeText::new();
-    Ok(match FilterValue::parse(view, column, text)? {
+    Ok(match value {
         FilterValue::Integer(i) => Value::Integer(i),
         FilterValue::Boolean(b) => Value::Integer(i64::from(b)),
         FilterValue::Float(f) => Value::Real(f),
@@ -567,11 +539,10 @@ fn filter_value(view: &str, column: &Column, text: &str) -> Result<Value, StoreE
     })
 }
 
-/// A time filter bound in the stored text form of a timestamp column of `unit`.
+/// A (clamped) time filter bound in the stored text form of a timestamp column of `unit`.
 fn time_bound(ms: i64, unit: Unit, round_up: bool) -> Value {
-    let clamped = ms.clamp(TIME_FILTER_MIN_MS, TIME_FILTER_MAX_MS);
     let mut text = TimeText::new();
-    let formatted = format_timestamp(unit.convert_ms(clamped, round_up), unit, &mut text);
+    let formatted = format_timestamp(unit.convert_ms(ms, round_up), unit, &mut text);
     assert!(formatted, "a clamped bound is within the years 0000-9999");
     Value::Text(text.as_str().to_owned())
 }
@@ -588,21 +559,18 @@ impl ResultStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(at)?;
         let def = match load_view_def(&tx, view)? {
-            Some(existing) => {
-                existing.check_same(view, &columns, &table.key)?;
-                let merged = existing.merged(&columns);
-                if merged == existing.def {
-                    existing
-                } else {
+            Some(existing) => match existing.redefined(view, &columns, &table.key)? {
+                None => existing,
+                Some(merged) => {
                     let (_, schema_json) = merged.to_json()?;
                     tx.execute(
-                        "UPDATE freshet_views SET schema = ?2 WHERE view = ?1",
+                        &Internal::SQLITE.update_definition(),
                         params![view, schema_json],
                     )
                     .context(at)?;
                     ViewDef::new(view, merged)
                 }
-            }
+            },
             None => {
                 // Table names are case-insensitive in SQLite: "Bids" and "bids" collide.
                 let taken: Option<String> = tx
@@ -622,8 +590,7 @@ impl ResultStore for SqliteStore {
                 let def = Definition { columns, key };
                 let (key_json, schema_json) = def.to_json()?;
                 tx.execute(
-                    "INSERT INTO freshet_views (view, key_columns, schema, created_at_ms) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    &Internal::SQLITE.insert_definition(),
                     params![view, key_json, schema_json, now_ms()],
                 )
                 .context(at)?;
@@ -661,14 +628,8 @@ impl ResultStore for SqliteStore {
             tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_ident(view)))
                 .context(at)?;
         }
-        for table in [
-            "freshet_views",
-            "freshet_progress",
-            "freshet_view_status",
-            "freshet_state",
-            "freshet_late_events",
-        ] {
-            tx.execute(&format!("DELETE FROM {table} WHERE view = ?1"), [view])
+        for table in VIEW_TABLES {
+            tx.execute(&Internal::SQLITE.delete_view_rows(table), [view])
                 .context(at)?;
         }
         tx.commit().context(at)?;
@@ -688,7 +649,7 @@ impl ResultStore for SqliteStore {
         self.check_view_exists(view)?;
         let progress = read_progress(&tx, view)?.map(|(progress, _)| progress);
         let mut statement = tx
-            .prepare_cached("SELECT key, value FROM freshet_state WHERE view = ?1 ORDER BY key")
+            .prepare_cached(&Internal::SQLITE.select_state())
             .context(at)?;
         let state = statement
             .query_map([view], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -719,8 +680,11 @@ impl ResultStore for SqliteStore {
         // Deletes first: a key both deleted and put in one commit (state removed, then
         // created again) keeps the put's value.
         if commit.state_reset {
-            tx.execute("DELETE FROM freshet_state WHERE view = ?1", params![view])
-                .context(at)?;
+            tx.execute(
+                &Internal::SQLITE.delete_view_rows("freshet_state"),
+                params![view],
+            )
+            .context(at)?;
         }
         if !commit.state_deletes.is_empty() {
             let mut delete = tx
@@ -742,11 +706,10 @@ impl ResultStore for SqliteStore {
         }
         if !commit.late.is_empty() {
             let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO freshet_late_events \
-                     (view, stream, \"partition\", \"offset\", event_time, reason, \"row\") \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO freshet_late_events ({LATE_EVENT_COLUMNS}) {}",
+                    Dialect::Sqlite.values(7)
+                ))
                 .context(at)?;
             let mut event_time = TimeText::new();
             for late in &commit.late {
@@ -762,7 +725,7 @@ impl ResultStore for SqliteStore {
                         view,
                         late.stream,
                         late.partition,
-                        offset_to_sql(late.offset)?,
+                        offset_to_sql(late.offset, Dialect::Sqlite)?,
                         event_time.as_str(),
                         late.reason,
                         late.row_json
@@ -772,13 +735,7 @@ impl ResultStore for SqliteStore {
         }
         {
             let mut progress = tx
-                .prepare_cached(
-                    "INSERT INTO freshet_progress \
-                     (view, stream, \"partition\", next_offset, watermark_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (view, stream, \"partition\") DO UPDATE SET \
-                     next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms",
-                )
+                .prepare_cached(&Internal::SQLITE.upsert_progress(&Dialect::Sqlite.values(5)))
                 .context(at)?;
             for partition in &commit.progress.partitions {
                 progress
@@ -786,28 +743,23 @@ impl ResultStore for SqliteStore {
                         view,
                         partition.stream,
                         partition.partition,
-                        offset_to_sql(partition.next_offset)?,
+                        offset_to_sql(partition.next_offset, Dialect::Sqlite)?,
                         partition.watermark_ms
                     ])
                     .context(at)?;
             }
             let stats = serde_json::to_string(&commit.progress.stats)
                 .map_err(|error| StoreError::bug(format!("serialising stats: {error}")))?;
-            tx.prepare_cached(
-                "INSERT INTO freshet_view_status (view, watermark_ms, committed_at_ms, stats) \
-                 VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (view) DO UPDATE SET watermark_ms = excluded.watermark_ms, \
-                 committed_at_ms = excluded.committed_at_ms, stats = excluded.stats",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    view,
-                    commit.progress.watermark_ms,
-                    committed_at_ms,
-                    stats
-                ])
-            })
-            .context(at)?;
+            tx.prepare_cached(&Internal::SQLITE.upsert_status())
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        view,
+                        commit.progress.watermark_ms,
+                        committed_at_ms,
+                        stats
+                    ])
+                })
+                .context(at)?;
         }
         tx.commit().context(at)?;
         tracing::debug!(
@@ -979,12 +931,6 @@ fn write_upserts(
         rows += batch.num_rows();
     }
     Ok(rows)
-}
-
-/// Offsets are `u64`; SQLite integers are `i64`. No log reaches 2^63 records.
-fn offset_to_sql(offset: u64) -> Result<i64, StoreError> {
-    i64::try_from(offset)
-        .map_err(|_| StoreError::bug(format!("offset {offset} is beyond what SQLite stores")))
 }
 
 #[cfg(test)]

@@ -44,17 +44,18 @@ use self::types::{
 };
 use crate::cells::Page;
 use crate::definition::{
-    Definition, FilterValue, TIME_FILTER_MAX_MS, TIME_FILTER_MIN_MS, TIMESTAMP_EXPECTED,
-    TimeColumns, check_view_name, filter_error, now_ms, partition_progress, table_columns,
-    time_columns, unknown_view,
+    Definition, Filter, FilterValue, TIMESTAMP_EXPECTED, check_view_name, filter_error, filters,
+    now_ms, table_columns, unknown_view,
 };
 use crate::error::PostgresContext;
 use crate::model::{
     Checkpoint, Commit, Progress, ResultBatch, ResultQuery, ResultRows, ResultTable, RowState,
     ViewStatus,
 };
-use crate::schema::{
-    Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN, quote_ident,
+use crate::schema::{Column, ColumnType, SCHEMA_VERSION, STATE_COLUMN, UPDATED_AT_COLUMN};
+use crate::sql::{
+    Dialect, Internal, LATE_EVENT_COLUMNS, StatusRow, VIEW_TABLES, decode_progress, offset_to_sql,
+    quote_ident, results_upsert_sql, view_status, where_clause,
 };
 use crate::{ResultStore, StoreError};
 use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
@@ -204,6 +205,8 @@ pub struct PgStore {
     location: PgLocation,
     /// The schema, quoted.
     schema: String,
+    /// The statements on the store's own tables in that schema.
+    internal: Internal,
     read_only: bool,
     conn: RefCell<Connection>,
     /// Views this process holds the writer lock of.
@@ -286,8 +289,10 @@ impl PgStore {
             );
             location.config.options(options.trim());
         }
+        let schema = quote_ident(&location.schema);
         PgStore {
-            schema: quote_ident(&location.schema),
+            internal: Internal::postgres(&schema),
+            schema,
             location,
             read_only,
             conn: RefCell::new(Connection {
@@ -413,7 +418,7 @@ impl PgStore {
         if let Some(pg) = self.views.get(view) {
             return Ok(Arc::clone(&pg.def));
         }
-        self.with_client(|client, _| load_definition(client, &self.schema, view))?
+        self.with_client(|client, _| load_definition(client, &self.internal, view))?
             .map(Arc::new)
             .ok_or_else(|| unknown_view(view))
     }
@@ -525,14 +530,11 @@ fn stored_version(
 
 fn load_definition(
     client: &mut impl postgres::GenericClient,
-    schema: &str,
+    internal: &Internal,
     view: &str,
 ) -> Result<Option<Definition>, StoreError> {
     let row = client
-        .query_opt(
-            &format!("SELECT key_columns, schema FROM {schema}.freshet_views WHERE view = $1"),
-            &[&view],
-        )
+        .query_opt(&internal.select_definition(), &[&view])
         .context(|| format!("reading the definition of view '{view}'"))?;
     row.map(|row| Definition::from_json(view, row.get(0), row.get(1)))
         .transpose()
@@ -583,21 +585,8 @@ fn key_order(def: &Definition) -> String {
         .join(", ")
 }
 
-fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names
-        .into_iter()
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `$1` is `_state`, `$2` `_updated_at`, then one array per column.
 fn upsert_sql(schema: &str, view: &str, def: &Definition) -> String {
-    let names = def
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain([STATE_COLUMN, UPDATED_AT_COLUMN]);
     let selected = def
         .columns
         .iter()
@@ -616,26 +605,20 @@ fn upsert_sql(schema: &str, view: &str, def: &Definition) -> String {
         .map(|i| format!("c{i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let key = def.key_names();
-    let updates = names
-        .clone()
-        .filter(|name| !key.contains(name))
-        .map(|name| format!("{0} = excluded.{0}", quote_ident(name)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {schema}.{} ({}) SELECT {selected}, $1::text, $2::timestamptz \
-         FROM unnest({arrays}) AS u({aliases}) ON CONFLICT ({}) DO UPDATE SET {updates}",
-        quote_ident(view),
-        quoted_list(names),
-        quoted_list(key.iter().copied()),
+    results_upsert_sql(
+        &format!("{schema}.{}", quote_ident(view)),
+        &def.columns,
+        &def.key_names(),
+        &format!(
+            "SELECT {selected}, $1::text, $2::timestamptz FROM unnest({arrays}) AS u({aliases})"
+        ),
     )
 }
 
 /// A read-only transaction over one consistent snapshot, for a view that must exist.
 fn snapshot<'c>(
     client: &'c mut Client,
-    schema: &str,
+    internal: &Internal,
     view: &str,
     at: impl Fn() -> String,
 ) -> Result<Transaction<'c>, StoreError> {
@@ -645,7 +628,7 @@ fn snapshot<'c>(
         .read_only(true)
         .start()
         .context(&at)?;
-    if load_definition(&mut tx, schema, view)?.is_none() {
+    if load_definition(&mut tx, internal, view)?.is_none() {
         return Err(unknown_view(view));
     }
     Ok(tx)
@@ -760,59 +743,37 @@ fn write_results(
     Ok(written)
 }
 
-fn offset_to_sql(offset: u64) -> Result<i64, StoreError> {
-    i64::try_from(offset)
-        .map_err(|_| StoreError::bug(format!("offset {offset} is beyond a PostgreSQL bigint")))
-}
-
+/// Reads a view's committed progress and commit time, if it ever committed.
 fn read_progress(
     tx: &mut Transaction<'_>,
-    schema: &str,
+    internal: &Internal,
     view: &str,
 ) -> Result<Option<(Progress, i64)>, StoreError> {
     let at = || format!("reading the progress of view '{view}'");
     let Some(status) = tx
-        .query_opt(
-            &format!(
-                "SELECT watermark_ms, committed_at_ms, stats FROM {schema}.freshet_view_status \
-                 WHERE view = $1"
-            ),
-            &[&view],
-        )
+        .query_opt(&internal.select_status(), &[&view])
         .context(at)?
     else {
         return Ok(None);
     };
-    let watermark_ms: Option<i64> = status.get(0);
-    let committed_at_ms: i64 = status.get(1);
-    let stats: serde_json::Value = status.get(2);
-    let mut partitions = Vec::new();
-    for row in tx
-        .query(
-            &format!(
-                "SELECT stream, \"partition\", next_offset, watermark_ms FROM \
-                 {schema}.freshet_progress WHERE view = $1 ORDER BY stream, \"partition\""
-            ),
-            &[&view],
-        )
+    let status = StatusRow {
+        watermark_ms: status.get(0),
+        committed_at_ms: status.get(1),
+        stats: status.get(2),
+    };
+    let rows = tx
+        .query(&internal.select_progress(), &[&view])
         .context(at)?
-    {
-        partitions.push(partition_progress(
-            view,
-            row.get(0),
-            i64::from(row.get::<_, i32>(1)),
-            row.get(2),
-            row.get(3),
-        )?);
-    }
-    Ok(Some((
-        Progress {
-            partitions,
-            watermark_ms,
-            stats,
-        },
-        committed_at_ms,
-    )))
+        .into_iter()
+        .map(|row| {
+            (
+                row.get(0),
+                i64::from(row.get::<_, i32>(1)),
+                row.get(2),
+                row.get(3),
+            )
+        });
+    decode_progress(view, status, rows).map(Some)
 }
 
 /// A filter value as a parameter of the column's scalar type, and the SQL that reads it.
@@ -820,10 +781,11 @@ fn filter_param(
     view: &str,
     column: &Column,
     text: &str,
+    value: FilterValue,
     n: usize,
 ) -> Result<(Box<dyn ToSql + Sync>, String), StoreError> {
     let cast = format!("${n}::{}", scalar_type(&column.ty));
-    let value: Box<dyn ToSql + Sync> = match FilterValue::parse(view, column, text)? {
+    let value: Box<dyn ToSql + Sync> = match value {
         FilterValue::Integer(i) => Box::new(i),
         FilterValue::Boolean(b) => Box::new(b),
         FilterValue::Float(f) => Box::new(f),
@@ -849,7 +811,7 @@ impl ResultStore for PgStore {
         for column in &columns {
             check_identifier("column", &column.name)?;
         }
-        let schema = self.schema.clone();
+        let internal = &self.internal;
         let def = self.with_client(|client, _| {
             let at = || format!("creating view '{view}'");
             let mut tx = client.transaction().context(at)?;
@@ -858,22 +820,16 @@ impl ResultStore for PgStore {
                 &[&lock_key(&self.location.schema, "")],
             )
             .context(at)?;
-            let def = match load_definition(&mut tx, &schema, view)? {
-                Some(existing) => {
-                    existing.check_same(view, &columns, &table.key)?;
-                    let merged = existing.merged(&columns);
-                    if merged != existing {
+            let def = match load_definition(&mut tx, internal, view)? {
+                Some(existing) => match existing.redefined(view, &columns, &table.key)? {
+                    None => existing,
+                    Some(merged) => {
                         let (_, schema_json) = merged.to_json()?;
-                        tx.execute(
-                            &format!(
-                                "UPDATE {schema}.freshet_views SET schema = $2 WHERE view = $1"
-                            ),
-                            &[&view, &schema_json],
-                        )
-                        .context(at)?;
+                        tx.execute(&internal.update_definition(), &[&view, &schema_json])
+                            .context(at)?;
+                        merged
                     }
-                    merged
-                }
+                },
                 None => {
                     // Names are compared without case so that a view moves between stores.
                     let taken = tx
@@ -894,10 +850,7 @@ impl ResultStore for PgStore {
                     let def = Definition { columns, key };
                     let (key_json, schema_json) = def.to_json()?;
                     tx.execute(
-                        &format!(
-                            "INSERT INTO {schema}.freshet_views \
-                             (view, key_columns, schema, created_at_ms) VALUES ($1, $2, $3, $4)"
-                        ),
+                        &internal.insert_definition(),
                         &[&view, &key_json, &schema_json, &now_ms()],
                     )
                     .context(at)?;
@@ -905,7 +858,7 @@ impl ResultStore for PgStore {
                     def
                 }
             };
-            tx.batch_execute(&create_table_sql(&schema, view, &def))
+            tx.batch_execute(&create_table_sql(&self.schema, view, &def))
                 .context(at)?;
             tx.commit().context(at)?;
             Ok(def)
@@ -923,28 +876,19 @@ impl ResultStore for PgStore {
     fn drop_view(&mut self, view: &str) -> Result<(), StoreError> {
         self.check_writable()?;
         check_view_name(view)?;
-        let schema = self.schema.clone();
+        let internal = &self.internal;
         let table = self.table(view);
         self.with_client(|client, _| {
             let at = || format!("dropping view '{view}'");
             let mut tx = client.transaction().context(at)?;
-            let known = load_definition(&mut tx, &schema, view)?.is_some();
+            let known = load_definition(&mut tx, internal, view)?.is_some();
             if known {
                 tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
                     .context(at)?;
             }
-            for internal in [
-                "freshet_views",
-                "freshet_progress",
-                "freshet_view_status",
-                "freshet_state",
-                "freshet_late_events",
-            ] {
-                tx.execute(
-                    &format!("DELETE FROM {schema}.{internal} WHERE view = $1"),
-                    &[&view],
-                )
-                .context(at)?;
+            for table in VIEW_TABLES {
+                tx.execute(&internal.delete_view_rows(table), &[&view])
+                    .context(at)?;
             }
             tx.commit().context(at)
         })?;
@@ -953,19 +897,13 @@ impl ResultStore for PgStore {
     }
 
     fn load(&self, view: &str) -> Result<Checkpoint, StoreError> {
-        let schema = &self.schema;
+        let internal = &self.internal;
         self.with_client(|client, _| {
             let at = || format!("loading view '{view}'");
-            let mut tx = snapshot(client, schema, view, at)?;
-            let progress = read_progress(&mut tx, schema, view)?.map(|(progress, _)| progress);
+            let mut tx = snapshot(client, internal, view, at)?;
+            let progress = read_progress(&mut tx, internal, view)?.map(|(progress, _)| progress);
             let state = tx
-                .query(
-                    &format!(
-                        "SELECT key, value FROM {schema}.freshet_state WHERE view = $1 \
-                         ORDER BY key"
-                    ),
-                    &[&view],
-                )
+                .query(&internal.select_state(), &[&view])
                 .context(at)?
                 .into_iter()
                 .map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1)))
@@ -978,7 +916,7 @@ impl ResultStore for PgStore {
     fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
         self.check_writable()?;
         let pg = self.writer_view(view)?;
-        let schema = &self.schema;
+        let (schema, internal) = (&self.schema, &self.internal);
         let committed_at_ms = now_ms();
         self.with_client(|client, statements| {
             let at = || format!("committing view '{view}'");
@@ -992,7 +930,7 @@ impl ResultStore for PgStore {
                 PgTime(committed_at_ms.saturating_mul(1_000)),
             )?;
             if commit.state_reset {
-                let sql = format!("DELETE FROM {schema}.freshet_state WHERE view = $1");
+                let sql = internal.delete_view_rows("freshet_state");
                 let statement = prepared(&mut tx, statements, &sql).context(at)?;
                 tx.execute(&statement, &[&view]).context(at)?;
             }
@@ -1029,7 +967,7 @@ impl ResultStore for PgStore {
                 let partitions: Vec<i64> = late.iter().map(|l| i64::from(l.partition)).collect();
                 let offsets = late
                     .iter()
-                    .map(|l| offset_to_sql(l.offset))
+                    .map(|l| offset_to_sql(l.offset, Dialect::Postgres))
                     .collect::<Result<Vec<_>, _>>()?;
                 let times: Vec<PgTime> = late
                     .iter()
@@ -1038,9 +976,7 @@ impl ResultStore for PgStore {
                 let reasons: Vec<&str> = late.iter().map(|l| l.reason.as_str()).collect();
                 let rows: Vec<&str> = late.iter().map(|l| l.row_json.as_str()).collect();
                 let sql = format!(
-                    "INSERT INTO {schema}.freshet_late_events \
-                     (view, stream, \"partition\", \"offset\", event_time, reason, \"row\") \
-                     SELECT $1, s, p, o, t, r, j FROM unnest($2::text[], $3::bigint[], \
+                    "INSERT INTO {schema}.freshet_late_events ({LATE_EVENT_COLUMNS}) SELECT $1, s, p, o, t, r, j FROM unnest($2::text[], $3::bigint[], \
                      $4::bigint[], $5::timestamptz[], $6::text[], $7::text[]) \
                      AS u(s, p, o, t, r, j) ON CONFLICT DO NOTHING"
                 );
@@ -1064,16 +1000,12 @@ impl ResultStore for PgStore {
             let partitions: Vec<i64> = parts.iter().map(|p| i64::from(p.partition)).collect();
             let offsets = parts
                 .iter()
-                .map(|p| offset_to_sql(p.next_offset))
+                .map(|p| offset_to_sql(p.next_offset, Dialect::Postgres))
                 .collect::<Result<Vec<_>, _>>()?;
             let watermarks: Vec<Option<i64>> = parts.iter().map(|p| p.watermark_ms).collect();
-            let sql = format!(
-                "INSERT INTO {schema}.freshet_progress \
-                 (view, stream, \"partition\", next_offset, watermark_ms) \
-                 SELECT $1, s, p, o, w FROM unnest($2::text[], $3::bigint[], $4::bigint[], \
-                 $5::bigint[]) AS u(s, p, o, w) \
-                 ON CONFLICT (view, stream, \"partition\") DO UPDATE SET \
-                 next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms"
+            let sql = internal.upsert_progress(
+                "SELECT $1, s, p, o, w FROM unnest($2::text[], $3::bigint[], $4::bigint[], \
+                 $5::bigint[]) AS u(s, p, o, w)",
             );
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
             tx.execute(
@@ -1081,12 +1013,7 @@ impl ResultStore for PgStore {
                 &[&view, &streams, &partitions, &offsets, &watermarks],
             )
             .context(at)?;
-            let sql = format!(
-                "INSERT INTO {schema}.freshet_view_status \
-                 (view, watermark_ms, committed_at_ms, stats) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (view) DO UPDATE SET watermark_ms = excluded.watermark_ms, \
-                 committed_at_ms = excluded.committed_at_ms, stats = excluded.stats"
-            );
+            let sql = internal.upsert_status();
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
             tx.execute(
                 &statement,
@@ -1169,37 +1096,26 @@ impl ResultStore for PgStore {
         let def = self.definition(view)?;
         let mut conditions = Vec::new();
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-        for (name, text) in &query.equals {
-            let column = &def.columns[def.key_position(view, name)?];
-            let (value, expression) = filter_param(view, column, text, params.len() + 1)?;
-            params.push(value);
-            conditions.push(format!("{} = {expression}", quote_ident(&column.name)));
-        }
-        if query.from_ms.is_some() || query.to_ms.is_some() {
-            let ((lower, _), (upper, _), lower_op, upper_op) =
-                match time_columns(view, &def.columns)? {
-                    TimeColumns::Window { start, end } => (end, start, ">", "<"),
-                    TimeColumns::Instant(column) => (column, column, ">=", "<"),
-                };
-            let bound = |ms: i64| PgTime(ms.clamp(TIME_FILTER_MIN_MS, TIME_FILTER_MAX_MS) * 1_000);
-            if let Some(from_ms) = query.from_ms {
-                params.push(Box::new(bound(from_ms)));
-                conditions.push(format!(
-                    "{} {lower_op} ${}::{}",
-                    quote_ident(&lower.name),
-                    params.len(),
-                    scalar_type(&lower.ty)
-                ));
-            }
-            if let Some(to_ms) = query.to_ms {
-                params.push(Box::new(bound(to_ms)));
-                conditions.push(format!(
-                    "{} {upper_op} ${}::{}",
-                    quote_ident(&upper.name),
-                    params.len(),
-                    scalar_type(&upper.ty)
-                ));
-            }
+        for filter in filters(view, &def, query) {
+            let (column, op, expression) = match filter? {
+                Filter::Equals {
+                    column,
+                    value,
+                    text,
+                } => {
+                    let (value, expression) =
+                        filter_param(view, column, text, value, params.len() + 1)?;
+                    params.push(value);
+                    (column, "=", expression)
+                }
+                // Times compare in microseconds, finer than the bound: no rounding needed.
+                Filter::Time { column, op, ms, .. } => {
+                    params.push(Box::new(PgTime(ms * 1_000)));
+                    let expression = format!("${}::{}", params.len(), scalar_type(&column.ty));
+                    (column, op, expression)
+                }
+            };
+            conditions.push(format!("{} {op} {expression}", quote_ident(&column.name)));
         }
         let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
         let names = def
@@ -1210,11 +1126,7 @@ impl ResultStore for PgStore {
             .collect::<Vec<_>>()
             .join(", ");
         let order = key_order(&def);
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let filter = where_clause(&conditions);
         params.push(Box::new(limit as i64 + 1));
         params.push(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
         let sql = format!(
@@ -1259,17 +1171,13 @@ impl ResultStore for PgStore {
     }
 
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        let schema = &self.schema;
+        let internal = &self.internal;
         self.with_client(|client, _| {
             let at = || format!("reading the status of view '{view}'");
-            let mut tx = snapshot(client, schema, view, at)?;
-            let progress = read_progress(&mut tx, schema, view)?;
+            let mut tx = snapshot(client, internal, view, at)?;
+            let progress = read_progress(&mut tx, internal, view)?;
             tx.commit().context(at)?;
-            Ok(ViewStatus {
-                view: view.to_owned(),
-                committed_at_ms: progress.as_ref().map(|(_, at)| *at),
-                progress: progress.map(|(progress, _)| progress),
-            })
+            Ok(view_status(view, progress))
         })
     }
 
