@@ -10,13 +10,13 @@ use arrow_schema::{DataType, Field, Schema};
 use std::sync::Arc;
 
 use super::fixtures::{
-    all, counts, counts_table, every_type, progress, read_counts, totals, totals_table,
-    upserts_only, utc_ms,
+    all, counts, counts_table, every_type, final_commit, late_event, late_only, progress,
+    read_counts, totals, totals_table, upserts_only, utc_ms,
 };
 use super::harness::TestStore;
 use crate::StoreError;
 use crate::definition::now_ms;
-use crate::model::{Commit, LateEvent, ResultBatch, RowState};
+use crate::model::{Commit, RowState};
 
 contract_test!(every_mapped_type_round_trips_with_nulls);
 /// Nanoseconds here are whole microseconds, which is what PostgreSQL keeps; SQLite's own
@@ -26,13 +26,7 @@ fn every_mapped_type_round_trips_with_nulls(test: &TestStore) {
     // 2024-03-01T12:34:56.789123Z
     let (table, batch) = every_type(1_709_296_496_789_123_000, i64::MAX / 1_000 * 1_000);
     store.create_view(&table).expect("create");
-    let commit = upserts_only(
-        vec![ResultBatch {
-            batch: batch.clone(),
-            state: RowState::Final,
-        }],
-        progress(1, 0),
-    );
+    let commit = final_commit(batch.clone(), 1);
     store.commit("types", &commit).expect("commit");
 
     let rows = store.read_results("types", &all()).expect("read");
@@ -252,22 +246,7 @@ fn late_events_replayed_are_stored_once(test: &TestStore) {
     let mut store = test.open();
     let table = totals_table();
     store.create_view(&table).expect("create");
-    let late = LateEvent {
-        stream: "clicks".into(),
-        partition: 3,
-        offset: 42,
-        event_time_ms: 1_000,
-        reason: "after_allowed_lateness".into(),
-        row_json: r#"{"user":"a"}"#.into(),
-    };
-    let commit = Commit {
-        upserts: vec![],
-        state_puts: vec![],
-        state_deletes: vec![],
-        state_reset: false,
-        late: vec![late],
-        progress: progress(43, 0),
-    };
+    let commit = late_only(vec![late_event()], 43);
     store.commit("totals", &commit).expect("commit");
     store.commit("totals", &commit).expect("replayed commit");
     assert_eq!(test.count("freshet_late_events"), 1);
@@ -289,13 +268,7 @@ fn a_batch_that_does_not_match_its_table_is_a_bug(test: &TestStore) {
         ],
     )
     .expect("valid batch");
-    let commit = upserts_only(
-        vec![ResultBatch {
-            batch: wrong,
-            state: RowState::Final,
-        }],
-        progress(1, 0),
-    );
+    let commit = final_commit(wrong, 1);
     let error = store.commit("totals", &commit).expect_err("wrong type");
     assert!(matches!(error, StoreError::Bug { .. }), "{error:?}");
 }

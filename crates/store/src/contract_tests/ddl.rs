@@ -8,11 +8,11 @@ use arrow_schema::{DataType, Field, Schema};
 use std::sync::Arc;
 
 use super::fixtures::{
-    all, counts, counts_table, progress, totals, totals_table, upserts_only, utc_ms,
+    all, counts, counts_table, final_commit, progress, totals, totals_table, upserts_only, utc_ms,
 };
 use super::harness::TestStore;
 use crate::StoreError;
-use crate::model::{Commit, LateEvent, ResultBatch, RowState};
+use crate::model::{Commit, LateEvent, RowState};
 
 contract_test!(create_view_is_idempotent_and_refuses_a_changed_schema);
 fn create_view_is_idempotent_and_refuses_a_changed_schema(test: &TestStore) {
@@ -112,13 +112,7 @@ fn create_view_widens_nullability_and_keeps_it(test: &TestStore) {
         ],
     )
     .expect("valid batch");
-    let commit = upserts_only(
-        vec![ResultBatch {
-            batch,
-            state: RowState::Final,
-        }],
-        progress(1, 0),
-    );
+    let commit = final_commit(batch, 1);
     store.commit("totals", &commit).expect("commit");
     store
         .create_view(&totals_table())

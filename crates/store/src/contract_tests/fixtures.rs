@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::ResultStore;
 use crate::model::{
-    Commit, PartitionProgress, Progress, ResultBatch, ResultQuery, ResultTable, RowState,
+    Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery, ResultTable, RowState,
 };
 
 pub(crate) fn utc_ms() -> DataType {
@@ -92,6 +92,37 @@ pub(crate) fn upserts_only(upserts: Vec<ResultBatch>, progress: Progress) -> Com
         state_reset: false,
         late: vec![],
         progress,
+    }
+}
+
+/// A commit of `batch`'s rows, all final, reaching offset `next_offset`.
+pub(crate) fn final_commit(batch: RecordBatch, next_offset: u64) -> Commit {
+    upserts_only(
+        vec![ResultBatch {
+            batch,
+            state: RowState::Final,
+        }],
+        progress(next_offset, 0),
+    )
+}
+
+/// The late event at offset 42 of partition 3 of `clicks`.
+pub(crate) fn late_event() -> LateEvent {
+    LateEvent {
+        stream: "clicks".into(),
+        partition: 3,
+        offset: 42,
+        event_time_ms: 1_000,
+        reason: "after_allowed_lateness".into(),
+        row_json: r#"{"user":"a"}"#.into(),
+    }
+}
+
+/// A commit of `late` events only, reaching offset `next_offset`.
+pub(crate) fn late_only(late: Vec<LateEvent>, next_offset: u64) -> Commit {
+    Commit {
+        late,
+        ..upserts_only(vec![], progress(next_offset, 0))
     }
 }
 

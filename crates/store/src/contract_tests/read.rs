@@ -11,11 +11,11 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use std::sync::Arc;
 
 use super::fixtures::{
-    all, counts, counts_table, ns, progress, read_counts, six_counts, totals, totals_table,
-    upserts_only,
+    all, counts, counts_table, final_commit, ns, progress, read_counts, six_counts, totals,
+    totals_table, upserts_only,
 };
 use super::harness::TestStore;
-use crate::model::{ResultBatch, ResultQuery, ResultTable, RowState};
+use crate::model::{ResultQuery, ResultTable, RowState};
 use crate::{ResultStore, StoreError};
 
 contract_test!(read_results_filters_by_key_and_time);
@@ -181,13 +181,7 @@ fn one_timestamp_column_filters_a_half_open_range(test: &TestStore) {
         ],
     )
     .expect("valid batch");
-    let commit = upserts_only(
-        vec![ResultBatch {
-            batch,
-            state: RowState::Final,
-        }],
-        progress(3, 0),
-    );
+    let commit = final_commit(batch, 3);
     store.commit("events", &commit).expect("commit");
     let ids = |from_ms, to_ms| {
         let rows = store

@@ -142,12 +142,7 @@ fn newer_version(path: &Path, version: i64) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("results.db")).expect("open");
-        (dir, store)
-    }
+    use crate::sqlite::store::temp_store;
 
     #[test]
     fn open_is_idempotent_and_sets_wal_and_the_schema_version() {

@@ -55,6 +55,14 @@ impl SqliteStore {
     }
 }
 
+/// A writer on a new file of its own, and the directory that holds it.
+#[cfg(test)]
+pub(super) fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("results.db")).expect("open");
+    (dir, store)
+}
+
 impl ResultStore for SqliteStore {
     fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
         ddl::create_view(self, table)

@@ -332,15 +332,11 @@ fn write_upserts(
 mod tests {
     use super::*;
     use crate::ResultStore;
-    use crate::contract_tests::fixtures::{all, every_type, progress, totals_table, upserts_only};
-    use crate::model::{LateEvent, RowState};
+    use crate::contract_tests::fixtures::{
+        all, every_type, final_commit, late_event, late_only, totals_table,
+    };
     use crate::schema::ColumnType;
-
-    fn temp_store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("results.db")).expect("open");
-        (dir, store)
-    }
+    use crate::sqlite::store::temp_store;
 
     #[test]
     fn upsert_updates_every_non_key_column() {
@@ -372,13 +368,7 @@ mod tests {
         let ns = 1_709_296_496_789_123_456i64;
         let (table, batch) = every_type(ns, i64::MAX);
         store.create_view(&table).expect("create");
-        let commit = upserts_only(
-            vec![ResultBatch {
-                batch: batch.clone(),
-                state: RowState::Final,
-            }],
-            progress(1, 0),
-        );
+        let commit = final_commit(batch.clone(), 1);
         store.commit("types", &commit).expect("commit");
         let read = store.read_results("types", &all()).expect("read").batch;
         for (i, field) in table.schema.fields().iter().enumerate() {
@@ -422,22 +412,8 @@ mod tests {
     fn late_events_are_stored_as_the_sqlite3_shell_reads_them() {
         let (_dir, mut store) = temp_store();
         store.create_view(&totals_table()).expect("create");
-        let late = LateEvent {
-            stream: "clicks".into(),
-            partition: 3,
-            offset: 42,
-            event_time_ms: 1_000,
-            reason: "after_allowed_lateness".into(),
-            row_json: r#"{"user":"a"}"#.into(),
-        };
-        let commit = Commit {
-            upserts: vec![],
-            state_puts: vec![],
-            state_deletes: vec![],
-            state_reset: false,
-            late: vec![late.clone()],
-            progress: progress(43, 0),
-        };
+        let late = late_event();
+        let commit = late_only(vec![late.clone()], 43);
         store.commit("totals", &commit).expect("commit");
         let (event_time, row): (String, String) = store
             .conn
