@@ -310,3 +310,46 @@ fn large_batches_with_null_keys_and_repeated_keys_upsert_by_key(test: &TestStore
     assert_eq!(seen, (0..100).map(|i| 11_000 + i).collect::<Vec<_>>());
     assert_eq!(rows.iter().filter(|r| r.0.is_none()).count(), 15);
 }
+
+contract_test!(repair_deletes_by_key_then_upserts_and_leaves_progress_alone);
+fn repair_deletes_by_key_then_upserts_and_leaves_progress_alone(test: &TestStore) {
+    let mut store = test.open();
+    let table = counts_table();
+    store.create_view(&table).expect("create");
+    let rows = counts(
+        &table.schema,
+        &[(None, 0, 1), (Some("a"), 0, 2), (Some("b"), 0, 3)],
+        RowState::Provisional,
+    );
+    store
+        .commit("counts", &upserts_only(vec![rows], progress(3, 0)))
+        .expect("commit");
+    let checkpoint = store.load("counts").expect("load");
+    let status = store.status("counts").expect("status");
+
+    // Keys deleted: one holding a null, one put back by the same repair, one never stored.
+    let deletes = counts(
+        &table.schema,
+        &[(None, 0, 0), (Some("b"), 0, 0), (Some("z"), 5, 0)],
+        RowState::Final,
+    );
+    let upserts = counts(
+        &table.schema,
+        &[(Some("a"), 0, 20), (Some("b"), 0, 30), (Some("c"), 1, 40)],
+        RowState::Final,
+    );
+    store
+        .repair("counts", &[upserts], &[deletes.batch])
+        .expect("repair");
+    let (rows, _) = read_counts(&*store, &all());
+    assert_eq!(
+        rows,
+        vec![
+            (Some("a".into()), 0, 20, "final".into()),
+            (Some("b".into()), 0, 30, "final".into()),
+            (Some("c".into()), 1, 40, "final".into()),
+        ]
+    );
+    assert_eq!(store.load("counts").expect("load"), checkpoint);
+    assert_eq!(store.status("counts").expect("status"), status);
+}

@@ -292,3 +292,23 @@ fn a_reader_sees_every_commit_and_redefinition_through_its_caches(test: &TestSto
         Some(progress(1, 0))
     );
 }
+
+contract_test!(read_page_gives_the_status_with_the_rows);
+fn read_page_gives_the_status_with_the_rows(test: &TestStore) {
+    let mut store = test.open();
+    six_counts(&mut *store);
+    let reader = test.open_read_only();
+    for store in [&*store, &*reader] {
+        let query = ResultQuery {
+            equals: vec![("user".into(), "b".into())],
+            limit: 2,
+            ..all()
+        };
+        let (status, rows) = store.read_page("counts", &query).expect("page");
+        assert_eq!(status, store.status("counts").expect("status"));
+        assert_eq!(status.progress, Some(progress(6, 0)));
+        assert_eq!(rows, store.read_results("counts", &query).expect("rows"));
+        assert_eq!((rows.batch.num_rows(), rows.has_more), (2, true));
+        assert!(store.read_page("nope", &all()).is_err());
+    }
+}
