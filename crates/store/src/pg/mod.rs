@@ -33,7 +33,7 @@
 //! - [`open`]: the schema, the store's own tables and the schema version;
 //! - [`ddl`]: results tables, creating and dropping views;
 //! - [`read`]: pages of results, statuses and checkpoints;
-//! - [`write`]: commits and repairs;
+//! - [`write`](mod@write): commits and repairs;
 //! - [`types`]: how column types and values map to PostgreSQL's.
 
 mod connection;

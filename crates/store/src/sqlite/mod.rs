@@ -18,7 +18,7 @@
 //! - [`catalog`]: view definitions and the statements that write them, with the caches;
 //! - [`ddl`]: the tables' SQL, creating and dropping views;
 //! - [`read`]: snapshots, pages of results, statuses and checkpoints;
-//! - [`write`]: commits, upserts and repairs.
+//! - [`write`](mod@write): commits, upserts and repairs.
 
 mod catalog;
 mod ddl;
