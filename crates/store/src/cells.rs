@@ -72,15 +72,7 @@ enum Values<'a> {
 impl<'a> Cells<'a> {
     /// Downcasts `array` for `column`; a bug if the array's type is not the column's.
     pub(crate) fn new(column: &'a Column, array: &'a ArrayRef) -> Result<Cells<'a>, StoreError> {
-        let expected = column.ty.to_arrow();
-        if array.data_type() != &expected {
-            return Err(StoreError::bug(format!(
-                "column '{}' arrived as {}, but the results table holds {}",
-                column.name,
-                array.data_type(),
-                expected
-            )));
-        }
+        column.check_array(array)?;
         // The data type was checked above, so every downcast below matches.
         let values = match &column.ty {
             ColumnType::Int8 => Values::Int8(array.as_primitive::<Int8Type>()),
@@ -98,12 +90,7 @@ impl<'a> Cells<'a> {
             ColumnType::LargeUtf8 => Values::LargeUtf8(array.as_string::<i64>()),
             ColumnType::Utf8View => Values::Utf8View(array.as_string_view()),
             ColumnType::Timestamp { unit, .. } => {
-                let values = match unit {
-                    Unit::Second => array.as_primitive::<TimestampSecondType>().values(),
-                    Unit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
-                    Unit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
-                    Unit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
-                };
+                let values = unit.timestamp_values(array);
                 Values::Timestamp(values, *unit)
             }
             ColumnType::Date32 => Values::Date32(array.as_primitive::<Date32Type>()),

@@ -1,9 +1,11 @@
 //! What every store knows about a view's results table, whatever it keeps it in: the
 //! checks on names, columns and keys, the stored definition (JSON in `freshet_views`) and
-//! which columns a time filter applies to.
+//! how it may change, and the conditions a results query puts on the rows (which columns a
+//! time filter applies to, and how its bounds round). Each store writes those conditions in
+//! its own SQL.
 
 use crate::StoreError;
-use crate::model::{PartitionProgress, ResultTable};
+use crate::model::{ResultQuery, ResultTable};
 use crate::schema::{
     Column, ColumnType, INTERNAL_PREFIX, STATE_COLUMN, UPDATED_AT_COLUMN, Unit, parse_date,
     parse_user_timestamp,
@@ -12,11 +14,11 @@ use arrow_array::RecordBatch;
 use arrow_array::types::{Decimal128Type, DecimalType};
 
 /// Earliest instant a time filter bound is clamped to: 0000-01-01 00:00:00 UTC.
-pub(crate) const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
+const TIME_FILTER_MIN_MS: i64 = -62_167_219_200_000;
 
 /// Latest instant a time filter bound is clamped to: 9999-12-31 23:59:59 UTC. Stored times
 /// never lie outside these bounds, so clamping changes no answer.
-pub(crate) const TIME_FILTER_MAX_MS: i64 = 253_402_300_799_000;
+const TIME_FILTER_MAX_MS: i64 = 253_402_300_799_000;
 
 /// A view's columns and key, as every store keeps them in `freshet_views`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,14 +36,23 @@ impl Definition {
             .collect()
     }
 
-    /// Checks a new definition against this stored one; the error names the first
-    /// difference.
-    pub(crate) fn check_same(
+    /// Checks a new definition of the view against this stored one, and gives what to store
+    /// instead if it changed: only nullability may, and it only widens. A user error names
+    /// the first other difference.
+    pub(crate) fn redefined(
         &self,
         view: &str,
         columns: &[Column],
         key: &[String],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Definition>, StoreError> {
+        self.check_same(view, columns, key)?;
+        let merged = self.merged(columns);
+        Ok((merged != *self).then_some(merged))
+    }
+
+    /// Checks a new definition against this stored one; the error names the first
+    /// difference.
+    fn check_same(&self, view: &str, columns: &[Column], key: &[String]) -> Result<(), StoreError> {
         let differ = |what: String| {
             Err(StoreError::user(format!(
                 "view '{view}' already exists with different columns: {what}; drop the view \
@@ -138,7 +149,7 @@ impl Definition {
     /// This stored definition with the nullability of `new` added: a column that may now
     /// hold nulls is recorded as nullable; one recorded as nullable stays so, since stored
     /// rows may hold nulls.
-    pub(crate) fn merged(&self, new: &[Column]) -> Definition {
+    fn merged(&self, new: &[Column]) -> Definition {
         Definition {
             columns: self
                 .columns
@@ -289,10 +300,10 @@ pub(crate) fn table_columns(table: &ResultTable) -> Result<(Vec<Column>, Vec<usi
 }
 
 /// A timestamp column and its unit.
-pub(crate) type TimeColumn<'a> = (&'a Column, Unit);
+type TimeColumn<'a> = (&'a Column, Unit);
 
 /// The columns a time range filters on.
-pub(crate) enum TimeColumns<'a> {
+enum TimeColumns<'a> {
     /// Rows whose `[start, end)` overlaps the range.
     Window {
         start: TimeColumn<'a>,
@@ -302,10 +313,7 @@ pub(crate) enum TimeColumns<'a> {
     Instant(TimeColumn<'a>),
 }
 
-pub(crate) fn time_columns<'a>(
-    view: &str,
-    columns: &'a [Column],
-) -> Result<TimeColumns<'a>, StoreError> {
+fn time_columns<'a>(view: &str, columns: &'a [Column]) -> Result<TimeColumns<'a>, StoreError> {
     let mut timestamps = columns.iter().filter_map(|column| match column.ty {
         ColumnType::Timestamp { unit, .. } => Some((column, unit)),
         _ => None,
@@ -323,27 +331,87 @@ pub(crate) fn time_columns<'a>(
     }
 }
 
-/// A `freshet_progress` row as read back (the stores keep integers signed).
-pub(crate) fn partition_progress(
+/// One condition of a results query. Every store decides the conditions alike
+/// ([`filters`]) and writes each in its own SQL, with its own parameters.
+pub(crate) enum Filter<'a> {
+    /// `column = value`; `text` is the value as given, for messages.
+    Equals {
+        column: &'a Column,
+        value: FilterValue,
+        text: &'a str,
+    },
+    /// `column op ms`, a time bound in ms since the epoch, clamped to the years 0000–9999.
+    /// `round_up` says which way the bound rounds to a coarser unit without changing the
+    /// answer: `t > from` holds for a whole-unit `t` iff `t > floor(from)`, `t >= from` iff
+    /// `t >= ceil(from)`, and `t < to` iff `t < ceil(to)`.
+    Time {
+        column: &'a Column,
+        unit: Unit,
+        op: &'static str,
+        ms: i64,
+        round_up: bool,
+    },
+}
+
+/// The conditions `query` puts on the rows of `view` (see
+/// [`ResultStore::read_results`](crate::ResultStore::read_results)): its key equalities in
+/// order, then the lower and upper bounds of its time range. Each is decided only when it
+/// is reached, so the first bad one is the error, as the store meets it.
+pub(crate) fn filters<'a>(
+    view: &'a str,
+    def: &'a Definition,
+    query: &'a ResultQuery,
+) -> impl Iterator<Item = Result<Filter<'a>, StoreError>> + 'a {
+    let equals = query.equals.iter().map(move |(name, text)| {
+        let column = &def.columns[def.key_position(view, name)?];
+        Ok(Filter::Equals {
+            column,
+            value: FilterValue::parse(view, column, text)?,
+            text,
+        })
+    });
+    let time_range = std::iter::once(())
+        .filter(move |_| query.from_ms.is_some() || query.to_ms.is_some())
+        .flat_map(move |_| match time_filters(view, def, query) {
+            Ok(filters) => filters.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(error) => vec![Err(error)],
+        });
+    equals.chain(time_range)
+}
+
+/// The bounds of a query's time range: a window overlaps `[from, to)` if it ends after
+/// `from` and starts before `to`; a lone timestamp must lie in it.
+fn time_filters<'a>(
     view: &str,
-    stream: String,
-    partition: i64,
-    next_offset: i64,
-    watermark_ms: Option<i64>,
-) -> Result<PartitionProgress, StoreError> {
-    let (Ok(partition), Ok(next_offset)) = (u32::try_from(partition), u64::try_from(next_offset))
-    else {
-        return Err(StoreError::corrupt(format!(
-            "freshet_progress holds partition {partition}, offset {next_offset} for view \
-             '{view}', stream '{stream}'; neither may be negative"
-        )));
-    };
-    Ok(PartitionProgress {
-        stream,
-        partition,
-        next_offset,
-        watermark_ms,
-    })
+    def: &'a Definition,
+    query: &ResultQuery,
+) -> Result<Vec<Filter<'a>>, StoreError> {
+    let ((lower, lower_unit), (upper, upper_unit), lower_op) =
+        match time_columns(view, &def.columns)? {
+            TimeColumns::Window { start, end } => (end, start, ">"),
+            TimeColumns::Instant(column) => (column, column, ">="),
+        };
+    let clamp = |ms: i64| ms.clamp(TIME_FILTER_MIN_MS, TIME_FILTER_MAX_MS);
+    let mut filters = Vec::with_capacity(2);
+    if let Some(from_ms) = query.from_ms {
+        filters.push(Filter::Time {
+            column: lower,
+            unit: lower_unit,
+            op: lower_op,
+            ms: clamp(from_ms),
+            round_up: lower_op == ">=",
+        });
+    }
+    if let Some(to_ms) = query.to_ms {
+        filters.push(Filter::Time {
+            column: upper,
+            unit: upper_unit,
+            op: "<",
+            ms: clamp(to_ms),
+            round_up: true,
+        });
+    }
+    Ok(filters)
 }
 
 /// What a timestamp filter value must look like.

@@ -75,6 +75,8 @@
 #![deny(missing_docs)]
 
 mod cells;
+#[cfg(test)]
+mod contract_tests;
 mod definition;
 mod discard;
 mod error;
@@ -82,6 +84,7 @@ mod location;
 mod model;
 mod pg;
 mod schema;
+mod sql;
 mod sqlite;
 
 pub use discard::DiscardStore;

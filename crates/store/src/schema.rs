@@ -1,13 +1,22 @@
-//! How Arrow columns map to SQLite columns, and the text of every table the store creates.
+//! The columns every store keeps: which Arrow types a results table can hold, their form in
+//! `freshet_views.schema`, the two columns the store adds, and the UTC text form of times.
+//! Each backend maps these types to its own (`sqlite::ddl`, `pg::types`).
 //!
 //! The mapping is one-to-one per supported Arrow type, so that a results table read back
 //! gives the same Arrow types it was written with. Time values are stored as UTC text in a
 //! fixed-width form (`YYYY-MM-DD HH:MM:SS` plus as many fraction digits as the unit has) so
 //! that SQLite's date functions read them and text order is time order. Years outside
-//! 0000–9999 cannot be written in that form and are refused.
+//! 0000–9999 cannot be written in that form and are refused. (That is SQLite's stored form;
+//! filter values may be given in it on either store.)
 //!
 //! This module does no I/O.
 
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow_schema::{DataType, Field, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
@@ -26,46 +35,6 @@ pub const UPDATED_AT_COLUMN: &str = "_updated_at";
 
 /// Prefix of the store's own tables; views may not use it.
 pub const INTERNAL_PREFIX: &str = "freshet_";
-
-/// The store's own tables, created by `open()`. Every statement is idempotent.
-pub const INTERNAL_DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS freshet_views (
-    view          TEXT PRIMARY KEY,
-    key_columns   TEXT NOT NULL,
-    schema        TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS freshet_progress (
-    view         TEXT NOT NULL,
-    stream       TEXT NOT NULL,
-    "partition"  INTEGER NOT NULL,
-    next_offset  INTEGER NOT NULL,
-    watermark_ms INTEGER,
-    PRIMARY KEY (view, stream, "partition")
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS freshet_view_status (
-    view            TEXT PRIMARY KEY,
-    watermark_ms    INTEGER,
-    committed_at_ms INTEGER NOT NULL,
-    stats           TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS freshet_state (
-    view  TEXT NOT NULL,
-    key   BLOB NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (view, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS freshet_late_events (
-    view        TEXT NOT NULL,
-    stream      TEXT NOT NULL,
-    "partition" INTEGER NOT NULL,
-    "offset"    INTEGER NOT NULL,
-    event_time  TEXT NOT NULL,
-    reason      TEXT NOT NULL,
-    "row"       TEXT NOT NULL,
-    PRIMARY KEY (view, stream, "partition", "offset")
-) WITHOUT ROWID;
-"#;
 
 /// A time unit, spelled as in the stored schema JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +89,17 @@ impl Unit {
             Unit::Millisecond => 1_000,
             Unit::Microsecond => 1_000_000,
             Unit::Nanosecond => 1_000_000_000,
+        }
+    }
+
+    /// The values of a timestamp array of this unit, whose type the caller has checked
+    /// ([`Column::check_array`]).
+    pub fn timestamp_values(self, array: &dyn Array) -> &[i64] {
+        match self {
+            Unit::Second => array.as_primitive::<TimestampSecondType>().values(),
+            Unit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
+            Unit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
+            Unit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
         }
     }
 
@@ -259,29 +239,6 @@ impl ColumnType {
             ColumnType::BinaryView => DataType::BinaryView,
         }
     }
-
-    /// The SQLite column type (and so affinity) the values are stored with.
-    pub fn sqlite_type(&self) -> &'static str {
-        match self {
-            ColumnType::Int8
-            | ColumnType::Int16
-            | ColumnType::Int32
-            | ColumnType::Int64
-            | ColumnType::UInt8
-            | ColumnType::UInt16
-            | ColumnType::UInt32
-            | ColumnType::UInt64
-            | ColumnType::Boolean => "INTEGER",
-            ColumnType::Float32 | ColumnType::Float64 => "REAL",
-            ColumnType::Utf8
-            | ColumnType::LargeUtf8
-            | ColumnType::Utf8View
-            | ColumnType::Timestamp { .. }
-            | ColumnType::Date32
-            | ColumnType::Decimal128 { .. } => "TEXT",
-            ColumnType::Binary | ColumnType::LargeBinary | ColumnType::BinaryView => "BLOB",
-        }
-    }
 }
 
 /// One column of a results table, as stored in `freshet_views.schema`.
@@ -318,105 +275,20 @@ impl Column {
     pub fn to_field(&self) -> Field {
         Field::new(&self.name, self.ty.to_arrow(), self.nullable)
     }
-}
 
-/// Quotes an SQL identifier: any name is safe inside double quotes with quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a list of identifiers, comma-separated.
-fn quote_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names
-        .into_iter()
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `CREATE TABLE` for a view's results.
-pub fn create_results_table(view: &str, columns: &[Column], key: &[&str]) -> String {
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", quote_ident(view));
-    for column in columns {
-        sql.push_str(&format!(
-            "    {} {},\n",
-            quote_ident(&column.name),
-            column.ty.sqlite_type()
-        ));
+    /// Checks that `array` holds this column's Arrow type; a bug in the caller if not.
+    pub fn check_array(&self, array: &dyn Array) -> Result<(), StoreError> {
+        let expected = self.ty.to_arrow();
+        if array.data_type() != &expected {
+            return Err(StoreError::bug(format!(
+                "column '{}' arrived as {}, but the results table holds {}",
+                self.name,
+                array.data_type(),
+                expected
+            )));
+        }
+        Ok(())
     }
-    sql.push_str(&format!(
-        "    {STATE_COLUMN} TEXT NOT NULL CHECK ({STATE_COLUMN} IN ('provisional', 'final')),\n"
-    ));
-    sql.push_str(&format!("    {UPDATED_AT_COLUMN} TEXT NOT NULL,\n"));
-    sql.push_str(&format!(
-        "    PRIMARY KEY ({})\n)",
-        quote_list(key.iter().copied())
-    ));
-    sql
-}
-
-/// Most parameters one statement binds; SQLite's limit is 32766.
-const STATEMENT_PARAMETERS_MAX: usize = 32_000;
-
-/// Rows one multi-row upsert writes. One statement per row pays SQLite's per-statement cost
-/// (cursor set-up, reset) on every row; beyond a few dozen rows the gain is gone.
-const UPSERT_CHUNK_ROWS: usize = 64;
-
-/// Rows per multi-row upsert for a table of `columns` columns.
-pub fn upsert_chunk_rows(columns: usize) -> usize {
-    (STATEMENT_PARAMETERS_MAX / columns.max(1)).clamp(1, UPSERT_CHUNK_ROWS)
-}
-
-/// The parameter (1-based) holding column `column` of row `row` in [`upsert_sql`].
-pub fn upsert_parameter(columns: usize, row: usize, column: usize) -> usize {
-    3 + row * columns + column
-}
-
-/// The upsert of `rows` result rows. Parameter 1 is `_state` and 2 is `_updated_at`, shared
-/// by all rows; the columns of each row follow in order (see [`upsert_parameter`]). A row
-/// whose key is already stored has every non-key column replaced.
-pub fn upsert_sql(view: &str, columns: &[Column], key: &[&str], rows: usize) -> String {
-    let names = columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain([STATE_COLUMN, UPDATED_AT_COLUMN]);
-    let values = (0..rows)
-        .map(|row| {
-            let cells = (0..columns.len())
-                .map(|column| format!("?{}", upsert_parameter(columns.len(), row, column)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cells}, ?1, ?2)")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let updates = names
-        .clone()
-        .filter(|name| !key.contains(name))
-        .map(|name| format!("{0} = excluded.{0}", quote_ident(name)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
-        quote_ident(view),
-        quote_list(names),
-        values,
-        quote_list(key.iter().copied()),
-        updates
-    )
-}
-
-/// Deletes the row with the given key values, nulls included. SQLite treats nulls in a
-/// primary key as distinct, so `ON CONFLICT` never fires for a key holding a null; rows with
-/// such keys are replaced by deleting them first. Parameters are the key columns in order.
-pub fn delete_by_key_sql(view: &str, key: &[&str]) -> String {
-    let conditions = key
-        .iter()
-        .enumerate()
-        .map(|(i, name)| format!("{} IS ?{}", quote_ident(name), i + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    format!("DELETE FROM {} WHERE {}", quote_ident(view), conditions)
 }
 
 /// Longest text [`format_timestamp`] writes: `YYYY-MM-DD HH:MM:SS.fffffffff`.
@@ -761,29 +633,6 @@ mod tests {
         assert_eq!(
             json,
             r#"{"name":"t","type":"timestamp","unit":"ms","tz":"UTC","nullable":true}"#
-        );
-    }
-
-    #[test]
-    fn upsert_updates_every_non_key_column() {
-        let columns = [
-            Column {
-                name: "k".into(),
-                ty: ColumnType::Int64,
-                nullable: false,
-            },
-            Column {
-                name: "v\"x".into(),
-                ty: ColumnType::Float64,
-                nullable: true,
-            },
-        ];
-        assert_eq!(
-            upsert_sql("my view", &columns, &["k"], 2),
-            "INSERT INTO \"my view\" (\"k\", \"v\"\"x\", \"_state\", \"_updated_at\") \
-             VALUES (?3, ?4, ?1, ?2), (?5, ?6, ?1, ?2) ON CONFLICT (\"k\") DO UPDATE SET \
-             \"v\"\"x\" = excluded.\"v\"\"x\", \"_state\" = excluded.\"_state\", \
-             \"_updated_at\" = excluded.\"_updated_at\""
         );
     }
 }

@@ -6,10 +6,7 @@
 //! two small wrappers, so no calendar arithmetic happens on either side.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt64Type,
-};
+use arrow_array::types::{Date32Type, Decimal128Type, Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use bytes::{BufMut, BytesMut};
@@ -186,15 +183,7 @@ pub(crate) fn column_array<'a>(
     column: &Column,
     array: &'a ArrayRef,
 ) -> Result<Box<dyn ToSql + Sync + 'a>, StoreError> {
-    let expected = column.ty.to_arrow();
-    if array.data_type() != &expected {
-        return Err(StoreError::bug(format!(
-            "column '{}' arrived as {}, but the results table holds {}",
-            column.name,
-            array.data_type(),
-            expected
-        )));
-    }
+    column.check_array(array.as_ref())?;
     let a = array.as_ref();
     let name = column.name.as_str();
     Ok(match &column.ty {
@@ -243,12 +232,7 @@ pub(crate) fn column_array<'a>(
             Box::new(collect(a, |i| v.value(i)))
         }
         ColumnType::Timestamp { unit, .. } => {
-            let values = match unit {
-                Unit::Second => array.as_primitive::<TimestampSecondType>().values(),
-                Unit::Millisecond => array.as_primitive::<TimestampMillisecondType>().values(),
-                Unit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().values(),
-                Unit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().values(),
-            };
+            let values = unit.timestamp_values(array);
             Box::new(collect_checked(a, |i| {
                 to_micros(values[i], *unit).map(PgTime).ok_or_else(|| {
                     StoreError::user(format!(

@@ -1,0 +1,176 @@
+//! A PostgreSQL store's results tables, and creating and dropping views.
+//!
+//! A results table is typed ([`super::types::column_type`]), compares text bytewise and
+//! is keyed by a unique index with `NULLS NOT DISTINCT`, ordered nulls first, so that rows
+//! come back in the order SQLite gives and a key holding a null is one row like any other.
+//! Creating and dropping run in one transaction each; creating takes the schema's DDL
+//! lock, since several processes may create views at once. Only tables this store
+//! registered are ever dropped.
+
+use std::sync::Arc;
+
+use super::location::check_identifier;
+use super::lock::lock_key;
+use super::store::{PgStore, PgView};
+use super::types::{column_type, scalar_type};
+use super::write::upsert_sql;
+use crate::StoreError;
+use crate::definition::{Definition, check_view_name, now_ms, table_columns};
+use crate::error::PostgresContext;
+use crate::model::ResultTable;
+use crate::schema::{ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
+use crate::sql::{Internal, VIEW_TABLES, quote_ident};
+
+/// A view's stored definition; `None` if it was never created.
+pub(super) fn load_definition(
+    client: &mut impl postgres::GenericClient,
+    internal: &Internal,
+    view: &str,
+) -> Result<Option<Definition>, StoreError> {
+    let row = client
+        .query_opt(&internal.select_definition(), &[&view])
+        .context(|| format!("reading the definition of view '{view}'"))?;
+    row.map(|row| Definition::from_json(view, row.get(0), row.get(1)))
+        .transpose()
+}
+
+/// The results table and its key. Text is compared bytewise (`COLLATE "C"`) and the key
+/// orders nulls first, so that rows come back in the order SQLite gives; the key is a unique
+/// index with `NULLS NOT DISTINCT`, so that a key holding a null is replaced like any other.
+fn create_table_sql(schema: &str, view: &str, def: &Definition) -> String {
+    let table = format!("{schema}.{}", quote_ident(view));
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS {table} (\n");
+    for column in &def.columns {
+        let collate = if matches!(scalar_type(&column.ty), "text")
+            && !matches!(column.ty, ColumnType::Decimal128 { .. })
+        {
+            " COLLATE \"C\""
+        } else {
+            ""
+        };
+        sql.push_str(&format!(
+            "    {} {}{collate},\n",
+            quote_ident(&column.name),
+            column_type(&column.ty)
+        ));
+    }
+    sql.push_str(&format!(
+        "    {STATE_COLUMN} text NOT NULL CHECK ({STATE_COLUMN} IN ('provisional', 'final')),\n\
+         \x20   {UPDATED_AT_COLUMN} timestamptz NOT NULL\n);\n"
+    ));
+    let index = format!(
+        "freshet_key_{:016x}",
+        xxhash_rust::xxh3::xxh3_64(view.as_bytes())
+    );
+    sql.push_str(&format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} ({}) NULLS NOT DISTINCT;",
+        quote_ident(&index),
+        key_order(def)
+    ));
+    sql
+}
+
+/// The key columns in the order results are read and indexed: ascending, nulls first.
+pub(super) fn key_order(def: &Definition) -> String {
+    def.key_names()
+        .into_iter()
+        .map(|name| format!("{} NULLS FIRST", quote_ident(name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`ResultStore::create_view`](crate::ResultStore::create_view).
+pub(super) fn create_view(store: &mut PgStore, table: &ResultTable) -> Result<(), StoreError> {
+    store.check_writable()?;
+    let view = table.view.as_str();
+    check_view_name(view)?;
+    check_identifier("view", view)?;
+    let (columns, key) = table_columns(table)?;
+    for column in &columns {
+        check_identifier("column", &column.name)?;
+    }
+    let internal = &store.internal;
+    let def = store.with_client(|client, _| {
+        let at = || format!("creating view '{view}'");
+        let mut tx = client.transaction().context(at)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&lock_key(&store.location.schema, "")],
+        )
+        .context(at)?;
+        let def = match load_definition(&mut tx, internal, view)? {
+            Some(existing) => match existing.redefined(view, &columns, &table.key)? {
+                None => existing,
+                Some(merged) => {
+                    let (_, schema_json) = merged.to_json()?;
+                    tx.execute(&internal.update_definition(), &[&view, &schema_json])
+                        .context(at)?;
+                    merged
+                }
+            },
+            None => {
+                // Names are compared without case so that a view moves between stores.
+                let taken = tx
+                    .query_opt(
+                        "SELECT table_name::text FROM information_schema.tables \
+                         WHERE table_schema = $1 AND lower(table_name) = lower($2)",
+                        &[&store.location.schema, &view],
+                    )
+                    .context(at)?;
+                if let Some(taken) = taken {
+                    return Err(StoreError::user(format!(
+                        "cannot create view '{view}': schema {} already has a table named \
+                         '{}' (view names are compared without case)",
+                        store.location.schema,
+                        taken.get::<_, String>(0)
+                    )));
+                }
+                let def = Definition { columns, key };
+                let (key_json, schema_json) = def.to_json()?;
+                tx.execute(
+                    &internal.insert_definition(),
+                    &[&view, &key_json, &schema_json, &now_ms()],
+                )
+                .context(at)?;
+                tracing::info!(view, store = %store.location, "result table created");
+                def
+            }
+        };
+        tx.batch_execute(&create_table_sql(&store.schema, view, &def))
+            .context(at)?;
+        tx.commit().context(at)?;
+        Ok(def)
+    })?;
+    store.views.insert(
+        view.to_owned(),
+        Arc::new(PgView {
+            upsert_sql: upsert_sql(&store.schema, view, &def),
+            def: Arc::new(def),
+        }),
+    );
+    Ok(())
+}
+
+/// [`ResultStore::drop_view`](crate::ResultStore::drop_view).
+pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
+    store.check_writable()?;
+    check_view_name(view)?;
+    let internal = &store.internal;
+    let table = store.table(view);
+    store.with_client(|client, _| {
+        let at = || format!("dropping view '{view}'");
+        let mut tx = client.transaction().context(at)?;
+        let known = load_definition(&mut tx, internal, view)?.is_some();
+        if known {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .context(at)?;
+        }
+        for table in VIEW_TABLES {
+            tx.execute(&internal.delete_view_rows(table), &[&view])
+                .context(at)?;
+        }
+        tx.commit().context(at)
+    })?;
+    store.views.remove(view);
+    Ok(())
+}

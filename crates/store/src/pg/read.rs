@@ -1,0 +1,213 @@
+//! Reading a PostgreSQL store: pages of a view's results, its status and its checkpoint.
+//!
+//! A status or a checkpoint is read in one read-only `REPEATABLE READ` transaction, so its
+//! parts come from one commit; under MVCC a reader never waits for a writer. Result rows
+//! are read in key order with the types [`super::types::read_cell`] takes, and go through
+//! the same column builders as SQLite's.
+
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, Transaction};
+
+use super::ddl::{key_order, load_definition};
+use super::store::PgStore;
+use super::types::{self, Cell, PgTime, from_micros, read_cell, read_expression, scalar_type};
+use crate::StoreError;
+use crate::cells::Page;
+use crate::definition::{
+    Filter, FilterValue, TIMESTAMP_EXPECTED, filter_error, filters, unknown_view,
+};
+use crate::error::PostgresContext;
+use crate::model::{Checkpoint, Progress, ResultQuery, ResultRows, ViewStatus};
+use crate::schema::{Column, ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
+use crate::sql::{Internal, StatusRow, decode_progress, quote_ident, view_status, where_clause};
+use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
+
+/// [`ResultStore::read_results`](crate::ResultStore::read_results).
+pub(super) fn read_results(
+    store: &PgStore,
+    view: &str,
+    query: &ResultQuery,
+) -> Result<ResultRows, StoreError> {
+    let def = store.definition(view)?;
+    let mut conditions = Vec::new();
+    let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    for filter in filters(view, &def, query) {
+        let (column, op, expression) = match filter? {
+            Filter::Equals {
+                column,
+                value,
+                text,
+            } => {
+                let (value, expression) =
+                    filter_param(view, column, text, value, params.len() + 1)?;
+                params.push(value);
+                (column, "=", expression)
+            }
+            // Times compare in microseconds, finer than the bound: no rounding needed.
+            Filter::Time { column, op, ms, .. } => {
+                params.push(Box::new(PgTime(ms * 1_000)));
+                let expression = format!("${}::{}", params.len(), scalar_type(&column.ty));
+                (column, op, expression)
+            }
+        };
+        conditions.push(format!("{} {op} {expression}", quote_ident(&column.name)));
+    }
+    let limit = query.limit.min(RESULT_ROWS_PER_PAGE_MAX);
+    let names = def
+        .columns
+        .iter()
+        .map(|column| read_expression(&quote_ident(&column.name), &column.ty))
+        .chain([quote_ident(STATE_COLUMN), quote_ident(UPDATED_AT_COLUMN)])
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order = key_order(&def);
+    let filter = where_clause(&conditions);
+    params.push(Box::new(limit as i64 + 1));
+    params.push(Box::new(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {names} FROM {}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        store.table(view),
+        params.len() - 1,
+        params.len()
+    );
+    let at = || format!("reading the results of view '{view}'");
+    let rows = store.with_client(|client, _| {
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        client.query(&sql, &refs).context(at)
+    })?;
+
+    let mut page = Page::new(view, &def.columns, rows.len().min(limit));
+    let has_more = rows.len() > limit;
+    for row in rows.iter().take(limit) {
+        let last = page.columns.len() - 1;
+        for i in 0..=last {
+            let (builder, column) = (&mut page.builders[i], page.columns[i]);
+            let cell = read_cell(row, i, &column.ty).context(at)?;
+            let appended = match (cell, &column.ty) {
+                (Cell::Value(value), _) => builder.append(value),
+                // `_updated_at` keeps milliseconds; a row written by hand may carry
+                // more, which are cut.
+                (Cell::Time(micros), _) if i == last => {
+                    builder.append_time(micros.map(|m| m.div_euclid(1_000)))
+                }
+                (Cell::Time(micros), ColumnType::Timestamp { unit, .. }) => {
+                    match micros.map(|m| from_micros(m, *unit)) {
+                        Some(None) => Err(format!("the time {micros:?} µs")),
+                        Some(Some(value)) => builder.append_time(Some(value)),
+                        None => builder.append_time(None),
+                    }
+                }
+                (Cell::Time(days), _) => builder.append_time(days),
+            };
+            appended.map_err(|found| page.unexpected(i, found))?;
+        }
+    }
+    page.finish(has_more)
+}
+
+/// [`ResultStore::status`](crate::ResultStore::status).
+pub(super) fn status(store: &PgStore, view: &str) -> Result<ViewStatus, StoreError> {
+    let internal = &store.internal;
+    store.with_client(|client, _| {
+        let at = || format!("reading the status of view '{view}'");
+        let mut tx = snapshot(client, internal, view, at)?;
+        let progress = read_progress(&mut tx, internal, view)?;
+        tx.commit().context(at)?;
+        Ok(view_status(view, progress))
+    })
+}
+
+/// [`ResultStore::load`](crate::ResultStore::load).
+pub(super) fn load(store: &PgStore, view: &str) -> Result<Checkpoint, StoreError> {
+    let internal = &store.internal;
+    store.with_client(|client, _| {
+        let at = || format!("loading view '{view}'");
+        let mut tx = snapshot(client, internal, view, at)?;
+        let progress = read_progress(&mut tx, internal, view)?.map(|(progress, _)| progress);
+        let state = tx
+            .query(&internal.select_state(), &[&view])
+            .context(at)?
+            .into_iter()
+            .map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1)))
+            .collect();
+        tx.commit().context(at)?;
+        Ok(Checkpoint { progress, state })
+    })
+}
+
+/// A read-only transaction over one consistent snapshot, for a view that must exist.
+fn snapshot<'c>(
+    client: &'c mut Client,
+    internal: &Internal,
+    view: &str,
+    at: impl Fn() -> String,
+) -> Result<Transaction<'c>, StoreError> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .context(&at)?;
+    if load_definition(&mut tx, internal, view)?.is_none() {
+        return Err(unknown_view(view));
+    }
+    Ok(tx)
+}
+
+/// Reads a view's committed progress and commit time, if it ever committed.
+fn read_progress(
+    tx: &mut Transaction<'_>,
+    internal: &Internal,
+    view: &str,
+) -> Result<Option<(Progress, i64)>, StoreError> {
+    let at = || format!("reading the progress of view '{view}'");
+    let Some(status) = tx
+        .query_opt(&internal.select_status(), &[&view])
+        .context(at)?
+    else {
+        return Ok(None);
+    };
+    let status = StatusRow {
+        watermark_ms: status.get(0),
+        committed_at_ms: status.get(1),
+        stats: status.get(2),
+    };
+    let rows = tx
+        .query(&internal.select_progress(), &[&view])
+        .context(at)?
+        .into_iter()
+        .map(|row| {
+            (
+                row.get(0),
+                i64::from(row.get::<_, i32>(1)),
+                row.get(2),
+                row.get(3),
+            )
+        });
+    decode_progress(view, status, rows).map(Some)
+}
+
+/// A filter value as a parameter of the column's scalar type, and the SQL that reads it.
+fn filter_param(
+    view: &str,
+    column: &Column,
+    text: &str,
+    value: FilterValue,
+    n: usize,
+) -> Result<(Box<dyn ToSql + Sync>, String), StoreError> {
+    let cast = format!("${n}::{}", scalar_type(&column.ty));
+    let value: Box<dyn ToSql + Sync> = match value {
+        FilterValue::Integer(i) => Box::new(i),
+        FilterValue::Boolean(b) => Box::new(b),
+        FilterValue::Float(f) => Box::new(f),
+        FilterValue::Text(t) => Box::new(t),
+        FilterValue::Time(value, unit) => {
+            Box::new(PgTime(types::to_micros(value, unit).ok_or_else(|| {
+                filter_error(view, column, text, TIMESTAMP_EXPECTED)
+            })?))
+        }
+        FilterValue::Date(days) => Box::new(types::PgDate(days)),
+        FilterValue::Decimal(t) => return Ok((Box::new(t), format!("{cast}::numeric"))),
+    };
+    Ok((value, cast))
+}
