@@ -1,5 +1,5 @@
-//! The PostgreSQL server tests use, and a schema of its own per test. Shared by the
-//! engine's tests and the end-to-end tests (included by path into both binaries).
+//! The PostgreSQL server tests use, and a schema of its own per test. Shared by the store's
+//! contract tests, the engine's tests and the end-to-end tests (included by path into each).
 
 /// The server's URL from `FRESHET_TEST_POSTGRES_URL`, or `None` (said loudly) when none is
 /// configured. Under `FRESHET_CI` a missing server fails the test instead: CI must not skip.
@@ -34,10 +34,13 @@ impl PgSchema {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // PostgreSQL names hold 63 bytes, and the store refuses longer ones rather than have
+        // them cut: the prefix is kept short, for whoever looks at the server.
+        let prefix: String = prefix.chars().take(24).collect();
         Some(PgSchema {
             url: postgres_url()?,
             name: format!(
-                "t_{prefix}_{}_{}_{nanos}",
+                "t_{prefix}_{}_{}_{nanos:x}",
                 std::process::id(),
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             ),

@@ -510,14 +510,7 @@ fn replay(flow: &mut Dataflow, view: &str, from: Option<i64>) -> Result<u64> {
                     }
                     for b in chunk.decode_within(first, next)? {
                         events += b.batch.num_rows() as u64;
-                        let rows = flow.ops.root.on_input(
-                            &flow.inputs.streams[si].name,
-                            pi as u32,
-                            &b.offsets,
-                            &b.batch,
-                            &mut flow.ctx,
-                        )?;
-                        flow.buffer(rows)?;
+                        flow.feed(si, pi, &b)?;
                     }
                 }
             }

@@ -11,6 +11,7 @@ use crate::compile::Compiled;
 use crate::error::Result;
 use crate::rows::Rows;
 use crate::{Ctx, Stats};
+use freshet_streams::input::OffsetBatch;
 use freshet_types::Offset;
 use freshet_types::limits::VIEW_READ_BYTES;
 use std::sync::Arc;
@@ -58,6 +59,19 @@ impl Dataflow {
         self.tell_watermarks()
     }
 
+    /// Pushes rows read from partition `pi` of stream `si` through the operators and
+    /// buffers what they produce.
+    pub(super) fn feed(&mut self, si: usize, pi: usize, rows: &OffsetBatch) -> Result<()> {
+        let out = self.ops.root.on_input(
+            &self.inputs.streams[si].name,
+            pi as u32,
+            &rows.offsets,
+            &rows.batch,
+            &mut self.ctx,
+        )?;
+        self.buffer(out)
+    }
+
     /// Reads one chunk from every partition and pushes it through the operators; returns
     /// the events read.
     pub(super) fn step(&mut self) -> Result<u64> {
@@ -86,14 +100,7 @@ impl Dataflow {
             let mut read = 0u64;
             for b in chunk.decode_within(from, Offset(u64::MAX))? {
                 read += b.batch.num_rows() as u64;
-                let rows = self.ops.root.on_input(
-                    &self.inputs.streams[si].name,
-                    pi as u32,
-                    &b.offsets,
-                    &b.batch,
-                    &mut self.ctx,
-                )?;
-                self.buffer(rows)?;
+                self.feed(si, pi, &b)?;
             }
             events += read;
             self.out.track(chunk.ingest_time.0, read);

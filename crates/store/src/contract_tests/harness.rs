@@ -12,75 +12,16 @@
 //! under `FRESHET_CI` it fails instead, since CI must not skip.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{ResultStore, StoreLocation};
 
-/// The server's URL from `FRESHET_TEST_POSTGRES_URL`, or `None` (said loudly) when none is
-/// configured. Under `FRESHET_CI` a missing server fails the test instead.
-fn postgres_url() -> Option<String> {
-    match std::env::var("FRESHET_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("FRESHET_CI").is_some() => {
-            panic!("FRESHET_TEST_POSTGRES_URL is not set; CI runs the PostgreSQL store tests")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: FRESHET_TEST_POSTGRES_URL is not set, so the PostgreSQL store is not \
-                 tested (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
-}
+// The same schema-per-test helper the engine's and the end-to-end tests use; not every
+// helper in it is needed here.
+#[allow(dead_code)]
+#[path = "../../../../tests/common/postgres.rs"]
+mod pg;
 
-/// A schema of its own on the test server, dropped with everything in it when the test
-/// ends, so that tests never see each other's data.
-struct PgSchema {
-    url: String,
-    name: String,
-}
-
-impl PgSchema {
-    /// A new schema name for `test`, unique per process and test; `None` without a server.
-    fn new(test: &str) -> Option<PgSchema> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        // PostgreSQL names hold 63 bytes; the store refuses longer ones rather than have
-        // them cut. The test's name is kept to a prefix, for whoever looks at the server.
-        let test: String = test.chars().take(24).collect();
-        Some(PgSchema {
-            url: postgres_url()?,
-            name: format!(
-                "t_store_{test}_{}_{}_{nanos:x}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ),
-        })
-    }
-
-    /// The store URL of `schema` on this server.
-    fn store_url(&self, schema: &str) -> String {
-        let separator = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{separator}schema={schema}", self.url)
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to PostgreSQL")
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-            let _ =
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
-    }
-}
+use pg::PgSchema;
 
 /// Where the test's store lives, kept for as long as the test runs.
 enum Place {
@@ -111,9 +52,9 @@ impl TestStore {
 
     /// A PostgreSQL schema of its own for `test`; `None` (said loudly) without a server.
     pub(crate) fn postgres(test: &str) -> Option<TestStore> {
-        let schema = PgSchema::new(test)?;
-        let location = StoreLocation::parse(&schema.store_url(&schema.name))
-            .expect("the test server's URL is valid");
+        let schema = PgSchema::new(&format!("store_{test}"))?;
+        let location =
+            StoreLocation::parse(&schema.store_url()).expect("the test server's URL is valid");
         Some(TestStore {
             location,
             place: Place::Postgres(schema),
@@ -137,7 +78,8 @@ impl TestStore {
         match &self.place {
             Place::Sqlite { path, .. } => StoreLocation::Sqlite(path.with_file_name("missing.db")),
             Place::Postgres(schema) => {
-                StoreLocation::parse(&schema.store_url(&format!("{}_none", schema.name)))
+                // `schema=` comes last in the URL: this names a schema never created.
+                StoreLocation::parse(&format!("{}_none", schema.store_url()))
                     .expect("the test server's URL is valid")
             }
         }
