@@ -157,6 +157,56 @@ fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
         .expect("commit after a failed one");
 }
 
+contract_test!(a_commit_failing_at_its_last_statement_changes_nothing);
+/// Unlike the test above, every backend has sent the rows, the state changes and the late
+/// events before the failure (an offset beyond the store's integers, met when the progress
+/// is written last): only the transaction can undo them.
+fn a_commit_failing_at_its_last_statement_changes_nothing(test: &TestStore) {
+    let mut store = test.open();
+    let table = totals_table();
+    store.create_view(&table).expect("create");
+    let good = Commit {
+        upserts: vec![totals(&table, &[(1, 10), (2, 20)])],
+        state_puts: vec![(b"w1".to_vec(), b"open".to_vec())],
+        state_deletes: vec![],
+        state_reset: false,
+        late: vec![],
+        progress: progress(5, 1_000),
+    };
+    store.commit("totals", &good).expect("good commit");
+    let results_before = store.read_results("totals", &all()).expect("read");
+    let checkpoint_before = store.load("totals").expect("load");
+    let status_before = store.status("totals").expect("status");
+    let late_before = test.count("freshet_late_events");
+
+    let mut beyond = progress(9, 2_000);
+    for p in &mut beyond.partitions {
+        p.next_offset = u64::MAX;
+    }
+    let bad = Commit {
+        upserts: vec![totals(&table, &[(1, 11), (3, 30)])],
+        state_puts: vec![(b"w2".to_vec(), b"open".to_vec())],
+        state_deletes: vec![b"w1".to_vec()],
+        state_reset: true,
+        late: vec![late_event()],
+        progress: beyond,
+    };
+    let error = store
+        .commit("totals", &bad)
+        .expect_err("u64::MAX is beyond the store's offsets");
+    assert!(matches!(error, StoreError::Bug { .. }), "{error:?}");
+    assert!(error.to_string().contains("beyond"), "{error}");
+
+    let results_after = store.read_results("totals", &all()).expect("read");
+    assert_eq!(
+        results_after.batch.project(&[0, 1, 2]).expect("project"),
+        results_before.batch.project(&[0, 1, 2]).expect("project")
+    );
+    assert_eq!(store.load("totals").expect("load"), checkpoint_before);
+    assert_eq!(store.status("totals").expect("status"), status_before);
+    assert_eq!(test.count("freshet_late_events"), late_before);
+}
+
 contract_test!(load_returns_the_last_committed_progress_and_state);
 fn load_returns_the_last_committed_progress_and_state(test: &TestStore) {
     let mut store = test.open();

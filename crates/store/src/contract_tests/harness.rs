@@ -55,6 +55,11 @@ impl TestStore {
         let schema = PgSchema::new(&format!("store_{test}"))?;
         let location =
             StoreLocation::parse(&schema.store_url()).expect("the test server's URL is valid");
+        assert!(
+            location.is_shared(),
+            "FRESHET_TEST_POSTGRES_URL must be a postgres:// URL, not {}",
+            schema.url
+        );
         Some(TestStore {
             location,
             place: Place::Postgres(schema),

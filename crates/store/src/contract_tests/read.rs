@@ -211,8 +211,23 @@ fn a_read_only_store_refuses_writes(test: &TestStore) {
     let mut store = test.open();
     store.create_view(&totals_table()).expect("create");
     let mut reader = test.open_read_only();
-    assert!(reader.create_view(&counts_table()).is_err());
-    assert!(reader.drop_view("totals").is_err());
+    // Refused by the store itself, before the database would refuse it.
+    let refused = |e: StoreError| {
+        assert!(matches!(e, StoreError::Bug { .. }), "{e:?}");
+        assert!(e.to_string().contains("opened read-only"), "{e}");
+    };
+    refused(reader.create_view(&counts_table()).expect_err("create"));
+    refused(reader.drop_view("totals").expect_err("drop"));
+    let table = totals_table();
+    refused(
+        reader
+            .commit(
+                "totals",
+                &upserts_only(vec![totals(&table, &[(1, 1)])], progress(1, 1)),
+            )
+            .expect_err("commit"),
+    );
+    refused(reader.repair("totals", &[], &[]).expect_err("repair"));
     assert!(reader.status("totals").expect("status").progress.is_none());
 }
 
