@@ -84,7 +84,6 @@ fn table(env: &Env, view: &str) -> Vec<String> {
         .prepare(&format!("SELECT * FROM \"{view}\" LIMIT 0"))
         .expect("the results table exists")
         .column_names()
-        .into_iter()
         .filter(|c| *c != "_updated_at")
         .map(|c| format!("quote(\"{c}\")"))
         .collect();

@@ -199,12 +199,14 @@ impl Harness {
             unreachable!("a store is SQLite or PostgreSQL")
         };
         let conn = rusqlite::Connection::open(path).expect("open the store");
-        conn.query_row(
-            "SELECT count(*) FROM freshet_state WHERE view = ?1",
-            [view],
-            |r| r.get(0),
-        )
-        .expect("count the state entries")
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM freshet_state WHERE view = ?1",
+                [view],
+                |r| r.get(0),
+            )
+            .expect("count the state entries");
+        n as u64
     }
 
     /// Rows of `freshet_late_events` for `view`: partition, offset, reason.
@@ -239,9 +241,12 @@ impl Harness {
                  ORDER BY partition, offset",
             )
             .expect("prepare");
-        stmt.query_map([view], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .map(Result::unwrap)
-            .collect()
+        stmt.query_map([view], |r| {
+            let offset: i64 = r.get(1)?;
+            Ok((r.get(0)?, offset as u64, r.get(2)?))
+        })
+        .expect("query")
+        .map(Result::unwrap)
+        .collect()
     }
 }

@@ -168,6 +168,25 @@ mod tests {
         assert!(error.to_string().contains("newer Freshet"), "{error}");
     }
 
+    /// Issue 19: SQLite before 3.51.3 can corrupt a WAL database when a checkpoint resets
+    /// the WAL while another connection writes, which is the default store's pattern.
+    #[test]
+    fn issue_19_the_linked_sqlite_has_the_wal_reset_fix() {
+        let (_dir, store) = temp_store();
+        let version: String = store
+            .conn
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .expect("the version");
+        let parts: Vec<u32> = version
+            .split('.')
+            .map(|p| p.parse().expect("a numeric version part"))
+            .collect();
+        assert!(
+            parts.as_slice() >= [3, 51, 3].as_slice(),
+            "SQLite {version} is linked; 3.51.3 or later is needed (the WAL-reset bug)"
+        );
+    }
+
     #[test]
     fn open_read_only_refuses_a_missing_file() {
         let (dir, _store) = temp_store();
