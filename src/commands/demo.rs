@@ -146,8 +146,9 @@ fn print_guide(addr: SocketAddr, rate: u64) {
     ));
     output::line(format!("    curl -s {u}/v1/views/hourly_volume/results"));
     output::line(format!("    freshet status --url {u}"));
-    output::line("All three views run in streaming mode: choosing micro-batch or batch for the");
-    output::line("looser SLAs is the planner's job, which is not built yet. Ctrl-C stops.");
+    output::line("The planner runs each view streaming, micro-batch or batch, chosen from");
+    output::line("its SLA and measured costs and revisited every 10 s; the dashboard shows");
+    output::line("each view's mode and period. Ctrl-C stops.");
 }
 
 /// Post live Nexmark events to the server at `rate` events per second (event time = wall
