@@ -14,6 +14,38 @@ use arrow_cast::cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
 
+/// The column names of a CSV header line: fields split at commas outside quotes, a quoted
+/// field's `""` read as one quote, and the spaces around each field trimmed.
+fn header_fields(line: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.trim().is_empty() => {
+                field.clear();
+                quoted = true;
+            }
+            (false, ',') => names.push(std::mem::take(&mut field).trim().to_string()),
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(StreamError::BadInput(format!(
+            "the CSV header has a quote that is never closed: {line:?}"
+        )));
+    }
+    names.push(field.trim().to_string());
+    Ok(names)
+}
+
 /// Decodes CSV records for one stream, given the file's header.
 pub struct CsvDecoder {
     def: StreamDef,
@@ -30,11 +62,7 @@ impl CsvDecoder {
         let header = header.strip_prefix(super::UTF8_BOM).unwrap_or(header);
         let header = std::str::from_utf8(header)
             .map_err(|_| StreamError::BadInput("CSV header is not UTF-8".into()))?;
-        let names: Vec<String> = header
-            .trim_end_matches(['\r', '\n'])
-            .split(',')
-            .map(|n| n.trim().trim_matches('"').to_string())
-            .collect();
+        let names = header_fields(header.trim_end_matches(['\r', '\n']))?;
         let positions: Vec<Option<usize>> = def
             .columns
             .iter()
@@ -205,4 +233,21 @@ pub(crate) fn parse_timestamp_ms(s: &str) -> Option<i64> {
 
 fn chrono_utc() -> arrow_array::timezone::Tz {
     "+00:00".parse().expect("UTC offset parses")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 20: a header was split at every comma, quoted or not.
+    #[test]
+    fn issue_20_a_quoted_header_name_may_hold_a_comma_or_a_quote() {
+        assert_eq!(
+            header_fields(r#"id, "a,b" ,"say ""hi""",plain"#).expect("a header"),
+            vec!["id", "a,b", r#"say "hi""#, "plain"]
+        );
+        assert_eq!(header_fields("x").expect("one"), vec!["x"]);
+        assert_eq!(header_fields("x,").expect("two"), vec!["x", ""]);
+        assert!(header_fields(r#"a,"b"#).is_err());
+    }
 }
