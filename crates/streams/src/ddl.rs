@@ -14,7 +14,7 @@ use sqlparser::ast::{
     self, BinaryOperator, ColumnOption, CreateTableOptions, ExactNumberInfo, Expr, ObjectType,
     SqlOption, Statement,
 };
-use sqlparser::dialect::GenericDialect;
+use sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
@@ -118,7 +118,9 @@ pub fn parse_stream_statement(sql: &str) -> Result<Option<StreamStatement>> {
         None
     };
     let rewritten = String::from_utf8(text).expect("only ASCII bytes were replaced");
-    let statements = Parser::parse_sql(&GenericDialect {}, &rewritten)
+    // PostgreSQL's grammar: the generic one reads a column named `key` as the start of
+    // a MySQL-style `KEY name (columns)` index.
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, &rewritten)
         .map_err(|e| StreamError::BadDdl(format!("{}: {e}", verb_phrase(verb))))?;
     let [statement] = statements.as_slice() else {
         return Err(StreamError::BadDdl(
@@ -643,6 +645,18 @@ mod tests {
         .unwrap();
         assert_eq!(def.watermark_delay_ms, 2000);
         assert_eq!(def.columns.len(), 2);
+    }
+
+    /// Issue 20: an unquoted column named `key` failed to parse.
+    #[test]
+    fn issue_20_columns_may_be_named_key_or_index() {
+        let def = create(
+            "CREATE STREAM s (key TEXT, index BIGINT, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+        )
+        .expect("key and index are column names here");
+        let names: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["key", "index", "ts"]);
     }
 
     #[test]
