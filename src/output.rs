@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use std::io::Write;
+use unicode_width::UnicodeWidthStr;
 
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -23,13 +24,21 @@ pub fn note(text: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
 }
 
-/// Print rows as a table with a header, columns aligned.
+/// Print rows as a table with a header, columns aligned by the terminal columns each cell
+/// takes (a wide character takes two, a combining one none).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for text in table_lines(header, rows) {
+        line(text);
+    }
+}
+
+/// The lines of [`table`].
+fn table_lines(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             if i < widths.len() {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(cell.width());
             }
         }
     }
@@ -39,7 +48,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             if i > 0 {
                 s.push_str("  ");
             }
-            let pad = widths[i].saturating_sub(cell.chars().count());
+            let pad = widths[i].saturating_sub(cell.width());
             s.push_str(cell);
             if i + 1 < cells.len() {
                 s.push_str(&" ".repeat(pad));
@@ -47,10 +56,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         }
         s
     };
-    line(render(header.to_vec()));
-    for row in rows {
-        line(render(row.iter().map(String::as_str).collect()));
-    }
+    std::iter::once(render(header.to_vec()))
+        .chain(
+            rows.iter()
+                .map(|row| render(row.iter().map(String::as_str).collect())),
+        )
+        .collect()
 }
 
 /// Print an error and its causes on stderr.
@@ -75,5 +86,31 @@ pub fn bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 20: `query`'s table misaligned non-ASCII text.
+    #[test]
+    fn issue_20_tables_align_wide_and_accented_text() {
+        let rows = vec![
+            vec!["café".to_string(), "1".to_string()],
+            vec!["日本".to_string(), "2".to_string()],
+            vec!["x".to_string(), "3".to_string()],
+        ];
+        let lines = table_lines(&["名前", "n"], &rows);
+        // The second column starts at the same terminal column on every line.
+        let starts: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                let (first, _) = l.rsplit_once("  ").expect("two columns");
+                first.width() + 2
+            })
+            .collect();
+        assert!(starts.iter().all(|&s| s == starts[0]), "{lines:#?}");
+        assert_eq!(starts[0], 6, "{lines:#?}");
     }
 }
