@@ -12,7 +12,7 @@ use crate::error::{LogError, Result, io_err};
 use crate::frame::Frame;
 use crate::segment::{self, index_path, log_path, read_index};
 use crate::storage::{Storage, StorageFile};
-use freshet_types::Offset;
+use freshet_types::{EventTime, Offset};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,6 +67,18 @@ impl PartitionReader {
     pub fn start_offset(&mut self) -> Result<Offset> {
         self.refresh()?;
         Ok(self.bases.first().copied().unwrap_or(Offset(0)))
+    }
+
+    /// The earliest event time among the frames held, read from their headers alone;
+    /// `None` if the partition holds no frame.
+    pub fn earliest_event_time(&self) -> Result<Option<EventTime>> {
+        let earliest = std::cell::Cell::new(None::<EventTime>);
+        crate::inspect::tail_headers(self.storage.as_ref(), &self.dir, usize::MAX, |header| {
+            let t = header.min_event_time;
+            earliest.set(Some(earliest.get().map_or(t, |e| e.min(t))));
+            false
+        })?;
+        Ok(earliest.get())
     }
 
     /// Frames holding offsets from `from` on, about `max_bytes` of them (at least one frame

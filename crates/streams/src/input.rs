@@ -107,6 +107,9 @@ pub trait ChunkReader: Send + Sync {
     /// when any is there). The first may begin before `from`: callers skip its events
     /// before it. Empty at the end of the data.
     fn read(&mut self, from: Offset, bytes_max: usize) -> Result<Vec<Chunk>>;
+
+    /// The earliest event time the partition holds; `None` if it holds no event.
+    fn earliest_event_time(&mut self) -> Result<Option<EventTime>>;
 }
 
 /// A partition of a live stream that a view reads: a reader, plus the log's end, waiting
@@ -134,6 +137,10 @@ impl ChunkReader for PartitionReader {
             .map(Chunk::from_frame)
             .collect())
     }
+
+    fn earliest_event_time(&mut self) -> Result<Option<EventTime>> {
+        Ok(PartitionReader::earliest_event_time(self)?)
+    }
 }
 
 /// A partition of the embedded log, read by a view in the process that writes it.
@@ -159,6 +166,10 @@ impl ChunkReader for EmbeddedInput {
 
     fn read(&mut self, from: Offset, bytes_max: usize) -> Result<Vec<Chunk>> {
         ChunkReader::read(&mut self.reader, from, bytes_max)
+    }
+
+    fn earliest_event_time(&mut self) -> Result<Option<EventTime>> {
+        ChunkReader::earliest_event_time(&mut self.reader)
     }
 }
 

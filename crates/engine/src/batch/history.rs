@@ -12,11 +12,10 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::memory::LazyBatchGenerator;
-use freshet_log::FileStorage;
+use freshet_streams::input::open_reader;
 use freshet_streams::{FileDecoder, Format, StreamDef};
 use parking_lot::RwLock;
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,22 +97,19 @@ pub struct HistoryCounters {
     pub overlapping: AtomicU64,
 }
 
-/// The earliest event time in the log of `def` under `dir`, from frame headers alone;
-/// `None` if the log holds no event.
+/// The earliest event time in the log of `def` under `dir` (through the input seam, from
+/// chunk headers alone); `None` if the log holds no event.
 pub fn log_start_ms(def: &StreamDef, dir: &Path) -> Result<Option<i64>> {
-    let earliest = Cell::new(None::<i64>);
+    let mut earliest = None::<i64>;
     for partition in 0..def.partitions {
-        let dir = dir.join(partition.to_string());
-        if !dir.exists() {
+        let Some(mut reader) = open_reader(&dir.join(partition.to_string()))? else {
             continue;
+        };
+        if let Some(t) = reader.earliest_event_time()? {
+            earliest = Some(earliest.map_or(t.0, |e| e.min(t.0)));
         }
-        freshet_log::tail_headers(&FileStorage, &dir, usize::MAX, |header| {
-            let t = header.min_event_time.0;
-            earliest.set(Some(earliest.get().map_or(t, |e| e.min(t))));
-            false
-        })?;
     }
-    Ok(earliest.get())
+    Ok(earliest)
 }
 
 /// One history file scanned as one partition of its stream's table.

@@ -212,6 +212,9 @@ mod tests {
         fn read(&mut self, _: Offset, _: usize) -> freshet_streams::Result<Vec<Chunk>> {
             Ok(Vec::new())
         }
+        fn earliest_event_time(&mut self) -> freshet_streams::Result<Option<EventTime>> {
+            Ok(None)
+        }
     }
 
     impl PartitionInput for Quiet {
