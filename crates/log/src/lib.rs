@@ -28,12 +28,12 @@ mod verify;
 pub use consumers::Consumers;
 pub use error::{LogError, Result};
 pub use frame::{Frame, FrameHeader, ProducerTag};
-pub use inspect::{inspect_partition, tail_headers};
+pub use inspect::inspect_partition;
 pub use partition::{
     AppendRecord, Appended, FsyncPolicy, Partition, PartitionConfig, PartitionStats,
     RecoveryReport, RetentionReport,
 };
 pub use reader::PartitionReader;
-pub use segment::{IndexEntry, TornTail};
+pub use segment::{IndexEntry, TornTail, tail_headers};
 pub use storage::{CrashMode, FileStorage, MemStorage, Storage, StorageFile};
 pub use verify::{Problem, VerifyReport, verify_partition};

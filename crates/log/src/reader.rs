@@ -73,7 +73,7 @@ impl PartitionReader {
     /// `None` if the partition holds no frame.
     pub fn earliest_event_time(&self) -> Result<Option<EventTime>> {
         let earliest = std::cell::Cell::new(None::<EventTime>);
-        crate::inspect::tail_headers(self.storage.as_ref(), &self.dir, usize::MAX, |header| {
+        segment::tail_headers(self.storage.as_ref(), &self.dir, usize::MAX, |header| {
             let t = header.min_event_time;
             earliest.set(Some(earliest.get().map_or(t, |e| e.min(t))));
             false

@@ -336,3 +336,48 @@ pub(crate) fn read_frame_at(
         Err(defect) => Ok(Err(defect)),
     }
 }
+
+/// Headers of the frames in the newest `segments` segments of the partition in `dir` for
+/// which `keep` is true, oldest first. Payloads are skipped, not read or checked: this is for cheap scans of
+/// recent frames (such as finding producer tags after a crash) in a partition that was
+/// just opened, and so verified, for writing. Stops at the first incomplete frame.
+pub fn tail_headers(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: usize,
+    keep: impl Fn(&FrameHeader) -> bool,
+) -> Result<Vec<FrameHeader>> {
+    let (bases, _) = list_segments(storage, dir)?;
+    let mut out = Vec::new();
+    for &base in bases.iter().rev().take(segments).rev() {
+        let path = log_path(dir, base);
+        let file = storage.open(&path, false).map_err(io_err("open", &path))?;
+        let len = file.len().map_err(io_err("stat", &path))?;
+        // Read in large blocks: a segment of small frames would otherwise cost one read
+        // call per frame, and this runs when a stream opens.
+        const BLOCK: u64 = 1 << 20;
+        let header_len = HEADER_BYTES as u64;
+        let mut block = Vec::new();
+        let mut block_start = 0u64;
+        let mut position = 0u64;
+        while len - position >= header_len {
+            if position < block_start || position + header_len > block_start + block.len() as u64 {
+                block_start = position;
+                block.resize(BLOCK.min(len - position) as usize, 0);
+                file.read_exact_at(position, &mut block)
+                    .map_err(io_err("read", &path))?;
+            }
+            let at = (position - block_start) as usize;
+            let header = &block[at..at + HEADER_BYTES];
+            let Ok(total) = frame::frame_len(header, len - position) else {
+                break;
+            };
+            let decoded = frame::decode_header(header);
+            if keep(&decoded) {
+                out.push(decoded);
+            }
+            position += total;
+        }
+    }
+    Ok(out)
+}

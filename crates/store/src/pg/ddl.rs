@@ -9,30 +9,18 @@
 
 use std::sync::Arc;
 
+use super::catalog::load_definition;
+use super::connection::lock_key;
 use super::location::check_identifier;
-use super::lock::lock_key;
+use super::statements::{key_order, upsert_sql};
 use super::store::{PgStore, PgView};
 use super::types::{column_type, scalar_type};
-use super::write::upsert_sql;
 use crate::StoreError;
 use crate::definition::{Definition, check_view_name, now_ms, table_columns};
 use crate::error::PostgresContext;
 use crate::model::ResultTable;
 use crate::schema::{ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
-use crate::sql::{Internal, VIEW_TABLES, quote_ident};
-
-/// A view's stored definition; `None` if it was never created.
-pub(super) fn load_definition(
-    client: &mut impl postgres::GenericClient,
-    internal: &Internal,
-    view: &str,
-) -> Result<Option<Definition>, StoreError> {
-    let row = client
-        .query_opt(&internal.select_definition(), &[&view])
-        .context(|| format!("reading the definition of view '{view}'"))?;
-    row.map(|row| Definition::from_json(view, row.get(0), row.get(1)))
-        .transpose()
-}
+use crate::sql::{VIEW_TABLES, quote_ident};
 
 /// The results table and its key. Text is compared bytewise (`COLLATE "C"`) and the key
 /// orders nulls first, so that rows come back in the order SQLite gives; the key is a unique
@@ -68,15 +56,6 @@ fn create_table_sql(schema: &str, view: &str, def: &Definition) -> String {
         key_order(def)
     ));
     sql
-}
-
-/// The key columns in the order results are read and indexed: ascending, nulls first.
-pub(super) fn key_order(def: &Definition) -> String {
-    def.key_names()
-        .into_iter()
-        .map(|name| format!("{} NULLS FIRST", quote_ident(name)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// [`ResultStore::create_view`](crate::ResultStore::create_view).

@@ -25,23 +25,28 @@
 //!
 //! The tables are described for people who read them in `docs/store-schema.md`.
 //!
-//! - [`store`]: the handle and the [`ResultStore`](crate::ResultStore) interface over the
-//!   modules below;
+//! - [`store`]: the handle;
+//! - [`result_store`]: the [`ResultStore`](crate::ResultStore) interface over the modules
+//!   below;
 //! - [`location`]: the store URL and the connection settings;
-//! - [`connection`]: the connection, kept alive and opened again;
-//! - [`lock`]: the writer lock of each view;
+//! - [`connection`]: the connection, kept alive and opened again, and the writer lock of
+//!   each view it holds;
+//! - [`catalog`]: views' stored definitions and the writer's cache of them;
+//! - [`statements`]: the SQL that writes and orders result rows;
 //! - [`open`]: the schema, the store's own tables and the schema version;
 //! - [`ddl`]: results tables, creating and dropping views;
 //! - [`read`]: pages of results, statuses and checkpoints;
 //! - [`write`](mod@write): commits and repairs;
 //! - [`types`]: how column types and values map to PostgreSQL's.
 
+mod catalog;
 mod connection;
 mod ddl;
 mod location;
-mod lock;
 mod open;
 mod read;
+mod result_store;
+mod statements;
 mod store;
 mod types;
 mod write;

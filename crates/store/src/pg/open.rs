@@ -5,8 +5,8 @@
 
 use postgres::Transaction;
 
+use super::connection::lock_key;
 use super::location::PgLocation;
-use super::lock::lock_key;
 use super::store::PgStore;
 use crate::StoreError;
 use crate::error::PostgresContext;

@@ -8,7 +8,8 @@
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, Transaction};
 
-use super::ddl::{key_order, load_definition};
+use super::catalog::load_definition;
+use super::statements::key_order;
 use super::store::PgStore;
 use super::types::{self, Cell, PgTime, from_micros, read_cell, read_expression, scalar_type};
 use crate::StoreError;

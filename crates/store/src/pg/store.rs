@@ -1,25 +1,25 @@
 //! The PostgreSQL store's handle: where it lives, its one connection, the writer locks it
-//! holds and the definitions it has used. [`ResultStore`] is implemented here by handing
-//! each call to the module that does it ([`super::ddl`], [`super::read`], [`super::write`],
-//! [`super::lock`]); this module runs no SQL itself.
+//! holds and the definitions it has used. This module runs no SQL itself.
 
-use arrow_array::RecordBatch;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::connection::Connection;
-use super::ddl::load_definition;
+use postgres::{Client, Statement};
+
 use super::location::PgLocation;
-use super::write::upsert_sql;
-use super::{ddl, lock, read, write};
-use crate::definition::{Definition, unknown_view};
-use crate::model::{
-    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
-};
+use crate::StoreError;
+use crate::definition::Definition;
 use crate::sql::{Internal, quote_ident};
-use crate::{ResultStore, StoreError};
+
+/// The connection and what depends on it.
+#[derive(Default)]
+pub(super) struct Connection {
+    pub(super) client: Option<Client>,
+    /// Prepared statements of the current connection, by SQL text.
+    pub(super) statements: HashMap<String, Statement>,
+}
 
 /// A view's definition with the statement that upserts its rows.
 #[derive(Debug)]
@@ -84,70 +84,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// The definition of `view`: this writer's cached copy, else the stored one.
-    pub(super) fn definition(&self, view: &str) -> Result<Arc<Definition>, StoreError> {
-        if let Some(pg) = self.views.get(view) {
-            return Ok(Arc::clone(&pg.def));
-        }
-        self.with_client(|client, _| load_definition(client, &self.internal, view))?
-            .map(Arc::new)
-            .ok_or_else(|| unknown_view(view))
-    }
-
-    /// The definition of `view` with its upsert, kept for later writes.
-    pub(super) fn writer_view(&mut self, view: &str) -> Result<Arc<PgView>, StoreError> {
-        if let Some(pg) = self.views.get(view) {
-            return Ok(Arc::clone(pg));
-        }
-        let def = self.definition(view)?;
-        let pg = Arc::new(PgView {
-            upsert_sql: upsert_sql(&self.schema, view, &def),
-            def,
-        });
-        self.views.insert(view.to_owned(), Arc::clone(&pg));
-        Ok(pg)
-    }
-
     pub(super) fn table(&self, view: &str) -> String {
         format!("{}.{}", self.schema, quote_ident(view))
-    }
-}
-
-impl ResultStore for PgStore {
-    fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
-        ddl::create_view(self, table)
-    }
-
-    fn drop_view(&mut self, view: &str) -> Result<(), StoreError> {
-        ddl::drop_view(self, view)
-    }
-
-    fn load(&self, view: &str) -> Result<Checkpoint, StoreError> {
-        read::load(self, view)
-    }
-
-    fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
-        write::commit(self, view, commit)
-    }
-
-    fn repair(
-        &mut self,
-        view: &str,
-        upserts: &[ResultBatch],
-        deletes: &[RecordBatch],
-    ) -> Result<(), StoreError> {
-        write::repair(self, view, upserts, deletes)
-    }
-
-    fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
-        read::read_results(self, view, query)
-    }
-
-    fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        read::status(self, view)
-    }
-
-    fn claim_writer(&mut self, view: &str) -> Result<(), StoreError> {
-        lock::claim_writer(self, view)
     }
 }

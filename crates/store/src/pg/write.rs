@@ -21,7 +21,7 @@ use crate::StoreError;
 use crate::definition::{Definition, now_ms};
 use crate::error::PostgresContext;
 use crate::model::{Commit, ResultBatch, RowState};
-use crate::sql::{Dialect, LATE_EVENT_COLUMNS, offset_to_sql, quote_ident, results_upsert_sql};
+use crate::sql::{Dialect, LATE_EVENT_COLUMNS, offset_to_sql, quote_ident};
 
 /// Rows per upsert statement: bounds the arrays one statement carries.
 const UPSERT_ROWS_MAX: usize = 10_000;
@@ -205,36 +205,6 @@ pub(super) fn repair(
         )?;
         tx.commit().context(at)
     })
-}
-
-/// `$1` is `_state`, `$2` `_updated_at`, then one array per column.
-pub(super) fn upsert_sql(schema: &str, view: &str, def: &Definition) -> String {
-    let selected = def
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("u.c{i}::{}", column_type(&c.ty)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let arrays = def
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("${}::{}", i + 3, array_type(&c.ty)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let aliases = (0..def.columns.len())
-        .map(|i| format!("c{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    results_upsert_sql(
-        &format!("{schema}.{}", quote_ident(view)),
-        &def.columns,
-        &def.key_names(),
-        &format!(
-            "SELECT {selected}, $1::text, $2::timestamptz FROM unnest({arrays}) AS u({aliases})"
-        ),
-    )
 }
 
 /// A row of a commit: (upsert batch, row in it).

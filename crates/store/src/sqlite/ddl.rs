@@ -9,7 +9,8 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::sync::Arc;
 
-use super::catalog::{ViewDef, load_view_def};
+use super::cache::ViewDef;
+use super::catalog::load_view_def;
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::definition::{Definition, check_view_name, now_ms, table_columns};

@@ -12,18 +12,24 @@
 //! SQLite's schema cookie is unchanged and view statuses while no connection has committed
 //! (`PRAGMA data_version`), so a key lookup costs the lookup, not the catalog.
 //!
-//! - [`store`]: the handle and the [`ResultStore`](crate::ResultStore) interface over the
-//!   modules below;
+//! - [`store`]: the handle;
+//! - [`result_store`]: the [`ResultStore`](crate::ResultStore) interface over the modules
+//!   below;
 //! - [`open`]: opening a file, its pragmas and its schema version;
-//! - [`catalog`]: view definitions and the statements that write them, with the caches;
+//! - [`cache`]: view definitions with the statements that write them, and a reader's cache;
+//! - [`catalog`]: loading and caching those definitions;
+//! - [`statements`]: the SQL that writes result rows;
 //! - [`ddl`]: the tables' SQL, creating and dropping views;
 //! - [`read`]: snapshots, pages of results, statuses and checkpoints;
 //! - [`write`](mod@write): commits, upserts and repairs.
 
+mod cache;
 mod catalog;
 mod ddl;
 mod open;
 mod read;
+mod result_store;
+mod statements;
 mod store;
 mod write;
 

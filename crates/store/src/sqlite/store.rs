@@ -1,21 +1,14 @@
 //! The SQLite store's handle: one connection, the path it was opened at, and the caches the
-//! other modules keep on it. [`ResultStore`] is implemented here by handing each call to
-//! the module that does it ([`super::ddl`], [`super::read`], [`super::write`]); this
-//! module does no SQL itself.
+//! other modules keep on it. This module does no SQL itself.
 
-use arrow_array::RecordBatch;
 use rusqlite::Connection;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::catalog::{ReadCache, ViewDef};
-use super::{ddl, read, write};
-use crate::model::{
-    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
-};
-use crate::{ResultStore, StoreError};
+use super::cache::{ReadCache, ViewDef};
+use crate::StoreError;
 
 /// The result store in one SQLite file.
 #[derive(Debug)]
@@ -61,51 +54,4 @@ pub(super) fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("results.db")).expect("open");
     (dir, store)
-}
-
-impl ResultStore for SqliteStore {
-    fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
-        ddl::create_view(self, table)
-    }
-
-    fn drop_view(&mut self, view: &str) -> Result<(), StoreError> {
-        ddl::drop_view(self, view)
-    }
-
-    fn load(&self, view: &str) -> Result<Checkpoint, StoreError> {
-        read::load(self, view)
-    }
-
-    fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
-        write::commit(self, view, commit)
-    }
-
-    fn repair(
-        &mut self,
-        view: &str,
-        upserts: &[ResultBatch],
-        deletes: &[RecordBatch],
-    ) -> Result<(), StoreError> {
-        write::repair(self, view, upserts, deletes)
-    }
-
-    fn durable(&self) -> bool {
-        self.durable
-    }
-
-    fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
-        read::read_results(self, view, query)
-    }
-
-    fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
-        read::status(self, view)
-    }
-
-    fn read_page(
-        &self,
-        view: &str,
-        query: &ResultQuery,
-    ) -> Result<(ViewStatus, ResultRows), StoreError> {
-        read::read_page(self, view, query)
-    }
 }

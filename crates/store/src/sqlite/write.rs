@@ -10,69 +10,16 @@
 use arrow_array::RecordBatch;
 use rusqlite::{Connection, Statement, TransactionBehavior, params};
 
-use super::catalog::ViewDef;
+use super::cache::ViewDef;
+use super::statements::upsert_parameter;
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::cells::Cells;
 use crate::definition::now_ms;
 use crate::error::SqliteContext;
 use crate::model::{Commit, ResultBatch};
-use crate::schema::{Column, TimeText, Unit, format_timestamp};
-use crate::sql::{
-    Dialect, Internal, LATE_EVENT_COLUMNS, offset_to_sql, quote_ident, results_upsert_sql,
-};
-
-/// Most parameters one statement binds; SQLite's limit is 32766.
-const STATEMENT_PARAMETERS_MAX: usize = 32_000;
-
-/// Rows one multi-row upsert writes. One statement per row pays SQLite's per-statement cost
-/// (cursor set-up, reset) on every row; beyond a few dozen rows the gain is gone.
-const UPSERT_CHUNK_ROWS: usize = 64;
-
-/// Rows per multi-row upsert for a table of `columns` columns.
-pub(super) fn upsert_chunk_rows(columns: usize) -> usize {
-    (STATEMENT_PARAMETERS_MAX / columns.max(1)).clamp(1, UPSERT_CHUNK_ROWS)
-}
-
-/// The parameter (1-based) holding column `column` of row `row` in [`upsert_sql`].
-fn upsert_parameter(columns: usize, row: usize, column: usize) -> usize {
-    3 + row * columns + column
-}
-
-/// The upsert of `rows` result rows. Parameter 1 is `_state` and 2 is `_updated_at`, shared
-/// by all rows; the columns of each row follow in order (see [`upsert_parameter`]). A row
-/// whose key is already stored has every non-key column replaced.
-pub(super) fn upsert_sql(view: &str, columns: &[Column], key: &[&str], rows: usize) -> String {
-    let values = (0..rows)
-        .map(|row| {
-            let cells = (0..columns.len())
-                .map(|column| format!("?{}", upsert_parameter(columns.len(), row, column)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cells}, ?1, ?2)")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    results_upsert_sql(
-        &quote_ident(view),
-        columns,
-        key,
-        &format!("VALUES {values}"),
-    )
-}
-
-/// Deletes the row with the given key values, nulls included. SQLite treats nulls in a
-/// primary key as distinct, so `ON CONFLICT` never fires for a key holding a null; rows with
-/// such keys are replaced by deleting them first. Parameters are the key columns in order.
-pub(super) fn delete_by_key_sql(view: &str, key: &[&str]) -> String {
-    let conditions = key
-        .iter()
-        .enumerate()
-        .map(|(i, name)| format!("{} IS ?{}", quote_ident(name), i + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    format!("DELETE FROM {} WHERE {}", quote_ident(view), conditions)
-}
+use crate::schema::{TimeText, Unit, format_timestamp};
+use crate::sql::{Dialect, Internal, LATE_EVENT_COLUMNS, offset_to_sql};
 
 /// `ms` as the `_updated_at` text rows are written with.
 fn updated_at_text(ms: i64) -> String {
@@ -330,36 +277,11 @@ fn write_upserts(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::ResultStore;
     use crate::contract_tests::fixtures::{
         all, every_type, final_commit, late_event, late_only, totals_table,
     };
-    use crate::schema::ColumnType;
     use crate::sqlite::store::temp_store;
-
-    #[test]
-    fn upsert_updates_every_non_key_column() {
-        let columns = [
-            Column {
-                name: "k".into(),
-                ty: ColumnType::Int64,
-                nullable: false,
-            },
-            Column {
-                name: "v\"x".into(),
-                ty: ColumnType::Float64,
-                nullable: true,
-            },
-        ];
-        assert_eq!(
-            upsert_sql("my view", &columns, &["k"], 2),
-            "INSERT INTO \"my view\" (\"k\", \"v\"\"x\", \"_state\", \"_updated_at\") \
-             VALUES (?3, ?4, ?1, ?2), (?5, ?6, ?1, ?2) ON CONFLICT (\"k\") DO UPDATE SET \
-             \"v\"\"x\" = excluded.\"v\"\"x\", \"_state\" = excluded.\"_state\", \
-             \"_updated_at\" = excluded.\"_updated_at\""
-        );
-    }
 
     #[test]
     fn nanoseconds_and_stored_text_are_what_the_sqlite3_shell_reads() {

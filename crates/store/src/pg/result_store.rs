@@ -1,0 +1,50 @@
+//! [`ResultStore`] for the PostgreSQL store: each call handed to the module that does it
+//! ([`super::ddl`], [`super::read`], [`super::write`], [`super::connection`]).
+
+use arrow_array::RecordBatch;
+
+use super::store::PgStore;
+use super::{connection, ddl, read, write};
+use crate::model::{
+    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
+};
+use crate::{ResultStore, StoreError};
+
+impl ResultStore for PgStore {
+    fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError> {
+        ddl::create_view(self, table)
+    }
+
+    fn drop_view(&mut self, view: &str) -> Result<(), StoreError> {
+        ddl::drop_view(self, view)
+    }
+
+    fn load(&self, view: &str) -> Result<Checkpoint, StoreError> {
+        read::load(self, view)
+    }
+
+    fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError> {
+        write::commit(self, view, commit)
+    }
+
+    fn repair(
+        &mut self,
+        view: &str,
+        upserts: &[ResultBatch],
+        deletes: &[RecordBatch],
+    ) -> Result<(), StoreError> {
+        write::repair(self, view, upserts, deletes)
+    }
+
+    fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {
+        read::read_results(self, view, query)
+    }
+
+    fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
+        read::status(self, view)
+    }
+
+    fn claim_writer(&mut self, view: &str) -> Result<(), StoreError> {
+        connection::claim_writer(self, view)
+    }
+}
