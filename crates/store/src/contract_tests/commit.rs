@@ -14,9 +14,10 @@ use super::fixtures::{
     read_counts, totals, totals_table, upserts_only, utc_ms,
 };
 use super::harness::TestStore;
+use crate::ResultStore;
 use crate::StoreError;
 use crate::definition::now_ms;
-use crate::model::{Commit, RowState};
+use crate::model::{Checkpoint, Commit, ResultRows, ResultTable, RowState, ViewStatus};
 
 contract_test!(every_mapped_type_round_trips_with_nulls);
 /// Nanoseconds here are whole microseconds, which is what PostgreSQL keeps; SQLite's own
@@ -102,8 +103,17 @@ fn a_row_whose_key_holds_null_is_replaced_too(test: &TestStore) {
     );
 }
 
-contract_test!(a_commit_failing_midway_changes_nothing);
-fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
+/// What a store holds for `totals` after one good commit, to compare with after a failed
+/// one.
+struct Committed {
+    results: ResultRows,
+    checkpoint: Checkpoint,
+    status: ViewStatus,
+    late: i64,
+}
+
+/// A store with the `totals` view and one good commit in it, and what it then holds.
+fn one_good_commit(test: &TestStore) -> (Box<dyn ResultStore>, ResultTable, Committed) {
     let mut store = test.open();
     let table = totals_table();
     store.create_view(&table).expect("create");
@@ -116,10 +126,31 @@ fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
         progress: progress(5, 1_000),
     };
     store.commit("totals", &good).expect("good commit");
-    let results_before = store.read_results("totals", &all()).expect("read");
-    let checkpoint_before = store.load("totals").expect("load");
-    let status_before = store.status("totals").expect("status");
+    let committed = Committed {
+        results: store.read_results("totals", &all()).expect("read"),
+        checkpoint: store.load("totals").expect("load"),
+        status: store.status("totals").expect("status"),
+        late: test.count("freshet_late_events"),
+    };
+    (store, table, committed)
+}
 
+/// Asserts that the store holds exactly what it held after the good commit.
+fn assert_unchanged(test: &TestStore, store: &dyn ResultStore, before: &Committed) {
+    let results = store.read_results("totals", &all()).expect("read");
+    assert_eq!(results.batch.num_rows(), before.results.batch.num_rows());
+    assert_eq!(
+        results.batch.project(&[0, 1, 2]).expect("project"),
+        before.results.batch.project(&[0, 1, 2]).expect("project")
+    );
+    assert_eq!(store.load("totals").expect("load"), before.checkpoint);
+    assert_eq!(store.status("totals").expect("status"), before.status);
+    assert_eq!(test.count("freshet_late_events"), before.late);
+}
+
+contract_test!(a_commit_failing_midway_changes_nothing);
+fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
+    let (mut store, table, before) = one_good_commit(test);
     let bad = Commit {
         // The first batch is written before the second one fails.
         upserts: vec![
@@ -138,15 +169,7 @@ fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
     assert!(matches!(error, StoreError::User { .. }), "{error:?}");
     assert!(error.to_string().contains("'total'"), "{error}");
     assert!(!error.retriable());
-
-    let results_after = store.read_results("totals", &all()).expect("read");
-    assert_eq!(results_after.batch.num_rows(), 2);
-    assert_eq!(
-        results_after.batch.project(&[0, 1, 2]).expect("project"),
-        results_before.batch.project(&[0, 1, 2]).expect("project")
-    );
-    assert_eq!(store.load("totals").expect("load"), checkpoint_before);
-    assert_eq!(store.status("totals").expect("status"), status_before);
+    assert_unchanged(test, store.as_ref(), &before);
 
     // The store is still usable after the failed commit.
     store
@@ -162,23 +185,7 @@ contract_test!(a_commit_failing_at_its_last_statement_changes_nothing);
 /// events before the failure (an offset beyond the store's integers, met when the progress
 /// is written last): only the transaction can undo them.
 fn a_commit_failing_at_its_last_statement_changes_nothing(test: &TestStore) {
-    let mut store = test.open();
-    let table = totals_table();
-    store.create_view(&table).expect("create");
-    let good = Commit {
-        upserts: vec![totals(&table, &[(1, 10), (2, 20)])],
-        state_puts: vec![(b"w1".to_vec(), b"open".to_vec())],
-        state_deletes: vec![],
-        state_reset: false,
-        late: vec![],
-        progress: progress(5, 1_000),
-    };
-    store.commit("totals", &good).expect("good commit");
-    let results_before = store.read_results("totals", &all()).expect("read");
-    let checkpoint_before = store.load("totals").expect("load");
-    let status_before = store.status("totals").expect("status");
-    let late_before = test.count("freshet_late_events");
-
+    let (mut store, table, before) = one_good_commit(test);
     let mut beyond = progress(9, 2_000);
     for p in &mut beyond.partitions {
         p.next_offset = u64::MAX;
@@ -196,15 +203,7 @@ fn a_commit_failing_at_its_last_statement_changes_nothing(test: &TestStore) {
         .expect_err("u64::MAX is beyond the store's offsets");
     assert!(matches!(error, StoreError::Bug { .. }), "{error:?}");
     assert!(error.to_string().contains("beyond"), "{error}");
-
-    let results_after = store.read_results("totals", &all()).expect("read");
-    assert_eq!(
-        results_after.batch.project(&[0, 1, 2]).expect("project"),
-        results_before.batch.project(&[0, 1, 2]).expect("project")
-    );
-    assert_eq!(store.load("totals").expect("load"), checkpoint_before);
-    assert_eq!(store.status("totals").expect("status"), status_before);
-    assert_eq!(test.count("freshet_late_events"), late_before);
+    assert_unchanged(test, store.as_ref(), &before);
 }
 
 contract_test!(load_returns_the_last_committed_progress_and_state);
