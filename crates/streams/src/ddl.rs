@@ -14,7 +14,7 @@ use sqlparser::ast::{
     self, BinaryOperator, ColumnOption, CreateTableOptions, ExactNumberInfo, Expr, ObjectType,
     SqlOption, Statement,
 };
-use sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
+use sqlparser::dialect::{Dialect, GenericDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
@@ -84,6 +84,52 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The grammar `CREATE STREAM` is parsed with: sqlparser's generic one (same identifiers,
+/// quoting and literals as everywhere else in Freshet), except that `KEY` and `INDEX` at
+/// the start of a column definition are column names. The generic grammar reads them as
+/// the start of a MySQL-style `KEY name (columns)` index, a branch sqlparser takes only for
+/// the generic and MySQL dialects themselves.
+#[derive(Debug)]
+struct StreamDdl;
+
+impl Dialect for StreamDdl {
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        GenericDialect {}.is_delimited_identifier_start(ch)
+    }
+
+    fn is_identifier_start(&self, ch: char) -> bool {
+        GenericDialect {}.is_identifier_start(ch)
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        GenericDialect {}.is_identifier_part(ch)
+    }
+
+    fn supports_unicode_string_literal(&self) -> bool {
+        GenericDialect {}.supports_unicode_string_literal()
+    }
+
+    fn supports_string_escape_constant(&self) -> bool {
+        GenericDialect {}.supports_string_escape_constant()
+    }
+
+    fn supports_nested_comments(&self) -> bool {
+        GenericDialect {}.supports_nested_comments()
+    }
+
+    fn supports_data_type_signed_suffix(&self) -> bool {
+        GenericDialect {}.supports_data_type_signed_suffix()
+    }
+
+    fn supports_asc_desc_in_column_definition(&self) -> bool {
+        GenericDialect {}.supports_asc_desc_in_column_definition()
+    }
+
+    fn supports_interval_options(&self) -> bool {
+        GenericDialect {}.supports_interval_options()
+    }
+}
+
 fn is_word(t: &Token, word: &str) -> bool {
     matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
@@ -118,9 +164,7 @@ pub fn parse_stream_statement(sql: &str) -> Result<Option<StreamStatement>> {
         None
     };
     let rewritten = String::from_utf8(text).expect("only ASCII bytes were replaced");
-    // PostgreSQL's grammar: the generic one reads a column named `key` as the start of
-    // a MySQL-style `KEY name (columns)` index.
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, &rewritten)
+    let statements = Parser::parse_sql(&StreamDdl, &rewritten)
         .map_err(|e| StreamError::BadDdl(format!("{}: {e}", verb_phrase(verb))))?;
     let [statement] = statements.as_slice() else {
         return Err(StreamError::BadDdl(
@@ -647,9 +691,17 @@ mod tests {
         assert_eq!(def.columns.len(), 2);
     }
 
-    /// Issue 20: an unquoted column named `key` failed to parse.
+    /// Issue 20: an unquoted column named `key` failed to parse. The rest of the generic
+    /// grammar stays: backticks quote, `SIGNED` is a suffix, `like` is a name.
     #[test]
     fn issue_20_columns_may_be_named_key_or_index() {
+        let def = create(
+            "CREATE STREAM s (like TEXT, `user` TEXT, v INT SIGNED, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+        )
+        .expect("the generic grammar's other forms still parse");
+        let names: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["like", "user", "v", "ts"]);
         let def = create(
             "CREATE STREAM s (key TEXT, index BIGINT, ts TIMESTAMP, \
              WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",

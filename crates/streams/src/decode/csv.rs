@@ -14,13 +14,15 @@ use arrow_cast::cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
 
-/// The column names of a CSV header line: fields split at commas outside quotes, a quoted
-/// field's `""` read as one quote, and the spaces around each field trimmed.
+/// The column names of a CSV header line, split as the records are (csv-core's rules):
+/// at commas outside quotes; a field is quoted only if a quote is its first character, and
+/// then `""` inside it is one quote and its text is kept as written. Unquoted names are
+/// trimmed of the spaces around them, as before.
 fn header_fields(line: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let mut field = String::new();
     let mut chars = line.chars().peekable();
-    let mut quoted = false;
+    let (mut quoted, mut was_quoted) = (false, false);
     while let Some(c) = chars.next() {
         match (quoted, c) {
             (true, '"') if chars.peek() == Some(&'"') => {
@@ -29,11 +31,14 @@ fn header_fields(line: &str) -> Result<Vec<String>> {
             }
             (true, '"') => quoted = false,
             (true, c) => field.push(c),
-            (false, '"') if field.trim().is_empty() => {
-                field.clear();
+            (false, '"') if field.is_empty() && !was_quoted => {
                 quoted = true;
+                was_quoted = true;
             }
-            (false, ',') => names.push(std::mem::take(&mut field).trim().to_string()),
+            (false, ',') => {
+                names.push(header_name(std::mem::take(&mut field), was_quoted));
+                was_quoted = false;
+            }
             (false, c) => field.push(c),
         }
     }
@@ -42,8 +47,16 @@ fn header_fields(line: &str) -> Result<Vec<String>> {
             "the CSV header has a quote that is never closed: {line:?}"
         )));
     }
-    names.push(field.trim().to_string());
+    names.push(header_name(field, was_quoted));
     Ok(names)
+}
+
+fn header_name(field: String, quoted: bool) -> String {
+    if quoted {
+        field
+    } else {
+        field.trim().to_string()
+    }
 }
 
 /// Decodes CSV records for one stream, given the file's header.
@@ -243,8 +256,13 @@ mod tests {
     #[test]
     fn issue_20_a_quoted_header_name_may_hold_a_comma_or_a_quote() {
         assert_eq!(
-            header_fields(r#"id, "a,b" ,"say ""hi""",plain"#).expect("a header"),
-            vec!["id", "a,b", r#"say "hi""#, "plain"]
+            header_fields(r#"id,"a,b","say ""hi""", plain ," c ""#).expect("a header"),
+            vec!["id", "a,b", r#"say "hi""#, "plain", " c "]
+        );
+        // As csv-core splits records: a quote after a space does not quote the field.
+        assert_eq!(
+            header_fields(r#"id, "a,b""#).expect("a header"),
+            vec!["id", r#""a"#, r#"b""#]
         );
         assert_eq!(header_fields("x").expect("one"), vec!["x"]);
         assert_eq!(header_fields("x,").expect("two"), vec!["x", ""]);
