@@ -48,7 +48,8 @@ fn table_lines(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
             if i > 0 {
                 s.push_str("  ");
             }
-            let pad = widths[i].saturating_sub(cell.width());
+            // A row wider than the header has no width for its extra cells.
+            let pad = widths.get(i).map_or(0, |w| w.saturating_sub(cell.width()));
             s.push_str(cell);
             if i + 1 < cells.len() {
                 s.push_str(&" ".repeat(pad));

@@ -108,7 +108,9 @@ pub trait ChunkReader: Send + Sync {
     /// before it. Empty at the end of the data.
     fn read(&mut self, from: Offset, bytes_max: usize) -> Result<Vec<Chunk>>;
 
-    /// The earliest event time the partition holds; `None` if it holds no event.
+    /// The earliest event time the partition holds; `None` if it holds no event. It counts
+    /// every complete chunk on disk, including any the writer has not acknowledged yet
+    /// (a lower bound, which is what history files need).
     fn earliest_event_time(&mut self) -> Result<Option<EventTime>>;
 }
 
