@@ -166,17 +166,17 @@ impl<'a> Supervisor<'a> {
     /// Applies `statement` between two turns: a view is stopped (and committed) before it
     /// is dropped, and a created view starts at once. Returns the text to show.
     pub fn execute(&mut self, statement: Statement) -> anyhow::Result<String> {
+        let dropped = statement.dropped_view().map(str::to_owned);
+        let created = statement.created_view().map(str::to_owned);
         let mut stopped = false;
-        if let Some(name) = statement.dropped_view()
-            && let Some(at) = self.runners.iter().position(|r| r.def().name == name)
+        if let Some(name) = &dropped
+            && let Some(at) = self.runners.iter().position(|r| &r.def().name == name)
         {
             self.runners[at].commit()?;
             self.runners[at].flush()?;
             self.runners.remove(at);
             stopped = true;
         }
-        let dropped = statement.dropped_view().map(str::to_owned);
-        let created = statement.created_view().map(str::to_owned);
         match statement::execute(self.dir, &mut self.store, statement) {
             Ok(outcome) => {
                 if let Some(name) = created {

@@ -282,15 +282,10 @@ pub(super) fn run(
     lateness: i64,
     limit: Option<u64>,
 ) -> Result<u64> {
-    let window_watermark = |flow: &Dataflow| {
-        flow.inputs
-            .watermark()
-            .map(|w| w.0.saturating_sub(lateness))
-    };
-    let before = window_watermark(flow);
+    let before = flow.inputs.window_watermark(lateness);
     let events = claim(flow, blueprint, lateness, limit)?;
     flow.advance_watermarks()?;
-    let after = window_watermark(flow);
+    let after = flow.inputs.window_watermark(lateness);
     if let Some(to) = after
         && before.is_none_or(|b| to > b)
     {
@@ -343,7 +338,10 @@ pub(super) fn run(
             });
         }
     }
-    let from = window_watermark(flow).map(|w| w.saturating_sub(lookback));
+    let from = flow
+        .inputs
+        .window_watermark(lateness)
+        .map(|w| w.saturating_sub(lookback));
     for part in flow.inputs.parts_mut() {
         prune(&mut part.needed, from);
     }

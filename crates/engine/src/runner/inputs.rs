@@ -114,6 +114,12 @@ impl Inputs {
         self.watermarks.least(self.names())
     }
 
+    /// The window watermark for an allowed lateness of `lateness_ms`: window ends at or
+    /// before it are final.
+    pub(super) fn window_watermark(&self, lateness_ms: i64) -> Option<i64> {
+        self.watermark().map(|w| w.0.saturating_sub(lateness_ms))
+    }
+
     /// Moves each stream's watermark as its partitions' event times and idleness allow
     /// (`now_ms` is the clock); returns whether any moved.
     pub(super) fn advance_watermarks(&mut self, now_ms: i64) -> bool {

@@ -18,7 +18,7 @@
 //! checkpoint).
 
 use super::batch_run;
-use super::blueprint::{Blueprint, compile_view, consumer_name, result_table};
+use super::blueprint::{Blueprint, consumer_name, result_table};
 use super::checkpoint::{self, Checkpointer, OperatorCheckpoint, Progressed};
 use super::dataflow::Dataflow;
 use super::inputs::{Inputs, PartInput, StreamInput, part_key};
@@ -87,7 +87,13 @@ impl ViewRunner {
         mut store: Box<dyn ResultStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<ViewRunner> {
-        let mut compiled = compile_view(data, views, def)?;
+        let blueprint = Blueprint {
+            def: def.clone(),
+            streams: data.streams(),
+            earlier: views.earlier_than(&def.name),
+            root_dir: data.root().to_path_buf(),
+        };
+        let mut compiled = blueprint.compile()?;
         store.create_view(&result_table(def, &compiled))?;
         // Before the checkpoint is read: another writer could move it on afterwards.
         store.claim_writer(&def.name)?;
@@ -123,12 +129,7 @@ impl ViewRunner {
             now,
         );
         let mut runner = ViewRunner {
-            blueprint: Blueprint {
-                def: def.clone(),
-                streams: data.streams(),
-                earlier: views.earlier_than(&def.name),
-                root_dir: data.root().to_path_buf(),
-            },
+            blueprint,
             flow: Dataflow {
                 inputs,
                 ops: compiled,
@@ -337,10 +338,7 @@ impl ViewRunner {
     /// The view's window watermark: window ends at or before it are final.
     fn window_watermark(&self) -> Option<i64> {
         let lateness = self.blueprint.def.options.allowed_lateness_ms as i64;
-        self.flow
-            .inputs
-            .watermark()
-            .map(|w| w.0.saturating_sub(lateness))
+        self.flow.inputs.window_watermark(lateness)
     }
 
     /// The earliest event time an open window can hold, when DataFusion runs batch runs.
