@@ -2,8 +2,8 @@
 //! accepted even when others are rejected; the response lists the rejected rows with
 //! their reasons. With `Idempotency-Key`, a retried request is applied at most once.
 
-use super::App;
 use super::error::ApiError;
+use super::state::App;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -6,8 +6,8 @@
 //! ingest counters since the server started, view counters over the view's life (they are
 //! committed with its results).
 
-use super::App;
 use super::error::ApiError;
+use super::state::App;
 use super::views::{ViewFigures, all_figures, blocking};
 use axum::extract::State;
 use axum::http::header;

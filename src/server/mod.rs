@@ -9,7 +9,9 @@ mod ingest;
 mod log_access;
 mod metrics;
 mod reconciler;
+mod reconciliations;
 mod sql;
+mod state;
 mod views;
 
 use crate::cli::ServeArgs;
@@ -22,50 +24,12 @@ use axum::serve::ListenerExt;
 use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
 use log_access::LogAccess;
+use state::App;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Shared state of the server.
-pub struct App {
-    /// The data directory: held for writing, or read beside its writer (`--role query`).
-    pub log: LogAccess,
-    /// Where view results are kept.
-    pub store: StoreLocation,
-    /// Counter for generated request ids.
-    pub requests: AtomicU64,
-    /// Why the views thread stopped, if it failed.
-    pub views_failed: Mutex<Option<String>>,
-    /// DDL for the views thread (`POST /v1/sql`).
-    pub ddl: std::sync::mpsc::SyncSender<sql::DdlRequest>,
-    /// Bumped after every DDL request, so that readers drop what they cached.
-    pub catalog_generation: AtomicU64,
-    /// What scheduled reconciliations found, per view.
-    pub reconciliations: reconciler::Reconciliations,
-}
-
-impl App {
-    /// The catalog generation: readers cache the catalog and a store connection per
-    /// generation.
-    pub fn catalog_generation(&self) -> u64 {
-        self.catalog_generation.load(Ordering::SeqCst)
-    }
-
-    /// The views thread applied DDL: what readers cached may be out of date.
-    pub fn catalog_changed(&self) {
-        self.catalog_generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Why the views thread stopped, if it failed (a bug or a permanent store error).
-    pub fn views_error(&self) -> Option<String> {
-        self.views_failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
 
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {
@@ -130,8 +94,8 @@ pub fn run_with(
             LogAccess::Reader(data_dir.to_path_buf())
         }
     };
-    let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(sql::DDL_QUEUE_MAX);
-    let reconciliations = reconciler::Reconciliations::open(log.root(), log.is_writer());
+    let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(state::DDL_QUEUE_MAX);
+    let reconciliations = reconciliations::Reconciliations::open(log.root(), log.is_writer());
     let app = Arc::new(App {
         log,
         store: store.clone(),

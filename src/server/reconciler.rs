@@ -1,127 +1,22 @@
 //! Scheduled reconciliation: every `reconcile_every`, a view is recomputed in batch for the
 //! windows it finalised since the last run (the first run: all of them; later runs overlap
 //! the previous one by one period, so a window across the boundary is not skipped when it is
-//! no longer than the period) and compared with its stored rows, on a thread of its own (a long batch run never stalls the views or the HTTP server). Each run's figures are
-//! logged, kept for `/v1/views` and `/v1/status`, and exported as metrics; differences are
-//! reported, not repaired (that is `freshet reconcile --repair`).
-//!
-//! The figures are kept in `<data dir>/reconciliations.json`, replaced after every run: a
-//! restarted server shows the figures and totals so far and goes on from the windows the
-//! last run reached, and a query-only server beside the writer reads them from there.
+//! no longer than the period) and compared with its stored rows, on a thread of its own (a
+//! long batch run never stalls the views or the HTTP server). Each run's figures are logged,
+//! kept (`reconciliations`) for `/v1/views` and `/v1/status`, and exported as metrics;
+//! differences are reported, not repaired (that is `freshet reconcile --repair`). A
+//! restarted server goes on from the windows the last run reached.
 
+use super::state::App;
 use freshet_engine::ViewCatalog;
 use freshet_engine::reconcile::{Request, reconcile};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use super::App;
 
 /// How often the reconciler looks for views that are due.
 const TICK: Duration = Duration::from_secs(1);
-
-/// The file the figures are kept in, in the data directory.
-const FILE: &str = "reconciliations.json";
-
-/// What a view's scheduled reconciliations found.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Figures {
-    /// Runs so far.
-    pub runs: u64,
-    /// When the last run finished, ms since the epoch.
-    pub last_run_ms: i64,
-    /// The event-time range of the last run's windows, ms since the epoch.
-    pub from_ms: i64,
-    pub to_ms: i64,
-    /// The last run's counts and correctness ratio.
-    pub matched: u64,
-    pub mismatched: u64,
-    pub missing: u64,
-    pub extra: u64,
-    pub ratio: f64,
-    /// Rows of each kind over every run (the metrics' counters).
-    pub total_matched: u64,
-    pub total_mismatched: u64,
-    pub total_missing: u64,
-    pub total_extra: u64,
-    /// Why the last run failed, if it did.
-    pub error: Option<String>,
-    /// The view's query when these figures were taken: a view dropped and created again
-    /// under the same name starts afresh.
-    pub query: String,
-    /// The end of the windows the last successful run compared (where the next run goes
-    /// on from, less one period).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compared_to_ms: Option<i64>,
-}
-
-/// Figures per view, kept in the data directory's [`FILE`].
-pub struct Reconciliations {
-    dir: PathBuf,
-    /// Whether this server runs the reconciliations (and writes the file); a query-only
-    /// server reads the file on each request instead.
-    writer: bool,
-    figures: Mutex<BTreeMap<String, Figures>>,
-}
-
-impl Reconciliations {
-    /// The figures kept in the data directory `dir`. A missing file is no runs yet; an
-    /// unreadable one is logged and started afresh (the figures are a report, not state
-    /// anything depends on).
-    pub fn open(dir: &Path, writer: bool) -> Reconciliations {
-        Reconciliations {
-            dir: dir.to_path_buf(),
-            writer,
-            figures: Mutex::new(read(dir)),
-        }
-    }
-
-    pub fn get(&self, view: &str) -> Option<Figures> {
-        if !self.writer {
-            return read(&self.dir).remove(view);
-        }
-        self.figures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(view)
-            .cloned()
-    }
-
-    /// Changes `view`'s figures, forgets views no longer in `catalog`, and rewrites the file.
-    fn update(&self, catalog: &ViewCatalog, view: &str, f: impl FnOnce(&mut Figures)) {
-        let mut all = self.figures.lock().unwrap_or_else(|e| e.into_inner());
-        let figures = all.entry(view.to_owned()).or_default();
-        if let Some(def) = catalog.get(view)
-            && figures.query != def.query
-        {
-            *figures = Figures {
-                query: def.query.clone(),
-                ..Figures::default()
-            };
-        }
-        f(figures);
-        all.retain(|name, _| catalog.get(name).is_some());
-        let bytes = serde_json::to_vec_pretty(&*all).expect("figures always serialise");
-        if let Err(e) = freshet_types::files::write_atomically(&self.dir, FILE, &bytes) {
-            tracing::warn!(error = %e, "cannot keep the reconciliation figures in {FILE}");
-        }
-    }
-}
-
-fn read(dir: &Path) -> BTreeMap<String, Figures> {
-    let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(path = %path.display(), error = %e, "unreadable reconciliation figures; starting afresh");
-            BTreeMap::new()
-        }),
-        Err(_) => BTreeMap::new(),
-    }
-}
 
 /// Runs scheduled reconciliations until `stop` is set.
 pub fn run(app: &App, stop: &AtomicBool) {
@@ -130,16 +25,9 @@ pub fn run(app: &App, stop: &AtomicBool) {
     // restarted server goes on from where the kept figures say.
     let kept: HashMap<String, (String, i64, Option<i64>)> = app
         .reconciliations
-        .figures
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(view, f)| {
-            (
-                view.clone(),
-                (f.query.clone(), f.last_run_ms, f.compared_to_ms),
-            )
-        })
+        .all()
+        .into_iter()
+        .map(|(view, f)| (view, (f.query, f.last_run_ms, f.compared_to_ms)))
         .collect();
     let mut last: HashMap<String, (i64, Option<i64>)> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {

@@ -5,8 +5,8 @@
 //! runner, and a created view starts running (backfilling its history) as soon as it is
 //! created.
 
-use super::App;
 use super::error::ApiError;
+use super::state::{App, DdlRequest};
 use crate::app::supervisor::Supervisor;
 use anyhow::Context;
 use axum::Json;
@@ -20,18 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, TrySendError};
 
-/// DDL requests waiting for the views thread; more are refused with 503.
-pub const DDL_QUEUE_MAX: usize = 16;
-
 /// How long `POST /v1/sql` waits for the views thread (busy with a long step, or waiting
 /// out a store outage) before answering 503.
 const DDL_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// One `POST /v1/sql` body, handed to the views thread.
-pub struct DdlRequest {
-    sql: String,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<String>, ApiError>>,
-}
 
 /// The request body.
 #[derive(Deserialize)]

@@ -3,8 +3,8 @@
 //! to the result store, so reads never wait for a view's commit: on tokio's blocking pool,
 //! except a page of results from a local SQLite file, which is cheaper to read in place.
 
-use super::App;
 use super::error::ApiError;
+use super::state::App;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
