@@ -16,6 +16,7 @@ use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_row::{RowConverter, Rows as RowBytes};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
+use freshet_types::Watermark;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -141,7 +142,7 @@ pub struct Aggregate {
     session_ends: BTreeSet<(i64, Box<[u8]>, i64)>,
     pending_deletes: Vec<Vec<u8>>,
     state_bytes: usize,
-    window_watermark: Option<i64>,
+    window_watermark: Option<Watermark>,
 }
 
 const KIND_FIXED: u8 = 1;
@@ -197,12 +198,10 @@ impl Aggregate {
     }
 
     /// Window ends at or before this have been emitted.
-    pub fn window_watermark(&self) -> Option<i64> {
+    pub fn window_watermark(&self) -> Option<Watermark> {
         match self.grouping {
             // Sessions close one gap after the input watermark passes their end.
-            Grouping::Session { gap_ms, .. } => {
-                self.window_watermark.map(|w| w.saturating_sub(gap_ms))
-            }
+            Grouping::Session { gap_ms, .. } => self.window_watermark.map(|w| w.less(gap_ms)),
             _ => self.window_watermark,
         }
     }
@@ -279,7 +278,7 @@ impl Aggregate {
                 }
                 let mut bytes = 0;
                 for (s, e, list) in by_window {
-                    if self.window_watermark.is_some_and(|w| e <= w) {
+                    if self.window_watermark.is_some_and(|w| w.completes(e)) {
                         return Err(EngineError::Bug(format!(
                             "a row for window ending {e} reached an aggregate whose window \
                              watermark is {:?}",
@@ -402,7 +401,7 @@ impl Aggregate {
     }
 
     /// The input's window watermark moved to `wm`: emit what it completes.
-    pub fn on_watermark(&mut self, wm: Option<i64>, ctx: &mut Ctx) -> Result<Vec<Rows>> {
+    pub fn on_watermark(&mut self, wm: Option<Watermark>, ctx: &mut Ctx) -> Result<Vec<Rows>> {
         let Some(wm) = wm else { return Ok(Vec::new()) };
         if self.window_watermark.is_some_and(|w| wm < w) {
             return Ok(Vec::new());
@@ -412,7 +411,7 @@ impl Aggregate {
         match self.grouping {
             Grouping::Fixed { .. } => {
                 while let Some((&e, _)) = self.windows.first_key_value() {
-                    if e > wm {
+                    if !wm.completes(e) {
                         break;
                     }
                     let groups = self.windows.remove(&e).expect("first key exists");
@@ -440,10 +439,10 @@ impl Aggregate {
                 // A session ending at `e` is final only once no on-time event can still
                 // join it: such an event at `t` has `t + gap > wm`, and it touches the
                 // session when `t < e`, so the session is safe once `e <= wm - gap`.
-                let close = wm.saturating_sub(gap_ms);
+                let close = wm.less(gap_ms);
                 let mut closed = Vec::new();
                 while let Some(first) = self.session_ends.first() {
-                    if first.0 > close {
+                    if !close.completes(first.0) {
                         break;
                     }
                     let (end, key, start) = self.session_ends.pop_first().expect("first exists");
@@ -505,7 +504,7 @@ impl Aggregate {
                 } else {
                     self.amend_lateness_ms
                         .zip(self.window_watermark)
-                        .map(|(l, w)| w.saturating_add(l))
+                        .map(|(l, w)| w.more(l).0)
                 };
                 let Some(limit) = limit else { return Ok(out) };
                 let ends: Vec<i64> = self.windows.range(..=limit).map(|(e, _)| *e).collect();

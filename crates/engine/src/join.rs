@@ -15,6 +15,7 @@ use arrow_row::RowConverter;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
+use freshet_types::Watermark;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -76,7 +77,7 @@ pub struct WindowJoin {
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
     pending_deletes: Vec<Vec<u8>>,
     state_bytes: usize,
-    window_watermark: Option<i64>,
+    window_watermark: Option<Watermark>,
 }
 
 const KIND_JOIN: u8 = 4;
@@ -122,7 +123,7 @@ impl WindowJoin {
     }
 
     /// Window ends at or before this have been joined and emitted.
-    pub fn window_watermark(&self) -> Option<i64> {
+    pub fn window_watermark(&self) -> Option<Watermark> {
         self.window_watermark
     }
 
@@ -144,7 +145,7 @@ impl WindowJoin {
                 let mask = BooleanArray::from_iter(ends.iter().map(|&x| Some(x == e)));
                 rows.filter(&mask)?
             };
-            if self.window_watermark.is_some_and(|w| e <= w) {
+            if self.window_watermark.is_some_and(|w| w.completes(e)) {
                 return Err(EngineError::Bug(format!(
                     "a row for window ending {e} reached a join already past it"
                 )));
@@ -174,7 +175,11 @@ impl WindowJoin {
     }
 
     /// Both inputs' window watermarks: join and emit the windows they complete.
-    pub fn on_watermark(&mut self, left: Option<i64>, right: Option<i64>) -> Result<Vec<Rows>> {
+    pub fn on_watermark(
+        &mut self,
+        left: Option<Watermark>,
+        right: Option<Watermark>,
+    ) -> Result<Vec<Rows>> {
         let (Some(l), Some(r)) = (left, right) else {
             return Ok(Vec::new());
         };
@@ -185,7 +190,7 @@ impl WindowJoin {
         self.window_watermark = Some(wm);
         let mut out = Vec::new();
         while let Some((&e, _)) = self.buffers.first_key_value() {
-            if e > wm {
+            if !wm.completes(e) {
                 break;
             }
             let buf = self.buffers.remove(&e).expect("first key exists");

@@ -17,7 +17,7 @@ use crate::window::{WindowKind, ms_text};
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
-use freshet_types::RowOffsets;
+use freshet_types::{RowOffsets, Watermark};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -171,9 +171,9 @@ impl Node {
         match &mut self.op {
             Op::Source(s) => {
                 if let Some(w) = watermarks.get(&s.stream)
-                    && s.watermark.is_none_or(|old| w.0 > old)
+                    && s.watermark.is_none_or(|old| w > old)
                 {
-                    s.watermark = Some(w.0);
+                    s.watermark = Some(w);
                 }
                 Ok(Vec::new())
             }
@@ -200,7 +200,7 @@ impl Node {
     }
 
     /// Window ends at or before this will see no more output rows from this node.
-    pub fn window_watermark(&self) -> Option<i64> {
+    pub fn window_watermark(&self) -> Option<Watermark> {
         match &self.op {
             Op::Source(s) => s.window_watermark(),
             Op::Filter { input, .. } | Op::Project { input, .. } => input.window_watermark(),

@@ -17,7 +17,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use freshet_store::{LateEvent, RowState};
-use freshet_types::{RowOffsets, Window};
+use freshet_types::{RowOffsets, Watermark, Window};
 use std::sync::Arc;
 
 /// A stream read by a view.
@@ -34,7 +34,7 @@ pub struct Source {
     /// Output schema.
     pub schema: SchemaRef,
     /// The stream's watermark, as last told.
-    pub watermark: Option<i64>,
+    pub watermark: Option<Watermark>,
     /// Allowed lateness of the view (applies to windowed sources).
     pub lateness_ms: i64,
 }
@@ -54,8 +54,8 @@ pub fn times_ms(col: &ArrayRef) -> Result<TimestampMillisecondArray> {
 
 impl Source {
     /// Window ends at or before this are complete: no row of them will be accepted.
-    pub fn window_watermark(&self) -> Option<i64> {
-        self.watermark.map(|w| w.saturating_sub(self.lateness_ms))
+    pub fn window_watermark(&self) -> Option<Watermark> {
+        self.watermark.map(|w| w.less(self.lateness_ms))
     }
 
     /// Rows of `batch` (partition `partition`, its rows at `offsets`) in this source's shape.
@@ -111,11 +111,11 @@ impl Source {
             for k in 0..per {
                 let w = kind.window(t, k);
                 let (s, e) = (w.start(), w.end());
-                if closed.is_some_and(|c| e <= c) {
+                if closed.is_some_and(|c| c.completes(e)) {
                     self.late(batch, partition, offsets.get(i), i, t, w, ctx)?;
                     continue;
                 }
-                amends |= amending.is_some_and(|w| e <= w);
+                amends |= amending.is_some_and(|w| w.completes(e));
                 rows.push(i as u32);
                 starts.push(s);
                 ends.push(e);
@@ -188,7 +188,7 @@ impl Source {
                          lateness had reached {}",
                         fmt_ms(window.start()),
                         fmt_ms(window.end()),
-                        fmt_ms(self.window_watermark().unwrap_or(i64::MIN))
+                        fmt_ms(self.window_watermark().unwrap_or(Watermark::MIN).0)
                     ),
                     row_json: row_json(batch, i)?,
                 });

@@ -173,6 +173,27 @@ impl Watermark {
         );
         *self = next;
     }
+
+    /// This watermark held back by `ms` (allowed lateness, a session gap), saturating: a
+    /// window watermark derived from a stream's.
+    #[inline]
+    pub fn less(self, ms: i64) -> Watermark {
+        Watermark(self.0.saturating_sub(ms))
+    }
+
+    /// This watermark moved on by `ms`, saturating: the stream watermark a window watermark
+    /// held back by `ms` came from.
+    #[inline]
+    pub fn more(self, ms: i64) -> Watermark {
+        Watermark(self.0.saturating_add(ms))
+    }
+
+    /// Whether an interval ending at `end` (exclusive) lies wholly before this watermark:
+    /// no event inside it is expected any more.
+    #[inline]
+    pub fn completes(self, end: i64) -> bool {
+        end <= self.0
+    }
 }
 
 /// A half-open event-time interval `[start, end)`, end exclusive; `end > start` always.
@@ -238,6 +259,17 @@ mod tests {
         w.advance(Watermark(5));
         w.advance(Watermark(5));
         assert_eq!(w, Watermark(5));
+    }
+
+    #[test]
+    fn watermark_completes_intervals_ending_at_or_before_it() {
+        let w = Watermark(10).less(4);
+        assert_eq!(w, Watermark(6));
+        assert!(w.completes(6));
+        assert!(!w.completes(7));
+        assert_eq!(Watermark::MIN.less(1), Watermark::MIN);
+        assert_eq!(Watermark::MAX.more(1), Watermark::MAX);
+        assert_eq!(w.more(4), Watermark(10));
     }
 
     #[test]

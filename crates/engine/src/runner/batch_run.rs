@@ -289,7 +289,7 @@ pub(super) fn run(
     if let Some(to) = after
         && before.is_none_or(|b| to > b)
     {
-        let from = before.map(|b| b.saturating_sub(lookback));
+        let from = before.map(|b| b.less(lookback).0);
         let bounds: HashMap<String, Vec<(u64, u64)>> = flow
             .inputs
             .streams
@@ -309,13 +309,13 @@ pub(super) fn run(
             Views::Recomputed(&blueprint.earlier),
             TimeRange {
                 from_ms: from,
-                to_ms: Some(to),
+                to_ms: Some(to.0),
             },
             &bounds,
         )?;
         let schema = flow.ops.result_schema.clone();
-        let window = (from.unwrap_or(i64::MIN), to);
-        let ends_after = before.unwrap_or(i64::MIN);
+        let window = (from.unwrap_or(i64::MIN), to.0);
+        let ends_after = before.map_or(i64::MIN, |b| b.0);
         let mut rows = Vec::new();
         session.for_each(&blueprint.def.query, |batch| {
             let batch = in_range(batch, &schema, window, ends_after, false)?;
@@ -341,7 +341,7 @@ pub(super) fn run(
     let from = flow
         .inputs
         .window_watermark(lateness)
-        .map(|w| w.saturating_sub(lookback));
+        .map(|w| w.less(lookback).0);
     for part in flow.inputs.parts_mut() {
         prune(&mut part.needed, from);
     }

@@ -116,8 +116,8 @@ impl Inputs {
 
     /// The window watermark for an allowed lateness of `lateness_ms`: window ends at or
     /// before it are final.
-    pub(super) fn window_watermark(&self, lateness_ms: i64) -> Option<i64> {
-        self.watermark().map(|w| w.0.saturating_sub(lateness_ms))
+    pub(super) fn window_watermark(&self, lateness_ms: i64) -> Option<Watermark> {
+        self.watermark().map(|w| w.less(lateness_ms))
     }
 
     /// Moves each stream's watermark as its partitions' event times and idleness allow

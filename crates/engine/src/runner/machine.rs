@@ -336,7 +336,7 @@ impl ViewRunner {
     }
 
     /// The view's window watermark: window ends at or before it are final.
-    fn window_watermark(&self) -> Option<i64> {
+    fn window_watermark(&self) -> Option<Watermark> {
         let lateness = self.blueprint.def.options.allowed_lateness_ms as i64;
         self.flow.inputs.window_watermark(lateness)
     }
@@ -344,7 +344,7 @@ impl ViewRunner {
     /// The earliest event time an open window can hold, when DataFusion runs batch runs.
     fn open_from(&self) -> Option<i64> {
         let lookback = self.lookback_ms()?;
-        self.window_watermark().map(|w| w.saturating_sub(lookback))
+        self.window_watermark().map(|w| w.less(lookback).0)
     }
 
     /// Enters [`Phase::BatchRuns`] from the operators: finds the frames open windows need
