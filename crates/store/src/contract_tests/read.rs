@@ -327,3 +327,28 @@ fn read_page_gives_the_status_with_the_rows(test: &TestStore) {
         assert!(store.read_page("nope", &all()).is_err());
     }
 }
+
+contract_test!(a_negative_offset_in_the_progress_is_refused_as_corruption);
+fn a_negative_offset_in_the_progress_is_refused_as_corruption(test: &TestStore) {
+    let mut store = test.open();
+    six_counts(&mut *store);
+    drop(store);
+    test.uncommitted(&format!(
+        "UPDATE {} SET next_offset = -1 WHERE view = 'counts' AND \"partition\" = 1;",
+        test.table("freshet_progress")
+    ))
+    .commit();
+    let store = test.open_read_only();
+    for error in [
+        store.status("counts").expect_err("status"),
+        store.read_page("counts", &all()).expect_err("page"),
+        store.load("counts").expect_err("load"),
+    ] {
+        assert!(
+            matches!(error, StoreError::Corrupt { .. }),
+            "a corrupt row is reported as such, not as {error:?}"
+        );
+        assert!(error.to_string().contains("'counts'"), "{error}");
+        assert!(!error.retriable(), "{error}");
+    }
+}

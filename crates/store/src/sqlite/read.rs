@@ -290,3 +290,44 @@ fn time_bound(ms: i64, unit: Unit, round_up: bool) -> Value {
     assert!(formatted, "a clamped bound is within the years 0000-9999");
     Value::Text(text.as_str().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ResultStore;
+    use crate::contract_tests::fixtures::{
+        all, counts, counts_table, progress, six_counts, upserts_only,
+    };
+    use crate::model::RowState;
+    use crate::sqlite::store::temp_store;
+
+    /// A page and its status come from one snapshot: a commit landing between the two
+    /// reads is seen by neither, and by the next read.
+    #[test]
+    fn a_page_and_its_status_come_from_one_snapshot() {
+        let (dir, mut writer) = temp_store();
+        six_counts(&mut writer);
+        let reader =
+            SqliteStore::open_read_only(&dir.path().join("results.db")).expect("open a reader");
+        let later = counts(
+            &counts_table().schema,
+            &[(Some("c"), 9, 7)],
+            RowState::Final,
+        );
+        let at = || "a snapshot".to_owned();
+        let (status, page) = reader
+            .in_snapshot(&at, || {
+                let status = reader.current_status("counts")?;
+                writer
+                    .commit("counts", &upserts_only(vec![later], progress(7, 0)))
+                    .expect("commit between the two reads");
+                Ok((status, reader.results_page("counts", &all())?))
+            })
+            .expect("read in one snapshot");
+        assert_eq!(status.progress, Some(progress(6, 0)));
+        assert_eq!(page.batch.num_rows(), 6, "the page saw a later commit");
+        let (status, page) = reader.read_page("counts", &all()).expect("read again");
+        assert_eq!(status.progress, Some(progress(7, 0)));
+        assert_eq!(page.batch.num_rows(), 7);
+    }
+}
