@@ -12,7 +12,8 @@ use crate::Ctx;
 use crate::accumulate::{Acc, AggSpec, get_bytes, put_bytes, take8};
 use crate::error::{EngineError, Result};
 use crate::rows::Rows;
-use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
 use arrow_row::{RowConverter, Rows as RowBytes};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
@@ -124,6 +125,9 @@ pub struct Aggregate {
     pub key_exprs: Vec<Arc<dyn PhysicalExpr>>,
     /// Aggregate arguments.
     pub args: Vec<Arc<dyn PhysicalExpr>>,
+    /// Each aggregate's `FILTER (WHERE ...)`, if it has one: rows for which it is not true
+    /// do not reach that aggregate.
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// Aggregate functions.
     pub specs: Vec<AggSpec>,
     /// Windowing.
@@ -149,6 +153,27 @@ const KIND_FIXED: u8 = 1;
 const KIND_UNBOUNDED: u8 = 2;
 const KIND_SESSION: u8 = 3;
 
+/// `arg` with NULL wherever `filter` is not true over `batch`: every aggregate skips NULLs,
+/// so this is `FILTER (WHERE filter)` applied before the aggregate sees the rows.
+fn only_where(
+    arg: &ArrayRef,
+    filter: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> Result<ArrayRef> {
+    let keep = filter.evaluate(batch)?.into_array(batch.num_rows())?;
+    let keep = keep
+        .as_boolean_opt()
+        .ok_or_else(|| EngineError::Bug(format!("FILTER gave {}", keep.data_type())))?;
+    let kept = match keep.nulls() {
+        Some(nulls) => keep.values() & nulls.inner(),
+        None => keep.values().clone(),
+    };
+    Ok(arrow_select::nullif::nullif(
+        arg,
+        &BooleanArray::new(!&kept, None),
+    )?)
+}
+
 /// Big-endian with the sign bit flipped: byte order equals numeric order.
 pub fn sortable(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
@@ -168,6 +193,7 @@ impl Aggregate {
         key_exprs: Vec<Arc<dyn PhysicalExpr>>,
         key_fields: Vec<arrow_row::SortField>,
         args: Vec<Arc<dyn PhysicalExpr>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
         specs: Vec<AggSpec>,
         grouping: Grouping,
     ) -> Result<Aggregate> {
@@ -177,6 +203,7 @@ impl Aggregate {
             layout,
             key_exprs,
             args,
+            filters,
             specs,
             grouping,
             emit_updates: false,
@@ -235,7 +262,12 @@ impl Aggregate {
                     .convert_columns(&self.eval(&self.key_exprs, batch)?)?,
             )
         };
-        let args = self.eval(&self.args, batch)?;
+        let mut args = self.eval(&self.args, batch)?;
+        for (arg, filter) in args.iter_mut().zip(&self.filters) {
+            if let Some(filter) = filter {
+                *arg = only_where(arg, filter, batch)?;
+            }
+        }
         let values: Vec<Option<RowBytes>> = self
             .specs
             .iter()

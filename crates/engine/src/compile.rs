@@ -370,9 +370,6 @@ fn build_scan(scan: &datafusion::logical_expr::TableScan, cx: &mut Cx) -> Result
 fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
-    if p.filter.is_some() {
-        return Err(unsupported(format!("FILTER (WHERE ...) on {name}")));
-    }
     if !p.order_by.is_empty() {
         return Err(unsupported(format!("ORDER BY inside {name}")));
     }
@@ -468,6 +465,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         ));
     }
     let mut args = Vec::new();
+    let mut filters = Vec::new();
     let mut specs = Vec::new();
     for (j, e) in a.aggr_expr.iter().enumerate() {
         let inner = match e {
@@ -483,6 +481,13 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         let expected = a.schema.field(a.group_expr.len() + j).data_type();
         specs.push(AggSpec::new(kind, arg_type, expected)?);
         args.push(cx.physical(arg, in_schema)?);
+        filters.push(
+            f.params
+                .filter
+                .as_deref()
+                .map(|filter| cx.physical(filter, in_schema))
+                .transpose()?,
+        );
     }
     let id = cx.next_id;
     cx.next_id += 1;
@@ -505,6 +510,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         key_exprs,
         key_fields,
         args,
+        filters,
         specs,
         grouping,
     )?;

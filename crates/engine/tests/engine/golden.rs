@@ -288,6 +288,7 @@ golden!(
     late_update,
     idle_partition,
     provisional_updates,
+    aggregate_filter,
 );
 
 #[test]

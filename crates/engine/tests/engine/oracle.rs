@@ -3,9 +3,10 @@
 //! over the same rows, minus the rows the view dead-lettered as late (which are checked to
 //! be late by the watermark rule). The batch queries are written independently in plain
 //! DataFusion SQL: `date_bin` for tumbling windows, a cross join for hopping windows, and
-//! `lag` gap detection for sessions. The same input then runs through the view's batch
-//! mode (DataFusion batch runs), whose rows must equal the batch query over every row the
-//! runs did not set aside as late.
+//! `lag` gap detection for sessions (a row more than a gap after the previous one opens a
+//! session; exactly a gap after joins it, as in Flink), `CASE` for `FILTER (WHERE ...)`.
+//! The same input then runs through the view's batch mode (DataFusion batch runs), whose
+//! rows must equal the batch query over every row the runs did not set aside as late.
 
 use crate::support::{Backend, Harness};
 use arrow_array::{Array, RecordBatch};
@@ -39,12 +40,16 @@ const SHAPES: &[Shape] = &[
         name: "tumble",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT auction, window_start, \
             window_end, COUNT(*) AS n, SUM(price) AS s, MIN(price) AS lo, MAX(price) AS hi, \
-            AVG(price) AS a, COUNT(DISTINCT bidder) AS d, MAX(channel) AS c \
+            AVG(price) AS a, COUNT(DISTINCT bidder) AS d, MAX(channel) AS c, \
+            COUNT(*) FILTER (WHERE price > 25) AS big, \
+            MAX(price) FILTER (WHERE channel = 'ch1') AS ch1_hi \
             FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) GROUP BY auction, window_start, window_end",
         view: "v",
         batch: "SELECT auction, ws AS window_start, ws + INTERVAL '2 seconds' AS window_end, \
             COUNT(*) AS n, SUM(price) AS s, MIN(price) AS lo, MAX(price) AS hi, AVG(price) AS a, \
-            COUNT(DISTINCT bidder) AS d, MAX(channel) AS c FROM (SELECT *, \
+            COUNT(DISTINCT bidder) AS d, MAX(channel) AS c, \
+            SUM(CASE WHEN price > 25 THEN 1 ELSE 0 END) AS big, \
+            MAX(CASE WHEN channel = 'ch1' THEN price END) AS ch1_hi FROM (SELECT *, \
             date_bin(INTERVAL '2 seconds', date_time, TIMESTAMP '1970-01-01T00:00:00') AS ws \
             FROM bid) GROUP BY auction, ws",
         lateness_ms: 500,
