@@ -395,7 +395,9 @@ impl Aggregate {
         let mut first = true;
         while j < list.len() {
             let s = &list[j];
-            if s.start < e && t < s.end {
+            // Sessions that touch merge, as in Flink: an event exactly one gap after the
+            // last one (`t == s.end`) or one gap before the first (`e == s.start`) joins.
+            if s.start <= e && t <= s.end {
                 let s = list.swap_remove(j);
                 self.session_ends.remove(&(s.end, key.into(), s.start));
                 merged.start = merged.start.min(s.start);

@@ -2,8 +2,8 @@
 //! a table function does not see; so before planning, each `FROM SESSION(stream, ts, gap)`
 //! read by a `SELECT … GROUP BY keys, window_start, window_end` is replaced by a derived
 //! table that finds the sessions per key with window functions: a row opens a session when
-//! it is its key's first or comes a gap or more after the previous row (in event-time
-//! order); the session is `[its first row's time, its last row's time + gap)`, the bounds
+//! it is its key's first or comes more than a gap after the previous row (in event-time
+//! order; a row exactly one gap after the previous one stays in its session, as in Flink); the session is `[its first row's time, its last row's time + gap)`, the bounds
 //! the streaming operator gives once it has merged every row.
 
 use freshet_streams::StreamDef;
@@ -144,7 +144,7 @@ fn rewrite_factor(
                  FROM (SELECT *, SUM(__freshet_opens) OVER ({by} ORDER BY {ts} \
                  ROWS UNBOUNDED PRECEDING) AS __freshet_session \
                  FROM (SELECT *, CASE WHEN lag({ts}) OVER ({by} ORDER BY {ts}) IS NULL \
-                 OR {ts} - lag({ts}) OVER ({by} ORDER BY {ts}) >= {gap} THEN 1 ELSE 0 END \
+                 OR {ts} - lag({ts}) OVER ({by} ORDER BY {ts}) > {gap} THEN 1 ELSE 0 END \
                  AS __freshet_opens FROM {stream}) AS __freshet_o) AS __freshet_s) AS {alias}",
                 p2 = if keys.is_empty() {
                     "PARTITION BY"

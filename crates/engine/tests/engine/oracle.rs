@@ -93,7 +93,7 @@ const SHAPES: &[Shape] = &[
         view: "v",
         batch: "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
             (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
-            (PARTITION BY bidder ORDER BY date_time) >= INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
+            (PARTITION BY bidder ORDER BY date_time) > INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
             END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
             date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
             window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
