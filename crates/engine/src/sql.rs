@@ -14,9 +14,10 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::TableType;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use freshet_streams::StreamDef;
@@ -221,6 +222,35 @@ impl TableFunctionImpl for WindowFunction {
     }
 }
 
+/// Refuses a query whose result depends on when or how often it is evaluated (`now()`,
+/// `current_date`, `random()`, ...): DataFusion would fold `now()` into the planning
+/// instant, so a streaming view, its batch runs and a reconciliation would each see a
+/// different constant, and the modes could never agree.
+fn refuse_time_dependent(plan: &LogicalPlan) -> Result<()> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    found = Some(f.func.name().to_owned());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match found {
+        None => Ok(()),
+        Some(name) => Err(EngineError::Sql(format!(
+            "{name}() in a view: its value depends on when the view runs, so streaming, \
+         micro-batch and batch runs would disagree; compare with the event-time column \
+         (for example the window's window_end) or a literal TIMESTAMP instead"
+        ))),
+    }
+}
+
 /// A DataFusion session that knows the data directory's streams and views.
 pub struct SqlPlanner {
     ctx: SessionContext,
@@ -290,6 +320,7 @@ impl SqlPlanner {
             }
             _ => {}
         }
+        refuse_time_dependent(&plan)?;
         Ok(state.optimize(&plan)?)
     }
 

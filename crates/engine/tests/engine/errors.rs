@@ -128,3 +128,21 @@ fn drop_view_with_dependents_and_stream_with_views_are_refused() {
     h.execute("DROP VIEW a").expect("drop a");
     assert!(h.views().views.is_empty());
 }
+
+/// Issue 16: `now()` was folded into the planning instant, so streaming, batch runs and a
+/// reconciliation each saw a different constant.
+#[test]
+fn issue_16_functions_of_the_clock_are_refused() {
+    refused(
+        "CREATE VIEW v AS SELECT auction FROM bid WHERE date_time > now() - INTERVAL '1' HOUR",
+        "now() in a view",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, current_date() AS d FROM bid",
+        "current_date() in a view",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, random() AS r FROM bid",
+        "random() in a view",
+    );
+}
