@@ -74,7 +74,9 @@ pub struct ViewRunner {
     /// open window needs), if it did: the operators run batch mode from then on.
     batch_refused: Option<String>,
     last_commit_ms: i64,
-    last_emit_ms: i64,
+    /// When provisional rows were last emitted (`emit = 'on_update'`); `None` until the
+    /// first commit after opening, which emits whatever changed since the checkpoint.
+    last_emit_ms: Option<i64>,
 }
 
 impl ViewRunner {
@@ -142,7 +144,7 @@ impl ViewRunner {
             batch_support,
             batch_refused: None,
             last_commit_ms: now,
-            last_emit_ms: now,
+            last_emit_ms: None,
         };
         let plan = runner.schedule.plan();
         runner.flow.stats().mode = Some(plan.mode);
@@ -428,11 +430,14 @@ impl ViewRunner {
         self.flush()?;
         let flow = &mut self.flow;
         let now = flow.clock.now_ms();
-        flow.ctx.emit_due = now - self.last_emit_ms
-            >= self.blueprint.def.options.emit_interval_ms as i64
+        // A reopened view does not know when it last emitted: it emits at its first
+        // commit, so a restart shows the same provisional rows as an uninterrupted run.
+        flow.ctx.emit_due = self
+            .last_emit_ms
+            .is_none_or(|last| now - last >= self.blueprint.def.options.emit_interval_ms as i64)
             || flow.ctx.end_of_stream;
         if flow.ctx.emit_due {
-            self.last_emit_ms = now;
+            self.last_emit_ms = Some(now);
         }
         let rows = flow.ops.root.on_commit(&mut flow.ctx)?;
         flow.buffer(rows)?;
