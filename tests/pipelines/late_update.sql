@@ -14,3 +14,10 @@ CREATE VIEW counts WITH (allowed_lateness = '5s', late_data = 'update') AS
 SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS top
 FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
 GROUP BY auction, window_start, window_end;
+
+-- The same with HAVING: a written window that an amendment stops qualifying is deleted.
+CREATE VIEW low_tops WITH (allowed_lateness = '5s', late_data = 'update') AS
+SELECT auction, window_start, window_end, MAX(price) AS top
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start, window_end
+HAVING MAX(price) < 5;

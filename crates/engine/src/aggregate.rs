@@ -11,9 +11,9 @@
 use crate::Ctx;
 use crate::accumulate::{Acc, AggSpec, get_bytes, put_bytes, take8};
 use crate::error::{EngineError, Result};
-use crate::rows::Rows;
+use crate::rows::{Change, Rows, not_true};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_row::{RowConverter, Rows as RowBytes};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
@@ -164,14 +164,7 @@ fn only_where(
     let keep = keep
         .as_boolean_opt()
         .ok_or_else(|| EngineError::Bug(format!("FILTER gave {}", keep.data_type())))?;
-    let kept = match keep.nulls() {
-        Some(nulls) => keep.values() & nulls.inner(),
-        None => keep.values().clone(),
-    };
-    Ok(arrow_select::nullif::nullif(
-        arg,
-        &BooleanArray::new(!&kept, None),
-    )?)
+    Ok(arrow_select::nullif::nullif(arg, &not_true(keep))?)
 }
 
 /// Big-endian with the sign bit flipped: byte order equals numeric order.
@@ -727,7 +720,7 @@ impl Aggregate {
         Ok(Rows {
             batch,
             origin: None,
-            state,
+            change: Change::Upsert(state),
         })
     }
 

@@ -82,7 +82,10 @@ pub fn compile(
         next_id: 1,
     };
     let mut root = build(plan, &mut cx)?;
-    let key = root_key(&mut root, options)?;
+    let (key, filters_updating_rows) = root_key(&mut root, options)?;
+    if filters_updating_rows {
+        delete_what_stops_qualifying(&mut root);
+    }
     let result_schema = match &key {
         ResultKey::Columns(_) => root.schema.clone(),
         ResultKey::Origin => {
@@ -124,8 +127,9 @@ pub fn compile(
     })
 }
 
-/// Find the stateful operator under the root's filters and projections and derive the key.
-fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
+/// Find the stateful operator under the root's filters and projections and derive the key;
+/// also says whether a filter there reads rows that change (and so must delete them).
+fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)> {
     // Map root output columns down to the first stateful node's columns.
     let names: Vec<String> = root
         .schema
@@ -182,13 +186,6 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                 let updating = matches!(agg.grouping, Grouping::Unbounded)
                     || options.emit == EmitPolicy::OnUpdate
                     || amends;
-                if updating && filtered {
-                    return Err(unsupported(
-                        "HAVING or a filter over continuously updated rows (an unbounded GROUP \
-                         BY, emit = 'on_update' or late_data = 'update'): a row could stop \
-                         qualifying after it was written",
-                    ));
-                }
                 if amends {
                     if matches!(agg.grouping, Grouping::Session { .. }) {
                         return Err(unsupported(
@@ -208,9 +205,9 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                     }
                     agg.emit_updates = true;
                 }
-                return Ok(ResultKey::Columns(key));
+                return Ok((ResultKey::Columns(key), updating && filtered));
             }
-            Op::Source(_) => return Ok(ResultKey::Origin),
+            Op::Source(_) => return Ok((ResultKey::Origin, false)),
             Op::Join { left, .. } => {
                 if !has_origin(left) {
                     return Err(unsupported(
@@ -218,9 +215,27 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<ResultKey> {
                          left so that each result row is keyed by its source position",
                     ));
                 }
-                return Ok(ResultKey::Origin);
+                return Ok((ResultKey::Origin, false));
             }
         }
+    }
+}
+
+/// Makes every filter between the root and its aggregate delete the rows it drops: over
+/// rows that change (HAVING over an unbounded GROUP BY or provisional windows), a group
+/// that qualified when it was written can stop qualifying later.
+fn delete_what_stops_qualifying(node: &mut Node) {
+    match &mut node.op {
+        Op::Filter {
+            input,
+            deletes_failing,
+            ..
+        } => {
+            *deletes_failing = true;
+            delete_what_stops_qualifying(input);
+        }
+        Op::Project { input, .. } => delete_what_stops_qualifying(input),
+        Op::Source(_) | Op::Aggregate { .. } | Op::Join { .. } => {}
     }
 }
 
@@ -296,6 +311,7 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
                 op: Op::Filter {
                     input: Box::new(input),
                     predicate,
+                    deletes_failing: false,
                 },
             })
         }

@@ -8,7 +8,7 @@
 
 use crate::aggregate::sortable;
 use crate::error::{EngineError, Result};
-use crate::rows::{Origin, Rows};
+use crate::rows::{Change, Origin, Rows};
 use crate::source::times_ms;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::RowConverter;
@@ -263,7 +263,7 @@ impl WindowJoin {
         Ok(Some(Rows {
             batch,
             origin: lt.origin,
-            state: RowState::Final,
+            change: Change::Upsert(RowState::Final),
         }))
     }
 
@@ -350,7 +350,7 @@ fn concat(parts: &[Rows]) -> Result<Rows> {
     Ok(Rows {
         batch,
         origin,
-        state: RowState::Final,
+        change: Change::Upsert(RowState::Final),
     })
 }
 
@@ -413,6 +413,6 @@ fn decode_chunk(bytes: &[u8], schema: &SchemaRef) -> Result<Rows> {
     Ok(Rows {
         batch: data,
         origin,
-        state: RowState::Final,
+        change: Change::Upsert(RowState::Final),
     })
 }

@@ -10,7 +10,7 @@ use crate::Ctx;
 use crate::aggregate::{Aggregate, Grouping};
 use crate::error::{EngineError, Result};
 use crate::join::WindowJoin;
-use crate::rows::Rows;
+use crate::rows::{Change, Rows, not_true};
 use crate::source::Source;
 use crate::watermarks::StreamWatermarks;
 use crate::window::{WindowKind, ms_text};
@@ -45,6 +45,10 @@ pub enum Op {
         input: Box<Node>,
         /// The predicate.
         predicate: Arc<dyn PhysicalExpr>,
+        /// Over rows that change (an unbounded GROUP BY, provisional windows): a row that
+        /// fails the predicate is passed on as a deletion of its key, since an earlier
+        /// version of it may have qualified and been written.
+        deletes_failing: bool,
     },
     /// `SELECT` expressions.
     Project {
@@ -85,9 +89,18 @@ pub struct Node {
 
 fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Rows>> {
     match op {
-        Op::Filter { predicate, .. } => rows
-            .into_iter()
-            .map(|r| {
+        Op::Filter {
+            predicate,
+            deletes_failing,
+            ..
+        } => {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                // A deletion stands whatever the predicate says of the key's old row.
+                if r.change == Change::Delete {
+                    out.push(r);
+                    continue;
+                }
                 let mask = predicate
                     .evaluate(&r.batch)?
                     .into_array(r.batch.num_rows())?;
@@ -95,10 +108,18 @@ fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Ro
                     .as_any()
                     .downcast_ref::<BooleanArray>()
                     .ok_or_else(|| EngineError::Bug("a filter predicate is not boolean".into()))?;
-                r.filter(mask)
-            })
-            .filter(|r| r.as_ref().map_or(true, |r| r.batch.num_rows() > 0))
-            .collect(),
+                if *deletes_failing {
+                    let failing = Rows {
+                        change: Change::Delete,
+                        ..r.filter(&not_true(mask))?
+                    };
+                    out.push(failing);
+                }
+                out.push(r.filter(mask)?);
+            }
+            out.retain(|r| r.batch.num_rows() > 0);
+            Ok(out)
+        }
         Op::Project { exprs, .. } => rows
             .into_iter()
             .map(|r| {
@@ -114,7 +135,7 @@ fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Ro
                         &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
                     )?,
                     origin: r.origin,
-                    state: r.state,
+                    change: r.change,
                 })
             })
             .collect(),
@@ -300,7 +321,14 @@ impl Node {
                 Some(k) => format!("Source {} {k}", s.stream),
                 None => format!("Source {}", s.stream),
             },
-            Op::Filter { predicate, .. } => format!("Filter {predicate}"),
+            Op::Filter {
+                predicate,
+                deletes_failing: false,
+                ..
+            } => format!("Filter {predicate}"),
+            Op::Filter { predicate, .. } => {
+                format!("Filter {predicate} (deletes rows that stop qualifying)")
+            }
             Op::Project { exprs, .. } => format!(
                 "Project {}",
                 exprs

@@ -40,11 +40,32 @@ impl Origin {
     }
 }
 
+/// True where `mask` is false or NULL: the rows a filter on `mask` drops.
+pub fn not_true(mask: &BooleanArray) -> BooleanArray {
+    let kept = match mask.nulls() {
+        Some(nulls) => mask.values() & nulls.inner(),
+        None => mask.values().clone(),
+    };
+    BooleanArray::new(!&kept, None)
+}
+
 fn downcast<T: Array + Clone + 'static>(a: Arc<dyn Array>) -> T {
     a.as_any()
         .downcast_ref::<T>()
         .expect("a kernel keeps its input's type")
         .clone()
+}
+
+/// What a batch of rows does to a view's results, which are keyed (by group and window,
+/// or by log position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Insert the rows, or replace those with the same key, stored in this state: `Final`
+    /// for rows that will not change, `Provisional` for updates of open groups.
+    Upsert(RowState),
+    /// Remove the rows with these rows' keys (a group that stopped qualifying); only the
+    /// key columns mean anything.
+    Delete,
 }
 
 /// A batch of rows between operators.
@@ -54,8 +75,8 @@ pub struct Rows {
     pub batch: RecordBatch,
     /// Their log positions, when they derive one-to-one from log rows.
     pub origin: Option<Origin>,
-    /// `Final` for rows that will not change; `Provisional` for updates of open groups.
-    pub state: RowState,
+    /// What they do to the results.
+    pub change: Change,
 }
 
 impl Rows {
@@ -64,7 +85,7 @@ impl Rows {
         Ok(Rows {
             batch: filter_record_batch(&self.batch, mask)?,
             origin: self.origin.as_ref().map(|o| o.filter(mask)).transpose()?,
-            state: self.state,
+            change: self.change,
         })
     }
 
@@ -73,7 +94,7 @@ impl Rows {
         Ok(Rows {
             batch: take_record_batch(&self.batch, indices)?,
             origin: self.origin.as_ref().map(|o| o.take(indices)).transpose()?,
-            state: self.state,
+            change: self.change,
         })
     }
 }

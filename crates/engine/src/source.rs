@@ -10,7 +10,7 @@
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::options::LatePolicy;
-use crate::rows::{Origin, Rows};
+use crate::rows::{Change, Origin, Rows};
 use crate::window::WindowKind;
 use arrow_array::{
     Array, ArrayRef, RecordBatch, TimestampMillisecondArray, UInt32Array, UInt64Array,
@@ -90,7 +90,7 @@ impl Source {
                     &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
                 )?,
                 origin: Some(origin),
-                state: RowState::Final,
+                change: Change::Upsert(RowState::Final),
             }]);
         };
         let times = times_ms(batch.column(self.time_column))?;
@@ -154,7 +154,7 @@ impl Source {
                 &arrow_array::RecordBatchOptions::new().with_row_count(Some(len)),
             )?,
             origin: Some(origin),
-            state: RowState::Final,
+            change: Change::Upsert(RowState::Final),
         }])
     }
 

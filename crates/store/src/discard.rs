@@ -110,6 +110,7 @@ mod tests {
 
     fn empty_commit() -> Commit {
         Commit {
+            deletes: vec![],
             upserts: Vec::new(),
             state_puts: Vec::new(),
             state_deletes: Vec::new(),

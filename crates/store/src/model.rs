@@ -113,6 +113,10 @@ pub struct LateEvent {
 /// Everything one checkpoint changes, applied in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
+    /// Result rows to remove, by key (rows in the table's shape; only their key columns are
+    /// read), applied before the upserts. Deleting a key the table does not hold does
+    /// nothing.
+    pub deletes: Vec<RecordBatch>,
     /// Result rows to insert or replace, by key.
     pub upserts: Vec<ResultBatch>,
     /// Operator state entries to insert or replace.

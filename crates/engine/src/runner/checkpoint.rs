@@ -15,12 +15,13 @@ use crate::committer::Committer;
 use crate::compile::{Compiled, ResultKey};
 use crate::error::{EngineError, Result};
 use crate::node::StateEntries;
-use crate::rows::Rows;
-use arrow_array::{ArrayRef, RecordBatch};
+use crate::rows::{Change, Rows};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_row::{RowConverter, SortField};
 use freshet_store::{Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultStore};
 use freshet_types::limits::VIEW_ROWS_PER_COMMIT_MAX;
 use freshet_types::{Offset, Watermark};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -82,6 +83,98 @@ pub(super) fn restore(checkpoint: freshet_store::Checkpoint) -> Result<Restored>
     })
 }
 
+/// One batch a commit writes to the results table.
+enum Write {
+    /// Rows to insert or replace.
+    Upsert(ResultBatch),
+    /// Rows (in the table's shape) whose keys to delete.
+    Delete(RecordBatch),
+}
+
+impl Write {
+    fn batch(&self) -> &RecordBatch {
+        match self {
+            Write::Upsert(r) => &r.batch,
+            Write::Delete(b) => b,
+        }
+    }
+}
+
+/// Deletions and upserts, each in the order made.
+fn split(writes: Vec<Write>) -> (Vec<RecordBatch>, Vec<ResultBatch>) {
+    let mut deletes = Vec::new();
+    let mut upserts = Vec::new();
+    for w in writes {
+        match w {
+            Write::Upsert(r) => upserts.push(r),
+            Write::Delete(b) => deletes.push(b),
+        }
+    }
+    (deletes, upserts)
+}
+
+/// The last write of each key (columns `key`), as applying every write in order would
+/// leave the table: the store applies a commit's deletions before its upserts, so a key
+/// deleted and then written again must not be deleted, nor one written and then deleted
+/// written.
+fn last_write_per_key(
+    writes: Vec<Write>,
+    key: &[usize],
+) -> Result<(Vec<RecordBatch>, Vec<ResultBatch>)> {
+    let Some(first) = writes.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let schema = first.batch().schema();
+    let converter = RowConverter::new(
+        key.iter()
+            .map(|&k| SortField::new(schema.field(k).data_type().clone()))
+            .collect(),
+    )?;
+    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    let mut masks = Vec::with_capacity(writes.len());
+    for w in writes.iter().rev() {
+        let batch = w.batch();
+        let columns: Vec<ArrayRef> = key.iter().map(|&k| batch.column(k).clone()).collect();
+        let rows = converter.convert_columns(&columns)?;
+        let mut keep = vec![false; batch.num_rows()];
+        for i in (0..batch.num_rows()).rev() {
+            keep[i] = seen.insert(rows.row(i).as_ref().into());
+        }
+        masks.push(BooleanArray::from(keep));
+    }
+    let mut kept = Vec::with_capacity(writes.len());
+    for (w, mask) in writes.into_iter().zip(masks.into_iter().rev()) {
+        let filter = |b: &RecordBatch| arrow_select::filter::filter_record_batch(b, &mask);
+        kept.push(match w {
+            Write::Upsert(r) => Write::Upsert(ResultBatch {
+                batch: filter(&r.batch)?,
+                state: r.state,
+            }),
+            Write::Delete(b) => Write::Delete(filter(&b)?),
+        });
+    }
+    kept.retain(|w| w.batch().num_rows() > 0);
+    Ok(split(kept))
+}
+
+/// Positions of a keyed view's key columns in its results table.
+fn key_columns(compiled: &Compiled) -> Result<Vec<usize>> {
+    let ResultKey::Columns(names) = &compiled.key else {
+        return Err(EngineError::Bug(
+            "a view keyed by log position deleted rows".into(),
+        ));
+    };
+    names
+        .iter()
+        .map(|n| {
+            compiled
+                .result_schema
+                .index_of(n)
+                .map_err(|_| EngineError::Bug(format!("key column '{n}' is not a result column")))
+        })
+        .collect()
+}
+
 /// What the operators hand a commit: their state changes since the last one, and their
 /// state's size now.
 pub(super) struct OperatorCheckpoint {
@@ -110,8 +203,12 @@ pub(super) struct Checkpointer {
     durable: bool,
     /// Retry retriable store failures until this is set, rather than a few times.
     patience: Option<Arc<AtomicBool>>,
-    pending: Vec<ResultBatch>,
+    /// What the next commit writes to the results table, in the order it was made.
+    pending: Vec<Write>,
     pending_rows: usize,
+    /// The results table's key columns, once a deletion is pending: the commit then
+    /// keeps only the last write of each key.
+    delete_key: Option<Vec<usize>>,
     /// `(ingest time, events)` of the frames read since the last commit, at most
     /// [`UNCOMMITTED_FRAMES_TRACKED`] (older ones merged into the first).
     uncommitted: Vec<(i64, u64)>,
@@ -133,6 +230,7 @@ impl Checkpointer {
             patience: None,
             pending: Vec::new(),
             pending_rows: 0,
+            delete_key: None,
             uncommitted: Vec::new(),
             recent_commit_us: Vec::new(),
             commits: 0,
@@ -187,10 +285,16 @@ impl Checkpointer {
                     ));
                 }
             };
-            self.push(ResultBatch {
-                batch,
-                state: r.state,
-            });
+            match r.change {
+                Change::Upsert(state) => self.push(ResultBatch { batch, state }),
+                Change::Delete => {
+                    if self.delete_key.is_none() {
+                        self.delete_key = Some(key_columns(compiled)?);
+                    }
+                    self.pending_rows += n;
+                    self.pending.push(Write::Delete(batch));
+                }
+            }
         }
         Ok(())
     }
@@ -198,7 +302,7 @@ impl Checkpointer {
     /// Buffers rows already in the results table's shape.
     pub(super) fn push(&mut self, batch: ResultBatch) {
         self.pending_rows += batch.batch.num_rows();
-        self.pending.push(batch);
+        self.pending.push(Write::Upsert(batch));
     }
 
     /// Notes `events` read from a chunk ingested at `ingest_ms`, for the latency histogram.
@@ -268,8 +372,14 @@ impl Checkpointer {
             watermark_ms,
             stats: serde_json::to_value(&*stats).expect("stats serialise"),
         };
+        let writes = std::mem::take(&mut self.pending);
+        let (deletes, upserts) = match self.delete_key.take() {
+            Some(key) => last_write_per_key(writes, &key)?,
+            None => split(writes),
+        };
         let commit = Commit {
-            upserts: std::mem::take(&mut self.pending),
+            deletes,
+            upserts,
             state_puts: state.puts,
             state_deletes: state.deletes,
             state_reset: std::mem::take(&mut self.reset_state),
@@ -318,5 +428,45 @@ impl Checkpointer {
         let last = sorted.len().checked_sub(1)?;
         let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
         Some(sorted[index] as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use freshet_store::RowState;
+
+    /// Rows `(k, v)` of a table keyed by `k`.
+    fn rows(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let k: StringArray = rows.iter().map(|r| Some(r.0)).collect();
+        let v: Int64Array = rows.iter().map(|r| Some(r.1)).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(k), Arc::new(v)]).expect("a batch")
+    }
+
+    fn upsert(r: &[(&str, i64)]) -> Write {
+        Write::Upsert(ResultBatch {
+            batch: rows(r),
+            state: RowState::Provisional,
+        })
+    }
+
+    #[test]
+    fn only_the_last_write_of_each_key_is_kept() {
+        let writes = vec![
+            upsert(&[("a", 1), ("b", 1), ("c", 1)]),
+            Write::Delete(rows(&[("a", 0), ("b", 0)])),
+            upsert(&[("b", 2), ("d", 2)]),
+            Write::Delete(rows(&[("d", 0)])),
+        ];
+        let (deletes, upserts) = last_write_per_key(writes, &[0]).expect("consolidate");
+        assert_eq!(deletes, vec![rows(&[("a", 0)]), rows(&[("d", 0)])]);
+        let upserted: Vec<RecordBatch> = upserts.into_iter().map(|u| u.batch).collect();
+        assert_eq!(upserted, vec![rows(&[("c", 1)]), rows(&[("b", 2)])]);
     }
 }

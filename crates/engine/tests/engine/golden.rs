@@ -289,6 +289,7 @@ golden!(
     idle_partition,
     provisional_updates,
     aggregate_filter,
+    having_updating,
 );
 
 #[test]

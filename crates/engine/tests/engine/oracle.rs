@@ -112,6 +112,18 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // HAVING over rows that change: groups flip in and out of the result at every
+        // commit (an even sum), so rows are written, deleted and written again.
+        name: "unbounded_having",
+        views: "CREATE VIEW v AS SELECT bidder, COUNT(*) AS n, SUM(price) AS s FROM bid \
+            GROUP BY bidder HAVING SUM(price) % 2 = 0",
+        view: "v",
+        batch: "SELECT bidder, COUNT(*) AS n, SUM(price) AS s FROM bid GROUP BY bidder \
+            HAVING SUM(price) % 2 = 0",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         name: "stateless",
         views: "CREATE VIEW v AS SELECT auction, price * 2 AS p2, upper(channel) AS c, date_time \
             FROM bid WHERE price % 3 = 0",

@@ -1,7 +1,7 @@
 //! The contract of [`ResultStore::commit`](crate::ResultStore::commit) and
 //! [`ResultStore::load`](crate::ResultStore::load): every supported type round-trips, rows
-//! are upserted by key (nulls in a key included), a commit is all or nothing, state and
-//! progress load as last committed, late events replayed are stored once.
+//! are upserted and deleted by key (nulls in a key included), a commit is all or nothing,
+//! state and progress load as last committed, late events replayed are stored once.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
@@ -118,6 +118,7 @@ fn one_good_commit(test: &TestStore) -> (Box<dyn ResultStore>, ResultTable, Comm
     let table = totals_table();
     store.create_view(&table).expect("create");
     let good = Commit {
+        deletes: vec![],
         upserts: vec![totals(&table, &[(1, 10), (2, 20)])],
         state_puts: vec![(b"w1".to_vec(), b"open".to_vec())],
         state_deletes: vec![],
@@ -152,6 +153,7 @@ contract_test!(a_commit_failing_midway_changes_nothing);
 fn a_commit_failing_midway_changes_nothing(test: &TestStore) {
     let (mut store, table, before) = one_good_commit(test);
     let bad = Commit {
+        deletes: vec![],
         // The first batch is written before the second one fails.
         upserts: vec![
             totals(&table, &[(1, 11), (3, 30)]),
@@ -191,6 +193,7 @@ fn a_commit_failing_at_its_last_statement_changes_nothing(test: &TestStore) {
         p.next_offset = u64::MAX;
     }
     let bad = Commit {
+        deletes: vec![totals(&table, &[(2, 0)]).batch],
         upserts: vec![totals(&table, &[(1, 11), (3, 30)])],
         state_puts: vec![(b"w2".to_vec(), b"open".to_vec())],
         state_deletes: vec![b"w1".to_vec()],
@@ -219,6 +222,7 @@ fn load_returns_the_last_committed_progress_and_state(test: &TestStore) {
         .commit(
             "totals",
             &Commit {
+                deletes: vec![],
                 upserts: vec![],
                 state_puts: vec![
                     (b"b".to_vec(), b"2".to_vec()),
@@ -247,6 +251,7 @@ fn load_returns_the_last_committed_progress_and_state(test: &TestStore) {
         .commit(
             "totals",
             &Commit {
+                deletes: vec![],
                 upserts: vec![],
                 // `b` is deleted and put again in one commit: the put wins.
                 state_puts: vec![(b"b".to_vec(), b"22".to_vec())],
@@ -272,6 +277,7 @@ fn load_returns_the_last_committed_progress_and_state(test: &TestStore) {
         .commit(
             "totals",
             &Commit {
+                deletes: vec![],
                 upserts: vec![],
                 state_puts: vec![(b"c".to_vec(), b"3".to_vec())],
                 state_deletes: vec![],
@@ -401,4 +407,58 @@ fn repair_deletes_by_key_then_upserts_and_leaves_progress_alone(test: &TestStore
     );
     assert_eq!(store.load("counts").expect("load"), checkpoint);
     assert_eq!(store.status("counts").expect("status"), status);
+}
+
+contract_test!(a_commit_deletes_rows_by_key_before_its_upserts);
+/// A view whose rows stop qualifying (HAVING over updating groups) deletes them in the
+/// commit that says so; a key deleted and upserted in one commit keeps the upsert, and a
+/// key the table never held is no error.
+fn a_commit_deletes_rows_by_key_before_its_upserts(test: &TestStore) {
+    let mut store = test.open();
+    let table = counts_table();
+    store.create_view(&table).expect("create");
+    let rows = [
+        (Some("a"), 0, 1),
+        (None, 0, 2),
+        (Some("b"), 0, 3),
+        (Some("a"), 1, 4),
+    ];
+    store
+        .commit(
+            "counts",
+            &upserts_only(
+                vec![counts(&table.schema, &rows, RowState::Provisional)],
+                progress(4, 0),
+            ),
+        )
+        .expect("first commit");
+    let deleted = [
+        (Some("a"), 0, 0),
+        (None, 0, 0),
+        (Some("b"), 0, 0),
+        (Some("z"), 7, 0),
+    ];
+    let commit = Commit {
+        deletes: vec![counts(&table.schema, &deleted, RowState::Final).batch],
+        ..upserts_only(
+            vec![counts(&table.schema, &[(Some("b"), 0, 9)], RowState::Final)],
+            progress(5, 0),
+        )
+    };
+    store
+        .commit("counts", &commit)
+        .expect("commit with deletes");
+    let (rows, _) = read_counts(&*store, &all());
+    assert_eq!(
+        rows,
+        vec![
+            (Some("a".into()), 1, 4, "provisional".into()),
+            (Some("b".into()), 0, 9, "final".into()),
+        ],
+        "a0 and the null key deleted, b0 deleted then written, z7 never there"
+    );
+    assert_eq!(
+        store.status("counts").expect("status").progress,
+        Some(progress(5, 0))
+    );
 }

@@ -131,6 +131,7 @@ fn drop_view_removes_everything(test: &TestStore) {
     let table = counts_table();
     store.create_view(&table).expect("create");
     let commit = Commit {
+        deletes: vec![],
         upserts: vec![counts(&table.schema, &[(Some("a"), 0, 1)], RowState::Final)],
         state_puts: vec![(b"k".to_vec(), b"v".to_vec())],
         state_deletes: vec![],

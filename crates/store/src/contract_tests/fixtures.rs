@@ -86,6 +86,7 @@ pub(crate) fn progress(next_offset: u64, watermark_ms: i64) -> Progress {
 
 pub(crate) fn upserts_only(upserts: Vec<ResultBatch>, progress: Progress) -> Commit {
     Commit {
+        deletes: vec![],
         upserts,
         state_puts: vec![],
         state_deletes: vec![],
@@ -121,6 +122,7 @@ pub(crate) fn late_event() -> LateEvent {
 /// A commit of `late` events only, reaching offset `next_offset`.
 pub(crate) fn late_only(late: Vec<LateEvent>, next_offset: u64) -> Commit {
     Commit {
+        deletes: vec![],
         late,
         ..upserts_only(vec![], progress(next_offset, 0))
     }

@@ -4,8 +4,9 @@
 //! by row would leave them) and sent one array per column through
 //! `INSERT … SELECT … FROM unnest(…) ON CONFLICT … DO UPDATE`, at most [`UPSERT_ROWS_MAX`]
 //! rows per statement; state, late events and progress travel the same way, so a commit
-//! is a handful of statements whatever its size. A repair deletes by key (nulls matching
-//! nulls), then upserts; progress, state and status are untouched.
+//! is a handful of statements whatever its size. Deletes by key (nulls matching nulls)
+//! come first, one statement per batch, in a commit as in a repair; a repair then upserts
+//! and leaves progress, state and status untouched.
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, SortField};
@@ -31,10 +32,12 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
     store.check_writable()?;
     let pg = store.writer_view(view)?;
     let (schema, internal) = (&store.schema, &store.internal);
+    let table = store.table(view);
     let committed_at_ms = now_ms();
     store.with_client(|client, statements| {
         let at = || format!("committing view '{view}'");
         let mut tx = client.transaction().context(at)?;
+        let deleted = write_deletes(&mut tx, view, &pg, &table, &commit.deletes)?;
         let rows = write_results(
             &mut tx,
             statements,
@@ -140,9 +143,63 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
         )
         .context(at)?;
         tx.commit().context(at)?;
-        tracing::debug!(view, rows, "committed");
+        tracing::debug!(view, rows, deleted, "committed");
         Ok(())
     })
+}
+
+/// Deletes the rows of `table` with the keys of `deletes` (nulls in a key match nulls),
+/// one statement per batch; returns how many keys were given.
+fn write_deletes(
+    tx: &mut Transaction<'_>,
+    view: &str,
+    pg: &PgView,
+    table: &str,
+    deletes: &[RecordBatch],
+) -> Result<usize, StoreError> {
+    if deletes.is_empty() {
+        return Ok(0);
+    }
+    let at = || format!("deleting results of view '{view}'");
+    let key = &pg.def.key;
+    // Rows whose key is not distinct from one of the given keys (nulls included).
+    let matches = key
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            let column = &pg.def.columns[k];
+            format!(
+                "t.{} IS NOT DISTINCT FROM u.c{i}::{}",
+                quote_ident(&column.name),
+                column_type(&column.ty)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let arrays = key
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| format!("${}::{}", i + 1, array_type(&pg.def.columns[k].ty)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let aliases = (0..key.len())
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql =
+        format!("DELETE FROM {table} AS t USING unnest({arrays}) AS u({aliases}) WHERE {matches}");
+    let mut keys = 0;
+    for batch in deletes {
+        pg.def.check_batch(view, batch)?;
+        let params = key
+            .iter()
+            .map(|&k| column_array(&pg.def.columns[k], batch.column(k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        tx.execute(&sql, &refs).context(at)?;
+        keys += batch.num_rows();
+    }
+    Ok(keys)
 }
 
 /// [`ResultStore::repair`](crate::ResultStore::repair).
@@ -158,43 +215,7 @@ pub(super) fn repair(
     store.with_client(|client, statements| {
         let at = || format!("repairing view '{view}'");
         let mut tx = client.transaction().context(at)?;
-        let key = &pg.def.key;
-        // Rows whose key is not distinct from one of the given keys (nulls included).
-        let matches = key
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| {
-                let column = &pg.def.columns[k];
-                format!(
-                    "t.{} IS NOT DISTINCT FROM u.c{i}::{}",
-                    quote_ident(&column.name),
-                    column_type(&column.ty)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let arrays = key
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| format!("${}::{}", i + 1, array_type(&pg.def.columns[k].ty)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let aliases = (0..key.len())
-            .map(|i| format!("c{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "DELETE FROM {table} AS t USING unnest({arrays}) AS u({aliases}) WHERE {matches}"
-        );
-        for batch in deletes {
-            pg.def.check_batch(view, batch)?;
-            let params = key
-                .iter()
-                .map(|&k| column_array(&pg.def.columns[k], batch.column(k)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-            tx.execute(&sql, &refs).context(at)?;
-        }
+        write_deletes(&mut tx, view, &pg, &table, deletes)?;
         write_results(
             &mut tx,
             statements,

@@ -1,5 +1,6 @@
-//! Writing a SQLite store: commits (result rows, state, late events, progress and status in
-//! one `BEGIN IMMEDIATE … COMMIT`) and repairs (deletes, then upserts, progress untouched).
+//! Writing a SQLite store: commits (deleted and upserted result rows, state, late events,
+//! progress and status in one `BEGIN IMMEDIATE … COMMIT`) and repairs (deletes, then
+//! upserts, progress untouched).
 //!
 //! Result rows go in multi-row upserts of up to 64 rows, bound cell by cell straight from
 //! the Arrow arrays ([`Cells`]); the rest one by one. SQLite treats nulls in a primary key
@@ -46,6 +47,7 @@ pub(super) fn commit(
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(at)?;
+    let deleted = write_deletes(&tx, view, &def, &commit.deletes)?;
     let rows = write_upserts(&tx, view, &def, &commit.upserts, &updated_at)?;
     // Deletes first: a key both deleted and put in one commit (state removed, then
     // created again) keeps the put's value.
@@ -135,6 +137,7 @@ pub(super) fn commit(
     tracing::debug!(
         view,
         rows,
+        deleted,
         state_puts = commit.state_puts.len(),
         state_deletes = commit.state_deletes.len(),
         late = commit.late.len(),
@@ -158,19 +161,37 @@ pub(super) fn repair(
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(at)?;
+    write_deletes(&tx, view, &def, deletes)?;
+    write_upserts(&tx, view, &def, upserts, &updated_at)?;
+    tx.commit().context(at)
+}
+
+/// Deletes the rows with the keys of `deletes` (nulls in a key match nulls); returns how
+/// many keys were given.
+fn write_deletes(
+    tx: &Connection,
+    view: &str,
+    def: &ViewDef,
+    deletes: &[RecordBatch],
+) -> Result<usize, StoreError> {
+    if deletes.is_empty() {
+        return Ok(0);
+    }
+    let at = || format!("deleting results of view '{view}'");
     let mut text = TimeText::new();
+    let mut delete = tx.prepare_cached(&def.delete_sql).context(at)?;
+    let mut keys = 0;
     for batch in deletes {
-        let cells = batch_cells(view, &def, batch)?;
-        let mut delete = tx.prepare_cached(&def.delete_sql).context(at)?;
+        let cells = batch_cells(view, def, batch)?;
         for row in 0..batch.num_rows() {
             for (i, &k) in def.key.iter().enumerate() {
                 cells[k].bind(&mut delete, i + 1, row, &mut text)?;
             }
             delete.raw_execute().context(at)?;
         }
+        keys += batch.num_rows();
     }
-    write_upserts(&tx, view, &def, upserts, &updated_at)?;
-    tx.commit().context(at)
+    Ok(keys)
 }
 
 /// Checks a batch against its table and downcasts its columns.
