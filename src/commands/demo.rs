@@ -252,3 +252,26 @@ fn feed(addr: SocketAddr, rate: u64, token: &Secret) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_empties_the_data_directory_but_keeps_its_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        auth::create(data, Role::Admin, None, "2026-12-06T06:44:00.000Z".into()).unwrap();
+        std::fs::create_dir_all(data.join("streams/bid/0")).unwrap();
+        std::fs::write(data.join("catalog.json"), "{}").unwrap();
+        std::fs::write(data.join("streams/bid/0/00000.log"), "x").unwrap();
+        reset(data).expect("reset");
+        let mut left: Vec<String> = std::fs::read_dir(data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [auth::TOKENS_FILE, auth::TOKENS_LOCK_FILE]);
+        assert_eq!(auth::read(data).unwrap().len(), 1);
+    }
+}

@@ -65,7 +65,7 @@ impl TokenHash {
     }
 
     /// Lowercase hex, as the token file keeps it.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 
