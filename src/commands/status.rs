@@ -27,10 +27,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if response.status() == 401 || response.status() == 403 {
         let hint = match authorization {
             None => "this server requires a token: set FRESHET_TOKEN to one with role query",
-            Some(_) => {
-                "FRESHET_TOKEN must hold a token with role query or admin that the \
-                        server accepts"
-            }
+            Some(_) => "FRESHET_TOKEN must hold a query or admin token this server accepts",
         };
         bail!("{url} answered {}: {status}; {hint}", response.status());
     }

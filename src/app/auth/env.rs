@@ -17,10 +17,7 @@ pub fn keys_from_env() -> Result<Vec<Key>, TokenError> {
     match std::env::var(TOKENS_ENV) {
         Ok(text) => parse_env(&text),
         Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(TokenError::BadEnv {
-            entry: 0,
-            problem: "is not valid UTF-8".into(),
-        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(TokenError::EnvNotUnicode),
     }
 }
 

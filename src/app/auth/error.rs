@@ -12,6 +12,9 @@ pub enum TokenError {
     /// token. `entry` counts from 1.
     #[error("FRESHET_TOKENS entry {entry} {problem}")]
     BadEnv { entry: usize, problem: String },
+    /// `FRESHET_TOKENS` is set to something that is not text.
+    #[error("FRESHET_TOKENS is not valid UTF-8")]
+    EnvNotUnicode,
     /// A token name is not allowed.
     #[error("bad token name '{name}': {problem}")]
     BadName { name: String, problem: String },

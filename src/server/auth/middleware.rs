@@ -6,7 +6,7 @@
 //! constant time. Handlers never look at tokens.
 
 use super::route_roles::{Need, need};
-use crate::app::auth::TokenHash;
+use crate::app::auth::{Role, TokenHash};
 use crate::server::error::ApiError;
 use crate::server::state::App;
 use axum::extract::{MatchedPath, Request, State};
@@ -53,8 +53,8 @@ pub async fn authorize(
         && !role.allows(needed)
     {
         let also = match needed {
-            crate::app::auth::Role::Admin => String::new(),
-            _ => " (or admin)".to_string(),
+            Role::Admin => "",
+            Role::Ingest | Role::Query => " (or admin)",
         };
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
