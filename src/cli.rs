@@ -1,6 +1,7 @@
 //! Command-line flags, parsed by clap into plain structs. `main` converts them once into
 //! validated settings before any work starts.
 
+use crate::app::auth::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -78,6 +79,55 @@ pub enum Command {
     /// Load generators used by the benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manage the API tokens `serve` requires once any exists: create (the token is shown
+    /// once), list, revoke. Works while `serve` runs, which picks the changes up.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once, alone on the last line; only its SHA-256 hash is
+    /// kept, in `<data dir>/tokens.json`.
+    Create(TokenCreateArgs),
+    /// List tokens: name, role, creation time (never the token or its hash).
+    List(ListArgs),
+    /// Remove a token; a running server refuses it within a few seconds.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `token create` arguments.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What the token may do: `ingest` (post events), `query` (read views, results,
+    /// status, metrics) or `admin` (DDL and everything else).
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// A unique name for it (letters, digits, '-', '_', '.'); default: the role and the
+    /// next number, such as `query-2`.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `token revoke` arguments.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name, as `token list` shows it.
+    pub name: String,
+}
+
+/// Who may call a server: flags of `serve` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// Serve `/metrics` without a token even when tokens are required, for a Prometheus
+    /// that has none.
+    #[arg(long)]
+    pub metrics_open: bool,
+    /// Listen on an address other machines can reach even though no token is configured,
+    /// leaving the API open to anyone who reaches it.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 /// `query` arguments.
@@ -177,9 +227,12 @@ pub struct DemoArgs {
     /// Address the server listens on.
     #[arg(long, default_value = "127.0.0.1:7478")]
     pub listen: String,
-    /// Delete the data directory first if it already holds streams.
+    /// Delete the data directory first if it already holds streams (its API tokens are
+    /// kept).
     #[arg(long)]
     pub reset: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// `gen` sources.
@@ -385,6 +438,8 @@ pub struct ServeArgs {
     /// `all` server writes (a shared `--store` such as PostgreSQL, or the same SQLite file).
     #[arg(long, value_enum, default_value_t = ServeRole::All)]
     pub role: ServeRole,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// What a `serve` process does.

@@ -10,6 +10,7 @@
 //! - `batch`: `freshet query` and `freshet reconcile` (batch runs over the log).
 //! - `crash`: SIGKILL of `freshet run` at random moments loses and doubles nothing.
 //! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
+//! - `auth`: API tokens: the `token` commands, roles, 401/403, reloading, the loopback rule.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
 //!   and terminated connections lose and double nothing.
 
@@ -19,6 +20,7 @@ mod pg;
 mod e2e {
     pub mod support;
 
+    mod auth;
     pub mod batch;
     mod cli_ingest;
     pub mod crash;

@@ -1,7 +1,9 @@
 //! The application layer: what every long-running command does with a process's views,
-//! whichever surface (CLI or HTTP) drives it. `commands` and `server` both use it; it uses
-//! neither.
+//! whichever surface (CLI or HTTP) drives it, and who may call the HTTP API. `commands`
+//! and `server` both use it; it uses neither.
 
+pub mod auth;
+pub mod listen;
 pub mod signals;
 pub mod supervisor;
 pub mod time_arg;

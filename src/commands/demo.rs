@@ -2,8 +2,12 @@
 //! files, creates the three streams, ingests the files through the same path as
 //! `freshet ingest`, creates three views with different freshness SLAs, then serves: the
 //! views run, a feeder posts live Nexmark events over HTTP at a steady rate, and the
-//! dashboard and API show it all until Ctrl-C.
+//! dashboard and API show it all until Ctrl-C. If the data directory holds API tokens,
+//! the server requires them, and the feeder posts with an ingest token of its own that
+//! only this process knows (in memory, never written).
 
+use crate::app::auth::{self, Key, Role, Secret, Source};
+use crate::app::listen;
 use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs, ServeRole};
 use crate::output;
 use anyhow::{Context, bail};
@@ -36,6 +40,18 @@ CREATE VIEW hourly_volume WITH (freshness = '1h', emit = 'on_update', emit_inter
   GROUP BY window_start, window_end";
 
 pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.rate == 0 {
+        bail!("--rate must be at least 1 event per second");
+    }
+    // The server checks this again; checked here too so that a listen address it would
+    // refuse fails before minutes of generating and ingesting.
+    let tokens_configured = !auth::read(data_dir)?.is_empty() || !auth::keys_from_env()?.is_empty();
+    listen::check(
+        &args.listen,
+        &listen::resolve(&args.listen)?,
+        tokens_configured,
+        args.access.insecure_no_auth,
+    )?;
     let catalog = freshet_streams::catalog::Catalog::load(data_dir)?;
     if !catalog.streams.is_empty() {
         if !args.reset {
@@ -44,11 +60,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
                 data_dir.display()
             );
         }
-        std::fs::remove_dir_all(data_dir)
-            .with_context(|| format!("cannot remove {}", data_dir.display()))?;
-    }
-    if args.rate == 0 {
-        bail!("--rate must be at least 1 event per second");
+        reset(data_dir)?;
     }
     // The history ends now, so that the live events continue its timeline.
     let now = freshet_types::IngestTime::now().0;
@@ -110,25 +122,57 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
     drop(store);
     drop(dir);
     let rate = args.rate;
+    // The feeder's own token: accepted by this server only, for as long as it runs.
+    let feeder = Secret::generate()?;
+    let feeder_key = Key {
+        name: "demo-feeder".into(),
+        role: Role::Ingest,
+        hash: feeder.hash(),
+        source: Source::Process,
+    };
     crate::server::run_with(
         data_dir,
         location,
         ServeArgs {
             listen: args.listen,
             role: ServeRole::All,
+            access: args.access,
         },
+        vec![feeder_key],
         move |addr| {
-            print_guide(addr, rate);
+            print_guide(addr, rate, tokens_configured);
             std::thread::Builder::new()
                 .name("demo-feeder".into())
-                .spawn(move || feed(addr, rate))
+                .spawn(move || feed(addr, rate, &feeder))
                 .map(|_| ())
                 .context("cannot start the demo feeder")
         },
     )
 }
 
-fn print_guide(addr: SocketAddr, rate: u64) {
+/// Empty the data directory for `--reset`, keeping its API tokens: they are credentials
+/// handed out to people and programs, not demo data.
+fn reset(data_dir: &Path) -> anyhow::Result<()> {
+    const KEPT: [&str; 2] = [auth::TOKENS_FILE, auth::TOKENS_LOCK_FILE];
+    let entries = std::fs::read_dir(data_dir)
+        .with_context(|| format!("cannot list {}", data_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", data_dir.display()))?;
+        if KEPT.iter().any(|k| entry.file_name() == *k) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_guide(addr: SocketAddr, rate: u64, tokens_required: bool) {
     let u = format!("http://{addr}");
     output::line("");
     output::line(format!(
@@ -146,14 +190,25 @@ fn print_guide(addr: SocketAddr, rate: u64) {
     ));
     output::line(format!("    curl -s {u}/v1/views/hourly_volume/results"));
     output::line(format!("    freshet status --url {u}"));
+    if tokens_required {
+        output::line(
+            "API tokens are required (this data directory or FRESHET_TOKENS has some): add",
+        );
+        output::line(
+            "-H 'Authorization: Bearer <token>' to curl, set FRESHET_TOKEN for freshet status,",
+        );
+        output::line("and give the dashboard a query token when it asks.");
+    }
     output::line("The planner runs each view streaming, micro-batch or batch, chosen from");
     output::line("its SLA and measured costs and revisited every 10 s; the dashboard shows");
     output::line("each view's mode and period. Ctrl-C stops.");
 }
 
 /// Post live Nexmark events to the server at `rate` events per second (event time = wall
-/// time), in batches every 100 ms, until the server stops answering.
-fn feed(addr: SocketAddr, rate: u64) {
+/// time), in batches every 100 ms, until the server stops answering. Each request carries
+/// the feeder's own token, accepted whether or not the server requires tokens.
+fn feed(addr: SocketAddr, rate: u64, token: &Secret) {
+    let authorization = format!("Bearer {}", token.expose());
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -182,7 +237,11 @@ fn feed(addr: SocketAddr, rate: u64) {
             body.clear();
             write_ndjson(kind, batch, &mut body);
             let url = format!("http://{addr}/v1/streams/{}/events", kind.stream_name());
-            match agent.post(&url).send(&body[..]) {
+            match agent
+                .post(&url)
+                .header("authorization", &authorization)
+                .send(&body[..])
+            {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), "the demo feeder's request was refused")
@@ -191,5 +250,28 @@ fn feed(addr: SocketAddr, rate: u64) {
                 Err(_) => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_empties_the_data_directory_but_keeps_its_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        auth::create(data, Role::Admin, None, "2026-12-06T06:44:00.000Z".into()).unwrap();
+        std::fs::create_dir_all(data.join("streams/bid/0")).unwrap();
+        std::fs::write(data.join("catalog.json"), "{}").unwrap();
+        std::fs::write(data.join("streams/bid/0/00000.log"), "x").unwrap();
+        reset(data).expect("reset");
+        let mut left: Vec<String> = std::fs::read_dir(data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [auth::TOKENS_FILE, auth::TOKENS_LOCK_FILE]);
+        assert_eq!(auth::read(data).unwrap().len(), 1);
     }
 }

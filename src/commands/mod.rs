@@ -13,8 +13,9 @@ pub mod results;
 pub mod run;
 pub mod sql;
 mod status;
+mod token;
 
-use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand};
+use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand, TokenCommand};
 use freshet_store::StoreLocation;
 use std::process::ExitCode;
 
@@ -50,5 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
         Command::Bench(BenchCommand::Query(a)) => bench::query(a),
         Command::Bench(BenchCommand::Latency(a)) => bench::latency(a),
+        Command::Token(TokenCommand::Create(a)) => token::create(&data_dir, a),
+        Command::Token(TokenCommand::List(a)) => token::list(&data_dir, a),
+        Command::Token(TokenCommand::Revoke(a)) => token::revoke(&data_dir, a),
     }
 }

@@ -1,5 +1,7 @@
-//! `freshet status`: the running server's `/v1/status`, as tables.
+//! `freshet status`: the running server's `/v1/status`, as tables. It sends
+//! `FRESHET_TOKEN` (a token with role `query` or `admin`) when that is set.
 
+use crate::app::auth::client;
 use crate::cli::StatusArgs;
 use crate::output;
 use anyhow::{Context, bail};
@@ -14,14 +16,21 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
-    let mut response = agent
-        .get(&url)
+    let authorization = client::authorization_from_env()?;
+    let mut response = client::authorize(agent.get(&url), authorization.as_deref())
         .call()
         .with_context(|| format!("cannot reach freshet serve at {url}; is it running?"))?;
     let status: Value = response
         .body_mut()
         .read_json()
         .with_context(|| format!("{url} did not answer JSON"))?;
+    if response.status() == 401 || response.status() == 403 {
+        let hint = match authorization {
+            None => "this server requires a token: set FRESHET_TOKEN to one with role query",
+            Some(_) => "FRESHET_TOKEN must hold a query or admin token this server accepts",
+        };
+        bail!("{url} answered {}: {status}; {hint}", response.status());
+    }
     if !response.status().is_success() {
         bail!("{url} answered {}: {status}", response.status());
     }

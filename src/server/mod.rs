@@ -1,9 +1,12 @@
 //! `freshet serve`: the HTTP API (axum on tokio). Decoding and appending run on tokio's
 //! blocking pool, apart from the I/O threads, so a large ingest never stalls other requests.
 //! Every view of the catalog runs on its own thread ("views"), following the log as events
-//! are ingested. SIGINT/SIGTERM: stop accepting, finish in-flight requests, commit every
-//! view, sync, exit 0.
+//! are ingested. Once any API token exists, every route but the open ones needs one
+//! (`auth`). SIGINT/SIGTERM: stop accepting, finish in-flight requests, commit every view,
+//! sync, exit 0.
 
+mod auth;
+mod credentials;
 mod error;
 mod ingest;
 mod log_access;
@@ -14,6 +17,8 @@ mod sql;
 mod state;
 mod views;
 
+use crate::app::auth::{Key, keys_from_env};
+use crate::app::listen;
 use crate::cli::ServeArgs;
 use crate::cli::ServeRole;
 use crate::output;
@@ -21,17 +26,20 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use credentials::Credentials;
 use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
 use log_access::LogAccess;
 use state::App;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The HTTP routes.
+/// The HTTP routes, each behind the token check (`auth`; which route needs which role is
+/// `auth::route_roles`).
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(
@@ -48,6 +56,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/views/{name}/results", get(views::results))
         .route("/v1/status", get(views::status))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authorize,
+        ))
         .with_state(app)
 }
 
@@ -71,16 +83,44 @@ async fn ready(
 }
 
 pub fn run(data_dir: &Path, store: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    run_with(data_dir, store, args, |_| Ok(()))
+    run_with(data_dir, store, args, Vec::new(), |_| Ok(()))
 }
 
-/// Like [`run`], calling `on_listening` with the bound address once the server listens.
+/// Like [`run`], also accepting `own_keys` (tokens this process made for itself, known
+/// only in memory) and calling `on_listening` with the bound address once the server
+/// listens.
 pub fn run_with(
     data_dir: &Path,
     store: &StoreLocation,
     args: ServeArgs,
+    own_keys: Vec<Key>,
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
+    // Who may call the server is settled before anything starts or binds.
+    let addrs = listen::resolve(&args.listen)?;
+    let mut fixed = keys_from_env()?;
+    fixed.extend(own_keys);
+    let exposed = listen::exposed(&addrs);
+    let credentials = Credentials::open(
+        data_dir,
+        fixed,
+        exposed && !args.access.insecure_no_auth,
+        args.access.metrics_open,
+    )
+    .context("cannot load the API tokens")?;
+    let configured = credentials.keyring().configured();
+    listen::check(
+        &args.listen,
+        &addrs,
+        configured,
+        args.access.insecure_no_auth,
+    )?;
+    if exposed && !configured {
+        tracing::warn!(
+            listen = args.listen,
+            "serving without API tokens on an address other machines can reach              (--insecure-no-auth)"
+        );
+    }
     let log = match args.role {
         ServeRole::All => LogAccess::Writer(DataDir::open(data_dir)?),
         ServeRole::Query => {
@@ -104,6 +144,7 @@ pub fn run_with(
         ddl,
         catalog_generation: AtomicU64::new(0),
         reconciliations,
+        credentials: Arc::new(credentials),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.
@@ -139,7 +180,7 @@ pub fn run_with(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(app.clone(), &args.listen, on_listening));
+    let served = runtime.block_on(serve(app.clone(), &args.listen, &addrs, on_listening));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
         .map(|v| v.join())
@@ -161,9 +202,11 @@ pub fn run_with(
 async fn serve(
     app: Arc<App>,
     listen: &str,
+    addrs: &[SocketAddr],
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    // The addresses checked, not `listen` resolved again.
+    let listener = tokio::net::TcpListener::bind(addrs)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
@@ -178,11 +221,12 @@ async fn serve(
     let writer = app.log.is_writer();
     let flusher = writer.then(|| tokio::spawn(flush_interval_streams(app.clone())));
     let retention = writer.then(|| tokio::spawn(apply_retention(app.clone())));
+    let tokens = tokio::spawn(app.credentials.clone().follow());
     axum::serve(listener, router(app))
         .with_graceful_shutdown(crate::app::signals::shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    for task in flusher.into_iter().chain(retention) {
+    for task in flusher.into_iter().chain(retention).chain([tokens]) {
         task.abort();
     }
     tracing::info!("stopped accepting requests; in-flight requests finished");

@@ -2,12 +2,13 @@
 //! read. It names the channel the views thread takes DDL from, but none of the threads or
 //! handlers that use it, so every server module depends on this one and not the reverse.
 
+use super::credentials::Credentials;
 use super::error::ApiError;
 use super::log_access::LogAccess;
 use super::reconciliations::Reconciliations;
 use freshet_store::StoreLocation;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// DDL requests waiting for the views thread; more are refused with 503.
 pub const DDL_QUEUE_MAX: usize = 16;
@@ -34,6 +35,8 @@ pub struct App {
     pub catalog_generation: AtomicU64,
     /// What scheduled reconciliations found, per view.
     pub reconciliations: Reconciliations,
+    /// The API tokens accepted now, and whether one is required.
+    pub credentials: Arc<Credentials>,
 }
 
 impl App {

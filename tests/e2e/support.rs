@@ -125,6 +125,7 @@ impl Env {
             .env("FRESHET_LOG", "warn")
             .stdin(Stdio::null());
         self.isolate_store(&mut cmd);
+        isolate_tokens(&mut cmd);
         cmd
     }
 
@@ -142,6 +143,7 @@ impl Env {
             .env("FRESHET_LOG", "warn")
             .stdin(Stdio::null());
         self.isolate_store(&mut cmd);
+        isolate_tokens(&mut cmd);
         cmd
     }
 
@@ -155,6 +157,13 @@ impl Env {
     /// Run `freshet <args>` to completion (bounded by [`COMMAND_DEADLINE`]).
     pub fn run(&self, args: &[&str]) -> Run {
         run_bounded(self.command(args), args)
+    }
+
+    /// Like [`Env::run`] with environment variables set for the command.
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.envs(vars.iter().copied());
+        run_bounded(cmd, args)
     }
 
     /// Run `freshet <args>`, which must succeed.
@@ -296,6 +305,12 @@ impl Env {
         let file = std::fs::File::create(&path).expect("create a server log file");
         (path, file)
     }
+}
+
+/// API tokens come only from what a test sets: the caller's `FRESHET_TOKENS` (a server's)
+/// and `FRESHET_TOKEN` (a client's) are not passed on.
+fn isolate_tokens(cmd: &mut Command) {
+    cmd.env_remove("FRESHET_TOKENS").env_remove("FRESHET_TOKEN");
 }
 
 /// Run `cmd` with stdout and stderr captured, killing it after [`COMMAND_DEADLINE`].
@@ -521,6 +536,43 @@ impl Server {
             .unwrap_or_else(|e| panic!("POST to {stream} failed: {e}\n{}", self.log_text()))
     }
 
+    /// A request to `path` with `Authorization: Bearer <token>` if `token` is given (and a
+    /// JSON `body` for a POST): what came back.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let url = self.url(path);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let with = |mut r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+            if let Some(a) = &auth {
+                r = r.header("authorization", a);
+            }
+            r.call()
+        };
+        let sent = match method {
+            "GET" => with(self.agent.get(&url)),
+            "DELETE" => with(self.agent.delete(&url)),
+            "POST" => {
+                let mut r = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r.send(body.as_bytes())
+            }
+            other => panic!("no helper for {other}"),
+        };
+        let mut r =
+            sent.unwrap_or_else(|e| panic!("{method} {path} failed: {e}\n{}", self.log_text()));
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("an ASCII header").to_string());
+        let text = r.body_mut().read_to_string().expect("a text body");
+        Answer {
+            status: r.status().as_u16(),
+            challenge,
+            text,
+        }
+    }
+
     /// Send SIGTERM and wait (bounded) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
@@ -549,6 +601,32 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// What one [`Server::call`] got back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// `WWW-Authenticate`, if present.
+    pub challenge: Option<String>,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
+    }
+
+    /// The `error.code` of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {} {}", self.status, self.text))
+            .to_string()
     }
 }
 

@@ -1,15 +1,42 @@
 //! Small files replaced whole: catalogs and other metadata next to the log.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Replaces `dir/name` with `bytes` atomically: a reader sees the old file or the new one,
 /// never a mix, and a crash leaves one of them. Written to `name.tmp`, synced, renamed over
 /// `name`, and the directory synced so that the rename is durable.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    replace(dir, name, bytes, &options)
+}
+
+/// Like [`write_atomically`], for files that hold secrets or their hashes: the file is
+/// readable and writable by its owner only (mode 0600) from the moment it exists, whatever
+/// the umask. A temporary left by a crash is removed first rather than reused, since it
+/// could have been created with a wider mode.
+pub fn write_atomically_private(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(format!("{name}.tmp"))) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    replace(dir, name, bytes, &options)
+}
+
+fn replace(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    options: &std::fs::OpenOptions,
+) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = options.open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -20,6 +47,7 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn replaces_the_whole_file_and_leaves_no_temporary() {
@@ -31,5 +59,19 @@ mod tests {
             b"second"
         );
         assert!(!dir.path().join("x.json.tmp").exists());
+    }
+
+    #[test]
+    fn private_files_are_the_owners_only_even_over_a_leftover_temporary() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let leftover = dir.path().join("s.json.tmp");
+        std::fs::write(&leftover, b"left by a crash").expect("write");
+        std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_atomically_private(dir.path(), "s.json", b"secret").expect("write");
+        let path = dir.path().join("s.json");
+        assert_eq!(std::fs::read(&path).expect("read"), b"secret");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        assert!(!leftover.exists());
     }
 }

@@ -70,3 +70,14 @@ pub const VIEW_READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// Rows the `results` command and API return per page at most.
 pub const RESULT_ROWS_PER_PAGE_MAX: usize = 10_000;
+
+/// Most API tokens one data directory's `tokens.json` holds; `freshet token create` refuses
+/// more. A request's token hash is compared with every one of them.
+pub const TOKENS_MAX: usize = 1_000;
+
+/// Longest token name (`freshet token create --name`), in bytes.
+pub const TOKEN_NAME_BYTES_MAX: usize = 64;
+
+/// Shortest token accepted from `FRESHET_TOKENS`, in bytes: a shorter secret could be
+/// guessed. Generated tokens are far longer (`fsh_` and 43 characters).
+pub const TOKEN_BYTES_MIN: usize = 16;

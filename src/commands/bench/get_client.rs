@@ -2,7 +2,8 @@
 //! single-threaded runtime, so that the load generator costs the server's machine as
 //! little as it can (a blocking client with a thread per connection spent more CPU than
 //! the server it measured). It reads responses framed by `Content-Length`, which is how
-//! the server answers; anything else is an error rather than a guess.
+//! the server answers; anything else is an error rather than a guess. Each request carries
+//! the `Authorization` header it was connected with, if any.
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +19,8 @@ const BODY_BYTES_MAX: usize = 64 << 20;
 pub struct GetClient {
     stream: TcpStream,
     host: String,
+    /// `Authorization` value sent with every request.
+    authorization: Option<String>,
     /// Bytes read and not consumed yet.
     buf: Vec<u8>,
     request: Vec<u8>,
@@ -40,7 +43,10 @@ pub fn authority(base: &str) -> anyhow::Result<String> {
 }
 
 impl GetClient {
-    pub async fn connect(authority: &str) -> anyhow::Result<GetClient> {
+    pub async fn connect(
+        authority: &str,
+        authorization: Option<&str>,
+    ) -> anyhow::Result<GetClient> {
         let stream = TcpStream::connect(authority)
             .await
             .with_context(|| format!("cannot connect to {authority}"))?;
@@ -48,6 +54,7 @@ impl GetClient {
         Ok(GetClient {
             stream,
             host: authority.to_string(),
+            authorization: authorization.map(str::to_string),
             buf: Vec::with_capacity(8192),
             request: Vec::with_capacity(256),
         })
@@ -60,6 +67,10 @@ impl GetClient {
         self.request.extend_from_slice(path.as_bytes());
         self.request.extend_from_slice(b" HTTP/1.1\r\nhost: ");
         self.request.extend_from_slice(self.host.as_bytes());
+        if let Some(value) = &self.authorization {
+            self.request.extend_from_slice(b"\r\nauthorization: ");
+            self.request.extend_from_slice(value.as_bytes());
+        }
         self.request.extend_from_slice(b"\r\n\r\n");
         self.stream.write_all(&self.request).await?;
         let head_end = loop {

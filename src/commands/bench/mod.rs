@@ -1,7 +1,9 @@
 //! Load generators for the benchmarks: `bench http` drives the HTTP ingest endpoint from
 //! a bounded pool of loopback clients; `bench gen` times the Nexmark generator alone.
-//! Every loop is bounded by a request or event count.
+//! Every loop is bounded by a request or event count. The HTTP generators send
+//! `FRESHET_TOKEN` when it is set, for a server that requires tokens.
 
+use crate::app::auth::client;
 use crate::cli::{BenchGenArgs, BenchHttpArgs, BenchLatencyArgs, BenchQueryArgs};
 use crate::output;
 
@@ -61,18 +63,17 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<ExitCode> {
         args.url.trim_end_matches('/'),
         args.stream
     );
+    let authorization = client::authorization_from_env()?;
     let load = drive(
         args.concurrency,
         args.requests,
         args.rate,
         move |agent, i| {
             let body = &bodies[i as usize % bodies.len()];
-            succeeded(
-                agent
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .send(&body[..]),
-            )
+            let request = agent
+                .post(&url)
+                .header("content-type", "application/x-ndjson");
+            succeeded(client::authorize(request, authorization.as_deref()).send(&body[..]))
         },
     );
     let (requests, errors, seconds) = (load.requests, load.errors, load.seconds);
@@ -228,6 +229,8 @@ pub fn latency(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .into();
     let ingest = format!("{base}/v1/streams/{}/events", args.stream);
+    let authorization = client::authorization_from_env()?;
+    let authorization = authorization.as_deref();
     let mut latencies = Vec::with_capacity(args.probes as usize);
     for i in 0..args.probes {
         let key = args.first_key + i;
@@ -235,8 +238,7 @@ pub fn latency(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
         let body = format!(
             r#"{{"auction":{key},"bidder":1,"price":1,"channel":"probe","url":"","date_time":"{now}","extra":""}}"#
         );
-        let response = agent
-            .post(&ingest)
+        let response = client::authorize(agent.post(&ingest), authorization)
             .send(body.as_bytes())
             .context("posting a probe")?;
         if !response.status().is_success() {
@@ -245,7 +247,9 @@ pub fn latency(args: BenchLatencyArgs) -> anyhow::Result<ExitCode> {
         let acked = Instant::now();
         let url = format!("{base}/v1/views/{}/results?auction={key}", args.view);
         loop {
-            let mut answer = agent.get(&url).call().context("querying the view")?;
+            let mut answer = client::authorize(agent.get(&url), authorization)
+                .call()
+                .context("querying the view")?;
             if !answer.status().is_success() {
                 bail!("the view query failed: HTTP {}", answer.status());
             }
@@ -298,10 +302,11 @@ pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         bail!("--path must contain {{key}}, replaced by each key value in turn");
     }
     let authority = get_client::authority(&args.url)?;
+    let authorization = client::authorization_from_env()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let load = runtime.block_on(drive_gets(authority, args.clone()))?;
+    let load = runtime.block_on(drive_gets(authority, authorization, args.clone()))?;
     let result = serde_json::json!({
         "requests": load.requests,
         "errors": load.errors,
@@ -333,12 +338,17 @@ pub fn query(args: BenchQueryArgs) -> anyhow::Result<ExitCode> {
 /// `bench query`'s load: `--concurrency` connections on the current thread, each sending
 /// its next request when its last one is answered (or at its scheduled time with `--rate`;
 /// latency then counts from that time, as in [`drive`]).
-async fn drive_gets(authority: String, args: BenchQueryArgs) -> anyhow::Result<Load> {
+async fn drive_gets(
+    authority: String,
+    authorization: Option<String>,
+    args: BenchQueryArgs,
+) -> anyhow::Result<Load> {
     let next = Arc::new(AtomicU64::new(0));
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let mut client = get_client::GetClient::connect(&authority).await?;
+        let mut client =
+            get_client::GetClient::connect(&authority, authorization.as_deref()).await?;
         let (next, args) = (next.clone(), args.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
