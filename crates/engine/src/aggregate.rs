@@ -172,7 +172,8 @@ pub fn sortable(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn unsortable(b: [u8; 8]) -> i64 {
+/// The inverse of [`sortable`].
+pub fn unsortable(b: [u8; 8]) -> i64 {
     (u64::from_be_bytes(b) ^ (1 << 63)) as i64
 }
 

@@ -14,6 +14,7 @@ use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
 use crate::sql::StreamTable;
+use crate::top_n::{TopN, TopNSpec};
 use crate::window::WindowKind;
 use arrow_row::SortField;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -208,6 +209,8 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 return Ok((ResultKey::Columns(key), updating && filtered));
             }
             Op::Source(_) => return Ok((ResultKey::Origin, false)),
+            // Ranked rows change (a row leaves the top N): a filter over them deletes too.
+            Op::TopN { .. } => return Ok((ResultKey::Origin, filtered)),
             Op::Join { left, .. } => {
                 if !has_origin(left) {
                     return Err(unsupported(
@@ -235,7 +238,7 @@ fn delete_what_stops_qualifying(node: &mut Node) {
             delete_what_stops_qualifying(input);
         }
         Op::Project { input, .. } => delete_what_stops_qualifying(input),
-        Op::Source(_) | Op::Aggregate { .. } | Op::Join { .. } => {}
+        Op::Source(_) | Op::Aggregate { .. } | Op::TopN { .. } | Op::Join { .. } => {}
     }
 }
 
@@ -243,7 +246,9 @@ fn delete_what_stops_qualifying(node: &mut Node) {
 fn reads_windows(node: &Node) -> bool {
     match &node.op {
         Op::Source(s) => s.window.is_some(),
-        Op::Filter { input, .. } | Op::Project { input, .. } => reads_windows(input),
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
+            reads_windows(input)
+        }
         Op::Join { .. } => true,
         Op::Aggregate { .. } => node.window.is_some(),
     }
@@ -252,7 +257,9 @@ fn reads_windows(node: &Node) -> bool {
 fn has_origin(node: &Node) -> bool {
     match &node.op {
         Op::Source(_) => true,
-        Op::Filter { input, .. } | Op::Project { input, .. } => has_origin(input),
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
+            has_origin(input)
+        }
         Op::Join { left, .. } => has_origin(left),
         Op::Aggregate { .. } => false,
     }
@@ -302,6 +309,9 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
             })
         }
         LogicalPlan::Filter(f) => {
+            if let LogicalPlan::Window(w) = f.input.as_ref() {
+                return build_top_n(f, w, cx);
+            }
             let input = build(&f.input, cx)?;
             let predicate = cx.physical(&f.predicate, f.input.schema())?;
             Ok(Node {
@@ -324,7 +334,9 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
         )),
         LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
         LogicalPlan::Window(_) => Err(unsupported(
-            "SQL window functions (OVER ...); use TUMBLE, HOP or SESSION in FROM",
+            "SQL window functions (OVER ...) other than ROW_NUMBER() OVER (PARTITION BY ... \
+             ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, HOP or \
+             SESSION in FROM",
         )),
         LogicalPlan::Union(_) => Err(unsupported("UNION")),
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT without GROUP BY")),
@@ -645,4 +657,177 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             join: Box::new(join),
         },
     })
+}
+
+/// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` under a filter that keeps `rn <= N`
+/// (or `rn < N`, `rn = 1`): a top-N operator, with the filter's other conditions in a
+/// filter above it.
+fn build_top_n(
+    f: &datafusion::logical_expr::Filter,
+    w: &datafusion::logical_expr::Window,
+    cx: &mut Cx,
+) -> Result<Node> {
+    let shape = "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1";
+    let [expr] = w.window_expr.as_slice() else {
+        return Err(unsupported(format!(
+            "several window functions in one SELECT; only {shape}"
+        )));
+    };
+    let inner = match expr {
+        Expr::Alias(a) => a.expr.as_ref(),
+        other => other,
+    };
+    let Expr::WindowFunction(wf) = inner else {
+        return Err(unsupported(format!(
+            "window expression {expr}; only {shape}"
+        )));
+    };
+    let name = wf.fun.name().to_ascii_lowercase();
+    let p = &wf.params;
+    if name != "row_number" || !p.args.is_empty() || p.filter.is_some() {
+        return Err(unsupported(format!("{name}() OVER (...); only {shape}")));
+    }
+    if p.order_by.is_empty() {
+        return Err(EngineError::Sql(
+            "ROW_NUMBER() without ORDER BY numbers rows in no defined order; add ORDER BY".into(),
+        ));
+    }
+    let rn = w.schema.fields().len() - 1;
+    let mut limit: Option<usize> = None;
+    let mut rest = Vec::new();
+    for conjunct in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
+        match rank_bound(conjunct, rn, &w.schema)? {
+            Some(n) => limit = Some(limit.map_or(n, |l| l.min(n))),
+            None => rest.push(conjunct.clone()),
+        }
+    }
+    let Some(limit) = limit else {
+        return Err(unsupported(format!(
+            "a filter on ROW_NUMBER() other than rn <= N, rn < N or rn = 1; only {shape}"
+        )));
+    };
+    let input = build(&w.input, cx)?;
+    if !input.appends_only || !has_origin(&input) {
+        return Err(unsupported(
+            "ROW_NUMBER() over an aggregate's or a join's rows; rank a stream's rows (in a \
+             view of their own if they are windowed)",
+        ));
+    }
+    let in_schema = w.input.schema();
+    let mut partition_by = Vec::new();
+    let mut partition_types = Vec::new();
+    let mut per_window = false;
+    let window = input.window.unwrap_or_default();
+    for e in &p.partition_by {
+        let idx = column_index(e, in_schema);
+        per_window |= idx.is_some() && (idx == window.start_col || idx == window.end_col);
+        partition_types.push(e.get_type(in_schema)?);
+        partition_by.push(cx.physical(e, in_schema)?);
+    }
+    let mut order_by = Vec::new();
+    let mut order_types = Vec::new();
+    for s in &p.order_by {
+        order_types.push(s.expr.get_type(in_schema)?);
+        order_by.push((
+            cx.physical(&s.expr, in_schema)?,
+            arrow_schema::SortOptions {
+                descending: !s.asc,
+                nulls_first: s.nulls_first,
+            },
+        ));
+    }
+    let id = cx.next_id;
+    cx.next_id += 1;
+    let schema = arrow(&w.schema);
+    let top = TopN::new(
+        id,
+        TopNSpec {
+            schema: schema.clone(),
+            partition_by,
+            partition_types,
+            order_by,
+            order_types,
+            limit,
+            window_end_col: if per_window { window.end_col } else { None },
+        },
+    )?;
+    let node = Node {
+        schema,
+        window: input.window,
+        appends_only: false,
+        op: Op::TopN {
+            input: Box::new(input),
+            top: Box::new(top),
+        },
+    };
+    let Some(rest) = datafusion::logical_expr::utils::conjunction(rest) else {
+        return Ok(node);
+    };
+    let predicate = cx.physical(&rest, &w.schema)?;
+    Ok(Node {
+        schema: node.schema.clone(),
+        window: node.window,
+        appends_only: false,
+        op: Op::Filter {
+            input: Box::new(node),
+            predicate,
+            deletes_failing: false,
+        },
+    })
+}
+
+/// N if `e` bounds the rank column `rn` of `schema` from above (`rn <= N`, `rn < N + 1`,
+/// `rn = 1`, either way round); `None` if it does not mention the rank.
+fn rank_bound(e: &Expr, rn: usize, schema: &DFSchema) -> Result<Option<usize>> {
+    use datafusion::logical_expr::Operator;
+    let refused = || {
+        unsupported(format!(
+            "the condition {e} on ROW_NUMBER(); keep rows with rn <= N, rn < N or rn = 1"
+        ))
+    };
+    let mentions_rank = e
+        .column_refs()
+        .iter()
+        .any(|c| schema.maybe_index_of_column(c) == Some(rn));
+    if !mentions_rank {
+        return Ok(None);
+    }
+    let Expr::BinaryExpr(b) = e else {
+        return Err(refused());
+    };
+    let is_rank = |x: &Expr| column_index(x, schema) == Some(rn);
+    let literal = |x: &Expr| match x {
+        Expr::Literal(v, _) => match v.cast_to(&DataType::Int64) {
+            Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Some(n),
+            _ => None,
+        },
+        _ => None,
+    };
+    // Normalised to `rn <op> n`.
+    let (op, n) = if is_rank(&b.left) {
+        (b.op, literal(&b.right))
+    } else if is_rank(&b.right) {
+        let swapped = match b.op {
+            Operator::GtEq => Operator::LtEq,
+            Operator::Gt => Operator::Lt,
+            Operator::Eq => Operator::Eq,
+            _ => return Err(refused()),
+        };
+        (swapped, literal(&b.left))
+    } else {
+        return Err(refused());
+    };
+    let n = n.ok_or_else(refused)?;
+    let limit = match op {
+        Operator::LtEq => n,
+        Operator::Lt => n - 1,
+        Operator::Eq if n == 1 => 1,
+        _ => return Err(refused()),
+    };
+    if limit < 1 {
+        return Err(EngineError::Sql(format!(
+            "{e} keeps no row; keep rn <= N with N at least 1"
+        )));
+    }
+    Ok(Some(limit as usize))
 }

@@ -29,6 +29,7 @@ pub mod runner;
 pub mod source;
 pub mod sql;
 pub mod statement;
+pub mod top_n;
 pub mod views;
 pub mod watermarks;
 pub mod window;

@@ -12,6 +12,7 @@ use crate::error::{EngineError, Result};
 use crate::join::WindowJoin;
 use crate::rows::{Change, Rows, not_true};
 use crate::source::Source;
+use crate::top_n::TopN;
 use crate::watermarks::StreamWatermarks;
 use crate::window::{WindowKind, ms_text};
 use arrow_array::{BooleanArray, RecordBatch};
@@ -63,6 +64,13 @@ pub enum Op {
         input: Box<Node>,
         /// The operator.
         agg: Box<Aggregate>,
+    },
+    /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to `rn <= N`.
+    TopN {
+        /// Input.
+        input: Box<Node>,
+        /// The operator.
+        top: Box<TopN>,
     },
     /// A window join.
     Join {
@@ -171,6 +179,12 @@ impl Node {
                 }
                 Ok(Vec::new())
             }
+            Op::TopN { input, top } => {
+                for r in input.on_input(stream, partition, offsets, batch, ctx)? {
+                    top.on_input(&r, ctx)?;
+                }
+                Ok(Vec::new())
+            }
             Op::Join { left, right, join } => {
                 for r in left.on_input(stream, partition, offsets, batch, ctx)? {
                     join.on_input(r, false)?;
@@ -208,6 +222,12 @@ impl Node {
                 }
                 agg.on_watermark(input.window_watermark(), ctx)
             }
+            Op::TopN { input, top } => {
+                for r in input.on_watermark(watermarks, ctx)? {
+                    top.on_input(&r, ctx)?;
+                }
+                top.on_watermark(input.window_watermark())
+            }
             Op::Join { left, right, join } => {
                 for r in left.on_watermark(watermarks, ctx)? {
                     join.on_input(r, false)?;
@@ -226,6 +246,7 @@ impl Node {
             Op::Source(s) => s.window_watermark(),
             Op::Filter { input, .. } | Op::Project { input, .. } => input.window_watermark(),
             Op::Aggregate { agg, .. } => agg.window_watermark(),
+            Op::TopN { top, .. } => top.window_watermark(),
             Op::Join { join, .. } => join.window_watermark(),
         }
     }
@@ -239,6 +260,7 @@ impl Node {
                 transform(&self.schema, &self.op, rows)
             }
             Op::Aggregate { agg, .. } => agg.on_commit(ctx),
+            Op::TopN { top, .. } => top.on_commit(ctx),
             Op::Join { .. } => Ok(Vec::new()),
         }
     }
@@ -251,6 +273,10 @@ impl Node {
             Op::Aggregate { input, agg } => {
                 input.checkpoint(puts, deletes);
                 agg.checkpoint(puts, deletes);
+            }
+            Op::TopN { input, top } => {
+                input.checkpoint(puts, deletes);
+                top.checkpoint(puts, deletes);
             }
             Op::Join { left, right, join } => {
                 left.checkpoint(puts, deletes);
@@ -272,6 +298,13 @@ impl Node {
                     None => Ok(()),
                 }
             }
+            Op::TopN { input, top } => {
+                input.restore(by_id)?;
+                match by_id.get(&top.id) {
+                    Some(entries) => top.restore(entries),
+                    None => Ok(()),
+                }
+            }
             Op::Join { left, right, join } => {
                 left.restore(by_id)?;
                 right.restore(by_id)?;
@@ -289,6 +322,7 @@ impl Node {
             Op::Source(_) => 0,
             Op::Filter { input, .. } | Op::Project { input, .. } => input.state_bytes(),
             Op::Aggregate { input, agg } => input.state_bytes() + agg.state_bytes(),
+            Op::TopN { input, top } => input.state_bytes() + top.state_bytes(),
             Op::Join { left, right, join } => {
                 left.state_bytes() + right.state_bytes() + join.state_bytes()
             }
@@ -303,9 +337,10 @@ impl Node {
                     out.push(s.stream.clone());
                 }
             }
-            Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
-                input.streams(out)
-            }
+            Op::Filter { input, .. }
+            | Op::Project { input, .. }
+            | Op::Aggregate { input, .. }
+            | Op::TopN { input, .. } => input.streams(out),
             Op::Join { left, right, .. } => {
                 left.streams(out);
                 right.streams(out);
@@ -347,6 +382,12 @@ impl Node {
                         format!("per session (gap {})", ms_text(gap_ms)),
                 }
             ),
+            Op::TopN { top, .. } => format!(
+                "TopN #{} ROW_NUMBER() <= {} per group (updating: rows leave the top and are \
+                 deleted)",
+                top.id,
+                top.limit()
+            ),
             Op::Join { join, .. } => format!("WindowJoin #{}", join.id),
         };
         out.push_str(&pad);
@@ -354,9 +395,10 @@ impl Node {
         out.push('\n');
         match &self.op {
             Op::Source(_) => {}
-            Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
-                input.describe(depth + 1, out)
-            }
+            Op::Filter { input, .. }
+            | Op::Project { input, .. }
+            | Op::Aggregate { input, .. }
+            | Op::TopN { input, .. } => input.describe(depth + 1, out),
             Op::Join { left, right, .. } => {
                 left.describe(depth + 1, out);
                 right.describe(depth + 1, out);

@@ -96,6 +96,10 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             }
             walk(input, sizes, why);
         }
+        Op::TopN { input, .. } => {
+            why.push("it ranks rows with ROW_NUMBER(), whose results change".to_string());
+            walk(input, sizes, why);
+        }
         Op::Join { left, right, .. } => {
             walk(left, sizes, why);
             walk(right, sizes, why);

@@ -12,7 +12,7 @@
 use super::inputs::{Inputs, part_key};
 use crate::Stats;
 use crate::committer::Committer;
-use crate::compile::{Compiled, ResultKey};
+use crate::compile::{Compiled, ORIGIN_KEY, ResultKey};
 use crate::error::{EngineError, Result};
 use crate::node::StateEntries;
 use crate::rows::{Change, Rows};
@@ -157,12 +157,11 @@ fn last_write_per_key(
     Ok(split(kept))
 }
 
-/// Positions of a keyed view's key columns in its results table.
+/// Positions of a view's key columns in its results table.
 fn key_columns(compiled: &Compiled) -> Result<Vec<usize>> {
-    let ResultKey::Columns(names) = &compiled.key else {
-        return Err(EngineError::Bug(
-            "a view keyed by log position deleted rows".into(),
-        ));
+    let names: Vec<&str> = match &compiled.key {
+        ResultKey::Columns(names) => names.iter().map(String::as_str).collect(),
+        ResultKey::Origin => ORIGIN_KEY.to_vec(),
     };
     names
         .iter()

@@ -140,3 +140,51 @@ fn issue_16_functions_of_the_clock_are_refused() {
         "random() in a view",
     );
 }
+
+/// Issue 16: ROW_NUMBER() top-N and deduplication run; every other use of OVER (...) is
+/// refused with an error that says what runs.
+#[test]
+fn issue_16_window_functions_other_than_a_top_n_are_named() {
+    let ranked = |over: &str, condition: &str| {
+        format!(
+            "CREATE VIEW v AS SELECT auction, price FROM (SELECT *, {over} AS rn FROM bid) \
+             WHERE {condition}"
+        )
+    };
+    refused(
+        &ranked("ROW_NUMBER() OVER (PARTITION BY auction)", "rn <= 3"),
+        "without ORDER BY",
+    );
+    refused(
+        &ranked(
+            "RANK() OVER (PARTITION BY auction ORDER BY price)",
+            "rn <= 3",
+        ),
+        "only ROW_NUMBER() OVER",
+    );
+    refused(
+        &ranked(
+            "ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price)",
+            "rn = 3",
+        ),
+        "keep rows with rn <= N",
+    );
+    refused(
+        &ranked(
+            "ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price)",
+            "rn < 1",
+        ),
+        "keeps no row",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, AVG(price) OVER (PARTITION BY auction ORDER BY \
+         date_time ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS a FROM bid",
+        "other than ROW_NUMBER()",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT channel, n FROM (SELECT channel, n, ROW_NUMBER() OVER \
+         (ORDER BY n DESC) AS rn FROM (SELECT channel, COUNT(*) AS n FROM bid GROUP BY \
+         channel)) WHERE rn <= 2",
+        "over an aggregate's or a join's rows",
+    );
+}

@@ -290,6 +290,7 @@ golden!(
     provisional_updates,
     aggregate_filter,
     having_updating,
+    top_n,
 );
 
 #[test]

@@ -124,6 +124,18 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // Top-N: ranks move and rows leave the top at every commit. Ties in price are
+        // broken differently by batch, so the view selects what ties cannot change.
+        name: "top_n",
+        views: "CREATE VIEW v AS SELECT auction, price, rn FROM (SELECT *, ROW_NUMBER() OVER \
+            (PARTITION BY auction ORDER BY price DESC) AS rn FROM bid) WHERE rn <= 3",
+        view: "v",
+        batch: "SELECT auction, price, rn FROM (SELECT *, ROW_NUMBER() OVER \
+            (PARTITION BY auction ORDER BY price DESC) AS rn FROM bid) WHERE rn <= 3",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         name: "stateless",
         views: "CREATE VIEW v AS SELECT auction, price * 2 AS p2, upper(channel) AS c, date_time \
             FROM bid WHERE price % 3 = 0",

@@ -1,0 +1,449 @@
+//! Top-N per group: `ROW_NUMBER() OVER (PARTITION BY keys ORDER BY ...)` kept to the rows
+//! with `rn <= N` (`rn = 1`: the first row of each group, deduplication).
+//!
+//! State per group is its N best rows, in `ORDER BY` order with the row's log position as
+//! the tie-break, so a streaming run is deterministic (a batch run breaks ties at the Nth
+//! place its own way). Rows are written at commits, keyed by their log position: every row
+//! of a group that changed since the last commit, with its current rank, and a deletion of
+//! each written row that has left the top N. Rows are provisional while their group can
+//! change: groups of a window (the partition keys include the input's `window_start` or
+//! `window_end`) become final, are written once more and are evicted when the window
+//! watermark passes the window's end; other groups become final at the end of the streams.
+//!
+//! Input rows must come from a stream (they carry their log positions); a top-N over an
+//! aggregate's rows is refused when the view is compiled.
+
+use crate::Ctx;
+use crate::accumulate::{get_bytes, put_bytes, take8};
+use crate::aggregate::{sortable, unsortable};
+use crate::error::{EngineError, Result};
+use crate::rows::{Change, Origin, Rows};
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::{SchemaRef, SortOptions};
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_store::RowState;
+use freshet_types::Watermark;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Bytes of a row's log position at the end of its order key: partition, offset, copy.
+const ORIGIN_BYTES: usize = 16;
+
+/// A row that left its group's top N after a commit wrote it: (order key, row).
+type Gone = (Box<[u8]>, Box<[u8]>);
+
+/// One kept row: its values in Arrow's row format and whether a commit wrote it.
+struct Kept {
+    row: Box<[u8]>,
+    written: bool,
+}
+
+/// One group's best rows, by order key (the `ORDER BY` values, then the log position).
+#[derive(Default)]
+struct Group {
+    /// The end of the group's window, when the groups are per window.
+    window_end: Option<i64>,
+    rows: BTreeMap<Box<[u8]>, Kept>,
+}
+
+/// The operator.
+pub struct TopN {
+    /// Operator id (prefix of its checkpoint keys).
+    pub id: u16,
+    /// Output schema: the input's columns and the rank.
+    schema: SchemaRef,
+    /// `PARTITION BY` expressions over the input.
+    partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// `ORDER BY` expressions over the input.
+    order_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// N.
+    limit: usize,
+    /// The input column holding the group's window end, when groups are per window.
+    window_end_col: Option<usize>,
+    /// Whole input rows, to keep and to rebuild.
+    values: RowConverter,
+    /// Partition keys.
+    keys: RowConverter,
+    /// `ORDER BY` values, in their sort order.
+    order: RowConverter,
+    groups: HashMap<Box<[u8]>, Group>,
+    /// Groups by window end, for eviction.
+    ends: BTreeSet<(i64, Box<[u8]>)>,
+    /// Groups changed since the last commit wrote them.
+    changed: HashSet<Box<[u8]>>,
+    /// Written rows that left the top N since the last commit: (order key, row).
+    gone: Vec<Gone>,
+    /// Groups changed or removed since the last checkpoint.
+    ckpt_changed: HashSet<Box<[u8]>>,
+    state_bytes: usize,
+    window_watermark: Option<Watermark>,
+}
+
+/// What [`TopN::new`] is built from.
+pub struct TopNSpec {
+    /// Output schema: the input's columns and the rank (`UInt64`).
+    pub schema: SchemaRef,
+    /// `PARTITION BY` expressions.
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// Their types.
+    pub partition_types: Vec<arrow_schema::DataType>,
+    /// `ORDER BY` expressions with their direction.
+    pub order_by: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+    /// Their types.
+    pub order_types: Vec<arrow_schema::DataType>,
+    /// N.
+    pub limit: usize,
+    /// The input column of the group's window end, if groups are per window.
+    pub window_end_col: Option<usize>,
+}
+
+impl TopN {
+    /// A new, empty operator.
+    pub fn new(id: u16, spec: TopNSpec) -> Result<TopN> {
+        let input_fields: Vec<SortField> = spec.schema.fields()[..spec.schema.fields().len() - 1]
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        let (order_by, options): (Vec<_>, Vec<_>) = spec.order_by.into_iter().unzip();
+        Ok(TopN {
+            id,
+            schema: spec.schema,
+            partition_by: spec.partition_by,
+            order_by,
+            limit: spec.limit,
+            window_end_col: spec.window_end_col,
+            values: RowConverter::new(input_fields)?,
+            keys: RowConverter::new(
+                spec.partition_types
+                    .into_iter()
+                    .map(SortField::new)
+                    .collect(),
+            )?,
+            order: RowConverter::new(
+                spec.order_types
+                    .into_iter()
+                    .zip(options)
+                    .map(|(t, o)| SortField::new_with_options(t, o))
+                    .collect(),
+            )?,
+            groups: HashMap::new(),
+            ends: BTreeSet::new(),
+            changed: HashSet::new(),
+            gone: Vec::new(),
+            ckpt_changed: HashSet::new(),
+            state_bytes: 0,
+            window_watermark: None,
+        })
+    }
+
+    /// N.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Approximate bytes of state held.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
+    }
+
+    /// Window ends at or before this have been written as final.
+    pub fn window_watermark(&self) -> Option<Watermark> {
+        self.window_watermark
+    }
+
+    fn eval(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        exprs
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
+            .collect()
+    }
+
+    /// Ranks `rows` into their groups.
+    pub fn on_input(&mut self, rows: &Rows, ctx: &Ctx) -> Result<()> {
+        let batch = &rows.batch;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let origin = rows
+            .origin
+            .as_ref()
+            .ok_or_else(|| EngineError::Bug("a top-N input row without its position".into()))?;
+        let keys = self
+            .keys
+            .convert_columns(&Self::eval(&self.partition_by, batch)?)?;
+        let order = self
+            .order
+            .convert_columns(&Self::eval(&self.order_by, batch)?)?;
+        let values = self.values.convert_columns(batch.columns())?;
+        let ends = self
+            .window_end_col
+            .map(|c| crate::source::times_ms(batch.column(c)))
+            .transpose()?;
+        for i in 0..n {
+            let key = keys.row(i);
+            let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + ORIGIN_BYTES);
+            sort_key.extend_from_slice(order.row(i).as_ref());
+            sort_key.extend_from_slice(&origin.partition.value(i).to_be_bytes());
+            sort_key.extend_from_slice(&origin.offset.value(i).to_be_bytes());
+            sort_key.extend_from_slice(&origin.copy.value(i).to_be_bytes());
+            let end = ends.as_ref().map(|e| e.value(i));
+            if let (Some(e), Some(w)) = (end, self.window_watermark)
+                && w.completes(e)
+            {
+                return Err(EngineError::Bug(format!(
+                    "a row for window ending {e} reached a top-N already past it"
+                )));
+            }
+            let group = match self.groups.get_mut(key.as_ref()) {
+                Some(g) => g,
+                None => {
+                    let k: Box<[u8]> = key.as_ref().into();
+                    if let Some(e) = end {
+                        self.ends.insert((e, k.clone()));
+                    }
+                    self.state_bytes += 2 * k.len() + 64;
+                    self.groups.entry(k).or_insert_with(|| Group {
+                        window_end: end,
+                        rows: BTreeMap::new(),
+                    })
+                }
+            };
+            if group.rows.len() >= self.limit
+                && group
+                    .rows
+                    .last_key_value()
+                    .is_some_and(|(last, _)| sort_key.as_slice() >= &last[..])
+            {
+                continue;
+            }
+            let row: Box<[u8]> = values.row(i).as_ref().into();
+            self.state_bytes += sort_key.len() + row.len() + 48;
+            group.rows.insert(
+                sort_key.into(),
+                Kept {
+                    row,
+                    written: false,
+                },
+            );
+            if group.rows.len() > self.limit {
+                let (sk, kept) = group.rows.pop_last().expect("more than N rows");
+                self.state_bytes = self
+                    .state_bytes
+                    .saturating_sub(sk.len() + kept.row.len() + 48);
+                if kept.written {
+                    self.gone.push((sk, kept.row));
+                }
+            }
+            self.changed.insert(key.as_ref().into());
+            self.ckpt_changed.insert(key.as_ref().into());
+        }
+        if self.state_bytes as u64 > ctx.state_bytes_max {
+            return Err(EngineError::StateLimit {
+                view: ctx.view.clone(),
+                bytes: self.state_bytes as u64,
+                cap: ctx.state_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// The input's window watermark moved to `wm`: groups of the windows it completes are
+    /// written as final and evicted.
+    pub fn on_watermark(&mut self, wm: Option<Watermark>) -> Result<Vec<Rows>> {
+        let Some(wm) = wm else { return Ok(Vec::new()) };
+        if self.window_watermark.is_some_and(|w| wm <= w) {
+            return Ok(Vec::new());
+        }
+        self.window_watermark = Some(wm);
+        let mut closed = Vec::new();
+        while let Some((e, _)) = self.ends.first() {
+            if !wm.completes(*e) {
+                break;
+            }
+            let (_, key) = self.ends.pop_first().expect("first exists");
+            self.changed.remove(&key);
+            self.ckpt_changed.insert(key.clone());
+            if let Some(group) = self.groups.remove(&key) {
+                self.state_bytes = self.state_bytes.saturating_sub(
+                    2 * key.len()
+                        + 64
+                        + group
+                            .rows
+                            .iter()
+                            .map(|(k, v)| k.len() + v.row.len() + 48)
+                            .sum::<usize>(),
+                );
+                closed.push(group);
+            }
+        }
+        let mut out = Vec::new();
+        if !closed.is_empty() {
+            out.push(self.ranked(closed.iter(), RowState::Final)?);
+        }
+        Ok(out)
+    }
+
+    /// At a commit: deletions of written rows that left the top N, and every row of the
+    /// groups that changed with its rank (at the end of the streams, every group, final).
+    pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
+        let mut out = Vec::new();
+        if !self.gone.is_empty() {
+            let gone = std::mem::take(&mut self.gone);
+            out.push(self.deletions(&gone)?);
+        }
+        let keys: Vec<Box<[u8]>> = if ctx.end_of_stream {
+            self.changed.clear();
+            self.groups.keys().cloned().collect()
+        } else {
+            self.changed.drain().collect()
+        };
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let state = if ctx.end_of_stream {
+            RowState::Final
+        } else {
+            RowState::Provisional
+        };
+        for key in &keys {
+            if let Some(group) = self.groups.get_mut(key) {
+                for kept in group.rows.values_mut() {
+                    kept.written = true;
+                }
+            }
+        }
+        let groups = keys.iter().filter_map(|k| self.groups.get(k));
+        out.push(self.ranked(groups, state)?);
+        Ok(out)
+    }
+
+    /// Every row of `groups` with its rank, as `state`.
+    fn ranked<'a>(&self, groups: impl Iterator<Item = &'a Group>, state: RowState) -> Result<Rows> {
+        let mut sort_keys: Vec<&[u8]> = Vec::new();
+        let mut rows = Vec::new();
+        let mut ranks = Vec::new();
+        for group in groups {
+            for (rank, (sk, kept)) in group.rows.iter().enumerate() {
+                sort_keys.push(sk);
+                rows.push(&kept.row[..]);
+                ranks.push(rank as u64 + 1);
+            }
+        }
+        self.assemble(&sort_keys, &rows, ranks, Change::Upsert(state))
+    }
+
+    /// Deletions of `gone` rows (only their log positions, the key, mean anything).
+    fn deletions(&self, gone: &[Gone]) -> Result<Rows> {
+        let sort_keys: Vec<&[u8]> = gone.iter().map(|(k, _)| &k[..]).collect();
+        let rows: Vec<&[u8]> = gone.iter().map(|(_, r)| &r[..]).collect();
+        let ranks = vec![0; gone.len()];
+        self.assemble(&sort_keys, &rows, ranks, Change::Delete)
+    }
+
+    fn assemble(
+        &self,
+        sort_keys: &[&[u8]],
+        rows: &[&[u8]],
+        ranks: Vec<u64>,
+        change: Change,
+    ) -> Result<Rows> {
+        let parser = self.values.parser();
+        let mut columns = self
+            .values
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        columns.push(Arc::new(UInt64Array::from(ranks)));
+        let n = rows.len();
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let mut partition = Vec::with_capacity(n);
+        let mut offset = Vec::with_capacity(n);
+        let mut copy = Vec::with_capacity(n);
+        for sk in sort_keys {
+            let tail = &sk[sk.len() - ORIGIN_BYTES..];
+            partition.push(u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")));
+            offset.push(u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")));
+            copy.push(u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")));
+        }
+        Ok(Rows {
+            batch,
+            origin: Some(Origin {
+                partition: UInt32Array::from(partition),
+                offset: UInt64Array::from(offset),
+                copy: UInt32Array::from(copy),
+            }),
+            change,
+        })
+    }
+
+    fn state_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(key.len() + 3);
+        k.extend_from_slice(&self.id.to_be_bytes());
+        k.push(KIND_TOP_N);
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// State changes since the last checkpoint: each changed group whole, removed groups
+    /// deleted.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        for key in std::mem::take(&mut self.ckpt_changed) {
+            let state_key = self.state_key(&key);
+            let Some(group) = self.groups.get(&key) else {
+                deletes.push(state_key);
+                continue;
+            };
+            let mut v = Vec::new();
+            match group.window_end {
+                Some(e) => {
+                    v.push(1);
+                    v.extend_from_slice(&sortable(e));
+                }
+                None => v.push(0),
+            }
+            for (sk, kept) in &group.rows {
+                put_bytes(&mut v, sk);
+                put_bytes(&mut v, &kept.row);
+                v.push(u8::from(kept.written));
+            }
+            puts.push((state_key, v));
+        }
+    }
+
+    /// Loads checkpointed groups.
+    pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        for (k, v) in entries {
+            let key: Box<[u8]> = k
+                .get(3..)
+                .filter(|_| k.get(2) == Some(&KIND_TOP_N))
+                .ok_or_else(|| EngineError::Bug("a top-N checkpoint key of another kind".into()))?
+                .into();
+            let mut val = &v[..];
+            let window_end = match crate::accumulate::take(&mut val, 1)?[0] {
+                0 => None,
+                _ => Some(unsortable(take8(&mut val)?)),
+            };
+            let mut rows = BTreeMap::new();
+            while !val.is_empty() {
+                let sk: Box<[u8]> = get_bytes(&mut val)?.into();
+                let row: Box<[u8]> = get_bytes(&mut val)?.into();
+                let written = crate::accumulate::take(&mut val, 1)?[0] != 0;
+                self.state_bytes += sk.len() + row.len() + 48;
+                rows.insert(sk, Kept { row, written });
+            }
+            if let Some(e) = window_end {
+                self.ends.insert((e, key.clone()));
+            }
+            self.state_bytes += 2 * key.len() + 64;
+            self.groups.insert(key, Group { window_end, rows });
+        }
+        Ok(())
+    }
+}
+
+/// Checkpoint key kind of a top-N group (after the operator id).
+const KIND_TOP_N: u8 = 4;
