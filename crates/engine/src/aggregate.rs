@@ -111,7 +111,14 @@ struct Session {
     accs: Vec<Acc>,
     stored_start: Option<i64>,
     dirty: bool,
+    /// The bounds its last provisional row was written with, if one was.
+    written: Option<(i64, i64)>,
+    /// Changed since its last provisional row.
+    changed: bool,
 }
+
+/// A provisional session row to delete: (key, start, end).
+type GoneSession = (Box<[u8]>, i64, i64);
 
 /// The aggregate operator.
 pub struct Aggregate {
@@ -145,6 +152,11 @@ pub struct Aggregate {
     sessions: HashMap<Box<[u8]>, Vec<Session>>,
     session_ends: BTreeSet<(i64, Box<[u8]>, i64)>,
     pending_deletes: Vec<Vec<u8>>,
+    /// Written provisional session rows whose session grew or merged since: deleted with
+    /// the next provisional rows.
+    sessions_gone: Vec<GoneSession>,
+    /// `sessions_gone` changed since the last checkpoint.
+    sessions_gone_dirty: bool,
     state_bytes: usize,
     window_watermark: Option<Watermark>,
 }
@@ -152,6 +164,8 @@ pub struct Aggregate {
 const KIND_FIXED: u8 = 1;
 const KIND_UNBOUNDED: u8 = 2;
 const KIND_SESSION: u8 = 3;
+/// The provisional session rows still to delete (one entry per operator).
+const KIND_SESSIONS_GONE: u8 = 5;
 
 /// `arg` with NULL wherever `filter` is not true over `batch`: every aggregate skips NULLs,
 /// so this is `FILTER (WHERE filter)` applied before the aggregate sees the rows.
@@ -208,6 +222,8 @@ impl Aggregate {
             sessions: HashMap::new(),
             session_ends: BTreeSet::new(),
             pending_deletes: Vec::new(),
+            sessions_gone: Vec::new(),
+            sessions_gone_dirty: false,
             state_bytes: 0,
             window_watermark: None,
         })
@@ -384,7 +400,10 @@ impl Aggregate {
             accs: self.specs.iter().map(AggSpec::init).collect(),
             stored_start: None,
             dirty: true,
+            written: None,
+            changed: true,
         };
+        let mut written = Vec::new();
         let mut j = 0;
         let mut first = true;
         while j < list.len() {
@@ -403,6 +422,7 @@ impl Aggregate {
                 } else if let Some(st) = s.stored_start {
                     self.pending_deletes.push(self.session_key(key, st));
                 }
+                written.extend(s.written);
                 for (a, (spec, acc)) in self.specs.iter().zip(s.accs).enumerate() {
                     spec.merge(&mut merged.accs[a], acc);
                 }
@@ -415,6 +435,16 @@ impl Aggregate {
             self.state_bytes += spec.update(&mut merged.accs[a], &args[a], values[a].as_ref(), i);
         }
         self.state_bytes += 40 * self.specs.len() + 32;
+        // A written row under the merged bounds stays (the next one replaces it); rows
+        // under other bounds no longer name a session.
+        for bounds in written {
+            if merged.written.is_none() && bounds == (merged.start, merged.end) {
+                merged.written = Some(bounds);
+            } else {
+                self.sessions_gone.push((key.into(), bounds.0, bounds.1));
+                self.sessions_gone_dirty = true;
+            }
+        }
         self.session_ends
             .insert((merged.end, key.into(), merged.start));
         list.push(merged);
@@ -494,7 +524,8 @@ impl Aggregate {
                     closed.push((key, s));
                 }
                 if !closed.is_empty() {
-                    out.push(self.emit_sessions(&closed, RowState::Final)?);
+                    let closed = closed.iter().map(|(k, s)| (&k[..], s));
+                    out.push(self.emit_sessions(closed, RowState::Final)?);
                 }
             }
             Grouping::Unbounded => {}
@@ -553,9 +584,64 @@ impl Aggregate {
                     self.windows.insert(e, groups);
                 }
             }
-            _ => {}
+            Grouping::Session { gap_ms, .. } => {
+                // Changed sessions at the emit interval (`on_update`); sessions the stream
+                // watermark has completed at every commit (`late_data = 'update'`).
+                let limit = if self.emit_updates && ctx.emit_due {
+                    Some(i64::MAX)
+                } else {
+                    self.amend_lateness_ms
+                        .zip(self.window_watermark)
+                        .map(|(l, w)| w.more(l).less(gap_ms).0)
+                };
+                let Some(limit) = limit else { return Ok(out) };
+                if !self.sessions_gone.is_empty() {
+                    let gone = std::mem::take(&mut self.sessions_gone);
+                    self.sessions_gone_dirty = true;
+                    out.push(self.session_deletions(&gone)?);
+                }
+                let mut sessions = std::mem::take(&mut self.sessions);
+                let due: Vec<(&[u8], &Session)> = sessions
+                    .iter()
+                    .flat_map(|(k, list)| list.iter().map(move |s| (&k[..], s)))
+                    .filter(|(_, s)| s.changed && s.end <= limit)
+                    .collect();
+                if !due.is_empty() {
+                    out.push(self.emit_sessions(due.into_iter(), RowState::Provisional)?);
+                    for s in sessions.values_mut().flatten() {
+                        if s.changed && s.end <= limit {
+                            s.changed = false;
+                            s.written = Some((s.start, s.end));
+                            s.dirty = true;
+                        }
+                    }
+                }
+                self.sessions = sessions;
+            }
         }
         Ok(out)
+    }
+
+    /// Deletions of written provisional session rows (only their keys mean anything).
+    fn session_deletions(&self, gone: &[GoneSession]) -> Result<Rows> {
+        let n = gone.len();
+        let keys = self.key_columns(gone.iter().map(|(k, _, _)| &k[..]), n)?;
+        let fresh: Vec<Acc> = self.specs.iter().map(AggSpec::init).collect();
+        let aggs = self
+            .specs
+            .iter()
+            .zip(&fresh)
+            .map(|(spec, acc)| spec.evaluate(std::iter::repeat_n(acc, n)))
+            .collect::<Result<Vec<_>>>()?;
+        let starts: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            gone.iter().map(|g| g.1),
+        ));
+        let ends: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            gone.iter().map(|g| g.2),
+        ));
+        let mut rows = self.assemble(keys, Some((starts, ends)), aggs, n, RowState::Provisional)?;
+        rows.change = Change::Delete;
+        Ok(rows)
     }
 
     fn fixed_prefix(&self, end: i64) -> Vec<u8> {
@@ -610,12 +696,31 @@ impl Aggregate {
                 }
                 let mut v = s.end.to_le_bytes().to_vec();
                 self.encode_accs(&s.accs, &mut v);
+                // The bounds of its written provisional row follow, when it has one.
+                if let Some((start, end)) = s.written {
+                    v.extend_from_slice(&start.to_le_bytes());
+                    v.extend_from_slice(&end.to_le_bytes());
+                }
                 puts.push((self.session_key(key, s.start), v));
                 s.stored_start = Some(s.start);
                 s.dirty = false;
             }
         }
         self.sessions = sessions;
+        if std::mem::take(&mut self.sessions_gone_dirty) {
+            let key = self.prefix(KIND_SESSIONS_GONE);
+            if self.sessions_gone.is_empty() {
+                deletes.push(key);
+            } else {
+                let mut v = Vec::new();
+                for (k, start, end) in &self.sessions_gone {
+                    put_bytes(&mut v, k);
+                    v.extend_from_slice(&start.to_le_bytes());
+                    v.extend_from_slice(&end.to_le_bytes());
+                }
+                puts.push((key, v));
+            }
+        }
     }
 
     /// Load this operator's entries (keys start with its id) from a checkpoint.
@@ -662,6 +767,13 @@ impl Aggregate {
                     let start = unsortable(take8(&mut key)?);
                     let end = i64::from_le_bytes(take8(&mut val)?);
                     let accs = decode_accs(&mut val)?;
+                    let written = match val.is_empty() {
+                        true => None,
+                        false => Some((
+                            i64::from_le_bytes(take8(&mut val)?),
+                            i64::from_le_bytes(take8(&mut val)?),
+                        )),
+                    };
                     self.state_bytes += skey.len() + 40 * na + 96;
                     self.session_ends.insert((end, skey.clone(), start));
                     self.sessions.entry(skey).or_default().push(Session {
@@ -670,7 +782,19 @@ impl Aggregate {
                         accs,
                         stored_start: Some(start),
                         dirty: false,
+                        // Whether its last provisional row was committed is unknown:
+                        // writing it again is harmless.
+                        changed: true,
+                        written,
                     });
+                }
+                KIND_SESSIONS_GONE => {
+                    while !val.is_empty() {
+                        let k: Box<[u8]> = get_bytes(&mut val)?.into();
+                        let start = i64::from_le_bytes(take8(&mut val)?);
+                        let end = i64::from_le_bytes(take8(&mut val)?);
+                        self.sessions_gone.push((k, start, end));
+                    }
                 }
                 other => {
                     return Err(EngineError::Bug(format!(
@@ -750,9 +874,14 @@ impl Aggregate {
         self.assemble(keys, windows, aggs, n, state)
     }
 
-    fn emit_sessions(&self, sessions: &[(Box<[u8]>, Session)], state: RowState) -> Result<Rows> {
+    fn emit_sessions<'a>(
+        &self,
+        sessions: impl Iterator<Item = (&'a [u8], &'a Session)>,
+        state: RowState,
+    ) -> Result<Rows> {
+        let sessions: Vec<(&[u8], &Session)> = sessions.collect();
         let n = sessions.len();
-        let keys = self.key_columns(sessions.iter().map(|(k, _)| &k[..]), n)?;
+        let keys = self.key_columns(sessions.iter().map(|(k, _)| *k), n)?;
         let aggs = self
             .specs
             .iter()

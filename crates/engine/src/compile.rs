@@ -187,23 +187,12 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 let updating = matches!(agg.grouping, Grouping::Unbounded)
                     || options.emit == EmitPolicy::OnUpdate
                     || amends;
+                // A session that grows or merges after its provisional row was written
+                // deletes that row (its key, the session's bounds, changed).
                 if amends {
-                    if matches!(agg.grouping, Grouping::Session { .. }) {
-                        return Err(unsupported(
-                            "late_data = 'update' with SESSION windows: a late event can grow \
-                             or merge a written session, changing its key, and the store \
-                             cannot retract the old row; use 'dead_letter' or 'drop'",
-                        ));
-                    }
                     agg.amend_lateness_ms = Some(options.allowed_lateness_ms as i64);
                 }
                 if options.emit == EmitPolicy::OnUpdate {
-                    if matches!(agg.grouping, Grouping::Session { .. }) {
-                        return Err(unsupported(
-                            "emit = 'on_update' with SESSION windows: a session's start and \
-                             end change as it grows, so provisional rows could not be replaced",
-                        ));
-                    }
                     agg.emit_updates = true;
                 }
                 return Ok((ResultKey::Columns(key), updating && filtered));

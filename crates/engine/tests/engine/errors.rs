@@ -90,12 +90,6 @@ fn bad_options_and_statements_are_named() {
         "CREATE VIEW v WITH (freshnes = '1s') AS SELECT auction FROM bid",
         "freshnes",
     );
-    refused(
-        "CREATE VIEW v WITH (late_data = 'update') AS SELECT auction, window_start, window_end, \
-         COUNT(*) AS n FROM SESSION(bid, date_time, INTERVAL '1' SECOND) \
-         GROUP BY auction, window_start, window_end",
-        "late_data = 'update' with SESSION windows",
-    );
     refused("CREATE VIEW v AS INSERT INTO bid VALUES (1)", "");
     refused(
         "CREATE VIEW bid AS SELECT auction FROM bid",

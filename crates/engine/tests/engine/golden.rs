@@ -291,6 +291,7 @@ golden!(
     aggregate_filter,
     having_updating,
     top_n,
+    session_updates,
 );
 
 #[test]

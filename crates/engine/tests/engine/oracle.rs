@@ -102,6 +102,24 @@ const SHAPES: &[Shape] = &[
         window_ms: 700,
     },
     Shape {
+        // Sessions written once complete and amended (merged, grown) within the lateness.
+        name: "session_update",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms', late_data = 'update') AS SELECT bidder, window_start, \
+            window_end, COUNT(*) AS n, SUM(price) AS s, MAX(price) AS hi \
+            FROM SESSION(bid, date_time, INTERVAL '700' MILLISECOND) \
+            GROUP BY bidder, window_start, window_end",
+        view: "v",
+        batch: "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) > INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
+            END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
+            date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
+            window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
+            n, SUM(price) AS s, MAX(price) AS hi FROM s GROUP BY bidder, sid",
+        lateness_ms: 500,
+        window_ms: 700,
+    },
+    Shape {
         name: "unbounded",
         views: "CREATE VIEW v AS SELECT channel, COUNT(*) AS n, SUM(price) AS s, \
             MIN(auction) AS lo, COUNT(DISTINCT bidder) AS d FROM bid GROUP BY channel",
@@ -333,7 +351,7 @@ fn run_shape(shape: &Shape, seed: u64, backend: Backend) {
             .map(|i| input.rows[i].3)
             .max()
             .expect("run the view");
-        let end = if shape.name == "session" {
+        let end = if shape.name.starts_with("session") {
             t + shape.window_ms
         } else {
             t - t.rem_euclid(shape.window_ms) + shape.window_ms
