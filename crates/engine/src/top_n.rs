@@ -2,8 +2,10 @@
 //! with `rn <= N` (`rn = 1`: the first row of each group, deduplication).
 //!
 //! State per group is its N best rows, in `ORDER BY` order with the row's log position as
-//! the tie-break, so a streaming run is deterministic (a batch run breaks ties at the Nth
-//! place its own way). Rows are written at commits, keyed by their log position: every row
+//! the tie-break, in the first `ORDER BY` key's direction: earlier rows first for `ASC`,
+//! later rows first for `DESC`, so that `ORDER BY date_time DESC` with `rn = 1` keeps the
+//! last row that arrived, as Flink's deduplication does. A streaming run is deterministic;
+//! a batch run breaks ties at the Nth place its own way. Rows are written at commits, keyed by their log position: every row
 //! of a group that changed since the last commit, with its current rank, and a deletion of
 //! each written row that has left the top N. Rows are provisional while their group can
 //! change: groups of a window (the partition keys include the input's `window_start` or
@@ -59,6 +61,8 @@ pub struct TopN {
     order_by: Vec<Arc<dyn PhysicalExpr>>,
     /// N.
     limit: usize,
+    /// Ties go to the later log position (the first `ORDER BY` key is descending).
+    latest_first: bool,
     /// The input column holding the group's window end, when groups are per window.
     window_end_col: Option<usize>,
     /// Whole input rows, to keep and to rebuild.
@@ -105,13 +109,15 @@ impl TopN {
             .iter()
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
-        let (order_by, options): (Vec<_>, Vec<_>) = spec.order_by.into_iter().unzip();
+        let (order_by, options): (Vec<_>, Vec<SortOptions>) = spec.order_by.into_iter().unzip();
+        let latest_first = options.first().is_some_and(|o| o.descending);
         Ok(TopN {
             id,
             schema: spec.schema,
             partition_by: spec.partition_by,
             order_by,
             limit: spec.limit,
+            latest_first,
             window_end_col: spec.window_end_col,
             values: RowConverter::new(input_fields)?,
             keys: RowConverter::new(
@@ -185,9 +191,11 @@ impl TopN {
             let key = keys.row(i);
             let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + ORIGIN_BYTES);
             sort_key.extend_from_slice(order.row(i).as_ref());
-            sort_key.extend_from_slice(&origin.partition.value(i).to_be_bytes());
-            sort_key.extend_from_slice(&origin.offset.value(i).to_be_bytes());
-            sort_key.extend_from_slice(&origin.copy.value(i).to_be_bytes());
+            let mut position = [0u8; ORIGIN_BYTES];
+            position[..4].copy_from_slice(&origin.partition.value(i).to_be_bytes());
+            position[4..12].copy_from_slice(&origin.offset.value(i).to_be_bytes());
+            position[12..].copy_from_slice(&origin.copy.value(i).to_be_bytes());
+            sort_key.extend(position.map(|b| self.tie_order(b)));
             let end = ends.as_ref().map(|e| e.value(i));
             if let (Some(e), Some(w)) = (end, self.window_watermark)
                 && w.completes(e)
@@ -364,7 +372,10 @@ impl TopN {
         let mut offset = Vec::with_capacity(n);
         let mut copy = Vec::with_capacity(n);
         for sk in sort_keys {
-            let tail = &sk[sk.len() - ORIGIN_BYTES..];
+            let tail: Vec<u8> = sk[sk.len() - ORIGIN_BYTES..]
+                .iter()
+                .map(|&b| self.tie_order(b))
+                .collect();
             partition.push(u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")));
             offset.push(u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")));
             copy.push(u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")));
@@ -378,6 +389,12 @@ impl TopN {
             }),
             change,
         })
+    }
+
+    /// A byte of a log position as it sorts among ties (inverted when later rows win);
+    /// its own inverse.
+    fn tie_order(&self, b: u8) -> u8 {
+        if self.latest_first { !b } else { b }
     }
 
     fn state_key(&self, key: &[u8]) -> Vec<u8> {
@@ -447,3 +464,145 @@ impl TopN {
 
 /// Checkpoint key kind of a top-N group (after the operator id).
 const KIND_TOP_N: u8 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::LatePolicy;
+    use arrow_array::Int64Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_schema::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::col;
+
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY t <dir>) <= 1` over (k, t, v) rows.
+    fn first_per_key(descending: bool) -> TopN {
+        let input = Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("t", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]);
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("rn", DataType::UInt64, false));
+        TopN::new(
+            1,
+            TopNSpec {
+                schema: Arc::new(Schema::new(fields)),
+                partition_by: vec![col("k", &input).expect("k")],
+                partition_types: vec![DataType::Int64],
+                order_by: vec![(
+                    col("t", &input).expect("t"),
+                    SortOptions {
+                        descending,
+                        nulls_first: false,
+                    },
+                )],
+                order_types: vec![DataType::Int64],
+                limit: 1,
+                window_end_col: None,
+            },
+        )
+        .expect("a top-N")
+    }
+
+    /// Rows (k, t, v) at offsets `first..` of partition 0.
+    fn rows(first: u64, rows: &[(i64, i64, i64)]) -> Rows {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("t", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let column = |f: fn(&(i64, i64, i64)) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+        };
+        let n = rows.len();
+        Rows {
+            batch: RecordBatch::try_new(
+                schema,
+                vec![column(|r| r.0), column(|r| r.1), column(|r| r.2)],
+            )
+            .expect("a batch"),
+            origin: Some(Origin {
+                partition: UInt32Array::from(vec![0; n]),
+                offset: UInt64Array::from_iter_values(first..first + n as u64),
+                copy: UInt32Array::from(vec![0; n]),
+            }),
+            change: Change::Upsert(RowState::Final),
+        }
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            view: "v".into(),
+            late_policy: LatePolicy::DeadLetter,
+            state_bytes_max: u64::MAX,
+            late: Vec::new(),
+            stats: Default::default(),
+            end_of_stream: false,
+            emit_due: true,
+            replaying: false,
+        }
+    }
+
+    /// The kept `v` of each group after one commit.
+    fn kept(top: &mut TopN, input: &[(i64, i64, i64)]) -> Vec<i64> {
+        let ctx = ctx();
+        top.on_input(&rows(0, input), &ctx).expect("rank");
+        let out = top.on_commit(&ctx).expect("commit");
+        let mut v: Vec<i64> = out
+            .iter()
+            .filter(|r| r.change != Change::Delete)
+            .flat_map(|r| {
+                r.batch
+                    .column(2)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn ties_go_to_the_later_row_when_descending_and_the_earlier_when_ascending() {
+        let input = [(1, 5, 10), (1, 5, 11), (2, 3, 20), (2, 3, 21)];
+        assert_eq!(kept(&mut first_per_key(true), &input), vec![11, 21]);
+        assert_eq!(kept(&mut first_per_key(false), &input), vec![10, 20]);
+    }
+
+    #[test]
+    fn a_row_pushed_out_after_it_was_written_is_deleted() {
+        let mut top = first_per_key(true);
+        assert_eq!(kept(&mut top, &[(1, 5, 10)]), vec![10]);
+        let ctx = ctx();
+        top.on_input(&rows(1, &[(1, 6, 12)]), &ctx).expect("rank");
+        let out = top.on_commit(&ctx).expect("commit");
+        let deleted: Vec<u64> = out
+            .iter()
+            .filter(|r| r.change == Change::Delete)
+            .flat_map(|r| {
+                r.origin
+                    .as_ref()
+                    .expect("positions")
+                    .offset
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(deleted, vec![0], "the row at offset 0 left the top");
+        let written: Vec<u64> = out
+            .iter()
+            .filter(|r| r.change != Change::Delete)
+            .flat_map(|r| {
+                r.origin
+                    .as_ref()
+                    .expect("positions")
+                    .offset
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(written, vec![1], "the row at offset 1 took its place");
+    }
+}
