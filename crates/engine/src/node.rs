@@ -348,6 +348,50 @@ impl Node {
         }
     }
 
+    /// Whether the node's output rows change after they were written (provisional rows,
+    /// deletions), rather than only being added, final.
+    pub fn updating(&self) -> bool {
+        match &self.op {
+            Op::Source(_) | Op::Join { .. } => false,
+            Op::Filter {
+                input,
+                deletes_failing,
+                ..
+            } => *deletes_failing || input.updating(),
+            Op::Project { input, .. } => input.updating(),
+            Op::Aggregate { agg, .. } => {
+                matches!(agg.grouping, Grouping::Unbounded)
+                    || agg.emit_updates
+                    || agg.amend_lateness_ms.is_some()
+            }
+            Op::TopN { .. } => true,
+        }
+    }
+
+    /// What the node keeps and what bounds it, for `DESCRIBE VIEW`.
+    fn state_note(&self) -> Option<&'static str> {
+        match &self.op {
+            Op::Source(_) | Op::Filter { .. } | Op::Project { .. } => None,
+            Op::Aggregate { agg, .. } => Some(match agg.grouping {
+                Grouping::Fixed { .. } => {
+                    "open windows' groups, freed as the watermark closes them"
+                }
+                Grouping::Session { .. } => "open sessions, freed as the watermark closes them",
+                Grouping::Unbounded => {
+                    "every group until the end of the streams, bounded by state_bytes_max"
+                }
+            }),
+            Op::TopN { top, .. } => Some(if top.per_window() {
+                "N rows per group, freed as the watermark closes their window"
+            } else {
+                "N rows per group until the end of the streams, bounded by state_bytes_max"
+            }),
+            Op::Join { .. } => {
+                Some("both sides' rows per window, freed as the watermark closes it")
+            }
+        }
+    }
+
     /// A one-line-per-operator description, for `DESCRIBE VIEW`.
     pub fn describe(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
@@ -383,8 +427,7 @@ impl Node {
                 }
             ),
             Op::TopN { top, .. } => format!(
-                "TopN #{} ROW_NUMBER() <= {} per group (updating: rows leave the top and are \
-                 deleted)",
+                "TopN #{} ROW_NUMBER() <= {} per group (rows that leave the top are deleted)",
                 top.id,
                 top.limit()
             ),
@@ -392,7 +435,16 @@ impl Node {
         };
         out.push_str(&pad);
         out.push_str(&line);
-        out.push('\n');
+        out.push_str(if self.updating() {
+            " [updating"
+        } else {
+            " [append-only"
+        });
+        if let Some(state) = self.state_note() {
+            out.push_str("; state: ");
+            out.push_str(state);
+        }
+        out.push_str("]\n");
         match &self.op {
             Op::Source(_) => {}
             Op::Filter { input, .. }

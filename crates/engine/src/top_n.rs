@@ -148,6 +148,11 @@ impl TopN {
         self.limit
     }
 
+    /// Whether groups are per window (and leave the state when their window closes).
+    pub fn per_window(&self) -> bool {
+        self.window_end_col.is_some()
+    }
+
     /// Approximate bytes of state held.
     pub fn state_bytes(&self) -> usize {
         self.state_bytes
