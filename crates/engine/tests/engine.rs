@@ -17,3 +17,6 @@ mod oracle;
 
 #[path = "engine/modes.rs"]
 mod modes;
+
+#[path = "engine/nexmark.rs"]
+mod nexmark;

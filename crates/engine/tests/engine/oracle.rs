@@ -8,9 +8,8 @@
 //! The same input then runs through the view's batch mode (DataFusion batch runs), whose
 //! rows must equal the batch query over every row the runs did not set aside as late.
 
-use crate::support::{Backend, Harness};
+use crate::support::{Backend, Harness, lines};
 use arrow_array::{Array, RecordBatch};
-use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use freshet_engine::batch::{BatchSession, TimeRange, Views};
@@ -262,35 +261,6 @@ fn generate(seed: u64, n: usize) -> Input {
         }
     }
     Input { rows, frames }
-}
-
-fn lines(batches: &[RecordBatch], columns: &[String]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let cols: Vec<_> = columns
-            .iter()
-            .map(|c| {
-                b.column_by_name(c)
-                    .unwrap_or_else(|| panic!("no column {c}"))
-                    .clone()
-            })
-            .collect();
-        let fmts: Vec<_> = cols
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("a formatter"))
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                fmts.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-        }
-    }
-    out.sort();
-    out
 }
 
 fn run_shape(shape: &Shape, seed: u64, backend: Backend) {

@@ -1,7 +1,7 @@
 //! A data directory with streams and views, a manual clock, and helpers to append rows to
 //! chosen partitions and to dump a view's results table as text.
 
-use arrow_array::Array;
+use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_engine::{LazyStore, ManualClock, Statement, ViewCatalog, ViewRunner};
 use freshet_store::{ResultQuery, StoreLocation};
@@ -249,4 +249,34 @@ impl Harness {
         .map(Result::unwrap)
         .collect()
     }
+}
+
+/// `batches` as sorted text lines of `columns` (comma-separated, NULL for nulls).
+pub fn lines(batches: &[RecordBatch], columns: &[String]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = columns
+            .iter()
+            .map(|c| {
+                b.column_by_name(c)
+                    .unwrap_or_else(|| panic!("no column {c}"))
+                    .clone()
+            })
+            .collect();
+        let fmts: Vec<_> = cols
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("a formatter"))
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    out.sort();
+    out
 }
