@@ -206,6 +206,7 @@ fn view_summary(f: &ViewFigures) -> Value {
         "stats": {
             "input_events": stats.input_events,
             "rows_written": stats.rows_written,
+            "rows_deleted": stats.rows_deleted,
             "late_dropped": stats.late_dropped,
             "late_dead_lettered": stats.late_dead_lettered,
             "late_updated": stats.late_updated,

@@ -27,3 +27,11 @@ SELECT auction, window_start, window_end, bidder, price FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY auction, window_end ORDER BY price ASC) AS r
     FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
 ) WHERE r < 2;
+
+-- Per window by window_start alone (the scan drops window_end, the end is start + size):
+-- the first bid of each auction and window, final when the window closes.
+CREATE VIEW first_per_window AS
+SELECT auction, window_start, bidder FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY auction, window_start ORDER BY date_time) AS r
+    FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+) WHERE r = 1;

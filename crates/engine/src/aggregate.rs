@@ -117,8 +117,15 @@ struct Session {
     changed: bool,
 }
 
-/// A provisional session row to delete: (key, start, end).
-type GoneSession = (Box<[u8]>, i64, i64);
+/// A provisional session row to delete: its key, start and end, and the values of the
+/// session it was written for (so that a projection over the deletion computes on real
+/// values; only the key reaches the store).
+struct GoneSession {
+    key: Box<[u8]>,
+    start: i64,
+    end: i64,
+    accs: Vec<Acc>,
+}
 
 /// The aggregate operator.
 pub struct Aggregate {
@@ -422,7 +429,9 @@ impl Aggregate {
                 } else if let Some(st) = s.stored_start {
                     self.pending_deletes.push(self.session_key(key, st));
                 }
-                written.extend(s.written);
+                if let Some(bounds) = s.written {
+                    written.push((bounds, s.accs.clone()));
+                }
                 for (a, (spec, acc)) in self.specs.iter().zip(s.accs).enumerate() {
                     spec.merge(&mut merged.accs[a], acc);
                 }
@@ -437,11 +446,16 @@ impl Aggregate {
         self.state_bytes += 40 * self.specs.len() + 32;
         // A written row under the merged bounds stays (the next one replaces it); rows
         // under other bounds no longer name a session.
-        for bounds in written {
+        for (bounds, accs) in written {
             if merged.written.is_none() && bounds == (merged.start, merged.end) {
                 merged.written = Some(bounds);
             } else {
-                self.sessions_gone.push((key.into(), bounds.0, bounds.1));
+                self.sessions_gone.push(GoneSession {
+                    key: key.into(),
+                    start: bounds.0,
+                    end: bounds.1,
+                    accs,
+                });
                 self.sessions_gone_dirty = true;
             }
         }
@@ -496,7 +510,7 @@ impl Aggregate {
             Grouping::Session { gap_ms, .. } => {
                 // A session ending at `e` is final only once no on-time event can still
                 // join it: such an event at `t` has `t + gap > wm`, and it touches the
-                // session when `t < e`, so the session is safe once `e <= wm - gap`.
+                // session when `t <= e`, so the session is safe once `e <= wm - gap`.
                 let close = wm.less(gap_ms);
                 let mut closed = Vec::new();
                 while let Some(first) = self.session_ends.first() {
@@ -625,19 +639,18 @@ impl Aggregate {
     /// Deletions of written provisional session rows (only their keys mean anything).
     fn session_deletions(&self, gone: &[GoneSession]) -> Result<Rows> {
         let n = gone.len();
-        let keys = self.key_columns(gone.iter().map(|(k, _, _)| &k[..]), n)?;
-        let fresh: Vec<Acc> = self.specs.iter().map(AggSpec::init).collect();
+        let keys = self.key_columns(gone.iter().map(|g| &g.key[..]), n)?;
         let aggs = self
             .specs
             .iter()
-            .zip(&fresh)
-            .map(|(spec, acc)| spec.evaluate(std::iter::repeat_n(acc, n)))
+            .enumerate()
+            .map(|(a, spec)| spec.evaluate(gone.iter().map(|g| &g.accs[a])))
             .collect::<Result<Vec<_>>>()?;
         let starts: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
-            gone.iter().map(|g| g.1),
+            gone.iter().map(|g| g.start),
         ));
         let ends: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
-            gone.iter().map(|g| g.2),
+            gone.iter().map(|g| g.end),
         ));
         let mut rows = self.assemble(keys, Some((starts, ends)), aggs, n, RowState::Provisional)?;
         rows.change = Change::Delete;
@@ -713,10 +726,13 @@ impl Aggregate {
                 deletes.push(key);
             } else {
                 let mut v = Vec::new();
-                for (k, start, end) in &self.sessions_gone {
-                    put_bytes(&mut v, k);
-                    v.extend_from_slice(&start.to_le_bytes());
-                    v.extend_from_slice(&end.to_le_bytes());
+                for g in &self.sessions_gone {
+                    put_bytes(&mut v, &g.key);
+                    v.extend_from_slice(&g.start.to_le_bytes());
+                    v.extend_from_slice(&g.end.to_le_bytes());
+                    let mut accs = Vec::new();
+                    self.encode_accs(&g.accs, &mut accs);
+                    put_bytes(&mut v, &accs);
                 }
                 puts.push((key, v));
             }
@@ -790,10 +806,17 @@ impl Aggregate {
                 }
                 KIND_SESSIONS_GONE => {
                     while !val.is_empty() {
-                        let k: Box<[u8]> = get_bytes(&mut val)?.into();
+                        let key: Box<[u8]> = get_bytes(&mut val)?.into();
                         let start = i64::from_le_bytes(take8(&mut val)?);
                         let end = i64::from_le_bytes(take8(&mut val)?);
-                        self.sessions_gone.push((k, start, end));
+                        let mut accs = get_bytes(&mut val)?;
+                        let accs = decode_accs(&mut accs)?;
+                        self.sessions_gone.push(GoneSession {
+                            key,
+                            start,
+                            end,
+                            accs,
+                        });
                     }
                 }
                 other => {

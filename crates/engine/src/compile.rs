@@ -14,7 +14,7 @@ use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
 use crate::sql::StreamTable;
-use crate::top_n::{TopN, TopNSpec};
+use crate::top_n::{TopN, TopNSpec, WindowEnd};
 use crate::window::WindowKind;
 use arrow_row::SortField;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -243,6 +243,18 @@ fn reads_windows(node: &Node) -> bool {
     }
 }
 
+/// Whether `node` reads a join's rows.
+fn reads_join(node: &Node) -> bool {
+    match &node.op {
+        Op::Source(_) => false,
+        Op::Join { .. } => true,
+        Op::Filter { input, .. }
+        | Op::Project { input, .. }
+        | Op::Aggregate { input, .. }
+        | Op::TopN { input, .. } => reads_join(input),
+    }
+}
+
 fn has_origin(node: &Node) -> bool {
     match &node.op {
         Op::Source(_) => true,
@@ -266,40 +278,11 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
     match plan {
         LogicalPlan::Projection(p) => {
             let input = build(&p.input, cx)?;
-            let in_schema = p.input.schema();
-            let exprs = p
-                .expr
-                .iter()
-                .map(|e| cx.physical(e, in_schema))
-                .collect::<Result<Vec<_>>>()?;
-            let window = input.window.map(|w| {
-                let find = |col: Option<usize>| {
-                    col.and_then(|c| {
-                        p.expr
-                            .iter()
-                            .position(|e| column_index(e, in_schema) == Some(c))
-                    })
-                };
-                WindowInfo {
-                    start_col: find(w.start_col),
-                    end_col: find(w.end_col),
-                    kind: w.kind,
-                }
-            });
-            let window = window.filter(|w| w.start_col.is_some() || w.end_col.is_some());
-            Ok(Node {
-                schema: arrow(&p.schema),
-                window,
-                appends_only: input.appends_only,
-                op: Op::Project {
-                    input: Box::new(input),
-                    exprs,
-                },
-            })
+            project(p, input, cx)
         }
         LogicalPlan::Filter(f) => {
-            if let LogicalPlan::Window(w) = f.input.as_ref() {
-                return build_top_n(f, w, cx);
+            if let Some((w, projections)) = ranked(&f.input) {
+                return build_top_n(f, w, &projections, cx);
             }
             let input = build(&f.input, cx)?;
             let predicate = cx.physical(&f.predicate, f.input.schema())?;
@@ -648,12 +631,69 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     })
 }
 
+/// A projection `p` over the already built `input`.
+fn project(p: &datafusion::logical_expr::Projection, input: Node, cx: &mut Cx) -> Result<Node> {
+    let in_schema = p.input.schema();
+    let exprs = p
+        .expr
+        .iter()
+        .map(|e| cx.physical(e, in_schema))
+        .collect::<Result<Vec<_>>>()?;
+    let window = input.window.map(|w| {
+        let find = |col: Option<usize>| {
+            col.and_then(|c| {
+                p.expr
+                    .iter()
+                    .position(|e| column_index(e, in_schema) == Some(c))
+            })
+        };
+        WindowInfo {
+            start_col: find(w.start_col),
+            end_col: find(w.end_col),
+            kind: w.kind,
+        }
+    });
+    let window = window.filter(|w| w.start_col.is_some() || w.end_col.is_some());
+    Ok(Node {
+        schema: arrow(&p.schema),
+        window,
+        appends_only: input.appends_only,
+        op: Op::Project {
+            input: Box::new(input),
+            exprs,
+        },
+    })
+}
+
+/// The window functions under `plan` and the column-pruning projections between (nearest
+/// first), when `plan` is one: the shape a filter on `ROW_NUMBER()` is planned as.
+fn ranked(
+    plan: &LogicalPlan,
+) -> Option<(
+    &datafusion::logical_expr::Window,
+    Vec<&datafusion::logical_expr::Projection>,
+)> {
+    let mut projections = Vec::new();
+    let mut plan = plan;
+    loop {
+        match plan {
+            LogicalPlan::Window(w) => return Some((w, projections)),
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                projections.push(p);
+                plan = &p.input;
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` under a filter that keeps `rn <= N`
 /// (or `rn < N`, `rn = 1`): a top-N operator, with the filter's other conditions in a
 /// filter above it.
 fn build_top_n(
     f: &datafusion::logical_expr::Filter,
     w: &datafusion::logical_expr::Window,
+    projections: &[&datafusion::logical_expr::Projection],
     cx: &mut Cx,
 ) -> Result<Node> {
     let shape = "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1";
@@ -681,11 +721,19 @@ fn build_top_n(
             "ROW_NUMBER() without ORDER BY numbers rows in no defined order; add ORDER BY".into(),
         ));
     }
-    let rn = w.schema.fields().len() - 1;
+    // The rank column as the filter sees it, through the projections that pruned columns.
+    let (qualifier, field) = w.schema.qualified_field(w.schema.fields().len() - 1);
+    let rank = datafusion::common::Column::new(qualifier.cloned(), field.name());
+    let filtered = f.input.schema();
+    let Some(rn) = filtered.maybe_index_of_column(&rank) else {
+        return Err(unsupported(format!(
+            "a filter that does not name ROW_NUMBER()'s column; only {shape}"
+        )));
+    };
     let mut limit: Option<usize> = None;
     let mut rest = Vec::new();
     for conjunct in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
-        match rank_bound(conjunct, rn, &w.schema)? {
+        match rank_bound(conjunct, rn, filtered)? {
             Some(n) => limit = Some(limit.map_or(n, |l| l.min(n))),
             None => rest.push(conjunct.clone()),
         }
@@ -696,7 +744,8 @@ fn build_top_n(
         )));
     };
     let input = build(&w.input, cx)?;
-    if !input.appends_only || !has_origin(&input) {
+    // A join's rows share their left row's log position, which keys ranked rows.
+    if !input.appends_only || !has_origin(&input) || reads_join(&input) {
         return Err(unsupported(
             "ROW_NUMBER() over an aggregate's or a join's rows; rank a stream's rows (in a \
              view of their own if they are windowed)",
@@ -737,10 +786,19 @@ fn build_top_n(
             order_by,
             order_types,
             limit,
-            window_end_col: if per_window { window.end_col } else { None },
+            window_end: match (per_window, window.end_col, window.start_col) {
+                (false, _, _) => None,
+                (true, Some(end), _) => Some(WindowEnd::Column(end)),
+                // The scan dropped window_end: a fixed window's end is its start plus size.
+                (true, None, Some(start)) => window
+                    .kind
+                    .and_then(WindowKind::size_ms)
+                    .map(|size_ms| WindowEnd::FromStart { start, size_ms }),
+                (true, None, None) => None,
+            },
         },
     )?;
-    let node = Node {
+    let mut node = Node {
         schema,
         window: input.window,
         appends_only: false,
@@ -749,10 +807,13 @@ fn build_top_n(
             top: Box::new(top),
         },
     };
+    for p in projections.iter().rev() {
+        node = project(p, node, cx)?;
+    }
     let Some(rest) = datafusion::logical_expr::utils::conjunction(rest) else {
         return Ok(node);
     };
-    let predicate = cx.physical(&rest, &w.schema)?;
+    let predicate = cx.physical(&rest, filtered)?;
     Ok(Node {
         schema: node.schema.clone(),
         window: node.window,

@@ -61,6 +61,9 @@ pub struct Stats {
     pub late_updated: u64,
     /// Result rows written (upserts, counting re-writes).
     pub rows_written: u64,
+    /// Result rows deleted by key (groups that stopped qualifying, rows that left a top N,
+    /// provisional sessions that grew), counting keys the store did not hold.
+    pub rows_deleted: u64,
     /// Operator state at the last commit, in approximate bytes (what `state_bytes_max` caps).
     pub state_bytes: u64,
     /// The largest `state_bytes` seen at any commit.

@@ -63,8 +63,8 @@ pub struct TopN {
     limit: usize,
     /// Ties go to the later log position (the first `ORDER BY` key is descending).
     latest_first: bool,
-    /// The input column holding the group's window end, when groups are per window.
-    window_end_col: Option<usize>,
+    /// Where the group's window end comes from, when groups are per window.
+    window_end: Option<WindowEnd>,
     /// Whole input rows, to keep and to rebuild.
     values: RowConverter,
     /// Partition keys.
@@ -84,6 +84,21 @@ pub struct TopN {
     window_watermark: Option<Watermark>,
 }
 
+/// Where a per-window group's window end comes from in the input.
+#[derive(Debug, Clone, Copy)]
+pub enum WindowEnd {
+    /// The input's `window_end` column.
+    Column(usize),
+    /// The input's `window_start` column plus the window's size (the scan dropped
+    /// `window_end`).
+    FromStart {
+        /// The `window_start` column.
+        start: usize,
+        /// The window's size.
+        size_ms: i64,
+    },
+}
+
 /// What [`TopN::new`] is built from.
 pub struct TopNSpec {
     /// Output schema: the input's columns and the rank (`UInt64`).
@@ -98,8 +113,8 @@ pub struct TopNSpec {
     pub order_types: Vec<arrow_schema::DataType>,
     /// N.
     pub limit: usize,
-    /// The input column of the group's window end, if groups are per window.
-    pub window_end_col: Option<usize>,
+    /// Where the group's window end comes from, if groups are per window.
+    pub window_end: Option<WindowEnd>,
 }
 
 impl TopN {
@@ -118,7 +133,7 @@ impl TopN {
             order_by,
             limit: spec.limit,
             latest_first,
-            window_end_col: spec.window_end_col,
+            window_end: spec.window_end,
             values: RowConverter::new(input_fields)?,
             keys: RowConverter::new(
                 spec.partition_types
@@ -150,7 +165,7 @@ impl TopN {
 
     /// Whether groups are per window (and leave the state when their window closes).
     pub fn per_window(&self) -> bool {
-        self.window_end_col.is_some()
+        self.window_end.is_some()
     }
 
     /// Approximate bytes of state held.
@@ -188,10 +203,13 @@ impl TopN {
             .order
             .convert_columns(&Self::eval(&self.order_by, batch)?)?;
         let values = self.values.convert_columns(batch.columns())?;
-        let ends = self
-            .window_end_col
-            .map(|c| crate::source::times_ms(batch.column(c)))
-            .transpose()?;
+        let (ends, end_offset_ms) = match self.window_end {
+            None => (None, 0),
+            Some(WindowEnd::Column(c)) => (Some(crate::source::times_ms(batch.column(c))?), 0),
+            Some(WindowEnd::FromStart { start, size_ms }) => {
+                (Some(crate::source::times_ms(batch.column(start))?), size_ms)
+            }
+        };
         for i in 0..n {
             let key = keys.row(i);
             let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + ORIGIN_BYTES);
@@ -201,7 +219,7 @@ impl TopN {
             position[4..12].copy_from_slice(&origin.offset.value(i).to_be_bytes());
             position[12..].copy_from_slice(&origin.copy.value(i).to_be_bytes());
             sort_key.extend(position.map(|b| self.tie_order(b)));
-            let end = ends.as_ref().map(|e| e.value(i));
+            let end = ends.as_ref().map(|e| e.value(i) + end_offset_ms);
             if let (Some(e), Some(w)) = (end, self.window_watermark)
                 && w.completes(e)
             {
@@ -351,7 +369,8 @@ impl TopN {
     fn deletions(&self, gone: &[Gone]) -> Result<Rows> {
         let sort_keys: Vec<&[u8]> = gone.iter().map(|(k, _)| &k[..]).collect();
         let rows: Vec<&[u8]> = gone.iter().map(|(_, r)| &r[..]).collect();
-        let ranks = vec![0; gone.len()];
+        // Out of the top N: a rank past N, never 0, so expressions over it stay defined.
+        let ranks = vec![self.limit as u64 + 1; gone.len()];
         self.assemble(&sort_keys, &rows, ranks, Change::Delete)
     }
 
@@ -504,7 +523,7 @@ mod tests {
                 )],
                 order_types: vec![DataType::Int64],
                 limit: 1,
-                window_end_col: None,
+                window_end: None,
             },
         )
         .expect("a top-N")

@@ -330,7 +330,13 @@ impl Checkpointer {
         ended: bool,
         now_ms: i64,
     ) -> Result<u64> {
-        let written = self.pending_rows as u64;
+        let writes = std::mem::take(&mut self.pending);
+        let (deletes, upserts) = match self.delete_key.take() {
+            Some(key) => last_write_per_key(writes, &key)?,
+            None => split(writes),
+        };
+        let written: u64 = upserts.iter().map(|u| u.batch.num_rows() as u64).sum();
+        stats.rows_deleted += deletes.iter().map(|d| d.num_rows() as u64).sum::<u64>();
         stats.needed_from.clear();
         for (s, p, part) in inputs.parts() {
             if stats.state_in_log {
@@ -370,11 +376,6 @@ impl Checkpointer {
                 .collect(),
             watermark_ms,
             stats: serde_json::to_value(&*stats).expect("stats serialise"),
-        };
-        let writes = std::mem::take(&mut self.pending);
-        let (deletes, upserts) = match self.delete_key.take() {
-            Some(key) => last_write_per_key(writes, &key)?,
-            None => split(writes),
         };
         let commit = Commit {
             deletes,

@@ -181,4 +181,13 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
          channel)) WHERE rn <= 2",
         "over an aggregate's or a join's rows",
     );
+    refused(
+        "CREATE VIEW v AS SELECT auction, price, rn FROM (SELECT b.auction, b.price, \
+         ROW_NUMBER() OVER (PARTITION BY b.auction ORDER BY b.price DESC) AS rn \
+         FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) b JOIN (SELECT window_start, \
+         window_end, MAX(price) AS top FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) \
+         GROUP BY window_start, window_end) m ON b.window_start = m.window_start AND \
+         b.window_end = m.window_end) WHERE rn <= 2",
+        "over an aggregate's or a join's rows",
+    );
 }

@@ -162,14 +162,21 @@ fn write_deletes(
     }
     let at = || format!("deleting results of view '{view}'");
     let key = &pg.def.key;
-    // Rows whose key is not distinct from one of the given keys (nulls included).
+    // Rows whose key equals one of the given keys, nulls matching nulls. `=` on columns
+    // that cannot be null lets the primary key's index find the rows; IS NOT DISTINCT
+    // FROM, needed where a key column may be null, cannot use it.
     let matches = key
         .iter()
         .enumerate()
         .map(|(i, &k)| {
             let column = &pg.def.columns[k];
+            let equals = if column.nullable {
+                "IS NOT DISTINCT FROM"
+            } else {
+                "="
+            };
             format!(
-                "t.{} IS NOT DISTINCT FROM u.c{i}::{}",
+                "t.{} {equals} u.c{i}::{}",
                 quote_ident(&column.name),
                 column_type(&column.ty)
             )
