@@ -11,17 +11,10 @@
 //! revoking the last token locks such a server rather than opening it.
 
 use crate::app::auth::{self, Key, Keyring, Source, Stamp, TokenError};
+use freshet_types::limits::{TOKENS_CHECK_INTERVAL, TOKENS_REREAD_INTERVAL};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
-
-/// How often the server looks at the token file's stamp.
-const TOKENS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How often the server re-reads the token file even though its stamp did not change: a
-/// rewrite within one tick of the file system's clock that reused the old inode and kept
-/// the length would otherwise go unseen.
-const TOKENS_REREAD_INTERVAL: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// What the server accepts now.
 pub struct Credentials {

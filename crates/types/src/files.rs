@@ -1,8 +1,39 @@
-//! Small files replaced whole: catalogs and other metadata next to the log.
+//! Small files next to the log: catalogs and other metadata replaced whole, and the lock
+//! files that keep two processes from changing them at once.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long [`lock`] pauses between two tries. Short, since a holder keeps a lock for a
+/// small write and a sync; the wait as a whole is the caller's bound.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// An exclusive `flock` on `path`, held until the returned file is dropped (or the process
+/// ends). The file is created if missing, readable and writable by its owner only (mode
+/// 0600), and never truncated, so that what a holder wrote into it survives. While another
+/// holder has it, tries again until `wait` has passed; a zero `wait` tries once. `None`:
+/// another holder kept it all that time.
+pub fn lock(path: &Path, wait: Duration) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
 
 /// Replaces `dir/name` with `bytes` atomically: a reader sees the old file or the new one,
 /// never a mix, and a crash leaves one of them. Written to `name.tmp`, synced, renamed over
@@ -73,5 +104,30 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
         assert!(!leftover.exists());
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_until_dropped_and_a_waiter_gets_it_then() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("x.lock");
+        let held = lock(&path, Duration::ZERO)
+            .expect("lock")
+            .expect("a free lock");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        assert!(lock(&path, Duration::ZERO).expect("try").is_none(), "held");
+        assert!(
+            lock(&path, Duration::from_millis(30))
+                .expect("try for a while")
+                .is_none(),
+            "still held"
+        );
+        std::thread::scope(|s| {
+            // The waiter gets the lock once it is released, before or while it waits.
+            let waiter = s.spawn(|| lock(&path, Duration::from_secs(60)));
+            drop(held);
+            let got = waiter.join().expect("the waiter").expect("lock");
+            assert!(got.is_some(), "the waiter got the lock");
+        });
     }
 }

@@ -15,11 +15,10 @@
 use super::error::{TokenError, io_err};
 use super::role::Role;
 use super::secret::{Secret, TokenHash};
-use freshet_types::limits::{TOKEN_NAME_BYTES_MAX, TOKENS_MAX};
+use freshet_types::limits::{TOKEN_NAME_BYTES_MAX, TOKENS_LOCK_WAIT, TOKENS_MAX};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// The token file's name in the data directory.
 pub const TOKENS_FILE: &str = "tokens.json";
@@ -29,10 +28,6 @@ pub const TOKENS_LOCK_FILE: &str = "tokens.lock";
 
 /// The token file format this version reads and writes.
 const VERSION: u32 = 1;
-
-/// How long a `token` command waits for another to release the lock. Each holds it for a
-/// read, a small write and two fsyncs, so a longer wait means something is stuck.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// One token as the file keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,33 +198,16 @@ fn check_name(name: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// The token file's lock, held until dropped. Waits at most [`LOCK_WAIT`].
+/// The token file's lock, held until dropped. Waits at most [`TOKENS_LOCK_WAIT`].
 fn lock(data_dir: &Path) -> Result<std::fs::File, TokenError> {
     std::fs::create_dir_all(data_dir).map_err(io_err("create", data_dir))?;
-    let path: PathBuf = data_dir.join(TOKENS_LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let started = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(TokenError::Locked {
-                    path,
-                    waited_s: LOCK_WAIT.as_secs(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
-        }
-    }
+    let path = data_dir.join(TOKENS_LOCK_FILE);
+    freshet_types::files::lock(&path, TOKENS_LOCK_WAIT)
+        .map_err(io_err("lock", &path))?
+        .ok_or(TokenError::Locked {
+            path,
+            waited_s: TOKENS_LOCK_WAIT.as_secs(),
+        })
 }
 
 #[cfg(test)]
