@@ -9,6 +9,10 @@ use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// How soon a running server sees a change (it looks once per `TOKENS_CHECK_INTERVAL`), as
+/// this command, `freshet token --help`, the README and docs/http-api.md all say it.
+const SEEN_WITHIN: &str = "within about a second";
+
 pub fn create(data_dir: &Path, args: TokenCreateArgs) -> anyhow::Result<ExitCode> {
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (record, secret) = auth::create(data_dir, args.role, args.name.as_deref(), created)?;
@@ -48,7 +52,7 @@ pub fn list(data_dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
 pub fn revoke(data_dir: &Path, args: TokenRevokeArgs) -> anyhow::Result<ExitCode> {
     let record = auth::revoke(data_dir, &args.name)?;
     output::line(format!(
-        "revoked token {} (role {}); a running server refuses it within a few seconds",
+        "revoked token {} (role {}); a running server refuses it {SEEN_WITHIN}",
         record.name, record.role
     ));
     Ok(ExitCode::SUCCESS)
@@ -57,4 +61,30 @@ pub fn revoke(data_dir: &Path, args: TokenRevokeArgs) -> anyhow::Result<ExitCode
 /// What `token list --json` shows of a token: never its hash.
 fn described(record: &Record) -> serde_json::Value {
     json!({ "name": record.name, "role": record.role, "created": record.created })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_types::limits::TOKENS_CHECK_INTERVAL;
+    use std::time::Duration;
+
+    /// Every place that tells a user how soon a change applies says the same, and it is
+    /// true of the server.
+    #[test]
+    fn the_cli_and_the_docs_agree_on_how_soon_a_change_is_seen() {
+        assert!(TOKENS_CHECK_INTERVAL <= Duration::from_secs(1));
+        let places = [
+            ("src/cli.rs", include_str!("../cli.rs")),
+            ("README.md", include_str!("../../README.md")),
+            ("docs/http-api.md", include_str!("../../docs/http-api.md")),
+        ];
+        for (path, text) in places {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(text.contains(SEEN_WITHIN), "{path} says {SEEN_WITHIN:?}");
+            for other in ["within a few seconds", "within ~1 s"] {
+                assert!(!text.contains(other), "{path} says {other:?}");
+            }
+        }
+    }
 }
