@@ -118,7 +118,8 @@ pub fn run_with(
     if exposed && !configured {
         tracing::warn!(
             listen = args.listen,
-            "serving without API tokens on an address other machines can reach              (--insecure-no-auth)"
+            "serving without API tokens on an address other machines can reach \
+             (--insecure-no-auth)"
         );
     }
     let log = match args.role {
