@@ -91,6 +91,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_keyrings_debug_without_their_hashes() {
+        let secret = Secret::generate().unwrap();
+        let ring = Keyring::new(vec![key(&secret, Role::Query, Source::File)]);
+        let hex = secret.hash().to_hex();
+        for shown in [format!("{:?}", ring.keys()[0]), format!("{ring:?}")] {
+            assert!(
+                shown.contains(&format!("TokenHash({}…)", &hex[..4])),
+                "{shown}"
+            );
+            assert!(!shown.contains(&hex[..8]), "{shown}");
+        }
+    }
+
+    #[test]
     fn the_processs_own_keys_do_not_count_as_configured() {
         let own = Secret::generate().unwrap();
         let ring = Keyring::new(vec![key(&own, Role::Ingest, Source::Process)]);
