@@ -161,7 +161,9 @@ fn write(data_dir: &Path, tokens: Vec<Record>) -> Result<(), TokenError> {
         .map_err(io_err("write", &data_dir.join(TOKENS_FILE)))
 }
 
-/// `role-N` with N one more than the largest number a `role-N` name has.
+/// `role-N` with N one more than the largest number a `role-N` name has, so that a revoked
+/// name is not handed out again; if that number would not fit (a name such as
+/// `query-18446744073709551615`, written by hand), the smallest N whose name is free.
 fn default_name(tokens: &[Record], role: Role) -> String {
     let prefix = format!("{role}-");
     let last = tokens
@@ -169,7 +171,14 @@ fn default_name(tokens: &[Record], role: Role) -> String {
         .filter_map(|t| t.name.strip_prefix(&prefix)?.parse::<u64>().ok())
         .max()
         .unwrap_or(0);
-    format!("{prefix}{}", last + 1)
+    let free = |n: &u64| !tokens.iter().any(|t| t.name == format!("{prefix}{n}"));
+    // At most TOKENS_MAX names are taken, so one of the first TOKENS_MAX + 1 is free.
+    let n = last
+        .checked_add(1)
+        .filter(free)
+        .or_else(|| (1..).find(free))
+        .expect("fewer names are taken than there are numbers");
+    format!("{prefix}{n}")
 }
 
 /// Names are short and plain, so that they print and pass through shells and URLs as
@@ -277,6 +286,21 @@ mod tests {
         }
         let names: Vec<String> = read(d).unwrap().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["query-2", "admin-1", "feeder", "query-3"]);
+    }
+
+    /// The largest number a default name can have is taken: the next default name is a
+    /// free one, not an overflow.
+    #[test]
+    fn a_default_name_after_the_largest_number_is_a_free_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["query-18446744073709551615", "query-1", "query-3"] {
+            create(d, Role::Query, Some(name), NOW.into()).unwrap();
+        }
+        let name = |role| create(d, role, None, NOW.into()).map(|(r, _)| r.name);
+        assert_eq!(name(Role::Query).unwrap(), "query-2");
+        assert_eq!(name(Role::Query).unwrap(), "query-4");
+        assert_eq!(name(Role::Admin).unwrap(), "admin-1");
     }
 
     #[test]
