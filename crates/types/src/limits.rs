@@ -75,8 +75,17 @@ pub const VIEW_READ_BYTES: usize = 4 * 1024 * 1024;
 pub const RESULT_ROWS_PER_PAGE_MAX: usize = 10_000;
 
 /// Most API tokens one data directory's `tokens.json` holds; `freshet token create` refuses
-/// more. A request's token hash is compared with every one of them.
+/// more, and a file with more is refused as damaged. A request's token hash is compared with
+/// every one of them.
 pub const TOKENS_MAX: usize = 1_000;
+
+/// Largest `tokens.json` read, in bytes; a larger file is refused as damaged rather than
+/// read into memory. [`TOKENS_MAX`] tokens with the longest names take about a quarter of it.
+pub const TOKENS_FILE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Most entries `FRESHET_TOKENS` may list; a server given more refuses to start. A
+/// request's token hash is compared with every one of them, as with the file's.
+pub const TOKENS_ENV_ENTRIES_MAX: usize = 100;
 
 /// Longest a `freshet token` command waits for another to release `tokens.lock`. Each
 /// holds it for a read, a small write and two fsyncs, so a longer wait means something is

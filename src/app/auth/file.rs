@@ -15,8 +15,12 @@
 use super::error::{TokenError, io_err};
 use super::role::Role;
 use super::secret::{Secret, TokenHash};
-use freshet_types::limits::{TOKEN_NAME_BYTES_MAX, TOKENS_LOCK_WAIT, TOKENS_MAX};
+use freshet_types::limits::{
+    TOKEN_NAME_BYTES_MAX, TOKENS_FILE_BYTES_MAX, TOKENS_LOCK_WAIT, TOKENS_MAX,
+};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -69,18 +73,30 @@ pub fn stamp(data_dir: &Path) -> Option<Stamp> {
     })
 }
 
-/// Every token in the file; none if there is no file.
+/// Every token in the file; none if there is no file. A file larger than
+/// [`TOKENS_FILE_BYTES_MAX`] is refused unread, and so is one with more than [`TOKENS_MAX`]
+/// tokens or a name `token create` would refuse: a file that breaks the rules the commands
+/// keep was not written by them.
 pub fn read(data_dir: &Path) -> Result<Vec<Record>, TokenError> {
     let path = data_dir.join(TOKENS_FILE);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read", &path)(e)),
+        Err(e) => return Err(io_err("open", &path)(e)),
     };
+    let mut text = Vec::new();
+    file.take(TOKENS_FILE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(io_err("read", &path))?;
     let bad = |problem: String| TokenError::BadFile {
         path: path.clone(),
         problem,
     };
+    if text.len() > TOKENS_FILE_BYTES_MAX {
+        return Err(bad(format!(
+            "it is larger than {TOKENS_FILE_BYTES_MAX} bytes (TOKENS_FILE_BYTES_MAX)"
+        )));
+    }
     let file: TokenFile = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     if file.version != VERSION {
         return Err(bad(format!(
@@ -88,8 +104,22 @@ pub fn read(data_dir: &Path) -> Result<Vec<Record>, TokenError> {
             file.version
         )));
     }
+    if file.tokens.len() > TOKENS_MAX {
+        return Err(bad(format!(
+            "it holds {} tokens; at most {TOKENS_MAX} (TOKENS_MAX)",
+            file.tokens.len()
+        )));
+    }
+    let mut names = HashSet::new();
     for (i, record) in file.tokens.iter().enumerate() {
-        if file.tokens[..i].iter().any(|r| r.name == record.name) {
+        if let Some(problem) = name_problem(&record.name) {
+            return Err(bad(format!(
+                "token {} is named {}: {problem}",
+                i + 1,
+                quoted(&record.name)
+            )));
+        }
+        if !names.insert(record.name.as_str()) {
             return Err(bad(format!("the name '{}' appears twice", record.name)));
         }
     }
@@ -184,27 +214,41 @@ fn default_name(tokens: &[Record], role: Role) -> String {
 /// Names are short and plain, so that they print and pass through shells and URLs as
 /// they are; `env-` names belong to `FRESHET_TOKENS`.
 fn check_name(name: &str) -> Result<(), TokenError> {
-    let bad = |problem: &str| TokenError::BadName {
-        name: name.to_string(),
-        problem: problem.to_string(),
-    };
+    match name_problem(name) {
+        None => Ok(()),
+        Some(problem) => Err(TokenError::BadName {
+            name: name.to_string(),
+            problem,
+        }),
+    }
+}
+
+/// What is wrong with `name`, if anything (see [`check_name`]).
+fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > TOKEN_NAME_BYTES_MAX {
-        return Err(bad(&format!(
+        return Some(format!(
             "a name has 1 to {TOKEN_NAME_BYTES_MAX} characters (TOKEN_NAME_BYTES_MAX)"
-        )));
+        ));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(bad("use letters, digits, '-', '_' and '.' only"));
+        return Some("use letters, digits, '-', '_' and '.' only".into());
     }
     if name.starts_with("env-") {
-        return Err(bad(
-            "names starting with 'env-' are those of FRESHET_TOKENS",
-        ));
+        return Some("names starting with 'env-' are those of FRESHET_TOKENS".into());
     }
-    Ok(())
+    None
+}
+
+/// A name from the file, quoted and escaped, cut after [`TOKEN_NAME_BYTES_MAX`] characters:
+/// it may be anything a hand edit left.
+fn quoted(name: &str) -> String {
+    match name.char_indices().nth(TOKEN_NAME_BYTES_MAX) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}…", &name[..cut]),
+    }
 }
 
 /// The token file's lock, held until dropped. Waits at most [`TOKENS_LOCK_WAIT`].
@@ -354,6 +398,75 @@ mod tests {
             let e = read(d).expect_err(text);
             assert!(matches!(e, TokenError::BadFile { .. }), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_file_beyond_the_bounds_or_the_name_rules_is_refused_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let record = |name: &str| {
+            format!(
+                r#"{{"name": "{name}", "role": "query", "created": "{NOW}", "sha256": "{}"}}"#,
+                TokenHash::of(name.as_bytes()).to_hex()
+            )
+        };
+        let file = |records: Vec<String>| {
+            format!(r#"{{"version": 1, "tokens": [{}]}}"#, records.join(","))
+        };
+        let refused = |text: &str, says: &str| {
+            std::fs::write(d.join(TOKENS_FILE), text).unwrap();
+            let e = read(d).expect_err(says);
+            assert!(matches!(e, TokenError::BadFile { .. }), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        };
+        // Valid JSON, padded past the bound: refused without being parsed.
+        let small = file(vec![record("a")]);
+        let padded = format!(
+            "{small}{}",
+            " ".repeat(TOKENS_FILE_BYTES_MAX + 1 - small.len())
+        );
+        refused(&padded, "TOKENS_FILE_BYTES_MAX");
+        std::fs::write(d.join(TOKENS_FILE), &padded[..TOKENS_FILE_BYTES_MAX]).unwrap();
+        assert_eq!(read(d).expect("at the bound").len(), 1);
+        let many: Vec<String> = (0..=TOKENS_MAX).map(|i| record(&format!("q{i}"))).collect();
+        refused(&file(many), "TOKENS_MAX");
+        for (name, says) in [
+            ("", "1 to 64"),
+            ("a b", "letters, digits"),
+            ("env-1", "FRESHET_TOKENS"),
+            (
+                &"n".repeat(TOKEN_NAME_BYTES_MAX + 1),
+                "TOKEN_NAME_BYTES_MAX",
+            ),
+        ] {
+            refused(&file(vec![record("ok"), record(name)]), says);
+        }
+        refused(
+            &file(vec![record(r"a\u0007b")]),
+            r#"token 1 is named "a\u{7}b""#,
+        );
+    }
+
+    /// The most tokens, each with the longest name, make a file well within the bound on
+    /// what is read.
+    #[test]
+    fn the_most_tokens_fit_in_the_largest_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let tokens: Vec<Record> = (0..TOKENS_MAX)
+            .map(|i| Record {
+                name: format!("{i:0>width$}", width = TOKEN_NAME_BYTES_MAX),
+                role: Role::Ingest,
+                created: NOW.into(),
+                sha256: TokenHash::of(&i.to_le_bytes()),
+            })
+            .collect();
+        write(d, tokens).unwrap();
+        let bytes = std::fs::metadata(d.join(TOKENS_FILE)).unwrap().len();
+        assert!(bytes < TOKENS_FILE_BYTES_MAX as u64 / 2, "{bytes} bytes");
+        assert_eq!(read(d).unwrap().len(), TOKENS_MAX);
+        let e = create(d, Role::Query, None, NOW.into()).expect_err("full");
+        assert!(e.to_string().contains("TOKENS_MAX"), "{e}");
     }
 
     #[test]
