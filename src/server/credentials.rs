@@ -130,7 +130,7 @@ fn keyring(data_dir: &Path, fixed: &[Key]) -> Result<Keyring, TokenError> {
         })
         .collect();
     keys.extend(fixed.iter().cloned());
-    Ok(Keyring::new(keys))
+    Keyring::new(keys)
 }
 
 /// Whether two keyrings hold the same names and roles (for the log only: the keyring is
@@ -198,6 +198,23 @@ mod tests {
         assert!(creds.required(&creds.keyring()));
         let creds = Credentials::open(dir.path(), Vec::new(), false, false).unwrap();
         assert!(!creds.required(&creds.keyring()));
+    }
+
+    #[test]
+    fn a_token_of_the_file_also_in_the_environment_stops_the_server_from_starting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, secret) = auth::create(dir.path(), Role::Query, None, NOW.into()).unwrap();
+        let env = vec![Key {
+            name: "env-1".into(),
+            role: Role::Admin,
+            hash: secret.hash(),
+            source: Source::Env,
+        }];
+        let e = Credentials::open(dir.path(), env, false, false)
+            .err()
+            .expect("the same secret twice");
+        assert!(matches!(e, TokenError::SameToken { .. }), "{e}");
+        assert!(e.to_string().contains("'query-1' (tokens.json"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub enum TokenError {
     /// written by a newer version).
     #[error("{path} cannot be read as a token file: {problem}")]
     BadFile { path: PathBuf, problem: String },
+    /// Two configured tokens are the same secret (a token in `tokens.json` also listed in
+    /// `FRESHET_TOKENS`, say). Each is named with where it is configured and its role.
+    #[error(
+        "the tokens {first} and {second} are the same secret; a secret has one name and one \
+         role: revoke one of them, or take it out of FRESHET_TOKENS"
+    )]
+    SameToken { first: String, second: String },
     /// A bound from `freshet_types::limits` was reached.
     #[error("{what}: at most {max} ({limit})")]
     Limit {
