@@ -108,7 +108,7 @@ pub fn run_with(
         args.access.metrics_open,
     )
     .context("cannot load the API tokens")?;
-    let configured = credentials.keyring().configured();
+    let configured = credentials.access().keyring.configured();
     listen::check(
         &args.listen,
         &addrs,

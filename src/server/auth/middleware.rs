@@ -36,12 +36,13 @@ pub async fn authorize(
     if need == Need::Open {
         return Ok(next.run(request).await);
     }
-    let keyring = app.credentials.keyring();
-    if !app.credentials.required(&keyring) {
+    let access = app.credentials.access();
+    if !access.required {
         return Ok(next.run(request).await);
     }
     let presented = bearer_token(request.headers())?;
-    let role = keyring
+    let role = access
+        .keyring
         .role_of(&TokenHash::of(presented.as_bytes()))
         .ok_or_else(|| {
             unauthorized(
