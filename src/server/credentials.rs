@@ -10,9 +10,11 @@
 //! environment's and the process's own stay, tokens are required, and an ERROR says so
 //! until the file can be read again. At start, such a file stops the server instead.
 //!
-//! Whether tokens are required at all: whenever one is configured (file or environment),
-//! and always on a server that listens beyond loopback without `--insecure-no-auth`, so
-//! revoking the last token locks such a server rather than opening it.
+//! Whether tokens are required at all: from the moment one is configured (file or
+//! environment) until the server stops, and always on a server that listens beyond
+//! loopback without `--insecure-no-auth`. Revoking the last token or removing `tokens.json`
+//! never opens a running server: it answers 401 until a token exists again, and a WARN
+//! says that only a restart serves without tokens (on loopback).
 
 use crate::app::auth::{self, Key, Keyring, Source, Stamp, TokenError};
 use freshet_types::limits::{TOKENS_CHECK_INTERVAL, TOKENS_REREAD_INTERVAL};
@@ -130,7 +132,24 @@ impl Credentials {
                 );
             }
         }
-        let required = self.exposed || failed || keyring.configured();
+        // Once required, always required: nothing the file does opens a running server.
+        let required = before.required || failed || keyring.configured();
+        let none_left = required && !failed && !keyring.configured();
+        let had_none = before.required && !seen.failed && !before.keyring.configured();
+        if none_left && !had_none {
+            if self.exposed {
+                tracing::warn!(
+                    "no API token is left; this server listens beyond loopback, so it keeps \
+                     requiring one and answers 401 until `freshet token create` makes one"
+                );
+            } else {
+                tracing::warn!(
+                    "no API token is left; this server keeps requiring one, as it did, and \
+                     answers 401 until `freshet token create` makes one. To serve without \
+                     tokens, restart it"
+                );
+            }
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(Access { keyring, required });
         *seen = FileSeen {
@@ -211,6 +230,12 @@ mod tests {
         String::from_utf8(bytes).unwrap()
     }
 
+    /// The lines of `log` at `level`.
+    fn at_level<'a>(log: &'a str, level: &'a str) -> impl Iterator<Item = &'a str> {
+        log.lines()
+            .filter(move |l| l.trim_start().starts_with(level))
+    }
+
     fn own_key(secret: &Secret, source: Source) -> Vec<Key> {
         vec![Key {
             name: "fixed".into(),
@@ -281,14 +306,17 @@ mod tests {
         std::fs::write(&path, "{ damaged").unwrap();
         let log = damaged("a damaged file");
         assert!(
-            log.starts_with("ERROR") && log.contains("cannot read the API tokens"),
+            at_level(&log, "ERROR").any(|l| l.contains("cannot read the API tokens")),
             "{log}"
         );
         // Not reported again until it changes.
         let again = logged(|| {
             let mut seen = creds.seen.lock().unwrap();
             // As if the time for an unconditional re-read had come.
-            seen.at = seen.at.checked_sub(TOKENS_REREAD_INTERVAL).unwrap_or(seen.at);
+            seen.at = seen
+                .at
+                .checked_sub(TOKENS_REREAD_INTERVAL)
+                .unwrap_or(seen.at);
             drop(seen);
             creds.refresh();
         });
@@ -299,7 +327,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         let log = damaged("an unreadable file");
-        assert!(log.starts_with("ERROR"), "{log}");
+        assert_eq!(at_level(&log, "ERROR").count(), 1, "{log}");
 
         std::fs::remove_dir(&path).unwrap();
         std::fs::write(&path, &good).unwrap();
@@ -322,6 +350,37 @@ mod tests {
         std::fs::write(d.join(auth::TOKENS_FILE), "[]").unwrap();
         creds.refresh();
         assert!(creds.access().required);
+    }
+
+    /// A server on loopback that required tokens keeps requiring them when the last one
+    /// is revoked or the file removed: only a restart opens it.
+    #[test]
+    fn revoking_the_last_token_does_not_open_a_running_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (_, query) = auth::create(d, Role::Query, None, NOW.into()).unwrap();
+        let creds = Credentials::open(d, Vec::new(), false, false).unwrap();
+        assert!(creds.access().required);
+        auth::revoke(d, "query-1").unwrap();
+        let log = logged(|| creds.refresh());
+        let access = creds.access();
+        assert!(access.required, "still closed");
+        assert_eq!(access.keyring.role_of(&query.hash()), None);
+        assert!(
+            at_level(&log, "WARN").any(|l| l.contains("restart")),
+            "says how to open it: {log}"
+        );
+        // Said once, not at every look.
+        auth::create(d, Role::Query, Some("q"), NOW.into()).unwrap();
+        auth::revoke(d, "q").unwrap();
+        creds.refresh();
+        std::fs::remove_file(d.join(auth::TOKENS_FILE)).unwrap();
+        let quiet = logged(|| creds.refresh());
+        assert_eq!(at_level(&quiet, "WARN").count(), 0, "{quiet}");
+        assert!(creds.access().required, "no file: still closed");
+        // A server started now, with no token, is open: the restart the WARN speaks of.
+        let restarted = Credentials::open(d, Vec::new(), false, false).unwrap();
+        assert!(!restarted.access().required);
     }
 
     #[test]

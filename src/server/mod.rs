@@ -2,8 +2,8 @@
 //! blocking pool, apart from the I/O threads, so a large ingest never stalls other requests.
 //! Every view of the catalog runs on its own thread ("views"), following the log as events
 //! are ingested. Once any API token exists, every route but the open ones needs one
-//! (`auth`). SIGINT/SIGTERM: stop accepting, finish in-flight requests, commit every view,
-//! sync, exit 0.
+//! (`auth`), until the server stops. SIGINT/SIGTERM: stop accepting, finish in-flight
+//! requests, commit every view, sync, exit 0.
 
 mod auth;
 mod credentials;

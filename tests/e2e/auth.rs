@@ -2,9 +2,9 @@
 //! and `serve` requiring a token once one exists: each role reaches its routes and gets 403
 //! elsewhere, a missing or wrong token gets 401 with a JSON body and a `WWW-Authenticate`
 //! challenge, the open routes stay open, a revoked token stops working on a running server,
-//! `FRESHET_TOKENS` works, a query-only server enforces the same tokens, clients send
-//! `FRESHET_TOKEN`, `demo` feeds itself with a token of its own, and a server without
-//! tokens refuses a non-loopback address.
+//! which stays closed when its last token goes, `FRESHET_TOKENS` works, a query-only server
+//! enforces the same tokens, clients send `FRESHET_TOKEN`, `demo` feeds itself with a token
+//! of its own, and a server without tokens refuses a non-loopback address.
 
 use crate::e2e::http_views::{STREAM, VIEW, bid};
 use crate::e2e::support::{
@@ -319,6 +319,51 @@ fn issue_19_token_changes_apply_to_a_running_server_without_a_restart() {
     let answer = server.call("POST", "/v1/streams/nope/events", Some(&late), "{}");
     assert_eq!(answer.status, 404, "accepted, no such stream: {answer:?}");
     assert_eq!(answer.code(), "unknown_stream");
+}
+
+/// A running server never opens because its tokens went away: after the last token is
+/// revoked it keeps requiring one (a restart opens it), and a `tokens.json` that can no
+/// longer be read drops its tokens rather than keeping them.
+#[test]
+fn issue_19_a_running_server_stays_closed_when_its_tokens_go_away() {
+    let env = Env::new();
+    let admin = create_token(&env, "admin", None);
+    let server = Server::start(&env);
+    let status = |token: Option<&str>| server.call("GET", "/v1/status", token, "").status;
+    env.ok(&["token", "revoke", "admin-1"]);
+    eventually(&server, "the last token being refused", || {
+        status(Some(&admin)) == 401
+    });
+    assert_unauthorized(
+        &server.call("GET", "/v1/status", None, ""),
+        "no token, after the last one was revoked",
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("WARN") && log.contains("no API token is left") && log.contains("restart"),
+        "{log}"
+    );
+
+    let query = create_token(&env, "query", None);
+    eventually(&server, "a new token being accepted", || {
+        status(Some(&query)) == 200
+    });
+    std::fs::write(env.data_dir().join("tokens.json"), "{ damaged").expect("damage");
+    eventually(&server, "the damaged file's token being refused", || {
+        status(Some(&query)) == 401
+    });
+    assert_eq!(status(None), 401, "still closed");
+    let log = server.log_text();
+    assert!(
+        log.contains("ERROR") && log.contains("cannot read the API tokens"),
+        "{log}"
+    );
+    drop(server);
+
+    // Restarted with no token left, on loopback: open, as the warning said.
+    std::fs::remove_file(env.data_dir().join("tokens.json")).expect("remove");
+    let server = Server::start(&env);
+    assert_eq!(server.call("GET", "/v1/status", None, "").status, 200);
 }
 
 /// Run a serving command that must refuse to start: it fails the test (and is killed at
