@@ -8,7 +8,7 @@
 
 use crate::e2e::http_views::{STREAM, VIEW, bid};
 use crate::e2e::support::{
-    Answer, COMMAND_DEADLINE, Env, START_DEADLINE, Server, display, wait_bounded,
+    Answer, COMMAND_DEADLINE, Env, START_DEADLINE, Server, display, run_bounded, wait_bounded,
 };
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -364,6 +364,64 @@ fn issue_19_a_running_server_stays_closed_when_its_tokens_go_away() {
     std::fs::remove_file(env.data_dir().join("tokens.json")).expect("remove");
     let server = Server::start(&env);
     assert_eq!(server.call("GET", "/v1/status", None, "").status, 200);
+}
+
+/// A `token` command whose user may not give the rewritten `tokens.json` back to its owner
+/// refuses and leaves the file as it was, so that a server running as the owner can read
+/// every version; root's rewrite gives it back. Needs root (to make a file another user
+/// owns, and to run the command as a third); skips, saying so, otherwise.
+#[test]
+fn issue_19_a_token_command_that_cannot_keep_the_files_owner_changes_nothing() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    /// The user `freshet serve` runs as, who owns the token file.
+    const OWNER: u32 = 4242;
+    /// Another user, without root's right to give files away.
+    const OTHER: u32 = 65534;
+    let env = Env::new();
+    create_token(&env, "admin", None);
+    let file = env.data_dir().join("tokens.json");
+    if let Err(e) = chown(&file, Some(OWNER), Some(OWNER)) {
+        eprintln!("SKIPPED: giving a file to another user needs root: {e}");
+        return;
+    }
+    // The other user can reach the data directory, write in it and read the file (as
+    // after a careless chmod): only the owner cannot be kept.
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    mode(
+        env.data_dir()
+            .parent()
+            .expect("the environment's directory"),
+        0o755,
+    );
+    mode(&env.data_dir(), 0o777);
+    mode(&env.data_dir().join("tokens.lock"), 0o666);
+    mode(&file, 0o644);
+    let before = std::fs::read(&file).expect("tokens.json");
+
+    let mut command = env.command(&["token", "create", "--role", "query"]);
+    command.uid(OTHER).gid(OTHER);
+    let run = run_bounded(command, &["token", "create", "as another user"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    for says in [
+        "belongs to uid 4242 (gid 4242)",
+        "Run `freshet token` as that user, or as root",
+    ] {
+        assert!(run.stderr.contains(says), "{says}: {run:?}");
+    }
+    assert!(run.stdout.is_empty(), "no token shown: {run:?}");
+    assert_eq!(std::fs::read(&file).expect("tokens.json"), before);
+    let meta = std::fs::metadata(&file).expect("stat");
+    assert_eq!((meta.uid(), meta.gid()), (OWNER, OWNER));
+    assert!(!env.data_dir().join("tokens.json.tmp").exists());
+
+    // Root may give it back: its rewrite keeps the owner, and the mode private.
+    create_token(&env, "query", None);
+    let meta = std::fs::metadata(&file).expect("stat");
+    assert_eq!((meta.uid(), meta.gid()), (OWNER, OWNER));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
 
 /// Run a serving command that must refuse to start: it fails the test (and is killed at

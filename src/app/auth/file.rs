@@ -1,7 +1,9 @@
 //! The token file, `<data dir>/tokens.json`: each token's name, role, creation time and
 //! SHA-256 hash, never the token. It is replaced whole (written to a temporary, synced,
 //! renamed), readable by its owner only (mode 0600), so a server can read it at any moment
-//! without a lock and sees one version or the next.
+//! without a lock and sees one version or the next. A rewrite keeps the file's owner and
+//! group, and is refused when it cannot (a user other than root rewriting another user's
+//! file): a server running as the owner must be able to read every version.
 //!
 //! `token create` and `token revoke` read, change and write it under `tokens.lock`, an
 //! flock of its own, so that two of them at once never lose each other's change. They do
@@ -15,6 +17,7 @@
 use super::error::{TokenError, io_err};
 use super::role::Role;
 use super::secret::{Secret, TokenHash};
+use freshet_types::files::OwnerNotKept;
 use freshet_types::limits::{
     TOKEN_NAME_BYTES_MAX, TOKENS_FILE_BYTES_MAX, TOKENS_LOCK_WAIT, TOKENS_MAX,
 };
@@ -187,8 +190,17 @@ fn write(data_dir: &Path, tokens: Vec<Record>) -> Result<(), TokenError> {
     };
     let mut bytes = serde_json::to_vec_pretty(&file).expect("a token file always serializes");
     bytes.push(b'\n');
-    freshet_types::files::write_atomically_private(data_dir, TOKENS_FILE, &bytes)
-        .map_err(io_err("write", &data_dir.join(TOKENS_FILE)))
+    let path = data_dir.join(TOKENS_FILE);
+    freshet_types::files::write_atomically_private(data_dir, TOKENS_FILE, &bytes).map_err(|e| {
+        match e.get_ref().and_then(|e| e.downcast_ref::<OwnerNotKept>()) {
+            Some(owner) => TokenError::OwnerNotKept {
+                path: path.clone(),
+                uid: owner.uid,
+                gid: owner.gid,
+            },
+            None => io_err("write", &path)(e),
+        }
+    })
 }
 
 /// `role-N` with N one more than the largest number a `role-N` name has, so that a revoked
