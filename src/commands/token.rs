@@ -16,15 +16,29 @@ const SEEN_WITHIN: &str = "within about a second";
 pub fn create(data_dir: &Path, args: TokenCreateArgs) -> anyhow::Result<ExitCode> {
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (record, secret) = auth::create(data_dir, args.role, args.name.as_deref(), created)?;
-    output::line(format!(
+    let intro = format!(
         "created token {} with role {}; it is shown once, below, and only its SHA-256 hash \
          is kept in {}:",
         record.name,
         record.role,
         data_dir.join(auth::TOKENS_FILE).display()
-    ));
+    );
     // Alone on the last line, so that `$(freshet token create ... | tail -1)` is the token.
-    output::line(secret.expose());
+    // A token nobody saw must not stay valid: if it cannot be written (a closed pipe, a
+    // full disk), it is removed again and the command fails.
+    if let Err(e) = output::lines_checked(&[&intro, secret.expose()]) {
+        let name = &record.name;
+        return Err(match auth::withdraw(data_dir, &record) {
+            Ok(()) => anyhow::Error::new(e).context(format!(
+                "the new token {name} could not be written to the output, so it was removed \
+                 again; run the command again where its output can be read"
+            )),
+            Err(removing) => anyhow::Error::new(removing).context(format!(
+                "the new token {name} could not be written to the output ({e}), nor removed \
+                 again: revoke it with `freshet token revoke {name}`"
+            )),
+        });
+    }
     Ok(ExitCode::SUCCESS)
 }
 

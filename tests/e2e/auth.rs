@@ -289,6 +289,38 @@ fn issue_19_token_create_shows_the_token_once_and_keeps_only_its_hash() {
     assert_eq!(bad_role.code, Some(2), "{bad_role:?}");
 }
 
+/// `token create` whose output cannot be written (a closed pipe, a full disk) fails, says
+/// so, and leaves no token behind: none may stay valid that nobody saw.
+#[test]
+fn issue_19_a_token_that_cannot_be_shown_is_not_kept() {
+    let env = Env::new();
+    let (reader, closed) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for (what, stdout) in [
+        ("a closed pipe", Stdio::from(closed)),
+        ("a full disk", Stdio::from(full)),
+    ] {
+        let mut command = env.command(&["token", "create", "--role", "admin"]);
+        command.stdout(stdout).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start freshet");
+        let status = wait_bounded(&mut child, COMMAND_DEADLINE).expect("it finishes");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+            .expect("read stderr");
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains("could not be written") && stderr.contains("removed again"),
+            "{what}: {stderr}"
+        );
+        let listed = env.ok_json(&["token", "list"]);
+        assert_eq!(listed["tokens"], json!([]), "{what}: {listed}");
+    }
+}
+
 #[test]
 fn issue_19_token_changes_apply_to_a_running_server_without_a_restart() {
     let env = Env::new();

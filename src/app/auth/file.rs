@@ -168,6 +168,19 @@ pub fn create(
     Ok((record, secret))
 }
 
+/// Remove `record`, just made by [`create`], if the file still holds it (the same name and
+/// hash): for a token that could not be shown, so that none stays valid that nobody saw.
+pub fn withdraw(data_dir: &Path, record: &Record) -> Result<(), TokenError> {
+    let _lock = lock(data_dir)?;
+    let mut tokens = read(data_dir)?;
+    let before = tokens.len();
+    tokens.retain(|t| !(t.name == record.name && t.sha256.matches(&record.sha256)));
+    if tokens.len() == before {
+        return Ok(());
+    }
+    write(data_dir, tokens)
+}
+
 /// Remove the token named `name`; an error if there is none.
 pub fn revoke(data_dir: &Path, name: &str) -> Result<Record, TokenError> {
     let _lock = lock(data_dir)?;
@@ -373,6 +386,19 @@ mod tests {
         let e = revoke(d, "ingest-1").expect_err("revoked already");
         assert!(matches!(e, TokenError::UnknownName { .. }), "{e}");
         assert!(e.to_string().contains("no token named 'ingest-1'"), "{e}");
+    }
+
+    #[test]
+    fn withdraw_removes_only_the_very_token_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (first, _) = create(d, Role::Query, Some("a"), NOW.into()).unwrap();
+        revoke(d, "a").unwrap();
+        let (again, _) = create(d, Role::Admin, Some("a"), NOW.into()).unwrap();
+        withdraw(d, &first).expect("nothing to do");
+        assert_eq!(read(d).unwrap().len(), 1, "another token named a stays");
+        withdraw(d, &again).expect("withdraw");
+        assert!(read(d).unwrap().is_empty());
     }
 
     #[test]
