@@ -228,7 +228,8 @@ async fn serve(
     addrs: &[SocketAddr],
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    // The addresses checked, not `listen` resolved again.
+    // The first of the addresses checked that binds (one, not all), not `listen` resolved
+    // again.
     let listener = tokio::net::TcpListener::bind(addrs)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
