@@ -80,7 +80,8 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Manage the API tokens `serve` requires once any exists: create (the token is shown
-    /// once), list, revoke. Works while `serve` runs, which picks the changes up.
+    /// once), list, revoke. Works while `serve` runs, which sees a change
+    /// within about a second.
     #[command(subcommand)]
     Token(TokenCommand),
 }
@@ -93,7 +94,7 @@ pub enum TokenCommand {
     Create(TokenCreateArgs),
     /// List tokens: name, role, creation time (never the token or its hash).
     List(ListArgs),
-    /// Remove a token; a running server refuses it within a few seconds.
+    /// Remove a token; a running server refuses it within about a second.
     Revoke(TokenRevokeArgs),
 }
 

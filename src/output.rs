@@ -19,6 +19,16 @@ pub fn line(text: impl AsRef<str>) {
     let _ = writeln!(out, "{}", text.as_ref());
 }
 
+/// Print lines on stdout and make sure they were written, flushed, for output that must
+/// not be lost unseen (a token shown once), unlike [`line`], which ignores a closed pipe.
+pub fn lines_checked(lines: &[&str]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for text in lines {
+        writeln!(out, "{text}")?;
+    }
+    out.flush()
+}
+
 /// Print a note on stderr (what a command did beside its result, which stays on stdout).
 pub fn note(text: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());

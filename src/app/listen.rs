@@ -2,8 +2,10 @@
 //! without tokens off the network: with no token configured, only loopback addresses
 //! (127.0.0.0/8, ::1, and names such as `localhost` that resolve only to them) are
 //! allowed, unless `--insecure-no-auth` says the operator means it. The address is
-//! resolved once and the server binds exactly what was checked, so a name cannot resolve
-//! to something else between the check and the bind.
+//! resolved once, and every address it resolves to is checked (one beyond loopback makes
+//! it exposed); the server then listens on the first of those addresses that binds, only
+//! that one, and never resolves the name again, so it cannot resolve to something else
+//! between the check and the bind.
 
 use anyhow::{Context, bail};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

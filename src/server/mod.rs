@@ -2,8 +2,8 @@
 //! blocking pool, apart from the I/O threads, so a large ingest never stalls other requests.
 //! Every view of the catalog runs on its own thread ("views"), following the log as events
 //! are ingested. Once any API token exists, every route but the open ones needs one
-//! (`auth`). SIGINT/SIGTERM: stop accepting, finish in-flight requests, commit every view,
-//! sync, exit 0.
+//! (`auth`), until the server stops. SIGINT/SIGTERM: stop accepting, finish in-flight
+//! requests, commit every view, sync, exit 0.
 
 mod auth;
 mod credentials;
@@ -17,14 +17,14 @@ mod sql;
 mod state;
 mod views;
 
-use crate::app::auth::{Key, keys_from_env};
+use crate::app::auth::{Key, Role, keys_from_env};
 use crate::app::listen;
 use crate::cli::ServeArgs;
 use crate::cli::ServeRole;
 use crate::output;
 use anyhow::Context;
+use auth::{Route, RouteRoles};
 use axum::Router;
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use credentials::Credentials;
 use freshet_store::StoreLocation;
@@ -38,28 +38,50 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The HTTP routes, each behind the token check (`auth`; which route needs which role is
-/// `auth::route_roles`).
+/// Every HTTP route, each declared with what it needs (`auth::Need`). The router and the
+/// table the token check consults are both made from this list, so that no route can be
+/// served without saying who may call it. `--metrics-open` opens `/metrics`.
+fn routes(metrics_open: bool) -> Vec<Route<Arc<App>>> {
+    use auth::Need::{Open, Role as Needs};
+    let metrics = if metrics_open {
+        Open
+    } else {
+        Needs(Role::Query)
+    };
+    vec![
+        Route::get("/", Open, dashboard),
+        Route::get("/healthz", Open, || async {
+            axum::Json(serde_json::json!({"status": "ok"}))
+        }),
+        Route::get("/readyz", Open, ready),
+        Route::get("/metrics", metrics, metrics::metrics),
+        Route::post(
+            "/v1/streams/{name}/events",
+            Needs(Role::Ingest),
+            ingest::ingest,
+        ),
+        Route::post("/v1/sql", Needs(Role::Admin), sql::sql),
+        Route::get("/v1/views", Needs(Role::Query), views::list),
+        Route::get("/v1/views/{name}", Needs(Role::Query), views::describe),
+        Route::get(
+            "/v1/views/{name}/results",
+            Needs(Role::Query),
+            views::results,
+        ),
+        Route::get("/v1/status", Needs(Role::Query), views::status),
+    ]
+}
+
+/// The HTTP routes, each behind the token check (`auth`).
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/", get(dashboard))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/streams/{name}/events", post(ingest::ingest))
-        .route("/v1/sql", post(sql::sql))
-        .route("/v1/views", get(views::list))
-        .route("/v1/views/{name}", get(views::describe))
-        .route("/v1/views/{name}/results", get(views::results))
-        .route("/v1/status", get(views::status))
+    let (routes, table) = RouteRoles::router(routes(app.credentials.metrics_open()));
+    let gate = auth::Gate {
+        credentials: app.credentials.clone(),
+        routes: Arc::new(table),
+    };
+    routes
         .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::authorize,
-        ))
+        .layer(axum::middleware::from_fn_with_state(gate, auth::authorize))
         .with_state(app)
 }
 
@@ -108,7 +130,7 @@ pub fn run_with(
         args.access.metrics_open,
     )
     .context("cannot load the API tokens")?;
-    let configured = credentials.keyring().configured();
+    let configured = credentials.access().keyring.configured();
     listen::check(
         &args.listen,
         &addrs,
@@ -118,7 +140,8 @@ pub fn run_with(
     if exposed && !configured {
         tracing::warn!(
             listen = args.listen,
-            "serving without API tokens on an address other machines can reach              (--insecure-no-auth)"
+            "serving without API tokens on an address other machines can reach \
+             (--insecure-no-auth)"
         );
     }
     let log = match args.role {
@@ -205,7 +228,8 @@ async fn serve(
     addrs: &[SocketAddr],
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    // The addresses checked, not `listen` resolved again.
+    // The first of the addresses checked that binds (one, not all), not `listen` resolved
+    // again.
     let listener = tokio::net::TcpListener::bind(addrs)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -278,26 +302,105 @@ async fn apply_retention(app: Arc<App>) {
 
 #[cfg(test)]
 mod tests {
-    /// docs/openapi.yaml lists exactly the routes this module serves.
+    use super::*;
+    use crate::app::auth::{Secret, Source};
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    /// docs/openapi.yaml lists exactly the routes the server serves, each with its method,
+    /// and asks for `bearerAuth` exactly where the route needs a token.
     #[test]
     fn openapi_lists_every_route() {
-        let source = include_str!("mod.rs");
-        let source = &source[..source.find("#[cfg(test)]").expect("this test module")];
-        let mut routes: Vec<&str> = source
-            .split(".route(")
-            .skip(1)
-            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
-            .map(|rest| rest.split('"').next().expect("a quoted path"))
-            .collect();
-        routes.sort_unstable();
         let spec = include_str!("../../docs/openapi.yaml");
         let paths = spec.split("\npaths:\n").nth(1).expect("a paths section");
-        let mut documented: Vec<&str> = paths
-            .lines()
-            .filter(|l| l.starts_with("  /") && l.ends_with(':'))
-            .map(|l| l.trim().trim_end_matches(':'))
+        let mut documented: Vec<(String, String, bool)> = Vec::new();
+        let mut path = "";
+        for line in paths.lines() {
+            if line.starts_with("  /") && line.ends_with(':') {
+                path = line.trim().trim_end_matches(':');
+            } else if let Some(method) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
+                && !method.starts_with(' ')
+            {
+                documented.push((method.to_uppercase(), path.to_string(), false));
+            } else if line.trim() == "security: [{bearerAuth: []}]" {
+                documented.last_mut().expect("an operation").2 = true;
+            }
+        }
+        documented.sort();
+        let (_, table) = RouteRoles::router(routes(false));
+        let mut served: Vec<(String, String, bool)> = table
+            .routes()
+            .map(|(m, r, need)| (m.to_string(), r.to_string(), need != auth::Need::Open))
             .collect();
-        documented.sort_unstable();
-        assert_eq!(routes, documented);
+        served.sort();
+        assert_eq!(served, documented);
+    }
+
+    /// A server whose only token is `admin`'s (from the environment), reading an empty
+    /// data directory.
+    fn app(dir: &Path, admin: &Secret) -> Arc<App> {
+        let admin = Key {
+            name: "env-1".into(),
+            role: Role::Admin,
+            hash: admin.hash(),
+            source: Source::Env,
+        };
+        let credentials = Credentials::open(dir, vec![admin], false, false).expect("tokens");
+        let (ddl, _) = std::sync::mpsc::sync_channel(1);
+        Arc::new(App {
+            log: LogAccess::Reader(dir.to_path_buf()),
+            store: StoreLocation::Sqlite(dir.join("results.db")),
+            requests: AtomicU64::new(0),
+            views_failed: Mutex::new(None),
+            ddl,
+            catalog_generation: AtomicU64::new(0),
+            reconciliations: reconciliations::Reconciliations::open(dir, false),
+            credentials: Arc::new(credentials),
+        })
+    }
+
+    async fn call(router: &Router, method: Method, path: &str, token: &Secret) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", token.expose()))
+            .body(Body::empty())
+            .expect("a request");
+        router.clone().oneshot(request).await.expect("infallible")
+    }
+
+    type Response = axum::response::Response;
+
+    /// The router serves exactly what the table lists, whatever the method: at every path,
+    /// a method no route has is answered 405 with `Allow` naming every method the router
+    /// serves there, which must be the table's. (Sent with an admin token, which the check
+    /// lets through, so that the router answers.)
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_routes_the_table_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Secret::generate().unwrap();
+        let router = router(app(dir.path(), &admin));
+        let (_, table) = RouteRoles::router(routes(false));
+        let probe = Method::from_bytes(b"PROBE").expect("a method");
+        let mut paths: Vec<&str> = table.routes().map(|(_, path, _)| path).collect();
+        paths.dedup();
+        for path in paths {
+            let answer = call(&router, probe.clone(), &path.replace("{name}", "x"), &admin).await;
+            assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+            let allow = answer.headers()[header::ALLOW].to_str().expect("ASCII");
+            let mut served: Vec<&str> = allow.split(',').map(str::trim).collect();
+            served.sort_unstable();
+            let mut listed: Vec<&str> = table
+                .routes()
+                .filter(|(_, p, _)| *p == path)
+                .flat_map(|(m, _, _)| match *m {
+                    Method::GET => vec!["GET", "HEAD"],
+                    ref other => vec![other.as_str()],
+                })
+                .collect();
+            listed.sort_unstable();
+            assert_eq!(served, listed, "{path}");
+        }
     }
 }

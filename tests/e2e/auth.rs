@@ -2,13 +2,13 @@
 //! and `serve` requiring a token once one exists: each role reaches its routes and gets 403
 //! elsewhere, a missing or wrong token gets 401 with a JSON body and a `WWW-Authenticate`
 //! challenge, the open routes stay open, a revoked token stops working on a running server,
-//! `FRESHET_TOKENS` works, a query-only server enforces the same tokens, clients send
-//! `FRESHET_TOKEN`, `demo` feeds itself with a token of its own, and a server without
-//! tokens refuses a non-loopback address.
+//! which stays closed when its last token goes, `FRESHET_TOKENS` works, a query-only server
+//! enforces the same tokens, clients send `FRESHET_TOKEN`, `demo` feeds itself with a token
+//! of its own, and a server without tokens refuses a non-loopback address.
 
 use crate::e2e::http_views::{STREAM, VIEW, bid};
 use crate::e2e::support::{
-    Answer, COMMAND_DEADLINE, Env, START_DEADLINE, Server, display, wait_bounded,
+    Answer, COMMAND_DEADLINE, Env, START_DEADLINE, Server, display, run_bounded, wait_bounded,
 };
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -137,15 +137,23 @@ fn issue_19_each_role_reaches_its_routes_and_gets_403_for_the_rest() {
     let status = server.call("GET", "/v1/status", Some(&query), "").json();
     assert_eq!(status["streams"][0]["events"], 2, "{status}");
 
-    // Unknown routes: 404 to a valid token of any role, 401 to anyone else; a known path
-    // with another method: 405 to a valid token.
+    // Unknown routes: 404 to a valid token of any role, 401 to anyone else. A known path
+    // with a method the role table does not list needs admin (fail closed): 405 to admin,
+    // 403 to the others.
     for token in [&ingest, &query, &admin] {
         let answer = server.call("GET", "/v1/nothing/here", Some(token), "");
         assert_eq!(answer.status, 404, "{answer:?}");
         assert_eq!(answer.code(), "not_found", "{answer:?}");
-        assert_eq!(
-            server.call("DELETE", "/v1/views", Some(token), "").status,
-            405
+    }
+    assert_eq!(
+        server.call("DELETE", "/v1/views", Some(&admin), "").status,
+        405
+    );
+    for token in [&ingest, &query] {
+        assert_forbidden(
+            &server.call("DELETE", "/v1/views", Some(token), ""),
+            "admin",
+            "another method on a known path",
         );
     }
     assert_unauthorized(
@@ -281,6 +289,38 @@ fn issue_19_token_create_shows_the_token_once_and_keeps_only_its_hash() {
     assert_eq!(bad_role.code, Some(2), "{bad_role:?}");
 }
 
+/// `token create` whose output cannot be written (a closed pipe, a full disk) fails, says
+/// so, and leaves no token behind: none may stay valid that nobody saw.
+#[test]
+fn issue_19_a_token_that_cannot_be_shown_is_not_kept() {
+    let env = Env::new();
+    let (reader, closed) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for (what, stdout) in [
+        ("a closed pipe", Stdio::from(closed)),
+        ("a full disk", Stdio::from(full)),
+    ] {
+        let mut command = env.command(&["token", "create", "--role", "admin"]);
+        command.stdout(stdout).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start freshet");
+        let status = wait_bounded(&mut child, COMMAND_DEADLINE).expect("it finishes");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+            .expect("read stderr");
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains("could not be written") && stderr.contains("removed again"),
+            "{what}: {stderr}"
+        );
+        let listed = env.ok_json(&["token", "list"]);
+        assert_eq!(listed["tokens"], json!([]), "{what}: {listed}");
+    }
+}
+
 #[test]
 fn issue_19_token_changes_apply_to_a_running_server_without_a_restart() {
     let env = Env::new();
@@ -319,6 +359,109 @@ fn issue_19_token_changes_apply_to_a_running_server_without_a_restart() {
     let answer = server.call("POST", "/v1/streams/nope/events", Some(&late), "{}");
     assert_eq!(answer.status, 404, "accepted, no such stream: {answer:?}");
     assert_eq!(answer.code(), "unknown_stream");
+}
+
+/// A running server never opens because its tokens went away: after the last token is
+/// revoked it keeps requiring one (a restart opens it), and a `tokens.json` that can no
+/// longer be read drops its tokens rather than keeping them.
+#[test]
+fn issue_19_a_running_server_stays_closed_when_its_tokens_go_away() {
+    let env = Env::new();
+    let admin = create_token(&env, "admin", None);
+    let server = Server::start(&env);
+    let status = |token: Option<&str>| server.call("GET", "/v1/status", token, "").status;
+    env.ok(&["token", "revoke", "admin-1"]);
+    eventually(&server, "the last token being refused", || {
+        status(Some(&admin)) == 401
+    });
+    assert_unauthorized(
+        &server.call("GET", "/v1/status", None, ""),
+        "no token, after the last one was revoked",
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("WARN") && log.contains("no API token is left") && log.contains("restart"),
+        "{log}"
+    );
+
+    let query = create_token(&env, "query", None);
+    eventually(&server, "a new token being accepted", || {
+        status(Some(&query)) == 200
+    });
+    std::fs::write(env.data_dir().join("tokens.json"), "{ damaged").expect("damage");
+    eventually(&server, "the damaged file's token being refused", || {
+        status(Some(&query)) == 401
+    });
+    assert_eq!(status(None), 401, "still closed");
+    let log = server.log_text();
+    assert!(
+        log.contains("ERROR") && log.contains("cannot read the API tokens"),
+        "{log}"
+    );
+    drop(server);
+
+    // Restarted with no token left, on loopback: open, as the warning said.
+    std::fs::remove_file(env.data_dir().join("tokens.json")).expect("remove");
+    let server = Server::start(&env);
+    assert_eq!(server.call("GET", "/v1/status", None, "").status, 200);
+}
+
+/// A `token` command whose user may not give the rewritten `tokens.json` back to its owner
+/// refuses and leaves the file as it was, so that a server running as the owner can read
+/// every version; root's rewrite gives it back. Needs root (to make a file another user
+/// owns, and to run the command as a third); skips, saying so, otherwise.
+#[test]
+fn issue_19_a_token_command_that_cannot_keep_the_files_owner_changes_nothing() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    /// The user `freshet serve` runs as, who owns the token file.
+    const OWNER: u32 = 4242;
+    /// Another user, without root's right to give files away.
+    const OTHER: u32 = 65534;
+    let env = Env::new();
+    create_token(&env, "admin", None);
+    let file = env.data_dir().join("tokens.json");
+    if let Err(e) = chown(&file, Some(OWNER), Some(OWNER)) {
+        eprintln!("SKIPPED: giving a file to another user needs root: {e}");
+        return;
+    }
+    // The other user can reach the data directory, write in it and read the file (as
+    // after a careless chmod): only the owner cannot be kept.
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    mode(
+        env.data_dir()
+            .parent()
+            .expect("the environment's directory"),
+        0o755,
+    );
+    mode(&env.data_dir(), 0o777);
+    mode(&env.data_dir().join("tokens.lock"), 0o666);
+    mode(&file, 0o644);
+    let before = std::fs::read(&file).expect("tokens.json");
+
+    let mut command = env.command(&["token", "create", "--role", "query"]);
+    command.uid(OTHER).gid(OTHER);
+    let run = run_bounded(command, &["token", "create", "as another user"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    for says in [
+        "belongs to uid 4242 (gid 4242)",
+        "Run `freshet token` as that user, or as root",
+    ] {
+        assert!(run.stderr.contains(says), "{says}: {run:?}");
+    }
+    assert!(run.stdout.is_empty(), "no token shown: {run:?}");
+    assert_eq!(std::fs::read(&file).expect("tokens.json"), before);
+    let meta = std::fs::metadata(&file).expect("stat");
+    assert_eq!((meta.uid(), meta.gid()), (OWNER, OWNER));
+    assert!(!env.data_dir().join("tokens.json.tmp").exists());
+
+    // Root may give it back: its rewrite keeps the owner, and the mode private.
+    create_token(&env, "query", None);
+    let meta = std::fs::metadata(&file).expect("stat");
+    assert_eq!((meta.uid(), meta.gid()), (OWNER, OWNER));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
 
 /// Run a serving command that must refuse to start: it fails the test (and is killed at

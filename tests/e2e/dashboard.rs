@@ -182,6 +182,25 @@ fn issue_19_the_dashboard_asks_for_a_token_and_renders_with_one() {
         "{dom}"
     );
 
+    // Something that is no token (a header cannot carry it) is refused in the page and
+    // asked for again, rather than failing every request.
+    let out = load(browser, &server.url("/#token=%E2%82%AC%E2%82%AC%E2%82%AC"));
+    let dom = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(
+        dom.contains("<form id=\"token-form\">"),
+        "asked again: {dom}"
+    );
+    assert!(dom.contains("visible ASCII"), "{dom}");
+    assert!(
+        dom.contains("<span id=\"error\"></span>"),
+        "no failed fetch: {dom}"
+    );
+    assert_eq!(renders(&dom), None, "{dom}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    for line in log.lines().filter(|l| l.contains("CONSOLE")) {
+        assert!(!line.contains("Uncaught"), "console error: {line}\n{log}");
+    }
+
     // With a query token: the figures, the form hidden, no error shown.
     let out = load(browser, &server.url(&format!("/#token={query}")));
     let dom = String::from_utf8(out.stdout).expect("UTF-8");

@@ -313,8 +313,9 @@ fn isolate_tokens(cmd: &mut Command) {
     cmd.env_remove("FRESHET_TOKENS").env_remove("FRESHET_TOKEN");
 }
 
-/// Run `cmd` with stdout and stderr captured, killing it after [`COMMAND_DEADLINE`].
-fn run_bounded(mut cmd: Command, args: &[&str]) -> Run {
+/// Run `cmd` with stdout and stderr captured, killing it after [`COMMAND_DEADLINE`]
+/// (`args` name it in a failure).
+pub fn run_bounded(mut cmd: Command, args: &[&str]) -> Run {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

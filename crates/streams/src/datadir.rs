@@ -20,6 +20,7 @@ use freshet_log::{FileStorage, Storage};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A data directory opened for writing.
 pub struct DataDir {
@@ -73,31 +74,20 @@ impl DataDir {
         let root = root.into();
         std::fs::create_dir_all(root.join("streams")).map_err(io_err("create", &root))?;
         let lock_path = root.join("LOCK");
-        let lock = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&lock_path)
-        }
-        .map_err(io_err("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&lock_path)
-                    .ok()
-                    .map(|h| h.trim().to_owned())
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "holder unknown".to_owned());
-                return Err(StreamError::Locked {
-                    path: root.display().to_string(),
-                    holder,
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
+        // No wait: a writer keeps the directory for as long as it runs.
+        let Some(lock) = freshet_types::files::lock(&lock_path, Duration::ZERO)
+            .map_err(io_err("lock", &lock_path))?
+        else {
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "holder unknown".to_owned());
+            return Err(StreamError::Locked {
+                path: root.display().to_string(),
+                holder,
+            });
+        };
         record_holder(&lock).map_err(io_err("write", &lock_path))?;
         let catalog = Catalog::load(&root)?;
         Ok(DataDir {

@@ -1,5 +1,8 @@
 //! Every bound Freshet enforces, named once. Over-limit input gets a typed error that names
-//! the limit; nothing here is silently truncated.
+//! the limit; nothing here is silently truncated. The durations bound how long something
+//! waits, or how long a change can go unseen.
+
+use std::time::Duration;
 
 /// Largest single encoded row accepted at ingest (one NDJSON line or CSV record), in bytes.
 /// Larger rows go to the dead-letter stream with reason `row_too_large`.
@@ -72,8 +75,31 @@ pub const VIEW_READ_BYTES: usize = 4 * 1024 * 1024;
 pub const RESULT_ROWS_PER_PAGE_MAX: usize = 10_000;
 
 /// Most API tokens one data directory's `tokens.json` holds; `freshet token create` refuses
-/// more. A request's token hash is compared with every one of them.
+/// more, and a file with more is refused as damaged. A request's token hash is compared with
+/// every one of them.
 pub const TOKENS_MAX: usize = 1_000;
+
+/// Largest `tokens.json` read, in bytes; a larger file is refused as damaged rather than
+/// read into memory. [`TOKENS_MAX`] tokens with the longest names take about a quarter of it.
+pub const TOKENS_FILE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Most entries `FRESHET_TOKENS` may list; a server given more refuses to start. A
+/// request's token hash is compared with every one of them, as with the file's.
+pub const TOKENS_ENV_ENTRIES_MAX: usize = 100;
+
+/// Longest a `freshet token` command waits for another to release `tokens.lock`. Each
+/// holds it for a read, a small write and two fsyncs, so a longer wait means something is
+/// stuck; the command then fails and says so.
+pub const TOKENS_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a running server looks at `tokens.json`'s stamp (modification time, length,
+/// inode): a token created or revoked is accepted or refused within about this long.
+pub const TOKENS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a running server re-reads `tokens.json` even though its stamp did not change:
+/// the longest a rewrite that kept the stamp (within one tick of the file system's clock,
+/// reusing the inode, with the same length) goes unseen.
+pub const TOKENS_REREAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Longest token name (`freshet token create --name`), in bytes.
 pub const TOKEN_NAME_BYTES_MAX: usize = 64;

@@ -1,13 +1,14 @@
 //! Tokens from the environment: `FRESHET_TOKENS`, a comma-separated list of `ROLE:TOKEN`,
 //! for deployments that hand secrets to processes that way. They are held in memory as
 //! hashes, named `env-1`, `env-2`, ... in order, and never written. A bad entry is an error
-//! that names the entry by position and never repeats its token.
+//! that names the entry by position and never repeats its token; so is an entry beyond
+//! `TOKENS_ENV_ENTRIES_MAX`.
 
 use super::error::TokenError;
 use super::keyring::{Key, Source};
 use super::role::Role;
 use super::secret::TokenHash;
-use freshet_types::limits::TOKEN_BYTES_MIN;
+use freshet_types::limits::{TOKEN_BYTES_MIN, TOKENS_ENV_ENTRIES_MAX};
 
 /// The variable a server reads its environment tokens from.
 pub const TOKENS_ENV: &str = "FRESHET_TOKENS";
@@ -31,6 +32,13 @@ pub fn parse_env(text: &str) -> Result<Vec<Key>, TokenError> {
         .filter(|e| !e.is_empty())
         .enumerate()
     {
+        if i == TOKENS_ENV_ENTRIES_MAX {
+            return Err(TokenError::Limit {
+                what: "entries in FRESHET_TOKENS",
+                max: TOKENS_ENV_ENTRIES_MAX,
+                limit: "TOKENS_ENV_ENTRIES_MAX",
+            });
+        }
         let bad = |problem: String| TokenError::BadEnv {
             entry: i + 1,
             problem,
@@ -94,6 +102,21 @@ mod tests {
                 .hash
                 .matches(&TokenHash::of(b"a:b:c:0123456789abcdef"))
         );
+    }
+
+    #[test]
+    fn at_most_tokens_env_entries_max_entries() {
+        let entries = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("query:token-{i:0>16}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let most = parse_env(&entries(TOKENS_ENV_ENTRIES_MAX)).expect("at the bound");
+        assert_eq!(most.len(), TOKENS_ENV_ENTRIES_MAX);
+        let e = parse_env(&entries(TOKENS_ENV_ENTRIES_MAX + 1)).expect_err("one more");
+        assert!(matches!(e, TokenError::Limit { .. }), "{e}");
+        assert!(e.to_string().contains("TOKENS_ENV_ENTRIES_MAX"), "{e}");
     }
 
     #[test]

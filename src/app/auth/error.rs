@@ -28,6 +28,13 @@ pub enum TokenError {
     /// written by a newer version).
     #[error("{path} cannot be read as a token file: {problem}")]
     BadFile { path: PathBuf, problem: String },
+    /// Two configured tokens are the same secret (a token in `tokens.json` also listed in
+    /// `FRESHET_TOKENS`, say). Each is named with where it is configured and its role.
+    #[error(
+        "the tokens {first} and {second} are the same secret; a secret has one name and one \
+         role: revoke one of them, or take it out of FRESHET_TOKENS"
+    )]
+    SameToken { first: String, second: String },
     /// A bound from `freshet_types::limits` was reached.
     #[error("{what}: at most {max} ({limit})")]
     Limit {
@@ -38,6 +45,14 @@ pub enum TokenError {
     /// Another `token` command kept the token file's lock for too long.
     #[error("{path} is still locked by another `freshet token` command after {waited_s} s")]
     Locked { path: PathBuf, waited_s: u64 },
+    /// A `token` command run by another user than the token file's could not give the
+    /// rewritten file back to its owner, so it changed nothing.
+    #[error(
+        "{path} belongs to uid {uid} (gid {gid}), and this user may not give a rewritten \
+         copy back to them, so it was left as it was: a server running as its owner could \
+         not read the copy. Run `freshet token` as that user, or as root"
+    )]
+    OwnerNotKept { path: PathBuf, uid: u32, gid: u32 },
     /// The file system failed.
     #[error("cannot {action} {path}")]
     Io {

@@ -1,7 +1,9 @@
 //! The token file, `<data dir>/tokens.json`: each token's name, role, creation time and
 //! SHA-256 hash, never the token. It is replaced whole (written to a temporary, synced,
 //! renamed), readable by its owner only (mode 0600), so a server can read it at any moment
-//! without a lock and sees one version or the next.
+//! without a lock and sees one version or the next. A rewrite keeps the file's owner and
+//! group, and is refused when it cannot (a user other than root rewriting another user's
+//! file): a server running as the owner must be able to read every version.
 //!
 //! `token create` and `token revoke` read, change and write it under `tokens.lock`, an
 //! flock of its own, so that two of them at once never lose each other's change. They do
@@ -15,11 +17,15 @@
 use super::error::{TokenError, io_err};
 use super::role::Role;
 use super::secret::{Secret, TokenHash};
-use freshet_types::limits::{TOKEN_NAME_BYTES_MAX, TOKENS_MAX};
+use freshet_types::files::OwnerNotKept;
+use freshet_types::limits::{
+    TOKEN_NAME_BYTES_MAX, TOKENS_FILE_BYTES_MAX, TOKENS_LOCK_WAIT, TOKENS_MAX,
+};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// The token file's name in the data directory.
 pub const TOKENS_FILE: &str = "tokens.json";
@@ -29,10 +35,6 @@ pub const TOKENS_LOCK_FILE: &str = "tokens.lock";
 
 /// The token file format this version reads and writes.
 const VERSION: u32 = 1;
-
-/// How long a `token` command waits for another to release the lock. Each holds it for a
-/// read, a small write and two fsyncs, so a longer wait means something is stuck.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// One token as the file keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,18 +76,30 @@ pub fn stamp(data_dir: &Path) -> Option<Stamp> {
     })
 }
 
-/// Every token in the file; none if there is no file.
+/// Every token in the file; none if there is no file. A file larger than
+/// [`TOKENS_FILE_BYTES_MAX`] is refused unread, and so is one with more than [`TOKENS_MAX`]
+/// tokens or a name `token create` would refuse: a file that breaks the rules the commands
+/// keep was not written by them.
 pub fn read(data_dir: &Path) -> Result<Vec<Record>, TokenError> {
     let path = data_dir.join(TOKENS_FILE);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read", &path)(e)),
+        Err(e) => return Err(io_err("open", &path)(e)),
     };
+    let mut text = Vec::new();
+    file.take(TOKENS_FILE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(io_err("read", &path))?;
     let bad = |problem: String| TokenError::BadFile {
         path: path.clone(),
         problem,
     };
+    if text.len() > TOKENS_FILE_BYTES_MAX {
+        return Err(bad(format!(
+            "it is larger than {TOKENS_FILE_BYTES_MAX} bytes (TOKENS_FILE_BYTES_MAX)"
+        )));
+    }
     let file: TokenFile = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     if file.version != VERSION {
         return Err(bad(format!(
@@ -93,8 +107,22 @@ pub fn read(data_dir: &Path) -> Result<Vec<Record>, TokenError> {
             file.version
         )));
     }
+    if file.tokens.len() > TOKENS_MAX {
+        return Err(bad(format!(
+            "it holds {} tokens; at most {TOKENS_MAX} (TOKENS_MAX)",
+            file.tokens.len()
+        )));
+    }
+    let mut names = HashSet::new();
     for (i, record) in file.tokens.iter().enumerate() {
-        if file.tokens[..i].iter().any(|r| r.name == record.name) {
+        if let Some(problem) = name_problem(&record.name) {
+            return Err(bad(format!(
+                "token {} is named {}: {problem}",
+                i + 1,
+                quoted(&record.name)
+            )));
+        }
+        if !names.insert(record.name.as_str()) {
             return Err(bad(format!("the name '{}' appears twice", record.name)));
         }
     }
@@ -140,6 +168,19 @@ pub fn create(
     Ok((record, secret))
 }
 
+/// Remove `record`, just made by [`create`], if the file still holds it (the same name and
+/// hash): for a token that could not be shown, so that none stays valid that nobody saw.
+pub fn withdraw(data_dir: &Path, record: &Record) -> Result<(), TokenError> {
+    let _lock = lock(data_dir)?;
+    let mut tokens = read(data_dir)?;
+    let before = tokens.len();
+    tokens.retain(|t| !(t.name == record.name && t.sha256.matches(&record.sha256)));
+    if tokens.len() == before {
+        return Ok(());
+    }
+    write(data_dir, tokens)
+}
+
 /// Remove the token named `name`; an error if there is none.
 pub fn revoke(data_dir: &Path, name: &str) -> Result<Record, TokenError> {
     let _lock = lock(data_dir)?;
@@ -162,11 +203,22 @@ fn write(data_dir: &Path, tokens: Vec<Record>) -> Result<(), TokenError> {
     };
     let mut bytes = serde_json::to_vec_pretty(&file).expect("a token file always serializes");
     bytes.push(b'\n');
-    freshet_types::files::write_atomically_private(data_dir, TOKENS_FILE, &bytes)
-        .map_err(io_err("write", &data_dir.join(TOKENS_FILE)))
+    let path = data_dir.join(TOKENS_FILE);
+    freshet_types::files::write_atomically_private(data_dir, TOKENS_FILE, &bytes).map_err(|e| {
+        match e.get_ref().and_then(|e| e.downcast_ref::<OwnerNotKept>()) {
+            Some(owner) => TokenError::OwnerNotKept {
+                path: path.clone(),
+                uid: owner.uid,
+                gid: owner.gid,
+            },
+            None => io_err("write", &path)(e),
+        }
+    })
 }
 
-/// `role-N` with N one more than the largest number a `role-N` name has.
+/// `role-N` with N one more than the largest number a `role-N` name has, so that a revoked
+/// name is not handed out again; if that number would not fit (a name such as
+/// `query-18446744073709551615`, written by hand), the smallest N whose name is free.
 fn default_name(tokens: &[Record], role: Role) -> String {
     let prefix = format!("{role}-");
     let last = tokens
@@ -174,62 +226,66 @@ fn default_name(tokens: &[Record], role: Role) -> String {
         .filter_map(|t| t.name.strip_prefix(&prefix)?.parse::<u64>().ok())
         .max()
         .unwrap_or(0);
-    format!("{prefix}{}", last + 1)
+    let free = |n: &u64| !tokens.iter().any(|t| t.name == format!("{prefix}{n}"));
+    // At most TOKENS_MAX names are taken, so one of the first TOKENS_MAX + 1 is free.
+    let n = last
+        .checked_add(1)
+        .filter(free)
+        .or_else(|| (1..).find(free))
+        .expect("fewer names are taken than there are numbers");
+    format!("{prefix}{n}")
 }
 
 /// Names are short and plain, so that they print and pass through shells and URLs as
 /// they are; `env-` names belong to `FRESHET_TOKENS`.
 fn check_name(name: &str) -> Result<(), TokenError> {
-    let bad = |problem: &str| TokenError::BadName {
-        name: name.to_string(),
-        problem: problem.to_string(),
-    };
+    match name_problem(name) {
+        None => Ok(()),
+        Some(problem) => Err(TokenError::BadName {
+            name: name.to_string(),
+            problem,
+        }),
+    }
+}
+
+/// What is wrong with `name`, if anything (see [`check_name`]).
+fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > TOKEN_NAME_BYTES_MAX {
-        return Err(bad(&format!(
+        return Some(format!(
             "a name has 1 to {TOKEN_NAME_BYTES_MAX} characters (TOKEN_NAME_BYTES_MAX)"
-        )));
+        ));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(bad("use letters, digits, '-', '_' and '.' only"));
+        return Some("use letters, digits, '-', '_' and '.' only".into());
     }
     if name.starts_with("env-") {
-        return Err(bad(
-            "names starting with 'env-' are those of FRESHET_TOKENS",
-        ));
+        return Some("names starting with 'env-' are those of FRESHET_TOKENS".into());
     }
-    Ok(())
+    None
 }
 
-/// The token file's lock, held until dropped. Waits at most [`LOCK_WAIT`].
+/// A name from the file, quoted and escaped, cut after [`TOKEN_NAME_BYTES_MAX`] characters:
+/// it may be anything a hand edit left.
+fn quoted(name: &str) -> String {
+    match name.char_indices().nth(TOKEN_NAME_BYTES_MAX) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}…", &name[..cut]),
+    }
+}
+
+/// The token file's lock, held until dropped. Waits at most [`TOKENS_LOCK_WAIT`].
 fn lock(data_dir: &Path) -> Result<std::fs::File, TokenError> {
     std::fs::create_dir_all(data_dir).map_err(io_err("create", data_dir))?;
-    let path: PathBuf = data_dir.join(TOKENS_LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let started = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(TokenError::Locked {
-                    path,
-                    waited_s: LOCK_WAIT.as_secs(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
-        }
-    }
+    let path = data_dir.join(TOKENS_LOCK_FILE);
+    freshet_types::files::lock(&path, TOKENS_LOCK_WAIT)
+        .map_err(io_err("lock", &path))?
+        .ok_or(TokenError::Locked {
+            path,
+            waited_s: TOKENS_LOCK_WAIT.as_secs(),
+        })
 }
 
 #[cfg(test)]
@@ -301,6 +357,21 @@ mod tests {
         assert_eq!(names, ["query-2", "admin-1", "feeder", "query-3"]);
     }
 
+    /// The largest number a default name can have is taken: the next default name is a
+    /// free one, not an overflow.
+    #[test]
+    fn a_default_name_after_the_largest_number_is_a_free_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["query-18446744073709551615", "query-1", "query-3"] {
+            create(d, Role::Query, Some(name), NOW.into()).unwrap();
+        }
+        let name = |role| create(d, role, None, NOW.into()).map(|(r, _)| r.name);
+        assert_eq!(name(Role::Query).unwrap(), "query-2");
+        assert_eq!(name(Role::Query).unwrap(), "query-4");
+        assert_eq!(name(Role::Admin).unwrap(), "admin-1");
+    }
+
     #[test]
     fn revoke_removes_one_token_and_refuses_unknown_names() {
         let dir = tempfile::tempdir().unwrap();
@@ -315,6 +386,19 @@ mod tests {
         let e = revoke(d, "ingest-1").expect_err("revoked already");
         assert!(matches!(e, TokenError::UnknownName { .. }), "{e}");
         assert!(e.to_string().contains("no token named 'ingest-1'"), "{e}");
+    }
+
+    #[test]
+    fn withdraw_removes_only_the_very_token_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (first, _) = create(d, Role::Query, Some("a"), NOW.into()).unwrap();
+        revoke(d, "a").unwrap();
+        let (again, _) = create(d, Role::Admin, Some("a"), NOW.into()).unwrap();
+        withdraw(d, &first).expect("nothing to do");
+        assert_eq!(read(d).unwrap().len(), 1, "another token named a stays");
+        withdraw(d, &again).expect("withdraw");
+        assert!(read(d).unwrap().is_empty());
     }
 
     #[test]
@@ -352,6 +436,75 @@ mod tests {
             let e = read(d).expect_err(text);
             assert!(matches!(e, TokenError::BadFile { .. }), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_file_beyond_the_bounds_or_the_name_rules_is_refused_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let record = |name: &str| {
+            format!(
+                r#"{{"name": "{name}", "role": "query", "created": "{NOW}", "sha256": "{}"}}"#,
+                TokenHash::of(name.as_bytes()).to_hex()
+            )
+        };
+        let file = |records: Vec<String>| {
+            format!(r#"{{"version": 1, "tokens": [{}]}}"#, records.join(","))
+        };
+        let refused = |text: &str, says: &str| {
+            std::fs::write(d.join(TOKENS_FILE), text).unwrap();
+            let e = read(d).expect_err(says);
+            assert!(matches!(e, TokenError::BadFile { .. }), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        };
+        // Valid JSON, padded past the bound: refused without being parsed.
+        let small = file(vec![record("a")]);
+        let padded = format!(
+            "{small}{}",
+            " ".repeat(TOKENS_FILE_BYTES_MAX + 1 - small.len())
+        );
+        refused(&padded, "TOKENS_FILE_BYTES_MAX");
+        std::fs::write(d.join(TOKENS_FILE), &padded[..TOKENS_FILE_BYTES_MAX]).unwrap();
+        assert_eq!(read(d).expect("at the bound").len(), 1);
+        let many: Vec<String> = (0..=TOKENS_MAX).map(|i| record(&format!("q{i}"))).collect();
+        refused(&file(many), "TOKENS_MAX");
+        for (name, says) in [
+            ("", "1 to 64"),
+            ("a b", "letters, digits"),
+            ("env-1", "FRESHET_TOKENS"),
+            (
+                &"n".repeat(TOKEN_NAME_BYTES_MAX + 1),
+                "TOKEN_NAME_BYTES_MAX",
+            ),
+        ] {
+            refused(&file(vec![record("ok"), record(name)]), says);
+        }
+        refused(
+            &file(vec![record(r"a\u0007b")]),
+            r#"token 1 is named "a\u{7}b""#,
+        );
+    }
+
+    /// The most tokens, each with the longest name, make a file well within the bound on
+    /// what is read.
+    #[test]
+    fn the_most_tokens_fit_in_the_largest_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let tokens: Vec<Record> = (0..TOKENS_MAX)
+            .map(|i| Record {
+                name: format!("{i:0>width$}", width = TOKEN_NAME_BYTES_MAX),
+                role: Role::Ingest,
+                created: NOW.into(),
+                sha256: TokenHash::of(&i.to_le_bytes()),
+            })
+            .collect();
+        write(d, tokens).unwrap();
+        let bytes = std::fs::metadata(d.join(TOKENS_FILE)).unwrap().len();
+        assert!(bytes < TOKENS_FILE_BYTES_MAX as u64 / 2, "{bytes} bytes");
+        assert_eq!(read(d).unwrap().len(), TOKENS_MAX);
+        let e = create(d, Role::Query, None, NOW.into()).expect_err("full");
+        assert!(e.to_string().contains("TOKENS_MAX"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The tokens a server accepts, each a hash with a name and a role, and the lookup of a
 //! presented token's role. The lookup compares the presented hash with every key in
 //! constant time and never stops early, so neither how long it takes nor where it stops
-//! depends on the secrets.
+//! depends on the secrets. No two keys have the same hash.
 
+use super::error::TokenError;
 use super::role::Role;
 use super::secret::TokenHash;
+use std::collections::HashMap;
 
 /// Where a key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,17 @@ pub enum Source {
     Process,
 }
 
+impl Source {
+    /// Where a key of this source is configured, as an error names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::File => "tokens.json",
+            Source::Env => "FRESHET_TOKENS",
+            Source::Process => "this process",
+        }
+    }
+}
+
 /// One accepted token.
 #[derive(Debug, Clone)]
 pub struct Key {
@@ -27,6 +40,18 @@ pub struct Key {
     pub source: Source,
 }
 
+impl Key {
+    /// The key as an error names it: its name, where it is configured and its role.
+    fn describe(&self) -> String {
+        format!(
+            "'{}' ({}, role {})",
+            self.name,
+            self.source.name(),
+            self.role
+        )
+    }
+}
+
 /// Every accepted token.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
@@ -34,8 +59,22 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    pub fn new(keys: Vec<Key>) -> Keyring {
-        Keyring { keys }
+    /// The keyring of `keys`, refusing two keys with one hash: the same secret under two
+    /// names, perhaps with two roles (one in `tokens.json`, one in `FRESHET_TOKENS`), would
+    /// leave its role up to the order of the keys. The error names both keys, never the
+    /// token.
+    pub fn new(keys: Vec<Key>) -> Result<Keyring, TokenError> {
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(&first) = seen.get(&key.hash.to_hex()) {
+                return Err(TokenError::SameToken {
+                    first: keys[first].describe(),
+                    second: key.describe(),
+                });
+            }
+            seen.insert(key.hash.to_hex(), i);
+        }
+        Ok(Keyring { keys })
     }
 
     /// The role of the token whose hash is `presented`, if it is one of these. Every key
@@ -81,7 +120,8 @@ mod tests {
         let ring = Keyring::new(vec![
             key(&a, Role::Admin, Source::Env),
             key(&q, Role::Query, Source::File),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(ring.role_of(&a.hash()), Some(Role::Admin));
         assert_eq!(ring.role_of(&q.hash()), Some(Role::Query));
         assert_eq!(ring.role_of(&TokenHash::of(b"fsh_guess")), None);
@@ -91,9 +131,45 @@ mod tests {
     }
 
     #[test]
+    fn one_secret_under_two_keys_is_refused_naming_both_and_not_the_token() {
+        let (a, q) = (Secret::generate().unwrap(), Secret::generate().unwrap());
+        let mut in_env = key(&a, Role::Admin, Source::Env);
+        in_env.name = "env-2".into();
+        let e = Keyring::new(vec![
+            key(&a, Role::Query, Source::File),
+            key(&q, Role::Query, Source::File),
+            in_env,
+        ])
+        .expect_err("the same secret twice");
+        let message = e.to_string();
+        for says in [
+            "'query-test' (tokens.json, role query)",
+            "'env-2' (FRESHET_TOKENS, role admin)",
+        ] {
+            assert!(message.contains(says), "{message}");
+        }
+        assert!(!message.contains(a.expose()), "{message}");
+        assert!(!message.contains(&a.hash().to_hex()[..8]), "{message}");
+    }
+
+    #[test]
+    fn keys_and_keyrings_debug_without_their_hashes() {
+        let secret = Secret::generate().unwrap();
+        let ring = Keyring::new(vec![key(&secret, Role::Query, Source::File)]).unwrap();
+        let hex = secret.hash().to_hex();
+        for shown in [format!("{:?}", ring.keys()[0]), format!("{ring:?}")] {
+            assert!(
+                shown.contains(&format!("TokenHash({}…)", &hex[..4])),
+                "{shown}"
+            );
+            assert!(!shown.contains(&hex[..8]), "{shown}");
+        }
+    }
+
+    #[test]
     fn the_processs_own_keys_do_not_count_as_configured() {
         let own = Secret::generate().unwrap();
-        let ring = Keyring::new(vec![key(&own, Role::Ingest, Source::Process)]);
+        let ring = Keyring::new(vec![key(&own, Role::Ingest, Source::Process)]).unwrap();
         assert!(!ring.configured());
         assert_eq!(ring.role_of(&own.hash()), Some(Role::Ingest));
         assert!(!Keyring::default().configured());

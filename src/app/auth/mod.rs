@@ -16,7 +16,9 @@ mod secret;
 
 pub use env::{TOKENS_ENV, keys_from_env};
 pub use error::TokenError;
-pub use file::{Record, Stamp, TOKENS_FILE, TOKENS_LOCK_FILE, create, read, revoke, stamp};
+pub use file::{
+    Record, Stamp, TOKENS_FILE, TOKENS_LOCK_FILE, create, read, revoke, stamp, withdraw,
+};
 pub use keyring::{Key, Keyring, Source};
 pub use role::Role;
 pub use secret::{Secret, TokenHash};

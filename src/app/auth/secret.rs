@@ -49,7 +49,9 @@ impl fmt::Debug for Secret {
 }
 
 /// The SHA-256 hash of a token: what the token file keeps and what a request's token is
-/// compared by. It has no `PartialEq`: [`TokenHash::matches`] is the only comparison.
+/// compared by. It has no `PartialEq`: [`TokenHash::matches`] is the only comparison. Its
+/// `Debug` shows only the first few hex digits, so that a key or record that ends up in a
+/// log or an error does not hand out a hash to guess against.
 #[derive(Clone, Copy)]
 pub struct TokenHash([u8; 32]);
 
@@ -77,9 +79,13 @@ impl TokenHash {
     }
 }
 
+/// Hex digits of a hash that `Debug` shows: enough to tell two keys apart in a test or a
+/// bug report, too few to test guesses against offline, as the whole hash would allow.
+const DEBUG_HEX_DIGITS: usize = 4;
+
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({})", self.to_hex())
+        write!(f, "TokenHash({}…)", &self.to_hex()[..DEBUG_HEX_DIGITS])
     }
 }
 
@@ -135,5 +141,14 @@ mod tests {
             TokenHash::of(b"abc").to_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn debug_shows_a_hash_redacted() {
+        let hash = TokenHash::of(b"abc");
+        assert_eq!(format!("{hash:?}"), "TokenHash(ba78…)");
+        let secret = Secret::generate().expect("a token");
+        let shown = format!("{:?}", secret.hash());
+        assert!(!shown.contains(&secret.hash().to_hex()[..8]), "{shown}");
     }
 }

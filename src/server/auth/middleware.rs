@@ -5,10 +5,10 @@
 //! role needed. The token is hashed once per request and compared with every key in
 //! constant time. Handlers never look at tokens.
 
-use super::route_roles::{Need, need};
+use super::route_roles::{Need, RouteRoles};
 use crate::app::auth::{Role, TokenHash};
+use crate::server::credentials::Credentials;
 use crate::server::error::ApiError;
-use crate::server::state::App;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -21,27 +21,33 @@ const CHALLENGE: &str = "Bearer";
 /// The challenge of a 401 for a request whose token is not accepted (RFC 6750 §3.1).
 const CHALLENGE_INVALID: &str = "Bearer error=\"invalid_token\"";
 
+/// What the check consults: the tokens accepted now, and what each route needs.
+#[derive(Clone)]
+pub struct Gate {
+    pub credentials: Arc<Credentials>,
+    pub routes: Arc<RouteRoles>,
+}
+
 /// Let the request through if its token allows the route, else answer 401 or 403.
 pub async fn authorize(
-    State(app): State<Arc<App>>,
+    State(gate): State<Gate>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let route = request.extensions().get::<MatchedPath>();
-    let need = need(
-        request.method(),
-        route.map(MatchedPath::as_str),
-        app.credentials.metrics_open(),
-    );
+    let need = gate
+        .routes
+        .need(request.method(), route.map(MatchedPath::as_str));
     if need == Need::Open {
         return Ok(next.run(request).await);
     }
-    let keyring = app.credentials.keyring();
-    if !app.credentials.required(&keyring) {
+    let access = gate.credentials.access();
+    if !access.required {
         return Ok(next.run(request).await);
     }
     let presented = bearer_token(request.headers())?;
-    let role = keyring
+    let role = access
+        .keyring
         .role_of(&TokenHash::of(presented.as_bytes()))
         .ok_or_else(|| {
             unauthorized(

@@ -1,12 +1,20 @@
-//! Which role each route needs: the one table the middleware consults, by method and the
-//! route as the router spells it (`/v1/views/{name}`). `/`, `/healthz` and `/readyz` are
-//! open: the dashboard page is static (its script asks for a token when `/v1/status`
-//! wants one), and probes have none. `/metrics` needs `query` unless `--metrics-open`.
-//! Anything else (an unknown path, or a known path with another method) needs a valid
-//! token of any role, so that it answers 404 or 405 only to a caller who may use the API.
+//! Which role each route needs, declared with the route: `server::routes` lists every
+//! route as a [`Route`] (method, path, need, handler), and [`RouteRoles::router`] makes
+//! both the router and the table the middleware consults from that one list, so a route
+//! cannot be served without saying who may call it. `/`, `/healthz` and `/readyz` are
+//! open: the dashboard page is static (its script asks for a token when `/v1/status` wants
+//! one), and probes have none. `/metrics` needs `query` unless `--metrics-open`.
+//!
+//! Fail closed: a request that matched a route with a method the table does not list needs
+//! `admin` (the router answers it 405, unless something was routed around the list). Only a
+//! request that matched no route at all needs just a valid token, of any role, so that it
+//! answers 404 only to a caller who may use the API.
 
 use crate::app::auth::Role;
+use axum::Router;
+use axum::handler::Handler;
 use axum::http::Method;
+use axum::routing::MethodRouter;
 
 /// What a request needs to reach a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,42 +27,80 @@ pub enum Need {
     AnyToken,
 }
 
-/// Every route the server serves: method, route, what it needs.
-pub const ROUTES: [(&str, &str, Need); 10] = [
-    ("GET", "/", Need::Open),
-    ("GET", "/healthz", Need::Open),
-    ("GET", "/readyz", Need::Open),
-    ("GET", "/metrics", Need::Role(Role::Query)),
-    (
-        "POST",
-        "/v1/streams/{name}/events",
-        Need::Role(Role::Ingest),
-    ),
-    ("POST", "/v1/sql", Need::Role(Role::Admin)),
-    ("GET", "/v1/views", Need::Role(Role::Query)),
-    ("GET", "/v1/views/{name}", Need::Role(Role::Query)),
-    ("GET", "/v1/views/{name}/results", Need::Role(Role::Query)),
-    ("GET", "/v1/status", Need::Role(Role::Query)),
-];
+/// One route: its method, its path as the router spells it (`/v1/views/{name}`), what it
+/// needs, and its handler.
+pub struct Route<S> {
+    method: Method,
+    path: &'static str,
+    need: Need,
+    handler: MethodRouter<S>,
+}
 
-/// The route whose `/metrics` `--metrics-open` opens.
-const METRICS: &str = "/metrics";
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    /// `GET path` (and so `HEAD path`), needing `need`.
+    pub fn get<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, handler: H) -> Self {
+        Route {
+            method: Method::GET,
+            path,
+            need,
+            handler: axum::routing::get(handler),
+        }
+    }
 
-/// What a request with `method` needs for `route` (the matched route; `None` when no route
-/// matched). `HEAD` is answered by `GET` routes and needs what they need.
-pub fn need(method: &Method, route: Option<&str>, metrics_open: bool) -> Need {
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    let Some(route) = route else {
-        return Need::AnyToken;
-    };
-    match ROUTES.iter().find(|(m, r, _)| *m == method && *r == route) {
-        Some((_, METRICS, _)) if metrics_open => Need::Open,
-        Some((_, _, need)) => *need,
-        None => Need::AnyToken,
+    /// `POST path`, needing `need`.
+    pub fn post<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, handler: H) -> Self {
+        Route {
+            method: Method::POST,
+            path,
+            need,
+            handler: axum::routing::post(handler),
+        }
+    }
+}
+
+/// What each route needs, by method and route: made with the router, from the same list.
+#[derive(Debug)]
+pub struct RouteRoles {
+    routes: Vec<(Method, &'static str, Need)>,
+}
+
+impl RouteRoles {
+    /// The router that serves `routes`, each at its path for its method only, and the
+    /// table of what each needs.
+    pub fn router<S: Clone + Send + Sync + 'static>(
+        routes: Vec<Route<S>>,
+    ) -> (Router<S>, RouteRoles) {
+        let mut router = Router::new();
+        let mut table = Vec::with_capacity(routes.len());
+        for route in routes {
+            router = router.route(route.path, route.handler);
+            table.push((route.method, route.path, route.need));
+        }
+        (router, RouteRoles { routes: table })
+    }
+
+    /// What a request with `method` needs for `route`, the route it matched (`None` when
+    /// it matched none). `HEAD` is answered by `GET` routes and needs what they need.
+    pub fn need(&self, method: &Method, route: Option<&str>) -> Need {
+        let Some(route) = route else {
+            return Need::AnyToken;
+        };
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.routes
+            .iter()
+            .find(|(m, r, _)| m == method && *r == route)
+            .map_or(Need::Role(Role::Admin), |(_, _, need)| *need)
+    }
+
+    /// Every route's method, path and need, in the order they were declared (for tests
+    /// that hold the router and the docs to the table).
+    #[cfg(test)]
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &'static str, Need)> {
+        self.routes.iter().map(|(m, r, n)| (m, *r, *n))
     }
 }
 
@@ -62,90 +108,67 @@ pub fn need(method: &Method, route: Option<&str>, metrics_open: bool) -> Need {
 mod tests {
     use super::*;
 
-    fn allowed(role: Role, method: &Method, route: &str, metrics_open: bool) -> bool {
-        match need(method, Some(route), metrics_open) {
-            Need::Open | Need::AnyToken => true,
-            Need::Role(needed) => role.allows(needed),
-        }
+    fn table() -> RouteRoles {
+        let (_, table) = RouteRoles::router::<()>(vec![
+            Route::get("/", Need::Open, || async {}),
+            Route::get("/v1/things", Need::Role(Role::Query), || async {}),
+            Route::post("/v1/things", Need::Role(Role::Ingest), || async {}),
+            Route::post("/v1/sql", Need::Role(Role::Admin), || async {}),
+        ]);
+        table
     }
 
-    /// The table, as docs/http-api.md states it: per role, the routes it may call.
     #[test]
-    fn each_role_may_call_its_routes_and_no_other() {
-        let get = Method::GET;
-        let post = Method::POST;
-        let guarded: [(&Method, &str); 7] = [
-            (&post, "/v1/streams/{name}/events"),
-            (&post, "/v1/sql"),
-            (&get, "/v1/views"),
-            (&get, "/v1/views/{name}"),
-            (&get, "/v1/views/{name}/results"),
-            (&get, "/v1/status"),
-            (&get, "/metrics"),
-        ];
-        let may = |role: Role| -> Vec<&str> {
-            guarded
-                .iter()
-                .filter(|(m, r)| allowed(role, m, r, false))
-                .map(|(_, r)| *r)
-                .collect()
-        };
-        assert_eq!(may(Role::Ingest), ["/v1/streams/{name}/events"]);
+    fn a_route_needs_what_it_was_declared_with() {
+        let table = table();
+        let t = Some("/v1/things");
+        assert_eq!(table.need(&Method::GET, Some("/"),), Need::Open);
+        assert_eq!(table.need(&Method::HEAD, Some("/")), Need::Open);
+        assert_eq!(table.need(&Method::GET, t), Need::Role(Role::Query));
+        assert_eq!(table.need(&Method::HEAD, t), Need::Role(Role::Query));
+        assert_eq!(table.need(&Method::POST, t), Need::Role(Role::Ingest));
         assert_eq!(
-            may(Role::Query),
+            table.need(&Method::POST, Some("/v1/sql")),
+            Need::Role(Role::Admin)
+        );
+        let declared: Vec<(&Method, &str)> = table.routes().map(|(m, r, _)| (m, r)).collect();
+        assert_eq!(
+            declared,
             [
-                "/v1/views",
-                "/v1/views/{name}",
-                "/v1/views/{name}/results",
-                "/v1/status",
-                "/metrics"
+                (&Method::GET, "/"),
+                (&Method::GET, "/v1/things"),
+                (&Method::POST, "/v1/things"),
+                (&Method::POST, "/v1/sql"),
             ]
         );
-        assert_eq!(may(Role::Admin).len(), guarded.len());
-        for open in ["/", "/healthz", "/readyz"] {
-            assert_eq!(need(&get, Some(open), false), Need::Open, "{open}");
-            assert_eq!(need(&Method::HEAD, Some(open), false), Need::Open, "{open}");
-        }
-        assert_eq!(need(&get, Some("/metrics"), true), Need::Open);
-        assert_eq!(
-            need(&Method::HEAD, Some("/v1/status"), false),
-            Need::Role(Role::Query)
-        );
-        // Unknown paths and other methods on known paths need some valid token.
-        assert_eq!(need(&get, None, false), Need::AnyToken);
-        assert_eq!(need(&get, Some("/v1/sql"), false), Need::AnyToken);
-        assert_eq!(
-            need(&Method::DELETE, Some("/v1/views"), false),
-            Need::AnyToken
-        );
-        assert_eq!(need(&post, Some("/healthz"), true), Need::AnyToken);
     }
 
-    /// The table lists exactly the routes `server::router` serves, with their methods.
+    /// A matched route with a method the table does not list needs `admin`; only a
+    /// request that matched no route needs any valid token.
     #[test]
-    fn the_table_lists_every_route_of_the_router() {
-        let source = include_str!("../mod.rs");
-        let source = &source[..source.find("#[cfg(test)]").expect("its test module")];
-        let mut served: Vec<(String, String)> = source
-            .split(".route(")
-            .skip(1)
-            .filter_map(|rest| {
-                let rest = rest.trim_start().strip_prefix('"')?;
-                let (route, after) = rest.split_once('"')?;
-                let method = after
-                    .trim_start_matches([',', ' ', '\n'])
-                    .split('(')
-                    .next()?
-                    .to_uppercase();
-                Some((method, route.to_string()))
-            })
-            .collect();
-        served.sort();
-        let mut listed: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|(m, r, _)| (m.to_string(), r.to_string()))
-            .collect();
-        listed.sort();
-        assert_eq!(served, listed);
+    fn what_the_table_does_not_list_needs_admin_unless_no_route_matched() {
+        let table = table();
+        let probe = Method::from_bytes(b"PROBE").expect("a method");
+        for method in [
+            Method::DELETE,
+            Method::PUT,
+            Method::PATCH,
+            Method::OPTIONS,
+            probe,
+        ] {
+            for route in ["/", "/v1/things", "/v1/sql", "/v1/routed-around-the-list"] {
+                assert_eq!(
+                    table.need(&method, Some(route)),
+                    Need::Role(Role::Admin),
+                    "{method} {route}"
+                );
+            }
+            assert_eq!(table.need(&method, None), Need::AnyToken, "{method}");
+        }
+        assert_eq!(
+            table.need(&Method::GET, Some("/v1/sql")),
+            Need::Role(Role::Admin)
+        );
+        assert_eq!(table.need(&Method::GET, None), Need::AnyToken);
     }
 }
