@@ -359,14 +359,7 @@ impl Aggregate {
                 }
             }
         }
-        if self.state_bytes as u64 > ctx.state_bytes_max {
-            return Err(EngineError::StateLimit {
-                view: ctx.view.clone(),
-                bytes: self.state_bytes as u64,
-                cap: ctx.state_bytes_max,
-            });
-        }
-        Ok(())
+        ctx.check_state(self.state_bytes)
     }
 
     fn fold_unbounded(

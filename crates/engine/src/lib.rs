@@ -128,3 +128,18 @@ pub struct Ctx {
     /// handled when it was first read and is skipped without being counted.
     pub replaying: bool,
 }
+
+impl Ctx {
+    /// Refuses an operator's state of `bytes` over the view's `state_bytes_max`: the view
+    /// stops with a clear error rather than run out of memory.
+    pub fn check_state(&self, bytes: usize) -> error::Result<()> {
+        if bytes as u64 > self.state_bytes_max {
+            return Err(error::EngineError::StateLimit {
+                view: self.view.clone(),
+                bytes: bytes as u64,
+                cap: self.state_bytes_max,
+            });
+        }
+        Ok(())
+    }
+}

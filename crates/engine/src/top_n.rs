@@ -270,14 +270,7 @@ impl TopN {
             self.changed.insert(key.as_ref().into());
             self.ckpt_changed.insert(key.as_ref().into());
         }
-        if self.state_bytes as u64 > ctx.state_bytes_max {
-            return Err(EngineError::StateLimit {
-                view: ctx.view.clone(),
-                bytes: self.state_bytes as u64,
-                cap: ctx.state_bytes_max,
-            });
-        }
-        Ok(())
+        ctx.check_state(self.state_bytes)
     }
 
     /// The input's window watermark moved to `wm`: groups of the windows it completes are
