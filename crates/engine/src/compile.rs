@@ -200,6 +200,7 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
             Op::Source(_) => return Ok((ResultKey::Origin, false)),
             // Ranked rows change (a row leaves the top N): a filter over them deletes too.
             Op::TopN { .. } => return Ok((ResultKey::Origin, filtered)),
+            Op::Union { .. } => return Ok((ResultKey::Origin, false)),
             Op::Join { left, .. } => {
                 if !has_origin(left) {
                     return Err(unsupported(
@@ -227,7 +228,11 @@ fn delete_what_stops_qualifying(node: &mut Node) {
             delete_what_stops_qualifying(input);
         }
         Op::Project { input, .. } => delete_what_stops_qualifying(input),
-        Op::Source(_) | Op::Aggregate { .. } | Op::TopN { .. } | Op::Join { .. } => {}
+        Op::Source(_)
+        | Op::Aggregate { .. }
+        | Op::TopN { .. }
+        | Op::Join { .. }
+        | Op::Union { .. } => {}
     }
 }
 
@@ -239,6 +244,7 @@ fn reads_windows(node: &Node) -> bool {
             reads_windows(input)
         }
         Op::Join { .. } => true,
+        Op::Union { inputs } => inputs.iter().any(reads_windows),
         Op::Aggregate { .. } => node.window.is_some(),
     }
 }
@@ -248,6 +254,7 @@ fn reads_join(node: &Node) -> bool {
     match &node.op {
         Op::Source(_) => false,
         Op::Join { .. } => true,
+        Op::Union { inputs } => inputs.iter().any(reads_join),
         Op::Filter { input, .. }
         | Op::Project { input, .. }
         | Op::Aggregate { input, .. }
@@ -262,6 +269,7 @@ fn has_origin(node: &Node) -> bool {
             has_origin(input)
         }
         Op::Join { left, .. } => has_origin(left),
+        Op::Union { inputs } => inputs.iter().all(has_origin),
         Op::Aggregate { .. } => false,
     }
 }
@@ -310,7 +318,7 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
              ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, HOP or \
              SESSION in FROM",
         )),
-        LogicalPlan::Union(_) => Err(unsupported("UNION")),
+        LogicalPlan::Union(u) => build_union(u, cx),
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT without GROUP BY")),
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(EngineError::Sql(
             "a view must read a stream or another view".into(),
@@ -683,6 +691,60 @@ fn ranked(
                 plan = &p.input;
             }
             _ => return None,
+        }
+    }
+}
+
+/// `UNION ALL` of streams' rows (through filters and projections): the branches' rows
+/// pass on, keyed by their log position and branch. A union of aggregates, joins or
+/// ranked rows is refused (their rows are keyed otherwise, and could collide).
+fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node> {
+    if u.inputs.len() > freshet_types::limits::UNION_BRANCHES_MAX as usize {
+        return Err(EngineError::ResourceLimit(format!(
+            "a UNION ALL of {} branches; at most {} are supported",
+            u.inputs.len(),
+            freshet_types::limits::UNION_BRANCHES_MAX
+        )));
+    }
+    let inputs = u
+        .inputs
+        .iter()
+        .map(|i| build(i, cx))
+        .collect::<Result<Vec<_>>>()?;
+    if inputs
+        .iter()
+        .any(|i| !i.appends_only || !has_origin(i) || reads_join(i) || reads_rank(i))
+    {
+        return Err(unsupported(
+            "UNION ALL of an aggregate's, a join's or ranked rows; a UNION ALL joins streams' \
+             rows (aggregate the union in the same view instead)",
+        ));
+    }
+    // The union is windowed when every branch has the same window in the same columns.
+    let window = inputs[0].window.filter(|w| {
+        inputs.iter().all(|i| {
+            i.window.is_some_and(|o| {
+                o.start_col == w.start_col && o.end_col == w.end_col && o.kind == w.kind
+            })
+        })
+    });
+    Ok(Node {
+        schema: arrow(&u.schema),
+        window,
+        appends_only: true,
+        op: Op::Union { inputs },
+    })
+}
+
+/// Whether `node` reads a top-N's rows.
+fn reads_rank(node: &Node) -> bool {
+    match &node.op {
+        Op::Source(_) => false,
+        Op::TopN { .. } => true,
+        Op::Union { inputs } => inputs.iter().any(reads_rank),
+        Op::Join { left, right, .. } => reads_rank(left) || reads_rank(right),
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
+            reads_rank(input)
         }
     }
 }

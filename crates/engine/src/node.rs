@@ -10,14 +10,15 @@ use crate::Ctx;
 use crate::aggregate::{Aggregate, Grouping};
 use crate::error::{EngineError, Result};
 use crate::join::WindowJoin;
-use crate::rows::{Change, Rows, not_true};
+use crate::rows::{Change, Origin, Rows, not_true};
 use crate::source::Source;
 use crate::top_n::TopN;
 use crate::watermarks::StreamWatermarks;
 use crate::window::{WindowKind, ms_text};
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
+use freshet_types::limits::UNION_BRANCHES_MAX;
 use freshet_types::{RowOffsets, Watermark};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,6 +72,13 @@ pub enum Op {
         input: Box<Node>,
         /// The operator.
         top: Box<TopN>,
+    },
+    /// `UNION ALL` of streams' rows: each branch's rows keep their log positions, with
+    /// the branch folded into `_copy` (`copy * branches + branch`) so that rows of two
+    /// branches never share a key.
+    Union {
+        /// The branches, in the query's order.
+        inputs: Vec<Node>,
     },
     /// A window join.
     Join {
@@ -151,6 +159,35 @@ fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Ro
     }
 }
 
+/// Rows of branch `branch` of a union, in the union's schema, their `_copy` folded with
+/// the branch so that rows of different branches never share a key.
+fn branch_rows(schema: &SchemaRef, branch: usize, rows: Vec<Rows>) -> Result<Vec<Rows>> {
+    rows.into_iter()
+        .map(|r| {
+            let origin = r.origin.ok_or_else(|| {
+                EngineError::Bug("a union branch row without its position".into())
+            })?;
+            let copy = UInt32Array::from_iter_values(
+                origin
+                    .copy
+                    .values()
+                    .iter()
+                    .map(|&c| c * UNION_BRANCHES_MAX + branch as u32),
+            );
+            let n = r.batch.num_rows();
+            Ok(Rows {
+                batch: RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    r.batch.columns().to_vec(),
+                    &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                )?,
+                origin: Some(Origin { copy, ..origin }),
+                change: r.change,
+            })
+        })
+        .collect()
+}
+
 impl Node {
     /// Feed a batch read from `stream`'s `partition`, its rows at `offsets`.
     pub fn on_input(
@@ -184,6 +221,14 @@ impl Node {
                     top.on_input(&r, ctx)?;
                 }
                 Ok(Vec::new())
+            }
+            Op::Union { inputs } => {
+                let mut out = Vec::new();
+                for (i, input) in inputs.iter_mut().enumerate() {
+                    let rows = input.on_input(stream, partition, offsets, batch, ctx)?;
+                    out.extend(branch_rows(&self.schema, i, rows)?);
+                }
+                Ok(out)
             }
             Op::Join { left, right, join } => {
                 for r in left.on_input(stream, partition, offsets, batch, ctx)? {
@@ -228,6 +273,14 @@ impl Node {
                 }
                 top.on_watermark(input.window_watermark())
             }
+            Op::Union { inputs } => {
+                let mut out = Vec::new();
+                for (i, input) in inputs.iter_mut().enumerate() {
+                    let rows = input.on_watermark(watermarks, ctx)?;
+                    out.extend(branch_rows(&self.schema, i, rows)?);
+                }
+                Ok(out)
+            }
             Op::Join { left, right, join } => {
                 for r in left.on_watermark(watermarks, ctx)? {
                     join.on_input(r, false)?;
@@ -247,6 +300,11 @@ impl Node {
             Op::Filter { input, .. } | Op::Project { input, .. } => input.window_watermark(),
             Op::Aggregate { agg, .. } => agg.window_watermark(),
             Op::TopN { top, .. } => top.window_watermark(),
+            Op::Union { inputs } => inputs
+                .iter()
+                .map(Node::window_watermark)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|w| w.into_iter().min()),
             Op::Join { join, .. } => join.window_watermark(),
         }
     }
@@ -261,6 +319,8 @@ impl Node {
             }
             Op::Aggregate { agg, .. } => agg.on_commit(ctx),
             Op::TopN { top, .. } => top.on_commit(ctx),
+            // Branches are streams' rows through stateless operators: nothing is due.
+            Op::Union { .. } => Ok(Vec::new()),
             Op::Join { .. } => Ok(Vec::new()),
         }
     }
@@ -277,6 +337,11 @@ impl Node {
             Op::TopN { input, top } => {
                 input.checkpoint(puts, deletes);
                 top.checkpoint(puts, deletes);
+            }
+            Op::Union { inputs } => {
+                for input in inputs {
+                    input.checkpoint(puts, deletes);
+                }
             }
             Op::Join { left, right, join } => {
                 left.checkpoint(puts, deletes);
@@ -305,6 +370,7 @@ impl Node {
                     None => Ok(()),
                 }
             }
+            Op::Union { inputs } => inputs.iter_mut().try_for_each(|i| i.restore(by_id)),
             Op::Join { left, right, join } => {
                 left.restore(by_id)?;
                 right.restore(by_id)?;
@@ -323,6 +389,7 @@ impl Node {
             Op::Filter { input, .. } | Op::Project { input, .. } => input.state_bytes(),
             Op::Aggregate { input, agg } => input.state_bytes() + agg.state_bytes(),
             Op::TopN { input, top } => input.state_bytes() + top.state_bytes(),
+            Op::Union { inputs } => inputs.iter().map(Node::state_bytes).sum(),
             Op::Join { left, right, join } => {
                 left.state_bytes() + right.state_bytes() + join.state_bytes()
             }
@@ -345,6 +412,11 @@ impl Node {
                 left.streams(out);
                 right.streams(out);
             }
+            Op::Union { inputs } => {
+                for input in inputs {
+                    input.streams(out);
+                }
+            }
         }
     }
 
@@ -352,7 +424,7 @@ impl Node {
     /// deletions), rather than only being added, final.
     pub fn updating(&self) -> bool {
         match &self.op {
-            Op::Source(_) | Op::Join { .. } => false,
+            Op::Source(_) | Op::Join { .. } | Op::Union { .. } => false,
             Op::Filter {
                 input,
                 deletes_failing,
@@ -371,7 +443,7 @@ impl Node {
     /// What the node keeps and what bounds it, for `DESCRIBE VIEW`.
     fn state_note(&self) -> Option<&'static str> {
         match &self.op {
-            Op::Source(_) | Op::Filter { .. } | Op::Project { .. } => None,
+            Op::Source(_) | Op::Filter { .. } | Op::Project { .. } | Op::Union { .. } => None,
             Op::Aggregate { agg, .. } => Some(match agg.grouping {
                 Grouping::Fixed { .. } => {
                     "open windows' groups, freed as the watermark closes them"
@@ -432,6 +504,7 @@ impl Node {
                 top.limit()
             ),
             Op::Join { join, .. } => format!("WindowJoin #{}", join.id),
+            Op::Union { inputs } => format!("UnionAll of {} branches", inputs.len()),
         };
         out.push_str(&pad);
         out.push_str(&line);
@@ -454,6 +527,11 @@ impl Node {
             Op::Join { left, right, .. } => {
                 left.describe(depth + 1, out);
                 right.describe(depth + 1, out);
+            }
+            Op::Union { inputs } => {
+                for input in inputs {
+                    input.describe(depth + 1, out);
+                }
             }
         }
     }

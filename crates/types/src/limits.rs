@@ -107,3 +107,7 @@ pub const TOKEN_NAME_BYTES_MAX: usize = 64;
 /// Shortest token accepted from `FRESHET_TOKENS`, in bytes: a shorter secret could be
 /// guessed. Generated tokens are far longer (`fsh_` and 43 characters).
 pub const TOKEN_BYTES_MIN: usize = 16;
+
+/// Branches one `UNION ALL` in a view may have: a branch's rows are keyed by their log
+/// position with the branch folded into `_copy` (`copy * UNION_BRANCHES_MAX + branch`).
+pub const UNION_BRANCHES_MAX: u32 = 64;

@@ -100,6 +100,11 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             why.push("it ranks rows with ROW_NUMBER(), whose results change".to_string());
             walk(input, sizes, why);
         }
+        Op::Union { inputs } => {
+            for input in inputs {
+                walk(input, sizes, why);
+            }
+        }
         Op::Join { left, right, .. } => {
             walk(left, sizes, why);
             walk(right, sizes, why);

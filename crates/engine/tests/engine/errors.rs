@@ -191,3 +191,14 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
         "over an aggregate's or a join's rows",
     );
 }
+
+/// Issue 16: UNION ALL joins streams' rows; a union whose branches are keyed otherwise
+/// (aggregates) is refused by name.
+#[test]
+fn issue_16_a_union_of_aggregates_is_refused() {
+    refused(
+        "CREATE VIEW v AS SELECT channel, COUNT(*) AS n FROM bid GROUP BY channel \
+         UNION ALL SELECT channel, COUNT(*) AS n FROM bid GROUP BY channel",
+        "UNION ALL of an aggregate's",
+    );
+}

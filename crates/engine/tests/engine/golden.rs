@@ -292,6 +292,7 @@ golden!(
     having_updating,
     top_n,
     session_updates,
+    union_all,
 );
 
 #[test]
