@@ -1,10 +1,12 @@
 //! From DataFusion's optimized logical plan to Freshet's operator tree.
 //!
-//! Supported: projections and filters with any DataFusion scalar expression; aggregates
-//! (`COUNT`, `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`) grouped by a window of a window
-//! table function, by an upstream view's window columns (cascades), or by plain keys
-//! (unbounded); inner joins of two windowed inputs on their window. Anything else is
-//! refused with an error naming the construct.
+//! Supported: projections and filters with any DataFusion scalar expression (a filter over
+//! rows that change deletes the rows that stop qualifying); aggregates (`COUNT`,
+//! `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`, each with an optional `FILTER`) grouped
+//! by a window of a window table function, by an upstream view's window columns
+//! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
+//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window.
+//! Anything else is refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
