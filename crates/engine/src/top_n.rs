@@ -492,13 +492,18 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
     use datafusion::physical_expr::expressions::col;
 
-    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY t <dir>) <= 1` over (k, t, v) rows.
-    fn first_per_key(descending: bool) -> TopN {
-        let input = Schema::new(vec![
+    /// The input rows' schema: (k, t, v).
+    fn input_schema() -> Schema {
+        Schema::new(vec![
             Field::new("k", DataType::Int64, false),
             Field::new("t", DataType::Int64, false),
             Field::new("v", DataType::Int64, false),
-        ]);
+        ])
+    }
+
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY t <dir>) <= 1` over (k, t, v) rows.
+    fn first_per_key(descending: bool) -> TopN {
+        let input = input_schema();
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new("rn", DataType::UInt64, false));
         TopN::new(
@@ -524,11 +529,7 @@ mod tests {
 
     /// Rows (k, t, v) at offsets `first..` of partition 0.
     fn rows(first: u64, rows: &[(i64, i64, i64)]) -> Rows {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("t", DataType::Int64, false),
-            Field::new("v", DataType::Int64, false),
-        ]));
+        let schema = Arc::new(input_schema());
         let column = |f: fn(&(i64, i64, i64)) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
         };
@@ -595,31 +596,22 @@ mod tests {
         let ctx = ctx();
         top.on_input(&rows(1, &[(1, 6, 12)]), &ctx).expect("rank");
         let out = top.on_commit(&ctx).expect("commit");
-        let deleted: Vec<u64> = out
-            .iter()
-            .filter(|r| r.change == Change::Delete)
-            .flat_map(|r| {
-                r.origin
-                    .as_ref()
-                    .expect("positions")
-                    .offset
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        assert_eq!(deleted, vec![0], "the row at offset 0 left the top");
-        let written: Vec<u64> = out
-            .iter()
-            .filter(|r| r.change != Change::Delete)
-            .flat_map(|r| {
-                r.origin
-                    .as_ref()
-                    .expect("positions")
-                    .offset
-                    .values()
-                    .to_vec()
-            })
-            .collect();
+        // The log offsets of the rows `out` deletes (`true`) or writes (`false`).
+        let offsets = |deleted: bool| -> Vec<u64> {
+            out.iter()
+                .filter(|r| (r.change == Change::Delete) == deleted)
+                .flat_map(|r| {
+                    r.origin
+                        .as_ref()
+                        .expect("positions")
+                        .offset
+                        .values()
+                        .to_vec()
+                })
+                .collect()
+        };
+        assert_eq!(offsets(true), vec![0], "the row at offset 0 left the top");
+        let written = offsets(false);
         assert_eq!(written, vec![1], "the row at offset 1 took its place");
     }
 }
