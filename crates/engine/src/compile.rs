@@ -730,6 +730,13 @@ fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node>
             })
         })
     });
+    if window.is_none() && inputs.iter().any(reads_windows) {
+        return Err(unsupported(
+            "UNION ALL of branches with different windows (each branch must use the same \
+             window function, size and window columns in the same places), or of windowed \
+             and unwindowed rows",
+        ));
+    }
     Ok(Node {
         schema: arrow(&u.schema),
         window,
@@ -815,6 +822,15 @@ fn build_top_n(
              view of their own if they are windowed)",
         ));
     }
+    if matches!(
+        input.window.and_then(|w| w.kind),
+        Some(WindowKind::Session { .. })
+    ) {
+        return Err(unsupported(
+            "ROW_NUMBER() over SESSION windows: a session's bounds are known only once its \
+             rows are aggregated; rank the rows of a view that aggregates the sessions",
+        ));
+    }
     let in_schema = w.input.schema();
     let mut partition_by = Vec::new();
     let mut partition_types = Vec::new();
@@ -854,11 +870,17 @@ fn build_top_n(
                 (false, _, _) => None,
                 (true, Some(end), _) => Some(WindowEnd::Column(end)),
                 // The scan dropped window_end: a fixed window's end is its start plus size.
-                (true, None, Some(start)) => window
-                    .kind
-                    .and_then(WindowKind::size_ms)
-                    .map(|size_ms| WindowEnd::FromStart { start, size_ms }),
-                (true, None, None) => None,
+                (true, None, Some(start)) => Some(WindowEnd::FromStart {
+                    start,
+                    size_ms: window.kind.and_then(WindowKind::size_ms).ok_or_else(|| {
+                        EngineError::Bug("a top-N per window of unknown size".into())
+                    })?,
+                }),
+                (true, None, None) => {
+                    return Err(EngineError::Bug(
+                        "a top-N per window whose window has neither start nor end".into(),
+                    ));
+                }
             },
         },
     )?;

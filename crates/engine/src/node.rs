@@ -167,13 +167,21 @@ fn branch_rows(schema: &SchemaRef, branch: usize, rows: Vec<Rows>) -> Result<Vec
             let origin = r.origin.ok_or_else(|| {
                 EngineError::Bug("a union branch row without its position".into())
             })?;
-            let copy = UInt32Array::from_iter_values(
-                origin
-                    .copy
-                    .values()
-                    .iter()
-                    .map(|&c| c * UNION_BRANCHES_MAX + branch as u32),
-            );
+            let copy = origin
+                .copy
+                .values()
+                .iter()
+                .map(|&c| {
+                    c.checked_mul(UNION_BRANCHES_MAX)
+                        .and_then(|c| c.checked_add(branch as u32))
+                        .ok_or_else(|| {
+                            EngineError::ResourceLimit(format!(
+                                "window copy {c} of a UNION ALL branch does not fit the \
+                                 result key (_copy); use fewer hopping windows per event"
+                            ))
+                        })
+                })
+                .collect::<Result<UInt32Array>>()?;
             let n = r.batch.num_rows();
             Ok(Rows {
                 batch: RecordBatch::try_new_with_options(

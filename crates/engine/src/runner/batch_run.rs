@@ -100,10 +100,15 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             why.push("it ranks rows with ROW_NUMBER(), whose results change".to_string());
             walk(input, sizes, why);
         }
+        // Branches run side by side: the look-back is the longest branch's, not their sum.
         Op::Union { inputs } => {
+            let mut longest = 0;
             for input in inputs {
-                walk(input, sizes, why);
+                let mut branch = Vec::new();
+                walk(input, &mut branch, why);
+                longest = longest.max(branch.iter().sum());
             }
+            sizes.push(longest);
         }
         Op::Join { left, right, .. } => {
             walk(left, sizes, why);

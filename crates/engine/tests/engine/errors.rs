@@ -201,4 +201,18 @@ fn issue_16_a_union_of_aggregates_is_refused() {
          UNION ALL SELECT channel, COUNT(*) AS n FROM bid GROUP BY channel",
         "UNION ALL of an aggregate's",
     );
+    refused(
+        "CREATE VIEW v AS SELECT auction, window_start, window_end, COUNT(*) AS n FROM ( \
+         SELECT auction, window_start, window_end FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) \
+         UNION ALL \
+         SELECT auction, window_start, window_end FROM TUMBLE(bid, date_time, INTERVAL '5' SECOND)) \
+         GROUP BY auction, window_start, window_end",
+        "branches with different windows",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, price FROM (SELECT *, ROW_NUMBER() OVER \
+         (PARTITION BY auction, window_start ORDER BY price) AS rn \
+         FROM SESSION(bid, date_time, INTERVAL '5' SECOND)) WHERE rn <= 2",
+        "over SESSION windows",
+    );
 }
