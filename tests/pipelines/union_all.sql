@@ -33,3 +33,12 @@ SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS total FRO
     SELECT auction, price, window_start, window_end
     FROM TUMBLE(ask, date_time, INTERVAL '10' SECOND)
 ) GROUP BY auction, window_start, window_end;
+
+-- Hopping windows copy each row (_copy 0 and 1 before the branch is folded in): every
+-- copy of every branch keeps a key of its own.
+CREATE VIEW hops AS
+SELECT auction, window_start, window_end, 'bid' AS side
+FROM HOP(bid, date_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND)
+UNION ALL
+SELECT auction, window_start, window_end, 'ask' AS side
+FROM HOP(ask, date_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND);
