@@ -403,7 +403,7 @@ impl Aggregate {
             written: None,
             changed: true,
         };
-        let mut written = Vec::new();
+        let mut absorbed = Vec::new();
         let mut j = 0;
         let mut first = true;
         while j < list.len() {
@@ -422,36 +422,41 @@ impl Aggregate {
                 } else if let Some(st) = s.stored_start {
                     self.pending_deletes.push(self.session_key(key, st));
                 }
-                if let Some(bounds) = s.written {
-                    written.push((bounds, s.accs.clone()));
-                }
-                for (a, (spec, acc)) in self.specs.iter().zip(s.accs).enumerate() {
-                    spec.merge(&mut merged.accs[a], acc);
-                }
-                self.state_bytes = self.state_bytes.saturating_sub(40 * self.specs.len());
+                absorbed.push(s);
             } else {
                 j += 1;
             }
+        }
+        for s in absorbed {
+            // A row written under the merged bounds stays (the next one replaces it); rows
+            // under other bounds no longer name a session and are deleted, computed from
+            // their session's values.
+            match s.written {
+                Some(bounds)
+                    if merged.written.is_none() && bounds == (merged.start, merged.end) =>
+                {
+                    merged.written = Some(bounds);
+                }
+                Some((start, end)) => {
+                    self.sessions_gone.push(GoneSession {
+                        key: key.into(),
+                        start,
+                        end,
+                        accs: s.accs.clone(),
+                    });
+                    self.sessions_gone_dirty = true;
+                }
+                None => {}
+            }
+            for (a, (spec, acc)) in self.specs.iter().zip(s.accs).enumerate() {
+                spec.merge(&mut merged.accs[a], acc);
+            }
+            self.state_bytes = self.state_bytes.saturating_sub(40 * self.specs.len());
         }
         for (a, spec) in self.specs.iter().enumerate() {
             self.state_bytes += spec.update(&mut merged.accs[a], &args[a], values[a].as_ref(), i);
         }
         self.state_bytes += 40 * self.specs.len() + 32;
-        // A written row under the merged bounds stays (the next one replaces it); rows
-        // under other bounds no longer name a session.
-        for (bounds, accs) in written {
-            if merged.written.is_none() && bounds == (merged.start, merged.end) {
-                merged.written = Some(bounds);
-            } else {
-                self.sessions_gone.push(GoneSession {
-                    key: key.into(),
-                    start: bounds.0,
-                    end: bounds.1,
-                    accs,
-                });
-                self.sessions_gone_dirty = true;
-            }
-        }
         self.session_ends
             .insert((merged.end, key.into(), merged.start));
         list.push(merged);
