@@ -34,6 +34,16 @@ struct Shape {
     window_ms: i64,
 }
 
+/// The session shapes' batch query: `lag` gap detection, a row more than a gap after the
+/// previous one of its bidder opening a session.
+const SESSIONS_BATCH: &str = "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
+            (PARTITION BY bidder ORDER BY date_time) > INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
+            END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
+            date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
+            window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
+            n, SUM(price) AS s, MAX(price) AS hi FROM s GROUP BY bidder, sid";
+
 const SHAPES: &[Shape] = &[
     Shape {
         name: "tumble",
@@ -90,13 +100,7 @@ const SHAPES: &[Shape] = &[
             FROM SESSION(bid, date_time, INTERVAL '700' MILLISECOND) \
             GROUP BY bidder, window_start, window_end",
         view: "v",
-        batch: "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
-            (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
-            (PARTITION BY bidder ORDER BY date_time) > INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
-            END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
-            date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
-            window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
-            n, SUM(price) AS s, MAX(price) AS hi FROM s GROUP BY bidder, sid",
+        batch: SESSIONS_BATCH,
         lateness_ms: 500,
         window_ms: 700,
     },
@@ -108,13 +112,7 @@ const SHAPES: &[Shape] = &[
             FROM SESSION(bid, date_time, INTERVAL '700' MILLISECOND) \
             GROUP BY bidder, window_start, window_end",
         view: "v",
-        batch: "WITH o AS (SELECT bidder, price, date_time, CASE WHEN lag(date_time) OVER \
-            (PARTITION BY bidder ORDER BY date_time) IS NULL OR date_time - lag(date_time) OVER \
-            (PARTITION BY bidder ORDER BY date_time) > INTERVAL '700 milliseconds' THEN 1 ELSE 0 \
-            END AS fresh FROM bid), s AS (SELECT *, SUM(fresh) OVER (PARTITION BY bidder ORDER BY \
-            date_time ROWS UNBOUNDED PRECEDING) AS sid FROM o) SELECT bidder, MIN(date_time) AS \
-            window_start, MAX(date_time) + INTERVAL '700 milliseconds' AS window_end, COUNT(*) AS \
-            n, SUM(price) AS s, MAX(price) AS hi FROM s GROUP BY bidder, sid",
+        batch: SESSIONS_BATCH,
         lateness_ms: 500,
         window_ms: 700,
     },
