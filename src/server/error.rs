@@ -74,7 +74,8 @@ impl From<StreamError> for ApiError {
                 ..ApiError::new(StatusCode::CONFLICT, "request_in_progress", message)
             },
             StreamError::Log(LogError::Io { .. } | LogError::Poisoned { .. })
-            | StreamError::Io { .. } => {
+            | StreamError::Io { .. }
+            | StreamError::Withdrawn(_) => {
                 // Writes fail closed: nothing of this request was acknowledged.
                 tracing::error!(error = %message, "ingest failed: the log cannot be written");
                 ApiError {
@@ -84,8 +85,7 @@ impl From<StreamError> for ApiError {
                         "log_unavailable",
                         format!(
                             "the log cannot be written; this request was not acknowledged \
-                             (rows of it may have reached some partitions before the \
-                             failure): {message}"
+                             and nothing of it was kept: {message}"
                         ),
                     )
                 }

@@ -5,10 +5,17 @@
 //! fsync policy. Syncs are group-committed: one `fsync` covers every frame written before it
 //! started, and callers whose frames it covered return without syncing again.
 //!
+//! A partition can also be *gated* ([`Partition::gate`]): frames then become visible to
+//! this process's readers only once the writer publishes them ([`Partition::publish_through`]),
+//! and an unpublished tail can be cut off ([`Partition::truncate_unpublished`]). A stream
+//! uses this to make a request that writes to several partitions all or nothing. A gated
+//! partition never rolls to a new segment while it holds unpublished frames, so a tail that
+//! may be cut is always in the active segment.
+//!
 //! Invariants: offsets are dense and strictly increasing across frames and segments; the
 //! durable end never exceeds the written end; a failed sync poisons the partition (what is on
 //! disk is unknown until it is reopened and re-verified), so nothing written after a failed
-//! sync is ever acknowledged.
+//! sync is ever acknowledged; the published end never exceeds the written end.
 
 use crate::consumers::Consumers;
 use crate::error::{LogError, Result, io_err};
@@ -86,6 +93,10 @@ pub struct Appended {
     pub base_offset: Offset,
     /// Offset after its last record.
     pub end_offset: Offset,
+    /// Base offset of the segment it is in.
+    pub segment: Offset,
+    /// Byte position of the frame in that segment.
+    pub position: u64,
 }
 
 /// What opening a partition had to repair.
@@ -147,6 +158,9 @@ struct Inner {
     active: Active,
     poisoned: Option<String>,
     last_sync: Instant,
+    /// The lowest end the active segment had since the running sync started: what that
+    /// sync made durable (a cut meanwhile removed, and later appends may not be covered).
+    synced_through: u64,
 }
 
 /// A partition open for writing. Share it with `Arc`; all methods take `&self`.
@@ -163,6 +177,12 @@ pub struct Partition {
     durable_end: AtomicU64,
     visible: Mutex<()>,
     visible_changed: Condvar,
+    /// Offset up to which a gated partition's frames are published; `u64::MAX` when the
+    /// partition is not gated.
+    published_end: AtomicU64,
+    /// Wakes an append waiting to roll until the unpublished frames are published or cut;
+    /// paired with `inner`.
+    settled: Condvar,
     consumers: Consumers,
 }
 
@@ -282,6 +302,7 @@ impl Partition {
                     active,
                     poisoned: None,
                     last_sync: Instant::now(),
+                    synced_through: end.0,
                 }),
                 syncing: Mutex::new(false),
                 sync_done: Condvar::new(),
@@ -289,6 +310,8 @@ impl Partition {
                 durable_end: AtomicU64::new(end.0),
                 visible: Mutex::new(()),
                 visible_changed: Condvar::new(),
+                published_end: AtomicU64::new(u64::MAX),
+                settled: Condvar::new(),
                 consumers,
             },
             report,
@@ -328,7 +351,28 @@ impl Partition {
             });
         }
         if inner.active.bytes > 0 && inner.active.bytes + frame_bytes > self.config.segment_bytes {
-            self.roll(&mut inner)?;
+            // A gated partition's unpublished tail may still be cut, which only the active
+            // segment allows: wait until it is published or cut (one sync of the writers
+            // ahead, who never wait for this append).
+            while self.published_end.load(Ordering::Acquire)
+                < self.written_end.load(Ordering::Acquire)
+                && inner.poisoned.is_none()
+            {
+                inner = self
+                    .settled
+                    .wait_timeout(inner, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if let Some(reason) = &inner.poisoned {
+                return Err(LogError::Poisoned {
+                    dir: self.dir.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            if inner.active.bytes + frame_bytes > self.config.segment_bytes {
+                self.roll(&mut inner)?;
+            }
         }
         let active = &mut inner.active;
         let base_offset = active.end;
@@ -379,6 +423,7 @@ impl Partition {
         let end_offset = base_offset.plus(u64::from(record.record_count));
         active.end = end_offset;
         active.last_ingest = record.ingest_time;
+        let segment = active.base;
         let prev = self.written_end.swap(end_offset.0, Ordering::AcqRel);
         assert!(prev < end_offset.0, "offsets must strictly increase");
         drop(inner);
@@ -388,7 +433,71 @@ impl Partition {
         Ok(Appended {
             base_offset,
             end_offset,
+            segment,
+            position,
         })
+    }
+
+    /// Gate the partition: from now on a frame appended is visible to this process's readers
+    /// only once [`Partition::publish_through`] covers it. What the partition holds now is
+    /// published.
+    pub fn gate(&self) {
+        let _inner = lock(&self.inner);
+        self.published_end
+            .store(self.written_end.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// Publish a gated partition's frames before `end` (they must have been written).
+    pub fn publish_through(&self, end: Offset) {
+        debug_assert!(end.0 <= self.written_end.load(Ordering::Acquire));
+        self.published_end.fetch_max(end.0, Ordering::AcqRel);
+        self.notify_settled();
+        self.notify_visible();
+    }
+
+    /// Cut a gated partition's unpublished tail from the frame `from` on, durably: nothing of
+    /// it is read again, here or after a restart. `from` must be unpublished and in the
+    /// active segment (a gated partition does not roll while it holds unpublished frames);
+    /// a tail already cut below `from` is left alone. If the cut cannot be made, the
+    /// partition is poisoned: it takes no more writes until reopened.
+    pub fn truncate_unpublished(&self, from: &Appended) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        if from.base_offset.0 < self.published_end.load(Ordering::Acquire) {
+            return Err(LogError::Invalid(format!(
+                "cannot cut published offset {} of {}",
+                from.base_offset,
+                self.dir.display()
+            )));
+        }
+        if from.base_offset >= inner.active.end {
+            return Ok(());
+        }
+        if from.segment != inner.active.base {
+            return Err(LogError::Invalid(format!(
+                "cannot cut offset {} of {}: it is not in the active segment",
+                from.base_offset,
+                self.dir.display()
+            )));
+        }
+        let result = cut_active(&mut inner.active, from, &self.dir);
+        inner.synced_through = inner.synced_through.min(from.base_offset.0);
+        if let Err(e) = &result {
+            inner.poisoned = Some(format!("cutting an unpublished tail failed: {e}"));
+        } else {
+            self.written_end
+                .store(from.base_offset.0, Ordering::Release);
+            self.durable_end
+                .fetch_min(from.base_offset.0, Ordering::AcqRel);
+        }
+        drop(inner);
+        self.notify_settled();
+        result
+    }
+
+    fn notify_settled(&self) {
+        // Taking the lock orders this wake-up after a waiter's check of the ends.
+        drop(lock(&self.inner));
+        self.settled.notify_all();
     }
 
     /// Append and apply the fsync policy: with `Always` this returns only once the frame is
@@ -447,17 +556,17 @@ impl Partition {
 
     /// The group-commit leader's sync: everything written so far becomes durable.
     fn lead_sync(&self) -> Result<()> {
-        let (file, written, path) = {
-            let inner = lock(&self.inner);
+        let (file, path) = {
+            let mut inner = lock(&self.inner);
             if let Some(reason) = &inner.poisoned {
                 return Err(LogError::Poisoned {
                     dir: self.dir.clone(),
                     reason: reason.clone(),
                 });
             }
+            inner.synced_through = inner.active.end.0;
             (
                 inner.active.file.clone(),
-                inner.active.end,
                 log_path(&self.dir, inner.active.base),
             )
         };
@@ -470,10 +579,14 @@ impl Partition {
                 source: e,
             });
         }
-        lock(&self.inner).last_sync = Instant::now();
-        let prev = self.durable_end.fetch_max(written.0, Ordering::AcqRel);
+        let written = {
+            let mut inner = lock(&self.inner);
+            inner.last_sync = Instant::now();
+            inner.synced_through
+        };
+        let prev = self.durable_end.fetch_max(written, Ordering::AcqRel);
         assert!(
-            prev <= written.0 || prev <= self.written_end.load(Ordering::Acquire),
+            prev <= written || prev <= self.written_end.load(Ordering::Acquire),
             "durable end must not pass the written end"
         );
         self.notify_visible();
@@ -504,10 +617,11 @@ impl Partition {
     /// Offset up to which this process's consumers may read: the durable end under
     /// `fsync = always` (nothing unacknowledged is exposed), the written end otherwise.
     pub fn visible_end(&self) -> Offset {
-        match self.config.fsync {
+        let end = match self.config.fsync {
             FsyncPolicy::Always => self.durable_end(),
             _ => self.end_offset(),
-        }
+        };
+        end.min(Offset(self.published_end.load(Ordering::Acquire)))
     }
 
     /// Block until the visible end passes `offset` or `timeout` elapses; returns the
@@ -767,6 +881,34 @@ fn open_active(
         end: scan.end,
         last_ingest: scan.last_ingest,
     })
+}
+
+/// Cut the active segment at `from`'s frame and make the cut durable; its index loses the
+/// entries past the cut.
+fn cut_active(active: &mut Active, from: &Appended, dir: &Path) -> Result<()> {
+    let path = log_path(dir, active.base);
+    active
+        .file
+        .truncate(from.position)
+        .and_then(|()| active.file.sync())
+        .map_err(io_err("truncate", &path))?;
+    active.bytes = from.position;
+    active.end = from.base_offset;
+    // The index is derived data (checked before use, rebuilt on open): a failure to read or
+    // cut it does not fail the cut; an unreadable one is emptied.
+    let mut bytes = vec![0; active.index_bytes as usize];
+    if active.index_file.read_exact_at(0, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    let kept: Vec<u64> = bytes
+        .chunks_exact(segment::INDEX_ENTRY_BYTES)
+        .map(|e| u64::from_le_bytes(e[8..16].try_into().expect("8 bytes")))
+        .take_while(|&position| position < from.position)
+        .collect();
+    active.index_bytes = (kept.len() * segment::INDEX_ENTRY_BYTES) as u64;
+    let _ = active.index_file.truncate(active.index_bytes);
+    active.cadence = IndexCadence::resume(active.cadence.interval(), kept.last().copied());
+    Ok(())
 }
 
 fn write_index(storage: &dyn Storage, path: &Path, entries: &[IndexEntry]) -> Result<()> {

@@ -131,6 +131,9 @@ impl IndexCadence {
             last: last_position,
         }
     }
+    pub(crate) fn interval(&self) -> u64 {
+        self.interval
+    }
     /// Whether the frame at `position` gets an entry; records it if so.
     pub(crate) fn take(&mut self, position: u64) -> bool {
         let due = match self.last {

@@ -2,7 +2,7 @@
 //!
 //! [`FileStorage`] is the real backend (positional reads and writes on `std::fs::File`).
 //! [`MemStorage`] keeps files in memory and injects the faults a disk can produce: a failed
-//! fsync, a crash that loses everything not yet synced, and torn writes (a crash that keeps
+//! write (a full disk), a failed fsync, a crash that loses everything not yet synced, and torn writes (a crash that keeps
 //! only part of the unsynced bytes, possibly garbled). Tests use it to prove that nothing
 //! acknowledged is ever lost.
 //!
@@ -149,6 +149,7 @@ struct MemShared {
     files: BTreeMap<PathBuf, Arc<Mutex<MemFileState>>>,
     dirs: std::collections::BTreeSet<PathBuf>,
     fail_syncs: u32,
+    full_dir: Option<PathBuf>,
 }
 
 /// An in-memory, fault-injecting backend for tests.
@@ -173,6 +174,12 @@ impl MemStorage {
     /// from the durable image.
     pub fn fail_next_syncs(&self, n: u32) {
         lock(&self.shared).fail_syncs = n;
+    }
+
+    /// Make every write to a file under `dir` fail as on a full disk (nothing of it is
+    /// written), until called with `None`.
+    pub fn fail_writes_under(&self, dir: Option<&Path>) {
+        lock(&self.shared).full_dir = dir.map(Path::to_path_buf);
     }
 
     /// Simulate a power loss: every file keeps its durable bytes plus, depending on `mode`,
@@ -216,6 +223,7 @@ impl MemStorage {
                 files,
                 dirs: shared.dirs.clone(),
                 fail_syncs: 0,
+                full_dir: None,
             })),
         }
     }
@@ -240,6 +248,7 @@ impl MemStorage {
 }
 
 struct MemFile {
+    path: PathBuf,
     state: Arc<Mutex<MemFileState>>,
     shared: Arc<Mutex<MemShared>>,
 }
@@ -259,6 +268,13 @@ impl StorageFile for MemFile {
         Ok(n)
     }
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        let full = lock(&self.shared)
+            .full_dir
+            .as_ref()
+            .is_some_and(|dir| self.path.starts_with(dir));
+        if full {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
         let mut state = lock(&self.state);
         let pos = pos as usize;
         let end = pos + data.len();
@@ -324,6 +340,7 @@ impl Storage for MemStorage {
             None => return Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
         };
         Ok(Arc::new(MemFile {
+            path: path.to_path_buf(),
             state,
             shared: self.shared.clone(),
         }))

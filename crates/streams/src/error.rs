@@ -63,6 +63,10 @@ pub enum StreamError {
         #[source]
         source: std::io::Error,
     },
+    /// The request was written while an earlier one to the same stream failed, and was
+    /// withdrawn with it: nothing of it was kept. Retrying is safe.
+    #[error("{0}; nothing of this request was kept")]
+    Withdrawn(String),
     /// A retry of a request whose first attempt is still being applied.
     #[error("a request with idempotency key {0:?} is still being applied; retry later")]
     IdempotencyInFlight(String),

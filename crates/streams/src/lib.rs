@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+mod commit_order;
 pub mod datadir;
 pub mod ddl;
 pub mod decode;

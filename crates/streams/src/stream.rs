@@ -6,6 +6,7 @@
 //! under the stream's fsync policy. Under `fsync = always` nothing is reported accepted
 //! before every frame of the request is on disk.
 
+use crate::commit_order::CommitOrder;
 use crate::decode::{Decoded, NdjsonDecoder, Reject};
 use crate::def::{FsyncMode, StreamDef};
 use crate::error::{Result, StreamError};
@@ -14,7 +15,7 @@ pub use crate::outcome::{AppendOutcome, PartitionRange, RejectSummary};
 use crate::{dlq, partitioner, payload};
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
-use freshet_log::{AppendRecord, Partition, ProducerTag, RecoveryReport, Storage};
+use freshet_log::{AppendRecord, Appended, Partition, ProducerTag, RecoveryReport, Storage};
 use freshet_types::limits::HTTP_REJECTS_LISTED_MAX;
 use freshet_types::{EventTime, IngestTime, Offset};
 
@@ -74,6 +75,7 @@ pub struct Stream {
     idempotency: Mutex<IdempotencyTable>,
     counters: StreamCounters,
     ndjson: NdjsonDecoder,
+    order: CommitOrder,
 }
 
 impl Stream {
@@ -96,6 +98,9 @@ impl Stream {
         let (dead_letters, report) = Partition::open(storage.clone(), &ddir, config)?;
         let dead_letters = Arc::new(dead_letters);
         reports.push((ddir, report));
+        for p in partitions.iter().chain(std::iter::once(&dead_letters)) {
+            p.gate();
+        }
         let mut idempotency = IdempotencyTable::open(&dir)?;
         idempotency.add_recovered(recover_tags(&storage, &partitions, &dead_letters)?);
         let ndjson = NdjsonDecoder::new(&def);
@@ -109,6 +114,7 @@ impl Stream {
                 idempotency: Mutex::new(idempotency),
                 counters: StreamCounters::default(),
                 ndjson,
+                order: CommitOrder::default(),
             },
             reports,
         ))
@@ -279,8 +285,7 @@ impl Stream {
                 .collect(),
             ..AppendOutcome::default()
         };
-        let mut touched: Vec<(&Arc<Partition>, Offset)> = Vec::new();
-        let mut bytes = 0u64;
+        let mut writes = Vec::with_capacity(prepared.frames.len() + 1);
         for frame in &prepared.frames {
             let partition = self
                 .partitions
@@ -288,25 +293,26 @@ impl Stream {
                 .ok_or_else(|| {
                     StreamError::BadInput(format!("partition {} does not exist", frame.partition))
                 })?;
-            let appended = partition.append(&record(frame, ingest_time, tag))?;
-            bytes += frame.payload.len() as u64;
-            outcome.partitions.push(PartitionRange {
-                partition: frame.partition,
-                start: appended.base_offset.0,
-                end: appended.end_offset.0,
-            });
-            touched.push((partition, appended.end_offset));
+            writes.push((partition, record(frame, ingest_time, tag)));
         }
         if let Some(frame) = &prepared.dead_letters {
-            let appended = self.dead_letters.append(&record(frame, ingest_time, tag))?;
+            writes.push((&self.dead_letters, record(frame, ingest_time, tag)));
+        }
+        let appended = self.order.commit(&writes, |touched| self.settle(touched))?;
+        let bytes: u64 = prepared.frames.iter().map(|f| f.payload.len() as u64).sum();
+        let range = |(frame, appended): (&PreparedFrame, &Appended)| PartitionRange {
+            partition: frame.partition,
+            start: appended.base_offset.0,
+            end: appended.end_offset.0,
+        };
+        outcome.partitions = prepared.frames.iter().zip(&appended).map(range).collect();
+        if let Some(frame) = &prepared.dead_letters {
+            let last = appended.last().expect("the dead-letter frame was appended");
             outcome.dead_letters = Some(PartitionRange {
                 partition: 0,
-                start: appended.base_offset.0,
-                end: appended.end_offset.0,
+                ..range((frame, last))
             });
-            touched.push((&self.dead_letters, appended.end_offset));
         }
-        self.settle(&touched)?;
         self.counters
             .accepted
             .fetch_add(outcome.accepted, Ordering::Relaxed);
