@@ -28,6 +28,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "FRESHET_LOG", default_value = "warn")]
     pub log: String,
 
+    /// Log lines as text (coloured only on a terminal) or as one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "FRESHET_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -84,6 +94,24 @@ pub enum Command {
     /// within about a second.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script, e.g. `freshet completions bash >
+    /// /etc/bash_completion.d/freshet`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `freshet man > freshet.1 && man ./freshet.1`.
+    Man,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `token` subcommands.

@@ -21,12 +21,18 @@ pub const EXIT_CHECK_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    server::process_stats::record_start();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        cli::LogFormat::Json => logs.json().init(),
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -11,6 +11,7 @@
 //! - `crash`: SIGKILL of `freshet run` at random moments loses and doubles nothing.
 //! - `durability`: acknowledged events survive a SIGKILL of the server; damage is found.
 //! - `auth`: API tokens: the `token` commands, roles, 401/403, reloading, the loopback rule.
+//! - `operators`: shell completions, the man page and JSON logs.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
 //!   and terminated connections lose and double nothing.
 
@@ -31,6 +32,7 @@ mod e2e {
     mod http_ingest;
     pub mod http_views;
     mod idempotency;
+    mod operators;
     mod pg_store;
     mod views;
 }

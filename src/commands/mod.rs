@@ -16,6 +16,7 @@ mod status;
 mod token;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand, TokenCommand};
+use anyhow::Context;
 use freshet_store::StoreLocation;
 use std::process::ExitCode;
 
@@ -54,5 +55,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create(a)) => token::create(&data_dir, a),
         Command::Token(TokenCommand::List(a)) => token::list(&data_dir, a),
         Command::Token(TokenCommand::Revoke(a)) => token::revoke(&data_dir, a),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "freshet", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

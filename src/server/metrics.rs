@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text format (version 0.0.4).
 //!
-//! Every metric name is a constant below, `freshet_<subsystem>_<name>_<unit>`. Labels come
+//! Every metric name is a constant below, `freshet_<subsystem>_<name>_<unit>`, except the
+//! standard `process_*` families (`process_stats`). Labels come
 //! from bounded sets only: stream and view names (the catalog), partition numbers (fixed per
 //! stream) and the late-data policy. Counters count since the figures were last reset:
 //! ingest counters since the server started, view counters over the view's life (they are
@@ -69,6 +70,8 @@ pub const RECONCILE_RATIO: &str = "freshet_reconcile_correctness_ratio";
 pub const RECONCILE_RUNS: &str = "freshet_reconcile_runs_total";
 /// 1 while the views run, 0 once they stopped (see `/readyz`).
 pub const VIEWS_UP: &str = "freshet_views_up_ratio";
+/// Always 1; the label `version` says which build answers.
+pub const BUILD_INFO: &str = "freshet_build_info";
 
 /// Prometheus text output, one family at a time.
 struct Exposition {
@@ -413,7 +416,60 @@ fn render(app: &App) -> Result<String, ApiError> {
             e.histogram(name, &v.def.name, histogram(v));
         }
     }
+    process(&mut e);
     Ok(e.out)
+}
+
+/// The build and the `process_*` families (the names Prometheus client libraries use).
+fn process(e: &mut Exposition) {
+    e.family(BUILD_INFO, "gauge", "Always 1; labels name the build.");
+    e.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    let p = super::process_stats::read();
+    let families = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time, in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory, in bytes.",
+            p.resident_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory, in bytes.",
+            p.virtual_bytes,
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            p.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "The limit on open file descriptors.",
+            p.max_fds,
+        ),
+        ("process_threads", "gauge", "Threads.", p.threads),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "When the process started, in seconds since the epoch.",
+            Some(p.start_time_seconds),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        if let Some(value) = value {
+            e.family(name, kind, help);
+            e.sample(name, &[], value);
+        }
+    }
 }
 
 #[cfg(test)]

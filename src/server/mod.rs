@@ -11,6 +11,7 @@ mod error;
 mod ingest;
 mod log_access;
 mod metrics;
+pub mod process_stats;
 mod reconciler;
 mod reconciliations;
 mod sql;

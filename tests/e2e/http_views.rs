@@ -304,9 +304,26 @@ fn metrics_parse_and_count_what_happened() {
     assert_eq!(value("freshet_views_up_ratio", &[]), 1.0);
     for s in &scrape.samples {
         assert!(
-            s.metric.starts_with("freshet_"),
-            "{} is not named freshet_*",
+            s.metric.starts_with("freshet_") || s.metric.starts_with("process_"),
+            "{} is not named freshet_* or process_*",
             s.metric
+        );
+    }
+    assert_eq!(value("freshet_build_info", &[]), 1.0);
+    assert!(value("process_resident_memory_bytes", &[]) > 1e6);
+    assert!(value("process_open_fds", &[]) >= 3.0);
+    // Every metric the Grafana dashboard charts is one the server exports.
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana/freshet.json"),
+    )
+    .expect("the dashboard file");
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let charted = dashboard_metrics(&dashboard);
+    assert!(charted.len() >= 10, "{charted:?}");
+    for name in &charted {
+        assert!(
+            scrape.samples.iter().any(|s| &s.metric == name),
+            "the dashboard charts {name}, which /metrics does not export:\n{text}"
         );
     }
     // Every event read has one ingest-to-commit latency; every bucket bound is in seconds.
@@ -649,4 +666,36 @@ fn scheduled_reconciliation_reports_and_exports_its_figures() {
         r["total_matched"].as_u64() >= kept["total_matched"].as_u64(),
         "{after}"
     );
+}
+
+/// The metric families a Grafana dashboard's queries name (a histogram's `_bucket`, `_sum`
+/// and `_count` series count as the histogram).
+fn dashboard_metrics(dashboard: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let mut exprs = Vec::new();
+    let mut stack = vec![dashboard];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(expr)) = map.get("expr") {
+                    exprs.push(expr.clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for expr in exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("freshet_") || word.starts_with("process_") {
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .unwrap_or(word);
+                names.insert(family.to_string());
+            }
+        }
+    }
+    names
 }
