@@ -164,10 +164,15 @@ pub struct AccessArgs {
 pub struct QueryArgs {
     /// The query, e.g. "SELECT auction, count(*) FROM bid GROUP BY auction".
     pub sql: String,
-    /// Output: an aligned table (at most 10,000 rows), CSV, or JSON
-    /// (`{"columns": [...], "rows": [{...}, ...]}`); CSV and JSON stream every row.
+    /// Output: an aligned table (at most 10,000 rows), CSV, JSON
+    /// (`{"columns": [...], "rows": [{...}, ...]}`), Parquet (Snappy) or an Arrow IPC file;
+    /// all but the table stream every row. Parquet and Arrow need `--out`.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,
+    /// Write the result to this file instead of stdout. It appears whole or not at all: the
+    /// rows go to a temporary file beside it, renamed once the query succeeded.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
     /// Files of a stream's events from before its log, as STREAM=PATH (a file, or a
     /// directory of .ndjson/.jsonl/.json, .csv and .parquet files); repeatable. A history row
     /// is read only if it is older than the log's first event.
@@ -242,6 +247,8 @@ pub enum QueryFormat {
     Table,
     Csv,
     Json,
+    Parquet,
+    Arrow,
 }
 
 /// `demo` arguments.

@@ -8,6 +8,7 @@ mod gen_nexmark;
 mod ingest;
 mod inspect;
 mod query;
+mod query_output;
 pub mod reconcile;
 pub mod results;
 pub mod run;

@@ -85,6 +85,135 @@ fn query_reads_streams_from_the_log_and_views_from_the_store() {
     assert!(unknown.stderr.contains("nope"), "{}", unknown.stderr);
 }
 
+/// `query --format parquet|arrow --out`: files pyarrow and DuckDB read, with the rows and
+/// types the JSON output shows; a failed query leaves no file.
+#[test]
+fn query_writes_parquet_and_arrow_files_that_pyarrow_and_duckdb_read() {
+    let Some(python) = python_with_pyarrow() else {
+        return;
+    };
+    let env = Env::new();
+    counted(&env);
+    let sql = "SELECT c.auction, c.window_start, c.bids, c.top, a.category \
+               FROM counts c JOIN auction a ON a.id = c.auction ORDER BY c.auction, c.window_start";
+    let parquet = env.path("counts.parquet");
+    let arrow = env.path("counts.arrow");
+    for (format, path) in [("parquet", &parquet), ("arrow", &arrow)] {
+        let out = env.ok(&[
+            "query",
+            sql,
+            "--format",
+            format,
+            "--out",
+            &path.display().to_string(),
+        ]);
+        assert!(out.is_empty(), "nothing on stdout: {out}");
+    }
+    let expected: Value = serde_json::from_str(&env.ok(&[
+        "query",
+        "SELECT count(*) AS n, sum(c.bids) AS bids FROM counts c JOIN auction a ON a.id = c.auction",
+        "--format",
+        "json",
+    ]))
+    .expect("JSON");
+    let script = r#"
+import json, sys
+import duckdb, pyarrow.ipc, pyarrow.parquet
+table = pyarrow.parquet.read_table(sys.argv[1])
+same = pyarrow.ipc.open_file(sys.argv[2]).read_all()
+n, bids = duckdb.connect().execute(
+    "SELECT count(*), sum(bids) FROM read_parquet(?)", [sys.argv[1]]).fetchone()
+print(json.dumps({
+    "rows": table.num_rows,
+    "types": {f.name: str(f.type) for f in table.schema},
+    "same": table.to_pylist() == same.to_pylist(),
+    "duckdb": [n, int(bids)],
+}))
+"#;
+    let run = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&parquet)
+        .arg(&arrow)
+        .output()
+        .expect("run python");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read: Value = serde_json::from_slice(&run.stdout).expect("the script's JSON");
+    let n = expected["rows"][0]["n"].as_u64().expect("n");
+    assert!(n > 100, "{expected}");
+    assert_eq!(read["rows"], n, "{read}");
+    assert_eq!(
+        read["same"], true,
+        "Parquet and Arrow hold the same rows: {read}"
+    );
+    assert_eq!(
+        read["duckdb"],
+        serde_json::json!([n, expected["rows"][0]["bids"]]),
+        "{read}"
+    );
+    assert_eq!(read["types"]["auction"], "int64", "{read}");
+    assert_eq!(read["types"]["bids"], "int64", "{read}");
+    assert!(
+        read["types"]["window_start"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("timestamp[ms")),
+        "{read}"
+    );
+
+    // A query that fails leaves no file; --out with the table format, or Parquet without
+    // --out, is refused.
+    let missing = env.path("missing.parquet");
+    let failed = env.run(&[
+        "query",
+        "SELECT * FROM nope",
+        "--format",
+        "parquet",
+        "--out",
+        &missing.display().to_string(),
+    ]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    let leftovers: Vec<_> = std::fs::read_dir(missing.parent().expect("a directory"))
+        .expect("lists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("missing"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let no_out = env.run(&["query", "SELECT 1", "--format", "parquet"]);
+    assert_eq!(no_out.code, Some(1));
+    assert!(no_out.stderr.contains("--out"), "{}", no_out.stderr);
+    let table_out = env.run(&["query", "SELECT 1", "--out", &missing.display().to_string()]);
+    assert_eq!(table_out.code, Some(1));
+    assert!(
+        table_out.stderr.contains("--format"),
+        "{}",
+        table_out.stderr
+    );
+}
+
+/// A Python with pyarrow and DuckDB: `FRESHET_TEST_PYTHON` (set by `.ci/run` from
+/// `scripts/install-python-test-deps.sh`), else `python3`. Without them the test says so
+/// and skips, except under `FRESHET_CI`, where it fails.
+fn python_with_pyarrow() -> Option<String> {
+    let python = std::env::var("FRESHET_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import pyarrow, duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    let why = format!(
+        "{python} lacks pyarrow or duckdb: run scripts/install-python-test-deps.sh and set \
+         FRESHET_TEST_PYTHON to the path it prints"
+    );
+    assert!(std::env::var_os("FRESHET_CI").is_none(), "{why}");
+    eprintln!("SKIP: {why}");
+    None
+}
+
 #[test]
 fn reconcile_finds_each_kind_of_damage_and_repair_makes_it_clean() {
     let env = Env::new();
