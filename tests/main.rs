@@ -13,6 +13,9 @@
 //! - `auth`: API tokens: the `token` commands, roles, 401/403, reloading, the loopback rule.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
 //!   and terminated connections lose and double nothing.
+//! - `tls`: `serve` over HTTPS with a certificate the test makes, reloaded on SIGHUP.
+//! - `pg_tls`: the PostgreSQL store over TLS (`sslmode`) against a private server with TLS
+//!   on, its bounded connection pool, and passwords that are never printed.
 
 #[path = "common/postgres.rs"]
 mod pg;
@@ -22,6 +25,7 @@ mod e2e {
 
     mod auth;
     pub mod batch;
+    pub mod certs;
     mod cli_ingest;
     pub mod crash;
     mod dashboard;
@@ -32,5 +36,7 @@ mod e2e {
     pub mod http_views;
     mod idempotency;
     mod pg_store;
+    mod pg_tls;
+    mod tls;
     mod views;
 }
