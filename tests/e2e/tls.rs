@@ -13,7 +13,9 @@
 //! curl must be installed; under `FRESHET_CI` a missing curl fails the test.
 
 use crate::e2e::certs::{Ca, Leaf};
+use crate::e2e::http_views::{STREAM, bid};
 use crate::e2e::support::{Env, START_DEADLINE, Server};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,7 +46,15 @@ fn curl_present() -> bool {
 
 /// `curl` to `url`, trusting only `ca` (PEM file), with a bearer `token` if given.
 fn curl(url: &str, ca: Option<&Path>, token: Option<&str>) -> Curl {
+    curl_post(url, ca, token, None)
+}
+
+/// Like [`curl`], POSTing the file `body` if given.
+fn curl_post(url: &str, ca: Option<&Path>, token: Option<&str>, body: Option<&Path>) -> Curl {
     let mut cmd = Command::new("curl");
+    if let Some(body) = body {
+        cmd.arg("--data-binary").arg(format!("@{}", body.display()));
+    }
     cmd.args(["--silent", "--show-error", "--max-time", "10"])
         .args(["--output", "-", "--write-out", "\n%{http_code}"]);
     if let Some(ca) = ca {
@@ -162,6 +172,19 @@ fn https_serves_verified_requests_with_tokens_and_refuses_plaintext() {
     assert!(anonymous.body.contains("unauthorized"), "{anonymous:?}");
     let views = curl(&format!("{base}/v1/views"), Some(&pair.ca), Some(admin));
     assert_eq!(views.status, 200, "{views:?}");
+    // Request bodies go through TLS as through plaintext: DDL, then events.
+    let ddl = env.write("ddl.json", json!({ "sql": STREAM }).to_string());
+    let sql_url = format!("{base}/v1/sql");
+    let created = curl_post(&sql_url, Some(&pair.ca), Some(admin), Some(&ddl));
+    assert_eq!(created.status, 200, "{created:?}");
+    let events = env.write(
+        "bids.ndjson",
+        format!("{}\n{}\n", bid(1, 5, 1), bid(2, 6, 2)),
+    );
+    let events_url = format!("{base}/v1/streams/bid/events");
+    let ingested = curl_post(&events_url, Some(&pair.ca), Some(admin), Some(&events));
+    assert_eq!(ingested.status, 200, "{ingested:?}");
+    assert!(ingested.body.contains("\"accepted\":2"), "{ingested:?}");
 
     // A client that does not trust the authority is refused by its own check.
     let untrusted = curl(&format!("{base}/healthz"), None, None);
