@@ -42,6 +42,7 @@ impl PgStore {
         result
     }
 
+    /// [`PgStore::with_client`] on the connection of the store's lease.
     fn on_lease<T>(
         &self,
         conn: &mut Connection,
