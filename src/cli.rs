@@ -476,6 +476,20 @@ pub struct ServeArgs {
     pub role: ServeRole,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// HTTPS for `serve`: both files, or neither for plaintext HTTP. SIGHUP reads them again.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with the certificate chain in this PEM file (the server's certificate
+    /// first, then any intermediates). Needs --tls-key.
+    #[arg(long, env = "FRESHET_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "FRESHET_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What a `serve` process does.

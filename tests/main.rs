@@ -14,6 +14,9 @@
 //! - `operators`: shell completions, the man page and JSON logs.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
 //!   and terminated connections lose and double nothing.
+//! - `tls`: `serve` over HTTPS with a certificate the test makes, reloaded on SIGHUP.
+//! - `pg_tls`: the PostgreSQL store over TLS (`sslmode`) against a private server with TLS
+//!   on, its bounded connection pool, and passwords that are never printed.
 
 #[path = "common/postgres.rs"]
 mod pg;
@@ -23,6 +26,7 @@ mod e2e {
 
     mod auth;
     pub mod batch;
+    pub mod certs;
     mod cli_ingest;
     pub mod crash;
     mod dashboard;
@@ -34,5 +38,7 @@ mod e2e {
     mod idempotency;
     mod operators;
     mod pg_store;
+    mod pg_tls;
+    mod tls;
     mod views;
 }

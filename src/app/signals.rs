@@ -1,4 +1,5 @@
-//! Shutdown signals: SIGINT and SIGTERM stop a process the same way whichever command runs.
+//! Signals: SIGINT and SIGTERM stop a process the same way whichever command runs; SIGHUP
+//! asks a server to read its files again (the TLS certificate), and never stops it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,4 +36,10 @@ pub fn on_shutdown_signal(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             stop.store(true, Ordering::SeqCst);
         })?;
     Ok(())
+}
+
+/// SIGHUP, from now on: registering it here, before a server says it listens, means a
+/// SIGHUP sent afterwards is delivered to the stream instead of ending the process.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
 }

@@ -8,7 +8,7 @@
 
 use crate::app::auth::{self, Key, Role, Secret, Source};
 use crate::app::listen;
-use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs, ServeRole};
+use crate::cli::{DemoArgs, NexmarkArgs, ServeArgs, ServeRole, TlsArgs};
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::statement::{self, LazyStore, Statement};
@@ -137,6 +137,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
             listen: args.listen,
             role: ServeRole::All,
             access: args.access,
+            tls: TlsArgs::default(),
         },
         vec![feeder_key],
         move |addr| {

@@ -2,8 +2,9 @@
 //! blocking pool, apart from the I/O threads, so a large ingest never stalls other requests.
 //! Every view of the catalog runs on its own thread ("views"), following the log as events
 //! are ingested. Once any API token exists, every route but the open ones needs one
-//! (`auth`), until the server stops. SIGINT/SIGTERM: stop accepting, finish in-flight
-//! requests, commit every view, sync, exit 0.
+//! (`auth`), until the server stops. With `--tls-cert` and `--tls-key` it speaks HTTPS
+//! only (`tls`); SIGHUP reads the certificate again. SIGINT/SIGTERM: stop accepting,
+//! finish in-flight requests, commit every view, sync, exit 0.
 
 mod auth;
 mod credentials;
@@ -16,6 +17,7 @@ mod reconciler;
 mod reconciliations;
 mod sql;
 mod state;
+mod tls;
 mod views;
 
 use crate::app::auth::{Key, Role, keys_from_env};
@@ -38,6 +40,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tls::{Certificates, TlsFiles, TlsListener};
 
 /// Every HTTP route, each declared with what it needs (`auth::Need`). The router and the
 /// table the token check consults are both made from this list, so that no route can be
@@ -119,7 +122,10 @@ pub fn run_with(
     own_keys: Vec<Key>,
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
-    // Who may call the server is settled before anything starts or binds.
+    // Who may call the server, and over what, is settled before anything starts or binds.
+    let tls = TlsFiles::from_args(args.tls.tls_cert.clone(), args.tls.tls_key.clone())?
+        .map(Certificates::load)
+        .transpose()?;
     let addrs = listen::resolve(&args.listen)?;
     let mut fixed = keys_from_env()?;
     fixed.extend(own_keys);
@@ -204,7 +210,7 @@ pub fn run_with(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(app.clone(), &args.listen, &addrs, on_listening));
+    let served = runtime.block_on(serve(app.clone(), &args.listen, &addrs, tls, on_listening));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
         .map(|v| v.join())
@@ -227,6 +233,7 @@ async fn serve(
     app: Arc<App>,
     listen: &str,
     addrs: &[SocketAddr],
+    tls: Option<Arc<Certificates>>,
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     // The first of the addresses checked that binds (one, not all), not `listen` resolved
@@ -235,27 +242,68 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    // Small responses must not wait for Nagle's algorithm and the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    output::line(format!("freshet serving on http://{addr}"));
+    // Before the server says it listens, so that a SIGHUP sent once it has never ends it.
+    let hangups = crate::app::signals::hangups().context("cannot handle SIGHUP")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
+    output::line(format!("freshet serving on {scheme}://{addr}"));
     on_listening(addr)?;
     let writer = app.log.is_writer();
     let flusher = writer.then(|| tokio::spawn(flush_interval_streams(app.clone())));
     let retention = writer.then(|| tokio::spawn(apply_retention(app.clone())));
     let tokens = tokio::spawn(app.credentials.clone().follow());
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(crate::app::signals::shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
-    for task in flusher.into_iter().chain(retention).chain([tokens]) {
+    let reloads = tokio::spawn(reload_on_hangup(hangups, tls));
+    let router = router(app);
+    let stop = crate::app::signals::shutdown_signal();
+    let served = match acceptor {
+        None => {
+            // Small responses must not wait for Nagle's algorithm and the client's delayed
+            // ACK (the TLS listener does the same for its connections).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => {
+            let listener = TlsListener::spawn(listener, acceptor)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    };
+    served.context("the HTTP server failed")?;
+    for task in flusher
+        .into_iter()
+        .chain(retention)
+        .chain([tokens, reloads])
+    {
         task.abort();
     }
     tracing::info!("stopped accepting requests; in-flight requests finished");
     Ok(())
+}
+
+/// On each SIGHUP, reads the TLS certificate and key again (see `tls`). API tokens need no
+/// signal: the server follows their file on its own.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    tls: Option<Arc<Certificates>>,
+) {
+    while hangups.recv().await.is_some() {
+        match &tls {
+            Some(certificates) => {
+                let certificates = certificates.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || certificates.reload()).await {
+                    tracing::error!(error = %e, "the TLS reload task panicked");
+                }
+            }
+            None => tracing::info!("SIGHUP received; nothing to reload without TLS"),
+        }
+    }
 }
 
 /// Streams with `fsync = 'interval'` are synced at least this often.

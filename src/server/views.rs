@@ -111,6 +111,11 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::User { message } => {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
         }
+        // Every connection of the pool is in use: a client should come back shortly.
+        e @ StoreError::Busy { .. } => ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_busy", e.to_string())
+        },
         e if e.retriable() => ApiError {
             retry_after_s: Some(1),
             ..ApiError::new(
@@ -406,4 +411,25 @@ pub async fn status(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError
         })))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    /// A pool with every connection in use is a 503 `store_busy` with `Retry-After`, apart
+    /// from other store failures.
+    #[test]
+    fn a_busy_store_is_503_store_busy_with_retry_after() {
+        let busy = store_error(StoreError::Busy {
+            message: "all 4 connections stayed in use".into(),
+        });
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_busy")
+        );
+        let response = busy.into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+    }
 }

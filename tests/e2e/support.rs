@@ -310,7 +310,10 @@ impl Env {
 /// API tokens come only from what a test sets: the caller's `FRESHET_TOKENS` (a server's)
 /// and `FRESHET_TOKEN` (a client's) are not passed on.
 fn isolate_tokens(cmd: &mut Command) {
-    cmd.env_remove("FRESHET_TOKENS").env_remove("FRESHET_TOKEN");
+    cmd.env_remove("FRESHET_TOKENS")
+        .env_remove("FRESHET_TOKEN")
+        .env_remove("FRESHET_TLS_CERT")
+        .env_remove("FRESHET_TLS_KEY");
 }
 
 /// Run `cmd` with stdout and stderr captured, killing it after [`COMMAND_DEADLINE`]
@@ -430,16 +433,25 @@ impl Server {
                 server.log_text()
             ),
         };
-        server.addr = line
-            .trim()
-            .strip_prefix("freshet serving on http://")
-            .unwrap_or_else(|| panic!("unexpected serving line: {line:?}"))
-            .to_string();
+        let line = line.trim();
+        let (https, addr) = match line.strip_prefix("freshet serving on https://") {
+            Some(addr) => (true, addr),
+            None => (
+                false,
+                line.strip_prefix("freshet serving on http://")
+                    .unwrap_or_else(|| panic!("unexpected serving line: {line:?}")),
+            ),
+        };
+        server.addr = addr.to_string();
         assert!(
             server.addr.starts_with("127.0.0.1:") && !server.addr.ends_with(":0"),
             "the server must print the port it bound, not the one asked for: {line:?}"
         );
-        server.wait_healthy();
+        // The helpers here speak plaintext; an HTTPS server's test waits with its own
+        // client (tls.rs).
+        if !https {
+            server.wait_healthy();
+        }
         server
     }
 
@@ -562,14 +574,18 @@ impl Server {
         };
         let mut r =
             sent.unwrap_or_else(|e| panic!("{method} {path} failed: {e}\n{}", self.log_text()));
-        let challenge = r
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().expect("an ASCII header").to_string());
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().expect("an ASCII header").to_string())
+        };
+        let challenge = header("www-authenticate");
+        let retry_after = header("retry-after");
         let text = r.body_mut().read_to_string().expect("a text body");
         Answer {
             status: r.status().as_u16(),
             challenge,
+            retry_after,
             text,
         }
     }
@@ -611,6 +627,8 @@ pub struct Answer {
     pub status: u16,
     /// `WWW-Authenticate`, if present.
     pub challenge: Option<String>,
+    /// `Retry-After`, if present.
+    pub retry_after: Option<String>,
     /// The body as text.
     pub text: String,
 }

@@ -6,6 +6,8 @@
 //!   world failed. `retriable` says
 //!   whether the same call may succeed later (a busy or locked database, an I/O error, a full
 //!   disk); the caller retries those with backoff.
+//! - [`StoreError::Busy`]: every connection of the store's pool stayed in use for the
+//!   whole wait. Retriable: the caller (or an HTTP client, told 503) tries again later.
 //! - [`StoreError::Corrupt`]: the file holds something Freshet did not write (edited by hand,
 //!   or damaged). An operator must look.
 //! - [`StoreError::Bug`]: a caller broke the store's contract (a batch whose schema differs
@@ -58,6 +60,12 @@ pub enum StoreError {
         /// Whether the same call may succeed later.
         retriable: bool,
     },
+    /// Every connection of the PostgreSQL store's pool stayed in use for the whole wait.
+    #[error("result store busy: {message}")]
+    Busy {
+        /// How many connections, to which store, for how long.
+        message: String,
+    },
     /// The store file holds data Freshet did not write.
     #[error("result store is corrupt: {message}")]
     Corrupt {
@@ -79,6 +87,7 @@ impl StoreError {
             StoreError::Sqlite { retriable, .. }
             | StoreError::Postgres { retriable, .. }
             | StoreError::Io { retriable, .. } => *retriable,
+            StoreError::Busy { .. } => true,
             StoreError::User { .. } | StoreError::Corrupt { .. } | StoreError::Bug { .. } => false,
         }
     }
@@ -169,10 +178,16 @@ fn postgres_retriable(error: &postgres::Error) -> bool {
             .contains(code);
     }
     use std::error::Error;
+    // A certificate refused or a TLS handshake gone wrong fails the same way again.
+    let tls_refused = |io: &std::io::Error| {
+        io.get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>())
+    };
     error.is_closed()
         || error
             .source()
-            .is_some_and(|source| source.is::<std::io::Error>())
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| !tls_refused(io))
         || error.to_string().starts_with("timeout")
 }
 

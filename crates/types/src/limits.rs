@@ -111,3 +111,22 @@ pub const TOKEN_BYTES_MIN: usize = 16;
 /// Branches one `UNION ALL` in a view may have: a branch's rows are keyed by their log
 /// position with the branch folded into `_copy` (`copy * UNION_BRANCHES_MAX + branch`).
 pub const UNION_BRANCHES_MAX: u32 = 64;
+
+/// TLS handshakes `freshet serve` runs at once; further connections wait in the kernel's
+/// accept queue, so clients that connect and say nothing cannot take every task.
+pub const TLS_HANDSHAKES_MAX: usize = 256;
+
+/// Longest a client may take to finish its TLS handshake before its connection is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections a process holds to one PostgreSQL store when its URL says no `pool_max=`:
+/// well under PostgreSQL's default `max_connections` of 100, with room for a few
+/// processes.
+pub const STORE_CONNECTIONS_DEFAULT: usize = 16;
+
+/// The largest `pool_max=` a PostgreSQL store URL may give.
+pub const STORE_CONNECTIONS_MAX: usize = 1_000;
+
+/// Longest a store call waits for a connection when all of the pool's are in use; then it
+/// fails as busy (HTTP 503 `store_busy`).
+pub const STORE_CONNECTION_WAIT: Duration = Duration::from_secs(5);

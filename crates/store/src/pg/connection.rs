@@ -1,8 +1,9 @@
-//! A PostgreSQL store's one connection: opened lazily, checked for a server new enough
-//! (15, for `NULLS NOT DISTINCT` keys), and opened again after it is lost. After a
-//! retriable error the connection is dropped, so the next call starts on a fresh one; a
-//! fresh connection takes the store's writer locks again before anything else runs on it,
-//! and fails if another process took one meanwhile.
+//! A PostgreSQL store's connection: taken from the store's pool ([`super::pool`]) for a
+//! reader's call or a writer's life, opened lazily (over TLS as `sslmode` says), checked
+//! for a server new enough (15, for `NULLS NOT DISTINCT` keys), and opened again after it
+//! is lost. After a retriable error the connection is dropped, so the next call starts on
+//! a fresh one; a fresh connection takes the store's writer locks again before anything
+//! else runs on it, and fails if another process took one meanwhile.
 //!
 //! Statements are prepared once per connection and kept by their text.
 //!
@@ -12,7 +13,7 @@
 //! (backend pid, application name, client address); the lock goes when the holder's
 //! connection does, whether it exits, crashes or has its backend terminated.
 
-use postgres::{Client, NoTls, Statement, Transaction};
+use postgres::{Client, Statement, Transaction};
 use std::collections::HashMap;
 
 use super::store::{Connection, PgStore};
@@ -23,14 +24,31 @@ use crate::error::PostgresContext;
 const SERVER_VERSION_MIN: i32 = 150_000;
 
 impl PgStore {
-    /// Runs `f` on a live connection, connecting (and re-taking writer locks) first if
-    /// needed. A retriable error drops the connection, so the next call opens a new one.
+    /// Runs `f` on a live connection, taking a place in the pool and connecting (and
+    /// re-taking writer locks) first if needed. A retriable error drops the connection, so
+    /// the next call opens a new one. A reader gives its place back after the call.
     pub(super) fn with_client<T>(
         &self,
         f: impl FnOnce(&mut Client, &mut HashMap<String, Statement>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.borrow_mut();
-        let Connection { client, statements } = &mut *conn;
+        let mut lease = self.lease.borrow_mut();
+        if lease.is_none() {
+            *lease = Some(self.location.pool.lease(self.read_only, &self.location)?);
+        }
+        let result = self.on_lease(&mut lease.as_mut().expect("leased above").conn, f);
+        if self.read_only {
+            *lease = None;
+        }
+        result
+    }
+
+    /// [`PgStore::with_client`] on the connection of the store's lease.
+    fn on_lease<T>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&mut Client, &mut HashMap<String, Statement>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Connection { client, statements } = conn;
         if client.as_ref().is_none_or(Client::is_closed) {
             statements.clear();
             *client = None;
@@ -66,8 +84,14 @@ impl PgStore {
         let mut client = self
             .location
             .config
-            .connect(NoTls)
-            .context(|| format!("connecting to {}", self.location))?;
+            .connect(self.location.tls.clone())
+            .context(|| {
+                format!(
+                    "connecting to {} (sslmode={})",
+                    self.location,
+                    self.location.ssl_mode.name()
+                )
+            })?;
         let version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .context(|| format!("reading the server version of {}", self.location))?

@@ -1,21 +1,32 @@
-//! Where a PostgreSQL store lives, as a user names it: a `postgres://` URL with an optional
-//! `schema=` parameter, turned into the client's connection settings (statement and
-//! idle-transaction timeouts, the connect timeout, keepalives, an application name that
-//! says which process is connected).
+//! Where a PostgreSQL store lives, as a user names it: a `postgres://` URL, turned into the
+//! client's connection settings (statement and idle-transaction timeouts, the connect
+//! timeout, keepalives, an application name that says which process is connected).
 //!
-//! The URL is shown without its password wherever it appears in a message. Schema and view
-//! names longer than PostgreSQL keeps are refused here rather than cut by the server.
+//! The store reads four query parameters itself and hands the rest to the client:
+//! `schema=` (default [`DEFAULT_SCHEMA`]), `sslmode=` and `sslrootcert=` (libpq's meanings,
+//! see [`super::tls`]) and `pool_max=` (the bound of [`super::pool`]).
+//!
+//! The URL is shown without its password (in the user part or a `password=` parameter)
+//! wherever it appears: messages, logs, `Debug`. Schema and view names longer than
+//! PostgreSQL keeps are refused here rather than cut by the server.
 
 use postgres::Config;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::pool::Pool;
+use super::tls::{self, SslMode};
 use crate::StoreError;
 
 /// The schema used when the URL names none.
 pub const DEFAULT_SCHEMA: &str = "freshet";
 
+use freshet_types::limits::{
+    STORE_CONNECTION_WAIT, STORE_CONNECTIONS_DEFAULT, STORE_CONNECTIONS_MAX,
+};
 /// Longest statement the server runs before cancelling it (a retriable error).
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -25,11 +36,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL truncates longer identifiers silently; the store refuses them instead.
 const IDENTIFIER_BYTES_MAX: usize = 63;
 
-/// Where a PostgreSQL store lives: the connection settings and the schema.
+/// Where a PostgreSQL store lives: the connection settings, TLS, the pool and the schema.
+/// Clones share one pool.
 #[derive(Clone)]
 pub struct PgLocation {
     pub(super) config: Config,
     pub(super) schema: String,
+    pub(super) ssl_mode: SslMode,
+    pub(super) tls: MakeRustlsConnect,
+    pub(super) pool: Arc<Pool>,
     /// The URL without its password, for messages.
     display: String,
 }
@@ -47,32 +62,68 @@ impl fmt::Display for PgLocation {
 }
 
 impl PgLocation {
-    /// Parses a `postgres://` or `postgresql://` URL. A `schema` query parameter names the
-    /// schema (default [`DEFAULT_SCHEMA`]); every other part is libpq's URL syntax.
+    /// Parses a `postgres://` or `postgresql://` URL: libpq's URL syntax, with `schema`,
+    /// `sslmode` (default `prefer`), `sslrootcert` and `pool_max` (default
+    /// [`STORE_CONNECTIONS_DEFAULT`]) read by the store.
     pub fn parse(url: &str) -> Result<PgLocation, StoreError> {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
             None => (url, ""),
         };
         let mut schema = DEFAULT_SCHEMA.to_owned();
+        let mut ssl_mode = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut pool_max = STORE_CONNECTIONS_DEFAULT;
         let mut rest = Vec::new();
+        let mut shown = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             match pair.split_once('=') {
-                Some(("schema", value)) if !value.is_empty() => schema = value.to_owned(),
-                Some(("schema", _)) => {
+                Some(("schema", "")) => {
                     return Err(StoreError::user("the store URL has an empty schema="));
                 }
-                _ => rest.push(pair),
+                Some(("schema", value)) => schema = value.to_owned(),
+                Some(("sslmode", value)) => {
+                    ssl_mode = SslMode::parse(value)?;
+                    shown.push(pair.to_owned());
+                }
+                Some(("sslrootcert", value)) => {
+                    root_cert = Some(tls::root_cert_path(value)?);
+                    shown.push(pair.to_owned());
+                }
+                Some(("pool_max", value)) => {
+                    pool_max = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=STORE_CONNECTIONS_MAX).contains(n))
+                        .ok_or_else(|| {
+                            StoreError::user(format!(
+                                "the store URL has pool_max={value}; it takes a number of \
+                                 connections from 1 to {STORE_CONNECTIONS_MAX}"
+                            ))
+                        })?;
+                    shown.push(pair.to_owned());
+                }
+                Some(("password", _)) => {
+                    rest.push(pair.to_owned());
+                    shown.push("password=***".to_owned());
+                }
+                _ => {
+                    rest.push(pair.to_owned());
+                    shown.push(pair.to_owned());
+                }
             }
         }
-        let url_without_schema = if rest.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", rest.join("&"))
+        let join = |base: &str, params: &[String]| match params.is_empty() {
+            true => base.to_owned(),
+            false => format!("{base}?{}", params.join("&")),
         };
-        let display = redact(&url_without_schema);
-        let mut config = Config::from_str(&url_without_schema).map_err(|error| {
-            StoreError::user(format!("the store URL {display} is not valid: {error}"))
+        let display = join(&redact(base), &shown);
+        // The client's own message could quote the URL, password and all: not shown.
+        let mut config = Config::from_str(&join(base, &rest)).map_err(|_| {
+            StoreError::user(format!(
+                "the store URL {display} is not valid: expected \
+                 postgres://[user[:password]@]host[:port][/database][?param=value&...]"
+            ))
         })?;
         check_identifier("schema", &schema)?;
         let mut options = config.get_options().unwrap_or("").to_owned();
@@ -89,16 +140,26 @@ impl PgLocation {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.keepalives_idle(Duration::from_secs(30));
+        config.ssl_mode(ssl_mode.client_mode());
+        let tls = tls::connector(ssl_mode, root_cert.as_deref())?;
         Ok(PgLocation {
             config,
             display: format!("{display} (schema {schema})"),
             schema,
+            ssl_mode,
+            tls,
+            pool: Pool::new(pool_max, STORE_CONNECTION_WAIT),
         })
     }
 
     /// The schema the store's tables live in.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// The most connections a process holds to this store (`pool_max=`).
+    pub fn pool_max(&self) -> usize {
+        self.pool.max()
     }
 }
 
@@ -147,5 +208,50 @@ mod tests {
         let default = PgLocation::parse("postgresql://127.0.0.1/db").expect("parses");
         assert_eq!(default.schema(), DEFAULT_SCHEMA);
         assert!(PgLocation::parse("postgres://h/db?schema=").is_err());
+    }
+
+    /// Passwords are never shown: not in the user part, not in `password=`, not in
+    /// `Debug`, not in the error of a URL the client refuses.
+    #[test]
+    fn passwords_are_never_shown() {
+        for url in [
+            "postgres://me:s3cr3t-pw@127.0.0.1:5432/db?sslmode=require",
+            "postgres://me@127.0.0.1/db?password=s3cr3t-pw&pool_max=4",
+            "postgresql://me:s3cr3t-pw@h/db?password=s3cr3t-pw&application_name=x",
+        ] {
+            let location = PgLocation::parse(url).expect("parses");
+            for shown in [location.to_string(), format!("{location:?}")] {
+                assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+                assert!(shown.contains("***"), "{shown}");
+            }
+        }
+        let Err(e) = PgLocation::parse("postgres://me:s3cr3t-pw@h/db?password=s3cr3t-pw&port=x")
+        else {
+            panic!("a bad port is refused")
+        };
+        assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+        assert!(!format!("{e:?}").contains("s3cr3t-pw"), "{e:?}");
+    }
+
+    #[test]
+    fn the_store_reads_ssl_and_pool_parameters_itself() {
+        let location =
+            PgLocation::parse("postgres://h/db?sslmode=require&pool_max=4").expect("parses");
+        assert_eq!(location.ssl_mode, SslMode::Require);
+        assert_eq!(location.pool_max(), 4);
+        let default = PgLocation::parse("postgres://h/db").expect("parses");
+        assert_eq!(default.ssl_mode, SslMode::Prefer);
+        assert_eq!(default.pool_max(), STORE_CONNECTIONS_DEFAULT);
+        for bad in [
+            "pool_max=0",
+            "pool_max=x",
+            "sslmode=allow",
+            "sslmode=verify-full",
+        ] {
+            assert!(
+                PgLocation::parse(&format!("postgres://h/db?{bad}")).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -10,7 +10,13 @@
 //!
 //! # Connections and failures
 //!
-//! Each store holds one connection, opened lazily and opened again after it is lost. Errors
+//! Every store opened from one [`PgLocation`] shares a bounded pool (`pool_max=`, default
+//! [`STORE_CONNECTIONS_DEFAULT`](freshet_types::limits::STORE_CONNECTIONS_DEFAULT)): a
+//! writer holds one connection for its life, a reader one for each call; a call that
+//! finds every connection in use waits a bounded time, then fails as
+//! [`StoreError::Busy`](crate::StoreError::Busy). Connections go over TLS as the URL's
+//! `sslmode` and `sslrootcert` say (libpq's meanings, see [`tls`]). A connection is opened
+//! lazily and opened again after it is lost. Errors
 //! say whether a retry can help ([`StoreError::retriable`](crate::StoreError::retriable)); after a retriable error the
 //! connection is dropped, so the next call starts on a fresh one. Statements time out after
 //! [`STATEMENT_TIMEOUT`](location::STATEMENT_TIMEOUT).
@@ -29,6 +35,8 @@
 //! - [`result_store`]: the [`ResultStore`](crate::ResultStore) interface over the modules
 //!   below;
 //! - [`location`]: the store URL and the connection settings;
+//! - [`tls`]: `sslmode`, `sslrootcert` and the certificate checks;
+//! - [`pool`]: the bound on connections, shared by a location's stores;
 //! - [`connection`]: the connection, kept alive and opened again, and the writer lock of
 //!   each view it holds;
 //! - [`catalog`]: views' stored definitions and the writer's cache of them;
@@ -44,10 +52,12 @@ mod connection;
 mod ddl;
 mod location;
 mod open;
+mod pool;
 mod read;
 mod result_store;
 mod statements;
 mod store;
+mod tls;
 mod types;
 mod write;
 

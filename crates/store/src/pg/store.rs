@@ -1,5 +1,6 @@
-//! The PostgreSQL store's handle: where it lives, its one connection, the writer locks it
-//! holds and the definitions it has used. This module runs no SQL itself.
+//! The PostgreSQL store's handle: where it lives, its place in the pool (with the
+//! connection that fills it), the writer locks it holds and the definitions it has used.
+//! This module runs no SQL itself.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use postgres::{Client, Statement};
 
 use super::location::PgLocation;
+use super::pool::Lease;
 use crate::StoreError;
 use crate::definition::Definition;
 use crate::sql::{Internal, quote_ident};
@@ -36,7 +38,8 @@ pub struct PgStore {
     /// The statements on the store's own tables in that schema.
     pub(super) internal: Internal,
     pub(super) read_only: bool,
-    pub(super) conn: RefCell<Connection>,
+    /// A writer's place in the pool, held for the store's life; a reader's, during a call.
+    pub(super) lease: RefCell<Option<Lease>>,
     /// Views this process holds the writer lock of.
     pub(super) claimed: RefCell<Vec<String>>,
     /// Definitions of views this writer has used.
@@ -68,7 +71,7 @@ impl PgStore {
             schema,
             location,
             read_only,
-            conn: RefCell::new(Connection::default()),
+            lease: RefCell::new(None),
             claimed: RefCell::new(Vec::new()),
             views: HashMap::new(),
         }
