@@ -74,22 +74,13 @@ impl From<StreamError> for ApiError {
                 ..ApiError::new(StatusCode::CONFLICT, "request_in_progress", message)
             },
             StreamError::Log(LogError::Io { .. } | LogError::Poisoned { .. })
-            | StreamError::Io { .. }
             | StreamError::Withdrawn(_) => {
-                // Writes fail closed: nothing of this request was acknowledged.
-                tracing::error!(error = %message, "ingest failed: the log cannot be written");
-                ApiError {
-                    retry_after_s: Some(5),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "log_unavailable",
-                        format!(
-                            "the log cannot be written; this request was not acknowledged \
-                             and nothing of it was kept: {message}"
-                        ),
-                    )
-                }
+                log_unavailable(&message, "nothing of it was kept, so a retry is safe")
             }
+            StreamError::NotUndone(_) | StreamError::Io { .. } => log_unavailable(
+                &message,
+                "it may have been kept in part, so retry only with the same Idempotency-Key",
+            ),
             _ => {
                 tracing::error!(error = %message, "ingest failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -104,4 +95,21 @@ pub async fn not_found() -> ApiError {
         "not_found",
         "no such endpoint; see docs/http-api.md",
     )
+}
+
+/// 503 for a request the log could not take; `kept` says what is known of its rows. Writes
+/// fail closed: nothing of the request was acknowledged.
+fn log_unavailable(message: &str, kept: &str) -> ApiError {
+    tracing::error!(error = %message, "ingest failed: the log cannot be written");
+    ApiError {
+        retry_after_s: Some(5),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            format!(
+                "the log cannot be written; this request was not acknowledged and {kept}: \
+                 {message}"
+            ),
+        )
+    }
 }

@@ -370,7 +370,10 @@ impl Partition {
                     reason: reason.clone(),
                 });
             }
-            if inner.active.bytes + frame_bytes > self.config.segment_bytes {
+            // A cut meanwhile may have emptied the segment: an empty one never rolls.
+            if inner.active.bytes > 0
+                && inner.active.bytes + frame_bytes > self.config.segment_bytes
+            {
                 self.roll(&mut inner)?;
             }
         }
@@ -579,12 +582,13 @@ impl Partition {
                 source: e,
             });
         }
-        let written = {
-            let mut inner = lock(&self.inner);
-            inner.last_sync = Instant::now();
-            inner.synced_through
-        };
+        // Under the lock, so that a cut (which lowers the durable end) cannot run between
+        // reading what this sync covered and claiming it.
+        let mut inner = lock(&self.inner);
+        inner.last_sync = Instant::now();
+        let written = inner.synced_through;
         let prev = self.durable_end.fetch_max(written, Ordering::AcqRel);
+        drop(inner);
         assert!(
             prev <= written || prev <= self.written_end.load(Ordering::Acquire),
             "durable end must not pass the written end"

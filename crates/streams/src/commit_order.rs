@@ -38,19 +38,53 @@ struct State {
 }
 
 struct Flight {
+    /// Its frames not cut yet.
     frames: Vec<(Arc<Partition>, Appended)>,
-    /// Why it was withdrawn (its frames are cut), if it was.
-    withdrawn: Option<String>,
+    /// Why it was withdrawn, if it was.
+    withdrawn: Option<Withdrawal>,
+}
+
+/// Why a request was withdrawn, and whether its frames are surely gone.
+#[derive(Clone)]
+struct Withdrawal {
+    reason: String,
+    cut: bool,
+}
+
+impl Withdrawal {
+    fn error(self) -> StreamError {
+        if self.cut {
+            StreamError::Withdrawn(self.reason)
+        } else {
+            StreamError::NotUndone(self.reason)
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Withdraws a request whose owner panicked, so that the requests after it are not left
+/// waiting for it.
+struct OnUnwind<'a> {
+    order: &'a CommitOrder,
+    seq: u64,
+}
+
+impl Drop for OnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && lock(&self.order.state).in_flight.contains_key(&self.seq) {
+            let cause = StreamError::Withdrawn("a request failed with an internal error".into());
+            self.order.withdraw_from(self.seq, &cause);
+        }
+    }
+}
+
 impl CommitOrder {
     /// Append `writes` (in order), make them durable with `settle`, and publish them once
     /// every earlier request is settled. On failure nothing of the request is visible, now
-    /// or after a restart.
+    /// or after a restart, unless the error is [`StreamError::NotUndone`].
     pub(crate) fn commit(
         &self,
         writes: &[(&Arc<Partition>, AppendRecord<'_>)],
@@ -70,52 +104,54 @@ impl CommitOrder {
             );
             seq
         };
+        let _unwind = OnUnwind { order: self, seq };
+        let mut appended = Vec::with_capacity(writes.len());
         for (partition, record) in writes {
-            let appended = partition.append(record);
+            let result = partition.append(record);
             let mut state = lock(&self.state);
             let flight = state
                 .in_flight
                 .get_mut(&seq)
                 .expect("only its owner removes it");
-            match appended {
-                Ok(appended) => flight.frames.push(((*partition).clone(), appended)),
+            match result {
+                Ok(a) => {
+                    flight.frames.push(((*partition).clone(), a));
+                    appended.push(a);
+                }
                 Err(e) => {
                     drop(state);
-                    let e = StreamError::from(e);
-                    self.withdraw_from(seq, &e);
-                    return Err(e);
+                    return Err(self.fail(seq, e.into()));
                 }
             }
-            if let Some(reason) = flight.withdrawn.clone() {
+            if let Some(withdrawal) = flight.withdrawn.clone() {
                 // An earlier request failed while this one was being written: cut what it
-                // wrote after that (nothing later exists: appending is still held).
+                // wrote since (nothing later exists: appending is still held).
                 drop(state);
-                self.withdraw_from(seq, &StreamError::Withdrawn(reason.clone()));
-                return Err(StreamError::Withdrawn(reason));
+                let cause = withdrawal.clone().error();
+                let cut = self.withdraw_from(seq, &cause);
+                return Err(Withdrawal {
+                    cut: withdrawal.cut && cut.is_none(),
+                    ..withdrawal
+                }
+                .error());
             }
         }
         drop(appending);
-        let (appended, partitions): (Vec<Appended>, Vec<Arc<Partition>>) = {
-            let state = lock(&self.state);
-            let flight = state
-                .in_flight
-                .get(&seq)
-                .expect("only its owner removes it");
-            flight.frames.iter().map(|(p, a)| (*a, p.clone())).unzip()
-        };
-        let touched: Vec<(&Arc<Partition>, Offset)> = partitions
+        let touched: Vec<(&Arc<Partition>, Offset)> = writes
             .iter()
             .zip(&appended)
-            .map(|(p, a)| (p, a.end_offset))
+            .map(|((p, _), a)| (*p, a.end_offset))
             .collect();
         if let Err(e) = settle(&touched) {
             // A sync of a request withdrawn meanwhile may fail on its cut frames; the
             // withdrawal is the answer then.
-            if let Some(reason) = self.take_withdrawn(seq) {
-                return Err(StreamError::Withdrawn(reason));
+            let mut state = lock(&self.state);
+            if let Some(withdrawal) = state.in_flight.get(&seq).and_then(|f| f.withdrawn.clone()) {
+                self.leave(state, seq);
+                return Err(withdrawal.error());
             }
-            self.withdraw_from(seq, &e);
-            return Err(e);
+            drop(state);
+            return Err(self.fail(seq, e));
         }
         let mut state = lock(&self.state);
         loop {
@@ -123,56 +159,62 @@ impl CommitOrder {
                 .in_flight
                 .get(&seq)
                 .expect("only its owner removes it");
-            if let Some(reason) = flight.withdrawn.clone() {
-                state.in_flight.remove(&seq);
-                return Err(StreamError::Withdrawn(reason));
+            if let Some(withdrawal) = flight.withdrawn.clone() {
+                self.leave(state, seq);
+                return Err(withdrawal.error());
             }
             if state.in_flight.range(..seq).next().is_none() {
-                let flight = state.in_flight.remove(&seq).expect("present");
-                for (partition, appended) in &flight.frames {
-                    partition.publish_through(appended.end_offset);
+                for (partition, a) in &flight.frames {
+                    partition.publish_through(a.end_offset);
                 }
-                drop(state);
-                self.changed.notify_all();
+                self.leave(state, seq);
                 return Ok(appended);
             }
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    fn take_withdrawn(&self, seq: u64) -> Option<String> {
-        let mut state = lock(&self.state);
-        let reason = state.in_flight.get(&seq)?.withdrawn.clone()?;
+    /// Remove a settled request and wake the ones waiting behind it.
+    fn leave(&self, mut state: MutexGuard<'_, State>, seq: u64) {
         state.in_flight.remove(&seq);
-        Some(reason)
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Request `seq` failed with `e`: withdraw it and everything after it; the answer says
+    /// whether its frames are surely gone.
+    fn fail(&self, seq: u64, e: StreamError) -> StreamError {
+        match self.withdraw_from(seq, &e) {
+            None => e,
+            Some(cut_failed) => StreamError::NotUndone(format!("{e}; {cut_failed}")),
+        }
     }
 
     /// Withdraw request `seq` (which failed with `cause`) and every request after it, and
     /// cut each partition at the first of their frames; a partition's frames after that
     /// belong to them alone (appends are made in `seq` order). The caller's own flight is
-    /// removed; the others learn of it when they look.
-    fn withdraw_from(&self, seq: u64, cause: &StreamError) {
+    /// removed; the others learn of it when they look. Returns what went wrong if a cut
+    /// could not be made (those frames may be read after a restart).
+    fn withdraw_from(&self, seq: u64, cause: &StreamError) -> Option<String> {
         let mut state = lock(&self.state);
         let reason = match cause {
-            StreamError::Withdrawn(reason) => reason.clone(),
+            StreamError::Withdrawn(reason) | StreamError::NotUndone(reason) => reason.clone(),
             _ => format!("an earlier request to this stream failed ({cause})"),
         };
         let mut cuts: Vec<(Arc<Partition>, Appended)> = Vec::new();
-        for (&s, flight) in state.in_flight.range_mut(seq..) {
-            if s != seq {
-                flight.withdrawn.get_or_insert_with(|| reason.clone());
-            }
-            for (partition, appended) in &flight.frames {
-                match cuts.iter_mut().find(|(p, _)| Arc::ptr_eq(p, partition)) {
-                    Some((_, first)) if first.base_offset <= appended.base_offset => {}
-                    Some((_, first)) => *first = *appended,
-                    None => cuts.push((partition.clone(), *appended)),
+        for (_, flight) in state.in_flight.range_mut(seq..) {
+            // Once cut, a frame's offsets may be written again: forget it.
+            for (partition, a) in flight.frames.drain(..) {
+                match cuts.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &partition)) {
+                    Some((_, first)) if first.base_offset <= a.base_offset => {}
+                    Some((_, first)) => *first = a,
+                    None => cuts.push((partition, a)),
                 }
             }
         }
-        state.in_flight.remove(&seq);
         // Cut while holding the state, so that no request withdrawn here is published
         // before its frames are gone.
+        let mut failed = None;
         for (partition, from) in cuts {
             if let Err(e) = partition.truncate_unpublished(&from) {
                 // The partition is poisoned now: it takes no more writes until reopened.
@@ -181,10 +223,22 @@ impl CommitOrder {
                     error = %e,
                     "cutting a failed request's frames failed"
                 );
+                failed = Some(format!(
+                    "cutting its rows from {} failed ({e}): they may be read after a restart",
+                    partition.dir().display()
+                ));
             }
         }
-        drop(state);
-        self.changed.notify_all();
+        for (&s, flight) in state.in_flight.range_mut(seq..) {
+            if s != seq {
+                flight.withdrawn.get_or_insert_with(|| Withdrawal {
+                    reason: reason.clone(),
+                    cut: failed.is_none(),
+                });
+            }
+        }
+        self.leave(state, seq);
+        failed
     }
 }
 
@@ -203,17 +257,23 @@ mod tests {
 
     const ROWS: u64 = 100;
 
-    fn def() -> StreamDef {
-        let sql = "CREATE STREAM t (k BIGINT NOT NULL, ts TIMESTAMP NOT NULL,
-                   WATERMARK FOR ts AS ts) WITH (partitions = 4, partition_key = 'k')";
-        match parse_stream_statement(sql).expect("valid DDL") {
+    fn def(options: &str) -> StreamDef {
+        let sql = format!(
+            "CREATE STREAM t (k BIGINT NOT NULL, ts TIMESTAMP NOT NULL,
+             WATERMARK FOR ts AS ts) WITH (partitions = 4, partition_key = 'k'{options})"
+        );
+        match parse_stream_statement(&sql).expect("valid DDL") {
             Some(StreamStatement::Create { def, .. }) => def,
             other => panic!("{other:?}"),
         }
     }
 
     fn open(storage: &MemStorage, dir: &Path) -> Stream {
-        Stream::open(Arc::new(storage.clone()), def(), dir.to_path_buf())
+        open_with(storage, dir, "")
+    }
+
+    fn open_with(storage: &MemStorage, dir: &Path, options: &str) -> Stream {
+        Stream::open(Arc::new(storage.clone()), def(options), dir.to_path_buf())
             .expect("opens")
             .0
     }
@@ -304,32 +364,32 @@ mod tests {
         assert_eq!(dead_letters(&stream), 1);
     }
 
-    /// Concurrent requests while a partition fills up: each one is kept whole if it was
-    /// acknowledged and not at all if it was not, before and after a crash.
-    #[test]
-    fn concurrent_requests_are_each_kept_whole_or_not_at_all() {
+    /// Concurrent requests while faults are injected (by worker 0, at its 10th request):
+    /// each request is kept whole if it was acknowledged and not at all if it was not,
+    /// before and after a crash, and none hangs.
+    fn concurrent_requests_under(options: &str, fault: impl Fn(&MemStorage, &Path, bool) + Sync) {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = MemStorage::new();
-        let stream = open(&storage, dir.path());
-        let full = dir.path().join("1");
+        let stream = open_with(&storage, dir.path(), options);
         let acknowledged: Vec<(u64, bool)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..4u64)
                 .map(|w| {
-                    let stream = &stream;
-                    let storage = &storage;
-                    let full = &full;
+                    let (stream, storage, dir, fault) = (&stream, &storage, dir.path(), &fault);
                     s.spawn(move || {
                         let mut outcomes = Vec::new();
                         for i in 0..30u64 {
                             let r = 1 + w * 30 + i;
-                            if w == 0 && i == 10 {
-                                storage.fail_writes_under(Some(full));
+                            if w == 0 && (i == 10 || i == 20) {
+                                fault(storage, dir, i == 10);
                             }
-                            if w == 0 && i == 20 {
-                                storage.fail_writes_under(None);
+                            let result = stream.commit(request(stream, r), None);
+                            if let Err(e) = &result {
+                                assert!(
+                                    !matches!(e, crate::error::StreamError::NotUndone(_)),
+                                    "{e}"
+                                );
                             }
-                            let ok = stream.commit(request(stream, r), None).is_ok();
-                            outcomes.push((r, ok));
+                            outcomes.push((r, result.is_ok()));
                         }
                         outcomes
                     })
@@ -350,7 +410,25 @@ mod tests {
         assert_eq!(visible_rows(&stream), expected);
         assert_eq!(dead_letters(&stream), expected.len() as u64);
         drop(stream);
-        let stream = open(&storage.crash(CrashMode::LoseUnsynced), dir.path());
+        let stream = open_with(&storage.crash(CrashMode::LoseUnsynced), dir.path(), options);
         assert_eq!(visible_rows(&stream), expected);
+    }
+
+    #[test]
+    fn concurrent_requests_while_a_partition_is_full_are_kept_whole_or_not_at_all() {
+        concurrent_requests_under("", |storage, dir, start| {
+            storage.fail_writes_under(start.then(|| dir.join("1")).as_deref());
+        });
+    }
+
+    /// Failed syncs poison a partition: requests in flight behind the failing one are
+    /// withdrawn with it, and small segments make appends wait for rolls meanwhile.
+    #[test]
+    fn concurrent_requests_around_a_failed_sync_are_kept_whole_or_not_at_all() {
+        concurrent_requests_under(", segment_bytes = 4096", |storage, _, start| {
+            if start {
+                storage.fail_next_syncs(1);
+            }
+        });
     }
 }

@@ -67,6 +67,11 @@ pub enum StreamError {
     /// withdrawn with it: nothing of it was kept. Retrying is safe.
     #[error("{0}; nothing of this request was kept")]
     Withdrawn(String),
+    /// A request failed and the rows it had written could not be cut from the log: they
+    /// are not read now, but may be after a restart. Retry only with the same
+    /// `Idempotency-Key`.
+    #[error("{0}")]
+    NotUndone(String),
     /// A retry of a request whose first attempt is still being applied.
     #[error("a request with idempotency key {0:?} is still being applied; retry later")]
     IdempotencyInFlight(String),

@@ -197,9 +197,14 @@ impl IdempotencyTable {
     }
 
     /// The request failed before anything was acknowledged: a retry may apply it.
-    pub fn abandon(&mut self, key: &str) {
+    /// A resumed request's frames from before the crash are still in the log: `resumed`
+    /// puts them back, so that the next retry resumes again rather than writing them twice.
+    pub fn abandon(&mut self, key: &str, resumed: Option<RecoveredTag>) {
         if matches!(self.states.get(key), Some(State::InFlight)) {
             self.states.remove(key);
+        }
+        if let Some(tag) = resumed {
+            self.recovered.insert(tag_id(key), tag);
         }
     }
 

@@ -226,15 +226,15 @@ impl Stream {
             parts: parts.min(usize::from(u16::MAX)) as u16,
         };
         let fingerprint = prepared.fingerprint;
-        let result = match claim {
+        let (result, resumed) = match claim {
             Claim::Replay(outcome) => return Ok(*outcome),
-            Claim::Apply => self.commit_frames(prepared, Some(tag)),
-            Claim::Resume(found) => self.resume(prepared, tag, found),
+            Claim::Apply => (self.commit_frames(prepared, Some(tag)), None),
+            Claim::Resume(found) => (self.resume(prepared, tag, found.clone()), Some(found)),
         };
         let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(outcome) => table.complete(key, outcome, fingerprint)?,
-            Err(_) => table.abandon(key),
+            Err(_) => table.abandon(key, resumed),
         }
         result
     }
