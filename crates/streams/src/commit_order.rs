@@ -145,7 +145,7 @@ impl CommitOrder {
         if let Err(e) = settle(&touched) {
             // A sync of a request withdrawn meanwhile may fail on its cut frames; the
             // withdrawal is the answer then.
-            let mut state = lock(&self.state);
+            let state = lock(&self.state);
             if let Some(withdrawal) = state.in_flight.get(&seq).and_then(|f| f.withdrawn.clone()) {
                 self.leave(state, seq);
                 return Err(withdrawal.error());
