@@ -15,7 +15,10 @@ use std::sync::LazyLock;
 static DEF: LazyLock<StreamDef> = LazyLock::new(common::every_type);
 
 fuzz_target!(|text: &[u8]| {
-    let split = text.iter().position(|b| *b == b'\n').map_or(text.len(), |i| i + 1);
+    let split = text
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(text.len(), |i| i + 1);
     let (header, records) = text.split_at(split);
     let Ok(decoder) = CsvDecoder::new(&DEF, header) else {
         return;

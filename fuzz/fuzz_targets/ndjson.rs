@@ -10,7 +10,8 @@ use freshet_streams::decode::NdjsonDecoder;
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 
-static DECODER: LazyLock<NdjsonDecoder> = LazyLock::new(|| NdjsonDecoder::new(&common::every_type()));
+static DECODER: LazyLock<NdjsonDecoder> =
+    LazyLock::new(|| NdjsonDecoder::new(&common::every_type()));
 
 fuzz_target!(|text: &[u8]| {
     let decoded = DECODER

@@ -25,15 +25,12 @@ pub async fn ingest(
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .filter(|k| {
-                    // Visible ASCII, as documented: `to_str` alone lets spaces and tabs in.
-                    !k.is_empty()
-                        && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX
-                        && k.bytes().all(|b| b.is_ascii_graphic())
-                });
+            let key = v.to_str().ok().filter(|k| {
+                // Visible ASCII, as documented: `to_str` alone lets spaces and tabs in.
+                !k.is_empty()
+                    && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            });
             Some(key.map(str::to_string).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,

@@ -98,7 +98,9 @@ mod tests {
         );
         let shared: Arc<dyn Storage> = Arc::new(storage.clone());
         let mut reader = crate::PartitionReader::open(shared, dir).expect("a reader");
-        let frames = reader.read(Offset(0), 1 << 20).expect("the first frame reads");
+        let frames = reader
+            .read(Offset(0), 1 << 20)
+            .expect("the first frame reads");
         assert_eq!(frames.len(), 1);
     }
 }

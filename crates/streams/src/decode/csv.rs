@@ -290,7 +290,8 @@ mod tests {
         let decoder = CsvDecoder::new(&def, header).expect("a header naming `i`");
         let decoded = decoder.decode(records, 2).expect("bad rows are rejected");
         assert_eq!(decoded.accepted(), 0);
-        let got: Vec<(u64, RejectCode)> = decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
+        let got: Vec<(u64, RejectCode)> =
+            decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
         assert_eq!(
             got,
             vec![
@@ -307,7 +308,8 @@ mod tests {
             .decode(b"1,5\n\xdc,5\n\x94,5\n2,6\n", 2)
             .expect("bad rows are rejected");
         assert_eq!(decoded.accepted(), 2, "{:?}", decoded.rejects);
-        let got: Vec<(u64, RejectCode)> = decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
+        let got: Vec<(u64, RejectCode)> =
+            decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
         assert_eq!(got, vec![(3, RejectCode::BadCsv), (4, RejectCode::BadCsv)]);
     }
 
