@@ -1,6 +1,8 @@
 //! API errors: JSON bodies `{"error": {"code": ..., "message": ...}}` with stable codes.
 
 use axum::Json;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use freshet_log::LogError;
@@ -85,6 +87,26 @@ impl From<StreamError> for ApiError {
                 tracing::error!(error = %message, "ingest failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }
+        }
+    }
+}
+
+/// The `{name}` segment of a route, percent-decoded. Where axum's `Path` answers a segment
+/// that does not decode to UTF-8 (`/v1/views/%FF`) with a plain-text 400, this answers
+/// with the API's JSON error, as docs/openapi.yaml promises for every 400.
+pub struct Name(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Name {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Name, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(name)) => Ok(Name(name)),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the name in the path cannot be read: {}", e.body_text()),
+            )),
         }
     }
 }

@@ -2,11 +2,11 @@
 //! accepted even when others are rejected; the response lists the rejected rows with
 //! their reasons. With `Idempotency-Key`, a retried request is applied at most once.
 
-use super::error::ApiError;
+use super::error::{ApiError, Name};
 use super::state::App;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use freshet_streams::StreamError;
 use freshet_types::limits::{
@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 pub async fn ingest(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Name(name): Name,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -25,10 +25,12 @@ pub async fn ingest(
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX);
+            let key = v.to_str().ok().filter(|k| {
+                // Visible ASCII, as documented: `to_str` alone lets spaces and tabs in.
+                !k.is_empty()
+                    && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            });
             Some(key.map(str::to_string).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,

@@ -421,6 +421,33 @@ mod tests {
 
     type Response = axum::response::Response;
 
+    /// Issue 19: a `{name}` that does not percent-decode to UTF-8 was answered by axum in
+    /// plain text, not with the JSON error that docs/openapi.yaml promises for every 400.
+    #[tokio::test]
+    async fn issue_19_a_name_that_is_not_utf8_is_a_json_400() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Secret::generate().unwrap();
+        let router = router(app(dir.path(), &admin));
+        for (method, path) in [
+            (Method::GET, "/v1/views/%FF"),
+            (Method::GET, "/v1/views/%FF/results"),
+            (Method::POST, "/v1/streams/%FF/events"),
+        ] {
+            let answer = call(&router, method, path, &admin).await;
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(
+                answer.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{path}"
+            );
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "bad_request", "{path}: {body}");
+        }
+    }
+
     /// The router serves exactly what the table lists, whatever the method: at every path,
     /// a method no route has is answered 405 with `Allow` naming every method the router
     /// serves there, which must be the table's. (Sent with an admin token, which the check

@@ -3,10 +3,10 @@
 //! to the result store, so reads never wait for a view's commit: on tokio's blocking pool,
 //! except a page of results from a local SQLite file, which is cheaper to read in place.
 
-use super::error::ApiError;
+use super::error::{ApiError, Name};
 use super::state::App;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use freshet_engine::freshness::Freshness;
 use freshet_engine::source::fmt_ms;
@@ -256,7 +256,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> 
 /// `GET /v1/views/{name}`: the summary plus the statement, results table and plan.
 pub async fn describe(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Name(name): Name,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let (catalog, def, status) = with_reader(&app, |catalog, store| {
@@ -297,7 +297,7 @@ pub async fn describe(
 /// at most 10,000), `offset`, and any key column as `column=value`.
 pub async fn results(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let app_store_is_shared = app.store.is_shared();

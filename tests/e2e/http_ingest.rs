@@ -94,6 +94,10 @@ fn errors_are_json_with_stable_codes() {
         server.post_events("bid", b"{}\n", &[("idempotency-key", long_key.as_str())]);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "bad_idempotency_key", "{body}");
+    // Issue 19: docs/openapi.yaml says visible ASCII; a space inside was let through.
+    let (status, body) = server.post_events("bid", b"{}\n", &[("idempotency-key", "a b")]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_idempotency_key", "{body}");
 
     assert_eq!(env.events("bid"), 0, "no error appended anything");
     assert_eq!(

@@ -143,6 +143,9 @@ pub enum FrameDefect {
     CrcMismatch,
     /// The record count is zero.
     EmptyFrame,
+    /// The frame's records would run past the largest offset (`base_offset +
+    /// record_count` does not fit in a u64).
+    OffsetOverflow,
 }
 
 impl std::fmt::Display for FrameDefect {
@@ -154,6 +157,7 @@ impl std::fmt::Display for FrameDefect {
             FrameDefect::BadLength => "impossible frame length",
             FrameDefect::CrcMismatch => "CRC32C mismatch",
             FrameDefect::EmptyFrame => "frame with zero records",
+            FrameDefect::OffsetOverflow => "frame's offsets run past the largest offset",
         })
     }
 }
@@ -211,6 +215,16 @@ pub fn check(bytes: &[u8]) -> Result<FrameHeader, FrameDefect> {
     if header.record_count == 0 {
         return Err(FrameDefect::EmptyFrame);
     }
+    // Every reader computes the frame's end offset; one that cannot exist is damage, not
+    // an overflow for the reader to panic on.
+    if header
+        .base_offset
+        .0
+        .checked_add(u64::from(header.record_count))
+        .is_none()
+    {
+        return Err(FrameDefect::OffsetOverflow);
+    }
     Ok(header)
 }
 
@@ -256,6 +270,21 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(check(&bad).is_err(), "flip at byte {i} went unnoticed");
         }
+    }
+
+    /// Issue 19 (found by fuzz/fuzz_targets/frame.rs): a frame with a valid CRC whose
+    /// base offset plus record count overflows passed the check, and `end_offset` then
+    /// panicked in the reader, `log verify` and recovery.
+    #[test]
+    fn issue_19_a_frame_whose_offsets_overflow_is_a_defect() {
+        let mut bytes = Vec::new();
+        let base = Offset(u64::MAX - 1);
+        let t = EventTime(0);
+        encode(&mut bytes, base, 3, t, t, IngestTime(0), None, b"x");
+        assert_eq!(check(&bytes), Err(FrameDefect::OffsetOverflow));
+        let mut bytes = Vec::new();
+        encode(&mut bytes, base, 1, t, t, IngestTime(0), None, b"x");
+        assert_eq!(check(&bytes).map(|h| h.end_offset()), Ok(Offset(u64::MAX)));
     }
 
     #[test]

@@ -48,3 +48,59 @@ pub fn inspect_partition(storage: &dyn Storage, dir: &Path) -> Result<PartitionS
         segments: bases.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+    use crate::segment::{IndexEntry, encode_index};
+    use crate::storage::MemStorage;
+    use freshet_types::{EventTime, IngestTime};
+    use std::sync::Arc;
+
+    /// Issue 19 (found by fuzz/fuzz_targets/frame.rs; its input reduced by hand to this):
+    /// an index entry pointing at a frame with a valid CRC whose offsets overflow u64 made
+    /// `inspect_partition` (`freshet streams`) panic computing the frame's end offset. Such
+    /// a frame is damage now: the listing stops before it, and `log verify` names it.
+    #[test]
+    fn issue_19_a_frame_whose_offsets_overflow_is_damage_not_a_panic() {
+        let storage = MemStorage::new();
+        let dir = Path::new("/stream/0");
+        storage.create_dir_all(dir).expect("in memory");
+        let t = EventTime(0);
+        let mut seg = Vec::new();
+        frame::encode(&mut seg, Offset(0), 1, t, t, IngestTime(0), None, b"a");
+        let second = seg.len() as u64;
+        let huge = Offset(u64::MAX - 1);
+        frame::encode(&mut seg, huge, 3, t, t, IngestTime(0), None, b"b");
+        storage.set_file_bytes(&log_path(dir, Offset(0)), seg);
+        let entries = [
+            IndexEntry {
+                offset: Offset(0),
+                position: 0,
+            },
+            IndexEntry {
+                offset: huge,
+                position: second,
+            },
+        ];
+        storage.set_file_bytes(&index_path(dir, Offset(0)), encode_index(&entries));
+
+        let stats = inspect_partition(&storage, dir).expect("inspect");
+        assert_eq!(stats.end, Offset(1));
+        let report = crate::verify_partition(&storage, dir).expect("verify");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.detail.contains("past the largest offset")),
+            "{report:?}"
+        );
+        let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+        let mut reader = crate::PartitionReader::open(shared, dir).expect("a reader");
+        let frames = reader
+            .read(Offset(0), 1 << 20)
+            .expect("the first frame reads");
+        assert_eq!(frames.len(), 1);
+    }
+}

@@ -111,7 +111,23 @@ impl CsvDecoder {
     /// Decode records (no header) starting at 1-based line `first_line` of their source.
     pub fn decode(&self, text: &[u8], first_line: u64) -> Result<Decoded> {
         let mut out = Bisected::default();
-        let lines = split_lines(text, first_line, &mut out.rejects);
+        let mut lines = split_lines(text, first_line, &mut out.rejects);
+        // arrow-csv checks UTF-8 over all the fields of a batch at once, then slices each
+        // field unchecked: the bytes of two bad fields can together form a valid character,
+        // and each field is then a `str` that is not UTF-8 (a panic when printed). A line
+        // checked here splits only at ASCII separators, so each of its fields is text.
+        lines.retain(|&(line, s, e)| match std::str::from_utf8(&text[s..e]) {
+            Ok(_) => true,
+            Err(err) => {
+                out.rejects.push(Reject {
+                    code: RejectCode::BadCsv,
+                    reason: format!("the record is not UTF-8: {err}"),
+                    line,
+                    raw: text[s..e].to_vec(),
+                });
+                false
+            }
+        });
         let attempt = |from: usize, to: usize| {
             // Feed only the chosen lines: oversized and blank lines are left out.
             let mut buf = Vec::new();
@@ -251,6 +267,51 @@ fn chrono_utc() -> arrow_array::timezone::Tz {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ddl::{StreamStatement, parse_stream_statement};
+
+    fn def(sql: &str) -> StreamDef {
+        match parse_stream_statement(sql).expect("parses") {
+            Some(StreamStatement::Create { def, .. }) => def,
+            _ => unreachable!("a CREATE STREAM"),
+        }
+    }
+
+    /// Issue 19 (found by fuzz/fuzz_targets/csv.rs): two records of one byte each that
+    /// are not UTF-8 alone but are together (0xDC 0x94) went through arrow-csv's UTF-8
+    /// check, and the decoder panicked printing the field in the reject reason. Each is
+    /// now rejected as bad_csv, and the good rows around them are kept.
+    #[test]
+    fn issue_19_fields_that_are_utf8_only_together_are_rejected_not_a_panic() {
+        let def = def("CREATE STREAM t (i INT, ts TIMESTAMP NOT NULL,
+                       WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)");
+        // The fuzzer's input, with the header line it began with.
+        let crash = b"I\n\xdc\n\x94\x10\n\x10\n\x00\x10\n\x00\n\t\xf8\x8b0\t\n";
+        let (header, records) = crash.split_at(2);
+        let decoder = CsvDecoder::new(&def, header).expect("a header naming `i`");
+        let decoded = decoder.decode(records, 2).expect("bad rows are rejected");
+        assert_eq!(decoded.accepted(), 0);
+        let got: Vec<(u64, RejectCode)> =
+            decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, RejectCode::BadCsv),
+                (3, RejectCode::BadCsv),
+                (4, RejectCode::WrongType),
+                (5, RejectCode::WrongType),
+                (6, RejectCode::WrongType),
+                (7, RejectCode::BadCsv),
+            ]
+        );
+        let decoder = CsvDecoder::new(&def, b"i,ts\n").expect("a header");
+        let decoded = decoder
+            .decode(b"1,5\n\xdc,5\n\x94,5\n2,6\n", 2)
+            .expect("bad rows are rejected");
+        assert_eq!(decoded.accepted(), 2, "{:?}", decoded.rejects);
+        let got: Vec<(u64, RejectCode)> =
+            decoded.rejects.iter().map(|r| (r.line, r.code)).collect();
+        assert_eq!(got, vec![(3, RejectCode::BadCsv), (4, RejectCode::BadCsv)]);
+    }
 
     /// Issue 20: a header was split at every comma, quoted or not.
     #[test]
