@@ -62,7 +62,10 @@ freshet sql "CREATE VIEW counts AS SELECT auction, window_start, window_end, COU
     GROUP BY auction, window_start, window_end" >/dev/null
 TOKEN="$(freshet token create --role admin --name schemathesis | tail -1)"
 
-freshet serve --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.log" &
+# The binary itself, not the shell function: `$!` must be the server's pid for the
+# cleanup's SIGTERM to reach it (a backgrounded function is a subshell that would not
+# pass the signal on, leaving the server running).
+"$BIN" --data-dir "$WORK/data" serve --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.log" &
 SERVER=$!
 ADDR=""
 for _ in $(seq 300); do

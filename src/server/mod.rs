@@ -164,6 +164,17 @@ pub fn run_with(
             LogAccess::Reader(data_dir.to_path_buf())
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Before any thread starts, so that a SIGHUP during startup never ends the process
+    // mid-commit.
+    let hangups = {
+        let _runtime = runtime.enter();
+        crate::app::signals::hangups().context("cannot handle SIGHUP")?
+    };
     let (ddl, ddl_requests) = std::sync::mpsc::sync_channel(state::DDL_QUEUE_MAX);
     let reconciliations = reconciliations::Reconciliations::open(log.root(), log.is_writer());
     let app = Arc::new(App {
@@ -205,12 +216,13 @@ pub fn run_with(
         ),
         false => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(app.clone(), &args.listen, &addrs, tls, on_listening));
+    let served = runtime.block_on(serve(
+        app.clone(),
+        &args.listen,
+        &addrs,
+        (tls, hangups),
+        on_listening,
+    ));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
         .map(|v| v.join())
@@ -233,7 +245,7 @@ async fn serve(
     app: Arc<App>,
     listen: &str,
     addrs: &[SocketAddr],
-    tls: Option<Arc<Certificates>>,
+    (tls, hangups): (Option<Arc<Certificates>>, tokio::signal::unix::Signal),
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     // The first of the addresses checked that binds (one, not all), not `listen` resolved
@@ -242,8 +254,6 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    // Before the server says it listens, so that a SIGHUP sent once it has never ends it.
-    let hangups = crate::app::signals::hangups().context("cannot handle SIGHUP")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
     output::line(format!("freshet serving on {scheme}://{addr}"));

@@ -9,9 +9,11 @@
 //!
 //! Handshakes run in tasks of their own, at most [`TLS_HANDSHAKES_MAX`] at once and each for
 //! at most [`TLS_HANDSHAKE_TIMEOUT`], so that a client that connects and says nothing holds
-//! no one else up. Finished connections go to axum through [`TlsListener`], so the server
-//! keeps axum's graceful shutdown: when it stops accepting, handshakes under way are
-//! dropped with the listener.
+//! one slot for a few seconds, not the accept loop. (Enough silent clients can still fill
+//! every slot for that long: a per-address limit, and idle timeouts after the handshake,
+//! are not built.) Finished connections go to axum through [`TlsListener`], so the server
+//! keeps axum's graceful shutdown; handshakes under way when it stops run on until they
+//! finish or time out, and their connections are not served.
 //!
 //! It does not ask clients for certificates (authentication is by API token), and speaks
 //! HTTP/1.1 only, as the plaintext server does.

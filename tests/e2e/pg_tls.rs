@@ -464,8 +464,11 @@ fn pg_pool_bound_holds_under_200_concurrent_readers() {
         sampler.join().expect("the sampler")
     });
     assert!(held_max > 0, "the sampler saw the server's connections");
+    // Readers share POOL_MAX; the view's writer and the DDL writer have their own.
+    let writers = 2;
     assert!(
-        held_max <= POOL_MAX,
-        "the server held {held_max} connections; its pool allows {POOL_MAX}"
+        held_max <= POOL_MAX + writers,
+        "the server held {held_max} connections; its readers' pool allows {POOL_MAX}, \
+         besides {writers} writers"
     );
 }

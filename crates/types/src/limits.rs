@@ -117,11 +117,11 @@ pub const UNION_BRANCHES_MAX: u32 = 64;
 pub const TLS_HANDSHAKES_MAX: usize = 256;
 
 /// Longest a client may take to finish its TLS handshake before its connection is closed.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections a process holds to one PostgreSQL store when its URL says no `pool_max=`:
-/// well under PostgreSQL's default `max_connections` of 100, with room for a few
-/// processes.
+/// Reader connections a process holds to one PostgreSQL store when its URL says no
+/// `pool_max=` (each view's writer has its own besides): well under PostgreSQL's default
+/// `max_connections` of 100, with room for a few processes.
 pub const STORE_CONNECTIONS_DEFAULT: usize = 16;
 
 /// The largest `pool_max=` a PostgreSQL store URL may give.

@@ -22,6 +22,10 @@ use crate::error::PostgresContext;
 
 /// NULLS NOT DISTINCT keys need PostgreSQL 15.
 const SERVER_VERSION_MIN: i32 = 150_000;
+/// A reader connection idle in the pool this long is checked before it is used.
+const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long that check may take before the connection is replaced.
+const IDLE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PgStore {
     /// Runs `f` on a live connection, taking a place in the pool and connecting (and
@@ -31,15 +35,24 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Client, &mut HashMap<String, Statement>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if self.read_only {
+            // A reader's lease is local, so that it goes back to the pool even if `f`
+            // panics. A connection idle for a while may have been closed by the server
+            // (a restart, an idle timeout) without the client knowing: check it first.
+            let mut lease = self.location.pool.lease(true, &self.location)?;
+            if lease.idle_for.is_some_and(|idle| idle >= IDLE_CHECK_AFTER)
+                && let Some(client) = &mut lease.conn.client
+                && client.is_valid(IDLE_CHECK_TIMEOUT).is_err()
+            {
+                lease.conn.client = None;
+            }
+            return self.on_lease(&mut lease.conn, f);
+        }
         let mut lease = self.lease.borrow_mut();
         if lease.is_none() {
-            *lease = Some(self.location.pool.lease(self.read_only, &self.location)?);
+            *lease = Some(self.location.pool.lease(false, &self.location)?);
         }
-        let result = self.on_lease(&mut lease.as_mut().expect("leased above").conn, f);
-        if self.read_only {
-            *lease = None;
-        }
-        result
+        self.on_lease(&mut lease.as_mut().expect("leased above").conn, f)
     }
 
     /// [`PgStore::with_client`] on the connection of the store's lease.

@@ -66,8 +66,19 @@ impl PgLocation {
     /// `sslmode` (default `prefer`), `sslrootcert` and `pool_max` (default
     /// [`STORE_CONNECTIONS_DEFAULT`]) read by the store.
     pub fn parse(url: &str) -> Result<PgLocation, StoreError> {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, query),
+        // The user information ends at the first '@', as the client reads it; a '/', '?'
+        // or '#' in it would make the store and the client read the URL differently (and
+        // show a password), so it must be percent-encoded.
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let user_end = url[start..].find('@').map_or(start, |i| start + i + 1);
+        if url[start..user_end].contains(['/', '?', '#']) {
+            return Err(StoreError::user(
+                "the store URL's user name or password holds '/', '?' or '#': \
+                 percent-encode them (%2F, %3F, %23)",
+            ));
+        }
+        let (base, query) = match url[user_end..].find('?') {
+            Some(i) => (&url[..user_end + i], &url[user_end + i + 1..]),
             None => (url, ""),
         };
         let mut schema = DEFAULT_SCHEMA.to_owned();
@@ -77,7 +88,12 @@ impl PgLocation {
         let mut rest = Vec::new();
         let mut shown = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            match pair.split_once('=') {
+            // Keys and the store's own values are percent-decoded, as the client decodes
+            // them: `ssl%6Dode` is `sslmode`.
+            let decoded = pair
+                .split_once('=')
+                .map(|(k, v)| (percent_decoded(k), percent_decoded(v)));
+            match decoded.as_ref().map(|(k, v)| (k.as_str(), v.as_str())) {
                 Some(("schema", "")) => {
                     return Err(StoreError::user("the store URL has an empty schema="));
                 }
@@ -163,6 +179,31 @@ impl PgLocation {
     }
 }
 
+/// `text` with `%XX` escapes decoded (a malformed escape is kept as it is).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The URL with any password replaced by `***`.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -231,6 +272,31 @@ mod tests {
         };
         assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
         assert!(!format!("{e:?}").contains("s3cr3t-pw"), "{e:?}");
+        // An encoded key is the key it encodes.
+        let location =
+            PgLocation::parse("postgres://me@h/db?passwor%64=s3cr3t-pw").expect("parses");
+        assert!(!location.to_string().contains("s3cr3t-pw"), "{location}");
+        // A '/', '?' or '#' in the password must be encoded: otherwise the store and the
+        // client would read the URL differently.
+        for url in [
+            "postgres://u:s3cr3t?pw@h/db?sslmode=require",
+            "postgres://u:s3cr3t/pw@h/db",
+            "postgres://u:s3cr3t#pw@h/db",
+        ] {
+            let Err(e) = PgLocation::parse(url) else {
+                panic!("{url} is refused")
+            };
+            assert!(!e.to_string().contains("s3cr3t"), "{e}");
+            assert!(e.to_string().contains("percent-encode"), "{e}");
+        }
+    }
+
+    /// `ssl%6Dode=require` is `sslmode=require`: the store must not read `prefer` where the
+    /// client reads `require`.
+    #[test]
+    fn an_encoded_sslmode_is_read() {
+        let location = PgLocation::parse("postgres://h/db?ssl%6Dode=require").expect("parses");
+        assert_eq!(location.ssl_mode, SslMode::Require);
     }
 
     #[test]
