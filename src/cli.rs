@@ -53,7 +53,7 @@ pub enum Command {
     /// Generate events (Nexmark) into NDJSON files or straight into streams.
     Gen(GenArgs),
     /// Run SQL statements (CREATE/DROP STREAM, CREATE/DROP VIEW, SHOW STREAMS/VIEWS,
-    /// DESCRIBE VIEW).
+    /// DESCRIBE VIEW, COPY view TO 'file.parquet').
     Sql(SqlArgs),
     /// Run every view: read the log from each view's committed offsets, process, and
     /// commit results exactly once into the result store. Ctrl-C stops cleanly.

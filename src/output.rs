@@ -34,6 +34,19 @@ pub fn note(text: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
 }
 
+/// The first `max` rows of `batch` as text cells for [`table`] (NULL for nulls).
+pub fn cells(batch: &arrow_array::RecordBatch, max: usize) -> anyhow::Result<Vec<Vec<String>>> {
+    let options = arrow_cast::display::FormatOptions::default().with_null("NULL");
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows().min(max))
+        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect())
+        .collect())
+}
+
 /// Print rows as a table with a header, columns aligned by the terminal columns each cell
 /// takes (a wide character takes two, a combining one none).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {

@@ -163,6 +163,12 @@ impl<'a> Supervisor<'a> {
         Ok(all)
     }
 
+    /// Runs a `COPY ... TO 'file'`: the query in batch over the log and the stored views
+    /// (what the views have committed), into the file.
+    pub fn copy(&self, copy: &freshet_engine::copy::CopyStatement) -> anyhow::Result<String> {
+        crate::commands::query::copy(self.dir.root(), self.location, copy)
+    }
+
     /// Applies `statement` between two turns: a view is stopped (and committed) before it
     /// is dropped, and a created view starts at once. Returns the text to show.
     pub fn execute(&mut self, statement: Statement) -> anyhow::Result<String> {

@@ -7,7 +7,7 @@ mod explain;
 mod gen_nexmark;
 mod ingest;
 mod inspect;
-mod query;
+pub mod query;
 mod query_output;
 pub mod reconcile;
 pub mod results;

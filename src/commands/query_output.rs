@@ -7,7 +7,6 @@ use crate::cli::QueryFormat;
 use crate::output;
 use anyhow::Context;
 use arrow_array::RecordBatch;
-use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::SchemaRef;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -112,6 +111,11 @@ impl Printer {
         })
     }
 
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Write one batch.
     pub fn batch(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
         let names: Vec<String> = batch
@@ -125,18 +129,8 @@ impl Printer {
                 if self.header.is_empty() {
                     self.header = names;
                 }
-                let options = FormatOptions::default().with_null("NULL");
-                let formatters = batch
-                    .columns()
-                    .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                    .collect::<Result<Vec<_>, _>>()?;
-                for i in 0..batch.num_rows() {
-                    if self.table.len() < TABLE_ROWS_MAX {
-                        self.table
-                            .push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-                    }
-                }
+                let room = TABLE_ROWS_MAX - self.table.len();
+                self.table.extend(output::cells(batch, room)?);
             }
             QueryFormat::Csv => {
                 let mut writer = arrow_csv::WriterBuilder::new()
@@ -145,13 +139,7 @@ impl Printer {
                 writer.write(batch)?;
             }
             QueryFormat::Json => {
-                if !self.header_done {
-                    write!(
-                        self.text,
-                        "{{\"columns\": {}, \"rows\": [",
-                        serde_json::to_string(&names)?
-                    )?;
-                }
+                self.open_json(&names)?;
                 for (i, row) in crate::rows_json::rows(batch)?.iter().enumerate() {
                     let comma = if self.rows + i == 0 { "" } else { "," };
                     write!(self.text, "{comma}\n  {row}")?;
@@ -172,6 +160,18 @@ impl Printer {
         }
         self.header_done = true;
         self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// The JSON document's start, before its first row.
+    fn open_json(&mut self, names: &[String]) -> anyhow::Result<()> {
+        if !self.header_done {
+            write!(
+                self.text,
+                "{{\"columns\": {}, \"rows\": [",
+                serde_json::to_string(names)?
+            )?;
+        }
         Ok(())
     }
 
@@ -223,13 +223,7 @@ impl Printer {
                 }
             }
             QueryFormat::Json => {
-                if !self.header_done {
-                    write!(
-                        self.text,
-                        "{{\"columns\": {}, \"rows\": [",
-                        serde_json::to_string(&names)?
-                    )?;
-                }
+                self.open_json(&names)?;
                 writeln!(self.text, "\n]}}")?;
             }
             QueryFormat::Parquet | QueryFormat::Arrow => {

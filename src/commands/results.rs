@@ -4,7 +4,6 @@ use crate::app::time_arg::parse_time;
 use crate::cli::ResultsArgs;
 use crate::output;
 use anyhow::bail;
-use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_store::{ResultQuery, StoreLocation};
 use std::process::ExitCode;
 
@@ -36,12 +35,6 @@ pub fn run(location: &StoreLocation, args: ResultsArgs) -> anyhow::Result<ExitCo
     };
     let rows = store.read_results(&args.view, &query)?;
     let batch = &rows.batch;
-    let options = FormatOptions::default().with_null("NULL");
-    let formatters = batch
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-        .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = batch
         .schema()
         .fields()
@@ -55,9 +48,7 @@ pub fn run(location: &StoreLocation, args: ResultsArgs) -> anyhow::Result<ExitCo
             "has_more": rows.has_more,
         }))?;
     } else {
-        let table: Vec<Vec<String>> = (0..batch.num_rows())
-            .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect())
-            .collect();
+        let table = output::cells(batch, usize::MAX)?;
         let header: Vec<&str> = names.iter().map(String::as_str).collect();
         output::table(&header, &table);
         if rows.has_more {

@@ -3,6 +3,7 @@
 use crate::cli::SqlArgs;
 use crate::output;
 use anyhow::{Context, bail};
+use freshet_engine::copy::parse_copy;
 use freshet_engine::statement::{self, LazyStore, Statement};
 use freshet_store::StoreLocation;
 use freshet_streams::DataDir;
@@ -25,16 +26,21 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: SqlArgs) -> anyhow::
     let mut store = LazyStore::new(location);
     let mut results = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
-        let outcome = Statement::parse(statement)
-            .and_then(|parsed| statement::execute(&dir, &mut store, parsed))
-            .with_context(|| {
-                format!(
-                    "statement {} of {} failed: {}",
-                    i + 1,
-                    statements.len(),
-                    statement.trim().lines().next().unwrap_or_default()
-                )
-            })?;
+        let outcome = match parse_copy(statement) {
+            Ok(Some(copy)) => super::query::copy(data_dir, location, &copy),
+            Ok(None) => Statement::parse(statement)
+                .and_then(|parsed| statement::execute(&dir, &mut store, parsed))
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        }
+        .with_context(|| {
+            format!(
+                "statement {} of {} failed: {}",
+                i + 1,
+                statements.len(),
+                statement.trim().lines().next().unwrap_or_default()
+            )
+        })?;
         if !args.json {
             output::line(&outcome);
         }

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use freshet_engine::Statement;
+use freshet_engine::copy::parse_copy;
 use freshet_streams::ddl::split_statements;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -119,8 +120,14 @@ fn apply(supervisor: &mut Supervisor<'_>, sql: &str) -> Result<Vec<String>, ApiE
                 statements.len()
             ))
         };
-        let parsed = Statement::parse(statement).map_err(|e| failed(e.into()))?;
-        results.push(supervisor.execute(parsed).map_err(failed)?);
+        let outcome = match parse_copy(statement).map_err(|e| failed(e.into()))? {
+            Some(copy) => supervisor.copy(&copy),
+            None => {
+                let parsed = Statement::parse(statement).map_err(|e| failed(e.into()))?;
+                supervisor.execute(parsed)
+            }
+        };
+        results.push(outcome.map_err(failed)?);
     }
     Ok(results)
 }

@@ -163,6 +163,50 @@ print(json.dumps({
         "{read}"
     );
 
+    // COPY writes a view (or a query) the same way, from `freshet sql` and over HTTP.
+    let copied = env.path("copied.parquet");
+    let said = env.ok(&["sql", &format!("COPY counts TO '{}'", copied.display())]);
+    let stored: Value = serde_json::from_str(&env.ok(&[
+        "query",
+        "SELECT count(*) AS n FROM counts",
+        "--format",
+        "json",
+    ]))
+    .expect("JSON");
+    let stored = stored["rows"][0]["n"].as_u64().expect("n");
+    assert_eq!(
+        said.trim(),
+        format!("COPY {stored} to {}", copied.display())
+    );
+    let count = |path: &std::path::Path| -> u64 {
+        let run = std::process::Command::new(&python)
+            .args(["-c", "import sys, pyarrow.parquet; print(pyarrow.parquet.read_table(sys.argv[1]).num_rows)"])
+            .arg(path)
+            .output()
+            .expect("run python");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stdout)
+            .trim()
+            .parse()
+            .expect("a count")
+    };
+    assert_eq!(count(&copied), stored);
+    let server = Server::start(&env);
+    let over_http = env.path("over_http.parquet");
+    let (status, body) = server.post_json(
+        "/v1/sql",
+        &serde_json::json!({
+            "sql": format!("COPY (SELECT * FROM counts WHERE bids > 1) TO '{}' (FORMAT parquet)", over_http.display())
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(count(&over_http) < stored, "{body}");
+    drop(server);
+
     // A query that fails leaves no file; --out with the table format, or Parquet without
     // --out, is refused.
     let missing = env.path("missing.parquet");

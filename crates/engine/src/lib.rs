@@ -14,6 +14,7 @@ pub mod batch;
 pub mod clock;
 pub mod committer;
 pub mod compile;
+pub mod copy;
 pub mod error;
 pub mod explain;
 pub mod freshness;

@@ -43,7 +43,7 @@ impl Statement {
         }
         Err(EngineError::Sql(
             "unsupported statement: this version understands CREATE/DROP STREAM, CREATE/DROP \
-             VIEW, SHOW STREAMS, SHOW VIEWS and DESCRIBE VIEW"
+             VIEW, SHOW STREAMS, SHOW VIEWS, DESCRIBE VIEW and COPY ... TO 'file'"
                 .into(),
         ))
     }
