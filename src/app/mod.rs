@@ -3,7 +3,9 @@
 //! and `server` both use it; it uses neither.
 
 pub mod auth;
+pub mod batch_query;
 pub mod listen;
+pub mod query_output;
 pub mod signals;
 pub mod supervisor;
 pub mod time_arg;

@@ -4,24 +4,28 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Resolves when SIGINT or SIGTERM arrives. The handlers are installed when this is
+/// called (inside a runtime), not when the future is first polled, so a signal sent any
+/// time after the call stops the process cleanly instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    async fn next(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
-    tracing::info!("shutdown signal received");
+    async move {
+        tokio::select! {
+            () = next(term) => {},
+            () = next(interrupt) => {},
+        }
+        tracing::info!("shutdown signal received");
+    }
 }
 
 /// Sets `stop` when SIGINT or SIGTERM arrives (for a synchronous loop).
@@ -32,7 +36,7 @@ pub fn on_shutdown_signal(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            runtime.block_on(shutdown_signal());
+            runtime.block_on(async { shutdown_signal().await });
             stop.store(true, Ordering::SeqCst);
         })?;
     Ok(())

@@ -166,7 +166,7 @@ impl<'a> Supervisor<'a> {
     /// Runs a `COPY ... TO 'file'`: the query in batch over the log and the stored views
     /// (what the views have committed), into the file.
     pub fn copy(&self, copy: &freshet_engine::copy::CopyStatement) -> anyhow::Result<String> {
-        crate::commands::query::copy(self.dir.root(), self.location, copy)
+        super::batch_query::copy(self.dir.root(), self.location, copy)
     }
 
     /// Applies `statement` between two turns: a view is stopped (and committed) before it

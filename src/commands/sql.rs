@@ -27,7 +27,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: SqlArgs) -> anyhow::
     let mut results = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
         let outcome = match parse_copy(statement) {
-            Ok(Some(copy)) => super::query::copy(data_dir, location, &copy),
+            Ok(Some(copy)) => crate::app::batch_query::copy(data_dir, location, &copy),
             Ok(None) => Statement::parse(statement)
                 .and_then(|parsed| statement::execute(&dir, &mut store, parsed))
                 .map_err(anyhow::Error::from),

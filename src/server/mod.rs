@@ -256,6 +256,8 @@ async fn serve(
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
+    // Before the server says it listens: a SIGTERM sent once it has stops it cleanly.
+    let stop = crate::app::signals::shutdown_signal();
     output::line(format!("freshet serving on {scheme}://{addr}"));
     on_listening(addr)?;
     let writer = app.log.is_writer();
@@ -264,7 +266,6 @@ async fn serve(
     let tokens = tokio::spawn(app.credentials.clone().follow());
     let reloads = tokio::spawn(reload_on_hangup(hangups, tls));
     let router = router(app);
-    let stop = crate::app::signals::shutdown_signal();
     let served = match acceptor {
         None => {
             // Small responses must not wait for Nagle's algorithm and the client's delayed

@@ -1,4 +1,4 @@
-//! Where `freshet query` puts its result, batch by batch: a table (at the end), CSV or JSON
+//! Where `freshet query` and `COPY` put their result, batch by batch: a table (at the end), CSV or JSON
 //! on stdout or in a file, or a Parquet or Arrow IPC file. A file is written beside its
 //! final name and renamed once the whole result is in it, so a failed query leaves no
 //! partial file.
