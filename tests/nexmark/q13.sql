@@ -1,4 +1,4 @@
--- status: refused a streaming join must join two windowed inputs on the same window
+-- status: runs
 -- Bounded side-input join: bids enriched from a side table. Freshet has no side-input
 -- tables; the auction stream stands in for one.
 SELECT B.auction, B.bidder, B.price, B.date_time, A.item_name

@@ -1,4 +1,4 @@
--- status: refused a streaming join must join two windowed inputs on the same window
+-- status: runs
 -- Expand bid with auction: bids on category-10 auctions with the auction's fields.
 SELECT auction, bidder, price, channel, url, B.date_time, B.extra,
        item_name, description, initial_bid, reserve, A.date_time AS auction_date_time,

@@ -1,4 +1,4 @@
--- status: refused a streaming join must join two windowed inputs on the same window
+-- status: refused an aggregate over an unbounded GROUP BY's continuously updated rows
 -- Average closing price per category: the winning bid of each auction (bids within the
 -- auction's lifetime), averaged per category.
 SELECT Q.category, AVG(Q.final) AS avg_final

@@ -1,4 +1,4 @@
--- status: refused a streaming join must join two windowed inputs on the same window
+-- status: refused a join with an aggregate's rows must join two windowed inputs on the same window
 -- Highest bid: the bids at the highest price of each 10 s window, joined as Flink writes
 -- it (a time-bounded join with BETWEEN).
 SELECT B.auction, B.price, B.bidder, B.date_time, B.extra

@@ -1,4 +1,4 @@
--- status: refused a streaming join must join two windowed inputs on the same window
+-- status: runs
 -- Winning bids: the highest bid of each auction within its lifetime.
 SELECT id, item_name, description, initial_bid, reserve, date_time, expires, seller,
        category, auction, bidder, price, bid_date_time

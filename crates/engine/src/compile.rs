@@ -11,7 +11,7 @@
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
-use crate::join::{WindowJoin, WindowRef};
+use crate::join::{Join, SymmetricJoin, WindowJoin, WindowRef};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
@@ -22,6 +22,7 @@ use arrow_row::SortField;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::DFSchema;
+use datafusion::common::NullEquality;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -35,12 +36,41 @@ use std::sync::Arc;
 pub enum ResultKey {
     /// By these output columns (the GROUP BY columns, window included).
     Columns(Vec<String>),
-    /// By the source position of each row: hidden columns `_partition`, `_offset`, `_copy`.
-    Origin,
+    /// By the source positions of each row (one for a stream's rows, one per joined row
+    /// for a join's): hidden columns `_partition`, `_offset`, `_copy`, then
+    /// `_partition_2`, `_offset_2`, `_copy_2` and so on ([`origin_key`]).
+    Origin(usize),
 }
 
-/// Hidden key columns of views keyed by source position.
-pub const ORIGIN_KEY: [&str; 3] = ["_partition", "_offset", "_copy"];
+/// Hidden key columns of views keyed by `positions` source positions, with their types.
+pub fn origin_key(positions: usize) -> Vec<(String, DataType)> {
+    (1..=positions)
+        .flat_map(|p| {
+            let suffix = if p == 1 {
+                String::new()
+            } else {
+                format!("_{p}")
+            };
+            [
+                (format!("_partition{suffix}"), DataType::UInt32),
+                (format!("_offset{suffix}"), DataType::UInt64),
+                (format!("_copy{suffix}"), DataType::UInt32),
+            ]
+        })
+        .collect()
+}
+
+/// Whether `name` is a hidden key column of a view keyed by source position.
+pub fn is_origin_column(name: &str) -> bool {
+    ["_partition", "_offset", "_copy"].iter().any(|base| {
+        name.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix('_')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
 
 /// A compiled view.
 pub struct Compiled {
@@ -91,25 +121,21 @@ pub fn compile(
     }
     let result_schema = match &key {
         ResultKey::Columns(_) => root.schema.clone(),
-        ResultKey::Origin => {
+        ResultKey::Origin(positions) => {
             let mut fields: Vec<Field> = root
                 .schema
                 .fields()
                 .iter()
                 .map(|f| f.as_ref().clone())
                 .collect();
-            for (name, t) in
-                ORIGIN_KEY
-                    .iter()
-                    .zip([DataType::UInt32, DataType::UInt64, DataType::UInt32])
-            {
-                if fields.iter().any(|f| f.name() == name) {
+            for (name, t) in origin_key(*positions) {
+                if fields.iter().any(|f| *f.name() == name) {
                     return Err(EngineError::Sql(format!(
                         "the view's output has a column named '{name}', which Freshet uses to \
                          key rows by source position; rename it"
                     )));
                 }
-                fields.push(Field::new(*name, t, false));
+                fields.push(Field::new(name, t, false));
             }
             Arc::new(Schema::new(fields))
         }
@@ -142,6 +168,9 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
         .collect();
     let mut mapping: Vec<Option<usize>> = (0..names.len()).map(Some).collect();
     let mut filtered = false;
+    // Filters and projections pass positions on: these are the first stateful node's.
+    let positions = positions(root);
+    let ranked = matches!(under_filters(root).op, Op::TopN { .. });
     let mut node = root;
     loop {
         match &mut node.op {
@@ -199,21 +228,18 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 }
                 return Ok((ResultKey::Columns(key), updating && filtered));
             }
-            Op::Source(_) => return Ok((ResultKey::Origin, false)),
-            // Ranked rows change (a row leaves the top N): a filter over them deletes too.
-            Op::TopN { .. } => return Ok((ResultKey::Origin, filtered)),
-            Op::Union { .. } => return Ok((ResultKey::Origin, false)),
-            Op::Join { left, .. } => {
-                if !has_origin(left) {
-                    return Err(unsupported(
-                        "a join whose left input is an aggregate; put the stream's rows on the \
-                         left so that each result row is keyed by its source position",
-                    ));
-                }
-                return Ok((ResultKey::Origin, false));
-            }
+            Op::Source(_) | Op::TopN { .. } | Op::Union { .. } | Op::Join { .. } => break,
         }
     }
+    // Rows keyed by their input positions. Ranked rows change (a row leaves the top N): a
+    // filter over them deletes too.
+    let Some(positions) = positions else {
+        return Err(unsupported(
+            "a join whose left input is an aggregate; put the stream's rows on the left so \
+             that each result row is keyed by its source position",
+        ));
+    };
+    Ok((ResultKey::Origin(positions), ranked && filtered))
 }
 
 /// Makes every filter between the root and its aggregate delete the rows it drops: over
@@ -245,7 +271,8 @@ fn reads_windows(node: &Node) -> bool {
         Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
             reads_windows(input)
         }
-        Op::Join { .. } => true,
+        // A symmetric join's rows have no window watermark: grouped, they are unbounded groups.
+        Op::Join { join, .. } => matches!(**join, Join::Window(_)),
         Op::Union { inputs } => inputs.iter().any(reads_windows),
         Op::Aggregate { .. } => node.window.is_some(),
     }
@@ -264,16 +291,34 @@ fn reads_join(node: &Node) -> bool {
     }
 }
 
-fn has_origin(node: &Node) -> bool {
+/// The first node under `node`'s filters and projections.
+fn under_filters(node: &Node) -> &Node {
     match &node.op {
-        Op::Source(_) => true,
-        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
-            has_origin(input)
-        }
-        Op::Join { left, .. } => has_origin(left),
-        Op::Union { inputs } => inputs.iter().all(has_origin),
-        Op::Aggregate { .. } => false,
+        Op::Filter { input, .. } | Op::Project { input, .. } => under_filters(input),
+        _ => node,
     }
+}
+
+/// How many source positions identify each of `node`'s rows, if its rows carry them: one
+/// for a stream's rows, the sum of both sides' for a join's (a window join's right side
+/// may be an aggregate's rows, which add none).
+fn positions(node: &Node) -> Option<usize> {
+    match &node.op {
+        Op::Source(_) => Some(1),
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
+            positions(input)
+        }
+        Op::Join { left, right, .. } => Some(positions(left)? + positions(right).unwrap_or(0)),
+        Op::Union { inputs } => {
+            let each = inputs.iter().map(positions).collect::<Option<Vec<_>>>()?;
+            each.iter().all(|&p| p == each[0]).then_some(each[0])
+        }
+        Op::Aggregate { .. } => None,
+    }
+}
+
+fn has_origin(node: &Node) -> bool {
+    positions(node).is_some()
 }
 
 fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
@@ -535,6 +580,9 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
     })
 }
 
+/// A join: of two windowed inputs on their window, joined when the window closes; or of
+/// two streams' rows (through filters, projections and other such joins) on any keys,
+/// joined as rows arrive.
 fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> Result<Node> {
     // The optimizer turns an inner join whose right side only filters into a semi join.
     let semi = match j.join_type {
@@ -542,36 +590,30 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
         JoinType::LeftSemi => true,
         other => {
             return Err(unsupported(format!(
-                "{other} JOIN; streaming views support inner joins of windowed inputs on their window"
+                "{other} JOIN; streaming views support inner joins (outer joins need \
+                 retractions, which are not built yet)"
             )));
         }
     };
     let left = build(&j.left, cx)?;
     let right = build(&j.right, cx)?;
-    let not_windowed = || {
-        EngineError::Sql(
-            "a streaming join must join two windowed inputs on the same window \
-             (ON a.window_start = b.window_start AND a.window_end = b.window_end ...)"
-                .into(),
-        )
-    };
-    let (Some(lw), Some(rw)) = (left.window, right.window) else {
-        return Err(not_windowed());
-    };
     if !left.appends_only || !right.appends_only {
         return Err(unsupported(
             "a join over an unbounded GROUP BY's updating rows",
         ));
     }
     let (ls, rs) = (j.left.schema(), j.right.schema());
+    let windows = left.window.zip(right.window);
     let mut on_window = false;
     let mut left_keys = Vec::new();
     let mut right_keys = Vec::new();
     let mut key_fields = Vec::new();
     for (l, r) in &j.on {
         let (li, ri) = (column_index(l, ls), column_index(r, rs));
-        if (li.is_some() && li == lw.start_col && ri == rw.start_col)
-            || (li.is_some() && li == lw.end_col && ri == rw.end_col)
+        if let Some((lw, rw)) = windows
+            && li.is_some()
+            && ((li == lw.start_col && ri == rw.start_col)
+                || (li == lw.end_col && ri == rw.end_col))
         {
             on_window = true;
         }
@@ -585,53 +627,91 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
         left_keys.push(cx.physical(l, ls)?);
         right_keys.push(cx.physical(r, rs)?);
     }
-    if !on_window {
-        return Err(not_windowed());
-    }
     let pair_schema = ls.join(rs)?;
     let filter = j
         .filter
         .as_ref()
         .map(|f| cx.physical(f, &pair_schema))
         .transpose()?;
-    let size = |w: WindowInfo| w.kind.and_then(WindowKind::size_ms);
+    let nulls_match = j.null_equality == NullEquality::NullEqualsNull;
     let id = cx.next_id;
     cx.next_id += 1;
     let schema = arrow(&j.schema);
-    let join = WindowJoin::new(
-        id,
-        schema.clone(),
-        arrow(&pair_schema),
-        semi,
-        left_keys,
-        right_keys,
-        key_fields,
-        filter,
-        WindowRef {
-            start_col: lw.start_col,
-            end_col: lw.end_col,
-            size_ms: size(lw),
-        },
-        WindowRef {
-            start_col: rw.start_col,
-            end_col: rw.end_col,
-            size_ms: size(rw),
-        },
-    )?;
-    if (lw.end_col.is_none() && size(lw).is_none()) || (rw.end_col.is_none() && size(rw).is_none())
-    {
-        return Err(EngineError::Sql(
-            "both sides of a window join must carry window_end (or a TUMBLE/HOP window_start)"
-                .into(),
-        ));
-    }
+    let (join, window) = match windows {
+        Some((lw, rw)) if on_window => {
+            let size = |w: WindowInfo| w.kind.and_then(WindowKind::size_ms);
+            if (lw.end_col.is_none() && size(lw).is_none())
+                || (rw.end_col.is_none() && size(rw).is_none())
+            {
+                return Err(EngineError::Sql(
+                    "both sides of a window join must carry window_end (or a TUMBLE/HOP \
+                     window_start)"
+                        .into(),
+                ));
+            }
+            let join = WindowJoin::new(
+                id,
+                schema.clone(),
+                arrow(&pair_schema),
+                semi,
+                left_keys,
+                right_keys,
+                key_fields,
+                filter,
+                nulls_match,
+                WindowRef {
+                    start_col: lw.start_col,
+                    end_col: lw.end_col,
+                    size_ms: size(lw),
+                },
+                WindowRef {
+                    start_col: rw.start_col,
+                    end_col: rw.end_col,
+                    size_ms: size(rw),
+                },
+            )?;
+            let window = WindowInfo {
+                start_col: lw.start_col,
+                end_col: lw.end_col,
+                kind: lw.kind,
+            };
+            (Join::Window(join), Some(window))
+        }
+        _ => {
+            if !has_origin(&left) || !has_origin(&right) {
+                return Err(EngineError::Sql(
+                    "a join with an aggregate's rows must join two windowed inputs on the same \
+                     window (ON a.window_start = b.window_start AND a.window_end = \
+                     b.window_end ...); joins of streams' rows may use any keys"
+                        .into(),
+                ));
+            }
+            if semi {
+                return Err(unsupported(
+                    "a semi join (IN or EXISTS over a subquery) of streams' rows outside a \
+                     shared window; write it as an inner join",
+                ));
+            }
+            if j.on.is_empty() {
+                return Err(unsupported(
+                    "a join of two streams without an equality condition (a cross join); \
+                     join on equal keys",
+                ));
+            }
+            let join = SymmetricJoin::new(
+                id,
+                schema.clone(),
+                [left_keys, right_keys],
+                key_fields,
+                filter,
+                nulls_match,
+            )?;
+            (Join::Symmetric(join), None)
+        }
+    };
     Ok(Node {
         schema,
-        window: Some(WindowInfo {
-            start_col: lw.start_col,
-            end_col: lw.end_col,
-            kind: lw.kind,
-        }),
+        window,
         appends_only: true,
         op: Op::Join {
             left: Box::new(left),
@@ -815,13 +895,13 @@ fn build_top_n(
         )));
     };
     let input = build(&w.input, cx)?;
-    // A join's rows share their left row's log position, which keys ranked rows.
-    if !input.appends_only || !has_origin(&input) || reads_join(&input) {
+    // Ranked rows are keyed by their input positions, which an aggregate's rows lack.
+    let Some(positions) = positions(&input).filter(|_| input.appends_only) else {
         return Err(unsupported(
-            "ROW_NUMBER() over an aggregate's or a join's rows; rank a stream's rows (in a \
+            "ROW_NUMBER() over an aggregate's rows; rank streams' rows or a join's (in a \
              view of their own if they are windowed)",
         ));
-    }
+    };
     if matches!(
         input.window.and_then(|w| w.kind),
         Some(WindowKind::Session { .. })
@@ -882,6 +962,7 @@ fn build_top_n(
                     ));
                 }
             },
+            positions,
         },
     )?;
     let mut node = Node {

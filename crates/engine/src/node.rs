@@ -9,7 +9,7 @@
 use crate::Ctx;
 use crate::aggregate::{Aggregate, Grouping};
 use crate::error::{EngineError, Result};
-use crate::join::WindowJoin;
+use crate::join::Join;
 use crate::rows::{Change, Origin, Rows, not_true};
 use crate::source::Source;
 use crate::top_n::TopN;
@@ -80,14 +80,14 @@ pub enum Op {
         /// The branches, in the query's order.
         inputs: Vec<Node>,
     },
-    /// A window join.
+    /// A join.
     Join {
         /// Left input.
         left: Box<Node>,
         /// Right input.
         right: Box<Node>,
         /// The operator.
-        join: Box<WindowJoin>,
+        join: Box<Join>,
     },
 }
 
@@ -239,13 +239,14 @@ impl Node {
                 Ok(out)
             }
             Op::Join { left, right, join } => {
+                let mut out = Vec::new();
                 for r in left.on_input(stream, partition, offsets, batch, ctx)? {
-                    join.on_input(r, false)?;
+                    out.extend(join.on_input(r, false, ctx)?);
                 }
                 for r in right.on_input(stream, partition, offsets, batch, ctx)? {
-                    join.on_input(r, true)?;
+                    out.extend(join.on_input(r, true, ctx)?);
                 }
-                Ok(Vec::new())
+                Ok(out)
             }
         }
     }
@@ -290,13 +291,15 @@ impl Node {
                 Ok(out)
             }
             Op::Join { left, right, join } => {
+                let mut out = Vec::new();
                 for r in left.on_watermark(watermarks, ctx)? {
-                    join.on_input(r, false)?;
+                    out.extend(join.on_input(r, false, ctx)?);
                 }
                 for r in right.on_watermark(watermarks, ctx)? {
-                    join.on_input(r, true)?;
+                    out.extend(join.on_input(r, true, ctx)?);
                 }
-                join.on_watermark(left.window_watermark(), right.window_watermark())
+                out.extend(join.on_watermark(left.window_watermark(), right.window_watermark())?);
+                Ok(out)
             }
         }
     }
@@ -382,7 +385,7 @@ impl Node {
             Op::Join { left, right, join } => {
                 left.restore(by_id)?;
                 right.restore(by_id)?;
-                match by_id.get(&join.id) {
+                match by_id.get(&join.id()) {
                     Some(entries) => join.restore(entries, &left.schema, &right.schema),
                     None => Ok(()),
                 }
@@ -466,9 +469,7 @@ impl Node {
             } else {
                 "N rows per group until the end of the streams, bounded by state_bytes_max"
             }),
-            Op::Join { .. } => {
-                Some("both sides' rows per window, freed as the watermark closes it")
-            }
+            Op::Join { join, .. } => Some(join.state_note()),
         }
     }
 
@@ -511,7 +512,7 @@ impl Node {
                 top.id,
                 top.limit()
             ),
-            Op::Join { join, .. } => format!("WindowJoin #{}", join.id),
+            Op::Join { join, .. } => join.describe(),
             Op::Union { inputs } => format!("UnionAll of {} branches", inputs.len()),
         };
         out.push_str(&pad);

@@ -1,7 +1,8 @@
 //! What flows between operators: Arrow rows, where they came from, and their result state.
 
-use crate::error::Result;
-use arrow_array::{Array, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use crate::error::{EngineError, Result};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow_select::concat::concat;
 use arrow_select::filter::{filter, filter_record_batch};
 use arrow_select::take::{take, take_record_batch};
 use freshet_store::RowState;
@@ -9,7 +10,9 @@ use std::sync::Arc;
 
 /// The log position of each row, carried through stateless operators so that a view
 /// without a GROUP BY can key its results by source position (re-emission is idempotent)
-/// and a late row can be dead-lettered with its offset.
+/// and a late row can be dead-lettered with its offset. A join's rows carry both input
+/// rows' positions: the left row's here, the right row's in `paired`, so that two result
+/// rows made from one left row never share a key.
 #[derive(Debug, Clone)]
 pub struct Origin {
     /// Partition of each row.
@@ -18,15 +21,110 @@ pub struct Origin {
     pub offset: UInt64Array,
     /// Which of the row's windows (0 unless a hopping window copied the row).
     pub copy: UInt32Array,
+    /// For a join's rows, the right input row's position.
+    pub paired: Option<Box<Origin>>,
 }
 
 impl Origin {
+    /// Positions of single rows (not a join's).
+    pub fn new(partition: UInt32Array, offset: UInt64Array, copy: UInt32Array) -> Origin {
+        Origin {
+            partition,
+            offset,
+            copy,
+            paired: None,
+        }
+    }
+
+    /// How many input positions make up each row's identity (1, or more for a join's rows).
+    pub fn positions(&self) -> usize {
+        1 + self.paired.as_ref().map_or(0, |p| p.positions())
+    }
+
+    /// The positions as columns, three per position (partition, offset, copy), left first.
+    pub fn columns(&self) -> Vec<ArrayRef> {
+        let mut out: Vec<ArrayRef> = vec![
+            Arc::new(self.partition.clone()),
+            Arc::new(self.offset.clone()),
+            Arc::new(self.copy.clone()),
+        ];
+        if let Some(p) = &self.paired {
+            out.extend(p.columns());
+        }
+        out
+    }
+
+    /// Positions from columns made by [`Origin::columns`].
+    pub fn from_columns(columns: &[ArrayRef]) -> Result<Origin> {
+        let malformed = || EngineError::Bug("malformed position columns".into());
+        if columns.len() < 3 || !columns.len().is_multiple_of(3) {
+            return Err(malformed());
+        }
+        let u32s = |a: &ArrayRef| {
+            a.as_any()
+                .downcast_ref::<UInt32Array>()
+                .cloned()
+                .ok_or_else(malformed)
+        };
+        let offset = columns[1]
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .cloned()
+            .ok_or_else(malformed)?;
+        let paired = match &columns[3..] {
+            [] => None,
+            rest => Some(Box::new(Origin::from_columns(rest)?)),
+        };
+        Ok(Origin {
+            partition: u32s(&columns[0])?,
+            offset,
+            copy: u32s(&columns[2])?,
+            paired,
+        })
+    }
+
+    /// The positions of a join's rows: `left`'s, then `right`'s (row `i` of both made
+    /// result row `i`).
+    pub fn join(left: Origin, right: Origin) -> Origin {
+        let paired = match left.paired {
+            Some(inner) => Origin::join(*inner, right),
+            None => right,
+        };
+        Origin {
+            paired: Some(Box::new(paired)),
+            ..left
+        }
+    }
+
+    /// The rows of `parts` one after another.
+    pub fn concat(parts: &[&Origin]) -> Result<Origin> {
+        let columns = parts.iter().map(|p| p.columns()).collect::<Vec<_>>();
+        let width = columns.first().map_or(0, Vec::len);
+        if columns.iter().any(|c| c.len() != width) {
+            return Err(EngineError::Bug(
+                "rows of one input with different position widths".into(),
+            ));
+        }
+        let joined = (0..width)
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = columns.iter().map(|cols| cols[c].as_ref()).collect();
+                Ok(concat(&arrays)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Origin::from_columns(&joined)
+    }
+
     /// Keep the rows where `mask` is true.
     pub fn filter(&self, mask: &BooleanArray) -> Result<Origin> {
         Ok(Origin {
             partition: downcast(filter(&self.partition, mask)?),
             offset: downcast(filter(&self.offset, mask)?),
             copy: downcast(filter(&self.copy, mask)?),
+            paired: self
+                .paired
+                .as_ref()
+                .map(|p| p.filter(mask).map(Box::new))
+                .transpose()?,
         })
     }
 
@@ -36,6 +134,11 @@ impl Origin {
             partition: downcast(take(&self.partition, indices, None)?),
             offset: downcast(take(&self.offset, indices, None)?),
             copy: downcast(take(&self.copy, indices, None)?),
+            paired: self
+                .paired
+                .as_ref()
+                .map(|p| p.take(indices).map(Box::new))
+                .transpose()?,
         })
     }
 }

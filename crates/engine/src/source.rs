@@ -73,16 +73,16 @@ impl Source {
                 .iter()
                 .map(|&i| batch.column(i).clone())
                 .collect();
-            let origin = Origin {
-                partition: UInt32Array::from(vec![partition; n]),
-                offset: match offsets {
+            let origin = Origin::new(
+                UInt32Array::from(vec![partition; n]),
+                match offsets {
                     RowOffsets::Dense { first, len } => {
                         UInt64Array::from_iter_values(*first..*first + *len as u64)
                     }
                     RowOffsets::Listed(o) => UInt64Array::from(o.to_vec()),
                 },
-                copy: UInt32Array::from(vec![0; n]),
-            };
+                UInt32Array::from(vec![0; n]),
+            );
             return Ok(vec![Rows {
                 batch: RecordBatch::try_new_with_options(
                     self.schema.clone(),
@@ -140,13 +140,11 @@ impl Source {
             });
         }
         let len = idx.len();
-        let origin = Origin {
-            partition: UInt32Array::from(vec![partition; len]),
-            offset: UInt64Array::from_iter_values(
-                idx.values().iter().map(|&i| offsets.get(i as usize)),
-            ),
-            copy: UInt32Array::from(copies),
-        };
+        let origin = Origin::new(
+            UInt32Array::from(vec![partition; len]),
+            UInt64Array::from_iter_values(idx.values().iter().map(|&i| offsets.get(i as usize))),
+            UInt32Array::from(copies),
+        );
         Ok(vec![Rows {
             batch: RecordBatch::try_new_with_options(
                 self.schema.clone(),

@@ -12,8 +12,9 @@
 //! `window_end`) become final, are written once more and are evicted when the window
 //! watermark passes the window's end; other groups become final at the end of the streams.
 //!
-//! Input rows must come from a stream (they carry their log positions); a top-N over an
-//! aggregate's rows is refused when the view is compiled.
+//! Input rows must come from streams (they carry their log positions: one per row, or one
+//! per joined row for a join's rows); a top-N over an aggregate's rows is refused when the
+//! view is compiled.
 
 use crate::Ctx;
 use crate::accumulate::{get_bytes, put_bytes, take8};
@@ -29,8 +30,8 @@ use freshet_types::Watermark;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Bytes of a row's log position at the end of its order key: partition, offset, copy.
-const ORIGIN_BYTES: usize = 16;
+/// Bytes of one log position at the end of a row's order key: partition, offset, copy.
+const POSITION_BYTES: usize = 16;
 
 /// A row that left its group's top N after a commit wrote it: (order key, row).
 type Gone = (Box<[u8]>, Box<[u8]>);
@@ -65,6 +66,8 @@ pub struct TopN {
     latest_first: bool,
     /// Where the group's window end comes from, when groups are per window.
     window_end: Option<WindowEnd>,
+    /// Log positions per row, at the end of its order key.
+    positions: usize,
     /// Whole input rows, to keep and to rebuild.
     values: RowConverter,
     /// Partition keys.
@@ -115,6 +118,8 @@ pub struct TopNSpec {
     pub limit: usize,
     /// Where the group's window end comes from, if groups are per window.
     pub window_end: Option<WindowEnd>,
+    /// Log positions per input row: 1 for a stream's rows, one per joined row for a join's.
+    pub positions: usize,
 }
 
 impl TopN {
@@ -134,6 +139,7 @@ impl TopN {
             limit: spec.limit,
             latest_first,
             window_end: spec.window_end,
+            positions: spec.positions,
             values: RowConverter::new(input_fields)?,
             keys: RowConverter::new(
                 spec.partition_types
@@ -212,13 +218,18 @@ impl TopN {
         };
         for i in 0..n {
             let key = keys.row(i);
-            let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + ORIGIN_BYTES);
+            let origin_bytes = self.positions * POSITION_BYTES;
+            let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + origin_bytes);
             sort_key.extend_from_slice(order.row(i).as_ref());
-            let mut position = [0u8; ORIGIN_BYTES];
-            position[..4].copy_from_slice(&origin.partition.value(i).to_be_bytes());
-            position[4..12].copy_from_slice(&origin.offset.value(i).to_be_bytes());
-            position[12..].copy_from_slice(&origin.copy.value(i).to_be_bytes());
-            sort_key.extend(position.map(|b| self.tie_order(b)));
+            let mut level = Some(origin);
+            while let Some(o) = level {
+                let mut position = [0u8; POSITION_BYTES];
+                position[..4].copy_from_slice(&o.partition.value(i).to_be_bytes());
+                position[4..12].copy_from_slice(&o.offset.value(i).to_be_bytes());
+                position[12..].copy_from_slice(&o.copy.value(i).to_be_bytes());
+                sort_key.extend(position.map(|b| self.tie_order(b)));
+                level = o.paired.as_deref();
+            }
             let end = ends.as_ref().map(|e| e.value(i) + end_offset_ms);
             if let (Some(e), Some(w)) = (end, self.window_watermark)
                 && w.completes(e)
@@ -385,25 +396,31 @@ impl TopN {
             columns,
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
-        let mut partition = Vec::with_capacity(n);
-        let mut offset = Vec::with_capacity(n);
-        let mut copy = Vec::with_capacity(n);
-        for sk in sort_keys {
-            let tail: Vec<u8> = sk[sk.len() - ORIGIN_BYTES..]
-                .iter()
-                .map(|&b| self.tie_order(b))
-                .collect();
-            partition.push(u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")));
-            offset.push(u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")));
-            copy.push(u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")));
+        let mut levels = Vec::with_capacity(self.positions);
+        for level in 0..self.positions {
+            let mut partition = Vec::with_capacity(n);
+            let mut offset = Vec::with_capacity(n);
+            let mut copy = Vec::with_capacity(n);
+            for sk in sort_keys {
+                let at = sk.len() - (self.positions - level) * POSITION_BYTES;
+                let tail: Vec<u8> = sk[at..at + POSITION_BYTES]
+                    .iter()
+                    .map(|&b| self.tie_order(b))
+                    .collect();
+                partition.push(u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")));
+                offset.push(u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")));
+                copy.push(u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")));
+            }
+            let columns: [ArrayRef; 3] = [
+                Arc::new(UInt32Array::from(partition)),
+                Arc::new(UInt64Array::from(offset)),
+                Arc::new(UInt32Array::from(copy)),
+            ];
+            levels.extend(columns);
         }
         Ok(Rows {
             batch,
-            origin: Some(Origin {
-                partition: UInt32Array::from(partition),
-                offset: UInt64Array::from(offset),
-                copy: UInt32Array::from(copy),
-            }),
+            origin: Some(Origin::from_columns(&levels)?),
             change,
         })
     }
@@ -522,6 +539,7 @@ mod tests {
                 order_types: vec![DataType::Int64],
                 limit: 1,
                 window_end: None,
+                positions: 1,
             },
         )
         .expect("a top-N")
@@ -540,11 +558,11 @@ mod tests {
                 vec![column(|r| r.0), column(|r| r.1), column(|r| r.2)],
             )
             .expect("a batch"),
-            origin: Some(Origin {
-                partition: UInt32Array::from(vec![0; n]),
-                offset: UInt64Array::from_iter_values(first..first + n as u64),
-                copy: UInt32Array::from(vec![0; n]),
-            }),
+            origin: Some(Origin::new(
+                UInt32Array::from(vec![0; n]),
+                UInt64Array::from_iter_values(first..first + n as u64),
+                UInt32Array::from(vec![0; n]),
+            )),
             change: Change::Upsert(RowState::Final),
         }
     }

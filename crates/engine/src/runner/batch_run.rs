@@ -48,7 +48,7 @@ pub(super) fn support(compiled: &Compiled, def: &ViewDef) -> std::result::Result
     let mut sizes = Vec::new();
     let mut why = Vec::new();
     walk(&compiled.root, &mut sizes, &mut why);
-    if matches!(compiled.key, ResultKey::Origin) {
+    if matches!(compiled.key, ResultKey::Origin(_)) {
         why.push("its rows are not aggregated (they are keyed by input position)".to_string());
     }
     if def.options.late_data == LatePolicy::Update {

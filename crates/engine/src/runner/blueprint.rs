@@ -1,7 +1,7 @@
 //! What a view is made from (its definition, the streams and the views before it, where
 //! its streams' data lives), compiling it into operators, and the results table it writes.
 
-use crate::compile::{Compiled, ORIGIN_KEY, ResultKey, compile};
+use crate::compile::{Compiled, ResultKey, compile, origin_key};
 use crate::error::Result;
 use crate::sql::SqlPlanner;
 use crate::views::{ViewCatalog, ViewDef};
@@ -58,7 +58,9 @@ pub fn result_table(def: &ViewDef, compiled: &Compiled) -> ResultTable {
         schema: compiled.result_schema.clone(),
         key: match &compiled.key {
             ResultKey::Columns(c) => c.clone(),
-            ResultKey::Origin => ORIGIN_KEY.iter().map(|s| s.to_string()).collect(),
+            ResultKey::Origin(positions) => {
+                origin_key(*positions).into_iter().map(|(n, _)| n).collect()
+            }
         },
     }
 }

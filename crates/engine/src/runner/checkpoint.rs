@@ -12,7 +12,7 @@
 use super::inputs::{Inputs, part_key};
 use crate::Stats;
 use crate::committer::Committer;
-use crate::compile::{Compiled, ORIGIN_KEY, ResultKey};
+use crate::compile::{Compiled, ResultKey, origin_key};
 use crate::error::{EngineError, Result};
 use crate::node::StateEntries;
 use crate::rows::{Change, Rows};
@@ -159,9 +159,11 @@ fn last_write_per_key(
 
 /// Positions of a view's key columns in its results table.
 fn key_columns(compiled: &Compiled) -> Result<Vec<usize>> {
-    let names: Vec<&str> = match &compiled.key {
-        ResultKey::Columns(names) => names.iter().map(String::as_str).collect(),
-        ResultKey::Origin => ORIGIN_KEY.to_vec(),
+    let names: Vec<String> = match &compiled.key {
+        ResultKey::Columns(names) => names.clone(),
+        ResultKey::Origin(positions) => {
+            origin_key(*positions).into_iter().map(|(n, _)| n).collect()
+        }
     };
     names
         .iter()
@@ -267,18 +269,16 @@ impl Checkpointer {
             }
             let batch = match (&compiled.key, &r.origin) {
                 (ResultKey::Columns(_), _) => r.batch,
-                (ResultKey::Origin, Some(o)) => {
+                (ResultKey::Origin(_), Some(o)) => {
                     let mut columns: Vec<ArrayRef> = r.batch.columns().to_vec();
-                    columns.push(Arc::new(o.partition.clone()));
-                    columns.push(Arc::new(o.offset.clone()));
-                    columns.push(Arc::new(o.copy.clone()));
+                    columns.extend(o.columns());
                     RecordBatch::try_new_with_options(
                         compiled.result_schema.clone(),
                         columns,
                         &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
                     )?
                 }
-                (ResultKey::Origin, None) => {
+                (ResultKey::Origin(_), None) => {
                     return Err(EngineError::Bug(
                         "rows keyed by origin lost their origin".into(),
                     ));

@@ -293,6 +293,7 @@ golden!(
     top_n,
     session_updates,
     union_all,
+    stream_join,
 );
 
 #[test]

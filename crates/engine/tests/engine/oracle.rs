@@ -177,6 +177,20 @@ const SHAPES: &[Shape] = &[
         window_ms: 2000,
     },
     Shape {
+        // A join of two unbounded inputs on keys, as rows arrive in any order across
+        // partitions; equal result rows made from different bids must all be kept.
+        name: "stream_join",
+        views: "CREATE VIEW v AS SELECT a.auction, a.bidder, a.price AS hi, b.price AS lo, \
+            a.channel FROM bid a JOIN bid b ON a.auction = b.auction AND a.bidder = b.bidder \
+            WHERE a.price > b.price + 40",
+        view: "v",
+        batch: "SELECT a.auction, a.bidder, a.price AS hi, b.price AS lo, a.channel FROM bid a \
+            JOIN bid b ON a.auction = b.auction AND a.bidder = b.bidder \
+            WHERE a.price > b.price + 40",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         name: "join",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT b.auction, b.bidder, \
             b.price, b.window_start, b.window_end FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \

@@ -1,18 +1,21 @@
-//! The window join: an inner (or left semi) join of two windowed inputs on the same window (Nexmark q7:
-//! bids joined with their window's maximum price).
+//! The window join: an inner (or left semi) join of two windowed inputs on the same window
+//! (Nexmark q7: bids joined with their window's maximum price).
 //!
 //! Both sides are buffered per window end; when both inputs' window watermarks reach the
 //! end, the window's rows are hash-joined on the equality keys (which include the window
 //! columns), the residual filter applied, and the buffers dropped. Buffered chunks are
-//! checkpointed as Arrow IPC, one state entry per chunk, deleted when the window closes.
+//! checkpointed as Arrow IPC (`chunk`), one state entry per chunk, deleted when the window
+//! closes. A result row carries both input rows' positions when both inputs have them, so
+//! that a left row matching several right rows makes several result rows.
 
+use super::{chunk, eval_keys, pair_batch, residual, valid_keys};
 use crate::aggregate::sortable;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
 use crate::source::times_ms;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::RowConverter;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
 use freshet_types::Watermark;
@@ -67,6 +70,9 @@ pub struct WindowJoin {
     pub right_keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Residual predicate over the joined row.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Whether NULL keys match each other (`IS NOT DISTINCT FROM`); under `=` they match
+    /// nothing.
+    pub nulls_match: bool,
     /// Window of the left side.
     pub left_window: WindowRef,
     /// Window of the right side.
@@ -94,6 +100,7 @@ impl WindowJoin {
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         key_fields: Vec<arrow_row::SortField>,
         filter: Option<Arc<dyn PhysicalExpr>>,
+        nulls_match: bool,
         left_window: WindowRef,
         right_window: WindowRef,
     ) -> Result<WindowJoin> {
@@ -105,6 +112,7 @@ impl WindowJoin {
             left_keys,
             right_keys,
             filter,
+            nulls_match,
             left_window,
             right_window,
             key_rows: RowConverter::new(key_fields)?,
@@ -152,7 +160,7 @@ impl WindowJoin {
             }
             self.state_bytes += part.batch.get_array_memory_size();
             let key = self.chunk_key(e, right);
-            self.pending_puts.push((key.clone(), encode_chunk(&part)?));
+            self.pending_puts.push((key.clone(), chunk::encode(&part)?));
             let buf = self.buffers.entry(e).or_default();
             buf.keys.push(key);
             if right {
@@ -211,26 +219,23 @@ impl WindowJoin {
         if left.is_empty() || right.is_empty() {
             return Ok(None);
         }
-        let left = concat(left)?;
-        let right = concat(right)?;
-        let eval = |exprs: &[Arc<dyn PhysicalExpr>], b: &RecordBatch| -> Result<Vec<ArrayRef>> {
-            exprs
-                .iter()
-                .map(|e| Ok(e.evaluate(b)?.into_array(b.num_rows())?))
-                .collect()
+        let left = chunk::concat(left)?;
+        let right = chunk::concat(right)?;
+        let left_keys = eval_keys(&self.left_keys, &left.batch)?;
+        let right_keys = eval_keys(&self.right_keys, &right.batch)?;
+        let matchable = |keys: &[ArrayRef]| {
+            let valid = (!self.nulls_match).then(|| valid_keys(keys)).flatten();
+            move |i: usize| valid.as_ref().is_none_or(|v| v.value(i))
         };
-        let lk = self
-            .key_rows
-            .convert_columns(&eval(&self.left_keys, &left.batch)?)?;
-        let rk = self
-            .key_rows
-            .convert_columns(&eval(&self.right_keys, &right.batch)?)?;
+        let (left_valid, right_valid) = (matchable(&left_keys), matchable(&right_keys));
+        let lk = self.key_rows.convert_columns(&left_keys)?;
+        let rk = self.key_rows.convert_columns(&right_keys)?;
         let mut table: HashMap<&[u8], Vec<u32>> = HashMap::new();
-        for j in 0..right.batch.num_rows() {
+        for j in (0..right.batch.num_rows()).filter(|&j| right_valid(j)) {
             table.entry(rk.row(j).data()).or_default().push(j as u32);
         }
         let (mut li, mut ri) = (Vec::new(), Vec::new());
-        for i in 0..left.batch.num_rows() {
+        for i in (0..left.batch.num_rows()).filter(|&i| left_valid(i)) {
             if let Some(js) = table.get(lk.row(i).data()) {
                 for &j in js {
                     li.push(i as u32);
@@ -241,13 +246,9 @@ impl WindowJoin {
         let (mut li, mut ri) = (UInt32Array::from(li), UInt32Array::from(ri));
         if let Some(f) = &self.filter {
             let pairs = self.pairs(&left.batch, &right.batch, &li, &ri, &self.pair_schema)?;
-            let mask = f.evaluate(&pairs)?.into_array(pairs.num_rows())?;
-            let mask = mask
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| EngineError::Bug("a join filter is not boolean".into()))?;
-            li = downcast(arrow_select::filter::filter(&li, mask)?);
-            ri = downcast(arrow_select::filter::filter(&ri, mask)?);
+            let mask = residual(f, &pairs)?;
+            li = downcast(arrow_select::filter::filter(&li, &mask)?);
+            ri = downcast(arrow_select::filter::filter(&ri, &mask)?);
         }
         if li.is_empty() {
             return Ok(None);
@@ -258,11 +259,15 @@ impl WindowJoin {
             once.dedup();
             return Ok(Some(left.take(&UInt32Array::from(once))?));
         }
-        let lt = left.take(&li)?;
         let batch = self.pairs(&left.batch, &right.batch, &li, &ri, &self.schema)?;
+        let left_origin = left.origin.as_ref().map(|o| o.take(&li)).transpose()?;
+        let right_origin = right.origin.as_ref().map(|o| o.take(&ri)).transpose()?;
         Ok(Some(Rows {
             batch,
-            origin: lt.origin,
+            origin: match (left_origin, right_origin) {
+                (Some(l), Some(r)) => Some(Origin::join(l, r)),
+                (l, _) => l,
+            },
             change: Change::Upsert(RowState::Final),
         }))
     }
@@ -278,9 +283,7 @@ impl WindowJoin {
     ) -> Result<RecordBatch> {
         let lt = arrow_select::take::take_record_batch(left, li)?;
         let rt = arrow_select::take::take_record_batch(right, ri)?;
-        let mut columns = lt.columns().to_vec();
-        columns.extend(rt.columns().iter().cloned());
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        pair_batch(&lt, &rt, schema)
     }
 
     /// State changes since the last checkpoint.
@@ -310,7 +313,7 @@ impl WindowJoin {
             let e = i64::from_be_bytes(k[3..11].try_into().expect("8 bytes")) ^ i64::MIN;
             let seq = u64::from_be_bytes(k[11..19].try_into().expect("8 bytes"));
             let is_right = k[19] == 1;
-            let rows = decode_chunk(v, if is_right { right } else { left })?;
+            let rows = chunk::decode(v, if is_right { right } else { left })?;
             self.seq = self.seq.max(seq + 1);
             self.state_bytes += rows.batch.get_array_memory_size();
             let buf = self.buffers.entry(e).or_default();
@@ -325,94 +328,9 @@ impl WindowJoin {
     }
 }
 
-fn concat(parts: &[Rows]) -> Result<Rows> {
-    if parts.len() == 1 {
-        return Ok(parts[0].clone());
-    }
-    let schema = parts[0].batch.schema();
-    let batch = arrow_select::concat::concat_batches(&schema, parts.iter().map(|p| &p.batch))?;
-    let origin = if parts.iter().all(|p| p.origin.is_some()) {
-        let cat = |f: &dyn Fn(&Origin) -> &dyn Array| -> Result<ArrayRef> {
-            let arrays: Vec<&dyn Array> = parts
-                .iter()
-                .map(|p| f(p.origin.as_ref().expect("checked")))
-                .collect();
-            Ok(arrow_select::concat::concat(&arrays)?)
-        };
-        Some(Origin {
-            partition: downcast(cat(&|o| &o.partition)?),
-            offset: downcast(cat(&|o| &o.offset)?),
-            copy: downcast(cat(&|o| &o.copy)?),
-        })
-    } else {
-        None
-    };
-    Ok(Rows {
-        batch,
-        origin,
-        change: Change::Upsert(RowState::Final),
-    })
-}
-
 fn downcast<T: Array + Clone + 'static>(a: ArrayRef) -> T {
     a.as_any()
         .downcast_ref::<T>()
-        .expect("concat keeps the type")
+        .expect("a kernel keeps its input's type")
         .clone()
-}
-
-const ORIGIN_COLUMNS: [&str; 3] = ["__freshet_partition", "__freshet_offset", "__freshet_copy"];
-
-fn encode_chunk(rows: &Rows) -> Result<Vec<u8>> {
-    let mut fields: Vec<Field> = rows
-        .batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    let mut columns = rows.batch.columns().to_vec();
-    if let Some(o) = &rows.origin {
-        fields.push(Field::new(ORIGIN_COLUMNS[0], DataType::UInt32, false));
-        fields.push(Field::new(ORIGIN_COLUMNS[1], DataType::UInt64, false));
-        fields.push(Field::new(ORIGIN_COLUMNS[2], DataType::UInt32, false));
-        columns.push(Arc::new(o.partition.clone()));
-        columns.push(Arc::new(o.offset.clone()));
-        columns.push(Arc::new(o.copy.clone()));
-    }
-    let batch = RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.batch.num_rows())),
-    )?;
-    let mut out = Vec::new();
-    freshet_streams::payload::encode(&batch, &mut out)?;
-    Ok(out)
-}
-
-fn decode_chunk(bytes: &[u8], schema: &SchemaRef) -> Result<Rows> {
-    let batches = freshet_streams::payload::decode(bytes)?;
-    let [batch] = batches.as_slice() else {
-        return Err(EngineError::Bug("a join chunk holds one batch".into()));
-    };
-    let width = schema.fields().len();
-    let origin = if batch.num_columns() == width + 3 {
-        Some(Origin {
-            partition: downcast::<UInt32Array>(batch.column(width).clone()),
-            offset: downcast::<UInt64Array>(batch.column(width + 1).clone()),
-            copy: downcast::<UInt32Array>(batch.column(width + 2).clone()),
-        })
-    } else {
-        None
-    };
-    let data = RecordBatch::try_new_with_options(
-        schema.clone(),
-        batch.columns()[..width].to_vec(),
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-    )?;
-    Ok(Rows {
-        batch: data,
-        origin,
-        change: Change::Upsert(RowState::Final),
-    })
 }

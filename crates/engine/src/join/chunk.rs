@@ -1,0 +1,123 @@
+//! A join's buffered input rows as checkpoint values: the rows and their input positions
+//! in one Arrow IPC batch, the positions as trailing columns (three per position).
+
+use crate::error::{EngineError, Result};
+use crate::rows::{Change, Origin, Rows};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use freshet_store::RowState;
+use std::sync::Arc;
+
+const POSITION_COLUMNS: [(&str, DataType); 3] = [
+    ("__freshet_partition", DataType::UInt32),
+    ("__freshet_offset", DataType::UInt64),
+    ("__freshet_copy", DataType::UInt32),
+];
+
+/// `rows` (final rows of one join input) as bytes.
+pub(super) fn encode(rows: &Rows) -> Result<Vec<u8>> {
+    let mut fields: Vec<Field> = rows
+        .batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = rows.batch.columns().to_vec();
+    if let Some(o) = &rows.origin {
+        let positions = o.columns();
+        for (i, c) in positions.iter().enumerate() {
+            let (name, t) = &POSITION_COLUMNS[i % 3];
+            fields.push(Field::new(format!("{name}_{}", i / 3), t.clone(), false));
+            columns.push(c.clone());
+        }
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.batch.num_rows())),
+    )?;
+    let mut out = Vec::new();
+    freshet_streams::payload::encode(&batch, &mut out)?;
+    Ok(out)
+}
+
+/// Rows made by [`encode`] from an input of `schema`.
+pub(super) fn decode(bytes: &[u8], schema: &SchemaRef) -> Result<Rows> {
+    let batches = freshet_streams::payload::decode(bytes)?;
+    let [batch] = batches.as_slice() else {
+        return Err(EngineError::Bug("a join chunk holds one batch".into()));
+    };
+    let width = schema.fields().len();
+    if batch.num_columns() < width {
+        return Err(EngineError::Bug("a join chunk lacks columns".into()));
+    }
+    let origin = match &batch.columns()[width..] {
+        [] => None,
+        positions => Some(Origin::from_columns(positions)?),
+    };
+    let data = RecordBatch::try_new_with_options(
+        schema.clone(),
+        batch.columns()[..width].to_vec(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    Ok(Rows {
+        batch: data,
+        origin,
+        change: Change::Upsert(RowState::Final),
+    })
+}
+
+/// The rows of `parts` (of one input) as one batch.
+pub(super) fn concat(parts: &[Rows]) -> Result<Rows> {
+    if let [one] = parts {
+        return Ok(one.clone());
+    }
+    let schema = parts[0].batch.schema();
+    let batch = arrow_select::concat::concat_batches(&schema, parts.iter().map(|p| &p.batch))?;
+    let origins: Option<Vec<&Origin>> = parts.iter().map(|p| p.origin.as_ref()).collect();
+    Ok(Rows {
+        batch,
+        origin: origins.map(|o| Origin::concat(&o)).transpose()?,
+        change: Change::Upsert(RowState::Final),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, UInt32Array, UInt64Array};
+
+    fn origin(offsets: &[u64]) -> Origin {
+        Origin::new(
+            UInt32Array::from(vec![1; offsets.len()]),
+            UInt64Array::from(offsets.to_vec()),
+            UInt32Array::from(vec![0; offsets.len()]),
+        )
+    }
+
+    /// A chunk of a join's rows (two positions each) comes back with both positions.
+    #[test]
+    fn chunks_keep_every_position() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let rows = Rows {
+            batch: RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(vec![7, 8]))],
+            )
+            .expect("batch"),
+            origin: Some(Origin::join(origin(&[3, 4]), origin(&[10, 11]))),
+            change: Change::Upsert(RowState::Final),
+        };
+        let back = decode(&encode(&rows).expect("encode"), &schema).expect("decode");
+        let o = back.origin.expect("positions");
+        assert_eq!(o.positions(), 2);
+        assert_eq!(o.offset.values().to_vec(), vec![3, 4]);
+        assert_eq!(
+            o.paired.expect("right").offset.values().to_vec(),
+            vec![10, 11]
+        );
+        let two = concat(&[rows.clone(), rows]).expect("concat");
+        assert_eq!(two.origin.expect("positions").positions(), 2);
+    }
+}

@@ -1,0 +1,152 @@
+//! Streaming joins: which operator runs a join, and what they share (keys, pairs, the
+//! residual condition, buffered rows in checkpoints).
+//!
+//! - `window`: two windowed inputs on the same window, joined when the window closes;
+//! - `symmetric`: two append-only inputs on any keys, joined as rows arrive.
+
+mod chunk;
+mod symmetric;
+mod window;
+
+pub use symmetric::SymmetricJoin;
+pub use window::{WindowJoin, WindowRef};
+
+use crate::Ctx;
+use crate::error::{EngineError, Result};
+use crate::rows::Rows;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_types::Watermark;
+use std::sync::Arc;
+
+/// A join operator.
+pub enum Join {
+    /// Joined per window, when the window closes.
+    Window(WindowJoin),
+    /// Joined as rows arrive.
+    Symmetric(SymmetricJoin),
+}
+
+impl Join {
+    /// Operator id.
+    pub fn id(&self) -> u16 {
+        match self {
+            Join::Window(j) => j.id,
+            Join::Symmetric(j) => j.id,
+        }
+    }
+
+    /// Rows of one input (`right` false for the left one); returns the rows this completes.
+    pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
+        match self {
+            Join::Window(j) => j.on_input(rows, right).map(|()| Vec::new()),
+            Join::Symmetric(j) => j.on_input(rows, right, ctx),
+        }
+    }
+
+    /// Both inputs' window watermarks moved: rows of the windows they complete.
+    pub fn on_watermark(
+        &mut self,
+        left: Option<Watermark>,
+        right: Option<Watermark>,
+    ) -> Result<Vec<Rows>> {
+        match self {
+            Join::Window(j) => j.on_watermark(left, right),
+            Join::Symmetric(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Window ends at or before this will see no more rows from the join.
+    pub fn window_watermark(&self) -> Option<Watermark> {
+        match self {
+            Join::Window(j) => j.window_watermark(),
+            Join::Symmetric(_) => None,
+        }
+    }
+
+    /// Approximate bytes kept.
+    pub fn state_bytes(&self) -> usize {
+        match self {
+            Join::Window(j) => j.state_bytes(),
+            Join::Symmetric(j) => j.state_bytes(),
+        }
+    }
+
+    /// State changes since the last checkpoint.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        match self {
+            Join::Window(j) => j.checkpoint(puts, deletes),
+            Join::Symmetric(j) => j.checkpoint(puts),
+        }
+    }
+
+    /// Load the operator's kept rows from a checkpoint.
+    pub fn restore(
+        &mut self,
+        entries: &[(Vec<u8>, Vec<u8>)],
+        left: &SchemaRef,
+        right: &SchemaRef,
+    ) -> Result<()> {
+        match self {
+            Join::Window(j) => j.restore(entries, left, right),
+            Join::Symmetric(j) => j.restore(entries, left, right),
+        }
+    }
+
+    /// What the operator keeps and what frees it, for `DESCRIBE VIEW`.
+    pub fn state_note(&self) -> &'static str {
+        match self {
+            Join::Window(_) => "both sides' rows per window, freed as the watermark closes it",
+            Join::Symmetric(_) => {
+                "both sides' rows until the end of the streams, bounded by state_bytes_max"
+            }
+        }
+    }
+
+    /// One line for `DESCRIBE VIEW`.
+    pub fn describe(&self) -> String {
+        match self {
+            Join::Window(j) => format!("WindowJoin #{}", j.id),
+            Join::Symmetric(j) => format!("SymmetricHashJoin #{} (inner, as rows arrive)", j.id),
+        }
+    }
+}
+
+/// The join keys `exprs` evaluated over `batch`.
+fn eval_keys(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    exprs
+        .iter()
+        .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
+        .collect()
+}
+
+/// Where every one of `keys` is valid, if any is NULL somewhere: under SQL's `=` a row
+/// with a NULL key matches nothing.
+fn valid_keys(keys: &[ArrayRef]) -> Option<BooleanArray> {
+    let valid = keys.iter().fold(None::<NullBuffer>, |acc, k| {
+        NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
+    })?;
+    (valid.null_count() > 0).then(|| BooleanArray::new(valid.into_inner(), None))
+}
+
+/// Left columns then right columns, as one batch of `schema`.
+fn pair_batch(left: &RecordBatch, right: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let mut columns = left.columns().to_vec();
+    columns.extend(right.columns().iter().cloned());
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(left.num_rows())),
+    )?)
+}
+
+/// Where the residual condition holds over joined rows (NULL counts as false).
+fn residual(filter: &Arc<dyn PhysicalExpr>, pairs: &RecordBatch) -> Result<BooleanArray> {
+    let mask = filter.evaluate(pairs)?.into_array(pairs.num_rows())?;
+    mask.as_any()
+        .downcast_ref::<BooleanArray>()
+        .cloned()
+        .ok_or_else(|| EngineError::Bug("a join condition is not boolean".into()))
+}

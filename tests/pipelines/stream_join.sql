@@ -1,0 +1,51 @@
+CREATE STREAM person (
+    id        BIGINT NOT NULL,
+    name      VARCHAR NOT NULL,
+    state     VARCHAR,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'id', idle_timeout = '5s');
+
+CREATE STREAM auction (
+    id        BIGINT NOT NULL,
+    seller    BIGINT,
+    category  BIGINT NOT NULL,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'id', idle_timeout = '5s');
+
+CREATE STREAM bid (
+    auction   BIGINT NOT NULL,
+    bidder    BIGINT NOT NULL,
+    price     BIGINT NOT NULL,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'auction', idle_timeout = '5s');
+
+-- Nexmark q20's shape: bids on category-10 auctions with their auction's fields, a join of
+-- two unbounded streams on a key; a bid may arrive before or after its auction.
+CREATE VIEW bid_auction AS
+SELECT b.auction, b.bidder, b.price, a.seller, a.category
+FROM bid b JOIN auction a ON b.auction = a.id
+WHERE a.category = 10;
+
+-- Nexmark q3's shape, with a residual condition across both sides: a NULL seller matches
+-- no one.
+CREATE VIEW local_sellers AS
+SELECT p.name, p.state, a.id AS auction
+FROM auction a JOIN person p ON a.seller = p.id
+WHERE p.state IN ('or', 'id') AND a.date_time >= p.date_time;
+
+-- Three streams: each result row is keyed by the positions of all three of its rows.
+CREATE VIEW bid_seller AS
+SELECT b.auction, b.price, p.name AS seller
+FROM bid b JOIN auction a ON b.auction = a.id JOIN person p ON a.seller = p.id;
+
+-- A window join where one bid matches several bids of its window (issue 16: such rows
+-- used to share one key, the left bid's position, and all but one were lost).
+CREATE VIEW same_window_pairs AS
+SELECT x.auction, x.bidder AS first_bidder, y.bidder AS other_bidder, x.window_start
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) x
+JOIN TUMBLE(bid, date_time, INTERVAL '10' SECOND) y
+  ON x.window_start = y.window_start AND x.window_end = y.window_end
+ AND x.auction = y.auction;
