@@ -178,6 +178,7 @@ fn the_dashboard_renders_live_figures_in_headless_chromium() {
         let rates = history_points(&server, "view", "counts", "input", 2);
         history_points(&server, "view", "counts", "lag", 2);
         let ingest = history_points(&server, "stream", "bid", "events", 2);
+        history_points(&server, "stream", "bid", "bytes", 2);
         assert!(
             ingest
                 .iter()
@@ -316,6 +317,46 @@ fn the_dashboard_renders_live_figures_in_headless_chromium() {
         )
         .expect("keep the screenshot");
     }
+}
+
+/// A query-only server beside the writer samples the same figures from the data directory
+/// and the store (all but bytes/s: it ingests nothing), lists the dead letters, and has no
+/// planner figures (it runs no views).
+#[test]
+fn a_query_only_server_keeps_history_and_lists_dead_letters() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let sql = "CREATE STREAM bid (auction BIGINT NOT NULL, price BIGINT NOT NULL, \
+        date_time TIMESTAMP NOT NULL, WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND); \
+        CREATE VIEW counts AS SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction";
+    assert_eq!(server.post_json("/v1/sql", &json!({ "sql": sql })).0, 200);
+    let rows = r#"{"auction": 1, "price": 5, "date_time": "2015-07-15T00:00:00Z"}
+{"auction": "one", "price": 5, "date_time": "2015-07-15T00:00:00Z"}
+"#;
+    assert_eq!(server.post_events("bid", rows.as_bytes(), &[]).0, 200);
+    let reader = Server::start_command(
+        &env,
+        &["serve", "--listen", "127.0.0.1:0", "--role", "query"],
+        Duration::from_secs(30),
+    );
+    history_points(&reader, "view", "counts", "lag", 2);
+    history_points(&reader, "view", "counts", "input", 1);
+    history_points(&reader, "stream", "bid", "events", 1);
+    let (_, history) = reader.get("/v1/history");
+    assert!(
+        !history["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .any(|s| s["metric"] == "bytes"),
+        "{history}"
+    );
+    let (status, letters) = reader.get("/v1/streams/bid/dead-letters");
+    assert_eq!(status, 200, "{letters}");
+    assert_eq!(letters["total"], 1, "{letters}");
+    assert_eq!(letters["dead_letters"][0]["line"], 2, "{letters}");
+    let (_, view) = reader.get("/v1/views/counts");
+    assert!(view["planner"].is_null(), "{view}");
 }
 
 /// Issue 19: with tokens required, the page asks for one (once, in the page) instead of
