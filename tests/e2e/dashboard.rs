@@ -119,7 +119,7 @@ fn history_points(server: &Server, kind: &str, name: &str, metric: &str, n: usiz
 /// The dashboard with history: the server samples its figures from the start, so the
 /// page's charts hold points at its first render; it shows the streams and views, a
 /// stream's latest dead letters, and for the view in the address its mode and why, its
-/// operators, its charts and its latest results; and a screenshot shows it all.
+/// operators, its charts and its first results; and a screenshot shows it all.
 #[test]
 fn the_dashboard_renders_live_figures_in_headless_chromium() {
     let Some(browser) = browser_or_skip() else {
