@@ -8,13 +8,16 @@
 
 mod auth;
 mod credentials;
+mod dead_letters;
 mod error;
+mod history;
 mod ingest;
 mod log_access;
 mod metrics;
 pub mod process_stats;
 mod reconciler;
 mod reconciliations;
+mod sampling;
 mod sql;
 mod state;
 mod tls;
@@ -64,6 +67,11 @@ fn routes(metrics_open: bool) -> Vec<Route<Arc<App>>> {
             Needs(Role::Ingest),
             ingest::ingest,
         ),
+        Route::get(
+            "/v1/streams/{name}/dead-letters",
+            Needs(Role::Query),
+            dead_letters::latest,
+        ),
         Route::post("/v1/sql", Needs(Role::Admin), sql::sql),
         Route::get("/v1/views", Needs(Role::Query), views::list),
         Route::get("/v1/views/{name}", Needs(Role::Query), views::describe),
@@ -73,6 +81,7 @@ fn routes(metrics_open: bool) -> Vec<Route<Arc<App>>> {
             views::results,
         ),
         Route::get("/v1/status", Needs(Role::Query), views::status),
+        Route::get("/v1/history", Needs(Role::Query), sampling::history),
     ]
 }
 
@@ -89,7 +98,8 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// `GET /`: the dashboard, one self-contained page that polls `/v1/status`.
+/// `GET /`: the dashboard, one self-contained page that reads `/v1/history` once and then
+/// polls `/v1/status` and the history's new points.
 async fn dashboard() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("dashboard.html"))
 }
@@ -186,6 +196,8 @@ pub fn run_with(
         catalog_generation: AtomicU64::new(0),
         reconciliations,
         credentials: Arc::new(credentials),
+        history: Mutex::new(history::History::default()),
+        planned: Mutex::new(std::collections::BTreeMap::new()),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.
@@ -264,6 +276,7 @@ async fn serve(
     let flusher = writer.then(|| tokio::spawn(flush_interval_streams(app.clone())));
     let retention = writer.then(|| tokio::spawn(apply_retention(app.clone())));
     let tokens = tokio::spawn(app.credentials.clone().follow());
+    let sampler = tokio::spawn(sampling::sample(app.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hangups, tls));
     let router = router(app);
     let served = match acceptor {
@@ -290,7 +303,7 @@ async fn serve(
     for task in flusher
         .into_iter()
         .chain(retention)
-        .chain([tokens, reloads])
+        .chain([tokens, reloads, sampler])
     {
         task.abort();
     }
@@ -417,6 +430,8 @@ mod tests {
             catalog_generation: AtomicU64::new(0),
             reconciliations: reconciliations::Reconciliations::open(dir, false),
             credentials: Arc::new(credentials),
+            history: Mutex::new(history::History::default()),
+            planned: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 

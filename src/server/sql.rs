@@ -79,6 +79,10 @@ pub async fn sql(
 
 /// The views thread: run every view, apply DDL between turns, and once `stop` is set commit
 /// everything and return.
+/// How often the views thread tells the handlers the costs each view was last planned
+/// from (`App::planned`); the planner itself looks every 10 s.
+const PLANNED_PUBLISHED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn views_loop(
     app: &App,
     ddl: &Receiver<DdlRequest>,
@@ -89,12 +93,22 @@ pub fn views_loop(
         .writer_dir()
         .context("views run only in the server that writes the data directory")?;
     let mut supervisor = Supervisor::open(dir, &app.store, &[], false)?;
+    let mut published: Option<std::time::Instant> = None;
     supervisor.run(stop.clone(), |supervisor| {
         while let Ok(request) = ddl.try_recv() {
             let outcome = apply(supervisor, &request.sql);
             app.catalog_changed();
             // The client may have gone; the statements stand either way.
             let _ = request.reply.send(outcome);
+        }
+        if published.is_none_or(|at| at.elapsed() >= PLANNED_PUBLISHED_EVERY) {
+            published = Some(std::time::Instant::now());
+            let planned = supervisor
+                .runners()
+                .iter()
+                .filter_map(|r| Some((r.def().name.clone(), r.planned_from()?)))
+                .collect();
+            *app.planned.lock().unwrap_or_else(|e| e.into_inner()) = planned;
         }
     })?;
     Ok(())

@@ -4,9 +4,12 @@
 
 use super::credentials::Credentials;
 use super::error::ApiError;
+use super::history::History;
 use super::log_access::LogAccess;
 use super::reconciliations::Reconciliations;
+use freshet_engine::planner::Costs;
 use freshet_store::StoreLocation;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +40,11 @@ pub struct App {
     pub reconciliations: Reconciliations,
     /// The API tokens accepted now, and whether one is required.
     pub credentials: Arc<Credentials>,
+    /// The figures of the last hour, sampled by `sampling::sample`.
+    pub history: Mutex<History>,
+    /// Per running view, the costs the planner last chose its schedule from (published by
+    /// the views thread; empty on a query-only server, which runs no views).
+    pub planned: Mutex<BTreeMap<String, Costs>>,
 }
 
 impl App {

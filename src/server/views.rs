@@ -287,6 +287,14 @@ pub async fn describe(
         };
         out["ddl"] = json!(def.ddl);
         out["description"] = json!(text);
+        // How the planner weighs the view's modes with the costs it last measured.
+        let planned = app
+            .planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .copied();
+        out["planner"] = json!(planned.map(|costs| freshet_engine::explain::live(&def, costs)));
         Ok(Json(out))
     })
     .await

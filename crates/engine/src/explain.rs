@@ -345,6 +345,89 @@ pub fn explain(
     })
 }
 
+/// One mode as the planner weighs it with a running view's measured costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Weighed {
+    /// The mode.
+    pub mode: Mode,
+    /// Its period, ms.
+    pub period_ms: u64,
+    /// Longest staleness of a result on this schedule at the measured rate and costs, ms.
+    pub freshness_max_ms: u64,
+    /// Whether that is within half the SLA, the planner's rule for a periodic mode.
+    pub within_half_sla: bool,
+    /// Whether a run fits the view's memory budget (only batch runs are weighed).
+    pub fits_memory: bool,
+    /// The schedule the view runs on.
+    pub chosen: bool,
+}
+
+/// How the planner sees a running view, from the costs it last measured (no sample run):
+/// the schedule it chose, every mode weighed by the same rule, and the reasons that
+/// [`explain`] gives.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    /// The chosen mode.
+    pub mode: Mode,
+    /// Its period, ms.
+    pub period_ms: u64,
+    /// The freshness SLA, ms.
+    pub sla_ms: u64,
+    /// The measured costs.
+    pub costs: Costs,
+    /// The share of one core the view needs at the measured rate.
+    pub utilisation: f64,
+    /// Streaming, micro-batch and batch, the chosen one marked.
+    pub alternatives: Vec<Weighed>,
+    /// What the choice risks.
+    pub risk: String,
+    /// How Freshet limits that risk.
+    pub mitigation: String,
+    /// When Freshet would choose differently.
+    pub condition: String,
+}
+
+/// How the planner weighs `def`'s modes with the `costs` a running view measured.
+pub fn live(def: &crate::ViewDef, costs: Costs) -> Live {
+    let sla_ms = def.options.freshness_ms;
+    let chosen = planner::plan_for(def.options.mode, sla_ms, &costs);
+    let plans = [
+        Plan {
+            mode: Mode::Streaming,
+            period_ms: planner::streaming_period_ms(sla_ms),
+        },
+        planner::plan_for(crate::ModeChoice::MicroBatch, sla_ms, &costs),
+        planner::plan_for(crate::ModeChoice::Batch, sla_ms, &costs),
+    ];
+    let alternatives = plans
+        .iter()
+        .map(|&plan| {
+            let freshness_max_ms = (costs.staleness_seconds(plan) * 1_000.0).ceil() as u64;
+            Weighed {
+                mode: plan.mode,
+                period_ms: plan.period_ms,
+                freshness_max_ms,
+                within_half_sla: freshness_max_ms as f64 <= sla_ms as f64 / 2.0,
+                fits_memory: costs.fits_memory(plan),
+                chosen: plan == chosen,
+            }
+        })
+        .collect();
+    let auto = def.options.mode == crate::ModeChoice::Auto;
+    let (risk, mitigation, condition) = reasons(chosen, sla_ms, &costs, auto);
+    Live {
+        mode: chosen.mode,
+        period_ms: chosen.period_ms,
+        sla_ms,
+        costs,
+        utilisation: costs.utilisation(),
+        alternatives,
+        risk,
+        mitigation,
+        condition,
+    }
+}
+
 /// The risk of `plan`, its mitigation, and when the planner would choose otherwise.
 fn reasons(plan: Plan, sla_ms: u64, costs: &Costs, auto: bool) -> (String, String, String) {
     let period = duration_text(plan.period_ms);
@@ -438,5 +521,60 @@ fn memory_note(plan: Plan, sla_ms: u64, costs: &Costs) -> String {
             bytes_text(costs.memory_budget_bytes)
         ),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(sla_ms: u64, mode: crate::ModeChoice) -> crate::ViewDef {
+        crate::ViewDef {
+            name: "v".into(),
+            query: "SELECT 1".into(),
+            options: crate::ViewOptions {
+                freshness_ms: sla_ms,
+                mode,
+                ..crate::ViewOptions::default()
+            },
+            ddl: String::new(),
+        }
+    }
+
+    const COSTS: Costs = Costs {
+        input_rate: 10_000.0,
+        seconds_per_event: 2e-6,
+        commit_seconds: 0.005,
+        batch_bytes_per_event: 0.0,
+        memory_budget_bytes: 0.0,
+    };
+
+    /// The live view of the planner chooses what the planner chooses, and weighs every
+    /// mode by the planner's rule: a periodic mode is chosen only within half the SLA.
+    #[test]
+    fn live_weighs_every_mode_by_the_planners_rule() {
+        for (sla_ms, mode) in [
+            (1_000, Mode::Streaming),
+            (60_000, Mode::MicroBatch),
+            (7_200_000, Mode::Batch),
+        ] {
+            let live = live(&def(sla_ms, crate::ModeChoice::Auto), COSTS);
+            let chosen = planner::choose(sla_ms, &COSTS);
+            assert_eq!((live.mode, live.period_ms), (chosen.mode, chosen.period_ms));
+            assert_eq!(live.mode, mode, "SLA {sla_ms} ms");
+            let modes: Vec<Mode> = live.alternatives.iter().map(|a| a.mode).collect();
+            assert_eq!(modes, [Mode::Streaming, Mode::MicroBatch, Mode::Batch]);
+            let marked: Vec<&Weighed> = live.alternatives.iter().filter(|a| a.chosen).collect();
+            assert_eq!(marked.len(), 1, "{live:?}");
+            assert_eq!(marked[0].mode, mode);
+            if mode != Mode::Streaming {
+                assert!(marked[0].within_half_sla, "{live:?}");
+            }
+            assert!(!live.risk.is_empty() && !live.condition.is_empty());
+        }
+        // A mode the options fix is the one shown chosen, whatever the SLA allows.
+        let fixed = live(&def(60_000, crate::ModeChoice::Streaming), COSTS);
+        assert_eq!(fixed.mode, Mode::Streaming);
+        assert!(fixed.alternatives[0].chosen);
     }
 }

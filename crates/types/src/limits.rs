@@ -130,3 +130,23 @@ pub const STORE_CONNECTIONS_MAX: usize = 1_000;
 /// Longest a store call waits for a connection when all of the pool's are in use; then it
 /// fails as busy (HTTP 503 `store_busy`).
 pub const STORE_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a running server samples its figures (streams' ingest, views' freshness and
+/// counters) into its metric history (`GET /v1/history`, the dashboard's charts).
+pub const HISTORY_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How far back the metric history reaches: older points are forgotten.
+pub const HISTORY_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// Points kept per series of the metric history: one per sample over [`HISTORY_WINDOW`].
+pub const HISTORY_POINTS_MAX: usize =
+    (HISTORY_WINDOW.as_secs() / HISTORY_SAMPLE_INTERVAL.as_secs()) as usize;
+
+/// Series the metric history holds at most (about a dozen per view, a few per stream);
+/// a series beyond it is not recorded, and the server logs that once. With
+/// [`HISTORY_POINTS_MAX`] points of 16 bytes each, the history holds at most about 15 MB.
+pub const HISTORY_SERIES_MAX: usize = 512;
+
+/// Dead letters `GET /v1/streams/{name}/dead-letters` lists at most (each keeps up to
+/// [`DLQ_RAW_BYTES_MAX`] of its raw row).
+pub const HTTP_DEAD_LETTERS_LISTED_MAX: usize = 100;

@@ -257,6 +257,12 @@ impl ViewRunner {
         )
     }
 
+    /// The costs the planner last chose the view's schedule from (it looks every
+    /// `REPLAN_EVERY`); `None` until it first has.
+    pub fn planned_from(&self) -> Option<planner::Costs> {
+        self.schedule.planned_from()
+    }
+
     /// Read one chunk from every partition and process it with the operators; returns the
     /// events read. Leaves batch runs first: the operators need their state.
     pub fn step(&mut self) -> Result<u64> {

@@ -31,6 +31,8 @@ pub(super) struct Schedule {
     last_plan_ms: i64,
     /// The processing cost last measured, kept when a period had nothing to measure.
     seconds_per_event: f64,
+    /// The costs the last plan was made from; `None` before the first look.
+    planned_from: Option<Costs>,
 }
 
 impl Schedule {
@@ -59,12 +61,18 @@ impl Schedule {
             events_since_plan: 0,
             last_plan_ms: now_ms,
             seconds_per_event: 0.0,
+            planned_from: None,
         }
     }
 
     /// The plan in force.
     pub(super) fn plan(&self) -> Plan {
         self.plan
+    }
+
+    /// The costs the planner last planned from (every [`REPLAN_EVERY`]); `None` before.
+    pub(super) fn planned_from(&self) -> Option<Costs> {
+        self.planned_from
     }
 
     /// Whether a periodic run is due at `now_ms`.
@@ -150,6 +158,7 @@ impl Schedule {
         self.busy = Duration::ZERO;
         self.events_since_plan = 0;
         self.last_plan_ms = now_ms;
+        self.planned_from = Some(costs);
         Some(planner::plan_for(self.choice, self.sla_ms, &costs))
     }
 }
@@ -197,7 +206,9 @@ mod tests {
         let costs = s.measured_costs(&stats, 10_000, false);
         assert!((costs.input_rate - 100.0).abs() < 1e-9);
         assert!((costs.seconds_per_event - 1e-5).abs() < 1e-12);
+        assert!(s.planned_from().is_none());
         assert!(s.replan(&stats, 10_000, false).is_some());
+        assert_eq!(s.planned_from(), Some(costs));
         // Nothing measured since: the last cost per event is kept.
         let again = s.measured_costs(&stats, 20_000, false);
         assert_eq!(again.input_rate, 0.0);
