@@ -150,9 +150,22 @@ impl SymmetricJoin {
     ) -> Result<Vec<Rows>> {
         let other = &self.sides[usize::from(!right)];
         let this = rows.take(mine)?;
-        let batches: Vec<&RecordBatch> = other.chunks.iter().map(|c| &c.batch).collect();
-        let that_batch = arrow_select::interleave::interleave_record_batch(&batches, theirs)?;
-        let that_origin = interleave_origins(&other.chunks, theirs)?;
+        // Gather from the chunks the matches touch only, not from every chunk kept.
+        let mut touched: HashMap<usize, usize> = HashMap::new();
+        let mut chunks: Vec<&Rows> = Vec::new();
+        let at: Vec<(usize, usize)> = theirs
+            .iter()
+            .map(|&(c, r)| {
+                let local = *touched.entry(c).or_insert_with(|| {
+                    chunks.push(&other.chunks[c]);
+                    chunks.len() - 1
+                });
+                (local, r)
+            })
+            .collect();
+        let batches: Vec<&RecordBatch> = chunks.iter().map(|c| &c.batch).collect();
+        let that_batch = arrow_select::interleave::interleave_record_batch(&batches, &at)?;
+        let that_origin = interleave_origins(&chunks, &at)?;
         let (left, right_rows) = if right {
             ((that_batch, that_origin), (this.batch, this.origin))
         } else {
@@ -244,7 +257,7 @@ impl SymmetricJoin {
 }
 
 /// The positions of `chunks`' rows at `at` ((chunk, row) pairs).
-fn interleave_origins(chunks: &[Rows], at: &[(usize, usize)]) -> Result<Option<Origin>> {
+fn interleave_origins(chunks: &[&Rows], at: &[(usize, usize)]) -> Result<Option<Origin>> {
     let columns: Option<Vec<Vec<ArrayRef>>> = chunks
         .iter()
         .map(|c| c.origin.as_ref().map(Origin::columns))
