@@ -49,3 +49,19 @@ FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) x
 JOIN TUMBLE(bid, date_time, INTERVAL '10' SECOND) y
   ON x.window_start = y.window_start AND x.window_end = y.window_end
  AND x.auction = y.auction;
+
+-- A window semi join (EXISTS): bids with another bidder on their auction in their window,
+-- each bid once, keyed by its own position. (TUMBLE cannot take a correlated subquery's
+-- column, so the windowed bids are a view of their own.)
+CREATE VIEW windowed_bids AS
+SELECT auction, bidder, window_start, window_end
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND);
+
+CREATE VIEW contested AS
+SELECT x.auction, x.bidder, x.window_start
+FROM windowed_bids x
+WHERE EXISTS (
+    SELECT 1 FROM windowed_bids y
+    WHERE y.window_start = x.window_start AND y.window_end = x.window_end
+      AND y.auction = x.auction AND y.bidder <> x.bidder
+);

@@ -60,18 +60,6 @@ pub fn origin_key(positions: usize) -> Vec<(String, DataType)> {
         .collect()
 }
 
-/// Whether `name` is a hidden key column of a view keyed by source position.
-pub fn is_origin_column(name: &str) -> bool {
-    ["_partition", "_offset", "_copy"].iter().any(|base| {
-        name.strip_prefix(base).is_some_and(|rest| {
-            rest.is_empty()
-                || rest
-                    .strip_prefix('_')
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-    })
-}
-
 /// A compiled view.
 pub struct Compiled {
     /// The operator tree.
@@ -307,6 +295,10 @@ fn positions(node: &Node) -> Option<usize> {
         Op::Source(_) => Some(1),
         Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
             positions(input)
+        }
+        // A semi join's rows are its left rows.
+        Op::Join { left, join, .. } if matches!(&**join, Join::Window(w) if w.semi) => {
+            positions(left)
         }
         Op::Join { left, right, .. } => Some(positions(left)? + positions(right).unwrap_or(0)),
         Op::Union { inputs } => {
@@ -588,10 +580,17 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     let semi = match j.join_type {
         JoinType::Inner => false,
         JoinType::LeftSemi => true,
+        JoinType::Left | JoinType::Right | JoinType::Full => {
+            return Err(unsupported(format!(
+                "{} JOIN; streaming views support inner joins (outer joins need \
+                 retractions, which are not built yet)",
+                j.join_type
+            )));
+        }
         other => {
             return Err(unsupported(format!(
-                "{other} JOIN; streaming views support inner joins (outer joins need \
-                 retractions, which are not built yet)"
+                "a {other} join (NOT IN, NOT EXISTS or a semi join DataFusion could not turn \
+                 into an inner join); streaming views support inner joins"
             )));
         }
     };
@@ -648,6 +647,9 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                      window_start)"
                         .into(),
                 ));
+            }
+            if !has_origin(&right) {
+                right_matches_once(&right, &j.on, rs)?;
             }
             let join = WindowJoin::new(
                 id,
@@ -719,6 +721,61 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             join: Box::new(join),
         },
     })
+}
+
+/// A window join whose right rows have no positions (an aggregate's) keys its rows by the
+/// left row's alone, which is right only if a left row matches at most one right row: the
+/// join must compare every GROUP BY column of the aggregate.
+fn right_matches_once(right: &Node, on: &[(Expr, Expr)], rs: &DFSchema) -> Result<()> {
+    let compared: Vec<usize> = on.iter().filter_map(|(_, r)| column_index(r, rs)).collect();
+    let Some(groups) = group_columns(right) else {
+        return Err(unsupported(
+            "a window join with rows that are neither streams' rows nor an aggregate's",
+        ));
+    };
+    let missing: Vec<String> = groups
+        .into_iter()
+        .filter(|(_, at)| !at.is_some_and(|c| compared.contains(&c)))
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(unsupported(format!(
+            "a window join that does not compare all of the GROUP BY columns of the \
+             aggregate it joins (missing: {}); each left row must match at most one of its \
+             rows: add them to ON, or join the streams' rows",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The GROUP BY columns of the aggregate under `node`'s filters and projections (which
+/// identify its rows), by name, with where each is in `node`'s output if it is passed on.
+fn group_columns(node: &Node) -> Option<Vec<(String, Option<usize>)>> {
+    match &node.op {
+        Op::Aggregate { agg, .. } => Some(
+            (0..agg.layout.len())
+                .map(|g| (agg.schema.field(g).name().clone(), Some(g)))
+                .collect(),
+        ),
+        Op::Filter { input, .. } => group_columns(input),
+        Op::Project { input, exprs } => Some(
+            group_columns(input)?
+                .into_iter()
+                .map(|(name, at)| {
+                    let out = at.and_then(|g| {
+                        exprs.iter().position(|e| {
+                            let any: &dyn Any = e.as_ref();
+                            any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                                .is_some_and(|c| c.index() == g)
+                        })
+                    });
+                    (name, out)
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// A projection `p` over the already built `input`.

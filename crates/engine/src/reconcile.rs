@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::batch::{BatchSession, HistoryFile, TimeRange, Views, in_range};
-use crate::compile::is_origin_column;
+use crate::compile::{ResultKey, origin_key};
 use crate::error::{EngineError, Result};
 use crate::runner::{compile_view_over, result_table};
 use crate::views::ViewCatalog;
@@ -174,7 +174,11 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
     let table = result_table(def, &compiled);
     // A view keyed by input position (a join's rows) is compared as a multiset of rows:
     // batch execution has no input positions.
-    let by_position = table.key.iter().any(|k| is_origin_column(k));
+    let hidden: Vec<String> = match compiled.key {
+        ResultKey::Origin(positions) => origin_key(positions).into_iter().map(|(n, _)| n).collect(),
+        ResultKey::Columns(_) => Vec::new(),
+    };
+    let by_position = !hidden.is_empty();
     if by_position && request.repair {
         return Err(EngineError::Sql(format!(
             "view '{view}' is keyed by input position (its rows are not aggregated), which a \
@@ -186,7 +190,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
             .schema
             .fields()
             .iter()
-            .filter(|f| !is_origin_column(f.name()))
+            .filter(|f| !hidden.contains(f.name()))
             .cloned()
             .collect::<Vec<_>>(),
     ));

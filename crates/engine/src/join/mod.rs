@@ -41,7 +41,11 @@ impl Join {
     /// Rows of one input (`right` false for the left one); returns the rows this completes.
     pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
         match self {
-            Join::Window(j) => j.on_input(rows, right).map(|()| Vec::new()),
+            Join::Window(j) => {
+                j.on_input(rows, right)?;
+                ctx.check_state(j.state_bytes())?;
+                Ok(Vec::new())
+            }
             Join::Symmetric(j) => j.on_input(rows, right, ctx),
         }
     }

@@ -97,14 +97,12 @@ impl SymmetricJoin {
                 "a symmetric join was given rows that change".into(),
             ));
         }
-        let rows = self.keyed(rows, right)?;
+        let (me, other) = (usize::from(right), usize::from(!right));
+        let (rows, key_columns) = self.matchable(rows, me)?;
         if rows.batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let (me, other) = (usize::from(right), usize::from(!right));
-        let keys = self
-            .key_rows
-            .convert_columns(&eval_keys(&self.keys[me], &rows.batch)?)?;
+        let keys = self.key_rows.convert_columns(&key_columns)?;
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..rows.batch.num_rows() {
@@ -121,21 +119,28 @@ impl SymmetricJoin {
             self.pairs(&rows, &UInt32Array::from(mine), &theirs, right)?
         };
 
+        let encoded = chunk::encode(&rows)?;
+        let bytes = encoded.len();
         let state_key = self.chunk_key(right);
-        self.pending_puts.push((state_key, chunk::encode(&rows)?));
-        self.keep(rows, &keys, right)?;
+        self.pending_puts.push((state_key, encoded));
+        self.keep(compact(&rows)?, &keys, bytes, right)?;
         ctx.check_state(self.state_bytes)?;
         Ok(out)
     }
 
-    /// `rows` without those whose key can match nothing (a NULL key, unless NULLs match).
-    fn keyed(&self, rows: Rows, right: bool) -> Result<Rows> {
-        if self.nulls_match {
-            return Ok(rows);
-        }
-        match valid_keys(&eval_keys(&self.keys[usize::from(right)], &rows.batch)?) {
-            Some(valid) => rows.filter(&valid),
-            None => Ok(rows),
+    /// `rows` of side `me` without those whose key can match nothing (a NULL key, unless
+    /// NULLs match), and their join keys.
+    fn matchable(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<ArrayRef>)> {
+        let keys = eval_keys(&self.keys[me], &rows.batch)?;
+        match (!self.nulls_match).then(|| valid_keys(&keys)).flatten() {
+            Some(valid) => {
+                let keys = keys
+                    .iter()
+                    .map(|k| Ok(arrow_select::filter::filter(k, &valid)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((rows.filter(&valid)?, keys))
+            }
+            None => Ok((rows, keys)),
         }
     }
 
@@ -231,13 +236,20 @@ impl SymmetricJoin {
             let keys = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;
-            self.keep(rows, &keys, is_right)?;
+            self.keep(rows, &keys, v.len(), is_right)?;
         }
         Ok(())
     }
 
-    /// Keeps rows of one side, whose join keys are `keys`, for the other side's later rows.
-    fn keep(&mut self, rows: Rows, keys: &arrow_row::Rows, right: bool) -> Result<()> {
+    /// Keeps rows of one side, whose join keys are `keys` and whose checkpoint entry is
+    /// `bytes` long (what they count against the state cap), for the other side's later rows.
+    fn keep(
+        &mut self,
+        rows: Rows,
+        keys: &arrow_row::Rows,
+        bytes: usize,
+        right: bool,
+    ) -> Result<()> {
         let side = &mut self.sides[usize::from(right)];
         let chunk_no = u32::try_from(side.chunks.len())
             .map_err(|_| EngineError::Bug("a join side holds over 2^32 batches".into()))?;
@@ -249,11 +261,18 @@ impl SymmetricJoin {
             }
             entry.or_default().push((chunk_no, i as u32));
         }
-        self.state_bytes +=
-            rows.batch.get_array_memory_size() + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
+        self.state_bytes += bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
         side.chunks.push(rows);
         Ok(())
     }
+}
+
+/// `rows` in buffers of their own: rows read from the log are slices of a whole frame's
+/// buffers (every column, every row), which kept rows must not hold on to.
+fn compact(rows: &Rows) -> Result<Rows> {
+    rows.take(&UInt32Array::from_iter_values(
+        0..rows.batch.num_rows() as u32,
+    ))
 }
 
 /// The positions of `chunks`' rows at `at` ((chunk, row) pairs).

@@ -52,6 +52,8 @@ struct Buffered {
     left: Vec<Rows>,
     right: Vec<Rows>,
     keys: Vec<Vec<u8>>,
+    /// Bytes of the window's checkpoint entries (what it counts against the state cap).
+    bytes: usize,
 }
 
 /// The window join operator.
@@ -158,11 +160,13 @@ impl WindowJoin {
                     "a row for window ending {e} reached a join already past it"
                 )));
             }
-            self.state_bytes += part.batch.get_array_memory_size();
+            let encoded = chunk::encode(&part)?;
+            self.state_bytes += encoded.len();
             let key = self.chunk_key(e, right);
-            self.pending_puts.push((key.clone(), chunk::encode(&part)?));
             let buf = self.buffers.entry(e).or_default();
-            buf.keys.push(key);
+            buf.bytes += encoded.len();
+            buf.keys.push(key.clone());
+            self.pending_puts.push((key, encoded));
             if right {
                 buf.right.push(part);
             } else {
@@ -202,11 +206,7 @@ impl WindowJoin {
                 break;
             }
             let buf = self.buffers.remove(&e).expect("first key exists");
-            for r in buf.left.iter().chain(&buf.right) {
-                self.state_bytes = self
-                    .state_bytes
-                    .saturating_sub(r.batch.get_array_memory_size());
-            }
+            self.state_bytes = self.state_bytes.saturating_sub(buf.bytes);
             self.pending_deletes.extend(buf.keys);
             if let Some(rows) = self.join(&buf.left, &buf.right)? {
                 out.push(rows);
@@ -315,8 +315,9 @@ impl WindowJoin {
             let is_right = k[19] == 1;
             let rows = chunk::decode(v, if is_right { right } else { left })?;
             self.seq = self.seq.max(seq + 1);
-            self.state_bytes += rows.batch.get_array_memory_size();
+            self.state_bytes += v.len();
             let buf = self.buffers.entry(e).or_default();
+            buf.bytes += v.len();
             buf.keys.push(k.clone());
             if is_right {
                 buf.right.push(rows);

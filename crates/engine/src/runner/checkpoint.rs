@@ -269,7 +269,13 @@ impl Checkpointer {
             }
             let batch = match (&compiled.key, &r.origin) {
                 (ResultKey::Columns(_), _) => r.batch,
-                (ResultKey::Origin(_), Some(o)) => {
+                (ResultKey::Origin(positions), Some(o)) => {
+                    if o.positions() != *positions {
+                        return Err(EngineError::Bug(format!(
+                            "rows with {} input positions for a view keyed by {positions}",
+                            o.positions()
+                        )));
+                    }
                     let mut columns: Vec<ArrayRef> = r.batch.columns().to_vec();
                     columns.extend(o.columns());
                     RecordBatch::try_new_with_options(

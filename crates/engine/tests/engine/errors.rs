@@ -80,6 +80,16 @@ fn unsupported_aggregates_and_constructs_are_named() {
          ON b.auction = m.auction",
         "join with an aggregate's rows",
     );
+    // Issue 16: a left row matching several of the aggregate's rows would make result rows
+    // sharing one key.
+    refused(
+        "CREATE VIEW v AS SELECT b.auction, b.price FROM TUMBLE(bid, date_time, INTERVAL '1' \
+         SECOND) b JOIN (SELECT auction, window_start, window_end, MAX(price) AS top FROM \
+         TUMBLE(bid, date_time, INTERVAL '1' SECOND) GROUP BY auction, window_start, \
+         window_end) m ON b.window_start = m.window_start AND b.window_end = m.window_end \
+         AND b.price = m.top",
+        "missing: auction",
+    );
 }
 
 #[test]
