@@ -130,3 +130,17 @@ pub const STORE_CONNECTIONS_MAX: usize = 1_000;
 /// Longest a store call waits for a connection when all of the pool's are in use; then it
 /// fails as busy (HTTP 503 `store_busy`).
 pub const STORE_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL-protocol connections `serve --pg-listen` holds at once. One more is answered
+/// with SQLSTATE 53300 (too many connections) and closed. Each connection runs at most one
+/// query at a time, so this also bounds the batch queries the endpoint runs at once.
+pub const PG_CONNECTIONS_MAX: usize = 32;
+
+/// Encoded result batches one PostgreSQL-protocol query keeps ahead of its client: the
+/// query waits while they are unsent, so a slow client holds at most this many batches
+/// (DataFusion's batches are 8,192 rows) and never a whole result.
+pub const PG_RESULT_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Longest the PostgreSQL endpoint spends telling a connection over
+/// [`PG_CONNECTIONS_MAX`] why it is refused before closing it.
+pub const PG_REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
