@@ -2,12 +2,13 @@
 //! with data, a stream, `SHOW VIEWS`, `freshet_freshness`, runs DDL, gets SQLSTATEs for bad
 //! SQL on a connection that stays usable, and logs in with API tokens whose roles hold; the
 //! Python driver psycopg binds parameters (extended protocol) and reads typed values, in
-//! text and binary. Without `psql` or psycopg these tests skip, except under `FRESHET_CI`,
+//! text and binary; a connection over the limit is refused until one closes. Without `psql` or psycopg these tests skip, except under `FRESHET_CI`,
 //! where they fail.
 
 use crate::e2e::auth::create_token;
 use crate::e2e::http_views::{STREAM, VIEW, bid, results_until};
 use crate::e2e::support::{Env, Run, START_DEADLINE, Server, run_bounded};
+use freshet_types::limits::PG_CONNECTIONS_MAX;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -421,4 +422,37 @@ fn psycopg_binds_parameters_and_reads_typed_values() {
         json!([2, 4, "2015-07-15T00:00:00", "4.00", true]),
         "{out}"
     );
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_until_one_closes() {
+    let Some(_) = psql_or_skip() else { return };
+    let env = Env::new();
+    let (server, port) = serve(&env);
+    // Connections that never finish their startup hold their slots.
+    let held: Vec<std::net::TcpStream> = (0..PG_CONNECTIONS_MAX)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let until = |what: &str, done: &dyn Fn(&Run) -> bool| {
+        let deadline = Instant::now() + RELOAD_DEADLINE;
+        loop {
+            let run = psql(port, None, &["SELECT 1"]);
+            if done(&run) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {run:?}\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("one more is refused", &|run| {
+        run.code == Some(2) && run.stderr.contains("too many clients")
+    });
+    drop(held);
+    until("a closed connection frees its slot", &|run| {
+        run.code == Some(0) && run.stdout.trim() == "1"
+    });
 }

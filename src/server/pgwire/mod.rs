@@ -97,10 +97,46 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiv
     tracing::info!("stopped serving the PostgreSQL protocol");
 }
 
-/// Tells a connection over [`PG_CONNECTIONS_MAX`] why it is refused (a FATAL
-/// `ErrorResponse`, SQLSTATE 53300, which libpq also reads in answer to its SSL request),
-/// then closes it.
+/// Tells a connection over [`PG_CONNECTIONS_MAX`] why it is refused, as PostgreSQL does:
+/// an SSL or GSS encryption request is declined (`N`), the startup message read, then a
+/// FATAL `ErrorResponse` with SQLSTATE 53300 sent and the connection closed; all within
+/// [`PG_REFUSAL_TIMEOUT`].
 async fn refuse(mut socket: TcpStream) {
+    let _ = tokio::time::timeout(PG_REFUSAL_TIMEOUT, async {
+        read_startup(&mut socket).await?;
+        socket.write_all(&too_many_connections()).await?;
+        socket.shutdown().await
+    })
+    .await;
+}
+
+/// The codes of the requests that may precede the startup message (SSLRequest,
+/// GSSENCRequest), sent with a length of 8.
+const ENCRYPTION_REQUESTS: [u32; 2] = [80_877_103, 80_877_104];
+
+/// Longest startup message read from a connection being refused (PostgreSQL's own limit).
+const STARTUP_BYTES_MAX: usize = 10_000;
+
+/// Reads the client's first messages up to and including its startup message.
+async fn read_startup(socket: &mut TcpStream) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    for _ in 0..=ENCRYPTION_REQUESTS.len() {
+        let length = usize::try_from(socket.read_u32().await?).unwrap_or(usize::MAX);
+        let code = socket.read_u32().await?;
+        if length == 8 && ENCRYPTION_REQUESTS.contains(&code) {
+            socket.write_all(b"N").await?;
+            continue;
+        }
+        let rest = length.saturating_sub(8).min(STARTUP_BYTES_MAX);
+        let mut body = vec![0; rest];
+        socket.read_exact(&mut body).await?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// A FATAL `ErrorResponse`, SQLSTATE 53300, as PostgreSQL words it.
+fn too_many_connections() -> Vec<u8> {
     let mut fields = Vec::new();
     for (tag, value) in [
         (b'S', "FATAL"),
@@ -117,9 +153,5 @@ async fn refuse(mut socket: TcpStream) {
     let length = u32::try_from(fields.len() + 4).expect("a short message");
     message.extend_from_slice(&length.to_be_bytes());
     message.extend_from_slice(&fields);
-    let _ = tokio::time::timeout(PG_REFUSAL_TIMEOUT, async {
-        let _ = socket.write_all(&message).await;
-        let _ = socket.shutdown().await;
-    })
-    .await;
+    message
 }
