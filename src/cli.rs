@@ -474,6 +474,12 @@ pub struct ServeArgs {
     /// `all` server writes (a shared `--store` such as PostgreSQL, or the same SQLite file).
     #[arg(long, value_enum, default_value_t = ServeRole::All)]
     pub role: ServeRole,
+    /// Also speak the PostgreSQL wire protocol on this address (`host:port`), so that
+    /// psql, drivers and BI tools can query views and streams and run DDL: the API token
+    /// is the password, roles as over HTTP; without tokens, only a loopback address is
+    /// allowed (as for --listen). No TLS: see docs/pgwire.md.
+    #[arg(long, env = "FRESHET_PG_LISTEN", value_name = "ADDR")]
+    pub pg_listen: Option<String>,
     #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]

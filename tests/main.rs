@@ -24,7 +24,7 @@ mod pg;
 mod e2e {
     pub mod support;
 
-    mod auth;
+    pub mod auth;
     pub mod batch;
     pub mod certs;
     mod cli_ingest;
@@ -39,6 +39,7 @@ mod e2e {
     mod operators;
     mod pg_store;
     mod pg_tls;
+    mod pgwire;
     mod tls;
     mod views;
 }

@@ -136,6 +136,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: DemoArgs) -> anyhow:
         ServeArgs {
             listen: args.listen,
             role: ServeRole::All,
+            pg_listen: None,
             access: args.access,
             tls: TlsArgs::default(),
         },

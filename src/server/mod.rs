@@ -14,6 +14,7 @@ mod history;
 mod ingest;
 mod log_access;
 mod metrics;
+mod pgwire;
 pub mod process_stats;
 mod reconciler;
 mod reconciliations;
@@ -137,9 +138,12 @@ pub fn run_with(
         .map(Certificates::load)
         .transpose()?;
     let addrs = listen::resolve(&args.listen)?;
+    let pg_addrs = args.pg_listen.as_deref().map(listen::resolve).transpose()?;
     let mut fixed = keys_from_env()?;
     fixed.extend(own_keys);
-    let exposed = listen::exposed(&addrs);
+    // Either listener reachable from other machines makes the server exposed: tokens are
+    // the same for both.
+    let exposed = listen::exposed(&addrs) || pg_addrs.as_deref().is_some_and(listen::exposed);
     let credentials = Credentials::open(
         data_dir,
         fixed,
@@ -154,6 +158,16 @@ pub fn run_with(
         configured,
         args.access.insecure_no_auth,
     )?;
+    if let (Some(listen), Some(addrs)) = (&args.pg_listen, &pg_addrs) {
+        listen::check(listen, addrs, configured, args.access.insecure_no_auth)?;
+        if listen::exposed(addrs) {
+            tracing::warn!(
+                pg_listen = listen,
+                "the PostgreSQL endpoint speaks no TLS: passwords (API tokens) and results \
+                 cross the network in clear; prefer a loopback address and a tunnel"
+            );
+        }
+    }
     if exposed && !configured {
         tracing::warn!(
             listen = args.listen,
@@ -228,13 +242,12 @@ pub fn run_with(
         ),
         false => None,
     };
-    let served = runtime.block_on(serve(
-        app.clone(),
-        &args.listen,
-        &addrs,
-        (tls, hangups),
-        on_listening,
-    ));
+    let listeners = Listeners {
+        listen: &args.listen,
+        addrs: &addrs,
+        pg: args.pg_listen.as_deref().zip(pg_addrs.as_deref()),
+    };
+    let served = runtime.block_on(serve(app.clone(), listeners, (tls, hangups), on_listening));
     stop_views.store(true, Ordering::SeqCst);
     let views = views
         .map(|v| v.join())
@@ -253,10 +266,17 @@ pub fn run_with(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the server listens: HTTP, and the PostgreSQL protocol if asked (each as given and
+/// as resolved and checked).
+struct Listeners<'a> {
+    listen: &'a str,
+    addrs: &'a [SocketAddr],
+    pg: Option<(&'a str, &'a [SocketAddr])>,
+}
+
 async fn serve(
     app: Arc<App>,
-    listen: &str,
-    addrs: &[SocketAddr],
+    Listeners { listen, addrs, pg }: Listeners<'_>,
     (tls, hangups): (Option<Arc<Certificates>>, tokio::signal::unix::Signal),
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -266,10 +286,42 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let pg_listener = match pg {
+        None => None,
+        Some((pg_listen, pg_addrs)) => Some(
+            tokio::net::TcpListener::bind(pg_addrs)
+                .await
+                .with_context(|| format!("cannot listen on {pg_listen} (--pg-listen)"))?,
+        ),
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
-    // Before the server says it listens: a SIGTERM sent once it has stops it cleanly.
-    let stop = crate::app::signals::shutdown_signal();
+    // Before the server says it listens: a SIGTERM sent once it has stops it cleanly. The
+    // PostgreSQL endpoint stops with the HTTP server.
+    let signal = crate::app::signals::shutdown_signal();
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
+    let stop = {
+        let stopping = stopping.clone();
+        async move {
+            signal.await;
+            let _ = stopping.send(true);
+        }
+    };
+    let pg_served = match pg_listener {
+        None => None,
+        Some(pg_listener) => {
+            output::line(format!(
+                "freshet PostgreSQL protocol on {}",
+                pg_listener.local_addr()?
+            ));
+            Some(tokio::spawn(pgwire::serve(
+                app.clone(),
+                pg_listener,
+                stopped,
+            )))
+        }
+    };
     output::line(format!("freshet serving on {scheme}://{addr}"));
     on_listening(addr)?;
     let writer = app.log.is_writer();
@@ -299,6 +351,13 @@ async fn serve(
                 .await
         }
     };
+    // Also when the HTTP server failed rather than stopped.
+    let _ = stopping.send(true);
+    if let Some(pg) = pg_served
+        && let Err(e) = pg.await
+    {
+        tracing::error!(error = %e, "the PostgreSQL endpoint's task failed");
+    }
     served.context("the HTTP server failed")?;
     for task in flusher
         .into_iter()

@@ -47,16 +47,19 @@ pub async fn sql(
             format!("expected a JSON body {{\"sql\": \"...\"}}: {e}"),
         )
     })?;
+    Ok(Json(json!({ "results": submit(&app, body.sql).await? })))
+}
+
+/// Hands `sql` (one or more statements) to the views thread and waits for their outcome:
+/// one text per statement. `POST /v1/sql` and the PostgreSQL endpoint both come here.
+pub async fn submit(app: &App, sql: String) -> Result<Vec<String>, ApiError> {
     app.log.writer("SQL statements")?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     let unavailable = |why: &str| ApiError {
         retry_after_s: Some(1),
         ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "views_unavailable", why)
     };
-    match app.ddl.try_send(DdlRequest {
-        sql: body.sql,
-        reply,
-    }) {
+    match app.ddl.try_send(DdlRequest { sql, reply }) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             return Err(unavailable("too many SQL requests are waiting; retry"));
@@ -66,8 +69,7 @@ pub async fn sql(
         }
     }
     match tokio::time::timeout(DDL_REPLY_TIMEOUT, answer).await {
-        Ok(Ok(Ok(results))) => Ok(Json(json!({ "results": results }))),
-        Ok(Ok(Err(e))) => Err(e),
+        Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => Err(unavailable("the views thread stopped before answering")),
         // The statement stays queued and will still run.
         Err(_) => Err(unavailable(

@@ -182,6 +182,14 @@ pub struct ViewFigures {
     pub stats: Stats,
 }
 
+impl ViewFigures {
+    /// The mode the view ran in at its last commit (the planner may move it; see
+    /// docs/planner.md).
+    pub fn mode(&self) -> &'static str {
+        self.stats.mode.map_or("streaming", |m| m.as_str())
+    }
+}
+
 fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigures {
     let (freshness, stats) = freshness(app, def, status, now);
     ViewFigures {
@@ -204,8 +212,7 @@ fn view_summary(f: &ViewFigures) -> Value {
         "name": f.def.name,
         "query": f.def.query,
         "options": f.def.options,
-        // As of the last commit; the planner may move it (see docs/planner.md).
-        "mode": stats.mode.map_or("streaming", |m| m.as_str()),
+        "mode": f.mode(),
         "period_ms": stats.period_ms,
         "freshness": f.freshness,
         "stats": {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const RELOAD_DEADLINE: Duration = Duration::from_secs(10);
 
 /// `freshet token create --role ROLE [--name NAME]`: the token, its last line of output.
-fn create_token(env: &Env, role: &str, name: Option<&str>) -> String {
+pub fn create_token(env: &Env, role: &str, name: Option<&str>) -> String {
     let mut args = vec!["token", "create", "--role", role];
     if let Some(name) = name {
         args.extend(["--name", name]);

@@ -367,6 +367,8 @@ pub struct Server {
     child: Child,
     /// `host:port` it listens on.
     pub addr: String,
+    /// `host:port` of its PostgreSQL endpoint, if it was given `--pg-listen`.
+    pub pg_addr: Option<String>,
     log: PathBuf,
     agent: ureq::Agent,
 }
@@ -395,16 +397,21 @@ impl Server {
             .spawn()
             .expect("start the serving command");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Option<String>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Option<(String, Option<String>)>>(1);
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
+            // The PostgreSQL endpoint's line comes first, when there is one.
+            let mut pg = None;
             let found = loop {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(n) if n > 0 => {
+                        if let Some(addr) = line.strip_prefix("freshet PostgreSQL protocol on ") {
+                            pg = Some(addr.trim().to_string());
+                        }
                         if line.starts_with("freshet serving on ") {
-                            break Some(line.clone());
+                            break Some((line.clone(), pg));
                         }
                     }
                     _ => break None,
@@ -422,11 +429,15 @@ impl Server {
         let mut server = Server {
             child,
             addr: String::new(),
+            pg_addr: None,
             log,
             agent,
         };
         let line = match rx.recv_timeout(deadline) {
-            Ok(Some(line)) => line,
+            Ok(Some((line, pg))) => {
+                server.pg_addr = pg;
+                line
+            }
             Ok(None) => panic!("{args} exited before serving:\n{}", server.log_text()),
             Err(_) => panic!(
                 "{args} did not start serving within {deadline:?}:\n{}",

@@ -34,6 +34,10 @@ pub struct Freshness {
     pub lag_events: Option<u64>,
     /// When the last commit landed, RFC 3339.
     pub committed_at: Option<String>,
+    /// The same in ms since the epoch (for typed readers such as the PostgreSQL endpoint;
+    /// the JSON shows the text).
+    #[serde(skip)]
+    pub committed_at_ms: Option<i64>,
     /// Now minus the time before which every ingested event is reflected: 0 when the view
     /// has committed everything in its input partitions, `None` before its first commit.
     pub staleness_ms: Option<i64>,
@@ -60,6 +64,7 @@ pub fn of(
                 offsets: Vec::new(),
                 lag_events: None,
                 committed_at: None,
+                committed_at_ms: None,
                 staleness_ms: None,
                 sla_ms,
                 sla_met: false,
@@ -101,6 +106,7 @@ pub fn of(
             offsets,
             lag_events: Some(lag),
             committed_at: status.committed_at_ms.map(fmt_ms),
+            committed_at_ms: status.committed_at_ms,
             staleness_ms: staleness,
             sla_ms,
             sla_met: staleness.is_some_and(|s| s as u64 <= sla_ms),

@@ -19,6 +19,9 @@ pub fn mentions(query: &str, name: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(name))
 }
 
+/// What `SHOW VIEWS` answers when there is no view.
+pub const NO_VIEWS: &str = "(no views)";
+
 /// Run one view statement; returns the text to print.
 pub fn execute(
     data: &DataDir,
@@ -81,7 +84,7 @@ pub fn execute(
             Ok(format!("dropped view {name}"))
         }
         ViewStatement::Show => Ok(if catalog.views.is_empty() {
-            "(no views)".into()
+            NO_VIEWS.into()
         } else {
             catalog
                 .views

@@ -13,6 +13,9 @@ use freshet_store::{ResultStore, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::{StreamStatement, parse_stream_statement};
 
+/// What `SHOW STREAMS` answers when there is no stream.
+pub const NO_STREAMS: &str = "(no streams)";
+
 /// A parsed statement.
 #[derive(Debug, Clone)]
 pub enum Statement {
@@ -112,7 +115,7 @@ pub fn execute(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -
         Statement::ShowStreams => {
             let names: Vec<String> = dir.streams().into_iter().map(|s| s.name).collect();
             Ok(if names.is_empty() {
-                "(no streams)".into()
+                NO_STREAMS.into()
             } else {
                 names.join("\n")
             })

@@ -150,3 +150,17 @@ pub const HISTORY_SERIES_MAX: usize = 512;
 /// Dead letters `GET /v1/streams/{name}/dead-letters` lists at most (each keeps up to
 /// [`DLQ_RAW_BYTES_MAX`] of its raw row).
 pub const HTTP_DEAD_LETTERS_LISTED_MAX: usize = 100;
+
+/// PostgreSQL-protocol connections `serve --pg-listen` holds at once. One more is answered
+/// with SQLSTATE 53300 (too many connections) and closed. Each connection runs at most one
+/// query at a time, so this also bounds the batch queries the endpoint runs at once.
+pub const PG_CONNECTIONS_MAX: usize = 32;
+
+/// Encoded result batches one PostgreSQL-protocol query keeps ahead of its client: the
+/// query waits while they are unsent, so a slow client holds at most this many batches
+/// (DataFusion's batches are 8,192 rows) and never a whole result.
+pub const PG_RESULT_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Longest the PostgreSQL endpoint spends telling a connection over
+/// [`PG_CONNECTIONS_MAX`] why it is refused before closing it.
+pub const PG_REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);

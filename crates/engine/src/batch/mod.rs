@@ -9,6 +9,7 @@
 
 mod history;
 mod log_table;
+mod prepared;
 mod select;
 mod session;
 mod store_table;
@@ -16,6 +17,7 @@ mod windows;
 
 pub use history::{HistoryCounters, HistoryFile};
 pub use log_table::LogTable;
+pub use prepared::{Described, QueryError, QueryErrorKind};
 pub use select::TimeRange;
 pub(crate) use select::in_range;
 pub use store_table::{SharedStore, StoreTable};
