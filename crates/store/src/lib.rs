@@ -75,6 +75,7 @@
 #![deny(missing_docs)]
 
 mod cells;
+mod changes;
 #[cfg(test)]
 mod contract_tests;
 mod definition;
@@ -87,6 +88,7 @@ mod schema;
 mod sql;
 mod sqlite;
 
+pub use changes::{ChangeEntry, ChangeKind, ChangeLog, ChangeRetention, RETAIN_COMMITS_ENV};
 pub use discard::DiscardStore;
 pub use error::StoreError;
 pub use location::StoreLocation;
@@ -118,7 +120,8 @@ pub trait ResultStore: Send {
     /// Applies one checkpoint in one transaction: upserts result rows by key, puts then
     /// deletes state entries, stores late events not already stored, and upserts the
     /// progress of each partition named and the view's watermark, stats and commit time.
-    /// On any error nothing is changed.
+    /// If rows are deleted or upserted, adds them to the view's change log
+    /// ([`ResultStore::read_changes`]) and prunes it. On any error nothing is changed.
     fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError>;
 
     /// Reads result rows in key order, at most
@@ -147,13 +150,30 @@ pub trait ResultStore: Send {
 
     /// Corrects result rows outside the streaming protocol (reconciliation and backfill), in
     /// one transaction: deletes the rows whose keys are those of the rows in `deletes`, then
-    /// upserts `upserts` by key. Progress, state and status are untouched.
+    /// upserts `upserts` by key. Progress, state and status are untouched; the change log
+    /// gains an entry of kind [`ChangeKind::Repair`] if rows changed.
     fn repair(
         &mut self,
         view: &str,
         upserts: &[ResultBatch],
         deletes: &[arrow_array::RecordBatch],
     ) -> Result<(), StoreError>;
+
+    /// Reads the view's change log: its oldest and newest positions, and up to `limit`
+    /// (at most [`CHANGE_READ_ENTRIES_MAX`](freshet_types::limits::CHANGE_READ_ENTRIES_MAX))
+    /// entries after position `after_seq`, oldest first, all from one snapshot. Every
+    /// commit and repair that changes rows adds an entry in its own transaction (see
+    /// [`ChangeEntry`]); the log keeps the last [`ChangeRetention`] of them.
+    fn read_changes(
+        &self,
+        view: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<ChangeLog, StoreError>;
+
+    /// How much of each view's change log later commits keep (by default
+    /// [`ChangeRetention::default`]). A store that keeps no log ignores it.
+    fn set_change_retention(&mut self, _retention: ChangeRetention) {}
 
     /// Makes this process the only writer of `view` until it exits: a store that other
     /// processes can write (PostgreSQL) refuses, with a message naming the holder, while

@@ -130,3 +130,43 @@ pub const STORE_CONNECTIONS_MAX: usize = 1_000;
 /// Longest a store call waits for a connection when all of the pool's are in use; then it
 /// fails as busy (HTTP 503 `store_busy`).
 pub const STORE_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// Commits with changed rows the change log keeps per view (`GET /v1/views/{name}/changes`);
+/// older ones are pruned in the commit that passes the bound, so a client that resumes
+/// from an older position is told to start over (`event: reset`). The environment variable
+/// `FRESHET_CHANGES_RETAIN_COMMITS` may lower it (never raise it).
+pub const CHANGE_LOG_COMMITS_MAX: u64 = 10_000;
+
+/// Longest the change log keeps a commit, in ms: older ones are pruned in the next commit
+/// (the newest is always kept, so the position survives a quiet day).
+pub const CHANGE_LOG_AGE_MAX_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// Change-log entries one read of the log returns at most (the feed reads again for more);
+/// each entry holds one commit's changed rows, so this bounds a feed's memory to a few
+/// commits.
+pub const CHANGE_READ_ENTRIES_MAX: usize = 16;
+
+/// Change feeds (`GET /v1/views/{name}/changes`) one server streams at once; more are
+/// refused with 503 `too_many_feeds`.
+pub const CHANGE_FEEDS_MAX: usize = 64;
+
+/// Events a change feed holds for its client before the client reads them; when the buffer
+/// stays full for [`CHANGE_FEED_SLOW_CLIENT`], the client is dropped.
+pub const CHANGE_FEED_BUFFER_EVENTS: usize = 8;
+
+/// How long a change feed waits for a slow client to take an event from a full buffer
+/// before it drops the client with `event: dropped` (the client resumes from its last
+/// position).
+pub const CHANGE_FEED_SLOW_CLIENT: Duration = Duration::from_secs(30);
+
+/// How often a change feed looks for new commits in the store (it is written by the views,
+/// in this process or another).
+pub const CHANGE_FEED_POLL: Duration = Duration::from_millis(200);
+
+/// Interval of the comment lines that keep an idle change feed's connection open through
+/// proxies.
+pub const CHANGE_FEED_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Rows per `snapshot` event of a change feed opened with `?snapshot=true`; the snapshot
+/// itself holds at most [`RESULT_ROWS_PER_PAGE_MAX`] rows.
+pub const CHANGE_SNAPSHOT_ROWS_PER_EVENT: usize = 1_000;
