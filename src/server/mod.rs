@@ -7,6 +7,7 @@
 //! finish in-flight requests, commit every view, sync, exit 0.
 
 mod auth;
+mod changes;
 mod credentials;
 mod error;
 mod ingest;
@@ -37,7 +38,7 @@ use state::App;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tls::{Certificates, TlsFiles, TlsListener};
@@ -71,6 +72,11 @@ fn routes(metrics_open: bool) -> Vec<Route<Arc<App>>> {
             "/v1/views/{name}/results",
             Needs(Role::Query),
             views::results,
+        ),
+        Route::get(
+            "/v1/views/{name}/changes",
+            Needs(Role::Query),
+            changes::changes,
         ),
         Route::get("/v1/status", Needs(Role::Query), views::status),
     ]
@@ -186,6 +192,8 @@ pub fn run_with(
         catalog_generation: AtomicU64::new(0),
         reconciliations,
         credentials: Arc::new(credentials),
+        change_feeds: AtomicUsize::new(0),
+        stopping: tokio::sync::watch::Sender::new(false),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.
@@ -257,7 +265,14 @@ async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
     // Before the server says it listens: a SIGTERM sent once it has stops it cleanly.
-    let stop = crate::app::signals::shutdown_signal();
+    let signal = crate::app::signals::shutdown_signal();
+    let stopping = app.clone();
+    // Change feeds never end on their own: told to, they do, and the graceful stop
+    // finishes.
+    let stop = async move {
+        signal.await;
+        stopping.stopping.send_replace(true);
+    };
     output::line(format!("freshet serving on {scheme}://{addr}"));
     on_listening(addr)?;
     let writer = app.log.is_writer();
@@ -417,6 +432,8 @@ mod tests {
             catalog_generation: AtomicU64::new(0),
             reconciliations: reconciliations::Reconciliations::open(dir, false),
             credentials: Arc::new(credentials),
+            change_feeds: AtomicUsize::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 

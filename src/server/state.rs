@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::log_access::LogAccess;
 use super::reconciliations::Reconciliations;
 use freshet_store::StoreLocation;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// DDL requests waiting for the views thread; more are refused with 503.
@@ -37,6 +37,11 @@ pub struct App {
     pub reconciliations: Reconciliations,
     /// The API tokens accepted now, and whether one is required.
     pub credentials: Arc<Credentials>,
+    /// Change feeds streaming now (at most `CHANGE_FEEDS_MAX`).
+    pub change_feeds: AtomicUsize,
+    /// Set when the server stops: change feeds end, so the graceful stop need not wait for
+    /// their clients.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
