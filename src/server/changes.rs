@@ -221,23 +221,20 @@ impl Feed {
         }
     }
 
-    /// Hands `event` to the client once two places are free in the buffer (the second
-    /// stays free for a last event); a client that leaves it full for
-    /// [`CHANGE_FEED_SLOW_CLIENT`] is dropped.
+    /// Hands `event` to the client (see [`deliver`]); a client that leaves the buffer full
+    /// for [`CHANGE_FEED_SLOW_CLIENT`] is dropped.
     async fn send(&mut self, event: Event) -> Result<(), Stop> {
-        let events = &self.events;
-        let reserved = tokio::select! {
-            biased;
-            _ = self.stopping.wait_for(|&stopping| stopping) => return Err(Stop::Quietly),
-            reserved = tokio::time::timeout(CHANGE_FEED_SLOW_CLIENT, events.reserve_many(2)) => reserved,
-        };
-        match reserved {
-            Ok(Ok(mut permits)) => {
-                permits.next().expect("two places reserved").send(event);
-                Ok(())
-            }
-            Ok(Err(_)) => Err(Stop::Quietly),
-            Err(_) => Err(Stop::With(reason_event(
+        let after = self.after;
+        deliver(
+            &self.events,
+            &mut self.stopping,
+            event,
+            CHANGE_FEED_SLOW_CLIENT,
+        )
+        .await
+        .map_err(|stop| match stop {
+            Stop::Quietly => Stop::Quietly,
+            Stop::With(_) => Stop::With(reason_event(
                 "dropped",
                 json!({
                     "reason": "slow_client",
@@ -246,10 +243,10 @@ impl Feed {
                          the last position received",
                         CHANGE_FEED_SLOW_CLIENT.as_secs()
                     ),
-                    "position": self.after,
+                    "position": after,
                 }),
-            ))),
-        }
+            )),
+        })
     }
 
     /// Waits one poll interval; `Err` once the server stops or the client left.
@@ -427,6 +424,31 @@ impl Feed {
     }
 }
 
+/// Puts `event` in the buffer once two places are free in it, the second staying free for
+/// a last event. `Err(Stop::With(_))` (carrying an empty event, for the caller to replace)
+/// if the client left the buffer full for `patience`; `Err(Stop::Quietly)` if the client
+/// left or the server stops.
+async fn deliver(
+    events: &mpsc::Sender<Event>,
+    stopping: &mut watch::Receiver<bool>,
+    event: Event,
+    patience: Duration,
+) -> Result<(), Stop> {
+    let reserved = tokio::select! {
+        biased;
+        _ = stopping.wait_for(|&stopping| stopping) => return Err(Stop::Quietly),
+        reserved = tokio::time::timeout(patience, events.reserve_many(2)) => reserved,
+    };
+    match reserved {
+        Ok(Ok(mut permits)) => {
+            permits.next().expect("two places reserved").send(event);
+            Ok(())
+        }
+        Ok(Err(_)) => Err(Stop::Quietly),
+        Err(_) => Err(Stop::With(Event::default())),
+    }
+}
+
 /// What one read of the log found.
 enum Read {
     /// The log's bounds and its entries after the position, as events.
@@ -584,6 +606,40 @@ mod tests {
         assert!(FeedRequest::parse(&HeaderMap::new(), &params(&[("from", "-1")])).is_err());
         assert!(FeedRequest::parse(&HeaderMap::new(), &params(&[("snapshot", "yes")])).is_err());
         assert!(FeedRequest::parse(&HeaderMap::new(), &params(&[("limit", "1")])).is_err());
+    }
+
+    /// A client that reads nothing fills the buffer and is dropped, and the place kept
+    /// free takes the last event; one that leaves ends the feed quietly, as does the
+    /// server stopping.
+    #[tokio::test]
+    async fn a_client_that_reads_nothing_is_dropped_with_a_last_event() {
+        let patience = Duration::from_millis(20);
+        let (stop_tx, mut stopping) = watch::channel(false);
+        // A buffer of one event, plus the two places `deliver` waits for.
+        let (events, mut outlet) = mpsc::channel(3);
+        for _ in 0..2 {
+            assert!(
+                deliver(&events, &mut stopping, Event::default(), patience)
+                    .await
+                    .is_ok()
+            );
+        }
+        let full = deliver(&events, &mut stopping, Event::default(), patience).await;
+        assert!(matches!(full, Err(Stop::With(_))), "dropped when full");
+        assert!(
+            events.try_send(Event::default()).is_ok(),
+            "room for the last event"
+        );
+        for _ in 0..3 {
+            assert!(outlet.try_recv().is_ok());
+        }
+        stop_tx.send_replace(true);
+        let stopped = deliver(&events, &mut stopping, Event::default(), patience).await;
+        assert!(matches!(stopped, Err(Stop::Quietly)), "the server stops");
+        let (_running, mut running) = watch::channel(false);
+        drop(outlet);
+        let gone = deliver(&events, &mut running, Event::default(), patience).await;
+        assert!(matches!(gone, Err(Stop::Quietly)), "the client left");
     }
 
     fn log(oldest: Option<u64>, latest: Option<u64>) -> ChangeLog {

@@ -17,8 +17,9 @@
 //! `synchronous = NORMAL`: a power loss may lose the last commits but never splits one, which
 //! is what exactly-once needs. Readers (other connections, other processes, the `sqlite3`
 //! shell) never block the writer, and the writer never blocks them. `busy_timeout` is 5 s;
-//! foreign keys are off. `PRAGMA user_version` holds the schema version, 1; opening creates
-//! or checks the schema, and refuses a file written by a newer version. The full description
+//! foreign keys are off. `PRAGMA user_version` holds the schema version, 2; opening creates
+//! or checks the schema (a writer adds what an older version lacks), and refuses a file
+//! written by a newer version. The full description
 //! for people reading the file is `docs/store-schema.md`.
 //!
 //! ## Results tables
@@ -65,6 +66,9 @@
 //! - `freshet_late_events(view, stream, partition, offset, event_time, reason, row)`, primary
 //!   key `(view, stream, partition, offset)`: late events kept by the view's policy; storing
 //!   one again (a replay after a crash) keeps one row.
+//! - `freshet_changes(view, seq, committed_at_ms, kind, progress, deletes, upserts)`, primary
+//!   key `(view, seq)`: the change log, one entry per commit or repair that changed rows,
+//!   written in its transaction and pruned to [`ChangeRetention`] (see [`ChangeEntry`]).
 //!
 //! # What this crate does not do
 //!
