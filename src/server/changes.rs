@@ -326,7 +326,14 @@ impl Feed {
                             let entries = std::mem::take(&mut log.entries);
                             let events = entries
                                 .into_iter()
-                                .map(|entry| Ok((entry.seq, commit_event(&app, &def, entry)?)))
+                                .map(|entry| {
+                                    let seq = entry.seq;
+                                    let event = match entry.kind {
+                                        ChangeKind::Dropped => None,
+                                        _ => Some(commit_event(&app, &def, entry)?),
+                                    };
+                                    Ok((seq, event))
+                                })
                                 .collect::<Result<Vec<_>, ApiError>>()?;
                             Ok(Read::Log(log, events))
                         }
@@ -371,6 +378,21 @@ impl Feed {
                 continue;
             }
             for (seq, event) in events {
+                let Some(event) = event else {
+                    return Err(Stop::With(reason_event(
+                        "reset",
+                        json!({
+                            "reason": "view_recreated",
+                            "message": format!(
+                                "view '{}' was dropped at position {seq} and created again; \
+                                 start over with ?snapshot=true",
+                                self.def.name
+                            ),
+                            "position": self.after,
+                            "dropped_at": seq,
+                        }),
+                    )));
+                };
                 self.send(event).await?;
                 self.after = seq;
             }
@@ -451,8 +473,9 @@ async fn deliver(
 
 /// What one read of the log found.
 enum Read {
-    /// The log's bounds and its entries after the position, as events.
-    Log(ChangeLog, Vec<(u64, Event)>),
+    /// The log's bounds and its entries after the position, as events (`None` for the
+    /// mark of a dropped view).
+    Log(ChangeLog, Vec<(u64, Option<Event>)>),
     /// The store does not know the view.
     UnknownView,
     /// A failure retrying may cure.
@@ -559,10 +582,7 @@ fn commit_event(app: &App, def: &ViewDef, entry: ChangeEntry) -> Result<Event, A
     let data = json!({
         "view": def.name,
         "position": entry.seq,
-        "kind": match entry.kind {
-            ChangeKind::Commit => "commit",
-            ChangeKind::Repair => "repair",
-        },
+        "kind": entry.kind.as_str(),
         "committed_at": fmt_ms(entry.committed_at_ms),
         "watermark": watermark,
         "offsets": offsets,

@@ -520,6 +520,20 @@ fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
     assert!(text.contains("event: reset"), "{text}");
     assert!(text.contains("\"reason\":\"unknown_position\""), "{text}");
 
+    // A view dropped and created again numbers on after a mark, which a client of the old
+    // view meets: it is told to start over rather than mix the two views' rows.
+    let sql = format!("DROP VIEW counts; {VIEW}");
+    let (status, replaced) = server.post_json("/v1/sql", &json!({ "sql": sql }));
+    assert_eq!(status, 200, "{replaced}");
+    let mark = latest_position(&server);
+    assert!(mark > 1, "the old view's log was marked: {mark}");
+    let text = sse_text(
+        &server,
+        &format!("/v1/views/counts/changes?from={}", mark - 1),
+        Duration::from_secs(2),
+    );
+    assert!(text.contains("\"reason\":\"view_recreated\""), "{text}");
+
     // At most CHANGE_FEEDS_MAX feeds at once; one that ends gives its place back.
     let feeds_max = freshet_types::limits::CHANGE_FEEDS_MAX;
     let mut open = Vec::new();

@@ -9,7 +9,9 @@
 //! (which commit every period) do not push real changes out of the log.
 //!
 //! The same transaction prunes the view's entries beyond [`ChangeRetention`] (count and
-//! age), always keeping the newest, so the next position is known after any pruning. This
+//! age), always keeping the newest, so the next position is known after any pruning.
+//! Dropping a view leaves one [`ChangeKind::Dropped`] entry in place of its log, so that
+//! positions are never reused under a name. This
 //! module encodes and decodes entries and holds the SQL both backends run; it does no I/O.
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
@@ -30,6 +32,10 @@ pub enum ChangeKind {
     /// A correction outside the stream (reconciliation, backfill:
     /// [`ResultStore::repair`](crate::ResultStore::repair)).
     Repair,
+    /// The view was dropped: the entries before were removed, and a view created again
+    /// under the name numbers on from here. It changes no rows; a client whose position is
+    /// before it followed the dropped view and must start over.
+    Dropped,
 }
 
 impl ChangeKind {
@@ -38,6 +44,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Commit => "commit",
             ChangeKind::Repair => "repair",
+            ChangeKind::Dropped => "dropped",
         }
     }
 
@@ -45,6 +52,7 @@ impl ChangeKind {
         match text {
             "commit" => Some(ChangeKind::Commit),
             "repair" => Some(ChangeKind::Repair),
+            "dropped" => Some(ChangeKind::Dropped),
             _ => None,
         }
     }

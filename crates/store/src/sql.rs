@@ -122,9 +122,9 @@ pub(crate) fn where_clause(conditions: &[String]) -> String {
 
 /// The store's own tables that hold rows of a view (in a `view` column): what dropping a
 /// view removes besides its results table.
-pub(crate) const VIEW_TABLES: [&str; 6] = [
+/// (`freshet_changes` keeps a marker instead: [`Internal::mark_dropped`].)
+pub(crate) const VIEW_TABLES: [&str; 5] = [
     "freshet_views",
-    "freshet_changes",
     "freshet_progress",
     "freshet_view_status",
     "freshet_state",
@@ -223,6 +223,30 @@ impl Internal {
             self.typed(3, "bigint"),
             self.typed(4, "bigint")
         )
+    }
+
+    /// Dropping a view: replaces its change log, if it has one, by a `dropped` entry at the
+    /// next position (commit time parameter 2), so that a view created again under the
+    /// name numbers on from there and a client of the old one is told (see
+    /// [`ChangeKind::Dropped`](crate::ChangeKind::Dropped)). Two statements.
+    pub(crate) fn mark_dropped(&self) -> [String; 2] {
+        let table = self.table("freshet_changes");
+        [
+            format!(
+                "INSERT INTO {table} (view, seq, committed_at_ms, kind) SELECT {}, \
+                 MAX(seq) + 1, {}, 'dropped' FROM {table} WHERE view = {} \
+                 HAVING MAX(seq) IS NOT NULL",
+                self.typed(1, "text"),
+                self.typed(2, "bigint"),
+                self.param(1)
+            ),
+            format!(
+                "DELETE FROM {table} WHERE view = {} AND seq < (SELECT MAX(seq) FROM {table} \
+                 WHERE view = {})",
+                self.param(1),
+                self.param(1)
+            ),
+        ]
     }
 
     /// The first and last positions of a view's change log (nulls if it is empty).

@@ -206,9 +206,39 @@ fn the_log_keeps_its_retention_and_the_newest_entry(test: &TestStore) {
     let log = store.read_changes("counts", 0, 16).expect("read");
     assert_eq!((log.oldest_seq, log.latest_seq), (Some(6), Some(6)));
 
-    // Dropping the view drops its log.
+    // Dropping the view leaves a mark in place of its log; a view created again under the
+    // name numbers on after it, so no position is used twice.
     store.drop_view("counts").expect("drop");
-    assert_eq!(test.count("freshet_changes"), 0);
+    assert_eq!(test.count("freshet_changes"), 1);
+    store.create_view(&counts_table()).expect("create again");
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    assert_eq!((log.oldest_seq, log.latest_seq), (Some(7), Some(7)));
+    assert_eq!(log.entries[0].kind, ChangeKind::Dropped);
+    assert!(log.entries[0].upserts.is_none() && log.entries[0].deletes.is_none());
+    store
+        .commit("counts", &commit_counts(&[("b", 1)], 1))
+        .expect("commit");
+    let log = store.read_changes("counts", 7, 16).expect("read");
+    assert_eq!(log.entries.len(), 1);
+    assert_eq!(
+        (log.entries[0].seq, log.entries[0].kind),
+        (8, ChangeKind::Commit)
+    );
+    // Every drop of a name that has a log marks it again; a name that never had one
+    // gets none.
+    store.drop_view("counts").expect("drop");
+    store.create_view(&counts_table()).expect("create");
+    store.drop_view("counts").expect("drop");
+    let log_rows = test.count("freshet_changes");
+    assert_eq!(log_rows, 1, "the older marks are replaced");
+    let mut other = counts_table();
+    other.view = "other".into();
+    store.create_view(&other).expect("create");
+    store.drop_view("other").expect("drop");
+    assert_eq!(test.count("freshet_changes"), log_rows);
+    store.create_view(&counts_table()).expect("create");
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    assert_eq!(log.latest_seq, Some(10), "marks at 9 and 10");
 }
 
 contract_test!(a_version_1_store_gains_the_change_log_when_opened);

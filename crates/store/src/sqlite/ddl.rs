@@ -200,6 +200,10 @@ pub(super) fn drop_view(store: &mut SqliteStore, view: &str) -> Result<(), Store
         tx.execute(&Internal::SQLITE.delete_view_rows(table), [view])
             .context(at)?;
     }
+    let [mark, delete] = Internal::SQLITE.mark_dropped();
+    tx.execute(&mark, rusqlite::params![view, now_ms()])
+        .context(at)?;
+    tx.execute(&delete, [view]).context(at)?;
     tx.commit().context(at)?;
     store.views.remove(view);
     // The view's cached upsert would point at a table that is gone.
