@@ -115,7 +115,9 @@ pub trait ResultStore: Send {
     fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError>;
 
     /// Removes the view's results table, state, progress and late events, in one
-    /// transaction. Dropping a view that does not exist does nothing.
+    /// transaction; its change log is replaced by one [`ChangeKind::Dropped`] entry, so
+    /// that a view created again under the name numbers on after it. Dropping a view
+    /// that does not exist does nothing.
     fn drop_view(&mut self, view: &str) -> Result<(), StoreError>;
 
     /// The view's last committed progress and all its operator state.
