@@ -148,9 +148,9 @@ pub async fn changes(
         })
         .await?
     };
-    // Two more than the buffer: a feed waits for two free places before it sends, so that
+    // One more than the buffer: a feed waits for two free places before it sends, so that
     // its last event (why it ends) always finds one.
-    let (events, mut outlet) = mpsc::channel(CHANGE_FEED_BUFFER_EVENTS + 2);
+    let (events, mut outlet) = mpsc::channel(CHANGE_FEED_BUFFER_EVENTS + 1);
     let feed = Feed {
         stopping: app.stopping.subscribe(),
         app,
@@ -635,7 +635,7 @@ mod tests {
     async fn a_client_that_reads_nothing_is_dropped_with_a_last_event() {
         let patience = Duration::from_millis(20);
         let (stop_tx, mut stopping) = watch::channel(false);
-        // A buffer of one event, plus the two places `deliver` waits for.
+        // A buffer of two events, plus the place kept for the last one.
         let (events, mut outlet) = mpsc::channel(3);
         for _ in 0..2 {
             assert!(
