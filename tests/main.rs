@@ -14,6 +14,8 @@
 //! - `operators`: shell completions, the man page and JSON logs.
 //! - `pg_store`: the PostgreSQL result store: typed tables, one writer per view, SIGKILLs
 //!   and terminated connections lose and double nothing.
+//! - `changes`: the change feed over Server-Sent Events, followed by a real SSE client
+//!   across a server restart; resets and the limit on feeds.
 //! - `tls`: `serve` over HTTPS with a certificate the test makes, reloaded on SIGHUP.
 //! - `pg_tls`: the PostgreSQL store over TLS (`sslmode`) against a private server with TLS
 //!   on, its bounded connection pool, and passwords that are never printed.
@@ -27,6 +29,7 @@ mod e2e {
     pub mod auth;
     pub mod batch;
     pub mod certs;
+    mod changes;
     mod cli_ingest;
     pub mod crash;
     mod dashboard;

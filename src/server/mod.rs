@@ -7,6 +7,7 @@
 //! finish in-flight requests, commit every view, sync, exit 0.
 
 mod auth;
+mod changes;
 mod credentials;
 mod dead_letters;
 mod error;
@@ -41,7 +42,7 @@ use state::App;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tls::{Certificates, TlsFiles, TlsListener};
@@ -80,6 +81,11 @@ fn routes(metrics_open: bool) -> Vec<Route<Arc<App>>> {
             "/v1/views/{name}/results",
             Needs(Role::Query),
             views::results,
+        ),
+        Route::get(
+            "/v1/views/{name}/changes",
+            Needs(Role::Query),
+            changes::changes,
         ),
         Route::get("/v1/status", Needs(Role::Query), views::status),
         Route::get("/v1/history", Needs(Role::Query), sampling::history),
@@ -212,6 +218,8 @@ pub fn run_with(
         credentials: Arc::new(credentials),
         history: Mutex::new(history::History::default()),
         planned: Mutex::new(std::collections::BTreeMap::new()),
+        change_feeds: AtomicUsize::new(0),
+        stopping: tokio::sync::watch::Sender::new(false),
     });
     let stop_views = Arc::new(AtomicBool::new(false));
     // A query-only server runs no views: the writer does.
@@ -297,15 +305,15 @@ async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.as_ref().map(|c| c.acceptor()).transpose()?;
     // Before the server says it listens: a SIGTERM sent once it has stops it cleanly. The
-    // PostgreSQL endpoint stops with the HTTP server.
+    // PostgreSQL endpoint and the change feeds (which never end on their own) stop with
+    // the HTTP server, so that the graceful stop finishes.
     let signal = crate::app::signals::shutdown_signal();
-    let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let stopping = Arc::new(stopping);
+    let stopping = app.clone();
     let stop = {
         let stopping = stopping.clone();
         async move {
             signal.await;
-            let _ = stopping.send(true);
+            stopping.stopping.send_replace(true);
         }
     };
     let pg_served = match pg_listener {
@@ -318,7 +326,7 @@ async fn serve(
             Some(tokio::spawn(pgwire::serve(
                 app.clone(),
                 pg_listener,
-                stopped,
+                app.stopping.subscribe(),
             )))
         }
     };
@@ -352,7 +360,7 @@ async fn serve(
         }
     };
     // Also when the HTTP server failed rather than stopped.
-    let _ = stopping.send(true);
+    stopping.stopping.send_replace(true);
     if let Some(pg) = pg_served
         && let Err(e) = pg.await
     {
@@ -491,6 +499,8 @@ mod tests {
             credentials: Arc::new(credentials),
             history: Mutex::new(history::History::default()),
             planned: Mutex::new(std::collections::BTreeMap::new()),
+            change_feeds: AtomicUsize::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 

@@ -10,7 +10,7 @@ use super::reconciliations::Reconciliations;
 use freshet_engine::planner::Costs;
 use freshet_store::StoreLocation;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// DDL requests waiting for the views thread; more are refused with 503.
@@ -45,6 +45,11 @@ pub struct App {
     /// Per running view, the costs the planner last chose its schedule from (published by
     /// the views thread; empty on a query-only server, which runs no views).
     pub planned: Mutex<BTreeMap<String, Costs>>,
+    /// Change feeds streaming now (at most `CHANGE_FEEDS_MAX`).
+    pub change_feeds: AtomicUsize,
+    /// Set when the server stops: change feeds end, so the graceful stop need not wait for
+    /// their clients.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {

@@ -42,7 +42,7 @@ fn catalog(app: &App) -> Result<ViewCatalog, ApiError> {
     })
 }
 
-fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
+pub(super) fn view_def(catalog: &ViewCatalog, name: &str) -> Result<ViewDef, ApiError> {
     catalog.get(name).cloned().ok_or_else(|| unknown_view(name))
 }
 
@@ -83,7 +83,7 @@ thread_local! {
 
 /// Run `f` with the catalog and the store, reusing this thread's connection while the
 /// catalog has not changed (opening a connection costs more than a key lookup).
-fn with_reader<T>(
+pub(super) fn with_reader<T>(
     app: &App,
     f: impl FnOnce(&ViewCatalog, Option<&dyn ResultStore>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
@@ -106,7 +106,7 @@ fn with_reader<T>(
     })
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::User { message } => {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -200,7 +200,12 @@ fn figures(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> ViewFigur
 }
 
 /// How current `status` is against the log's ends now, and the counters of its last commit.
-fn freshness(app: &App, def: &ViewDef, status: &ViewStatus, now: i64) -> (Freshness, Stats) {
+pub(super) fn freshness(
+    app: &App,
+    def: &ViewDef,
+    status: &ViewStatus,
+    now: i64,
+) -> (Freshness, Stats) {
     freshet_engine::freshness::of(def, status, now, |stream, partition| {
         app.log.end_offset(stream, partition)
     })

@@ -77,6 +77,16 @@ impl ResultStore for DiscardStore {
         })
     }
 
+    fn read_changes(
+        &self,
+        view: &str,
+        _after_seq: u64,
+        _limit: usize,
+    ) -> Result<crate::ChangeLog, StoreError> {
+        self.check_view_exists(view)?;
+        Ok(crate::ChangeLog::default())
+    }
+
     fn durable(&self) -> bool {
         false
     }

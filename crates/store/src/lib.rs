@@ -17,8 +17,9 @@
 //! `synchronous = NORMAL`: a power loss may lose the last commits but never splits one, which
 //! is what exactly-once needs. Readers (other connections, other processes, the `sqlite3`
 //! shell) never block the writer, and the writer never blocks them. `busy_timeout` is 5 s;
-//! foreign keys are off. `PRAGMA user_version` holds the schema version, 1; opening creates
-//! or checks the schema, and refuses a file written by a newer version. The full description
+//! foreign keys are off. `PRAGMA user_version` holds the schema version, 2; opening creates
+//! or checks the schema (a writer adds what an older version lacks), and refuses a file
+//! written by a newer version. The full description
 //! for people reading the file is `docs/store-schema.md`.
 //!
 //! ## Results tables
@@ -65,6 +66,9 @@
 //! - `freshet_late_events(view, stream, partition, offset, event_time, reason, row)`, primary
 //!   key `(view, stream, partition, offset)`: late events kept by the view's policy; storing
 //!   one again (a replay after a crash) keeps one row.
+//! - `freshet_changes(view, seq, committed_at_ms, kind, progress, deletes, upserts)`, primary
+//!   key `(view, seq)`: the change log, one entry per commit or repair that changed rows,
+//!   written in its transaction and pruned to [`ChangeRetention`] (see [`ChangeEntry`]).
 //!
 //! # What this crate does not do
 //!
@@ -75,6 +79,7 @@
 #![deny(missing_docs)]
 
 mod cells;
+mod changes;
 #[cfg(test)]
 mod contract_tests;
 mod definition;
@@ -87,6 +92,7 @@ mod schema;
 mod sql;
 mod sqlite;
 
+pub use changes::{ChangeEntry, ChangeKind, ChangeLog, ChangeRetention, RETAIN_COMMITS_ENV};
 pub use discard::DiscardStore;
 pub use error::StoreError;
 pub use location::StoreLocation;
@@ -109,7 +115,9 @@ pub trait ResultStore: Send {
     fn create_view(&mut self, table: &ResultTable) -> Result<(), StoreError>;
 
     /// Removes the view's results table, state, progress and late events, in one
-    /// transaction. Dropping a view that does not exist does nothing.
+    /// transaction; its change log is replaced by one [`ChangeKind::Dropped`] entry, so
+    /// that a view created again under the name numbers on after it. Dropping a view
+    /// that does not exist does nothing.
     fn drop_view(&mut self, view: &str) -> Result<(), StoreError>;
 
     /// The view's last committed progress and all its operator state.
@@ -118,7 +126,8 @@ pub trait ResultStore: Send {
     /// Applies one checkpoint in one transaction: upserts result rows by key, puts then
     /// deletes state entries, stores late events not already stored, and upserts the
     /// progress of each partition named and the view's watermark, stats and commit time.
-    /// On any error nothing is changed.
+    /// If rows are deleted or upserted, adds them to the view's change log
+    /// ([`ResultStore::read_changes`]) and prunes it. On any error nothing is changed.
     fn commit(&mut self, view: &str, commit: &Commit) -> Result<(), StoreError>;
 
     /// Reads result rows in key order, at most
@@ -147,13 +156,30 @@ pub trait ResultStore: Send {
 
     /// Corrects result rows outside the streaming protocol (reconciliation and backfill), in
     /// one transaction: deletes the rows whose keys are those of the rows in `deletes`, then
-    /// upserts `upserts` by key. Progress, state and status are untouched.
+    /// upserts `upserts` by key. Progress, state and status are untouched; the change log
+    /// gains an entry of kind [`ChangeKind::Repair`] if rows changed.
     fn repair(
         &mut self,
         view: &str,
         upserts: &[ResultBatch],
         deletes: &[arrow_array::RecordBatch],
     ) -> Result<(), StoreError>;
+
+    /// Reads the view's change log: its oldest and newest positions, and up to `limit`
+    /// (at most [`CHANGE_READ_ENTRIES_MAX`](freshet_types::limits::CHANGE_READ_ENTRIES_MAX))
+    /// entries after position `after_seq`, oldest first, all from one snapshot. Every
+    /// commit and repair that changes rows adds an entry in its own transaction (see
+    /// [`ChangeEntry`]); the log keeps the last [`ChangeRetention`] of them.
+    fn read_changes(
+        &self,
+        view: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<ChangeLog, StoreError>;
+
+    /// How much of each view's change log later commits keep (by default
+    /// [`ChangeRetention::default`]). A store that keeps no log ignores it.
+    fn set_change_retention(&mut self, _retention: ChangeRetention) {}
 
     /// Makes this process the only writer of `view` until it exits: a store that other
     /// processes can write (PostgreSQL) refuses, with a message naming the holder, while

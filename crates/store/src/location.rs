@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::{PgLocation, PgStore, ResultStore, SqliteStore, StoreError};
+use crate::{ChangeRetention, PgLocation, PgStore, ResultStore, SqliteStore, StoreError};
 
 /// A result store's location.
 #[derive(Debug, Clone)]
@@ -38,12 +38,16 @@ impl StoreLocation {
         StoreLocation::Sqlite(dir.join("results.db"))
     }
 
-    /// Opens the store for writing, creating it if needed.
+    /// Opens the store for writing, creating it if needed; its change log keeps what
+    /// [`ChangeRetention::from_env`] says.
     pub fn open(&self) -> Result<Box<dyn ResultStore>, StoreError> {
-        Ok(match self {
+        let retention = ChangeRetention::from_env()?;
+        let mut store: Box<dyn ResultStore> = match self {
             StoreLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?),
             StoreLocation::Postgres(location) => Box::new(PgStore::open(location)?),
-        })
+        };
+        store.set_change_retention(retention);
+        Ok(store)
     }
 
     /// Opens an existing store for reading only.

@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 use crate::StoreError;
 
-/// The version stored in `PRAGMA user_version` by this build.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The version stored in `PRAGMA user_version` (SQLite) or `freshet_meta` (PostgreSQL) by
+/// this build. Version 2 added `freshet_changes`; a writer opening a version-1 store adds it.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Name of the column holding each row's [`crate::RowState`].
 pub const STATE_COLUMN: &str = "_state";

@@ -122,6 +122,7 @@ pub(crate) fn where_clause(conditions: &[String]) -> String {
 
 /// The store's own tables that hold rows of a view (in a `view` column): what dropping a
 /// view removes besides its results table.
+/// (`freshet_changes` keeps a marker instead: [`Internal::mark_dropped`].)
 pub(crate) const VIEW_TABLES: [&str; 5] = [
     "freshet_views",
     "freshet_progress",
@@ -181,6 +182,97 @@ impl Internal {
 
     fn param(&self, n: usize) -> String {
         self.dialect.param(n)
+    }
+
+    /// Parameter `n`, cast to the PostgreSQL type `ty` where PostgreSQL cannot infer it.
+    fn typed(&self, n: usize, ty: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => self.param(n),
+            Dialect::Postgres => format!("{}::{ty}", self.param(n)),
+        }
+    }
+
+    /// Adds a change-log entry numbered one after the view's last and returns its number:
+    /// view, commit time, kind, progress (JSON), deletes, upserts.
+    pub(crate) fn insert_change(&self) -> String {
+        let table = self.table("freshet_changes");
+        format!(
+            "INSERT INTO {table} (view, seq, committed_at_ms, kind, progress, deletes, upserts) \
+             SELECT {}, COALESCE(MAX(seq), 0) + 1, {}, {}, {}, {}, {} FROM {table} \
+             WHERE view = {} RETURNING seq",
+            self.typed(1, "text"),
+            self.typed(2, "bigint"),
+            self.typed(3, "text"),
+            self.typed(4, "jsonb"),
+            self.typed(5, "bytea"),
+            self.typed(6, "bytea"),
+            self.param(1)
+        )
+    }
+
+    /// Prunes a view's change log: given the newest position (2), the entries kept at most
+    /// (3) and the oldest commit time kept (4), removes the older ones but never the newest.
+    pub(crate) fn prune_changes(&self) -> String {
+        format!(
+            "DELETE FROM {} WHERE view = {} AND seq < {} AND (seq <= {} - {} OR \
+             committed_at_ms < {})",
+            self.table("freshet_changes"),
+            self.param(1),
+            self.typed(2, "bigint"),
+            self.typed(2, "bigint"),
+            self.typed(3, "bigint"),
+            self.typed(4, "bigint")
+        )
+    }
+
+    /// Dropping a view: replaces its change log, if it has one, by a `dropped` entry at the
+    /// next position (commit time parameter 2), so that a view created again under the
+    /// name numbers on from there and a client of the old one is told (see
+    /// [`ChangeKind::Dropped`](crate::ChangeKind::Dropped)). Two statements.
+    pub(crate) fn mark_dropped(&self) -> [String; 2] {
+        let table = self.table("freshet_changes");
+        [
+            format!(
+                "INSERT INTO {table} (view, seq, committed_at_ms, kind) SELECT {}, \
+                 MAX(seq) + 1, {}, 'dropped' FROM {table} WHERE view = {} \
+                 HAVING MAX(seq) IS NOT NULL",
+                self.typed(1, "text"),
+                self.typed(2, "bigint"),
+                self.param(1)
+            ),
+            format!(
+                "DELETE FROM {table} WHERE view = {} AND seq < (SELECT MAX(seq) FROM {table} \
+                 WHERE view = {})",
+                self.param(1),
+                self.param(1)
+            ),
+        ]
+    }
+
+    /// The first and last positions of a view's change log (nulls if it is empty).
+    pub(crate) fn change_bounds(&self) -> String {
+        format!(
+            "SELECT MIN(seq), MAX(seq) FROM {} WHERE view = {}",
+            self.table("freshet_changes"),
+            self.param(1)
+        )
+    }
+
+    /// A view's change-log entries after position (2), at most (3), oldest first, as
+    /// [`ChangeRow`](crate::changes::ChangeRow)s.
+    pub(crate) fn select_changes(&self) -> String {
+        let progress = match self.dialect {
+            Dialect::Sqlite => "progress",
+            Dialect::Postgres => "progress::text",
+        };
+        format!(
+            "SELECT seq, committed_at_ms, kind, {progress}, deletes, upserts FROM {} \
+             WHERE view = {} AND seq > {} ORDER BY seq LIMIT {}",
+            self.table("freshet_changes"),
+            self.param(1),
+            self.typed(2, "bigint"),
+            self.typed(3, "bigint")
+        )
     }
 
     /// A view's key columns and schema (JSON).

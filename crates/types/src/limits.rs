@@ -164,3 +164,43 @@ pub const PG_RESULT_BATCHES_IN_FLIGHT: usize = 4;
 /// Longest the PostgreSQL endpoint spends telling a connection over
 /// [`PG_CONNECTIONS_MAX`] why it is refused before closing it.
 pub const PG_REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Commits with changed rows the change log keeps per view (`GET /v1/views/{name}/changes`);
+/// older ones are pruned in the commit that passes the bound, so a client that resumes
+/// from an older position is told to start over (`event: reset`). The environment variable
+/// `FRESHET_CHANGES_RETAIN_COMMITS` may lower it (never raise it).
+pub const CHANGE_LOG_COMMITS_MAX: u64 = 10_000;
+
+/// Longest the change log keeps a commit, in ms: older ones are pruned in the next commit
+/// (the newest is always kept, so the position survives a quiet day).
+pub const CHANGE_LOG_AGE_MAX_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// Change-log entries one read of the log returns at most (the feed reads again for more);
+/// each entry holds one commit's changed rows, so this bounds a feed's memory to a few
+/// commits.
+pub const CHANGE_READ_ENTRIES_MAX: usize = 16;
+
+/// Change feeds (`GET /v1/views/{name}/changes`) one server streams at once; more are
+/// refused with 503 `too_many_feeds`.
+pub const CHANGE_FEEDS_MAX: usize = 64;
+
+/// Events a change feed holds for its client before the client reads them; when the buffer
+/// stays full for [`CHANGE_FEED_SLOW_CLIENT`], the client is dropped.
+pub const CHANGE_FEED_BUFFER_EVENTS: usize = 8;
+
+/// How long a change feed waits for a slow client to take an event from a full buffer
+/// before it drops the client with `event: dropped` (the client resumes from its last
+/// position).
+pub const CHANGE_FEED_SLOW_CLIENT: Duration = Duration::from_secs(30);
+
+/// How often a change feed looks for new commits in the store (it is written by the views,
+/// in this process or another).
+pub const CHANGE_FEED_POLL: Duration = Duration::from_millis(200);
+
+/// Interval of the comment lines that keep an idle change feed's connection open through
+/// proxies.
+pub const CHANGE_FEED_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Rows per `snapshot` event of a change feed opened with `?snapshot=true`; the snapshot
+/// itself holds at most [`RESULT_ROWS_PER_PAGE_MAX`] rows.
+pub const CHANGE_SNAPSHOT_ROWS_PER_EVENT: usize = 1_000;

@@ -156,6 +156,49 @@ impl TestStore {
         }
     }
 
+    /// Turns the store back into one of schema version 1, as an older Freshet left it: no
+    /// change log, version 1 recorded.
+    pub(crate) fn make_version_1(&self) {
+        match &self.place {
+            Place::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .and_then(|conn| {
+                    conn.execute_batch("DROP TABLE freshet_changes; PRAGMA user_version = 1;")
+                })
+                .expect("downgrade"),
+            Place::Postgres(_) => self
+                .postgres_client()
+                .batch_execute(&format!(
+                    "DROP TABLE {}; UPDATE {} SET value = '1' WHERE key = 'schema_version'",
+                    self.table("freshet_changes"),
+                    self.table("freshet_meta")
+                ))
+                .expect("downgrade"),
+        }
+    }
+
+    /// The schema version the store records.
+    pub(crate) fn schema_version(&self) -> i64 {
+        match &self.place {
+            Place::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
+                .expect("read the version"),
+            Place::Postgres(_) => {
+                let text: String = self
+                    .postgres_client()
+                    .query_one(
+                        &format!(
+                            "SELECT value FROM {} WHERE key = 'schema_version'",
+                            self.table("freshet_meta")
+                        ),
+                        &[],
+                    )
+                    .expect("read the version")
+                    .get(0);
+                text.parse().expect("a number")
+            }
+        }
+    }
+
     fn postgres_client(&self) -> postgres::Client {
         match &self.place {
             Place::Postgres(schema) => schema.client(),

@@ -30,6 +30,7 @@ macro_rules! contract_test {
     };
 }
 
+mod changes;
 mod commit;
 mod ddl;
 pub(crate) mod fixtures;

@@ -148,6 +148,9 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
             tx.execute(&internal.delete_view_rows(table), &[&view])
                 .context(at)?;
         }
+        let [mark, delete] = internal.mark_dropped();
+        tx.execute(&mark, &[&view, &now_ms()]).context(at)?;
+        tx.execute(&delete, &[&view]).context(at)?;
         tx.commit().context(at)
     })?;
     store.views.remove(view);

@@ -26,11 +26,14 @@ impl PgStore {
             )
             .context(at)?;
             tx.batch_execute(&internal_ddl(&store.schema)).context(at)?;
+            // The DDL is idempotent: a schema of an older version has just gained the
+            // tables added since, and is recorded as this version.
             let version = stored_version(&mut tx, &store.schema, &store.location)?;
-            if version.is_none() {
+            if version != Some(SCHEMA_VERSION) {
                 tx.execute(
                     &format!(
-                        "INSERT INTO {}.freshet_meta (key, value) VALUES ('schema_version', $1)",
+                        "INSERT INTO {}.freshet_meta (key, value) VALUES ('schema_version', $1) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         store.schema
                     ),
                     &[&SCHEMA_VERSION.to_string()],
@@ -115,6 +118,16 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_late_events (
     reason      text NOT NULL,
     "row"       text NOT NULL,
     PRIMARY KEY (view, stream, "partition", "offset")
+);
+CREATE TABLE IF NOT EXISTS {s}.freshet_changes (
+    view            text NOT NULL,
+    seq             bigint NOT NULL,
+    committed_at_ms bigint NOT NULL,
+    kind            text NOT NULL,
+    progress        jsonb,
+    deletes         bytea,
+    upserts         bytea,
+    PRIMARY KEY (view, seq)
 );
 "#
     )

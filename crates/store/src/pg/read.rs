@@ -14,6 +14,7 @@ use super::store::PgStore;
 use super::types::{self, Cell, PgTime, from_micros, read_cell, read_expression, scalar_type};
 use crate::StoreError;
 use crate::cells::Page;
+use crate::changes::{self, ChangeLog};
 use crate::definition::{
     Filter, FilterValue, TIMESTAMP_EXPECTED, filter_error, filters, unknown_view,
 };
@@ -21,7 +22,7 @@ use crate::error::PostgresContext;
 use crate::model::{Checkpoint, Progress, ResultQuery, ResultRows, ViewStatus};
 use crate::schema::{Column, ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
 use crate::sql::{Internal, StatusRow, decode_progress, quote_ident, view_status, where_clause};
-use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
+use freshet_types::limits::{CHANGE_READ_ENTRIES_MAX, RESULT_ROWS_PER_PAGE_MAX};
 
 /// [`ResultStore::read_results`](crate::ResultStore::read_results).
 pub(super) fn read_results(
@@ -115,6 +116,52 @@ pub(super) fn status(store: &PgStore, view: &str) -> Result<ViewStatus, StoreErr
         let progress = read_progress(&mut tx, internal, view)?;
         tx.commit().context(at)?;
         Ok(view_status(view, progress))
+    })
+}
+
+/// [`ResultStore::read_changes`](crate::ResultStore::read_changes): the log's bounds and
+/// its entries from one snapshot.
+pub(super) fn read_changes(
+    store: &PgStore,
+    view: &str,
+    after_seq: u64,
+    limit: usize,
+) -> Result<ChangeLog, StoreError> {
+    let internal = &store.internal;
+    store.with_client(|client, _| {
+        let at = || format!("reading the changes of view '{view}'");
+        let mut tx = snapshot(client, internal, view, at)?;
+        let bounds = tx
+            .query_one(&internal.change_bounds(), &[&view])
+            .context(at)?;
+        let (oldest_seq, latest_seq) = changes::bounds(view, bounds.get(0), bounds.get(1))?;
+        let limit = limit.min(CHANGE_READ_ENTRIES_MAX);
+        let mut entries = Vec::new();
+        if limit > 0 && latest_seq.is_some_and(|latest| latest > after_seq) {
+            let rows = tx
+                .query(
+                    &internal.select_changes(),
+                    &[&view, &changes::seq_to_sql(after_seq), &(limit as i64)],
+                )
+                .context(at)?;
+            for row in rows {
+                let row = (
+                    row.get(0),
+                    row.get(1),
+                    row.get(2),
+                    row.get(3),
+                    row.get(4),
+                    row.get(5),
+                );
+                entries.push(changes::decode_entry(view, row)?);
+            }
+        }
+        tx.commit().context(at)?;
+        Ok(ChangeLog {
+            oldest_seq,
+            latest_seq,
+            entries,
+        })
     })
 }
 

@@ -5,6 +5,7 @@ use arrow_array::RecordBatch;
 
 use super::store::PgStore;
 use super::{connection, ddl, read, write};
+use crate::changes::{ChangeLog, ChangeRetention};
 use crate::model::{
     Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
 };
@@ -42,6 +43,19 @@ impl ResultStore for PgStore {
 
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError> {
         read::status(self, view)
+    }
+
+    fn read_changes(
+        &self,
+        view: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<ChangeLog, StoreError> {
+        read::read_changes(self, view, after_seq, limit)
+    }
+
+    fn set_change_retention(&mut self, retention: ChangeRetention) {
+        self.retention = retention;
     }
 
     fn claim_writer(&mut self, view: &str) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ use postgres::{Client, Statement};
 use super::location::PgLocation;
 use super::pool::Lease;
 use crate::StoreError;
+use crate::changes::ChangeRetention;
 use crate::definition::Definition;
 use crate::sql::{Internal, quote_ident};
 
@@ -44,6 +45,8 @@ pub struct PgStore {
     pub(super) claimed: RefCell<Vec<String>>,
     /// Definitions of views this writer has used.
     pub(super) views: HashMap<String, Arc<PgView>>,
+    /// How much of each view's change log commits keep.
+    pub(super) retention: ChangeRetention,
 }
 
 impl fmt::Debug for PgStore {
@@ -74,6 +77,7 @@ impl PgStore {
             lease: RefCell::new(None),
             claimed: RefCell::new(Vec::new()),
             views: HashMap::new(),
+            retention: ChangeRetention::default(),
         }
     }
 

@@ -19,10 +19,11 @@ use super::connection::prepared;
 use super::store::{PgStore, PgView};
 use super::types::{PgTime, array_type, column_array, column_type};
 use crate::StoreError;
+use crate::changes::{ChangeKind, ChangeRetention, NewChange, seq_to_sql};
 use crate::definition::{Definition, now_ms};
 use crate::error::PostgresContext;
 use crate::model::{Commit, ResultBatch, RowState};
-use crate::sql::{Dialect, LATE_EVENT_COLUMNS, offset_to_sql, quote_ident};
+use crate::sql::{Dialect, Internal, LATE_EVENT_COLUMNS, offset_to_sql, quote_ident};
 
 /// Rows per upsert statement: bounds the arrays one statement carries.
 const UPSERT_ROWS_MAX: usize = 10_000;
@@ -34,6 +35,7 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
     let (schema, internal) = (&store.schema, &store.internal);
     let table = store.table(view);
     let committed_at_ms = now_ms();
+    let retention = store.retention;
     store.with_client(|client, statements| {
         let at = || format!("committing view '{view}'");
         let mut tx = client.transaction().context(at)?;
@@ -142,6 +144,22 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             ],
         )
         .context(at)?;
+        let change = NewChange::encode(
+            &pg.def,
+            ChangeKind::Commit,
+            Some(&commit.progress),
+            &commit.deletes,
+            &commit.upserts,
+        )?;
+        record_change(
+            &mut tx,
+            statements,
+            internal,
+            view,
+            change,
+            committed_at_ms,
+            retention,
+        )?;
         tx.commit().context(at)?;
         tracing::debug!(view, rows, deleted, "committed");
         Ok(())
@@ -219,8 +237,10 @@ pub(super) fn repair(
     store.check_writable()?;
     let pg = store.writer_view(view)?;
     let table = store.table(view);
+    let (internal, retention) = (&store.internal, store.retention);
     store.with_client(|client, statements| {
         let at = || format!("repairing view '{view}'");
+        let repaired_at_ms = now_ms();
         let mut tx = client.transaction().context(at)?;
         write_deletes(&mut tx, view, &pg, &table, deletes)?;
         write_results(
@@ -229,10 +249,71 @@ pub(super) fn repair(
             view,
             &pg,
             upserts,
-            PgTime(now_ms().saturating_mul(1_000)),
+            PgTime(repaired_at_ms.saturating_mul(1_000)),
+        )?;
+        let change = NewChange::encode(&pg.def, ChangeKind::Repair, None, deletes, upserts)?;
+        record_change(
+            &mut tx,
+            statements,
+            internal,
+            view,
+            change,
+            repaired_at_ms,
+            retention,
         )?;
         tx.commit().context(at)
     })
+}
+
+/// Adds the change-log entry of a commit or repair, if it changed rows, and prunes the
+/// view's log to `retention`; inside the commit's transaction. The view's row in
+/// `freshet_views` is locked first: a repair and a commit of the view (two connections of
+/// the writing process) then number their entries one after the other instead of both
+/// taking the same number.
+fn record_change(
+    tx: &mut Transaction<'_>,
+    statements: &mut HashMap<String, Statement>,
+    internal: &Internal,
+    view: &str,
+    change: Option<NewChange>,
+    at_ms: i64,
+    retention: ChangeRetention,
+) -> Result<(), StoreError> {
+    let Some(change) = change else { return Ok(()) };
+    let at = || format!("recording the changes of view '{view}'");
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE view = $1 FOR UPDATE",
+        internal.table("freshet_views")
+    );
+    let statement = prepared(tx, statements, &sql).context(at)?;
+    tx.execute(&statement, &[&view]).context(at)?;
+    let statement = prepared(tx, statements, &internal.insert_change()).context(at)?;
+    let seq: i64 = tx
+        .query_one(
+            &statement,
+            &[
+                &view,
+                &at_ms,
+                &change.kind.as_str(),
+                &change.progress,
+                &change.deletes,
+                &change.upserts,
+            ],
+        )
+        .context(at)?
+        .get(0);
+    let statement = prepared(tx, statements, &internal.prune_changes()).context(at)?;
+    tx.execute(
+        &statement,
+        &[
+            &view,
+            &seq,
+            &seq_to_sql(retention.commits),
+            &at_ms.saturating_sub(retention.age_ms),
+        ],
+    )
+    .context(at)?;
+    Ok(())
 }
 
 /// A row of a commit: (upsert batch, row in it).

@@ -19,7 +19,8 @@ use crate::model::ResultTable;
 use crate::schema::{Column, ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
 use crate::sql::{Internal, VIEW_TABLES, quote_ident, quote_list};
 
-/// The store's own tables, created by `open()`. Every statement is idempotent.
+/// The store's own tables, created by `open()`. Every statement is idempotent, so a file of
+/// an older schema version gains the tables added since (version 2: `freshet_changes`).
 pub(super) const INTERNAL_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS freshet_views (
     view          TEXT PRIMARY KEY,
@@ -57,6 +58,16 @@ CREATE TABLE IF NOT EXISTS freshet_late_events (
     "row"       TEXT NOT NULL,
     PRIMARY KEY (view, stream, "partition", "offset")
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS freshet_changes (
+    view            TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    committed_at_ms INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    progress        TEXT,
+    deletes         BLOB,
+    upserts         BLOB,
+    PRIMARY KEY (view, seq)
+);
 "#;
 
 /// The SQLite column type (and so affinity) a column's values are stored with.
@@ -189,6 +200,10 @@ pub(super) fn drop_view(store: &mut SqliteStore, view: &str) -> Result<(), Store
         tx.execute(&Internal::SQLITE.delete_view_rows(table), [view])
             .context(at)?;
     }
+    let [mark, delete] = Internal::SQLITE.mark_dropped();
+    tx.execute(&mark, rusqlite::params![view, now_ms()])
+        .context(at)?;
+    tx.execute(&delete, [view]).context(at)?;
     tx.commit().context(at)?;
     store.views.remove(view);
     // The view's cached upsert would point at a table that is gone.

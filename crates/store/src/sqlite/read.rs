@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::cells::Page;
+use crate::changes::{self, ChangeLog};
 use crate::definition::{Filter, FilterValue, TIMESTAMP_EXPECTED, filter_error, filters};
 use crate::error::SqliteContext;
 use crate::model::{Checkpoint, Progress, ResultQuery, ResultRows, ViewStatus};
@@ -21,7 +22,7 @@ use crate::schema::{
     Column, STATE_COLUMN, TimeText, UPDATED_AT_COLUMN, Unit, format_date, format_timestamp,
 };
 use crate::sql::{Internal, StatusRow, decode_progress, quote_ident, view_status, where_clause};
-use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
+use freshet_types::limits::{CHANGE_READ_ENTRIES_MAX, RESULT_ROWS_PER_PAGE_MAX};
 
 /// [`ResultStore::read_results`](crate::ResultStore::read_results).
 pub(super) fn read_results(
@@ -52,6 +53,58 @@ pub(super) fn read_page(
             store.current_status(view)?,
             store.results_page(view, query)?,
         ))
+    })
+}
+
+/// [`ResultStore::read_changes`](crate::ResultStore::read_changes): the log's bounds and
+/// its entries from one snapshot.
+pub(super) fn read_changes(
+    store: &SqliteStore,
+    view: &str,
+    after_seq: u64,
+    limit: usize,
+) -> Result<ChangeLog, StoreError> {
+    let at = || format!("reading the changes of view '{view}'");
+    store.in_snapshot(&at, || {
+        store.check_view_exists(view)?;
+        let internal = &Internal::SQLITE;
+        let (min, max): (Option<i64>, Option<i64>) = store
+            .conn
+            .prepare_cached(&internal.change_bounds())
+            .and_then(|mut statement| statement.query_row([view], |r| Ok((r.get(0)?, r.get(1)?))))
+            .context(at)?;
+        let (oldest_seq, latest_seq) = changes::bounds(view, min, max)?;
+        let limit = limit.min(CHANGE_READ_ENTRIES_MAX);
+        let mut entries = Vec::new();
+        if limit > 0 && latest_seq.is_some_and(|latest| latest > after_seq) {
+            let mut statement = store
+                .conn
+                .prepare_cached(&internal.select_changes())
+                .context(at)?;
+            let rows = statement
+                .query_map(
+                    rusqlite::params![view, changes::seq_to_sql(after_seq), limit as i64],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
+                )
+                .context(at)?;
+            for row in rows {
+                entries.push(changes::decode_entry(view, row.context(at)?)?);
+            }
+        }
+        Ok(ChangeLog {
+            oldest_seq,
+            latest_seq,
+            entries,
+        })
     })
 }
 

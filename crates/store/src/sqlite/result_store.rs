@@ -5,6 +5,7 @@ use arrow_array::RecordBatch;
 
 use super::store::SqliteStore;
 use super::{ddl, read, write};
+use crate::changes::{ChangeLog, ChangeRetention};
 use crate::model::{
     Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
 };
@@ -38,6 +39,19 @@ impl ResultStore for SqliteStore {
 
     fn durable(&self) -> bool {
         self.durable
+    }
+
+    fn read_changes(
+        &self,
+        view: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<ChangeLog, StoreError> {
+        read::read_changes(self, view, after_seq, limit)
+    }
+
+    fn set_change_retention(&mut self, retention: ChangeRetention) {
+        self.retention = retention;
     }
 
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::cache::{ReadCache, ViewDef};
 use crate::StoreError;
+use crate::changes::ChangeRetention;
 
 /// The result store in one SQLite file.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct SqliteStore {
     pub(super) views: HashMap<String, Arc<ViewDef>>,
     /// A read-only connection's cache; see the module docs.
     pub(super) read_cache: RefCell<ReadCache>,
+    /// How much of each view's change log commits keep.
+    pub(super) retention: ChangeRetention,
 }
 
 impl SqliteStore {
@@ -34,6 +37,7 @@ impl SqliteStore {
             durable: true,
             views: HashMap::new(),
             read_cache: RefCell::default(),
+            retention: ChangeRetention::default(),
         }
     }
 

@@ -16,6 +16,7 @@ use super::statements::upsert_parameter;
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::cells::Cells;
+use crate::changes::{ChangeKind, ChangeRetention, NewChange, seq_to_sql};
 use crate::definition::now_ms;
 use crate::error::SqliteContext;
 use crate::model::{Commit, ResultBatch};
@@ -133,6 +134,14 @@ pub(super) fn commit(
             })
             .context(at)?;
     }
+    let change = NewChange::encode(
+        &def.def,
+        ChangeKind::Commit,
+        Some(&commit.progress),
+        &commit.deletes,
+        &commit.upserts,
+    )?;
+    record_change(&tx, view, change, committed_at_ms, store.retention)?;
     tx.commit().context(at)?;
     tracing::debug!(
         view,
@@ -156,14 +165,58 @@ pub(super) fn repair(
     store.check_writable()?;
     let def = store.cached_view_def(view)?;
     let at = || format!("repairing view '{view}'");
-    let updated_at = updated_at_text(now_ms());
+    let repaired_at_ms = now_ms();
+    let updated_at = updated_at_text(repaired_at_ms);
     let tx = store
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(at)?;
     write_deletes(&tx, view, &def, deletes)?;
     write_upserts(&tx, view, &def, upserts, &updated_at)?;
+    let change = NewChange::encode(&def.def, ChangeKind::Repair, None, deletes, upserts)?;
+    record_change(&tx, view, change, repaired_at_ms, store.retention)?;
     tx.commit().context(at)
+}
+
+/// Adds the change-log entry of a commit or repair, if it changed rows, and prunes the
+/// view's log to `retention`; inside the commit's transaction.
+fn record_change(
+    tx: &Connection,
+    view: &str,
+    change: Option<NewChange>,
+    at_ms: i64,
+    retention: ChangeRetention,
+) -> Result<(), StoreError> {
+    let Some(change) = change else { return Ok(()) };
+    let at = || format!("recording the changes of view '{view}'");
+    let progress = change.progress.as_ref().map(serde_json::Value::to_string);
+    let seq: i64 = tx
+        .prepare_cached(&Internal::SQLITE.insert_change())
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![
+                    view,
+                    at_ms,
+                    change.kind.as_str(),
+                    progress,
+                    change.deletes,
+                    change.upserts
+                ],
+                |row| row.get(0),
+            )
+        })
+        .context(at)?;
+    tx.prepare_cached(&Internal::SQLITE.prune_changes())
+        .and_then(|mut statement| {
+            statement.execute(params![
+                view,
+                seq,
+                seq_to_sql(retention.commits),
+                at_ms.saturating_sub(retention.age_ms)
+            ])
+        })
+        .context(at)?;
+    Ok(())
 }
 
 /// Deletes the rows with the keys of `deletes` (nulls in a key match nulls); returns how

@@ -1,0 +1,345 @@
+//! The change log: what each commit changed in a view's results, kept in
+//! `freshet_changes` so that a change feed can resume from a position after a restart.
+//!
+//! A commit (or a repair) that deletes or upserts rows adds one entry in its own
+//! transaction, numbered `seq` = the view's last entry plus one (1, 2, …): the entry is
+//! there exactly when the rows are. The entry holds the deleted keys and the upserted rows
+//! as Arrow IPC streams (one insert per commit, whatever its size). A commit that changes
+//! no rows adds no entry: its progress is seen in the view's status, and idle views
+//! (which commit every period) do not push real changes out of the log.
+//!
+//! The same transaction prunes the view's entries beyond [`ChangeRetention`] (count and
+//! age), always keeping the newest, so the next position is known after any pruning.
+//! Dropping a view leaves one [`ChangeKind::Dropped`] entry in place of its log, so that
+//! positions are never reused under a name. This
+//! module encodes and decodes entries and holds the SQL both backends run; it does no I/O.
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use std::sync::Arc;
+
+use crate::StoreError;
+use crate::definition::Definition;
+use crate::model::{Progress, ResultBatch};
+use crate::schema::STATE_COLUMN;
+use freshet_types::limits::{CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_COMMITS_MAX};
+
+/// What made a change-log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A view's commit ([`ResultStore::commit`](crate::ResultStore::commit)).
+    Commit,
+    /// A correction outside the stream (reconciliation, backfill:
+    /// [`ResultStore::repair`](crate::ResultStore::repair)).
+    Repair,
+    /// The view was dropped: the entries before were removed, and a view created again
+    /// under the name numbers on from here. It changes no rows; a client whose position is
+    /// before it followed the dropped view and must start over.
+    Dropped,
+}
+
+impl ChangeKind {
+    /// The text stored in `freshet_changes.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Commit => "commit",
+            ChangeKind::Repair => "repair",
+            ChangeKind::Dropped => "dropped",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ChangeKind> {
+        match text {
+            "commit" => Some(ChangeKind::Commit),
+            "repair" => Some(ChangeKind::Repair),
+            "dropped" => Some(ChangeKind::Dropped),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a view's change log: the rows one commit or repair changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEntry {
+    /// The entry's position in the view's log: 1 for the first, then one more each time.
+    pub seq: u64,
+    /// When the commit happened, in ms since the epoch (wall clock).
+    pub committed_at_ms: i64,
+    /// A commit or a repair.
+    pub kind: ChangeKind,
+    /// The progress the commit reached; `None` for a repair, which moves no progress.
+    pub progress: Option<Progress>,
+    /// The keys of the rows removed (the key columns only), applied before the upserts;
+    /// `None` if none.
+    pub deletes: Option<RecordBatch>,
+    /// The rows inserted or replaced, in the order written (a key may appear twice: the
+    /// last one stands), with the table's columns then `_state` (Utf8); `None` if none.
+    pub upserts: Option<RecordBatch>,
+}
+
+/// A read of a view's change log.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangeLog {
+    /// The oldest position still kept; `None` if the log is empty.
+    pub oldest_seq: Option<u64>,
+    /// The newest position; `None` if the view never changed a row (since schema 2).
+    pub latest_seq: Option<u64>,
+    /// Entries after the position asked for, oldest first.
+    pub entries: Vec<ChangeEntry>,
+}
+
+/// How much of its change log a view keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRetention {
+    /// Most entries kept (at least 1).
+    pub commits: u64,
+    /// Entries older than this are pruned (the newest never is).
+    pub age_ms: i64,
+}
+
+/// The variable that lowers [`ChangeRetention::commits`].
+pub const RETAIN_COMMITS_ENV: &str = "FRESHET_CHANGES_RETAIN_COMMITS";
+
+impl Default for ChangeRetention {
+    fn default() -> ChangeRetention {
+        ChangeRetention {
+            commits: CHANGE_LOG_COMMITS_MAX,
+            age_ms: CHANGE_LOG_AGE_MAX_MS,
+        }
+    }
+}
+
+impl ChangeRetention {
+    /// The default, with `FRESHET_CHANGES_RETAIN_COMMITS` (1 to
+    /// [`CHANGE_LOG_COMMITS_MAX`]) if set; another value is a user error.
+    pub fn from_env() -> Result<ChangeRetention, StoreError> {
+        let Ok(text) = std::env::var(RETAIN_COMMITS_ENV) else {
+            return Ok(ChangeRetention::default());
+        };
+        match text.trim().parse::<u64>() {
+            Ok(commits) if (1..=CHANGE_LOG_COMMITS_MAX).contains(&commits) => Ok(ChangeRetention {
+                commits,
+                ..ChangeRetention::default()
+            }),
+            _ => Err(StoreError::user(format!(
+                "{RETAIN_COMMITS_ENV}='{text}': give a number of commits from 1 to \
+                 {CHANGE_LOG_COMMITS_MAX}"
+            ))),
+        }
+    }
+}
+
+/// A change-log entry about to be written, encoded.
+pub(crate) struct NewChange {
+    pub(crate) kind: ChangeKind,
+    /// The progress as JSON; `None` for a repair.
+    pub(crate) progress: Option<serde_json::Value>,
+    pub(crate) deletes: Option<Vec<u8>>,
+    pub(crate) upserts: Option<Vec<u8>>,
+}
+
+impl NewChange {
+    /// The entry for a commit or repair that deletes `deletes` and upserts `upserts`;
+    /// `None` if it changes no rows.
+    pub(crate) fn encode(
+        def: &Definition,
+        kind: ChangeKind,
+        progress: Option<&Progress>,
+        deletes: &[RecordBatch],
+        upserts: &[ResultBatch],
+    ) -> Result<Option<NewChange>, StoreError> {
+        let deletes: Vec<RecordBatch> = deletes
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                b.project(&def.key)
+                    .map_err(|e| StoreError::bug(format!("projecting deleted keys: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let upserts: Vec<RecordBatch> = upserts
+            .iter()
+            .filter(|u| u.batch.num_rows() > 0)
+            .map(with_state)
+            .collect::<Result<_, _>>()?;
+        if deletes.is_empty() && upserts.is_empty() {
+            return Ok(None);
+        }
+        let progress = progress
+            .map(|p| {
+                serde_json::to_value(p)
+                    .map_err(|e| StoreError::bug(format!("serialising progress: {e}")))
+            })
+            .transpose()?;
+        Ok(Some(NewChange {
+            kind,
+            progress,
+            deletes: ipc_bytes(&deletes)?,
+            upserts: ipc_bytes(&upserts)?,
+        }))
+    }
+}
+
+/// The rows of `upsert` with a `_state` column holding its state.
+fn with_state(upsert: &ResultBatch) -> Result<RecordBatch, StoreError> {
+    let batch = &upsert.batch;
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(STATE_COLUMN, DataType::Utf8, false)));
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec![
+        upsert.state.as_str();
+        batch.num_rows()
+    ])));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| StoreError::bug(format!("adding the state column: {e}")))
+}
+
+/// The batches as one Arrow IPC stream; `None` if there are none.
+fn ipc_bytes(batches: &[RecordBatch]) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let bug = |e: arrow_schema::ArrowError| StoreError::bug(format!("encoding changes: {e}"));
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &first.schema()).map_err(bug)?;
+    for batch in batches {
+        writer.write(batch).map_err(bug)?;
+    }
+    writer.into_inner().map(Some).map_err(bug)
+}
+
+/// The rows of an IPC stream written by [`ipc_bytes`], as one batch.
+fn read_ipc(view: &str, seq: u64, bytes: &[u8]) -> Result<RecordBatch, StoreError> {
+    let corrupt = |e: arrow_schema::ArrowError| {
+        StoreError::corrupt(format!(
+            "freshet_changes entry {seq} of view '{view}' cannot be read: {e}"
+        ))
+    };
+    let reader = arrow_ipc::reader::StreamReader::try_new(bytes, None).map_err(corrupt)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+    arrow_select::concat::concat_batches(&schema, &batches).map_err(corrupt)
+}
+
+/// A `freshet_changes` row as read back (seq, committed_at_ms, kind, progress JSON text,
+/// deletes, upserts).
+pub(crate) type ChangeRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// Decodes one stored entry, refusing what no store wrote as corruption.
+pub(crate) fn decode_entry(view: &str, row: ChangeRow) -> Result<ChangeEntry, StoreError> {
+    let (seq, committed_at_ms, kind, progress, deletes, upserts) = row;
+    let corrupt = |what: String| {
+        StoreError::corrupt(format!(
+            "freshet_changes entry {seq} of view '{view}': {what}"
+        ))
+    };
+    let seq = u64::try_from(seq).map_err(|_| corrupt("a negative position".into()))?;
+    let kind = ChangeKind::parse(&kind).ok_or_else(|| corrupt(format!("kind '{kind}'")))?;
+    let progress = progress
+        .map(|text| serde_json::from_str::<Progress>(&text))
+        .transpose()
+        .map_err(|e| corrupt(format!("progress: {e}")))?;
+    Ok(ChangeEntry {
+        seq,
+        committed_at_ms,
+        kind,
+        progress,
+        deletes: deletes.map(|b| read_ipc(view, seq, &b)).transpose()?,
+        upserts: upserts.map(|b| read_ipc(view, seq, &b)).transpose()?,
+    })
+}
+
+/// The first and last positions kept, as `SELECT MIN(seq), MAX(seq)` gives them.
+pub(crate) fn bounds(
+    view: &str,
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Result<(Option<u64>, Option<u64>), StoreError> {
+    let convert = |v: Option<i64>| {
+        v.map(u64::try_from).transpose().map_err(|_| {
+            StoreError::corrupt(format!(
+                "freshet_changes holds a negative position for view '{view}'"
+            ))
+        })
+    };
+    Ok((convert(min)?, convert(max)?))
+}
+
+/// A position as an SQL integer (positions count commits: far below 2^63).
+pub(crate) fn seq_to_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RowState;
+    use crate::schema::Column;
+    use arrow_array::Int64Array;
+
+    #[test]
+    fn an_entry_round_trips_through_its_stored_form() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let def = Definition {
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| Column::from_field(f).expect("supported"))
+                .collect(),
+            key: vec![0],
+        };
+        let batch = |k: Vec<i64>, n: Vec<i64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(k)), Arc::new(Int64Array::from(n))],
+            )
+            .expect("batch")
+        };
+        let upserts = [
+            ResultBatch {
+                batch: batch(vec![1], vec![10]),
+                state: RowState::Provisional,
+            },
+            ResultBatch {
+                batch: batch(vec![2, 3], vec![20, 30]),
+                state: RowState::Final,
+            },
+        ];
+        let change = NewChange::encode(
+            &def,
+            ChangeKind::Repair,
+            None,
+            &[batch(vec![7], vec![0])],
+            &upserts,
+        )
+        .expect("encode")
+        .expect("rows changed");
+        let entry = decode_entry(
+            "v",
+            (4, 99, "repair".into(), None, change.deletes, change.upserts),
+        )
+        .expect("decode");
+        assert_eq!((entry.seq, entry.kind), (4, ChangeKind::Repair));
+        let deletes = entry.deletes.expect("deletes");
+        assert_eq!(deletes.num_columns(), 1, "keys only");
+        assert_eq!(deletes.schema().field(0).name(), "k");
+        let upserts = entry.upserts.expect("upserts");
+        assert_eq!(upserts.num_rows(), 3);
+        let state = upserts.column_by_name("_state").expect("_state");
+        let state = state.as_any().downcast_ref::<StringArray>().expect("text");
+        assert_eq!(state.value(0), "provisional");
+        assert_eq!(state.value(2), "final");
+
+        let nothing = NewChange::encode(&def, ChangeKind::Commit, None, &[], &[]).expect("encode");
+        assert!(nothing.is_none(), "no rows changed, no entry");
+    }
+}
