@@ -135,3 +135,29 @@ fn log_unavailable(message: &str, kept: &str) -> ApiError {
         )
     }
 }
+
+/// A request's query parameters (from `Query<Vec<(String, String)>>`) by key, where each
+/// key must be one of `known` and appear at most once. A handler that took
+/// `Query<SomeStruct>` would answer a repeated key (`?limit=1&limit=2`, which clients that
+/// send arrays as repeated keys do) with axum's plain-text 400, not the API's JSON error.
+pub fn single_params<'a>(
+    params: &'a [(String, String)],
+    known: &[&str],
+) -> Result<std::collections::BTreeMap<&'a str, &'a str>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let mut by_key = std::collections::BTreeMap::new();
+    for (k, v) in params {
+        if !known.contains(&k.as_str()) {
+            return Err(bad(format!(
+                "unknown query parameter '{k}' (this endpoint takes {})",
+                known.join(", ")
+            )));
+        }
+        if by_key.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(bad(format!(
+                "query parameter '{k}' is given more than once"
+            )));
+        }
+    }
+    Ok(by_key)
+}

@@ -9,8 +9,7 @@
 
 use freshet_types::limits::{HISTORY_POINTS_MAX, HISTORY_SERIES_MAX, HISTORY_WINDOW};
 use serde::Serialize;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What a series is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -35,8 +34,6 @@ pub enum Metric {
     Lag,
     /// The view's staleness, seconds.
     Staleness,
-    /// The view's freshness SLA, seconds.
-    Sla,
     /// Now minus the view's watermark, seconds.
     WatermarkDelay,
     /// The view's operator state at its last commit, bytes.
@@ -60,7 +57,6 @@ impl Metric {
             Metric::Input => "input",
             Metric::Lag => "lag",
             Metric::Staleness => "staleness",
-            Metric::Sla => "sla",
             Metric::WatermarkDelay => "watermark_delay",
             Metric::State => "state",
             Metric::Late => "late",
@@ -79,9 +75,7 @@ impl Metric {
             Metric::RowsWritten => "rows/s",
             Metric::Lag => "events",
             Metric::State => "bytes",
-            Metric::Staleness | Metric::Sla | Metric::WatermarkDelay | Metric::CommitLatency => {
-                "seconds"
-            }
+            Metric::Staleness | Metric::WatermarkDelay | Metric::CommitLatency => "seconds",
         }
     }
 }
@@ -173,7 +167,6 @@ pub struct ViewReading {
     pub input_events: u64,
     pub lag_events: Option<u64>,
     pub staleness_ms: Option<i64>,
-    pub sla_ms: u64,
     /// Now minus the watermark; `None` before there is one and after the streams ended.
     pub watermark_delay_ms: Option<i64>,
     pub state_bytes: u64,
@@ -192,14 +185,25 @@ pub struct History {
     /// Per counter series: when it was last read, the value, and a second value for
     /// ratios (the commit histogram's count).
     counters: BTreeMap<Key, (i64, u64, u64)>,
-    /// Whether a series was refused at [`HISTORY_SERIES_MAX`] (logged once).
+    /// The streams and views of the sample being recorded: series of any other (dropped)
+    /// are the first to go when the history is full.
+    present: BTreeSet<(Kind, String)>,
+    /// Whether a series was refused at [`HISTORY_SERIES_MAX`] (logged once, until there
+    /// is room again).
     full: bool,
 }
 
 impl History {
-    /// The series `key`, made if there is room.
+    /// The series `key`, made if there is room, if need be by forgetting the series of
+    /// streams and views that are no longer there (dropped).
     fn series(&mut self, key: &Key) -> Option<&mut Series> {
         if !self.series.contains_key(key) {
+            if self.series.len() >= HISTORY_SERIES_MAX {
+                let present = &self.present;
+                let gone = |k: &Key| !present.contains(&(k.kind, k.name.clone()));
+                self.series.retain(|k, _| !gone(k));
+                self.counters.retain(|k, _| !gone(k));
+            }
             if self.series.len() >= HISTORY_SERIES_MAX {
                 if !self.full {
                     self.full = true;
@@ -270,6 +274,11 @@ impl History {
     /// [`HISTORY_WINDOW`] are forgotten, and series left empty with them (a dropped view's).
     pub fn record(&mut self, t_ms: i64, streams: &[StreamReading], views: &[ViewReading]) {
         use Kind::{Stream, View};
+        self.present = streams
+            .iter()
+            .map(|s| (Stream, s.name.clone()))
+            .chain(views.iter().map(|v| (View, v.name.clone())))
+            .collect();
         for s in streams {
             let k = |m| Key::new(Stream, &s.name, m);
             self.counter(k(Metric::Events), t_ms, s.events);
@@ -287,7 +296,6 @@ impl History {
             if let Some(ms) = v.staleness_ms {
                 self.gauge(k(Metric::Staleness), t_ms, ms as f64 / 1_000.0);
             }
-            self.gauge(k(Metric::Sla), t_ms, v.sla_ms as f64 / 1_000.0);
             if let Some(ms) = v.watermark_delay_ms {
                 self.gauge(k(Metric::WatermarkDelay), t_ms, ms as f64 / 1_000.0);
             }
@@ -305,24 +313,35 @@ impl History {
         let counters = &self.counters;
         self.series
             .retain(|k, s| !s.is_empty() || counters.contains_key(k));
+        if self.series.len() < HISTORY_SERIES_MAX {
+            self.full = false;
+        }
     }
 
-    /// Every series with its points after `since_ms`, as `GET /v1/history` answers.
-    pub fn since(&self, since_ms: i64) -> Vec<Value> {
+    /// Every series with its points after `since_ms`, as `GET /v1/history` answers: a copy,
+    /// so that the caller serializes it without holding the history.
+    pub fn since(&self, since_ms: i64) -> Vec<SeriesPoints> {
         self.series
             .iter()
-            .map(|(k, s)| {
-                let points: Vec<[f64; 2]> = s.since(since_ms).map(|(t, v)| [t as f64, v]).collect();
-                json!({
-                    "kind": k.kind,
-                    "name": k.name,
-                    "metric": k.metric.name(),
-                    "unit": k.metric.unit(),
-                    "points": points,
-                })
+            .map(|(k, s)| SeriesPoints {
+                kind: k.kind,
+                name: k.name.clone(),
+                metric: k.metric.name(),
+                unit: k.metric.unit(),
+                points: s.since(since_ms).collect(),
             })
             .collect()
     }
+}
+
+/// One series of `GET /v1/history`; each point serializes as `[ms, value]`.
+#[derive(Debug, Serialize)]
+pub struct SeriesPoints {
+    pub kind: Kind,
+    pub name: String,
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub points: Vec<(i64, f64)>,
 }
 
 #[cfg(test)]
@@ -335,7 +354,6 @@ mod tests {
             input_events: input,
             lag_events: Some(3),
             staleness_ms: Some(1_500),
-            sla_ms: 10_000,
             watermark_delay_ms: None,
             state_bytes: 4_096,
             late: 0,
@@ -467,5 +485,62 @@ mod tests {
         assert_eq!(h.series.len(), HISTORY_SERIES_MAX);
         assert!(h.counters.len() <= HISTORY_SERIES_MAX);
         assert_eq!(h.since(i64::MIN).len(), HISTORY_SERIES_MAX);
+    }
+
+    /// HISTORY_SERIES_MAX's doc says what a view and a stream take: 9 and 3 series.
+    #[test]
+    fn a_view_takes_nine_series_and_a_stream_three() {
+        let mut h = History::default();
+        let mut v = view("v", 0, (0, 0));
+        v.watermark_delay_ms = Some(10);
+        let s = StreamReading {
+            name: "bid".into(),
+            events: 0,
+            dead_letters: 0,
+            bytes: Some(0),
+        };
+        h.record(0, &[s], &[v]);
+        let count = |kind| h.series.keys().filter(|k| k.kind == kind).count();
+        assert_eq!((count(Kind::View), count(Kind::Stream)), (9, 3));
+    }
+
+    /// A full history makes room by forgetting the series of dropped views first, and logs
+    /// that it is full again once it is full again.
+    #[test]
+    fn a_full_history_forgets_dropped_views_for_new_ones() {
+        let mut h = History::default();
+        // A view with a watermark, so with all 9 series.
+        let view = |name: String| ViewReading {
+            watermark_delay_ms: Some(10),
+            ..view(&name, 0, (0, 0))
+        };
+        let per_view = 9;
+        let fit = HISTORY_SERIES_MAX / per_view;
+        let old: Vec<_> = (0..fit).map(|i| view(format!("old{i}"))).collect();
+        h.record(0, &[], &old);
+        assert_eq!(h.series.len(), fit * per_view);
+        // One more view does not fit: refused, logged.
+        let more: Vec<_> = (0..fit)
+            .map(|i| view(format!("old{i}")))
+            .chain([view("extra".into())])
+            .collect();
+        h.record(2_000, &[], &more);
+        assert!(h.full);
+        assert!(h.series.len() <= HISTORY_SERIES_MAX);
+        // Every old view is dropped: the new views get their series at once, though the
+        // old ones' points are still within the window.
+        let new: Vec<_> = (0..fit).map(|i| view(format!("new{i}"))).collect();
+        h.record(4_000, &[], &new);
+        assert!(h.series.keys().all(|k| k.name.starts_with("new")));
+        assert!(h.counters.keys().all(|k| k.name.starts_with("new")));
+        assert_eq!(h.series.len(), fit * per_view);
+        for i in 0..fit {
+            let staleness = points(&h, Kind::View, &format!("new{i}"), Metric::Staleness);
+            assert_eq!(staleness, vec![(4_000, 1.5)], "new{i}");
+        }
+        assert!(
+            !h.full,
+            "there is room again, so a full history is logged again"
+        );
     }
 }

@@ -477,6 +477,42 @@ mod tests {
         assert_eq!(served, documented);
     }
 
+    /// The bounds docs/openapi.yaml states for the history and the dead-letter list are
+    /// the constants the server enforces.
+    #[test]
+    fn openapi_states_the_history_and_dead_letter_limits() {
+        use freshet_types::limits::{
+            HISTORY_POINTS_MAX, HISTORY_SERIES_MAX, HTTP_DEAD_LETTERS_LISTED_MAX,
+        };
+        let spec = include_str!("../../docs/openapi.yaml");
+        let operation = |path: &str| {
+            let start = spec
+                .find(&format!("\n  {path}:\n"))
+                .unwrap_or_else(|| panic!("{path} in the spec"));
+            let rest = &spec[start + 1..];
+            let end = rest[1..].find("\n  /").map_or(rest.len(), |i| i + 1);
+            rest[..end].to_string()
+        };
+        let history = operation("/v1/history");
+        assert!(
+            history.contains(&format!("maxItems: {HISTORY_SERIES_MAX}\n")),
+            "{history}"
+        );
+        assert!(
+            history.contains(&format!("maxItems: {HISTORY_POINTS_MAX}\n")),
+            "{history}"
+        );
+        let letters = operation("/v1/streams/{name}/dead-letters");
+        assert!(
+            letters.contains(&format!("maximum: {HTTP_DEAD_LETTERS_LISTED_MAX},")),
+            "{letters}"
+        );
+        assert!(
+            letters.contains(&format!("maxItems: {HTTP_DEAD_LETTERS_LISTED_MAX}\n")),
+            "{letters}"
+        );
+    }
+
     /// A server whose only token is `admin`'s (from the environment), reading an empty
     /// data directory.
     fn app(dir: &Path, admin: &Secret) -> Arc<App> {
@@ -527,6 +563,15 @@ mod tests {
             (Method::GET, "/v1/views/%FF"),
             (Method::GET, "/v1/views/%FF/results"),
             (Method::POST, "/v1/streams/%FF/events"),
+            // A repeated query key (how some clients send an array), which axum's `Query`
+            // into a struct answers in plain text, an unknown one, and an empty or
+            // negative `since`.
+            (Method::GET, "/v1/streams/bid/dead-letters?limit=1&limit=2"),
+            (Method::GET, "/v1/streams/bid/dead-letters?limit=1&since=2"),
+            (Method::GET, "/v1/history?since=1&since=2"),
+            (Method::GET, "/v1/history?limit=1"),
+            (Method::GET, "/v1/history?since="),
+            (Method::GET, "/v1/history?since=-1"),
         ] {
             let answer = call(&router, method, path, &admin).await;
             assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");

@@ -79,12 +79,12 @@ pub async fn submit(app: &App, sql: String) -> Result<Vec<String>, ApiError> {
     }
 }
 
-/// The views thread: run every view, apply DDL between turns, and once `stop` is set commit
-/// everything and return.
 /// How often the views thread tells the handlers the costs each view was last planned
 /// from (`App::planned`); the planner itself looks every 10 s.
 const PLANNED_PUBLISHED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The views thread: run every view, apply DDL between turns, and once `stop` is set commit
+/// everything and return.
 pub fn views_loop(
     app: &App,
     ddl: &Receiver<DdlRequest>,

@@ -305,11 +305,19 @@ fn the_dashboard_renders_live_figures_in_headless_chromium() {
     assert!(dom.contains("<table id=\"results-table\">"), "{dom}");
     assert!(dom.contains("<th>window_start</th>"), "{dom}");
 
-    // The screenshot: a PNG of some size (a blank page of this size compresses to a few
-    // kilobytes). FRESHET_TEST_SCREENSHOTS names a directory to keep it in.
+    // The screenshot: a PNG of the window's shape (at whatever device scale) and not
+    // trivially small; what it shows, the DOM above checks. FRESHET_TEST_SCREENSHOTS names
+    // a directory to keep it in.
     let png = std::fs::read(&screenshot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    assert!(png.len() > 40_000, "{} bytes", png.len());
+    assert_eq!(png.get(12..16), Some(&b"IHDR"[..]), "a PNG header");
+    let dimension = |at: usize| u64::from(u32::from_be_bytes(png[at..at + 4].try_into().unwrap()));
+    let (width, height) = (dimension(16), dimension(20));
+    assert!(
+        width > 0 && width * 3_200 == height * 1_400,
+        "{width}x{height}"
+    );
+    assert!(png.len() > 5_000, "{} bytes", png.len());
     if let Some(dir) = std::env::var_os("FRESHET_TEST_SCREENSHOTS") {
         std::fs::copy(
             &screenshot,

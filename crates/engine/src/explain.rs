@@ -354,7 +354,8 @@ pub struct Weighed {
     pub period_ms: u64,
     /// Longest staleness of a result on this schedule at the measured rate and costs, ms.
     pub freshness_max_ms: u64,
-    /// Whether that is within half the SLA, the planner's rule for a periodic mode.
+    /// Whether the view keeps up and that is within half the SLA (unrounded), the
+    /// planner's rule for a periodic mode ([`planner::within_half_sla`]).
     pub within_half_sla: bool,
     /// Whether a run fits the view's memory budget (only batch runs are weighed).
     pub fits_memory: bool,
@@ -407,7 +408,7 @@ pub fn live(def: &crate::ViewDef, costs: Costs) -> Live {
                 mode: plan.mode,
                 period_ms: plan.period_ms,
                 freshness_max_ms,
-                within_half_sla: freshness_max_ms as f64 <= sla_ms as f64 / 2.0,
+                within_half_sla: planner::within_half_sla(plan, sla_ms, &costs),
                 fits_memory: costs.fits_memory(plan),
                 chosen: plan == chosen,
             }
@@ -571,6 +572,44 @@ mod tests {
                 assert!(marked[0].within_half_sla, "{live:?}");
             }
             assert!(!live.risk.is_empty() && !live.condition.is_empty());
+        }
+        // A view that cannot keep up (utilisation 2) is within no SLA on any schedule: the
+        // planner streams, and the table must not show a periodic mode it passed over as
+        // within half the SLA.
+        let busy = Costs {
+            input_rate: 1_000_000.0,
+            ..COSTS
+        };
+        let overloaded = live(&def(7_200_000, crate::ModeChoice::Auto), busy);
+        assert_eq!(overloaded.mode, Mode::Streaming);
+        assert!(
+            overloaded.alternatives.iter().all(|a| !a.within_half_sla),
+            "{overloaded:?}"
+        );
+        // Over many SLAs (some of whose halves are not whole ms), the table agrees with the
+        // choice: the chosen periodic mode is within half the SLA, and where the planner
+        // streams, no periodic mode is both within half the SLA and within memory.
+        // (A commit of 5.2 ms makes a 1 s period's staleness 1025.2 ms: under an SLA of
+        // 2051 ms the planner takes it, while its whole ms, 1026, exceed half the SLA.)
+        let fractional = Costs {
+            commit_seconds: 0.0052,
+            ..COSTS
+        };
+        for (sla_ms, costs) in (1..40_000).flat_map(|sla| [(sla, COSTS), (sla, fractional)]) {
+            let live = live(&def(sla_ms, crate::ModeChoice::Auto), costs);
+            for a in &live.alternatives {
+                if a.mode == Mode::Streaming {
+                    continue;
+                }
+                if a.chosen {
+                    assert!(a.within_half_sla, "SLA {sla_ms}: {live:?}");
+                } else if live.mode == Mode::Streaming {
+                    assert!(
+                        !(a.within_half_sla && a.fits_memory),
+                        "SLA {sla_ms}: {live:?}"
+                    );
+                }
+            }
         }
         // A mode the options fix is the one shown chosen, whatever the SLA allows.
         let fixed = live(&def(60_000, crate::ModeChoice::Streaming), COSTS);

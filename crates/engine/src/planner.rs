@@ -122,9 +122,16 @@ impl Costs {
     }
 }
 
+/// Whether `plan` keeps results within half the SLA `sla_ms`: the view keeps up with its
+/// input (utilisation below 1; otherwise it falls further behind whatever the schedule) and
+/// a row's longest staleness on it is at most half the SLA. [`choose`] takes a periodic mode
+/// only where this holds (and its runs fit the memory budget).
+pub fn within_half_sla(plan: Plan, sla_ms: u64, costs: &Costs) -> bool {
+    costs.utilisation() < 1.0 && costs.staleness_seconds(plan) <= sla_ms as f64 / 1_000.0 / 2.0
+}
+
 /// The schedule for a view with freshness SLA `sla_ms` and costs `costs`.
 pub fn choose(sla_ms: u64, costs: &Costs) -> Plan {
-    let budget = sla_ms as f64 / 1_000.0 / 2.0;
     let periodic = PERIODS_MS
         .iter()
         .rev()
@@ -136,11 +143,7 @@ pub fn choose(sla_ms: u64, costs: &Costs) -> Plan {
             },
             period_ms,
         })
-        .find(|&plan| {
-            costs.utilisation() < 1.0
-                && costs.staleness_seconds(plan) <= budget
-                && costs.fits_memory(plan)
-        });
+        .find(|&plan| within_half_sla(plan, sla_ms, costs) && costs.fits_memory(plan));
     periodic.unwrap_or(Plan {
         mode: Mode::Streaming,
         period_ms: streaming_period_ms(sla_ms),

@@ -142,8 +142,9 @@ pub const HISTORY_WINDOW: Duration = Duration::from_secs(60 * 60);
 pub const HISTORY_POINTS_MAX: usize =
     (HISTORY_WINDOW.as_secs() / HISTORY_SAMPLE_INTERVAL.as_secs()) as usize;
 
-/// Series the metric history holds at most (about a dozen per view, a few per stream);
-/// a series beyond it is not recorded, and the server logs that once. With
+/// Series the metric history holds at most (9 per view, 3 per stream); when it is full,
+/// the series of dropped streams and views make room first, and a series beyond it is not
+/// recorded, which the server logs once. With
 /// [`HISTORY_POINTS_MAX`] points of 16 bytes each, the history holds at most about 15 MB.
 pub const HISTORY_SERIES_MAX: usize = 512;
 
