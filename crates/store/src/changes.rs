@@ -8,8 +8,8 @@
 //! no rows adds no entry: its progress is seen in the view's status, and idle views
 //! (which commit every period) do not push real changes out of the log.
 //!
-//! The same transaction prunes the view's entries beyond [`ChangeRetention`] (count and
-//! age), always keeping the newest, so the next position is known after any pruning.
+//! The same transaction prunes the view's entries beyond [`ChangeRetention`] (count, age
+//! and bytes of encoded rows, oldest first), always keeping the newest, so the next position is known after any pruning.
 //! Dropping a view leaves one [`ChangeKind::Dropped`] entry in place of its log, so that
 //! positions are never reused under a name. This
 //! module encodes and decodes entries and holds the SQL both backends run; it does no I/O.
@@ -22,7 +22,7 @@ use crate::StoreError;
 use crate::definition::Definition;
 use crate::model::{Progress, ResultBatch};
 use crate::schema::STATE_COLUMN;
-use freshet_types::limits::{CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_COMMITS_MAX};
+use freshet_types::limits::{CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_BYTES_MAX, CHANGE_LOG_COMMITS_MAX};
 
 /// What made a change-log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,9 @@ pub struct ChangeRetention {
     pub commits: u64,
     /// Entries older than this are pruned (the newest never is).
     pub age_ms: i64,
+    /// Most bytes of encoded rows (deleted keys plus upserted rows) kept: the oldest
+    /// entries beyond it are pruned (the newest never is).
+    pub bytes: u64,
 }
 
 /// The variable that lowers [`ChangeRetention::commits`].
@@ -105,6 +108,7 @@ impl Default for ChangeRetention {
         ChangeRetention {
             commits: CHANGE_LOG_COMMITS_MAX,
             age_ms: CHANGE_LOG_AGE_MAX_MS,
+            bytes: CHANGE_LOG_BYTES_MAX,
         }
     }
 }

@@ -211,17 +211,24 @@ impl Internal {
     }
 
     /// Prunes a view's change log: given the newest position (2), the entries kept at most
-    /// (3) and the oldest commit time kept (4), removes the older ones but never the newest.
+    /// (3), the oldest commit time kept (4) and the bytes of encoded rows kept at most (5),
+    /// removes the older ones but never the newest. The bytes are summed from the newest
+    /// back, so the oldest go first.
     pub(crate) fn prune_changes(&self) -> String {
+        let table = self.table("freshet_changes");
         format!(
-            "DELETE FROM {} WHERE view = {} AND seq < {} AND (seq <= {} - {} OR \
-             committed_at_ms < {})",
-            self.table("freshet_changes"),
+            "DELETE FROM {table} WHERE view = {} AND seq < {} AND (seq <= {} - {} OR \
+             committed_at_ms < {} OR seq IN (SELECT seq FROM (SELECT seq, \
+             SUM(COALESCE(length(deletes), 0) + COALESCE(length(upserts), 0)) \
+             OVER (ORDER BY seq DESC) AS kept FROM {table} WHERE view = {}) AS sized \
+             WHERE kept > {}))",
             self.param(1),
             self.typed(2, "bigint"),
             self.typed(2, "bigint"),
             self.typed(3, "bigint"),
-            self.typed(4, "bigint")
+            self.typed(4, "bigint"),
+            self.param(1),
+            self.typed(5, "bigint")
         )
     }
 

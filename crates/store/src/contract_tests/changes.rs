@@ -175,13 +175,53 @@ fn a_repair_is_logged_without_progress(test: &TestStore) {
     );
 }
 
+contract_test!(the_log_keeps_its_bytes_bound_oldest_first_and_the_newest_entry);
+fn the_log_keeps_its_bytes_bound_oldest_first_and_the_newest_entry(test: &TestStore) {
+    let mut store = test.open();
+    store.create_view(&counts_table()).expect("create");
+    // 5,000 rows encode to far more than the bound (three 8-byte columns alone are
+    // 120 kB); one row encodes to a few hundred bytes.
+    store.set_change_retention(ChangeRetention {
+        bytes: 20_000,
+        ..ChangeRetention::default()
+    });
+    let users: Vec<String> = (0..5_000).map(|i| format!("user-{i}")).collect();
+    let big: Vec<(&str, i64)> = users.iter().map(|u| (u.as_str(), 1)).collect();
+    store
+        .commit("counts", &commit_counts(&big, 1))
+        .expect("a commit over the bound");
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1], "the newest is kept whatever its size");
+    assert_eq!(
+        log.entries[0].upserts.as_ref().map(RecordBatch::num_rows),
+        Some(5_000)
+    );
+    for i in 2..=4 {
+        store
+            .commit("counts", &commit_counts(&[("a", i)], i as u64))
+            .expect("commit");
+    }
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 4], "the big oldest entry goes first");
+    assert_eq!((log.oldest_seq, log.latest_seq), (Some(2), Some(4)));
+    store
+        .commit("counts", &commit_counts(&big, 5))
+        .expect("a commit over the bound");
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![5]);
+    assert_eq!(test.count("freshet_changes"), 1);
+}
+
 contract_test!(the_log_keeps_its_retention_and_the_newest_entry);
 fn the_log_keeps_its_retention_and_the_newest_entry(test: &TestStore) {
     let mut store = test.open();
     store.create_view(&counts_table()).expect("create");
     store.set_change_retention(ChangeRetention {
         commits: 3,
-        age_ms: ChangeRetention::default().age_ms,
+        ..ChangeRetention::default()
     });
     for i in 1..=5 {
         store
@@ -198,6 +238,7 @@ fn the_log_keeps_its_retention_and_the_newest_entry(test: &TestStore) {
     store.set_change_retention(ChangeRetention {
         commits: 3,
         age_ms: 0,
+        ..ChangeRetention::default()
     });
     std::thread::sleep(std::time::Duration::from_millis(5));
     store

@@ -310,6 +310,7 @@ fn record_change(
             &seq,
             &seq_to_sql(retention.commits),
             &at_ms.saturating_sub(retention.age_ms),
+            &seq_to_sql(retention.bytes),
         ],
     )
     .context(at)?;

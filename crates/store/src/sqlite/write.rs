@@ -212,7 +212,8 @@ fn record_change(
                 view,
                 seq,
                 seq_to_sql(retention.commits),
-                at_ms.saturating_sub(retention.age_ms)
+                at_ms.saturating_sub(retention.age_ms),
+                seq_to_sql(retention.bytes)
             ])
         })
         .context(at)?;
