@@ -12,7 +12,8 @@
 //! [`CHANGE_FEED_BUFFER_EVENTS`]. Every bound ends the feed with a last event that says
 //! why: a position the log no longer holds (or never held) is `event: reset`; a client
 //! that leaves the buffer full for [`CHANGE_FEED_SLOW_CLIENT`] is `event: dropped`; a
-//! store failure that retrying cannot cure is `event: error`. At most
+//! store failure that retrying cannot cure is `event: failure` (not `error`, which
+//! is the name of an EventSource's own event for a lost connection). At most
 //! [`CHANGE_FEEDS_MAX`] feeds run at once (503 beyond). On shutdown every feed ends, so
 //! the server's graceful stop does not wait for clients.
 //!
@@ -337,7 +338,11 @@ impl Feed {
                                 .collect::<Result<Vec<_>, ApiError>>()?;
                             Ok(Read::Log(log, events))
                         }
-                        Err(StoreError::User { .. }) => Ok(Read::UnknownView),
+                        // A view in the catalog that the store does not hold yet (the
+                        // writer has not created it): an empty log, polled again.
+                        Err(StoreError::User { .. }) => {
+                            Ok(Read::Log(ChangeLog::default(), Vec::new()))
+                        }
                         Err(e) if e.retriable() => Ok(Read::Retry(e.to_string())),
                         Err(e) => Err(store_error(e)),
                     }
@@ -354,18 +359,6 @@ impl Feed {
                     );
                     self.pause().await?;
                     continue;
-                }
-                Ok(Read::UnknownView) => {
-                    return Err(Stop::With(reason_event(
-                        "reset",
-                        json!({
-                            "reason": "unknown_view",
-                            "message": format!(
-                                "the result store does not hold view '{}' (dropped?)",
-                                self.def.name
-                            ),
-                        }),
-                    )));
                 }
                 Err(e) => return Err(Stop::With(error_event(&e))),
             };
@@ -476,8 +469,6 @@ enum Read {
     /// The log's bounds and its entries after the position, as events (`None` for the
     /// mark of a dropped view).
     Log(ChangeLog, Vec<(u64, Option<Event>)>),
-    /// The store does not know the view.
-    UnknownView,
     /// A failure retrying may cure.
     Retry(String),
 }
@@ -520,7 +511,7 @@ fn reason_event(kind: &'static str, data: Value) -> Event {
 }
 
 fn error_event(e: &ApiError) -> Event {
-    reason_event("error", json!({"reason": e.code, "message": e.message}))
+    reason_event("failure", json!({"reason": e.code, "message": e.message}))
 }
 
 fn snapshot_event(position: u64, rows: &[Value], last: bool) -> Event {

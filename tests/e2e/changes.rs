@@ -51,7 +51,7 @@ with open(out_path, "a") as out:
                       "content_type": source.response.headers.get("content-type")})
                 for sse in source.iter_sse():
                     note({"event": sse.event, "id": sse.id, "data": sse.data})
-                    if sse.event in ("reset", "dropped", "error"):
+                    if sse.event in ("reset", "dropped", "failure"):
                         break
                     if sse.event in ("commit", "progress") and reached(sse.event, json.loads(sse.data)):
                         note({"event": "reached"})
