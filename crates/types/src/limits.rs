@@ -182,13 +182,6 @@ pub const CHANGE_LOG_AGE_MAX_MS: i64 = 24 * 60 * 60 * 1_000;
 /// always kept). Bounds the store's disk use to this times the number of views.
 pub const CHANGE_LOG_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
-/// Bytes of encoded rows one change-log entry holds at most: a commit or repair that
-/// changes more (a batch run, a reconciliation rewriting a big view) records an
-/// `overflow` entry without its rows instead, which the feed turns into `event: reset`
-/// (the client takes a new snapshot). Keeps one entry far below the 1 GB field limit of
-/// SQLite and PostgreSQL, over which the commit itself would fail.
-pub const CHANGE_ENTRY_BYTES_MAX: u64 = 64 * 1024 * 1024;
-
 /// Change-log entries one read of the log returns at most (the feed reads again for more);
 /// each entry holds one commit's changed rows, so this bounds a feed's memory to a few
 /// commits.
