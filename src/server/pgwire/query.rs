@@ -577,6 +577,9 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        // The role first: reading the parameters may plan the query (`describe`), which
+        // opens a session over the log and the store.
+        check_role(self, &*client, prepared)?;
         let params = match prepared.kind {
             Kind::Query => self.parameters(portal).await?,
             _ if portal.parameter_len() > 0 => {
