@@ -462,6 +462,36 @@ fn check_columns(batch: &arrow_array::RecordBatch, fields: &[FieldInfo]) -> PgWi
     }
 }
 
+/// Refuses a message in which a Freshet statement that changes something (DDL, `COPY`)
+/// follows a query: queries run lazily, as their rows are sent, which is after the whole
+/// message was taken in, so the statement would run first and change what the query
+/// before it reads. Statements that only answer rows (SHOW, DESCRIBE) may follow queries.
+/// Only the statements before the first that cannot be classified count: it ends the
+/// message.
+fn out_of_order(kinds: &[PgWireResult<Kind>]) -> Option<PgWireError> {
+    let mut queried = false;
+    for kind in kinds {
+        match kind {
+            Err(_) => break,
+            Ok(Kind::Query) => queried = true,
+            Ok(Kind::Freshet {
+                name, column: None, ..
+            }) if queried => {
+                return Some(error::error(
+                    FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "send Freshet statements in their own message, not after a query: \
+                         {name} would run before the query's rows are read; nothing in this \
+                         message ran"
+                    ),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Queries {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -476,11 +506,15 @@ impl SimpleQueryHandler for Queries {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        let kinds: Vec<PgWireResult<Kind>> = statements.iter().map(|sql| classify(sql)).collect();
+        if let Some(e) = out_of_order(&kinds) {
+            return Ok(vec![Response::Error(Box::new(e.into()))]);
+        }
         let mut responses = Vec::with_capacity(statements.len());
         // As in PostgreSQL, the first failure ends the message: the statements after it
         // do not run.
-        for sql in statements {
-            let outcome = match classify(&sql) {
+        for (sql, kind) in statements.into_iter().zip(kinds) {
+            let outcome = match kind {
                 Ok(kind) => {
                     let prepared = Prepared { sql, kind };
                     self.execute(client, &prepared, Vec::new(), &Format::UnifiedText)
@@ -693,5 +727,32 @@ mod tests {
         assert_eq!(kind("CREATE TABLE t (a INT)"), "error 0A000");
         assert_eq!(kind("insert into bid values (1)"), "error 0A000");
         assert_eq!(kind("CREATE VIEW v AS SELEC"), "error 42601");
+    }
+
+    #[test]
+    fn a_change_after_a_query_in_one_message_is_refused() {
+        let kinds = |sqls: &[&str]| -> Vec<PgWireResult<Kind>> {
+            sqls.iter().map(|sql| classify(sql)).collect()
+        };
+        let refused = |sqls: &[&str]| out_of_order(&kinds(sqls)).is_some();
+        assert!(refused(&["SELECT * FROM counts", "DROP VIEW counts"]));
+        assert!(refused(&[
+            "SELECT 1",
+            "SHOW VIEWS",
+            "COPY counts TO '/tmp/x.csv'"
+        ]));
+        // Changes before the queries run first, as they are written.
+        assert!(!refused(&["DROP VIEW counts", "SELECT 1"]));
+        assert!(!refused(&[
+            "SELECT 1",
+            "SHOW VIEWS",
+            "DESCRIBE VIEW counts"
+        ]));
+        assert!(!refused(&["SELECT 1", "BEGIN", "SELECT 2"]));
+        let refusal = out_of_order(&kinds(&["SELECT 1", "DROP VIEW counts"])).expect("refused");
+        assert_eq!(
+            pgwire::error::ErrorInfo::from(refusal).code,
+            FEATURE_NOT_SUPPORTED
+        );
     }
 }
