@@ -17,7 +17,9 @@
 //! COPY need `admin`.
 
 use super::auth::authorize;
-use super::error::{self, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, SYNTAX_ERROR};
+use super::error::{
+    self, FEATURE_NOT_SUPPORTED, INSUFFICIENT_RESOURCES, INTERNAL_ERROR, SYNTAX_ERROR,
+};
 use super::{freshness, types};
 use crate::app::auth::Role;
 use crate::app::batch_query;
@@ -31,7 +33,7 @@ use freshet_engine::manage::NO_VIEWS;
 use freshet_engine::statement::NO_STREAMS;
 use freshet_engine::{EngineError, Statement, ViewStatement};
 use freshet_streams::ddl::{StreamStatement, split_statements};
-use freshet_types::limits::PG_RESULT_BATCHES_IN_FLIGHT;
+use freshet_types::limits::{PG_QUERIES_MAX, PG_QUERIES_WAIT, PG_RESULT_BATCHES_IN_FLIGHT};
 use futures::{Sink, Stream, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -47,6 +49,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use std::fmt::Debug;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What a statement is, told from its text.
 #[derive(Debug, Clone)]
@@ -170,6 +173,8 @@ fn refused(message: &str) -> PgWireError {
 pub struct Queries {
     app: Arc<App>,
     parser: Arc<Parser>,
+    /// Places for the [`PG_QUERIES_MAX`] queries that may run at once, over all connections.
+    running: Arc<Semaphore>,
 }
 
 impl Queries {
@@ -177,6 +182,7 @@ impl Queries {
         Queries {
             app,
             parser: Arc::new(Parser),
+            running: Arc::new(Semaphore::new(PG_QUERIES_MAX)),
         }
     }
 
@@ -220,6 +226,7 @@ impl Queries {
                 let fields = Arc::new(types::fields(&described.schema, format));
                 let rows = rows(
                     self.app.clone(),
+                    self.running.clone(),
                     prepared.sql.clone(),
                     params,
                     fields.clone(),
@@ -376,16 +383,34 @@ fn open(app: &App, sql: &str) -> PgWireResult<BatchSession> {
     Ok(session)
 }
 
+/// A place among the [`PG_QUERIES_MAX`] running queries, waiting [`PG_QUERIES_WAIT`] at most.
+async fn admit(running: Arc<Semaphore>) -> PgWireResult<OwnedSemaphorePermit> {
+    match tokio::time::timeout(PG_QUERIES_WAIT, running.acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(error::error(
+            INSUFFICIENT_RESOURCES,
+            format!(
+                "too many queries running ({PG_QUERIES_MAX} at most, over all connections, \
+                 suspended portals included); try again, or close portals left open"
+            ),
+        )),
+    }
+}
+
 /// The rows of `sql` as a stream: the query starts when the stream is first polled (after
-/// the statements before it in the same message), on the blocking pool, and waits while
+/// the statements before it in the same message), once it has one of the `running` places
+/// ([`admit`]), which its blocking task holds until the query ends (its rows all taken, or
+/// the stream dropped); it runs on the blocking pool and waits while
 /// [`PG_RESULT_BATCHES_IN_FLIGHT`] encoded batches are unsent.
 fn rows(
     app: Arc<App>,
+    running: Arc<Semaphore>,
     sql: String,
     params: Vec<ArrayRef>,
     fields: Arc<Vec<FieldInfo>>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let started = async move {
+        let permit = admit(running).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(PG_RESULT_BATCHES_IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
             let session = match open(&app, &sql) {
@@ -419,21 +444,29 @@ fn rows(
             }
             // The session's runtime ends here, on this thread, not on an async one.
             drop(session);
+            // The query's place goes once its work is done (its rows sent or refused).
+            drop(permit);
         });
         // Once the rows end, whether the task ended well: a panic must not pass for the
         // end of the result.
-        futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
-            match rx.recv().await {
-                Some(item) => Some((item, (rx, task))),
-                None => match task?.await {
-                    Ok(()) => None,
-                    Err(e) => Some((Err(error::task_failed(e)), (rx, None))),
-                },
-            }
-        })
+        Ok(futures::stream::unfold(
+            (rx, Some(task)),
+            |(mut rx, task)| async move {
+                match rx.recv().await {
+                    Some(item) => Some((item, (rx, task))),
+                    None => match task?.await {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(error::task_failed(e)), (rx, None))),
+                    },
+                }
+            },
+        ))
     };
     futures::stream::once(started)
-        .flatten()
+        .flat_map(|started: PgWireResult<_>| match started {
+            Ok(rows) => rows.left_stream(),
+            Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+        })
         .flat_map(|item: PgWireResult<Vec<DataRow>>| {
             futures::stream::iter(match item {
                 Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
@@ -727,6 +760,25 @@ mod tests {
         assert_eq!(kind("CREATE TABLE t (a INT)"), "error 0A000");
         assert_eq!(kind("insert into bid values (1)"), "error 0A000");
         assert_eq!(kind("CREATE VIEW v AS SELEC"), "error 42601");
+    }
+
+    #[tokio::test]
+    async fn queries_over_the_limit_wait_then_are_refused() {
+        let running = Arc::new(Semaphore::new(PG_QUERIES_MAX));
+        let mut held = Vec::new();
+        for _ in 0..PG_QUERIES_MAX {
+            held.push(admit(running.clone()).await.expect("a place"));
+        }
+        let asked = std::time::Instant::now();
+        let refused = admit(running.clone()).await.expect_err("over the limit");
+        assert!(asked.elapsed() >= PG_QUERIES_WAIT);
+        assert_eq!(
+            pgwire::error::ErrorInfo::from(refused).code,
+            INSUFFICIENT_RESOURCES
+        );
+        // A place given back (a query ended, a portal closed) is taken by the next one.
+        held.pop();
+        admit(running).await.expect("the place given back");
     }
 
     #[test]
