@@ -777,7 +777,7 @@ mod tests {
             INSUFFICIENT_RESOURCES
         );
         // A place given back (a query ended, a portal closed) is taken by the next one.
-        held.pop();
+        drop(held.pop());
         admit(running).await.expect("the place given back");
     }
 
