@@ -296,6 +296,20 @@ fn psql_logs_in_with_an_api_token_whose_role_holds() {
     assert!(refused.stderr.contains("role admin"), "{refused:?}");
     let copy = psql(port, Some(&query), &["COPY counts TO '/tmp/never.csv'"]);
     assert!(copy.stderr.contains("ERROR:  42501:"), "{copy:?}");
+    // Nor write a file by hiding a COPY or an INSERT under EXPLAIN ANALYZE (issue 20).
+    let target = env.path("explained.csv");
+    for sql in [
+        format!("EXPLAIN ANALYZE COPY (SELECT 1) TO '{}'", target.display()),
+        "EXPLAIN ANALYZE INSERT INTO bid SELECT * FROM bid".to_string(),
+    ] {
+        let hidden = psql(port, Some(&query), &[&sql]);
+        assert!(hidden.stderr.contains("ERROR:  0A000:"), "{hidden:?}");
+        assert!(
+            hidden.stderr.contains("only queries run here"),
+            "{hidden:?}"
+        );
+    }
+    assert!(!target.exists(), "EXPLAIN ANALYZE COPY wrote {target:?}");
     // The admin token may.
     let dropped = psql(port, Some(&admin), &["DROP VIEW counts"]);
     assert_eq!(ok(&dropped), "DROP VIEW");

@@ -153,9 +153,18 @@ pub const HISTORY_SERIES_MAX: usize = 512;
 pub const HTTP_DEAD_LETTERS_LISTED_MAX: usize = 100;
 
 /// PostgreSQL-protocol connections `serve --pg-listen` holds at once. One more is answered
-/// with SQLSTATE 53300 (too many connections) and closed. Each connection runs at most one
-/// query at a time, so this also bounds the batch queries the endpoint runs at once.
+/// with SQLSTATE 53300 (too many connections) and closed. A connection may hold several
+/// queries at once (suspended named portals), so [`PG_QUERIES_MAX`] bounds the queries.
 pub const PG_CONNECTIONS_MAX: usize = 32;
+
+/// Batch queries the PostgreSQL endpoint runs at once, over all its connections. A query
+/// holds its place from its first row until its result ends or is dropped (a suspended
+/// portal keeps it until the portal is closed or the connection ends); one more waits up
+/// to [`PG_QUERIES_WAIT`], then fails with SQLSTATE 53000 (insufficient resources).
+pub const PG_QUERIES_MAX: usize = 8;
+
+/// Longest a PostgreSQL-protocol query waits for one of the [`PG_QUERIES_MAX`] places.
+pub const PG_QUERIES_WAIT: Duration = Duration::from_secs(2);
 
 /// Encoded result batches one PostgreSQL-protocol query keeps ahead of its client: the
 /// query waits while they are unsent, so a slow client holds at most this many batches

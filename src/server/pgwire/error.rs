@@ -17,6 +17,7 @@ pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const DATA_EXCEPTION: &str = "22000";
+pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
 pub const INSUFFICIENT_RESOURCES: &str = "53000";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const CANNOT_CONNECT_NOW: &str = "57P03";

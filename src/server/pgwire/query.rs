@@ -17,7 +17,9 @@
 //! COPY need `admin`.
 
 use super::auth::authorize;
-use super::error::{self, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, SYNTAX_ERROR};
+use super::error::{
+    self, FEATURE_NOT_SUPPORTED, INSUFFICIENT_RESOURCES, INTERNAL_ERROR, SYNTAX_ERROR,
+};
 use super::{freshness, types};
 use crate::app::auth::Role;
 use crate::app::batch_query;
@@ -31,7 +33,7 @@ use freshet_engine::manage::NO_VIEWS;
 use freshet_engine::statement::NO_STREAMS;
 use freshet_engine::{EngineError, Statement, ViewStatement};
 use freshet_streams::ddl::{StreamStatement, split_statements};
-use freshet_types::limits::PG_RESULT_BATCHES_IN_FLIGHT;
+use freshet_types::limits::{PG_QUERIES_MAX, PG_QUERIES_WAIT, PG_RESULT_BATCHES_IN_FLIGHT};
 use futures::{Sink, Stream, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -47,6 +49,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use std::fmt::Debug;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What a statement is, told from its text.
 #[derive(Debug, Clone)]
@@ -170,6 +173,8 @@ fn refused(message: &str) -> PgWireError {
 pub struct Queries {
     app: Arc<App>,
     parser: Arc<Parser>,
+    /// Places for the [`PG_QUERIES_MAX`] queries that may run at once, over all connections.
+    running: Arc<Semaphore>,
 }
 
 impl Queries {
@@ -177,6 +182,7 @@ impl Queries {
         Queries {
             app,
             parser: Arc::new(Parser),
+            running: Arc::new(Semaphore::new(PG_QUERIES_MAX)),
         }
     }
 
@@ -220,6 +226,7 @@ impl Queries {
                 let fields = Arc::new(types::fields(&described.schema, format));
                 let rows = rows(
                     self.app.clone(),
+                    self.running.clone(),
                     prepared.sql.clone(),
                     params,
                     fields.clone(),
@@ -376,16 +383,34 @@ fn open(app: &App, sql: &str) -> PgWireResult<BatchSession> {
     Ok(session)
 }
 
+/// A place among the [`PG_QUERIES_MAX`] running queries, waiting [`PG_QUERIES_WAIT`] at most.
+async fn admit(running: Arc<Semaphore>) -> PgWireResult<OwnedSemaphorePermit> {
+    match tokio::time::timeout(PG_QUERIES_WAIT, running.acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(error::error(
+            INSUFFICIENT_RESOURCES,
+            format!(
+                "too many queries running ({PG_QUERIES_MAX} at most, over all connections, \
+                 suspended portals included); try again, or close portals left open"
+            ),
+        )),
+    }
+}
+
 /// The rows of `sql` as a stream: the query starts when the stream is first polled (after
-/// the statements before it in the same message), on the blocking pool, and waits while
+/// the statements before it in the same message), once it has one of the `running` places
+/// ([`admit`]), which its blocking task holds until the query ends (its rows all taken, or
+/// the stream dropped); it runs on the blocking pool and waits while
 /// [`PG_RESULT_BATCHES_IN_FLIGHT`] encoded batches are unsent.
 fn rows(
     app: Arc<App>,
+    running: Arc<Semaphore>,
     sql: String,
     params: Vec<ArrayRef>,
     fields: Arc<Vec<FieldInfo>>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let started = async move {
+        let permit = admit(running).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(PG_RESULT_BATCHES_IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
             let session = match open(&app, &sql) {
@@ -419,21 +444,29 @@ fn rows(
             }
             // The session's runtime ends here, on this thread, not on an async one.
             drop(session);
+            // The query's place goes once its work is done (its rows sent or refused).
+            drop(permit);
         });
         // Once the rows end, whether the task ended well: a panic must not pass for the
         // end of the result.
-        futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
-            match rx.recv().await {
-                Some(item) => Some((item, (rx, task))),
-                None => match task?.await {
-                    Ok(()) => None,
-                    Err(e) => Some((Err(error::task_failed(e)), (rx, None))),
-                },
-            }
-        })
+        Ok(futures::stream::unfold(
+            (rx, Some(task)),
+            |(mut rx, task)| async move {
+                match rx.recv().await {
+                    Some(item) => Some((item, (rx, task))),
+                    None => match task?.await {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(error::task_failed(e)), (rx, None))),
+                    },
+                }
+            },
+        ))
     };
     futures::stream::once(started)
-        .flatten()
+        .flat_map(|started: PgWireResult<_>| match started {
+            Ok(rows) => rows.left_stream(),
+            Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+        })
         .flat_map(|item: PgWireResult<Vec<DataRow>>| {
             futures::stream::iter(match item {
                 Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
@@ -462,6 +495,36 @@ fn check_columns(batch: &arrow_array::RecordBatch, fields: &[FieldInfo]) -> PgWi
     }
 }
 
+/// Refuses a message in which a Freshet statement that changes something (DDL, `COPY`)
+/// follows a query: queries run lazily, as their rows are sent, which is after the whole
+/// message was taken in, so the statement would run first and change what the query
+/// before it reads. Statements that only answer rows (SHOW, DESCRIBE) may follow queries.
+/// Only the statements before the first that cannot be classified count: it ends the
+/// message.
+fn out_of_order(kinds: &[PgWireResult<Kind>]) -> Option<PgWireError> {
+    let mut queried = false;
+    for kind in kinds {
+        match kind {
+            Err(_) => break,
+            Ok(Kind::Query) => queried = true,
+            Ok(Kind::Freshet {
+                name, column: None, ..
+            }) if queried => {
+                return Some(error::error(
+                    FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "send Freshet statements in their own message, not after a query: \
+                         {name} would run before the query's rows are read; nothing in this \
+                         message ran"
+                    ),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Queries {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -476,11 +539,15 @@ impl SimpleQueryHandler for Queries {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        let kinds: Vec<PgWireResult<Kind>> = statements.iter().map(|sql| classify(sql)).collect();
+        if let Some(e) = out_of_order(&kinds) {
+            return Ok(vec![Response::Error(Box::new(e.into()))]);
+        }
         let mut responses = Vec::with_capacity(statements.len());
         // As in PostgreSQL, the first failure ends the message: the statements after it
         // do not run.
-        for sql in statements {
-            let outcome = match classify(&sql) {
+        for (sql, kind) in statements.into_iter().zip(kinds) {
+            let outcome = match kind {
                 Ok(kind) => {
                     let prepared = Prepared { sql, kind };
                     self.execute(client, &prepared, Vec::new(), &Format::UnifiedText)
@@ -577,6 +644,9 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        // The role first: reading the parameters may plan the query (`describe`), which
+        // opens a session over the log and the store.
+        check_role(self, &*client, prepared)?;
         let params = match prepared.kind {
             Kind::Query => self.parameters(portal).await?,
             _ if portal.parameter_len() > 0 => {
@@ -690,5 +760,51 @@ mod tests {
         assert_eq!(kind("CREATE TABLE t (a INT)"), "error 0A000");
         assert_eq!(kind("insert into bid values (1)"), "error 0A000");
         assert_eq!(kind("CREATE VIEW v AS SELEC"), "error 42601");
+    }
+
+    #[tokio::test]
+    async fn queries_over_the_limit_wait_then_are_refused() {
+        let running = Arc::new(Semaphore::new(PG_QUERIES_MAX));
+        let mut held = Vec::new();
+        for _ in 0..PG_QUERIES_MAX {
+            held.push(admit(running.clone()).await.expect("a place"));
+        }
+        let asked = std::time::Instant::now();
+        let refused = admit(running.clone()).await.expect_err("over the limit");
+        assert!(asked.elapsed() >= PG_QUERIES_WAIT);
+        assert_eq!(
+            pgwire::error::ErrorInfo::from(refused).code,
+            INSUFFICIENT_RESOURCES
+        );
+        // A place given back (a query ended, a portal closed) is taken by the next one.
+        drop(held.pop());
+        admit(running).await.expect("the place given back");
+    }
+
+    #[test]
+    fn a_change_after_a_query_in_one_message_is_refused() {
+        let kinds = |sqls: &[&str]| -> Vec<PgWireResult<Kind>> {
+            sqls.iter().map(|sql| classify(sql)).collect()
+        };
+        let refused = |sqls: &[&str]| out_of_order(&kinds(sqls)).is_some();
+        assert!(refused(&["SELECT * FROM counts", "DROP VIEW counts"]));
+        assert!(refused(&[
+            "SELECT 1",
+            "SHOW VIEWS",
+            "COPY counts TO '/tmp/x.csv'"
+        ]));
+        // Changes before the queries run first, as they are written.
+        assert!(!refused(&["DROP VIEW counts", "SELECT 1"]));
+        assert!(!refused(&[
+            "SELECT 1",
+            "SHOW VIEWS",
+            "DESCRIBE VIEW counts"
+        ]));
+        assert!(!refused(&["SELECT 1", "BEGIN", "SELECT 2"]));
+        let refusal = out_of_order(&kinds(&["SELECT 1", "DROP VIEW counts"])).expect("refused");
+        assert_eq!(
+            pgwire::error::ErrorInfo::from(refusal).code,
+            FEATURE_NOT_SUPPORTED
+        );
     }
 }

@@ -9,7 +9,10 @@
 //! every binary type `bytea`. Any other type (intervals, lists, structs, times of day) is
 //! sent as `text`, formatted as `freshet query` formats it.
 
-use super::error::{self, DATA_EXCEPTION, FEATURE_NOT_SUPPORTED, INVALID_TEXT_REPRESENTATION};
+use super::error::{
+    self, DATA_EXCEPTION, DATETIME_FIELD_OVERFLOW, FEATURE_NOT_SUPPORTED,
+    INVALID_TEXT_REPRESENTATION,
+};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
@@ -169,7 +172,8 @@ fn cell(
     if column.is_null(row) {
         return put!(None::<i16>);
     }
-    let time_out_of_range = || error::error(DATA_EXCEPTION, "a time out of PostgreSQL's range");
+    let time_out_of_range =
+        || error::error(DATETIME_FIELD_OVERFLOW, "a time out of PostgreSQL's range");
     match column.data_type() {
         DataType::Int16 => put!(column.as_primitive::<Int16Type>().value(row)),
         DataType::Int32 => put!(column.as_primitive::<Int32Type>().value(row)),
@@ -181,7 +185,9 @@ fn cell(
         DataType::Binary => put!(column.as_binary::<i32>().value(row)),
         DataType::Date32 => {
             let days = column.as_primitive::<Date32Type>().value(row);
-            let date = NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
+            let date = days
+                .checked_add(UNIX_EPOCH_DAYS_FROM_CE)
+                .and_then(NaiveDate::from_num_days_from_ce_opt)
                 .ok_or_else(time_out_of_range)?;
             put!(date)
         }
@@ -526,6 +532,23 @@ mod tests {
         ];
         for (arrow, pg) in cases {
             assert_eq!(pg_type(&arrow), pg, "{arrow}");
+        }
+    }
+
+    #[test]
+    fn dates_out_of_range_are_refused_not_overflowed() {
+        let batch = |days: i32| {
+            let column: ArrayRef = Arc::new(Date32Array::from(vec![days]));
+            RecordBatch::try_from_iter([("d", column)]).expect("a batch")
+        };
+        let fields = Arc::new(fields(&batch(0).schema(), &Format::UnifiedText));
+        assert!(encode(&batch(0), &fields).is_ok());
+        for days in [i32::MAX, i32::MAX - 1, i32::MIN] {
+            let Err(pgwire::error::PgWireError::UserError(info)) = encode(&batch(days), &fields)
+            else {
+                panic!("{days} days were encoded");
+            };
+            assert_eq!(info.code, DATETIME_FIELD_OVERFLOW, "{days}");
         }
     }
 }

@@ -27,6 +27,7 @@ use arrow_schema::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::{PeakRecordingPool, UnboundedMemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -224,14 +225,7 @@ impl BatchSession {
             .runtime
             .block_on(state.create_logical_plan(&sql))
             .map_err(EngineError::from)?;
-        if matches!(
-            plan,
-            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-        ) {
-            return Err(EngineError::Sql(
-                "only queries run here; they cannot write or define tables".into(),
-            ));
-        }
+        refuse_non_queries(&plan)?;
         Ok(plan)
     }
 
@@ -265,4 +259,20 @@ impl BatchSession {
             Ok((schema, batches))
         })
     }
+}
+
+/// Refuses a plan that anywhere in it writes (`INSERT`, `COPY ... TO`), defines tables or
+/// sets options: a session only runs queries. The whole plan is walked, subqueries and
+/// `EXPLAIN ANALYZE` (which runs its input) included, so a write cannot hide below the top.
+pub(crate) fn refuse_non_queries(plan: &LogicalPlan) -> Result<()> {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+        .map_err(|_| {
+            EngineError::Sql(
+                "only queries run here; they cannot write, define tables or set options".into(),
+            )
+        })
 }

@@ -105,20 +105,8 @@ impl BatchSession {
         let sql = super::session::rewrite(sql, &self.streams);
         let state = self.ctx.state();
         let plan = self.runtime.block_on(state.create_logical_plan(&sql))?;
-        if matches!(
-            plan,
-            LogicalPlan::Ddl(_)
-                | LogicalPlan::Dml(_)
-                | LogicalPlan::Copy(_)
-                | LogicalPlan::Statement(_)
-        ) {
-            return Err(QueryError::new(
-                QueryErrorKind::Unsupported,
-                EngineError::Sql(
-                    "only queries run here; they cannot write, define tables or set options".into(),
-                ),
-            ));
-        }
+        super::refuse_non_queries(&plan)
+            .map_err(|e| QueryError::new(QueryErrorKind::Unsupported, e))?;
         Ok(plan)
     }
 
@@ -294,5 +282,39 @@ mod tests {
             kind("INSERT INTO t VALUES (1, 'a')"),
             QueryErrorKind::Unsupported
         );
+    }
+
+    #[test]
+    fn issue_20_explain_analyze_copy_is_refused_for_queries() {
+        let session = session();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for (n, sql) in [
+            "EXPLAIN ANALYZE COPY (SELECT * FROM t) TO '{}'",
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (4, 'd')",
+            "EXPLAIN COPY (SELECT * FROM t) TO '{}'",
+            "SELECT * FROM t WHERE auction IN (SELECT 1) UNION ALL SELECT * FROM t",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("out{n}.csv"));
+            let sql = sql.replace("{}", &path.display().to_string());
+            let writes = sql.contains("COPY") || sql.contains("INSERT");
+            let described = session.describe(&sql);
+            let ran = session.run(&sql, &[], |_| Ok(()));
+            let queried = session.query(&sql);
+            if writes {
+                assert_eq!(described.expect_err(&sql).kind, QueryErrorKind::Unsupported);
+                assert_eq!(ran.expect_err(&sql).kind, QueryErrorKind::Unsupported);
+                assert!(queried.is_err(), "{sql}");
+            } else {
+                described.expect(&sql);
+                ran.expect(&sql);
+                queried.expect(&sql);
+            }
+            assert!(!path.exists(), "{sql} wrote {}", path.display());
+        }
+        let (_, rows) = session.query("SELECT * FROM t").expect("a query");
+        assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
     }
 }
