@@ -778,7 +778,7 @@ mod tests {
         );
         // A place given back (a query ended, a portal closed) is taken by the next one.
         drop(held.pop());
-        admit(running).await.expect("the place given back");
+        let _place = admit(running).await.expect("the place given back");
     }
 
     #[test]
