@@ -9,8 +9,13 @@
 //!
 //! One task per feed ([`Feed`]) polls the log every [`CHANGE_FEED_POLL`] on the blocking
 //! pool and hands events to the response through a channel of
-//! [`CHANGE_FEED_BUFFER_EVENTS`]. Every bound ends the feed with a last event that says
-//! why: a position the log no longer holds (or never held) is `event: reset`; a client
+//! [`CHANGE_FEED_BUFFER_EVENTS`]. A request the log cannot serve (a position it no longer
+//! holds or never held, the mark of a dropped view or an entry too large to send next, a
+//! snapshot over its bound) is refused before anything streams (410, 422), so that an
+//! EventSource, which reconnects after any stream that ends but never after an error
+//! status, stops instead of asking again forever. Once streaming, every bound ends the
+//! feed with a last event that says why: meeting one of those entries is `event: reset`
+//! (the client's reconnect then gets the 410); a client
 //! that leaves the buffer full for [`CHANGE_FEED_SLOW_CLIENT`] is `event: dropped`; a
 //! store failure that retrying cannot cure is `event: failure` (not `error`, which
 //! is the name of an EventSource's own event for a lost connection). At most
@@ -32,9 +37,9 @@ use freshet_engine::ViewDef;
 use freshet_engine::source::fmt_ms;
 use freshet_store::{ChangeEntry, ChangeKind, ChangeLog, ResultQuery, ResultStore, StoreError};
 use freshet_types::limits::{
-    CHANGE_FEED_BUFFER_EVENTS, CHANGE_FEED_KEEP_ALIVE, CHANGE_FEED_POLL, CHANGE_FEED_SLOW_CLIENT,
-    CHANGE_FEEDS_MAX, CHANGE_READ_ENTRIES_MAX, CHANGE_SNAPSHOT_ROWS_PER_EVENT,
-    RESULT_ROWS_PER_PAGE_MAX,
+    CHANGE_ENTRY_BYTES_MAX, CHANGE_FEED_BUFFER_EVENTS, CHANGE_FEED_KEEP_ALIVE, CHANGE_FEED_POLL,
+    CHANGE_FEED_SLOW_CLIENT, CHANGE_FEEDS_MAX, CHANGE_READ_ENTRIES_MAX,
+    CHANGE_SNAPSHOT_ROWS_PER_EVENT, RESULT_ROWS_PER_PAGE_MAX,
 };
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -139,12 +144,20 @@ pub async fn changes(
 ) -> Result<Response, ApiError> {
     let request = FeedRequest::parse(&headers, &params)?;
     let slot = FeedSlot::take(&app)?;
-    let (def, latest) = {
+    let (def, start) = {
         let (app, name) = (app.clone(), name.clone());
         blocking(move || {
             with_reader(&app, |catalog, store| {
                 let def = view_def(catalog, &name)?;
-                Ok((def, latest_position(store, &name)?))
+                let start = match request.from {
+                    Some(from) => {
+                        check_resume(store, &name, from)?;
+                        Start::After(from)
+                    }
+                    None if request.snapshot => Start::Snapshot(read_snapshot(store, &name)?),
+                    None => Start::After(latest_position(store, &name)?),
+                };
+                Ok((def, start))
             })
         })
         .await?
@@ -156,13 +169,12 @@ pub async fn changes(
         stopping: app.stopping.subscribe(),
         app,
         def,
-        after: request.from.unwrap_or(latest),
+        after: 0,
         events,
         committed_at_ms: None,
         progress_sent: None,
     };
-    let snapshot = request.snapshot && request.from.is_none();
-    tokio::spawn(feed.run(snapshot, slot));
+    tokio::spawn(feed.run(start, slot));
     let stream = futures::stream::poll_fn(move |cx| {
         outlet
             .poll_recv(cx)
@@ -182,6 +194,159 @@ fn latest_position(store: Option<&dyn ResultStore>, view: &str) -> Result<u64, A
         Err(StoreError::User { .. }) => Ok(0),
         Err(e) => Err(store_error(e)),
     }
+}
+
+/// Where a feed starts.
+enum Start {
+    /// With the commits after this position.
+    After(u64),
+    /// With these rows, then the commits after their position.
+    Snapshot(Snapshot),
+}
+
+/// A view's rows as of a position or a little later (see [`read_snapshot`]).
+struct Snapshot {
+    position: u64,
+    rows: Vec<Value>,
+}
+
+/// Refuses a resume from `from` that the log cannot continue: 410 with the reason as code.
+fn check_resume(store: Option<&dyn ResultStore>, view: &str, from: u64) -> Result<(), ApiError> {
+    let log = match store.map(|s| s.read_changes(view, from, 1)) {
+        // A view the store does not hold yet: an empty log.
+        None | Some(Err(StoreError::User { .. })) => ChangeLog::default(),
+        Some(Ok(log)) => log,
+        Some(Err(e)) => return Err(store_error(e)),
+    };
+    let gap = log_gap(from, &log).or_else(|| {
+        log.entries
+            .first()
+            .and_then(|entry| entry_gap(view, entry.seq, entry.kind))
+    });
+    match gap {
+        None => Ok(()),
+        Some(gap) => Err(ApiError::new(StatusCode::GONE, gap.reason, gap.message)),
+    }
+}
+
+/// The view's rows for a snapshot, as of the newest position or a little later: reading
+/// the position before the rows is what makes this right, since a row changed after the
+/// position is in the log, and the client applies that change again on top of the
+/// snapshot, which ends where the log ends. 422 if the view holds more rows than a
+/// snapshot sends.
+fn read_snapshot(store: Option<&dyn ResultStore>, view: &str) -> Result<Snapshot, ApiError> {
+    let position = latest_position(store, view)?;
+    let query = ResultQuery {
+        limit: RESULT_ROWS_PER_PAGE_MAX,
+        ..ResultQuery::default()
+    };
+    let page = match store.map(|s| s.read_results(view, &query)) {
+        None | Some(Err(StoreError::User { .. })) => {
+            return Ok(Snapshot {
+                position,
+                rows: Vec::new(),
+            });
+        }
+        Some(Ok(page)) => page,
+        Some(Err(e)) => return Err(store_error(e)),
+    };
+    if page.has_more {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "snapshot_too_large",
+            format!(
+                "view '{view}' holds more than {RESULT_ROWS_PER_PAGE_MAX} rows, more than a \
+                 snapshot sends; read them from /v1/views/{view}/results and follow the \
+                 changes from position {position} (?from={position})"
+            ),
+        ));
+    }
+    Ok(Snapshot {
+        position,
+        rows: rows_json(&page.batch)?,
+    })
+}
+
+/// Why the log cannot continue a feed: the reason (`reset` event's `reason`, or the
+/// code of a 410), what to do, and the positions involved.
+struct Gap {
+    reason: &'static str,
+    message: String,
+    positions: Value,
+}
+
+impl Gap {
+    fn event(self) -> Event {
+        let mut data = self.positions;
+        data["reason"] = json!(self.reason);
+        data["message"] = json!(self.message);
+        reason_event("reset", data)
+    }
+}
+
+/// A gap if the log cannot continue from position `after`: it is past the newest position
+/// (another store, or a log lost), or the entries after it were pruned.
+fn log_gap(after: u64, log: &ChangeLog) -> Option<Gap> {
+    let latest = log.latest_seq.unwrap_or(0);
+    let (reason, message) = if after > latest {
+        (
+            "unknown_position",
+            format!(
+                "position {after} is past the view's newest, {latest}; start over with \
+                 ?snapshot=true"
+            ),
+        )
+    } else if let Some(oldest) = log.oldest_seq
+        && after.saturating_add(1) < oldest
+    {
+        (
+            "expired",
+            format!(
+                "the change log no longer holds the commits after position {after} (it \
+                 keeps {oldest} to {latest}); start over with ?snapshot=true"
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(Gap {
+        reason,
+        message,
+        positions: json!({
+            "position": after,
+            "oldest_position": log.oldest_seq,
+            "latest_position": latest,
+        }),
+    })
+}
+
+/// A gap if the log's entry at `seq` cannot be sent to a client at the position before
+/// it: the mark of a dropped view, or a commit too large for the log.
+fn entry_gap(view: &str, seq: u64, kind: ChangeKind) -> Option<Gap> {
+    let (reason, message) = match kind {
+        ChangeKind::Commit | ChangeKind::Repair => return None,
+        ChangeKind::Dropped => (
+            "view_recreated",
+            format!(
+                "view '{view}' was dropped at position {seq} and created again; start over \
+                 with ?snapshot=true"
+            ),
+        ),
+        ChangeKind::Overflow => (
+            "too_large",
+            format!(
+                "the commit at position {seq} changed more rows than one event carries \
+                 ({} MiB encoded at most); start over with ?snapshot=true, or read \
+                 /v1/views/{view}/results and follow from ?from={seq}",
+                CHANGE_ENTRY_BYTES_MAX / (1024 * 1024)
+            ),
+        ),
+    };
+    Some(Gap {
+        reason,
+        message,
+        positions: json!({"position": seq.saturating_sub(1), "at": seq}),
+    })
 }
 
 /// Why a feed ends.
@@ -207,10 +372,13 @@ struct Feed {
 }
 
 impl Feed {
-    async fn run(mut self, snapshot: bool, _slot: FeedSlot) {
-        let result = match snapshot {
-            true => self.snapshot().await,
-            false => Ok(()),
+    async fn run(mut self, start: Start, _slot: FeedSlot) {
+        let result = match start {
+            Start::Snapshot(snapshot) => self.snapshot(snapshot).await,
+            Start::After(after) => {
+                self.after = after;
+                Ok(())
+            }
         };
         let result = match result {
             Ok(()) => self.follow().await,
@@ -260,47 +428,9 @@ impl Feed {
         }
     }
 
-    /// `snapshot` events: the view's rows as of position `after` or later, then changes
-    /// after `after`. Reading the position before the rows is what makes this right: a
-    /// row changed after the position is in the log, and the client applies that change
-    /// again on top of the snapshot, which ends where the log ends.
-    async fn snapshot(&mut self) -> Result<(), Stop> {
-        let (app, view) = (self.app.clone(), self.def.name.clone());
-        let read = blocking(move || {
-            with_reader(&app, |_, store| {
-                let position = latest_position(store, &view)?;
-                let query = ResultQuery {
-                    limit: RESULT_ROWS_PER_PAGE_MAX,
-                    ..ResultQuery::default()
-                };
-                let page = match store.map(|s| s.read_results(&view, &query)) {
-                    None | Some(Err(StoreError::User { .. })) => None,
-                    Some(Ok(page)) => Some(page),
-                    Some(Err(e)) => return Err(store_error(e)),
-                };
-                let (rows, has_more) = match page {
-                    None => (Vec::new(), false),
-                    Some(page) => (rows_json(&page.batch)?, page.has_more),
-                };
-                Ok((position, rows, has_more))
-            })
-        })
-        .await;
-        let (position, rows, has_more) = read.map_err(|e| Stop::With(error_event(&e)))?;
-        if has_more {
-            return Err(Stop::With(reason_event(
-                "reset",
-                json!({
-                    "reason": "snapshot_too_large",
-                    "message": format!(
-                        "the view holds more than {RESULT_ROWS_PER_PAGE_MAX} rows, more than \
-                         a snapshot sends; read them from /v1/views/{{name}}/results and \
-                         follow the changes live"
-                    ),
-                    "latest_position": position,
-                }),
-            )));
-        }
+    /// `snapshot` events holding the rows, the last with their position.
+    async fn snapshot(&mut self, snapshot: Snapshot) -> Result<(), Stop> {
+        let Snapshot { position, rows } = snapshot;
         self.after = position;
         let mut chunks = rows.chunks(CHANGE_SNAPSHOT_ROWS_PER_EVENT).peekable();
         if chunks.peek().is_none() {
@@ -329,9 +459,9 @@ impl Feed {
                                 .into_iter()
                                 .map(|entry| {
                                     let seq = entry.seq;
-                                    let event = match entry.kind {
-                                        ChangeKind::Dropped => None,
-                                        _ => Some(commit_event(&app, &def, entry)?),
+                                    let event = match entry_gap(&def.name, seq, entry.kind) {
+                                        Some(gap) => Err(gap),
+                                        None => Ok(commit_event(&app, &def, entry)?),
                                     };
                                     Ok((seq, event))
                                 })
@@ -362,8 +492,8 @@ impl Feed {
                 }
                 Err(e) => return Err(Stop::With(error_event(&e))),
             };
-            if let Some(reset) = check_position(self.after, &log) {
-                return Err(Stop::With(reset));
+            if let Some(gap) = log_gap(self.after, &log) {
+                return Err(Stop::With(gap.event()));
             }
             if events.is_empty() {
                 self.progress().await?;
@@ -371,22 +501,8 @@ impl Feed {
                 continue;
             }
             for (seq, event) in events {
-                let Some(event) = event else {
-                    return Err(Stop::With(reason_event(
-                        "reset",
-                        json!({
-                            "reason": "view_recreated",
-                            "message": format!(
-                                "view '{}' was dropped at position {seq} and created again; \
-                                 start over with ?snapshot=true",
-                                self.def.name
-                            ),
-                            "position": self.after,
-                            "dropped_at": seq,
-                        }),
-                    )));
-                };
-                self.send(event).await?;
+                self.send(event.map_err(|gap| Stop::With(gap.event()))?)
+                    .await?;
                 self.after = seq;
             }
         }
@@ -466,44 +582,11 @@ async fn deliver(
 
 /// What one read of the log found.
 enum Read {
-    /// The log's bounds and its entries after the position, as events (`None` for the
-    /// mark of a dropped view).
-    Log(ChangeLog, Vec<(u64, Option<Event>)>),
+    /// The log's bounds and its entries after the position, as events, or the gap an
+    /// entry that cannot be sent makes.
+    Log(ChangeLog, Vec<(u64, Result<Event, Gap>)>),
     /// A failure retrying may cure.
     Retry(String),
-}
-
-/// An `event: reset` if the log cannot continue from position `after`: it is past the
-/// newest position (the view was dropped and created again, or another store), or the
-/// entries after it were pruned.
-fn check_position(after: u64, log: &ChangeLog) -> Option<Event> {
-    let latest = log.latest_seq.unwrap_or(0);
-    let reason = if after > latest {
-        json!({
-            "reason": "unknown_position",
-            "message": format!(
-                "position {after} is past the view's newest, {latest}: the view was created \
-                 again; start over with ?snapshot=true"
-            ),
-        })
-    } else if let Some(oldest) = log.oldest_seq
-        && after.saturating_add(1) < oldest
-    {
-        json!({
-            "reason": "expired",
-            "message": format!(
-                "the change log no longer holds the commits after position {after} (it \
-                 keeps {oldest} to {latest}); start over with ?snapshot=true"
-            ),
-        })
-    } else {
-        return None;
-    };
-    let mut reason = reason;
-    reason["position"] = json!(after);
-    reason["oldest_position"] = json!(log.oldest_seq);
-    reason["latest_position"] = json!(latest);
-    Some(reason_event("reset", reason))
 }
 
 fn reason_event(kind: &'static str, data: Value) -> Event {
@@ -662,15 +745,22 @@ mod tests {
     }
 
     #[test]
-    fn positions_outside_the_log_are_reset() {
+    fn positions_outside_the_log_are_gaps() {
         // Within the log, or just before its oldest entry: the feed continues.
-        assert!(check_position(0, &log(None, None)).is_none());
-        assert!(check_position(0, &log(Some(1), Some(5))).is_none());
-        assert!(check_position(4, &log(Some(5), Some(9))).is_none());
-        assert!(check_position(9, &log(Some(5), Some(9))).is_none());
+        assert!(log_gap(0, &log(None, None)).is_none());
+        assert!(log_gap(0, &log(Some(1), Some(5))).is_none());
+        assert!(log_gap(4, &log(Some(5), Some(9))).is_none());
+        assert!(log_gap(9, &log(Some(5), Some(9))).is_none());
         // Pruned, or never reached.
-        assert!(check_position(3, &log(Some(5), Some(9))).is_some());
-        assert!(check_position(10, &log(Some(5), Some(9))).is_some());
-        assert!(check_position(1, &log(None, None)).is_some());
+        let reason = |after, log| log_gap(after, &log).map(|g| g.reason);
+        assert_eq!(reason(3, log(Some(5), Some(9))), Some("expired"));
+        assert_eq!(reason(10, log(Some(5), Some(9))), Some("unknown_position"));
+        assert_eq!(reason(1, log(None, None)), Some("unknown_position"));
+        // Entries that cannot be sent.
+        let reason = |kind| entry_gap("v", 5, kind).map(|g| g.reason);
+        assert_eq!(reason(ChangeKind::Commit), None);
+        assert_eq!(reason(ChangeKind::Repair), None);
+        assert_eq!(reason(ChangeKind::Dropped), Some("view_recreated"));
+        assert_eq!(reason(ChangeKind::Overflow), Some("too_large"));
     }
 }

@@ -3,7 +3,8 @@
 //! the client cut off, the server restarted, more events ingested, the client resumed with
 //! `Last-Event-ID`; the union of what it saw is the view's final rows, each position seen
 //! once and none skipped. Also: a query-only server beside the writer serves the same
-//! feed; a position the log no longer holds is reset; feeds are limited.
+//! feed; a position the log no longer holds is refused before streaming, and a feed that
+//! meets one is reset; feeds are limited.
 
 use crate::e2e::http_views::{STREAM, bid};
 use crate::e2e::support::{Env, Server};
@@ -395,7 +396,7 @@ fn a_client_resumes_after_a_restart_with_nothing_missed_or_repeated() {
         "the query server's feed is the writer's"
     );
     let snapshot = sse_text(
-        &query,
+        &query.addr,
         "/v1/views/counts/changes?snapshot=true",
         Duration::from_secs(2),
     );
@@ -429,7 +430,7 @@ fn settled(server: &Server, total: u64) -> Rows {
 /// The newest position, as the id of a snapshot's last event.
 fn latest_position(server: &Server) -> u64 {
     let text = sse_text(
-        server,
+        &server.addr,
         "/v1/views/counts/changes?snapshot=true",
         Duration::from_secs(1),
     );
@@ -440,16 +441,16 @@ fn latest_position(server: &Server) -> u64 {
     id.trim().parse().expect("a position")
 }
 
-/// The raw text of a feed read for `read_for` (or until the server ends it).
-fn sse_text(server: &Server, path: &str, read_for: Duration) -> String {
-    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+/// The raw text of a feed from the server at `addr`, read for `read_for` (or until the
+/// server ends it).
+fn sse_text(addr: &str, path: &str, read_for: Duration) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("a read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        server.addr
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
     )
     .expect("send the request");
     let deadline = Instant::now() + read_for;
@@ -470,11 +471,37 @@ fn sse_text(server: &Server, path: &str, read_for: Duration) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
+/// The status of a feed's response and, if refused, its error code.
+fn feed_status(server: &Server, path: &str) -> (u16, String) {
+    let text = sse_text(&server.addr, path, Duration::from_millis(500));
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {text}"));
+    let code = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str::<Value>(body).ok())
+        .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, code)
+}
+
+/// `n` bids, each on its own auction from `first`, at second `at`: one commit changing `n`
+/// rows.
+fn distinct_bids(first: i64, n: i64, at: u32) -> Vec<String> {
+    (first..first + n)
+        .map(|auction| bid(auction, 1, at))
+        .collect()
+}
+
 #[test]
-fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
+fn positions_the_log_does_not_hold_are_refused_and_feeds_are_bounded() {
     let env = Env::new();
     let mut command = env.command(&["serve", "--listen", "127.0.0.1:0"]);
     command.env("FRESHET_CHANGES_RETAIN_COMMITS", "2");
+    // A commit of one row fits an entry; one of 2,000 rows (over 40 kB) does not.
+    command.env("FRESHET_CHANGES_ENTRY_BYTES_MAX", "16384");
     let server = Server::start_from(&env, command, Duration::from_secs(30));
     let (status, created) =
         server.post_json("/v1/sql", &json!({ "sql": format!("{STREAM}; {VIEW}") }));
@@ -489,36 +516,69 @@ fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
         "{body}"
     );
 
-    // Several commits that change rows, of which the log keeps two.
+    // Several commits that change rows, of which the log keeps two: a position before
+    // them is refused with 410, which ends an EventSource (a stream that ends would make
+    // it reconnect and be told again, forever).
     let lines = bids(0, 40);
     ingest(&server, &lines, 5);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = sse_text(
-            &server,
-            "/v1/views/counts/changes?from=0",
-            Duration::from_secs(2),
-        );
-        if text.contains("\"reason\":\"expired\"") {
-            assert!(text.contains("event: reset"), "{text}");
-            assert!(!text.contains("event: commit"), "{text}");
+        let (status, code) = feed_status(&server, "/v1/views/counts/changes?from=0");
+        if status == 410 {
+            assert_eq!(code, "expired");
             break;
         }
+        assert_eq!(status, 200, "{code}");
         assert!(
             Instant::now() < deadline,
-            "never reset: {text}\n{}",
+            "never refused\n{}",
             server.log_text()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // A position past the newest (a view created again) is reset too.
-    let text = sse_text(
-        &server,
-        "/v1/views/counts/changes?from=100000",
-        Duration::from_secs(2),
+    // A position past the newest (another store's) is refused too.
+    assert_eq!(
+        feed_status(&server, "/v1/views/counts/changes?from=100000"),
+        (410, "unknown_position".to_string())
     );
+
+    // A commit too large for one event: a live feed meets it and is reset, and resuming
+    // from before it is refused; after it, the feed goes on.
+    let live = {
+        let addr = server.addr.clone();
+        std::thread::spawn(move || {
+            sse_text(&addr, "/v1/views/counts/changes", Duration::from_secs(8))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_000));
+    let (status, reply) = server.post_events(
+        "bid",
+        distinct_bids(1_000, 2_000, 45).join("\n").as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200, "{reply}");
+    let text = live.join().expect("the live feed");
     assert!(text.contains("event: reset"), "{text}");
-    assert!(text.contains("\"reason\":\"unknown_position\""), "{text}");
+    let reset: Value = text
+        .lines()
+        .skip_while(|l| *l != "event: reset")
+        .find_map(|l| l.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("JSON"))
+        .unwrap_or_else(|| panic!("a reset with data: {text}"));
+    assert_eq!(reset["reason"], "too_large", "{reset}");
+    let at = reset["at"].as_u64().expect("the entry's position");
+    assert_eq!(reset["position"].as_u64(), Some(at - 1), "{reset}");
+    assert_eq!(
+        feed_status(
+            &server,
+            &format!("/v1/views/counts/changes?from={}", at - 1)
+        ),
+        (410, "too_large".to_string())
+    );
+    assert_eq!(
+        feed_status(&server, &format!("/v1/views/counts/changes?from={at}")).0,
+        200
+    );
 
     // A view dropped and created again numbers on after a mark, which a client of the old
     // view meets: it is told to start over rather than mix the two views' rows.
@@ -527,12 +587,13 @@ fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
     assert_eq!(status, 200, "{replaced}");
     let mark = latest_position(&server);
     assert!(mark > 1, "the old view's log was marked: {mark}");
-    let text = sse_text(
-        &server,
-        &format!("/v1/views/counts/changes?from={}", mark - 1),
-        Duration::from_secs(2),
+    assert_eq!(
+        feed_status(
+            &server,
+            &format!("/v1/views/counts/changes?from={}", mark - 1)
+        ),
+        (410, "view_recreated".to_string())
     );
-    assert!(text.contains("\"reason\":\"view_recreated\""), "{text}");
 
     // At most CHANGE_FEEDS_MAX feeds at once; one that ends gives its place back.
     let feeds_max = freshet_types::limits::CHANGE_FEEDS_MAX;
@@ -560,7 +621,7 @@ fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let text = sse_text(
-            &server,
+            &server.addr,
             "/v1/views/counts/changes",
             Duration::from_millis(300),
         );
@@ -572,5 +633,30 @@ fn positions_the_log_does_not_hold_are_reset_and_feeds_are_bounded() {
             "the place was never given back: {text}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(open);
+
+    // A view with more rows than a snapshot sends: refused before streaming.
+    let (status, reply) = server.post_events(
+        "bid",
+        distinct_bids(10_000, 10_001, 46).join("\n").as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, code) = feed_status(&server, "/v1/views/counts/changes?snapshot=true");
+        if status == 422 {
+            assert_eq!(code, "snapshot_too_large");
+            break;
+        }
+        // 503: the feeds just closed hold their places until the server writes to them.
+        assert!(status == 200 || status == 503, "{status} {code}");
+        assert!(
+            Instant::now() < deadline,
+            "never refused\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

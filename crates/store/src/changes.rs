@@ -11,7 +11,10 @@
 //! The same transaction prunes the view's entries beyond [`ChangeRetention`] (count, age
 //! and bytes of encoded rows, oldest first), always keeping the newest, so the next position is known after any pruning.
 //! Dropping a view leaves one [`ChangeKind::Dropped`] entry in place of its log, so that
-//! positions are never reused under a name. This
+//! positions are never reused under a name. A commit whose changed rows encode to more
+//! than [`ChangeRetention::entry_bytes`] takes its position with a
+//! [`ChangeKind::Overflow`] entry that holds no rows: the commit itself always succeeds,
+//! and a client following the log learns that it must start over. This
 //! module encodes and decodes entries and holds the SQL both backends run; it does no I/O.
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
@@ -22,7 +25,9 @@ use crate::StoreError;
 use crate::definition::Definition;
 use crate::model::{Progress, ResultBatch};
 use crate::schema::STATE_COLUMN;
-use freshet_types::limits::{CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_BYTES_MAX, CHANGE_LOG_COMMITS_MAX};
+use freshet_types::limits::{
+    CHANGE_ENTRY_BYTES_MAX, CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_BYTES_MAX, CHANGE_LOG_COMMITS_MAX,
+};
 
 /// What made a change-log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,11 @@ pub enum ChangeKind {
     /// under the name numbers on from here. It changes no rows; a client whose position is
     /// before it followed the dropped view and must start over.
     Dropped,
+    /// The commit (or repair) changed more rows than one entry holds
+    /// ([`ChangeRetention::entry_bytes`]): the rows are in the view but not in the log,
+    /// so a client that follows the log cannot apply this position and must start over.
+    /// It keeps the commit's progress.
+    Overflow,
 }
 
 impl ChangeKind {
@@ -45,6 +55,7 @@ impl ChangeKind {
             ChangeKind::Commit => "commit",
             ChangeKind::Repair => "repair",
             ChangeKind::Dropped => "dropped",
+            ChangeKind::Overflow => "overflow",
         }
     }
 
@@ -53,6 +64,7 @@ impl ChangeKind {
             "commit" => Some(ChangeKind::Commit),
             "repair" => Some(ChangeKind::Repair),
             "dropped" => Some(ChangeKind::Dropped),
+            "overflow" => Some(ChangeKind::Overflow),
             _ => None,
         }
     }
@@ -98,10 +110,16 @@ pub struct ChangeRetention {
     /// Most bytes of encoded rows (deleted keys plus upserted rows) kept: the oldest
     /// entries beyond it are pruned (the newest never is).
     pub bytes: u64,
+    /// Most bytes of encoded rows one entry holds: a commit that changes more is logged
+    /// as [`ChangeKind::Overflow`], without its rows.
+    pub entry_bytes: u64,
 }
 
 /// The variable that lowers [`ChangeRetention::commits`].
 pub const RETAIN_COMMITS_ENV: &str = "FRESHET_CHANGES_RETAIN_COMMITS";
+
+/// The variable that lowers [`ChangeRetention::entry_bytes`].
+pub const ENTRY_BYTES_ENV: &str = "FRESHET_CHANGES_ENTRY_BYTES_MAX";
 
 impl Default for ChangeRetention {
     fn default() -> ChangeRetention {
@@ -109,27 +127,35 @@ impl Default for ChangeRetention {
             commits: CHANGE_LOG_COMMITS_MAX,
             age_ms: CHANGE_LOG_AGE_MAX_MS,
             bytes: CHANGE_LOG_BYTES_MAX,
+            entry_bytes: CHANGE_ENTRY_BYTES_MAX,
         }
     }
 }
 
 impl ChangeRetention {
-    /// The default, with `FRESHET_CHANGES_RETAIN_COMMITS` (1 to
-    /// [`CHANGE_LOG_COMMITS_MAX`]) if set; another value is a user error.
+    /// The default, lowered by `FRESHET_CHANGES_RETAIN_COMMITS` (1 to
+    /// [`CHANGE_LOG_COMMITS_MAX`]) and `FRESHET_CHANGES_ENTRY_BYTES_MAX` (1 to
+    /// [`CHANGE_ENTRY_BYTES_MAX`]) where set; another value is a user error.
     pub fn from_env() -> Result<ChangeRetention, StoreError> {
-        let Ok(text) = std::env::var(RETAIN_COMMITS_ENV) else {
-            return Ok(ChangeRetention::default());
-        };
-        match text.trim().parse::<u64>() {
-            Ok(commits) if (1..=CHANGE_LOG_COMMITS_MAX).contains(&commits) => Ok(ChangeRetention {
-                commits,
-                ..ChangeRetention::default()
-            }),
-            _ => Err(StoreError::user(format!(
-                "{RETAIN_COMMITS_ENV}='{text}': give a number of commits from 1 to \
-                 {CHANGE_LOG_COMMITS_MAX}"
-            ))),
-        }
+        let default = ChangeRetention::default();
+        Ok(ChangeRetention {
+            commits: lowered(RETAIN_COMMITS_ENV, "commits", default.commits)?,
+            entry_bytes: lowered(ENTRY_BYTES_ENV, "bytes", default.entry_bytes)?,
+            ..default
+        })
+    }
+}
+
+/// The value of the variable `var`, from 1 to `max` (`max` if unset).
+fn lowered(var: &str, unit: &str, max: u64) -> Result<u64, StoreError> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(max);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(value) if (1..=max).contains(&value) => Ok(value),
+        _ => Err(StoreError::user(format!(
+            "{var}='{text}': give a number of {unit} from 1 to {max}"
+        ))),
     }
 }
 
@@ -144,13 +170,15 @@ pub(crate) struct NewChange {
 
 impl NewChange {
     /// The entry for a commit or repair that deletes `deletes` and upserts `upserts`;
-    /// `None` if it changes no rows.
+    /// `None` if it changes no rows; an [`ChangeKind::Overflow`] entry without rows if
+    /// they encode to more than `entry_bytes` (found while encoding, which stops there).
     pub(crate) fn encode(
         def: &Definition,
         kind: ChangeKind,
         progress: Option<&Progress>,
         deletes: &[RecordBatch],
         upserts: &[ResultBatch],
+        entry_bytes: u64,
     ) -> Result<Option<NewChange>, StoreError> {
         let deletes: Vec<RecordBatch> = deletes
             .iter()
@@ -174,11 +202,29 @@ impl NewChange {
                     .map_err(|e| StoreError::bug(format!("serialising progress: {e}")))
             })
             .transpose()?;
-        Ok(Some(NewChange {
-            kind,
-            progress,
-            deletes: ipc_bytes(&deletes)?,
-            upserts: ipc_bytes(&upserts)?,
+        let encoded = match ipc_bytes(&deletes, entry_bytes)? {
+            Ipc::TooLarge => None,
+            Ipc::Bytes(deletes) => {
+                let left = entry_bytes.saturating_sub(ipc_len(&deletes));
+                match ipc_bytes(&upserts, left)? {
+                    Ipc::TooLarge => None,
+                    Ipc::Bytes(upserts) => Some((deletes, upserts)),
+                }
+            }
+        };
+        Ok(Some(match encoded {
+            Some((deletes, upserts)) => NewChange {
+                kind,
+                progress,
+                deletes,
+                upserts,
+            },
+            None => NewChange {
+                kind: ChangeKind::Overflow,
+                progress,
+                deletes: None,
+                upserts: None,
+            },
         }))
     }
 }
@@ -197,18 +243,44 @@ fn with_state(upsert: &ResultBatch) -> Result<RecordBatch, StoreError> {
         .map_err(|e| StoreError::bug(format!("adding the state column: {e}")))
 }
 
-/// The batches as one Arrow IPC stream; `None` if there are none.
-fn ipc_bytes(batches: &[RecordBatch]) -> Result<Option<Vec<u8>>, StoreError> {
+/// Rows encoded at a time, so that an entry over its bound is found after at most this
+/// many rows more than the bound holds.
+const ENCODE_ROWS: usize = 4_096;
+
+/// Batches encoded as one Arrow IPC stream.
+enum Ipc {
+    /// The stream; `None` if there were no batches.
+    Bytes(Option<Vec<u8>>),
+    /// The stream passed the bound given (encoding stopped there).
+    TooLarge,
+}
+
+fn ipc_len(bytes: &Option<Vec<u8>>) -> u64 {
+    bytes.as_ref().map_or(0, |b| b.len() as u64)
+}
+
+/// The batches as one Arrow IPC stream of at most `max` bytes.
+fn ipc_bytes(batches: &[RecordBatch], max: u64) -> Result<Ipc, StoreError> {
     let Some(first) = batches.first() else {
-        return Ok(None);
+        return Ok(Ipc::Bytes(None));
     };
     let bug = |e: arrow_schema::ArrowError| StoreError::bug(format!("encoding changes: {e}"));
     let mut writer =
         arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &first.schema()).map_err(bug)?;
     for batch in batches {
-        writer.write(batch).map_err(bug)?;
+        for start in (0..batch.num_rows()).step_by(ENCODE_ROWS) {
+            let rows = ENCODE_ROWS.min(batch.num_rows() - start);
+            writer.write(&batch.slice(start, rows)).map_err(bug)?;
+            if writer.get_ref().len() as u64 > max {
+                return Ok(Ipc::TooLarge);
+            }
+        }
     }
-    writer.into_inner().map(Some).map_err(bug)
+    let bytes = writer.into_inner().map_err(bug)?;
+    Ok(match bytes.len() as u64 > max {
+        true => Ipc::TooLarge,
+        false => Ipc::Bytes(Some(bytes)),
+    })
 }
 
 /// The rows of an IPC stream written by [`ipc_bytes`], as one batch.
@@ -324,9 +396,16 @@ mod tests {
             None,
             &[batch(vec![7], vec![0])],
             &upserts,
+            u64::MAX,
         )
         .expect("encode")
         .expect("rows changed");
+        // Over the bound: the position is taken, without rows.
+        let over = NewChange::encode(&def, ChangeKind::Repair, None, &[], &upserts, 64)
+            .expect("encode")
+            .expect("rows changed");
+        assert_eq!(over.kind, ChangeKind::Overflow);
+        assert!(over.deletes.is_none() && over.upserts.is_none());
         let entry = decode_entry(
             "v",
             (4, 99, "repair".into(), None, change.deletes, change.upserts),
@@ -343,7 +422,8 @@ mod tests {
         assert_eq!(state.value(0), "provisional");
         assert_eq!(state.value(2), "final");
 
-        let nothing = NewChange::encode(&def, ChangeKind::Commit, None, &[], &[]).expect("encode");
+        let nothing =
+            NewChange::encode(&def, ChangeKind::Commit, None, &[], &[], u64::MAX).expect("encode");
         assert!(nothing.is_none(), "no rows changed, no entry");
     }
 }

@@ -92,7 +92,9 @@ mod schema;
 mod sql;
 mod sqlite;
 
-pub use changes::{ChangeEntry, ChangeKind, ChangeLog, ChangeRetention, RETAIN_COMMITS_ENV};
+pub use changes::{
+    ChangeEntry, ChangeKind, ChangeLog, ChangeRetention, ENTRY_BYTES_ENV, RETAIN_COMMITS_ENV,
+};
 pub use discard::DiscardStore;
 pub use error::StoreError;
 pub use location::StoreLocation;

@@ -191,6 +191,13 @@ pub const CHANGE_LOG_AGE_MAX_MS: i64 = 24 * 60 * 60 * 1_000;
 /// always kept). Bounds the store's disk use to this times the number of views.
 pub const CHANGE_LOG_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
+/// Bytes of encoded rows (as stored) one change-log entry holds at most: a commit that
+/// changes more (a batch run rewriting a large view) still commits, but its entry holds no
+/// rows (`overflow`), and a change feed that reaches it tells its client to start over
+/// (`event: reset`, `too_large`) instead of sending one event of unbounded size. The
+/// environment variable `FRESHET_CHANGES_ENTRY_BYTES_MAX` may lower it (never raise it).
+pub const CHANGE_ENTRY_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
 /// Change-log entries one read of the log returns at most (the feed reads again for more);
 /// each entry holds one commit's changed rows, so this bounds a feed's memory to a few
 /// commits.

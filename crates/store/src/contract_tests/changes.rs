@@ -215,6 +215,38 @@ fn the_log_keeps_its_bytes_bound_oldest_first_and_the_newest_entry(test: &TestSt
     assert_eq!(test.count("freshet_changes"), 1);
 }
 
+contract_test!(a_commit_too_large_for_one_entry_takes_its_position_without_rows);
+fn a_commit_too_large_for_one_entry_takes_its_position_without_rows(test: &TestStore) {
+    let mut store = test.open();
+    store.create_view(&counts_table()).expect("create");
+    store.set_change_retention(ChangeRetention {
+        entry_bytes: 20_000,
+        ..ChangeRetention::default()
+    });
+    let users: Vec<String> = (0..5_000).map(|i| format!("user-{i}")).collect();
+    let big: Vec<(&str, i64)> = users.iter().map(|u| (u.as_str(), 1)).collect();
+    store
+        .commit("counts", &commit_counts(&big, 1))
+        .expect("a commit over the entry bound commits");
+    assert_eq!(test.count("counts"), 5_000, "its rows are in the view");
+    store
+        .commit("counts", &commit_counts(&[("a", 2)], 2))
+        .expect("a small commit");
+    let log = store.read_changes("counts", 0, 16).expect("read");
+    let kinds: Vec<(u64, ChangeKind)> = log.entries.iter().map(|e| (e.seq, e.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![(1, ChangeKind::Overflow), (2, ChangeKind::Commit)]
+    );
+    let overflow = &log.entries[0];
+    assert!(overflow.upserts.is_none() && overflow.deletes.is_none());
+    assert_eq!(overflow.progress, Some(progress(1, 1_000)), "progress kept");
+    assert_eq!(
+        upserted(&log.entries[1]),
+        vec![("a".into(), 2, "provisional".into())]
+    );
+}
+
 contract_test!(the_log_keeps_its_retention_and_the_newest_entry);
 fn the_log_keeps_its_retention_and_the_newest_entry(test: &TestStore) {
     let mut store = test.open();

@@ -150,6 +150,7 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             Some(&commit.progress),
             &commit.deletes,
             &commit.upserts,
+            retention.entry_bytes,
         )?;
         record_change(
             &mut tx,
@@ -251,7 +252,14 @@ pub(super) fn repair(
             upserts,
             PgTime(repaired_at_ms.saturating_mul(1_000)),
         )?;
-        let change = NewChange::encode(&pg.def, ChangeKind::Repair, None, deletes, upserts)?;
+        let change = NewChange::encode(
+            &pg.def,
+            ChangeKind::Repair,
+            None,
+            deletes,
+            upserts,
+            retention.entry_bytes,
+        )?;
         record_change(
             &mut tx,
             statements,

@@ -140,6 +140,7 @@ pub(super) fn commit(
         Some(&commit.progress),
         &commit.deletes,
         &commit.upserts,
+        store.retention.entry_bytes,
     )?;
     record_change(&tx, view, change, committed_at_ms, store.retention)?;
     tx.commit().context(at)?;
@@ -173,7 +174,14 @@ pub(super) fn repair(
         .context(at)?;
     write_deletes(&tx, view, &def, deletes)?;
     write_upserts(&tx, view, &def, upserts, &updated_at)?;
-    let change = NewChange::encode(&def.def, ChangeKind::Repair, None, deletes, upserts)?;
+    let change = NewChange::encode(
+        &def.def,
+        ChangeKind::Repair,
+        None,
+        deletes,
+        upserts,
+        store.retention.entry_bytes,
+    )?;
     record_change(&tx, view, change, repaired_at_ms, store.retention)?;
     tx.commit().context(at)
 }
