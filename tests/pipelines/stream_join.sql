@@ -65,3 +65,21 @@ WHERE EXISTS (
     WHERE y.window_start = x.window_start AND y.window_end = x.window_end
       AND y.auction = x.auction AND y.bidder <> x.bidder
 );
+
+-- Outer joins retract: a bid whose auction has not arrived yet is written with NULLs and
+-- replaced by its pair when the auction arrives.
+CREATE VIEW bid_with_auction AS
+SELECT b.auction, b.price, a.seller
+FROM bid b LEFT JOIN auction a ON b.auction = a.id;
+
+-- Every auction with its seller's name: a NULL seller matches no one (final at once), a
+-- seller who arrives later replaces the padded row.
+CREATE VIEW auction_seller AS
+SELECT a.id AS auction, p.name
+FROM person p RIGHT JOIN auction a ON p.id = a.seller;
+
+-- Both sides kept, and a condition beyond the keys: a pair must pass all of ON to match,
+-- so a small bid and its auction both stay padded.
+CREATE VIEW auction_big_bids AS
+SELECT a.id, a.category, b.bidder, b.price
+FROM auction a FULL JOIN bid b ON a.id = b.auction AND b.price > 50;

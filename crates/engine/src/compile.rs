@@ -5,13 +5,14 @@
 //! `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`, each with an optional `FILTER`) grouped
 //! by a window of a window table function, by an upstream view's window columns
 //! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
-//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window.
+//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window; inner
+//! and outer joins of streams' rows on any keys.
 //! Anything else is refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
-use crate::join::{Join, SymmetricJoin, WindowJoin, WindowRef};
+use crate::join::{Join, Preserved, SymmetricJoin, WindowJoin, WindowRef};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
@@ -116,6 +117,9 @@ pub fn compile(
                 .iter()
                 .map(|f| f.as_ref().clone())
                 .collect();
+            // An outer join's padded rows have NULL positions for their missing side.
+            let padded =
+                matches!(&under_filters(&root).op, Op::Join { join, .. } if join.updates());
             for (name, t) in origin_key(*positions) {
                 if fields.iter().any(|f| *f.name() == name) {
                     return Err(EngineError::Sql(format!(
@@ -123,7 +127,7 @@ pub fn compile(
                          key rows by source position; rename it"
                     )));
                 }
-                fields.push(Field::new(name, t, false));
+                fields.push(Field::new(name, t, padded));
             }
             Arc::new(Schema::new(fields))
         }
@@ -443,12 +447,14 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
     })
 }
 
+/// What the operators that refuse rows that change say they are.
+const CHANGING_ROWS: &str = "rows that change after they are written (an unbounded GROUP BY's, \
+    ranked rows or an outer join's)";
+
 fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Result<Node> {
     let input = build(&a.input, cx)?;
     if !input.appends_only {
-        return Err(unsupported(
-            "an aggregate over an unbounded GROUP BY's continuously updated rows",
-        ));
+        return Err(unsupported(format!("an aggregate over {CHANGING_ROWS}")));
     }
     let in_schema = a.input.schema();
     let mut layout = Vec::new();
@@ -577,29 +583,41 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
 /// joined as rows arrive.
 fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> Result<Node> {
     // The optimizer turns an inner join whose right side only filters into a semi join.
-    let semi = match j.join_type {
-        JoinType::Inner => false,
-        JoinType::LeftSemi => true,
-        JoinType::Left | JoinType::Right | JoinType::Full => {
-            return Err(unsupported(format!(
-                "{} JOIN; streaming views support inner joins (outer joins need \
-                 retractions, which are not built yet)",
-                j.join_type
-            )));
-        }
+    let (semi, preserved) = match j.join_type {
+        JoinType::Inner => (false, Preserved::INNER),
+        JoinType::LeftSemi => (true, Preserved::INNER),
+        JoinType::Left => (
+            false,
+            Preserved {
+                left: true,
+                right: false,
+            },
+        ),
+        JoinType::Right => (
+            false,
+            Preserved {
+                left: false,
+                right: true,
+            },
+        ),
+        JoinType::Full => (
+            false,
+            Preserved {
+                left: true,
+                right: true,
+            },
+        ),
         other => {
             return Err(unsupported(format!(
                 "a {other} join (NOT IN, NOT EXISTS or a semi join DataFusion could not turn \
-                 into an inner join); streaming views support inner joins"
+                 into an inner join); streaming views support inner, outer and semi joins"
             )));
         }
     };
     let left = build(&j.left, cx)?;
     let right = build(&j.right, cx)?;
     if !left.appends_only || !right.appends_only {
-        return Err(unsupported(
-            "a join over an unbounded GROUP BY's updating rows",
-        ));
+        return Err(unsupported(format!("a join over {CHANGING_ROWS}")));
     }
     let (ls, rs) = (j.left.schema(), j.right.schema());
     let windows = left.window.zip(right.window);
@@ -637,6 +655,13 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     cx.next_id += 1;
     let schema = arrow(&j.schema);
     let (join, window) = match windows {
+        Some(_) if on_window && preserved != Preserved::INNER => {
+            return Err(unsupported(format!(
+                "a {} window join; outer joins are joins of streams' rows (as rows arrive), \
+                 not of windows",
+                preserved.name()
+            )));
+        }
         Some((lw, rw)) if on_window => {
             let size = |w: WindowInfo| w.kind.and_then(WindowKind::size_ms);
             if (lw.end_col.is_none() && size(lw).is_none())
@@ -700,6 +725,13 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                      join on equal keys",
                 ));
             }
+            let (Some(left_positions), Some(right_positions)) =
+                (positions(&left), positions(&right))
+            else {
+                return Err(EngineError::Bug(
+                    "a streams' join input lost its positions".into(),
+                ));
+            };
             let join = SymmetricJoin::new(
                 id,
                 schema.clone(),
@@ -707,6 +739,9 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 key_fields,
                 filter,
                 nulls_match,
+                preserved,
+                ls.fields().len(),
+                [left_positions, right_positions],
             )?;
             (Join::Symmetric(join), None)
         }
@@ -714,7 +749,8 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     Ok(Node {
         schema,
         window,
-        appends_only: true,
+        // An outer join deletes a padded row when its first match arrives.
+        appends_only: !join.updates(),
         op: Op::Join {
             left: Box::new(left),
             right: Box::new(right),
@@ -953,12 +989,15 @@ fn build_top_n(
     };
     let input = build(&w.input, cx)?;
     // Ranked rows are keyed by their input positions, which an aggregate's rows lack.
-    let Some(positions) = positions(&input).filter(|_| input.appends_only) else {
+    let Some(positions) = positions(&input) else {
         return Err(unsupported(
             "ROW_NUMBER() over an aggregate's rows; rank streams' rows or a join's (in a \
              view of their own if they are windowed)",
         ));
     };
+    if !input.appends_only {
+        return Err(unsupported(format!("ROW_NUMBER() over {CHANGING_ROWS}")));
+    }
     if matches!(
         input.window.and_then(|w| w.kind),
         Some(WindowKind::Session { .. })

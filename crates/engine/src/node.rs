@@ -332,7 +332,8 @@ impl Node {
             Op::TopN { top, .. } => top.on_commit(ctx),
             // Branches are streams' rows through stateless operators: nothing is due.
             Op::Union { .. } => Ok(Vec::new()),
-            Op::Join { .. } => Ok(Vec::new()),
+            // A join's inputs are appending rows, which have nothing due either.
+            Op::Join { join, .. } => join.on_commit(ctx),
         }
     }
 
@@ -435,7 +436,8 @@ impl Node {
     /// deletions), rather than only being added, final.
     pub fn updating(&self) -> bool {
         match &self.op {
-            Op::Source(_) | Op::Join { .. } | Op::Union { .. } => false,
+            Op::Source(_) | Op::Union { .. } => false,
+            Op::Join { join, .. } => join.updates(),
             Op::Filter {
                 input,
                 deletes_failing,

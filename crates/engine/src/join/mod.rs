@@ -2,13 +2,14 @@
 //! residual condition, buffered rows in checkpoints).
 //!
 //! - `window`: two windowed inputs on the same window, joined when the window closes;
-//! - `symmetric`: two append-only inputs on any keys, joined as rows arrive.
+//! - `symmetric`: two append-only inputs on any keys, joined as rows arrive; inner or
+//!   outer (whose padded rows are retracted when their first match arrives).
 
 mod chunk;
 mod symmetric;
 mod window;
 
-pub use symmetric::SymmetricJoin;
+pub use symmetric::{Preserved, SymmetricJoin};
 pub use window::{WindowJoin, WindowRef};
 
 use crate::Ctx;
@@ -59,6 +60,23 @@ impl Join {
         match self {
             Join::Window(j) => j.on_watermark(left, right),
             Join::Symmetric(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Rows due at a commit: an outer join's unmatched rows, final, at the end of the
+    /// streams.
+    pub fn on_commit(&self, ctx: &Ctx) -> Result<Vec<Rows>> {
+        match self {
+            Join::Window(_) => Ok(Vec::new()),
+            Join::Symmetric(j) => j.on_commit(ctx),
+        }
+    }
+
+    /// Whether the join's rows change after they are written (an outer join's padded rows).
+    pub fn updates(&self) -> bool {
+        match self {
+            Join::Window(_) => false,
+            Join::Symmetric(j) => j.preserved() != Preserved::INNER,
         }
     }
 
@@ -113,7 +131,11 @@ impl Join {
     pub fn describe(&self) -> String {
         match self {
             Join::Window(j) => format!("WindowJoin #{}", j.id),
-            Join::Symmetric(j) => format!("SymmetricHashJoin #{} (inner, as rows arrive)", j.id),
+            Join::Symmetric(j) => format!(
+                "SymmetricHashJoin #{} ({}, as rows arrive)",
+                j.id,
+                j.preserved().name()
+            ),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The symmetric hash join: an inner equi-join of two append-only inputs (streams' rows
-//! through filters and projections, or joins of such rows) on any keys, with any residual
-//! condition (Nexmark q3, q13, q20).
+//! The symmetric hash join: an inner or outer equi-join of two append-only inputs
+//! (streams' rows through filters and projections, or inner joins of such rows) on any
+//! keys, with any residual condition (Nexmark q3, q13, q20).
 //!
 //! Each side keeps every row it has seen, indexed by its join key. A batch arriving on one
 //! side is probed against the other side's rows and then added to its own, so every
@@ -10,15 +10,25 @@
 //! Rows with a NULL key never match (SQL's `=`) and are not kept, unless the join compares
 //! keys with `IS NOT DISTINCT FROM`.
 //!
+//! Outer joins (`LEFT`, `RIGHT`, `FULL`) retract: a row of a preserved side that matches
+//! nothing yet is emitted at once with NULLs for the other side, provisional, keyed by its
+//! positions and NULL positions for the other side; when its first match arrives (a pair
+//! that passes the residual condition), that row is deleted in the same output as the
+//! pairs. So the join's output is updating, and its results converge on the batch join's.
+//! A preserved row with a NULL key can never match and is emitted final at once; at the
+//! end of the streams every row still unmatched is written again, final. Which kept rows
+//! have matched is not checkpointed: it follows from the rows kept, and is worked out
+//! again on restore by joining them.
+//!
 //! State: both sides' rows until the end of the streams, one checkpoint entry per input
-//! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: outer joins
-//! (they need retractions), and freeing rows by an interval condition or a TTL.
+//! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
+//! by an interval condition or a TTL.
 
 use super::{chunk, eval_keys, pair_batch, residual, valid_keys};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
-use crate::rows::{Change, Origin, Rows};
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use crate::rows::{Change, Origin, Rows, not_true};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
@@ -39,6 +49,53 @@ struct Side {
     chunks: Vec<Rows>,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
+    /// For a side an outer join preserves: per chunk, per row, whether the row has made a
+    /// pair (and so its NULL-padded row was deleted, or never written).
+    matched: Vec<Vec<bool>>,
+}
+
+/// Which sides an outer join preserves: every row of such a side is in the output, with
+/// NULLs for the other side while it matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preserved {
+    /// `LEFT` or `FULL`.
+    pub left: bool,
+    /// `RIGHT` or `FULL`.
+    pub right: bool,
+}
+
+impl Preserved {
+    /// An inner join's: none.
+    pub const INNER: Preserved = Preserved {
+        left: false,
+        right: false,
+    };
+
+    fn side(self, side: usize) -> bool {
+        [self.left, self.right][side]
+    }
+
+    /// `inner`, `left outer`, `right outer` or `full outer`.
+    pub fn name(self) -> &'static str {
+        match (self.left, self.right) {
+            (false, false) => "inner",
+            (true, false) => "left outer",
+            (false, true) => "right outer",
+            (true, true) => "full outer",
+        }
+    }
+}
+
+/// Candidate pairs of one batch with the other side's rows, and the pairs made.
+struct Probe {
+    /// Row of the batch of each candidate.
+    mine: Vec<u32>,
+    /// (chunk, row) of the other side of each candidate.
+    theirs: Vec<(usize, usize)>,
+    /// Per candidate, whether it passes the residual condition.
+    passed: Vec<bool>,
+    /// The pairs that pass, as output rows.
+    pairs: Option<Rows>,
 }
 
 /// The symmetric hash join operator.
@@ -53,6 +110,11 @@ pub struct SymmetricJoin {
     filter: Option<Arc<dyn PhysicalExpr>>,
     /// Whether NULL keys match each other (`IS NOT DISTINCT FROM`).
     nulls_match: bool,
+    preserved: Preserved,
+    /// Columns of the left input (the output's first columns).
+    left_width: usize,
+    /// Input positions per row of each side (NULL ones pad a preserved row).
+    positions: [usize; 2],
     key_rows: RowConverter,
     sides: [Side; 2],
     seq: u64,
@@ -61,7 +123,9 @@ pub struct SymmetricJoin {
 }
 
 impl SymmetricJoin {
-    /// A new operator.
+    /// A new operator. `positions` are how many input positions each side's rows carry,
+    /// `left_width` how many columns the left input has.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u16,
         schema: SchemaRef,
@@ -69,6 +133,9 @@ impl SymmetricJoin {
         key_fields: Vec<SortField>,
         filter: Option<Arc<dyn PhysicalExpr>>,
         nulls_match: bool,
+        preserved: Preserved,
+        left_width: usize,
+        positions: [usize; 2],
     ) -> Result<SymmetricJoin> {
         Ok(SymmetricJoin {
             id,
@@ -76,6 +143,9 @@ impl SymmetricJoin {
             keys,
             filter,
             nulls_match,
+            preserved,
+            left_width,
+            positions,
             key_rows: RowConverter::new(key_fields)?,
             sides: [Side::default(), Side::default()],
             seq: 0,
@@ -89,8 +159,15 @@ impl SymmetricJoin {
         self.state_bytes
     }
 
+    /// Which sides the join preserves.
+    pub fn preserved(&self) -> Preserved {
+        self.preserved
+    }
+
     /// Rows of one side (`right` false for the left input): the pairs they make with the
-    /// other side's rows so far; then they are kept for the other side's later rows.
+    /// other side's rows so far; then they are kept for the other side's later rows. For
+    /// an outer join also: deletions of the other side's padded rows that now match, and
+    /// these rows padded where they match nothing.
     pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
         if rows.change != Change::Upsert(RowState::Final) {
             return Err(EngineError::Bug(
@@ -98,39 +175,134 @@ impl SymmetricJoin {
             ));
         }
         let (me, other) = (usize::from(right), usize::from(!right));
-        let (rows, key_columns) = self.matchable(rows, me)?;
+        let mut out = Vec::new();
+        let (rows, key_columns, lone) = self.matchable(rows, me)?;
+        if let Some(lone) = lone
+            && self.preserved.side(me)
+        {
+            // A NULL key matches nothing, ever: padded and final at once.
+            out.push(self.padded(&lone, me, Change::Upsert(RowState::Final))?);
+        }
         if rows.batch.num_rows() == 0 {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let keys = self.key_rows.convert_columns(&key_columns)?;
+        let probe = self.probe(&rows, &keys, me)?;
+        let mut matched = vec![false; rows.batch.num_rows()];
+        let mut newly = Vec::new();
+        for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
+            matched[probe.mine[k] as usize] = true;
+            if self.preserved.side(other) {
+                let (c, r) = probe.theirs[k];
+                let flag = &mut self.sides[other].matched[c][r];
+                if !*flag {
+                    *flag = true;
+                    newly.push((c, r));
+                }
+            }
+        }
+        if !newly.is_empty() {
+            // Their padded rows were written: they are replaced by the pairs.
+            let theirs = self.gather(other, &newly)?;
+            out.push(self.padded(&theirs, other, Change::Delete)?);
+        }
+        out.extend(probe.pairs);
+        if self.preserved.side(me) {
+            let unmatched: Vec<u32> = (0..rows.batch.num_rows() as u32)
+                .filter(|&i| !matched[i as usize])
+                .collect();
+            if !unmatched.is_empty() {
+                let lone = rows.take(&UInt32Array::from(unmatched))?;
+                out.push(self.padded(&lone, me, Change::Upsert(RowState::Provisional))?);
+            }
+        }
+
+        let encoded = chunk::encode(&rows)?;
+        let bytes = encoded.len();
+        let state_key = self.chunk_key(right);
+        self.pending_puts.push((state_key, encoded));
+        self.keep(compact(&rows)?, &keys, bytes, me)?;
+        if self.preserved.side(me) {
+            let side = &mut self.sides[me];
+            side.matched.push(matched);
+        }
+        ctx.check_state(self.state_bytes)?;
+        out.retain(|r| r.batch.num_rows() > 0);
+        Ok(out)
+    }
+
+    /// At the end of the streams, every preserved row that matched nothing, final.
+    pub fn on_commit(&self, ctx: &Ctx) -> Result<Vec<Rows>> {
+        if !ctx.end_of_stream {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for side in 0..2 {
+            if !self.preserved.side(side) {
+                continue;
+            }
+            let lone: Vec<(usize, usize)> = self.sides[side]
+                .matched
+                .iter()
+                .enumerate()
+                .flat_map(|(c, rows)| {
+                    rows.iter()
+                        .enumerate()
+                        .filter(|(_, m)| !**m)
+                        .map(move |(r, _)| (c, r))
+                })
+                .collect();
+            if !lone.is_empty() {
+                let rows = self.gather(side, &lone)?;
+                out.push(self.padded(&rows, side, Change::Upsert(RowState::Final))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows of `rows` (of side `me`) with the other side's matching rows so far: the
+    /// candidates by key, which pass the residual condition, and the pairs they make.
+    fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, me: usize) -> Result<Probe> {
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..rows.batch.num_rows() {
-            if let Some(hits) = self.sides[other].index.get(keys.row(i).as_ref()) {
+            if let Some(hits) = self.sides[1 - me].index.get(keys.row(i).as_ref()) {
                 for &(c, r) in hits {
                     mine.push(i as u32);
                     theirs.push((c as usize, r as usize));
                 }
             }
         }
-        let out = if mine.is_empty() {
-            Vec::new()
-        } else {
-            self.pairs(&rows, &UInt32Array::from(mine), &theirs, right)?
+        if mine.is_empty() {
+            return Ok(Probe {
+                mine,
+                theirs,
+                passed: Vec::new(),
+                pairs: None,
+            });
+        }
+        let joined = self.pairs(rows, &UInt32Array::from(mine.clone()), &theirs, me == 1)?;
+        let (passed, pairs) = match &self.filter {
+            Some(f) => {
+                let mask = residual(f, &joined.batch)?;
+                let passed = (0..mask.len())
+                    .map(|i| mask.is_valid(i) && mask.value(i))
+                    .collect();
+                (passed, joined.filter(&mask)?)
+            }
+            None => (vec![true; mine.len()], joined),
         };
-
-        let encoded = chunk::encode(&rows)?;
-        let bytes = encoded.len();
-        let state_key = self.chunk_key(right);
-        self.pending_puts.push((state_key, encoded));
-        self.keep(compact(&rows)?, &keys, bytes, right)?;
-        ctx.check_state(self.state_bytes)?;
-        Ok(out)
+        Ok(Probe {
+            mine,
+            theirs,
+            passed,
+            pairs: (pairs.batch.num_rows() > 0).then_some(pairs),
+        })
     }
 
     /// `rows` of side `me` without those whose key can match nothing (a NULL key, unless
-    /// NULLs match), and their join keys.
-    fn matchable(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<ArrayRef>)> {
+    /// NULLs match), their join keys, and the rows left out, if any.
+    fn matchable(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<ArrayRef>, Option<Rows>)> {
         let keys = eval_keys(&self.keys[me], &rows.batch)?;
         match (!self.nulls_match).then(|| valid_keys(&keys)).flatten() {
             Some(valid) => {
@@ -138,13 +310,38 @@ impl SymmetricJoin {
                     .iter()
                     .map(|k| Ok(arrow_select::filter::filter(k, &valid)?))
                     .collect::<Result<Vec<_>>>()?;
-                Ok((rows.filter(&valid)?, keys))
+                let lone = rows.filter(&not_true(&valid))?;
+                Ok((rows.filter(&valid)?, keys, Some(lone)))
             }
-            None => Ok((rows, keys)),
+            None => Ok((rows, keys, None)),
         }
     }
 
-    /// The joined rows of `rows[mine[k]]` with the other side's row `theirs[k]`, that pass
+    /// The kept rows of side `side` at `at` ((chunk, row) pairs), gathered from the chunks
+    /// they are in only, not from every chunk kept.
+    fn gather(&self, side: usize, at: &[(usize, usize)]) -> Result<Rows> {
+        let side = &self.sides[side];
+        let mut touched: HashMap<usize, usize> = HashMap::new();
+        let mut chunks: Vec<&Rows> = Vec::new();
+        let at: Vec<(usize, usize)> = at
+            .iter()
+            .map(|&(c, r)| {
+                let local = *touched.entry(c).or_insert_with(|| {
+                    chunks.push(&side.chunks[c]);
+                    chunks.len() - 1
+                });
+                (local, r)
+            })
+            .collect();
+        let batches: Vec<&RecordBatch> = chunks.iter().map(|c| &c.batch).collect();
+        Ok(Rows {
+            batch: arrow_select::interleave::interleave_record_batch(&batches, &at)?,
+            origin: interleave_origins(&chunks, &at)?,
+            change: Change::Upsert(RowState::Final),
+        })
+    }
+
+    /// The joined rows of `rows[mine[k]]` with the other side's row `theirs[k]`, before
     /// the residual condition.
     fn pairs(
         &self,
@@ -152,32 +349,12 @@ impl SymmetricJoin {
         mine: &UInt32Array,
         theirs: &[(usize, usize)],
         right: bool,
-    ) -> Result<Vec<Rows>> {
-        let other = &self.sides[usize::from(!right)];
+    ) -> Result<Rows> {
         let this = rows.take(mine)?;
-        // Gather from the chunks the matches touch only, not from every chunk kept.
-        let mut touched: HashMap<usize, usize> = HashMap::new();
-        let mut chunks: Vec<&Rows> = Vec::new();
-        let at: Vec<(usize, usize)> = theirs
-            .iter()
-            .map(|&(c, r)| {
-                let local = *touched.entry(c).or_insert_with(|| {
-                    chunks.push(&other.chunks[c]);
-                    chunks.len() - 1
-                });
-                (local, r)
-            })
-            .collect();
-        let batches: Vec<&RecordBatch> = chunks.iter().map(|c| &c.batch).collect();
-        let that_batch = arrow_select::interleave::interleave_record_batch(&batches, &at)?;
-        let that_origin = interleave_origins(&chunks, &at)?;
-        let (left, right_rows) = if right {
-            ((that_batch, that_origin), (this.batch, this.origin))
-        } else {
-            ((this.batch, this.origin), (that_batch, that_origin))
-        };
-        let batch = pair_batch(&left.0, &right_rows.0, &self.schema)?;
-        let origin = match (left.1, right_rows.1) {
+        let that = self.gather(usize::from(!right), theirs)?;
+        let (left, right_rows) = if right { (that, this) } else { (this, that) };
+        let batch = pair_batch(&left.batch, &right_rows.batch, &self.schema)?;
+        let origin = match (left.origin, right_rows.origin) {
             (Some(l), Some(r)) => Origin::join(l, r),
             _ => {
                 return Err(EngineError::Bug(
@@ -185,19 +362,45 @@ impl SymmetricJoin {
                 ));
             }
         };
-        let joined = Rows {
+        Ok(Rows {
             batch,
             origin: Some(origin),
             change: Change::Upsert(RowState::Final),
+        })
+    }
+
+    /// Output rows of side `side`'s `rows` with NULLs for the other side's columns and
+    /// positions, doing `change`.
+    fn padded(&self, rows: &Rows, side: usize, change: Change) -> Result<Rows> {
+        let n = rows.batch.num_rows();
+        let fields = self.schema.fields();
+        let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
+            fields[range]
+                .iter()
+                .map(|f| arrow_array::new_null_array(f.data_type(), n))
+                .collect()
         };
-        let joined = match &self.filter {
-            Some(f) => joined.filter(&residual(f, &joined.batch)?)?,
-            None => joined,
-        };
-        Ok(if joined.batch.num_rows() == 0 {
-            Vec::new()
+        let origin = rows.origin.clone().ok_or_else(|| {
+            EngineError::Bug("a symmetric join's input lost its positions".into())
+        })?;
+        let none = null_origin(n, self.positions[1 - side])?;
+        let (columns, origin) = if side == 0 {
+            let mut columns = rows.batch.columns().to_vec();
+            columns.extend(nulls(self.left_width..fields.len()));
+            (columns, Origin::join(origin, none))
         } else {
-            vec![joined]
+            let mut columns = nulls(0..self.left_width);
+            columns.extend(rows.batch.columns().iter().cloned());
+            (columns, Origin::join(none, origin))
+        };
+        Ok(Rows {
+            batch: RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?,
+            origin: Some(origin),
+            change,
         })
     }
 
@@ -236,21 +439,36 @@ impl SymmetricJoin {
             let keys = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;
-            self.keep(rows, &keys, v.len(), is_right)?;
+            self.keep(rows, &keys, v.len(), usize::from(is_right))?;
+        }
+        self.restore_matched()
+    }
+
+    /// Which kept rows of the preserved sides have matched: those that make a pair with a
+    /// kept row of the other side (both were read, so the pair was made).
+    fn restore_matched(&mut self) -> Result<()> {
+        for side in (0..2).filter(|&s| self.preserved.side(s)) {
+            let mut all = Vec::with_capacity(self.sides[side].chunks.len());
+            for rows in &self.sides[side].chunks {
+                let keys = self
+                    .key_rows
+                    .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
+                let probe = self.probe(rows, &keys, side)?;
+                let mut matched = vec![false; rows.batch.num_rows()];
+                for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
+                    matched[probe.mine[k] as usize] = true;
+                }
+                all.push(matched);
+            }
+            self.sides[side].matched = all;
         }
         Ok(())
     }
 
     /// Keeps rows of one side, whose join keys are `keys` and whose checkpoint entry is
     /// `bytes` long (what they count against the state cap), for the other side's later rows.
-    fn keep(
-        &mut self,
-        rows: Rows,
-        keys: &arrow_row::Rows,
-        bytes: usize,
-        right: bool,
-    ) -> Result<()> {
-        let side = &mut self.sides[usize::from(right)];
+    fn keep(&mut self, rows: Rows, keys: &arrow_row::Rows, bytes: usize, me: usize) -> Result<()> {
+        let side = &mut self.sides[me];
         let chunk_no = u32::try_from(side.chunks.len())
             .map_err(|_| EngineError::Bug("a join side holds over 2^32 batches".into()))?;
         for i in 0..rows.batch.num_rows() {
@@ -262,6 +480,10 @@ impl SymmetricJoin {
             entry.or_default().push((chunk_no, i as u32));
         }
         self.state_bytes += bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
+        if self.preserved.side(me) {
+            // One flag per row (see `Side::matched`).
+            self.state_bytes += rows.batch.num_rows();
+        }
         side.chunks.push(rows);
         Ok(())
     }
@@ -273,6 +495,20 @@ fn compact(rows: &Rows) -> Result<Rows> {
     rows.take(&UInt32Array::from_iter_values(
         0..rows.batch.num_rows() as u32,
     ))
+}
+
+/// `positions` NULL input positions for each of `n` rows: the missing side of a padded row.
+fn null_origin(n: usize, positions: usize) -> Result<Origin> {
+    let columns: Vec<ArrayRef> = (0..positions)
+        .flat_map(|_| {
+            [
+                Arc::new(UInt32Array::new_null(n)) as ArrayRef,
+                Arc::new(UInt64Array::new_null(n)),
+                Arc::new(UInt32Array::new_null(n)),
+            ]
+        })
+        .collect();
+    Origin::from_columns(&columns)
 }
 
 /// The positions of `chunks`' rows at `at` ((chunk, row) pairs).

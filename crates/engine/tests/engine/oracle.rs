@@ -191,6 +191,20 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // An outer join: rows of both sides written padded while they match nothing, and
+        // deleted when their first match arrives, in any order.
+        name: "stream_full_join",
+        views: "CREATE VIEW v AS SELECT a.auction, a.bidder, a.price AS hi, b.price AS lo \
+            FROM bid a FULL JOIN bid b ON a.auction = b.auction AND a.bidder = b.bidder \
+            AND a.price > b.price + 40",
+        view: "v",
+        batch: "SELECT a.auction, a.bidder, a.price AS hi, b.price AS lo FROM bid a \
+            FULL JOIN bid b ON a.auction = b.auction AND a.bidder = b.bidder \
+            AND a.price > b.price + 40",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         name: "join",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT b.auction, b.bidder, \
             b.price, b.window_start, b.window_end FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \
