@@ -89,6 +89,7 @@ fn print(e: &Explanation) {
                 format!("{:.2}", a.cpu_seconds_per_million),
                 format!("{:.0}", a.store_writes_per_million),
                 output::bytes(a.memory_bytes_peak),
+                output::bytes(a.state_growth_bytes_per_million as u64),
             ]
         })
         .collect();
@@ -101,10 +102,12 @@ fn print(e: &Explanation) {
             "CPU s per M events",
             "store writes per M events",
             "peak memory",
+            "state growth per M events",
         ],
         &rows,
     );
     output::line(format!("batch mode runs as: {}", e.batch_execution));
+    output::line(format!("state: {}", e.state.summary));
     output::line(format!("risk: {}", e.risk));
     output::line(format!("mitigation: {}", e.mitigation));
     output::line(format!("would choose differently: {}", e.condition));

@@ -425,9 +425,61 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
         let batch = &alternatives[2];
         assert_eq!(batch["mode"], "batch", "{e}");
         assert!(batch["memory_bytes_peak"].as_u64() > Some(0), "{e}");
+        // Windows close as the watermark passes them: the state holds what is open.
+        assert_eq!(e["state"]["grows_with_input"], false, "{e}");
+        assert!(e["state"]["budget_reached_in_s"].is_null(), "{e}");
         modes.push(e["mode"].as_str().expect("a mode").to_owned());
     }
     assert_eq!(modes, ["streaming", "micro_batch", "batch"]);
+
+    // A join of streams' rows keeps both sides to the end: its state grows with the input,
+    // and explain says when it reaches the view's cap at the input rate.
+    env.ok(&[
+        "sql",
+        "CREATE VIEW bids_by_seller AS SELECT b.auction, b.price, a.seller FROM bid b \
+         JOIN auction a ON b.auction = a.id",
+    ]);
+    let e = env.ok_json(&[
+        "explain",
+        "bids_by_seller",
+        "--rate",
+        "1000",
+        "--sample",
+        "80000",
+    ]);
+    let state = &e["state"];
+    assert_eq!(state["grows_with_input"], true, "{e}");
+    let growth = state["growth_bytes_per_million"].as_f64().expect("growth");
+    assert!(growth > 0.0, "{e}");
+    assert_eq!(
+        state["budget_bytes"].as_u64(),
+        Some(freshet_types::limits::VIEW_STATE_BYTES_DEFAULT),
+        "{e}"
+    );
+    let reached = state["budget_reached_in_s"]
+        .as_f64()
+        .expect("a time to the cap");
+    let left =
+        state["budget_bytes"].as_f64().unwrap() - state["bytes_after_sample"].as_f64().unwrap();
+    let expected = left / (growth / 1e6 * 1000.0);
+    assert!(
+        (reached - expected).abs() <= expected * 1e-6,
+        "{reached} vs {expected}: {e}"
+    );
+    assert!(
+        e["alternatives"][0]["state_growth_bytes_per_million"].as_f64() == Some(growth),
+        "the streaming run's growth: {e}"
+    );
+    let text = env.ok(&[
+        "explain",
+        "bids_by_seller",
+        "--rate",
+        "1000",
+        "--sample",
+        "80000",
+    ]);
+    assert!(text.contains("state growth per M events"), "{text}");
+    assert!(text.contains("reaches state_bytes_max"), "{text}");
     let text = env.ok(&["explain", "minutely", "--rate", "1000", "--sample", "80000"]);
     for part in [
         "requirement:",

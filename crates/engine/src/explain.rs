@@ -7,7 +7,10 @@
 //! input rate. Each run measures processing time, commits and their time, rows written and
 //! peak state. Batch mode of a view that DataFusion runs is measured as one DataFusion batch
 //! run over the sample instead. The planner then chooses from the SLA, the input rate and
-//! the measured costs, and the alternatives are shown against it.
+//! the measured costs, and the alternatives are shown against it. The state's outlook
+//! comes with it: what frees each operator's state, how fast the state grew over the
+//! sample's second half, and, for state that only the end of the streams frees, when it
+//! reaches the view's `state_bytes_max` at the input rate.
 
 use freshet_store::SqliteStore;
 use freshet_streams::DataDir;
@@ -44,6 +47,29 @@ pub struct Alternative {
     /// Peak memory the mode holds for the view, bytes: the operators' state, or for a
     /// DataFusion batch run the most its operators reserved at once.
     pub memory_bytes_peak: u64,
+    /// How much the operators' state grew over the second half of the sample, bytes per
+    /// million input events (0 when it did not grow, and for a DataFusion batch run).
+    pub state_growth_bytes_per_million: f64,
+}
+
+/// Where the view's operator state is heading (measured by the streaming sample run).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateOutlook {
+    /// Whether some operator keeps its state until the end of the streams (an unbounded
+    /// GROUP BY, a top-N without a window, a join of streams' rows), so that the state
+    /// grows with the input; otherwise the watermark frees it as windows close.
+    pub grows_with_input: bool,
+    /// The state at the end of the sample, bytes.
+    pub bytes_after_sample: u64,
+    /// Its growth over the sample's second half, bytes per million input events.
+    pub growth_bytes_per_million: f64,
+    /// The view's cap (`state_bytes_max`).
+    pub budget_bytes: u64,
+    /// For state that grows with the input: seconds until it reaches the cap at the input
+    /// rate, when the view stops with an error.
+    pub budget_reached_in_s: Option<f64>,
+    /// The same in words.
+    pub summary: String,
 }
 
 /// The decision and its reasons.
@@ -76,6 +102,8 @@ pub struct Explanation {
     /// What executes the batch mode: DataFusion batch runs, or the streaming operators
     /// on the batch schedule, and why.
     pub batch_execution: String,
+    /// Where the operators' state is heading.
+    pub state: StateOutlook,
 }
 
 /// What one sample run measured.
@@ -90,6 +118,11 @@ struct Run {
     memory_peak: u64,
     /// Log rows a DataFusion batch run read (0 for the operators).
     read: u64,
+    /// The state at the end, bytes.
+    state_end: u64,
+    /// Growth of the state over the second half of the run (from its last commit at or
+    /// before the middle), bytes per event.
+    growth_per_event: f64,
 }
 
 /// Runs `view` over the first `sample` events of its input, committing every `chunk`
@@ -111,8 +144,12 @@ fn sample_run(
         state_peak: 0,
         memory_peak: 0,
         read: 0,
+        state_end: 0,
+        growth_per_event: 0.0,
     };
     let mut since_commit = 0;
+    // (events, state) at each commit: at most one per `chunk` events of the sample.
+    let mut points: Vec<(u64, u64)> = Vec::new();
     loop {
         let started = Instant::now();
         let n = runner.step()?;
@@ -128,6 +165,8 @@ fn sample_run(
             run.commits += 1;
             run.rows += written.rows;
             since_commit = 0;
+            run.state_end = runner.stats().state_bytes;
+            points.push((run.events, run.state_end));
         }
         if last {
             break;
@@ -135,6 +174,17 @@ fn sample_run(
     }
     run.state_peak = runner.stats().state_bytes_peak;
     run.memory_peak = run.state_peak;
+    // The growth over the second half, from the last commit at or before its middle (the
+    // start, if the sample was read in fewer steps).
+    let (events, state) = points
+        .iter()
+        .copied()
+        .rfind(|&(events, _)| events <= run.events / 2)
+        .unwrap_or((0, 0));
+    if run.events > events {
+        run.growth_per_event =
+            run.state_end.saturating_sub(state) as f64 / (run.events - events) as f64;
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(run)
 }
@@ -165,6 +215,8 @@ fn batch_sample_run(
                 rows: runner.stats().rows_written,
                 state_peak: runner.stats().state_bytes_peak,
                 memory_peak: runner.stats().batch_run_memory_bytes,
+                state_end: runner.stats().state_bytes,
+                growth_per_event: 0.0,
             })
         }
     };
@@ -209,11 +261,26 @@ fn per_million(x: f64, events: u64) -> f64 {
 }
 
 fn bytes_text(bytes: f64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    if bytes >= 1024.0 * MIB {
-        format!("{:.1} GiB", bytes / 1024.0 / MIB)
-    } else {
-        format!("{:.1} MiB", bytes / MIB)
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024.0 {
+        return format!("{bytes:.0} B");
+    }
+    let mut value = bytes / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `seconds` in the unit a person reads it in: "40 s", "25 min", "3.6 h", "12.5 days".
+fn rough_duration(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7_200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3_600.0),
+        s => format!("{:.1} days", s / 86_400.0),
     }
 }
 
@@ -314,8 +381,18 @@ pub fn explain(
             store_writes_per_million: per_million(run.rows as f64, run.events),
             state_bytes_peak: run.state_peak,
             memory_bytes_peak: run.memory_peak,
+            state_growth_bytes_per_million: run.growth_per_event * 1e6,
         });
     }
+    let grows_with_input = crate::runner::compile_view(data, catalog, def)?
+        .root
+        .keeps_state_to_the_end();
+    let state = outlook(
+        grows_with_input,
+        &streaming,
+        input_rate,
+        def.options.state_bytes_max,
+    );
     let sample_events = streaming.events;
     let auto = def.options.mode == crate::ModeChoice::Auto;
     let (mut risk, mitigation, condition) = reasons(chosen, sla_ms, &costs, auto);
@@ -342,7 +419,46 @@ pub fn explain(
         mitigation,
         condition,
         batch_execution,
+        state,
     })
+}
+
+/// The state's outlook from the streaming sample `run` at `rate` events/s under `budget`.
+fn outlook(grows_with_input: bool, run: &Run, rate: f64, budget: u64) -> StateOutlook {
+    let growth_bytes_per_million = run.growth_per_event * 1e6;
+    let bytes_per_s = run.growth_per_event * rate;
+    let budget_reached_in_s = (grows_with_input && bytes_per_s > 0.0)
+        .then(|| budget.saturating_sub(run.state_end) as f64 / bytes_per_s);
+    let now = bytes_text(run.state_end as f64);
+    let summary = match budget_reached_in_s {
+        Some(s) => format!(
+            "{now} after the sample, growing {} per million events: some operator keeps \
+             its state until the end of the streams (see DESCRIBE VIEW), so at this rate \
+             it reaches state_bytes_max ({}) in about {}, and the view then stops with an \
+             error; bound it with a window, or raise state_bytes_max",
+            bytes_text(growth_bytes_per_million),
+            bytes_text(budget as f64),
+            rough_duration(s)
+        ),
+        None if grows_with_input => format!(
+            "{now} after the sample; some operator keeps its state until the end of the \
+             streams (see DESCRIBE VIEW), though it did not grow over the sample"
+        ),
+        None => format!(
+            "{now} after the sample: every operator's state is freed by the watermark as \
+             windows close, so it holds what is open (it grew {} per million events over \
+             the sample's second half)",
+            bytes_text(growth_bytes_per_million)
+        ),
+    };
+    StateOutlook {
+        grows_with_input,
+        bytes_after_sample: run.state_end,
+        growth_bytes_per_million,
+        budget_bytes: budget,
+        budget_reached_in_s,
+        summary,
+    }
 }
 
 /// One mode as the planner weighs it with a running view's measured costs.
@@ -615,5 +731,48 @@ mod tests {
         let fixed = live(&def(60_000, crate::ModeChoice::Streaming), COSTS);
         assert_eq!(fixed.mode, Mode::Streaming);
         assert!(fixed.alternatives[0].chosen);
+    }
+
+    /// State that only the end of the streams frees reaches the cap at the rate it grew;
+    /// state the watermark frees never is said to.
+    #[test]
+    fn the_outlook_says_when_growing_state_reaches_its_cap() {
+        let run = Run {
+            events: 100_000,
+            processing: Duration::ZERO,
+            committing: Duration::ZERO,
+            commits: 4,
+            rows: 0,
+            state_peak: 1_000_000,
+            memory_peak: 1_000_000,
+            read: 0,
+            state_end: 1_000_000,
+            growth_per_event: 10.0,
+        };
+        // 10 bytes an event at 1,000 events/s: 10 kB/s, so 9 MB more take 900 s.
+        let growing = outlook(true, &run, 1_000.0, 10_000_000);
+        assert_eq!(growing.budget_reached_in_s, Some(900.0));
+        assert_eq!(growing.growth_bytes_per_million, 10_000_000.0);
+        assert!(
+            growing.summary.contains("in about 15 min"),
+            "{}",
+            growing.summary
+        );
+        let windowed = outlook(false, &run, 1_000.0, 10_000_000);
+        assert_eq!(windowed.budget_reached_in_s, None);
+        assert!(windowed.summary.contains("freed by the watermark"));
+        let flat = outlook(
+            true,
+            &Run {
+                growth_per_event: 0.0,
+                ..run
+            },
+            1_000.0,
+            10_000_000,
+        );
+        assert_eq!(flat.budget_reached_in_s, None);
+        assert_eq!(rough_duration(40.0), "40 s");
+        assert_eq!(rough_duration(12_968.8), "3.6 h");
+        assert_eq!(rough_duration(1_080_000.0), "12.5 days");
     }
 }

@@ -91,6 +91,15 @@ pub enum Op {
     },
 }
 
+/// What frees an operator's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freed {
+    /// The watermark, as it closes windows: the state holds what is open.
+    ByWatermark,
+    /// Nothing before the end of the streams: the state grows with the input.
+    AtTheEnd,
+}
+
 /// A node of the operator tree.
 pub struct Node {
     /// Output schema (DataFusion's schema of the plan node).
@@ -453,26 +462,58 @@ impl Node {
         }
     }
 
-    /// What the node keeps and what bounds it, for `DESCRIBE VIEW`.
-    fn state_note(&self) -> Option<&'static str> {
+    /// What the node keeps and what frees it, for `DESCRIBE VIEW` and `explain`.
+    fn state_note(&self) -> Option<(&'static str, Freed)> {
         match &self.op {
             Op::Source(_) | Op::Filter { .. } | Op::Project { .. } | Op::Union { .. } => None,
             Op::Aggregate { agg, .. } => Some(match agg.grouping {
-                Grouping::Fixed { .. } => {
-                    "open windows' groups, freed as the watermark closes them"
-                }
-                Grouping::Session { .. } => "open sessions, freed as the watermark closes them",
-                Grouping::Unbounded => {
-                    "every group until the end of the streams, bounded by state_bytes_max"
-                }
+                Grouping::Fixed { .. } => (
+                    "open windows' groups, freed as the watermark closes them",
+                    Freed::ByWatermark,
+                ),
+                Grouping::Session { .. } => (
+                    "open sessions, freed as the watermark closes them",
+                    Freed::ByWatermark,
+                ),
+                Grouping::Unbounded => (
+                    "every group until the end of the streams, bounded by state_bytes_max",
+                    Freed::AtTheEnd,
+                ),
             }),
             Op::TopN { top, .. } => Some(if top.per_window() {
-                "N rows per group, freed as the watermark closes their window"
+                (
+                    "N rows per group, freed as the watermark closes their window",
+                    Freed::ByWatermark,
+                )
             } else {
-                "N rows per group until the end of the streams, bounded by state_bytes_max"
+                (
+                    "N rows per group until the end of the streams, bounded by state_bytes_max",
+                    Freed::AtTheEnd,
+                )
             }),
             Op::Join { join, .. } => Some(join.state_note()),
         }
+    }
+
+    /// The node's inputs.
+    fn inputs(&self) -> Vec<&Node> {
+        match &self.op {
+            Op::Source(_) => Vec::new(),
+            Op::Filter { input, .. }
+            | Op::Project { input, .. }
+            | Op::Aggregate { input, .. }
+            | Op::TopN { input, .. } => vec![input],
+            Op::Join { left, right, .. } => vec![left, right],
+            Op::Union { inputs } => inputs.iter().collect(),
+        }
+    }
+
+    /// Whether some operator of the tree keeps its state until the end of the streams
+    /// (only `state_bytes_max` bounds it), so that the state grows with the input.
+    pub fn keeps_state_to_the_end(&self) -> bool {
+        self.state_note()
+            .is_some_and(|(_, freed)| freed == Freed::AtTheEnd)
+            || self.inputs().iter().any(|i| i.keeps_state_to_the_end())
     }
 
     /// A one-line-per-operator description, for `DESCRIBE VIEW`.
@@ -524,26 +565,13 @@ impl Node {
         } else {
             " [append-only"
         });
-        if let Some(state) = self.state_note() {
+        if let Some((state, _)) = self.state_note() {
             out.push_str("; state: ");
             out.push_str(state);
         }
         out.push_str("]\n");
-        match &self.op {
-            Op::Source(_) => {}
-            Op::Filter { input, .. }
-            | Op::Project { input, .. }
-            | Op::Aggregate { input, .. }
-            | Op::TopN { input, .. } => input.describe(depth + 1, out),
-            Op::Join { left, right, .. } => {
-                left.describe(depth + 1, out);
-                right.describe(depth + 1, out);
-            }
-            Op::Union { inputs } => {
-                for input in inputs {
-                    input.describe(depth + 1, out);
-                }
-            }
+        for input in self.inputs() {
+            input.describe(depth + 1, out);
         }
     }
 }

@@ -14,6 +14,7 @@ pub use window::{WindowJoin, WindowRef};
 
 use crate::Ctx;
 use crate::error::{EngineError, Result};
+use crate::node::Freed;
 use crate::rows::Rows;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
@@ -117,13 +118,17 @@ impl Join {
         }
     }
 
-    /// What the operator keeps and what frees it, for `DESCRIBE VIEW`.
-    pub fn state_note(&self) -> &'static str {
+    /// What the operator keeps and what frees it, for `DESCRIBE VIEW` and `explain`.
+    pub fn state_note(&self) -> (&'static str, Freed) {
         match self {
-            Join::Window(_) => "both sides' rows per window, freed as the watermark closes it",
-            Join::Symmetric(_) => {
-                "both sides' rows until the end of the streams, bounded by state_bytes_max"
-            }
+            Join::Window(_) => (
+                "both sides' rows per window, freed as the watermark closes it",
+                Freed::ByWatermark,
+            ),
+            Join::Symmetric(_) => (
+                "both sides' rows until the end of the streams, bounded by state_bytes_max",
+                Freed::AtTheEnd,
+            ),
         }
     }
 
