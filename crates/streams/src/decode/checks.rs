@@ -22,6 +22,42 @@ pub(crate) fn lenient_schema(def: &StreamDef) -> SchemaRef {
     ))
 }
 
+/// Moves the rows of `batch` that have a reason in `wrong` to `rejects` (`wrong_type`), and
+/// returns the others with `kept`, the indexes into `lines` of the batch's rows, narrowed
+/// to match. `lines` are `(line number, start, end)` in `text`.
+pub(crate) fn set_aside_wrong_types(
+    batch: RecordBatch,
+    wrong: Vec<Option<String>>,
+    kept: Vec<usize>,
+    lines: &[(u64, usize, usize)],
+    text: &[u8],
+    rejects: &mut Vec<Reject>,
+) -> Result<(RecordBatch, Vec<usize>)> {
+    if wrong.iter().all(Option::is_none) {
+        return Ok((batch, kept));
+    }
+    let keep: Vec<bool> = wrong.iter().map(Option::is_none).collect();
+    for (row, reason) in wrong.into_iter().enumerate() {
+        if let Some(reason) = reason {
+            let (line, s, e) = lines[kept[row]];
+            rejects.push(Reject {
+                code: RejectCode::WrongType,
+                reason,
+                line,
+                raw: text[s..e].to_vec(),
+            });
+        }
+    }
+    let batch =
+        arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?;
+    let kept = kept
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(row, k)| k.then_some(row))
+        .collect();
+    Ok((batch, kept))
+}
+
 /// Check `batch` (in the lenient schema), move failing rows to `rejects`, and return the
 /// good rows in the stream's schema. `line_of(row)` and `raw_of(row)` locate a row.
 pub(crate) fn finish(

@@ -4,7 +4,7 @@
 //! milliseconds. Empty fields are NULL. Columns missing from the header are NULL; extra
 //! columns are ignored.
 
-use super::checks::{finish, lenient_schema};
+use super::checks::{finish, lenient_schema, set_aside_wrong_types};
 use super::{Bisected, Decoded, Reject, RejectCode, bisect, split_lines};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError};
@@ -177,31 +177,9 @@ impl CsvDecoder {
             }
             columns.push(converted);
         }
-        let mut batch = RecordBatch::try_new(self.lenient.clone(), columns)?;
-        let mut rows_kept: Vec<usize> = kept;
-        if wrong.iter().any(Option::is_some) {
-            let keep: Vec<bool> = wrong.iter().map(Option::is_none).collect();
-            for (row, reason) in wrong.into_iter().enumerate() {
-                if let Some(reason) = reason {
-                    let (line, s, e) = lines[rows_kept[row]];
-                    rejects.push(Reject {
-                        code: RejectCode::WrongType,
-                        reason,
-                        line,
-                        raw: text[s..e].to_vec(),
-                    });
-                }
-            }
-            batch = arrow_select::filter::filter_record_batch(
-                &batch,
-                &arrow_array::BooleanArray::from(keep.clone()),
-            )?;
-            rows_kept = rows_kept
-                .into_iter()
-                .zip(keep)
-                .filter_map(|(r, k)| k.then_some(r))
-                .collect();
-        }
+        let batch = RecordBatch::try_new(self.lenient.clone(), columns)?;
+        let (batch, rows_kept) =
+            set_aside_wrong_types(batch, wrong, kept, &lines, text, &mut rejects)?;
         finish(
             &self.def,
             &self.schema,

@@ -269,6 +269,74 @@ mod tests {
         );
     }
 
+    /// Issue 18: a fraction sent to an integer column is rejected, as in CSV, not
+    /// truncated; whole numbers in any notation are taken, out-of-range ones are not.
+    #[test]
+    fn ndjson_integers_are_whole_and_in_range() {
+        let sql = "CREATE STREAM t (id BIGINT NOT NULL, small SMALLINT, ts TIMESTAMP NOT NULL,
+                   WATERMARK FOR ts AS ts)";
+        let Some(StreamStatement::Create { def, .. }) = parse_stream_statement(sql).unwrap() else {
+            unreachable!()
+        };
+        let text = "{\"id\":1.5,\"ts\":1}\n\
+                    {\"id\":\"7\",\"ts\":1}\n\
+                    {\"id\":2e3,\"ts\":1}\n\
+                    {\"id\":-0.25,\"ts\":1}\n\
+                    {\"id\":9007199254740993,\"small\":-32768,\"ts\":1}\n\
+                    {\"id\":1,\"small\":32768,\"ts\":1}\n\
+                    {\"id\":9223372036854775807,\"ts\":1}\n\
+                    {\"id\":9223372036854775808,\"ts\":1}\n\
+                    {\"id\":true,\"ts\":1}\n\
+                    {\"id\":7.0,\"ts\":1}\n";
+        let d = NdjsonDecoder::new(&def).decode(text.as_bytes(), 1).unwrap();
+        let batch = d.batch.unwrap();
+        let ids: Vec<i64> = batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(ids, vec![7, 2000, 9007199254740993, i64::MAX, 7]);
+        let small = batch
+            .column(1)
+            .as_primitive::<arrow_array::types::Int16Type>();
+        assert_eq!(small.value(2), -32768);
+        let got: Vec<(u64, RejectCode, &str)> = d
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.code, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1,
+                    RejectCode::WrongType,
+                    "column `id`: 1.5 is not a whole number, so not a BIGINT"
+                ),
+                (
+                    4,
+                    RejectCode::WrongType,
+                    "column `id`: -0.25 is not a whole number, so not a BIGINT"
+                ),
+                (
+                    6,
+                    RejectCode::WrongType,
+                    "column `small`: 32768 is out of range for SMALLINT"
+                ),
+                (
+                    8,
+                    RejectCode::WrongType,
+                    "column `id`: 9223372036854775808 is out of range for BIGINT"
+                ),
+                (
+                    9,
+                    RejectCode::WrongType,
+                    "whilst decoding field 'id': expected integer got true"
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn csv_converts_per_row() {
         let def = def();
