@@ -276,11 +276,19 @@ struct Gap {
 }
 
 impl Gap {
+    /// The `reset` event. Its id is the client's position, which it had already: an
+    /// EventSource that reconnects after it (as it does after any stream that ends) sends
+    /// that position and is refused with the 410, which ends it.
     fn event(self) -> Event {
         let mut data = self.positions;
+        let position = data["position"].as_u64();
         data["reason"] = json!(self.reason);
         data["message"] = json!(self.message);
-        reason_event("reset", data)
+        let event = reason_event("reset", data);
+        match position {
+            Some(position) => event.id(position.to_string()),
+            None => event,
+        }
     }
 }
 
@@ -335,17 +343,24 @@ fn entry_gap(view: &str, seq: u64, kind: ChangeKind) -> Option<Gap> {
         ChangeKind::Overflow => (
             "too_large",
             format!(
-                "the commit at position {seq} changed more rows than one event carries \
-                 ({} MiB encoded at most); start over with ?snapshot=true, or read \
-                 /v1/views/{view}/results and follow from ?from={seq}",
+                "the commit at position {seq} changed more rows than one entry of the change \
+                 log holds ({} MiB of encoded rows by default, \
+                 FRESHET_CHANGES_ENTRY_BYTES_MAX on the writer); start over with \
+                 ?snapshot=true, or read /v1/views/{view}/results and follow from \
+                 ?from={seq}",
                 CHANGE_ENTRY_BYTES_MAX / (1024 * 1024)
             ),
         ),
     };
+    let mut positions = json!({"position": seq.saturating_sub(1), "at": seq});
+    if kind == ChangeKind::Dropped {
+        // The name this field had before `at`.
+        positions["dropped_at"] = json!(seq);
+    }
     Some(Gap {
         reason,
         message,
-        positions: json!({"position": seq.saturating_sub(1), "at": seq}),
+        positions,
     })
 }
 

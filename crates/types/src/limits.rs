@@ -177,7 +177,8 @@ pub const PG_REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Commits with changed rows the change log keeps per view (`GET /v1/views/{name}/changes`);
 /// older ones are pruned in the commit that passes the bound, so a client that resumes
-/// from an older position is told to start over (`event: reset`). The environment variable
+/// from an older position is told to start over (410 `expired`, or `event: reset` when
+/// streaming). The environment variable
 /// `FRESHET_CHANGES_RETAIN_COMMITS` may lower it (never raise it).
 pub const CHANGE_LOG_COMMITS_MAX: u64 = 10_000;
 

@@ -66,7 +66,7 @@ impl Join {
 
     /// Rows due at a commit: an outer join's unmatched rows, final, at the end of the
     /// streams.
-    pub fn on_commit(&self, ctx: &Ctx) -> Result<Vec<Rows>> {
+    pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
         match self {
             Join::Window(_) => Ok(Vec::new()),
             Join::Symmetric(j) => j.on_commit(ctx),

@@ -39,6 +39,9 @@ use std::sync::Arc;
 
 const KIND_SYMMETRIC_JOIN: u8 = 6;
 
+/// Rows of a kept chunk joined at a time when restore works out which have matched.
+const RESTORE_ROWS: usize = 256;
+
 /// Bytes an index entry costs beyond its key, roughly (the entry and its position).
 const INDEX_ENTRY_BYTES: usize = 48;
 
@@ -117,6 +120,8 @@ pub struct SymmetricJoin {
     positions: [usize; 2],
     key_rows: RowConverter,
     sides: [Side; 2],
+    /// Chunks per side whose unmatched rows were written final at the end of the streams.
+    finalized_chunks: [usize; 2],
     seq: u64,
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
     state_bytes: usize,
@@ -148,6 +153,7 @@ impl SymmetricJoin {
             positions,
             key_rows: RowConverter::new(key_fields)?,
             sides: [Side::default(), Side::default()],
+            finalized_chunks: [0, 0],
             seq: 0,
             pending_puts: Vec::new(),
             state_bytes: 0,
@@ -187,7 +193,7 @@ impl SymmetricJoin {
             return Ok(out);
         }
         let keys = self.key_rows.convert_columns(&key_columns)?;
-        let probe = self.probe(&rows, &keys, me)?;
+        let probe = self.probe(&rows, &keys, 0, me)?;
         let mut matched = vec![false; rows.batch.num_rows()];
         let mut newly = Vec::new();
         for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
@@ -231,8 +237,9 @@ impl SymmetricJoin {
         Ok(out)
     }
 
-    /// At the end of the streams, every preserved row that matched nothing, final.
-    pub fn on_commit(&self, ctx: &Ctx) -> Result<Vec<Rows>> {
+    /// At the end of the streams, every preserved row that matched nothing, final: each
+    /// once (by this process), not at every commit after the end.
+    pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
         if !ctx.end_of_stream {
             return Ok(Vec::new());
         }
@@ -241,10 +248,13 @@ impl SymmetricJoin {
             if !self.preserved.side(side) {
                 continue;
             }
+            let from = self.finalized_chunks[side];
+            self.finalized_chunks[side] = self.sides[side].matched.len();
             let lone: Vec<(usize, usize)> = self.sides[side]
                 .matched
                 .iter()
                 .enumerate()
+                .skip(from)
                 .flat_map(|(c, rows)| {
                     rows.iter()
                         .enumerate()
@@ -260,13 +270,14 @@ impl SymmetricJoin {
         Ok(out)
     }
 
-    /// The rows of `rows` (of side `me`) with the other side's matching rows so far: the
-    /// candidates by key, which pass the residual condition, and the pairs they make.
-    fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, me: usize) -> Result<Probe> {
+    /// The rows of `rows` (of side `me`, their keys from `keys.row(first)` on) with the
+    /// other side's matching rows so far: the candidates by key, which pass the residual
+    /// condition, and the pairs they make.
+    fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, first: usize, me: usize) -> Result<Probe> {
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..rows.batch.num_rows() {
-            if let Some(hits) = self.sides[1 - me].index.get(keys.row(i).as_ref()) {
+            if let Some(hits) = self.sides[1 - me].index.get(keys.row(first + i).as_ref()) {
                 for &(c, r) in hits {
                     mine.push(i as u32);
                     theirs.push((c as usize, r as usize));
@@ -453,11 +464,39 @@ impl SymmetricJoin {
                 let keys = self
                     .key_rows
                     .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
-                let probe = self.probe(rows, &keys, side)?;
-                let mut matched = vec![false; rows.batch.num_rows()];
-                for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
-                    matched[probe.mine[k] as usize] = true;
-                }
+                let other = &self.sides[1 - side].index;
+                let matched = match &self.filter {
+                    // A key the other side holds is a pair made.
+                    None => (0..rows.batch.num_rows())
+                        .map(|i| other.contains_key(keys.row(i).as_ref()))
+                        .collect(),
+                    // The pairs, a slice of rows at a time so that rows matching many
+                    // others never build all their pairs at once.
+                    Some(_) => {
+                        let mut matched = vec![false; rows.batch.num_rows()];
+                        for start in (0..rows.batch.num_rows()).step_by(RESTORE_ROWS) {
+                            let len = RESTORE_ROWS.min(rows.batch.num_rows() - start);
+                            let slice = Rows {
+                                batch: rows.batch.slice(start, len),
+                                origin: rows
+                                    .origin
+                                    .as_ref()
+                                    .map(|o| {
+                                        o.take(&UInt32Array::from_iter_values(
+                                            start as u32..(start + len) as u32,
+                                        ))
+                                    })
+                                    .transpose()?,
+                                change: rows.change,
+                            };
+                            let probe = self.probe(&slice, &keys, start, side)?;
+                            for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
+                                matched[start + probe.mine[k] as usize] = true;
+                            }
+                        }
+                        matched
+                    }
+                };
                 all.push(matched);
             }
             self.sides[side].matched = all;
