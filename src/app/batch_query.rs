@@ -6,10 +6,11 @@ use super::query_output::Printer;
 use crate::cli::QueryFormat;
 use anyhow::Context;
 use freshet_engine::ViewCatalog;
-use freshet_engine::batch::{BatchSession, HistoryFile, SharedStore, StoreTable, TimeRange, Views};
+use freshet_engine::batch::{BatchSession, HistoryFile, SharedStore, StoreTable, Views};
 use freshet_engine::copy::{CopyFormat, CopyStatement};
 use freshet_store::{StoreError, StoreLocation};
 use freshet_streams::catalog::Catalog;
+use freshet_types::limits::QUERY_MEMORY_BYTES_DEFAULT;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -57,13 +58,28 @@ pub fn session(
             }
         }
     }
-    Ok(BatchSession::new(
+    Ok(BatchSession::for_queries(
         data_dir,
         &streams,
         Views::Stored(tables),
-        TimeRange::default(),
         history,
+        memory_max()?,
     )?)
+}
+
+/// The variable that sets a query's memory limit.
+const MEMORY_MAX_ENV: &str = "FRESHET_QUERY_MEMORY_MAX";
+
+/// The memory one query may reserve: `FRESHET_QUERY_MEMORY_MAX` bytes if set, else
+/// [`QUERY_MEMORY_BYTES_DEFAULT`].
+fn memory_max() -> anyhow::Result<usize> {
+    match std::env::var(MEMORY_MAX_ENV) {
+        Err(_) => Ok(QUERY_MEMORY_BYTES_DEFAULT),
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(bytes) if bytes > 0 => Ok(bytes),
+            _ => anyhow::bail!("{MEMORY_MAX_ENV}='{text}': give a number of bytes above 0"),
+        },
+    }
 }
 
 /// Runs `sql` into `printer`; returns the rows written.

@@ -83,6 +83,33 @@ fn query_reads_streams_from_the_log_and_views_from_the_store() {
     let unknown = env.run(&["query", "SELECT * FROM nope"]);
     assert_eq!(unknown.code, Some(1));
     assert!(unknown.stderr.contains("nope"), "{}", unknown.stderr);
+
+    // A query's memory is bounded: a join whose hash table needs more than the limit fails
+    // and says so, naming the operator.
+    let join = "SELECT a.auction, count(*) AS n FROM bid a JOIN bid b ON a.auction = b.auction \
+                GROUP BY a.auction ORDER BY n DESC LIMIT 1";
+    assert!(env.ok(&["query", join]).contains("(1 rows)"));
+    let limited = [("FRESHET_QUERY_MEMORY_MAX", "100000")];
+    let refused = env.run_with_env(&["query", join], &limited);
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("needs more memory than a query may use")
+            && refused.stderr.contains("HashJoin"),
+        "{}",
+        refused.stderr
+    );
+    let bad = env.run_with_env(
+        &["query", "SELECT 1"],
+        &[("FRESHET_QUERY_MEMORY_MAX", "lots")],
+    );
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("FRESHET_QUERY_MEMORY_MAX"),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// `query --format parquet|arrow --out`: files pyarrow and DuckDB read, with the rows and

@@ -21,8 +21,11 @@ pub enum EngineError {
     /// must act (recreate the view from what the log holds, or keep the log longer).
     #[error("{0}")]
     LogRetention(String),
-    /// A batch query needed more memory than DataFusion's limit allows.
-    #[error("Resources exhausted: {0}")]
+    /// A batch query needed more memory than its limit allows.
+    #[error(
+        "the query needs more memory than a query may use (FRESHET_QUERY_MEMORY_MAX, 1 GiB \
+         by default; sorts and aggregations spill to disk beyond it, joins cannot): {0}"
+    )]
     ResourceLimit(String),
     /// A view's state grew past its configured cap.
     #[error(
@@ -79,6 +82,10 @@ impl EngineError {
 impl From<datafusion::error::DataFusionError> for EngineError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         use datafusion::error::DataFusionError as D;
+        // Out of memory, however deep the operators wrapped it.
+        if let D::ResourcesExhausted(m) = e.find_root() {
+            return EngineError::ResourceLimit(m.clone());
+        }
         match e {
             D::Context(ctx, inner) => match EngineError::from(*inner) {
                 EngineError::Sql(m) => EngineError::Sql(format!("{ctx}: {m}")),
@@ -86,7 +93,6 @@ impl From<datafusion::error::DataFusionError> for EngineError {
             },
             D::Diagnostic(_, inner) => EngineError::from(*inner),
             D::Internal(m) => EngineError::Bug(m),
-            D::ResourcesExhausted(m) => EngineError::ResourceLimit(m),
             D::IoError(source) => EngineError::Io {
                 context: "executing a batch query".into(),
                 source,

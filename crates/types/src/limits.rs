@@ -163,6 +163,14 @@ pub const PG_CONNECTIONS_MAX: usize = 32;
 /// to [`PG_QUERIES_WAIT`], then fails with SQLSTATE 53000 (insufficient resources).
 pub const PG_QUERIES_MAX: usize = 8;
 
+/// Bytes of DataFusion memory (hash tables, sorts, aggregation state) one query of
+/// `freshet query`, `COPY` or the PostgreSQL endpoint may reserve: sorts and aggregations
+/// spill to disk beyond it, other operators (a hash join's build side) fail the query with
+/// an error that says so (SQLSTATE 53000 on the PostgreSQL endpoint). With at most
+/// [`PG_QUERIES_MAX`] queries at once, the endpoint's queries hold at most 8 times this.
+/// The environment variable `FRESHET_QUERY_MEMORY_MAX` sets another number of bytes.
+pub const QUERY_MEMORY_BYTES_DEFAULT: usize = 1024 * 1024 * 1024;
+
 /// Longest a PostgreSQL-protocol query waits for one of the [`PG_QUERIES_MAX`] places.
 pub const PG_QUERIES_WAIT: Duration = Duration::from_secs(2);
 

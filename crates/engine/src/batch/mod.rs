@@ -28,7 +28,9 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
-use datafusion::execution::memory_pool::{PeakRecordingPool, UnboundedMemoryPool};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryPool, PeakRecordingPool, TrackConsumersPool, UnboundedMemoryPool,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -76,7 +78,30 @@ impl BatchSession {
         range: TimeRange,
         history: &[HistoryFile],
     ) -> Result<BatchSession> {
-        Self::build(root, streams, views, range, history, &HashMap::new())
+        Self::build(root, streams, views, range, history, &HashMap::new(), None)
+    }
+
+    /// A session like [`BatchSession::new`] for people's queries (`freshet query`, `COPY`,
+    /// the PostgreSQL endpoint): DataFusion may reserve at most `memory_max` bytes, sorts
+    /// and aggregations spilling to disk beyond it, and a query that needs more than that
+    /// otherwise fails with [`EngineError::ResourceLimit`] instead of taking the process's
+    /// memory.
+    pub fn for_queries(
+        root: &Path,
+        streams: &[StreamDef],
+        views: Views<'_>,
+        history: &[HistoryFile],
+        memory_max: usize,
+    ) -> Result<BatchSession> {
+        Self::build(
+            root,
+            streams,
+            views,
+            TimeRange::default(),
+            history,
+            &HashMap::new(),
+            Some(memory_max),
+        )
     }
 
     /// A session like [`BatchSession::new`] (without history) whose scans of each stream
@@ -89,7 +114,7 @@ impl BatchSession {
         range: TimeRange,
         bounds: &HashMap<String, Vec<(u64, u64)>>,
     ) -> Result<BatchSession> {
-        Self::build(root, streams, views, range, &[], bounds)
+        Self::build(root, streams, views, range, &[], bounds, None)
     }
 
     fn build(
@@ -99,14 +124,21 @@ impl BatchSession {
         range: TimeRange,
         history: &[HistoryFile],
         bounds: &HashMap<String, Vec<(u64, u64)>>,
+        memory_max: Option<usize>,
     ) -> Result<BatchSession> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = SessionConfig::new()
             .with_target_partitions(threads)
             .with_information_schema(true);
-        let memory = Arc::new(PeakRecordingPool::new(Arc::new(
-            UnboundedMemoryPool::default(),
-        )));
+        let pool: Arc<dyn MemoryPool> = match memory_max {
+            // The error then names the operators that hold the most.
+            Some(max) => Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(max),
+                std::num::NonZeroUsize::new(3).expect("3 is not 0"),
+            )),
+            None => Arc::new(UnboundedMemoryPool::default()),
+        };
+        let memory = Arc::new(PeakRecordingPool::new(pool));
         let runtime_env = RuntimeEnvBuilder::new()
             .with_memory_pool(memory.clone())
             .build_arc()?;
