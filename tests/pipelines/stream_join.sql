@@ -83,3 +83,14 @@ FROM person p RIGHT JOIN auction a ON p.id = a.seller;
 CREATE VIEW auction_big_bids AS
 SELECT a.id, a.category, b.bidder, b.price
 FROM auction a FULL JOIN bid b ON a.id = b.auction AND b.price > 50;
+
+-- IN over a stream: each bid once, final, as soon as its auction is known to be in
+-- category 10, whichever arrives first.
+CREATE VIEW bids_in_category_10 AS
+SELECT auction, bidder, price FROM bid
+WHERE auction IN (SELECT id FROM auction WHERE category = 10);
+
+-- NOT EXISTS: the auctions without a bid so far; an auction leaves at its first bid.
+CREATE VIEW auctions_without_bids AS
+SELECT a.id, a.seller FROM auction a
+WHERE NOT EXISTS (SELECT 1 FROM bid b WHERE b.auction = a.id);

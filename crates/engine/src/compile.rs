@@ -5,14 +5,14 @@
 //! `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`, each with an optional `FILTER`) grouped
 //! by a window of a window table function, by an upstream view's window columns
 //! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
-//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window; inner
-//! and outer joins of streams' rows on any keys.
+//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window; inner,
+//! outer, semi and anti joins of streams' rows on any keys.
 //! Anything else is refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
-use crate::join::{Join, Preserved, SymmetricJoin, WindowJoin, WindowRef};
+use crate::join::{Join, Output, Preserved, SymmetricJoin, WindowJoin, WindowRef};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
@@ -118,8 +118,7 @@ pub fn compile(
                 .map(|f| f.as_ref().clone())
                 .collect();
             // An outer join's padded rows have NULL positions for their missing side.
-            let padded =
-                matches!(&under_filters(&root).op, Op::Join { join, .. } if join.updates());
+            let padded = matches!(&under_filters(&root).op, Op::Join { join, .. } if join.pads());
             for (name, t) in origin_key(*positions) {
                 if fields.iter().any(|f| *f.name() == name) {
                     return Err(EngineError::Sql(format!(
@@ -300,11 +299,12 @@ fn positions(node: &Node) -> Option<usize> {
         Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
             positions(input)
         }
-        // A semi join's rows are its left rows.
-        Op::Join { left, join, .. } if matches!(&**join, Join::Window(w) if w.semi) => {
-            positions(left)
-        }
-        Op::Join { left, right, .. } => Some(positions(left)? + positions(right).unwrap_or(0)),
+        // A semi or anti join's rows are one side's rows.
+        Op::Join { left, right, join } => match join.only_side() {
+            Some(0) => positions(left),
+            Some(_) => positions(right),
+            None => Some(positions(left)? + positions(right).unwrap_or(0)),
+        },
         Op::Union { inputs } => {
             let each = inputs.iter().map(positions).collect::<Option<Vec<_>>>()?;
             each.iter().all(|&p| p == each[0]).then_some(each[0])
@@ -583,37 +583,29 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
 /// joined as rows arrive.
 fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> Result<Node> {
     // The optimizer turns an inner join whose right side only filters into a semi join.
-    let (semi, preserved) = match j.join_type {
-        JoinType::Inner => (false, Preserved::INNER),
-        JoinType::LeftSemi => (true, Preserved::INNER),
-        JoinType::Left => (
-            false,
-            Preserved {
-                left: true,
-                right: false,
-            },
-        ),
-        JoinType::Right => (
-            false,
-            Preserved {
-                left: false,
-                right: true,
-            },
-        ),
-        JoinType::Full => (
-            false,
-            Preserved {
-                left: true,
-                right: true,
-            },
-        ),
+    if j.null_aware {
+        return Err(unsupported(
+            "NOT IN over a subquery whose values may be NULL (a NULL among them makes NOT IN \
+             true for no row); write NOT EXISTS, or filter the NULLs out of the subquery",
+        ));
+    }
+    let output = match j.join_type {
+        JoinType::Inner => Output::Pairs(Preserved::INNER),
+        JoinType::Left => Output::Pairs(Preserved::LEFT),
+        JoinType::Right => Output::Pairs(Preserved::RIGHT),
+        JoinType::Full => Output::Pairs(Preserved::FULL),
+        JoinType::LeftSemi => Output::Semi(0),
+        JoinType::RightSemi => Output::Semi(1),
+        JoinType::LeftAnti => Output::Anti(0),
+        JoinType::RightAnti => Output::Anti(1),
         other => {
             return Err(unsupported(format!(
-                "a {other} join (NOT IN, NOT EXISTS or a semi join DataFusion could not turn \
-                 into an inner join); streaming views support inner, outer and semi joins"
+                "a {other} join; streaming views support inner, outer, semi (EXISTS, IN) and \
+                 anti (NOT EXISTS) joins"
             )));
         }
     };
+    let semi = output == Output::Semi(0);
     let left = build(&j.left, cx)?;
     let right = build(&j.right, cx)?;
     if !left.appends_only || !right.appends_only {
@@ -655,11 +647,11 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     cx.next_id += 1;
     let schema = arrow(&j.schema);
     let (join, window) = match windows {
-        Some(_) if on_window && preserved != Preserved::INNER => {
+        Some(_) if on_window && output != Output::Pairs(Preserved::INNER) && !semi => {
             return Err(unsupported(format!(
-                "a {} window join; outer joins are joins of streams' rows (as rows arrive), \
+                "a {} window join; such joins are joins of streams' rows (as rows arrive), \
                  not of windows",
-                preserved.name()
+                output.name()
             )));
         }
         Some((lw, rw)) if on_window => {
@@ -713,12 +705,6 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                         .into(),
                 ));
             }
-            if semi {
-                return Err(unsupported(
-                    "a semi join (IN or EXISTS over a subquery) of streams' rows outside a \
-                     shared window; write it as an inner join",
-                ));
-            }
             if j.on.is_empty() {
                 return Err(unsupported(
                     "a join of two streams without an equality condition (a cross join); \
@@ -735,12 +721,13 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             let join = SymmetricJoin::new(
                 id,
                 schema.clone(),
+                arrow(&pair_schema),
+                ls.fields().len(),
                 [left_keys, right_keys],
                 key_fields,
                 filter,
                 nulls_match,
-                preserved,
-                ls.fields().len(),
+                output,
                 [left_positions, right_positions],
             )?;
             (Join::Symmetric(join), None)

@@ -9,7 +9,7 @@ mod chunk;
 mod symmetric;
 mod window;
 
-pub use symmetric::{Preserved, SymmetricJoin};
+pub use symmetric::{Output, Preserved, SymmetricJoin};
 pub use window::{WindowJoin, WindowRef};
 
 use crate::Ctx;
@@ -73,11 +73,28 @@ impl Join {
         }
     }
 
-    /// Whether the join's rows change after they are written (an outer join's padded rows).
+    /// Whether the join's rows change after they are written (an outer join's padded
+    /// rows, an anti join's rows).
     pub fn updates(&self) -> bool {
         match self {
             Join::Window(_) => false,
-            Join::Symmetric(j) => j.preserved() != Preserved::INNER,
+            Join::Symmetric(j) => j.output().updates(),
+        }
+    }
+
+    /// Whether the join's rows may hold NULL positions (an outer join's padded rows).
+    pub fn pads(&self) -> bool {
+        match self {
+            Join::Window(_) => false,
+            Join::Symmetric(j) => j.output().pads(),
+        }
+    }
+
+    /// The side whose rows alone are the join's output (a semi or anti join's).
+    pub fn only_side(&self) -> Option<usize> {
+        match self {
+            Join::Window(w) => w.semi.then_some(0),
+            Join::Symmetric(j) => j.output().only_side(),
         }
     }
 
@@ -139,7 +156,7 @@ impl Join {
             Join::Symmetric(j) => format!(
                 "SymmetricHashJoin #{} ({}, as rows arrive)",
                 j.id,
-                j.preserved().name()
+                j.output().name()
             ),
         }
     }

@@ -16,7 +16,11 @@
 //! that passes the residual condition), that row is deleted in the same output as the
 //! pairs. So the join's output is updating, and its results converge on the batch join's.
 //! A preserved row with a NULL key can never match and is emitted final at once; at the
-//! end of the streams every row still unmatched is written again, final. Which kept rows
+//! end of the streams every row still unmatched is written again, final.
+//!
+//! Semi and anti joins (`EXISTS`, `IN`, `NOT EXISTS`) use the same matched flags on the
+//! side they output: a semi join writes a row once, final, at its first match; an anti
+//! join writes it provisional while it matches nothing and deletes it at its first match. Which kept rows
 //! have matched is not checkpointed: it follows from the rows kept, and is worked out
 //! again on restore by joining them.
 //!
@@ -52,8 +56,8 @@ struct Side {
     chunks: Vec<Rows>,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
-    /// For a side an outer join preserves: per chunk, per row, whether the row has made a
-    /// pair (and so its NULL-padded row was deleted, or never written).
+    /// For a side whose matches are tracked ([`Output::tracks`]): per chunk, per row,
+    /// whether the row has made a pair.
     matched: Vec<Vec<bool>>,
 }
 
@@ -74,7 +78,26 @@ impl Preserved {
         right: false,
     };
 
-    fn side(self, side: usize) -> bool {
+    /// A left outer join's.
+    pub const LEFT: Preserved = Preserved {
+        left: true,
+        right: false,
+    };
+
+    /// A right outer join's.
+    pub const RIGHT: Preserved = Preserved {
+        left: false,
+        right: true,
+    };
+
+    /// A full outer join's.
+    pub const FULL: Preserved = Preserved {
+        left: true,
+        right: true,
+    };
+
+    /// Whether side `side` (0 left, 1 right) is preserved.
+    pub fn side(self, side: usize) -> bool {
         [self.left, self.right][side]
     }
 
@@ -85,6 +108,63 @@ impl Preserved {
             (true, false) => "left outer",
             (false, true) => "right outer",
             (true, true) => "full outer",
+        }
+    }
+}
+
+/// What a symmetric join outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The joined pairs, and for an outer join the preserved sides' rows that match
+    /// nothing yet, padded with NULLs (provisional; deleted at their first match).
+    Pairs(Preserved),
+    /// Each row of this side once, final, when it first matches (`EXISTS`, `IN`).
+    Semi(usize),
+    /// Each row of this side while it matches nothing (`NOT EXISTS`, `NOT IN` over
+    /// values that cannot be NULL): provisional, deleted at its first match.
+    Anti(usize),
+}
+
+impl Output {
+    /// Whether the matches of side `side`'s rows are tracked (for padded rows to delete,
+    /// semi rows to write once, anti rows to delete).
+    fn tracks(self, side: usize) -> bool {
+        match self {
+            Output::Pairs(p) => p.side(side),
+            Output::Semi(s) | Output::Anti(s) => s == side,
+        }
+    }
+
+    /// The side whose rows alone are the output (semi and anti joins).
+    pub fn only_side(self) -> Option<usize> {
+        match self {
+            Output::Pairs(_) => None,
+            Output::Semi(s) | Output::Anti(s) => Some(s),
+        }
+    }
+
+    /// Whether output rows change after they are written.
+    pub fn updates(self) -> bool {
+        match self {
+            Output::Pairs(p) => p != Preserved::INNER,
+            Output::Semi(_) => false,
+            Output::Anti(_) => true,
+        }
+    }
+
+    /// Whether output rows may hold NULL positions (an outer join's padded rows).
+    pub fn pads(self) -> bool {
+        matches!(self, Output::Pairs(p) if p != Preserved::INNER)
+    }
+
+    /// For `DESCRIBE VIEW`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Pairs(p) => p.name(),
+            Output::Semi(0) => "left semi",
+            Output::Semi(_) => "right semi",
+            Output::Anti(0) => "left anti",
+            Output::Anti(_) => "right anti",
         }
     }
 }
@@ -105,16 +185,18 @@ struct Probe {
 pub struct SymmetricJoin {
     /// Operator id.
     pub id: u16,
-    /// Output schema: left columns, then right columns.
+    /// Output schema: left columns, then right columns (one side's for semi and anti).
     schema: SchemaRef,
+    /// Left columns, then right columns: the rows the residual condition reads.
+    pair_schema: SchemaRef,
     /// Equality keys on the left (0) and right (1) input.
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
     /// Residual predicate over the joined row.
     filter: Option<Arc<dyn PhysicalExpr>>,
     /// Whether NULL keys match each other (`IS NOT DISTINCT FROM`).
     nulls_match: bool,
-    preserved: Preserved,
-    /// Columns of the left input (the output's first columns).
+    output: Output,
+    /// Columns of the left input (the pairs' first columns).
     left_width: usize,
     /// Input positions per row of each side (NULL ones pad a preserved row).
     positions: [usize; 2],
@@ -128,27 +210,29 @@ pub struct SymmetricJoin {
 }
 
 impl SymmetricJoin {
-    /// A new operator. `positions` are how many input positions each side's rows carry,
-    /// `left_width` how many columns the left input has.
+    /// A new operator. `positions` are how many input positions each side's rows carry;
+    /// the left input's columns are the first of `pair_schema`'s.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u16,
         schema: SchemaRef,
+        pair_schema: SchemaRef,
+        left_width: usize,
         keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
         key_fields: Vec<SortField>,
         filter: Option<Arc<dyn PhysicalExpr>>,
         nulls_match: bool,
-        preserved: Preserved,
-        left_width: usize,
+        output: Output,
         positions: [usize; 2],
     ) -> Result<SymmetricJoin> {
         Ok(SymmetricJoin {
             id,
             schema,
+            pair_schema,
             keys,
             filter,
             nulls_match,
-            preserved,
+            output,
             left_width,
             positions,
             key_rows: RowConverter::new(key_fields)?,
@@ -165,15 +249,16 @@ impl SymmetricJoin {
         self.state_bytes
     }
 
-    /// Which sides the join preserves.
-    pub fn preserved(&self) -> Preserved {
-        self.preserved
+    /// What the join outputs.
+    pub fn output(&self) -> Output {
+        self.output
     }
 
     /// Rows of one side (`right` false for the left input): the pairs they make with the
     /// other side's rows so far; then they are kept for the other side's later rows. For
     /// an outer join also: deletions of the other side's padded rows that now match, and
-    /// these rows padded where they match nothing.
+    /// these rows padded where they match nothing; for a semi or anti join, its side's
+    /// rows as their matches come and go instead of pairs.
     pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
         if rows.change != Change::Upsert(RowState::Final) {
             return Err(EngineError::Bug(
@@ -184,10 +269,11 @@ impl SymmetricJoin {
         let mut out = Vec::new();
         let (rows, key_columns, lone) = self.matchable(rows, me)?;
         if let Some(lone) = lone
-            && self.preserved.side(me)
+            && matches!(self.output, Output::Pairs(_) | Output::Anti(_))
+            && self.output.tracks(me)
         {
-            // A NULL key matches nothing, ever: padded and final at once.
-            out.push(self.padded(&lone, me, Change::Upsert(RowState::Final))?);
+            // A NULL key matches nothing, ever: written final at once.
+            out.push(self.shaped(&lone, me, Change::Upsert(RowState::Final))?);
         }
         if rows.batch.num_rows() == 0 {
             return Ok(out);
@@ -198,7 +284,7 @@ impl SymmetricJoin {
         let mut newly = Vec::new();
         for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
             matched[probe.mine[k] as usize] = true;
-            if self.preserved.side(other) {
+            if self.output.tracks(other) {
                 let (c, r) = probe.theirs[k];
                 let flag = &mut self.sides[other].matched[c][r];
                 if !*flag {
@@ -208,18 +294,29 @@ impl SymmetricJoin {
             }
         }
         if !newly.is_empty() {
-            // Their padded rows were written: they are replaced by the pairs.
+            // Their first match: a padded or anti row goes, a semi row comes.
             let theirs = self.gather(other, &newly)?;
-            out.push(self.padded(&theirs, other, Change::Delete)?);
+            let change = match self.output {
+                Output::Semi(_) => Change::Upsert(RowState::Final),
+                _ => Change::Delete,
+            };
+            out.push(self.shaped(&theirs, other, change)?);
         }
-        out.extend(probe.pairs);
-        if self.preserved.side(me) {
-            let unmatched: Vec<u32> = (0..rows.batch.num_rows() as u32)
-                .filter(|&i| !matched[i as usize])
+        if let Output::Pairs(_) = self.output {
+            out.extend(probe.pairs);
+        }
+        if self.output.tracks(me) {
+            // Semi: the rows that match; padded and anti: those that do not (yet).
+            let (wanted, change) = match self.output {
+                Output::Semi(_) => (true, Change::Upsert(RowState::Final)),
+                _ => (false, Change::Upsert(RowState::Provisional)),
+            };
+            let picked: Vec<u32> = (0..rows.batch.num_rows() as u32)
+                .filter(|&i| matched[i as usize] == wanted)
                 .collect();
-            if !unmatched.is_empty() {
-                let lone = rows.take(&UInt32Array::from(unmatched))?;
-                out.push(self.padded(&lone, me, Change::Upsert(RowState::Provisional))?);
+            if !picked.is_empty() {
+                let picked = rows.take(&UInt32Array::from(picked))?;
+                out.push(self.shaped(&picked, me, change)?);
             }
         }
 
@@ -228,7 +325,7 @@ impl SymmetricJoin {
         let state_key = self.chunk_key(right);
         self.pending_puts.push((state_key, encoded));
         self.keep(compact(&rows)?, &keys, bytes, me)?;
-        if self.preserved.side(me) {
+        if self.output.tracks(me) {
             let side = &mut self.sides[me];
             side.matched.push(matched);
         }
@@ -237,15 +334,15 @@ impl SymmetricJoin {
         Ok(out)
     }
 
-    /// At the end of the streams, every preserved row that matched nothing, final: each
-    /// once (by this process), not at every commit after the end.
+    /// At the end of the streams, every padded or anti row that matched nothing, final:
+    /// each once (by this process), not at every commit after the end.
     pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
-        if !ctx.end_of_stream {
+        if !ctx.end_of_stream || matches!(self.output, Output::Semi(_)) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
         for side in 0..2 {
-            if !self.preserved.side(side) {
+            if !self.output.tracks(side) {
                 continue;
             }
             let from = self.finalized_chunks[side];
@@ -264,7 +361,7 @@ impl SymmetricJoin {
                 .collect();
             if !lone.is_empty() {
                 let rows = self.gather(side, &lone)?;
-                out.push(self.padded(&rows, side, Change::Upsert(RowState::Final))?);
+                out.push(self.shaped(&rows, side, Change::Upsert(RowState::Final))?);
             }
         }
         Ok(out)
@@ -364,7 +461,7 @@ impl SymmetricJoin {
         let this = rows.take(mine)?;
         let that = self.gather(usize::from(!right), theirs)?;
         let (left, right_rows) = if right { (that, this) } else { (this, that) };
-        let batch = pair_batch(&left.batch, &right_rows.batch, &self.schema)?;
+        let batch = pair_batch(&left.batch, &right_rows.batch, &self.pair_schema)?;
         let origin = match (left.origin, right_rows.origin) {
             (Some(l), Some(r)) => Origin::join(l, r),
             _ => {
@@ -380,10 +477,21 @@ impl SymmetricJoin {
         })
     }
 
-    /// Output rows of side `side`'s `rows` with NULLs for the other side's columns and
-    /// positions, doing `change`.
-    fn padded(&self, rows: &Rows, side: usize, change: Change) -> Result<Rows> {
+    /// Output rows of side `side`'s `rows`, doing `change`: the rows themselves for a semi
+    /// or anti join, else with NULLs for the other side's columns and positions.
+    fn shaped(&self, rows: &Rows, side: usize, change: Change) -> Result<Rows> {
         let n = rows.batch.num_rows();
+        if self.output.only_side().is_some() {
+            return Ok(Rows {
+                batch: RecordBatch::try_new_with_options(
+                    self.schema.clone(),
+                    rows.batch.columns().to_vec(),
+                    &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                )?,
+                origin: rows.origin.clone(),
+                change,
+            });
+        }
         let fields = self.schema.fields();
         let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
             fields[range]
@@ -455,10 +563,10 @@ impl SymmetricJoin {
         self.restore_matched()
     }
 
-    /// Which kept rows of the preserved sides have matched: those that make a pair with a
+    /// Which kept rows of the tracked sides have matched: those that make a pair with a
     /// kept row of the other side (both were read, so the pair was made).
     fn restore_matched(&mut self) -> Result<()> {
-        for side in (0..2).filter(|&s| self.preserved.side(s)) {
+        for side in (0..2).filter(|&s| self.output.tracks(s)) {
             let mut all = Vec::with_capacity(self.sides[side].chunks.len());
             for rows in &self.sides[side].chunks {
                 let keys = self
@@ -519,7 +627,7 @@ impl SymmetricJoin {
             entry.or_default().push((chunk_no, i as u32));
         }
         self.state_bytes += bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
-        if self.preserved.side(me) {
+        if self.output.tracks(me) {
             // One flag per row (see `Side::matched`).
             self.state_bytes += rows.batch.num_rows();
         }

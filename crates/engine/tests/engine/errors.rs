@@ -78,6 +78,12 @@ fn unsupported_aggregates_and_constructs_are_named() {
          AND a.auction = b.auction",
         "left outer window join",
     );
+    // NOT IN over values that may be NULL is true for no row once one NULL is among them.
+    refused(
+        "CREATE VIEW v AS SELECT auction FROM bid WHERE channel NOT IN \
+         (SELECT channel FROM bid WHERE price > 100)",
+        "NOT IN over a subquery whose values may be NULL",
+    );
     refused(
         "CREATE VIEW v AS SELECT a.auction, b.price FROM bid a, bid b WHERE a.price < b.price",
         "without an equality condition",

@@ -205,6 +205,31 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // A semi join: each bid once, when a much cheaper bid of its bidder on its auction
+        // is known, in either order.
+        name: "stream_semi_join",
+        views: "CREATE VIEW v AS SELECT a.auction, a.bidder, a.price FROM bid a WHERE EXISTS \
+            (SELECT 1 FROM bid b WHERE b.auction = a.auction AND b.bidder = a.bidder \
+            AND a.price > b.price + 40)",
+        view: "v",
+        batch: "SELECT a.auction, a.bidder, a.price FROM bid a WHERE EXISTS (SELECT 1 FROM bid \
+            b WHERE b.auction = a.auction AND b.bidder = a.bidder AND a.price > b.price + 40)",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        // An anti join: bids written while nothing matches them, deleted at the first match.
+        name: "stream_anti_join",
+        views: "CREATE VIEW v AS SELECT a.auction, a.bidder, a.price FROM bid a WHERE NOT \
+            EXISTS (SELECT 1 FROM bid b WHERE b.auction = a.auction AND b.bidder = a.bidder \
+            AND a.price > b.price + 40)",
+        view: "v",
+        batch: "SELECT a.auction, a.bidder, a.price FROM bid a WHERE NOT EXISTS (SELECT 1 FROM \
+            bid b WHERE b.auction = a.auction AND b.bidder = a.bidder AND a.price > b.price + 40)",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         name: "join",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT b.auction, b.bidder, \
             b.price, b.window_start, b.window_end FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \
