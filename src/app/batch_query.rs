@@ -72,7 +72,7 @@ const MEMORY_MAX_ENV: &str = "FRESHET_QUERY_MEMORY_MAX";
 
 /// The memory one query may reserve: `FRESHET_QUERY_MEMORY_MAX` bytes if set, else
 /// [`QUERY_MEMORY_BYTES_DEFAULT`].
-fn memory_max() -> anyhow::Result<usize> {
+pub fn memory_max() -> anyhow::Result<usize> {
     match std::env::var(MEMORY_MAX_ENV) {
         Err(_) => Ok(QUERY_MEMORY_BYTES_DEFAULT),
         Ok(text) => match text.trim().parse::<usize>() {

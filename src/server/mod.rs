@@ -139,6 +139,8 @@ pub fn run_with(
     own_keys: Vec<Key>,
     on_listening: impl FnOnce(std::net::SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
+    // A bad query memory limit fails the start, not every query later.
+    crate::app::batch_query::memory_max()?;
     // Who may call the server, and over what, is settled before anything starts or binds.
     let tls = TlsFiles::from_args(args.tls.tls_cert.clone(), args.tls.tls_key.clone())?
         .map(Certificates::load)

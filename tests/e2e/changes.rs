@@ -586,14 +586,26 @@ fn positions_the_log_does_not_hold_are_refused_and_feeds_are_bounded() {
         block.contains(&format!("id: {}", at - 1).as_str()),
         "{text}"
     );
-    // The 2,000 rows may have taken more than one commit, each too large: after the
-    // newest, the feed goes on.
+    // The 2,000 rows may have taken more than one commit, each too large: a feed from the
+    // newest position gets the next commit, a small one.
     let newest = latest_position(&server);
-    assert!(newest >= at);
-    assert_eq!(
-        feed_status(&server, &format!("/v1/views/counts/changes?from={newest}")).0,
-        200
-    );
+    let next = {
+        let addr = server.addr.clone();
+        std::thread::spawn(move || {
+            sse_text(
+                &addr,
+                &format!("/v1/views/counts/changes?from={newest}"),
+                Duration::from_secs(6),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_000));
+    let (status, reply) = server.post_events("bid", bids(45, 1)[0].as_bytes(), &[]);
+    assert_eq!(status, 200, "{reply}");
+    let text = next.join().expect("the feed after the large commit");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(&format!("id: {}\n", newest + 1)), "{text}");
+    assert!(text.contains("event: commit"), "{text}");
 
     // A view dropped and created again numbers on after a mark, which a client of the old
     // view meets: it is told to start over rather than mix the two views' rows.

@@ -21,12 +21,15 @@ pub enum EngineError {
     /// must act (recreate the view from what the log holds, or keep the log longer).
     #[error("{0}")]
     LogRetention(String),
+    /// A limit on what one view may hold (its UNION ALL branches, hopping copies).
+    #[error("Resources exhausted: {0}")]
+    ResourceLimit(String),
     /// A batch query needed more memory than its limit allows.
     #[error(
         "the query needs more memory than a query may use (FRESHET_QUERY_MEMORY_MAX, 1 GiB \
          by default; sorts and aggregations spill to disk beyond it, joins cannot): {0}"
     )]
-    ResourceLimit(String),
+    QueryMemory(String),
     /// A view's state grew past its configured cap.
     #[error(
         "view '{view}' holds {bytes} bytes of state, over its cap of {cap} bytes; raise \
@@ -84,7 +87,7 @@ impl From<datafusion::error::DataFusionError> for EngineError {
         use datafusion::error::DataFusionError as D;
         // Out of memory, however deep the operators wrapped it.
         if let D::ResourcesExhausted(m) = e.find_root() {
-            return EngineError::ResourceLimit(m.clone());
+            return EngineError::QueryMemory(m.clone());
         }
         match e {
             D::Context(ctx, inner) => match EngineError::from(*inner) {

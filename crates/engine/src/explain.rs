@@ -433,8 +433,9 @@ fn outlook(grows_with_input: bool, run: &Run, rate: f64, budget: u64) -> StateOu
     let summary = match budget_reached_in_s {
         Some(s) => format!(
             "{now} after the sample, growing {} per million events: some operator keeps \
-             its state until the end of the streams (see DESCRIBE VIEW), so at this rate \
-             it reaches state_bytes_max ({}) in about {}, and the view then stops with an \
+             its state until the end of the streams (see DESCRIBE VIEW), so at {rate:.0} \
+             events/s it reaches state_bytes_max ({}) in about {} (at the earliest: the cap \
+             is per operator, the growth is the view's), and the view then stops with an \
              error; bound it with a window, or raise state_bytes_max",
             bytes_text(growth_bytes_per_million),
             bytes_text(budget as f64),

@@ -84,7 +84,7 @@ impl BatchSession {
     /// A session like [`BatchSession::new`] for people's queries (`freshet query`, `COPY`,
     /// the PostgreSQL endpoint): DataFusion may reserve at most `memory_max` bytes, sorts
     /// and aggregations spilling to disk beyond it, and a query that needs more than that
-    /// otherwise fails with [`EngineError::ResourceLimit`] instead of taking the process's
+    /// otherwise fails with [`EngineError::QueryMemory`] instead of taking the process's
     /// memory.
     pub fn for_queries(
         root: &Path,

@@ -43,8 +43,8 @@ use std::sync::Arc;
 
 const KIND_SYMMETRIC_JOIN: u8 = 6;
 
-/// Rows of a kept chunk joined at a time when restore works out which have matched.
-const RESTORE_ROWS: usize = 256;
+/// Pairs built at a time when restore works out which kept rows have matched.
+const RESTORE_PAIRS: usize = 8_192;
 
 /// Bytes an index entry costs beyond its key, roughly (the entry and its position).
 const INDEX_ENTRY_BYTES: usize = 48;
@@ -279,7 +279,7 @@ impl SymmetricJoin {
             return Ok(out);
         }
         let keys = self.key_rows.convert_columns(&key_columns)?;
-        let probe = self.probe(&rows, &keys, 0, me)?;
+        let probe = self.probe(&rows, &keys, me)?;
         let mut matched = vec![false; rows.batch.num_rows()];
         let mut newly = Vec::new();
         for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
@@ -367,14 +367,14 @@ impl SymmetricJoin {
         Ok(out)
     }
 
-    /// The rows of `rows` (of side `me`, their keys from `keys.row(first)` on) with the
-    /// other side's matching rows so far: the candidates by key, which pass the residual
-    /// condition, and the pairs they make.
-    fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, first: usize, me: usize) -> Result<Probe> {
+    /// The rows of `rows` (of side `me`, whose keys are `keys`) with the other side's
+    /// matching rows so far: the candidates by key, which pass the residual condition,
+    /// and the pairs they make.
+    fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, me: usize) -> Result<Probe> {
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..rows.batch.num_rows() {
-            if let Some(hits) = self.sides[1 - me].index.get(keys.row(first + i).as_ref()) {
+            if let Some(hits) = self.sides[1 - me].index.get(keys.row(i).as_ref()) {
                 for &(c, r) in hits {
                     mine.push(i as u32);
                     theirs.push((c as usize, r as usize));
@@ -578,36 +578,67 @@ impl SymmetricJoin {
                     None => (0..rows.batch.num_rows())
                         .map(|i| other.contains_key(keys.row(i).as_ref()))
                         .collect(),
-                    // The pairs, a slice of rows at a time so that rows matching many
-                    // others never build all their pairs at once.
-                    Some(_) => {
+                    // The pairs, at most RESTORE_PAIRS at a time, a row's remaining
+                    // ones skipped once one passes: a hot key never builds all its pairs.
+                    Some(filter) => {
                         let mut matched = vec![false; rows.batch.num_rows()];
-                        for start in (0..rows.batch.num_rows()).step_by(RESTORE_ROWS) {
-                            let len = RESTORE_ROWS.min(rows.batch.num_rows() - start);
-                            let slice = Rows {
-                                batch: rows.batch.slice(start, len),
-                                origin: rows
-                                    .origin
-                                    .as_ref()
-                                    .map(|o| {
-                                        o.take(&UInt32Array::from_iter_values(
-                                            start as u32..(start + len) as u32,
-                                        ))
-                                    })
-                                    .transpose()?,
-                                change: rows.change,
+                        let mut mine: Vec<u32> = Vec::new();
+                        let mut theirs: Vec<(usize, usize)> = Vec::new();
+                        for i in 0..rows.batch.num_rows() {
+                            let Some(hits) = other.get(keys.row(i).as_ref()) else {
+                                continue;
                             };
-                            let probe = self.probe(&slice, &keys, start, side)?;
-                            for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
-                                matched[start + probe.mine[k] as usize] = true;
+                            for &(c, r) in hits {
+                                if matched[i] {
+                                    break;
+                                }
+                                mine.push(i as u32);
+                                theirs.push((c as usize, r as usize));
+                                if mine.len() >= RESTORE_PAIRS {
+                                    self.mark_passing(
+                                        rows,
+                                        &mine,
+                                        &theirs,
+                                        side,
+                                        filter,
+                                        &mut matched,
+                                    )?;
+                                    mine.clear();
+                                    theirs.clear();
+                                }
                             }
                         }
+                        self.mark_passing(rows, &mine, &theirs, side, filter, &mut matched)?;
                         matched
                     }
                 };
                 all.push(matched);
             }
             self.sides[side].matched = all;
+        }
+        Ok(())
+    }
+
+    /// Marks in `matched` the rows `mine[k]` of `rows` (of side `side`) whose pair with the
+    /// other side's row `theirs[k]` passes `filter`.
+    fn mark_passing(
+        &self,
+        rows: &Rows,
+        mine: &[u32],
+        theirs: &[(usize, usize)],
+        side: usize,
+        filter: &Arc<dyn PhysicalExpr>,
+        matched: &mut [bool],
+    ) -> Result<()> {
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let joined = self.pairs(rows, &UInt32Array::from(mine.to_vec()), theirs, side == 1)?;
+        let mask = residual(filter, &joined.batch)?;
+        for (k, &row) in mine.iter().enumerate() {
+            if mask.is_valid(k) && mask.value(k) {
+                matched[row as usize] = true;
+            }
         }
         Ok(())
     }

@@ -5,12 +5,12 @@
 //! columns are ignored.
 
 use super::checks::{finish, lenient_schema, set_aside_wrong_types};
+use super::text;
 use super::{Bisected, Decoded, Reject, RejectCode, bisect, split_lines};
 use crate::def::StreamDef;
 use crate::error::{Result, StreamError};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow_cast::cast::{CastOptions, cast_with_options};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -163,16 +163,10 @@ impl CsvDecoder {
                 columns.push(arrow_array::new_null_array(&col.data_type, rows));
                 continue;
             };
-            let text_col = raw_batch.column(*pos).as_string::<i32>();
-            let converted = convert(text_col, &col.data_type)?;
-            for (row, slot) in wrong.iter_mut().enumerate() {
-                if slot.is_none() && text_col.is_valid(row) && converted.is_null(row) {
-                    *slot = Some(format!(
-                        "column `{}`: cannot read {:?} as {}",
-                        col.name,
-                        text_col.value(row),
-                        col.sql_type
-                    ));
+            let (converted, why) = text::convert(col, raw_batch.column(*pos).as_string::<i32>())?;
+            for (slot, why) in wrong.iter_mut().zip(why) {
+                if slot.is_none() {
+                    *slot = why;
                 }
             }
             columns.push(converted);
@@ -212,36 +206,6 @@ impl CsvDecoder {
 }
 
 /// Text to the column's type; values that do not convert become NULL.
-fn convert(text: &StringArray, to: &DataType) -> Result<ArrayRef> {
-    if let DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, tz) = to {
-        let values: TimestampMillisecondArray = text
-            .iter()
-            .map(|v| v.and_then(parse_timestamp_ms))
-            .collect();
-        return Ok(Arc::new(values.with_timezone_opt(tz.clone())));
-    }
-    let options = CastOptions {
-        safe: true,
-        ..CastOptions::default()
-    };
-    Ok(cast_with_options(text, to, &options)?)
-}
-
-/// An RFC 3339 timestamp or integer epoch milliseconds.
-pub(crate) fn parse_timestamp_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms);
-    }
-    arrow_cast::parse::string_to_datetime(&chrono_utc(), s)
-        .ok()
-        .map(|d| d.timestamp_millis())
-}
-
-fn chrono_utc() -> arrow_array::timezone::Tz {
-    "+00:00".parse().expect("UTC offset parses")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod file;
 mod format;
 mod ndjson;
 mod parquet;
+mod text;
 
 pub use self::csv::CsvDecoder;
 pub use self::file::FileDecoder;
@@ -273,8 +274,8 @@ mod tests {
     /// truncated; whole numbers in any notation are taken, out-of-range ones are not.
     #[test]
     fn ndjson_integers_are_whole_and_in_range() {
-        let sql = "CREATE STREAM t (id BIGINT NOT NULL, small SMALLINT, ts TIMESTAMP NOT NULL,
-                   WATERMARK FOR ts AS ts)";
+        let sql = "CREATE STREAM t (id BIGINT NOT NULL, small SMALLINT, name VARCHAR,
+                   price DECIMAL(10,2), ts TIMESTAMP NOT NULL, WATERMARK FOR ts AS ts)";
         let Some(StreamStatement::Create { def, .. }) = parse_stream_statement(sql).unwrap() else {
             unreachable!()
         };
@@ -287,7 +288,13 @@ mod tests {
                     {\"id\":9223372036854775807,\"ts\":1}\n\
                     {\"id\":9223372036854775808,\"ts\":1}\n\
                     {\"id\":true,\"ts\":1}\n\
-                    {\"id\":7.0,\"ts\":1}\n";
+                    {\"id\":7.0,\"ts\":1}\n\
+                    {\"id\":1.0000000000000002,\"ts\":1}\n\
+                    {\"id\":1e-20,\"ts\":1}\n\
+                    {\"id\":1e65536,\"ts\":1}\n\
+                    {\"id\":\"x\",\"ts\":1}\n\
+                    {\"id\":8,\"name\":42,\"price\":\"12.5\",\"ts\":1}\n\
+                    {\"id\":9,\"price\":1e99999,\"ts\":1}\n";
         let d = NdjsonDecoder::new(&def).decode(text.as_bytes(), 1).unwrap();
         let batch = d.batch.unwrap();
         let ids: Vec<i64> = batch
@@ -295,7 +302,13 @@ mod tests {
             .as_primitive::<Int64Type>()
             .values()
             .to_vec();
-        assert_eq!(ids, vec![7, 2000, 9007199254740993, i64::MAX, 7]);
+        assert_eq!(ids, vec![7, 2000, 9007199254740993, i64::MAX, 7, 8]);
+        // A number sent to a text column is taken as its JSON text.
+        assert_eq!(batch.column(2).as_string::<i32>().value(5), "42");
+        let price = batch
+            .column(3)
+            .as_primitive::<arrow_array::types::Decimal128Type>();
+        assert_eq!(price.value(5), 1250);
         let small = batch
             .column(1)
             .as_primitive::<arrow_array::types::Int16Type>();
@@ -331,7 +344,32 @@ mod tests {
                 (
                     9,
                     RejectCode::WrongType,
-                    "whilst decoding field 'id': expected integer got true"
+                    "column `id`: \"true\" is not a number, so not a BIGINT"
+                ),
+                (
+                    11,
+                    RejectCode::WrongType,
+                    "column `id`: 1.0000000000000002 is not a whole number, so not a BIGINT"
+                ),
+                (
+                    12,
+                    RejectCode::WrongType,
+                    "column `id`: 1e-20 is not a whole number, so not a BIGINT"
+                ),
+                (
+                    13,
+                    RejectCode::WrongType,
+                    "column `id`: 1e65536 is out of range for BIGINT"
+                ),
+                (
+                    14,
+                    RejectCode::WrongType,
+                    "column `id`: \"x\" is not a number, so not a BIGINT"
+                ),
+                (
+                    16,
+                    RejectCode::WrongType,
+                    "column `price`: cannot read \"1e99999\" as DECIMAL(10,2)"
                 ),
             ]
         );

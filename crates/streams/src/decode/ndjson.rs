@@ -2,35 +2,35 @@
 //! not in the schema are ignored; timestamps may be RFC 3339 strings or integer epoch
 //! milliseconds (told apart by the JSON type).
 //!
-//! Integer columns are decoded as exact decimals and then converted, so that a value with
-//! a fraction (`1.5`) is rejected (`wrong_type`), as in CSV, rather than truncated as
-//! arrow-json's integer decoder does; whole numbers in any notation (`7`, `"7"`, `2e3`,
-//! `7.0`) are accepted, and values out of the column's range are rejected.
+//! Integer and decimal columns are decoded as text (the JSON number's own text, or a JSON
+//! string's) and converted as CSV converts them (`text::convert`): arrow-json's integer
+//! decoder would truncate `1.5` to 1, and its decimal decoder trusts the length of what it
+//! is given. So a fraction or a value out of range is `wrong_type`, as in CSV, and whole
+//! numbers in any notation (`7`, `"7"`, `2e3`, `7.0`) are taken. Since arrow-json then
+//! decodes with `coerce_primitive`, a number or boolean sent to a text column is taken as
+//! its JSON text.
 
 use super::checks::{finish, lenient_schema, set_aside_wrong_types};
+use super::text;
 use super::{Attempt, Bisected, Decoded, RejectCode, bisect, split_lines};
 use crate::def::StreamDef;
 use crate::error::Result;
 use arrow_array::cast::AsArray;
-use arrow_array::types::Decimal128Type;
-use arrow_array::{Array, ArrayRef, Decimal128Array, RecordBatch};
-use arrow_cast::cast::{CastOptions, cast_with_options};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_json::ReaderBuilder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
 
-/// Digits after the point of the decimals integer columns are decoded as: more than any
-/// JSON encoder writes for a whole number (`7.0000000000`), with 28 left for the integer
-/// part, beyond any 64-bit integer's 20.
-const SCALE: i8 = 10;
-
-/// The decimal type integer columns are decoded as.
-const DECIMAL: DataType = DataType::Decimal128(38, SCALE);
+/// Whether a column of this type is decoded as text and converted by `text::convert`.
+fn as_text(t: &DataType) -> bool {
+    t.is_integer() || matches!(t, DataType::Decimal128(..))
+}
 
 /// Decodes NDJSON text for one stream.
 pub struct NdjsonDecoder {
     def: StreamDef,
-    /// The lenient schema with integer columns as [`DECIMAL`]: what arrow-json decodes.
+    /// The lenient schema with integer and decimal columns as text: what arrow-json
+    /// decodes.
     decoded: SchemaRef,
     lenient: SchemaRef,
     schema: SchemaRef,
@@ -44,8 +44,8 @@ impl NdjsonDecoder {
             lenient
                 .fields()
                 .iter()
-                .map(|f| match f.data_type().is_integer() {
-                    true => Field::new(f.name(), DECIMAL, true),
+                .map(|f| match as_text(f.data_type()) {
+                    true => Field::new(f.name(), DataType::Utf8, true),
                     false => f.as_ref().clone(),
                 })
                 .collect::<Vec<_>>(),
@@ -76,7 +76,7 @@ impl NdjsonDecoder {
         let (mut kept, mut rejects) = (out.kept, out.rejects);
         let batch = match batch {
             Some(batch) => {
-                let (batch, wrong) = self.integers(&batch)?;
+                let (batch, wrong) = self.convert(&batch)?;
                 let (batch, narrowed) =
                     set_aside_wrong_types(batch, wrong, kept, &lines, text, &mut rejects)?;
                 kept = narrowed;
@@ -94,44 +94,20 @@ impl NdjsonDecoder {
         )
     }
 
-    /// `batch` (decoded) in the lenient schema: each integer column converted from its
-    /// decimals, with why each row that does not convert is wrong.
-    fn integers(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<Option<String>>)> {
-        let rows = batch.num_rows();
-        let mut wrong: Vec<Option<String>> = vec![None; rows];
+    /// `batch` (decoded) in the lenient schema: each column decoded as text converted,
+    /// with why each row that does not convert is wrong.
+    fn convert(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<Option<String>>)> {
+        let mut wrong: Vec<Option<String>> = vec![None; batch.num_rows()];
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for (col, array) in self.def.columns.iter().zip(batch.columns()) {
-            if !col.data_type.is_integer() {
+            if !as_text(&col.data_type) {
                 columns.push(array.clone());
                 continue;
             }
-            let decimals = array.as_primitive::<Decimal128Type>();
-            let one = 10_i128.pow(SCALE as u32);
-            let whole: Decimal128Array = decimals
-                .iter()
-                .map(|v| v.filter(|v| v % one == 0).map(|v| v / one))
-                .collect::<Decimal128Array>()
-                .with_precision_and_scale(38, 0)?;
-            // Out of the column's range: NULL (checked below).
-            let safe = CastOptions {
-                safe: true,
-                ..CastOptions::default()
-            };
-            let converted = cast_with_options(&whole, &col.data_type, &safe)?;
-            for (row, slot) in wrong.iter_mut().enumerate() {
-                if slot.is_none() && decimals.is_valid(row) && converted.is_null(row) {
-                    let value = decimal_text(decimals.value(row), one);
-                    *slot = Some(if whole.is_null(row) {
-                        format!(
-                            "column `{}`: {value} is not a whole number, so not a {}",
-                            col.name, col.sql_type
-                        )
-                    } else {
-                        format!(
-                            "column `{}`: {value} is out of range for {}",
-                            col.name, col.sql_type
-                        )
-                    });
+            let (converted, why) = text::convert(col, array.as_string::<i32>())?;
+            for (slot, why) in wrong.iter_mut().zip(why) {
+                if slot.is_none() {
+                    *slot = why;
                 }
             }
             columns.push(converted);
@@ -139,23 +115,9 @@ impl NdjsonDecoder {
         Ok((RecordBatch::try_new(self.lenient.clone(), columns)?, wrong))
     }
 
-    /// arrow-json's message for `e`, which calls the integer columns decimals when the
-    /// stream has no decimal columns of its own.
-    fn clean(&self, e: arrow_schema::ArrowError) -> String {
-        let msg = clean(e);
-        let decimals = self
-            .def
-            .columns
-            .iter()
-            .any(|c| matches!(c.data_type, DataType::Decimal128(..)));
-        match decimals {
-            true => msg,
-            false => msg.replace("decimal", "integer"),
-        }
-    }
-
     fn attempt(&self, bytes: &[u8], expected_rows: usize) -> Result<Attempt> {
         let mut decoder = ReaderBuilder::new(self.decoded.clone())
+            .with_coerce_primitive(true)
             .with_batch_size(expected_rows + 1)
             .build_decoder()?;
         let mut rest = bytes;
@@ -163,7 +125,7 @@ impl NdjsonDecoder {
             match decoder.decode(rest) {
                 Ok(0) => break,
                 Ok(n) => rest = &rest[n..],
-                Err(e) => return Ok(bad(RejectCode::BadJson, self.clean(e))),
+                Err(e) => return Ok(bad(RejectCode::BadJson, clean(e))),
             }
             if decoder.len() > expected_rows {
                 break;
@@ -185,7 +147,7 @@ impl NdjsonDecoder {
                 "a line must hold exactly one JSON object",
             )),
             Err(e) => {
-                let msg = self.clean(e);
+                let msg = clean(e);
                 let code = if !msg.starts_with("whilst decoding field")
                     && msg.contains("expected")
                     && msg.contains("got")
@@ -199,17 +161,6 @@ impl NdjsonDecoder {
             }
         }
     }
-}
-
-/// A decimal of [`SCALE`] digits after the point as it would be written: `1.5`, `-7`.
-fn decimal_text(value: i128, one: i128) -> String {
-    let (whole, fraction) = (value / one, (value % one).unsigned_abs());
-    if fraction == 0 {
-        return whole.to_string();
-    }
-    let sign = if value < 0 && whole == 0 { "-" } else { "" };
-    let digits = format!("{fraction:0width$}", width = SCALE as usize);
-    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
 fn bad(code: RejectCode, reason: impl Into<String>) -> Attempt {
