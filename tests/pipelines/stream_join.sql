@@ -94,3 +94,22 @@ WHERE auction IN (SELECT id FROM auction WHERE category = 10);
 CREATE VIEW auctions_without_bids AS
 SELECT a.id, a.seller FROM auction a
 WHERE NOT EXISTS (SELECT 1 FROM bid b WHERE b.auction = a.id);
+
+-- A window outer join: each bid with the other bidders on its auction in its window; a bid
+-- alone in its window is written with NULLs when the window closes (final: no retraction).
+CREATE VIEW window_partners AS
+SELECT x.auction, x.bidder, y.bidder AS partner, x.window_start
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) x
+LEFT JOIN TUMBLE(bid, date_time, INTERVAL '10' SECOND) y
+  ON x.window_start = y.window_start AND x.window_end = y.window_end
+ AND x.auction = y.auction AND x.bidder <> y.bidder;
+
+-- A window anti join: the bids no other bidder contested in their window.
+CREATE VIEW uncontested AS
+SELECT x.auction, x.bidder, x.window_start
+FROM windowed_bids x
+WHERE NOT EXISTS (
+    SELECT 1 FROM windowed_bids y
+    WHERE y.window_start = x.window_start AND y.window_end = x.window_end
+      AND y.auction = x.auction AND y.bidder <> x.bidder
+);

@@ -605,7 +605,6 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             )));
         }
     };
-    let semi = output == Output::Semi(0);
     let left = build(&j.left, cx)?;
     let right = build(&j.right, cx)?;
     if !left.appends_only || !right.appends_only {
@@ -647,11 +646,22 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
     cx.next_id += 1;
     let schema = arrow(&j.schema);
     let (join, window) = match windows {
-        Some(_) if on_window && output != Output::Pairs(Preserved::INNER) && !semi => {
+        Some(_)
+            if on_window
+                && (matches!(output, Output::Semi(1) | Output::Anti(1))
+                    || (output.pads()
+                        && !has_origin(&right)
+                        && output != Output::Pairs(Preserved::LEFT))) =>
+        {
             return Err(unsupported(format!(
-                "a {} window join; such joins are joins of streams' rows (as rows arrive), \
-                 not of windows",
-                output.name()
+                "a {} window join of {}; write the join the other way round, or join streams' \
+                 rows",
+                output.name(),
+                if has_origin(&right) {
+                    "these inputs"
+                } else {
+                    "an aggregate's rows kept on the right (their rows have no positions to key them)"
+                }
             )));
         }
         Some((lw, rw)) if on_window => {
@@ -672,7 +682,12 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 id,
                 schema.clone(),
                 arrow(&pair_schema),
-                semi,
+                output,
+                [
+                    positions(&left).unwrap_or(0),
+                    positions(&right).unwrap_or(0),
+                ],
+                ls.fields().len(),
                 left_keys,
                 right_keys,
                 key_fields,

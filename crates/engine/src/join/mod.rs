@@ -15,8 +15,8 @@ pub use window::{WindowJoin, WindowRef};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::node::Freed;
-use crate::rows::Rows;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use crate::rows::{Origin, Rows};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::SchemaRef;
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::physical_expr::PhysicalExpr;
@@ -85,7 +85,7 @@ impl Join {
     /// Whether the join's rows may hold NULL positions (an outer join's padded rows).
     pub fn pads(&self) -> bool {
         match self {
-            Join::Window(_) => false,
+            Join::Window(w) => w.output.pads(),
             Join::Symmetric(j) => j.output().pads(),
         }
     }
@@ -93,7 +93,7 @@ impl Join {
     /// The side whose rows alone are the join's output (a semi or anti join's).
     pub fn only_side(&self) -> Option<usize> {
         match self {
-            Join::Window(w) => w.semi.then_some(0),
+            Join::Window(w) => w.output.only_side(),
             Join::Symmetric(j) => j.output().only_side(),
         }
     }
@@ -152,7 +152,7 @@ impl Join {
     /// One line for `DESCRIBE VIEW`.
     pub fn describe(&self) -> String {
         match self {
-            Join::Window(j) => format!("WindowJoin #{}", j.id),
+            Join::Window(j) => format!("WindowJoin #{} ({})", j.id, j.output.name()),
             Join::Symmetric(j) => format!(
                 "SymmetricHashJoin #{} ({}, as rows arrive)",
                 j.id,
@@ -197,4 +197,18 @@ fn residual(filter: &Arc<dyn PhysicalExpr>, pairs: &RecordBatch) -> Result<Boole
         .downcast_ref::<BooleanArray>()
         .cloned()
         .ok_or_else(|| EngineError::Bug("a join condition is not boolean".into()))
+}
+
+/// `positions` NULL input positions for each of `n` rows: the missing side of a padded row.
+fn null_origin(n: usize, positions: usize) -> Result<Origin> {
+    let columns: Vec<ArrayRef> = (0..positions)
+        .flat_map(|_| {
+            [
+                Arc::new(UInt32Array::new_null(n)) as ArrayRef,
+                Arc::new(UInt64Array::new_null(n)),
+                Arc::new(UInt32Array::new_null(n)),
+            ]
+        })
+        .collect();
+    Origin::from_columns(&columns)
 }

@@ -28,11 +28,11 @@
 //! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
 //! by an interval condition or a TTL.
 
-use super::{chunk, eval_keys, pair_batch, residual, valid_keys};
+use super::{chunk, eval_keys, null_origin, pair_batch, residual, valid_keys};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows, not_true};
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
@@ -673,20 +673,6 @@ fn compact(rows: &Rows) -> Result<Rows> {
     rows.take(&UInt32Array::from_iter_values(
         0..rows.batch.num_rows() as u32,
     ))
-}
-
-/// `positions` NULL input positions for each of `n` rows: the missing side of a padded row.
-fn null_origin(n: usize, positions: usize) -> Result<Origin> {
-    let columns: Vec<ArrayRef> = (0..positions)
-        .flat_map(|_| {
-            [
-                Arc::new(UInt32Array::new_null(n)) as ArrayRef,
-                Arc::new(UInt64Array::new_null(n)),
-                Arc::new(UInt32Array::new_null(n)),
-            ]
-        })
-        .collect();
-    Origin::from_columns(&columns)
 }
 
 /// The positions of `chunks`' rows at `at` ((chunk, row) pairs).

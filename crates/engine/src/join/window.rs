@@ -1,14 +1,17 @@
-//! The window join: an inner (or left semi) join of two windowed inputs on the same window
-//! (Nexmark q7: bids joined with their window's maximum price).
+//! The window join: an inner, outer, left semi or left anti join of two windowed inputs on
+//! the same window (Nexmark q7: bids joined with their window's maximum price).
 //!
 //! Both sides are buffered per window end; when both inputs' window watermarks reach the
 //! end, the window's rows are hash-joined on the equality keys (which include the window
-//! columns), the residual filter applied, and the buffers dropped. Buffered chunks are
+//! columns), the residual filter applied, and the buffers dropped. Every row is final: an
+//! outer join's rows that matched nothing in their window are written then, padded with
+//! NULLs (and NULL positions) for the other side; a semi join writes the left rows that
+//! matched, an anti join those that did not. Buffered chunks are
 //! checkpointed as Arrow IPC (`chunk`), one state entry per chunk, deleted when the window
 //! closes. A result row carries both input rows' positions when both inputs have them, so
 //! that a left row matching several right rows makes several result rows.
 
-use super::{chunk, eval_keys, pair_batch, residual, valid_keys};
+use super::{Output, chunk, eval_keys, null_origin, pair_batch, residual, valid_keys};
 use crate::aggregate::sortable;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
@@ -64,8 +67,13 @@ pub struct WindowJoin {
     pub schema: SchemaRef,
     /// Left columns then right columns: what the residual filter sees.
     pub pair_schema: SchemaRef,
-    /// A semi join emits each matching left row once and no right columns.
-    pub semi: bool,
+    /// What the join writes: pairs (inner or outer), or the left rows that match (semi)
+    /// or do not (anti).
+    pub output: Output,
+    /// Input positions per row of each side (0 for an aggregate's rows).
+    pub positions: [usize; 2],
+    /// Columns of the left input (the pairs' first columns).
+    pub left_width: usize,
     /// Equality keys on the left input.
     pub left_keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Equality keys on the right input.
@@ -97,7 +105,9 @@ impl WindowJoin {
         id: u16,
         schema: SchemaRef,
         pair_schema: SchemaRef,
-        semi: bool,
+        output: Output,
+        positions: [usize; 2],
+        left_width: usize,
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         key_fields: Vec<arrow_row::SortField>,
@@ -110,7 +120,9 @@ impl WindowJoin {
             id,
             schema,
             pair_schema,
-            semi,
+            output,
+            positions,
+            left_width,
             left_keys,
             right_keys,
             filter,
@@ -208,19 +220,70 @@ impl WindowJoin {
             let buf = self.buffers.remove(&e).expect("first key exists");
             self.state_bytes = self.state_bytes.saturating_sub(buf.bytes);
             self.pending_deletes.extend(buf.keys);
-            if let Some(rows) = self.join(&buf.left, &buf.right)? {
-                out.push(rows);
-            }
+            out.extend(self.join(&buf.left, &buf.right)?);
         }
         Ok(out)
     }
 
-    fn join(&self, left: &[Rows], right: &[Rows]) -> Result<Option<Rows>> {
-        if left.is_empty() || right.is_empty() {
-            return Ok(None);
+    /// One window's output: its pairs, or its left rows that match or do not, and for an
+    /// outer join its rows that match nothing, padded.
+    fn join(&self, left: &[Rows], right: &[Rows]) -> Result<Vec<Rows>> {
+        let left = (!left.is_empty())
+            .then(|| chunk::concat(left))
+            .transpose()?;
+        let right = (!right.is_empty())
+            .then(|| chunk::concat(right))
+            .transpose()?;
+        let (li, ri) = match (&left, &right) {
+            (Some(left), Some(right)) => self.matches(left, right)?,
+            _ => (
+                UInt32Array::from(Vec::<u32>::new()),
+                UInt32Array::from(Vec::<u32>::new()),
+            ),
+        };
+        let mut out = Vec::new();
+        match (self.output, &left) {
+            (_, None) if self.output.only_side().is_some() => {}
+            (Output::Semi(_), Some(left)) => {
+                // Each left row once, in input order, however many right rows it matched.
+                let mut once: Vec<u32> = li.values().to_vec();
+                once.dedup();
+                out.push(left.take(&UInt32Array::from(once))?);
+            }
+            (Output::Anti(_), Some(left)) => out.push(left.take(&unmatched(left, &li))?),
+            (Output::Pairs(preserved), _) => {
+                if let (Some(left), Some(right)) = (&left, &right)
+                    && !li.is_empty()
+                {
+                    let batch = self.pairs(&left.batch, &right.batch, &li, &ri, &self.schema)?;
+                    let left_origin = left.origin.as_ref().map(|o| o.take(&li)).transpose()?;
+                    let right_origin = right.origin.as_ref().map(|o| o.take(&ri)).transpose()?;
+                    out.push(Rows {
+                        batch,
+                        origin: match (left_origin, right_origin) {
+                            (Some(l), Some(r)) => Some(Origin::join(l, r)),
+                            (l, _) => l,
+                        },
+                        change: Change::Upsert(RowState::Final),
+                    });
+                }
+                for (side, rows, hit) in [(0, &left, &li), (1, &right, &ri)] {
+                    if let Some(rows) = rows
+                        && preserved.side(side)
+                    {
+                        out.push(self.padded(&rows.take(&unmatched(rows, hit))?, side)?);
+                    }
+                }
+            }
+            (Output::Semi(_) | Output::Anti(_), None) => {}
         }
-        let left = chunk::concat(left)?;
-        let right = chunk::concat(right)?;
+        out.retain(|r| r.batch.num_rows() > 0);
+        Ok(out)
+    }
+
+    /// The pairs of `left` and `right` rows that match (keys equal, residual true), as row
+    /// numbers into each.
+    fn matches(&self, left: &Rows, right: &Rows) -> Result<(UInt32Array, UInt32Array)> {
         let left_keys = eval_keys(&self.left_keys, &left.batch)?;
         let right_keys = eval_keys(&self.right_keys, &right.batch)?;
         let matchable = |keys: &[ArrayRef]| {
@@ -250,26 +313,44 @@ impl WindowJoin {
             li = downcast(arrow_select::filter::filter(&li, &mask)?);
             ri = downcast(arrow_select::filter::filter(&ri, &mask)?);
         }
-        if li.is_empty() {
-            return Ok(None);
-        }
-        if self.semi {
-            // Each left row once, in input order, however many right rows it matched.
-            let mut once: Vec<u32> = li.values().to_vec();
-            once.dedup();
-            return Ok(Some(left.take(&UInt32Array::from(once))?));
-        }
-        let batch = self.pairs(&left.batch, &right.batch, &li, &ri, &self.schema)?;
-        let left_origin = left.origin.as_ref().map(|o| o.take(&li)).transpose()?;
-        let right_origin = right.origin.as_ref().map(|o| o.take(&ri)).transpose()?;
-        Ok(Some(Rows {
-            batch,
-            origin: match (left_origin, right_origin) {
-                (Some(l), Some(r)) => Some(Origin::join(l, r)),
-                (l, _) => l,
-            },
+        Ok((li, ri))
+    }
+
+    /// `rows` of side `side` with NULLs for the other side's columns and positions.
+    fn padded(&self, rows: &Rows, side: usize) -> Result<Rows> {
+        let n = rows.batch.num_rows();
+        let left_width = self.left_width;
+        let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
+            self.schema.fields()[range]
+                .iter()
+                .map(|f| arrow_array::new_null_array(f.data_type(), n))
+                .collect()
+        };
+        let origin = rows.origin.clone();
+        let none = null_origin(n, self.positions[1 - side])?;
+        let (columns, origin) = if side == 0 {
+            let mut columns = rows.batch.columns().to_vec();
+            columns.extend(nulls(left_width..self.schema.fields().len()));
+            let origin = match (origin, self.positions[1]) {
+                (origin, 0) => origin,
+                (Some(origin), _) => Some(Origin::join(origin, none)),
+                (None, _) => None,
+            };
+            (columns, origin)
+        } else {
+            let mut columns = nulls(0..left_width);
+            columns.extend(rows.batch.columns().iter().cloned());
+            (columns, origin.map(|o| Origin::join(none, o)))
+        };
+        Ok(Rows {
+            batch: RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?,
+            origin,
             change: Change::Upsert(RowState::Final),
-        }))
+        })
     }
 
     /// The joined pairs `(left[li[k]], right[ri[k]])` as one batch of `schema`.
@@ -327,6 +408,17 @@ impl WindowJoin {
         }
         Ok(())
     }
+}
+
+/// The rows of `rows` whose numbers are not in `hit`, in order.
+fn unmatched(rows: &Rows, hit: &UInt32Array) -> UInt32Array {
+    let mut matched = vec![false; rows.batch.num_rows()];
+    for &i in hit.values() {
+        matched[i as usize] = true;
+    }
+    UInt32Array::from_iter_values(
+        (0..rows.batch.num_rows() as u32).filter(|&i| !matched[i as usize]),
+    )
 }
 
 fn downcast<T: Array + Clone + 'static>(a: ArrayRef) -> T {

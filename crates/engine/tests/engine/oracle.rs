@@ -230,6 +230,23 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // A window full join: each window's unmatched rows padded when it closes.
+        name: "window_full_join",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT a.auction, \
+            a.price AS hi, b.price AS lo, a.window_start AS aw, b.window_start AS bw \
+            FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) a \
+            FULL JOIN TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \
+            ON a.window_start = b.window_start AND a.window_end = b.window_end \
+            AND a.auction = b.auction AND a.price > b.price + 40",
+        view: "v",
+        batch: "WITH w AS (SELECT *, date_bin(INTERVAL '2 seconds', date_time, \
+            TIMESTAMP '1970-01-01T00:00:00') AS ws FROM bid) SELECT a.auction, a.price AS hi, \
+            b.price AS lo, a.ws AS aw, b.ws AS bw FROM w a FULL JOIN w b ON a.ws = b.ws \
+            AND a.auction = b.auction AND a.price > b.price + 40",
+        lateness_ms: 500,
+        window_ms: 2000,
+    },
+    Shape {
         name: "join",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT b.auction, b.bidder, \
             b.price, b.window_start, b.window_end FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) b \
