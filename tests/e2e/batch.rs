@@ -466,14 +466,15 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
         "CREATE VIEW bids_by_seller AS SELECT b.auction, b.price, a.seller FROM bid b \
          JOIN auction a ON b.auction = a.id",
     ]);
-    let e = env.ok_json(&[
+    let explain = [
         "explain",
         "bids_by_seller",
         "--rate",
         "1000",
         "--sample",
         "80000",
-    ]);
+    ];
+    let e = env.ok_json(&explain);
     let state = &e["state"];
     assert_eq!(state["grows_with_input"], true, "{e}");
     let growth = state["growth_bytes_per_million"].as_f64().expect("growth");
@@ -497,14 +498,7 @@ fn explain_moves_from_streaming_to_micro_batch_to_batch_as_the_sla_relaxes() {
         e["alternatives"][0]["state_growth_bytes_per_million"].as_f64() == Some(growth),
         "the streaming run's growth: {e}"
     );
-    let text = env.ok(&[
-        "explain",
-        "bids_by_seller",
-        "--rate",
-        "1000",
-        "--sample",
-        "80000",
-    ]);
+    let text = env.ok(&explain);
     assert!(text.contains("state growth per M events"), "{text}");
     assert!(text.contains("reaches state_bytes_max"), "{text}");
     let text = env.ok(&["explain", "minutely", "--rate", "1000", "--sample", "80000"]);

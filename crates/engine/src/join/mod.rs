@@ -15,7 +15,7 @@ pub use window::{WindowJoin, WindowRef};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::node::Freed;
-use crate::rows::{Origin, Rows};
+use crate::rows::{Change, Origin, Rows};
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::SchemaRef;
 use datafusion::arrow::buffer::NullBuffer;
@@ -183,11 +183,7 @@ fn valid_keys(keys: &[ArrayRef]) -> Option<BooleanArray> {
 fn pair_batch(left: &RecordBatch, right: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let mut columns = left.columns().to_vec();
     columns.extend(right.columns().iter().cloned());
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(left.num_rows())),
-    )?)
+    rows_batch(schema, columns, left.num_rows())
 }
 
 /// Where the residual condition holds over joined rows (NULL counts as false).
@@ -197,6 +193,64 @@ fn residual(filter: &Arc<dyn PhysicalExpr>, pairs: &RecordBatch) -> Result<Boole
         .downcast_ref::<BooleanArray>()
         .cloned()
         .ok_or_else(|| EngineError::Bug("a join condition is not boolean".into()))
+}
+
+/// How a join pads a row of one side that matched nothing: the output schema (left
+/// columns, then right), how many columns the left has, and how many input positions each
+/// side's rows carry (0 for an aggregate's rows, which carry none).
+struct Padding<'a> {
+    schema: &'a SchemaRef,
+    left_width: usize,
+    positions: [usize; 2],
+}
+
+impl Padding<'_> {
+    /// `rows` of side `side` as output rows doing `change`, with NULLs for the other
+    /// side's columns and, where positions are kept, NULL positions for its.
+    fn rows(&self, rows: &Rows, side: usize, change: Change) -> Result<Rows> {
+        let n = rows.batch.num_rows();
+        let fields = self.schema.fields();
+        let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
+            fields[range]
+                .iter()
+                .map(|f| arrow_array::new_null_array(f.data_type(), n))
+                .collect()
+        };
+        let columns = if side == 0 {
+            let mut columns = rows.batch.columns().to_vec();
+            columns.extend(nulls(self.left_width..fields.len()));
+            columns
+        } else {
+            let mut columns = nulls(0..self.left_width);
+            columns.extend(rows.batch.columns().iter().cloned());
+            columns
+        };
+        let origin = match (rows.origin.clone(), self.positions[1 - side]) {
+            (origin, 0) => origin,
+            (Some(origin), missing) => {
+                let none = null_origin(n, missing)?;
+                Some(match side {
+                    0 => Origin::join(origin, none),
+                    _ => Origin::join(none, origin),
+                })
+            }
+            (None, _) => None,
+        };
+        Ok(Rows {
+            batch: rows_batch(self.schema, columns, n)?,
+            origin,
+            change,
+        })
+    }
+}
+
+/// `columns` as a batch of `schema` with `n` rows (which may have no columns).
+fn rows_batch(schema: &SchemaRef, columns: Vec<ArrayRef>, n: usize) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
 }
 
 /// `positions` NULL input positions for each of `n` rows: the missing side of a padded row.

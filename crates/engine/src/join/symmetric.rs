@@ -28,7 +28,7 @@
 //! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
 //! by an interval condition or a TTL.
 
-use super::{chunk, eval_keys, null_origin, pair_batch, residual, valid_keys};
+use super::{Padding, chunk, eval_keys, pair_batch, residual, rows_batch, valid_keys};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows, not_true};
@@ -480,47 +480,23 @@ impl SymmetricJoin {
     /// Output rows of side `side`'s `rows`, doing `change`: the rows themselves for a semi
     /// or anti join, else with NULLs for the other side's columns and positions.
     fn shaped(&self, rows: &Rows, side: usize, change: Change) -> Result<Rows> {
-        let n = rows.batch.num_rows();
         if self.output.only_side().is_some() {
             return Ok(Rows {
-                batch: RecordBatch::try_new_with_options(
-                    self.schema.clone(),
+                batch: rows_batch(
+                    &self.schema,
                     rows.batch.columns().to_vec(),
-                    &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+                    rows.batch.num_rows(),
                 )?,
                 origin: rows.origin.clone(),
                 change,
             });
         }
-        let fields = self.schema.fields();
-        let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
-            fields[range]
-                .iter()
-                .map(|f| arrow_array::new_null_array(f.data_type(), n))
-                .collect()
+        let padded = Padding {
+            schema: &self.schema,
+            left_width: self.left_width,
+            positions: self.positions,
         };
-        let origin = rows.origin.clone().ok_or_else(|| {
-            EngineError::Bug("a symmetric join's input lost its positions".into())
-        })?;
-        let none = null_origin(n, self.positions[1 - side])?;
-        let (columns, origin) = if side == 0 {
-            let mut columns = rows.batch.columns().to_vec();
-            columns.extend(nulls(self.left_width..fields.len()));
-            (columns, Origin::join(origin, none))
-        } else {
-            let mut columns = nulls(0..self.left_width);
-            columns.extend(rows.batch.columns().iter().cloned());
-            (columns, Origin::join(none, origin))
-        };
-        Ok(Rows {
-            batch: RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                columns,
-                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
-            )?,
-            origin: Some(origin),
-            change,
-        })
+        padded.rows(rows, side, change)
     }
 
     fn chunk_key(&mut self, right: bool) -> Vec<u8> {

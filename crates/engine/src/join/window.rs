@@ -11,7 +11,7 @@
 //! closes. A result row carries both input rows' positions when both inputs have them, so
 //! that a left row matching several right rows makes several result rows.
 
-use super::{Output, chunk, eval_keys, null_origin, pair_batch, residual, valid_keys};
+use super::{Output, Padding, chunk, eval_keys, pair_batch, residual, valid_keys};
 use crate::aggregate::sortable;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
@@ -318,39 +318,12 @@ impl WindowJoin {
 
     /// `rows` of side `side` with NULLs for the other side's columns and positions.
     fn padded(&self, rows: &Rows, side: usize) -> Result<Rows> {
-        let n = rows.batch.num_rows();
-        let left_width = self.left_width;
-        let nulls = |range: std::ops::Range<usize>| -> Vec<ArrayRef> {
-            self.schema.fields()[range]
-                .iter()
-                .map(|f| arrow_array::new_null_array(f.data_type(), n))
-                .collect()
+        let padding = Padding {
+            schema: &self.schema,
+            left_width: self.left_width,
+            positions: self.positions,
         };
-        let origin = rows.origin.clone();
-        let none = null_origin(n, self.positions[1 - side])?;
-        let (columns, origin) = if side == 0 {
-            let mut columns = rows.batch.columns().to_vec();
-            columns.extend(nulls(left_width..self.schema.fields().len()));
-            let origin = match (origin, self.positions[1]) {
-                (origin, 0) => origin,
-                (Some(origin), _) => Some(Origin::join(origin, none)),
-                (None, _) => None,
-            };
-            (columns, origin)
-        } else {
-            let mut columns = nulls(0..left_width);
-            columns.extend(rows.batch.columns().iter().cloned());
-            (columns, origin.map(|o| Origin::join(none, o)))
-        };
-        Ok(Rows {
-            batch: RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                columns,
-                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
-            )?,
-            origin,
-            change: Change::Upsert(RowState::Final),
-        })
+        padding.rows(rows, side, Change::Upsert(RowState::Final))
     }
 
     /// The joined pairs `(left[li[k]], right[ri[k]])` as one batch of `schema`.

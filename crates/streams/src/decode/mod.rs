@@ -204,6 +204,15 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int64Type, TimestampMillisecondType};
 
+    /// The first column's values, as integers.
+    fn first_column(batch: &RecordBatch) -> Vec<i64> {
+        batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
     fn def() -> crate::def::StreamDef {
         let sql = "CREATE STREAM t (id BIGINT NOT NULL, name VARCHAR, ts TIMESTAMP NOT NULL,
                    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)";
@@ -238,11 +247,7 @@ mod tests {
             .decode(text.as_bytes(), 1)
             .unwrap();
         let batch = d.batch.unwrap();
-        let ids: Vec<i64> = batch
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
+        let ids = first_column(&batch);
         assert_eq!(ids, vec![1, 2, 10]);
         let ts = batch.column(2).as_primitive::<TimestampMillisecondType>();
         assert_eq!(ts.value(0), 1_436_918_400_000);
@@ -297,11 +302,7 @@ mod tests {
                     {\"id\":9,\"price\":1e99999,\"ts\":1}\n";
         let d = NdjsonDecoder::new(&def).decode(text.as_bytes(), 1).unwrap();
         let batch = d.batch.unwrap();
-        let ids: Vec<i64> = batch
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
+        let ids = first_column(&batch);
         assert_eq!(ids, vec![7, 2000, 9007199254740993, i64::MAX, 7, 8]);
         // A number sent to a text column is taken as its JSON text.
         assert_eq!(batch.column(2).as_string::<i32>().value(5), "42");
@@ -382,11 +383,7 @@ mod tests {
         let text = b"2015-07-15T00:00:00Z,1,a\n1436918400001,2,\nnope,3,c\n5,x,d\n1,2,3,4\n6,,e\n";
         let d = dec.decode(text, 2).unwrap();
         let batch = d.batch.unwrap();
-        let ids: Vec<i64> = batch
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
+        let ids = first_column(&batch);
         assert_eq!(ids, vec![1, 2]);
         assert!(batch.column(1).is_null(1), "empty field is NULL");
         let got: Vec<(u64, RejectCode)> = d.rejects.iter().map(|r| (r.line, r.code)).collect();
