@@ -113,3 +113,28 @@ WHERE NOT EXISTS (
     WHERE y.window_start = x.window_start AND y.window_end = x.window_end
       AND y.auction = x.auction AND y.bidder <> x.bidder
 );
+
+-- A LEFT window join with an aggregate of the same window: the bids below their auction's
+-- top price in their window get it; the top bids themselves match nothing (NULL).
+CREATE VIEW bid_below_top AS
+SELECT b.auction, b.bidder, b.price, m.top
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) b
+LEFT JOIN (SELECT auction, window_start, window_end, MAX(price) AS top
+           FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+           GROUP BY auction, window_start, window_end) m
+  ON b.window_start = m.window_start AND b.window_end = m.window_end
+ AND b.auction = m.auction AND b.price < m.top;
+
+-- Padded rows (NULL positions) joined further: their positions stay part of the key.
+CREATE VIEW partners_with_seller AS
+SELECT p.auction, p.bidder, p.partner, a.seller
+FROM (SELECT x.auction, x.bidder, y.bidder AS partner
+      FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) x
+      LEFT JOIN TUMBLE(bid, date_time, INTERVAL '10' SECOND) y
+        ON x.window_start = y.window_start AND x.window_end = y.window_end
+       AND x.auction = y.auction AND x.bidder <> y.bidder) p
+JOIN auction a ON p.auction = a.id;
+
+-- NOT IN over columns that cannot be NULL is an anti join: bids on auctions not seen yet.
+CREATE VIEW bids_on_unknown_auctions AS
+SELECT auction, bidder FROM bid WHERE auction NOT IN (SELECT id FROM auction);

@@ -5,8 +5,8 @@
 //! `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`, each with an optional `FILTER`) grouped
 //! by a window of a window table function, by an upstream view's window columns
 //! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
-//! `UNION ALL` of streams' rows; inner joins of two windowed inputs on their window; inner,
-//! outer, semi and anti joins of streams' rows on any keys.
+//! `UNION ALL` of streams' rows; inner, outer, semi and anti joins of two windowed inputs
+//! on their window, and of streams' rows on any keys.
 //! Anything else is refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
@@ -118,7 +118,7 @@ pub fn compile(
                 .map(|f| f.as_ref().clone())
                 .collect();
             // An outer join's padded rows have NULL positions for their missing side.
-            let padded = matches!(&under_filters(&root).op, Op::Join { join, .. } if join.pads());
+            let padded = pads_positions(&root);
             for (name, t) in origin_key(*positions) {
                 if fields.iter().any(|f| *f.name() == name) {
                     return Err(EngineError::Sql(format!(
@@ -262,8 +262,9 @@ fn reads_windows(node: &Node) -> bool {
         Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
             reads_windows(input)
         }
-        // A symmetric join's rows have no window watermark: grouped, they are unbounded groups.
-        Op::Join { join, .. } => matches!(**join, Join::Window(_)),
+        // A symmetric join's rows have no window watermark: grouped, they are unbounded
+        // groups; so have a FULL window join's, which may lack either side's window.
+        Op::Join { join, .. } => matches!(**join, Join::Window(_)) && node.window.is_some(),
         Op::Union { inputs } => inputs.iter().any(reads_windows),
         Op::Aggregate { .. } => node.window.is_some(),
     }
@@ -310,6 +311,26 @@ fn positions(node: &Node) -> Option<usize> {
             each.iter().all(|&p| p == each[0]).then_some(each[0])
         }
         Op::Aggregate { .. } => None,
+    }
+}
+
+/// Whether some of `node`'s rows may hold NULL positions: an outer join's padded rows,
+/// wherever their positions are passed on.
+fn pads_positions(node: &Node) -> bool {
+    match &node.op {
+        Op::Source(_) | Op::Aggregate { .. } => false,
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
+            pads_positions(input)
+        }
+        Op::Join { left, right, join } => {
+            join.pads()
+                || match join.only_side() {
+                    Some(0) => pads_positions(left),
+                    Some(_) => pads_positions(right),
+                    None => pads_positions(left) || pads_positions(right),
+                }
+        }
+        Op::Union { inputs } => inputs.iter().any(pads_positions),
     }
 }
 
@@ -582,11 +603,11 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
 /// two streams' rows (through filters, projections and other such joins) on any keys,
 /// joined as rows arrive.
 fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> Result<Node> {
-    // The optimizer turns an inner join whose right side only filters into a semi join.
+    // IN and EXISTS arrive as semi joins, NOT IN and NOT EXISTS as anti joins.
     if j.null_aware {
         return Err(unsupported(
-            "NOT IN over a subquery whose values may be NULL (a NULL among them makes NOT IN \
-             true for no row); write NOT EXISTS, or filter the NULLs out of the subquery",
+            "NOT IN where a compared column may be NULL (a NULL makes NOT IN true for no \
+             row); declare the columns NOT NULL, or write NOT EXISTS",
         ));
     }
     let output = match j.join_type {
@@ -654,8 +675,8 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                         && output != Output::Pairs(Preserved::LEFT))) =>
         {
             return Err(unsupported(format!(
-                "a {} window join of {}; write the join the other way round, or join streams' \
-                 rows",
+                "a {} window join of {}; join streams' rows, or keep the aggregate's rows on the \
+                 right of a LEFT join",
                 output.name(),
                 if has_origin(&right) {
                     "these inputs"
@@ -704,12 +725,24 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                     size_ms: size(rw),
                 },
             )?;
-            let window = WindowInfo {
-                start_col: lw.start_col,
-                end_col: lw.end_col,
-                kind: lw.kind,
+            // The output's window: the left side's, but a RIGHT join's padded rows have
+            // only the right side's, and a FULL join's rows may lack either (its output is
+            // then not windowed: an aggregate over it groups without a window).
+            let shift = |c: Option<usize>| c.map(|c| c + ls.fields().len());
+            let window = match output {
+                Output::Pairs(Preserved::FULL) => None,
+                Output::Pairs(Preserved::RIGHT) => Some(WindowInfo {
+                    start_col: shift(rw.start_col),
+                    end_col: shift(rw.end_col),
+                    kind: rw.kind,
+                }),
+                _ => Some(WindowInfo {
+                    start_col: lw.start_col,
+                    end_col: lw.end_col,
+                    kind: lw.kind,
+                }),
             };
-            (Join::Window(join), Some(window))
+            (Join::Window(join), window)
         }
         _ => {
             if !has_origin(&left) || !has_origin(&right) {

@@ -28,7 +28,8 @@ pub(super) fn encode(rows: &Rows) -> Result<Vec<u8>> {
         let positions = o.columns();
         for (i, c) in positions.iter().enumerate() {
             let (name, t) = &POSITION_COLUMNS[i % 3];
-            fields.push(Field::new(format!("{name}_{}", i / 3), t.clone(), false));
+            // NULL where an outer window join padded the row it joins.
+            fields.push(Field::new(format!("{name}_{}", i / 3), t.clone(), true));
             columns.push(c.clone());
         }
     }

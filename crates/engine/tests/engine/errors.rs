@@ -84,7 +84,7 @@ fn unsupported_aggregates_and_constructs_are_named() {
     refused(
         "CREATE VIEW v AS SELECT auction FROM bid WHERE channel NOT IN \
          (SELECT channel FROM bid WHERE price > 100)",
-        "NOT IN over a subquery whose values may be NULL",
+        "NOT IN where a compared column may be NULL",
     );
     refused(
         "CREATE VIEW v AS SELECT a.auction, b.price FROM bid a, bid b WHERE a.price < b.price",
