@@ -138,3 +138,14 @@ JOIN auction a ON p.auction = a.id;
 -- NOT IN over columns that cannot be NULL is an anti join: bids on auctions not seen yet.
 CREATE VIEW bids_on_unknown_auctions AS
 SELECT auction, bidder FROM bid WHERE auction NOT IN (SELECT id FROM auction);
+
+-- EXISTS against an aggregate of the same window writes each bid once, so it need not
+-- compare every GROUP BY column: the bids of windows where some auction had two bids.
+CREATE VIEW bids_in_busy_windows AS
+SELECT b.auction, b.bidder, b.window_start FROM windowed_bids b
+WHERE EXISTS (
+    SELECT 1 FROM (SELECT auction, window_start, window_end, COUNT(*) AS n
+                   FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+                   GROUP BY auction, window_start, window_end) c
+    WHERE c.window_start = b.window_start AND c.window_end = b.window_end AND c.n >= 2
+);

@@ -696,7 +696,8 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                         .into(),
                 ));
             }
-            if !has_origin(&right) {
+            // A semi or anti join writes each left row once, however many rows match.
+            if !has_origin(&right) && output.only_side().is_none() {
                 right_matches_once(&right, &j.on, rs)?;
             }
             let join = WindowJoin::new(
