@@ -1,6 +1,6 @@
-//! The symmetric hash join: an inner or outer equi-join of two append-only inputs
-//! (streams' rows through filters and projections, or inner joins of such rows) on any
-//! keys, with any residual condition (Nexmark q3, q13, q20).
+//! The symmetric hash join: an inner, outer, semi or anti equi-join of two append-only
+//! inputs (streams' rows through filters and projections, or inner joins of such rows) on
+//! any keys, with any residual condition (Nexmark q3, q13, q20).
 //!
 //! Each side keeps every row it has seen, indexed by its join key. A batch arriving on one
 //! side is probed against the other side's rows and then added to its own, so every
@@ -20,9 +20,10 @@
 //!
 //! Semi and anti joins (`EXISTS`, `IN`, `NOT EXISTS`) use the same matched flags on the
 //! side they output: a semi join writes a row once, final, at its first match; an anti
-//! join writes it provisional while it matches nothing and deletes it at its first match. Which kept rows
-//! have matched is not checkpointed: it follows from the rows kept, and is worked out
-//! again on restore by joining them.
+//! join writes it provisional while it matches nothing and deletes it at its first match.
+//!
+//! Which kept rows have matched is not checkpointed: it follows from the rows kept, and is
+//! worked out again on restore by joining them.
 //!
 //! State: both sides' rows until the end of the streams, one checkpoint entry per input
 //! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
