@@ -1,6 +1,7 @@
 //! A join's buffered input rows as checkpoint values: the rows and their input positions
 //! in one Arrow IPC batch, the positions as trailing columns (three per position).
 
+use crate::aggregate::{sortable, unsortable};
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
 use arrow_array::RecordBatch;
@@ -13,6 +14,50 @@ const POSITION_COLUMNS: [(&str, DataType); 3] = [
     ("__freshet_offset", DataType::UInt64),
     ("__freshet_copy", DataType::UInt32),
 ];
+
+/// Where a join keeps a chunk of one input's rows in its checkpoint: after the operator id
+/// and the join's kind byte, the window's end for a window join (so that a closed window's
+/// chunks are found together), the chunk's sequence number (so that entries come back in
+/// the order they arrived), and its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ChunkKey {
+    /// The window's end (window joins only).
+    pub end: Option<i64>,
+    /// The chunk's number among the operator's chunks.
+    pub seq: u64,
+    /// Whether the rows are the right input's.
+    pub right: bool,
+}
+
+impl ChunkKey {
+    /// The key's bytes, for operator `id` of join kind `kind`.
+    pub fn encode(&self, id: u16, kind: u8) -> Vec<u8> {
+        let mut k = id.to_be_bytes().to_vec();
+        k.push(kind);
+        if let Some(end) = self.end {
+            k.extend_from_slice(&sortable(end));
+        }
+        k.extend_from_slice(&self.seq.to_be_bytes());
+        k.push(u8::from(self.right));
+        k
+    }
+
+    /// A key made by [`ChunkKey::encode`] for kind `kind`, with a window end if `windowed`.
+    pub fn parse(k: &[u8], kind: u8, windowed: bool) -> Result<ChunkKey> {
+        let end_bytes = if windowed { 8 } else { 0 };
+        if k.len() != 2 + 1 + end_bytes + 8 + 1 || k[2] != kind {
+            return Err(EngineError::Bug(format!(
+                "a malformed join checkpoint key (kind {kind})"
+            )));
+        }
+        let eight = |at: usize| -> [u8; 8] { k[at..at + 8].try_into().expect("8 bytes") };
+        Ok(ChunkKey {
+            end: windowed.then(|| unsortable(eight(3))),
+            seq: u64::from_be_bytes(eight(3 + end_bytes)),
+            right: k[3 + end_bytes + 8] == 1,
+        })
+    }
+}
 
 /// `rows` (final rows of one join input) as bytes.
 pub(super) fn encode(rows: &Rows) -> Result<Vec<u8>> {
@@ -120,5 +165,34 @@ mod tests {
         );
         let two = concat(&[rows.clone(), rows]).expect("concat");
         assert_eq!(two.origin.expect("positions").positions(), 2);
+    }
+
+    /// Keys round-trip, and order by window end (negative ones too), then by arrival.
+    #[test]
+    fn chunk_keys_round_trip_in_window_then_arrival_order() {
+        let key = |end, seq, right| ChunkKey { end, seq, right };
+        let windowed = [
+            key(Some(-5), 9, true),
+            key(Some(3), 1, false),
+            key(Some(3), 2, true),
+        ];
+        let bytes: Vec<Vec<u8>> = windowed.iter().map(|k| k.encode(7, 4)).collect();
+        assert!(bytes.windows(2).all(|w| w[0] < w[1]), "ordered: {bytes:?}");
+        for (k, b) in windowed.iter().zip(&bytes) {
+            assert_eq!(ChunkKey::parse(b, 4, true).expect("parses"), *k);
+        }
+        let plain = key(None, 42, false);
+        assert_eq!(
+            ChunkKey::parse(&plain.encode(7, 6), 6, false).expect("parses"),
+            plain
+        );
+        assert!(
+            ChunkKey::parse(&plain.encode(7, 6), 4, false).is_err(),
+            "another kind"
+        );
+        assert!(
+            ChunkKey::parse(&bytes[0], 4, false).is_err(),
+            "another length"
+        );
     }
 }

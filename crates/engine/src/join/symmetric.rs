@@ -29,6 +29,7 @@
 //! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
 //! by an interval condition or a TTL.
 
+use super::chunk::ChunkKey;
 use super::{Padding, chunk, eval_keys, pair_batch, residual, rows_batch, valid_keys};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
@@ -501,12 +502,13 @@ impl SymmetricJoin {
     }
 
     fn chunk_key(&mut self, right: bool) -> Vec<u8> {
-        let mut k = self.id.to_be_bytes().to_vec();
-        k.push(KIND_SYMMETRIC_JOIN);
-        k.extend_from_slice(&self.seq.to_be_bytes());
-        k.push(u8::from(right));
+        let key = ChunkKey {
+            end: None,
+            seq: self.seq,
+            right,
+        };
         self.seq += 1;
-        k
+        key.encode(self.id, KIND_SYMMETRIC_JOIN)
     }
 
     /// State changes since the last checkpoint (rows are only ever added).
@@ -523,15 +525,10 @@ impl SymmetricJoin {
     ) -> Result<()> {
         // Entries come ordered by key bytes: by sequence number, as they arrived.
         for (k, v) in entries {
-            if k.len() != 2 + 1 + 8 + 1 || k[2] != KIND_SYMMETRIC_JOIN {
-                return Err(EngineError::Bug(
-                    "a malformed symmetric join checkpoint key".into(),
-                ));
-            }
-            let seq = u64::from_be_bytes(k[3..11].try_into().expect("8 bytes"));
-            let is_right = k[11] == 1;
+            let key = ChunkKey::parse(k, KIND_SYMMETRIC_JOIN, false)?;
+            let is_right = key.right;
             let rows = chunk::decode(v, if is_right { right } else { left })?;
-            self.seq = self.seq.max(seq + 1);
+            self.seq = self.seq.max(key.seq + 1);
             let keys = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;

@@ -11,8 +11,8 @@
 //! closes. A result row carries both input rows' positions when both inputs have them, so
 //! that a left row matching several right rows makes several result rows.
 
+use super::chunk::ChunkKey;
 use super::{Output, Padding, chunk, eval_keys, pair_batch, residual, valid_keys};
-use crate::aggregate::sortable;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
 use crate::source::times_ms;
@@ -189,13 +189,13 @@ impl WindowJoin {
     }
 
     fn chunk_key(&mut self, end: i64, right: bool) -> Vec<u8> {
-        let mut k = self.id.to_be_bytes().to_vec();
-        k.push(KIND_JOIN);
-        k.extend_from_slice(&sortable(end));
-        k.extend_from_slice(&self.seq.to_be_bytes());
-        k.push(u8::from(right));
+        let key = ChunkKey {
+            end: Some(end),
+            seq: self.seq,
+            right,
+        };
         self.seq += 1;
-        k
+        key.encode(self.id, KIND_JOIN)
     }
 
     /// Both inputs' window watermarks: join and emit the windows they complete.
@@ -361,14 +361,10 @@ impl WindowJoin {
         right: &SchemaRef,
     ) -> Result<()> {
         for (k, v) in entries {
-            if k.len() != 2 + 1 + 8 + 8 + 1 || k[2] != KIND_JOIN {
-                return Err(EngineError::Bug("a malformed join checkpoint key".into()));
-            }
-            let e = i64::from_be_bytes(k[3..11].try_into().expect("8 bytes")) ^ i64::MIN;
-            let seq = u64::from_be_bytes(k[11..19].try_into().expect("8 bytes"));
-            let is_right = k[19] == 1;
+            let key = ChunkKey::parse(k, KIND_JOIN, true)?;
+            let (e, is_right) = (key.end.unwrap_or_default(), key.right);
             let rows = chunk::decode(v, if is_right { right } else { left })?;
-            self.seq = self.seq.max(seq + 1);
+            self.seq = self.seq.max(key.seq + 1);
             self.state_bytes += v.len();
             let buf = self.buffers.entry(e).or_default();
             buf.bytes += v.len();
