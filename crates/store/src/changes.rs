@@ -159,6 +159,16 @@ fn lowered(var: &str, unit: &str, max: u64) -> Result<u64, StoreError> {
     }
 }
 
+/// What a commit or repair changed, before it is encoded into a change-log entry.
+#[derive(Clone, Copy)]
+pub(crate) struct Changed<'a> {
+    pub(crate) kind: ChangeKind,
+    /// The progress a commit reached; `None` for a repair.
+    pub(crate) progress: Option<&'a Progress>,
+    pub(crate) deletes: &'a [RecordBatch],
+    pub(crate) upserts: &'a [ResultBatch],
+}
+
 /// A change-log entry about to be written, encoded.
 pub(crate) struct NewChange {
     pub(crate) kind: ChangeKind,
@@ -169,17 +179,20 @@ pub(crate) struct NewChange {
 }
 
 impl NewChange {
-    /// The entry for a commit or repair that deletes `deletes` and upserts `upserts`;
-    /// `None` if it changes no rows; an [`ChangeKind::Overflow`] entry without rows if
-    /// they encode to more than `entry_bytes` (found while encoding, which stops there).
+    /// The entry for `changed`; `None` if it changes no rows; an [`ChangeKind::Overflow`]
+    /// entry without rows if they encode to more than `entry_bytes` (found while
+    /// encoding, which stops there).
     pub(crate) fn encode(
         def: &Definition,
-        kind: ChangeKind,
-        progress: Option<&Progress>,
-        deletes: &[RecordBatch],
-        upserts: &[ResultBatch],
+        changed: &Changed<'_>,
         entry_bytes: u64,
     ) -> Result<Option<NewChange>, StoreError> {
+        let Changed {
+            kind,
+            progress,
+            deletes,
+            upserts,
+        } = *changed;
         let deletes: Vec<RecordBatch> = deletes
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -390,20 +403,26 @@ mod tests {
                 state: RowState::Final,
             },
         ];
-        let change = NewChange::encode(
+        let repaired = Changed {
+            kind: ChangeKind::Repair,
+            progress: None,
+            deletes: &[batch(vec![7], vec![0])],
+            upserts: &upserts,
+        };
+        let change = NewChange::encode(&def, &repaired, u64::MAX)
+            .expect("encode")
+            .expect("rows changed");
+        // Over the bound: the position is taken, without rows.
+        let over = NewChange::encode(
             &def,
-            ChangeKind::Repair,
-            None,
-            &[batch(vec![7], vec![0])],
-            &upserts,
-            u64::MAX,
+            &Changed {
+                deletes: &[],
+                ..repaired
+            },
+            64,
         )
         .expect("encode")
         .expect("rows changed");
-        // Over the bound: the position is taken, without rows.
-        let over = NewChange::encode(&def, ChangeKind::Repair, None, &[], &upserts, 64)
-            .expect("encode")
-            .expect("rows changed");
         assert_eq!(over.kind, ChangeKind::Overflow);
         assert!(over.deletes.is_none() && over.upserts.is_none());
         let entry = decode_entry(
@@ -422,8 +441,17 @@ mod tests {
         assert_eq!(state.value(0), "provisional");
         assert_eq!(state.value(2), "final");
 
-        let nothing =
-            NewChange::encode(&def, ChangeKind::Commit, None, &[], &[], u64::MAX).expect("encode");
+        let nothing = NewChange::encode(
+            &def,
+            &Changed {
+                kind: ChangeKind::Commit,
+                progress: None,
+                deletes: &[],
+                upserts: &[],
+            },
+            u64::MAX,
+        )
+        .expect("encode");
         assert!(nothing.is_none(), "no rows changed, no entry");
     }
 }

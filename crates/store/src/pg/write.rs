@@ -19,7 +19,7 @@ use super::connection::prepared;
 use super::store::{PgStore, PgView};
 use super::types::{PgTime, array_type, column_array, column_type};
 use crate::StoreError;
-use crate::changes::{ChangeKind, ChangeRetention, NewChange, seq_to_sql};
+use crate::changes::{ChangeKind, ChangeRetention, Changed, NewChange, seq_to_sql};
 use crate::definition::{Definition, now_ms};
 use crate::error::PostgresContext;
 use crate::model::{Commit, ResultBatch, RowState};
@@ -144,20 +144,18 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             ],
         )
         .context(at)?;
-        let change = NewChange::encode(
-            &pg.def,
-            ChangeKind::Commit,
-            Some(&commit.progress),
-            &commit.deletes,
-            &commit.upserts,
-            retention.entry_bytes,
-        )?;
+        let changed = Changed {
+            kind: ChangeKind::Commit,
+            progress: Some(&commit.progress),
+            deletes: &commit.deletes,
+            upserts: &commit.upserts,
+        };
         record_change(
             &mut tx,
             statements,
             internal,
-            view,
-            change,
+            (view, &pg.def),
+            &changed,
             committed_at_ms,
             retention,
         )?;
@@ -252,20 +250,18 @@ pub(super) fn repair(
             upserts,
             PgTime(repaired_at_ms.saturating_mul(1_000)),
         )?;
-        let change = NewChange::encode(
-            &pg.def,
-            ChangeKind::Repair,
-            None,
+        let changed = Changed {
+            kind: ChangeKind::Repair,
+            progress: None,
             deletes,
             upserts,
-            retention.entry_bytes,
-        )?;
+        };
         record_change(
             &mut tx,
             statements,
             internal,
-            view,
-            change,
+            (view, &pg.def),
+            &changed,
             repaired_at_ms,
             retention,
         )?;
@@ -282,12 +278,14 @@ fn record_change(
     tx: &mut Transaction<'_>,
     statements: &mut HashMap<String, Statement>,
     internal: &Internal,
-    view: &str,
-    change: Option<NewChange>,
+    (view, def): (&str, &Definition),
+    changed: &Changed<'_>,
     at_ms: i64,
     retention: ChangeRetention,
 ) -> Result<(), StoreError> {
-    let Some(change) = change else { return Ok(()) };
+    let Some(change) = NewChange::encode(def, changed, retention.entry_bytes)? else {
+        return Ok(());
+    };
     let at = || format!("recording the changes of view '{view}'");
     let sql = format!(
         "SELECT 1 FROM {} WHERE view = $1 FOR UPDATE",

@@ -16,7 +16,8 @@ use super::statements::upsert_parameter;
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::cells::Cells;
-use crate::changes::{ChangeKind, ChangeRetention, NewChange, seq_to_sql};
+use crate::changes::{ChangeKind, ChangeRetention, Changed, NewChange, seq_to_sql};
+use crate::definition::Definition;
 use crate::definition::now_ms;
 use crate::error::SqliteContext;
 use crate::model::{Commit, ResultBatch};
@@ -134,15 +135,20 @@ pub(super) fn commit(
             })
             .context(at)?;
     }
-    let change = NewChange::encode(
+    let changed = Changed {
+        kind: ChangeKind::Commit,
+        progress: Some(&commit.progress),
+        deletes: &commit.deletes,
+        upserts: &commit.upserts,
+    };
+    record_change(
+        &tx,
+        view,
         &def.def,
-        ChangeKind::Commit,
-        Some(&commit.progress),
-        &commit.deletes,
-        &commit.upserts,
-        store.retention.entry_bytes,
+        &changed,
+        committed_at_ms,
+        store.retention,
     )?;
-    record_change(&tx, view, change, committed_at_ms, store.retention)?;
     tx.commit().context(at)?;
     tracing::debug!(
         view,
@@ -174,15 +180,20 @@ pub(super) fn repair(
         .context(at)?;
     write_deletes(&tx, view, &def, deletes)?;
     write_upserts(&tx, view, &def, upserts, &updated_at)?;
-    let change = NewChange::encode(
-        &def.def,
-        ChangeKind::Repair,
-        None,
+    let changed = Changed {
+        kind: ChangeKind::Repair,
+        progress: None,
         deletes,
         upserts,
-        store.retention.entry_bytes,
+    };
+    record_change(
+        &tx,
+        view,
+        &def.def,
+        &changed,
+        repaired_at_ms,
+        store.retention,
     )?;
-    record_change(&tx, view, change, repaired_at_ms, store.retention)?;
     tx.commit().context(at)
 }
 
@@ -191,11 +202,14 @@ pub(super) fn repair(
 fn record_change(
     tx: &Connection,
     view: &str,
-    change: Option<NewChange>,
+    def: &Definition,
+    changed: &Changed<'_>,
     at_ms: i64,
     retention: ChangeRetention,
 ) -> Result<(), StoreError> {
-    let Some(change) = change else { return Ok(()) };
+    let Some(change) = NewChange::encode(def, changed, retention.entry_bytes)? else {
+        return Ok(());
+    };
     let at = || format!("recording the changes of view '{view}'");
     let progress = change.progress.as_ref().map(serde_json::Value::to_string);
     let seq: i64 = tx
