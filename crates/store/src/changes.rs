@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::StoreError;
 use crate::definition::Definition;
-use crate::model::{Progress, ResultBatch};
+use crate::model::{Commit, Progress, ResultBatch};
 use crate::schema::STATE_COLUMN;
 use freshet_types::limits::{
     CHANGE_ENTRY_BYTES_MAX, CHANGE_LOG_AGE_MAX_MS, CHANGE_LOG_BYTES_MAX, CHANGE_LOG_COMMITS_MAX,
@@ -167,6 +167,28 @@ pub(crate) struct Changed<'a> {
     pub(crate) progress: Option<&'a Progress>,
     pub(crate) deletes: &'a [RecordBatch],
     pub(crate) upserts: &'a [ResultBatch],
+}
+
+impl<'a> Changed<'a> {
+    /// What `commit` changed.
+    pub(crate) fn commit(commit: &'a Commit) -> Changed<'a> {
+        Changed {
+            kind: ChangeKind::Commit,
+            progress: Some(&commit.progress),
+            deletes: &commit.deletes,
+            upserts: &commit.upserts,
+        }
+    }
+
+    /// What a repair deleting `deletes` and upserting `upserts` changed.
+    pub(crate) fn repair(deletes: &'a [RecordBatch], upserts: &'a [ResultBatch]) -> Changed<'a> {
+        Changed {
+            kind: ChangeKind::Repair,
+            progress: None,
+            deletes,
+            upserts,
+        }
+    }
 }
 
 /// A change-log entry about to be written, encoded.

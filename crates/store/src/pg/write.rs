@@ -19,7 +19,7 @@ use super::connection::prepared;
 use super::store::{PgStore, PgView};
 use super::types::{PgTime, array_type, column_array, column_type};
 use crate::StoreError;
-use crate::changes::{ChangeKind, ChangeRetention, Changed, NewChange, seq_to_sql};
+use crate::changes::{ChangeRetention, Changed, NewChange, seq_to_sql};
 use crate::definition::{Definition, now_ms};
 use crate::error::PostgresContext;
 use crate::model::{Commit, ResultBatch, RowState};
@@ -144,12 +144,7 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             ],
         )
         .context(at)?;
-        let changed = Changed {
-            kind: ChangeKind::Commit,
-            progress: Some(&commit.progress),
-            deletes: &commit.deletes,
-            upserts: &commit.upserts,
-        };
+        let changed = Changed::commit(commit);
         record_change(
             &mut tx,
             statements,
@@ -250,12 +245,7 @@ pub(super) fn repair(
             upserts,
             PgTime(repaired_at_ms.saturating_mul(1_000)),
         )?;
-        let changed = Changed {
-            kind: ChangeKind::Repair,
-            progress: None,
-            deletes,
-            upserts,
-        };
+        let changed = Changed::repair(deletes, upserts);
         record_change(
             &mut tx,
             statements,

@@ -16,7 +16,7 @@ use super::statements::upsert_parameter;
 use super::store::SqliteStore;
 use crate::StoreError;
 use crate::cells::Cells;
-use crate::changes::{ChangeKind, ChangeRetention, Changed, NewChange, seq_to_sql};
+use crate::changes::{ChangeRetention, Changed, NewChange, seq_to_sql};
 use crate::definition::Definition;
 use crate::definition::now_ms;
 use crate::error::SqliteContext;
@@ -135,12 +135,7 @@ pub(super) fn commit(
             })
             .context(at)?;
     }
-    let changed = Changed {
-        kind: ChangeKind::Commit,
-        progress: Some(&commit.progress),
-        deletes: &commit.deletes,
-        upserts: &commit.upserts,
-    };
+    let changed = Changed::commit(commit);
     record_change(
         &tx,
         view,
@@ -180,12 +175,7 @@ pub(super) fn repair(
         .context(at)?;
     write_deletes(&tx, view, &def, deletes)?;
     write_upserts(&tx, view, &def, upserts, &updated_at)?;
-    let changed = Changed {
-        kind: ChangeKind::Repair,
-        progress: None,
-        deletes,
-        upserts,
-    };
+    let changed = Changed::repair(deletes, upserts);
     record_change(
         &tx,
         view,
