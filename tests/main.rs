@@ -5,6 +5,9 @@
 //! - `cli_ingest`: `freshet ingest` of NDJSON, CSV and Parquet files mixing good and bad rows.
 //! - `http_ingest`: the same through `POST /v1/streams/{name}/events`, and the HTTP limits.
 //! - `idempotency`: `Idempotency-Key` applies a request at most once, across restarts.
+//! - `jetstream`: a stream whose log is NATS JetStream (the cluster of
+//!   `scripts/nats-cluster.sh`): publish, other publishers, dead letters, views equal to
+//!   batch, idempotent retries across processes, a recreated JetStream stream refused.
 //! - `ddl`: `freshet sql` errors, scripts, DROP STREAM and the persisted catalog.
 //! - `views`: views created over history, drained, read back by `results` and SQLite.
 //! - `batch`: `freshet query` and `freshet reconcile` (batch runs over the log).
@@ -39,6 +42,7 @@ mod e2e {
     mod http_ingest;
     pub mod http_views;
     mod idempotency;
+    mod jetstream;
     mod operators;
     mod pg_store;
     mod pg_tls;

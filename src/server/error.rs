@@ -79,10 +79,12 @@ impl From<StreamError> for ApiError {
             | StreamError::Withdrawn(_) => {
                 log_unavailable(&message, "nothing of it was kept, so a retry is safe")
             }
-            StreamError::NotUndone(_) | StreamError::Io { .. } => log_unavailable(
-                &message,
-                "it may have been kept in part, so retry only with the same Idempotency-Key",
-            ),
+            StreamError::NotUndone(_) | StreamError::Io { .. } | StreamError::JetStream(_) => {
+                log_unavailable(
+                    &message,
+                    "it may have been kept in part, so retry only with the same Idempotency-Key",
+                )
+            }
             _ => {
                 tracing::error!(error = %message, "ingest failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

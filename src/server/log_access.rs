@@ -73,11 +73,7 @@ impl LogAccess {
             LogAccess::Writer(dir) => {
                 let stream = dir.stream(&def.name).ok()?;
                 Some(StreamEnds {
-                    partitions: stream
-                        .partitions()
-                        .iter()
-                        .map(|p| p.visible_end().0)
-                        .collect(),
+                    partitions: stream.partition_ends().ok()?,
                     dead_letters: stream.dead_letters().visible_end().0,
                 })
             }
@@ -97,9 +93,10 @@ impl LogAccess {
             LogAccess::Writer(dir) => dir
                 .stream(name)
                 .ok()?
-                .partitions()
+                .partition_ends()
+                .ok()?
                 .get(partition as usize)
-                .map(|p| p.visible_end().0),
+                .copied(),
             LogAccess::Reader(_) => {
                 let def = self.streams().into_iter().find(|d| d.name == name)?;
                 self.ends(&def)?.partitions.get(partition as usize).copied()

@@ -17,8 +17,9 @@ pub enum EngineError {
     /// The user's other input is wrong (a history file, a time range); the message says how.
     #[error("{0}")]
     Input(String),
-    /// Events a view needs are no longer in the log: retention removed them. The operator
-    /// must act (recreate the view from what the log holds, or keep the log longer).
+    /// Events a view needs are no longer in the log: retention removed them, or the log
+    /// lost events the view already read. The operator must act (recreate the view from
+    /// what the log holds, or keep the log longer).
     #[error("{0}")]
     LogRetention(String),
     /// A limit on what one view may hold (its UNION ALL branches, hopping copies).

@@ -160,6 +160,11 @@ impl DataDir {
             // Leftovers of a stream dropped while its files were in use; start clean.
             std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         }
+        // A stream on JetStream gets its JetStream streams (created or checked) first.
+        let def = match def.options.jetstream {
+            Some(_) => crate::jetstream::JetStreamLog::declare(def)?,
+            None => def,
+        };
         let mut next = catalog.clone();
         next.streams.push(def);
         next.save(&self.root)?;

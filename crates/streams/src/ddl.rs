@@ -6,7 +6,7 @@
 //! points into the user's text), and the rest is parsed as `CREATE TABLE`. The watermark
 //! expression is parsed by sqlparser on its own.
 
-use crate::def::{ColumnDef, FsyncMode, StreamDef, StreamOptions, event_time_type};
+use crate::def::{ColumnDef, FsyncMode, JetStreamDef, StreamDef, StreamOptions, event_time_type};
 use crate::duration::parse_duration;
 use crate::error::{Result, StreamError};
 use arrow_schema::{DataType, TimeUnit};
@@ -456,6 +456,7 @@ fn build_def(
     let mut partition_key = None;
     let mut event_time_opt = None;
     let mut stream_options = StreamOptions::default();
+    let (mut log, mut subject, mut replicas) = (None, None, None);
     for opt in &options {
         let SqlOption::KeyValue { key, value } = opt else {
             return Err(StreamError::BadDdl(format!(
@@ -510,15 +511,41 @@ fn build_def(
             "idle_timeout" => {
                 stream_options.idle_timeout_ms = duration_ms(&text).map_err(|e| bad(&e))?
             }
+            "log" => log = Some(log_servers(&text).map_err(|e| bad(&e))?),
+            "subject" => subject = Some(check_subject(&text).map_err(|e| bad(&e))?),
+            "replicas" => {
+                replicas = Some(
+                    text.parse::<u32>()
+                        .ok()
+                        .filter(|r| (1..=5).contains(r))
+                        .ok_or_else(|| bad("must be a whole number from 1 to 5"))?,
+                )
+            }
             _ => {
                 return Err(StreamError::BadDdl(format!(
                     "unknown stream option `{key}`; known: partitions, partition_key, \
                      event_time, fsync, fsync_interval, segment_bytes, retention_age, \
-                     retention_bytes, idle_timeout"
+                     retention_bytes, idle_timeout, log, subject, replicas"
                 )));
             }
         }
     }
+    stream_options.jetstream = match log {
+        Some(servers) => Some(Box::new(JetStreamDef {
+            servers,
+            subject: subject.unwrap_or_else(|| format!("freshet.{name}")),
+            replicas: replicas.unwrap_or(1),
+            created: Vec::new(),
+        })),
+        None if subject.is_some() || replicas.is_some() => {
+            return Err(StreamError::BadDdl(
+                "options subject and replicas belong to a stream whose log is NATS \
+                 JetStream: add log = 'nats://host:port'"
+                    .into(),
+            ));
+        }
+        None => None,
+    };
     let (event_time, watermark_delay_ms) = match (watermark, event_time_opt) {
         (Some(w), other) => {
             if other.as_ref().is_some_and(|o| *o != w.column) {
@@ -580,6 +607,46 @@ fn build_def(
         options: stream_options,
         ddl: ddl.to_string(),
     })
+}
+
+/// `log = 'nats://host:port[,nats://host:port...]'`: the JetStream servers, checked for
+/// form only (whether they answer is checked when the stream is created).
+fn log_servers(text: &str) -> std::result::Result<String, String> {
+    let servers: Vec<&str> = text.split(',').map(str::trim).collect();
+    for s in &servers {
+        let Some(addr) = s.strip_prefix("nats://") else {
+            return Err(format!(
+                "`{s}` is not a NATS server address: the only log besides the embedded one is \
+                 NATS JetStream, written nats://host:port (several joined by commas)"
+            ));
+        };
+        if addr.is_empty() || addr.contains(['/', '@', ' ']) {
+            return Err(format!(
+                "`{s}` must be nats://host:port, with no path or credentials"
+            ));
+        }
+    }
+    Ok(servers.join(","))
+}
+
+/// A subject prefix: dot-separated tokens of letters, digits, `-` and `_` (no wildcards).
+fn check_subject(text: &str) -> std::result::Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 200
+        && text.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(
+            "must be a NATS subject such as 'nexmark.bid': dot-separated words of letters, \
+             digits, '-' and '_', no wildcards; partition p is published on <subject>.<p>"
+                .into(),
+        )
+    }
 }
 
 fn option_text(value: &Expr) -> String {

@@ -49,6 +49,38 @@ pub struct StreamOptions {
     pub retention_bytes: Option<u64>,
     /// A partition with no events for this long stops holding the stream's watermark back.
     pub idle_timeout_ms: u64,
+    /// Where the stream's log is when it is not the embedded one: NATS JetStream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<Box<JetStreamDef>>,
+}
+
+/// A stream whose log is NATS JetStream: one JetStream stream per partition, partition `p`
+/// on subject `<subject>.<p>`, offsets its sequence numbers (docs/scale-out.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamDef {
+    /// The servers, `nats://host:port` joined by commas.
+    pub servers: String,
+    /// The subject prefix; partition `p` is `<subject>.<p>`.
+    pub subject: String,
+    /// Replicas of each JetStream stream Freshet creates.
+    pub replicas: u32,
+    /// Each partition's JetStream stream's creation time as the server reported it when
+    /// the stream was declared: a stream deleted and created again since is refused.
+    #[serde(default)]
+    pub created: Vec<String>,
+}
+
+impl JetStreamDef {
+    /// The subject of partition `p`.
+    pub fn partition_subject(&self, p: u32) -> String {
+        format!("{}.{p}", self.subject)
+    }
+
+    /// The JetStream stream that holds partition `p` (stream names cannot hold dots).
+    pub fn stream_name(&self, p: u32) -> String {
+        format!("FRESHET_{}_{p}", self.subject.replace(['.', '-'], "_"))
+    }
 }
 
 impl Default for StreamOptions {
@@ -60,6 +92,7 @@ impl Default for StreamOptions {
             retention_age_ms: None,
             retention_bytes: None,
             idle_timeout_ms: 30_000,
+            jetstream: None,
         }
     }
 }
@@ -157,6 +190,12 @@ impl StreamDef {
         }
         if let Some(bytes) = o.retention_bytes {
             parts.push(format!("retention_bytes={bytes}"));
+        }
+        if let Some(js) = &o.jetstream {
+            parts.push(format!(
+                "log={} subject={}.<partition> replicas={}",
+                js.servers, js.subject, js.replicas
+            ));
         }
         parts.join(" ")
     }

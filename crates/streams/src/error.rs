@@ -82,6 +82,13 @@ pub enum StreamError {
          use a new key for a new request"
     )]
     IdempotencyKeyReused(String),
+    /// NATS JetStream, a stream's log, did not answer or refused an operation.
+    #[error("NATS JetStream: {0}")]
+    JetStream(String),
+    /// A stream's external log no longer holds what Freshet declared or committed (it was
+    /// recreated, or lost acknowledged messages): refused rather than skipped over.
+    #[error("{0}")]
+    LogChanged(String),
     /// Internal invariant violated while encoding or decoding Arrow data.
     #[error("internal Arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -92,7 +99,9 @@ impl StreamError {
     pub fn retriable(&self) -> bool {
         match self {
             StreamError::Log(e) => e.retriable(),
-            StreamError::Io { .. } | StreamError::IdempotencyInFlight(_) => true,
+            StreamError::Io { .. }
+            | StreamError::IdempotencyInFlight(_)
+            | StreamError::JetStream(_) => true,
             _ => false,
         }
     }

@@ -13,9 +13,12 @@
 //!
 //! Not here: watermarks and idleness (the engine), or what a reader does with the rows.
 
+use crate::def::StreamDef;
 use crate::error::Result;
 use crate::payload;
 use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMillisecondType;
 use freshet_log::{FileStorage, Frame, Partition, PartitionReader};
 use freshet_types::{EventTime, IngestTime, Offset, RowOffsets};
 use std::path::Path;
@@ -37,8 +40,17 @@ pub struct Chunk {
     pub ingest_time: IngestTime,
     /// Its size in the log, bytes (for progress reports).
     pub bytes: u64,
+    payload: Payload,
+}
+
+/// A chunk's events: as the embedded log stores them, or already decoded (a log whose
+/// messages are decoded as they are read).
+#[derive(Debug, Clone)]
+enum Payload {
     /// Arrow IPC payload of events at dense offsets from `first`.
-    payload: Vec<u8>,
+    Ipc(Vec<u8>),
+    /// Decoded events, each with its offset.
+    Decoded(OffsetBatch),
 }
 
 /// Decoded events with their offsets.
@@ -60,12 +72,44 @@ impl Chunk {
             max_event_time: h.max_event_time,
             ingest_time: h.ingest_time,
             bytes: u64::from(h.frame_bytes),
-            payload: frame.payload,
+            payload: Payload::Ipc(frame.payload),
+        }
+    }
+
+    /// A chunk of the offsets `[first, next)` whose good events are `rows` (already
+    /// decoded); its event-time bounds are its rows' (with none, the lowest time, which
+    /// moves no watermark).
+    pub fn decoded(
+        first: Offset,
+        next: Offset,
+        rows: OffsetBatch,
+        event_time: usize,
+        ingest_time: IngestTime,
+        bytes: u64,
+    ) -> Chunk {
+        let times = rows
+            .batch
+            .column(event_time)
+            .as_primitive::<TimestampMillisecondType>();
+        let min = arrow_arith::aggregate::min(times).unwrap_or(i64::MIN);
+        let max = arrow_arith::aggregate::max(times).unwrap_or(i64::MIN);
+        Chunk {
+            first,
+            next,
+            min_event_time: EventTime(min),
+            max_event_time: EventTime(max),
+            ingest_time,
+            bytes,
+            payload: Payload::Decoded(rows),
         }
     }
 
     /// How many of its events have offsets in `[from, to)`.
     pub fn events_within(&self, from: Offset, to: Offset) -> u64 {
+        if let Payload::Decoded(rows) = &self.payload {
+            let skip = rows.offsets.position(from.0);
+            return rows.offsets.position(to.0).saturating_sub(skip) as u64;
+        }
         let lo = self.first.max(from);
         let hi = self.next.min(to);
         hi.0.saturating_sub(lo.0)
@@ -74,9 +118,23 @@ impl Chunk {
     /// Its events with offsets in `[from, to)`, decoded, one batch per payload batch that
     /// holds any (none empty).
     pub fn decode_within(&self, from: Offset, to: Offset) -> Result<Vec<OffsetBatch>> {
+        let ipc = match &self.payload {
+            Payload::Ipc(ipc) => ipc,
+            Payload::Decoded(rows) => {
+                let skip = rows.offsets.position(from.0);
+                let keep = rows.offsets.position(to.0).saturating_sub(skip);
+                return Ok(match keep {
+                    0 => Vec::new(),
+                    _ => vec![OffsetBatch {
+                        offsets: rows.offsets.slice(skip, keep),
+                        batch: rows.batch.slice(skip, keep),
+                    }],
+                });
+            }
+        };
         let mut out = Vec::new();
         let mut at = self.first.0;
-        for batch in payload::decode(&self.payload)? {
+        for batch in payload::decode(ipc)? {
             let n = batch.num_rows();
             let offsets = RowOffsets::Dense { first: at, len: n };
             at += n as u64;
@@ -189,15 +247,27 @@ impl PartitionInput for EmbeddedInput {
     }
 }
 
-/// A reader of the embedded log's partition in `dir` that works beside the process writing
-/// it (no lock), or `None` if the partition does not exist.
-pub fn open_reader(dir: &Path) -> Result<Option<Box<dyn ChunkReader>>> {
+/// A reader of partition `partition` of stream `def`, whose embedded log is under
+/// `stream_dir`, that works beside the process writing it (no lock), or `None` if the
+/// partition does not exist. A log on JetStream is read as it is (its bad messages are
+/// skipped: the process running the views sends them to the dead letters).
+pub fn open_reader(
+    def: &StreamDef,
+    stream_dir: &Path,
+    partition: u32,
+) -> Result<Option<Box<dyn ChunkReader>>> {
+    if def.options.jetstream.is_some() {
+        return Ok(Some(Box::new(crate::jetstream::JetStreamLog::reader(
+            def, partition,
+        )?)));
+    }
+    let dir = stream_dir.join(partition.to_string());
     if !dir.exists() {
         return Ok(None);
     }
     Ok(Some(Box::new(PartitionReader::open(
         Arc::new(FileStorage),
-        dir,
+        &dir,
     )?)))
 }
 
@@ -220,7 +290,7 @@ mod tests {
             max_event_time: EventTime(0),
             ingest_time: IngestTime(0),
             bytes: bytes.len() as u64,
-            payload: bytes,
+            payload: Payload::Ipc(bytes),
         }
     }
 

@@ -55,6 +55,14 @@ pub struct StreamInfo {
     pub partition_info: Vec<PartitionInfo>,
     /// The dead-letter log.
     pub dlq_info: PartitionInfo,
+    /// Where the events are: `embedded`, or `nats://...` (docs/scale-out.md).
+    pub log: String,
+    /// For a log on JetStream: the subject prefix (partition `p` is `<subject>.<p>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// For a log on JetStream: replicas of each partition's JetStream stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 fn info(dir: &Path, label: String) -> Result<PartitionInfo> {
@@ -82,7 +90,10 @@ pub fn stream_info(root: &Path, def: &StreamDef) -> Result<StreamInfo> {
     let dir = stream_dir(root, &def.name);
     let mut parts = Vec::new();
     for p in 0..def.partitions {
-        parts.push(info(&dir.join(p.to_string()), p.to_string())?);
+        parts.push(match &def.options.jetstream {
+            Some(_) => jetstream_info(def, p),
+            None => info(&dir.join(p.to_string()), p.to_string())?,
+        });
     }
     let dlq_info = info(&dir.join("dlq"), "dlq".into())?;
     Ok(StreamInfo {
@@ -108,7 +119,33 @@ pub fn stream_info(root: &Path, def: &StreamDef) -> Result<StreamInfo> {
         dead_letters: dlq_info.end - dlq_info.start,
         partition_info: parts,
         dlq_info,
+        log: def
+            .options
+            .jetstream
+            .as_ref()
+            .map_or_else(|| "embedded".to_string(), |j| j.servers.clone()),
+        subject: def.options.jetstream.as_ref().map(|j| j.subject.clone()),
+        replicas: def.options.jetstream.as_ref().map(|j| j.replicas),
     })
+}
+
+/// Extent of partition `p` of a stream on JetStream, in sequence numbers (JetStream holds
+/// the bytes); empty, with a warning, while JetStream cannot be asked.
+fn jetstream_info(def: &StreamDef, p: u32) -> PartitionInfo {
+    use crate::input::{ChunkReader, PartitionInput};
+    let extent = crate::jetstream::JetStreamLog::reader(def, p)
+        .and_then(|mut r| Ok((r.start()?.0, r.end().0)));
+    let (start, end) = extent.unwrap_or_else(|e| {
+        tracing::warn!(stream = %def.name, partition = p, error = %e, "cannot ask JetStream");
+        (0, 0)
+    });
+    PartitionInfo {
+        partition: p.to_string(),
+        start,
+        end: end.max(start),
+        bytes: 0,
+        segments: 0,
+    }
 }
 
 /// The stream definition `name` from the catalog of `root`.

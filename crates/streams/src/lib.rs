@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod input;
 pub mod inspect;
+pub mod jetstream;
 pub mod outcome;
 pub mod partitioner;
 pub mod payload;

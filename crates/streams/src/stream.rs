@@ -11,6 +11,7 @@ use crate::decode::{Decoded, NdjsonDecoder, Reject};
 use crate::def::{FsyncMode, StreamDef};
 use crate::error::{Result, StreamError};
 use crate::idempotency::{Claim, IdempotencyTable, RecoveredTag, tag_id};
+use crate::jetstream::{DeadLetters, JetStreamLog};
 pub use crate::outcome::{AppendOutcome, PartitionRange, RejectSummary};
 use crate::{dlq, partitioner, payload};
 use arrow_array::cast::AsArray;
@@ -76,6 +77,10 @@ pub struct Stream {
     counters: StreamCounters,
     ndjson: NdjsonDecoder,
     order: CommitOrder,
+    /// The log, when it is JetStream rather than the embedded partitions (then empty).
+    jetstream: Option<JetStreamLog>,
+    /// Per partition on JetStream, the last sequence sent to the dead letters.
+    dead_lettered: Mutex<Vec<u64>>,
 }
 
 impl Stream {
@@ -88,7 +93,16 @@ impl Stream {
         let config = def.partition_config();
         let mut reports = Vec::new();
         let mut partitions = Vec::new();
-        for p in 0..def.partitions {
+        let jetstream = match def.options.jetstream {
+            Some(_) => Some(JetStreamLog::open(&def)?),
+            None => None,
+        };
+        let embedded = if jetstream.is_some() {
+            0
+        } else {
+            def.partitions
+        };
+        for p in 0..embedded {
             let pdir = dir.join(p.to_string());
             let (partition, report) = Partition::open(storage.clone(), &pdir, config.clone())?;
             reports.push((pdir, report));
@@ -104,6 +118,10 @@ impl Stream {
         let mut idempotency = IdempotencyTable::open(&dir)?;
         idempotency.add_recovered(recover_tags(&storage, &partitions, &dead_letters)?);
         let ndjson = NdjsonDecoder::new(&def);
+        let dead_lettered = match &jetstream {
+            Some(log) => dead_lettered(&dead_letters, log.def(), def.partitions)?,
+            None => Vec::new(),
+        };
         Ok((
             Stream {
                 def,
@@ -115,6 +133,8 @@ impl Stream {
                 counters: StreamCounters::default(),
                 ndjson,
                 order: CommitOrder::default(),
+                jetstream,
+                dead_lettered: Mutex::new(dead_lettered),
             },
             reports,
         ))
@@ -135,13 +155,37 @@ impl Stream {
         &self.dir
     }
 
-    /// The partitions, by index.
+    /// The embedded log's partitions, by index (none when the log is JetStream).
     pub fn partitions(&self) -> &[Arc<Partition>] {
         &self.partitions
     }
 
-    /// A view's reader of each partition, by index (the input seam).
-    pub fn inputs(&self) -> Vec<Box<dyn crate::input::PartitionInput>> {
+    /// One past the last offset readers may read, by partition (asking JetStream, for a
+    /// log there).
+    pub fn partition_ends(&self) -> Result<Vec<u64>> {
+        match &self.jetstream {
+            Some(log) => log.ends(),
+            None => Ok(self.partitions.iter().map(|p| p.visible_end().0).collect()),
+        }
+    }
+
+    /// The stream's log on JetStream, if that is where it is.
+    pub fn jetstream(&self) -> Option<&JetStreamLog> {
+        self.jetstream.as_ref()
+    }
+
+    /// A view's reader of each partition, by index (the input seam). Readers of a log on
+    /// JetStream send the messages that do not decode to this stream's dead letters.
+    pub fn inputs(self: &Arc<Self>) -> Vec<Box<dyn crate::input::PartitionInput>> {
+        if let Some(log) = &self.jetstream {
+            let dead_letters: Arc<dyn DeadLetters> = self.clone();
+            return (0..self.def.partitions)
+                .map(|p| {
+                    Box::new(log.input(&self.def, p, Some(dead_letters.clone())))
+                        as Box<dyn crate::input::PartitionInput>
+                })
+                .collect();
+        }
         self.partitions
             .iter()
             .map(|p| {
@@ -213,7 +257,7 @@ impl Stream {
     /// idempotency key, a request already applied is answered from its stored outcome.
     pub fn commit(&self, prepared: Prepared, key: Option<&str>) -> Result<AppendOutcome> {
         let Some(key) = key else {
-            return self.commit_frames(prepared, None);
+            return self.commit_frames(prepared, None, None);
         };
         let claim = self
             .idempotency
@@ -228,7 +272,7 @@ impl Stream {
         let fingerprint = prepared.fingerprint;
         let (result, resumed) = match claim {
             Claim::Replay(outcome) => return Ok(*outcome),
-            Claim::Apply => (self.commit_frames(prepared, Some(tag)), None),
+            Claim::Apply => (self.commit_frames(prepared, Some(tag), Some(key)), None),
             Claim::Resume(found) => (self.resume(prepared, tag, found.clone()), Some(found)),
         };
         let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
@@ -258,7 +302,7 @@ impl Stream {
         if found.dead_letters.is_some() {
             prepared.dead_letters = None;
         }
-        let mut outcome = self.commit_frames(prepared, Some(tag))?;
+        let mut outcome = self.commit_frames(prepared, Some(tag), None)?;
         outcome.partitions.extend(found.data);
         outcome.partitions.sort_by_key(|p| p.partition);
         if let Some((range, _, _)) = found.dead_letters {
@@ -267,7 +311,14 @@ impl Stream {
         Ok(outcome)
     }
 
-    fn commit_frames(&self, prepared: Prepared, tag: Option<ProducerTag>) -> Result<AppendOutcome> {
+    /// Appends the frames (or, for a log on JetStream, publishes their rows with message
+    /// ids made from `key`) and the dead-letter frame, and counts them.
+    fn commit_frames(
+        &self,
+        prepared: Prepared,
+        tag: Option<ProducerTag>,
+        key: Option<&str>,
+    ) -> Result<AppendOutcome> {
         let ingest_time = IngestTime::now();
         let mut outcome = AppendOutcome {
             accepted: prepared.accepted,
@@ -285,8 +336,16 @@ impl Stream {
                 .collect(),
             ..AppendOutcome::default()
         };
+        let published = match &self.jetstream {
+            Some(log) => Some(log.publish(&prepared.frames, key)?),
+            None => None,
+        };
+        let data_frames: &[PreparedFrame] = match published {
+            Some(_) => &[],
+            None => &prepared.frames,
+        };
         let mut writes = Vec::with_capacity(prepared.frames.len() + 1);
-        for frame in &prepared.frames {
+        for frame in data_frames {
             let partition = self
                 .partitions
                 .get(frame.partition as usize)
@@ -305,7 +364,10 @@ impl Stream {
             start: appended.base_offset.0,
             end: appended.end_offset.0,
         };
-        outcome.partitions = prepared.frames.iter().zip(&appended).map(range).collect();
+        outcome.partitions = match published {
+            Some(ranges) => ranges,
+            None => prepared.frames.iter().zip(&appended).map(range).collect(),
+        };
         if let Some(frame) = &prepared.dead_letters {
             let last = appended.last().expect("the dead-letter frame was appended");
             outcome.dead_letters = Some(PartitionRange {
@@ -399,6 +461,58 @@ fn record(
         ingest_time,
         tag,
     }
+}
+
+impl DeadLetters for Stream {
+    fn dead_letter(&self, partition: u32, subject: &str, rejects: Vec<Reject>) -> Result<()> {
+        let mut done = self.dead_lettered.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(through) = done.get_mut(partition as usize) else {
+            return Ok(());
+        };
+        let last = rejects.iter().map(|r| r.line).max().unwrap_or(0);
+        let rejects: Vec<Reject> = rejects.into_iter().filter(|r| r.line > *through).collect();
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        let decoded = Decoded {
+            batch: None,
+            rejects,
+        };
+        let prepared = self.prepare(decoded, &crate::jetstream::source_of(subject))?;
+        self.commit_frames(prepared, None, None)?;
+        *through = last;
+        Ok(())
+    }
+}
+
+/// Per partition on JetStream, the last sequence the dead letters hold (their source
+/// names the partition's subject, their line the sequence).
+fn dead_lettered(
+    dead_letters: &Arc<Partition>,
+    def: &crate::def::JetStreamDef,
+    partitions: u32,
+) -> Result<Vec<u64>> {
+    let sources: Vec<String> = (0..partitions)
+        .map(|p| crate::jetstream::source_of(&def.partition_subject(p)))
+        .collect();
+    let mut through = vec![0; partitions as usize];
+    let mut reader = dead_letters.reader();
+    let mut at = reader.start_offset()?;
+    loop {
+        let frames = reader.read(at, 1 << 20)?;
+        let Some(last) = frames.last() else { break };
+        at = last.header.end_offset();
+        for frame in frames {
+            for batch in payload::decode(&frame.payload)? {
+                for d in dlq::from_batch(&batch, 0) {
+                    if let Some(p) = sources.iter().position(|s| *s == d.source) {
+                        through[p] = through[p].max(d.line);
+                    }
+                }
+            }
+        }
+    }
+    Ok(through)
 }
 
 fn is_tagged(h: &freshet_log::FrameHeader) -> bool {

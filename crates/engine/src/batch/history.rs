@@ -102,7 +102,7 @@ pub struct HistoryCounters {
 pub fn log_start_ms(def: &StreamDef, dir: &Path) -> Result<Option<i64>> {
     let mut earliest = None::<i64>;
     for partition in 0..def.partitions {
-        let Some(mut reader) = open_reader(&dir.join(partition.to_string()))? else {
+        let Some(mut reader) = open_reader(def, dir, partition)? else {
             continue;
         };
         if let Some(t) = reader.earliest_event_time()? {

@@ -192,7 +192,8 @@ impl TableProvider for LogTable {
         let mut generators: Vec<Arc<RwLock<dyn LazyBatchGenerator>>> = Vec::new();
         for p in 0..self.def.partitions {
             generators.push(Arc::new(RwLock::new(PartitionScan {
-                stream: self.def.name.clone(),
+                def: self.def.clone(),
+                partition: p,
                 dir: self.dir.join(p.to_string()),
                 reader: None,
                 next: None,
@@ -230,7 +231,9 @@ impl TableProvider for LogTable {
 
 /// One partition of a scan: frames read as batches are asked for.
 struct PartitionScan {
-    stream: String,
+    def: StreamDef,
+    partition: u32,
+    /// The partition's directory in the embedded log (named in plans and errors).
     dir: PathBuf,
     reader: Option<Box<dyn ChunkReader>>,
     /// The next offset to read; `None` before the first read.
@@ -255,7 +258,7 @@ impl fmt::Debug for PartitionScan {
 
 impl fmt::Display for PartitionScan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "log scan of {} ({})", self.stream, self.dir.display())
+        write!(f, "log scan of {} ({})", self.def.name, self.dir.display())
     }
 }
 
@@ -269,7 +272,10 @@ impl PartitionScan {
     /// Reads the next chunks into `pending`; false at the end of the partition.
     fn fill(&mut self) -> datafusion::error::Result<bool> {
         if self.reader.is_none() {
-            let Some(mut reader) = open_reader(&self.dir).map_err(external)? else {
+            let stream_dir = self.dir.parent().unwrap_or(&self.dir);
+            let Some(mut reader) =
+                open_reader(&self.def, stream_dir, self.partition).map_err(external)?
+            else {
                 return Ok(false);
             };
             let start = reader.start().map_err(external)?.0;
@@ -280,10 +286,7 @@ impl PartitionScan {
                 return Err(external(crate::EngineError::LogRetention(format!(
                     "{} partition {}: retention removed offsets from {from} up to {start}, \
                      which this scan must read",
-                    self.stream,
-                    self.dir
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into())
+                    self.def.name, self.partition
                 ))));
             }
             self.next = Some(start.max(self.bounds.map_or(0, |(from, _)| from)));
@@ -368,7 +371,8 @@ impl LazyBatchGenerator for PartitionScan {
 
     fn reset_state(&self) -> Arc<RwLock<dyn LazyBatchGenerator>> {
         Arc::new(RwLock::new(PartitionScan {
-            stream: self.stream.clone(),
+            def: self.def.clone(),
+            partition: self.partition,
             dir: self.dir.clone(),
             reader: None,
             next: None,

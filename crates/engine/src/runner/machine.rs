@@ -553,6 +553,15 @@ fn open_inputs(
             } else {
                 next
             };
+            let end = source.end();
+            if next > end {
+                return Err(EngineError::LogRetention(format!(
+                    "view '{}' has read {name} partition {p} up to offset {next}, but the log \
+                     now ends at {end}: it lost events the view already read (or was created \
+                     again); recreate the view to rebuild it from what the log holds",
+                    def.name
+                )));
+            }
             if keep < start {
                 return Err(EngineError::LogRetention(format!(
                     "view '{}' needs {name} partition {p} from offset {keep}, but retention \
