@@ -36,8 +36,14 @@ use std::time::Duration;
 /// other request for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Messages Freshet publishes without waiting for their acknowledgements.
+/// Messages the process publishes without waiting for their acknowledgements, over every
+/// request: below the client's own bound of 5,000 per connection, so that its publish never
+/// waits for a permit that only another request's unread acknowledgement would free.
 const PUBLISHES_IN_FLIGHT: usize = 4096;
+
+/// One permit per message published and not yet acknowledged.
+static IN_FLIGHT: LazyLock<Arc<tokio::sync::Semaphore>> =
+    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(PUBLISHES_IN_FLIGHT)));
 
 /// The duplicate window of the JetStream streams Freshet creates: a request retried with
 /// the same idempotency key within it is stored once.
@@ -198,6 +204,15 @@ impl JetStreamLog {
                     info.config.subjects, self.stream
                 )));
             }
+            unsuitable(&info.config).map_or(Ok(()), |why| {
+                Err(StreamError::LogChanged(format!(
+                    "JetStream stream {name} (partition {p} of stream `{}`) {why}; Freshet \
+                     needs limits retention, file storage and a duplicate window of at least \
+                     {} s",
+                    self.stream,
+                    DUPLICATE_WINDOW.as_secs()
+                )))
+            })?;
             created.push(info.created.to_string());
         }
         Ok(created)
@@ -237,18 +252,30 @@ impl JetStreamLog {
             let mut acks = Vec::with_capacity(messages.len());
             let mut pending = std::collections::VecDeque::new();
             for (p, subject, publish) in messages {
-                if pending.len() >= PUBLISHES_IN_FLIGHT {
-                    let (p, ack): (u32, jetstream::context::PublishAckFuture) =
-                        pending.pop_front().expect("pending is not empty");
+                // Out of permits, a publisher first waits for its own oldest message: no
+                // two wait on each other.
+                let permit = loop {
+                    if let Ok(permit) = IN_FLIGHT.clone().try_acquire_owned() {
+                        break permit;
+                    }
+                    let Some((p, ack, permit)) = pending.pop_front() else {
+                        break IN_FLIGHT
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("the semaphore is never closed");
+                    };
+                    let ack: jetstream::context::PublishAckFuture = ack;
                     acks.push((p, ack.await.map_err(|e| failed("publish", e))?.sequence));
-                }
+                    drop(permit);
+                };
                 let ack = js
                     .send_publish(subject, publish)
                     .await
                     .map_err(|e| failed("publish", e))?;
-                pending.push_back((p, ack));
+                pending.push_back((p, ack, permit));
             }
-            for (p, ack) in pending {
+            for (p, ack, _permit) in pending {
                 acks.push((p, ack.await.map_err(|e| failed("publish", e))?.sequence));
             }
             Ok::<_, StreamError>(acks)
@@ -298,6 +325,28 @@ impl JetStreamLog {
     ) -> JetStreamInput {
         JetStreamInput::new(self.js.clone(), stream, &self.def, p, dead_letters)
     }
+}
+
+/// Why an existing JetStream stream cannot hold a partition: its messages must stay until
+/// its limits remove them (views read without acknowledging), survive a restart, and be
+/// deduplicated as long as Freshet's publishers retry.
+fn unsuitable(config: &stream::Config) -> Option<String> {
+    if config.retention != stream::RetentionPolicy::Limits {
+        return Some(format!(
+            "has retention {:?}, which deletes messages once consumers took them",
+            config.retention
+        ));
+    }
+    if config.storage != stream::StorageType::File {
+        return Some("keeps its messages in memory only".into());
+    }
+    if config.duplicate_window < DUPLICATE_WINDOW {
+        return Some(format!(
+            "deduplicates for {} s only",
+            config.duplicate_window.as_secs()
+        ));
+    }
+    None
 }
 
 /// The rows of `batch` as JSON objects, one per row: timestamps as epoch milliseconds,
