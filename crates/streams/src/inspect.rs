@@ -134,7 +134,7 @@ pub fn stream_info(root: &Path, def: &StreamDef) -> Result<StreamInfo> {
 fn jetstream_info(def: &StreamDef, p: u32) -> PartitionInfo {
     use crate::input::{ChunkReader, PartitionInput};
     let extent = crate::jetstream::JetStreamLog::reader(def, p)
-        .and_then(|mut r| Ok((r.start()?.0, r.end().0)));
+        .and_then(|mut r| Ok((r.start()?.0.max(1), r.end().0)));
     let (start, end) = extent.unwrap_or_else(|e| {
         tracing::warn!(stream = %def.name, partition = p, error = %e, "cannot ask JetStream");
         (0, 0)

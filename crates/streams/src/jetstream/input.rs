@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 /// Messages one read returns at most.
 const READ_MESSAGES_MAX: u64 = 8192;
 
-/// How long one read waits for messages the stream's bounds say are there.
+/// How long one fetch waits for the first message the stream's bounds say is there.
 const READ_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a read waits, over fetches, before it reports that JetStream does not deliver
+/// messages its bounds say it holds.
+const READ_GIVE_UP: Duration = Duration::from_secs(60);
 
 /// How long the partition's bounds, as last asked, answer [`PartitionInput::end`].
 const BOUNDS_FRESH: Duration = Duration::from_millis(50);
@@ -33,6 +37,8 @@ pub struct JetStreamInput {
     js: jetstream::Context,
     /// The JetStream stream holding the partition.
     name: String,
+    /// Its creation time as declared, if recorded: a stream created again is refused.
+    created: Option<String>,
     subject: String,
     stream: String,
     partition: u32,
@@ -57,6 +63,7 @@ impl JetStreamInput {
         JetStreamInput {
             js,
             name: def.stream_name(partition),
+            created: def.created.get(partition as usize).cloned(),
             subject: def.partition_subject(partition),
             stream: stream.name.clone(),
             partition,
@@ -73,11 +80,19 @@ impl JetStreamInput {
     fn bounds_now(&self) -> Result<(u64, u64)> {
         let js = self.js.clone();
         let name = self.name.clone();
-        let state = run(async move {
+        let (state, created) = run(async move {
             let stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(stream.cached_info().state.clone())
+            let info = stream.cached_info();
+            Ok::<_, String>((info.state.clone(), info.created.to_string()))
         })
         .map_err(|e| failed(&format!("stream {}", self.name), e))?;
+        if self.created.as_ref().is_some_and(|c| *c != created) {
+            return Err(StreamError::LogChanged(format!(
+                "stream `{}` partition {}: JetStream stream {} was deleted and created again \
+                 since the stream was declared; its sequences no longer mean what was read",
+                self.stream, self.partition, self.name
+            )));
+        }
         let bounds = (state.first_sequence, state.last_sequence);
         *self.bounds.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), bounds.0, bounds.1));
@@ -143,9 +158,10 @@ impl JetStreamInput {
                 let info = message.info().map_err(|e| e.to_string())?;
                 let seq = info.stream_sequence;
                 let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+                let caught_up = info.pending == 0;
                 bytes += message.payload.len();
                 got.push((seq, message.payload.to_vec(), published));
-                if seq >= upto || bytes >= bytes_max {
+                if seq >= upto || bytes >= bytes_max || caught_up {
                     break;
                 }
             }
@@ -240,8 +256,9 @@ impl Drop for JetStreamInput {
 
 impl ChunkReader for JetStreamInput {
     fn start(&mut self) -> Result<Offset> {
+        // Sequences start at 1: offset 0 is "nothing removed yet", as in the embedded log.
         let (first, _) = self.bounds_now()?;
-        Ok(Offset(first.max(1)))
+        Ok(Offset(if first <= 1 { 0 } else { first }))
     }
 
     fn read(&mut self, from: Offset, bytes_max: usize) -> Result<Vec<Chunk>> {
@@ -272,11 +289,23 @@ impl ChunkReader for JetStreamInput {
             return Ok(Vec::new());
         }
         let upto = last.min(from + READ_MESSAGES_MAX - 1);
-        let messages = self.fetch(from, upto, bytes_max)?;
-        if messages.is_empty() {
-            return Ok(Vec::new());
+        // The stream holds `from..=last`: an empty fetch is a slow server (a consumer being
+        // made, a leader being elected), not the end, which callers would take it for.
+        let give_up = Instant::now() + READ_GIVE_UP;
+        loop {
+            let messages = self.fetch(from, upto, bytes_max)?;
+            if !messages.is_empty() {
+                return Ok(vec![self.chunk(messages)?]);
+            }
+            if Instant::now() >= give_up {
+                return Err(StreamError::JetStream(format!(
+                    "stream {} holds sequences up to {last} but delivered none from {from} \
+                     within {} s",
+                    self.name,
+                    READ_GIVE_UP.as_secs()
+                )));
+            }
         }
-        Ok(vec![self.chunk(messages)?])
     }
 
     fn earliest_event_time(&mut self) -> Result<Option<EventTime>> {
