@@ -273,7 +273,7 @@ impl Stream {
         let (result, resumed) = match claim {
             Claim::Replay(outcome) => return Ok(*outcome),
             Claim::Apply => (self.commit_frames(prepared, Some(tag), Some(key)), None),
-            Claim::Resume(found) => (self.resume(prepared, tag, found.clone()), Some(found)),
+            Claim::Resume(found) => (self.resume(prepared, tag, key, found.clone()), Some(found)),
         };
         let mut table = self.idempotency.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
@@ -289,6 +289,7 @@ impl Stream {
         &self,
         mut prepared: Prepared,
         tag: ProducerTag,
+        key: &str,
         found: RecoveredTag,
     ) -> Result<AppendOutcome> {
         if self.def.partition_key.is_none() && !found.data.is_empty() {
@@ -302,7 +303,7 @@ impl Stream {
         if found.dead_letters.is_some() {
             prepared.dead_letters = None;
         }
-        let mut outcome = self.commit_frames(prepared, Some(tag), None)?;
+        let mut outcome = self.commit_frames(prepared, Some(tag), Some(key))?;
         outcome.partitions.extend(found.data);
         outcome.partitions.sort_by_key(|p| p.partition);
         if let Some((range, _, _)) = found.dead_letters {
@@ -357,7 +358,18 @@ impl Stream {
         if let Some(frame) = &prepared.dead_letters {
             writes.push((&self.dead_letters, record(frame, ingest_time, tag)));
         }
-        let appended = self.order.commit(&writes, |touched| self.settle(touched))?;
+        let appended = self
+            .order
+            .commit(&writes, |touched| self.settle(touched))
+            .map_err(|e| match published {
+                // The rows are in JetStream already: a retry without the same key would
+                // store them twice.
+                Some(_) => StreamError::NotUndone(format!(
+                    "the rows were published to JetStream, but their dead letters could not \
+                     be written ({e}); retry only with the same Idempotency-Key"
+                )),
+                None => e,
+            })?;
         let bytes: u64 = prepared.frames.iter().map(|f| f.payload.len() as u64).sum();
         let range = |(frame, appended): (&PreparedFrame, &Appended)| PartitionRange {
             partition: frame.partition,
