@@ -74,8 +74,10 @@ pub fn execute(
             let def = catalog.views.remove(pos);
             catalog.save(data.root())?;
             store.drop_view(&name)?;
+            // The embedded log's consumer positions pin what the view needed; a log on
+            // JetStream keeps none for it (and need not be reachable to drop a view).
             for s in data.streams() {
-                if mentions(&def.query, &s.name) {
+                if mentions(&def.query, &s.name) && s.options.jetstream.is_none() {
                     for p in data.stream(&s.name)?.partitions() {
                         p.consumers().remove(&consumer_name(&name))?;
                     }
