@@ -301,6 +301,14 @@ fn a_jetstream_stream_created_again_is_refused() {
         "says why: {}",
         refused.stderr
     );
+
+    // What the refusal says to do works: drop the view and the stream, declare them again.
+    env.ok(&["sql", "DROP VIEW hot"]);
+    env.ok(&["sql", "DROP STREAM bid"]);
+    env.ok(&["sql", &bid_on_jetstream(&url, &subject)]);
+    env.ok(&["sql", HOT]);
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+    assert_eq!(query_number(&env, DIFFERENCES), 0);
 }
 
 /// A 3-node cluster of this test's own (`scripts/nats-cluster.sh` with its own directory
@@ -404,4 +412,32 @@ fn ingest_and_views_go_on_while_a_nats_node_is_killed_and_restarted() {
         0,
         "stored rows equal batch"
     );
+}
+
+#[test]
+fn an_existing_jetstream_stream_that_would_lose_or_double_messages_is_refused() {
+    let Some(url) = nats_url() else { return };
+    let subject = unique_subject("unsuitable");
+    let mut nats = NatsClient::connect(&url);
+    // An operator's stream for partition 0 that deletes what consumers took.
+    let name = stream_name(&subject, 0);
+    let config = serde_json::json!({
+        "name": name, "subjects": [format!("{subject}.0")], "retention": "interest",
+        "storage": "file", "num_replicas": 1, "duplicate_window": 600_000_000_000u64,
+    });
+    let created = nats.request(
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        config.to_string().as_bytes(),
+    );
+    assert!(created["error"].is_null(), "{created}");
+    let env = Env::new();
+    let sql = bid_on_jetstream(&url, &subject).replace("partitions = 4", "partitions = 1");
+    let refused = env.run(&["sql", &sql]);
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains("retention") && refused.stderr.contains(&name),
+        "names the stream and why: {}",
+        refused.stderr
+    );
+    nats.delete_stream(&name);
 }
