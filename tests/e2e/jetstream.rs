@@ -441,3 +441,31 @@ fn an_existing_jetstream_stream_that_would_lose_or_double_messages_is_refused() 
     );
     nats.delete_stream(&name);
 }
+
+#[test]
+fn sequences_removed_before_a_view_read_them_are_refused() {
+    let Some(url) = nats_url() else { return };
+    let env = Env::new();
+    let subject = unique_subject("purged");
+    env.ok(&["sql", &bid_on_jetstream(&url, &subject)]);
+    let file = env.write("bids.ndjson", env.generate_bids(400).join("\n"));
+    env.ok(&["ingest", "bid", file.to_str().expect("UTF-8 path")]);
+    env.ok(&["sql", HOT]);
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+
+    // More events arrive, and JetStream's retention removes them (a purge stands in for
+    // max_age or max_bytes) before the view reads them.
+    let more = env.write("more.ndjson", env.generate_bids(400).join("\n"));
+    env.ok(&["ingest", "bid", more.to_str().expect("UTF-8 path")]);
+    let mut nats = NatsClient::connect(&url);
+    let name = stream_name(&subject, 0);
+    let purged = nats.request(&format!("$JS.API.STREAM.PURGE.{name}"), b"");
+    assert_eq!(purged["success"], true, "{purged}");
+    let refused = env.run(&["run", "--drain", "--end-of-stream"]);
+    assert_ne!(refused.code, Some(0), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("retention") && refused.stderr.contains("partition 0"),
+        "says what was removed: {}",
+        refused.stderr
+    );
+}
