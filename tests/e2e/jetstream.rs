@@ -169,6 +169,16 @@ const DIFFERENCES: &str = "WITH recomputed AS (\
     SELECT (SELECT count(*) FROM (SELECT * FROM stored EXCEPT SELECT * FROM recomputed) a) \
          + (SELECT count(*) FROM (SELECT * FROM recomputed EXCEPT SELECT * FROM stored) b) AS n";
 
+/// The bid stream on JetStream holding `bids` generated bids, and the view `hot` drained
+/// over them.
+fn drained_view(env: &Env, url: &str, subject: &str, bids: u64) {
+    env.ok(&["sql", &bid_on_jetstream(url, subject)]);
+    let file = env.write("bids.ndjson", env.generate_bids(bids).join("\n"));
+    env.ok(&["ingest", "bid", file.to_str().expect("UTF-8 path")]);
+    env.ok(&["sql", HOT]);
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+}
+
 fn query_number(env: &Env, sql: &str) -> u64 {
     let csv = env.ok(&["query", sql, "--format", "csv"]);
     csv.lines()
@@ -275,11 +285,7 @@ fn a_jetstream_stream_created_again_is_refused() {
     let Some(url) = nats_url() else { return };
     let env = Env::new();
     let subject = unique_subject("recreated");
-    env.ok(&["sql", &bid_on_jetstream(&url, &subject)]);
-    let file = env.write("bids.ndjson", env.generate_bids(200).join("\n"));
-    env.ok(&["ingest", "bid", file.to_str().expect("UTF-8 path")]);
-    env.ok(&["sql", HOT]);
-    env.ok(&["run", "--drain", "--end-of-stream"]);
+    drained_view(&env, &url, &subject, 200);
 
     let mut nats = NatsClient::connect(&url);
     nats.delete_stream(&stream_name(&subject, 2));
@@ -447,11 +453,7 @@ fn sequences_removed_before_a_view_read_them_are_refused() {
     let Some(url) = nats_url() else { return };
     let env = Env::new();
     let subject = unique_subject("purged");
-    env.ok(&["sql", &bid_on_jetstream(&url, &subject)]);
-    let file = env.write("bids.ndjson", env.generate_bids(400).join("\n"));
-    env.ok(&["ingest", "bid", file.to_str().expect("UTF-8 path")]);
-    env.ok(&["sql", HOT]);
-    env.ok(&["run", "--drain", "--end-of-stream"]);
+    drained_view(&env, &url, &subject, 400);
 
     // More events arrive, and JetStream's retention removes them (a purge stands in for
     // max_age or max_bytes) before the view reads them.
