@@ -35,16 +35,14 @@ impl fmt::Debug for StoreTable {
 impl StoreTable {
     /// The stored results of `view`: its columns, then `_state` and `_updated_at`.
     pub fn new(view: &str, store: SharedStore) -> crate::Result<StoreTable> {
-        let first = store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .read_results(
-                view,
-                &ResultQuery {
-                    limit: 0,
-                    ..ResultQuery::default()
-                },
-            )?;
+        let first = read_page(
+            &store,
+            view,
+            &ResultQuery {
+                limit: 0,
+                ..ResultQuery::default()
+            },
+        )?;
         Ok(StoreTable {
             view: view.to_owned(),
             schema: first.batch.schema(),
@@ -83,6 +81,26 @@ impl TableProvider for StoreTable {
     }
 }
 
+/// A page of `view`'s results, read on a thread of its own: DataFusion pulls pages on its
+/// tokio runtime's threads, where the PostgreSQL store's blocking client (which drives a
+/// runtime of its own) cannot run.
+fn read_page(
+    store: &SharedStore,
+    view: &str,
+    query: &ResultQuery,
+) -> Result<freshet_store::ResultRows, freshet_store::StoreError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .read_results(view, query)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Pages of a view's results, in key order.
 struct Pages {
     view: String,
@@ -112,19 +130,16 @@ impl LazyBatchGenerator for Pages {
         if self.done {
             return Ok(None);
         }
-        let page = self
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .read_results(
-                &self.view,
-                &ResultQuery {
-                    limit: RESULT_ROWS_PER_PAGE_MAX,
-                    offset: self.offset,
-                    ..ResultQuery::default()
-                },
-            )
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let page = read_page(
+            &self.store,
+            &self.view,
+            &ResultQuery {
+                limit: RESULT_ROWS_PER_PAGE_MAX,
+                offset: self.offset,
+                ..ResultQuery::default()
+            },
+        )
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         self.offset += page.batch.num_rows();
         self.done = !page.has_more || page.batch.num_rows() == 0;
         Ok((page.batch.num_rows() > 0).then_some(page.batch))
