@@ -1,7 +1,6 @@
 //! What a stream is: its schema, event-time column, watermark rule, partitioning and
 //! storage options. Persisted in the catalog; validated once when created.
 
-use crate::duration::format_duration;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use freshet_log::{FsyncPolicy, PartitionConfig};
 use serde::{Deserialize, Serialize};
@@ -164,40 +163,6 @@ impl StreamDef {
             retention_bytes: self.options.retention_bytes,
             ..PartitionConfig::default()
         }
-    }
-
-    /// A one-line human summary of the options.
-    pub fn describe_options(&self) -> String {
-        let o = &self.options;
-        let mut parts = vec![
-            format!("partitions={}", self.partitions),
-            format!(
-                "partition_key={}",
-                self.partition_key.as_deref().unwrap_or("(round-robin)")
-            ),
-            format!("fsync={:?}", o.fsync).to_lowercase(),
-            format!(
-                "watermark={} - {}",
-                self.event_time,
-                format_duration(Duration::from_millis(self.watermark_delay_ms))
-            ),
-        ];
-        if let Some(age) = o.retention_age_ms {
-            parts.push(format!(
-                "retention_age={}",
-                format_duration(Duration::from_millis(age))
-            ));
-        }
-        if let Some(bytes) = o.retention_bytes {
-            parts.push(format!("retention_bytes={bytes}"));
-        }
-        if let Some(js) = &o.jetstream {
-            parts.push(format!(
-                "log={} subject={}.<partition> replicas={}",
-                js.servers, js.subject, js.replicas
-            ));
-        }
-        parts.join(" ")
     }
 }
 
