@@ -20,11 +20,16 @@ use crate::error::{EngineError, Result};
 /// unless it was told to retry until stopped.
 pub const COMMIT_ATTEMPTS: u32 = 8;
 
-/// One checkpoint to write.
-struct Job {
-    commit: Commit,
-    /// Retry until this is set, instead of [`COMMIT_ATTEMPTS`] times.
-    patience: Option<Arc<AtomicBool>>,
+/// What the commit thread is asked to do.
+enum Job {
+    /// Write a checkpoint.
+    Commit {
+        commit: Box<Commit>,
+        /// Retry until this is set, instead of [`COMMIT_ATTEMPTS`] times.
+        patience: Option<Arc<AtomicBool>>,
+    },
+    /// Give up the right to write the view ([`ResultStore::release_writer`]).
+    Release,
 }
 
 /// A checkpoint that landed.
@@ -83,9 +88,34 @@ impl Committer {
         self.jobs
             .as_ref()
             .ok_or_else(gone)?
-            .send(Job { commit, patience })
+            .send(Job::Commit {
+                commit: Box::new(commit),
+                patience,
+            })
             .map_err(|_| gone())?;
         self.in_flight = Some(positions);
+        Ok(())
+    }
+
+    /// Gives up the right to write the view once every commit has landed (a worker
+    /// handing the view to another).
+    pub fn release(&mut self) -> Result<()> {
+        if self.in_flight.is_some() {
+            return Err(EngineError::Bug(
+                "the view was released with a commit in flight".into(),
+            ));
+        }
+        let gone = || EngineError::Bug("the commit thread is gone".into());
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Job::Release)
+            .map_err(|_| gone())?;
+        let (outcome, _) = self
+            .results
+            .recv()
+            .map_err(|_| EngineError::Bug("the commit thread stopped mid-release".into()))?;
+        outcome?;
         Ok(())
     }
 
@@ -125,17 +155,29 @@ fn write_checkpoints(
     results: &SyncSender<(Result<Duration, StoreError>, u64)>,
 ) {
     while let Ok(job) = jobs.recv() {
+        let (commit, patience) = match job {
+            Job::Commit { commit, patience } => (commit, patience),
+            Job::Release => {
+                let started = Instant::now();
+                let outcome = store.release_writer(view).map(|()| started.elapsed());
+                if results.send((outcome, 0)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        abort_if_asked(FaultPoint::BeforeCommit);
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
         let mut attempt = 0;
         let outcome = loop {
-            match store.commit(view, &job.commit) {
+            match store.commit(view, &commit) {
                 Ok(()) => break Ok(started.elapsed()),
-                Err(e) if e.retriable() && retry_again(job.patience.as_deref(), attempt) => {
+                Err(e) if e.retriable() && retry_again(patience.as_deref(), attempt) => {
                     attempt += 1;
                     tracing::warn!(view, attempt, error = %e, "store commit failed; retrying");
                     pause(
-                        job.patience.as_deref(),
+                        patience.as_deref(),
                         delay + Duration::from_millis(jitter_ms(delay)),
                     );
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -143,9 +185,51 @@ fn write_checkpoints(
                 Err(e) => break Err(e),
             }
         };
+        if outcome.is_ok() {
+            abort_if_asked(FaultPoint::AfterCommit);
+        }
         if results.send((outcome, u64::from(attempt))).is_err() {
             return;
         }
+    }
+}
+
+/// Where the crash tests may have a process abort: `FRESHET_ABORT_AT=before_commit:N` aborts
+/// it as its Nth commit (counted over the process's views) is about to start,
+/// `after_commit:N` as soon as its Nth commit has landed, before anything else happens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FaultPoint {
+    BeforeCommit,
+    AfterCommit,
+}
+
+fn abort_if_asked(point: FaultPoint) {
+    static ASKED: std::sync::OnceLock<Option<(FaultPoint, u64)>> = std::sync::OnceLock::new();
+    static REACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let asked = ASKED.get_or_init(|| {
+        let text = std::env::var("FRESHET_ABORT_AT").ok()?;
+        let parsed = text.split_once(':').and_then(|(name, n)| {
+            let point = match name {
+                "before_commit" => FaultPoint::BeforeCommit,
+                "after_commit" => FaultPoint::AfterCommit,
+                _ => return None,
+            };
+            Some((point, n.parse().ok()?))
+        });
+        if parsed.is_none() {
+            tracing::warn!(
+                value = text,
+                "FRESHET_ABORT_AT ignored: expected before_commit:N or after_commit:N"
+            );
+        }
+        parsed
+    });
+    if let Some((at, n)) = *asked
+        && at == point
+        && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == n
+    {
+        tracing::error!(point = ?std::env::var("FRESHET_ABORT_AT"), "aborting as FRESHET_ABORT_AT asks");
+        std::process::abort();
     }
 }
 

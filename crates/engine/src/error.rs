@@ -73,6 +73,12 @@ impl EngineError {
         matches!(self, EngineError::Store(e) if e.retriable())
     }
 
+    /// Whether the store refused a commit because this process no longer holds the view
+    /// (another took it over): the view must stop.
+    pub fn fenced(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.fenced())
+    }
+
     /// Whether retrying the same work later may succeed.
     pub fn retriable(&self) -> bool {
         match self {

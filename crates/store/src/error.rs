@@ -66,6 +66,14 @@ pub enum StoreError {
         /// How many connections, to which store, for how long.
         message: String,
     },
+    /// This process no longer holds the view's lease: another took it over (a worker whose
+    /// lease lapsed), released it or dropped the view. Nothing of the refused call was
+    /// written; the view must stop, since another writer may have moved it on.
+    #[error("fenced: {message}")]
+    Fenced {
+        /// Which view, which epoch this process held, and who holds it now.
+        message: String,
+    },
     /// The store file holds data Freshet did not write.
     #[error("result store is corrupt: {message}")]
     Corrupt {
@@ -88,8 +96,16 @@ impl StoreError {
             | StoreError::Postgres { retriable, .. }
             | StoreError::Io { retriable, .. } => *retriable,
             StoreError::Busy { .. } => true,
-            StoreError::User { .. } | StoreError::Corrupt { .. } | StoreError::Bug { .. } => false,
+            StoreError::User { .. }
+            | StoreError::Fenced { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Bug { .. } => false,
         }
+    }
+
+    /// Whether the call was refused because this process no longer holds the view.
+    pub fn fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 
     pub(crate) fn user(message: impl Into<String>) -> StoreError {

@@ -102,7 +102,7 @@ pub use model::{
     Checkpoint, Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery,
     ResultRows, ResultTable, RowState, ViewStatus,
 };
-pub use pg::{PgLocation, PgStore};
+pub use pg::{Cluster, Holder, LeaseRecord, PgLocation, PgStore, WorkerRecord};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
@@ -188,6 +188,13 @@ pub trait ResultStore: Send {
     /// another process holds the view. The SQLite store relies on its data directory's lock
     /// and always agrees. Called before a view loads its checkpoint.
     fn claim_writer(&mut self, _view: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Gives up what [`ResultStore::claim_writer`] took, once the view's last commit
+    /// landed, so that another process may write it at once (a worker handing a view
+    /// over). Does nothing for a view this store did not claim.
+    fn release_writer(&mut self, _view: &str) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -26,7 +26,9 @@ use crate::StoreError;
 
 /// The version stored in `PRAGMA user_version` (SQLite) or `freshet_meta` (PostgreSQL) by
 /// this build. Version 2 added `freshet_changes`; a writer opening a version-1 store adds it.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added PostgreSQL's `freshet_leases` and `freshet_workers` (SQLite is
+/// unchanged); an older build, which would take advisory locks instead of leases, refuses it.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Name of the column holding each row's [`crate::RowState`].
 pub const STATE_COLUMN: &str = "_state";

@@ -426,6 +426,11 @@ impl Checkpointer {
         Ok(())
     }
 
+    /// Gives up the right to write the view; every commit must have been flushed.
+    pub(super) fn release(&mut self) -> Result<()> {
+        self.committer.release()
+    }
+
     /// The `q` quantile (0 to 1) of the recent commits' durations in ms; `None` before
     /// the first commit.
     pub(super) fn commit_ms_quantile(&self, q: f64) -> Option<f64> {

@@ -482,6 +482,15 @@ impl ViewRunner {
             .flush(&self.flow.inputs, &mut self.flow.ctx.stats)
     }
 
+    /// Stops the view so that another process may write it at once: commits once more,
+    /// waits for the commit to land, then gives up the right to write it (a worker's
+    /// lease).
+    pub fn hand_over(mut self) -> Result<()> {
+        self.commit()?;
+        self.flush()?;
+        self.flow.out.release()
+    }
+
     /// Process everything in the log now, committing along the way; optionally end the
     /// streams afterwards. Returns what was done.
     pub fn drain(&mut self, end_of_stream: bool) -> Result<Progressed> {

@@ -66,6 +66,11 @@ impl TestStore {
         })
     }
 
+    /// Where the store lives.
+    pub(crate) fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
     /// Opens the store for writing, as a process starting up would.
     pub(crate) fn open(&self) -> Box<dyn ResultStore> {
         self.location.open().expect("open the store")

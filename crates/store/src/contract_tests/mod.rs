@@ -35,4 +35,5 @@ mod commit;
 mod ddl;
 pub(crate) mod fixtures;
 mod harness;
+mod leases;
 mod read;

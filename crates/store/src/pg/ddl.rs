@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::catalog::load_definition;
-use super::connection::lock_key;
+use super::connection::ddl_lock_key;
 use super::location::check_identifier;
 use super::statements::{key_order, upsert_sql};
 use super::store::{PgStore, PgView};
@@ -74,7 +74,7 @@ pub(super) fn create_view(store: &mut PgStore, table: &ResultTable) -> Result<()
         let mut tx = client.transaction().context(at)?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
-            &[&lock_key(&store.location.schema, "")],
+            &[&ddl_lock_key(&store.location.schema)],
         )
         .context(at)?;
         let def = match load_definition(&mut tx, internal, view)? {
@@ -148,6 +148,14 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
             tx.execute(&internal.delete_view_rows(table), &[&view])
                 .context(at)?;
         }
+        tx.execute(
+            &format!(
+                "DELETE FROM {}.freshet_leases WHERE view = $1",
+                store.schema
+            ),
+            &[&view],
+        )
+        .context(at)?;
         let [mark, delete] = internal.mark_dropped();
         tx.execute(&mark, &[&view, &now_ms()]).context(at)?;
         tx.execute(&delete, &[&view]).context(at)?;

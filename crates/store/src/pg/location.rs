@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::lease::Holder;
 use super::pool::Pool;
 use super::tls::{self, SslMode};
 use crate::StoreError;
@@ -45,6 +46,8 @@ pub struct PgLocation {
     pub(super) ssl_mode: SslMode,
     pub(super) tls: MakeRustlsConnect,
     pub(super) pool: Arc<Pool>,
+    /// Who writes through this location: the identity its leases record.
+    pub(super) holder: Holder,
     /// The URL without its password, for messages.
     display: String,
 }
@@ -165,12 +168,36 @@ impl PgLocation {
             ssl_mode,
             tls,
             pool: Pool::new(pool_max, STORE_CONNECTION_WAIT),
+            holder: Holder::of_process(),
         })
     }
 
     /// The schema the store's tables live in.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// The location with `holder` as the identity of its writers (a worker's), instead of
+    /// the process's.
+    pub fn with_holder(mut self, holder: Holder) -> PgLocation {
+        // A worker paused inside a transaction holds its lease's row lock, which a
+        // take-over waits for: the server ends such a session after the lease's time to
+        // live (later options win over the URL's and the defaults).
+        if let Some(ttl) = holder.ttl {
+            let options = format!(
+                "{} -c idle_in_transaction_session_timeout={}",
+                self.config.get_options().unwrap_or(""),
+                ttl.as_millis()
+            );
+            self.config.options(options.trim());
+        }
+        self.holder = holder;
+        self
+    }
+
+    /// The identity of this location's writers.
+    pub fn holder(&self) -> &Holder {
+        &self.holder
     }
 
     /// The most connections a process holds to this store (`pool_max=`).

@@ -23,11 +23,13 @@
 //!
 //! # One writer per view
 //!
-//! [`ResultStore::claim_writer`](crate::ResultStore::claim_writer) takes a session-level advisory lock keyed by the schema
-//! and view. Another process claiming the same view is refused with a message naming the
-//! holder; the lock goes when the holder's connection does (exit, crash, a terminated
-//! backend). A writer whose connection was lost takes its locks again before it writes
-//! anything; if another process took one meanwhile, it stops with a clear error.
+//! [`ResultStore::claim_writer`](crate::ResultStore::claim_writer) takes the view's lease
+//! ([`lease`]): a row with an epoch, the fencing token every commit checks first. Another
+//! process claiming the same view is refused with a message naming the holder; the lease
+//! goes when the holder's session does (exit, crash, a terminated backend), when it
+//! releases it, or, for a worker, when its heartbeat stops renewing it. A writer whose
+//! connection was lost checks its leases again before it writes anything; if another
+//! process took one meanwhile, it is fenced ([`StoreError::Fenced`](crate::StoreError::Fenced)).
 //!
 //! The tables are described for people who read them in `docs/store-schema.md`.
 //!
@@ -37,8 +39,9 @@
 //! - [`location`]: the store URL and the connection settings;
 //! - [`tls`]: `sslmode`, `sslrootcert` and the certificate checks;
 //! - [`pool`]: the bound on connections, shared by a location's stores;
-//! - [`connection`]: the connection, kept alive and opened again, and the writer lock of
-//!   each view it holds;
+//! - [`connection`]: the connection, kept alive and opened again;
+//! - [`lease`]: which process writes each view, and the fencing of the others;
+//! - [`cluster`]: the workers that share the views, their heartbeats and the leases;
 //! - [`catalog`]: views' stored definitions and the writer's cache of them;
 //! - [`statements`]: the SQL that writes and orders result rows;
 //! - [`open`]: the schema, the store's own tables and the schema version;
@@ -48,8 +51,10 @@
 //! - [`types`]: how column types and values map to PostgreSQL's.
 
 mod catalog;
+mod cluster;
 mod connection;
 mod ddl;
+mod lease;
 mod location;
 mod open;
 mod pool;
@@ -61,5 +66,7 @@ mod tls;
 mod types;
 mod write;
 
+pub use cluster::{Cluster, LeaseRecord, WorkerRecord};
+pub use lease::Holder;
 pub use location::PgLocation;
 pub use store::PgStore;

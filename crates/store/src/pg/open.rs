@@ -5,7 +5,7 @@
 
 use postgres::Transaction;
 
-use super::connection::lock_key;
+use super::connection::ddl_lock_key;
 use super::location::PgLocation;
 use super::store::PgStore;
 use crate::StoreError;
@@ -22,7 +22,7 @@ impl PgStore {
             let mut tx = client.transaction().context(at)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1)",
-                &[&lock_key(&store.location.schema, "")],
+                &[&ddl_lock_key(&store.location.schema)],
             )
             .context(at)?;
             tx.batch_execute(&internal_ddl(&store.schema)).context(at)?;
@@ -128,6 +128,26 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_changes (
     deletes         bytea,
     upserts         bytea,
     PRIMARY KEY (view, seq)
+);
+CREATE TABLE IF NOT EXISTS {s}.freshet_leases (
+    view          text NOT NULL,
+    task          text NOT NULL,
+    owner         text,
+    epoch         bigint NOT NULL,
+    expires_at    timestamptz,
+    backend_pid   integer,
+    backend_start timestamptz,
+    acquired_at   timestamptz NOT NULL,
+    PRIMARY KEY (view, task)
+);
+CREATE TABLE IF NOT EXISTS {s}.freshet_workers (
+    worker       text PRIMARY KEY,
+    listen        text NOT NULL,
+    started_at    timestamptz NOT NULL,
+    heartbeat_at  timestamptz NOT NULL,
+    lease_ttl_ms  bigint NOT NULL,
+    backend_pid   integer,
+    backend_start timestamptz
 );
 "#
     )

@@ -1,10 +1,10 @@
 //! [`ResultStore`] for the PostgreSQL store: each call handed to the module that does it
-//! ([`super::ddl`], [`super::read`], [`super::write`], [`super::connection`]).
+//! ([`super::ddl`], [`super::read`], [`super::write`], [`super::lease`]).
 
 use arrow_array::RecordBatch;
 
 use super::store::PgStore;
-use super::{connection, ddl, read, write};
+use super::{ddl, lease, read, write};
 use crate::changes::{ChangeLog, ChangeRetention};
 use crate::model::{
     Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
@@ -59,6 +59,10 @@ impl ResultStore for PgStore {
     }
 
     fn claim_writer(&mut self, view: &str) -> Result<(), StoreError> {
-        connection::claim_writer(self, view)
+        lease::claim_writer(self, view)
+    }
+
+    fn release_writer(&mut self, view: &str) -> Result<(), StoreError> {
+        self.release_lease(view)
     }
 }

@@ -1,5 +1,5 @@
 //! The PostgreSQL store's handle: where it lives, its place in the pool (with the
-//! connection that fills it), the writer locks it holds and the definitions it has used.
+//! connection that fills it), the leases it holds and the definitions it has used.
 //! This module runs no SQL itself.
 
 use std::cell::RefCell;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use postgres::{Client, Statement};
 
+use super::lease::Held;
 use super::location::PgLocation;
 use super::pool::Lease;
 use crate::StoreError;
@@ -41,8 +42,8 @@ pub struct PgStore {
     pub(super) read_only: bool,
     /// A writer's place in the pool, held for the store's life; a reader's, during a call.
     pub(super) lease: RefCell<Option<Lease>>,
-    /// Views this process holds the writer lock of.
-    pub(super) claimed: RefCell<Vec<String>>,
+    /// The leases of the views this store writes ([`super::lease`]).
+    pub(super) claimed: RefCell<Vec<Held>>,
     /// Definitions of views this writer has used.
     pub(super) views: HashMap<String, Arc<PgView>>,
     /// How much of each view's change log commits keep.

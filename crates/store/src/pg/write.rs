@@ -39,6 +39,7 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
     store.with_client(|client, statements| {
         let at = || format!("committing view '{view}'");
         let mut tx = client.transaction().context(at)?;
+        store.check_lease(&mut tx, statements, view)?;
         let deleted = write_deletes(&mut tx, view, &pg, &table, &commit.deletes)?;
         let rows = write_results(
             &mut tx,

@@ -1,0 +1,299 @@
+//! Who may write a view: one lease row per task in `freshet_leases`, with an epoch that is
+//! the task's fencing token. A task is a view (every view runs as one task).
+//!
+//! - **Taking** a lease bumps its epoch and records the holder's identity (a process's
+//!   [`Holder`]), its PostgreSQL session (backend pid and start) and, for a worker, when it
+//!   expires. It is taken when no one holds it, when its holder is this same identity, when
+//!   its expiry has passed, or when its holder's session is gone (a crash, a terminated
+//!   backend): a plain `serve` or `run` holds its leases for as long as its session lives,
+//!   as the advisory lock before it did, and a worker's lease also lapses once its heartbeat
+//!   stops renewing it (a paused or cut-off worker).
+//! - **Every commit** first reads the lease `FOR SHARE` and goes on only if this store still
+//!   holds it at its epoch; otherwise it is refused as [`StoreError::Fenced`] and nothing of
+//!   it is written. The share lock also makes a take-over wait for a commit in flight, so a
+//!   commit either lands before the new holder's epoch exists or is refused after it.
+//! - A store whose connection was lost checks, on its new connection, that it still holds
+//!   each lease at its epoch (and records the new session); if not, it is fenced.
+//! - **Releasing** (a worker handing a task over, after its last commit) clears the holder,
+//!   so the next taker need not wait for the lease to lapse.
+
+use postgres::Client;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::connection::prepared;
+use super::store::PgStore;
+use crate::StoreError;
+use crate::error::PostgresContext;
+
+/// Who writes through a location: an identity unique to the process (a worker's id) and,
+/// for a worker, how long its leases last without a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The identity recorded in the leases this process takes.
+    pub owner: String,
+    /// `None`: a lease lasts as long as the holder's session.
+    pub ttl: Option<Duration>,
+}
+
+impl Holder {
+    /// The identity of a process that is not a worker: its host, its process id and when
+    /// it first asked (two containers may share a host name and a process id), the same
+    /// for every store the process opens.
+    pub fn of_process() -> Holder {
+        static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let owner = OWNER.get_or_init(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".to_owned());
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            format!("{host}:{}:{started:x}", std::process::id())
+        });
+        Holder {
+            owner: owner.clone(),
+            ttl: None,
+        }
+    }
+
+    fn ttl_ms(&self) -> Option<i64> {
+        self.ttl
+            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A lease this store took.
+#[derive(Clone, Debug)]
+pub(super) struct Held {
+    pub(super) view: String,
+    pub(super) epoch: i64,
+    /// Given up: commits of the view are refused until it is claimed again.
+    pub(super) released: bool,
+}
+
+/// The task of a view: every view runs as one task for now.
+pub(super) const WHOLE_VIEW: &str = "view";
+
+impl PgStore {
+    /// Takes the lease of `view` on `client`: its new epoch, or a user error naming the
+    /// holder.
+    pub(super) fn take_lease(&self, client: &mut Client, view: &str) -> Result<i64, StoreError> {
+        let s = &self.schema;
+        let holder = &self.location.holder;
+        let at = || format!("taking the lease of view '{view}'");
+        let row = client
+            .query_opt(
+                &format!(
+                    "INSERT INTO {s}.freshet_leases AS l (view, task, owner, epoch, expires_at, \
+                     backend_pid, backend_start, acquired_at) \
+                     SELECT $1, $2, $3, 1, now() + $4::bigint * interval '1 millisecond', \
+                     a.pid, a.backend_start, now() \
+                     FROM pg_stat_activity a WHERE a.pid = pg_backend_pid() \
+                     ON CONFLICT (view, task) DO UPDATE SET owner = excluded.owner, \
+                     epoch = l.epoch + 1, expires_at = excluded.expires_at, \
+                     backend_pid = excluded.backend_pid, \
+                     backend_start = excluded.backend_start, acquired_at = excluded.acquired_at \
+                     WHERE l.owner IS NULL OR l.owner = excluded.owner OR l.expires_at < now() \
+                     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity b WHERE b.pid = l.backend_pid \
+                     AND (b.backend_start IS NULL OR b.backend_start = l.backend_start)) \
+                     RETURNING l.epoch"
+                ),
+                &[&view, &WHOLE_VIEW, &holder.owner, &holder.ttl_ms()],
+            )
+            .context(at)?;
+        if let Some(row) = row {
+            return Ok(row.get(0));
+        }
+        let holder = client
+            .query_opt(
+                &format!(
+                    "SELECT l.owner, l.epoch, l.expires_at::text, a.pid, \
+                     coalesce(a.application_name, ''), \
+                     coalesce(host(a.client_addr), 'local socket'), a.backend_start::text \
+                     FROM {s}.freshet_leases l \
+                     LEFT JOIN pg_stat_activity a ON a.pid = l.backend_pid \
+                     WHERE l.view = $1 AND l.task = $2"
+                ),
+                &[&view, &WHOLE_VIEW],
+            )
+            .context(at)?
+            .map(|row| {
+                let owner: Option<String> = row.get(0);
+                let epoch: i64 = row.get(1);
+                let expires: Option<String> = row.get(2);
+                let session = match row.get::<_, Option<i32>>(3) {
+                    Some(pid) => format!(
+                        "PostgreSQL backend {pid} ({}) from {} since {}",
+                        row.get::<_, String>(4),
+                        row.get::<_, String>(5),
+                        row.get::<_, Option<String>>(6).unwrap_or_default()
+                    ),
+                    None => "a session that has just ended".to_owned(),
+                };
+                let expiry = expires
+                    .map(|e| format!(", its lease lapses at {e} unless renewed"))
+                    .unwrap_or_default();
+                format!(
+                    "{} (lease epoch {epoch}), {session}{expiry}",
+                    owner.unwrap_or_else(|| "no one".to_owned())
+                )
+            })
+            .unwrap_or_else(|| "a session that has just let go; try again".to_owned());
+        Err(StoreError::user(format!(
+            "view '{view}' in {} is being written by another Freshet process: {holder}. \
+             Stop that process, or run this one with --role query",
+            self.location
+        )))
+    }
+
+    /// On a new connection: checks that this store still holds `held` and records the new
+    /// session in it (renewing a worker's lease); fenced if another took it meanwhile.
+    pub(super) fn keep_lease(&self, client: &mut Client, held: &Held) -> Result<(), StoreError> {
+        if held.released {
+            return Ok(());
+        }
+        let s = &self.schema;
+        let holder = &self.location.holder;
+        let kept = client
+            .execute(
+                &format!(
+                    "UPDATE {s}.freshet_leases l SET backend_pid = a.pid, \
+                     backend_start = a.backend_start, \
+                     expires_at = now() + $5::bigint * interval '1 millisecond' \
+                     FROM pg_stat_activity a WHERE a.pid = pg_backend_pid() \
+                     AND l.view = $1 AND l.task = $2 AND l.owner = $3 AND l.epoch = $4"
+                ),
+                &[
+                    &held.view,
+                    &WHOLE_VIEW,
+                    &holder.owner,
+                    &held.epoch,
+                    &holder.ttl_ms(),
+                ],
+            )
+            .context(|| format!("checking the lease of view '{}'", held.view))?;
+        if kept == 1 {
+            return Ok(());
+        }
+        Err(fenced(&self.location.to_string(), held, None))
+    }
+
+    /// The first statement of a commit of `view`: reads its lease `FOR SHARE` and fails as
+    /// fenced unless this store holds it at its epoch. A view this store never claimed
+    /// (a scratch run) is not checked.
+    pub(super) fn check_lease(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        statements: &mut HashMap<String, postgres::Statement>,
+        view: &str,
+    ) -> Result<(), StoreError> {
+        let Some(held) = self
+            .claimed
+            .borrow()
+            .iter()
+            .find(|h| h.view == view)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let at = || format!("checking the lease of view '{view}'");
+        let sql = format!(
+            "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 AND task = $2 FOR SHARE",
+            self.schema
+        );
+        let statement = prepared(tx, statements, &sql).context(at)?;
+        let row = tx
+            .query_opt(&statement, &[&view, &WHOLE_VIEW])
+            .context(at)?;
+        let now: Option<(Option<String>, i64)> = row.map(|r| (r.get(0), r.get(1)));
+        match &now {
+            Some((Some(owner), epoch))
+                if owner == &self.location.holder.owner && *epoch == held.epoch =>
+            {
+                Ok(())
+            }
+            _ => Err(fenced(&self.location.to_string(), &held, now)),
+        }
+    }
+
+    /// Gives up the lease of `view` (after its last commit), so the next taker need not
+    /// wait for it to lapse. Does nothing if this store does not hold it.
+    pub(super) fn release_lease(&mut self, view: &str) -> Result<(), StoreError> {
+        let Some(held) = self
+            .claimed
+            .borrow()
+            .iter()
+            .find(|h| h.view == view)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let s = self.schema.clone();
+        let owner = self.location.holder.owner.clone();
+        self.with_client(|client, _| {
+            client
+                .execute(
+                    &format!(
+                        "UPDATE {s}.freshet_leases SET owner = NULL, expires_at = NULL, \
+                         backend_pid = NULL, backend_start = NULL \
+                         WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
+                    ),
+                    &[&view, &WHOLE_VIEW, &owner, &held.epoch],
+                )
+                .context(|| format!("releasing the lease of view '{view}'"))
+        })?;
+        for h in self
+            .claimed
+            .borrow_mut()
+            .iter_mut()
+            .filter(|h| h.view == view)
+        {
+            h.released = true;
+        }
+        tracing::info!(view, epoch = held.epoch, "released the lease");
+        Ok(())
+    }
+}
+
+/// The error of a store that no longer holds `held`; `now` is the lease as it stands.
+fn fenced(location: &str, held: &Held, now: Option<(Option<String>, i64)>) -> StoreError {
+    let taken = match now {
+        _ if held.released => "this process released it".to_owned(),
+        Some((Some(owner), epoch)) => format!("{owner} holds it at epoch {epoch}"),
+        Some((None, epoch)) => format!("it was released at epoch {epoch}"),
+        None => "its lease no longer exists (the view was dropped)".to_owned(),
+    };
+    StoreError::Fenced {
+        message: format!(
+            "this process no longer holds view '{}' in {location} (it held lease epoch {}; \
+             {taken}): the commit was refused and nothing of it was written",
+            held.view, held.epoch
+        ),
+    }
+}
+
+/// [`ResultStore::claim_writer`](crate::ResultStore::claim_writer).
+pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
+    store.check_writable()?;
+    if store
+        .claimed
+        .borrow()
+        .iter()
+        .any(|h| h.view == view && !h.released)
+    {
+        return Ok(());
+    }
+    let epoch = store.with_client(|client, _| store.take_lease(client, view))?;
+    let mut claimed = store.claimed.borrow_mut();
+    claimed.retain(|h| h.view != view);
+    claimed.push(Held {
+        view: view.to_owned(),
+        epoch,
+        released: false,
+    });
+    drop(claimed);
+    tracing::info!(view, epoch, store = %store.location, "holding the lease");
+    Ok(())
+}
