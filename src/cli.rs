@@ -83,6 +83,11 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Serve the HTTP API (ingest and health) and run every view until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Run views as one of several workers sharing a PostgreSQL result store: each view is
+    /// a task held by one worker under a lease with a fencing epoch; the live workers
+    /// divide the views among themselves and take over a lost worker's views within the
+    /// lease's time to live (docs/scale-out.md). Reads streams on JetStream only.
+    Worker(WorkerArgs),
     /// Show what a running `freshet serve` is doing: per stream and per view, events, lag,
     /// watermark, freshness against the SLA, late events and errors.
     Status(StatusArgs),
@@ -507,6 +512,31 @@ pub enum ServeRole {
     Query,
 }
 
+/// `worker` arguments.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Address of the worker's HTTP endpoint: `/healthz`, `/metrics` and `/v1/status`
+    /// (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// This worker's identity, unique among the workers of one store. Default: host and
+    /// process id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// How long a worker's leases last without a heartbeat (sent every third of it): after
+    /// it, a paused or cut-off worker's views are taken over and its commits refused.
+    #[arg(long, default_value = "10s", value_parser = freshet_streams::duration::parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// The worker's own directory (its dead letters). Default: `workers/<id>` in the data
+    /// directory, whose catalog of streams and views the worker follows.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Serve the endpoint on an address other machines can reach, although it has no
+    /// tokens.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
 /// `status` arguments.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -516,6 +546,10 @@ pub struct StatusArgs {
     /// Print the server's `/v1/status` answer as it is.
     #[arg(long)]
     pub json: bool,
+    /// Instead of asking a server, show the workers sharing the PostgreSQL store given
+    /// with --store and who holds each view (owner, lease epoch, expiry).
+    #[arg(long, conflicts_with = "url")]
+    pub workers: bool,
 }
 
 /// Benchmark load generators.

@@ -20,6 +20,9 @@
 //! - `changes`: the change feed over Server-Sent Events, followed by a real SSE client
 //!   across a server restart; resets and the limit on feeds.
 //! - `tls`: `serve` over HTTPS with a certificate the test makes, reloaded on SIGHUP.
+//! - `workers`: `freshet worker` processes sharing views through PostgreSQL leases over
+//!   JetStream, through joins, SIGKILL, SIGSTOP past the lease, terminated sessions and
+//!   a clean stop; the results equal batch.
 //! - `pg_tls`: the PostgreSQL store over TLS (`sslmode`) against a private server with TLS
 //!   on, its bounded connection pool, and passwords that are never printed.
 
@@ -42,11 +45,12 @@ mod e2e {
     mod http_ingest;
     pub mod http_views;
     mod idempotency;
-    mod jetstream;
+    pub mod jetstream;
     mod operators;
     mod pg_store;
     mod pg_tls;
     mod pgwire;
     mod tls;
     mod views;
+    mod workers;
 }

@@ -51,8 +51,69 @@ impl<'a> Supervisor<'a> {
         Ok(supervisor)
     }
 
+    /// Opens no view yet: a worker starts and hands over views one at a time
+    /// ([`Supervisor::start_view`], [`Supervisor::hand_over`]).
+    pub fn empty(dir: &'a DataDir, location: &'a StoreLocation) -> Supervisor<'a> {
+        Supervisor {
+            dir,
+            location,
+            runners: Vec::new(),
+            store: LazyStore::new(location),
+            stop: None,
+        }
+    }
+
+    /// Starts view `name` (resumed from its last commit) unless it runs.
+    pub fn start_view(&mut self, name: &str) -> anyhow::Result<()> {
+        self.start(&[name.to_owned()], false)
+    }
+
+    /// The names of the running views.
+    pub fn running(&self) -> Vec<String> {
+        self.runners.iter().map(|r| r.def().name.clone()).collect()
+    }
+
+    /// Stops view `name` so that another process may write it at once: its last commit,
+    /// then it gives up its lease. Does nothing if it does not run.
+    pub fn hand_over(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(at) = self.runners.iter().position(|r| r.def().name == name) else {
+            return Ok(());
+        };
+        self.runners
+            .remove(at)
+            .hand_over()
+            .with_context(|| format!("cannot hand view '{name}' over"))
+    }
+
+    /// Views wait out store outages until `stop` is set, instead of failing after a few
+    /// attempts (a long-running process).
+    pub fn retry_until(&mut self, stop: Arc<AtomicBool>) {
+        for r in &mut self.runners {
+            r.retry_until(stop.clone());
+        }
+        self.stop = Some(stop);
+    }
+
+    /// One turn of every view, where a view that fails stops alone (a worker's): returns
+    /// the events read and each view that failed, removed, with its error.
+    pub fn turn_each(&mut self) -> (u64, Vec<(String, EngineError)>) {
+        let mut events = 0;
+        let mut failed = Vec::new();
+        self.runners.retain_mut(|r| match r.tick() {
+            Ok(n) => {
+                events += n;
+                true
+            }
+            Err(e) => {
+                failed.push((r.def().name.clone(), e));
+                false
+            }
+        });
+        (events, failed)
+    }
+
     fn start(&mut self, names: &[String], discard: bool) -> anyhow::Result<()> {
-        let catalog = ViewCatalog::load(self.dir.root())?;
+        let catalog = ViewCatalog::load(self.dir.catalog_root())?;
         for name in names {
             if catalog.get(name).is_none() {
                 anyhow::bail!("unknown view '{name}'");
@@ -107,10 +168,7 @@ impl<'a> Supervisor<'a> {
         stop: Arc<AtomicBool>,
         mut between: impl FnMut(&mut Self),
     ) -> anyhow::Result<bool> {
-        for r in &mut self.runners {
-            r.retry_until(stop.clone());
-        }
-        self.stop = Some(stop.clone());
+        self.retry_until(stop.clone());
         while !stop.load(Ordering::SeqCst) {
             between(self);
             match self.turn() {
@@ -133,7 +191,7 @@ impl<'a> Supervisor<'a> {
 
     /// Nothing was new: wait a little for data, so that commits stay on time and a stop
     /// request is seen within [`IDLE_WAIT`].
-    fn wait_for_data(&self) {
+    pub fn wait_for_data(&self) {
         match self.runners.first() {
             Some(r) => r.wait_for_data(IDLE_WAIT),
             None => std::thread::sleep(IDLE_WAIT),

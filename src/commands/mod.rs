@@ -14,6 +14,7 @@ pub mod run;
 pub mod sql;
 mod status;
 mod token;
+mod worker;
 
 use crate::cli::{BenchCommand, Cli, Command, GenCommand, LogCommand, TokenCommand};
 use anyhow::Context;
@@ -47,7 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Dlq(args) => inspect::dlq(&data_dir, args),
         Command::Serve(args) => crate::server::run(&data_dir, &store, args),
-        Command::Status(args) => status::run(args),
+        Command::Worker(args) => worker::run(&data_dir, &store, args),
+        Command::Status(args) => status::run(&store, args),
         Command::Bench(BenchCommand::Http(a)) => bench::http(a),
         Command::Bench(BenchCommand::Gen(a)) => bench::generator(a),
         Command::Bench(BenchCommand::Query(a)) => bench::query(a),

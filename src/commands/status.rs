@@ -5,11 +5,15 @@ use crate::app::auth::client;
 use crate::cli::StatusArgs;
 use crate::output;
 use anyhow::{Context, bail};
+use freshet_store::{Cluster, StoreLocation};
 use serde_json::Value;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub fn run(store: &StoreLocation, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    if args.workers {
+        return workers(store, args.json);
+    }
     let url = format!("{}/v1/status", args.url.trim_end_matches('/'));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -107,5 +111,64 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(error) = status["views_error"].as_str() {
         output::line(format!("\nviews stopped: {error}"));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--workers`: the workers and the leases, as the store holds them.
+fn workers(store: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
+    let StoreLocation::Postgres(pg) = store else {
+        bail!("workers share a PostgreSQL store: give it with --store postgres://...");
+    };
+    let mut cluster = Cluster::open(pg)?;
+    // Every registered worker: a stopped one is removed, a lost one stays, not live.
+    let workers = cluster.workers()?;
+    let leases = cluster.leases()?;
+    if json {
+        output::json(&serde_json::json!({
+            "workers": workers.iter().map(|w| serde_json::json!({
+                "worker": w.worker, "listen": w.listen, "started_at": w.started_at,
+                "heartbeat_age_ms": w.heartbeat_age_ms, "alive": w.alive,
+            })).collect::<Vec<_>>(),
+            "views": leases.iter().map(|l| serde_json::json!({
+                "view": l.view, "owner": l.owner, "epoch": l.epoch,
+                "expires_in_ms": l.expires_in_ms, "held": l.held(),
+            })).collect::<Vec<_>>(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.worker.clone(),
+                w.listen.clone(),
+                w.started_at.clone(),
+                format!("{:.1}s ago", w.heartbeat_age_ms as f64 / 1000.0),
+                if w.alive { "live" } else { "lost" }.to_owned(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["worker", "listen", "started", "heartbeat", "state"],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = leases
+        .iter()
+        .map(|l| {
+            vec![
+                l.view.clone(),
+                match (&l.owner, l.held()) {
+                    (Some(owner), true) => owner.clone(),
+                    (Some(owner), false) => format!("{owner} (lapsed)"),
+                    (None, _) => "-".to_owned(),
+                },
+                l.epoch.to_string(),
+                l.expires_in_ms.map_or("with its session".to_owned(), |ms| {
+                    format!("{:.1}s", ms as f64 / 1000.0)
+                }),
+            ]
+        })
+        .collect();
+    output::table(&["view", "held by", "epoch", "lease left"], &rows);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,11 +10,11 @@
 use super::error::ApiError;
 use super::state::App;
 use super::views::{ViewFigures, all_figures, blocking};
+use crate::app::prometheus::Exposition;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use freshet_engine::histogram::Histogram;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -73,58 +73,6 @@ pub const VIEWS_UP: &str = "freshet_views_up_ratio";
 /// Always 1; the label `version` says which build answers.
 pub const BUILD_INFO: &str = "freshet_build_info";
 
-/// Prometheus text output, one family at a time.
-struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    /// A histogram's `_bucket` (cumulative, with `le`), `_sum` and `_count` samples.
-    fn histogram(&mut self, name: &str, view: &str, h: &Histogram) {
-        for (bound, count) in h.cumulative() {
-            let le = bound.map_or("+Inf".to_string(), |ms| (ms as f64 / 1000.0).to_string());
-            self.sample(
-                &format!("{name}_bucket"),
-                &[("view", view), ("le", &le)],
-                count as f64,
-            );
-        }
-        self.sample(
-            &format!("{name}_sum"),
-            &[("view", view)],
-            h.sum_ms as f64 / 1000.0,
-        );
-        self.sample(&format!("{name}_count"), &[("view", view)], h.count as f64);
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-/// Label values escape backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
     let text = blocking(move || render(&app)).await?;
@@ -138,7 +86,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
 }
 
 fn render(app: &App) -> Result<String, ApiError> {
-    let mut e = Exposition { out: String::new() };
+    let mut e = Exposition::default();
     // Ingest counters live in the process that ingests; a query-only server has none.
     let streams: Vec<_> = app
         .log
@@ -417,7 +365,7 @@ fn render(app: &App) -> Result<String, ApiError> {
         }
     }
     process(&mut e);
-    Ok(e.out)
+    Ok(e.finish())
 }
 
 /// The build and the `process_*` families (the names Prometheus client libraries use).
@@ -469,23 +417,5 @@ fn process(e: &mut Exposition) {
             e.family(name, kind, help);
             e.sample(name, &[], value);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_are_written_in_the_text_format() {
-        let mut e = Exposition { out: String::new() };
-        e.family(VIEW_LAG, "gauge", "Lag.");
-        e.sample(VIEW_LAG, &[("view", "a\"b\\c")], 3.0);
-        e.sample(VIEWS_UP, &[], 1.0);
-        assert_eq!(
-            e.out,
-            "# HELP freshet_view_lag_events Lag.\n# TYPE freshet_view_lag_events gauge\n\
-             freshet_view_lag_events{view=\"a\\\"b\\\\c\"} 3\nfreshet_views_up_ratio 1\n"
-        );
     }
 }

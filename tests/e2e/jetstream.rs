@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The cluster's client URLs from `FRESHET_TEST_NATS_URL`, or `None` (said loudly). Under
 /// `FRESHET_CI` a missing cluster fails the test instead.
-fn nats_url() -> Option<String> {
+pub(super) fn nats_url() -> Option<String> {
     match std::env::var("FRESHET_TEST_NATS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var_os("FRESHET_CI").is_some() => {
@@ -31,7 +31,7 @@ fn nats_url() -> Option<String> {
 }
 
 /// A subject prefix of this test's own, so that runs never see each other's messages.
-fn unique_subject(test: &str) -> String {
+pub(super) fn unique_subject(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -40,7 +40,7 @@ fn unique_subject(test: &str) -> String {
 }
 
 /// The bid stream on JetStream: 4 partitions keyed by auction, 3 replicas.
-fn bid_on_jetstream(url: &str, subject: &str) -> String {
+pub(super) fn bid_on_jetstream(url: &str, subject: &str) -> String {
     let ddl = bid_ddl();
     let cut = ddl.rfind(')').expect("the DDL ends with its WITH list");
     format!(

@@ -616,6 +616,11 @@ impl Server {
         })
     }
 
+    /// The exit status if the process has exited by itself.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll the server")
+    }
+
     /// SIGKILL: no chance to sync or clean up.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the server");

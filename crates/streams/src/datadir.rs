@@ -11,6 +11,12 @@
 //!
 //! Readers (`streams`, `dlq`, `log verify`) need no lock: they read the catalog and the
 //! segment files directly and never change them.
+//!
+//! A worker (`freshet worker`) opens a directory of its own (for its dead letters) with
+//! the catalog of another ([`DataDir::open_worker`]): the data directory where streams and
+//! views are declared, read again on every [`DataDir::reload_catalog`], never written. It
+//! reads only streams on a shared log (JetStream); the embedded log of that directory
+//! belongs to the process that holds its lock.
 
 use crate::catalog::Catalog;
 use crate::def::StreamDef;
@@ -25,6 +31,8 @@ use std::time::Duration;
 /// A data directory opened for writing.
 pub struct DataDir {
     root: PathBuf,
+    /// A worker's: the data directory whose catalog it reads.
+    catalog_root: Option<PathBuf>,
     storage: Arc<dyn Storage>,
     _lock: std::fs::File,
     catalog: Mutex<Catalog>,
@@ -72,26 +80,11 @@ impl DataDir {
     /// Open `root` for writing, creating it if needed. Fails if another process has it.
     pub fn open(root: impl Into<PathBuf>) -> Result<DataDir> {
         let root = root.into();
-        std::fs::create_dir_all(root.join("streams")).map_err(io_err("create", &root))?;
-        let lock_path = root.join("LOCK");
-        // No wait: a writer keeps the directory for as long as it runs.
-        let Some(lock) = freshet_types::files::lock(&lock_path, Duration::ZERO)
-            .map_err(io_err("lock", &lock_path))?
-        else {
-            let holder = std::fs::read_to_string(&lock_path)
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "holder unknown".to_owned());
-            return Err(StreamError::Locked {
-                path: root.display().to_string(),
-                holder,
-            });
-        };
-        record_holder(&lock).map_err(io_err("write", &lock_path))?;
+        let lock = lock_root(&root)?;
         let catalog = Catalog::load(&root)?;
         Ok(DataDir {
             root,
+            catalog_root: None,
             storage: Arc::new(FileStorage),
             _lock: lock,
             catalog: Mutex::new(catalog),
@@ -99,6 +92,82 @@ impl DataDir {
         })
     }
 
+    /// Opens `own` for writing (a worker's directory, created if needed) with the catalog
+    /// of the data directory `catalog_root`, which it only reads. Fails if another process
+    /// has `own`.
+    pub fn open_worker(
+        own: impl Into<PathBuf>,
+        catalog_root: impl Into<PathBuf>,
+    ) -> Result<DataDir> {
+        let root = own.into();
+        let catalog_root = catalog_root.into();
+        let lock = lock_root(&root)?;
+        let catalog = Catalog::load(&catalog_root)?;
+        Ok(DataDir {
+            root,
+            catalog_root: Some(catalog_root),
+            storage: Arc::new(FileStorage),
+            _lock: lock,
+            catalog: Mutex::new(catalog),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where the catalogs of streams and views live: this directory, or for a worker the
+    /// data directory it reads them from.
+    pub fn catalog_root(&self) -> &Path {
+        self.catalog_root.as_deref().unwrap_or(&self.root)
+    }
+
+    /// Reads the catalog again (a worker following the data directory it serves): streams
+    /// dropped or declared again are closed, so their next use opens them as they are now.
+    pub fn reload_catalog(&self) -> Result<()> {
+        let fresh = Catalog::load(self.catalog_root())?;
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, stream| fresh.get(name) == Some(stream.def()));
+        *catalog = fresh;
+        Ok(())
+    }
+
+    /// A worker never changes the catalog it reads.
+    fn check_catalog_writable(&self) -> Result<()> {
+        match &self.catalog_root {
+            None => Ok(()),
+            Some(root) => Err(StreamError::BadDdl(format!(
+                "a worker does not change streams: run the statement with `freshet sql` on \
+                 the data directory {}",
+                root.display()
+            ))),
+        }
+    }
+}
+
+/// Creates `root` if needed and takes its lock. No wait: a writer keeps the directory for
+/// as long as it runs.
+fn lock_root(root: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(root.join("streams")).map_err(io_err("create", root))?;
+    let lock_path = root.join("LOCK");
+    let Some(lock) = freshet_types::files::lock(&lock_path, Duration::ZERO)
+        .map_err(io_err("lock", &lock_path))?
+    else {
+        let holder = std::fs::read_to_string(&lock_path)
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "holder unknown".to_owned());
+        return Err(StreamError::Locked {
+            path: root.display().to_string(),
+            holder,
+        });
+    };
+    record_holder(&lock).map_err(io_err("write", &lock_path))?;
+    Ok(lock)
+}
+
+impl DataDir {
     /// The directory's path.
     pub fn root(&self) -> &Path {
         &self.root
@@ -126,6 +195,14 @@ impl DataDir {
             .get(name)
             .cloned()
             .ok_or_else(|| StreamError::UnknownStream(name.to_string()))?;
+        if let Some(catalog_root) = &self.catalog_root
+            && def.options.jetstream.is_none()
+        {
+            return Err(StreamError::BadInput(format!(
+                "stream '{name}' is on the embedded log of {}, which only the process                  holding that directory reads; workers read streams on a shared log                  (WITH (log = 'nats://...'))",
+                catalog_root.display()
+            )));
+        }
         let (stream, reports) =
             Stream::open(self.storage.clone(), def, stream_dir(&self.root, name))?;
         for (dir, report) in &reports {
@@ -147,6 +224,7 @@ impl DataDir {
 
     /// Create a stream. Returns false if it existed and `if_not_exists` was set.
     pub fn create_stream(&self, def: StreamDef, if_not_exists: bool) -> Result<bool> {
+        self.check_catalog_writable()?;
         let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
         if catalog.get(&def.name).is_some() {
             return if if_not_exists {
@@ -174,6 +252,7 @@ impl DataDir {
 
     /// Drop a stream and delete its data. Returns false if absent and `if_exists` was set.
     pub fn drop_stream(&self, name: &str, if_exists: bool) -> Result<bool> {
+        self.check_catalog_writable()?;
         let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
         if catalog.get(name).is_none() {
             return if if_exists {

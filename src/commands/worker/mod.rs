@@ -1,0 +1,390 @@
+//! `freshet worker`: one of several processes sharing the views of a data directory's
+//! catalog, with results, state, offsets and leases in one PostgreSQL store.
+//!
+//! A heartbeat thread renews the worker's registration and its leases every third of the
+//! lease's time to live, on a connection of its own. The main thread runs the views it
+//! holds and, every round, reads the catalog, the live workers and the leases again,
+//! computes who should run each view ([`crate::app::assignment`]) and acts on its own
+//! part only: it hands over (last commit, then release) the views that are now another's,
+//! and takes the views that are now its own once no one else holds them (released, lapsed,
+//! or held by a session that is gone). A commit refused by the fencing check stops that
+//! view alone and is counted. SIGINT/SIGTERM hands every view over and leaves.
+
+mod endpoint;
+
+use crate::app::assignment;
+use crate::app::listen;
+use crate::app::signals::on_shutdown_signal;
+use crate::app::supervisor::Supervisor;
+use crate::cli::WorkerArgs;
+use crate::output;
+use anyhow::{Context, bail};
+use freshet_engine::ViewCatalog;
+use freshet_store::{Cluster, Holder, LeaseRecord, StoreLocation};
+use freshet_streams::DataDir;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a view that failed (other than by fencing) waits before this worker tries it
+/// again.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
+
+/// The shortest lease a worker accepts: a heartbeat every third of it must be possible
+/// over a slow connection.
+const LEASE_TTL_MIN: Duration = Duration::from_secs(1);
+
+/// What the worker tells its endpoint, refreshed every round.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    /// This worker's identity.
+    pub worker: String,
+    /// The lease's time to live, ms.
+    pub lease_ttl_ms: u64,
+    /// The live workers as of the last round.
+    pub live_workers: Vec<String>,
+    /// The views this worker runs.
+    pub views: Vec<ViewReport>,
+    /// Views this worker took since it started.
+    pub views_taken: u64,
+    /// Views handed to another worker since the worker started.
+    pub views_handed_over: u64,
+    /// Commits refused because another worker had taken the view over.
+    pub fenced_commits: u64,
+    /// Views stopped by another error, with it, until they are tried again.
+    pub failed: BTreeMap<String, String>,
+    /// Heartbeats that could not be recorded since the worker started.
+    pub heartbeat_failures: u64,
+}
+
+/// One view this worker runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ViewReport {
+    /// The view.
+    pub view: String,
+    /// The epoch of this worker's lease (the fencing token its commits carry).
+    pub epoch: Option<i64>,
+    /// Events read since the view was created.
+    pub input_events: u64,
+    /// Result rows written since the view was created.
+    pub rows_written: u64,
+    /// The view's watermark (the least over its inputs), ms since the epoch.
+    pub watermark_ms: Option<i64>,
+    /// Whether it has read every partition to its end.
+    pub caught_up: bool,
+    /// Commit durations over the recent commits, ms.
+    pub commit_ms_p50: Option<f64>,
+    /// The same, 99th percentile.
+    pub commit_ms_p99: Option<f64>,
+}
+
+pub fn run(
+    data_dir: &Path,
+    location: &StoreLocation,
+    args: WorkerArgs,
+) -> anyhow::Result<ExitCode> {
+    let StoreLocation::Postgres(pg) = location else {
+        bail!(
+            "a worker needs a PostgreSQL result store (--store postgres://...): workers share \
+             results, state, offsets and leases through it"
+        );
+    };
+    if args.lease_ttl < LEASE_TTL_MIN {
+        bail!("--lease-ttl must be at least {LEASE_TTL_MIN:?}");
+    }
+    if !data_dir.join("catalog.json").exists() {
+        bail!(
+            "{} holds no streams: a worker follows the catalog of the data directory where \
+             streams and views were declared",
+            data_dir.display()
+        );
+    }
+    let addrs = listen::resolve(&args.listen)?;
+    listen::check(&args.listen, &addrs, false, args.insecure_no_auth)?;
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| Holder::of_process().owner);
+    if id.is_empty() || id.contains(['/', '\0']) {
+        bail!("the worker id '{id}' must be non-empty, without '/'");
+    }
+    let holder = Holder {
+        owner: id.clone(),
+        ttl: Some(args.lease_ttl),
+    };
+    let pg = pg.as_ref().clone().with_holder(holder);
+    let location = StoreLocation::Postgres(Box::new(pg.clone()));
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("workers").join(&id));
+    let dir = DataDir::open_worker(&work_dir, data_dir)
+        .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
+
+    let report = Arc::new(Mutex::new(Report {
+        worker: id.clone(),
+        lease_ttl_ms: args.lease_ttl.as_millis() as u64,
+        ..Report::default()
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    on_shutdown_signal(stop.clone())?;
+    let (endpoint, addr) = endpoint::spawn(&addrs, report.clone(), stop.clone())?;
+    let listen_text = addr.to_string();
+    // Registered before the first round, so that this worker counts itself live.
+    let mut beats = Cluster::open(&pg)?;
+    beats
+        .heartbeat(&listen_text)
+        .context("cannot register the worker")?;
+    let heartbeat = spawn_heartbeat(
+        beats,
+        listen_text,
+        args.lease_ttl,
+        stop.clone(),
+        report.clone(),
+    )?;
+    output::line(format!(
+        "freshet worker {id}, lease {}; Ctrl-C hands its views over and stops",
+        freshet_streams::duration::format_duration(args.lease_ttl)
+    ));
+    output::line(format!("freshet serving on http://{addr}"));
+
+    let mut worker = Worker {
+        id,
+        ttl: args.lease_ttl,
+        dir: &dir,
+        supervisor: Supervisor::empty(&dir, &location),
+        cluster: Cluster::open(&pg)?,
+        report,
+        failed_at: HashMap::new(),
+        epochs: HashMap::new(),
+    };
+    worker.supervisor.retry_until(stop.clone());
+    let result = worker.run(&stop);
+    stop.store(true, Ordering::SeqCst);
+    let left = worker.leave();
+    let _ = heartbeat.join();
+    let _ = endpoint.join();
+    result?;
+    left?;
+    output::line("stopped; every view handed over");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renews the registration and the leases every third of the time to live until `stop`.
+fn spawn_heartbeat(
+    mut cluster: Cluster,
+    listen: String,
+    ttl: Duration,
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<Report>>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            let every = ttl / 3;
+            let mut next = Instant::now() + every;
+            while !stop.load(Ordering::SeqCst) {
+                if Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                next = Instant::now() + every;
+                if let Err(e) = cluster.heartbeat(&listen) {
+                    tracing::warn!(error = %e, "heartbeat failed; the leases lapse unless one lands in time");
+                    lock(&report).heartbeat_failures += 1;
+                }
+            }
+        })
+        .context("cannot start the heartbeat thread")
+}
+
+fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
+    report.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The worker's main thread.
+struct Worker<'a> {
+    id: String,
+    ttl: Duration,
+    dir: &'a DataDir,
+    supervisor: Supervisor<'a>,
+    cluster: Cluster,
+    report: Arc<Mutex<Report>>,
+    /// Views that failed, and when: tried again after [`RETRY_FAILED_AFTER`].
+    failed_at: HashMap<String, Instant>,
+    /// The epoch of each lease this worker holds, as of the last round.
+    epochs: HashMap<String, i64>,
+}
+
+impl Worker<'_> {
+    fn run(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        let every = (self.ttl / 4).max(Duration::from_millis(200));
+        let mut next_round = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            if Instant::now() >= next_round {
+                if let Err(e) = self.round() {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "rebalancing round failed; trying again"
+                    );
+                }
+                next_round = Instant::now() + every;
+            }
+            let (events, failed) = self.supervisor.turn_each();
+            for (view, e) in failed {
+                self.failed(&view, &e);
+            }
+            if events == 0 {
+                self.supervisor.wait_for_data();
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a view that stopped on an error.
+    fn failed(&mut self, view: &str, e: &freshet_engine::EngineError) {
+        let mut report = lock(&self.report);
+        if e.fenced() {
+            tracing::warn!(view, error = %e, "commit fenced: another worker holds the view");
+            report.fenced_commits += 1;
+            return;
+        }
+        tracing::error!(view, error = %e, "view failed; trying again later");
+        report.failed.insert(view.to_owned(), e.to_string());
+        self.failed_at.insert(view.to_owned(), Instant::now());
+    }
+
+    /// One rebalancing round (see the module's description).
+    fn round(&mut self) -> anyhow::Result<()> {
+        self.dir.reload_catalog()?;
+        let views: Vec<String> = ViewCatalog::load(self.dir.catalog_root())?
+            .views
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        let mut live: Vec<String> = self
+            .cluster
+            .workers()?
+            .into_iter()
+            .filter(|w| w.alive)
+            .map(|w| w.worker)
+            .collect();
+        if !live.contains(&self.id) {
+            // Its own heartbeat is late: it still runs until its leases lapse.
+            live.push(self.id.clone());
+        }
+        let leases: Vec<LeaseRecord> = self.cluster.leases()?;
+        let holders: HashMap<String, String> = leases
+            .iter()
+            .filter(|l| l.held())
+            .filter_map(|l| Some((l.view.clone(), l.owner.clone()?)))
+            .filter(|(_, owner)| live.contains(owner))
+            .collect();
+        let plan = assignment::assign(&views, &live, &holders);
+        self.epochs = leases
+            .iter()
+            .filter(|l| l.owner.as_deref() == Some(self.id.as_str()))
+            .map(|l| (l.view.clone(), l.epoch))
+            .collect();
+        for view in self.supervisor.running() {
+            if plan.get(&view) != Some(&self.id) {
+                self.hand_over(&view);
+            }
+        }
+        let running = self.supervisor.running();
+        let mine: Vec<String> = plan
+            .into_iter()
+            .filter(|(_, w)| *w == self.id)
+            .map(|(v, _)| v)
+            .collect();
+        for view in &mine {
+            let held_by_other = holders.get(view).is_some_and(|h| *h != self.id);
+            let waiting = self
+                .failed_at
+                .get(view)
+                .is_some_and(|at| at.elapsed() < RETRY_FAILED_AFTER);
+            if running.contains(view) || held_by_other || waiting {
+                continue;
+            }
+            self.take(view);
+        }
+        self.publish(live);
+        Ok(())
+    }
+
+    fn take(&mut self, view: &str) {
+        match self.supervisor.start_view(view) {
+            Ok(()) => {
+                tracing::info!(view, worker = %self.id, "took the view");
+                self.failed_at.remove(view);
+                let mut report = lock(&self.report);
+                report.failed.remove(view);
+                report.views_taken += 1;
+            }
+            // Another worker took it first, or it cannot start: tried again later.
+            Err(e) => {
+                tracing::info!(view, error = format!("{e:#}"), "cannot take the view now");
+                lock(&self.report)
+                    .failed
+                    .insert(view.to_owned(), format!("{e:#}"));
+                self.failed_at.insert(view.to_owned(), Instant::now());
+            }
+        }
+    }
+
+    fn hand_over(&mut self, view: &str) {
+        match self.supervisor.hand_over(view) {
+            Ok(()) => {
+                tracing::info!(view, worker = %self.id, "handed the view over");
+                lock(&self.report).views_handed_over += 1;
+            }
+            Err(e) => {
+                let fenced = e.chain().any(|c| {
+                    c.downcast_ref::<freshet_engine::EngineError>()
+                        .is_some_and(freshet_engine::EngineError::fenced)
+                });
+                if fenced {
+                    lock(&self.report).fenced_commits += 1;
+                }
+                tracing::warn!(
+                    view,
+                    error = format!("{e:#}"),
+                    "the view's last commit failed; it resumes from its previous one"
+                );
+            }
+        }
+    }
+
+    /// Refreshes the report the endpoint serves.
+    fn publish(&mut self, live: Vec<String>) {
+        let views = self
+            .supervisor
+            .runners()
+            .iter()
+            .map(|r| ViewReport {
+                view: r.def().name.clone(),
+                epoch: self.epochs.get(&r.def().name).copied(),
+                input_events: r.stats().input_events,
+                rows_written: r.stats().rows_written,
+                watermark_ms: r.stats().watermarks.values().min().copied(),
+                caught_up: r.caught_up(),
+                commit_ms_p50: r.commit_ms_quantile(0.5),
+                commit_ms_p99: r.commit_ms_quantile(0.99),
+            })
+            .collect();
+        let mut report = lock(&self.report);
+        report.live_workers = live;
+        report.views = views;
+    }
+
+    /// Hands every view over and removes the worker from the store's workers.
+    fn leave(&mut self) -> anyhow::Result<()> {
+        for view in self.supervisor.running() {
+            self.hand_over(&view);
+        }
+        self.cluster.leave().context("cannot remove the worker")
+    }
+}

@@ -1,0 +1,355 @@
+//! `freshet worker`: three workers over the JetStream cluster of `FRESHET_TEST_NATS_URL`
+//! and one PostgreSQL schema of `FRESHET_TEST_POSTGRES_URL` share a data directory's views.
+//! Workers join (the views are divided again), one is SIGKILLed (its views are taken over)
+//! and restarted, one is SIGSTOPped past its lease (its views are taken over, and once it
+//! resumes its commits are refused and counted as fenced), every worker's PostgreSQL
+//! sessions are terminated, a view is created while they run, and one stops cleanly (its
+//! views handed over). Events keep arriving throughout. Afterwards every view equals a
+//! batch recompute over exactly the events ingested, with each event counted once.
+
+use super::jetstream::{bid_on_jetstream, nats_url, unique_subject};
+use super::support::{Env, Server};
+use crate::pg::PgSchema;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The lease's time to live the workers run with: short, so that the test is quick.
+const LEASE_TTL: &str = "2s";
+
+/// How long the workers may take to settle after a change (a few lease times to live).
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Bids per ingest.
+const BATCH: u64 = 2_000;
+
+/// A per-auction window count with a window of `i + 5` seconds: views that differ, so that
+/// a row written by the wrong view's task would show.
+fn view_ddl(i: usize) -> String {
+    format!(
+        "CREATE VIEW hot_{i} WITH (freshness = '200ms') AS \
+         SELECT auction, window_start, window_end, COUNT(*) AS bids, MAX(price) AS high \
+         FROM TUMBLE(bid, date_time, INTERVAL '{}' SECOND) \
+         GROUP BY auction, window_start, window_end",
+        i + 5
+    )
+}
+
+/// Rows that differ between view `hot_i` and the same query in batch, both ways.
+fn differences(i: usize) -> String {
+    format!(
+        "WITH recomputed AS (\
+         SELECT auction, window_start, COUNT(*) AS bids, MAX(price) AS high \
+         FROM TUMBLE(bid, date_time, INTERVAL '{}' SECOND) GROUP BY auction, window_start), \
+         stored AS (SELECT auction, window_start, bids, high FROM hot_{i}) \
+         SELECT (SELECT count(*) FROM (SELECT * FROM stored EXCEPT SELECT * FROM recomputed) a) \
+         + (SELECT count(*) FROM (SELECT * FROM recomputed EXCEPT SELECT * FROM stored) b) AS n",
+        i + 5
+    )
+}
+
+fn number(env: &Env, sql: &str) -> u64 {
+    let csv = env.ok(&["query", sql, "--format", "csv"]);
+    csv.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("one number from {sql}: {csv}"))
+}
+
+fn start_worker(env: &Env, id: &str) -> Server {
+    Server::start_command(
+        env,
+        &[
+            "worker",
+            "--id",
+            id,
+            "--lease-ttl",
+            LEASE_TTL,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        Duration::from_secs(60),
+    )
+}
+
+fn status(worker: &Server) -> Value {
+    let (code, body) = worker.get("/v1/status");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// The views each worker of `workers` runs, by its report.
+fn held(workers: &[&Server]) -> Vec<Vec<String>> {
+    workers
+        .iter()
+        .map(|w| {
+            let mut views: Vec<String> = status(w)["views"]
+                .as_array()
+                .expect("views")
+                .iter()
+                .map(|v| v["view"].as_str().expect("a name").to_owned())
+                .collect();
+            views.sort();
+            views
+        })
+        .collect()
+}
+
+/// Waits until `workers` run `views` views between them, each at most `each`, no view
+/// twice; returns how long it took.
+fn settle(workers: &[&Server], views: usize, each: usize, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let held = held(workers);
+        let mut all: Vec<&String> = held.iter().flatten().collect();
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        if total == views && all.len() == views && held.iter().all(|h| h.len() <= each) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < SETTLE,
+            "{what}: the workers did not settle on {views} views, at most {each} each: \
+             {held:?}\n{}",
+            workers
+                .iter()
+                .map(|w| w.log_text())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ingest(env: &Env, lines: &[String], n: usize) {
+    let file = env.write(&format!("bids-{n}.ndjson"), lines.join("\n"));
+    let summary = env.ok_json(&["ingest", "bid", file.to_str().expect("UTF-8 path")]);
+    assert_eq!(summary["accepted"], lines.len() as u64, "{summary}");
+}
+
+fn signal(worker: &Server, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &worker.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+#[test]
+fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
+    let Some(url) = nats_url() else { return };
+    let Some(schema) = PgSchema::new("e2e_workers") else {
+        return;
+    };
+    let env = Env::with_store(schema.store_url());
+    env.ok(&["sql", &bid_on_jetstream(&url, &unique_subject("workers"))]);
+    for i in 0..6 {
+        env.ok(&["sql", &view_ddl(i)]);
+    }
+    let lines = env.generate_bids(6 * BATCH);
+    let mut batches = lines.chunks(BATCH as usize).map(<[String]>::to_vec);
+    ingest(&env, &batches.next().expect("a batch"), 0);
+
+    // Two workers divide six views; a third joins and takes a fair share.
+    let w1 = start_worker(&env, "w1");
+    let w2 = start_worker(&env, "w2");
+    settle(&[&w1, &w2], 6, 3, "two workers");
+    let handed = || -> u64 {
+        [&w1, &w2]
+            .iter()
+            .map(|w| status(w)["views_handed_over"].as_u64().expect("a count"))
+            .sum()
+    };
+    let before = handed();
+    let mut w3 = start_worker(&env, "w3");
+    settle(&[&w1, &w2, &w3], 6, 2, "a third worker joined");
+    assert_eq!(handed() - before, 2, "the join moved exactly a fair share");
+    let listed = env.ok(&["status", "--workers"]);
+    for id in ["w1", "w2", "w3", "hot_0", "hot_5"] {
+        assert!(listed.contains(id), "{id} in\n{listed}");
+    }
+
+    // A view created while they run is taken by one of them.
+    env.ok(&["sql", &view_ddl(6)]);
+    ingest(&env, &batches.next().expect("a batch"), 1);
+    settle(&[&w1, &w2, &w3], 7, 3, "a view was created");
+
+    // SIGKILL: the others take its views over (its sessions close with it), and it comes
+    // back under the same identity.
+    let mut w1 = w1;
+    w1.kill();
+    let took = settle(&[&w2, &w3], 7, 4, "w1 was killed");
+    eprintln!("views of a SIGKILLed worker taken over in {took:?}");
+    let w1 = start_worker(&env, "w1");
+    settle(&[&w1, &w2, &w3], 7, 3, "w1 restarted");
+
+    // SIGSTOP past the lease: the others take its views over; once resumed, its commits
+    // are refused.
+    signal(&w2, "STOP");
+    ingest(&env, &batches.next().expect("a batch"), 2);
+    settle(&[&w1, &w3], 7, 4, "w2 was paused");
+    signal(&w2, "CONT");
+    ingest(&env, &batches.next().expect("a batch"), 3);
+    let deadline = Instant::now() + SETTLE;
+    while status(&w2)["fenced_commits"].as_u64() == Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the paused worker's commits were never fenced: {}\n{}",
+            status(&w2),
+            w2.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    settle(&[&w1, &w2, &w3], 7, 3, "w2 resumed");
+
+    // Every worker's PostgreSQL sessions terminated by the server.
+    let names: Vec<String> = [&w1, &w2, &w3]
+        .iter()
+        .map(|w| format!("freshet[{}]", w.pid()))
+        .collect();
+    let terminated = schema
+        .client()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = ANY($1)",
+            &[&names],
+        )
+        .expect("terminate the workers' sessions");
+    assert!(terminated.len() >= 3, "every worker had sessions");
+    ingest(&env, &batches.next().expect("a batch"), 4);
+    settle(&[&w1, &w2, &w3], 7, 3, "sessions terminated");
+
+    // A clean stop hands its views over.
+    let code = w3.terminate();
+    assert!(code.success(), "w3 stops cleanly: {}", w3.log_text());
+    ingest(&env, &batches.next().expect("a batch"), 5);
+    settle(&[&w1, &w2], 7, 4, "w3 stopped");
+    let (mut w1, mut w2) = (w1, w2);
+    assert!(w1.terminate().success(), "{}", w1.log_text());
+    assert!(w2.terminate().success(), "{}", w2.log_text());
+
+    // The last events, then every view against batch, each event counted once.
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+    for i in 0..7 {
+        assert_eq!(
+            number(&env, &format!("SELECT sum(bids) FROM hot_{i}")),
+            6 * BATCH,
+            "hot_{i} counts every event once"
+        );
+        assert_eq!(number(&env, &differences(i)), 0, "hot_{i} equals batch");
+    }
+}
+
+/// A small generator of the test's own choices, seeded from the clock (printed, so that a
+/// failure can be replayed by setting `FRESHET_TEST_SEED`).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("FRESHET_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("FRESHET_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % n
+    }
+}
+
+/// A worker started with `FRESHET_ABORT_AT=<point>`: it aborts itself there.
+fn start_worker_aborting_at(env: &Env, id: &str, point: &str) -> Server {
+    let mut command = env.command(&[
+        "worker",
+        "--id",
+        id,
+        "--lease-ttl",
+        LEASE_TTL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    command.env("FRESHET_ABORT_AT", point);
+    Server::start_from(env, command, Duration::from_secs(60))
+}
+
+#[test]
+fn workers_killed_at_random_moments_and_at_commits_lose_and_double_nothing() {
+    let Some(url) = nats_url() else { return };
+    let Some(schema) = PgSchema::new("e2e_worker_kills") else {
+        return;
+    };
+    let env = Env::with_store(schema.store_url());
+    env.ok(&[
+        "sql",
+        &bid_on_jetstream(&url, &unique_subject("worker_kills")),
+    ]);
+    const VIEWS: usize = 6;
+    const KILLS: usize = 20;
+    for i in 0..VIEWS {
+        env.ok(&["sql", &view_ddl(i)]);
+    }
+    let per_kill = 500;
+    let lines = env.generate_bids((KILLS * per_kill) as u64);
+    let mut rng = Rng::new();
+    let mut workers: Vec<Server> = (0..3)
+        .map(|i| start_worker(&env, &format!("k{i}")))
+        .collect();
+    for (kill, batch) in lines.chunks(per_kill).enumerate() {
+        let victim = rng.below(3) as usize;
+        let id = format!("k{victim}");
+        match kill {
+            // Named points: the victim restarts asking to abort just before its second
+            // commit's transaction, or just after its second commit landed.
+            0 | 1 => {
+                let point = if kill == 0 {
+                    "before_commit:2"
+                } else {
+                    "after_commit:2"
+                };
+                workers[victim].kill();
+                workers[victim] = start_worker_aborting_at(&env, &id, point);
+                ingest(&env, batch, kill);
+                let deadline = Instant::now() + SETTLE;
+                while workers[victim].try_exit().is_none() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{id} never reached {point}:\n{}",
+                        workers[victim].log_text()
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            _ => {
+                ingest(&env, batch, kill);
+                std::thread::sleep(Duration::from_millis(rng.below(1500)));
+                workers[victim].kill();
+            }
+        }
+        workers[victim] = start_worker(&env, &id);
+    }
+    let refs: Vec<&Server> = workers.iter().collect();
+    settle(&refs, VIEWS, 2, "after the kills");
+    for w in &mut workers {
+        assert!(w.terminate().success(), "{}", w.log_text());
+    }
+    env.ok(&["run", "--drain", "--end-of-stream"]);
+    for i in 0..VIEWS {
+        assert_eq!(
+            number(&env, &format!("SELECT sum(bids) FROM hot_{i}")),
+            (KILLS * per_kill) as u64,
+            "hot_{i} counts every event once"
+        );
+        assert_eq!(number(&env, &differences(i)), 0, "hot_{i} equals batch");
+    }
+}
