@@ -204,7 +204,7 @@ impl TestStore {
         }
     }
 
-    fn postgres_client(&self) -> postgres::Client {
+    pub(crate) fn postgres_client(&self) -> postgres::Client {
         match &self.place {
             Place::Postgres(schema) => schema.client(),
             Place::Sqlite { .. } => unreachable!("a SQLite store has no PostgreSQL client"),

@@ -147,3 +147,62 @@ fn a_dropped_view_fences_its_writer() {
         .expect_err("the view it held is gone");
     assert!(fenced.fenced(), "{fenced:?}");
 }
+
+#[test]
+fn a_view_dropped_and_created_again_never_gives_an_old_writer_its_epoch_back() {
+    let Some(test) = TestStore::postgres("lease_epochs") else {
+        return;
+    };
+    // A paused writer, then a view dropped and created again, and taken by a process
+    // with the same identity (a worker restarted under the same id).
+    let mut paused = store_of(&test, "w1", None);
+    paused.create_view(&counts_table()).expect("create");
+    paused.claim_writer("counts").expect("claim");
+    let mut ddl = store_of(&test, "ddl", None);
+    ddl.drop_view("counts").expect("drop");
+    ddl.create_view(&counts_table()).expect("created again");
+    let mut again = store_of(&test, "w1", None);
+    again
+        .claim_writer("counts")
+        .expect("taken by the same identity");
+    again.commit("counts", &commit_of(7, 3)).expect("commit");
+    let fenced = paused
+        .commit("counts", &commit_of(99, 9))
+        .expect_err("the old writer's epoch is not the new one");
+    assert!(fenced.fenced(), "{fenced:?}");
+    assert_eq!(stored_n(&test), 7);
+}
+
+#[test]
+fn a_writer_whose_session_was_ended_and_lease_taken_is_fenced_on_reconnect() {
+    let Some(test) = TestStore::postgres("lease_reconnect") else {
+        return;
+    };
+    let mut first = store_of(&test, "w1", None);
+    first.create_view(&counts_table()).expect("create");
+    first.claim_writer("counts").expect("claim");
+    first.commit("counts", &commit_of(1, 1)).expect("commit");
+    // The server ends the first writer's session; a second takes the lease at once.
+    let lease = test.table("freshet_leases");
+    test.postgres_client()
+        .execute(
+            &format!("SELECT pg_terminate_backend(backend_pid) FROM {lease}"),
+            &[],
+        )
+        .expect("terminate the writer's session");
+    let mut second = store_of(&test, "w2", None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = second.claim_writer("counts") {
+        assert!(std::time::Instant::now() < deadline, "never taken: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The first writer's next call finds its connection gone, reconnects, and is fenced
+    // before it writes anything (as many retriable attempts as a view would make).
+    let outcome = (0..3)
+        .map(|_| first.commit("counts", &commit_of(99, 9)))
+        .find(|r| !matches!(r, Err(e) if e.retriable()))
+        .expect("an answer that is not a retriable error");
+    let fenced = outcome.expect_err("fenced");
+    assert!(fenced.fenced(), "{fenced:?}");
+    assert_eq!(stored_n(&test), 1);
+}

@@ -60,14 +60,41 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to the store at `location`, creating its tables if needed.
+    /// Connects to the store at `location`, creating its tables if needed (a worker).
     pub fn open(location: &PgLocation) -> Result<Cluster, StoreError> {
         drop(PgStore::open(location)?);
-        Ok(Cluster {
+        Ok(Cluster::unchecked(location))
+    }
+
+    /// Connects to read the store at `location` only, changing nothing (`status
+    /// --workers`): fails if no writer of schema version 3 or later created it.
+    pub fn open_read_only(location: &PgLocation) -> Result<Cluster, StoreError> {
+        drop(PgStore::open_read_only(location)?);
+        let mut cluster = Cluster::unchecked(location);
+        let has_workers = cluster.with(|client, s| {
+            Ok(client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&format!("{s}.freshet_workers")],
+                )
+                .context(|| "looking for the workers table".to_owned())?
+                .get::<_, bool>(0))
+        })?;
+        if !has_workers {
+            return Err(StoreError::user(format!(
+                "{location} has no workers table: no Freshet writer of schema version 3 or \
+                 later has opened it"
+            )));
+        }
+        Ok(cluster)
+    }
+
+    fn unchecked(location: &PgLocation) -> Cluster {
+        Cluster {
             location: location.clone(),
             schema: quote_ident(location.schema()),
             client: None,
-        })
+        }
     }
 
     /// Runs `f` on the connection, opening it first if needed; after a retriable error
@@ -121,9 +148,11 @@ impl Cluster {
             .context(at)?;
             tx.execute(
                 &format!(
-                    "UPDATE {s}.freshet_leases SET \
+                    "UPDATE {s}.freshet_leases l SET \
                      expires_at = now() + $2::bigint * interval '1 millisecond' \
-                     WHERE owner = $1"
+                     FROM (SELECT view, task FROM {s}.freshet_leases WHERE owner = $1 \
+                     FOR NO KEY UPDATE SKIP LOCKED) mine \
+                     WHERE l.view = mine.view AND l.task = mine.task"
                 ),
                 &[&holder.owner, &ttl_ms],
             )
@@ -147,10 +176,18 @@ impl Cluster {
         })
     }
 
-    /// The registered workers by identity, live or not.
-    pub fn workers(&mut self) -> Result<Vec<WorkerRecord>, StoreError> {
+    /// The registered workers by identity (live or not) and every view's lease by view,
+    /// from one snapshot, so that a worker and the leases it took are seen together.
+    pub fn snapshot(&mut self) -> Result<(Vec<WorkerRecord>, Vec<LeaseRecord>), StoreError> {
         self.with(|client, s| {
-            let rows = client
+            let at = || "reading the workers and the leases".to_owned();
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .context(at)?;
+            let workers = tx
                 .query(
                     &format!(
                         "SELECT worker, listen, \
@@ -163,8 +200,7 @@ impl Cluster {
                     ),
                     &[],
                 )
-                .context(|| "reading the workers".to_owned())?;
-            Ok(rows
+                .context(at)?
                 .iter()
                 .map(|r| WorkerRecord {
                     worker: r.get(0),
@@ -173,14 +209,8 @@ impl Cluster {
                     started_at: r.get(3),
                     alive: r.get(4),
                 })
-                .collect())
-        })
-    }
-
-    /// Every view's lease, by view.
-    pub fn leases(&mut self) -> Result<Vec<LeaseRecord>, StoreError> {
-        self.with(|client, s| {
-            let rows = client
+                .collect();
+            let leases = tx
                 .query(
                     &format!(
                         "SELECT l.view, l.owner, l.epoch, \
@@ -191,8 +221,7 @@ impl Cluster {
                     ),
                     &[],
                 )
-                .context(|| "reading the leases".to_owned())?;
-            Ok(rows
+                .context(at)?
                 .iter()
                 .map(|r| LeaseRecord {
                     view: r.get(0),
@@ -201,7 +230,9 @@ impl Cluster {
                     expires_in_ms: r.get(3),
                     session_alive: r.get(4),
                 })
-                .collect())
+                .collect();
+            tx.commit().context(at)?;
+            Ok((workers, leases))
         })
     }
 }

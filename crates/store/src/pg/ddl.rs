@@ -148,9 +148,12 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
             tx.execute(&internal.delete_view_rows(table), &[&view])
                 .context(at)?;
         }
+        // The lease row stays, released one epoch on: epochs never repeat, so a writer of
+        // the dropped view can never pass for the holder of a view created again.
         tx.execute(
             &format!(
-                "DELETE FROM {}.freshet_leases WHERE view = $1",
+                "UPDATE {}.freshet_leases SET owner = NULL, epoch = epoch + 1, \
+                 expires_at = NULL, backend_pid = NULL, backend_start = NULL WHERE view = $1",
                 store.schema
             ),
             &[&view],

@@ -262,8 +262,10 @@ fn fenced(location: &str, held: &Held, now: Option<(Option<String>, i64)>) -> St
     let taken = match now {
         _ if held.released => "this process released it".to_owned(),
         Some((Some(owner), epoch)) => format!("{owner} holds it at epoch {epoch}"),
-        Some((None, epoch)) => format!("it was released at epoch {epoch}"),
-        None => "its lease no longer exists (the view was dropped)".to_owned(),
+        Some((None, epoch)) => {
+            format!("it was released, or the view dropped, at epoch {epoch}")
+        }
+        None => "its lease no longer exists".to_owned(),
     };
     StoreError::Fenced {
         message: format!(
