@@ -96,6 +96,13 @@ impl ViewRunner {
             root_dir: data.root().to_path_buf(),
         };
         let mut compiled = blueprint.compile()?;
+        // Every input opens before anything is written or claimed: a stream this process
+        // cannot read (gone, or on a log it cannot reach) fails the view here.
+        let mut inputs = Vec::new();
+        compiled.root.streams(&mut inputs);
+        for name in &inputs {
+            data.stream(name)?;
+        }
         store.create_view(&result_table(def, &compiled))?;
         // Before the checkpoint is read: another writer could move it on afterwards.
         store.claim_writer(&def.name)?;
