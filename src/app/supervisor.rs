@@ -85,6 +85,12 @@ impl<'a> Supervisor<'a> {
             .with_context(|| format!("cannot hand view '{name}' over"))
     }
 
+    /// Stops view `name` without a commit (its lease is another's, or it was dropped: a
+    /// commit would be refused). Does nothing if it does not run.
+    pub fn abandon(&mut self, name: &str) {
+        self.runners.retain(|r| r.def().name != name);
+    }
+
     /// Views wait out store outages until `stop` is set, instead of failing after a few
     /// attempts (a long-running process).
     pub fn retry_until(&mut self, stop: Arc<AtomicBool>) {

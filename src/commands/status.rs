@@ -119,10 +119,9 @@ fn workers(store: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
     let StoreLocation::Postgres(pg) = store else {
         bail!("workers share a PostgreSQL store: give it with --store postgres://...");
     };
-    let mut cluster = Cluster::open(pg)?;
+    let mut cluster = Cluster::open_read_only(pg)?;
     // Every registered worker: a stopped one is removed, a lost one stays, not live.
-    let workers = cluster.workers()?;
-    let leases = cluster.leases()?;
+    let (workers, leases) = cluster.snapshot()?;
     if json {
         output::json(&serde_json::json!({
             "workers": workers.iter().map(|w| serde_json::json!({

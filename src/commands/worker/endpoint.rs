@@ -75,7 +75,7 @@ fn render(r: &Report) -> String {
     let mut e = Exposition::default();
     let w = r.worker.as_str();
     let worker = [("worker", w)];
-    let counts: [(&str, &str, &str, usize); 7] = [
+    let counts: [(&str, &str, &str, usize); 8] = [
         (
             "freshet_worker_views",
             "gauge",
@@ -105,6 +105,12 @@ fn render(r: &Report) -> String {
             "counter",
             "Commits refused because another worker had taken the view over.",
             r.fenced_commits as usize,
+        ),
+        (
+            "freshet_worker_leases_lost_total",
+            "counter",
+            "Views stopped because their lease was found to be another's (it had lapsed).",
+            r.leases_lost as usize,
         ),
         (
             "freshet_worker_heartbeat_failures_total",

@@ -7,10 +7,13 @@
 //! computes who should run each view ([`crate::app::assignment`]) and acts on its own
 //! part only: it hands over (last commit, then release) the views that are now another's,
 //! and takes the views that are now its own once no one else holds them (released, lapsed,
-//! or held by a session that is gone). A commit refused by the fencing check stops that
-//! view alone and is counted. SIGINT/SIGTERM hands every view over and leaves.
+//! or held by a session that is gone). A view whose lease is no longer this worker's (it
+//! lapsed and another took it) is stopped without a commit; a commit refused by the fencing
+//! check stops that view alone and is counted. SIGINT/SIGTERM hands every view over, stops
+//! the heartbeat and leaves.
 
 mod endpoint;
+mod heartbeat;
 
 use crate::app::assignment;
 use crate::app::listen;
@@ -54,8 +57,10 @@ pub struct Report {
     pub views_handed_over: u64,
     /// Commits refused because another worker had taken the view over.
     pub fenced_commits: u64,
-    /// Views stopped by another error, with it, until they are tried again.
+    /// Views assigned to this worker that it cannot run now, with the last error.
     pub failed: BTreeMap<String, String>,
+    /// Views stopped because their lease was found to be another's.
+    pub leases_lost: u64,
     /// Heartbeats that could not be recorded since the worker started.
     pub heartbeat_failures: u64,
 }
@@ -104,13 +109,10 @@ pub fn run(
     }
     let addrs = listen::resolve(&args.listen)?;
     listen::check(&args.listen, &addrs, false, args.insecure_no_auth)?;
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| Holder::of_process().owner);
-    if id.is_empty() || id.contains(['/', '\0']) {
-        bail!("the worker id '{id}' must be non-empty, without '/'");
-    }
+    let id = match &args.id {
+        Some(id) => check_id(id)?,
+        None => Holder::of_process().owner,
+    };
     let holder = Holder {
         owner: id.clone(),
         ttl: Some(args.lease_ttl),
@@ -120,7 +122,7 @@ pub fn run(
     let work_dir = args
         .work_dir
         .clone()
-        .unwrap_or_else(|| data_dir.join("workers").join(&id));
+        .unwrap_or_else(|| data_dir.join("workers").join(id.replace(':', "_")));
     let dir = DataDir::open_worker(&work_dir, data_dir)
         .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
 
@@ -131,18 +133,12 @@ pub fn run(
     }));
     let stop = Arc::new(AtomicBool::new(false));
     on_shutdown_signal(stop.clone())?;
-    let (endpoint, addr) = endpoint::spawn(&addrs, report.clone(), stop.clone())?;
-    let listen_text = addr.to_string();
-    // Registered before the first round, so that this worker counts itself live.
-    let mut beats = Cluster::open(&pg)?;
-    beats
-        .heartbeat(&listen_text)
-        .context("cannot register the worker")?;
-    let heartbeat = spawn_heartbeat(
-        beats,
-        listen_text,
+    let endpoint_stop = Arc::new(AtomicBool::new(false));
+    let (endpoint, addr) = endpoint::spawn(&addrs, report.clone(), endpoint_stop.clone())?;
+    let heartbeat = heartbeat::Heartbeat::start(
+        Cluster::open(&pg)?,
+        addr.to_string(),
         args.lease_ttl,
-        stop.clone(),
         report.clone(),
     )?;
     output::line(format!(
@@ -158,14 +154,18 @@ pub fn run(
         supervisor: Supervisor::empty(&dir, &location),
         cluster: Cluster::open(&pg)?,
         report,
-        failed_at: HashMap::new(),
+        failed: HashMap::new(),
         epochs: HashMap::new(),
+        heartbeat: &heartbeat,
     };
     worker.supervisor.retry_until(stop.clone());
     let result = worker.run(&stop);
-    stop.store(true, Ordering::SeqCst);
-    let left = worker.leave();
-    let _ = heartbeat.join();
+    // Views first, while the heartbeat still renews their leases; then the heartbeat, so
+    // that none lands after the worker left.
+    worker.hand_over_all();
+    heartbeat.stop();
+    let left = worker.cluster.leave().context("cannot remove the worker");
+    endpoint_stop.store(true, Ordering::SeqCst);
     let _ = endpoint.join();
     result?;
     left?;
@@ -173,32 +173,23 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renews the registration and the leases every third of the time to live until `stop`.
-fn spawn_heartbeat(
-    mut cluster: Cluster,
-    listen: String,
-    ttl: Duration,
-    stop: Arc<AtomicBool>,
-    report: Arc<Mutex<Report>>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("heartbeat".into())
-        .spawn(move || {
-            let every = ttl / 3;
-            let mut next = Instant::now() + every;
-            while !stop.load(Ordering::SeqCst) {
-                if Instant::now() < next {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-                next = Instant::now() + every;
-                if let Err(e) = cluster.heartbeat(&listen) {
-                    tracing::warn!(error = %e, "heartbeat failed; the leases lapse unless one lands in time");
-                    lock(&report).heartbeat_failures += 1;
-                }
-            }
-        })
-        .context("cannot start the heartbeat thread")
+/// A worker id: letters, digits, `.`, `_`, `:` and `-`, as it names a directory and a
+/// label.
+fn check_id(id: &str) -> anyhow::Result<String> {
+    let fine = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if !fine {
+        bail!(
+            "the worker id '{id}' must be 1 to 128 letters, digits, '.', '_', ':' or '-' (and \
+             not '.' or '..')"
+        );
+    }
+    Ok(id.to_owned())
 }
 
 fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
@@ -213,10 +204,12 @@ struct Worker<'a> {
     supervisor: Supervisor<'a>,
     cluster: Cluster,
     report: Arc<Mutex<Report>>,
-    /// Views that failed, and when: tried again after [`RETRY_FAILED_AFTER`].
-    failed_at: HashMap<String, Instant>,
-    /// The epoch of each lease this worker holds, as of the last round.
+    /// Views assigned here that could not run, with when and why: tried again after
+    /// [`RETRY_FAILED_AFTER`].
+    failed: HashMap<String, (Instant, String)>,
+    /// The epoch of the lease under which this worker runs each of its views.
     epochs: HashMap<String, i64>,
+    heartbeat: &'a heartbeat::Heartbeat,
 }
 
 impl Worker<'_> {
@@ -224,6 +217,7 @@ impl Worker<'_> {
         let every = (self.ttl / 4).max(Duration::from_millis(200));
         let mut next_round = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            self.heartbeat.alive();
             if Instant::now() >= next_round {
                 if let Err(e) = self.round() {
                     tracing::warn!(
@@ -246,15 +240,15 @@ impl Worker<'_> {
 
     /// Records a view that stopped on an error.
     fn failed(&mut self, view: &str, e: &freshet_engine::EngineError) {
-        let mut report = lock(&self.report);
+        self.epochs.remove(view);
         if e.fenced() {
             tracing::warn!(view, error = %e, "commit fenced: another worker holds the view");
-            report.fenced_commits += 1;
+            lock(&self.report).fenced_commits += 1;
             return;
         }
         tracing::error!(view, error = %e, "view failed; trying again later");
-        report.failed.insert(view.to_owned(), e.to_string());
-        self.failed_at.insert(view.to_owned(), Instant::now());
+        self.failed
+            .insert(view.to_owned(), (Instant::now(), e.to_string()));
     }
 
     /// One rebalancing round (see the module's description).
@@ -265,9 +259,8 @@ impl Worker<'_> {
             .into_iter()
             .map(|v| v.name)
             .collect();
-        let mut live: Vec<String> = self
-            .cluster
-            .workers()?
+        let (workers, leases) = self.cluster.snapshot()?;
+        let mut live: Vec<String> = workers
             .into_iter()
             .filter(|w| w.alive)
             .map(|w| w.worker)
@@ -276,7 +269,6 @@ impl Worker<'_> {
             // Its own heartbeat is late: it still runs until its leases lapse.
             live.push(self.id.clone());
         }
-        let leases: Vec<LeaseRecord> = self.cluster.leases()?;
         let holders: HashMap<String, String> = leases
             .iter()
             .filter(|l| l.held())
@@ -284,11 +276,7 @@ impl Worker<'_> {
             .filter(|(_, owner)| live.contains(owner))
             .collect();
         let plan = assignment::assign(&views, &live, &holders);
-        self.epochs = leases
-            .iter()
-            .filter(|l| l.owner.as_deref() == Some(self.id.as_str()))
-            .map(|l| (l.view.clone(), l.epoch))
-            .collect();
+        self.stop_lost(&views, &leases);
         for view in self.supervisor.running() {
             if plan.get(&view) != Some(&self.id) {
                 self.hand_over(&view);
@@ -300,42 +288,78 @@ impl Worker<'_> {
             .filter(|(_, w)| *w == self.id)
             .map(|(v, _)| v)
             .collect();
+        self.failed.retain(|view, _| mine.contains(view));
+        let mut took = false;
         for view in &mine {
             let held_by_other = holders.get(view).is_some_and(|h| *h != self.id);
             let waiting = self
-                .failed_at
+                .failed
                 .get(view)
-                .is_some_and(|at| at.elapsed() < RETRY_FAILED_AFTER);
+                .is_some_and(|(at, _)| at.elapsed() < RETRY_FAILED_AFTER);
             if running.contains(view) || held_by_other || waiting {
                 continue;
             }
-            self.take(view);
+            took |= self.take(view);
+        }
+        if took {
+            // The epochs the store gave the views just taken.
+            let (_, leases) = self.cluster.snapshot()?;
+            let running = self.supervisor.running();
+            for l in leases {
+                if l.owner.as_deref() == Some(self.id.as_str()) && running.contains(&l.view) {
+                    self.epochs.entry(l.view).or_insert(l.epoch);
+                }
+            }
         }
         self.publish(live);
         Ok(())
     }
 
-    fn take(&mut self, view: &str) {
+    /// Stops, without a commit, every running view that left the catalog or whose lease
+    /// is no longer this worker's at the epoch it took (it lapsed and another took it):
+    /// its commits would be refused.
+    fn stop_lost(&mut self, views: &[String], leases: &[LeaseRecord]) {
+        for view in self.supervisor.running() {
+            let lease = leases.iter().find(|l| l.view == view);
+            let ours = lease.is_some_and(|l| {
+                l.owner.as_deref() == Some(self.id.as_str())
+                    && self.epochs.get(&view).is_none_or(|&e| e == l.epoch)
+            });
+            if views.contains(&view) && ours {
+                continue;
+            }
+            self.supervisor.abandon(&view);
+            self.epochs.remove(&view);
+            if views.contains(&view) {
+                tracing::warn!(view, "the view's lease is another's now; stopped it");
+                lock(&self.report).leases_lost += 1;
+            } else {
+                tracing::info!(view, "the view was dropped; stopped it");
+            }
+        }
+    }
+
+    /// Starts `view` under a new lease; whether it did.
+    fn take(&mut self, view: &str) -> bool {
         match self.supervisor.start_view(view) {
             Ok(()) => {
                 tracing::info!(view, worker = %self.id, "took the view");
-                self.failed_at.remove(view);
-                let mut report = lock(&self.report);
-                report.failed.remove(view);
-                report.views_taken += 1;
+                self.failed.remove(view);
+                lock(&self.report).views_taken += 1;
+                true
             }
             // Another worker took it first, or it cannot start: tried again later.
             Err(e) => {
                 tracing::info!(view, error = format!("{e:#}"), "cannot take the view now");
-                lock(&self.report)
-                    .failed
-                    .insert(view.to_owned(), format!("{e:#}"));
-                self.failed_at.insert(view.to_owned(), Instant::now());
+                self.failed
+                    .insert(view.to_owned(), (Instant::now(), format!("{e:#}")));
+                false
             }
         }
     }
 
     fn hand_over(&mut self, view: &str) {
+        self.epochs.remove(view);
         match self.supervisor.hand_over(view) {
             Ok(()) => {
                 tracing::info!(view, worker = %self.id, "handed the view over");
@@ -378,13 +402,17 @@ impl Worker<'_> {
         let mut report = lock(&self.report);
         report.live_workers = live;
         report.views = views;
+        report.failed = self
+            .failed
+            .iter()
+            .map(|(view, (_, why))| (view.clone(), why.clone()))
+            .collect();
     }
 
-    /// Hands every view over and removes the worker from the store's workers.
-    fn leave(&mut self) -> anyhow::Result<()> {
+    /// Hands every running view over (the worker stops).
+    fn hand_over_all(&mut self) {
         for view in self.supervisor.running() {
             self.hand_over(&view);
         }
-        self.cluster.leave().context("cannot remove the worker")
     }
 }
