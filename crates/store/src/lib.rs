@@ -183,12 +183,14 @@ pub trait ResultStore: Send {
     /// [`ChangeRetention::default`]). A store that keeps no log ignores it.
     fn set_change_retention(&mut self, _retention: ChangeRetention) {}
 
-    /// Makes this process the only writer of `view` until it exits: a store that other
-    /// processes can write (PostgreSQL) refuses, with a message naming the holder, while
-    /// another process holds the view. The SQLite store relies on its data directory's lock
-    /// and always agrees. Called before a view loads its checkpoint.
-    fn claim_writer(&mut self, _view: &str) -> Result<(), StoreError> {
-        Ok(())
+    /// Makes this process the only writer of `view` until it exits or gives it up: a
+    /// store that other processes can write (PostgreSQL) takes the view's lease, refusing,
+    /// with a message naming the holder, while another process holds it, and returns the
+    /// lease's epoch (the fencing token its commits carry). The SQLite store relies on its
+    /// data directory's lock, always agrees and has no epoch. Called before a view loads
+    /// its checkpoint.
+    fn claim_writer(&mut self, _view: &str) -> Result<Option<i64>, StoreError> {
+        Ok(None)
     }
 
     /// Gives up what [`ResultStore::claim_writer`] took, once the view's last commit

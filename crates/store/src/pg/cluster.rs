@@ -176,8 +176,9 @@ impl Cluster {
         })
     }
 
-    /// The registered workers by identity (live or not) and every view's lease by view,
-    /// from one snapshot, so that a worker and the leases it took are seen together.
+    /// The registered workers by identity (live or not) and the lease of every view that
+    /// exists, by view, from one snapshot, so that a worker and the leases it took are
+    /// seen together.
     pub fn snapshot(&mut self) -> Result<(Vec<WorkerRecord>, Vec<LeaseRecord>), StoreError> {
         self.with(|client, s| {
             let at = || "reading the workers and the leases".to_owned();
@@ -217,7 +218,9 @@ impl Cluster {
                          (extract(epoch FROM l.expires_at - now()) * 1000)::bigint, \
                          EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
                          AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
-                         FROM {s}.freshet_leases l ORDER BY l.view"
+                         FROM {s}.freshet_leases l \
+                         WHERE EXISTS (SELECT 1 FROM {s}.freshet_views v WHERE v.view = l.view) \
+                         ORDER BY l.view"
                     ),
                     &[],
                 )

@@ -73,6 +73,9 @@ pub(super) struct Held {
     pub(super) released: bool,
 }
 
+/// The longest a taker waits for a holder's commit in flight to end.
+const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// The task of a view: every view runs as one task for now.
 pub(super) const WHOLE_VIEW: &str = "view";
 
@@ -83,7 +86,18 @@ impl PgStore {
         let s = &self.schema;
         let holder = &self.location.holder;
         let at = || format!("taking the lease of view '{view}'");
-        let row = client
+        let mut tx = client.transaction().context(at)?;
+        // A holder's commit in flight locks the row: wait for it a little, not for as long
+        // as a paused holder may keep it.
+        let wait = holder
+            .ttl
+            .map_or(TAKE_WAIT_MAX, |ttl| (ttl / 4).min(TAKE_WAIT_MAX));
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            wait.as_millis().max(1)
+        ))
+        .context(at)?;
+        let row = tx
             .query_opt(
                 &format!(
                     "INSERT INTO {s}.freshet_leases AS l (view, task, owner, epoch, expires_at, \
@@ -104,9 +118,11 @@ impl PgStore {
             )
             .context(at)?;
         if let Some(row) = row {
-            return Ok(row.get(0));
+            let epoch = row.get(0);
+            tx.commit().context(at)?;
+            return Ok(epoch);
         }
-        let holder = client
+        let holder = tx
             .query_opt(
                 &format!(
                     "SELECT l.owner, l.epoch, l.expires_at::text, a.pid, \
@@ -180,9 +196,11 @@ impl PgStore {
         Err(fenced(&self.location.to_string(), held, None))
     }
 
-    /// The first statement of a commit of `view`: reads its lease `FOR SHARE` and fails as
-    /// fenced unless this store holds it at its epoch. A view this store never claimed
-    /// (a scratch run) is not checked.
+    /// The first statement of a commit of `view`: renews its lease (locking its row, so
+    /// that a take-over waits for this commit) and fails as fenced unless this store holds
+    /// it at its epoch. A view this store never claimed (a scratch run) is not checked.
+    /// The renewal is what keeps a lease whose row commits hold most of the time alive,
+    /// since the heartbeat skips rows that are locked.
     pub(super) fn check_lease(
         &self,
         tx: &mut postgres::Transaction<'_>,
@@ -199,23 +217,40 @@ impl PgStore {
             return Ok(());
         };
         let at = || format!("checking the lease of view '{view}'");
+        let holder = &self.location.holder;
         let sql = format!(
-            "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 AND task = $2 FOR SHARE",
+            "UPDATE {}.freshet_leases SET \
+             expires_at = now() + $5::bigint * interval '1 millisecond' \
+             WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4",
             self.schema
         );
         let statement = prepared(tx, statements, &sql).context(at)?;
-        let row = tx
-            .query_opt(&statement, &[&view, &WHOLE_VIEW])
+        let kept = tx
+            .execute(
+                &statement,
+                &[
+                    &view,
+                    &WHOLE_VIEW,
+                    &holder.owner,
+                    &held.epoch,
+                    &holder.ttl_ms(),
+                ],
+            )
             .context(at)?;
-        let now: Option<(Option<String>, i64)> = row.map(|r| (r.get(0), r.get(1)));
-        match &now {
-            Some((Some(owner), epoch))
-                if owner == &self.location.holder.owner && *epoch == held.epoch =>
-            {
-                Ok(())
-            }
-            _ => Err(fenced(&self.location.to_string(), &held, now)),
+        if kept == 1 && !held.released {
+            return Ok(());
         }
+        let now = tx
+            .query_opt(
+                &format!(
+                    "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 AND task = $2",
+                    self.schema
+                ),
+                &[&view, &WHOLE_VIEW],
+            )
+            .context(at)?
+            .map(|r| (r.get(0), r.get(1)));
+        Err(fenced(&self.location.to_string(), &held, now))
     }
 
     /// Gives up the lease of `view` (after its last commit), so the next taker need not
@@ -277,15 +312,15 @@ fn fenced(location: &str, held: &Held, now: Option<(Option<String>, i64)>) -> St
 }
 
 /// [`ResultStore::claim_writer`](crate::ResultStore::claim_writer).
-pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
+pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<Option<i64>, StoreError> {
     store.check_writable()?;
-    if store
+    if let Some(held) = store
         .claimed
         .borrow()
         .iter()
-        .any(|h| h.view == view && !h.released)
+        .find(|h| h.view == view && !h.released)
     {
-        return Ok(());
+        return Ok(Some(held.epoch));
     }
     let epoch = store.with_client(|client, _| store.take_lease(client, view))?;
     let mut claimed = store.claimed.borrow_mut();
@@ -297,5 +332,5 @@ pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<(), StoreE
     });
     drop(claimed);
     tracing::info!(view, epoch, store = %store.location, "holding the lease");
-    Ok(())
+    Ok(Some(epoch))
 }

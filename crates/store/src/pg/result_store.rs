@@ -58,7 +58,7 @@ impl ResultStore for PgStore {
         self.retention = retention;
     }
 
-    fn claim_writer(&mut self, view: &str) -> Result<(), StoreError> {
+    fn claim_writer(&mut self, view: &str) -> Result<Option<i64>, StoreError> {
         lease::claim_writer(self, view)
     }
 
