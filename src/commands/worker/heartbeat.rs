@@ -1,8 +1,11 @@
 //! A worker's heartbeat: every third of the lease's time to live, on a connection of its
 //! own, it records the worker as live and renews the leases it holds, but only while the
-//! main thread shows it is working: a main thread stuck for a whole time to live (a lock
-//! wait, a stalled read, a deadlock) stops the heartbeats, so that its views are taken
-//! over, as they are when the whole process pauses or dies.
+//! main thread shows it is working: a main thread quiet for [`stall_limit`] (a deadlock, a
+//! read that never returns) stops the heartbeats, so that its views are taken over, as
+//! they are when the whole process pauses or dies. The limit is far above a legitimate
+//! turn (a batch run over a large backlog, opening many views): the gate only has to
+//! catch a thread that will not come back, since fencing keeps writes safe whatever it
+//! says.
 
 use super::{Report, lock};
 use anyhow::Context;
@@ -11,6 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// The shortest time the main thread may be quiet before it is taken as stuck.
+const STALL_MIN: Duration = Duration::from_secs(120);
+
+/// How long the main thread may be quiet before the heartbeats stop: six leases, and at
+/// least [`STALL_MIN`].
+pub fn stall_limit(ttl: Duration) -> Duration {
+    (ttl * 6).max(STALL_MIN)
+}
 
 /// The heartbeat thread and what it shares with the main thread.
 pub struct Heartbeat {
@@ -84,7 +96,7 @@ impl Drop for Heartbeat {
 impl Shared {
     fn run(&self, mut cluster: Cluster, listen: &str, ttl: Duration, report: &Mutex<Report>) {
         let every = ttl / 3;
-        let ttl_ms = ttl.as_millis() as u64;
+        let stall_ms = stall_limit(ttl).as_millis() as u64;
         let mut next = Instant::now() + every;
         let mut stuck = false;
         while !self.stop.load(Ordering::SeqCst) {
@@ -92,22 +104,24 @@ impl Shared {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            next = Instant::now() + every;
             let quiet_ms = self
                 .now_ms()
                 .saturating_sub(self.alive_ms.load(Ordering::Relaxed));
-            if quiet_ms > ttl_ms {
+            if quiet_ms > stall_ms {
                 if !stuck {
                     tracing::warn!(
                         quiet_ms,
-                        "the worker's main thread has not turned for a whole lease; \
-                         heartbeats stop until it does, so its views can be taken over"
+                        "the worker's main thread looks stuck; heartbeats stop until it \
+                         turns again, so that its views can be taken over"
                     );
                 }
+                // Checked again at the next poll: a heartbeat as soon as it turns.
                 stuck = true;
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
             stuck = false;
+            next = Instant::now() + every;
             if let Err(e) = cluster.heartbeat(listen) {
                 tracing::warn!(error = %e, "heartbeat failed; the leases lapse unless one lands in time");
                 lock(report).heartbeat_failures += 1;

@@ -135,6 +135,8 @@ pub fn run(
     on_shutdown_signal(stop.clone())?;
     let endpoint_stop = Arc::new(AtomicBool::new(false));
     let (endpoint, addr) = endpoint::spawn(&addrs, report.clone(), endpoint_stop.clone())?;
+    let mut cluster = Cluster::open(&pg)?;
+    refuse_live_twin(&mut cluster, &id, args.lease_ttl)?;
     let heartbeat = heartbeat::Heartbeat::start(
         Cluster::open(&pg)?,
         addr.to_string(),
@@ -152,10 +154,9 @@ pub fn run(
         ttl: args.lease_ttl,
         dir: &dir,
         supervisor: Supervisor::empty(&dir, &location),
-        cluster: Cluster::open(&pg)?,
+        cluster,
         report,
         failed: HashMap::new(),
-        epochs: HashMap::new(),
         heartbeat: &heartbeat,
     };
     worker.supervisor.retry_until(stop.clone());
@@ -171,6 +172,28 @@ pub fn run(
     left?;
     output::line("stopped; every view handed over");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to start while a live worker has the same id (two processes under one id would
+/// take views from each other forever). A worker just killed is waited for: its sessions
+/// end within moments, while a live twin stays live for a whole lease.
+fn refuse_live_twin(cluster: &mut Cluster, id: &str, ttl: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ttl;
+    loop {
+        let (workers, _) = cluster.snapshot()?;
+        let Some(twin) = workers.into_iter().find(|w| w.worker == id && w.alive) else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            bail!(
+                "a live worker already has the id '{id}' (listening on {}, started {}): give \
+                 each worker its own --id",
+                twin.listen,
+                twin.started_at
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A worker id: letters, digits, `.`, `_`, `:` and `-`, as it names a directory and a
@@ -207,8 +230,6 @@ struct Worker<'a> {
     /// Views assigned here that could not run, with when and why: tried again after
     /// [`RETRY_FAILED_AFTER`].
     failed: HashMap<String, (Instant, String)>,
-    /// The epoch of the lease under which this worker runs each of its views.
-    epochs: HashMap<String, i64>,
     heartbeat: &'a heartbeat::Heartbeat,
 }
 
@@ -240,7 +261,6 @@ impl Worker<'_> {
 
     /// Records a view that stopped on an error.
     fn failed(&mut self, view: &str, e: &freshet_engine::EngineError) {
-        self.epochs.remove(view);
         if e.fenced() {
             tracing::warn!(view, error = %e, "commit fenced: another worker holds the view");
             lock(&self.report).fenced_commits += 1;
@@ -289,7 +309,6 @@ impl Worker<'_> {
             .map(|(v, _)| v)
             .collect();
         self.failed.retain(|view, _| mine.contains(view));
-        let mut took = false;
         for view in &mine {
             let held_by_other = holders.get(view).is_some_and(|h| *h != self.id);
             let waiting = self
@@ -299,17 +318,8 @@ impl Worker<'_> {
             if running.contains(view) || held_by_other || waiting {
                 continue;
             }
-            took |= self.take(view);
-        }
-        if took {
-            // The epochs the store gave the views just taken.
-            let (_, leases) = self.cluster.snapshot()?;
-            let running = self.supervisor.running();
-            for l in leases {
-                if l.owner.as_deref() == Some(self.id.as_str()) && running.contains(&l.view) {
-                    self.epochs.entry(l.view).or_insert(l.epoch);
-                }
-            }
+            self.heartbeat.alive();
+            self.take(view);
         }
         self.publish(live);
         Ok(())
@@ -319,17 +329,22 @@ impl Worker<'_> {
     /// is no longer this worker's at the epoch it took (it lapsed and another took it):
     /// its commits would be refused.
     fn stop_lost(&mut self, views: &[String], leases: &[LeaseRecord]) {
-        for view in self.supervisor.running() {
-            let lease = leases.iter().find(|l| l.view == view);
-            let ours = lease.is_some_and(|l| {
-                l.owner.as_deref() == Some(self.id.as_str())
-                    && self.epochs.get(&view).is_none_or(|&e| e == l.epoch)
+        let running: Vec<(String, Option<i64>)> = self
+            .supervisor
+            .runners()
+            .iter()
+            .map(|r| (r.def().name.clone(), r.lease_epoch()))
+            .collect();
+        for (view, epoch) in running {
+            let ours = leases.iter().any(|l| {
+                l.view == view
+                    && l.owner.as_deref() == Some(self.id.as_str())
+                    && Some(l.epoch) == epoch
             });
             if views.contains(&view) && ours {
                 continue;
             }
             self.supervisor.abandon(&view);
-            self.epochs.remove(&view);
             if views.contains(&view) {
                 tracing::warn!(view, "the view's lease is another's now; stopped it");
                 lock(&self.report).leases_lost += 1;
@@ -339,27 +354,25 @@ impl Worker<'_> {
         }
     }
 
-    /// Starts `view` under a new lease; whether it did.
-    fn take(&mut self, view: &str) -> bool {
+    /// Starts `view` under a new lease.
+    fn take(&mut self, view: &str) {
         match self.supervisor.start_view(view) {
             Ok(()) => {
                 tracing::info!(view, worker = %self.id, "took the view");
                 self.failed.remove(view);
                 lock(&self.report).views_taken += 1;
-                true
             }
             // Another worker took it first, or it cannot start: tried again later.
             Err(e) => {
                 tracing::info!(view, error = format!("{e:#}"), "cannot take the view now");
                 self.failed
                     .insert(view.to_owned(), (Instant::now(), format!("{e:#}")));
-                false
             }
         }
     }
 
     fn hand_over(&mut self, view: &str) {
-        self.epochs.remove(view);
+        self.heartbeat.alive();
         match self.supervisor.hand_over(view) {
             Ok(()) => {
                 tracing::info!(view, worker = %self.id, "handed the view over");
@@ -390,7 +403,7 @@ impl Worker<'_> {
             .iter()
             .map(|r| ViewReport {
                 view: r.def().name.clone(),
-                epoch: self.epochs.get(&r.def().name).copied(),
+                epoch: r.lease_epoch(),
                 input_events: r.stats().input_events,
                 rows_written: r.stats().rows_written,
                 watermark_ms: r.stats().watermarks.values().min().copied(),

@@ -77,6 +77,8 @@ pub struct ViewRunner {
     /// When provisional rows were last emitted (`emit = 'on_update'`); `None` until the
     /// first commit after opening, which emits whatever changed since the checkpoint.
     last_emit_ms: Option<i64>,
+    /// The epoch of the lease the store took for this view, if its store has leases.
+    lease_epoch: Option<i64>,
 }
 
 impl ViewRunner {
@@ -105,7 +107,7 @@ impl ViewRunner {
         }
         store.create_view(&result_table(def, &compiled))?;
         // Before the checkpoint is read: another writer could move it on afterwards.
-        store.claim_writer(&def.name)?;
+        let lease_epoch = store.claim_writer(&def.name)?;
         let restored = checkpoint::restore(store.load(&def.name)?)?;
         let inputs = open_inputs(data, def, &compiled, &restored)?;
         compiled.root.restore(&restored.state)?;
@@ -152,6 +154,7 @@ impl ViewRunner {
             batch_refused: None,
             last_commit_ms: now,
             last_emit_ms: None,
+            lease_epoch,
         };
         let plan = runner.schedule.plan();
         runner.flow.stats().mode = Some(plan.mode);
@@ -170,6 +173,12 @@ impl ViewRunner {
     /// The view.
     pub fn def(&self) -> &ViewDef {
         &self.blueprint.def
+    }
+
+    /// The epoch of the lease under which this runner writes the view (PostgreSQL), the
+    /// fencing token its commits carry.
+    pub fn lease_epoch(&self) -> Option<i64> {
+        self.lease_epoch
     }
 
     /// The `q` quantile (0 to 1) of the recent commits' durations in ms, exact over the
