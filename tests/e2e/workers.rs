@@ -56,19 +56,19 @@ fn number(env: &Env, sql: &str) -> u64 {
 }
 
 fn start_worker(env: &Env, id: &str) -> Server {
-    Server::start_command(
-        env,
-        &[
-            "worker",
-            "--id",
-            id,
-            "--lease-ttl",
-            LEASE_TTL,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        Duration::from_secs(60),
-    )
+    Server::start_from(env, worker_command(env, id), Duration::from_secs(60))
+}
+
+fn worker_command(env: &Env, id: &str) -> std::process::Command {
+    env.command(&[
+        "worker",
+        "--id",
+        id,
+        "--lease-ttl",
+        LEASE_TTL,
+        "--listen",
+        "127.0.0.1:0",
+    ])
 }
 
 fn status(worker: &Server) -> Value {
@@ -276,15 +276,7 @@ impl Rng {
 
 /// A worker started with `FRESHET_ABORT_AT=<point>`: it aborts itself there.
 fn start_worker_aborting_at(env: &Env, id: &str, point: &str) -> Server {
-    let mut command = env.command(&[
-        "worker",
-        "--id",
-        id,
-        "--lease-ttl",
-        LEASE_TTL,
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let mut command = worker_command(env, id);
     command.env("FRESHET_ABORT_AT", point);
     Server::start_from(env, command, Duration::from_secs(60))
 }

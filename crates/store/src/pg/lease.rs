@@ -207,13 +207,7 @@ impl PgStore {
         statements: &mut HashMap<String, postgres::Statement>,
         view: &str,
     ) -> Result<(), StoreError> {
-        let Some(held) = self
-            .claimed
-            .borrow()
-            .iter()
-            .find(|h| h.view == view)
-            .cloned()
-        else {
+        let Some(held) = self.held(view) else {
             return Ok(());
         };
         let at = || format!("checking the lease of view '{view}'");
@@ -253,16 +247,19 @@ impl PgStore {
         Err(fenced(&self.location.to_string(), &held, now))
     }
 
-    /// Gives up the lease of `view` (after its last commit), so the next taker need not
-    /// wait for it to lapse. Does nothing if this store does not hold it.
-    pub(super) fn release_lease(&mut self, view: &str) -> Result<(), StoreError> {
-        let Some(held) = self
-            .claimed
+    /// The lease this store took for `view`, if it took one.
+    fn held(&self, view: &str) -> Option<Held> {
+        self.claimed
             .borrow()
             .iter()
             .find(|h| h.view == view)
             .cloned()
-        else {
+    }
+
+    /// Gives up the lease of `view` (after its last commit), so the next taker need not
+    /// wait for it to lapse. Does nothing if this store does not hold it.
+    pub(super) fn release_lease(&mut self, view: &str) -> Result<(), StoreError> {
+        let Some(held) = self.held(view) else {
             return Ok(());
         };
         let s = self.schema.clone();
