@@ -270,8 +270,12 @@ impl<'a> Supervisor<'a> {
 
 /// Whether `e` is a result store failure that may pass (an outage).
 fn store_unavailable(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<EngineError>()
-            .is_some_and(EngineError::store_unavailable)
-    })
+    caused_by(e, EngineError::store_unavailable)
+}
+
+/// Whether an engine error in `e`'s chain satisfies `what` (such as
+/// [`EngineError::fenced`]).
+pub fn caused_by(e: &anyhow::Error, what: impl Fn(&EngineError) -> bool) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<EngineError>().is_some_and(&what))
 }

@@ -79,38 +79,37 @@ impl Committer {
         patience: Option<Arc<AtomicBool>>,
         positions: Vec<Offset>,
     ) -> Result<()> {
+        self.submit(
+            Job::Commit {
+                commit: Box::new(commit),
+                patience,
+            },
+            "a commit was sent before the previous one landed",
+        )?;
+        self.in_flight = Some(positions);
+        Ok(())
+    }
+
+    /// Hands `job` to the thread; `busy` is the bug when a commit is still in flight.
+    fn submit(&mut self, job: Job, busy: &str) -> Result<()> {
         if self.in_flight.is_some() {
-            return Err(EngineError::Bug(
-                "a commit was sent before the previous one landed".into(),
-            ));
+            return Err(EngineError::Bug(busy.into()));
         }
         let gone = || EngineError::Bug("the commit thread is gone".into());
         self.jobs
             .as_ref()
             .ok_or_else(gone)?
-            .send(Job::Commit {
-                commit: Box::new(commit),
-                patience,
-            })
-            .map_err(|_| gone())?;
-        self.in_flight = Some(positions);
-        Ok(())
+            .send(job)
+            .map_err(|_| gone())
     }
 
     /// Gives up the right to write the view once every commit has landed (a worker
     /// handing the view to another).
     pub fn release(&mut self) -> Result<()> {
-        if self.in_flight.is_some() {
-            return Err(EngineError::Bug(
-                "the view was released with a commit in flight".into(),
-            ));
-        }
-        let gone = || EngineError::Bug("the commit thread is gone".into());
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(Job::Release)
-            .map_err(|_| gone())?;
+        self.submit(
+            Job::Release,
+            "the view was released with a commit in flight",
+        )?;
         let (outcome, _) = self
             .results
             .recv()

@@ -18,7 +18,7 @@ mod heartbeat;
 use crate::app::assignment;
 use crate::app::listen;
 use crate::app::signals::on_shutdown_signal;
-use crate::app::supervisor::Supervisor;
+use crate::app::supervisor::{Supervisor, caused_by};
 use crate::cli::WorkerArgs;
 use crate::output;
 use anyhow::{Context, bail};
@@ -379,11 +379,7 @@ impl Worker<'_> {
                 lock(&self.report).views_handed_over += 1;
             }
             Err(e) => {
-                let fenced = e.chain().any(|c| {
-                    c.downcast_ref::<freshet_engine::EngineError>()
-                        .is_some_and(freshet_engine::EngineError::fenced)
-                });
-                if fenced {
+                if caused_by(&e, freshet_engine::EngineError::fenced) {
                     lock(&self.report).fenced_commits += 1;
                 }
                 tracing::warn!(
