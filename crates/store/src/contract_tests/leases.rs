@@ -83,10 +83,21 @@ fn a_lapsed_lease_is_taken_over_and_its_old_holder_fenced() {
         fenced.to_string().contains("lease epoch 1") && fenced.to_string().contains("w2"),
         "{fenced}"
     );
+    // A repair (reconciliation, backfill) is fenced as a commit is.
+    let table = counts_table();
+    let repair = vec![counts(
+        &table.schema,
+        &[(Some("a"), 1, 98)],
+        RowState::Final,
+    )];
+    let fenced = first
+        .repair("counts", &repair, &[])
+        .expect_err("the old holder's repair is fenced");
+    assert!(matches!(fenced, StoreError::Fenced { .. }), "{fenced:?}");
     assert_eq!(
         stored_n(&test),
         2,
-        "nothing of the fenced commit was written"
+        "nothing of the fenced commit or repair was written"
     );
     assert_eq!(
         second

@@ -8,10 +8,11 @@
 //!   backend): a plain `serve` or `run` holds its leases for as long as its session lives,
 //!   as the advisory lock before it did, and a worker's lease also lapses once its heartbeat
 //!   stops renewing it (a paused or cut-off worker).
-//! - **Every commit** first reads the lease `FOR SHARE` and goes on only if this store still
-//!   holds it at its epoch; otherwise it is refused as [`StoreError::Fenced`] and nothing of
-//!   it is written. The share lock also makes a take-over wait for a commit in flight, so a
-//!   commit either lands before the new holder's epoch exists or is refused after it.
+//! - **Every commit** (and every repair) first renews the lease with `UPDATE … WHERE owner =
+//!   this holder AND epoch = its epoch` and goes on only if that found the row; otherwise it
+//!   is refused as [`StoreError::Fenced`] and nothing of it is written. The row lock the
+//!   renewal takes also makes a take-over wait for a commit in flight, so a commit either
+//!   lands before the new holder's epoch exists or is refused after it.
 //! - A store whose connection was lost checks, on its new connection, that it still holds
 //!   each lease at its epoch (and records the new session); if not, it is fenced.
 //! - **Releasing** (a worker handing a task over, after its last commit) clears the holder,

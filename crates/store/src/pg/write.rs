@@ -237,6 +237,8 @@ pub(super) fn repair(
         let at = || format!("repairing view '{view}'");
         let repaired_at_ms = now_ms();
         let mut tx = client.transaction().context(at)?;
+        // As a commit's: a repairer that lost the view's lease writes nothing.
+        store.check_lease(&mut tx, statements, view)?;
         write_deletes(&mut tx, view, &pg, &table, deletes)?;
         write_results(
             &mut tx,
