@@ -319,13 +319,13 @@ fn a_jetstream_stream_created_again_is_refused() {
 
 /// A 3-node cluster of this test's own (`scripts/nats-cluster.sh` with its own directory
 /// and ports), for tests that kill its nodes; stopped, with its data, when dropped.
-struct PrivateCluster {
+pub(super) struct PrivateCluster {
     dir: tempfile::TempDir,
-    urls: String,
+    pub(super) urls: String,
 }
 
 impl PrivateCluster {
-    fn script(&self, args: &[&str]) -> String {
+    pub(super) fn script(&self, args: &[&str]) -> String {
         let out = std::process::Command::new("bash")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -343,7 +343,7 @@ impl PrivateCluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn start() -> PrivateCluster {
+    pub(super) fn start() -> PrivateCluster {
         let mut cluster = PrivateCluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
             urls: String::new(),
