@@ -108,6 +108,10 @@ fn print(e: &Explanation) {
     );
     output::line(format!("batch mode runs as: {}", e.batch_execution));
     output::line(format!("state: {}", e.state.summary));
+    output::line(format!(
+        "parallelism: {}",
+        freshet_engine::manage::describe_parallelism(&e.parallelism)
+    ));
     output::line(format!("risk: {}", e.risk));
     output::line(format!("mitigation: {}", e.mitigation));
     output::line(format!("would choose differently: {}", e.condition));

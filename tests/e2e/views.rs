@@ -118,6 +118,7 @@ fn a_view_over_history_drains_into_a_plain_sqlite_table() {
         "plan:",
         "Aggregate #1 per window",
         "Source bid TUMBLE(10s)",
+        "parallelism: by partition, 4 tasks: aggregate #1 groups by auction",
     ] {
         assert!(described.contains(needle), "{needle} in:\n{described}");
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::SystemClock;
 use crate::error::Result;
+use crate::parallelism::{Parallelism, parallelism};
 use crate::planner::{self, Costs, Mode, Plan};
 use crate::runner::ViewRunner;
 use crate::views::ViewCatalog;
@@ -104,6 +105,8 @@ pub struct Explanation {
     pub batch_execution: String,
     /// Where the operators' state is heading.
     pub state: StateOutlook,
+    /// Whether the view can run as one task per partition, and why.
+    pub parallelism: Parallelism,
 }
 
 /// What one sample run measured.
@@ -384,9 +387,9 @@ pub fn explain(
             state_growth_bytes_per_million: run.growth_per_event * 1e6,
         });
     }
-    let grows_with_input = crate::runner::compile_view(data, catalog, def)?
-        .root
-        .keeps_state_to_the_end();
+    let compiled = crate::runner::compile_view(data, catalog, def)?;
+    let grows_with_input = compiled.root.keeps_state_to_the_end();
+    let parallelism = parallelism(&compiled.root, &data.streams());
     let state = outlook(
         grows_with_input,
         &streaming,
@@ -420,6 +423,7 @@ pub fn explain(
         condition,
         batch_execution,
         state,
+        parallelism,
     })
 }
 

@@ -6,6 +6,7 @@
 //! beginning of the log the next time views run (backfill), then follows the live tail.
 
 use crate::error::{EngineError, Result};
+use crate::parallelism::{Parallelism, parallelism};
 use crate::runner::{compile_view, consumer_name, result_table};
 use crate::views::{ViewCatalog, ViewDef, ViewStatement};
 use freshet_store::ResultStore;
@@ -111,6 +112,11 @@ pub fn describe(data: &DataDir, catalog: &ViewCatalog, def: &ViewDef) -> Result<
     let mut out = String::new();
     let _ = writeln!(out, "view:    {}", def.name);
     let _ = writeln!(out, "options: {}", def.options.describe());
+    let _ = writeln!(
+        out,
+        "parallelism: {}",
+        describe_parallelism(&parallelism(&compiled.root, &data.streams()))
+    );
     let _ = writeln!(out, "query:   {}", def.query);
     let _ = writeln!(
         out,
@@ -136,6 +142,17 @@ pub fn describe(data: &DataDir, catalog: &ViewCatalog, def: &ViewDef) -> Result<
     compiled.root.describe(1, &mut plan);
     out.push_str(&plan);
     Ok(out.trim_end().to_string())
+}
+
+/// How a view divides, as `DESCRIBE VIEW` and `explain` say it: workers run every view as
+/// one task today (issue 17), so a view that could split says so.
+pub fn describe_parallelism(p: &Parallelism) -> String {
+    match p {
+        Parallelism::PerPartition { .. } => {
+            format!("{p} (workers run it as one task until per-partition tasks are built)")
+        }
+        Parallelism::Single { .. } => p.to_string(),
+    }
 }
 
 /// Refuse to drop a stream that a view reads.

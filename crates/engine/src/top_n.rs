@@ -164,6 +164,11 @@ impl TopN {
         })
     }
 
+    /// The `PARTITION BY` expressions over the input.
+    pub fn partition_by(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.partition_by
+    }
+
     /// N.
     pub fn limit(&self) -> usize {
         self.limit

@@ -90,6 +90,22 @@ impl Join {
         }
     }
 
+    /// The equality keys over the left and the right input.
+    pub fn keys(&self) -> [&[Arc<dyn PhysicalExpr>]; 2] {
+        match self {
+            Join::Window(w) => [&w.left_keys, &w.right_keys],
+            Join::Symmetric(j) => j.keys(),
+        }
+    }
+
+    /// What the join writes: pairs (inner or outer), or one side's rows.
+    pub fn output(&self) -> Output {
+        match self {
+            Join::Window(w) => w.output,
+            Join::Symmetric(j) => j.output(),
+        }
+    }
+
     /// The side whose rows alone are the join's output (a semi or anti join's).
     pub fn only_side(&self) -> Option<usize> {
         match self {

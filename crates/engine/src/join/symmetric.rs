@@ -251,7 +251,12 @@ impl SymmetricJoin {
         self.state_bytes
     }
 
-    /// What the join outputs.
+    /// The equality keys over the left and the right input.
+    pub fn keys(&self) -> [&[Arc<dyn PhysicalExpr>]; 2] {
+        [&self.keys[0], &self.keys[1]]
+    }
+
+    /// What the join writes.
     pub fn output(&self) -> Output {
         self.output
     }
