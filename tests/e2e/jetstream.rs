@@ -209,15 +209,34 @@ fn a_view_over_jetstream_equals_batch_and_bad_messages_are_dead_lettered() {
     assert_eq!(stored, 3000, "one JetStream message per accepted row");
     assert_eq!(env.stream_info("bid")["events"], 3000);
 
-    // Another program publishes a good bid with a line break inside, and two bad ones.
+    // Another program publishes a good bid with a line break inside, and three bad ones:
+    // not JSON, a wrong type, and a good bid whose auction belongs to another partition.
     let p1 = format!("{subject}.1");
-    let good = lines[0].replacen(',', ",\n", 1);
+    let partition_of = |line: &String| {
+        let bid: serde_json::Value = serde_json::from_str(line).expect("a JSON bid");
+        freshet_streams::partitioner::partition_of_i64(
+            bid["auction"].as_i64().expect("an auction"),
+            4,
+        )
+    };
+    let (own, other) = (
+        lines
+            .iter()
+            .find(|l| partition_of(l) == 1)
+            .expect("a bid of partition 1"),
+        lines
+            .iter()
+            .find(|l| partition_of(l) != 1)
+            .expect("a bid of another one"),
+    );
+    let good = own.replacen(',', ",\n", 1);
     nats.publish(&p1, good.as_bytes());
     let not_json = nats.publish(&p1, b"this is not JSON");
     let wrong = nats.publish(
         &p1,
         br#"{"auction": "x", "bidder": 1, "price": 1, "channel": "c", "url": "u", "date_time": "2026-01-01T00:00:00Z", "extra": ""}"#,
     );
+    let misplaced = nats.publish(&p1, other.as_bytes());
 
     env.ok(&["sql", HOT]);
     let run = env.ok_json(&["run", "--drain", "--end-of-stream"]);
@@ -246,13 +265,23 @@ fn a_view_over_jetstream_equals_batch_and_bad_messages_are_dead_lettered() {
         vec![
             (format!("nats:{p1}"), not_json, "bad_json".to_string()),
             (format!("nats:{p1}"), wrong, "wrong_type".to_string()),
+            (
+                format!("nats:{p1}"),
+                misplaced,
+                "wrong_partition".to_string()
+            ),
         ],
         "{dead:?}"
+    );
+    let reason = dead[2]["reason"].as_str().expect("a reason");
+    assert!(
+        reason.contains("belongs to partition") && reason.contains(&p1),
+        "{reason}"
     );
 
     // Reading again (a second drain, a batch query) dead-letters nothing twice.
     env.ok(&["run", "--drain", "--end-of-stream"]);
-    assert_eq!(env.dead_letter_count("bid"), 2);
+    assert_eq!(env.dead_letter_count("bid"), 3);
 }
 
 #[test]

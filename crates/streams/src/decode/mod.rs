@@ -41,6 +41,9 @@ pub enum RejectCode {
     TimestampOutOfRange,
     /// A row larger than `limits::ROW_BYTES_MAX`.
     RowTooLarge,
+    /// A message another program published to a partition its partition key does not
+    /// hash to (JetStream streams).
+    WrongPartition,
 }
 
 impl RejectCode {
@@ -53,6 +56,7 @@ impl RejectCode {
             RejectCode::NullInNotNull => "null_in_not_null",
             RejectCode::TimestampOutOfRange => "timestamp_out_of_range",
             RejectCode::RowTooLarge => "row_too_large",
+            RejectCode::WrongPartition => "wrong_partition",
         }
     }
 }

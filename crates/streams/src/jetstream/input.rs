@@ -42,6 +42,9 @@ pub struct JetStreamInput {
     subject: String,
     stream: String,
     partition: u32,
+    /// The partition key's column and the partition count, if the stream has a key: a row
+    /// whose key hashes to another partition is dead-lettered.
+    key: Option<(usize, u32)>,
     event_time: usize,
     decoder: NdjsonDecoder,
     schema: arrow_schema::SchemaRef,
@@ -67,6 +70,11 @@ impl JetStreamInput {
             subject: def.partition_subject(partition),
             stream: stream.name.clone(),
             partition,
+            key: stream
+                .partition_key
+                .as_deref()
+                .and_then(|k| stream.column_index(k))
+                .map(|k| (k, stream.partitions)),
             event_time: stream.event_time_index(),
             decoder: NdjsonDecoder::new(stream),
             schema: stream.schema(),
@@ -175,6 +183,60 @@ impl JetStreamInput {
         Ok(got)
     }
 
+    /// The rows whose partition key hashes to this partition, with their sequences; the
+    /// others (published here by another program) are added to `rejects`. Freshet's own
+    /// publishers hash every key, so views that split by partition may rely on it.
+    fn own_rows(
+        &self,
+        batch: arrow_array::RecordBatch,
+        good: Vec<u64>,
+        messages: &[(u64, Vec<u8>, i64)],
+        rejects: &mut Vec<Reject>,
+    ) -> Result<(arrow_array::RecordBatch, Vec<u64>)> {
+        let Some((key, partitions)) = self.key.filter(|&(_, n)| n > 1) else {
+            return Ok((batch, good));
+        };
+        let column = batch.column(key);
+        let owners = crate::partitioner::assign(column, partitions);
+        if owners.iter().all(|&p| p == self.partition) {
+            return Ok((batch, good));
+        }
+        let mine: arrow_array::BooleanArray =
+            owners.iter().map(|&p| Some(p == self.partition)).collect();
+        let name = self.schema.field(key).name();
+        for (row, &owner) in owners.iter().enumerate() {
+            if owner == self.partition {
+                continue;
+            }
+            let seq = good[row];
+            let value = arrow_cast::display::array_value_to_string(column, row)
+                .unwrap_or_else(|e| format!("(unprintable: {e})"));
+            rejects.push(Reject {
+                code: RejectCode::WrongPartition,
+                reason: format!(
+                    "its partition key {name} = {value} belongs to partition {owner} of \
+                     {partitions}, but it was published to {}: publish it to the subject \
+                     of partition {owner}",
+                    self.subject
+                ),
+                line: seq,
+                raw: messages
+                    .iter()
+                    .find(|m| m.0 == seq)
+                    .map(|m| m.1.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        let kept = arrow_select::filter::filter_record_batch(&batch, &mine)?;
+        let good = good
+            .into_iter()
+            .zip(&owners)
+            .filter(|&(_, &p)| p == self.partition)
+            .map(|(seq, _)| seq)
+            .collect();
+        Ok((kept, good))
+    }
+
     /// Decodes fetched messages into a chunk; bad ones go to the dead letters.
     fn chunk(&self, messages: Vec<(u64, Vec<u8>, i64)>) -> Result<Chunk> {
         let mut text = Vec::new();
@@ -215,6 +277,7 @@ impl JetStreamInput {
             .batch
             .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(self.schema.clone()));
         debug_assert_eq!(batch.num_rows(), good.len());
+        let (batch, good) = self.own_rows(batch, good, &messages, &mut rejects)?;
         if !rejects.is_empty()
             && let Some(dl) = &self.dead_letters
         {
