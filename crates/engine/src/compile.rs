@@ -5,6 +5,8 @@
 //! `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`, each with an optional `FILTER`) grouped
 //! by a window of a window table function, by an upstream view's window columns
 //! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
+//! `COUNT`/`SUM`/`AVG`/`MIN`/`MAX` `OVER (... ROWS BETWEEN n PRECEDING AND CURRENT ROW)`
+//! in event-time order over a stream's rows;
 //! `UNION ALL` of streams' rows; inner, outer, semi and anti joins of two windowed inputs
 //! on their window, and of streams' rows on any keys.
 //! Anything else is refused with an error naming the construct.
@@ -219,7 +221,11 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 }
                 return Ok((ResultKey::Columns(key), updating && filtered));
             }
-            Op::Source(_) | Op::TopN { .. } | Op::Union { .. } | Op::Join { .. } => break,
+            Op::Source(_)
+            | Op::TopN { .. }
+            | Op::Over { .. }
+            | Op::Union { .. }
+            | Op::Join { .. } => break,
         }
     }
     // Rows keyed by their input positions. Ranked rows change (a row leaves the top N): a
@@ -250,6 +256,7 @@ fn delete_what_stops_qualifying(node: &mut Node) {
         Op::Source(_)
         | Op::Aggregate { .. }
         | Op::TopN { .. }
+        | Op::Over { .. }
         | Op::Join { .. }
         | Op::Union { .. } => {}
     }
@@ -267,6 +274,8 @@ fn reads_windows(node: &Node) -> bool {
         Op::Join { join, .. } => matches!(**join, Join::Window(_)) && node.window.is_some(),
         Op::Union { inputs } => inputs.iter().any(reads_windows),
         Op::Aggregate { .. } => node.window.is_some(),
+        // Its frames cross windows: its rows belong to none.
+        Op::Over { .. } => false,
     }
 }
 
@@ -279,7 +288,8 @@ fn reads_join(node: &Node) -> bool {
         Op::Filter { input, .. }
         | Op::Project { input, .. }
         | Op::Aggregate { input, .. }
-        | Op::TopN { input, .. } => reads_join(input),
+        | Op::TopN { input, .. }
+        | Op::Over { input, .. } => reads_join(input),
     }
 }
 
@@ -297,9 +307,10 @@ fn under_filters(node: &Node) -> &Node {
 fn positions(node: &Node) -> Option<usize> {
     match &node.op {
         Op::Source(_) => Some(1),
-        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
-            positions(input)
-        }
+        Op::Filter { input, .. }
+        | Op::Project { input, .. }
+        | Op::TopN { input, .. }
+        | Op::Over { input, .. } => positions(input),
         // A semi or anti join's rows are one side's rows.
         Op::Join { left, right, join } => match join.only_side() {
             Some(0) => positions(left),
@@ -319,9 +330,10 @@ fn positions(node: &Node) -> Option<usize> {
 fn pads_positions(node: &Node) -> bool {
     match &node.op {
         Op::Source(_) | Op::Aggregate { .. } => false,
-        Op::Filter { input, .. } | Op::Project { input, .. } | Op::TopN { input, .. } => {
-            pads_positions(input)
-        }
+        Op::Filter { input, .. }
+        | Op::Project { input, .. }
+        | Op::TopN { input, .. }
+        | Op::Over { input, .. } => pads_positions(input),
         Op::Join { left, right, join } => {
             join.pads()
                 || match join.only_side() {
@@ -353,7 +365,10 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
             project(p, input, cx)
         }
         LogicalPlan::Filter(f) => {
-            if let Some((w, projections)) = ranked(&f.input) {
+            // A filter over ROW_NUMBER() is a top-N; over aggregates OVER (...), a filter.
+            if let Some((w, projections)) = ranked(&f.input)
+                && w.window_expr.iter().any(is_row_number)
+            {
                 return build_top_n(f, w, &projections, cx);
             }
             let input = build(&f.input, cx)?;
@@ -377,11 +392,7 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
             "ORDER BY (a view's results are a table keyed by its GROUP BY; order when querying)",
         )),
         LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
-        LogicalPlan::Window(_) => Err(unsupported(
-            "SQL window functions (OVER ...) other than ROW_NUMBER() OVER (PARTITION BY ... \
-             ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, HOP or \
-             SESSION in FROM",
-        )),
+        LogicalPlan::Window(w) => build_over(w, cx),
         LogicalPlan::Union(u) => build_union(u, cx),
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT without GROUP BY")),
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(EngineError::Sql(
@@ -906,6 +917,15 @@ fn ranked(
     }
 }
 
+/// Whether a window expression is `ROW_NUMBER()`.
+fn is_row_number(e: &Expr) -> bool {
+    match e {
+        Expr::Alias(a) => is_row_number(&a.expr),
+        Expr::WindowFunction(wf) => wf.fun.name().eq_ignore_ascii_case("row_number"),
+        _ => false,
+    }
+}
+
 /// `UNION ALL` of streams' rows (through filters and projections): the branches' rows
 /// pass on, keyed by their log position and branch. A union of aggregates, joins or
 /// ranked rows is refused (their rows are keyed otherwise, and could collide).
@@ -961,9 +981,10 @@ fn reads_rank(node: &Node) -> bool {
         Op::TopN { .. } => true,
         Op::Union { inputs } => inputs.iter().any(reads_rank),
         Op::Join { left, right, .. } => reads_rank(left) || reads_rank(right),
-        Op::Filter { input, .. } | Op::Project { input, .. } | Op::Aggregate { input, .. } => {
-            reads_rank(input)
-        }
+        Op::Filter { input, .. }
+        | Op::Project { input, .. }
+        | Op::Aggregate { input, .. }
+        | Op::Over { input, .. } => reads_rank(input),
     }
 }
 
@@ -1121,6 +1142,191 @@ fn build_top_n(
             input: Box::new(node),
             predicate,
             deletes_failing: false,
+        },
+    })
+}
+
+/// The SQL window functions Freshet runs, for errors.
+const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN or MAX OVER (PARTITION BY ... ORDER BY \
+     <event time>[, ...] ROWS BETWEEN n PRECEDING AND CURRENT ROW), and ROW_NUMBER() OVER \
+     (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, \
+     HOP or SESSION in FROM";
+
+/// Window functions that need two operators, one over the other's rows.
+const DIFFERENT_OVERS: &str = "window functions with different OVER (...) clauses in one \
+     SELECT; give them the same PARTITION BY, ORDER BY and frame, or use a view each";
+
+/// When `node`'s rows are one stream's rows through filters and projections: the stream,
+/// and the output column holding their event time if one does.
+fn event_time(node: &Node) -> Option<(String, Option<usize>)> {
+    match &node.op {
+        Op::Source(s) => Some((
+            s.stream.clone(),
+            s.projection.iter().position(|&c| c == s.time_column),
+        )),
+        Op::Filter { input, .. } => event_time(input),
+        Op::Project { input, exprs } => {
+            let (stream, at) = event_time(input)?;
+            let out = exprs.iter().position(|e| {
+                let any: &dyn Any = e.as_ref();
+                any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .is_some_and(|c| Some(c.index()) == at)
+            });
+            Some((stream, out))
+        }
+        _ => None,
+    }
+}
+
+/// `agg(x) OVER (PARTITION BY ... ORDER BY <event time> ROWS BETWEEN n PRECEDING AND
+/// CURRENT ROW)` over a stream's rows (every window expression of the SELECT with the same
+/// `OVER`): the windowed-aggregate operator (`over`).
+fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node> {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
+    let input = build(&w.input, cx)?;
+    let in_schema = w.input.schema();
+    let mut aggs = Vec::new();
+    let mut first: Option<&datafusion::logical_expr::expr::WindowFunctionParams> = None;
+    for expr in &w.window_expr {
+        let inner = match expr {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::WindowFunction(wf) = inner else {
+            return Err(unsupported(format!(
+                "window expression {expr}; only {OVER_SHAPES}"
+            )));
+        };
+        let name = wf.fun.name().to_ascii_lowercase();
+        let f = match &wf.fun {
+            WindowFunctionDefinition::AggregateUDF(_) => crate::over::OverFn::of(&name),
+            WindowFunctionDefinition::WindowUDF(_) => None,
+        };
+        let p = &wf.params;
+        let Some(f) = f.filter(|_| p.filter.is_none() && !p.distinct && p.args.len() == 1) else {
+            let how = match (&wf.fun, name.as_str()) {
+                (_, "row_number") => " without a filter keeping rn <= N",
+                (WindowFunctionDefinition::AggregateUDF(_), _) if f.is_some() => {
+                    " with FILTER, DISTINCT or other than one argument"
+                }
+                _ => "",
+            };
+            return Err(unsupported(format!(
+                "{name}(...) OVER (...){how}; only {OVER_SHAPES}"
+            )));
+        };
+        match first {
+            None => first = Some(p),
+            Some(q)
+                if q.partition_by == p.partition_by
+                    && q.order_by == p.order_by
+                    && q.window_frame == p.window_frame => {}
+            Some(_) => {
+                return Err(unsupported(DIFFERENT_OVERS));
+            }
+        }
+        let arg = &p.args[0];
+        let arg_type = arg.get_type(in_schema)?;
+        if matches!(f, crate::over::OverFn::Sum | crate::over::OverFn::Avg)
+            && !(arg_type.is_integer() || arg_type.is_floating())
+        {
+            return Err(unsupported(format!(
+                "{name}({arg}) OVER (...) of type {arg_type}; SUM and AVG over ROWS BETWEEN \
+                 frames take integers and floating-point numbers"
+            )));
+        }
+        aggs.push((f, cx.physical(arg, in_schema)?, arg_type));
+    }
+    let p = first.ok_or_else(|| EngineError::Bug("a window without functions".into()))?;
+    let frame = &p.window_frame;
+    let preceding = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+        (WindowFrameUnits::Rows, WindowFrameBound::Preceding(n), WindowFrameBound::CurrentRow)
+            if !n.is_null() =>
+        {
+            match n.cast_to(&DataType::UInt64) {
+                Ok(datafusion::common::ScalarValue::UInt64(Some(n))) => n,
+                _ => {
+                    return Err(EngineError::Sql(format!(
+                        "{n} PRECEDING is not a row count"
+                    )));
+                }
+            }
+        }
+        _ => {
+            return Err(unsupported(format!(
+                "the window frame {frame} (with ORDER BY and no frame, SQL means RANGE \
+                 BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW); only ROWS BETWEEN n PRECEDING \
+                 AND CURRENT ROW"
+            )));
+        }
+    };
+    if preceding > crate::over::PRECEDING_MAX as u64 {
+        return Err(EngineError::ResourceLimit(format!(
+            "ROWS BETWEEN {preceding} PRECEDING; at most {} rows precede the current one",
+            crate::over::PRECEDING_MAX
+        )));
+    }
+    if matches!(under_filters(&input).op, Op::Over { .. }) {
+        return Err(unsupported(DIFFERENT_OVERS));
+    }
+    let Some((stream, time_col)) = event_time(&input) else {
+        return Err(unsupported(format!(
+            "{OVER_SHAPES}: over the rows of one stream (through filters and projections that \
+             keep its event time), not an aggregate's, a join's or a union's"
+        )));
+    };
+    let ordered_by_time = match p.order_by.first() {
+        Some(s) => s.asc && time_col.is_some() && column_index(&s.expr, in_schema) == time_col,
+        None => false,
+    };
+    let time_col = time_col.unwrap_or_default();
+    if !ordered_by_time {
+        return Err(unsupported(format!(
+            "OVER (... ORDER BY ...) that does not start with the stream's event time, \
+             ascending; rows are taken in event-time order as the watermark passes them \
+             ({OVER_SHAPES})"
+        )));
+    }
+    let then_by = p.order_by[1..]
+        .iter()
+        .map(|s| {
+            let options = arrow_schema::SortOptions {
+                descending: !s.asc,
+                nulls_first: s.nulls_first,
+            };
+            Ok((
+                cx.physical(&s.expr, in_schema)?,
+                SortField::new_with_options(s.expr.get_type(in_schema)?, options),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let partition_by = p
+        .partition_by
+        .iter()
+        .map(|e| Ok((cx.physical(e, in_schema)?, e.get_type(in_schema)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let id = cx.next_id;
+    cx.next_id += 1;
+    let schema = arrow(&w.schema);
+    let over = crate::over::Over::new(
+        id,
+        crate::over::OverSpec {
+            schema: schema.clone(),
+            partition_by,
+            time_col,
+            then_by,
+            preceding: preceding as usize,
+            aggs,
+            stream,
+        },
+    )?;
+    Ok(Node {
+        schema,
+        window: None,
+        appends_only: true,
+        op: Op::Over {
+            input: Box::new(input),
+            over: Box::new(over),
         },
     })
 }

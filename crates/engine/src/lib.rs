@@ -23,6 +23,7 @@ pub mod join;
 pub mod manage;
 pub mod node;
 pub mod options;
+pub mod over;
 pub mod parallelism;
 pub mod planner;
 pub mod reconcile;

@@ -10,6 +10,7 @@ use crate::Ctx;
 use crate::aggregate::{Aggregate, Grouping};
 use crate::error::{EngineError, Result};
 use crate::join::Join;
+use crate::over::Over;
 use crate::rows::{Change, Origin, Rows, not_true};
 use crate::source::Source;
 use crate::top_n::TopN;
@@ -72,6 +73,14 @@ pub enum Op {
         input: Box<Node>,
         /// The operator.
         top: Box<TopN>,
+    },
+    /// `agg(x) OVER (PARTITION BY ... ORDER BY <event time> ROWS BETWEEN n PRECEDING AND
+    /// CURRENT ROW)` over a stream's rows.
+    Over {
+        /// Input.
+        input: Box<Node>,
+        /// The operator.
+        over: Box<Over>,
     },
     /// `UNION ALL` of streams' rows: each branch's rows keep their log positions, with
     /// the branch folded into `_copy` (`copy * branches + branch`) so that rows of two
@@ -239,6 +248,12 @@ impl Node {
                 }
                 Ok(Vec::new())
             }
+            Op::Over { input, over } => {
+                for r in input.on_input(stream, partition, offsets, batch, ctx)? {
+                    over.on_input(&r, ctx)?;
+                }
+                Ok(Vec::new())
+            }
             Op::Union { inputs } => {
                 let mut out = Vec::new();
                 for (i, input) in inputs.iter_mut().enumerate() {
@@ -291,6 +306,12 @@ impl Node {
                 }
                 top.on_watermark(input.window_watermark())
             }
+            Op::Over { input, over } => {
+                for r in input.on_watermark(watermarks, ctx)? {
+                    over.on_input(&r, ctx)?;
+                }
+                over.on_watermark(input.window_watermark())
+            }
             Op::Union { inputs } => {
                 let mut out = Vec::new();
                 for (i, input) in inputs.iter_mut().enumerate() {
@@ -320,6 +341,8 @@ impl Node {
             Op::Filter { input, .. } | Op::Project { input, .. } => input.window_watermark(),
             Op::Aggregate { agg, .. } => agg.window_watermark(),
             Op::TopN { top, .. } => top.window_watermark(),
+            // Its rows have no window.
+            Op::Over { .. } => None,
             Op::Union { inputs } => inputs
                 .iter()
                 .map(Node::window_watermark)
@@ -339,6 +362,8 @@ impl Node {
             }
             Op::Aggregate { agg, .. } => agg.on_commit(ctx),
             Op::TopN { top, .. } => top.on_commit(ctx),
+            // Its rows are written, final, as the watermark releases them.
+            Op::Over { .. } => Ok(Vec::new()),
             // Branches are streams' rows through stateless operators: nothing is due.
             Op::Union { .. } => Ok(Vec::new()),
             // A join's inputs are appending rows, which have nothing due either.
@@ -347,29 +372,40 @@ impl Node {
     }
 
     /// Collect state changes since the last checkpoint.
-    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+    pub fn checkpoint(
+        &mut self,
+        puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        deletes: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
         match &mut self.op {
             Op::Source(_) => {}
-            Op::Filter { input, .. } | Op::Project { input, .. } => input.checkpoint(puts, deletes),
+            Op::Filter { input, .. } | Op::Project { input, .. } => {
+                input.checkpoint(puts, deletes)?
+            }
             Op::Aggregate { input, agg } => {
-                input.checkpoint(puts, deletes);
+                input.checkpoint(puts, deletes)?;
                 agg.checkpoint(puts, deletes);
             }
             Op::TopN { input, top } => {
-                input.checkpoint(puts, deletes);
+                input.checkpoint(puts, deletes)?;
                 top.checkpoint(puts, deletes);
+            }
+            Op::Over { input, over } => {
+                input.checkpoint(puts, deletes)?;
+                over.checkpoint(puts, deletes)?;
             }
             Op::Union { inputs } => {
                 for input in inputs {
-                    input.checkpoint(puts, deletes);
+                    input.checkpoint(puts, deletes)?;
                 }
             }
             Op::Join { left, right, join } => {
-                left.checkpoint(puts, deletes);
-                right.checkpoint(puts, deletes);
+                left.checkpoint(puts, deletes)?;
+                right.checkpoint(puts, deletes)?;
                 join.checkpoint(puts, deletes);
             }
         }
+        Ok(())
     }
 
     /// Load checkpointed state, grouped by operator id.
@@ -388,6 +424,13 @@ impl Node {
                 input.restore(by_id)?;
                 match by_id.get(&top.id) {
                     Some(entries) => top.restore(entries),
+                    None => Ok(()),
+                }
+            }
+            Op::Over { input, over } => {
+                input.restore(by_id)?;
+                match by_id.get(&over.id) {
+                    Some(entries) => over.restore(entries),
                     None => Ok(()),
                 }
             }
@@ -410,6 +453,7 @@ impl Node {
             Op::Filter { input, .. } | Op::Project { input, .. } => input.state_bytes(),
             Op::Aggregate { input, agg } => input.state_bytes() + agg.state_bytes(),
             Op::TopN { input, top } => input.state_bytes() + top.state_bytes(),
+            Op::Over { input, over } => input.state_bytes() + over.state_bytes(),
             Op::Union { inputs } => inputs.iter().map(Node::state_bytes).sum(),
             Op::Join { left, right, join } => {
                 left.state_bytes() + right.state_bytes() + join.state_bytes()
@@ -428,7 +472,8 @@ impl Node {
             Op::Filter { input, .. }
             | Op::Project { input, .. }
             | Op::Aggregate { input, .. }
-            | Op::TopN { input, .. } => input.streams(out),
+            | Op::TopN { input, .. }
+            | Op::Over { input, .. } => input.streams(out),
             Op::Join { left, right, .. } => {
                 left.streams(out);
                 right.streams(out);
@@ -445,7 +490,7 @@ impl Node {
     /// deletions), rather than only being added, final.
     pub fn updating(&self) -> bool {
         match &self.op {
-            Op::Source(_) | Op::Union { .. } => false,
+            Op::Source(_) | Op::Union { .. } | Op::Over { .. } => false,
             Op::Join { join, .. } => join.updates(),
             Op::Filter {
                 input,
@@ -492,6 +537,11 @@ impl Node {
                 )
             }),
             Op::Join { join, .. } => Some(join.state_note()),
+            Op::Over { .. } => Some((
+                "each group's last rows (its frame) until the end of the streams, bounded by \
+                 state_bytes_max, and rows waiting for the watermark",
+                Freed::AtTheEnd,
+            )),
         }
     }
 
@@ -502,7 +552,8 @@ impl Node {
             Op::Filter { input, .. }
             | Op::Project { input, .. }
             | Op::Aggregate { input, .. }
-            | Op::TopN { input, .. } => vec![input],
+            | Op::TopN { input, .. }
+            | Op::Over { input, .. } => vec![input],
             Op::Join { left, right, .. } => vec![left, right],
             Op::Union { inputs } => inputs.iter().collect(),
         }
@@ -556,6 +607,17 @@ impl Node {
                 top.limit()
             ),
             Op::Join { join, .. } => join.describe(),
+            Op::Over { over, .. } => format!(
+                "Over #{} {} per group over ROWS BETWEEN {} PRECEDING AND CURRENT ROW, in \
+                 event-time order as the watermark passes",
+                over.id,
+                over.functions()
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                over.preceding()
+            ),
             Op::Union { inputs } => format!("UnionAll of {} branches", inputs.len()),
         };
         out.push_str(&pad);

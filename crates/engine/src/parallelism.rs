@@ -215,6 +215,26 @@ fn split(node: &Node, streams: &[StreamDef]) -> Result<Split, String> {
             s.keys.push(None);
             Ok(s)
         }
+        Op::Over { input, over } => {
+            let mut s = split(input, streams)?;
+            let Some(by) = over
+                .partition_by()
+                .find_map(|e| key_of(e, &s.keys).and(key_column(e)))
+            else {
+                return Err(format!(
+                    "windowed aggregate #{} does not partition its frames by a partition key \
+                     of its streams (PARTITION BY), so a frame's rows may be in every partition",
+                    over.id
+                ));
+            };
+            s.stateful.push(format!(
+                "windowed aggregate #{} frames rows per {}, its rows' partition key",
+                over.id,
+                input.schema.field(by).name()
+            ));
+            s.keys.extend(over.functions().iter().map(|_| None));
+            Ok(s)
+        }
         Op::Join { left, right, join } => {
             let (l, r) = (split(left, streams)?, split(right, streams)?);
             same_partitions(&l, &r)?;
@@ -438,6 +458,24 @@ mod tests {
         single(
             "SELECT b.price, p.name FROM bid b JOIN person p ON b.auction = p.id",
             "4 and 2 partitions",
+        );
+    }
+
+    #[test]
+    fn aggregates_over_rows_split_when_framed_per_partition_key() {
+        let over = |by: &str| {
+            format!(
+                "SELECT auction, bidder, AVG(price) OVER (PARTITION BY {by} ORDER BY ts \
+                 ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS a FROM bid"
+            )
+        };
+        splits(
+            &over("auction"),
+            "windowed aggregate #1 frames rows per auction",
+        );
+        single(
+            &over("bidder"),
+            "does not partition its frames by a partition key",
         );
     }
 

@@ -100,6 +100,10 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             why.push("it ranks rows with ROW_NUMBER(), whose results change".to_string());
             walk(input, sizes, why);
         }
+        Op::Over { input, .. } => {
+            why.push("its ROWS BETWEEN frames reach back across any window".to_string());
+            walk(input, sizes, why);
+        }
         // Branches run side by side: the look-back is the longest branch's, not their sum.
         Op::Union { inputs } => {
             let mut longest = 0;

@@ -470,7 +470,7 @@ impl ViewRunner {
         };
         flow.ops
             .root
-            .checkpoint(&mut state.puts, &mut state.deletes);
+            .checkpoint(&mut state.puts, &mut state.deletes)?;
         state.bytes = flow.ops.root.state_bytes() as u64;
         let late = std::mem::take(&mut flow.ctx.late);
         let written = flow.out.commit(

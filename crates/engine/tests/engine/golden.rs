@@ -294,6 +294,7 @@ golden!(
     session_updates,
     union_all,
     stream_join,
+    rows_over,
 );
 
 #[test]

@@ -1,0 +1,613 @@
+//! Row-based window aggregates over a stream's rows: `agg(x) OVER (PARTITION BY keys
+//! ORDER BY t ROWS BETWEEN n PRECEDING AND CURRENT ROW)` with `agg` one of `COUNT`, `SUM`,
+//! `AVG`, `MIN`, `MAX` and `t` the stream's event time (Nexmark q6).
+//!
+//! Each input row gets the aggregates over itself and the `n` rows of its group before it
+//! in event-time order. Rows arrive out of order, so a row waits until the window
+//! watermark (the stream's watermark less the allowed lateness) passes its time; then the
+//! rows the watermark released are taken in (time, further `ORDER BY` keys, log position)
+//! order, each appended to
+//! its group's frame (its last `n + 1` rows' arguments) and written once, final, keyed by
+//! its log position. A row that arrives behind the watermark cannot join a frame already
+//! written: it is late, dropped or dead-lettered by the view's policy (`update` keeps it
+//! as a dead letter, since the rows after it are final). Rows equal in every `ORDER BY`
+//! key are taken in log-position order; a batch run takes them its own way, so give
+//! `ORDER BY` keys after the time that tell rows apart where it matters.
+//!
+//! State: the rows waiting for the watermark, and per group the arguments of its last
+//! `n + 1` rows (kept until the end of the streams: one frame per group ever seen, bounded
+//! by `state_bytes_max`).
+
+use crate::Ctx;
+use crate::accumulate::{get_bytes, put_bytes};
+use crate::aggregate::{sortable, unsortable};
+use crate::error::{EngineError, Result};
+use crate::options::LatePolicy;
+use crate::rows::{Change, Origin, Rows};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_store::{LateEvent, RowState};
+use freshet_types::Watermark;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+/// The most rows `n PRECEDING` may name: a frame's arguments are kept per group.
+pub const PRECEDING_MAX: usize = 10_000;
+
+/// Checkpoint key kind of a group's frame (after the operator id).
+const KIND_FRAME: u8 = 5;
+/// Checkpoint key kind of a row waiting for the watermark.
+const KIND_WAITING: u8 = 6;
+
+/// Bytes of a log position in a waiting row's order key: partition, offset, copy.
+const POSITION_BYTES: usize = 4 + 8 + 4;
+
+/// A waiting row's order key: its time, its further `ORDER BY` values (Arrow's row
+/// format, comparable bytes), its log position (unique, so the rest never decides), its
+/// group key and the group key's length.
+fn order_key(t: i64, then: &[u8], position: [u8; POSITION_BYTES], key: &[u8]) -> Box<[u8]> {
+    let mut order = Vec::with_capacity(8 + then.len() + POSITION_BYTES + key.len() + 4);
+    order.extend_from_slice(&sortable(t));
+    order.extend_from_slice(then);
+    order.extend_from_slice(&position);
+    order.extend_from_slice(key);
+    order.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    order.into()
+}
+
+/// The group key and the log position of an order key.
+fn order_parts(order: &[u8]) -> (&[u8], &[u8]) {
+    let len = order.len();
+    let key_len = u32::from_be_bytes(order[len - 4..].try_into().expect("4 bytes")) as usize;
+    let key_at = len - 4 - key_len;
+    (
+        &order[key_at..len - 4],
+        &order[key_at - POSITION_BYTES..key_at],
+    )
+}
+
+/// An aggregate over a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFn {
+    /// `COUNT(x)`: the non-NULL values (`COUNT(*)` counts a constant).
+    Count,
+    /// `SUM(x)`, NULL over no values.
+    Sum,
+    /// `AVG(x)` as a double, NULL over no values.
+    Avg,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+}
+
+impl OverFn {
+    /// The function of a lower-case aggregate name, if supported.
+    pub fn of(name: &str) -> Option<OverFn> {
+        Some(match name {
+            "count" => OverFn::Count,
+            "sum" => OverFn::Sum,
+            "avg" | "mean" => OverFn::Avg,
+            "min" => OverFn::Min,
+            "max" => OverFn::Max,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for OverFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OverFn::Count => "COUNT",
+            OverFn::Sum => "SUM",
+            OverFn::Avg => "AVG",
+            OverFn::Min => "MIN",
+            OverFn::Max => "MAX",
+        })
+    }
+}
+
+/// What the compiler gives the operator.
+pub struct OverSpec {
+    /// Output schema: the input's columns, then one per aggregate.
+    pub schema: SchemaRef,
+    /// `PARTITION BY` expressions over the input, and their types.
+    pub partition_by: Vec<(Arc<dyn PhysicalExpr>, DataType)>,
+    /// The input's event-time column (the first `ORDER BY` key, ascending).
+    pub time_col: usize,
+    /// The further `ORDER BY` keys, which order rows of the same time, with their types
+    /// and directions.
+    pub then_by: Vec<(Arc<dyn PhysicalExpr>, SortField)>,
+    /// `n` of `n PRECEDING`.
+    pub preceding: usize,
+    /// The aggregates: function, argument and the argument's type.
+    pub aggs: Vec<(OverFn, Arc<dyn PhysicalExpr>, DataType)>,
+    /// The stream the rows come from (for late events).
+    pub stream: String,
+}
+
+/// A row waiting for the watermark.
+struct Waiting {
+    /// The row's values in Arrow's row format.
+    row: Box<[u8]>,
+    /// Its aggregates' arguments.
+    args: Vec<ScalarValue>,
+}
+
+/// The operator.
+pub struct Over {
+    /// Operator id (prefix of its checkpoint keys).
+    pub id: u16,
+    spec: OverSpec,
+    keys: RowConverter,
+    /// The further `ORDER BY` keys' converter, if there are any.
+    then: Option<RowConverter>,
+    values: RowConverter,
+    args: RowConverter,
+    /// Waiting rows by order key: time, position, group key.
+    waiting: BTreeMap<Box<[u8]>, Waiting>,
+    /// Each group's last `n + 1` rows' arguments, oldest first.
+    frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
+    window_watermark: Option<Watermark>,
+    /// Waiting rows added since the last checkpoint, and checkpointed ones released.
+    waiting_added: BTreeSet<Box<[u8]>>,
+    waiting_released: Vec<Box<[u8]>>,
+    frames_changed: HashSet<Box<[u8]>>,
+    state_bytes: usize,
+}
+
+impl Over {
+    /// A new, empty operator.
+    pub fn new(id: u16, spec: OverSpec) -> Result<Over> {
+        let keys = RowConverter::new(
+            spec.partition_by
+                .iter()
+                .map(|(_, t)| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let then = if spec.then_by.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                spec.then_by.iter().map(|(_, f)| f.clone()).collect(),
+            )?)
+        };
+        let input_width = spec.schema.fields().len() - spec.aggs.len();
+        let values = RowConverter::new(
+            spec.schema.fields()[..input_width]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let args = RowConverter::new(
+            spec.aggs
+                .iter()
+                .map(|(_, _, t)| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        Ok(Over {
+            id,
+            spec,
+            keys,
+            then,
+            values,
+            args,
+            waiting: BTreeMap::new(),
+            frames: HashMap::new(),
+            window_watermark: None,
+            waiting_added: BTreeSet::new(),
+            waiting_released: Vec::new(),
+            frames_changed: HashSet::new(),
+            state_bytes: 0,
+        })
+    }
+
+    /// `n` of `ROWS BETWEEN n PRECEDING AND CURRENT ROW`.
+    pub fn preceding(&self) -> usize {
+        self.spec.preceding
+    }
+
+    /// The aggregates, for `DESCRIBE VIEW`.
+    pub fn functions(&self) -> Vec<OverFn> {
+        self.spec.aggs.iter().map(|(f, _, _)| *f).collect()
+    }
+
+    /// The `PARTITION BY` expressions over the input.
+    pub fn partition_by(&self) -> impl Iterator<Item = &Arc<dyn PhysicalExpr>> {
+        self.spec.partition_by.iter().map(|(e, _)| e)
+    }
+
+    /// Approximate bytes of state.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
+    }
+
+    /// Rows of the input: those behind the watermark are late, the others wait for it.
+    pub fn on_input(&mut self, rows: &Rows, ctx: &mut Ctx) -> Result<()> {
+        let batch = &rows.batch;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let origin = rows.origin.as_ref().ok_or_else(|| {
+            EngineError::Bug("a windowed-aggregate row without its position".into())
+        })?;
+        let times = crate::source::times_ms(batch.column(self.spec.time_col))?;
+        let key_columns = self
+            .spec
+            .partition_by
+            .iter()
+            .map(|(e, _)| Ok(e.evaluate(batch)?.into_array(n)?))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = self.keys.convert_columns(&key_columns)?;
+        let then = match &self.then {
+            Some(converter) => {
+                let columns = self
+                    .spec
+                    .then_by
+                    .iter()
+                    .map(|(e, _)| Ok(e.evaluate(batch)?.into_array(n)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Some(converter.convert_columns(&columns)?)
+            }
+            None => None,
+        };
+        let values = self.values.convert_columns(batch.columns())?;
+        let args = self
+            .spec
+            .aggs
+            .iter()
+            .map(|(_, e, _)| Ok(e.evaluate(batch)?.into_array(n)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        for i in 0..n {
+            if times.is_null(i) {
+                return Err(EngineError::Bug("a row without its event time".into()));
+            }
+            let t = times.value(i);
+            if self.window_watermark.is_some_and(|w| w.completes(t + 1)) {
+                self.late(batch, origin, i, t, ctx)?;
+                continue;
+            }
+            let mut position = [0u8; POSITION_BYTES];
+            position[..4].copy_from_slice(&origin.partition.value(i).to_be_bytes());
+            position[4..12].copy_from_slice(&origin.offset.value(i).to_be_bytes());
+            position[12..].copy_from_slice(&origin.copy.value(i).to_be_bytes());
+            let then = match &then {
+                Some(rows) => rows.row(i).as_ref().to_vec(),
+                None => Vec::new(),
+            };
+            let order = order_key(t, &then, position, keys.row(i).as_ref());
+            let row: Box<[u8]> = values.row(i).as_ref().into();
+            let arg_values = args
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, i))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            self.state_bytes += 2 * order.len() + row.len() + 32 * arg_values.len() + 64;
+            self.waiting_added.insert(order.clone());
+            self.waiting.insert(
+                order,
+                Waiting {
+                    row,
+                    args: arg_values,
+                },
+            );
+        }
+        ctx.check_state(self.state_bytes)
+    }
+
+    /// A row behind the watermark: counted, and kept as a dead letter unless the policy
+    /// drops it.
+    fn late(
+        &self,
+        batch: &RecordBatch,
+        origin: &Origin,
+        i: usize,
+        t: i64,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if ctx.replaying {
+            return Ok(());
+        }
+        if ctx.late_policy == LatePolicy::Drop {
+            ctx.stats.late_dropped += 1;
+            return Ok(());
+        }
+        ctx.stats.late_dead_lettered += 1;
+        ctx.late.push(LateEvent {
+            stream: self.spec.stream.clone(),
+            partition: origin.partition.value(i),
+            offset: origin.offset.value(i),
+            event_time_ms: t,
+            reason: format!(
+                "its time is behind the watermark minus allowed lateness ({}): the rows \
+                 after it in its ROWS BETWEEN frame were already written",
+                crate::source::fmt_ms(self.window_watermark.unwrap_or(Watermark::MIN).0)
+            ),
+            row_json: crate::source::row_json(batch, i)?,
+        });
+        Ok(())
+    }
+
+    /// The input's window watermark moved to `wm`: the rows it passed take their places
+    /// in their frames and are written, final.
+    pub fn on_watermark(&mut self, wm: Option<Watermark>) -> Result<Vec<Rows>> {
+        let Some(wm) = wm else { return Ok(Vec::new()) };
+        if self.window_watermark.is_some_and(|w| wm <= w) {
+            return Ok(Vec::new());
+        }
+        self.window_watermark = Some(wm);
+        let mut released = Vec::new();
+        while let Some((order, _)) = self.waiting.first_key_value() {
+            let t = unsortable(order[..8].try_into().expect("8 bytes"));
+            if !wm.completes(t.saturating_add(1)) {
+                break;
+            }
+            let (order, waiting) = self.waiting.pop_first().expect("a first row");
+            self.state_bytes = self
+                .state_bytes
+                .saturating_sub(2 * order.len() + waiting.row.len() + 32 * waiting.args.len() + 64);
+            if !self.waiting_added.remove(&order) {
+                self.waiting_released.push(order.clone());
+            }
+            released.push((order, waiting));
+        }
+        if released.is_empty() {
+            return Ok(Vec::new());
+        }
+        let frame_len = self.spec.preceding + 1;
+        let mut results: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggs.len()];
+        for (order, waiting) in &released {
+            let key: Box<[u8]> = order_parts(order).0.into();
+            let frame = match self.frames.get_mut(&key) {
+                Some(f) => f,
+                None => {
+                    self.state_bytes += 2 * key.len() + 64;
+                    self.frames.entry(key.clone()).or_default()
+                }
+            };
+            self.state_bytes += 32 * waiting.args.len();
+            frame.push_back(waiting.args.clone());
+            if frame.len() > frame_len {
+                frame.pop_front();
+                self.state_bytes = self.state_bytes.saturating_sub(32 * waiting.args.len());
+            }
+            for (a, out) in results.iter_mut().enumerate() {
+                out.push(aggregate(&self.spec, a, frame)?);
+            }
+            self.frames_changed.insert(key);
+        }
+        Ok(vec![self.assemble(&released, results)?])
+    }
+}
+
+/// Aggregate `a` of `spec` over `frame`, as the output column's type.
+fn aggregate(spec: &OverSpec, a: usize, frame: &VecDeque<Vec<ScalarValue>>) -> Result<ScalarValue> {
+    let (f, _, _) = &spec.aggs[a];
+    let width = spec.schema.fields().len() - spec.aggs.len();
+    let out_type = spec.schema.field(width + a).data_type();
+    let values = frame.iter().map(|r| &r[a]).filter(|v| !v.is_null());
+    let value = match f {
+        OverFn::Count => ScalarValue::Int64(Some(values.count() as i64)),
+        OverFn::Sum => {
+            let mut sum: Option<ScalarValue> = None;
+            for v in values {
+                let v = v.cast_to(out_type)?;
+                sum = Some(match sum {
+                    None => v,
+                    Some(s) => s.add_checked(&v)?,
+                });
+            }
+            sum.unwrap_or(ScalarValue::try_from(out_type)?)
+        }
+        OverFn::Avg => {
+            let (mut sum, mut count) = (0.0f64, 0u64);
+            for v in values {
+                match v.cast_to(&DataType::Float64)? {
+                    ScalarValue::Float64(Some(x)) => {
+                        sum += x;
+                        count += 1;
+                    }
+                    other => {
+                        return Err(EngineError::Bug(format!(
+                            "AVG over {other:?} in a ROWS BETWEEN frame"
+                        )));
+                    }
+                }
+            }
+            ScalarValue::Float64((count > 0).then(|| sum / count as f64))
+        }
+        OverFn::Min | OverFn::Max => {
+            let mut best: Option<&ScalarValue> = None;
+            for v in values {
+                let better = best.is_none_or(|b| {
+                    let ord = v.partial_cmp(b);
+                    if *f == OverFn::Min {
+                        ord == Some(std::cmp::Ordering::Less)
+                    } else {
+                        ord == Some(std::cmp::Ordering::Greater)
+                    }
+                });
+                if better {
+                    best = Some(v);
+                }
+            }
+            match best {
+                Some(b) => b.clone(),
+                None => ScalarValue::try_from(out_type)?,
+            }
+        }
+    };
+    Ok(value.cast_to(out_type)?)
+}
+
+impl Over {
+    /// The released rows with their aggregates, final, keyed by their log positions.
+    fn assemble(
+        &self,
+        released: &[(Box<[u8]>, Waiting)],
+        results: Vec<Vec<ScalarValue>>,
+    ) -> Result<Rows> {
+        let parser = self.values.parser();
+        let mut columns = self
+            .values
+            .convert_rows(released.iter().map(|(_, w)| parser.parse(&w.row)))?;
+        let width = columns.len();
+        for (a, values) in results.into_iter().enumerate() {
+            let out_type = self.spec.schema.field(width + a).data_type().clone();
+            columns.push(if values.is_empty() {
+                arrow_array::new_empty_array(&out_type)
+            } else {
+                ScalarValue::iter_to_array(values)?
+            });
+        }
+        let n = released.len();
+        let batch = RecordBatch::try_new_with_options(
+            self.spec.schema.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let position =
+            |o: &[u8]| -> [u8; POSITION_BYTES] { order_parts(o).1.try_into().expect("a position") };
+        let partition = released
+            .iter()
+            .map(|(o, _)| u32::from_be_bytes(position(o)[..4].try_into().expect("4 bytes")));
+        let offset = released
+            .iter()
+            .map(|(o, _)| u64::from_be_bytes(position(o)[4..12].try_into().expect("8 bytes")));
+        let copy = released
+            .iter()
+            .map(|(o, _)| u32::from_be_bytes(position(o)[12..].try_into().expect("4 bytes")));
+        Ok(Rows {
+            batch,
+            origin: Some(Origin::new(
+                UInt32Array::from_iter_values(partition),
+                UInt64Array::from_iter_values(offset),
+                UInt32Array::from_iter_values(copy),
+            )),
+            change: Change::Upsert(RowState::Final),
+        })
+    }
+
+    fn state_key(&self, kind: u8, rest: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(rest.len() + 3);
+        k.extend_from_slice(&self.id.to_be_bytes());
+        k.push(kind);
+        k.extend_from_slice(rest);
+        k
+    }
+
+    /// Arguments of frame or waiting rows in Arrow's row format.
+    fn encode_args(&self, rows: &[&Vec<ScalarValue>]) -> Result<Vec<Vec<u8>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = (0..self.spec.aggs.len())
+            .map(|a| {
+                Ok(ScalarValue::iter_to_array(
+                    rows.iter().map(|r| r[a].clone()),
+                )?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let converted = self.args.convert_columns(&columns)?;
+        Ok(converted.iter().map(|r| r.as_ref().to_vec()).collect())
+    }
+
+    fn decode_args(&self, rows: &[&[u8]]) -> Result<Vec<Vec<ScalarValue>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parser = self.args.parser();
+        let columns = self
+            .args
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        (0..rows.len())
+            .map(|i| {
+                columns
+                    .iter()
+                    .map(|c| Ok(ScalarValue::try_from_array(c, i)?))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// State changes since the last checkpoint: changed frames whole, waiting rows added
+    /// and released.
+    pub fn checkpoint(
+        &mut self,
+        puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        deletes: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        for key in std::mem::take(&mut self.frames_changed) {
+            let Some(frame) = self.frames.get(&key) else {
+                continue;
+            };
+            let rows: Vec<&Vec<ScalarValue>> = frame.iter().collect();
+            let mut v = Vec::new();
+            for r in self.encode_args(&rows)? {
+                put_bytes(&mut v, &r);
+            }
+            puts.push((self.state_key(KIND_FRAME, &key), v));
+        }
+        for order in std::mem::take(&mut self.waiting_released) {
+            deletes.push(self.state_key(KIND_WAITING, &order));
+        }
+        let added = std::mem::take(&mut self.waiting_added);
+        let rows: Vec<(&Box<[u8]>, &Waiting)> = added
+            .iter()
+            .filter_map(|o| self.waiting.get(o).map(|w| (o, w)))
+            .collect();
+        let args = self.encode_args(&rows.iter().map(|(_, w)| &w.args).collect::<Vec<_>>())?;
+        for ((order, waiting), args) in rows.into_iter().zip(args) {
+            let mut v = Vec::new();
+            put_bytes(&mut v, &waiting.row);
+            put_bytes(&mut v, &args);
+            puts.push((self.state_key(KIND_WAITING, order), v));
+        }
+        Ok(())
+    }
+
+    /// Loads checkpointed frames and waiting rows.
+    pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        for (k, v) in entries {
+            let rest: Box<[u8]> = k
+                .get(3..)
+                .ok_or_else(|| EngineError::Bug("a short windowed-aggregate key".into()))?
+                .into();
+            let mut val = &v[..];
+            match k.get(2) {
+                Some(&KIND_FRAME) => {
+                    let mut rows = Vec::new();
+                    while !val.is_empty() {
+                        rows.push(get_bytes(&mut val)?);
+                    }
+                    let frame: VecDeque<Vec<ScalarValue>> =
+                        self.decode_args(&rows)?.into_iter().collect();
+                    self.state_bytes +=
+                        2 * rest.len() + 64 + 32 * frame.len() * self.spec.aggs.len();
+                    self.frames.insert(rest, frame);
+                }
+                Some(&KIND_WAITING) => {
+                    let row: Box<[u8]> = get_bytes(&mut val)?.into();
+                    let args = self
+                        .decode_args(&[get_bytes(&mut val)?])?
+                        .pop()
+                        .ok_or_else(|| {
+                            EngineError::Bug("a waiting row without arguments".into())
+                        })?;
+                    self.state_bytes += 2 * rest.len() + row.len() + 32 * args.len() + 64;
+                    self.waiting.insert(rest, Waiting { row, args });
+                }
+                _ => {
+                    return Err(EngineError::Bug(
+                        "a windowed-aggregate checkpoint key of another kind".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
