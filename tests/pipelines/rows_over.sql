@@ -24,3 +24,9 @@ SELECT auction, bidder, high FROM (
          ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS high
   FROM bid WHERE channel = 'web')
 WHERE high >= 20;
+
+-- Without PARTITION BY every row is of one group.
+CREATE VIEW overall AS
+SELECT price, date_time, SUM(price) OVER (ORDER BY date_time, price
+       ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS pair
+FROM bid;

@@ -1269,6 +1269,14 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
     if matches!(under_filters(&input).op, Op::Over { .. }) {
         return Err(unsupported(DIFFERENT_OVERS));
     }
+    let session = |n: &Node| matches!(&n.op, Op::Source(s) if matches!(s.window, Some(WindowKind::Session { .. })));
+    if session(under_filters(&input)) {
+        return Err(unsupported(
+            "window functions over SESSION windows: a session's bounds are known only once \
+             its rows are aggregated; apply them to the rows of a view that aggregates the \
+             sessions",
+        ));
+    }
     let Some((stream, time_col)) = event_time(&input) else {
         return Err(unsupported(format!(
             "{OVER_SHAPES}: over the rows of one stream (through filters and projections that \

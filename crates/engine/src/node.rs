@@ -559,6 +559,12 @@ impl Node {
         }
     }
 
+    /// Whether some operator frames rows across windows (`ROWS BETWEEN n PRECEDING`): a
+    /// batch run over a time range cannot reproduce its first rows.
+    pub fn frames_rows(&self) -> bool {
+        matches!(self.op, Op::Over { .. }) || self.inputs().iter().any(|i| i.frames_rows())
+    }
+
     /// Whether some operator of the tree keeps its state until the end of the streams
     /// (only `state_bytes_max` bounds it), so that the state grows with the input.
     pub fn keeps_state_to_the_end(&self) -> bool {

@@ -59,6 +59,11 @@ fn order_key(t: i64, then: &[u8], position: [u8; POSITION_BYTES], key: &[u8]) ->
     order.into()
 }
 
+/// Bytes one row's arguments hold in memory (their values and the vector holding them).
+fn args_bytes(args: &Vec<ScalarValue>) -> usize {
+    ScalarValue::size_of_vec(args)
+}
+
 /// The group key and the log position of an order key.
 fn order_parts(order: &[u8]) -> (&[u8], &[u8]) {
     let len = order.len();
@@ -148,7 +153,8 @@ pub struct Over {
     then: Option<RowConverter>,
     values: RowConverter,
     args: RowConverter,
-    /// Waiting rows by order key: time, position, group key.
+    /// Waiting rows by order key (see [`order_key`]): time, further `ORDER BY` values,
+    /// position, group key.
     waiting: BTreeMap<Box<[u8]>, Waiting>,
     /// Each group's last `n + 1` rows' arguments, oldest first.
     frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
@@ -268,7 +274,10 @@ impl Over {
                 return Err(EngineError::Bug("a row without its event time".into()));
             }
             let t = times.value(i);
-            if self.window_watermark.is_some_and(|w| w.completes(t + 1)) {
+            if self
+                .window_watermark
+                .is_some_and(|w| w.completes(t.saturating_add(1)))
+            {
                 self.late(batch, origin, i, t, ctx)?;
                 continue;
             }
@@ -280,13 +289,16 @@ impl Over {
                 Some(rows) => rows.row(i).as_ref().to_vec(),
                 None => Vec::new(),
             };
-            let order = order_key(t, &then, position, keys.row(i).as_ref());
+            // Without PARTITION BY every row is of the one group, whose key is empty.
+            let row = (!self.spec.partition_by.is_empty()).then(|| keys.row(i));
+            let key: &[u8] = row.as_ref().map_or(&[], |r| r.as_ref());
+            let order = order_key(t, &then, position, key);
             let row: Box<[u8]> = values.row(i).as_ref().into();
             let arg_values = args
                 .iter()
                 .map(|a| ScalarValue::try_from_array(a, i))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            self.state_bytes += 2 * order.len() + row.len() + 32 * arg_values.len() + 64;
+            self.state_bytes += 2 * order.len() + row.len() + args_bytes(&arg_values) + 64;
             self.waiting_added.insert(order.clone());
             self.waiting.insert(
                 order,
@@ -347,9 +359,9 @@ impl Over {
                 break;
             }
             let (order, waiting) = self.waiting.pop_first().expect("a first row");
-            self.state_bytes = self
-                .state_bytes
-                .saturating_sub(2 * order.len() + waiting.row.len() + 32 * waiting.args.len() + 64);
+            self.state_bytes = self.state_bytes.saturating_sub(
+                2 * order.len() + waiting.row.len() + args_bytes(&waiting.args) + 64,
+            );
             if !self.waiting_added.remove(&order) {
                 self.waiting_released.push(order.clone());
             }
@@ -369,11 +381,12 @@ impl Over {
                     self.frames.entry(key.clone()).or_default()
                 }
             };
-            self.state_bytes += 32 * waiting.args.len();
+            self.state_bytes += args_bytes(&waiting.args);
             frame.push_back(waiting.args.clone());
-            if frame.len() > frame_len {
-                frame.pop_front();
-                self.state_bytes = self.state_bytes.saturating_sub(32 * waiting.args.len());
+            if frame.len() > frame_len
+                && let Some(gone) = frame.pop_front()
+            {
+                self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
             }
             for (a, out) in results.iter_mut().enumerate() {
                 out.push(aggregate(&self.spec, a, frame)?);
@@ -398,7 +411,8 @@ fn aggregate(spec: &OverSpec, a: usize, frame: &VecDeque<Vec<ScalarValue>>) -> R
                 let v = v.cast_to(out_type)?;
                 sum = Some(match sum {
                     None => v,
-                    Some(s) => s.add_checked(&v)?,
+                    // Integers wrap on overflow, as DataFusion's SUM does.
+                    Some(s) => s.add(&v)?,
                 });
             }
             sum.unwrap_or(ScalarValue::try_from(out_type)?)
@@ -587,7 +601,7 @@ impl Over {
                     let frame: VecDeque<Vec<ScalarValue>> =
                         self.decode_args(&rows)?.into_iter().collect();
                     self.state_bytes +=
-                        2 * rest.len() + 64 + 32 * frame.len() * self.spec.aggs.len();
+                        2 * rest.len() + 64 + frame.iter().map(args_bytes).sum::<usize>();
                     self.frames.insert(rest, frame);
                 }
                 Some(&KIND_WAITING) => {
@@ -598,7 +612,7 @@ impl Over {
                         .ok_or_else(|| {
                             EngineError::Bug("a waiting row without arguments".into())
                         })?;
-                    self.state_bytes += 2 * rest.len() + row.len() + 32 * args.len() + 64;
+                    self.state_bytes += 2 * rest.len() + row.len() + args_bytes(&args) + 64;
                     self.waiting.insert(rest, Waiting { row, args });
                 }
                 _ => {

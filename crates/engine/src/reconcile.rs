@@ -178,6 +178,13 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
         ResultKey::Origin(positions) => origin_key(positions).into_iter().map(|(n, _)| n).collect(),
         ResultKey::Columns(_) => Vec::new(),
     };
+    if compiled.root.frames_rows() {
+        return Err(EngineError::Sql(format!(
+            "view '{view}' aggregates over ROWS BETWEEN frames, which reach back before any \
+             time range: a batch run over a range would cut its first frames short, so it \
+             cannot be reconciled by range"
+        )));
+    }
     let by_position = !hidden.is_empty();
     if by_position && request.repair {
         return Err(EngineError::Sql(format!(

@@ -35,7 +35,8 @@ pub struct Source {
     pub schema: SchemaRef,
     /// The stream's watermark, as last told.
     pub watermark: Option<Watermark>,
-    /// Allowed lateness of the view (applies to windowed sources).
+    /// Allowed lateness of the view (windows close, and rows framed by `ROWS BETWEEN` are
+    /// released, this far behind the watermark).
     pub lateness_ms: i64,
 }
 

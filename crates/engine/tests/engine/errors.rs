@@ -268,6 +268,12 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
         "at most 10000 rows",
     );
     refused(
+        "CREATE VIEW v AS SELECT auction, AVG(price) OVER (PARTITION BY auction ORDER BY \
+         date_time ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS a \
+         FROM SESSION(bid, date_time, INTERVAL '5' SECOND)",
+        "over SESSION windows",
+    );
+    refused(
         "CREATE VIEW v AS SELECT channel, AVG(n) OVER (PARTITION BY channel ORDER BY \
          window_end ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS a FROM (SELECT channel, \
          window_end, COUNT(*) AS n FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) \
