@@ -1,4 +1,4 @@
--- status: refused a join whose left input is an aggregate
+-- status: runs
 -- Hot items: the auctions with the most bids in each 10 s window sliding by 2 s.
 SELECT AuctionBids.auction, AuctionBids.num, AuctionBids.starttime, AuctionBids.endtime
 FROM (

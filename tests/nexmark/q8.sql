@@ -1,4 +1,4 @@
--- status: refused a join whose left input is an aggregate
+-- status: runs
 -- Monitor new users: people who opened an account and created an auction in the same
 -- 10 s window.
 SELECT P.id, P.name, P.starttime

@@ -221,6 +221,10 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 }
                 return Ok((ResultKey::Columns(key), updating && filtered));
             }
+            Op::Join { left, right, join } if positions.is_none() => {
+                let key = left_aggregate_key(left, right, join, &mapping, &names)?;
+                return Ok((ResultKey::Columns(key), false));
+            }
             Op::Source(_)
             | Op::TopN { .. }
             | Op::Over { .. }
@@ -232,11 +236,78 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
     // filter over them deletes too.
     let Some(positions) = positions else {
         return Err(unsupported(
-            "a join whose left input is an aggregate; put the stream's rows on the left so \
-             that each result row is keyed by its source position",
+            "rows without positions that no aggregate keys; put a stream's rows on the left of \
+             a join so that each result row is keyed by its source position",
         ));
     };
     Ok((ResultKey::Origin(positions), ranked && filtered))
+}
+
+/// The key of a window join's rows whose left input is an aggregate's (Nexmark q5, q8):
+/// each left row matches at most one right row (the right is an aggregate whose every
+/// GROUP BY column the join compares, `right_matches_once`, or the join is a semi or
+/// anti join writing left rows), so the left aggregate's GROUP BY columns key the rows.
+/// `mapping` takes the view's columns (`names`) to the join's.
+fn left_aggregate_key(
+    left: &Node,
+    right: &Node,
+    join: &Join,
+    mapping: &[Option<usize>],
+    names: &[String],
+) -> Result<Vec<String>> {
+    let once = matches!(join, Join::Window(_))
+        && (join.only_side() == Some(0) || (join.only_side().is_none() && !has_origin(right)));
+    let groups = group_columns(left).filter(|_| once).ok_or_else(|| {
+        unsupported(
+            "a join whose left input is an aggregate and whose right input's rows may match \
+             one left row several times; join it with an aggregate on every GROUP BY column \
+             of that aggregate, or put the stream's rows on the left so that each result row \
+             is keyed by its source position",
+        )
+    })?;
+    let selected: Vec<Option<String>> = groups
+        .iter()
+        .map(|(_, at)| {
+            at.and_then(|c| mapping.iter().position(|m| *m == Some(c)))
+                .map(|out| names[out].clone())
+        })
+        .collect();
+    // A fixed window's end is its start plus its size (and the other way round): one of
+    // them keys it.
+    let (layout, fixed) = match &under_filters(left).op {
+        Op::Aggregate { agg, .. } => (
+            agg.layout.clone(),
+            matches!(
+                agg.grouping,
+                Grouping::Fixed {
+                    size_ms: Some(_),
+                    ..
+                }
+            ),
+        ),
+        _ => (Vec::new(), false),
+    };
+    let bound = |g: GroupCol| {
+        layout
+            .iter()
+            .position(|&l| l == g)
+            .is_some_and(|i| selected[i].is_some())
+    };
+    let mut key = Vec::new();
+    for (g, ((name, _), out)) in groups.iter().zip(&selected).enumerate() {
+        match (out, layout.get(g)) {
+            (Some(out), _) => key.push(out.clone()),
+            (None, Some(GroupCol::WindowEnd)) if fixed && bound(GroupCol::WindowStart) => {}
+            (None, Some(GroupCol::WindowStart)) if fixed && bound(GroupCol::WindowEnd) => {}
+            (None, _) => {
+                return Err(EngineError::Sql(format!(
+                    "the view must select every GROUP BY column of the aggregate on the left \
+                     of its join (they key its results table); '{name}' is missing"
+                )));
+            }
+        }
+    }
+    Ok(key)
 }
 
 /// Makes every filter between the root and its aggregate delete the rows it drops: over

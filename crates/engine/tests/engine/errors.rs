@@ -288,6 +288,41 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
     );
 }
 
+/// Issue 16: a window join whose left input is an aggregate runs when each of its rows
+/// matches at most one right row (tests/nexmark/q5.sql, q8.sql): its rows are keyed by the
+/// aggregate's GROUP BY columns, which the view must select.
+#[test]
+fn issue_16_a_join_of_an_aggregate_on_the_left_names_what_it_needs() {
+    let counts = "SELECT auction, window_start, window_end, COUNT(*) AS n \
+                  FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) \
+                  GROUP BY auction, window_start, window_end";
+    let rows = "SELECT auction, price, window_start, window_end \
+                FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)";
+    refused(
+        &format!(
+            "CREATE VIEW v AS SELECT c.auction, c.n, r.price, c.window_start FROM ({counts}) c \
+             JOIN ({rows}) r ON c.auction = r.auction AND c.window_start = r.window_start \
+             AND c.window_end = r.window_end"
+        ),
+        "may match one left row several times",
+    );
+    refused(
+        &format!(
+            "CREATE VIEW v AS SELECT c.n, c.window_start FROM ({counts}) c JOIN ({counts}) d \
+             ON c.auction = d.auction AND c.window_start = d.window_start \
+             AND c.window_end = d.window_end"
+        ),
+        "'auction' is missing",
+    );
+    let h = Harness::new(STREAM);
+    h.execute(&format!(
+        "CREATE VIEW v AS SELECT c.auction, c.n, d.n AS m, c.window_start FROM ({counts}) c \
+         JOIN ({counts}) d ON c.auction = d.auction AND c.window_start = d.window_start \
+         AND c.window_end = d.window_end"
+    ))
+    .expect("keyed by the left aggregate's auction and window_start");
+}
+
 /// Issue 16: UNION ALL joins streams' rows; a union whose branches are keyed otherwise
 /// (aggregates) is refused by name.
 #[test]
