@@ -294,15 +294,18 @@ fn left_aggregate_key(
             .is_some_and(|i| selected[i].is_some())
     };
     let mut key = Vec::new();
-    for (g, ((name, _), out)) in groups.iter().zip(&selected).enumerate() {
+    for (g, ((name, at), out)) in groups.iter().zip(&selected).enumerate() {
         match (out, layout.get(g)) {
             (Some(out), _) => key.push(out.clone()),
             (None, Some(GroupCol::WindowEnd)) if fixed && bound(GroupCol::WindowStart) => {}
             (None, Some(GroupCol::WindowStart)) if fixed && bound(GroupCol::WindowEnd) => {}
             (None, _) => {
+                // The name the join's input gives it, if it passes it on.
+                let name = at.map_or(name.as_str(), |c| left.schema.field(c).name());
                 return Err(EngineError::Sql(format!(
                     "the view must select every GROUP BY column of the aggregate on the left \
-                     of its join (they key its results table); '{name}' is missing"
+                     of its join, from that side (they key its results table); '{name}' is \
+                     missing"
                 )));
             }
         }

@@ -295,6 +295,7 @@ golden!(
     union_all,
     stream_join,
     rows_over,
+    aggregate_join,
 );
 
 #[test]
