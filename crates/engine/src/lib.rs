@@ -133,6 +133,27 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// An event too late to change any row that is not final: counted, and kept as a
+    /// dead letter unless the view's policy drops it (`update`, which amends only rows
+    /// that are not final yet, keeps it too). `event` is built only when it is kept.
+    /// While state is rebuilt from the log the event was handled when first read: nothing.
+    pub fn set_aside(
+        &mut self,
+        event: impl FnOnce() -> error::Result<LateEvent>,
+    ) -> error::Result<()> {
+        if self.replaying {
+            return Ok(());
+        }
+        match self.late_policy {
+            LatePolicy::Drop => self.stats.late_dropped += 1,
+            LatePolicy::DeadLetter | LatePolicy::Update => {
+                self.stats.late_dead_lettered += 1;
+                self.late.push(event()?);
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses an operator's state of `bytes` over the view's `state_bytes_max`: the view
     /// stops with a clear error rather than run out of memory.
     pub fn check_state(&self, bytes: usize) -> error::Result<()> {

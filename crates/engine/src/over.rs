@@ -22,7 +22,6 @@ use crate::Ctx;
 use crate::accumulate::{get_bytes, put_bytes};
 use crate::aggregate::{sortable, unsortable};
 use crate::error::{EngineError, Result};
-use crate::options::LatePolicy;
 use crate::rows::{Change, Origin, Rows};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
@@ -321,27 +320,20 @@ impl Over {
         t: i64,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx.replaying {
-            return Ok(());
-        }
-        if ctx.late_policy == LatePolicy::Drop {
-            ctx.stats.late_dropped += 1;
-            return Ok(());
-        }
-        ctx.stats.late_dead_lettered += 1;
-        ctx.late.push(LateEvent {
-            stream: self.spec.stream.clone(),
-            partition: origin.partition.value(i),
-            offset: origin.offset.value(i),
-            event_time_ms: t,
-            reason: format!(
-                "its time is behind the watermark minus allowed lateness ({}): the rows \
-                 after it in its ROWS BETWEEN frame were already written",
-                crate::source::fmt_ms(self.window_watermark.unwrap_or(Watermark::MIN).0)
-            ),
-            row_json: crate::source::row_json(batch, i)?,
-        });
-        Ok(())
+        ctx.set_aside(|| {
+            Ok(LateEvent {
+                stream: self.spec.stream.clone(),
+                partition: origin.partition.value(i),
+                offset: origin.offset.value(i),
+                event_time_ms: t,
+                reason: format!(
+                    "its time is behind the watermark minus allowed lateness ({}): the rows \
+                     after it in its ROWS BETWEEN frame were already written",
+                    crate::source::fmt_ms(self.window_watermark.unwrap_or(Watermark::MIN).0)
+                ),
+                row_json: crate::source::row_json(batch, i)?,
+            })
+        })
     }
 
     /// The input's window watermark moved to `wm`: the rows it passed take their places

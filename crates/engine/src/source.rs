@@ -168,32 +168,22 @@ impl Source {
         window: Window,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx.replaying {
-            return Ok(());
-        }
-        match ctx.late_policy {
-            LatePolicy::Drop => ctx.stats.late_dropped += 1,
-            // A final row never changes, even under `update` (which amends rows only
-            // within the allowed lateness): keep the event instead.
-            LatePolicy::DeadLetter | LatePolicy::Update => {
-                ctx.stats.late_dead_lettered += 1;
-                ctx.late.push(LateEvent {
-                    stream: self.stream.clone(),
-                    partition,
-                    offset,
-                    event_time_ms: t,
-                    reason: format!(
-                        "window [{}, {}) was already final: the watermark minus allowed \
-                         lateness had reached {}",
-                        fmt_ms(window.start()),
-                        fmt_ms(window.end()),
-                        fmt_ms(self.window_watermark().unwrap_or(Watermark::MIN).0)
-                    ),
-                    row_json: row_json(batch, i)?,
-                });
-            }
-        }
-        Ok(())
+        ctx.set_aside(|| {
+            Ok(LateEvent {
+                stream: self.stream.clone(),
+                partition,
+                offset,
+                event_time_ms: t,
+                reason: format!(
+                    "window [{}, {}) was already final: the watermark minus allowed \
+                     lateness had reached {}",
+                    fmt_ms(window.start()),
+                    fmt_ms(window.end()),
+                    fmt_ms(self.window_watermark().unwrap_or(Watermark::MIN).0)
+                ),
+                row_json: row_json(batch, i)?,
+            })
+        })
     }
 }
 
