@@ -5,7 +5,7 @@
 # GROUP BY into CSV; both must give the same rows. The numbers in BENCHMARKS.md's
 # "Whole path against DuckDB" section.
 # Usage: bench/vs-duckdb.sh [runs] (default 3; medians). BENCH_EVENTS (default 3,000,000
-# bids, about 600 MB) and BENCH_DIR (default /tmp/freshet-bench-duckdb) change the size and
+# bids, about 730 MB) and BENCH_DIR (default /tmp/freshet-bench-duckdb) change the size and
 # the place. FRESHET_BIN picks the binary (the README builds target/release/freshet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ DIR="${BENCH_DIR:-/tmp/freshet-bench-duckdb}"
 F="$(freshet_bin)"
 PY="$(bash scripts/install-python-test-deps.sh)"
 rm -rf "$DIR" && mkdir -p "$DIR"
+trap 'rm -rf "$DIR"' EXIT
 machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)')"
 "$PY" bench/vs_duckdb.py "$F" "$DIR" "$EVENTS" "$RUNS"
-rm -rf "$DIR"
