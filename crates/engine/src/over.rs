@@ -58,9 +58,12 @@ fn order_key(t: i64, then: &[u8], position: [u8; POSITION_BYTES], key: &[u8]) ->
     order.into()
 }
 
-/// Bytes one row's arguments hold in memory (their values and the vector holding them).
-fn args_bytes(args: &Vec<ScalarValue>) -> usize {
-    ScalarValue::size_of_vec(args)
+/// Bytes one row's arguments hold (their values and the vector holding them), by their
+/// count rather than the vector's capacity: a row's arguments are counted when it waits and
+/// when its copy joins a frame, and uncounted when it is released and when that copy
+/// leaves the frame, so the two must agree whatever each vector's spare capacity.
+fn args_bytes(args: &[ScalarValue]) -> usize {
+    std::mem::size_of::<Vec<ScalarValue>>() + args.iter().map(ScalarValue::size).sum::<usize>()
 }
 
 /// The group key and the log position of an order key.
@@ -593,7 +596,7 @@ impl Over {
                     let frame: VecDeque<Vec<ScalarValue>> =
                         self.decode_args(&rows)?.into_iter().collect();
                     self.state_bytes +=
-                        2 * rest.len() + 64 + frame.iter().map(args_bytes).sum::<usize>();
+                        2 * rest.len() + 64 + frame.iter().map(|a| args_bytes(a)).sum::<usize>();
                     self.frames.insert(rest, frame);
                 }
                 Some(&KIND_WAITING) => {
