@@ -172,14 +172,7 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 node = input;
             }
             Op::Project { input, exprs } => {
-                let passthrough: Vec<Option<usize>> = exprs
-                    .iter()
-                    .map(|e| {
-                        let any: &dyn Any = e.as_ref();
-                        any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                            .map(|c| c.index())
-                    })
-                    .collect();
+                let passthrough: Vec<Option<usize>> = exprs.iter().map(bare_column).collect();
                 mapping = mapping
                     .iter()
                     .map(|m| m.and_then(|i| passthrough[i]))
@@ -422,6 +415,14 @@ fn pads_positions(node: &Node) -> bool {
 
 fn has_origin(node: &Node) -> bool {
     positions(node).is_some()
+}
+
+/// The input column a physical expression is, if it is a bare column (a projection that
+/// passes a column on).
+pub(crate) fn bare_column(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    let any: &dyn Any = e.as_ref();
+    any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+        .map(|c| c.index())
 }
 
 fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
@@ -920,13 +921,7 @@ fn group_columns(node: &Node) -> Option<Vec<(String, Option<usize>)>> {
             group_columns(input)?
                 .into_iter()
                 .map(|(name, at)| {
-                    let out = at.and_then(|g| {
-                        exprs.iter().position(|e| {
-                            let any: &dyn Any = e.as_ref();
-                            any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                                .is_some_and(|c| c.index() == g)
-                        })
-                    });
+                    let out = at.and_then(|g| exprs.iter().position(|e| bare_column(e) == Some(g)));
                     (name, out)
                 })
                 .collect(),
@@ -1241,11 +1236,7 @@ fn event_time(node: &Node) -> Option<(String, Option<usize>)> {
         Op::Filter { input, .. } => event_time(input),
         Op::Project { input, exprs } => {
             let (stream, at) = event_time(input)?;
-            let out = exprs.iter().position(|e| {
-                let any: &dyn Any = e.as_ref();
-                any.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                    .is_some_and(|c| Some(c.index()) == at)
-            });
+            let out = at.and_then(|at| exprs.iter().position(|e| bare_column(e) == Some(at)));
             Some((stream, out))
         }
         _ => None,

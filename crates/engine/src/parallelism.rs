@@ -20,11 +20,12 @@
 //! stateful ones do not.
 
 use crate::aggregate::GroupCol;
+use crate::compile::bare_column;
 use crate::join::Output;
 use crate::node::{Node, Op};
 use arrow_schema::{DataType, TimeUnit};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_expr::expressions::CastExpr;
 use freshet_streams::StreamDef;
 use serde::Serialize;
 use std::any::Any;
@@ -294,21 +295,15 @@ fn same_partitions(a: &Split, b: &Split) -> Result<(), String> {
     ))
 }
 
-/// The input column an expression is, if it is a bare column.
-fn column(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
-    let any: &dyn Any = e.as_ref();
-    any.downcast_ref::<Column>().map(Column::index)
-}
-
 /// The input column an expression is, if it is a bare column or one widened to `BIGINT`
 /// (as DataFusion casts the narrower side of an equality): integers hash as their value
 /// widened to `i64`, so the cast keeps the partition.
 fn key_column(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
     let any: &dyn Any = e.as_ref();
     match any.downcast_ref::<CastExpr>() {
-        Some(cast) if *cast.cast_type() == DataType::Int64 => column(cast.expr()),
+        Some(cast) if *cast.cast_type() == DataType::Int64 => bare_column(cast.expr()),
         Some(_) => None,
-        None => column(e),
+        None => bare_column(e),
     }
 }
 
@@ -318,7 +313,7 @@ fn key_of(e: &Arc<dyn PhysicalExpr>, keys: &[Option<KeyHash>]) -> Option<KeyHash
     keys.get(c)
         .copied()
         .flatten()
-        .filter(|&k| k == KeyHash::Integer || column(e).is_some())
+        .filter(|&k| k == KeyHash::Integer || bare_column(e).is_some())
 }
 
 #[cfg(test)]
