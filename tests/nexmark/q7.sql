@@ -1,6 +1,7 @@
--- status: refused a join with an aggregate's rows must join two windowed inputs on the same window
+-- status: runs
 -- Highest bid: the bids at the highest price of each 10 s window, joined as Flink writes
--- it (a time-bounded join with BETWEEN).
+-- it (a time-bounded join with BETWEEN: each side's rows are freed once the other side's
+-- watermark passes them; the aggregate's rows are identified by their window).
 SELECT B.auction, B.price, B.bidder, B.date_time, B.extra
 FROM bid B
 JOIN (

@@ -14,7 +14,10 @@
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
-use crate::join::{Join, Output, Preserved, SymmetricJoin, WindowJoin, WindowRef};
+use crate::join::{
+    Identity, Interval, IntervalBounds, Join, Output, Preserved, SymmetricJoin, WindowJoin,
+    WindowRef, interval_bounds,
+};
 use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
@@ -267,19 +270,7 @@ fn left_aggregate_key(
         .collect();
     // A fixed window's end is its start plus its size (and the other way round): one of
     // them keys it.
-    let (layout, fixed) = match &under_filters(left).op {
-        Op::Aggregate { agg, .. } => (
-            agg.layout.clone(),
-            matches!(
-                agg.grouping,
-                Grouping::Fixed {
-                    size_ms: Some(_),
-                    ..
-                }
-            ),
-        ),
-        _ => (Vec::new(), false),
-    };
+    let (layout, fixed) = aggregate_layout(left);
     let bound = |g: GroupCol| {
         layout
             .iter()
@@ -378,12 +369,16 @@ fn positions(node: &Node) -> Option<usize> {
         | Op::Project { input, .. }
         | Op::TopN { input, .. }
         | Op::Over { input, .. } => positions(input),
-        // A semi or anti join's rows are one side's rows.
-        Op::Join { left, right, join } => match join.only_side() {
-            Some(0) => positions(left),
-            Some(_) => positions(right),
-            None => Some(positions(left)? + positions(right).unwrap_or(0)),
-        },
+        // A semi or anti join's rows are one side's rows; an aggregate's rows identified
+        // by a hash of their key count as one position.
+        Op::Join { left, right, join } => {
+            let side =
+                |n: &Node, s: usize| positions(n).or_else(|| join.identifies(s).then_some(1));
+            match join.only_side() {
+                Some(s) => side([left, right][s], s),
+                None => Some(side(left, 0)? + side(right, 1).unwrap_or(0)),
+            }
+        }
         Op::Union { inputs } => {
             let each = inputs.iter().map(positions).collect::<Option<Vec<_>>>()?;
             each.iter().all(|&p| p == each[0]).then_some(each[0])
@@ -832,28 +827,29 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             (Join::Window(join), window)
         }
         _ => {
-            if !has_origin(&left) || !has_origin(&right) {
-                return Err(EngineError::Sql(
-                    "a join with an aggregate's rows must join two windowed inputs on the same \
-                     window (ON a.window_start = b.window_start AND a.window_end = \
-                     b.window_end ...); joins of streams' rows may use any keys"
-                        .into(),
-                ));
-            }
             if j.on.is_empty() {
                 return Err(unsupported(
                     "a join of two streams without an equality condition (a cross join); \
                      join on equal keys",
                 ));
             }
-            let (Some(left_positions), Some(right_positions)) =
-                (positions(&left), positions(&right))
-            else {
-                return Err(EngineError::Bug(
-                    "a streams' join input lost its positions".into(),
-                ));
-            };
-            let join = SymmetricJoin::new(
+            // An aggregate's rows (closed windows: final) have no positions; a hash of
+            // their GROUP BY columns identifies them instead.
+            let identity = [
+                (!has_origin(&left))
+                    .then(|| aggregate_identity(&left))
+                    .transpose()?,
+                (!has_origin(&right))
+                    .then(|| aggregate_identity(&right))
+                    .transpose()?,
+            ];
+            let interval = j
+                .filter
+                .as_ref()
+                .filter(|_| matches!(output, Output::Pairs(Preserved::INNER) | Output::Semi(_)))
+                .and_then(|f| interval_bounds(f, ls, rs))
+                .and_then(|bounds| time_bounded(bounds, &left, &right));
+            let mut join = SymmetricJoin::new(
                 id,
                 schema.clone(),
                 arrow(&pair_schema),
@@ -863,8 +859,19 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 filter,
                 nulls_match,
                 output,
-                [left_positions, right_positions],
+                [
+                    positions(&left).unwrap_or(1),
+                    positions(&right).unwrap_or(1),
+                ],
             )?;
+            for (side, identity) in identity.into_iter().enumerate() {
+                if let Some(identity) = identity {
+                    join = join.identified(side, identity);
+                }
+            }
+            if let Some(interval) = interval {
+                join = join.bounded_by(interval)?;
+            }
             (Join::Symmetric(join), None)
         }
     };
@@ -879,6 +886,83 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             join: Box::new(join),
         },
     })
+}
+
+/// The condition's time `bounds` that can free rows: freeing one side's rows needs a
+/// floor under the other side's times (its watermark).
+fn time_bounded(mut bounds: IntervalBounds, left: &Node, right: &Node) -> Option<Interval> {
+    let floors = [
+        left.time_floor(bounds.columns[0]),
+        right.time_floor(bounds.columns[1]),
+    ];
+    if floors[1].is_none() {
+        bounds.lo = None;
+    }
+    if floors[0].is_none() {
+        bounds.hi = None;
+    }
+    let [l, r] = floors;
+    (bounds.lo.is_some() || bounds.hi.is_some()).then(|| Interval {
+        bounds,
+        late_from: [l.and_then(|f| f.late_from), r.and_then(|f| f.late_from)],
+    })
+}
+
+/// How the rows of `node`, an aggregate's rows of closed windows (through filters and
+/// projections), are identified as a join's input: by the GROUP BY columns it passes on,
+/// of which a TUMBLE or HOP window needs only its start or its end.
+fn aggregate_identity(node: &Node) -> Result<Identity> {
+    let groups = group_columns(node).ok_or_else(|| {
+        EngineError::Sql(
+            "a join input that is neither streams' rows nor an aggregate's (through filters \
+             and projections)"
+                .into(),
+        )
+    })?;
+    let (layout, fixed) = aggregate_layout(node);
+    let passed = |g: GroupCol| {
+        layout
+            .iter()
+            .position(|&l| l == g)
+            .is_some_and(|i| groups.get(i).is_some_and(|(_, at)| at.is_some()))
+    };
+    let mut columns = Vec::new();
+    for (g, (name, at)) in groups.iter().enumerate() {
+        match (at, layout.get(g)) {
+            (Some(c), _) => columns.push(*c),
+            (None, Some(GroupCol::WindowEnd)) if fixed && passed(GroupCol::WindowStart) => {}
+            (None, Some(GroupCol::WindowStart)) if fixed && passed(GroupCol::WindowEnd) => {}
+            (None, _) => {
+                return Err(EngineError::Sql(format!(
+                    "a join with an aggregate's rows needs every GROUP BY column of the \
+                     aggregate in its SELECT (they identify its rows); '{name}' is missing"
+                )));
+            }
+        }
+    }
+    let fields = columns
+        .iter()
+        .map(|&c| SortField::new(node.schema.field(c).data_type().clone()))
+        .collect();
+    Identity::new(columns, fields)
+}
+
+/// The GROUP BY layout of the aggregate under `node`'s filters and projections, and
+/// whether it groups by a fixed-size window (whose end is its start plus its size).
+fn aggregate_layout(node: &Node) -> (Vec<GroupCol>, bool) {
+    match &under_filters(node).op {
+        Op::Aggregate { agg, .. } => (
+            agg.layout.clone(),
+            matches!(
+                agg.grouping,
+                Grouping::Fixed {
+                    size_ms: Some(_),
+                    ..
+                }
+            ),
+        ),
+        _ => (Vec::new(), false),
+    }
 }
 
 /// A window join whose right rows have no positions (an aggregate's) keys its rows by the

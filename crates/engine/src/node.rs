@@ -109,6 +109,16 @@ pub enum Freed {
     AtTheEnd,
 }
 
+/// A lower bound on a timestamp column's values in the rows a node has still to output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFloor {
+    /// The bound now (`None` before the first watermark).
+    pub at: Option<Watermark>,
+    /// The stream whose event time the column is, when its rows behind the bound still
+    /// come (a stream's rows through filters and projections).
+    pub late_from: Option<String>,
+}
+
 /// A node of the operator tree.
 pub struct Node {
     /// Output schema (DataFusion's schema of the plan node).
@@ -328,9 +338,58 @@ impl Node {
                 for r in right.on_watermark(watermarks, ctx)? {
                     out.extend(join.on_input(r, true, ctx)?);
                 }
-                out.extend(join.on_watermark(left.window_watermark(), right.window_watermark())?);
+                let floors = join.time_columns().map_or([None, None], |[l, r]| {
+                    [
+                        left.time_floor(l).and_then(|f| f.at),
+                        right.time_floor(r).and_then(|f| f.at),
+                    ]
+                });
+                out.extend(join.on_watermark(
+                    left.window_watermark(),
+                    right.window_watermark(),
+                    floors,
+                )?);
                 Ok(out)
             }
+        }
+    }
+
+    /// A lower bound on timestamp column `col` of the rows this node has still to
+    /// output, if the column has one: a window's bounds (whose rows come only while the
+    /// window is open), or a stream's event time passed through unwindowed (whose rows
+    /// behind the watermark still come, for the operator reading them to set aside).
+    pub fn time_floor(&self, col: usize) -> Option<TimeFloor> {
+        if let Some(w) = self.window {
+            let size = w.kind.and_then(WindowKind::size_ms);
+            if w.end_col == Some(col) {
+                return Some(TimeFloor {
+                    at: self.window_watermark(),
+                    late_from: None,
+                });
+            }
+            if w.start_col == Some(col)
+                && let Some(size) = size
+            {
+                return Some(TimeFloor {
+                    at: self.window_watermark().map(|w| w.less(size)),
+                    late_from: None,
+                });
+            }
+        }
+        match &self.op {
+            Op::Source(s)
+                if s.window.is_none() && s.projection.get(col) == Some(&s.time_column) =>
+            {
+                Some(TimeFloor {
+                    at: s.window_watermark(),
+                    late_from: Some(s.stream.clone()),
+                })
+            }
+            Op::Filter { input, .. } => input.time_floor(col),
+            Op::Project { input, exprs } => {
+                input.time_floor(crate::compile::bare_column(exprs.get(col)?)?)
+            }
+            _ => None,
         }
     }
 

@@ -3,13 +3,16 @@
 //!
 //! - `window`: two windowed inputs on the same window, joined when the window closes;
 //! - `symmetric`: two append-only inputs on any keys, joined as rows arrive; inner or
-//!   outer (whose padded rows are retracted when their first match arrives).
+//!   outer (whose padded rows are retracted when their first match arrives), freeing rows
+//!   by the condition's time bounds (`interval`).
 
 mod chunk;
+mod interval;
 mod symmetric;
 mod window;
 
-pub use symmetric::{Output, Preserved, SymmetricJoin};
+pub use interval::{IntervalBounds, interval_bounds};
+pub use symmetric::{Identity, Interval, Output, Preserved, SymmetricJoin};
 pub use window::{WindowJoin, WindowRef};
 
 use crate::Ctx;
@@ -23,7 +26,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_types::Watermark;
 use std::sync::Arc;
 
-/// A join operator.
+/// A join operator. (Its variants differ in size; a node holds its join boxed.)
+#[allow(clippy::large_enum_variant)]
 pub enum Join {
     /// Joined per window, when the window closes.
     Window(WindowJoin),
@@ -41,7 +45,7 @@ impl Join {
     }
 
     /// Rows of one input (`right` false for the left one); returns the rows this completes.
-    pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
+    pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &mut Ctx) -> Result<Vec<Rows>> {
         match self {
             Join::Window(j) => {
                 j.on_input(rows, right)?;
@@ -52,15 +56,37 @@ impl Join {
         }
     }
 
-    /// Both inputs' window watermarks moved: rows of the windows they complete.
+    /// Both inputs' window watermarks moved (`floors`: the least times their rows to come
+    /// can have in the columns of [`Join::time_columns`]): rows of the windows they
+    /// complete; a join bounded in time frees rows instead.
     pub fn on_watermark(
         &mut self,
         left: Option<Watermark>,
         right: Option<Watermark>,
+        floors: [Option<Watermark>; 2],
     ) -> Result<Vec<Rows>> {
         match self {
             Join::Window(j) => j.on_watermark(left, right),
-            Join::Symmetric(_) => Ok(Vec::new()),
+            Join::Symmetric(j) => {
+                j.on_watermark(floors)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The timestamp column of each input whose watermark frees the other's rows.
+    pub fn time_columns(&self) -> Option<[usize; 2]> {
+        match self {
+            Join::Window(_) => None,
+            Join::Symmetric(j) => j.time_columns(),
+        }
+    }
+
+    /// Whether side `side`'s rows are an aggregate's, identified by a hash of their key.
+    pub fn identifies(&self, side: usize) -> bool {
+        match self {
+            Join::Window(_) => false,
+            Join::Symmetric(j) => j.identifies(side),
         }
     }
 
@@ -134,7 +160,7 @@ impl Join {
     pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
         match self {
             Join::Window(j) => j.checkpoint(puts, deletes),
-            Join::Symmetric(j) => j.checkpoint(puts),
+            Join::Symmetric(j) => j.checkpoint(puts, deletes),
         }
     }
 
@@ -158,10 +184,29 @@ impl Join {
                 "both sides' rows per window, freed as the watermark closes it",
                 Freed::ByWatermark,
             ),
-            Join::Symmetric(_) => (
-                "both sides' rows until the end of the streams, bounded by state_bytes_max",
-                Freed::AtTheEnd,
-            ),
+            Join::Symmetric(j) => match j.frees() {
+                [true, true] => (
+                    "both sides' rows until the other side's watermark passes their time plus \
+                     the condition's interval, bounded by state_bytes_max",
+                    Freed::ByWatermark,
+                ),
+                [true, false] => (
+                    "left rows until the right side's watermark passes their time plus the \
+                     condition's interval; right rows until the end of the streams, bounded \
+                     by state_bytes_max",
+                    Freed::AtTheEnd,
+                ),
+                [false, true] => (
+                    "right rows until the left side's watermark passes their time plus the \
+                     condition's interval; left rows until the end of the streams, bounded by \
+                     state_bytes_max",
+                    Freed::AtTheEnd,
+                ),
+                [false, false] => (
+                    "both sides' rows until the end of the streams, bounded by state_bytes_max",
+                    Freed::AtTheEnd,
+                ),
+            },
         }
     }
 
@@ -170,9 +215,10 @@ impl Join {
         match self {
             Join::Window(j) => format!("WindowJoin #{} ({})", j.id, j.output.name()),
             Join::Symmetric(j) => format!(
-                "SymmetricHashJoin #{} ({}, as rows arrive)",
+                "SymmetricHashJoin #{} ({}, as rows arrive{})",
                 j.id,
-                j.output().name()
+                j.output().name(),
+                j.time_bounds()
             ),
         }
     }

@@ -25,25 +25,39 @@
 //! Which kept rows have matched is not checkpointed: it follows from the rows kept, and is
 //! worked out again on restore by joining them.
 //!
-//! State: both sides' rows until the end of the streams, one checkpoint entry per input
-//! batch (Arrow IPC), bounded by the view's `state_bytes_max`. Not done here: freeing rows
-//! by an interval condition or a TTL.
+//! An input may also be an aggregate's final rows (closed windows), which have no log
+//! positions: each such row is identified by a 128-bit hash of its GROUP BY columns, kept
+//! in the position columns that key the results (Nexmark q7).
+//!
+//! State: both sides' rows, one checkpoint entry per input batch (Arrow IPC), bounded by
+//! the view's `state_bytes_max`; until the end of the streams, unless the condition bounds
+//! the pairs' times (`a.t BETWEEN b.t - INTERVAL ... AND b.t`, [`super::interval`]): then
+//! an inner or semi join frees a batch of one side once the other side's watermark shows
+//! none of its rows can match again, and sets aside as late a stream's row whose time is
+//! behind the watermark that freed the other side's rows. Outer and anti joins keep every
+//! row (the matched flags that decide their padded rows are worked out again from the
+//! kept rows on restore). Not done here: a TTL.
 
 use super::chunk::ChunkKey;
+use super::interval::IntervalBounds;
 use super::{Padding, chunk, eval_keys, pair_batch, residual, rows_batch, valid_keys};
 use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows, not_true};
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use crate::source::times_ms;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
-use freshet_store::RowState;
-use std::collections::HashMap;
+use freshet_store::{LateEvent, RowState};
+use freshet_types::Watermark;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 const KIND_SYMMETRIC_JOIN: u8 = 6;
+/// Checkpoint key kind of the times below which each side's rows are late.
+const KIND_LATE_BELOW: u8 = 7;
 
 /// Pairs built at a time when restore works out which kept rows have matched.
 const RESTORE_PAIRS: usize = 8_192;
@@ -51,16 +65,120 @@ const RESTORE_PAIRS: usize = 8_192;
 /// Bytes an index entry costs beyond its key, roughly (the entry and its position).
 const INDEX_ENTRY_BYTES: usize = 48;
 
+/// The rows of one input batch, kept.
+struct Chunk {
+    rows: Rows,
+    /// For a side whose matches are tracked ([`Output::tracks`]): per row, whether it has
+    /// made a pair.
+    matched: Vec<bool>,
+    /// Its checkpoint entry's key.
+    state_key: Vec<u8>,
+    /// What it counts against the state cap.
+    bytes: usize,
+    /// Its rows' latest time in the interval condition's column, in milliseconds (`None`
+    /// when the join has no interval or every time is NULL).
+    latest: Option<i64>,
+}
+
 /// One input's rows and their index.
 #[derive(Default)]
 struct Side {
-    /// Rows as they arrived, one entry per batch.
-    chunks: Vec<Rows>,
+    /// Kept chunks as they arrived: chunk number `first + i` at `i`, `None` once freed.
+    chunks: VecDeque<Option<Chunk>>,
+    /// Number of the first chunk in `chunks` (those before it were freed).
+    first: u32,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
-    /// For a side whose matches are tracked ([`Output::tracks`]): per chunk, per row,
-    /// whether the row has made a pair.
-    matched: Vec<Vec<bool>>,
+}
+
+impl Side {
+    /// Kept chunk number `c`.
+    fn chunk(&self, c: u32) -> Result<&Chunk> {
+        c.checked_sub(self.first)
+            .and_then(|i| self.chunks.get(i as usize))
+            .and_then(Option::as_ref)
+            .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
+    }
+
+    fn chunk_mut(&mut self, c: u32) -> Result<&mut Chunk> {
+        c.checked_sub(self.first)
+            .and_then(|i| self.chunks.get_mut(i as usize))
+            .and_then(Option::as_mut)
+            .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
+    }
+
+    /// The kept chunks and their numbers, in order.
+    fn live(&self) -> impl Iterator<Item = (u32, &Chunk)> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((self.first + i as u32, c.as_ref()?)))
+    }
+
+    /// The number the next chunk kept gets.
+    fn next(&self) -> Result<u32> {
+        u32::try_from(self.chunks.len())
+            .ok()
+            .and_then(|n| self.first.checked_add(n))
+            .ok_or_else(|| EngineError::Bug("a join side held over 2^32 batches".into()))
+    }
+}
+
+/// The time bounds of a join's condition, with where each side's times come from.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// The bounds on `l.t - r.t` and the columns compared.
+    pub bounds: IntervalBounds,
+    /// Per side, the stream whose event time its column is, when the rows come straight
+    /// from it (through filters and projections): its rows behind the watermark reach the
+    /// join, which sets them aside as late once the other side's rows they could match
+    /// are freed. `None` for windows' bounds, whose late rows never leave their operator.
+    pub late_from: [Option<String>; 2],
+}
+
+/// How the rows of an aggregate's (which have no log positions) are identified: a hash
+/// of the columns that key them.
+pub struct Identity {
+    /// The columns (the aggregate's GROUP BY columns the input passes on).
+    columns: Vec<usize>,
+    rows: RowConverter,
+}
+
+impl Identity {
+    /// Rows identified by `columns` of types `fields`.
+    pub fn new(columns: Vec<usize>, fields: Vec<SortField>) -> Result<Identity> {
+        Ok(Identity {
+            columns,
+            rows: RowConverter::new(fields)?,
+        })
+    }
+
+    /// `batch`'s rows' identities, as positions: a 128-bit hash of their key columns in
+    /// the partition (high 32 bits), offset (the next 64, less their top bit) and copy
+    /// (low 32): 127 bits.
+    fn origin(&self, batch: &RecordBatch) -> Result<Origin> {
+        let columns: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|&c| batch.column(c).clone())
+            .collect();
+        let keys = self.rows.convert_columns(&columns)?;
+        let hashes: Vec<u128> = (0..batch.num_rows())
+            .map(|i| xxhash_rust::xxh3::xxh3_128(keys.row(i).as_ref()))
+            .collect();
+        Ok(Origin::new(
+            hashes
+                .iter()
+                .map(|h| (h >> 96) as u32)
+                .collect::<UInt32Array>(),
+            // 63 bits: stores keep offsets as signed 64-bit integers.
+            hashes
+                .iter()
+                .map(|h| (h >> 32) as u64 & i64::MAX as u64)
+                .collect::<UInt64Array>(),
+            hashes.iter().map(|&h| h as u32).collect::<UInt32Array>(),
+        ))
+    }
 }
 
 /// Which sides an outer join preserves: every row of such a side is in the output, with
@@ -205,9 +323,17 @@ pub struct SymmetricJoin {
     key_rows: RowConverter,
     sides: [Side; 2],
     /// Chunks per side whose unmatched rows were written final at the end of the streams.
-    finalized_chunks: [usize; 2],
+    finalized_chunks: [u32; 2],
+    /// The condition's time bounds, when they free rows.
+    interval: Option<Interval>,
+    /// Per side, how its rows are identified when they have no log positions.
+    identity: [Option<Identity>; 2],
+    /// Per side, the time (ms) below which its rows are late: the floor its watermark had
+    /// when the other side's rows were last freed.
+    late_below: [Option<i64>; 2],
     seq: u64,
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    pending_deletes: Vec<Vec<u8>>,
     state_bytes: usize,
 }
 
@@ -240,9 +366,75 @@ impl SymmetricJoin {
             key_rows: RowConverter::new(key_fields)?,
             sides: [Side::default(), Side::default()],
             finalized_chunks: [0, 0],
+            interval: None,
+            identity: [None, None],
+            late_below: [None, None],
             seq: 0,
             pending_puts: Vec::new(),
+            pending_deletes: Vec::new(),
             state_bytes: 0,
+        })
+    }
+
+    /// The join frees rows by its condition's time bounds (inner and semi joins only: an
+    /// outer or anti join works its matched flags out again from the rows it keeps).
+    pub fn bounded_by(mut self, interval: Interval) -> Result<SymmetricJoin> {
+        if !matches!(
+            self.output,
+            Output::Pairs(Preserved::INNER) | Output::Semi(_)
+        ) {
+            return Err(EngineError::Bug(format!(
+                "a {} join cannot free rows by time",
+                self.output.name()
+            )));
+        }
+        self.interval = Some(interval);
+        Ok(self)
+    }
+
+    /// Side `side`'s rows are an aggregate's, identified by `identity`.
+    pub fn identified(mut self, side: usize, identity: Identity) -> SymmetricJoin {
+        self.identity[side] = Some(identity);
+        self
+    }
+
+    /// Whether side `side`'s rows are identified by a hash of their key (an aggregate's).
+    pub fn identifies(&self, side: usize) -> bool {
+        self.identity[side].is_some()
+    }
+
+    /// The timestamp column of each side whose watermark frees the other side's rows.
+    pub fn time_columns(&self) -> Option<[usize; 2]> {
+        self.interval.as_ref().map(|i| i.bounds.columns)
+    }
+
+    /// The time bounds that free rows, for `DESCRIBE VIEW`: `, freed by time: left.t -
+    /// right.t >= -10000 ms, <= 0 ms`, or nothing.
+    pub fn time_bounds(&self) -> String {
+        let Some(i) = &self.interval else {
+            return String::new();
+        };
+        let [l, r] = i.bounds.columns;
+        let mut parts = Vec::new();
+        if let Some(lo) = i.bounds.lo {
+            parts.push(format!(">= {lo} ms"));
+        }
+        if let Some(hi) = i.bounds.hi {
+            parts.push(format!("<= {hi} ms"));
+        }
+        let (left, right) = self.pair_schema.fields().split_at(self.left_width);
+        format!(
+            ", freed by time: left.{} - right.{} {}",
+            left[l].name(),
+            right[r].name(),
+            parts.join(", ")
+        )
+    }
+
+    /// Which sides' rows the condition's time bounds free (left, right).
+    pub fn frees(&self) -> [bool; 2] {
+        self.interval.as_ref().map_or([false, false], |i| {
+            [i.bounds.lo.is_some(), i.bounds.hi.is_some()]
         })
     }
 
@@ -266,13 +458,19 @@ impl SymmetricJoin {
     /// an outer join also: deletions of the other side's padded rows that now match, and
     /// these rows padded where they match nothing; for a semi or anti join, its side's
     /// rows as their matches come and go instead of pairs.
-    pub fn on_input(&mut self, rows: Rows, right: bool, ctx: &Ctx) -> Result<Vec<Rows>> {
+    pub fn on_input(&mut self, mut rows: Rows, right: bool, ctx: &mut Ctx) -> Result<Vec<Rows>> {
         if rows.change != Change::Upsert(RowState::Final) {
             return Err(EngineError::Bug(
                 "a symmetric join was given rows that change".into(),
             ));
         }
         let (me, other) = (usize::from(right), usize::from(!right));
+        if rows.origin.is_none()
+            && let Some(identity) = &self.identity[me]
+        {
+            rows.origin = Some(identity.origin(&rows.batch)?);
+        }
+        let rows = self.in_time(rows, me, ctx)?;
         let mut out = Vec::new();
         let (rows, key_columns, lone) = self.matchable(rows, me)?;
         if let Some(lone) = lone
@@ -293,7 +491,7 @@ impl SymmetricJoin {
             matched[probe.mine[k] as usize] = true;
             if self.output.tracks(other) {
                 let (c, r) = probe.theirs[k];
-                let flag = &mut self.sides[other].matched[c][r];
+                let flag = &mut self.sides[other].chunk_mut(c as u32)?.matched[r];
                 if !*flag {
                     *flag = true;
                     newly.push((c, r));
@@ -330,12 +528,13 @@ impl SymmetricJoin {
         let encoded = chunk::encode(&rows)?;
         let bytes = encoded.len();
         let state_key = self.chunk_key(right);
-        self.pending_puts.push((state_key, encoded));
-        self.keep(compact(&rows)?, &keys, bytes, me)?;
-        if self.output.tracks(me) {
-            let side = &mut self.sides[me];
-            side.matched.push(matched);
-        }
+        self.pending_puts.push((state_key.clone(), encoded));
+        let matched = if self.output.tracks(me) {
+            matched
+        } else {
+            Vec::new()
+        };
+        self.keep(compact(&rows)?, &keys, bytes, me, matched, state_key)?;
         ctx.check_state(self.state_bytes)?;
         out.retain(|r| r.batch.num_rows() > 0);
         Ok(out)
@@ -353,17 +552,17 @@ impl SymmetricJoin {
                 continue;
             }
             let from = self.finalized_chunks[side];
-            self.finalized_chunks[side] = self.sides[side].matched.len();
+            self.finalized_chunks[side] = self.sides[side].next()?;
             let lone: Vec<(usize, usize)> = self.sides[side]
-                .matched
-                .iter()
-                .enumerate()
-                .skip(from)
-                .flat_map(|(c, rows)| {
-                    rows.iter()
+                .live()
+                .filter(|(c, _)| *c >= from)
+                .flat_map(|(c, chunk)| {
+                    chunk
+                        .matched
+                        .iter()
                         .enumerate()
                         .filter(|(_, m)| !**m)
-                        .map(move |(r, _)| (c, r))
+                        .map(move |(r, _)| (c as usize, r))
                 })
                 .collect();
             if !lone.is_empty() {
@@ -441,13 +640,16 @@ impl SymmetricJoin {
         let at: Vec<(usize, usize)> = at
             .iter()
             .map(|&(c, r)| {
-                let local = *touched.entry(c).or_insert_with(|| {
-                    chunks.push(&side.chunks[c]);
-                    chunks.len() - 1
-                });
-                (local, r)
+                let local = match touched.entry(c) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        chunks.push(&side.chunk(c as u32)?.rows);
+                        *e.insert(chunks.len() - 1)
+                    }
+                };
+                Ok((local, r))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let batches: Vec<&RecordBatch> = chunks.iter().map(|c| &c.batch).collect();
         Ok(Rows {
             batch: arrow_select::interleave::interleave_record_batch(&batches, &at)?,
@@ -516,9 +718,11 @@ impl SymmetricJoin {
         key.encode(self.id, KIND_SYMMETRIC_JOIN)
     }
 
-    /// State changes since the last checkpoint (rows are only ever added).
-    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    /// State changes since the last checkpoint: batches kept and freed, and the times
+    /// below which rows are late.
+    pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
         puts.append(&mut self.pending_puts);
+        deletes.append(&mut self.pending_deletes);
     }
 
     /// Load both sides' rows from a checkpoint, in the order they arrived.
@@ -530,6 +734,10 @@ impl SymmetricJoin {
     ) -> Result<()> {
         // Entries come ordered by key bytes: by sequence number, as they arrived.
         for (k, v) in entries {
+            if k.get(2) == Some(&KIND_LATE_BELOW) {
+                self.late_below = parse_late_below(v)?;
+                continue;
+            }
             let key = ChunkKey::parse(k, KIND_SYMMETRIC_JOIN, false)?;
             let is_right = key.right;
             let rows = chunk::decode(v, if is_right { right } else { left })?;
@@ -537,7 +745,19 @@ impl SymmetricJoin {
             let keys = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;
-            self.keep(rows, &keys, v.len(), usize::from(is_right))?;
+            let flags = if self.output.tracks(usize::from(is_right)) {
+                vec![false; rows.batch.num_rows()]
+            } else {
+                Vec::new()
+            };
+            self.keep(
+                rows,
+                &keys,
+                v.len(),
+                usize::from(is_right),
+                flags,
+                k.clone(),
+            )?;
         }
         self.restore_matched()
     }
@@ -547,7 +767,8 @@ impl SymmetricJoin {
     fn restore_matched(&mut self) -> Result<()> {
         for side in (0..2).filter(|&s| self.output.tracks(s)) {
             let mut all = Vec::with_capacity(self.sides[side].chunks.len());
-            for rows in &self.sides[side].chunks {
+            for (_, chunk) in self.sides[side].live() {
+                let rows = &chunk.rows;
                 let keys = self
                     .key_rows
                     .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
@@ -593,7 +814,10 @@ impl SymmetricJoin {
                 };
                 all.push(matched);
             }
-            self.sides[side].matched = all;
+            let chunks = self.sides[side].chunks.iter_mut().flatten();
+            for (chunk, matched) in chunks.zip(all) {
+                chunk.matched = matched;
+            }
         }
         Ok(())
     }
@@ -622,28 +846,186 @@ impl SymmetricJoin {
         Ok(())
     }
 
-    /// Keeps rows of one side, whose join keys are `keys` and whose checkpoint entry is
-    /// `bytes` long (what they count against the state cap), for the other side's later rows.
-    fn keep(&mut self, rows: Rows, keys: &arrow_row::Rows, bytes: usize, me: usize) -> Result<()> {
+    /// Keeps rows of one side, whose join keys are `keys`, whose checkpoint entry is
+    /// `state_key` and `bytes` long (what they count against the state cap), and whose
+    /// matched flags are `matched` (empty unless the side is tracked), for the other
+    /// side's later rows.
+    fn keep(
+        &mut self,
+        rows: Rows,
+        keys: &arrow_row::Rows,
+        bytes: usize,
+        me: usize,
+        matched: Vec<bool>,
+        state_key: Vec<u8>,
+    ) -> Result<()> {
+        let latest = match &self.interval {
+            Some(i) => latest_ms(&rows, i.bounds.columns[me])?,
+            None => None,
+        };
         let side = &mut self.sides[me];
-        let chunk_no = u32::try_from(side.chunks.len())
-            .map_err(|_| EngineError::Bug("a join side holds over 2^32 batches".into()))?;
+        let chunk_no = side.next()?;
+        let mut counted = bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
         for i in 0..rows.batch.num_rows() {
             let key = keys.row(i);
             let entry = side.index.entry(key.as_ref().into());
             if let Entry::Vacant(_) = entry {
-                self.state_bytes += key.as_ref().len();
+                counted += key.as_ref().len();
             }
             entry.or_default().push((chunk_no, i as u32));
         }
-        self.state_bytes += bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
-        if self.output.tracks(me) {
-            // One flag per row (see `Side::matched`).
-            self.state_bytes += rows.batch.num_rows();
-        }
-        side.chunks.push(rows);
+        // One flag per row of a tracked side.
+        counted += matched.len();
+        self.state_bytes += counted;
+        side.chunks.push_back(Some(Chunk {
+            rows,
+            matched,
+            state_key,
+            bytes: counted,
+            latest,
+        }));
         Ok(())
     }
+
+    /// The inputs' watermarks moved: `floors` are, per side, the least time its rows to
+    /// come can have in the interval condition's column. Frees every kept batch whose rows
+    /// can match no row to come; nothing is output (inner and semi joins only free).
+    pub fn on_watermark(&mut self, floors: [Option<Watermark>; 2]) -> Result<()> {
+        let Some(interval) = &self.interval else {
+            return Ok(());
+        };
+        let bounds = interval.bounds;
+        // Left rows at `t` match right rows at or before `t - lo`; right rows at `t`
+        // match left rows at or before `t + hi`. (One millisecond of slack: times in
+        // finer units were truncated to milliseconds.)
+        let limits = [
+            bounds
+                .lo
+                .zip(floors[1])
+                .map(|(lo, f)| f.0.saturating_add(lo)),
+            bounds
+                .hi
+                .zip(floors[0])
+                .map(|(hi, f)| f.0.saturating_sub(hi)),
+        ];
+        for (me, limit) in limits.into_iter().enumerate() {
+            let Some(limit) = limit else { continue };
+            let other = 1 - me;
+            let floor = floors[other].map(|f| f.0);
+            if floor > self.late_below[other] {
+                self.late_below[other] = floor;
+                let mut v = Vec::with_capacity(16);
+                for b in self.late_below {
+                    v.extend_from_slice(&b.unwrap_or(i64::MIN).to_be_bytes());
+                }
+                let mut k = self.id.to_be_bytes().to_vec();
+                k.push(KIND_LATE_BELOW);
+                self.pending_puts.push((k, v));
+            }
+            self.free(me, |latest| {
+                latest.is_none_or(|t| t.saturating_add(1) < limit)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Frees side `me`'s chunks whose latest time `dead` says can match nothing more.
+    fn free(&mut self, me: usize, dead: impl Fn(Option<i64>) -> bool) -> Result<()> {
+        let side = &mut self.sides[me];
+        let mut freed = Vec::new();
+        let mut numbers = std::collections::HashSet::new();
+        for (i, slot) in side.chunks.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|c| dead(c.latest)) {
+                freed.extend(slot.take());
+                numbers.insert(side.first + i as u32);
+            }
+        }
+        while side.chunks.front().is_some_and(Option::is_none) {
+            side.chunks.pop_front();
+            side.first += 1;
+        }
+        // Each freed row's index entry goes; a key left with none goes too.
+        for chunk in freed {
+            self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
+            self.pending_deletes.push(chunk.state_key);
+            let keys = self
+                .key_rows
+                .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;
+            for i in 0..chunk.rows.batch.num_rows() {
+                let key = keys.row(i);
+                if let Some(hits) = side.index.get_mut(key.as_ref()) {
+                    hits.retain(|(c, _)| !numbers.contains(c));
+                    if hits.is_empty() {
+                        side.index.remove(key.as_ref());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `rows` of side `me` without those behind the time below which its rows are late
+    /// (set aside by the view's late-data policy): the other side's rows they could match
+    /// were freed.
+    fn in_time(&self, rows: Rows, me: usize, ctx: &mut Ctx) -> Result<Rows> {
+        let (Some(interval), Some(below)) = (&self.interval, self.late_below[me]) else {
+            return Ok(rows);
+        };
+        let Some(stream) = &interval.late_from[me] else {
+            return Ok(rows);
+        };
+        let times = times_ms(rows.batch.column(interval.bounds.columns[me]))?;
+        let late: Vec<usize> = (0..times.len())
+            .filter(|&i| times.is_valid(i) && times.value(i) < below)
+            .collect();
+        if late.is_empty() {
+            return Ok(rows);
+        }
+        let origin = rows
+            .origin
+            .as_ref()
+            .ok_or_else(|| EngineError::Bug("a stream's rows lost their positions".into()))?;
+        for &i in &late {
+            ctx.set_aside(|| {
+                Ok(LateEvent {
+                    stream: stream.clone(),
+                    partition: origin.partition.value(i),
+                    offset: origin.offset.value(i),
+                    event_time_ms: times.value(i),
+                    reason: format!(
+                        "its time is behind the watermark minus allowed lateness ({}): the \
+                         rows of the other side of the join it could match were already freed",
+                        crate::source::fmt_ms(below)
+                    ),
+                    row_json: crate::source::row_json(&rows.batch, i)?,
+                })
+            })?;
+        }
+        let keep = arrow_array::BooleanArray::from_iter(
+            (0..times.len()).map(|i| Some(!(times.is_valid(i) && times.value(i) < below))),
+        );
+        rows.filter(&keep)
+    }
+}
+
+/// The latest time (ms) in `rows`' column `column`, ignoring NULLs.
+fn latest_ms(rows: &Rows, column: usize) -> Result<Option<i64>> {
+    let times = times_ms(rows.batch.column(column))?;
+    Ok(datafusion::arrow::compute::max(&times))
+}
+
+/// The times below which each side's rows are late, from their checkpoint entry.
+fn parse_late_below(v: &[u8]) -> Result<[Option<i64>; 2]> {
+    if v.len() != 16 {
+        return Err(EngineError::Bug(
+            "a malformed join checkpoint entry (late times)".into(),
+        ));
+    }
+    let at = |o: usize| {
+        let t = i64::from_be_bytes(v[o..o + 8].try_into().expect("8 bytes"));
+        (t != i64::MIN).then_some(t)
+    };
+    Ok([at(0), at(8)])
 }
 
 /// `rows` in buffers of their own: rows read from the log are slices of a whole frame's

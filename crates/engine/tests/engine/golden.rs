@@ -283,6 +283,7 @@ golden!(
     filter_projection,
     cascade_q5,
     window_join_q7,
+    interval_join,
     late_drop,
     late_dead_letter,
     late_update,
@@ -317,6 +318,47 @@ fn every_pipeline_file_has_a_test() {
 /// watermark, however many rows went through: its estimate must not drift upwards with
 /// each row (it once grew by a vector's spare capacity per row, and would have stopped a
 /// long run at `state_bytes_max`).
+/// A join whose condition bounds the pairs' times frees each side's rows once the other
+/// side's watermark passes them, and sets aside as late a row behind that watermark.
+#[test]
+fn an_interval_joins_state_stays_bounded() {
+    let h = Harness::new(
+        "CREATE STREAM s (k BIGINT NOT NULL, v BIGINT NOT NULL, t TIMESTAMP NOT NULL, \
+         WATERMARK FOR t AS t - INTERVAL '1' SECOND) WITH (partitions = 1); \
+         CREATE VIEW pairs AS SELECT a.k, a.v, b.v AS next FROM s a JOIN s b ON a.k = b.k \
+         WHERE b.t BETWEEN a.t AND a.t + INTERVAL '2' SECOND AND b.v = a.v + 4",
+    );
+    let row = |i: i64| {
+        format!(
+            r#"{{"k":{},"v":{i},"t":{}}}"#,
+            i % 4,
+            1_436_918_400_000 + i * 10
+        )
+    };
+    let lines: Vec<String> = (0..20_000i64).map(row).collect();
+    for chunk in lines.chunks(1_000) {
+        h.append("s", 0, chunk);
+    }
+    let mut runners = h.runners();
+    let r = &mut runners[0];
+    r.drain(false).expect("drain");
+    // Kept: the batches within about 3 s of the watermark (a few hundred rows a side),
+    // not 20,000 rows a side.
+    assert!(
+        r.stats().state_bytes < 1_000_000,
+        "state estimate {} after 20,000 rows",
+        r.stats().state_bytes
+    );
+    assert_eq!(r.stats().late_dropped + r.stats().late_dead_lettered, 0);
+    // A row at the first row's time: both its sides' partners are gone.
+    h.append("s", 0, &[row(0)]);
+    r.drain(false).expect("drain");
+    assert!(
+        r.stats().late_dropped + r.stats().late_dead_lettered >= 1,
+        "a row behind the watermark was joined"
+    );
+}
+
 #[test]
 fn a_rows_between_views_state_stays_bounded() {
     let h = Harness::new(
