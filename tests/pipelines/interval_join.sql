@@ -32,3 +32,17 @@ FROM bid a
 WHERE EXISTS (SELECT 1 FROM bid b WHERE b.bidder = a.bidder
               AND b.date_time > a.date_time
               AND b.date_time <= a.date_time + INTERVAL '3' SECOND);
+
+-- LEFT: each bid with the higher bids on its auction within 5 s, or NULLs: a bid's padded
+-- row is provisional until a higher bid comes or the watermark passes its time + 5 s.
+CREATE VIEW next_higher AS
+SELECT a.auction, a.price, b.price AS higher
+FROM bid a LEFT JOIN bid b ON a.auction = b.auction
+  AND b.date_time > a.date_time AND b.date_time <= a.date_time + INTERVAL '5' SECOND
+  AND b.price > a.price;
+
+-- Anti: the bids no other bid on their auction followed within 5 s.
+CREATE VIEW last_calls AS
+SELECT a.auction, a.price, a.date_time FROM bid a
+WHERE NOT EXISTS (SELECT 1 FROM bid b WHERE b.auction = a.auction
+  AND b.date_time > a.date_time AND b.date_time <= a.date_time + INTERVAL '5' SECOND);

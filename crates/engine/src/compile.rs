@@ -846,7 +846,6 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             let interval = j
                 .filter
                 .as_ref()
-                .filter(|_| matches!(output, Output::Pairs(Preserved::INNER) | Output::Semi(_)))
                 .and_then(|f| interval_bounds(f, ls, rs))
                 .and_then(|bounds| time_bounded(bounds, &left, &right));
             let mut join = SymmetricJoin::new(
@@ -870,7 +869,7 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 }
             }
             if let Some(interval) = interval {
-                join = join.bounded_by(interval)?;
+                join = join.bounded_by(interval);
             }
             (Join::Symmetric(join), None)
         }

@@ -9,6 +9,7 @@
 //! (its watermark) and `tl - lo < F`, the left row matches nothing more and is freed. A
 //! right row at `tr` likewise, once the left floor passes `tr + hi`.
 
+use arrow_schema::TimeUnit;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -127,8 +128,17 @@ fn term(e: &Expr, left: &DFSchema, right: &DFSchema) -> Option<Term> {
             })
         }
         Expr::Alias(a) => term(&a.expr, left, right),
-        // A timestamp in another unit is the same time.
-        Expr::Cast(c) if matches!(c.field.data_type(), arrow_schema::DataType::Timestamp(_, _)) => {
+        // A timestamp in a unit as fine as milliseconds is the same time (to the slack
+        // of a millisecond the join allows); a coarser one is not.
+        Expr::Cast(c)
+            if matches!(
+                c.field.data_type(),
+                arrow_schema::DataType::Timestamp(
+                    TimeUnit::Millisecond | TimeUnit::Microsecond | TimeUnit::Nanosecond,
+                    _
+                )
+            ) =>
+        {
             term(&c.expr, left, right)
         }
         Expr::BinaryExpr(BinaryExpr {

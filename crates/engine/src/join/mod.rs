@@ -67,10 +67,7 @@ impl Join {
     ) -> Result<Vec<Rows>> {
         match self {
             Join::Window(j) => j.on_watermark(left, right),
-            Join::Symmetric(j) => {
-                j.on_watermark(floors)?;
-                Ok(Vec::new())
-            }
+            Join::Symmetric(j) => j.on_watermark(floors),
         }
     }
 
@@ -222,6 +219,19 @@ impl Join {
             ),
         }
     }
+}
+
+/// Hands an operator's state changes since the last checkpoint to the checkpoint: a key
+/// put and deleted within one checkpoint (a batch kept and freed) is not written at all.
+fn flush_pending(
+    pending_puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    pending_deletes: &mut Vec<Vec<u8>>,
+    puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    deletes: &mut Vec<Vec<u8>>,
+) {
+    let gone: std::collections::HashSet<&Vec<u8>> = pending_deletes.iter().collect();
+    puts.extend(pending_puts.drain(..).filter(|(k, _)| !gone.contains(k)));
+    deletes.append(pending_deletes);
 }
 
 /// The join keys `exprs` evaluated over `batch`.

@@ -22,8 +22,9 @@
 //! side they output: a semi join writes a row once, final, at its first match; an anti
 //! join writes it provisional while it matches nothing and deletes it at its first match.
 //!
-//! Which kept rows have matched is not checkpointed: it follows from the rows kept, and is
-//! worked out again on restore by joining them.
+//! Which kept rows have matched is worked out again on restore by joining the rows kept;
+//! a join that frees rows (below) also checkpoints the flags that changed, since a row's
+//! partner may be gone.
 //!
 //! An input may also be an aggregate's final rows (closed windows), which have no log
 //! positions: each such row is identified by a 128-bit hash of its GROUP BY columns, kept
@@ -32,11 +33,10 @@
 //! State: both sides' rows, one checkpoint entry per input batch (Arrow IPC), bounded by
 //! the view's `state_bytes_max`; until the end of the streams, unless the condition bounds
 //! the pairs' times (`a.t BETWEEN b.t - INTERVAL ... AND b.t`, [`super::interval`]): then
-//! an inner or semi join frees a batch of one side once the other side's watermark shows
-//! none of its rows can match again, and sets aside as late a stream's row whose time is
-//! behind the watermark that freed the other side's rows. Outer and anti joins keep every
-//! row (the matched flags that decide their padded rows are worked out again from the
-//! kept rows on restore). Not done here: a TTL.
+//! the join frees a batch of one side once the other side's watermark shows none of its
+//! rows can match again (an outer or anti join's rows in it that matched nothing are then
+//! written again, final), and sets aside as late a stream's row whose time is behind the
+//! watermark that freed the other side's rows. Not done here: a TTL.
 
 use super::chunk::ChunkKey;
 use super::interval::IntervalBounds;
@@ -58,6 +58,8 @@ use std::sync::Arc;
 const KIND_SYMMETRIC_JOIN: u8 = 6;
 /// Checkpoint key kind of the times below which each side's rows are late.
 const KIND_LATE_BELOW: u8 = 7;
+/// Checkpoint key kind of a kept batch's matched flags (a join that frees rows).
+const KIND_MATCHED: u8 = 8;
 
 /// Pairs built at a time when restore works out which kept rows have matched.
 const RESTORE_PAIRS: usize = 8_192;
@@ -73,6 +75,10 @@ struct Chunk {
     matched: Vec<bool>,
     /// Its checkpoint entry's key.
     state_key: Vec<u8>,
+    /// Its sequence number among the operator's chunks (in its checkpoint keys).
+    seq: u64,
+    /// Whether its unmatched rows were written final at the end of the streams.
+    finalized: bool,
     /// What it counts against the state cap.
     bytes: usize,
     /// Its rows' latest time in the interval condition's column, in milliseconds (`None`
@@ -83,26 +89,31 @@ struct Chunk {
 /// One input's rows and their index.
 #[derive(Default)]
 struct Side {
-    /// Kept chunks as they arrived: chunk number `first + i` at `i`, `None` once freed.
+    /// Kept chunks as they arrived: chunk number `first + i` (wrapping) at `i`, `None`
+    /// once freed.
     chunks: VecDeque<Option<Chunk>>,
-    /// Number of the first chunk in `chunks` (those before it were freed).
+    /// Number of the first chunk in `chunks` (those before it were freed). Numbers wrap
+    /// around: only the kept ones, far fewer than 2^32, need to differ.
     first: u32,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
+    /// Chunks whose matched flags changed since the last checkpoint (a join that frees
+    /// rows checkpoints them).
+    dirty: Vec<u32>,
 }
 
 impl Side {
     /// Kept chunk number `c`.
     fn chunk(&self, c: u32) -> Result<&Chunk> {
-        c.checked_sub(self.first)
-            .and_then(|i| self.chunks.get(i as usize))
+        self.chunks
+            .get(c.wrapping_sub(self.first) as usize)
             .and_then(Option::as_ref)
             .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
     }
 
     fn chunk_mut(&mut self, c: u32) -> Result<&mut Chunk> {
-        c.checked_sub(self.first)
-            .and_then(|i| self.chunks.get_mut(i as usize))
+        self.chunks
+            .get_mut(c.wrapping_sub(self.first) as usize)
             .and_then(Option::as_mut)
             .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
     }
@@ -112,15 +123,16 @@ impl Side {
         self.chunks
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((self.first + i as u32, c.as_ref()?)))
+            .filter_map(|(i, c)| Some((self.first.wrapping_add(i as u32), c.as_ref()?)))
     }
 
     /// The number the next chunk kept gets.
     fn next(&self) -> Result<u32> {
         u32::try_from(self.chunks.len())
             .ok()
-            .and_then(|n| self.first.checked_add(n))
-            .ok_or_else(|| EngineError::Bug("a join side held over 2^32 batches".into()))
+            .filter(|&n| n < u32::MAX)
+            .map(|n| self.first.wrapping_add(n))
+            .ok_or_else(|| EngineError::Bug("a join side holds over 2^32 batches".into()))
     }
 }
 
@@ -322,8 +334,6 @@ pub struct SymmetricJoin {
     positions: [usize; 2],
     key_rows: RowConverter,
     sides: [Side; 2],
-    /// Chunks per side whose unmatched rows were written final at the end of the streams.
-    finalized_chunks: [u32; 2],
     /// The condition's time bounds, when they free rows.
     interval: Option<Interval>,
     /// Per side, how its rows are identified when they have no log positions.
@@ -331,6 +341,8 @@ pub struct SymmetricJoin {
     /// Per side, the time (ms) below which its rows are late: the floor its watermark had
     /// when the other side's rows were last freed.
     late_below: [Option<i64>; 2],
+    /// Whether `late_below` moved since the last checkpoint.
+    late_below_moved: bool,
     seq: u64,
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
     pending_deletes: Vec<Vec<u8>>,
@@ -365,10 +377,10 @@ impl SymmetricJoin {
             positions,
             key_rows: RowConverter::new(key_fields)?,
             sides: [Side::default(), Side::default()],
-            finalized_chunks: [0, 0],
             interval: None,
             identity: [None, None],
             late_below: [None, None],
+            late_below_moved: false,
             seq: 0,
             pending_puts: Vec::new(),
             pending_deletes: Vec::new(),
@@ -376,20 +388,10 @@ impl SymmetricJoin {
         })
     }
 
-    /// The join frees rows by its condition's time bounds (inner and semi joins only: an
-    /// outer or anti join works its matched flags out again from the rows it keeps).
-    pub fn bounded_by(mut self, interval: Interval) -> Result<SymmetricJoin> {
-        if !matches!(
-            self.output,
-            Output::Pairs(Preserved::INNER) | Output::Semi(_)
-        ) {
-            return Err(EngineError::Bug(format!(
-                "a {} join cannot free rows by time",
-                self.output.name()
-            )));
-        }
+    /// The join frees rows by its condition's time bounds.
+    pub fn bounded_by(mut self, interval: Interval) -> SymmetricJoin {
         self.interval = Some(interval);
-        Ok(self)
+        self
     }
 
     /// Side `side`'s rows are an aggregate's, identified by `identity`.
@@ -495,6 +497,9 @@ impl SymmetricJoin {
                 if !*flag {
                     *flag = true;
                     newly.push((c, r));
+                    if self.interval.is_some() {
+                        self.sides[other].dirty.push(c as u32);
+                    }
                 }
             }
         }
@@ -527,14 +532,16 @@ impl SymmetricJoin {
 
         let encoded = chunk::encode(&rows)?;
         let bytes = encoded.len();
-        let state_key = self.chunk_key(right);
+        let seq = self.seq;
+        self.seq += 1;
+        let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, right);
         self.pending_puts.push((state_key.clone(), encoded));
         let matched = if self.output.tracks(me) {
             matched
         } else {
             Vec::new()
         };
-        self.keep(compact(&rows)?, &keys, bytes, me, matched, state_key)?;
+        self.keep(compact(&rows)?, &keys, bytes, me, matched, seq)?;
         ctx.check_state(self.state_bytes)?;
         out.retain(|r| r.batch.num_rows() > 0);
         Ok(out)
@@ -551,11 +558,9 @@ impl SymmetricJoin {
             if !self.output.tracks(side) {
                 continue;
             }
-            let from = self.finalized_chunks[side];
-            self.finalized_chunks[side] = self.sides[side].next()?;
             let lone: Vec<(usize, usize)> = self.sides[side]
                 .live()
-                .filter(|(c, _)| *c >= from)
+                .filter(|(_, chunk)| !chunk.finalized)
                 .flat_map(|(c, chunk)| {
                     chunk
                         .matched
@@ -565,6 +570,9 @@ impl SymmetricJoin {
                         .map(move |(r, _)| (c as usize, r))
                 })
                 .collect();
+            for chunk in self.sides[side].chunks.iter_mut().flatten() {
+                chunk.finalized = true;
+            }
             if !lone.is_empty() {
                 let rows = self.gather(side, &lone)?;
                 out.push(self.shaped(&rows, side, Change::Upsert(RowState::Final))?);
@@ -708,21 +716,34 @@ impl SymmetricJoin {
         padded.rows(rows, side, change)
     }
 
-    fn chunk_key(&mut self, right: bool) -> Vec<u8> {
-        let key = ChunkKey {
-            end: None,
-            seq: self.seq,
-            right,
-        };
-        self.seq += 1;
-        key.encode(self.id, KIND_SYMMETRIC_JOIN)
-    }
-
     /// State changes since the last checkpoint: batches kept and freed, and the times
     /// below which rows are late.
     pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
-        puts.append(&mut self.pending_puts);
-        deletes.append(&mut self.pending_deletes);
+        for (s, side) in self.sides.iter_mut().enumerate() {
+            let mut dirty = std::mem::take(&mut side.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            // A chunk freed since has its entries deleted instead.
+            for chunk in dirty.into_iter().filter_map(|c| side.chunk(c).ok()) {
+                let key = chunk_key(self.id, KIND_MATCHED, chunk.seq, s == 1);
+                puts.push((key, pack_flags(&chunk.matched)));
+            }
+        }
+        if std::mem::take(&mut self.late_below_moved) {
+            let mut v = Vec::with_capacity(16);
+            for b in self.late_below {
+                v.extend_from_slice(&b.unwrap_or(i64::MIN).to_be_bytes());
+            }
+            let mut k = self.id.to_be_bytes().to_vec();
+            k.push(KIND_LATE_BELOW);
+            puts.push((k, v));
+        }
+        super::flush_pending(
+            &mut self.pending_puts,
+            &mut self.pending_deletes,
+            puts,
+            deletes,
+        );
     }
 
     /// Load both sides' rows from a checkpoint, in the order they arrived.
@@ -732,11 +753,21 @@ impl SymmetricJoin {
         left: &SchemaRef,
         right: &SchemaRef,
     ) -> Result<()> {
-        // Entries come ordered by key bytes: by sequence number, as they arrived.
+        // Entries come ordered by key bytes: by kind, then by sequence number (as they
+        // arrived).
+        let mut flags: HashMap<(bool, u64), &[u8]> = HashMap::new();
         for (k, v) in entries {
-            if k.get(2) == Some(&KIND_LATE_BELOW) {
-                self.late_below = parse_late_below(v)?;
-                continue;
+            match k.get(2) {
+                Some(&KIND_LATE_BELOW) => {
+                    self.late_below = parse_late_below(v)?;
+                    continue;
+                }
+                Some(&KIND_MATCHED) => {
+                    let key = ChunkKey::parse(k, KIND_MATCHED, false)?;
+                    flags.insert((key.right, key.seq), v);
+                    continue;
+                }
+                _ => {}
             }
             let key = ChunkKey::parse(k, KIND_SYMMETRIC_JOIN, false)?;
             let is_right = key.right;
@@ -745,21 +776,24 @@ impl SymmetricJoin {
             let keys = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;
-            let flags = if self.output.tracks(usize::from(is_right)) {
+            let unmatched = if self.output.tracks(usize::from(is_right)) {
                 vec![false; rows.batch.num_rows()]
             } else {
                 Vec::new()
             };
-            self.keep(
-                rows,
-                &keys,
-                v.len(),
-                usize::from(is_right),
-                flags,
-                k.clone(),
-            )?;
+            let side = usize::from(is_right);
+            self.keep(rows, &keys, v.len(), side, unmatched, key.seq)?;
         }
-        self.restore_matched()
+        self.restore_matched()?;
+        // Matches with rows since freed were checkpointed.
+        for (s, side) in self.sides.iter_mut().enumerate() {
+            for chunk in side.chunks.iter_mut().flatten() {
+                if let Some(bits) = flags.get(&(s == 1, chunk.seq)) {
+                    unpack_flags(bits, &mut chunk.matched)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Which kept rows of the tracked sides have matched: those that make a pair with a
@@ -857,8 +891,9 @@ impl SymmetricJoin {
         bytes: usize,
         me: usize,
         matched: Vec<bool>,
-        state_key: Vec<u8>,
+        seq: u64,
     ) -> Result<()> {
+        let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, me == 1);
         let latest = match &self.interval {
             Some(i) => latest_ms(&rows, i.bounds.columns[me])?,
             None => None,
@@ -877,10 +912,15 @@ impl SymmetricJoin {
         // One flag per row of a tracked side.
         counted += matched.len();
         self.state_bytes += counted;
+        if self.interval.is_some() && matched.contains(&true) {
+            side.dirty.push(chunk_no);
+        }
         side.chunks.push_back(Some(Chunk {
             rows,
             matched,
             state_key,
+            seq,
+            finalized: false,
             bytes: counted,
             latest,
         }));
@@ -889,10 +929,11 @@ impl SymmetricJoin {
 
     /// The inputs' watermarks moved: `floors` are, per side, the least time its rows to
     /// come can have in the interval condition's column. Frees every kept batch whose rows
-    /// can match no row to come; nothing is output (inner and semi joins only free).
-    pub fn on_watermark(&mut self, floors: [Option<Watermark>; 2]) -> Result<()> {
+    /// can match no row to come; returns an outer or anti join's rows among them that
+    /// matched nothing, final now.
+    pub fn on_watermark(&mut self, floors: [Option<Watermark>; 2]) -> Result<Vec<Rows>> {
         let Some(interval) = &self.interval else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let bounds = interval.bounds;
         // Left rows at `t` match right rows at or before `t - lo`; right rows at `t`
@@ -908,60 +949,76 @@ impl SymmetricJoin {
                 .zip(floors[0])
                 .map(|(hi, f)| f.0.saturating_sub(hi)),
         ];
+        let mut out = Vec::new();
         for (me, limit) in limits.into_iter().enumerate() {
             let Some(limit) = limit else { continue };
             let other = 1 - me;
             let floor = floors[other].map(|f| f.0);
             if floor > self.late_below[other] {
                 self.late_below[other] = floor;
-                let mut v = Vec::with_capacity(16);
-                for b in self.late_below {
-                    v.extend_from_slice(&b.unwrap_or(i64::MIN).to_be_bytes());
-                }
-                let mut k = self.id.to_be_bytes().to_vec();
-                k.push(KIND_LATE_BELOW);
-                self.pending_puts.push((k, v));
+                self.late_below_moved = true;
             }
-            self.free(me, |latest| {
+            let freed = self.free(me, |latest| {
                 latest.is_none_or(|t| t.saturating_add(1) < limit)
             })?;
+            out.extend(freed);
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Frees side `me`'s chunks whose latest time `dead` says can match nothing more.
-    fn free(&mut self, me: usize, dead: impl Fn(Option<i64>) -> bool) -> Result<()> {
+    /// Frees side `me`'s chunks whose latest time `dead` says can match nothing more;
+    /// returns those of their rows an outer or anti join writes final now (padded or
+    /// anti rows that matched nothing: nothing will match them).
+    fn free(&mut self, me: usize, dead: impl Fn(Option<i64>) -> bool) -> Result<Vec<Rows>> {
         let side = &mut self.sides[me];
         let mut freed = Vec::new();
         let mut numbers = std::collections::HashSet::new();
         for (i, slot) in side.chunks.iter_mut().enumerate() {
             if slot.as_ref().is_some_and(|c| dead(c.latest)) {
                 freed.extend(slot.take());
-                numbers.insert(side.first + i as u32);
+                numbers.insert(side.first.wrapping_add(i as u32));
             }
         }
         while side.chunks.front().is_some_and(Option::is_none) {
             side.chunks.pop_front();
-            side.first += 1;
+            side.first = side.first.wrapping_add(1);
         }
-        // Each freed row's index entry goes; a key left with none goes too.
+        // Each freed row's index entry goes (once per key: a hot key has many), and a
+        // key left with none goes too.
+        let mut keys: std::collections::HashSet<Box<[u8]>> = std::collections::HashSet::new();
+        let tracked = self.output.tracks(me);
+        let mut out = Vec::new();
         for chunk in freed {
             self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
             self.pending_deletes.push(chunk.state_key);
-            let keys = self
+            if tracked {
+                let flags = chunk_key(self.id, KIND_MATCHED, chunk.seq, me == 1);
+                self.pending_deletes.push(flags);
+            }
+            let rows = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;
-            for i in 0..chunk.rows.batch.num_rows() {
-                let key = keys.row(i);
-                if let Some(hits) = side.index.get_mut(key.as_ref()) {
-                    hits.retain(|(c, _)| !numbers.contains(c));
-                    if hits.is_empty() {
-                        side.index.remove(key.as_ref());
-                    }
+            keys.extend((0..chunk.rows.batch.num_rows()).map(|i| rows.row(i).as_ref().into()));
+            if tracked && !matches!(self.output, Output::Semi(_)) && !chunk.finalized {
+                let lone: Vec<u32> = (0..chunk.matched.len() as u32)
+                    .filter(|&r| !chunk.matched[r as usize])
+                    .collect();
+                if !lone.is_empty() {
+                    let lone = chunk.rows.take(&UInt32Array::from(lone))?;
+                    out.push(self.shaped(&lone, me, Change::Upsert(RowState::Final))?);
                 }
             }
         }
-        Ok(())
+        let side = &mut self.sides[me];
+        for key in keys {
+            if let Some(hits) = side.index.get_mut(&key) {
+                hits.retain(|(c, _)| !numbers.contains(c));
+                if hits.is_empty() {
+                    side.index.remove(&key);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `rows` of side `me` without those behind the time below which its rows are late
@@ -1026,6 +1083,39 @@ fn parse_late_below(v: &[u8]) -> Result<[Option<i64>; 2]> {
         (t != i64::MIN).then_some(t)
     };
     Ok([at(0), at(8)])
+}
+
+/// The checkpoint key of operator `id`'s chunk `seq` of one side, of kind `kind` (its
+/// rows, or its matched flags).
+fn chunk_key(id: u16, kind: u8, seq: u64, right: bool) -> Vec<u8> {
+    ChunkKey {
+        end: None,
+        seq,
+        right,
+    }
+    .encode(id, kind)
+}
+
+/// Matched flags as bits, the first row in the lowest bit of the first byte.
+fn pack_flags(flags: &[bool]) -> Vec<u8> {
+    let mut bits = vec![0u8; flags.len().div_ceil(8)];
+    for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+        bits[i / 8] |= 1 << (i % 8);
+    }
+    bits
+}
+
+/// Sets in `flags` the rows [`pack_flags`] set in `bits`.
+fn unpack_flags(bits: &[u8], flags: &mut [bool]) -> Result<()> {
+    if bits.len() != flags.len().div_ceil(8) {
+        return Err(EngineError::Bug(
+            "a join's checkpointed matched flags do not fit their rows".into(),
+        ));
+    }
+    for (i, f) in flags.iter_mut().enumerate() {
+        *f |= bits[i / 8] & (1 << (i % 8)) != 0;
+    }
+    Ok(())
 }
 
 /// `rows` in buffers of their own: rows read from the log are slices of a whole frame's

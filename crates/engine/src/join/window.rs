@@ -342,15 +342,12 @@ impl WindowJoin {
 
     /// State changes since the last checkpoint.
     pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
-        // A chunk put and deleted within one checkpoint need not be written at all.
-        let gone: std::collections::HashSet<Vec<u8>> =
-            self.pending_deletes.iter().cloned().collect();
-        puts.extend(
-            self.pending_puts
-                .drain(..)
-                .filter(|(k, _)| !gone.contains(k)),
+        super::flush_pending(
+            &mut self.pending_puts,
+            &mut self.pending_deletes,
+            puts,
+            deletes,
         );
-        deletes.append(&mut self.pending_deletes);
     }
 
     /// Load this operator's buffered chunks from a checkpoint.

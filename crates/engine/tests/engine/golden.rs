@@ -284,6 +284,7 @@ golden!(
     cascade_q5,
     window_join_q7,
     interval_join,
+    interval_join_restore,
     late_drop,
     late_dead_letter,
     late_update,
@@ -314,10 +315,6 @@ fn every_pipeline_file_has_a_test() {
     }
 }
 
-/// A `ROWS BETWEEN` view's state is its groups' frames and the rows waiting for the
-/// watermark, however many rows went through: its estimate must not drift upwards with
-/// each row (it once grew by a vector's spare capacity per row, and would have stopped a
-/// long run at `state_bytes_max`).
 /// A join whose condition bounds the pairs' times frees each side's rows once the other
 /// side's watermark passes them, and sets aside as late a row behind that watermark.
 #[test]
@@ -359,6 +356,10 @@ fn an_interval_joins_state_stays_bounded() {
     );
 }
 
+/// A `ROWS BETWEEN` view's state is its groups' frames and the rows waiting for the
+/// watermark, however many rows went through: its estimate must not drift upwards with
+/// each row (it once grew by a vector's spare capacity per row, and would have stopped a
+/// long run at `state_bytes_max`).
 #[test]
 fn a_rows_between_views_state_stays_bounded() {
     let h = Harness::new(
