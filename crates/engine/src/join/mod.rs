@@ -58,7 +58,8 @@ impl Join {
 
     /// Both inputs' window watermarks moved (`floors`: the least times their rows to come
     /// can have in the columns of [`Join::time_columns`]): rows of the windows they
-    /// complete; a join bounded in time frees rows instead.
+    /// complete; a join bounded in time frees rows instead, and writes an outer or anti
+    /// join's freed rows that matched nothing, final.
     pub fn on_watermark(
         &mut self,
         left: Option<Watermark>,
@@ -87,8 +88,8 @@ impl Join {
         }
     }
 
-    /// Rows due at a commit: an outer join's unmatched rows, final, at the end of the
-    /// streams.
+    /// Rows due at a commit: at the end of the streams, an outer or anti join's rows
+    /// still kept that matched nothing, final.
     pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
         match self {
             Join::Window(_) => Ok(Vec::new()),

@@ -79,6 +79,8 @@ struct Chunk {
     seq: u64,
     /// Whether its unmatched rows were written final at the end of the streams.
     finalized: bool,
+    /// Whether its matched flags have a checkpoint entry.
+    flags_stored: bool,
     /// What it counts against the state cap.
     bytes: usize,
     /// Its rows' latest time in the interval condition's column, in milliseconds (`None`
@@ -93,7 +95,8 @@ struct Side {
     /// once freed.
     chunks: VecDeque<Option<Chunk>>,
     /// Number of the first chunk in `chunks` (those before it were freed). Numbers wrap
-    /// around: only the kept ones, far fewer than 2^32, need to differ.
+    /// around: those from the first kept to the newest (freed gaps included), far fewer
+    /// than 2^32, need to differ.
     first: u32,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
@@ -132,7 +135,11 @@ impl Side {
             .ok()
             .filter(|&n| n < u32::MAX)
             .map(|n| self.first.wrapping_add(n))
-            .ok_or_else(|| EngineError::Bug("a join side holds over 2^32 batches".into()))
+            .ok_or_else(|| {
+                EngineError::Bug(
+                    "a join side holds 2^32 batches from its oldest kept one to its newest".into(),
+                )
+            })
     }
 }
 
@@ -497,7 +504,7 @@ impl SymmetricJoin {
                 if !*flag {
                     *flag = true;
                     newly.push((c, r));
-                    if self.interval.is_some() {
+                    if self.frees()[me] {
                         self.sides[other].dirty.push(c as u32);
                     }
                 }
@@ -724,9 +731,13 @@ impl SymmetricJoin {
             dirty.sort_unstable();
             dirty.dedup();
             // A chunk freed since has its entries deleted instead.
-            for chunk in dirty.into_iter().filter_map(|c| side.chunk(c).ok()) {
+            for c in dirty {
+                let Ok(chunk) = side.chunk_mut(c) else {
+                    continue;
+                };
                 let key = chunk_key(self.id, KIND_MATCHED, chunk.seq, s == 1);
                 puts.push((key, pack_flags(&chunk.matched)));
+                chunk.flags_stored = true;
             }
         }
         if std::mem::take(&mut self.late_below_moved) {
@@ -785,13 +796,29 @@ impl SymmetricJoin {
             self.keep(rows, &keys, v.len(), side, unmatched, key.seq)?;
         }
         self.restore_matched()?;
-        // Matches with rows since freed were checkpointed.
+        // Matches with rows since freed were checkpointed. Flags worked out here that the
+        // checkpoint lacks (a checkpoint of an older version) are written at the next one,
+        // before their partners can be freed and forgotten.
+        let frees = self.frees();
         for (s, side) in self.sides.iter_mut().enumerate() {
-            for chunk in side.chunks.iter_mut().flatten() {
-                if let Some(bits) = flags.get(&(s == 1, chunk.seq)) {
+            let mut dirty = Vec::new();
+            for (c, chunk) in side.chunks.iter_mut().enumerate() {
+                let Some(chunk) = chunk else { continue };
+                let stored = flags.get(&(s == 1, chunk.seq));
+                if let Some(bits) = stored {
                     unpack_flags(bits, &mut chunk.matched)?;
+                    chunk.flags_stored = true;
+                }
+                let packed = pack_flags(&chunk.matched);
+                let complete = match stored {
+                    Some(bits) => *bits == packed.as_slice(),
+                    None => !chunk.matched.contains(&true),
+                };
+                if frees[1 - s] && !complete {
+                    dirty.push(side.first.wrapping_add(c as u32));
                 }
             }
+            side.dirty.extend(dirty);
         }
         Ok(())
     }
@@ -894,6 +921,8 @@ impl SymmetricJoin {
         seq: u64,
     ) -> Result<()> {
         let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, me == 1);
+        // Flags are checkpointed where the rows they were set by may be freed.
+        let persist = self.frees()[1 - me];
         let latest = match &self.interval {
             Some(i) => latest_ms(&rows, i.bounds.columns[me])?,
             None => None,
@@ -912,7 +941,7 @@ impl SymmetricJoin {
         // One flag per row of a tracked side.
         counted += matched.len();
         self.state_bytes += counted;
-        if self.interval.is_some() && matched.contains(&true) {
+        if persist && matched.contains(&true) {
             side.dirty.push(chunk_no);
         }
         side.chunks.push_back(Some(Chunk {
@@ -921,6 +950,7 @@ impl SymmetricJoin {
             state_key,
             seq,
             finalized: false,
+            flags_stored: false,
             bytes: counted,
             latest,
         }));
@@ -991,7 +1021,7 @@ impl SymmetricJoin {
         for chunk in freed {
             self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
             self.pending_deletes.push(chunk.state_key);
-            if tracked {
+            if chunk.flags_stored {
                 let flags = chunk_key(self.id, KIND_MATCHED, chunk.seq, me == 1);
                 self.pending_deletes.push(flags);
             }
