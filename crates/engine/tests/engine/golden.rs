@@ -315,6 +315,27 @@ fn every_pipeline_file_has_a_test() {
     }
 }
 
+/// Row `i` of the 20,000 rows [`drain_long_stream`] appends: 4 keys, 10 ms apart.
+fn long_stream_row(i: i64) -> String {
+    format!(
+        r#"{{"k":{},"v":{i},"t":{}}}"#,
+        i % 4,
+        1_436_918_400_000 + i * 10
+    )
+}
+
+/// Appends 20,000 rows to stream `s` (`k`, `v`, `t`; partition 0), in frames of 1,000,
+/// and drains them through the harness's views.
+fn drain_long_stream(h: &Harness) -> Vec<freshet_engine::ViewRunner> {
+    let lines: Vec<String> = (0..20_000i64).map(long_stream_row).collect();
+    for chunk in lines.chunks(1_000) {
+        h.append("s", 0, chunk);
+    }
+    let mut runners = h.runners();
+    runners[0].drain(false).expect("drain");
+    runners
+}
+
 /// A join whose condition bounds the pairs' times frees each side's rows once the other
 /// side's watermark passes them, and sets aside as late a row behind that watermark.
 #[test]
@@ -325,20 +346,8 @@ fn an_interval_joins_state_stays_bounded() {
          CREATE VIEW pairs AS SELECT a.k, a.v, b.v AS next FROM s a JOIN s b ON a.k = b.k \
          WHERE b.t BETWEEN a.t AND a.t + INTERVAL '2' SECOND AND b.v = a.v + 4",
     );
-    let row = |i: i64| {
-        format!(
-            r#"{{"k":{},"v":{i},"t":{}}}"#,
-            i % 4,
-            1_436_918_400_000 + i * 10
-        )
-    };
-    let lines: Vec<String> = (0..20_000i64).map(row).collect();
-    for chunk in lines.chunks(1_000) {
-        h.append("s", 0, chunk);
-    }
-    let mut runners = h.runners();
+    let mut runners = drain_long_stream(&h);
     let r = &mut runners[0];
-    r.drain(false).expect("drain");
     // Kept: the batches within about 3 s of the watermark (a few hundred rows a side),
     // not 20,000 rows a side.
     assert!(
@@ -348,7 +357,7 @@ fn an_interval_joins_state_stays_bounded() {
     );
     assert_eq!(r.stats().late_dropped + r.stats().late_dead_lettered, 0);
     // A row at the first row's time: both its sides' partners are gone.
-    h.append("s", 0, &[row(0)]);
+    h.append("s", 0, &[long_stream_row(0)]);
     r.drain(false).expect("drain");
     assert!(
         r.stats().late_dropped + r.stats().late_dead_lettered >= 1,
@@ -368,21 +377,8 @@ fn a_rows_between_views_state_stays_bounded() {
          CREATE VIEW running AS SELECT k, v, SUM(v) OVER (PARTITION BY k ORDER BY t ROWS \
          BETWEEN 2 PRECEDING AND CURRENT ROW) AS total FROM s",
     );
-    let lines: Vec<String> = (0..20_000i64)
-        .map(|i| {
-            format!(
-                r#"{{"k":{},"v":{i},"t":{}}}"#,
-                i % 4,
-                1_436_918_400_000 + i * 10
-            )
-        })
-        .collect();
-    for chunk in lines.chunks(1_000) {
-        h.append("s", 0, chunk);
-    }
-    let mut runners = h.runners();
+    let mut runners = drain_long_stream(&h);
     let r = &mut runners[0];
-    r.drain(false).expect("drain");
     // 4 frames of 3 rows and the last second's 100 rows waiting: a few tens of KB.
     assert!(
         r.stats().state_bytes < 100_000,
