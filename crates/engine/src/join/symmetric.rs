@@ -91,13 +91,13 @@ struct Chunk {
 /// One input's rows and their index.
 #[derive(Default)]
 struct Side {
-    /// Kept chunks as they arrived: chunk number `first + i` (wrapping) at `i`, `None`
-    /// once freed.
-    chunks: VecDeque<Option<Chunk>>,
-    /// Number of the first chunk in `chunks` (those before it were freed). Numbers wrap
-    /// around: those from the first kept to the newest (freed gaps included), far fewer
-    /// than 2^32, need to differ.
-    first: u32,
+    /// Kept chunks as they arrived, with their numbers. Numbers wrap around: those from
+    /// the oldest kept chunk to the newest, far fewer than 2^32, must differ; along the
+    /// queue they increase from the oldest's (wrapping), so a number is found by binary
+    /// search. A freed chunk leaves no slot behind.
+    chunks: VecDeque<(u32, Chunk)>,
+    /// The number the next chunk kept gets.
+    next_no: u32,
     /// Join key (row format) → (chunk, row) of each row with that key.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
     /// Chunks whose matched flags changed since the last checkpoint (a join that frees
@@ -106,41 +106,53 @@ struct Side {
 }
 
 impl Side {
+    /// Where chunk number `c` is in `chunks`, if it is kept.
+    fn position(&self, c: u32) -> Option<usize> {
+        let base = self.chunks.front()?.0;
+        self.chunks
+            .binary_search_by_key(&c.wrapping_sub(base), |(n, _)| n.wrapping_sub(base))
+            .ok()
+    }
+
     /// Kept chunk number `c`.
     fn chunk(&self, c: u32) -> Result<&Chunk> {
-        self.chunks
-            .get(c.wrapping_sub(self.first) as usize)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
+        self.position(c)
+            .map(|i| &self.chunks[i].1)
+            .ok_or_else(|| freed_chunk(c))
     }
 
     fn chunk_mut(&mut self, c: u32) -> Result<&mut Chunk> {
-        self.chunks
-            .get_mut(c.wrapping_sub(self.first) as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| EngineError::Bug(format!("a join's index names freed chunk {c}")))
+        match self.position(c) {
+            Some(i) => Ok(&mut self.chunks[i].1),
+            None => Err(freed_chunk(c)),
+        }
     }
 
     /// The kept chunks and their numbers, in order.
     fn live(&self) -> impl Iterator<Item = (u32, &Chunk)> {
-        self.chunks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((self.first.wrapping_add(i as u32), c.as_ref()?)))
+        self.chunks.iter().map(|(n, c)| (*n, c))
     }
 
-    /// The number the next chunk kept gets.
-    fn next(&self) -> Result<u32> {
-        u32::try_from(self.chunks.len())
-            .ok()
-            .filter(|&n| n < u32::MAX)
-            .map(|n| self.first.wrapping_add(n))
-            .ok_or_else(|| {
-                EngineError::Bug(
-                    "a join side holds 2^32 batches from its oldest kept one to its newest".into(),
-                )
-            })
+    /// Keeps `chunk` as the newest; returns its number.
+    fn push(&mut self, chunk: Chunk) -> Result<u32> {
+        let n = self.next_no;
+        if self
+            .chunks
+            .front()
+            .is_some_and(|(oldest, _)| n.wrapping_sub(*oldest) == u32::MAX)
+        {
+            return Err(EngineError::Bug(
+                "a join side holds 2^32 batches from its oldest kept one to its newest".into(),
+            ));
+        }
+        self.next_no = n.wrapping_add(1);
+        self.chunks.push_back((n, chunk));
+        Ok(n)
     }
+}
+
+fn freed_chunk(c: u32) -> EngineError {
+    EngineError::Bug(format!("a join's index names freed chunk {c}"))
 }
 
 /// The time bounds of a join's condition, with where each side's times come from.
@@ -577,7 +589,7 @@ impl SymmetricJoin {
                         .map(move |(r, _)| (c as usize, r))
                 })
                 .collect();
-            for chunk in self.sides[side].chunks.iter_mut().flatten() {
+            for (_, chunk) in self.sides[side].chunks.iter_mut() {
                 chunk.finalized = true;
             }
             if !lone.is_empty() {
@@ -802,8 +814,7 @@ impl SymmetricJoin {
         let frees = self.frees();
         for (s, side) in self.sides.iter_mut().enumerate() {
             let mut dirty = Vec::new();
-            for (c, chunk) in side.chunks.iter_mut().enumerate() {
-                let Some(chunk) = chunk else { continue };
+            for (c, chunk) in side.chunks.iter_mut() {
                 let stored = flags.get(&(s == 1, chunk.seq));
                 if let Some(bits) = stored {
                     unpack_flags(bits, &mut chunk.matched)?;
@@ -815,7 +826,7 @@ impl SymmetricJoin {
                     None => !chunk.matched.contains(&true),
                 };
                 if frees[1 - s] && !complete {
-                    dirty.push(side.first.wrapping_add(c as u32));
+                    dirty.push(*c);
                 }
             }
             side.dirty.extend(dirty);
@@ -875,8 +886,8 @@ impl SymmetricJoin {
                 };
                 all.push(matched);
             }
-            let chunks = self.sides[side].chunks.iter_mut().flatten();
-            for (chunk, matched) in chunks.zip(all) {
+            let chunks = self.sides[side].chunks.iter_mut();
+            for ((_, chunk), matched) in chunks.zip(all) {
                 chunk.matched = matched;
             }
         }
@@ -928,7 +939,7 @@ impl SymmetricJoin {
             None => None,
         };
         let side = &mut self.sides[me];
-        let chunk_no = side.next()?;
+        let chunk_no = side.next_no;
         let mut counted = bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
         for i in 0..rows.batch.num_rows() {
             let key = keys.row(i);
@@ -944,7 +955,7 @@ impl SymmetricJoin {
         if persist && matched.contains(&true) {
             side.dirty.push(chunk_no);
         }
-        side.chunks.push_back(Some(Chunk {
+        side.push(Chunk {
             rows,
             matched,
             state_key,
@@ -953,7 +964,7 @@ impl SymmetricJoin {
             flags_stored: false,
             bytes: counted,
             latest,
-        }));
+        })?;
         Ok(())
     }
 
@@ -1003,16 +1014,19 @@ impl SymmetricJoin {
         let side = &mut self.sides[me];
         let mut freed = Vec::new();
         let mut numbers = std::collections::HashSet::new();
-        for (i, slot) in side.chunks.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|c| dead(c.latest)) {
-                freed.extend(slot.take());
-                numbers.insert(side.first.wrapping_add(i as u32));
+        if !side.chunks.iter().any(|(_, c)| dead(c.latest)) {
+            return Ok(Vec::new());
+        }
+        let mut kept = VecDeque::with_capacity(side.chunks.len());
+        for (n, chunk) in side.chunks.drain(..) {
+            if dead(chunk.latest) {
+                numbers.insert(n);
+                freed.push(chunk);
+            } else {
+                kept.push_back((n, chunk));
             }
         }
-        while side.chunks.front().is_some_and(Option::is_none) {
-            side.chunks.pop_front();
-            side.first = side.first.wrapping_add(1);
-        }
+        side.chunks = kept;
         // Each freed row's index entry goes (once per key: a hot key has many), and a
         // key left with none goes too.
         let mut keys: std::collections::HashSet<Box<[u8]>> = std::collections::HashSet::new();
