@@ -81,7 +81,10 @@ fn sqlite_type(ty: &ColumnType) -> &'static str {
         | ColumnType::UInt16
         | ColumnType::UInt32
         | ColumnType::UInt64
-        | ColumnType::Boolean => "INTEGER",
+        // INTEGER affinity, but never "INTEGER": a table whose primary key is one column
+        // declared INTEGER makes that column the rowid, which turns a NULL key into a new
+        // row number on every write.
+        | ColumnType::Boolean => "BIGINT",
         ColumnType::Float32 | ColumnType::Float64 => "REAL",
         ColumnType::Utf8
         | ColumnType::LargeUtf8
