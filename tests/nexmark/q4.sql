@@ -1,4 +1,4 @@
--- status: refused an aggregate over rows that change after they are written
+-- status: runs
 -- Average closing price per category: the winning bid of each auction (bids within the
 -- auction's lifetime), averaged per category.
 SELECT Q.category, AVG(Q.final) AS avg_final

@@ -10,6 +10,11 @@
 //!
 //! `MIN`/`MAX`/`COUNT(DISTINCT)` keep values in Arrow's row format, whose byte order is the
 //! value order: one comparison for every type.
+//!
+//! Over rows that change (an aggregate of an unbounded GROUP BY's rows, of an outer join's),
+//! a [`AggSpec::retracting`] spec's accumulators can also take a value back: counts and
+//! sums by subtraction (a sum keeps how many values it holds, so that it turns NULL again
+//! when the last goes), `MIN`/`MAX`/`COUNT(DISTINCT)` by a multiset of the values.
 
 use crate::error::{EngineError, Result, unsupported};
 use arrow_array::cast::AsArray;
@@ -17,7 +22,7 @@ use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt64Array, new_null_array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::DataType;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// Which aggregate function.
@@ -47,6 +52,8 @@ pub struct AggSpec {
     pub out_type: DataType,
     rows: Option<RowConverter>,
     null_row: Box<[u8]>,
+    /// Its accumulators can take values back ([`AggSpec::retract`]).
+    retracts: bool,
 }
 
 impl AggSpec {
@@ -85,11 +92,32 @@ impl AggSpec {
             out_type,
             rows,
             null_row,
+            retracts: false,
         })
+    }
+
+    /// The same aggregate, with accumulators that can take values back.
+    pub fn retracting(self) -> AggSpec {
+        AggSpec {
+            retracts: true,
+            ..self
+        }
     }
 
     /// A fresh accumulator.
     pub fn init(&self) -> Acc {
+        if self.retracts {
+            return match (self.kind, &self.arg_type) {
+                (AggKind::Count, _) => Acc::Count(0),
+                (AggKind::Sum, DataType::Int64) => Acc::TallyI(0, 0),
+                (AggKind::Sum, DataType::UInt64) => Acc::TallyU(0, 0),
+                (AggKind::Sum, _) => Acc::TallyF(0.0, 0),
+                (AggKind::Avg, _) => Acc::Avg(0.0, 0),
+                (AggKind::Min | AggKind::Max | AggKind::CountDistinct, _) => {
+                    Acc::Bag(BTreeMap::new())
+                }
+            };
+        }
         match (self.kind, &self.arg_type) {
             (AggKind::Count, _) => Acc::Count(0),
             (AggKind::CountDistinct, _) => Acc::Distinct(HashSet::new()),
@@ -175,7 +203,82 @@ impl AggSpec {
                     v.as_ref().len() + 32
                 }
             }
+            Acc::TallyI(s, n) => {
+                *s = s.wrapping_add(arg.as_primitive::<Int64Type>().value(i));
+                *n += 1;
+                0
+            }
+            Acc::TallyU(s, n) => {
+                *s = s.wrapping_add(arg.as_primitive::<UInt64Type>().value(i));
+                *n += 1;
+                0
+            }
+            Acc::TallyF(s, n) => {
+                *s += arg.as_primitive::<Float64Type>().value(i);
+                *n += 1;
+                0
+            }
+            Acc::Bag(bag) => {
+                let v = values.expect("kept values are encoded").row(i);
+                match bag.get_mut(v.as_ref()) {
+                    Some(c) => {
+                        *c += 1;
+                        0
+                    }
+                    None => {
+                        bag.insert(v.as_ref().into(), 1);
+                        v.as_ref().len() + BAG_ENTRY_BYTES
+                    }
+                }
+            }
         }
+    }
+
+    /// Take row `i` of `arg`, folded in before, back out of `acc` (a [`AggSpec::retracting`]
+    /// spec's); returns the heap bytes this frees.
+    pub fn retract(
+        &self,
+        acc: &mut Acc,
+        arg: &ArrayRef,
+        values: Option<&arrow_row::Rows>,
+        i: usize,
+    ) -> usize {
+        if arg.is_null(i) {
+            return 0;
+        }
+        match acc {
+            Acc::Count(n) => *n -= 1,
+            Acc::Avg(s, n) => {
+                *s -= arg.as_primitive::<Float64Type>().value(i);
+                *n -= 1;
+            }
+            Acc::TallyI(s, n) => {
+                *s = s.wrapping_sub(arg.as_primitive::<Int64Type>().value(i));
+                *n -= 1;
+            }
+            Acc::TallyU(s, n) => {
+                *s = s.wrapping_sub(arg.as_primitive::<UInt64Type>().value(i));
+                *n -= 1;
+            }
+            Acc::TallyF(s, n) => {
+                *s -= arg.as_primitive::<Float64Type>().value(i);
+                *n -= 1;
+            }
+            Acc::Bag(bag) => {
+                let v = values.expect("kept values are encoded").row(i);
+                if let Some(c) = bag.get_mut(v.as_ref()) {
+                    *c -= 1;
+                    if *c == 0 {
+                        bag.remove(v.as_ref());
+                        return v.as_ref().len() + BAG_ENTRY_BYTES;
+                    }
+                }
+            }
+            Acc::SumI(..) | Acc::SumU(..) | Acc::SumF(..) | Acc::Best(_) | Acc::Distinct(_) => {
+                unreachable!("only a retracting spec's accumulators take values back")
+            }
+        }
+        0
     }
 
     /// Merge `other` into `acc` (both from this spec).
@@ -213,6 +316,23 @@ impl AggSpec {
                 }
             }
             (Acc::Distinct(a), Acc::Distinct(b)) => a.extend(b),
+            (Acc::TallyI(a, n), Acc::TallyI(b, m)) => {
+                *a = a.wrapping_add(b);
+                *n += m;
+            }
+            (Acc::TallyU(a, n), Acc::TallyU(b, m)) => {
+                *a = a.wrapping_add(b);
+                *n += m;
+            }
+            (Acc::TallyF(a, n), Acc::TallyF(b, m)) => {
+                *a += b;
+                *n += m;
+            }
+            (Acc::Bag(a), Acc::Bag(b)) => {
+                for (v, c) in b {
+                    *a.entry(v).or_insert(0) += c;
+                }
+            }
             _ => unreachable!("accumulators of one spec have one variant"),
         }
     }
@@ -227,20 +347,24 @@ impl AggSpec {
             AggKind::CountDistinct => {
                 Arc::new(Int64Array::from_iter_values(accs.map(|a| match a {
                     Acc::Distinct(s) => s.len() as i64,
+                    Acc::Bag(b) => b.len() as i64,
                     _ => 0,
                 })))
             }
             AggKind::Sum => match self.out_type {
                 DataType::Int64 => Arc::new(Int64Array::from_iter(accs.map(|a| match a {
                     Acc::SumI(s, true) => Some(*s),
+                    Acc::TallyI(s, n) if *n > 0 => Some(*s),
                     _ => None,
                 }))),
                 DataType::UInt64 => Arc::new(UInt64Array::from_iter(accs.map(|a| match a {
                     Acc::SumU(s, true) => Some(*s),
+                    Acc::TallyU(s, n) if *n > 0 => Some(*s),
                     _ => None,
                 }))),
                 _ => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
                     Acc::SumF(s, true) => Some(*s),
+                    Acc::TallyF(s, n) if *n > 0 => Some(*s),
                     _ => None,
                 }))),
             },
@@ -254,6 +378,13 @@ impl AggSpec {
                 let bytes: Vec<&[u8]> = accs
                     .map(|a| match a {
                         Acc::Best(Some(b)) => &b[..],
+                        Acc::Bag(bag) => {
+                            let best = match self.kind {
+                                AggKind::Min => bag.first_key_value(),
+                                _ => bag.last_key_value(),
+                            };
+                            best.map_or(&self.null_row[..], |(v, _)| &v[..])
+                        }
                         _ => &self.null_row[..],
                     })
                     .collect();
@@ -281,7 +412,19 @@ pub enum Acc {
     Best(Option<Box<[u8]>>),
     /// Distinct values in row format.
     Distinct(HashSet<Box<[u8]>>),
+    /// A retracting integer sum and how many values it holds.
+    TallyI(i64, i64),
+    /// A retracting unsigned sum and how many values it holds.
+    TallyU(u64, i64),
+    /// A retracting float sum and how many values it holds.
+    TallyF(f64, i64),
+    /// A retracting `MIN`/`MAX`/`COUNT(DISTINCT)`: each value in row format, and how many
+    /// times it is held.
+    Bag(BTreeMap<Box<[u8]>, u64>),
 }
+
+/// Approximate bytes of a multiset entry besides its value.
+const BAG_ENTRY_BYTES: usize = 48;
 
 impl Acc {
     /// Approximate heap bytes, for the state cap.
@@ -289,6 +432,7 @@ impl Acc {
         match self {
             Acc::Best(Some(b)) => b.len(),
             Acc::Distinct(s) => s.iter().map(|v| v.len() + 32).sum(),
+            Acc::Bag(b) => b.keys().map(|v| v.len() + BAG_ENTRY_BYTES).sum(),
             _ => 0,
         }
     }
@@ -334,6 +478,29 @@ impl Acc {
                     put_bytes(out, v);
                 }
             }
+            Acc::TallyI(s, n) => {
+                out.push(8);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::TallyU(s, n) => {
+                out.push(9);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::TallyF(s, n) => {
+                out.push(10);
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::Bag(bag) => {
+                out.push(11);
+                out.extend_from_slice(&(bag.len() as u32).to_le_bytes());
+                for (v, c) in bag {
+                    put_bytes(out, v);
+                    out.extend_from_slice(&c.to_le_bytes());
+                }
+            }
         }
     }
 
@@ -364,6 +531,27 @@ impl Acc {
                     set.insert(get_bytes(input)?.into());
                 }
                 Acc::Distinct(set)
+            }
+            8 => Acc::TallyI(
+                i64::from_le_bytes(take8(input)?),
+                i64::from_le_bytes(take8(input)?),
+            ),
+            9 => Acc::TallyU(
+                u64::from_le_bytes(take8(input)?),
+                i64::from_le_bytes(take8(input)?),
+            ),
+            10 => Acc::TallyF(
+                f64::from_le_bytes(take8(input)?),
+                i64::from_le_bytes(take8(input)?),
+            ),
+            11 => {
+                let n = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
+                let mut bag = BTreeMap::new();
+                for _ in 0..n {
+                    let v: Box<[u8]> = get_bytes(input)?.into();
+                    bag.insert(v, u64::from_le_bytes(take8(input)?));
+                }
+                Acc::Bag(bag)
             }
             other => {
                 return Err(EngineError::Bug(format!(
@@ -449,6 +637,56 @@ mod tests {
         assert_eq!(back, a);
         let out = avg.evaluate([&back].into_iter()).unwrap();
         assert_eq!(out.as_primitive::<Float64Type>().value(0), 3.0);
+    }
+
+    #[test]
+    fn retracting_accumulators_take_values_back_and_round_trip() {
+        let arg: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), Some(3), None, Some(5)]));
+        let specs: Vec<AggSpec> = [
+            AggKind::Sum,
+            AggKind::Min,
+            AggKind::Max,
+            AggKind::CountDistinct,
+            AggKind::Count,
+        ]
+        .into_iter()
+        .map(|k| {
+            AggSpec::new(k, DataType::Int64, &DataType::Int64)
+                .unwrap()
+                .retracting()
+        })
+        .collect();
+        let value = |spec: &AggSpec, acc: &Acc| {
+            let out = spec.evaluate([acc].into_iter()).unwrap();
+            (!out.is_null(0)).then(|| out.as_primitive::<Int64Type>().value(0))
+        };
+        for spec in &specs {
+            let mut acc = fold(spec, arg.clone());
+            let values = spec.encode_values(&arg).unwrap();
+            // Take the 5 at row 0 and the NULL back: one 5 and the 3 remain.
+            spec.retract(&mut acc, &arg, values.as_ref(), 0);
+            spec.retract(&mut acc, &arg, values.as_ref(), 2);
+            let mut bytes = Vec::new();
+            acc.encode(&mut bytes);
+            let back = Acc::decode(&mut &bytes[..]).unwrap();
+            assert_eq!(back, acc);
+            let expected = match spec.kind {
+                AggKind::Sum => 8,
+                AggKind::Min => 3,
+                AggKind::Max => 5,
+                _ => 2,
+            };
+            assert_eq!(value(spec, &back), Some(expected), "{:?}", spec.kind);
+            // Taking the rest back empties it: a sum, a minimum and a maximum are NULL.
+            spec.retract(&mut acc, &arg, values.as_ref(), 1);
+            spec.retract(&mut acc, &arg, values.as_ref(), 3);
+            let empty = match spec.kind {
+                AggKind::Count | AggKind::CountDistinct => Some(0),
+                _ => None,
+            };
+            assert_eq!(value(spec, &acc), empty, "{:?}", spec.kind);
+            assert_eq!(acc.heap_bytes(), 0);
+        }
     }
 
     #[test]

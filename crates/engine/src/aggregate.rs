@@ -7,18 +7,25 @@
 //! groups are emitted as `provisional` rows at every commit they changed in, and as `final`
 //! at the end of the stream. State changes since the last checkpoint are tracked per
 //! group, so a checkpoint writes only what changed.
+//!
+//! Over rows that change (an unbounded GROUP BY's, an outer join's: an upsert replaces the
+//! row with the same identity, a deletion removes it), the aggregate is unbounded and keeps
+//! what each input row added, by the row's identity (its positions; an aggregate's rows
+//! carry a hash of their group key as positions): a row's next version first takes the
+//! previous one back out of its group, with accumulators that can retract. A group left
+//! with no rows is deleted from the results.
 
 use crate::Ctx;
 use crate::accumulate::{Acc, AggSpec, get_bytes, put_bytes, take8};
 use crate::error::{EngineError, Result};
-use crate::rows::{Change, Rows, not_true};
+use crate::rows::{Change, Origin, Rows, not_true};
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
-use arrow_row::{RowConverter, Rows as RowBytes};
+use arrow_row::{RowConverter, Rows as RowBytes, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_store::RowState;
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Where each GROUP BY column of the output comes from.
@@ -67,6 +74,8 @@ struct Groups {
     in_ckpt: Vec<bool>,
     emit_dirty: Vec<u32>,
     in_emit: Vec<bool>,
+    /// How many input rows each group holds (over rows that change only).
+    live: Vec<i64>,
 }
 
 impl Groups {
@@ -83,6 +92,7 @@ impl Groups {
         self.persisted.push(false);
         self.in_ckpt.push(false);
         self.in_emit.push(false);
+        self.live.push(0);
         g
     }
 
@@ -127,6 +137,40 @@ struct GoneSession {
     accs: Vec<Acc>,
 }
 
+/// What each input row of an aggregate over rows that change added to its group, so that
+/// the row's next version, or its deletion, takes it back first.
+struct Retraction {
+    /// The aggregates' arguments in row format (`None` without aggregates).
+    arg_rows: Option<RowConverter>,
+    /// By the input row's identity ([`Origin::identities`]).
+    rows: HashMap<Box<[u8]>, Contribution>,
+    /// Identities changed since the last checkpoint.
+    dirty: HashSet<Box<[u8]>>,
+}
+
+/// One input row's part of a group.
+struct Contribution {
+    group: u32,
+    /// Its aggregates' arguments, in row format.
+    args: Box<[u8]>,
+}
+
+impl Contribution {
+    /// Approximate bytes held for it under `id`.
+    fn bytes(&self, id: &[u8]) -> usize {
+        id.len() + self.args.len() + 64
+    }
+}
+
+/// Where a changing input row's previous version is, to take back.
+#[derive(Clone, Copy)]
+enum Prior {
+    /// Earlier in the same batch.
+    Batch(usize),
+    /// In the state: the i-th of those looked up for the batch.
+    Stored(usize),
+}
+
 /// The aggregate operator.
 pub struct Aggregate {
     /// Operator id, the prefix of its checkpoint keys.
@@ -153,6 +197,10 @@ pub struct Aggregate {
     /// watermark plus this) reaches its end, rewritten at each commit in which late events
     /// changed it, and written as final when the window watermark reaches its end.
     pub amend_lateness_ms: Option<i64>,
+    /// Emitted rows carry positions hashed from their group key ([`Origin::hashed`]), by
+    /// which an aggregate over them finds a row again when it changes.
+    pub identifies_rows: bool,
+    retraction: Option<Box<Retraction>>,
     key_rows: RowConverter,
     windows: BTreeMap<i64, Groups>,
     unbounded: Groups,
@@ -173,6 +221,8 @@ const KIND_UNBOUNDED: u8 = 2;
 const KIND_SESSION: u8 = 3;
 /// The provisional session rows still to delete (one entry per operator).
 const KIND_SESSIONS_GONE: u8 = 5;
+/// What an input row that may change added to its group ([`Retraction`]).
+const KIND_CONTRIBUTION: u8 = 6;
 
 /// `arg` with NULL wherever `filter` is not true over `batch`: every aggregate skips NULLs,
 /// so this is `FILTER (WHERE filter)` applied before the aggregate sees the rows.
@@ -223,6 +273,8 @@ impl Aggregate {
             grouping,
             emit_updates: false,
             amend_lateness_ms: None,
+            identifies_rows: false,
+            retraction: None,
             key_rows: RowConverter::new(key_fields)?,
             windows: BTreeMap::new(),
             unbounded: Groups::default(),
@@ -234,6 +286,37 @@ impl Aggregate {
             state_bytes: 0,
             window_watermark: None,
         })
+    }
+
+    /// The same operator over rows that change (an unbounded GROUP BY only): it keeps
+    /// what each input row added, to take back when the row changes or goes.
+    pub fn retracting(mut self) -> Result<Aggregate> {
+        if !matches!(self.grouping, Grouping::Unbounded) {
+            return Err(EngineError::Bug(
+                "a windowed aggregate over rows that change".into(),
+            ));
+        }
+        let fields: Vec<SortField> = self
+            .specs
+            .iter()
+            .map(|s| SortField::new(s.arg_type.clone()))
+            .collect();
+        let arg_rows = match fields.is_empty() {
+            true => None,
+            false => Some(RowConverter::new(fields)?),
+        };
+        self.specs = self.specs.into_iter().map(AggSpec::retracting).collect();
+        self.retraction = Some(Box::new(Retraction {
+            arg_rows,
+            rows: HashMap::new(),
+            dirty: HashSet::new(),
+        }));
+        Ok(self)
+    }
+
+    /// Whether it takes changed input rows' earlier versions back.
+    pub fn retracts(&self) -> bool {
+        self.retraction.is_some()
     }
 
     /// Approximate bytes of state held.
@@ -292,6 +375,12 @@ impl Aggregate {
             .map(|(s, a)| s.encode_values(a))
             .collect::<Result<_>>()?;
         let key_of = |i: usize| -> &[u8] { keys.as_ref().map_or(&[][..], |k| k.row(i).data()) };
+        if let Some(mut r) = self.retraction.take() {
+            let done = self.apply_changes(&mut r, rows, &key_of, &args, &values);
+            self.retraction = Some(r);
+            done?;
+            return ctx.check_state(self.state_bytes);
+        }
         match self.grouping {
             Grouping::Unbounded => {
                 let mut bytes = 0;
@@ -360,6 +449,128 @@ impl Aggregate {
             }
         }
         ctx.check_state(self.state_bytes)
+    }
+
+    /// Fold rows that change into the unbounded groups: each row first takes back what
+    /// its identity's previous version added (a row earlier in the batch, or one in the
+    /// state); an upsert then adds the row, a deletion only removes it.
+    fn apply_changes<'k>(
+        &mut self,
+        r: &mut Retraction,
+        rows: &Rows,
+        key_of: &dyn Fn(usize) -> &'k [u8],
+        args: &[ArrayRef],
+        values: &[Option<RowBytes>],
+    ) -> Result<()> {
+        let origin = rows.origin.as_ref().ok_or_else(|| {
+            EngineError::Bug("rows that change reached an aggregate without identities".into())
+        })?;
+        let ids = origin.identities();
+        let adds = matches!(rows.change, Change::Upsert(_));
+        let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(ids.len());
+        let mut prior = Vec::with_capacity(ids.len());
+        let mut stored: Vec<&Contribution> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            prior.push(match last.insert(id, i) {
+                // A deletion's earlier deletion already took the row back.
+                Some(j) => adds.then_some(Prior::Batch(j)),
+                None => r.rows.get(&id[..]).map(|c| {
+                    stored.push(c);
+                    Prior::Stored(stored.len() - 1)
+                }),
+            });
+        }
+        let old_groups: Vec<u32> = stored.iter().map(|c| c.group).collect();
+        let old_args = match (&r.arg_rows, stored.is_empty()) {
+            (Some(conv), false) => {
+                let parser = conv.parser();
+                conv.convert_rows(stored.iter().map(|c| parser.parse(&c.args)))?
+            }
+            _ => Vec::new(),
+        };
+        let old_values: Vec<Option<RowBytes>> = match old_args.is_empty() {
+            true => self.specs.iter().map(|_| None).collect(),
+            false => self
+                .specs
+                .iter()
+                .zip(&old_args)
+                .map(|(s, a)| s.encode_values(a))
+                .collect::<Result<_>>()?,
+        };
+        let arg_bytes = match &r.arg_rows {
+            Some(conv) if adds => Some(conv.convert_columns(args)?),
+            _ => None,
+        };
+        let mut added = vec![u32::MAX; ids.len()];
+        let (mut bytes, mut freed) = (0, 0);
+        for (i, p) in prior.into_iter().enumerate() {
+            match p {
+                Some(Prior::Batch(j)) => freed += self.take_back(added[j], args, values, j),
+                Some(Prior::Stored(k)) => {
+                    freed += self.take_back(old_groups[k], &old_args, &old_values, k)
+                }
+                None => {}
+            }
+            if adds {
+                let g = self.unbounded.intern(key_of(i), &self.specs, &mut bytes);
+                self.fold_unbounded(g, args, values, i, &mut bytes);
+                self.unbounded.live[g as usize] += 1;
+                added[i] = g;
+            }
+        }
+        for (id, i) in last {
+            let id: Box<[u8]> = id.into();
+            let old = match adds {
+                true => {
+                    let c = Contribution {
+                        group: added[i],
+                        args: arg_bytes
+                            .as_ref()
+                            .map_or_else(Box::default, |a| a.row(i).data().into()),
+                    };
+                    bytes += c.bytes(&id);
+                    r.rows.insert(id.clone(), c)
+                }
+                false => r.rows.remove(&id),
+            };
+            freed += old.map_or(0, |c| c.bytes(&id));
+            r.dirty.insert(id);
+        }
+        self.state_bytes = (self.state_bytes + bytes).saturating_sub(freed);
+        Ok(())
+    }
+
+    /// Take row `i` of `args` back out of unbounded group `g`; returns the bytes freed.
+    fn take_back(
+        &mut self,
+        g: u32,
+        args: &[ArrayRef],
+        values: &[Option<RowBytes>],
+        i: usize,
+    ) -> usize {
+        let na = self.specs.len();
+        let gi = g as usize;
+        let groups = &mut self.unbounded;
+        let mut freed = 0;
+        for (a, spec) in self.specs.iter().enumerate() {
+            freed += spec.retract(
+                &mut groups.accs[gi * na + a],
+                &args[a],
+                values[a].as_ref(),
+                i,
+            );
+        }
+        groups.live[gi] -= 1;
+        if groups.live[gi] == 0 {
+            // Empty: it starts again from nothing (a float sum's rounding goes too).
+            for (a, spec) in self.specs.iter().enumerate() {
+                let acc = &mut groups.accs[gi * na + a];
+                freed += acc.heap_bytes();
+                *acc = spec.init();
+            }
+        }
+        groups.touch(g);
+        freed
     }
 
     fn fold_unbounded(
@@ -553,12 +764,28 @@ impl Aggregate {
         match self.grouping {
             Grouping::Unbounded => {
                 let groups = std::mem::take(&mut self.unbounded);
-                let (list, state) = if ctx.end_of_stream {
+                let (mut list, state): (Vec<u32>, _) = if ctx.end_of_stream {
                     ((0..groups.keys.len() as u32).collect(), RowState::Final)
                 } else {
                     (groups.emit_dirty.clone(), RowState::Provisional)
                 };
                 let mut groups = groups;
+                if self.retraction.is_some() {
+                    // Groups whose input rows all went are deleted (if they changed since
+                    // they were last written, they were written).
+                    let (live, empty): (Vec<u32>, Vec<u32>) =
+                        list.into_iter().partition(|&g| groups.live[g as usize] > 0);
+                    let gone: Vec<u32> = empty
+                        .into_iter()
+                        .filter(|&g| groups.in_emit[g as usize])
+                        .collect();
+                    if !gone.is_empty() {
+                        let mut rows = self.emit(&groups, None, &gone, state)?;
+                        rows.change = Change::Delete;
+                        out.push(rows);
+                    }
+                    list = live;
+                }
                 if !list.is_empty() {
                     out.push(self.emit(&groups, None, &list, state)?);
                 }
@@ -688,17 +915,41 @@ impl Aggregate {
         self.windows = windows;
         let mut groups = std::mem::take(&mut self.unbounded);
         let prefix = self.prefix(KIND_UNBOUNDED);
+        let retracts = self.retraction.is_some();
         for g in groups.ckpt_dirty.drain(..) {
             let gi = g as usize;
             groups.in_ckpt[gi] = false;
-            groups.persisted[gi] = true;
             let mut k = prefix.clone();
             k.extend_from_slice(&groups.keys[gi]);
+            if retracts && groups.live[gi] == 0 {
+                // A group without rows is not kept.
+                if std::mem::take(&mut groups.persisted[gi]) {
+                    deletes.push(k);
+                }
+                continue;
+            }
+            groups.persisted[gi] = true;
             let mut v = Vec::new();
             self.encode_accs(&groups.accs[gi * na..(gi + 1) * na], &mut v);
             puts.push((k, v));
         }
         self.unbounded = groups;
+        let prefix = self.prefix(KIND_CONTRIBUTION);
+        if let Some(r) = self.retraction.as_mut() {
+            for id in r.dirty.drain() {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&id);
+                match r.rows.get(&id) {
+                    Some(c) => {
+                        let mut v = Vec::new();
+                        put_bytes(&mut v, &self.unbounded.keys[c.group as usize]);
+                        v.extend_from_slice(&c.args);
+                        puts.push((k, v));
+                    }
+                    None => deletes.push(k),
+                }
+            }
+        }
         let mut sessions = std::mem::take(&mut self.sessions);
         for (key, list) in sessions.iter_mut() {
             for s in list.iter_mut().filter(|s| s.dirty) {
@@ -802,6 +1053,24 @@ impl Aggregate {
                         written,
                     });
                 }
+                KIND_CONTRIBUTION => {
+                    let group = get_bytes(&mut val)?;
+                    let r = self.retraction.as_mut().ok_or_else(|| {
+                        EngineError::Bug(
+                            "a checkpoint holds input rows of an aggregate that keeps none".into(),
+                        )
+                    })?;
+                    let mut bytes = 0;
+                    let g = self.unbounded.intern(group, &self.specs, &mut bytes);
+                    self.unbounded.live[g as usize] += 1;
+                    let c = Contribution {
+                        group: g,
+                        args: val.into(),
+                    };
+                    bytes += c.bytes(key);
+                    r.rows.insert(key.into(), c);
+                    self.state_bytes += bytes;
+                }
                 KIND_SESSIONS_GONE => {
                     while !val.is_empty() {
                         let key: Box<[u8]> = get_bytes(&mut val)?.into();
@@ -892,7 +1161,13 @@ impl Aggregate {
                 Arc::new(TimestampMillisecondArray::from(vec![e; n])) as ArrayRef,
             )
         });
-        self.assemble(keys, windows, aggs, n, state)
+        let mut rows = self.assemble(keys, windows, aggs, n, state)?;
+        if self.identifies_rows && window.is_none() {
+            rows.origin = Some(Origin::hashed(
+                list.iter().map(|&g| &groups.keys[g as usize][..]),
+            ));
+        }
+        Ok(rows)
     }
 
     fn emit_sessions<'a>(

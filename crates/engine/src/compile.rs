@@ -554,9 +554,25 @@ const CHANGING_ROWS: &str = "rows that change after they are written (an unbound
     ranked rows or an outer join's)";
 
 fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Result<Node> {
-    let input = build(&a.input, cx)?;
-    if !input.appends_only {
-        return Err(unsupported(format!("an aggregate over {CHANGING_ROWS}")));
+    let mut input = build(&a.input, cx)?;
+    // Over rows that change, the aggregate takes each row's earlier version back: it
+    // needs to know which row is which.
+    let retracts = !input.appends_only;
+    if retracts {
+        if input.window.is_some() {
+            return Err(unsupported(
+                "an aggregate over windows' rows that change (provisional or ranked \
+                 windows); aggregate the windows' final rows",
+            ));
+        }
+        if !has_origin(&input) && !identify_aggregate_rows(&mut input) {
+            return Err(unsupported(format!(
+                "an aggregate over {CHANGING_ROWS} when they are neither an unbounded GROUP \
+                 BY's rows nor rows with log positions"
+            )));
+        }
+        // A row that stops passing a filter on the way is taken back too.
+        delete_what_stops_qualifying(&mut input);
     }
     let in_schema = a.input.schema();
     let mut layout = Vec::new();
@@ -669,6 +685,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         specs,
         grouping,
     )?;
+    let agg = if retracts { agg.retracting()? } else { agg };
     Ok(Node {
         schema,
         window,
@@ -678,6 +695,20 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
             agg: Box::new(agg),
         },
     })
+}
+
+/// Make the unbounded aggregate under `node`'s filters and projections give its rows
+/// positions hashed from their group key, by which an aggregate over them tells them
+/// apart; false if there is no such aggregate.
+fn identify_aggregate_rows(node: &mut Node) -> bool {
+    match &mut node.op {
+        Op::Filter { input, .. } | Op::Project { input, .. } => identify_aggregate_rows(input),
+        Op::Aggregate { agg, .. } if matches!(agg.grouping, Grouping::Unbounded) => {
+            agg.identifies_rows = true;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// A join: of two windowed inputs on their window, joined when the window closes; or of

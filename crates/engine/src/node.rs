@@ -419,7 +419,13 @@ impl Node {
                 let rows = input.on_commit(ctx)?;
                 transform(&self.schema, &self.op, rows)
             }
-            Op::Aggregate { agg, .. } => agg.on_commit(ctx),
+            Op::Aggregate { input, agg } => {
+                // Rows that change are due at commits too (an unbounded GROUP BY's).
+                for r in input.on_commit(ctx)? {
+                    agg.on_input(&r, ctx)?;
+                }
+                agg.on_commit(ctx)
+            }
             Op::TopN { top, .. } => top.on_commit(ctx),
             // Its rows are written, final, as the watermark releases them.
             Op::Over { .. } => Ok(Vec::new()),
@@ -579,6 +585,11 @@ impl Node {
                     "open sessions, freed as the watermark closes them",
                     Freed::ByWatermark,
                 ),
+                Grouping::Unbounded if agg.retracts() => (
+                    "every group and what each input row added to it, until the end of the \
+                     streams, bounded by state_bytes_max",
+                    Freed::AtTheEnd,
+                ),
                 Grouping::Unbounded => (
                     "every group until the end of the streams, bounded by state_bytes_max",
                     Freed::AtTheEnd,
@@ -660,6 +671,11 @@ impl Node {
                 "Aggregate #{} {}",
                 agg.id,
                 match agg.grouping {
+                    Grouping::Unbounded if agg.retracts() => {
+                        "unbounded (no window), over rows that change: takes each row's \
+                         earlier version back"
+                            .to_string()
+                    }
                     Grouping::Unbounded => "unbounded (no window)".to_string(),
                     Grouping::Fixed { .. } => "per window".to_string(),
                     Grouping::Session { gap_ms, .. } =>

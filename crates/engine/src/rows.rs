@@ -36,6 +36,43 @@ impl Origin {
         }
     }
 
+    /// Positions standing for rows that have none (an aggregate's), identified by `keys`
+    /// (their GROUP BY columns in row format): 127 bits of a 128-bit hash of each key, in
+    /// the partition (high 32 bits), the offset (the next 63: stores keep offsets as signed
+    /// 64-bit integers) and the copy (low 32).
+    pub fn hashed<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Origin {
+        let hashes: Vec<u128> = keys.map(xxhash_rust::xxh3::xxh3_128).collect();
+        Origin::new(
+            hashes.iter().map(|h| (h >> 96) as u32).collect(),
+            hashes
+                .iter()
+                .map(|h| (h >> 32) as u64 & i64::MAX as u64)
+                .collect(),
+            hashes.iter().map(|&h| h as u32).collect(),
+        )
+    }
+
+    /// Each row's positions as bytes (NULL positions of an outer join's padded rows
+    /// included), to find the row again when it changes.
+    pub fn identities(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![Vec::with_capacity(17 * self.positions()); self.partition.len()];
+        let mut level = Some(self);
+        while let Some(o) = level {
+            for (i, id) in out.iter_mut().enumerate() {
+                if o.partition.is_null(i) {
+                    id.push(0);
+                } else {
+                    id.push(1);
+                    id.extend_from_slice(&o.partition.value(i).to_be_bytes());
+                    id.extend_from_slice(&o.offset.value(i).to_be_bytes());
+                    id.extend_from_slice(&o.copy.value(i).to_be_bytes());
+                }
+            }
+            level = o.paired.as_deref();
+        }
+        out
+    }
+
     /// How many input positions make up each row's identity (1, or more for a join's rows).
     pub fn positions(&self) -> usize {
         1 + self.paired.as_ref().map_or(0, |p| p.positions())

@@ -45,7 +45,7 @@ use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows, not_true};
 use crate::source::times_ms;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
@@ -184,9 +184,8 @@ impl Identity {
         })
     }
 
-    /// `batch`'s rows' identities, as positions: a 128-bit hash of their key columns in
-    /// the partition (high 32 bits), offset (the next 64, less their top bit) and copy
-    /// (low 32): 127 bits.
+    /// `batch`'s rows' identities, as positions: a hash of their key columns
+    /// ([`Origin::hashed`]).
     fn origin(&self, batch: &RecordBatch) -> Result<Origin> {
         let columns: Vec<ArrayRef> = self
             .columns
@@ -194,21 +193,7 @@ impl Identity {
             .map(|&c| batch.column(c).clone())
             .collect();
         let keys = self.rows.convert_columns(&columns)?;
-        let hashes: Vec<u128> = (0..batch.num_rows())
-            .map(|i| xxhash_rust::xxh3::xxh3_128(keys.row(i).as_ref()))
-            .collect();
-        Ok(Origin::new(
-            hashes
-                .iter()
-                .map(|h| (h >> 96) as u32)
-                .collect::<UInt32Array>(),
-            // 63 bits: stores keep offsets as signed 64-bit integers.
-            hashes
-                .iter()
-                .map(|h| (h >> 32) as u64 & i64::MAX as u64)
-                .collect::<UInt64Array>(),
-            hashes.iter().map(|&h| h as u32).collect::<UInt32Array>(),
-        ))
+        Ok(Origin::hashed(keys.iter().map(|k| k.data())))
     }
 }
 

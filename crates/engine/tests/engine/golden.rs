@@ -298,6 +298,7 @@ golden!(
     stream_join,
     rows_over,
     aggregate_join,
+    retracting_aggregate,
 );
 
 #[test]

@@ -139,6 +139,49 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // An aggregate over an unbounded GROUP BY's rows (Nexmark q4's shape), whose HAVING
+        // flips auctions in and out: every change takes the auction's old top back.
+        name: "aggregate_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT channel, COUNT(*) AS n, SUM(top) AS s, MIN(top) AS lo, \
+            MAX(top) AS hi, COUNT(DISTINCT top) AS d, AVG(top) AS a FROM (SELECT auction, \
+            channel, MAX(price) AS top FROM bid GROUP BY auction, channel \
+            HAVING COUNT(*) % 2 = 1) t GROUP BY channel",
+        view: "v",
+        batch: "SELECT channel, COUNT(*) AS n, SUM(top) AS s, MIN(top) AS lo, MAX(top) AS hi, \
+            COUNT(DISTINCT top) AS d, AVG(top) AS a FROM (SELECT auction, channel, \
+            MAX(price) AS top FROM bid GROUP BY auction, channel HAVING COUNT(*) % 2 = 1) t \
+            GROUP BY channel",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        // An aggregate over an outer join's rows: padded rows are replaced by their pairs.
+        name: "aggregate_of_outer_join",
+        views: "CREATE VIEW v AS SELECT a.auction, COUNT(*) AS n, COUNT(b.price) AS m, \
+            MAX(b.price) AS hi FROM bid a LEFT JOIN bid b ON a.auction = b.auction \
+            AND a.bidder = b.bidder AND b.price > a.price GROUP BY a.auction",
+        view: "v",
+        batch: "SELECT a.auction, COUNT(*) AS n, COUNT(b.price) AS m, MAX(b.price) AS hi \
+            FROM bid a LEFT JOIN bid b ON a.auction = b.auction AND a.bidder = b.bidder \
+            AND b.price > a.price GROUP BY a.auction",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        // An aggregate over ranked rows: a row pushed out of the top three is taken back
+        // (the sum of the top three prices does not depend on how ties are ranked).
+        name: "aggregate_of_top_n",
+        views: "CREATE VIEW v AS SELECT auction, SUM(price) AS s, COUNT(*) AS n FROM (SELECT \
+            auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn \
+            FROM bid) WHERE rn <= 3 GROUP BY auction",
+        view: "v",
+        batch: "SELECT auction, SUM(price) AS s, COUNT(*) AS n FROM (SELECT auction, price, \
+            ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn FROM bid) \
+            WHERE rn <= 3 GROUP BY auction",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         // Top-N: ranks move and rows leave the top at every commit. Ties in price are
         // broken differently by batch, so the view selects what ties cannot change.
         name: "top_n",

@@ -1,0 +1,57 @@
+CREATE STREAM auction (
+    id        BIGINT NOT NULL,
+    category  BIGINT NOT NULL,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'id', idle_timeout = '5s');
+
+CREATE STREAM bid (
+    auction   BIGINT NOT NULL,
+    bidder    BIGINT NOT NULL,
+    price     BIGINT NOT NULL,
+    category  BIGINT,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'auction', idle_timeout = '5s');
+
+-- An aggregate over an unbounded GROUP BY's rows (Nexmark q4's second stage): when an
+-- auction's top price rises, its old top is taken back out of its category before the new
+-- one goes in; MIN, MAX and COUNT(DISTINCT) keep every top they hold. An auction of a NULL
+-- category groups under NULL.
+CREATE VIEW category_tops AS
+SELECT category, COUNT(*) AS auctions, SUM(top) AS total, AVG(top) AS mean,
+       MIN(top) AS low, MAX(top) AS high, COUNT(DISTINCT top) AS distinct_tops
+FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
+GROUP BY category;
+
+-- Rows that stop passing a HAVING are taken back: an auction leaves its category's count
+-- at its third bid, and a category whose auctions have all left is deleted.
+CREATE VIEW quiet_auctions_per_category AS
+SELECT category, COUNT(*) AS quiet
+FROM (SELECT auction, category, COUNT(*) AS bids FROM bid
+      GROUP BY auction, category HAVING COUNT(*) < 3) q
+GROUP BY category;
+
+-- Three levels: how many categories have each number of auctions.
+CREATE VIEW category_sizes AS
+SELECT auctions, COUNT(*) AS categories
+FROM (SELECT category, COUNT(*) AS auctions
+      FROM (SELECT auction, category FROM bid GROUP BY auction, category) a
+      GROUP BY category) c
+GROUP BY auctions;
+
+-- An aggregate over an outer join's rows: a bid written padded before its auction arrives
+-- is taken back when its pair replaces it, so each bid counts once.
+CREATE VIEW bids_per_bidder AS
+SELECT b.bidder, COUNT(*) AS bids, COUNT(a.id) AS matched, SUM(a.category) AS categories
+FROM bid b LEFT JOIN auction a ON b.auction = a.id
+GROUP BY b.bidder;
+
+-- An aggregate over ranked rows: a bid pushed out of its auction's top two is taken back.
+CREATE VIEW top_two_total AS
+SELECT auction, SUM(price) AS best_two, COUNT(*) AS bids FROM (
+    SELECT auction, price,
+           ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn
+    FROM bid
+) WHERE rn <= 2
+GROUP BY auction;
