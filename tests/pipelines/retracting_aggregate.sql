@@ -55,3 +55,14 @@ SELECT auction, SUM(price) AS best_two, COUNT(*) AS bids FROM (
     FROM bid
 ) WHERE rn <= 2
 GROUP BY auction;
+
+-- Top-N over an unbounded GROUP BY's rows: the busiest auction of each category among
+-- those with fewer than three bids. When auction 1 reaches three bids it leaves (deleted)
+-- and auction 2, kept below the top, rises into it (written).
+CREATE VIEW busiest_quiet_auction AS
+SELECT category, auction, bids FROM (
+    SELECT category, auction, bids,
+           ROW_NUMBER() OVER (PARTITION BY category ORDER BY bids DESC, auction) AS rn
+    FROM (SELECT category, auction, COUNT(*) AS bids FROM bid
+          GROUP BY category, auction HAVING COUNT(*) < 3) q
+) WHERE rn = 1;

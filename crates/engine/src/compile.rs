@@ -383,7 +383,9 @@ fn positions(node: &Node) -> Option<usize> {
             let each = inputs.iter().map(positions).collect::<Option<Vec<_>>>()?;
             each.iter().all(|&p| p == each[0]).then_some(each[0])
         }
-        Op::Aggregate { .. } => None,
+        // An unbounded GROUP BY's rows read by an operator that tells them apart carry a
+        // hash of their group key as their position.
+        Op::Aggregate { agg, .. } => agg.identifies_rows.then_some(1),
     }
 }
 
@@ -1227,17 +1229,28 @@ fn build_top_n(
             "a filter on ROW_NUMBER() other than rn <= N, rn < N or rn = 1; only {shape}"
         )));
     };
-    let input = build(&w.input, cx)?;
-    // Ranked rows are keyed by their input positions, which an aggregate's rows lack.
+    let mut input = build(&w.input, cx)?;
+    // Over rows that change, a row's new version replaces its old one: they must be
+    // groups of their own (not per window), told apart by their positions.
+    let retracts = !input.appends_only;
+    if retracts {
+        if input.window.is_some() {
+            return Err(unsupported(
+                "ROW_NUMBER() over windows' rows that change (provisional or ranked windows); \
+                 rank the windows' final rows",
+            ));
+        }
+        identify_aggregate_rows(&mut input);
+        delete_what_stops_qualifying(&mut input);
+    }
+    // Ranked rows are keyed by their input positions, which a windowed aggregate's rows
+    // lack.
     let Some(positions) = positions(&input) else {
         return Err(unsupported(
-            "ROW_NUMBER() over an aggregate's rows; rank streams' rows or a join's (in a \
-             view of their own if they are windowed)",
+            "ROW_NUMBER() over a windowed aggregate's rows; rank streams' rows, a join's, or \
+             an unbounded GROUP BY's (in a view of their own if they are windowed)",
         ));
     };
-    if !input.appends_only {
-        return Err(unsupported(format!("ROW_NUMBER() over {CHANGING_ROWS}")));
-    }
     if matches!(
         input.window.and_then(|w| w.kind),
         Some(WindowKind::Session { .. })
@@ -1301,6 +1314,7 @@ fn build_top_n(
             positions,
         },
     )?;
+    let top = if retracts { top.retracting()? } else { top };
     let mut node = Node {
         schema,
         window: input.window,

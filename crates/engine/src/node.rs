@@ -426,7 +426,12 @@ impl Node {
                 }
                 agg.on_commit(ctx)
             }
-            Op::TopN { top, .. } => top.on_commit(ctx),
+            Op::TopN { input, top } => {
+                for r in input.on_commit(ctx)? {
+                    top.on_input(&r, ctx)?;
+                }
+                top.on_commit(ctx)
+            }
             // Its rows are written, final, as the watermark releases them.
             Op::Over { .. } => Ok(Vec::new()),
             // Branches are streams' rows through stateless operators: nothing is due.
@@ -595,6 +600,11 @@ impl Node {
                     Freed::AtTheEnd,
                 ),
             }),
+            Op::TopN { top, .. } if top.retracts() => Some((
+                "every row of each group (its input changes, so a row below the top N may \
+                 rise into it) until the end of the streams, bounded by state_bytes_max",
+                Freed::AtTheEnd,
+            )),
             Op::TopN { top, .. } => Some(if top.per_window() {
                 (
                     "N rows per group, freed as the watermark closes their window",

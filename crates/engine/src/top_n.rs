@@ -12,9 +12,13 @@
 //! `window_end`) become final, are written once more and are evicted when the window
 //! watermark passes the window's end; other groups become final at the end of the streams.
 //!
-//! Input rows must come from streams (they carry their log positions: one per row, or one
-//! per joined row for a join's rows); a top-N over an aggregate's rows is refused when the
-//! view is compiled.
+//! Input rows must carry positions: a stream's log positions (one per row, or one per
+//! joined row for a join's rows), or, for an unbounded GROUP BY's rows, a hash of their
+//! group key. Over rows that change (an unbounded GROUP BY's, an outer join's) the groups
+//! are not per window and keep every row, not only the best N ([`TopN::retracting`]): a
+//! row's new version replaces its old one (found by its positions), a deletion removes it,
+//! and a row of the top N that leaves it, or is replaced by a version outside it, is
+//! deleted at the commit, while a row below the top N that rises into it is written.
 
 use crate::Ctx;
 use crate::accumulate::{get_bytes, put_bytes, take8};
@@ -35,6 +39,9 @@ const POSITION_BYTES: usize = 16;
 
 /// A row that left its group's top N after a commit wrote it: (order key, row).
 type Gone = (Box<[u8]>, Box<[u8]>);
+
+/// Where a row is: its group's key and its order key.
+type Version = (Box<[u8]>, Box<[u8]>);
 
 /// One kept row: its values in Arrow's row format and whether a commit wrote it.
 struct Kept {
@@ -83,6 +90,9 @@ pub struct TopN {
     gone: Vec<Gone>,
     /// Groups changed or removed since the last checkpoint.
     ckpt_changed: HashSet<Box<[u8]>>,
+    /// Over rows that change: where each row is, by its positions (the end of its order
+    /// key): its group and its order key.
+    versions: Option<HashMap<Box<[u8]>, Version>>,
     state_bytes: usize,
     window_watermark: Option<Watermark>,
 }
@@ -159,9 +169,60 @@ impl TopN {
             changed: HashSet::new(),
             gone: Vec::new(),
             ckpt_changed: HashSet::new(),
+            versions: None,
             state_bytes: 0,
             window_watermark: None,
         })
+    }
+
+    /// The same operator over rows that change (groups not per window): it keeps every
+    /// row, to know which rises into the top N when one leaves it.
+    pub fn retracting(mut self) -> Result<TopN> {
+        if self.window_end.is_some() {
+            return Err(EngineError::Bug(
+                "a top-N per window over rows that change".into(),
+            ));
+        }
+        self.versions = Some(HashMap::new());
+        Ok(self)
+    }
+
+    /// Whether it takes changed input rows' earlier versions back.
+    pub fn retracts(&self) -> bool {
+        self.versions.is_some()
+    }
+
+    /// The positions at the end of order key `sk`: the row's identity.
+    fn identity<'a>(&self, sk: &'a [u8]) -> &'a [u8] {
+        &sk[sk.len() - self.positions * POSITION_BYTES..]
+    }
+
+    /// Remove the row `id` names from its group, if it is kept; a written row is to be
+    /// deleted at the commit (its new version, written at the same commit, wins).
+    fn remove_version(&mut self, id: &[u8]) {
+        let Some((key, sk)) = self.versions.as_mut().and_then(|v| v.remove(id)) else {
+            return;
+        };
+        self.state_bytes = self
+            .state_bytes
+            .saturating_sub(VERSION_BYTES + 2 * sk.len());
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
+        if let Some(kept) = group.rows.remove(&sk) {
+            self.state_bytes = self
+                .state_bytes
+                .saturating_sub(sk.len() + kept.row.len() + 48);
+            if kept.written {
+                self.gone.push((sk, kept.row));
+            }
+        }
+        if group.rows.is_empty() {
+            self.groups.remove(&key);
+            self.state_bytes = self.state_bytes.saturating_sub(2 * key.len() + 64);
+        }
+        self.changed.insert(key.clone());
+        self.ckpt_changed.insert(key);
     }
 
     /// The `PARTITION BY` expressions over the input.
@@ -235,6 +296,16 @@ impl TopN {
                 sort_key.extend(position.map(|b| self.tie_order(b)));
                 level = o.paired.as_deref();
             }
+            if self.versions.is_some() {
+                let id = self.identity(&sort_key).to_vec();
+                self.remove_version(&id);
+                if rows.change == Change::Delete {
+                    continue;
+                }
+                self.state_bytes += VERSION_BYTES + 2 * sort_key.len();
+                let versions = self.versions.as_mut().expect("retracting");
+                versions.insert(id.into(), (key.as_ref().into(), sort_key.clone().into()));
+            }
             let end = ends.as_ref().map(|e| e.value(i) + end_offset_ms);
             if let (Some(e), Some(w)) = (end, self.window_watermark)
                 && w.completes(e)
@@ -257,7 +328,8 @@ impl TopN {
                     })
                 }
             };
-            if group.rows.len() >= self.limit
+            if self.versions.is_none()
+                && group.rows.len() >= self.limit
                 && group
                     .rows
                     .last_key_value()
@@ -274,7 +346,7 @@ impl TopN {
                     written: false,
                 },
             );
-            if group.rows.len() > self.limit {
+            if self.versions.is_none() && group.rows.len() > self.limit {
                 let (sk, kept) = group.rows.pop_last().expect("more than N rows");
                 self.state_bytes = self
                     .state_bytes
@@ -329,16 +401,26 @@ impl TopN {
     /// groups that changed with its rank (at the end of the streams, every group, final).
     pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
         let mut out = Vec::new();
-        if !self.gone.is_empty() {
-            let gone = std::mem::take(&mut self.gone);
-            out.push(self.deletions(&gone)?);
-        }
         let keys: Vec<Box<[u8]>> = if ctx.end_of_stream {
             self.changed.clear();
             self.groups.keys().cloned().collect()
         } else {
             self.changed.drain().collect()
         };
+        // Rows kept below the top N (over rows that change) that were written have left it.
+        for key in &keys {
+            if let Some(group) = self.groups.get_mut(key) {
+                for (sk, kept) in group.rows.iter_mut().skip(self.limit) {
+                    if std::mem::take(&mut kept.written) {
+                        self.gone.push((sk.clone(), kept.row.clone()));
+                    }
+                }
+            }
+        }
+        if !self.gone.is_empty() {
+            let gone = std::mem::take(&mut self.gone);
+            out.push(self.deletions(&gone)?);
+        }
         if keys.is_empty() {
             return Ok(out);
         }
@@ -349,7 +431,7 @@ impl TopN {
         };
         for key in &keys {
             if let Some(group) = self.groups.get_mut(key) {
-                for kept in group.rows.values_mut() {
+                for kept in group.rows.values_mut().take(self.limit) {
                     kept.written = true;
                 }
             }
@@ -365,7 +447,7 @@ impl TopN {
         let mut rows = Vec::new();
         let mut ranks = Vec::new();
         for group in groups {
-            for (rank, (sk, kept)) in group.rows.iter().enumerate() {
+            for (rank, (sk, kept)) in group.rows.iter().take(self.limit).enumerate() {
                 sort_keys.push(sk);
                 rows.push(&kept.row[..]);
                 ranks.push(rank as u64 + 1);
@@ -489,6 +571,16 @@ impl TopN {
                 let row: Box<[u8]> = get_bytes(&mut val)?.into();
                 let written = crate::accumulate::take(&mut val, 1)?[0] != 0;
                 self.state_bytes += sk.len() + row.len() + 48;
+                if sk.len() < self.positions * POSITION_BYTES {
+                    return Err(EngineError::Bug(
+                        "a top-N row's order key is too short".into(),
+                    ));
+                }
+                if let Some(versions) = self.versions.as_mut() {
+                    let id = &sk[sk.len() - self.positions * POSITION_BYTES..];
+                    self.state_bytes += VERSION_BYTES + 2 * sk.len();
+                    versions.insert(id.into(), (key.clone(), sk.clone()));
+                }
                 rows.insert(sk, Kept { row, written });
             }
             if let Some(e) = window_end {
@@ -503,6 +595,9 @@ impl TopN {
 
 /// Checkpoint key kind of a top-N group (after the operator id).
 const KIND_TOP_N: u8 = 4;
+
+/// Approximate bytes of a row's entry in [`TopN`]'s `versions`, besides its keys.
+const VERSION_BYTES: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -182,6 +182,21 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // Top-N over an unbounded GROUP BY's rows: a group overtaken leaves the top two, one
+        // below rises into it (no ties: the bidder breaks them).
+        name: "top_n_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT channel, bidder, n, rn FROM (SELECT channel, bidder, \
+            n, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY n DESC, bidder) AS rn FROM \
+            (SELECT channel, bidder, COUNT(*) AS n FROM bid GROUP BY channel, bidder) c) \
+            WHERE rn <= 2",
+        view: "v",
+        batch: "SELECT channel, bidder, n, rn FROM (SELECT channel, bidder, n, ROW_NUMBER() \
+            OVER (PARTITION BY channel ORDER BY n DESC, bidder) AS rn FROM (SELECT channel, \
+            bidder, COUNT(*) AS n FROM bid GROUP BY channel, bidder) c) WHERE rn <= 2",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         // Top-N: ranks move and rows leave the top at every commit. Ties in price are
         // broken differently by batch, so the view selects what ties cannot change.
         name: "top_n",
