@@ -9,10 +9,13 @@
 //!
 //! Each pipeline runs twice: straight through, and with a crash at the middle `@run` —
 //! the views process that phase, are dropped without committing it, and are restored from
-//! the previous commit — and both must equal the expected output. `FRESHET_BLESS=1`
+//! the previous commit — and both must equal the expected output. A pipeline that reaches
+//! `@end` must also end with each view's rows equal to DataFusion's batch result of its
+//! query over the whole log (unless the view set events aside as late). `FRESHET_BLESS=1`
 //! rewrites the expected files after a deliberate change.
 
-use crate::support::{Backend, Harness};
+use crate::support::{Backend, Harness, lines};
+use freshet_engine::batch::{BatchSession, TimeRange, Views};
 use freshet_engine::planner::{Mode, Plan};
 use freshet_engine::reconcile::{Request, reconcile};
 use std::path::{Path, PathBuf};
@@ -129,6 +132,9 @@ fn run_pipeline(name: &str, crash: bool, backend: Backend) -> Option<String> {
         check_batch_mode(name, &h, &runners);
         if backend == Backend::Sqlite {
             check_batch_runs(name, &sql, &steps, &h, &runners);
+            if steps.iter().any(|s| matches!(s, Step::End)) {
+                check_final_rows(name, &h, &runners);
+            }
         }
     }
     Some(out)
@@ -197,6 +203,50 @@ fn check_batch_runs(
                 "pipeline {name}: view {view} run in batch by DataFusion differs from streaming"
             );
         }
+    }
+}
+
+/// After the end of the streams every row is final and a view's results are its query's
+/// rows: each view that set no event aside as late equals DataFusion's batch result over
+/// the whole log (windowed or not, over rows that change or not).
+fn check_final_rows(name: &str, h: &Harness, runners: &[freshet_engine::ViewRunner]) {
+    let catalog = h.views();
+    let session = BatchSession::new(
+        h.data.root(),
+        &h.data.streams(),
+        Views::Recomputed(&catalog.views),
+        TimeRange::default(),
+        &[],
+    )
+    .expect("a batch session");
+    for r in runners {
+        let s = r.stats();
+        if s.late_dropped + s.late_dead_lettered > 0 {
+            continue;
+        }
+        let view = &r.def().name;
+        let (_, batch) = session
+            .query(&format!("SELECT * FROM \"{view}\""))
+            .unwrap_or_else(|e| panic!("pipeline {name}: DataFusion runs view {view}: {e}"));
+        let Some(first) = batch.first() else {
+            let rows: usize = h.stored(view).iter().map(|b| b.num_rows()).sum();
+            assert_eq!(
+                rows, 0,
+                "pipeline {name}: view {view} has rows; batch has none"
+            );
+            continue;
+        };
+        let columns: Vec<String> = first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            lines(&h.stored(view), &columns),
+            lines(&batch, &columns),
+            "pipeline {name}: view {view}'s final rows differ from DataFusion's batch result"
+        );
     }
 }
 

@@ -11,11 +11,8 @@
 //! reason, so a query that starts to run fails this test until its status says so.
 
 use crate::support::{Harness, lines};
-use arrow_array::RecordBatch;
 use freshet_engine::batch::{BatchSession, TimeRange, Views};
 use freshet_nexmark::{EventKind, Generator, GeneratorConfig, write_ndjson};
-use freshet_store::ResultQuery;
-use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
 use std::path::{Path, PathBuf};
 
 /// Events generated for each query (about 92% bids).
@@ -87,29 +84,6 @@ fn append(h: &Harness, frames: &[(EventKind, Vec<String>)], first_frame: usize) 
     for (i, (kind, lines)) in frames.iter().enumerate() {
         let partition = ((first_frame + i) as u32) % PARTITIONS;
         h.append(kind.stream_name(), partition, lines);
-    }
-}
-
-/// Every stored row of `view`, a page at a time.
-fn stored(h: &Harness, view: &str) -> Vec<RecordBatch> {
-    let store = h.store.open_read_only().expect("open the store");
-    let mut pages = Vec::new();
-    loop {
-        let page = store
-            .read_results(
-                view,
-                &ResultQuery {
-                    limit: RESULT_ROWS_PER_PAGE_MAX,
-                    offset: pages.len() * RESULT_ROWS_PER_PAGE_MAX,
-                    ..ResultQuery::default()
-                },
-            )
-            .expect("read the results");
-        let more = page.has_more;
-        pages.push(page.batch);
-        if !more {
-            return pages;
-        }
     }
 }
 
@@ -185,7 +159,7 @@ fn check(n: u32) {
             let want = lines(&expected, &columns);
             assert!(!want.is_empty(), "q{n}: the batch result is empty");
             for view in catalog.views.iter().map(|v| v.name.as_str()) {
-                let got = lines(&stored(&h, view), &columns);
+                let got = lines(&h.stored(view), &columns);
                 assert_eq!(
                     got.len(),
                     want.len(),

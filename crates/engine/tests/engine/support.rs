@@ -1,13 +1,14 @@
 //! A data directory with streams and views, a manual clock, and helpers to append rows to
 //! chosen partitions and to dump a view's results table as text.
 
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use freshet_engine::{LazyStore, ManualClock, Statement, ViewCatalog, ViewRunner};
 use freshet_store::{ResultQuery, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::split_statements;
 use freshet_streams::stream::{Prepared, PreparedFrame};
+use freshet_types::limits::RESULT_ROWS_PER_PAGE_MAX;
 use std::sync::Arc;
 
 /// Where a test keeps its results.
@@ -128,36 +129,44 @@ impl Harness {
         s.commit(prepared, None).expect("append to the log");
     }
 
-    /// The results table of `view` as text: a header, then one line per row in key order,
-    /// without `_updated_at`.
-    pub fn dump(&self, view: &str) -> String {
+    /// Every stored row of `view`, a page at a time, in key order.
+    pub fn stored(&self, view: &str) -> Vec<RecordBatch> {
         let store = self.store.open_read_only().expect("open the store");
-        let mut out = String::new();
-        let mut offset = 0;
+        let mut pages = Vec::new();
         loop {
-            let rows = store
+            let page = store
                 .read_results(
                     view,
                     &ResultQuery {
-                        limit: 10_000,
-                        offset,
+                        limit: RESULT_ROWS_PER_PAGE_MAX,
+                        offset: pages.len() * RESULT_ROWS_PER_PAGE_MAX,
                         ..ResultQuery::default()
                     },
                 )
-                .expect("read results");
-            let batch = rows.batch;
-            let names: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|n| n != "_updated_at")
-                .collect();
-            if offset == 0 {
-                out.push_str(&names.join(","));
-                out.push('\n');
+                .expect("read the results");
+            let more = page.has_more;
+            pages.push(page.batch);
+            if !more {
+                return pages;
             }
-            let options = FormatOptions::default().with_null("NULL");
+        }
+    }
+
+    /// The results table of `view` as text: a header, then one line per row in key order,
+    /// without `_updated_at`.
+    pub fn dump(&self, view: &str) -> String {
+        let pages = self.stored(view);
+        let names: Vec<String> = pages[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| n != "_updated_at")
+            .collect();
+        let mut out = names.join(",");
+        out.push('\n');
+        let options = FormatOptions::default().with_null("NULL");
+        for batch in &pages {
             let cols: Vec<_> = names
                 .iter()
                 .map(|n| batch.column_by_name(n).expect("the column").clone())
@@ -170,10 +179,6 @@ impl Harness {
                 let cells: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
                 out.push_str(&cells.join(","));
                 out.push('\n');
-            }
-            offset += batch.num_rows();
-            if !rows.has_more || cols.first().is_none_or(|c| c.is_empty()) {
-                break;
             }
         }
         out
