@@ -14,7 +14,10 @@
 //! Over rows that change (an aggregate of an unbounded GROUP BY's rows, of an outer join's),
 //! a [`AggSpec::retracting`] spec's accumulators can also take a value back: counts and
 //! sums by subtraction (a sum keeps how many values it holds, so that it turns NULL again
-//! when the last goes), `MIN`/`MAX`/`COUNT(DISTINCT)` by a multiset of the values.
+//! when the last goes), `MIN`/`MAX`/`COUNT(DISTINCT)` by a multiset of the values. Float
+//! sums and averages ([`FloatTally`]) sum with a compensation term, so that taking a large
+//! value back does not lose the small ones added after it, and count infinities and NaNs
+//! apart, so that taking one back leaves the finite sum.
 
 use crate::error::{EngineError, Result, unsupported};
 use arrow_array::cast::AsArray;
@@ -111,8 +114,7 @@ impl AggSpec {
                 (AggKind::Count, _) => Acc::Count(0),
                 (AggKind::Sum, DataType::Int64) => Acc::TallyI(0, 0),
                 (AggKind::Sum, DataType::UInt64) => Acc::TallyU(0, 0),
-                (AggKind::Sum, _) => Acc::TallyF(0.0, 0),
-                (AggKind::Avg, _) => Acc::Avg(0.0, 0),
+                (AggKind::Sum | AggKind::Avg, _) => Acc::Floats(FloatTally::default()),
                 (AggKind::Min | AggKind::Max | AggKind::CountDistinct, _) => {
                     Acc::Bag(BTreeMap::new())
                 }
@@ -213,9 +215,8 @@ impl AggSpec {
                 *n += 1;
                 0
             }
-            Acc::TallyF(s, n) => {
-                *s += arg.as_primitive::<Float64Type>().value(i);
-                *n += 1;
+            Acc::Floats(t) => {
+                t.add(arg.as_primitive::<Float64Type>().value(i), 1);
                 0
             }
             Acc::Bag(bag) => {
@@ -248,20 +249,13 @@ impl AggSpec {
         }
         match acc {
             Acc::Count(n) => *n -= 1,
-            Acc::Avg(s, n) => {
-                *s -= arg.as_primitive::<Float64Type>().value(i);
-                *n -= 1;
-            }
+            Acc::Floats(t) => t.add(arg.as_primitive::<Float64Type>().value(i), -1),
             Acc::TallyI(s, n) => {
                 *s = s.wrapping_sub(arg.as_primitive::<Int64Type>().value(i));
                 *n -= 1;
             }
             Acc::TallyU(s, n) => {
                 *s = s.wrapping_sub(arg.as_primitive::<UInt64Type>().value(i));
-                *n -= 1;
-            }
-            Acc::TallyF(s, n) => {
-                *s -= arg.as_primitive::<Float64Type>().value(i);
                 *n -= 1;
             }
             Acc::Bag(bag) => {
@@ -274,7 +268,12 @@ impl AggSpec {
                     }
                 }
             }
-            Acc::SumI(..) | Acc::SumU(..) | Acc::SumF(..) | Acc::Best(_) | Acc::Distinct(_) => {
+            Acc::SumI(..)
+            | Acc::SumU(..)
+            | Acc::SumF(..)
+            | Acc::Avg(..)
+            | Acc::Best(_)
+            | Acc::Distinct(_) => {
                 unreachable!("only a retracting spec's accumulators take values back")
             }
         }
@@ -324,10 +323,7 @@ impl AggSpec {
                 *a = a.wrapping_add(b);
                 *n += m;
             }
-            (Acc::TallyF(a, n), Acc::TallyF(b, m)) => {
-                *a += b;
-                *n += m;
-            }
+            (Acc::Floats(a), Acc::Floats(b)) => a.merge(&b),
             (Acc::Bag(a), Acc::Bag(b)) => {
                 for (v, c) in b {
                     *a.entry(v).or_insert(0) += c;
@@ -364,12 +360,13 @@ impl AggSpec {
                 }))),
                 _ => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
                     Acc::SumF(s, true) => Some(*s),
-                    Acc::TallyF(s, n) if *n > 0 => Some(*s),
+                    Acc::Floats(t) => t.sum(),
                     _ => None,
                 }))),
             },
             AggKind::Avg => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
                 Acc::Avg(s, n) if *n > 0 => Some(*s / *n as f64),
+                Acc::Floats(t) => t.sum().map(|s| s / t.n as f64),
                 _ => None,
             }))),
             AggKind::Min | AggKind::Max => {
@@ -416,11 +413,100 @@ pub enum Acc {
     TallyI(i64, i64),
     /// A retracting unsigned sum and how many values it holds.
     TallyU(u64, i64),
-    /// A retracting float sum and how many values it holds.
-    TallyF(f64, i64),
+    /// A retracting float sum or average.
+    Floats(FloatTally),
     /// A retracting `MIN`/`MAX`/`COUNT(DISTINCT)`: each value in row format, and how many
     /// times it is held.
     Bag(BTreeMap<Box<[u8]>, u64>),
+}
+
+/// A float sum that values can be taken back from: the finite values' sum with a
+/// compensation term (Neumaier's), and how many values, infinities and NaNs it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FloatTally {
+    sum: f64,
+    compensation: f64,
+    /// Values held (all of them, finite or not).
+    n: i64,
+    pos_inf: i64,
+    neg_inf: i64,
+    nan: i64,
+}
+
+impl FloatTally {
+    /// Add `v` (`times` = 1) or take it back (`times` = -1).
+    fn add(&mut self, v: f64, times: i64) {
+        self.n += times;
+        if v.is_nan() {
+            self.nan += times;
+        } else if v == f64::INFINITY {
+            self.pos_inf += times;
+        } else if v == f64::NEG_INFINITY {
+            self.neg_inf += times;
+        } else {
+            self.add_finite(if times < 0 { -v } else { v });
+        }
+        if self.n == self.pos_inf + self.neg_inf + self.nan {
+            // No finite value left: nothing of their sum may linger.
+            self.sum = 0.0;
+            self.compensation = 0.0;
+        }
+    }
+
+    /// One step of Neumaier's compensated summation.
+    fn add_finite(&mut self, x: f64) {
+        let t = self.sum + x;
+        self.compensation += if self.sum.abs() >= x.abs() {
+            (self.sum - t) + x
+        } else {
+            (x - t) + self.sum
+        };
+        self.sum = t;
+    }
+
+    fn merge(&mut self, other: &FloatTally) {
+        self.add_finite(other.sum);
+        self.add_finite(other.compensation);
+        self.n += other.n;
+        self.pos_inf += other.pos_inf;
+        self.neg_inf += other.neg_inf;
+        self.nan += other.nan;
+    }
+
+    /// The sum (NULL when it holds no value).
+    fn sum(&self) -> Option<f64> {
+        let sum = if self.nan > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
+            f64::NAN
+        } else if self.pos_inf > 0 {
+            f64::INFINITY
+        } else if self.neg_inf > 0 {
+            f64::NEG_INFINITY
+        } else {
+            self.sum + self.compensation
+        };
+        (self.n > 0).then_some(sum)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.sum.to_le_bytes());
+        out.extend_from_slice(&self.compensation.to_le_bytes());
+        for c in [self.n, self.pos_inf, self.neg_inf, self.nan] {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+
+    fn decode(input: &mut &[u8]) -> Result<FloatTally> {
+        let f = |input: &mut &[u8]| Ok::<_, EngineError>(f64::from_le_bytes(take8(input)?));
+        let i = |input: &mut &[u8]| Ok::<_, EngineError>(i64::from_le_bytes(take8(input)?));
+        Ok(FloatTally {
+            sum: f(input)?,
+            compensation: f(input)?,
+            n: i(input)?,
+            pos_inf: i(input)?,
+            neg_inf: i(input)?,
+            nan: i(input)?,
+        })
+    }
 }
 
 /// Approximate bytes of a multiset entry besides its value.
@@ -488,10 +574,9 @@ impl Acc {
                 out.extend_from_slice(&s.to_le_bytes());
                 out.extend_from_slice(&n.to_le_bytes());
             }
-            Acc::TallyF(s, n) => {
+            Acc::Floats(t) => {
                 out.push(10);
-                out.extend_from_slice(&s.to_le_bytes());
-                out.extend_from_slice(&n.to_le_bytes());
+                t.encode(out);
             }
             Acc::Bag(bag) => {
                 out.push(11);
@@ -540,10 +625,7 @@ impl Acc {
                 u64::from_le_bytes(take8(input)?),
                 i64::from_le_bytes(take8(input)?),
             ),
-            10 => Acc::TallyF(
-                f64::from_le_bytes(take8(input)?),
-                i64::from_le_bytes(take8(input)?),
-            ),
+            10 => Acc::Floats(FloatTally::decode(input)?),
             11 => {
                 let n = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
                 let mut bag = BTreeMap::new();
@@ -686,6 +768,37 @@ mod tests {
             };
             assert_eq!(value(spec, &acc), empty, "{:?}", spec.kind);
             assert_eq!(acc.heap_bytes(), 0);
+        }
+    }
+
+    #[test]
+    fn retracting_float_sums_keep_small_values_and_leave_infinities_behind() {
+        let sum = AggSpec::new(AggKind::Sum, DataType::Float64, &DataType::Float64)
+            .unwrap()
+            .retracting();
+        let avg = AggSpec::new(AggKind::Avg, DataType::Float64, &DataType::Float64)
+            .unwrap()
+            .retracting();
+        let arg: ArrayRef = Arc::new(Float64Array::from(vec![1e17, 1.0, f64::INFINITY, 3.0]));
+        let value = |spec: &AggSpec, acc: &Acc| {
+            let out = spec.evaluate([acc].into_iter()).unwrap();
+            (!out.is_null(0)).then(|| out.as_primitive::<Float64Type>().value(0))
+        };
+        for spec in [&sum, &avg] {
+            let mut acc = fold(spec, arg.clone());
+            assert_eq!(value(spec, &acc), Some(f64::INFINITY));
+            // Taking the infinity and the large value back leaves 1 + 3 exactly.
+            spec.retract(&mut acc, &arg, None, 2);
+            spec.retract(&mut acc, &arg, None, 0);
+            let mut bytes = Vec::new();
+            acc.encode(&mut bytes);
+            let back = Acc::decode(&mut &bytes[..]).unwrap();
+            assert_eq!(back, acc);
+            let expected = if spec.kind == AggKind::Sum { 4.0 } else { 2.0 };
+            assert_eq!(value(spec, &back), Some(expected));
+            spec.retract(&mut acc, &arg, None, 1);
+            spec.retract(&mut acc, &arg, None, 3);
+            assert_eq!(value(spec, &acc), None);
         }
     }
 

@@ -76,6 +76,8 @@ struct Groups {
     in_emit: Vec<bool>,
     /// How many input rows each group holds (over rows that change only).
     live: Vec<i64>,
+    /// Slots of groups that lost their rows and were deleted, to reuse.
+    free: Vec<u32>,
 }
 
 impl Groups {
@@ -83,9 +85,15 @@ impl Groups {
         if let Some(&g) = self.index.get(key) {
             return g;
         }
-        let g = self.keys.len() as u32;
         let key: Box<[u8]> = key.into();
-        *bytes += 2 * key.len() + 48 + 40 * specs.len();
+        *bytes += group_bytes(&key, specs.len());
+        if let Some(g) = self.free.pop() {
+            // A freed slot: its accumulators were reset when its last row went.
+            self.index.insert(key.clone(), g);
+            self.keys[g as usize] = key;
+            return g;
+        }
+        let g = self.keys.len() as u32;
         self.index.insert(key.clone(), g);
         self.keys.push(key);
         self.accs.extend(specs.iter().map(AggSpec::init));
@@ -113,6 +121,11 @@ impl Groups {
             self.emit_dirty.push(g);
         }
     }
+}
+
+/// Approximate bytes of a group with `key` and `aggregates` accumulators.
+fn group_bytes(key: &[u8], aggregates: usize) -> usize {
+    2 * key.len() + 48 + 40 * aggregates
 }
 
 struct Session {
@@ -146,6 +159,10 @@ struct Retraction {
     rows: HashMap<Box<[u8]>, Contribution>,
     /// Identities changed since the last checkpoint.
     dirty: HashSet<Box<[u8]>>,
+    /// The accumulators of groups that lost their last row since the last commit, as
+    /// they were with that row: the row deleting a group is computed from them, so that
+    /// expressions over it see values a group had (not a count of 0).
+    emptied: HashMap<u32, Vec<Acc>>,
 }
 
 /// One input row's part of a group.
@@ -310,6 +327,7 @@ impl Aggregate {
             arg_rows,
             rows: HashMap::new(),
             dirty: HashSet::new(),
+            emptied: HashMap::new(),
         }));
         Ok(self)
     }
@@ -354,7 +372,9 @@ impl Aggregate {
         if n == 0 {
             return Ok(());
         }
-        let keys = if self.key_exprs.is_empty() {
+        // Over rows that change, a deletion needs only the identities.
+        let deletes = self.retraction.is_some() && rows.change == Change::Delete;
+        let keys = if self.key_exprs.is_empty() || deletes {
             None
         } else {
             Some(
@@ -362,7 +382,10 @@ impl Aggregate {
                     .convert_columns(&self.eval(&self.key_exprs, batch)?)?,
             )
         };
-        let mut args = self.eval(&self.args, batch)?;
+        let mut args = match deletes {
+            true => Vec::new(),
+            false => self.eval(&self.args, batch)?,
+        };
         for (arg, filter) in args.iter_mut().zip(&self.filters) {
             if let Some(filter) = filter {
                 *arg = only_where(arg, filter, batch)?;
@@ -480,6 +503,24 @@ impl Aggregate {
                 }),
             });
         }
+        let arg_bytes = match &r.arg_rows {
+            Some(conv) if adds => Some(conv.convert_columns(args)?),
+            _ => None,
+        };
+        // A row whose new version is its old one (same group, same arguments: an inner
+        // group written again unchanged) is left as it is.
+        let unchanged: Vec<bool> = (0..ids.len())
+            .map(|i| match prior[i] {
+                Some(Prior::Stored(k)) if adds && last[&ids[i][..]] == i => {
+                    let c = stored[k];
+                    self.unbounded.index.get(key_of(i)) == Some(&c.group)
+                        && arg_bytes
+                            .as_ref()
+                            .is_none_or(|a| a.row(i).data() == &c.args[..])
+                }
+                _ => false,
+            })
+            .collect();
         let old_groups: Vec<u32> = stored.iter().map(|c| c.group).collect();
         let old_args = match (&r.arg_rows, stored.is_empty()) {
             (Some(conv), false) => {
@@ -497,17 +538,16 @@ impl Aggregate {
                 .map(|(s, a)| s.encode_values(a))
                 .collect::<Result<_>>()?,
         };
-        let arg_bytes = match &r.arg_rows {
-            Some(conv) if adds => Some(conv.convert_columns(args)?),
-            _ => None,
-        };
         let mut added = vec![u32::MAX; ids.len()];
         let (mut bytes, mut freed) = (0, 0);
         for (i, p) in prior.into_iter().enumerate() {
+            if unchanged[i] {
+                continue;
+            }
             match p {
-                Some(Prior::Batch(j)) => freed += self.take_back(added[j], args, values, j),
+                Some(Prior::Batch(j)) => freed += self.take_back(r, added[j], args, values, j),
                 Some(Prior::Stored(k)) => {
-                    freed += self.take_back(old_groups[k], &old_args, &old_values, k)
+                    freed += self.take_back(r, old_groups[k], &old_args, &old_values, k)
                 }
                 None => {}
             }
@@ -519,6 +559,9 @@ impl Aggregate {
             }
         }
         for (id, i) in last {
+            if unchanged[i] {
+                continue;
+            }
             let id: Box<[u8]> = id.into();
             let old = match adds {
                 true => {
@@ -533,8 +576,10 @@ impl Aggregate {
                 }
                 false => r.rows.remove(&id),
             };
+            if adds || old.is_some() {
+                r.dirty.insert(id.clone());
+            }
             freed += old.map_or(0, |c| c.bytes(&id));
-            r.dirty.insert(id);
         }
         self.state_bytes = (self.state_bytes + bytes).saturating_sub(freed);
         Ok(())
@@ -543,6 +588,7 @@ impl Aggregate {
     /// Take row `i` of `args` back out of unbounded group `g`; returns the bytes freed.
     fn take_back(
         &mut self,
+        r: &mut Retraction,
         g: u32,
         args: &[ArrayRef],
         values: &[Option<RowBytes>],
@@ -551,6 +597,10 @@ impl Aggregate {
         let na = self.specs.len();
         let gi = g as usize;
         let groups = &mut self.unbounded;
+        if groups.live[gi] == 1 {
+            r.emptied
+                .insert(g, groups.accs[gi * na..(gi + 1) * na].to_vec());
+        }
         let mut freed = 0;
         for (a, spec) in self.specs.iter().enumerate() {
             freed += spec.retract(
@@ -710,7 +760,7 @@ impl Aggregate {
                         groups
                             .keys
                             .iter()
-                            .map(|k| 2 * k.len() + 48 + 40 * self.specs.len())
+                            .map(|k| group_bytes(k, self.specs.len()))
                             .sum::<usize>()
                             + groups.accs.iter().map(Acc::heap_bytes).sum::<usize>(),
                     );
@@ -770,9 +820,11 @@ impl Aggregate {
                     (groups.emit_dirty.clone(), RowState::Provisional)
                 };
                 let mut groups = groups;
-                if self.retraction.is_some() {
+                if let Some(r) = self.retraction.as_mut() {
                     // Groups whose input rows all went are deleted (if they changed since
-                    // they were last written, they were written).
+                    // they were last written, they were written), computed from the
+                    // values they had with their last row.
+                    let emptied = std::mem::take(&mut r.emptied);
                     let (live, empty): (Vec<u32>, Vec<u32>) =
                         list.into_iter().partition(|&g| groups.live[g as usize] > 0);
                     let gone: Vec<u32> = empty
@@ -780,9 +832,20 @@ impl Aggregate {
                         .filter(|&g| groups.in_emit[g as usize])
                         .collect();
                     if !gone.is_empty() {
+                        let na = self.specs.len();
+                        let slots = |g: u32| g as usize * na..(g as usize + 1) * na;
+                        for &g in &gone {
+                            if let Some(accs) = emptied.get(&g) {
+                                groups.accs.splice(slots(g), accs.iter().cloned());
+                            }
+                        }
                         let mut rows = self.emit(&groups, None, &gone, state)?;
                         rows.change = Change::Delete;
                         out.push(rows);
+                        for &g in &gone {
+                            let fresh: Vec<Acc> = self.specs.iter().map(AggSpec::init).collect();
+                            groups.accs.splice(slots(g), fresh);
+                        }
                     }
                     list = live;
                 }
@@ -922,9 +985,18 @@ impl Aggregate {
             let mut k = prefix.clone();
             k.extend_from_slice(&groups.keys[gi]);
             if retracts && groups.live[gi] == 0 {
-                // A group without rows is not kept.
+                // A group without rows is not kept: once its deletion is written, its
+                // slot is free for another group.
                 if std::mem::take(&mut groups.persisted[gi]) {
                     deletes.push(k);
+                }
+                if !groups.in_emit[gi] {
+                    let key = std::mem::take(&mut groups.keys[gi]);
+                    groups.index.remove(&key);
+                    groups.free.push(g);
+                    self.state_bytes = self
+                        .state_bytes
+                        .saturating_sub(group_bytes(&key, self.specs.len()));
                 }
                 continue;
             }
@@ -1021,7 +1093,7 @@ impl Aggregate {
                 }
                 KIND_UNBOUNDED => {
                     let accs = decode_accs(&mut val)?;
-                    let mut bytes = 0;
+                    let mut bytes = accs.iter().map(Acc::heap_bytes).sum::<usize>();
                     let g = self.unbounded.intern(key, &self.specs, &mut bytes) as usize;
                     self.unbounded.accs.splice(g * na..(g + 1) * na, accs);
                     self.unbounded.persisted[g] = true;

@@ -36,10 +36,10 @@
 //!
 //! | Arrow | SQLite | stored as |
 //! |---|---|---|
-//! | Int8/16/32/64, UInt8/16/32 | BIGINT (INTEGER affinity, never a rowid alias) | the number |
-//! | UInt64 | BIGINT | the number; above `i64::MAX` is refused |
+//! | Int8/16/32/64, UInt8/16/32 | INTEGER (BIGINT for a nullable one-column key: never the rowid) | the number |
+//! | UInt64 | INTEGER | the number; above `i64::MAX` is refused |
 //! | Float32/64 | REAL | the number; SQLite stores NaN as NULL |
-//! | Boolean | BIGINT | 0 or 1 |
+//! | Boolean | INTEGER | 0 or 1 |
 //! | Utf8, LargeUtf8, Utf8View | TEXT | the string |
 //! | Timestamp(unit, tz) | TEXT | UTC `YYYY-MM-DD HH:MM:SS` + `.` and 3/6/9 digits for ms/us/ns |
 //! | Date32 | TEXT | `YYYY-MM-DD` |

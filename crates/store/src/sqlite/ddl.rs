@@ -81,10 +81,7 @@ fn sqlite_type(ty: &ColumnType) -> &'static str {
         | ColumnType::UInt16
         | ColumnType::UInt32
         | ColumnType::UInt64
-        // INTEGER affinity, but never "INTEGER": a table whose primary key is one column
-        // declared INTEGER makes that column the rowid, which turns a NULL key into a new
-        // row number on every write.
-        | ColumnType::Boolean => "BIGINT",
+        | ColumnType::Boolean => "INTEGER",
         ColumnType::Float32 | ColumnType::Float64 => "REAL",
         ColumnType::Utf8
         | ColumnType::LargeUtf8
@@ -100,11 +97,14 @@ fn sqlite_type(ty: &ColumnType) -> &'static str {
 fn create_results_table(view: &str, columns: &[Column], key: &[&str]) -> String {
     let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", quote_ident(view));
     for column in columns {
-        sql.push_str(&format!(
-            "    {} {},\n",
-            quote_ident(&column.name),
-            sqlite_type(&column.ty)
-        ));
+        // A primary key of one column declared INTEGER is the table's rowid (the fastest
+        // key), where a NULL key would become a new row number at every write: a nullable
+        // one is declared BIGINT, of the same integer affinity.
+        let ty = match sqlite_type(&column.ty) {
+            "INTEGER" if column.nullable && key == [column.name.as_str()] => "BIGINT",
+            ty => ty,
+        };
+        sql.push_str(&format!("    {} {ty},\n", quote_ident(&column.name)));
     }
     sql.push_str(&format!(
         "    {STATE_COLUMN} TEXT NOT NULL CHECK ({STATE_COLUMN} IN ('provisional', 'final')),\n"
