@@ -456,6 +456,11 @@ impl FloatTally {
     /// One step of Neumaier's compensated summation.
     fn add_finite(&mut self, x: f64) {
         let t = self.sum + x;
+        if !t.is_finite() {
+            // Overflowed: the sum is infinite as a plain sum is, with nothing to compensate.
+            self.sum = t;
+            return;
+        }
         self.compensation += if self.sum.abs() >= x.abs() {
             (self.sum - t) + x
         } else {
@@ -481,6 +486,8 @@ impl FloatTally {
             f64::INFINITY
         } else if self.neg_inf > 0 {
             f64::NEG_INFINITY
+        } else if !self.sum.is_finite() {
+            self.sum
         } else {
             self.sum + self.compensation
         };
@@ -800,6 +807,16 @@ mod tests {
             spec.retract(&mut acc, &arg, None, 3);
             assert_eq!(value(spec, &acc), None);
         }
+    }
+
+    #[test]
+    fn a_retracting_float_sum_that_overflows_is_infinite() {
+        let sum = AggSpec::new(AggKind::Sum, DataType::Float64, &DataType::Float64)
+            .unwrap()
+            .retracting();
+        let acc = fold(&sum, Arc::new(Float64Array::from(vec![1e308, 1e308])));
+        let out = sum.evaluate([&acc].into_iter()).unwrap();
+        assert_eq!(out.as_primitive::<Float64Type>().value(0), f64::INFINITY);
     }
 
     #[test]

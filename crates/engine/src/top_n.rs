@@ -25,7 +25,7 @@ use crate::accumulate::{get_bytes, put_bytes, take8};
 use crate::aggregate::{sortable, unsortable};
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
-use arrow_array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{SchemaRef, SortOptions};
 use datafusion::physical_expr::PhysicalExpr;
@@ -36,6 +36,10 @@ use std::sync::Arc;
 
 /// Bytes of one log position at the end of a row's order key: partition, offset, copy.
 const POSITION_BYTES: usize = 16;
+
+/// How a NULL position (an outer join's padded side) is kept in an order key: a partition
+/// no log has, at offset 0, copy 0 (a hashed identity has it with odds of 2^-96).
+const NULL_POSITION: (u32, u64, u32) = (u32::MAX, 0, 0);
 
 /// A row that left its group's top N after a commit wrote it: (order key, row).
 type Gone = (Box<[u8]>, Box<[u8]>);
@@ -192,6 +196,23 @@ impl TopN {
         self.versions.is_some()
     }
 
+    /// Append row `i`'s positions to an order key, in tie order.
+    fn push_positions(&self, origin: &Origin, i: usize, out: &mut Vec<u8>) {
+        let mut level = Some(origin);
+        while let Some(o) = level {
+            let (p, offset, copy) = match o.partition.is_null(i) {
+                true => NULL_POSITION,
+                false => (o.partition.value(i), o.offset.value(i), o.copy.value(i)),
+            };
+            let mut position = [0u8; POSITION_BYTES];
+            position[..4].copy_from_slice(&p.to_be_bytes());
+            position[4..12].copy_from_slice(&offset.to_be_bytes());
+            position[12..].copy_from_slice(&copy.to_be_bytes());
+            out.extend(position.map(|b| self.tie_order(b)));
+            level = o.paired.as_deref();
+        }
+    }
+
     /// The positions at the end of order key `sk`: the row's identity.
     fn identity<'a>(&self, sk: &'a [u8]) -> &'a [u8] {
         &sk[sk.len() - self.positions * POSITION_BYTES..]
@@ -268,6 +289,15 @@ impl TopN {
             .origin
             .as_ref()
             .ok_or_else(|| EngineError::Bug("a top-N input row without its position".into()))?;
+        if self.versions.is_some() && rows.change == Change::Delete {
+            // A deletion needs only the row's positions.
+            for i in 0..n {
+                let mut id = Vec::with_capacity(self.positions * POSITION_BYTES);
+                self.push_positions(origin, i, &mut id);
+                self.remove_version(&id);
+            }
+            return ctx.check_state(self.state_bytes);
+        }
         let keys = self
             .keys
             .convert_columns(&Self::eval(&self.partition_by, batch)?)?;
@@ -287,21 +317,10 @@ impl TopN {
             let origin_bytes = self.positions * POSITION_BYTES;
             let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + origin_bytes);
             sort_key.extend_from_slice(order.row(i).as_ref());
-            let mut level = Some(origin);
-            while let Some(o) = level {
-                let mut position = [0u8; POSITION_BYTES];
-                position[..4].copy_from_slice(&o.partition.value(i).to_be_bytes());
-                position[4..12].copy_from_slice(&o.offset.value(i).to_be_bytes());
-                position[12..].copy_from_slice(&o.copy.value(i).to_be_bytes());
-                sort_key.extend(position.map(|b| self.tie_order(b)));
-                level = o.paired.as_deref();
-            }
+            self.push_positions(origin, i, &mut sort_key);
             if self.versions.is_some() {
                 let id = self.identity(&sort_key).to_vec();
                 self.remove_version(&id);
-                if rows.change == Change::Delete {
-                    continue;
-                }
                 self.state_bytes += VERSION_BYTES + 2 * sort_key.len();
                 let versions = self.versions.as_mut().expect("retracting");
                 versions.insert(id.into(), (key.as_ref().into(), sort_key.clone().into()));
@@ -494,9 +513,15 @@ impl TopN {
                     .iter()
                     .map(|&b| self.tie_order(b))
                     .collect();
-                partition.push(u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")));
-                offset.push(u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")));
-                copy.push(u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")));
+                let at = (
+                    u32::from_be_bytes(tail[..4].try_into().expect("4 bytes")),
+                    u64::from_be_bytes(tail[4..12].try_into().expect("8 bytes")),
+                    u32::from_be_bytes(tail[12..].try_into().expect("4 bytes")),
+                );
+                let null = at == NULL_POSITION;
+                partition.push((!null).then_some(at.0));
+                offset.push((!null).then_some(at.1));
+                copy.push((!null).then_some(at.2));
             }
             let columns: [ArrayRef; 3] = [
                 Arc::new(UInt32Array::from(partition)),
@@ -705,6 +730,34 @@ mod tests {
         let input = [(1, 5, 10), (1, 5, 11), (2, 3, 20), (2, 3, 21)];
         assert_eq!(kept(&mut first_per_key(true), &input), vec![11, 21]);
         assert_eq!(kept(&mut first_per_key(false), &input), vec![10, 20]);
+    }
+
+    #[test]
+    fn over_rows_that_change_a_null_position_is_not_position_zero() {
+        let mut top = first_per_key(false).retracting().expect("retracting");
+        // A padded row (NULL position) and a row at partition 0, offset 0, copy 0.
+        let mut input = rows(0, &[(1, 5, 10), (2, 6, 20)]);
+        input.origin = Some(Origin::new(
+            UInt32Array::from(vec![None, Some(0)]),
+            UInt64Array::from(vec![None, Some(0)]),
+            UInt32Array::from(vec![None, Some(0)]),
+        ));
+        let ctx = ctx();
+        top.on_input(&input, &ctx).expect("rank");
+        let out = top.on_commit(&ctx).expect("commit");
+        assert_eq!(out.len(), 1, "two rows written, none deleted");
+        let origin = out[0].origin.as_ref().expect("positions");
+        let mut written: Vec<(Option<u32>, i64)> = (0..2)
+            .map(|i| {
+                let v = out[0].batch.column(2).as_primitive::<Int64Type>().value(i);
+                (
+                    (!origin.partition.is_null(i)).then(|| origin.partition.value(i)),
+                    v,
+                )
+            })
+            .collect();
+        written.sort_unstable();
+        assert_eq!(written, vec![(None, 10), (Some(0), 20)]);
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //!
 //! | Arrow | SQLite | stored as |
 //! |---|---|---|
-//! | Int8/16/32/64, UInt8/16/32 | INTEGER (BIGINT for a nullable one-column key: never the rowid) | the number |
+//! | Int8/16/32/64, UInt8/16/32 | INTEGER (BIGINT for a one-column key: never the rowid) | the number |
 //! | UInt64 | INTEGER | the number; above `i64::MAX` is refused |
 //! | Float32/64 | REAL | the number; SQLite stores NaN as NULL |
 //! | Boolean | INTEGER | 0 or 1 |

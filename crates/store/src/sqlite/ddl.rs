@@ -97,11 +97,12 @@ fn sqlite_type(ty: &ColumnType) -> &'static str {
 fn create_results_table(view: &str, columns: &[Column], key: &[&str]) -> String {
     let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", quote_ident(view));
     for column in columns {
-        // A primary key of one column declared INTEGER is the table's rowid (the fastest
-        // key), where a NULL key would become a new row number at every write: a nullable
-        // one is declared BIGINT, of the same integer affinity.
+        // A primary key of one column declared INTEGER is the table's rowid, where a NULL
+        // key would become a new row number at every write (and a key that was never NULL
+        // may become nullable when the view's definition widens): such a key is declared
+        // BIGINT, of the same integer affinity.
         let ty = match sqlite_type(&column.ty) {
-            "INTEGER" if column.nullable && key == [column.name.as_str()] => "BIGINT",
+            "INTEGER" if key == [column.name.as_str()] => "BIGINT",
             ty => ty,
         };
         sql.push_str(&format!("    {} {ty},\n", quote_ident(&column.name)));
