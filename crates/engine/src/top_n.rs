@@ -59,6 +59,10 @@ struct Group {
     /// The end of the group's window, when the groups are per window.
     window_end: Option<i64>,
     rows: BTreeMap<Box<[u8]>, Kept>,
+    /// How many of its rows are written (over rows that change, where rows below the top
+    /// N are kept too: the commit stops looking for written rows below N once it has seen
+    /// them all).
+    written: usize,
 }
 
 /// The operator.
@@ -94,6 +98,9 @@ pub struct TopN {
     gone: Vec<Gone>,
     /// Groups changed or removed since the last checkpoint.
     ckpt_changed: HashSet<Box<[u8]>>,
+    /// Over rows that change, where groups are large: the rows (group key, order key)
+    /// added, removed or (un)written since the last checkpoint, one entry each.
+    ckpt_rows: HashSet<Version>,
     /// Over rows that change: where each row is, by its positions (the end of its order
     /// key): its group and its order key.
     versions: Option<HashMap<Box<[u8]>, Version>>,
@@ -173,6 +180,7 @@ impl TopN {
             changed: HashSet::new(),
             gone: Vec::new(),
             ckpt_changed: HashSet::new(),
+            ckpt_rows: HashSet::new(),
             versions: None,
             state_bytes: 0,
             window_watermark: None,
@@ -234,7 +242,9 @@ impl TopN {
             self.state_bytes = self
                 .state_bytes
                 .saturating_sub(sk.len() + kept.row.len() + 48);
+            self.ckpt_rows.insert((key.clone(), sk.clone()));
             if kept.written {
+                group.written -= 1;
                 self.gone.push((sk, kept.row));
             }
         }
@@ -242,8 +252,33 @@ impl TopN {
             self.groups.remove(&key);
             self.state_bytes = self.state_bytes.saturating_sub(2 * key.len() + 64);
         }
-        self.changed.insert(key.clone());
-        self.ckpt_changed.insert(key);
+        self.changed.insert(key);
+    }
+
+    /// Over rows that change, at a commit: the first N rows of each group in `keys` are
+    /// to be written, and written rows below them have left the top N (to delete).
+    fn settle_ranks(&mut self, keys: &[Box<[u8]>]) {
+        for key in keys {
+            let Some(group) = self.groups.get_mut(key) else {
+                continue;
+            };
+            let mut seen = 0;
+            for (rank, (sk, kept)) in group.rows.iter_mut().enumerate() {
+                if rank >= self.limit && seen == group.written {
+                    break;
+                }
+                seen += usize::from(kept.written);
+                let top = rank < self.limit;
+                if kept.written != top {
+                    kept.written = top;
+                    if !top {
+                        self.gone.push((sk.clone(), kept.row.clone()));
+                    }
+                    self.ckpt_rows.insert((key.clone(), sk.clone()));
+                }
+            }
+            group.written = group.rows.len().min(self.limit);
+        }
     }
 
     /// The `PARTITION BY` expressions over the input.
@@ -324,6 +359,8 @@ impl TopN {
                 self.state_bytes += VERSION_BYTES + 2 * sort_key.len();
                 let versions = self.versions.as_mut().expect("retracting");
                 versions.insert(id.into(), (key.as_ref().into(), sort_key.clone().into()));
+                self.ckpt_rows
+                    .insert((key.as_ref().into(), sort_key.clone().into()));
             }
             let end = ends.as_ref().map(|e| e.value(i) + end_offset_ms);
             if let (Some(e), Some(w)) = (end, self.window_watermark)
@@ -343,7 +380,7 @@ impl TopN {
                     self.state_bytes += 2 * k.len() + 64;
                     self.groups.entry(k).or_insert_with(|| Group {
                         window_end: end,
-                        rows: BTreeMap::new(),
+                        ..Group::default()
                     })
                 }
             };
@@ -375,7 +412,9 @@ impl TopN {
                 }
             }
             self.changed.insert(key.as_ref().into());
-            self.ckpt_changed.insert(key.as_ref().into());
+            if self.versions.is_none() {
+                self.ckpt_changed.insert(key.as_ref().into());
+            }
         }
         ctx.check_state(self.state_bytes)
     }
@@ -426,12 +465,13 @@ impl TopN {
         } else {
             self.changed.drain().collect()
         };
-        // Rows kept below the top N (over rows that change) that were written have left it.
-        for key in &keys {
-            if let Some(group) = self.groups.get_mut(key) {
-                for (sk, kept) in group.rows.iter_mut().skip(self.limit) {
-                    if std::mem::take(&mut kept.written) {
-                        self.gone.push((sk.clone(), kept.row.clone()));
+        if self.versions.is_some() {
+            self.settle_ranks(&keys);
+        } else {
+            for key in &keys {
+                if let Some(group) = self.groups.get_mut(key) {
+                    for kept in group.rows.values_mut() {
+                        kept.written = true;
                     }
                 }
             }
@@ -448,13 +488,6 @@ impl TopN {
         } else {
             RowState::Provisional
         };
-        for key in &keys {
-            if let Some(group) = self.groups.get_mut(key) {
-                for kept in group.rows.values_mut().take(self.limit) {
-                    kept.written = true;
-                }
-            }
-        }
         let groups = keys.iter().filter_map(|k| self.groups.get(k));
         out.push(self.ranked(groups, state)?);
         Ok(out)
@@ -551,9 +584,30 @@ impl TopN {
         k
     }
 
+    /// The checkpoint key of one row of a top-N over rows that change.
+    fn row_state_key(&self, key: &[u8], sk: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(key.len() + sk.len() + 7);
+        k.extend_from_slice(&self.id.to_be_bytes());
+        k.push(KIND_TOP_N_ROW);
+        put_bytes(&mut k, key);
+        k.extend_from_slice(sk);
+        k
+    }
+
     /// State changes since the last checkpoint: each changed group whole, removed groups
-    /// deleted.
+    /// deleted; over rows that change (groups keep every row), each changed row.
     pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
+        for (key, sk) in std::mem::take(&mut self.ckpt_rows) {
+            let state_key = self.row_state_key(&key, &sk);
+            match self.groups.get(&key).and_then(|g| g.rows.get(&sk)) {
+                Some(kept) => {
+                    let mut v = kept.row.to_vec();
+                    v.push(u8::from(kept.written));
+                    puts.push((state_key, v));
+                }
+                None => deletes.push(state_key),
+            }
+        }
         for key in std::mem::take(&mut self.ckpt_changed) {
             let state_key = self.state_key(&key);
             let Some(group) = self.groups.get(&key) else {
@@ -580,6 +634,15 @@ impl TopN {
     /// Loads checkpointed groups.
     pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         for (k, v) in entries {
+            if k.get(2) == Some(&KIND_TOP_N_ROW) {
+                let mut rest = &k[3..];
+                let key: Box<[u8]> = get_bytes(&mut rest)?.into();
+                let (written, row) = v
+                    .split_last()
+                    .ok_or_else(|| EngineError::Bug("an empty top-N row entry".into()))?;
+                self.restore_row(key, rest.into(), row.into(), *written != 0)?;
+                continue;
+            }
             let key: Box<[u8]> = k
                 .get(3..)
                 .filter(|_| k.get(2) == Some(&KIND_TOP_N))
@@ -590,36 +653,59 @@ impl TopN {
                 0 => None,
                 _ => Some(unsortable(take8(&mut val)?)),
             };
-            let mut rows = BTreeMap::new();
+            if let Some(e) = window_end {
+                self.ends.insert((e, key.clone()));
+            }
+            if !self.groups.contains_key(&key) {
+                self.state_bytes += 2 * key.len() + 64;
+            }
+            self.groups.entry(key.clone()).or_default().window_end = window_end;
             while !val.is_empty() {
                 let sk: Box<[u8]> = get_bytes(&mut val)?.into();
                 let row: Box<[u8]> = get_bytes(&mut val)?.into();
                 let written = crate::accumulate::take(&mut val, 1)?[0] != 0;
-                self.state_bytes += sk.len() + row.len() + 48;
-                if sk.len() < self.positions * POSITION_BYTES {
-                    return Err(EngineError::Bug(
-                        "a top-N row's order key is too short".into(),
-                    ));
-                }
-                if let Some(versions) = self.versions.as_mut() {
-                    let id = &sk[sk.len() - self.positions * POSITION_BYTES..];
-                    self.state_bytes += VERSION_BYTES + 2 * sk.len();
-                    versions.insert(id.into(), (key.clone(), sk.clone()));
-                }
-                rows.insert(sk, Kept { row, written });
+                self.restore_row(key.clone(), sk, row, written)?;
             }
-            if let Some(e) = window_end {
-                self.ends.insert((e, key.clone()));
-            }
-            self.state_bytes += 2 * key.len() + 64;
-            self.groups.insert(key, Group { window_end, rows });
         }
+        Ok(())
+    }
+
+    /// Load one kept row of group `key` from a checkpoint.
+    fn restore_row(
+        &mut self,
+        key: Box<[u8]>,
+        sk: Box<[u8]>,
+        row: Box<[u8]>,
+        written: bool,
+    ) -> Result<()> {
+        if sk.len() < self.positions * POSITION_BYTES {
+            return Err(EngineError::Bug(
+                "a top-N row's order key is too short".into(),
+            ));
+        }
+        if let Some(versions) = self.versions.as_mut() {
+            let id = &sk[sk.len() - self.positions * POSITION_BYTES..];
+            self.state_bytes += VERSION_BYTES + 2 * sk.len();
+            versions.insert(id.into(), (key.clone(), sk.clone()));
+        }
+        self.state_bytes += sk.len() + row.len() + 48;
+        let group = match self.groups.get_mut(&key) {
+            Some(g) => g,
+            None => {
+                self.state_bytes += 2 * key.len() + 64;
+                self.groups.entry(key).or_default()
+            }
+        };
+        group.written += usize::from(written);
+        group.rows.insert(sk, Kept { row, written });
         Ok(())
     }
 }
 
 /// Checkpoint key kind of a top-N group (after the operator id).
 const KIND_TOP_N: u8 = 4;
+/// Checkpoint key kind of one row of a top-N over rows that change.
+const KIND_TOP_N_ROW: u8 = 5;
 
 /// Approximate bytes of a row's entry in [`TopN`]'s `versions`, besides its keys.
 const VERSION_BYTES: usize = 64;
