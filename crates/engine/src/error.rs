@@ -33,8 +33,8 @@ pub enum EngineError {
     QueryMemory(String),
     /// A view's state grew past its configured cap.
     #[error(
-        "view '{view}' holds {bytes} bytes of state, over its cap of {cap} bytes (DESCRIBE \
-         VIEW {view} says what each operator keeps and what frees it); raise \
+        "view '{view}' holds {bytes} bytes of state, over its cap of {cap} bytes (`DESCRIBE \
+         VIEW` says what each of its operators keeps and what frees it); raise \
          `state_bytes_max`, bound a join of streams in time (`a.t BETWEEN b.t - INTERVAL \
          ...`), window or narrow the GROUP BY, or shorten `allowed_lateness`"
     )]

@@ -59,9 +59,9 @@ struct Group {
     /// The end of the group's window, when the groups are per window.
     window_end: Option<i64>,
     rows: BTreeMap<Box<[u8]>, Kept>,
-    /// How many of its rows are written (over rows that change, where rows below the top
-    /// N are kept too: the commit stops looking for written rows below N once it has seen
-    /// them all).
+    /// How many of its rows are written, over rows that change only (where rows below the
+    /// top N are kept too: the commit stops looking for written rows below N once it has
+    /// seen them all).
     written: usize,
 }
 
@@ -96,7 +96,7 @@ pub struct TopN {
     changed: HashSet<Box<[u8]>>,
     /// Written rows that left the top N since the last commit: (order key, row).
     gone: Vec<Gone>,
-    /// Groups changed or removed since the last checkpoint.
+    /// Groups changed or removed since the last checkpoint (over appending rows).
     ckpt_changed: HashSet<Box<[u8]>>,
     /// Over rows that change, where groups are large: the rows (group key, order key)
     /// added, removed or (un)written since the last checkpoint, one entry each.
@@ -634,7 +634,17 @@ impl TopN {
     /// Loads checkpointed groups.
     pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         for (k, v) in entries {
-            if k.get(2) == Some(&KIND_TOP_N_ROW) {
+            // Each mode has its own kind of entry: one of the other mode comes from a build
+            // that kept this view's state differently.
+            let row_entry = k.get(2) == Some(&KIND_TOP_N_ROW);
+            if row_entry != self.versions.is_some() {
+                return Err(EngineError::Sql(
+                    "this top-N's checkpoint was written by an earlier build that kept its \
+                     state another way; drop and recreate the view"
+                        .into(),
+                ));
+            }
+            if row_entry {
                 let mut rest = &k[3..];
                 let key: Box<[u8]> = get_bytes(&mut rest)?.into();
                 let (written, row) = v
@@ -731,6 +741,11 @@ mod tests {
 
     /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY t <dir>) <= 1` over (k, t, v) rows.
     fn first_per_key(descending: bool) -> TopN {
+        top_per_key(1, descending)
+    }
+
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY t <dir>) <= limit` over (k, t, v) rows.
+    fn top_per_key(limit: usize, descending: bool) -> TopN {
         let input = input_schema();
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new("rn", DataType::UInt64, false));
@@ -748,7 +763,7 @@ mod tests {
                     },
                 )],
                 order_types: vec![DataType::Int64],
-                limit: 1,
+                limit,
                 window_end: None,
                 positions: 1,
             },
@@ -844,6 +859,76 @@ mod tests {
             .collect();
         written.sort_unstable();
         assert_eq!(written, vec![(None, 10), (Some(0), 20)]);
+    }
+
+    /// One commit of `input` (deletions when `delete`): the offsets it deletes and those it
+    /// writes, sorted; then its checkpoint applied to `store`.
+    fn commit_into(
+        top: &mut TopN,
+        input: Rows,
+        store: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> (Vec<u64>, Vec<u64>) {
+        let ctx = ctx();
+        top.on_input(&input, &ctx).expect("rank");
+        let out = top.on_commit(&ctx).expect("commit");
+        let offsets = |deleted: bool| -> Vec<u64> {
+            let mut o: Vec<u64> = out
+                .iter()
+                .filter(|r| (r.change == Change::Delete) == deleted)
+                .flat_map(|r| {
+                    r.origin
+                        .as_ref()
+                        .expect("positions")
+                        .offset
+                        .values()
+                        .to_vec()
+                })
+                .collect();
+            o.sort_unstable();
+            o
+        };
+        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+        top.checkpoint(&mut puts, &mut deletes);
+        for k in deletes {
+            store.remove(&k);
+        }
+        store.extend(puts);
+        (offsets(true), offsets(false))
+    }
+
+    #[test]
+    fn over_rows_that_change_rows_pushed_below_the_top_are_deleted_and_restored_state_agrees() {
+        let mut top = top_per_key(2, false).retracting().expect("retracting");
+        let mut store = BTreeMap::new();
+        // t = 5, 6, 7: the first two are written.
+        let first = rows(0, &[(1, 5, 50), (1, 6, 60), (1, 7, 70)]);
+        assert_eq!(
+            commit_into(&mut top, first, &mut store),
+            (vec![], vec![0, 1])
+        );
+        // t = 1 and 2 push both written rows two ranks down: both are deleted.
+        let second = rows(3, &[(1, 1, 10), (1, 2, 20)]);
+        assert_eq!(
+            commit_into(&mut top, second, &mut store),
+            (vec![0, 1], vec![3, 4])
+        );
+        // A restored operator holds the same rows and flags: removing the row at offset 3
+        // deletes it and brings t = 5 (offset 0) back, in both.
+        let mut restored = top_per_key(2, false).retracting().expect("retracting");
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = store.clone().into_iter().collect();
+        restored.restore(&entries).expect("restore");
+        assert_eq!(restored.state_bytes(), top.state_bytes());
+        let mut gone = rows(3, &[(1, 1, 10)]);
+        gone.change = Change::Delete;
+        let expected = (vec![3], vec![0, 4]);
+        assert_eq!(commit_into(&mut top, gone.clone(), &mut store), expected);
+        let mut restored_store = BTreeMap::new();
+        assert_eq!(
+            commit_into(&mut restored, gone, &mut restored_store),
+            expected
+        );
+        // An appending top-N refuses the entries a top-N over rows that change wrote.
+        assert!(top_per_key(2, false).restore(&entries).is_err());
     }
 
     #[test]
