@@ -871,29 +871,31 @@ mod tests {
         let ctx = ctx();
         top.on_input(&input, &ctx).expect("rank");
         let out = top.on_commit(&ctx).expect("commit");
-        let offsets = |deleted: bool| -> Vec<u64> {
-            let mut o: Vec<u64> = out
-                .iter()
-                .filter(|r| (r.change == Change::Delete) == deleted)
-                .flat_map(|r| {
-                    r.origin
-                        .as_ref()
-                        .expect("positions")
-                        .offset
-                        .values()
-                        .to_vec()
-                })
-                .collect();
-            o.sort_unstable();
-            o
-        };
         let (mut puts, mut deletes) = (Vec::new(), Vec::new());
         top.checkpoint(&mut puts, &mut deletes);
         for k in deletes {
             store.remove(&k);
         }
         store.extend(puts);
-        (offsets(true), offsets(false))
+        (offsets(&out, true), offsets(&out, false))
+    }
+
+    /// The log offsets of the rows `out` deletes (`true`) or writes (`false`), sorted.
+    fn offsets(out: &[Rows], deleted: bool) -> Vec<u64> {
+        let mut o: Vec<u64> = out
+            .iter()
+            .filter(|r| (r.change == Change::Delete) == deleted)
+            .flat_map(|r| {
+                r.origin
+                    .as_ref()
+                    .expect("positions")
+                    .offset
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        o.sort_unstable();
+        o
     }
 
     #[test]
@@ -938,22 +940,12 @@ mod tests {
         let ctx = ctx();
         top.on_input(&rows(1, &[(1, 6, 12)]), &ctx).expect("rank");
         let out = top.on_commit(&ctx).expect("commit");
-        // The log offsets of the rows `out` deletes (`true`) or writes (`false`).
-        let offsets = |deleted: bool| -> Vec<u64> {
-            out.iter()
-                .filter(|r| (r.change == Change::Delete) == deleted)
-                .flat_map(|r| {
-                    r.origin
-                        .as_ref()
-                        .expect("positions")
-                        .offset
-                        .values()
-                        .to_vec()
-                })
-                .collect()
-        };
-        assert_eq!(offsets(true), vec![0], "the row at offset 0 left the top");
-        let written = offsets(false);
+        assert_eq!(
+            offsets(&out, true),
+            vec![0],
+            "the row at offset 0 left the top"
+        );
+        let written = offsets(&out, false);
         assert_eq!(written, vec![1], "the row at offset 1 took its place");
     }
 }
