@@ -77,3 +77,23 @@ FROM (SELECT category, 100 / COUNT(*) AS share
             GROUP BY auction, category HAVING COUNT(*) < 3) q
       GROUP BY category) s
 GROUP BY share;
+
+-- UNION ALL of two unbounded GROUP BYs' rows, aggregated: each branch's changed groups
+-- replace their old versions (the branch is folded into the identity, so a group of one
+-- branch and one of the other with the same key stay apart: auction n + 6 meets bidder
+-- n + 6).
+CREATE VIEW activity AS
+SELECT who, SUM(n) AS bids, COUNT(*) AS roles
+FROM (SELECT auction + 6 AS who, COUNT(*) AS n FROM bid GROUP BY auction
+      UNION ALL
+      SELECT bidder AS who, COUNT(*) AS n FROM bid GROUP BY bidder) u
+GROUP BY who;
+
+-- The same union as a view's rows, with a filter over them: a row is deleted when its
+-- group stops passing it.
+CREATE VIEW busy_parties AS
+SELECT who, n FROM (
+    SELECT auction AS who, COUNT(*) AS n FROM bid GROUP BY auction
+    UNION ALL
+    SELECT bidder AS who, COUNT(*) AS n FROM bid GROUP BY bidder) u
+WHERE n BETWEEN 2 AND 3;

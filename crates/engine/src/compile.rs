@@ -166,7 +166,13 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
     let mut filtered = false;
     // Filters and projections pass positions on: these are the first stateful node's.
     let positions = positions(root);
-    let ranked = matches!(under_filters(root).op, Op::TopN { .. });
+    // Ranked rows and a union's rows that change are keyed by positions and change: a
+    // filter over them deletes the rows that stop passing it.
+    let ranked = match &under_filters(root).op {
+        Op::TopN { .. } => true,
+        Op::Union { .. } => under_filters(root).updating(),
+        _ => false,
+    };
     let mut node = root;
     loop {
         match &mut node.op {
@@ -1122,20 +1128,33 @@ fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node>
             freshet_types::limits::UNION_BRANCHES_MAX
         )));
     }
-    let inputs = u
+    let mut inputs = u
         .inputs
         .iter()
         .map(|i| build(i, cx))
         .collect::<Result<Vec<_>>>()?;
+    // A branch of rows that change (an unbounded GROUP BY's) keeps their identities (a
+    // hash of the group key) and deletes a row that stops passing its filters.
+    for input in inputs.iter_mut().filter(|i| !i.appends_only) {
+        if input.window.is_some() {
+            return Err(unsupported(
+                "UNION ALL of windows' rows that change (provisional or ranked windows)",
+            ));
+        }
+        identify_aggregate_rows(input);
+        delete_what_stops_qualifying(input);
+    }
     if inputs
         .iter()
-        .any(|i| !i.appends_only || !has_origin(i) || reads_join(i) || reads_rank(i))
+        .any(|i| !has_origin(i) || reads_join(i) || reads_rank(i))
     {
         return Err(unsupported(
-            "UNION ALL of an aggregate's, a join's or ranked rows; a UNION ALL joins streams' \
-             rows (aggregate the union in the same view instead)",
+            "UNION ALL of a windowed aggregate's, a join's or ranked rows; a UNION ALL joins \
+             streams' rows or unbounded GROUP BYs' rows (aggregate the union in the same view \
+             instead)",
         ));
     }
+    let appends_only = inputs.iter().all(|i| i.appends_only);
     // The union is windowed when every branch has the same window in the same columns.
     let window = inputs[0].window.filter(|w| {
         inputs.iter().all(|i| {
@@ -1154,7 +1173,7 @@ fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node>
     Ok(Node {
         schema: arrow(&u.schema),
         window,
-        appends_only: true,
+        appends_only,
         op: Op::Union { inputs },
     })
 }

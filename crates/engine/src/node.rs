@@ -188,8 +188,14 @@ fn transform(node_schema: &SchemaRef, op: &Op, rows: Vec<Rows>) -> Result<Vec<Ro
 }
 
 /// Rows of branch `branch` of a union, in the union's schema, their `_copy` folded with
-/// the branch so that rows of different branches never share a key.
-fn branch_rows(schema: &SchemaRef, branch: usize, rows: Vec<Rows>) -> Result<Vec<Rows>> {
+/// the branch so that rows of different branches never share a key. Where the positions
+/// are a hash of an aggregate's group key (`hashed`), the copy's top bits give way.
+fn branch_rows(
+    schema: &SchemaRef,
+    branch: usize,
+    hashed: bool,
+    rows: Vec<Rows>,
+) -> Result<Vec<Rows>> {
     rows.into_iter()
         .map(|r| {
             let origin = r.origin.ok_or_else(|| {
@@ -200,6 +206,9 @@ fn branch_rows(schema: &SchemaRef, branch: usize, rows: Vec<Rows>) -> Result<Vec
                 .values()
                 .iter()
                 .map(|&c| {
+                    if hashed {
+                        return Ok(c.wrapping_mul(UNION_BRANCHES_MAX) | branch as u32);
+                    }
                     c.checked_mul(UNION_BRANCHES_MAX)
                         .and_then(|c| c.checked_add(branch as u32))
                         .ok_or_else(|| {
@@ -268,7 +277,12 @@ impl Node {
                 let mut out = Vec::new();
                 for (i, input) in inputs.iter_mut().enumerate() {
                     let rows = input.on_input(stream, partition, offsets, batch, ctx)?;
-                    out.extend(branch_rows(&self.schema, i, rows)?);
+                    out.extend(branch_rows(
+                        &self.schema,
+                        i,
+                        input.hashed_positions(),
+                        rows,
+                    )?);
                 }
                 Ok(out)
             }
@@ -326,7 +340,12 @@ impl Node {
                 let mut out = Vec::new();
                 for (i, input) in inputs.iter_mut().enumerate() {
                     let rows = input.on_watermark(watermarks, ctx)?;
-                    out.extend(branch_rows(&self.schema, i, rows)?);
+                    out.extend(branch_rows(
+                        &self.schema,
+                        i,
+                        input.hashed_positions(),
+                        rows,
+                    )?);
                 }
                 Ok(out)
             }
@@ -434,8 +453,20 @@ impl Node {
             }
             // Its rows are written, final, as the watermark releases them.
             Op::Over { .. } => Ok(Vec::new()),
-            // Branches are streams' rows through stateless operators: nothing is due.
-            Op::Union { .. } => Ok(Vec::new()),
+            // Branches of rows that change (an unbounded GROUP BY's) have rows due.
+            Op::Union { inputs } => {
+                let mut out = Vec::new();
+                for (i, input) in inputs.iter_mut().enumerate() {
+                    let rows = input.on_commit(ctx)?;
+                    out.extend(branch_rows(
+                        &self.schema,
+                        i,
+                        input.hashed_positions(),
+                        rows,
+                    )?);
+                }
+                Ok(out)
+            }
             // A join's inputs are appending rows, which have nothing due either.
             Op::Join { join, .. } => join.on_commit(ctx),
         }
@@ -556,11 +587,22 @@ impl Node {
         }
     }
 
+    /// Whether the node's rows carry a hash of an unbounded GROUP BY's key as their
+    /// positions ([`crate::rows::Origin::hashed`]).
+    pub fn hashed_positions(&self) -> bool {
+        match &self.op {
+            Op::Filter { input, .. } | Op::Project { input, .. } => input.hashed_positions(),
+            Op::Aggregate { agg, .. } => agg.identifies_rows,
+            _ => false,
+        }
+    }
+
     /// Whether the node's output rows change after they were written (provisional rows,
     /// deletions), rather than only being added, final.
     pub fn updating(&self) -> bool {
         match &self.op {
-            Op::Source(_) | Op::Union { .. } | Op::Over { .. } => false,
+            Op::Source(_) | Op::Over { .. } => false,
+            Op::Union { inputs } => inputs.iter().any(Node::updating),
             Op::Join { join, .. } => join.updates(),
             Op::Filter {
                 input,

@@ -197,6 +197,20 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // UNION ALL of two unbounded GROUP BYs' rows (one with a HAVING that flips),
+        // aggregated: each branch's changed groups replace their old versions.
+        name: "union_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT who, SUM(n) AS s, COUNT(*) AS r FROM (SELECT auction \
+            AS who, COUNT(*) AS n FROM bid GROUP BY auction UNION ALL SELECT bidder AS who, \
+            COUNT(*) AS n FROM bid GROUP BY bidder HAVING COUNT(*) % 2 = 0) u GROUP BY who",
+        view: "v",
+        batch: "SELECT who, SUM(n) AS s, COUNT(*) AS r FROM (SELECT auction AS who, COUNT(*) \
+            AS n FROM bid GROUP BY auction UNION ALL SELECT bidder AS who, COUNT(*) AS n FROM \
+            bid GROUP BY bidder HAVING COUNT(*) % 2 = 0) u GROUP BY who",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         // Top-N: ranks move and rows leave the top at every commit. Ties in price are
         // broken differently by batch, so the view selects what ties cannot change.
         name: "top_n",
