@@ -89,11 +89,18 @@ FROM (SELECT auction + 6 AS who, COUNT(*) AS n FROM bid GROUP BY auction
       SELECT bidder AS who, COUNT(*) AS n FROM bid GROUP BY bidder) u
 GROUP BY who;
 
--- The same union as a view's rows, with a filter over them: a row is deleted when its
--- group stops passing it.
+-- The same union as a view's rows, with a filter over them (which the planner moves into
+-- each branch, as a HAVING): a row is deleted when its group stops passing it.
 CREATE VIEW busy_parties AS
 SELECT who, n FROM (
     SELECT auction AS who, COUNT(*) AS n FROM bid GROUP BY auction
     UNION ALL
     SELECT bidder AS who, COUNT(*) AS n FROM bid GROUP BY bidder) u
 WHERE n BETWEEN 2 AND 3;
+
+-- A union of that union's rows with another GROUP BY's (the view is inlined under an
+-- alias, so the unions stay nested): the inner union's folded identities fold again.
+CREATE VIEW parties_and_categories AS
+SELECT who, n FROM busy_parties
+UNION ALL
+SELECT category AS who, COUNT(*) AS n FROM bid GROUP BY category;

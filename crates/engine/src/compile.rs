@@ -7,8 +7,10 @@
 //! (cascades), or by plain keys (unbounded); `ROW_NUMBER()` top-N over a stream's rows;
 //! `COUNT`/`SUM`/`AVG`/`MIN`/`MAX` `OVER (... ROWS BETWEEN n PRECEDING AND CURRENT ROW)`
 //! in event-time order over a stream's rows;
-//! `UNION ALL` of streams' rows; inner, outer, semi and anti joins of two windowed inputs
-//! on their window, and of streams' rows on any keys.
+//! `UNION ALL` of streams' rows and unbounded GROUP BYs' rows; inner, outer, semi and anti
+//! joins of two windowed inputs on their window, and of streams' rows on any keys; and
+//! aggregates, top-N and unions over rows that change (an unbounded GROUP BY's, an outer
+//! join's, ranked rows), which take a row's old version back.
 //! Anything else is refused with an error naming the construct.
 
 use crate::accumulate::{AggKind, AggSpec};
@@ -1117,9 +1119,10 @@ fn is_row_number(e: &Expr) -> bool {
     }
 }
 
-/// `UNION ALL` of streams' rows (through filters and projections): the branches' rows
-/// pass on, keyed by their log position and branch. A union of aggregates, joins or
-/// ranked rows is refused (their rows are keyed otherwise, and could collide).
+/// `UNION ALL` of streams' rows (through filters and projections) or unbounded GROUP BYs'
+/// rows (identified by a hash of their group key): the branches' rows pass on, keyed by
+/// their positions and branch. A union of windowed aggregates, joins or ranked rows is
+/// refused (their rows are keyed otherwise, and could collide).
 fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node> {
     if u.inputs.len() > freshet_types::limits::UNION_BRANCHES_MAX as usize {
         return Err(EngineError::ResourceLimit(format!(
@@ -1138,7 +1141,7 @@ fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node>
     for input in inputs.iter_mut().filter(|i| !i.appends_only) {
         if input.window.is_some() {
             return Err(unsupported(
-                "UNION ALL of windows' rows that change (provisional or ranked windows)",
+                "UNION ALL of windows' rows that change (ranked windows)",
             ));
         }
         identify_aggregate_rows(input);

@@ -82,9 +82,9 @@ pub enum Op {
         /// The operator.
         over: Box<Over>,
     },
-    /// `UNION ALL` of streams' rows: each branch's rows keep their log positions, with
-    /// the branch folded into `_copy` (`copy * branches + branch`) so that rows of two
-    /// branches never share a key.
+    /// `UNION ALL` of streams' rows or unbounded GROUP BYs' rows: each branch's rows keep
+    /// their positions, with the branch folded into `_copy` (`copy * branches + branch`)
+    /// so that rows of two branches never share a key.
     Union {
         /// The branches, in the query's order.
         inputs: Vec<Node>,
@@ -207,7 +207,9 @@ fn branch_rows(
                 .iter()
                 .map(|&c| {
                     if hashed {
-                        return Ok(c.wrapping_mul(UNION_BRANCHES_MAX) | branch as u32);
+                        return Ok(c
+                            .wrapping_mul(UNION_BRANCHES_MAX)
+                            .wrapping_add(branch as u32));
                     }
                     c.checked_mul(UNION_BRANCHES_MAX)
                         .and_then(|c| c.checked_add(branch as u32))
@@ -593,6 +595,8 @@ impl Node {
         match &self.op {
             Op::Filter { input, .. } | Op::Project { input, .. } => input.hashed_positions(),
             Op::Aggregate { agg, .. } => agg.identifies_rows,
+            // A union's copies are already folded, spread over all their bits by a hash.
+            Op::Union { inputs } => inputs.iter().any(Node::hashed_positions),
             _ => false,
         }
     }
