@@ -104,3 +104,11 @@ CREATE VIEW parties_and_categories AS
 SELECT who, n FROM busy_parties
 UNION ALL
 SELECT category AS who, COUNT(*) AS n FROM bid GROUP BY category;
+
+-- A union branch may be an unbounded GROUP BY over a join (its rows are its own): bids
+-- per category of the auctions known, beside bids per bidder.
+CREATE VIEW counts_by_kind AS
+SELECT a.category AS k, COUNT(*) AS n FROM bid b JOIN auction a ON b.auction = a.id
+GROUP BY a.category
+UNION ALL
+SELECT bidder AS k, COUNT(*) AS n FROM bid GROUP BY bidder;

@@ -351,9 +351,10 @@ fn reads_join(node: &Node) -> bool {
         Op::Source(_) => false,
         Op::Join { .. } => true,
         Op::Union { inputs } => inputs.iter().any(reads_join),
+        // An aggregate's rows are its own, whatever it groups.
+        Op::Aggregate { .. } => false,
         Op::Filter { input, .. }
         | Op::Project { input, .. }
-        | Op::Aggregate { input, .. }
         | Op::TopN { input, .. }
         | Op::Over { input, .. } => reads_join(input),
     }
@@ -1188,10 +1189,11 @@ fn reads_rank(node: &Node) -> bool {
         Op::TopN { .. } => true,
         Op::Union { inputs } => inputs.iter().any(reads_rank),
         Op::Join { left, right, .. } => reads_rank(left) || reads_rank(right),
-        Op::Filter { input, .. }
-        | Op::Project { input, .. }
-        | Op::Aggregate { input, .. }
-        | Op::Over { input, .. } => reads_rank(input),
+        // An aggregate's rows are its own, whatever it groups.
+        Op::Aggregate { .. } => false,
+        Op::Filter { input, .. } | Op::Project { input, .. } | Op::Over { input, .. } => {
+            reads_rank(input)
+        }
     }
 }
 

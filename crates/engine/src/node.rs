@@ -755,6 +755,11 @@ impl Node {
                     .join(", "),
                 over.preceding()
             ),
+            Op::Union { inputs } if self.hashed_positions() => format!(
+                "UnionAll of {} branches (an unbounded GROUP BY's rows identified by a hash of \
+                 their group key)",
+                inputs.len()
+            ),
             Op::Union { inputs } => format!("UnionAll of {} branches", inputs.len()),
         };
         out.push_str(&pad);
