@@ -235,6 +235,20 @@ fn branch_rows(
         .collect()
 }
 
+/// The rows `step` gets from each branch of a union, in the union's schema.
+fn union_rows(
+    schema: &SchemaRef,
+    inputs: &mut [Node],
+    mut step: impl FnMut(&mut Node) -> Result<Vec<Rows>>,
+) -> Result<Vec<Rows>> {
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter_mut().enumerate() {
+        let rows = step(input)?;
+        out.extend(branch_rows(schema, i, input.hashed_positions(), rows)?);
+    }
+    Ok(out)
+}
+
 impl Node {
     /// Feed a batch read from `stream`'s `partition`, its rows at `offsets`.
     pub fn on_input(
@@ -275,19 +289,9 @@ impl Node {
                 }
                 Ok(Vec::new())
             }
-            Op::Union { inputs } => {
-                let mut out = Vec::new();
-                for (i, input) in inputs.iter_mut().enumerate() {
-                    let rows = input.on_input(stream, partition, offsets, batch, ctx)?;
-                    out.extend(branch_rows(
-                        &self.schema,
-                        i,
-                        input.hashed_positions(),
-                        rows,
-                    )?);
-                }
-                Ok(out)
-            }
+            Op::Union { inputs } => union_rows(&self.schema, inputs, |input| {
+                input.on_input(stream, partition, offsets, batch, ctx)
+            }),
             Op::Join { left, right, join } => {
                 let mut out = Vec::new();
                 for r in left.on_input(stream, partition, offsets, batch, ctx)? {
@@ -338,19 +342,9 @@ impl Node {
                 }
                 over.on_watermark(input.window_watermark())
             }
-            Op::Union { inputs } => {
-                let mut out = Vec::new();
-                for (i, input) in inputs.iter_mut().enumerate() {
-                    let rows = input.on_watermark(watermarks, ctx)?;
-                    out.extend(branch_rows(
-                        &self.schema,
-                        i,
-                        input.hashed_positions(),
-                        rows,
-                    )?);
-                }
-                Ok(out)
-            }
+            Op::Union { inputs } => union_rows(&self.schema, inputs, |input| {
+                input.on_watermark(watermarks, ctx)
+            }),
             Op::Join { left, right, join } => {
                 let mut out = Vec::new();
                 for r in left.on_watermark(watermarks, ctx)? {
@@ -456,19 +450,7 @@ impl Node {
             // Its rows are written, final, as the watermark releases them.
             Op::Over { .. } => Ok(Vec::new()),
             // Branches of rows that change (an unbounded GROUP BY's) have rows due.
-            Op::Union { inputs } => {
-                let mut out = Vec::new();
-                for (i, input) in inputs.iter_mut().enumerate() {
-                    let rows = input.on_commit(ctx)?;
-                    out.extend(branch_rows(
-                        &self.schema,
-                        i,
-                        input.hashed_positions(),
-                        rows,
-                    )?);
-                }
-                Ok(out)
-            }
+            Op::Union { inputs } => union_rows(&self.schema, inputs, |input| input.on_commit(ctx)),
             // A join's inputs are appending rows, which have nothing due either.
             Op::Join { join, .. } => join.on_commit(ctx),
         }
