@@ -566,24 +566,12 @@ const CHANGING_ROWS: &str = "rows that change after they are written (an unbound
 
 fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Result<Node> {
     let mut input = build(&a.input, cx)?;
-    // Over rows that change, the aggregate takes each row's earlier version back: it
-    // needs to know which row is which.
-    let retracts = !input.appends_only;
-    if retracts {
-        if input.window.is_some() {
-            return Err(unsupported(
-                "an aggregate over windows' rows that change (provisional or ranked \
-                 windows); aggregate the windows' final rows",
-            ));
-        }
-        if !has_origin(&input) && !identify_aggregate_rows(&mut input) {
-            return Err(unsupported(format!(
-                "an aggregate over {CHANGING_ROWS} when they are neither an unbounded GROUP \
-                 BY's rows nor rows with log positions"
-            )));
-        }
-        // A row that stops passing a filter on the way is taken back too.
-        delete_what_stops_qualifying(&mut input);
+    let retracts = changing_input(&mut input, "an aggregate over")?;
+    if retracts && !has_origin(&input) {
+        return Err(unsupported(format!(
+            "an aggregate over {CHANGING_ROWS} when they are neither an unbounded GROUP BY's \
+             rows nor rows with log positions"
+        )));
     }
     let in_schema = a.input.schema();
     let mut layout = Vec::new();
@@ -708,17 +696,36 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
     })
 }
 
-/// Make the unbounded aggregate under `node`'s filters and projections give its rows
-/// positions hashed from their group key, by which an aggregate over them tells them
-/// apart; false if there is no such aggregate.
-fn identify_aggregate_rows(node: &mut Node) -> bool {
+/// Prepare the input of an operator (`what`: "an aggregate over", ...) that finds a
+/// changing row's old version by its identity; returns whether its rows change. Such rows
+/// must not be windows' (a window's rows are used once final), an unbounded GROUP BY's
+/// rows are told to carry a hash of their group key as their identity, and a filter on
+/// the way deletes the rows that stop passing it.
+fn changing_input(input: &mut Node, what: &str) -> Result<bool> {
+    if input.appends_only {
+        return Ok(false);
+    }
+    if input.window.is_some() {
+        return Err(unsupported(format!(
+            "{what} windows' rows that change (provisional or ranked windows); use the \
+             windows' final rows"
+        )));
+    }
+    identify_aggregate_rows(input);
+    delete_what_stops_qualifying(input);
+    Ok(true)
+}
+
+/// Make the unbounded aggregate under `node`'s filters and projections, if there is one,
+/// give its rows positions hashed from their group key, by which an operator over them
+/// tells them apart.
+fn identify_aggregate_rows(node: &mut Node) {
     match &mut node.op {
         Op::Filter { input, .. } | Op::Project { input, .. } => identify_aggregate_rows(input),
         Op::Aggregate { agg, .. } if matches!(agg.grouping, Grouping::Unbounded) => {
             agg.identifies_rows = true;
-            true
         }
-        _ => false,
+        _ => {}
     }
 }
 
@@ -1137,16 +1144,8 @@ fn build_union(u: &datafusion::logical_expr::Union, cx: &mut Cx) -> Result<Node>
         .iter()
         .map(|i| build(i, cx))
         .collect::<Result<Vec<_>>>()?;
-    // A branch of rows that change (an unbounded GROUP BY's) keeps their identities (a
-    // hash of the group key) and deletes a row that stops passing its filters.
-    for input in inputs.iter_mut().filter(|i| !i.appends_only) {
-        if input.window.is_some() {
-            return Err(unsupported(
-                "UNION ALL of windows' rows that change (ranked windows)",
-            ));
-        }
-        identify_aggregate_rows(input);
-        delete_what_stops_qualifying(input);
+    for input in &mut inputs {
+        changing_input(input, "UNION ALL of")?;
     }
     if inputs
         .iter()
@@ -1254,19 +1253,7 @@ fn build_top_n(
         )));
     };
     let mut input = build(&w.input, cx)?;
-    // Over rows that change, a row's new version replaces its old one: they must be
-    // groups of their own (not per window), told apart by their positions.
-    let retracts = !input.appends_only;
-    if retracts {
-        if input.window.is_some() {
-            return Err(unsupported(
-                "ROW_NUMBER() over windows' rows that change (provisional or ranked windows); \
-                 rank the windows' final rows",
-            ));
-        }
-        identify_aggregate_rows(&mut input);
-        delete_what_stops_qualifying(&mut input);
-    }
+    let retracts = changing_input(&mut input, "ROW_NUMBER() over")?;
     // Ranked rows are keyed by their input positions, which a windowed aggregate's rows
     // lack.
     let Some(positions) = positions(&input) else {
