@@ -756,11 +756,12 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             )));
         }
     };
-    let left = build(&j.left, cx)?;
-    let right = build(&j.right, cx)?;
-    if !left.appends_only || !right.appends_only {
-        return Err(unsupported(format!("a join over {CHANGING_ROWS}")));
-    }
+    let mut left = build(&j.left, cx)?;
+    let mut right = build(&j.right, cx)?;
+    let changes = [
+        changing_input(&mut left, "a join of")?,
+        changing_input(&mut right, "a join of")?,
+    ];
     let (ls, rs) = (j.left.schema(), j.right.schema());
     let windows = left.window.zip(right.window);
     let mut on_window = false;
@@ -915,6 +916,9 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             for (side, identity) in identity.into_iter().enumerate() {
                 if let Some(identity) = identity {
                     join = join.identified(side, identity);
+                }
+                if changes[side] {
+                    join = join.changing(side);
                 }
             }
             if let Some(interval) = interval {

@@ -451,8 +451,20 @@ impl Node {
             Op::Over { .. } => Ok(Vec::new()),
             // Branches of rows that change (an unbounded GROUP BY's) have rows due.
             Op::Union { inputs } => union_rows(&self.schema, inputs, |input| input.on_commit(ctx)),
-            // A join's inputs are appending rows, which have nothing due either.
-            Op::Join { join, .. } => join.on_commit(ctx),
+            // Inputs whose rows change (an unbounded GROUP BY's) have rows due.
+            Op::Join { left, right, join } => {
+                let mut out = Vec::new();
+                if join.reads_changes() {
+                    for r in left.on_commit(ctx)? {
+                        out.extend(join.on_input(r, false, ctx)?);
+                    }
+                    for r in right.on_commit(ctx)? {
+                        out.extend(join.on_input(r, true, ctx)?);
+                    }
+                }
+                out.extend(join.on_commit(ctx)?);
+                Ok(out)
+            }
         }
     }
 

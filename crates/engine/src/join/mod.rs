@@ -2,9 +2,10 @@
 //! residual condition, buffered rows in checkpoints).
 //!
 //! - `window`: two windowed inputs on the same window, joined when the window closes;
-//! - `symmetric`: two append-only inputs on any keys, joined as rows arrive; inner or
-//!   outer (whose padded rows are retracted when their first match arrives), freeing rows
-//!   by the condition's time bounds (`interval`).
+//! - `symmetric`: two inputs on any keys, joined as rows arrive; inner or outer (whose
+//!   padded rows are retracted when their first match arrives), freeing rows by the
+//!   condition's time bounds (`interval`); an input whose rows change has what a row's
+//!   old version made taken back when its next version comes.
 
 mod chunk;
 mod interval;
@@ -98,11 +99,19 @@ impl Join {
     }
 
     /// Whether the join's rows change after they are written (an outer join's padded
-    /// rows, an anti join's rows).
+    /// rows, an anti join's rows, any rows of a join whose inputs' rows change).
     pub fn updates(&self) -> bool {
         match self {
             Join::Window(_) => false,
-            Join::Symmetric(j) => j.output().updates(),
+            Join::Symmetric(j) => j.updates(),
+        }
+    }
+
+    /// Whether an input's rows change after they are written (they come at commits too).
+    pub fn reads_changes(&self) -> bool {
+        match self {
+            Join::Window(_) => false,
+            Join::Symmetric(j) => j.reads_changes(),
         }
     }
 
@@ -182,6 +191,12 @@ impl Join {
                 "both sides' rows per window, freed as the watermark closes it",
                 Freed::ByWatermark,
             ),
+            Join::Symmetric(j) if j.reads_changes() => (
+                "each row's latest version of a side whose rows change, until it is replaced \
+                 or deleted; a side whose rows are appended, until the end of the streams; \
+                 bounded by state_bytes_max",
+                Freed::AtTheEnd,
+            ),
             Join::Symmetric(j) => match j.frees() {
                 [true, true] => (
                     "both sides' rows until the other side's watermark passes their time plus \
@@ -213,10 +228,11 @@ impl Join {
         match self {
             Join::Window(j) => format!("WindowJoin #{} ({})", j.id, j.output.name()),
             Join::Symmetric(j) => format!(
-                "SymmetricHashJoin #{} ({}, as rows arrive{})",
+                "SymmetricHashJoin #{} ({}, as rows arrive{}{})",
                 j.id,
                 j.output().name(),
-                j.time_bounds()
+                j.time_bounds(),
+                j.changing_sides()
             ),
         }
     }

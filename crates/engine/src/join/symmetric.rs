@@ -1,6 +1,6 @@
-//! The symmetric hash join: an inner, outer, semi or anti equi-join of two append-only
-//! inputs (streams' rows through filters and projections, or inner joins of such rows) on
-//! any keys, with any residual condition (Nexmark q3, q13, q20).
+//! The symmetric hash join: an inner, outer, semi or anti equi-join of two inputs
+//! (streams' rows through filters and projections, joins of such rows, or rows that
+//! change) on any keys, with any residual condition (Nexmark q3, q13, q20).
 //!
 //! Each side keeps every row it has seen, indexed by its join key. A batch arriving on one
 //! side is probed against the other side's rows and then added to its own, so every
@@ -30,6 +30,17 @@
 //! positions: each such row is identified by a 128-bit hash of its GROUP BY columns, kept
 //! in the position columns that key the results (Nexmark q7).
 //!
+//! An input's rows may change after they are written (an unbounded GROUP BY's, identified
+//! by a hash of their group key; ranked rows; an outer join's): such a side keeps each
+//! row's latest version, found by its identity. A new version or a deletion first takes
+//! back what the old one made — deletions of its pairs (probed again with its key and the
+//! residual condition) and of its own padded, anti or semi row; the other side's rows
+//! whose last match it was come back padded (or leave a semi join) — then the old version
+//! dies: out of the index and the identities, a dead flag in its batch (checkpointed with
+//! the batch's state, so that restore skips it), the batch freed once all its rows died
+//! or rewritten with its live ones once most did. Pairs are final only where both rows
+//! are. Such a join is not bounded in time.
+//!
 //! State: both sides' rows, one checkpoint entry per input batch (Arrow IPC), bounded by
 //! the view's `state_bytes_max`; until the end of the streams, unless the condition bounds
 //! the pairs' times (`a.t BETWEEN b.t - INTERVAL ... AND b.t`, [`super::interval`]): then
@@ -45,7 +56,7 @@ use crate::Ctx;
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows, not_true};
 use crate::source::times_ms;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
@@ -60,6 +71,9 @@ const KIND_SYMMETRIC_JOIN: u8 = 6;
 const KIND_LATE_BELOW: u8 = 7;
 /// Checkpoint key kind of a kept batch's matched flags (a join that frees rows).
 const KIND_MATCHED: u8 = 8;
+/// Checkpoint key kind of a kept batch of a side whose rows change: its rows' state and
+/// which of them a later version replaced.
+const KIND_LIVE: u8 = 9;
 
 /// Pairs built at a time when restore works out which kept rows have matched.
 const RESTORE_PAIRS: usize = 8_192;
@@ -86,6 +100,22 @@ struct Chunk {
     /// Its rows' latest time in the interval condition's column, in milliseconds (`None`
     /// when the join has no interval or every time is NULL).
     latest: Option<i64>,
+    /// Whether its rows were provisional (a side whose rows change; else always false).
+    provisional: bool,
+    /// For a side whose rows change: per row, whether a later version (or a deletion)
+    /// replaced it. A dead row is in neither the index nor the identities.
+    dead: Vec<bool>,
+    /// How many of its rows are not dead.
+    live: usize,
+    /// Whether it has a [`KIND_LIVE`] checkpoint entry.
+    live_stored: bool,
+}
+
+impl Chunk {
+    /// Its rows that are not dead.
+    fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.rows.batch.num_rows()).filter(|&r| !self.dead.get(r).copied().unwrap_or(false))
+    }
 }
 
 /// One input's rows and their index.
@@ -103,6 +133,12 @@ struct Side {
     /// Chunks whose matched flags changed since the last checkpoint (a join that frees
     /// rows checkpoints them).
     dirty: Vec<u32>,
+    /// For a side whose rows change: each live row's identity (its positions,
+    /// [`Origin::identities`]) → its (chunk, row).
+    ids: HashMap<Box<[u8]>, (u32, u32)>,
+    /// Chunks kept or with rows that died since the last checkpoint (a side whose rows
+    /// change checkpoints their [`KIND_LIVE`] entry).
+    dirty_live: Vec<u32>,
 }
 
 impl Side {
@@ -126,6 +162,12 @@ impl Side {
             Some(i) => Ok(&mut self.chunks[i].1),
             None => Err(freed_chunk(c)),
         }
+    }
+
+    /// Takes chunk number `c` out of the queue (the numbers along it still increase).
+    fn take(&mut self, c: u32) -> Result<Chunk> {
+        let i = self.position(c).ok_or_else(|| freed_chunk(c))?;
+        Ok(self.chunks.remove(i).expect("a position in the queue").1)
     }
 
     /// The kept chunks and their numbers, in order.
@@ -313,8 +355,23 @@ struct Probe {
     theirs: Vec<(usize, usize)>,
     /// Per candidate, whether it passes the residual condition.
     passed: Vec<bool>,
-    /// The pairs that pass, as output rows.
-    pairs: Option<Rows>,
+    /// The pairs that pass, as output rows (final ones and provisional ones apart).
+    pairs: Vec<Rows>,
+}
+
+/// Rows to keep on one side, with what is known of them.
+struct Keeping<'a> {
+    rows: Rows,
+    /// Their join keys.
+    keys: &'a arrow_row::Rows,
+    /// Which of them are indexed, if not all ([`SymmetricJoin::indexed`]).
+    indexed: Option<BooleanArray>,
+    /// Per row, whether it has matched (empty unless the side is tracked).
+    matched: Vec<bool>,
+    /// Whether they are provisional.
+    provisional: bool,
+    /// Per row, whether it is dead (restored; empty: none is).
+    dead: Vec<bool>,
 }
 
 /// The symmetric hash join operator.
@@ -342,6 +399,10 @@ pub struct SymmetricJoin {
     interval: Option<Interval>,
     /// Per side, how its rows are identified when they have no log positions.
     identity: [Option<Identity>; 2],
+    /// Per side, whether its rows change after they are written (an unbounded GROUP BY's,
+    /// ranked rows, an outer join's): each row's latest version is kept, found by its
+    /// identity, and a new version or a deletion takes back what the old one made.
+    changes: [bool; 2],
     /// Per side, the time (ms) below which its rows are late: the floor its watermark had
     /// when the other side's rows were last freed.
     late_below: [Option<i64>; 2],
@@ -383,6 +444,7 @@ impl SymmetricJoin {
             sides: [Side::default(), Side::default()],
             interval: None,
             identity: [None, None],
+            changes: [false, false],
             late_below: [None, None],
             late_below_moved: false,
             seq: 0,
@@ -392,9 +454,11 @@ impl SymmetricJoin {
         })
     }
 
-    /// The join frees rows by its condition's time bounds.
+    /// The join frees rows by its condition's time bounds (unless its rows change).
     pub fn bounded_by(mut self, interval: Interval) -> SymmetricJoin {
-        self.interval = Some(interval);
+        if !self.reads_changes() {
+            self.interval = Some(interval);
+        }
         self
     }
 
@@ -407,6 +471,36 @@ impl SymmetricJoin {
     /// Whether side `side`'s rows are identified by a hash of their key (an aggregate's).
     pub fn identifies(&self, side: usize) -> bool {
         self.identity[side].is_some()
+    }
+
+    /// Side `side`'s rows change after they are written. (Such a join is not bounded in
+    /// time: a row's later version may come at any time.)
+    pub fn changing(mut self, side: usize) -> SymmetricJoin {
+        self.changes[side] = true;
+        self.interval = None;
+        self
+    }
+
+    /// Which sides' rows change, for `DESCRIBE VIEW`: `, taking back what the right
+    /// side's changed rows made`, or nothing.
+    pub fn changing_sides(&self) -> &'static str {
+        match self.changes {
+            [true, true] => ", taking back what both sides' changed rows made",
+            [true, false] => ", taking back what the left side's changed rows made",
+            [false, true] => ", taking back what the right side's changed rows made",
+            [false, false] => "",
+        }
+    }
+
+    /// Whether either side's rows change after they are written.
+    pub fn reads_changes(&self) -> bool {
+        self.changes.contains(&true)
+    }
+
+    /// Whether the join's rows change after they are written: an outer or anti join's,
+    /// or any join's whose input rows change.
+    pub fn updates(&self) -> bool {
+        self.output.updates() || self.reads_changes()
     }
 
     /// The timestamp column of each side whose watermark frees the other side's rows.
@@ -463,21 +557,33 @@ impl SymmetricJoin {
     /// other side's rows so far; then they are kept for the other side's later rows. For
     /// an outer join also: deletions of the other side's padded rows that now match, and
     /// these rows padded where they match nothing; for a semi or anti join, its side's
-    /// rows as their matches come and go instead of pairs.
+    /// rows as their matches come and go instead of pairs. On a side whose rows change,
+    /// a row's earlier version (found by its identity) is taken back first
+    /// ([`SymmetricJoin::retract`]); a deletion only takes back.
     pub fn on_input(&mut self, mut rows: Rows, right: bool, ctx: &mut Ctx) -> Result<Vec<Rows>> {
-        if rows.change != Change::Upsert(RowState::Final) {
+        let (me, other) = (usize::from(right), usize::from(!right));
+        if !self.changes[me] && rows.change != Change::Upsert(RowState::Final) {
             return Err(EngineError::Bug(
                 "a symmetric join was given rows that change".into(),
             ));
         }
-        let (me, other) = (usize::from(right), usize::from(!right));
         if rows.origin.is_none()
             && let Some(identity) = &self.identity[me]
         {
             rows.origin = Some(identity.origin(&rows.batch)?);
         }
-        let rows = self.in_time(rows, me, ctx)?;
         let mut out = Vec::new();
+        let rows = if self.changes[me] {
+            let rows = latest_versions(rows)?;
+            out.extend(self.retract(&rows, me)?);
+            rows
+        } else {
+            self.in_time(rows, me, ctx)?
+        };
+        let Change::Upsert(state) = rows.change else {
+            out.retain(|r| r.batch.num_rows() > 0);
+            return Ok(out);
+        };
         let (rows, key_columns, lone) = self.matchable(rows, me)?;
         if let Some(lone) = lone
             && matches!(self.output, Output::Pairs(_) | Output::Anti(_))
@@ -489,6 +595,7 @@ impl SymmetricJoin {
         if rows.batch.num_rows() == 0 {
             return Ok(out);
         }
+        let indexed = self.indexed(me, &key_columns);
         let keys = self.key_rows.convert_columns(&key_columns)?;
         let probe = self.probe(&rows, &keys, me)?;
         let mut matched = vec![false; rows.batch.num_rows()];
@@ -507,11 +614,12 @@ impl SymmetricJoin {
                 }
             }
         }
+        let appears = Change::Upsert(self.semi_state());
         if !newly.is_empty() {
             // Their first match: a padded or anti row goes, a semi row comes.
             let theirs = self.gather(other, &newly)?;
             let change = match self.output {
-                Output::Semi(_) => Change::Upsert(RowState::Final),
+                Output::Semi(_) => appears,
                 _ => Change::Delete,
             };
             out.push(self.shaped(&theirs, other, change)?);
@@ -522,7 +630,7 @@ impl SymmetricJoin {
         if self.output.tracks(me) {
             // Semi: the rows that match; padded and anti: those that do not (yet).
             let (wanted, change) = match self.output {
-                Output::Semi(_) => (true, Change::Upsert(RowState::Final)),
+                Output::Semi(_) => (true, appears),
                 _ => (false, Change::Upsert(RowState::Provisional)),
             };
             let picked: Vec<u32> = (0..rows.batch.num_rows() as u32)
@@ -533,28 +641,245 @@ impl SymmetricJoin {
                 out.push(self.shaped(&picked, me, change)?);
             }
         }
-
-        let encoded = chunk::encode(&rows)?;
-        let bytes = encoded.len();
-        let seq = self.seq;
-        self.seq += 1;
-        let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, right);
-        self.pending_puts.push((state_key.clone(), encoded));
         let matched = if self.output.tracks(me) {
             matched
         } else {
             Vec::new()
         };
-        self.keep(compact(&rows)?, &keys, bytes, me, matched, seq)?;
+        self.store(
+            Keeping {
+                rows: compact(&rows)?,
+                keys: &keys,
+                indexed,
+                matched,
+                provisional: state == RowState::Provisional,
+                dead: Vec::new(),
+            },
+            me,
+        )?;
         ctx.check_state(self.state_bytes)?;
         out.retain(|r| r.batch.num_rows() > 0);
         Ok(out)
     }
 
+    /// The state of a semi join's row when it appears: final, unless a row's match may go
+    /// (the join's rows change) and take it back.
+    fn semi_state(&self) -> RowState {
+        if self.reads_changes() {
+            RowState::Provisional
+        } else {
+            RowState::Final
+        }
+    }
+
+    /// Keeps `keeping`, new rows of side `me`, with a checkpoint entry of their own.
+    fn store(&mut self, keeping: Keeping, me: usize) -> Result<()> {
+        let encoded = chunk::encode(&keeping.rows)?;
+        let bytes = encoded.len();
+        let seq = self.seq;
+        self.seq += 1;
+        let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, me == 1);
+        self.pending_puts.push((state_key, encoded));
+        self.keep(keeping, bytes, me, seq)
+    }
+
+    /// Which rows of side `me`, whose join keys are `keys`, are indexed, if not all: a
+    /// side whose rows change keeps its rows with a NULL key (to take back what they
+    /// wrote) without indexing them, since they match nothing.
+    fn indexed(&self, me: usize, keys: &[ArrayRef]) -> Option<BooleanArray> {
+        (self.changes[me] && !self.nulls_match)
+            .then(|| valid_keys(keys))
+            .flatten()
+    }
+
+    /// Takes back what the kept versions of `rows`' identities (rows of side `me`, whose
+    /// rows change) made: deletions of the pairs they made and of their own padded, anti
+    /// or semi rows; the other side's rows whose last match they were are written padded
+    /// again (or, for a semi join, deleted). The old versions die.
+    fn retract(&mut self, rows: &Rows, me: usize) -> Result<Vec<Rows>> {
+        let other = 1 - me;
+        let origin = rows.origin.as_ref().ok_or_else(|| {
+            EngineError::Bug("a join's changing rows lost their identities".into())
+        })?;
+        let old: Vec<(usize, usize)> = origin
+            .identities()
+            .iter()
+            .filter_map(|id| self.sides[me].ids.remove(id.as_slice()))
+            .map(|(c, r)| (c as usize, r as usize))
+            .collect();
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gone = self.gather(me, &old)?;
+        let keys = self
+            .key_rows
+            .convert_columns(&eval_keys(&self.keys[me], &gone.batch)?)?;
+        for (k, &(c, r)) in old.iter().enumerate() {
+            unindex(
+                &mut self.sides[me].index,
+                keys.row(k).as_ref(),
+                (c as u32, r as u32),
+            );
+        }
+        let mut out = Vec::new();
+        let probe = self.probe(&gone, &keys, me)?;
+        if let Output::Pairs(_) = self.output {
+            out.extend(probe.pairs.into_iter().map(|p| Rows {
+                change: Change::Delete,
+                ..p
+            }));
+        }
+        if self.output.tracks(me) {
+            let semi = matches!(self.output, Output::Semi(_));
+            let mut shown = Vec::new();
+            for (k, &(c, r)) in old.iter().enumerate() {
+                if self.sides[me].chunk(c as u32)?.matched[r] == semi {
+                    shown.push(k as u32);
+                }
+            }
+            if !shown.is_empty() {
+                let shown = gone.take(&UInt32Array::from(shown))?;
+                out.push(self.shaped(&shown, me, Change::Delete)?);
+            }
+        }
+        let mut touched = Vec::with_capacity(old.len());
+        for &(c, r) in &old {
+            let chunk = self.sides[me].chunk_mut(c as u32)?;
+            chunk.dead[r] = true;
+            chunk.live -= 1;
+            touched.push(c as u32);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        self.sides[me].dirty_live.extend(&touched);
+        if self.output.tracks(other) {
+            let mut partners: Vec<(usize, usize)> = probe
+                .theirs
+                .iter()
+                .zip(&probe.passed)
+                .filter(|(_, p)| **p)
+                .map(|(t, _)| *t)
+                .collect();
+            partners.sort_unstable();
+            partners.dedup();
+            if !partners.is_empty() {
+                out.extend(self.unmatch(other, &partners)?);
+            }
+        }
+        for c in touched {
+            self.reclaim(me, c)?;
+        }
+        Ok(out)
+    }
+
+    /// Side `side`'s rows at `at` lost a match: those left with none are unmatched again,
+    /// their padded or anti rows written again (provisional), or their semi rows deleted.
+    fn unmatch(&mut self, side: usize, at: &[(usize, usize)]) -> Result<Option<Rows>> {
+        let rows = self.gather(side, at)?;
+        let keys = self
+            .key_rows
+            .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
+        let still = self.probe(&rows, &keys, side)?;
+        let mut matched = vec![false; at.len()];
+        for (k, _) in still.passed.iter().enumerate().filter(|(_, p)| **p) {
+            matched[still.mine[k] as usize] = true;
+        }
+        let lost: Vec<u32> = (0..at.len() as u32)
+            .filter(|&i| !matched[i as usize])
+            .collect();
+        if lost.is_empty() {
+            return Ok(None);
+        }
+        for &i in &lost {
+            let (c, r) = at[i as usize];
+            self.sides[side].chunk_mut(c as u32)?.matched[r] = false;
+        }
+        let lost = rows.take(&UInt32Array::from(lost))?;
+        let change = match self.output {
+            Output::Semi(_) => Change::Delete,
+            _ => Change::Upsert(RowState::Provisional),
+        };
+        self.shaped(&lost, side, change).map(Some)
+    }
+
+    /// Frees chunk `c` of side `me` once all its rows died, or keeps its live rows alone
+    /// as a new chunk once more than half of them died (copying fewer rows than died since
+    /// it was made, so a side holds at most about twice its live rows).
+    fn reclaim(&mut self, me: usize, c: u32) -> Result<()> {
+        let chunk = self.sides[me].chunk(c)?;
+        let dead = chunk.rows.batch.num_rows() - chunk.live;
+        if dead <= chunk.live {
+            return Ok(());
+        }
+        let chunk = self.drop_chunk(me, c)?;
+        if chunk.live == 0 {
+            return Ok(());
+        }
+        let live: Vec<u32> = chunk.live_rows().map(|r| r as u32).collect();
+        let rows = chunk.rows.take(&UInt32Array::from(live.clone()))?;
+        let matched = if chunk.matched.is_empty() {
+            Vec::new()
+        } else {
+            live.iter().map(|&r| chunk.matched[r as usize]).collect()
+        };
+        let key_columns = eval_keys(&self.keys[me], &rows.batch)?;
+        let keys = self.key_rows.convert_columns(&key_columns)?;
+        let indexed = self.indexed(me, &key_columns);
+        self.store(
+            Keeping {
+                rows,
+                keys: &keys,
+                indexed,
+                matched,
+                provisional: chunk.provisional,
+                dead: Vec::new(),
+            },
+            me,
+        )
+    }
+
+    /// Takes chunk `c` of side `me` out, with its checkpoint entries and its live rows'
+    /// index entries and identities.
+    fn drop_chunk(&mut self, me: usize, c: u32) -> Result<Chunk> {
+        let chunk = self.sides[me].take(c)?;
+        self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
+        self.pending_deletes.push(chunk.state_key.clone());
+        for (stored, kind) in [
+            (chunk.flags_stored, KIND_MATCHED),
+            (chunk.live_stored, KIND_LIVE),
+        ] {
+            if stored {
+                self.pending_deletes
+                    .push(chunk_key(self.id, kind, chunk.seq, me == 1));
+            }
+        }
+        if chunk.live > 0 {
+            let keys = self
+                .key_rows
+                .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;
+            let ids = chunk
+                .rows
+                .origin
+                .as_ref()
+                .map(Origin::identities)
+                .unwrap_or_default();
+            let side = &mut self.sides[me];
+            for r in chunk.live_rows() {
+                unindex(&mut side.index, keys.row(r).as_ref(), (c, r as u32));
+                if let Some(id) = ids.get(r) {
+                    side.ids.remove(id.as_slice());
+                }
+            }
+        }
+        Ok(chunk)
+    }
+
     /// At the end of the streams, every padded or anti row that matched nothing, final:
-    /// each once (by this process), not at every commit after the end.
+    /// each once (by this process), not at every commit after the end. Where rows change,
+    /// a semi join's rows that matched are written final too.
     pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
-        if !ctx.end_of_stream || matches!(self.output, Output::Semi(_)) {
+        let semi = matches!(self.output, Output::Semi(_));
+        if !ctx.end_of_stream || (semi && !self.reads_changes()) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
@@ -562,23 +887,21 @@ impl SymmetricJoin {
             if !self.output.tracks(side) {
                 continue;
             }
-            let lone: Vec<(usize, usize)> = self.sides[side]
+            let shown: Vec<(usize, usize)> = self.sides[side]
                 .live()
                 .filter(|(_, chunk)| !chunk.finalized)
                 .flat_map(|(c, chunk)| {
                     chunk
-                        .matched
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, m)| !**m)
-                        .map(move |(r, _)| (c as usize, r))
+                        .live_rows()
+                        .filter(|&r| chunk.matched[r] == semi)
+                        .map(move |r| (c as usize, r))
                 })
                 .collect();
             for (_, chunk) in self.sides[side].chunks.iter_mut() {
                 chunk.finalized = true;
             }
-            if !lone.is_empty() {
-                let rows = self.gather(side, &lone)?;
+            if !shown.is_empty() {
+                let rows = self.gather(side, &shown)?;
                 out.push(self.shaped(&rows, side, Change::Upsert(RowState::Final))?);
             }
         }
@@ -587,7 +910,7 @@ impl SymmetricJoin {
 
     /// The rows of `rows` (of side `me`, whose keys are `keys`) with the other side's
     /// matching rows so far: the candidates by key, which pass the residual condition,
-    /// and the pairs they make.
+    /// and the pairs they make, final where both rows are.
     fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, me: usize) -> Result<Probe> {
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
@@ -604,33 +927,64 @@ impl SymmetricJoin {
                 mine,
                 theirs,
                 passed: Vec::new(),
-                pairs: None,
+                pairs: Vec::new(),
             });
         }
         let joined = self.pairs(rows, &UInt32Array::from(mine.clone()), &theirs, me == 1)?;
-        let (passed, pairs) = match &self.filter {
+        let passed: Vec<bool> = match &self.filter {
             Some(f) => {
                 let mask = residual(f, &joined.batch)?;
-                let passed = (0..mask.len())
+                (0..mask.len())
                     .map(|i| mask.is_valid(i) && mask.value(i))
-                    .collect();
-                (passed, joined.filter(&mask)?)
+                    .collect()
             }
-            None => (vec![true; mine.len()], joined),
+            None => vec![true; mine.len()],
         };
+        // A pair is final where both its rows are.
+        let mine_final = rows.change == Change::Upsert(RowState::Final);
+        let other = &self.sides[1 - me];
+        let mut finals = Vec::with_capacity(mine.len());
+        let mut last: Option<(usize, bool)> = None;
+        for &(c, _) in &theirs {
+            let provisional = match last {
+                Some((at, p)) if at == c => p,
+                _ => other.chunk(c as u32)?.provisional,
+            };
+            last = Some((c, provisional));
+            finals.push(mine_final && !provisional);
+        }
+        let mut pairs = Vec::new();
+        for (state, want) in [(RowState::Final, true), (RowState::Provisional, false)] {
+            let pick = BooleanArray::from_iter(
+                passed
+                    .iter()
+                    .zip(&finals)
+                    .map(|(&p, &f)| Some(p && f == want)),
+            );
+            if pick.true_count() > 0 {
+                pairs.push(Rows {
+                    change: Change::Upsert(state),
+                    ..joined.filter(&pick)?
+                });
+            }
+        }
         Ok(Probe {
             mine,
             theirs,
             passed,
-            pairs: (pairs.batch.num_rows() > 0).then_some(pairs),
+            pairs,
         })
     }
 
     /// `rows` of side `me` without those whose key can match nothing (a NULL key, unless
-    /// NULLs match), their join keys, and the rows left out, if any.
+    /// NULLs match), their join keys, and the rows left out, if any. A side whose rows
+    /// change keeps all its rows ([`SymmetricJoin::indexed`] says which match).
     fn matchable(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<ArrayRef>, Option<Rows>)> {
         let keys = eval_keys(&self.keys[me], &rows.batch)?;
-        match (!self.nulls_match).then(|| valid_keys(&keys)).flatten() {
+        match (!self.nulls_match && !self.changes[me])
+            .then(|| valid_keys(&keys))
+            .flatten()
+        {
             Some(valid) => {
                 let keys = keys
                     .iter()
@@ -736,6 +1090,19 @@ impl SymmetricJoin {
                 puts.push((key, pack_flags(&chunk.matched)));
                 chunk.flags_stored = true;
             }
+            let mut dirty = std::mem::take(&mut side.dirty_live);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for c in dirty {
+                let Ok(chunk) = side.chunk_mut(c) else {
+                    continue;
+                };
+                let key = chunk_key(self.id, KIND_LIVE, chunk.seq, s == 1);
+                let mut v = vec![u8::from(chunk.provisional)];
+                v.extend(pack_flags(&chunk.dead));
+                puts.push((key, v));
+                chunk.live_stored = true;
+            }
         }
         if std::mem::take(&mut self.late_below_moved) {
             let mut v = Vec::with_capacity(16);
@@ -762,35 +1129,76 @@ impl SymmetricJoin {
         right: &SchemaRef,
     ) -> Result<()> {
         // Entries come ordered by key bytes: by kind, then by sequence number (as they
-        // arrived).
+        // arrived). A changing side's chunk needs its live entry (a later kind) first.
         let mut flags: HashMap<(bool, u64), &[u8]> = HashMap::new();
+        let mut lives: HashMap<(bool, u64), &[u8]> = HashMap::new();
         for (k, v) in entries {
             match k.get(2) {
-                Some(&KIND_LATE_BELOW) => {
-                    self.late_below = parse_late_below(v)?;
-                    continue;
-                }
+                Some(&KIND_LATE_BELOW) => self.late_below = parse_late_below(v)?,
                 Some(&KIND_MATCHED) => {
                     let key = ChunkKey::parse(k, KIND_MATCHED, false)?;
                     flags.insert((key.right, key.seq), v);
-                    continue;
+                }
+                Some(&KIND_LIVE) => {
+                    let key = ChunkKey::parse(k, KIND_LIVE, false)?;
+                    lives.insert((key.right, key.seq), v);
                 }
                 _ => {}
             }
+        }
+        for (k, v) in entries {
+            if matches!(
+                k.get(2),
+                Some(&(KIND_LATE_BELOW | KIND_MATCHED | KIND_LIVE))
+            ) {
+                continue;
+            }
             let key = ChunkKey::parse(k, KIND_SYMMETRIC_JOIN, false)?;
-            let is_right = key.right;
-            let rows = chunk::decode(v, if is_right { right } else { left })?;
+            let side = usize::from(key.right);
+            let rows = chunk::decode(v, if key.right { right } else { left })?;
+            let n = rows.batch.num_rows();
             self.seq = self.seq.max(key.seq + 1);
-            let keys = self
-                .key_rows
-                .convert_columns(&eval_keys(&self.keys[usize::from(is_right)], &rows.batch)?)?;
-            let unmatched = if self.output.tracks(usize::from(is_right)) {
-                vec![false; rows.batch.num_rows()]
+            let (provisional, dead) = if self.changes[side] {
+                let live = lives.get(&(key.right, key.seq)).ok_or_else(|| {
+                    EngineError::Bug("a join's kept rows that change lack their live rows".into())
+                })?;
+                let (&state, bits) = live.split_first().ok_or_else(|| {
+                    EngineError::Bug("a malformed join checkpoint entry (live rows)".into())
+                })?;
+                let mut dead = vec![false; n];
+                unpack_flags(bits, &mut dead)?;
+                (state == 1, dead)
+            } else {
+                (false, Vec::new())
+            };
+            let key_columns = eval_keys(&self.keys[side], &rows.batch)?;
+            let keys = self.key_rows.convert_columns(&key_columns)?;
+            let indexed = self.indexed(side, &key_columns);
+            let unmatched = if self.output.tracks(side) {
+                vec![false; n]
             } else {
                 Vec::new()
             };
-            let side = usize::from(is_right);
-            self.keep(rows, &keys, v.len(), side, unmatched, key.seq)?;
+            self.keep(
+                Keeping {
+                    rows,
+                    keys: &keys,
+                    indexed,
+                    matched: unmatched,
+                    provisional,
+                    dead,
+                },
+                v.len(),
+                side,
+                key.seq,
+            )?;
+        }
+        for side in &mut self.sides {
+            // Their live entries are stored as they are.
+            side.dirty_live.clear();
+            for (_, chunk) in side.chunks.iter_mut() {
+                chunk.live_stored = !chunk.dead.is_empty();
+            }
         }
         self.restore_matched()?;
         // Matches with rows since freed were checkpointed. Flags worked out here that the
@@ -903,19 +1311,19 @@ impl SymmetricJoin {
         Ok(())
     }
 
-    /// Keeps rows of one side, whose join keys are `keys`, whose checkpoint entry is
-    /// `state_key` and `bytes` long (what they count against the state cap), and whose
-    /// matched flags are `matched` (empty unless the side is tracked), for the other
-    /// side's later rows.
-    fn keep(
-        &mut self,
-        rows: Rows,
-        keys: &arrow_row::Rows,
-        bytes: usize,
-        me: usize,
-        matched: Vec<bool>,
-        seq: u64,
-    ) -> Result<()> {
+    /// Keeps `keeping`, rows of side `me` whose checkpoint entry is number `seq` and
+    /// `bytes` long (what they count against the state cap), for the other side's later
+    /// rows. On a side whose rows change, each live row is found by its identity.
+    fn keep(&mut self, keeping: Keeping, bytes: usize, me: usize, seq: u64) -> Result<()> {
+        let Keeping {
+            rows,
+            keys,
+            indexed,
+            matched,
+            provisional,
+            mut dead,
+        } = keeping;
+        let n = rows.batch.num_rows();
         let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, me == 1);
         // Flags are checkpointed where the rows they were set by may be freed.
         let persist = self.frees()[1 - me];
@@ -923,10 +1331,35 @@ impl SymmetricJoin {
             Some(i) => latest_ms(&rows, i.bounds.columns[me])?,
             None => None,
         };
+        let changes = self.changes[me];
+        if changes && dead.is_empty() {
+            dead = vec![false; n];
+        }
+        let ids = match (&rows.origin, changes) {
+            (Some(origin), true) => origin.identities(),
+            (None, true) => {
+                return Err(EngineError::Bug(
+                    "a join's changing rows lost their identities".into(),
+                ));
+            }
+            _ => Vec::new(),
+        };
         let side = &mut self.sides[me];
         let chunk_no = side.next_no;
-        let mut counted = bytes + rows.batch.num_rows() * INDEX_ENTRY_BYTES;
-        for i in 0..rows.batch.num_rows() {
+        let mut counted = bytes + n * INDEX_ENTRY_BYTES;
+        let mut live = 0;
+        for i in 0..n {
+            if dead.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            live += 1;
+            if let Some(id) = ids.get(i) {
+                counted += id.len() + INDEX_ENTRY_BYTES;
+                side.ids.insert(id.as_slice().into(), (chunk_no, i as u32));
+            }
+            if indexed.as_ref().is_some_and(|v| !v.value(i)) {
+                continue;
+            }
             let key = keys.row(i);
             let entry = side.index.entry(key.as_ref().into());
             if let Entry::Vacant(_) = entry {
@@ -934,11 +1367,14 @@ impl SymmetricJoin {
             }
             entry.or_default().push((chunk_no, i as u32));
         }
-        // One flag per row of a tracked side.
-        counted += matched.len();
+        // One flag per row of a tracked side, one dead flag per row of a changing one.
+        counted += matched.len() + dead.len();
         self.state_bytes += counted;
         if persist && matched.contains(&true) {
             side.dirty.push(chunk_no);
+        }
+        if changes {
+            side.dirty_live.push(chunk_no);
         }
         side.push(Chunk {
             rows,
@@ -949,6 +1385,10 @@ impl SymmetricJoin {
             flags_stored: false,
             bytes: counted,
             latest,
+            provisional,
+            dead,
+            live,
+            live_stored: false,
         })?;
         Ok(())
     }
@@ -1172,4 +1612,32 @@ fn interleave_origins(chunks: &[&Rows], at: &[(usize, usize)]) -> Result<Option<
         })
         .collect::<Result<Vec<_>>>()?;
     Origin::from_columns(&picked).map(Some)
+}
+
+/// Removes `at` from `key`'s entries in `index`, and the key once it has none.
+fn unindex(index: &mut HashMap<Box<[u8]>, Vec<(u32, u32)>>, key: &[u8], at: (u32, u32)) {
+    if let Some(hits) = index.get_mut(key) {
+        hits.retain(|&h| h != at);
+        if hits.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+/// `rows` with only the last of the rows that share an identity (a later row is a later
+/// version of the same row).
+fn latest_versions(rows: Rows) -> Result<Rows> {
+    let Some(origin) = &rows.origin else {
+        return Ok(rows);
+    };
+    let ids = origin.identities();
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut last = vec![false; ids.len()];
+    for i in (0..ids.len()).rev() {
+        last[i] = seen.insert(&ids[i]);
+    }
+    if last.iter().all(|l| *l) {
+        return Ok(rows);
+    }
+    rows.filter(&BooleanArray::from(last))
 }

@@ -349,6 +349,7 @@ golden!(
     rows_over,
     aggregate_join,
     retracting_aggregate,
+    changing_join,
 );
 
 #[test]

@@ -211,6 +211,51 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // A stream joined with its own unbounded GROUP BY: a bid is paired while its price
+        // is its auction's top; a higher bid takes the pairs back and makes new ones.
+        name: "join_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT b.auction, b.bidder, b.price, t.n FROM bid b JOIN \
+            (SELECT auction, MAX(price) AS top, COUNT(*) AS n FROM bid GROUP BY auction) t \
+            ON b.auction = t.auction AND b.price = t.top",
+        view: "v",
+        batch: "SELECT b.auction, b.bidder, b.price, t.n FROM bid b JOIN (SELECT auction, \
+            MAX(price) AS top, COUNT(*) AS n FROM bid GROUP BY auction) t ON b.auction = \
+            t.auction AND b.price = t.top",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        // An outer join with groups that come and go (a HAVING that flips): a bid's pair
+        // is deleted when its bidder's group stops qualifying, and it returns padded.
+        name: "outer_join_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT b.bidder, b.price, c.n FROM bid b LEFT JOIN (SELECT \
+            bidder, COUNT(*) AS n FROM bid WHERE channel = 'ch1' GROUP BY bidder HAVING \
+            COUNT(*) % 2 = 1) c ON b.bidder = c.bidder",
+        view: "v",
+        batch: "SELECT b.bidder, b.price, c.n FROM bid b LEFT JOIN (SELECT bidder, COUNT(*) \
+            AS n FROM bid WHERE channel = 'ch1' GROUP BY bidder HAVING COUNT(*) % 2 = 1) c ON \
+            b.bidder = c.bidder",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
+        // Enrichment with each auction's latest row (a dedup), aggregated: when a later
+        // row arrives (or an out-of-order one does not), the auction's bids move group.
+        // Rows tied on the order are equal in what the view selects.
+        name: "aggregate_of_join_with_latest_rows",
+        views: "CREATE VIEW v AS SELECT l.bidder AS last_bidder, COUNT(*) AS n, SUM(b.price) \
+            AS s FROM bid b JOIN (SELECT auction, bidder FROM (SELECT auction, bidder, \
+            ROW_NUMBER() OVER (PARTITION BY auction ORDER BY date_time DESC, bidder DESC) AS \
+            rn FROM bid) WHERE rn = 1) l ON b.auction = l.auction GROUP BY l.bidder",
+        view: "v",
+        batch: "SELECT l.bidder AS last_bidder, COUNT(*) AS n, SUM(b.price) AS s FROM bid b \
+            JOIN (SELECT auction, bidder FROM (SELECT auction, bidder, ROW_NUMBER() OVER \
+            (PARTITION BY auction ORDER BY date_time DESC, bidder DESC) AS rn FROM bid) WHERE \
+            rn = 1) l ON b.auction = l.auction GROUP BY l.bidder",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         // Top-N: ranks move and rows leave the top at every commit. Ties in price are
         // broken differently by batch, so the view selects what ties cannot change.
         name: "top_n",
