@@ -111,6 +111,13 @@ pub fn compile(
         next_id: 1,
     };
     let mut root = build(plan, &mut cx)?;
+    if options.state_ttl_ms.is_some() && !forgets(&root) {
+        return Err(EngineError::Sql(
+            "view option state_ttl bounds a join's rows that only the end of the streams \
+             would free (a join of streams' rows on keys); this view has none"
+                .into(),
+        ));
+    }
     let (key, filters_updating_rows) = root_key(&mut root, options)?;
     if filters_updating_rows {
         delete_what_stops_qualifying(&mut root);
@@ -342,6 +349,14 @@ fn reads_windows(node: &Node) -> bool {
         Op::Aggregate { .. } => node.window.is_some(),
         // Its frames cross windows: its rows belong to none.
         Op::Over { .. } => false,
+    }
+}
+
+/// Whether `state_ttl` frees some join's rows under `node`.
+fn forgets(node: &Node) -> bool {
+    match &node.op {
+        Op::Join { join, .. } if join.forgets() => true,
+        _ => node.inputs().into_iter().any(forgets),
     }
 }
 
@@ -923,6 +938,9 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             }
             if let Some(interval) = interval {
                 join = join.bounded_by(interval);
+            }
+            if let Some(ttl) = cx.options.state_ttl_ms {
+                join = join.forgetting(i64::try_from(ttl).unwrap_or(i64::MAX));
             }
             (Join::Symmetric(join), None)
         }

@@ -364,6 +364,8 @@ impl Node {
                     right.window_watermark(),
                     floors,
                 )?);
+                let clock = [left.stream_watermark(), right.stream_watermark()];
+                out.extend(join.on_clock(clock[0].zip(clock[1]).map(|(l, r)| l.min(r)))?);
                 Ok(out)
             }
         }
@@ -666,7 +668,22 @@ impl Node {
     }
 
     /// The node's inputs.
-    fn inputs(&self) -> Vec<&Node> {
+    /// The least of the watermarks of the streams this node reads, once each has one:
+    /// the clock of `state_ttl`.
+    fn stream_watermark(&self) -> Option<Watermark> {
+        match &self.op {
+            Op::Source(s) => s.watermark,
+            _ => self
+                .inputs()
+                .into_iter()
+                .map(Node::stream_watermark)
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min(),
+        }
+    }
+
+    pub(crate) fn inputs(&self) -> Vec<&Node> {
         match &self.op {
             Op::Source(_) => Vec::new(),
             Op::Filter { input, .. }

@@ -61,6 +61,10 @@ pub struct ViewOptions {
     /// How to run the view (`mode = 'auto'` by default).
     #[serde(default)]
     pub mode: ModeChoice,
+    /// `state_ttl`: how long a join keeps an appended row after it arrives, by the streams'
+    /// watermark; until the end of the streams if `None`.
+    #[serde(default)]
+    pub state_ttl_ms: Option<u64>,
     /// How often `serve` reconciles the view's last period of finalised windows in batch
     /// (`reconcile_every`); never if `None`.
     #[serde(default)]
@@ -78,6 +82,7 @@ impl Default for ViewOptions {
             state_bytes_max: freshet_types::limits::VIEW_STATE_BYTES_DEFAULT,
             mode: ModeChoice::Auto,
             reconcile_every_ms: None,
+            state_ttl_ms: None,
         }
     }
 }
@@ -122,6 +127,14 @@ impl ViewOptions {
                         }
                     }
                 }
+                "state_ttl" => match duration_ms(key, value)? {
+                    0 => {
+                        return Err(EngineError::Sql(
+                            "view option state_ttl: must be longer than 0".into(),
+                        ));
+                    }
+                    ms => o.state_ttl_ms = Some(ms),
+                },
                 "reconcile_every" => {
                     o.reconcile_every_ms = Some(duration_ms(key, value)?.max(1_000));
                 }
@@ -149,7 +162,8 @@ impl ViewOptions {
                 other => {
                     return Err(EngineError::Sql(format!(
                         "unknown view option '{other}'; known: freshness, allowed_lateness, \
-                         late_data, emit, emit_interval, state_bytes_max, mode, reconcile_every"
+                         late_data, emit, emit_interval, state_bytes_max, state_ttl, mode, \
+                         reconcile_every"
                     )));
                 }
             }
@@ -160,9 +174,13 @@ impl ViewOptions {
     /// One line for `DESCRIBE VIEW`.
     pub fn describe(&self) -> String {
         let d = |ms: u64| format_duration(Duration::from_millis(ms));
+        let ttl = self
+            .state_ttl_ms
+            .map(|ms| format!(" state_ttl={}", d(ms)))
+            .unwrap_or_default();
         format!(
             "freshness={} allowed_lateness={} late_data={} emit={} emit_interval={} \
-             state_bytes_max={} mode={}",
+             state_bytes_max={}{ttl} mode={}",
             d(self.freshness_ms),
             d(self.allowed_lateness_ms),
             serde_json::to_value(self.late_data)

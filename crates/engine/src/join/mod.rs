@@ -73,6 +73,24 @@ impl Join {
         }
     }
 
+    /// The streams' watermark moved to `clock`: a join with `state_ttl` forgets rows that
+    /// arrived more than the TTL before it (and writes an outer or anti join's rows among
+    /// them that matched nothing, final).
+    pub fn on_clock(&mut self, clock: Option<Watermark>) -> Result<Vec<Rows>> {
+        match self {
+            Join::Window(_) => Ok(Vec::new()),
+            Join::Symmetric(j) => j.on_clock(clock),
+        }
+    }
+
+    /// Whether `state_ttl` frees either side's rows.
+    pub fn forgets(&self) -> bool {
+        match self {
+            Join::Window(_) => false,
+            Join::Symmetric(j) => j.forgets().contains(&true),
+        }
+    }
+
     /// The timestamp column of each input whose watermark frees the other's rows.
     pub fn time_columns(&self) -> Option<[usize; 2]> {
         match self {
@@ -191,6 +209,17 @@ impl Join {
                 "both sides' rows per window, freed as the watermark closes it",
                 Freed::ByWatermark,
             ),
+            Join::Symmetric(j) if j.forgets().contains(&true) => (
+                "rows of a side whose rows are appended until the streams' watermark is \
+                 state_ttl past the one they arrived at (or the condition's interval frees \
+                 them), a changing side's latest version of each row until it is replaced \
+                 or deleted; bounded by state_bytes_max",
+                if j.forgets().iter().zip(j.frees()).all(|(t, f)| *t || f) {
+                    Freed::ByWatermark
+                } else {
+                    Freed::AtTheEnd
+                },
+            ),
             Join::Symmetric(j) if j.reads_changes() => (
                 "each row's latest version of a side whose rows change, until it is replaced \
                  or deleted; a side whose rows are appended, until the end of the streams; \
@@ -228,11 +257,12 @@ impl Join {
         match self {
             Join::Window(j) => format!("WindowJoin #{} ({})", j.id, j.output.name()),
             Join::Symmetric(j) => format!(
-                "SymmetricHashJoin #{} ({}, as rows arrive{}{})",
+                "SymmetricHashJoin #{} ({}, as rows arrive{}{}{})",
                 j.id,
                 j.output().name(),
                 j.time_bounds(),
-                j.changing_sides()
+                j.changing_sides(),
+                j.ttl_note()
             ),
         }
     }

@@ -74,6 +74,8 @@ const KIND_MATCHED: u8 = 8;
 /// Checkpoint key kind of a kept batch of a side whose rows change: its rows' state and
 /// which of them a later version replaced.
 const KIND_LIVE: u8 = 9;
+/// Checkpoint key kind of the streams' watermark a kept batch arrived at (`state_ttl`).
+const KIND_STAMP: u8 = 10;
 
 /// Pairs built at a time when restore works out which kept rows have matched.
 const RESTORE_PAIRS: usize = 8_192;
@@ -100,6 +102,9 @@ struct Chunk {
     /// Its rows' latest time in the interval condition's column, in milliseconds (`None`
     /// when the join has no interval or every time is NULL).
     latest: Option<i64>,
+    /// Under `state_ttl`: the first streams' watermark (ms, their least) the join saw
+    /// after it was kept.
+    stamp: Option<i64>,
     /// Whether its rows were provisional (a side whose rows change; else always false).
     provisional: bool,
     /// For a side whose rows change: per row, whether a later version (or a deletion)
@@ -408,6 +413,11 @@ pub struct SymmetricJoin {
     late_below: [Option<i64>; 2],
     /// Whether `late_below` moved since the last checkpoint.
     late_below_moved: bool,
+    /// `state_ttl` in milliseconds: an appended side's rows are forgotten once the
+    /// streams' watermark is this far past the one they arrived at.
+    ttl_ms: Option<i64>,
+    /// The least of the streams' watermarks (ms) last seen, under `state_ttl`.
+    clock: Option<i64>,
     seq: u64,
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
     pending_deletes: Vec<Vec<u8>>,
@@ -447,6 +457,8 @@ impl SymmetricJoin {
             changes: [false, false],
             late_below: [None, None],
             late_below_moved: false,
+            ttl_ms: None,
+            clock: None,
             seq: 0,
             pending_puts: Vec::new(),
             pending_deletes: Vec::new(),
@@ -490,6 +502,36 @@ impl SymmetricJoin {
             [false, true] => ", taking back what the right side's changed rows made",
             [false, false] => "",
         }
+    }
+
+    /// Rows of a side whose rows are appended and that its condition does not free are
+    /// forgotten `ttl_ms` after they arrive (by the streams' watermark).
+    pub fn forgetting(mut self, ttl_ms: i64) -> SymmetricJoin {
+        self.ttl_ms = Some(ttl_ms);
+        self
+    }
+
+    /// Which sides `state_ttl` frees: those whose rows are appended and that the
+    /// condition's time bounds do not free. (A changing side's row must stay to take back
+    /// what it made when its next version comes.)
+    pub fn forgets(&self) -> [bool; 2] {
+        let frees = self.frees();
+        [0, 1].map(|s| self.ttl_ms.is_some() && !self.changes[s] && !frees[s])
+    }
+
+    /// What `state_ttl` forgets, for `DESCRIBE VIEW`: `, forgetting the left side's rows
+    /// 3600000 ms after they arrive`, or nothing.
+    pub fn ttl_note(&self) -> String {
+        let (Some(ttl), forgets) = (self.ttl_ms, self.forgets()) else {
+            return String::new();
+        };
+        let which = match forgets {
+            [true, true] => "both sides'",
+            [true, false] => "the left side's",
+            [false, true] => "the right side's",
+            [false, false] => return String::new(),
+        };
+        format!(", forgetting {which} rows {ttl} ms after they arrive (state_ttl)")
     }
 
     /// Whether either side's rows change after they are written.
@@ -683,6 +725,46 @@ impl SymmetricJoin {
         self.keep(keeping, bytes, me, seq)
     }
 
+    /// Chunk `c` of side `me` arrived at the streams' watermark `clock` (`state_ttl`).
+    fn stamp(&mut self, me: usize, c: u32, clock: i64) -> Result<()> {
+        let chunk = self.sides[me].chunk_mut(c)?;
+        chunk.stamp = Some(clock);
+        let key = chunk_key(self.id, KIND_STAMP, chunk.seq, me == 1);
+        self.pending_puts.push((key, clock.to_be_bytes().to_vec()));
+        Ok(())
+    }
+
+    /// The streams' watermark moved to `clock` (ms): under `state_ttl`, the batches kept
+    /// since it last moved are stamped with it (they arrived at it), and those stamped more
+    /// than the TTL before it are forgotten; returns an outer or anti join's rows among
+    /// them that matched nothing, final now (nothing will match them).
+    pub fn on_clock(&mut self, clock: Option<Watermark>) -> Result<Vec<Rows>> {
+        let (Some(ttl), Some(clock)) = (self.ttl_ms, clock.map(|w| w.0)) else {
+            return Ok(Vec::new());
+        };
+        if self.clock.is_some_and(|c| c >= clock) {
+            return Ok(Vec::new());
+        }
+        self.clock = Some(clock);
+        let mut out = Vec::new();
+        for (me, forgets) in self.forgets().into_iter().enumerate() {
+            if !forgets {
+                continue;
+            }
+            let unstamped: Vec<u32> = self.sides[me]
+                .live()
+                .filter(|(_, c)| c.stamp.is_none())
+                .map(|(n, _)| n)
+                .collect();
+            for c in unstamped {
+                self.stamp(me, c, clock)?;
+            }
+            let limit = clock.saturating_sub(ttl);
+            out.extend(self.free(me, |c| c.stamp.is_some_and(|s| s < limit))?);
+        }
+        Ok(out)
+    }
+
     /// Which rows of side `me`, whose join keys are `keys`, are indexed, if not all: a
     /// side whose rows change keeps its rows with a NULL key (to take back what they
     /// wrote) without indexing them, since they match nothing.
@@ -838,21 +920,27 @@ impl SymmetricJoin {
         )
     }
 
-    /// Takes chunk `c` of side `me` out, with its checkpoint entries and its live rows'
-    /// index entries and identities.
-    fn drop_chunk(&mut self, me: usize, c: u32) -> Result<Chunk> {
-        let chunk = self.sides[me].take(c)?;
+    /// What `chunk`, taken out of side `me`, held: its bytes and its checkpoint entries.
+    fn forget(&mut self, chunk: &Chunk, me: usize) {
         self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
         self.pending_deletes.push(chunk.state_key.clone());
         for (stored, kind) in [
             (chunk.flags_stored, KIND_MATCHED),
             (chunk.live_stored, KIND_LIVE),
+            (chunk.stamp.is_some(), KIND_STAMP),
         ] {
             if stored {
                 self.pending_deletes
                     .push(chunk_key(self.id, kind, chunk.seq, me == 1));
             }
         }
+    }
+
+    /// Takes chunk `c` of side `me` out, with its checkpoint entries and its live rows'
+    /// index entries and identities.
+    fn drop_chunk(&mut self, me: usize, c: u32) -> Result<Chunk> {
+        let chunk = self.sides[me].take(c)?;
+        self.forget(&chunk, me);
         if chunk.live > 0 {
             let keys = self
                 .key_rows
@@ -1132,6 +1220,7 @@ impl SymmetricJoin {
         // arrived). A changing side's chunk needs its live entry (a later kind) first.
         let mut flags: HashMap<(bool, u64), &[u8]> = HashMap::new();
         let mut lives: HashMap<(bool, u64), &[u8]> = HashMap::new();
+        let mut stamps: HashMap<(bool, u64), i64> = HashMap::new();
         for (k, v) in entries {
             match k.get(2) {
                 Some(&KIND_LATE_BELOW) => self.late_below = parse_late_below(v)?,
@@ -1143,13 +1232,20 @@ impl SymmetricJoin {
                     let key = ChunkKey::parse(k, KIND_LIVE, false)?;
                     lives.insert((key.right, key.seq), v);
                 }
+                Some(&KIND_STAMP) => {
+                    let key = ChunkKey::parse(k, KIND_STAMP, false)?;
+                    let at: [u8; 8] = v.as_slice().try_into().map_err(|_| {
+                        EngineError::Bug("a malformed join checkpoint entry (stamp)".into())
+                    })?;
+                    stamps.insert((key.right, key.seq), i64::from_be_bytes(at));
+                }
                 _ => {}
             }
         }
         for (k, v) in entries {
             if matches!(
                 k.get(2),
-                Some(&(KIND_LATE_BELOW | KIND_MATCHED | KIND_LIVE))
+                Some(&(KIND_LATE_BELOW | KIND_MATCHED | KIND_LIVE | KIND_STAMP))
             ) {
                 continue;
             }
@@ -1193,11 +1289,12 @@ impl SymmetricJoin {
                 key.seq,
             )?;
         }
-        for side in &mut self.sides {
-            // Their live entries are stored as they are.
+        for (s, side) in self.sides.iter_mut().enumerate() {
+            // Their live and stamp entries are stored as they are.
             side.dirty_live.clear();
             for (_, chunk) in side.chunks.iter_mut() {
                 chunk.live_stored = !chunk.dead.is_empty();
+                chunk.stamp = stamps.get(&(s == 1, chunk.seq)).copied();
             }
         }
         self.restore_matched()?;
@@ -1385,6 +1482,7 @@ impl SymmetricJoin {
             flags_stored: false,
             bytes: counted,
             latest,
+            stamp: None,
             provisional,
             dead,
             live,
@@ -1424,9 +1522,7 @@ impl SymmetricJoin {
                 self.late_below[other] = floor;
                 self.late_below_moved = true;
             }
-            let freed = self.free(me, |latest| {
-                latest.is_none_or(|t| t.saturating_add(1) < limit)
-            })?;
+            let freed = self.free(me, |c| c.latest.is_none_or(|t| t.saturating_add(1) < limit))?;
             out.extend(freed);
         }
         Ok(out)
@@ -1435,16 +1531,16 @@ impl SymmetricJoin {
     /// Frees side `me`'s chunks whose latest time `dead` says can match nothing more;
     /// returns those of their rows an outer or anti join writes final now (padded or
     /// anti rows that matched nothing: nothing will match them).
-    fn free(&mut self, me: usize, dead: impl Fn(Option<i64>) -> bool) -> Result<Vec<Rows>> {
+    fn free(&mut self, me: usize, dead: impl Fn(&Chunk) -> bool) -> Result<Vec<Rows>> {
         let side = &mut self.sides[me];
         let mut freed = Vec::new();
         let mut numbers = std::collections::HashSet::new();
-        if !side.chunks.iter().any(|(_, c)| dead(c.latest)) {
+        if !side.chunks.iter().any(|(_, c)| dead(c)) {
             return Ok(Vec::new());
         }
         let mut kept = VecDeque::with_capacity(side.chunks.len());
         for (n, chunk) in side.chunks.drain(..) {
-            if dead(chunk.latest) {
+            if dead(&chunk) {
                 numbers.insert(n);
                 freed.push(chunk);
             } else {
@@ -1458,12 +1554,7 @@ impl SymmetricJoin {
         let tracked = self.output.tracks(me);
         let mut out = Vec::new();
         for chunk in freed {
-            self.state_bytes = self.state_bytes.saturating_sub(chunk.bytes);
-            self.pending_deletes.push(chunk.state_key);
-            if chunk.flags_stored {
-                let flags = chunk_key(self.id, KIND_MATCHED, chunk.seq, me == 1);
-                self.pending_deletes.push(flags);
-            }
+            self.forget(&chunk, me);
             let rows = self
                 .key_rows
                 .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;

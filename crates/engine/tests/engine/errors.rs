@@ -135,6 +135,22 @@ fn bad_options_and_statements_are_named() {
         "CREATE VIEW bid AS SELECT auction FROM bid",
         "already a stream",
     );
+    // state_ttl bounds a join's rows; where nothing would use it, it is not silently kept.
+    refused(
+        "CREATE VIEW v WITH (state_ttl = '1h') AS SELECT auction, COUNT(*) AS n FROM bid \
+         GROUP BY auction",
+        "state_ttl bounds a join's rows",
+    );
+    refused(
+        "CREATE VIEW v WITH (state_ttl = '0s') AS SELECT a.auction FROM bid a JOIN bid b \
+         ON a.auction = b.auction",
+        "state_ttl: must be longer than 0",
+    );
+    refused(
+        "CREATE VIEW v WITH (state_ttl = 'soon') AS SELECT a.auction FROM bid a JOIN bid b \
+         ON a.auction = b.auction",
+        "state_ttl",
+    );
 }
 
 #[test]
