@@ -908,9 +908,11 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                     .then(|| aggregate_identity(&right))
                     .transpose()?,
             ];
+            // A row's next version may come at any time: rows that change are not freed.
             let interval = j
                 .filter
                 .as_ref()
+                .filter(|_| !changes.contains(&true))
                 .and_then(|f| interval_bounds(f, ls, rs))
                 .and_then(|bounds| time_bounded(bounds, &left, &right));
             let mut join = SymmetricJoin::new(

@@ -60,10 +60,11 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use freshet_store::{LateEvent, RowState};
 use freshet_types::Watermark;
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 const KIND_SYMMETRIC_JOIN: u8 = 6;
@@ -176,7 +177,7 @@ impl Side {
     }
 
     /// The kept chunks and their numbers, in order.
-    fn live(&self) -> impl Iterator<Item = (u32, &Chunk)> {
+    fn kept(&self) -> impl Iterator<Item = (u32, &Chunk)> {
         self.chunks.iter().map(|(n, c)| (*n, c))
     }
 
@@ -408,6 +409,11 @@ pub struct SymmetricJoin {
     /// ranked rows, an outer join's): each row's latest version is kept, found by its
     /// identity, and a new version or a deletion takes back what the old one made.
     changes: [bool; 2],
+    /// Per side whose rows change: its rows' values in row format, to leave alone a
+    /// version written again unchanged.
+    values: [Option<RowConverter>; 2],
+    /// Whether the streams have ended: rows shown from then on are final.
+    ended: bool,
     /// Per side, the time (ms) below which its rows are late: the floor its watermark had
     /// when the other side's rows were last freed.
     late_below: [Option<i64>; 2],
@@ -455,6 +461,8 @@ impl SymmetricJoin {
             interval: None,
             identity: [None, None],
             changes: [false, false],
+            values: [None, None],
+            ended: false,
             late_below: [None, None],
             late_below_moved: false,
             ttl_ms: None,
@@ -486,10 +494,16 @@ impl SymmetricJoin {
     }
 
     /// Side `side`'s rows change after they are written. (Such a join is not bounded in
-    /// time: a row's later version may come at any time.)
+    /// time, [`SymmetricJoin::bounded_by`]: a row's later version may come at any time.)
     pub fn changing(mut self, side: usize) -> SymmetricJoin {
         self.changes[side] = true;
-        self.interval = None;
+        let (left, right) = self.pair_schema.fields().split_at(self.left_width);
+        let fields = [left, right][side]
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        // Without a row format for its values, every version is taken back and joined.
+        self.values[side] = RowConverter::new(fields).ok();
         self
     }
 
@@ -614,10 +628,11 @@ impl SymmetricJoin {
         {
             rows.origin = Some(identity.origin(&rows.batch)?);
         }
+        self.ended = ctx.end_of_stream;
         let mut out = Vec::new();
         let rows = if self.changes[me] {
-            let rows = latest_versions(rows)?;
-            out.extend(self.retract(&rows, me)?);
+            let (rows, ids) = self.changed_versions(rows, me)?;
+            out.extend(self.retract(&ids, me)?);
             rows
         } else {
             self.in_time(rows, me, ctx)?
@@ -657,6 +672,7 @@ impl SymmetricJoin {
             }
         }
         let appears = Change::Upsert(self.semi_state());
+        let unmatched = Change::Upsert(self.unmatched_state());
         if !newly.is_empty() {
             // Their first match: a padded or anti row goes, a semi row comes.
             let theirs = self.gather(other, &newly)?;
@@ -673,7 +689,7 @@ impl SymmetricJoin {
             // Semi: the rows that match; padded and anti: those that do not (yet).
             let (wanted, change) = match self.output {
                 Output::Semi(_) => (true, appears),
-                _ => (false, Change::Upsert(RowState::Provisional)),
+                _ => (false, unmatched),
             };
             let picked: Vec<u32> = (0..rows.batch.num_rows() as u32)
                 .filter(|&i| matched[i as usize] == wanted)
@@ -705,13 +721,78 @@ impl SymmetricJoin {
     }
 
     /// The state of a semi join's row when it appears: final, unless a row's match may go
-    /// (the join's rows change) and take it back.
+    /// (the join's rows change) and take it back before the end of the streams.
     fn semi_state(&self) -> RowState {
-        if self.reads_changes() {
+        if self.reads_changes() && !self.ended {
             RowState::Provisional
         } else {
             RowState::Final
         }
+    }
+
+    /// The state of a padded or anti row, written while it matches nothing: provisional
+    /// until the end of the streams.
+    fn unmatched_state(&self) -> RowState {
+        if self.ended {
+            RowState::Final
+        } else {
+            RowState::Provisional
+        }
+    }
+
+    /// Of `rows` of side `me` (whose rows change), the last of those that share an
+    /// identity (a later row is a later version), less those whose kept version is the
+    /// same (values and state): there is nothing to take back or join again. Returns them
+    /// with their identities.
+    fn changed_versions(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<Vec<u8>>)> {
+        let origin = rows.origin.as_ref().ok_or_else(|| {
+            EngineError::Bug("a join's changing rows lost their identities".into())
+        })?;
+        let ids = origin.identities();
+        let mut wanted = vec![false; ids.len()];
+        let mut seen = HashSet::with_capacity(ids.len());
+        for i in (0..ids.len()).rev() {
+            wanted[i] = seen.insert(&ids[i]);
+        }
+        if let (Change::Upsert(state), Some(values)) = (rows.change, &self.values[me]) {
+            let side = &self.sides[me];
+            let found: Vec<(usize, (usize, usize))> = (0..ids.len())
+                .filter(|&i| wanted[i])
+                .filter_map(|i| {
+                    let &(c, r) = side.ids.get(ids[i].as_slice())?;
+                    Some((i, (c as usize, r as usize)))
+                })
+                .collect();
+            if !found.is_empty() {
+                let at: Vec<(usize, usize)> = found.iter().map(|(_, at)| *at).collect();
+                let kept = values.convert_columns(self.gather(me, &at)?.batch.columns())?;
+                let new = values.convert_columns(rows.batch.columns())?;
+                let provisional = state == RowState::Provisional;
+                for (k, &(i, (c, _))) in found.iter().enumerate() {
+                    if kept.row(k) == new.row(i) && side.chunk(c as u32)?.provisional == provisional
+                    {
+                        wanted[i] = false;
+                    }
+                }
+            }
+        }
+        if wanted.iter().all(|w| *w) {
+            return Ok((rows, ids));
+        }
+        let ids = ids
+            .into_iter()
+            .zip(&wanted)
+            .filter(|(_, w)| **w)
+            .map(|(id, _)| id)
+            .collect();
+        Ok((rows.filter(&BooleanArray::from(wanted))?, ids))
+    }
+
+    /// The join keys of side `side`'s rows `batch`, in row format.
+    fn key_rows_of(&self, side: usize, batch: &RecordBatch) -> Result<arrow_row::Rows> {
+        Ok(self
+            .key_rows
+            .convert_columns(&eval_keys(&self.keys[side], batch)?)?)
     }
 
     /// Keeps `keeping`, new rows of side `me`, with a checkpoint entry of their own.
@@ -752,7 +833,7 @@ impl SymmetricJoin {
                 continue;
             }
             let unstamped: Vec<u32> = self.sides[me]
-                .live()
+                .kept()
                 .filter(|(_, c)| c.stamp.is_none())
                 .map(|(n, _)| n)
                 .collect();
@@ -769,22 +850,24 @@ impl SymmetricJoin {
     /// side whose rows change keeps its rows with a NULL key (to take back what they
     /// wrote) without indexing them, since they match nothing.
     fn indexed(&self, me: usize, keys: &[ArrayRef]) -> Option<BooleanArray> {
-        (self.changes[me] && !self.nulls_match)
+        (self.keeps_null_keys(me) && !self.nulls_match)
             .then(|| valid_keys(keys))
             .flatten()
     }
 
-    /// Takes back what the kept versions of `rows`' identities (rows of side `me`, whose
-    /// rows change) made: deletions of the pairs they made and of their own padded, anti
-    /// or semi rows; the other side's rows whose last match they were are written padded
+    /// Whether side `me` keeps its rows with a NULL key: where its rows change and its
+    /// rows are written on their own (padded, anti, semi), to take back what they wrote.
+    fn keeps_null_keys(&self, me: usize) -> bool {
+        self.changes[me] && self.output.tracks(me)
+    }
+
+    /// Takes back what the kept versions of identities `ids` (of side `me`, whose rows
+    /// change) made: deletions of the pairs they made and of their own padded, anti or
+    /// semi rows; the other side's rows whose last match they were are written padded
     /// again (or, for a semi join, deleted). The old versions die.
-    fn retract(&mut self, rows: &Rows, me: usize) -> Result<Vec<Rows>> {
+    fn retract(&mut self, ids: &[Vec<u8>], me: usize) -> Result<Vec<Rows>> {
         let other = 1 - me;
-        let origin = rows.origin.as_ref().ok_or_else(|| {
-            EngineError::Bug("a join's changing rows lost their identities".into())
-        })?;
-        let old: Vec<(usize, usize)> = origin
-            .identities()
+        let old: Vec<(usize, usize)> = ids
             .iter()
             .filter_map(|id| self.sides[me].ids.remove(id.as_slice()))
             .map(|(c, r)| (c as usize, r as usize))
@@ -793,9 +876,7 @@ impl SymmetricJoin {
             return Ok(Vec::new());
         }
         let gone = self.gather(me, &old)?;
-        let keys = self
-            .key_rows
-            .convert_columns(&eval_keys(&self.keys[me], &gone.batch)?)?;
+        let keys = self.key_rows_of(me, &gone.batch)?;
         for (k, &(c, r)) in old.iter().enumerate() {
             unindex(
                 &mut self.sides[me].index,
@@ -858,9 +939,7 @@ impl SymmetricJoin {
     /// their padded or anti rows written again (provisional), or their semi rows deleted.
     fn unmatch(&mut self, side: usize, at: &[(usize, usize)]) -> Result<Option<Rows>> {
         let rows = self.gather(side, at)?;
-        let keys = self
-            .key_rows
-            .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
+        let keys = self.key_rows_of(side, &rows.batch)?;
         let still = self.probe(&rows, &keys, side)?;
         let mut matched = vec![false; at.len()];
         for (k, _) in still.passed.iter().enumerate().filter(|(_, p)| **p) {
@@ -879,7 +958,7 @@ impl SymmetricJoin {
         let lost = rows.take(&UInt32Array::from(lost))?;
         let change = match self.output {
             Output::Semi(_) => Change::Delete,
-            _ => Change::Upsert(RowState::Provisional),
+            _ => Change::Upsert(self.unmatched_state()),
         };
         self.shaped(&lost, side, change).map(Some)
     }
@@ -942,9 +1021,7 @@ impl SymmetricJoin {
         let chunk = self.sides[me].take(c)?;
         self.forget(&chunk, me);
         if chunk.live > 0 {
-            let keys = self
-                .key_rows
-                .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;
+            let keys = self.key_rows_of(me, &chunk.rows.batch)?;
             let ids = chunk
                 .rows
                 .origin
@@ -976,7 +1053,7 @@ impl SymmetricJoin {
                 continue;
             }
             let shown: Vec<(usize, usize)> = self.sides[side]
-                .live()
+                .kept()
                 .filter(|(_, chunk)| !chunk.finalized)
                 .flat_map(|(c, chunk)| {
                     chunk
@@ -1065,11 +1142,12 @@ impl SymmetricJoin {
     }
 
     /// `rows` of side `me` without those whose key can match nothing (a NULL key, unless
-    /// NULLs match), their join keys, and the rows left out, if any. A side whose rows
-    /// change keeps all its rows ([`SymmetricJoin::indexed`] says which match).
+    /// NULLs match), their join keys, and the rows left out, if any. A side that keeps
+    /// its rows with a NULL key ([`SymmetricJoin::keeps_null_keys`]) keeps them all
+    /// ([`SymmetricJoin::indexed`] says which match).
     fn matchable(&self, rows: Rows, me: usize) -> Result<(Rows, Vec<ArrayRef>, Option<Rows>)> {
         let keys = eval_keys(&self.keys[me], &rows.batch)?;
-        match (!self.nulls_match && !self.changes[me])
+        match (!self.nulls_match && !self.keeps_null_keys(me))
             .then(|| valid_keys(&keys))
             .flatten()
         {
@@ -1329,11 +1407,9 @@ impl SymmetricJoin {
     fn restore_matched(&mut self) -> Result<()> {
         for side in (0..2).filter(|&s| self.output.tracks(s)) {
             let mut all = Vec::with_capacity(self.sides[side].chunks.len());
-            for (_, chunk) in self.sides[side].live() {
+            for (_, chunk) in self.sides[side].kept() {
                 let rows = &chunk.rows;
-                let keys = self
-                    .key_rows
-                    .convert_columns(&eval_keys(&self.keys[side], &rows.batch)?)?;
+                let keys = self.key_rows_of(side, &rows.batch)?;
                 let other = &self.sides[1 - side].index;
                 let matched = match &self.filter {
                     // A key the other side holds is a pair made.
@@ -1443,7 +1519,7 @@ impl SymmetricJoin {
         };
         let side = &mut self.sides[me];
         let chunk_no = side.next_no;
-        let mut counted = bytes + n * INDEX_ENTRY_BYTES;
+        let mut counted = bytes;
         let mut live = 0;
         for i in 0..n {
             if dead.get(i).copied().unwrap_or(false) {
@@ -1457,6 +1533,7 @@ impl SymmetricJoin {
             if indexed.as_ref().is_some_and(|v| !v.value(i)) {
                 continue;
             }
+            counted += INDEX_ENTRY_BYTES;
             let key = keys.row(i);
             let entry = side.index.entry(key.as_ref().into());
             if let Entry::Vacant(_) = entry {
@@ -1532,9 +1609,12 @@ impl SymmetricJoin {
     /// returns those of their rows an outer or anti join writes final now (padded or
     /// anti rows that matched nothing: nothing will match them).
     fn free(&mut self, me: usize, dead: impl Fn(&Chunk) -> bool) -> Result<Vec<Rows>> {
+        // Rows that change are found by identity, which this does not forget: neither the
+        // interval nor state_ttl frees them.
+        debug_assert!(!self.changes[me], "a join freed rows that change");
         let side = &mut self.sides[me];
         let mut freed = Vec::new();
-        let mut numbers = std::collections::HashSet::new();
+        let mut numbers = HashSet::new();
         if !side.chunks.iter().any(|(_, c)| dead(c)) {
             return Ok(Vec::new());
         }
@@ -1550,14 +1630,12 @@ impl SymmetricJoin {
         side.chunks = kept;
         // Each freed row's index entry goes (once per key: a hot key has many), and a
         // key left with none goes too.
-        let mut keys: std::collections::HashSet<Box<[u8]>> = std::collections::HashSet::new();
+        let mut keys: HashSet<Box<[u8]>> = HashSet::new();
         let tracked = self.output.tracks(me);
         let mut out = Vec::new();
         for chunk in freed {
             self.forget(&chunk, me);
-            let rows = self
-                .key_rows
-                .convert_columns(&eval_keys(&self.keys[me], &chunk.rows.batch)?)?;
+            let rows = self.key_rows_of(me, &chunk.rows.batch)?;
             keys.extend((0..chunk.rows.batch.num_rows()).map(|i| rows.row(i).as_ref().into()));
             if tracked && !matches!(self.output, Output::Semi(_)) && !chunk.finalized {
                 let lone: Vec<u32> = (0..chunk.matched.len() as u32)
@@ -1713,22 +1791,4 @@ fn unindex(index: &mut HashMap<Box<[u8]>, Vec<(u32, u32)>>, key: &[u8], at: (u32
             index.remove(key);
         }
     }
-}
-
-/// `rows` with only the last of the rows that share an identity (a later row is a later
-/// version of the same row).
-fn latest_versions(rows: Rows) -> Result<Rows> {
-    let Some(origin) = &rows.origin else {
-        return Ok(rows);
-    };
-    let ids = origin.identities();
-    let mut seen = std::collections::HashSet::with_capacity(ids.len());
-    let mut last = vec![false; ids.len()];
-    for i in (0..ids.len()).rev() {
-        last[i] = seen.insert(&ids[i]);
-    }
-    if last.iter().all(|l| *l) {
-        return Ok(rows);
-    }
-    rows.filter(&BooleanArray::from(last))
 }
