@@ -25,7 +25,8 @@ use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt64Array, new_null_array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::DataType;
-use std::collections::{BTreeMap, HashSet};
+use foldhash::{HashSet, HashSetExt};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Which aggregate function.

@@ -23,9 +23,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_row::{RowConverter, Rows as RowBytes, SortField};
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use freshet_store::RowState;
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Where each GROUP BY column of the output comes from.

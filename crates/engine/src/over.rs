@@ -28,9 +28,10 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use freshet_store::{LateEvent, RowState};
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 

@@ -29,9 +29,10 @@ use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{SchemaRef, SortOptions};
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use freshet_store::RowState;
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Bytes of one log position at the end of a row's order key: partition, offset, copy.
@@ -411,8 +412,11 @@ impl TopN {
                     self.gone.push((sk, kept.row));
                 }
             }
-            self.changed.insert(key.as_ref().into());
-            if self.versions.is_none() {
+            // (Looked up first: most rows land in a group already marked.)
+            if !self.changed.contains(key.as_ref()) {
+                self.changed.insert(key.as_ref().into());
+            }
+            if self.versions.is_none() && !self.ckpt_changed.contains(key.as_ref()) {
                 self.ckpt_changed.insert(key.as_ref().into());
             }
         }

@@ -20,9 +20,10 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::RowConverter;
 use arrow_schema::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt};
 use freshet_store::RowState;
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How one side's rows name their window.
