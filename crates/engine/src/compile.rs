@@ -355,7 +355,7 @@ fn reads_windows(node: &Node) -> bool {
 /// Whether `state_ttl` frees some join's rows under `node`.
 fn forgets(node: &Node) -> bool {
     match &node.op {
-        Op::Join { join, .. } if join.forgets() => true,
+        Op::Join { join, .. } if join.forgets().contains(&true) => true,
         _ => node.inputs().into_iter().any(forgets),
     }
 }

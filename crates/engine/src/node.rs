@@ -667,7 +667,6 @@ impl Node {
         }
     }
 
-    /// The node's inputs.
     /// The least of the watermarks of the streams this node reads, once each has one:
     /// the clock of `state_ttl`.
     fn stream_watermark(&self) -> Option<Watermark> {
@@ -683,6 +682,7 @@ impl Node {
         }
     }
 
+    /// The node's inputs.
     pub(crate) fn inputs(&self) -> Vec<&Node> {
         match &self.op {
             Op::Source(_) => Vec::new(),

@@ -168,6 +168,14 @@ impl ViewOptions {
                 }
             }
         }
+        if o.state_ttl_ms.is_some() && o.reconcile_every_ms.is_some() {
+            return Err(EngineError::Sql(
+                "view options state_ttl and reconcile_every: a view that forgets rows departs \
+                 from the batch result by design, so reconciling it would report (and repair) \
+                 what it forgot; choose one"
+                    .into(),
+            ));
+        }
         Ok(o)
     }
 

@@ -83,11 +83,11 @@ impl Join {
         }
     }
 
-    /// Whether `state_ttl` frees either side's rows.
-    pub fn forgets(&self) -> bool {
+    /// Which sides' rows `state_ttl` frees.
+    pub fn forgets(&self) -> [bool; 2] {
         match self {
-            Join::Window(_) => false,
-            Join::Symmetric(j) => j.forgets().contains(&true),
+            Join::Window(_) => [false, false],
+            Join::Symmetric(j) => j.forgets(),
         }
     }
 
@@ -209,12 +209,12 @@ impl Join {
                 "both sides' rows per window, freed as the watermark closes it",
                 Freed::ByWatermark,
             ),
-            Join::Symmetric(j) if j.forgets().contains(&true) => (
+            Join::Symmetric(j) if self.forgets().contains(&true) => (
                 "rows of a side whose rows are appended until the streams' watermark is \
                  state_ttl past the one they arrived at (or the condition's interval frees \
                  them), a changing side's latest version of each row until it is replaced \
                  or deleted; bounded by state_bytes_max",
-                if j.forgets().iter().zip(j.frees()).all(|(t, f)| *t || f) {
+                if j.lets_go() == [true, true] {
                     Freed::ByWatermark
                 } else {
                     Freed::AtTheEnd

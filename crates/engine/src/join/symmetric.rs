@@ -47,7 +47,9 @@
 //! the join frees a batch of one side once the other side's watermark shows none of its
 //! rows can match again (an outer or anti join's rows in it that matched nothing are then
 //! written again, final), and sets aside as late a stream's row whose time is behind the
-//! watermark that freed the other side's rows. Not done here: a TTL.
+//! watermark that freed the other side's rows. A view's `state_ttl` forgets an appended
+//! side's batches once the streams' watermark is the TTL past the one they arrived at
+//! ([`SymmetricJoin::on_clock`]).
 
 use super::chunk::ChunkKey;
 use super::interval::IntervalBounds;
@@ -77,6 +79,8 @@ const KIND_MATCHED: u8 = 8;
 const KIND_LIVE: u8 = 9;
 /// Checkpoint key kind of the streams' watermark a kept batch arrived at (`state_ttl`).
 const KIND_STAMP: u8 = 10;
+/// Checkpoint key kind of the streams' watermark the join last saw (`state_ttl`).
+const KIND_CLOCK: u8 = 11;
 
 /// Pairs built at a time when restore works out which kept rows have matched.
 const RESTORE_PAIRS: usize = 8_192;
@@ -424,6 +428,8 @@ pub struct SymmetricJoin {
     ttl_ms: Option<i64>,
     /// The least of the streams' watermarks (ms) last seen, under `state_ttl`.
     clock: Option<i64>,
+    /// Whether `clock` moved since the last checkpoint.
+    clock_moved: bool,
     seq: u64,
     pending_puts: Vec<(Vec<u8>, Vec<u8>)>,
     pending_deletes: Vec<Vec<u8>>,
@@ -467,6 +473,7 @@ impl SymmetricJoin {
             late_below_moved: false,
             ttl_ms: None,
             clock: None,
+            clock_moved: false,
             seq: 0,
             pending_puts: Vec::new(),
             pending_deletes: Vec::new(),
@@ -530,7 +537,18 @@ impl SymmetricJoin {
     /// what it made when its next version comes.)
     pub fn forgets(&self) -> [bool; 2] {
         let frees = self.frees();
-        [0, 1].map(|s| self.ttl_ms.is_some() && !self.changes[s] && !frees[s])
+        // Nor a side whose partner changes: a forgotten row's pairs could not be taken
+        // back when the partner's next version comes.
+        [0, 1]
+            .map(|s| self.ttl_ms.is_some() && !self.changes[s] && !self.changes[1 - s] && !frees[s])
+    }
+
+    /// Which sides' rows go before the end of the streams (the interval frees them or
+    /// state_ttl forgets them): where they do, the matched flags of the other side's rows
+    /// are checkpointed, since restore cannot work them out from rows that went.
+    pub fn lets_go(&self) -> [bool; 2] {
+        let (frees, forgets) = (self.frees(), self.forgets());
+        [frees[0] || forgets[0], frees[1] || forgets[1]]
     }
 
     /// What `state_ttl` forgets, for `DESCRIBE VIEW`: `, forgetting the left side's rows
@@ -665,7 +683,7 @@ impl SymmetricJoin {
                 if !*flag {
                     *flag = true;
                     newly.push((c, r));
-                    if self.frees()[me] {
+                    if self.lets_go()[me] {
                         self.sides[other].dirty.push(c as u32);
                     }
                 }
@@ -827,6 +845,7 @@ impl SymmetricJoin {
             return Ok(Vec::new());
         }
         self.clock = Some(clock);
+        self.clock_moved = true;
         let mut out = Vec::new();
         for (me, forgets) in self.forgets().into_iter().enumerate() {
             if !forgets {
@@ -1270,6 +1289,13 @@ impl SymmetricJoin {
                 chunk.live_stored = true;
             }
         }
+        if std::mem::take(&mut self.clock_moved)
+            && let Some(clock) = self.clock
+        {
+            let mut k = self.id.to_be_bytes().to_vec();
+            k.push(KIND_CLOCK);
+            puts.push((k, clock.to_be_bytes().to_vec()));
+        }
         if std::mem::take(&mut self.late_below_moved) {
             let mut v = Vec::with_capacity(16);
             for b in self.late_below {
@@ -1310,6 +1336,12 @@ impl SymmetricJoin {
                     let key = ChunkKey::parse(k, KIND_LIVE, false)?;
                     lives.insert((key.right, key.seq), v);
                 }
+                Some(&KIND_CLOCK) => {
+                    let at: [u8; 8] = v.as_slice().try_into().map_err(|_| {
+                        EngineError::Bug("a malformed join checkpoint entry (clock)".into())
+                    })?;
+                    self.clock = Some(i64::from_be_bytes(at));
+                }
                 Some(&KIND_STAMP) => {
                     let key = ChunkKey::parse(k, KIND_STAMP, false)?;
                     let at: [u8; 8] = v.as_slice().try_into().map_err(|_| {
@@ -1323,7 +1355,7 @@ impl SymmetricJoin {
         for (k, v) in entries {
             if matches!(
                 k.get(2),
-                Some(&(KIND_LATE_BELOW | KIND_MATCHED | KIND_LIVE | KIND_STAMP))
+                Some(&(KIND_LATE_BELOW | KIND_MATCHED | KIND_LIVE | KIND_STAMP | KIND_CLOCK))
             ) {
                 continue;
             }
@@ -1379,7 +1411,7 @@ impl SymmetricJoin {
         // Matches with rows since freed were checkpointed. Flags worked out here that the
         // checkpoint lacks (a checkpoint of an older version) are written at the next one,
         // before their partners can be freed and forgotten.
-        let frees = self.frees();
+        let frees = self.lets_go();
         for (s, side) in self.sides.iter_mut().enumerate() {
             let mut dirty = Vec::new();
             for (c, chunk) in side.chunks.iter_mut() {
@@ -1499,7 +1531,7 @@ impl SymmetricJoin {
         let n = rows.batch.num_rows();
         let state_key = chunk_key(self.id, KIND_SYMMETRIC_JOIN, seq, me == 1);
         // Flags are checkpointed where the rows they were set by may be freed.
-        let persist = self.frees()[1 - me];
+        let persist = self.lets_go()[1 - me];
         let latest = match &self.interval {
             Some(i) => latest_ms(&rows, i.bounds.columns[me])?,
             None => None,

@@ -151,6 +151,18 @@ fn bad_options_and_statements_are_named() {
          ON a.auction = b.auction",
         "state_ttl",
     );
+    // A join whose other side changes: a forgotten row's pairs could not be taken back.
+    refused(
+        "CREATE VIEW v WITH (state_ttl = '1h') AS SELECT b.auction, t.top FROM bid b JOIN \
+         (SELECT auction, MAX(price) AS top FROM bid GROUP BY auction) t \
+         ON b.auction = t.auction",
+        "state_ttl bounds a join's rows",
+    );
+    refused(
+        "CREATE VIEW v WITH (state_ttl = '1h', reconcile_every = '1h') AS SELECT a.auction \
+         FROM bid a JOIN bid b ON a.auction = b.auction",
+        "choose one",
+    );
 }
 
 #[test]

@@ -352,6 +352,7 @@ golden!(
     retracting_aggregate,
     changing_join,
     join_state_ttl,
+    join_state_ttl_restore,
 );
 
 #[test]
