@@ -26,6 +26,7 @@ pub mod options;
 pub mod over;
 pub mod parallelism;
 pub mod planner;
+pub mod ranked;
 pub mod reconcile;
 pub mod rows;
 pub mod runner;

@@ -24,6 +24,7 @@ use crate::Ctx;
 use crate::accumulate::{get_bytes, put_bytes, take8};
 use crate::aggregate::{sortable, unsortable};
 use crate::error::{EngineError, Result};
+use crate::ranked::Ranked;
 use crate::rows::{Change, Origin, Rows};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
@@ -32,7 +33,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use freshet_store::RowState;
 use freshet_types::Watermark;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Bytes of one log position at the end of a row's order key: partition, offset, copy.
@@ -59,7 +60,7 @@ struct Kept {
 struct Group {
     /// The end of the group's window, when the groups are per window.
     window_end: Option<i64>,
-    rows: BTreeMap<Box<[u8]>, Kept>,
+    rows: Ranked<Kept>,
     /// How many of its rows are written, over rows that change only (where rows below the
     /// top N are kept too: the commit stops looking for written rows below N once it has
     /// seen them all).
@@ -389,8 +390,8 @@ impl TopN {
                 && group.rows.len() >= self.limit
                 && group
                     .rows
-                    .last_key_value()
-                    .is_some_and(|(last, _)| sort_key.as_slice() >= &last[..])
+                    .last_key()
+                    .is_some_and(|last| sort_key.as_slice() >= last)
             {
                 continue;
             }
@@ -474,7 +475,7 @@ impl TopN {
         } else {
             for key in &keys {
                 if let Some(group) = self.groups.get_mut(key) {
-                    for kept in group.rows.values_mut() {
+                    for (_, kept) in group.rows.iter_mut() {
                         kept.written = true;
                     }
                 }
@@ -626,7 +627,7 @@ impl TopN {
                 }
                 None => v.push(0),
             }
-            for (sk, kept) in &group.rows {
+            for (sk, kept) in group.rows.iter() {
                 put_bytes(&mut v, sk);
                 put_bytes(&mut v, &kept.row);
                 v.push(u8::from(kept.written));
@@ -733,6 +734,7 @@ mod tests {
     use arrow_array::types::Int64Type;
     use arrow_schema::{DataType, Field, Schema};
     use datafusion::physical_expr::expressions::col;
+    use std::collections::BTreeMap;
 
     /// The input rows' schema: (k, t, v).
     fn input_schema() -> Schema {
