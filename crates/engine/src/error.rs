@@ -36,7 +36,8 @@ pub enum EngineError {
         "view '{view}' holds {bytes} bytes of state, over its cap of {cap} bytes (`DESCRIBE \
          VIEW` says what each of its operators keeps and what frees it); raise \
          `state_bytes_max`, bound a join of streams in time (`a.t BETWEEN b.t - INTERVAL \
-         ...`), window or narrow the GROUP BY, or shorten `allowed_lateness`"
+         ...`) or by `state_ttl`, window or narrow the GROUP BY, or shorten \
+         `allowed_lateness`"
     )]
     StateLimit {
         /// The view.
