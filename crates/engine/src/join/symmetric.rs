@@ -1263,31 +1263,24 @@ impl SymmetricJoin {
     /// below which rows are late.
     pub fn checkpoint(&mut self, puts: &mut Vec<(Vec<u8>, Vec<u8>)>, deletes: &mut Vec<Vec<u8>>) {
         for (s, side) in self.sides.iter_mut().enumerate() {
-            let mut dirty = std::mem::take(&mut side.dirty);
-            dirty.sort_unstable();
-            dirty.dedup();
-            // A chunk freed since has its entries deleted instead.
-            for c in dirty {
-                let Ok(chunk) = side.chunk_mut(c) else {
-                    continue;
-                };
-                let key = chunk_key(self.id, KIND_MATCHED, chunk.seq, s == 1);
-                puts.push((key, pack_flags(&chunk.matched)));
-                chunk.flags_stored = true;
-            }
-            let mut dirty = std::mem::take(&mut side.dirty_live);
-            dirty.sort_unstable();
-            dirty.dedup();
-            for c in dirty {
-                let Ok(chunk) = side.chunk_mut(c) else {
-                    continue;
-                };
-                let key = chunk_key(self.id, KIND_LIVE, chunk.seq, s == 1);
+            let dirty = std::mem::take(&mut side.dirty);
+            put_chunks(
+                side,
+                dirty,
+                (self.id, KIND_MATCHED, s == 1),
+                puts,
+                |chunk| {
+                    chunk.flags_stored = true;
+                    pack_flags(&chunk.matched)
+                },
+            );
+            let dirty = std::mem::take(&mut side.dirty_live);
+            put_chunks(side, dirty, (self.id, KIND_LIVE, s == 1), puts, |chunk| {
+                chunk.live_stored = true;
                 let mut v = vec![u8::from(chunk.provisional)];
                 v.extend(pack_flags(&chunk.dead));
-                puts.push((key, v));
-                chunk.live_stored = true;
-            }
+                v
+            });
         }
         if std::mem::take(&mut self.clock_moved)
             && let Some(clock) = self.clock
@@ -1336,18 +1329,10 @@ impl SymmetricJoin {
                     let key = ChunkKey::parse(k, KIND_LIVE, false)?;
                     lives.insert((key.right, key.seq), v);
                 }
-                Some(&KIND_CLOCK) => {
-                    let at: [u8; 8] = v.as_slice().try_into().map_err(|_| {
-                        EngineError::Bug("a malformed join checkpoint entry (clock)".into())
-                    })?;
-                    self.clock = Some(i64::from_be_bytes(at));
-                }
+                Some(&KIND_CLOCK) => self.clock = Some(parse_ms(v, "clock")?),
                 Some(&KIND_STAMP) => {
                     let key = ChunkKey::parse(k, KIND_STAMP, false)?;
-                    let at: [u8; 8] = v.as_slice().try_into().map_err(|_| {
-                        EngineError::Bug("a malformed join checkpoint entry (stamp)".into())
-                    })?;
-                    stamps.insert((key.right, key.seq), i64::from_be_bytes(at));
+                    stamps.insert((key.right, key.seq), parse_ms(v, "stamp")?);
                 }
                 _ => {}
             }
@@ -1755,6 +1740,14 @@ fn parse_late_below(v: &[u8]) -> Result<[Option<i64>; 2]> {
     Ok([at(0), at(8)])
 }
 
+/// A time in milliseconds from a checkpoint entry (`what` it is, for the error).
+fn parse_ms(v: &[u8], what: &str) -> Result<i64> {
+    let at: [u8; 8] = v
+        .try_into()
+        .map_err(|_| EngineError::Bug(format!("a malformed join checkpoint entry ({what})")))?;
+    Ok(i64::from_be_bytes(at))
+}
+
 /// The checkpoint key of operator `id`'s chunk `seq` of one side, of kind `kind` (its
 /// rows, or its matched flags).
 fn chunk_key(id: u16, kind: u8, seq: u64, right: bool) -> Vec<u8> {
@@ -1764,6 +1757,27 @@ fn chunk_key(id: u16, kind: u8, seq: u64, right: bool) -> Vec<u8> {
         right,
     }
     .encode(id, kind)
+}
+
+/// Puts a checkpoint entry, of kind `kind` of operator `id` on side `right`, for each kept
+/// chunk of `side` whose number is in `dirty` (a chunk freed since has its entries deleted
+/// instead), its value `entry(chunk)`.
+fn put_chunks(
+    side: &mut Side,
+    mut dirty: Vec<u32>,
+    (id, kind, right): (u16, u8, bool),
+    puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    entry: impl Fn(&mut Chunk) -> Vec<u8>,
+) {
+    dirty.sort_unstable();
+    dirty.dedup();
+    for c in dirty {
+        let Ok(chunk) = side.chunk_mut(c) else {
+            continue;
+        };
+        let key = chunk_key(id, kind, chunk.seq, right);
+        puts.push((key, entry(chunk)));
+    }
 }
 
 /// Matched flags as bits, the first row in the lowest bit of the first byte.
