@@ -813,6 +813,18 @@ impl SymmetricJoin {
             .convert_columns(&eval_keys(&self.keys[side], batch)?)?)
     }
 
+    /// The join keys of side `side`'s rows `batch` and which of the rows are indexed
+    /// ([`SymmetricJoin::indexed`]), for rows kept whole (restored or rewritten).
+    fn keyed(
+        &self,
+        side: usize,
+        batch: &RecordBatch,
+    ) -> Result<(arrow_row::Rows, Option<BooleanArray>)> {
+        let key_columns = eval_keys(&self.keys[side], batch)?;
+        let keys = self.key_rows.convert_columns(&key_columns)?;
+        Ok((keys, self.indexed(side, &key_columns)))
+    }
+
     /// Keeps `keeping`, new rows of side `me`, with a checkpoint entry of their own.
     fn store(&mut self, keeping: Keeping, me: usize) -> Result<()> {
         let encoded = chunk::encode(&keeping.rows)?;
@@ -851,10 +863,14 @@ impl SymmetricJoin {
             if !forgets {
                 continue;
             }
+            // Batches are kept in arrival order and stamped at each move: those kept since
+            // the last one are the newest, at the back.
             let unstamped: Vec<u32> = self.sides[me]
-                .kept()
-                .filter(|(_, c)| c.stamp.is_none())
-                .map(|(n, _)| n)
+                .chunks
+                .iter()
+                .rev()
+                .take_while(|(_, c)| c.stamp.is_none())
+                .map(|(n, _)| *n)
                 .collect();
             for c in unstamped {
                 self.stamp(me, c, clock)?;
@@ -1002,9 +1018,7 @@ impl SymmetricJoin {
         } else {
             live.iter().map(|&r| chunk.matched[r as usize]).collect()
         };
-        let key_columns = eval_keys(&self.keys[me], &rows.batch)?;
-        let keys = self.key_rows.convert_columns(&key_columns)?;
-        let indexed = self.indexed(me, &key_columns);
+        let (keys, indexed) = self.keyed(me, &rows.batch)?;
         self.store(
             Keeping {
                 rows,
@@ -1362,9 +1376,7 @@ impl SymmetricJoin {
             } else {
                 (false, Vec::new())
             };
-            let key_columns = eval_keys(&self.keys[side], &rows.batch)?;
-            let keys = self.key_rows.convert_columns(&key_columns)?;
-            let indexed = self.indexed(side, &key_columns);
+            let (keys, indexed) = self.keyed(side, &rows.batch)?;
             let unmatched = if self.output.tracks(side) {
                 vec![false; n]
             } else {
