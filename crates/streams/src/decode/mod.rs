@@ -9,6 +9,7 @@
 
 mod checks;
 mod csv;
+mod direct;
 mod file;
 mod format;
 mod ndjson;

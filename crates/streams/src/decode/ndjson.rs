@@ -9,8 +9,12 @@
 //! numbers in any notation (`7`, `"7"`, `2e3`, `7.0`) are taken. Since arrow-json then
 //! decodes with `coerce_primitive`, a number or boolean sent to a text column is taken as
 //! its JSON text.
+//!
+//! Clean input takes a faster path first (`direct`): one pass per line straight into the
+//! column types, giving the same values; a chunk it cannot read whole comes here.
 
 use super::checks::{finish, lenient_schema, set_aside_wrong_types};
+use super::direct::Direct;
 use super::text;
 use super::{Attempt, Bisected, Decoded, RejectCode, bisect, split_lines};
 use crate::def::StreamDef;
@@ -34,6 +38,8 @@ pub struct NdjsonDecoder {
     decoded: SchemaRef,
     lenient: SchemaRef,
     schema: SchemaRef,
+    /// The fast path, where every column's type is one it reads.
+    direct: Option<Direct>,
 }
 
 impl NdjsonDecoder {
@@ -53,6 +59,7 @@ impl NdjsonDecoder {
         NdjsonDecoder {
             def: def.clone(),
             decoded,
+            direct: Direct::new(&lenient),
             lenient,
             schema: def.schema(),
         }
@@ -62,6 +69,19 @@ impl NdjsonDecoder {
     pub fn decode(&self, text: &[u8], first_line: u64) -> Result<Decoded> {
         let mut out = Bisected::default();
         let lines = split_lines(text, first_line, &mut out.rejects);
+        if let Some(batch) = match &self.direct {
+            Some(direct) => direct.decode(text, &lines)?,
+            None => None,
+        } {
+            return finish(
+                &self.def,
+                &self.schema,
+                Some(batch),
+                out.rejects,
+                |row| lines[row].0,
+                |row| text[lines[row].1..lines[row].2].to_vec(),
+            );
+        }
         let attempt =
             |from: usize, to: usize| self.attempt(&text[lines[from].1..lines[to - 1].2], to - from);
         // Runs of lines not separated by an oversized line are contiguous in `text`.
@@ -92,6 +112,13 @@ impl NdjsonDecoder {
             |row| lines[kept[row]].0,
             |row| text[lines[kept[row]].1..lines[kept[row]].2].to_vec(),
         )
+    }
+
+    /// This decoder without its fast path (to hold the two paths to the same answers).
+    #[cfg(test)]
+    pub(super) fn without_fast_path(mut self) -> NdjsonDecoder {
+        self.direct = None;
+        self
     }
 
     /// `batch` (decoded) in the lenient schema: each column decoded as text converted,

@@ -109,6 +109,15 @@ where
     Arc::new(values)
 }
 
+/// The whole number `s` writes, read as integer columns read it; None for a fraction,
+/// for text that is not a number, or beyond 128 bits.
+pub(super) fn whole_number(s: &str) -> Option<i128> {
+    match whole(s) {
+        Whole::Value(v) => Some(v),
+        _ => None,
+    }
+}
+
 /// What a number's text holds.
 #[derive(Debug, PartialEq, Eq)]
 enum Whole {
