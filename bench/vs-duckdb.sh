@@ -6,7 +6,8 @@
 # "Whole path against DuckDB" section.
 # Usage: bench/vs-duckdb.sh [runs] (default 3; medians). BENCH_EVENTS (default 3,000,000
 # bids, about 730 MB) and BENCH_DIR (default /tmp/freshet-bench-duckdb) change the size and
-# the place. FRESHET_BIN picks the binary (the README builds target/release/freshet).
+# the place. FRESHET_BIN picks the binary (the README builds target/release/freshet);
+# FRESHET_BASE_BIN, if set, is run too, taking turns, to compare two builds in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -19,4 +20,4 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 machine_line
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)')"
-"$PY" bench/vs_duckdb.py "$F" "$DIR" "$EVENTS" "$RUNS"
+"$PY" bench/vs_duckdb.py "$F" "$DIR" "$EVENTS" "$RUNS" "${FRESHET_BASE_BIN:-}"

@@ -4,7 +4,11 @@ Freshet's `ingest` plus `run --drain --end-of-stream` of the peers' Q1 into SQLi
 DuckDB's `read_ndjson` + GROUP BY into a CSV file. Checks that both give the same rows; prints each side's medians and
 the ratio. Run by bench/vs-duckdb.sh, which gives it a Python with DuckDB.
 
-Usage: vs_duckdb.py FRESHET_BIN DIR EVENTS RUNS
+Usage: vs_duckdb.py FRESHET_BIN DIR EVENTS RUNS [BASE_BIN]
+
+With BASE_BIN, every run also runs that binary's ingest and drain (the three take turns
+going first), checks its rows too, and prints its medians and new/base ratios: two builds
+compared within one run on a noisy machine.
 """
 
 import json
@@ -21,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 F, DIR, EVENTS, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+BASE = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
 BIDS = os.path.join(DIR, "bids.ndjson")
 
 STREAM = """CREATE STREAM bid (
@@ -68,11 +73,11 @@ def generate():
     os.remove(raw)
 
 
-def freshet_run(n):
+def freshet_run(n, binary=F):
     """Ingest then drain into a fresh data directory; (seconds, ingest s, drain s)."""
     data = os.path.join(DIR, f"data-{n}")
     shutil.rmtree(data, ignore_errors=True)
-    base = [F, "--data-dir", data]
+    base = [binary, "--data-dir", data]
     subprocess.run(base + ["sql", STREAM], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(base + ["sql", Q1], check=True, stdout=subprocess.DEVNULL)
     start = time.perf_counter()
@@ -130,35 +135,52 @@ def main():
     size = os.path.getsize(BIDS)
     print(f"input: {EVENTS:,} bids, {size / 1e6:.0f} MB of NDJSON (epoch-ms times, up to 2 s "
           f"out of order)")
-    fr, ing, drn, dk = [], [], [], []
+    sides = {"freshet": F, "duckdb": None}
+    if BASE:
+        sides["base"] = BASE
+    times = {name: ([], [], []) for name in sides}
     for n in range(RUNS):
-        # Each goes first every other run, so neither always meets the other's writeback.
-        if n % 2 == 0:
-            data, total, i, d = freshet_run(n)
-            out, seconds = duckdb_run(n)
-        else:
-            out, seconds = duckdb_run(n)
-            data, total, i, d = freshet_run(n)
-        fr.append(total)
-        ing.append(i)
-        drn.append(d)
-        dk.append(seconds)
-        got, want = freshet_rows(data), duckdb_rows(out)
-        if got != want:
-            print(f"run {n}: Freshet has {len(got)} rows, DuckDB {len(want)}; "
-                  f"{len(got - want)} only in Freshet, {len(want - got)} only in DuckDB")
-            sys.exit(1)
-        shutil.rmtree(data)
-        os.remove(out)
-        print(f"run {n}: Freshet {total:.2f} s (ingest {i:.2f} s, drain {d:.2f} s), "
-              f"DuckDB {seconds:.2f} s; the same {len(got):,} rows")
+        # Each goes first in turn, so none always meets another's writeback.
+        names = list(sides)
+        names = names[n % len(names):] + names[:n % len(names)]
+        rows = {}
+        for name in names:
+            if name == "duckdb":
+                out, seconds = duckdb_run(n)
+                times[name][0].append(seconds)
+                rows[name] = duckdb_rows(out)
+                os.remove(out)
+                continue
+            data, total, i, d = freshet_run(n, sides[name])
+            for series, value in zip(times[name], (total, i, d)):
+                series.append(value)
+            rows[name] = freshet_rows(data)
+            shutil.rmtree(data)
+        want = rows["duckdb"]
+        for name in sides:
+            got = rows[name]
+            if got != want:
+                print(f"run {n}: {name} has {len(got)} rows, DuckDB {len(want)}; "
+                      f"{len(got - want)} only in {name}, {len(want - got)} only in DuckDB")
+                sys.exit(1)
+        line = ", ".join(
+            f"{name} {times[name][0][-1]:.2f} s" + (
+                f" (ingest {times[name][1][-1]:.2f} s, drain {times[name][2][-1]:.2f} s)"
+                if name != "duckdb" else "")
+            for name in sides)
+        print(f"run {n}: {line}; the same {len(want):,} rows")
     med = statistics.median
-    print(f"Freshet ingest + drain: median {med(fr):.2f} s "
-          f"({EVENTS / med(fr):,.0f} events/s; ingest {med(ing):.2f} s, "
-          f"drain {med(drn):.2f} s)")
-    print(f"DuckDB read_ndjson + GROUP BY + CSV: median {med(dk):.2f} s "
-          f"({EVENTS / med(dk):,.0f} events/s)")
-    print(f"ratio (DuckDB time / Freshet time): {med(dk) / med(fr):.2f}x")
+    dk = med(times["duckdb"][0])
+    for name in [k for k in sides if k != "duckdb"]:
+        fr, ing, drn = (med(t) for t in times[name])
+        print(f"{name} ({sides[name]}) ingest + drain: median {fr:.2f} s "
+              f"({EVENTS / fr:,.0f} events/s; ingest {ing:.2f} s, drain {drn:.2f} s)")
+    print(f"DuckDB read_ndjson + GROUP BY + CSV: median {dk:.2f} s "
+          f"({EVENTS / dk:,.0f} events/s)")
+    print(f"ratio (DuckDB time / Freshet time): {dk / med(times['freshet'][0]):.2f}x")
+    if BASE:
+        for k, what in enumerate(["whole path", "ingest", "drain"]):
+            print(f"{what}: base / new time {med(times['base'][k]) / med(times['freshet'][k]):.2f}x")
 
 
 main()

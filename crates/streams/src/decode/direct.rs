@@ -3,19 +3,21 @@
 //!
 //! It takes a strict subset of what the general path (arrow-json's tape, then
 //! `text::convert`) takes, and for that subset gives exactly the values the general path
-//! gives. Anything else — malformed JSON, a value the general path would convert or refuse,
-//! a repeated key, an escaped key, a column type it does not read, text that is not UTF-8 —
-//! makes [`Direct::decode`] answer `None`, and the chunk takes the general path, which finds
-//! and explains the bad lines. So a bad line costs speed, never a different answer: the
-//! `matches_the_general_path` test holds the two paths to that.
+//! gives. At the first line it cannot read that way — malformed JSON, a value the general
+//! path would convert or refuse, a repeated key, an escaped key — [`Direct::decode`] stops,
+//! and the rest of the chunk takes the general path, which finds and explains the bad lines.
+//! A stream with a column type it does not read, or a chunk that is not UTF-8, takes the
+//! general path throughout. So a bad line costs speed, never a different answer: the
+//! `matches_the_general_path` tests hold the two paths to that.
 //!
 //! Accepted per column type (`null` is NULL everywhere; a missing key is NULL):
-//! - integers: a JSON number that is a whole number in range, in any notation (as
-//!   `text::convert` reads it);
+//! - integers: a JSON number, or a string holding one, that is a whole number in range, in
+//!   any notation (as `text::convert` reads it);
 //! - REAL and DOUBLE: a JSON number (correctly rounded, as arrow-json's parser);
 //! - BOOLEAN: `true`, `false`;
 //! - text: a string (escapes decoded), or a number's or a boolean's own text;
-//! - timestamps: a JSON integer (epoch milliseconds) or a string Arrow's parser reads.
+//! - timestamps in UTC: a JSON integer (epoch milliseconds) or a string Arrow's parser
+//!   reads.
 
 use super::text::whole_number;
 use crate::error::Result;
@@ -67,16 +69,14 @@ impl Direct {
         })
     }
 
-    /// The lines `lines` (`(line number, start, end)` in `text`) as one batch of the schema,
-    /// or None if any of them is not for the fast path.
-    pub fn decode(
-        &self,
-        text: &[u8],
-        lines: &[(u64, usize, usize)],
-    ) -> Result<Option<RecordBatch>> {
-        if simdutf8::basic::from_utf8(text).is_err() {
-            return Ok(None);
-        }
+    /// The first lines of `lines` (`(line number, start, end)` in `text`) as one batch of
+    /// the schema, up to the first line that is not for the fast path; the batch's rows are
+    /// `lines[..rows]`.
+    pub fn decode(&self, text: &[u8], lines: &[(u64, usize, usize)]) -> Result<RecordBatch> {
+        let lines = match simdutf8::basic::from_utf8(text) {
+            Ok(_) => lines,
+            Err(_) => &[],
+        };
         let mut columns: Vec<Column> = self
             .kinds
             .iter()
@@ -92,7 +92,9 @@ impl Direct {
                 .row(&mut line, row, &mut columns, &mut scratch)
                 .is_none()
             {
-                return Ok(None);
+                // What this row left in the columns goes; the rest is the general path's.
+                columns.iter_mut().for_each(|c| c.truncate(row));
+                break;
             }
             for column in columns.iter_mut() {
                 if column.filled <= row {
@@ -105,7 +107,7 @@ impl Direct {
             .zip(self.schema.fields())
             .map(|(column, field)| column.finish(field.data_type()))
             .collect::<Vec<_>>();
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
 
     /// Read one line's object into `columns`; None if it is not for the fast path.
@@ -171,7 +173,12 @@ fn kind_of(t: &DataType) -> Option<Kind> {
         DataType::Float64 => Some(Kind::F64),
         DataType::Boolean => Some(Kind::Bool),
         DataType::Utf8 => Some(Kind::Text),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(Kind::Time),
+        // Naive times are read in UTC: the column's zone must be UTC.
+        DataType::Timestamp(TimeUnit::Millisecond, tz)
+            if tz.as_deref().is_none_or(|tz| tz == "+00:00") =>
+        {
+            Some(Kind::Time)
+        }
         _ => None,
     }
 }
@@ -182,7 +189,6 @@ struct Column {
     /// Rows read so far (values and NULLs).
     filled: usize,
     valid: BooleanBufferBuilder,
-    nulls: usize,
     ints: Vec<i64>,
     floats: Vec<f64>,
     bools: BooleanBufferBuilder,
@@ -199,7 +205,6 @@ impl Column {
             kind,
             filled: 0,
             valid: BooleanBufferBuilder::new(rows),
-            nulls: 0,
             ints: Vec::with_capacity(cap(matches!(kind, Kind::Int { .. } | Kind::Time))),
             floats: Vec::with_capacity(cap(matches!(kind, Kind::F32 | Kind::F64))),
             bools: BooleanBufferBuilder::new(cap(kind == Kind::Bool)),
@@ -210,7 +215,6 @@ impl Column {
 
     fn push_null(&mut self) {
         self.valid.append(false);
-        self.nulls += 1;
         self.filled += 1;
         match self.kind {
             Kind::Int { .. } | Kind::Time => self.ints.push(0),
@@ -220,10 +224,31 @@ impl Column {
         }
     }
 
+    /// Keep only the first `rows` rows.
+    fn truncate(&mut self, rows: usize) {
+        self.filled = self.filled.min(rows);
+        self.valid.truncate(self.filled);
+        match self.kind {
+            Kind::Int { .. } | Kind::Time => self.ints.truncate(self.filled),
+            Kind::F32 | Kind::F64 => self.floats.truncate(self.filled),
+            Kind::Bool => self.bools.truncate(self.filled),
+            Kind::Text => {
+                self.offsets.truncate(self.filled + 1);
+                self.bytes.truncate(self.offsets[self.filled] as usize);
+            }
+        }
+    }
+
     fn pushed(&mut self) -> Option<()> {
         self.valid.append(true);
         self.filled += 1;
         Some(())
+    }
+
+    fn push_int(&mut self, v: i128, min: i64, max: i64) -> Option<()> {
+        let v = i64::try_from(v).ok().filter(|v| (min..=max).contains(v))?;
+        self.ints.push(v);
+        self.pushed()
     }
 
     fn push_text(&mut self, s: &[u8]) -> Option<()> {
@@ -257,17 +282,10 @@ impl Column {
             _ => {
                 let (number, plain) = line.number()?;
                 match self.kind {
-                    Kind::Int { min, max } => {
-                        let v = match plain && number.len() <= 18 {
-                            true => parse_plain(number),
-                            false => i64::try_from(whole_number(ascii(number))?).ok()?,
-                        };
-                        if v < min || v > max {
-                            return None;
-                        }
-                        self.ints.push(v);
-                        self.pushed()
-                    }
+                    Kind::Int { min, max } => match plain && number.len() <= 18 {
+                        true => self.push_int(parse_plain(number).into(), min, max),
+                        false => self.push_int(whole_number(ascii(number))?, min, max),
+                    },
                     Kind::Time if plain && number.len() <= 18 => {
                         self.ints.push(parse_plain(number));
                         self.pushed()
@@ -293,13 +311,7 @@ impl Column {
         match self.kind {
             Kind::Text => {
                 let s = line.string(scratch)?;
-                let s: &[u8] = match s {
-                    Some(plain) => plain,
-                    None => scratch,
-                };
-                self.bytes.extend_from_slice(s);
-                self.offsets.push(i32::try_from(self.bytes.len()).ok()?);
-                self.pushed()
+                self.push_text(s.unwrap_or(scratch))
             }
             Kind::Time => {
                 let s = line.string(scratch)?;
@@ -308,15 +320,19 @@ impl Column {
                 self.ints.push(t.timestamp_millis());
                 self.pushed()
             }
+            Kind::Int { min, max } => {
+                // The general path reads a string's text as it reads a number's.
+                let s = line.string(scratch)?;
+                let v = whole_number(std::str::from_utf8(s.unwrap_or(scratch)).ok()?)?;
+                self.push_int(v, min, max)
+            }
             _ => None,
         }
     }
 
     fn finish(self, data_type: &DataType) -> ArrayRef {
-        let nulls = {
-            let mut valid = self.valid;
-            (self.nulls > 0).then(|| NullBuffer::new(valid.finish()))
-        };
+        let mut valid = self.valid;
+        let nulls = Some(NullBuffer::new(valid.finish())).filter(|n| n.null_count() > 0);
         match self.kind {
             Kind::Int { .. } => match data_type {
                 DataType::Int8 => narrowed::<Int8Type>(&self.ints, nulls),
@@ -654,6 +670,12 @@ mod tests {
         "[1,]",
         r#"{"a"}"#,
         r#""unterminated"#,
+        r#"" 7""#,
+        r#""-7e2""#,
+        r#""1.5""#,
+        "1.00000005960464477539062499",
+        "3.4028235e38",
+        "3.4028236e38",
     ];
 
     /// Keys as written between the quotes.
@@ -687,7 +709,7 @@ mod tests {
         assert_eq!(a.rejects, b.rejects, "{text}");
         let lines = split_lines(text.as_bytes(), 1, &mut Vec::new());
         let direct = Direct::new(&lenient_schema(&def)).expect("every type is read");
-        direct.decode(text.as_bytes(), &lines).unwrap().is_some()
+        direct.decode(text.as_bytes(), &lines).unwrap().num_rows() == lines.len()
     }
 
     /// Every key given every value, one line each, both paths alike; the fast path takes
@@ -709,6 +731,7 @@ mod tests {
             r#"{"id":1,"ts":2,"at":null,"name":true}"#,
             r#"{"id":null,"ts":2}"#,
             r#"{"ts":99999999999999999}"#,
+            r#"{"id":"7","ts":2,"n":"-2e3"}"#,
         ] {
             assert!(same(line), "the fast path takes {line}");
         }
@@ -737,6 +760,39 @@ mod tests {
         ("at", r#""2015-07-15T00:00:00Z""#),
         ("r", "1e-3"),
     ];
+
+    /// A line the fast path cannot read leaves it and the lines after it to the general
+    /// path; the lines before it stay on the fast path.
+    #[test]
+    fn the_fast_path_stops_at_the_first_line_it_cannot_read() {
+        let text = "{\"id\":1,\"ts\":2,\"name\":\"a\"}\n{\"id\":2,\"ts\":3,\"name\":\"b\"}\n\
+                    {\"id\":1.5,\"ts\":4}\n{\"id\":4,\"ts\":5}\n";
+        let def = def();
+        let lines = split_lines(text.as_bytes(), 1, &mut Vec::new());
+        let direct = Direct::new(&lenient_schema(&def)).expect("every type is read");
+        let batch = direct.decode(text.as_bytes(), &lines).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert!(!same(text));
+        let decoded = NdjsonDecoder::new(&def).decode(text.as_bytes(), 1).unwrap();
+        assert_eq!(decoded.accepted(), 3);
+        assert_eq!(decoded.rejects[0].line, 3);
+    }
+
+    /// A column in a zone other than UTC is left to the general path, which reads naive
+    /// times in that zone.
+    #[test]
+    fn only_utc_timestamps_take_the_fast_path() {
+        use arrow_schema::{DataType, Field, Schema, TimeUnit};
+        let zoned = |tz: Option<&str>| {
+            let t = DataType::Timestamp(TimeUnit::Millisecond, tz.map(Into::into));
+            Direct::new(&std::sync::Arc::new(Schema::new(vec![Field::new(
+                "t", t, true,
+            )])))
+        };
+        assert!(zoned(None).is_some());
+        assert!(zoned(Some("+00:00")).is_some());
+        assert!(zoned(Some("+01:00")).is_none());
+    }
 
     /// A small deterministic generator (xorshift64*).
     struct Rng(u64);

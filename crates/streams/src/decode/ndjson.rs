@@ -11,7 +11,8 @@
 //! its JSON text.
 //!
 //! Clean input takes a faster path first (`direct`): one pass per line straight into the
-//! column types, giving the same values; a chunk it cannot read whole comes here.
+//! column types, giving the same values; from the first line it cannot read that way, the
+//! rest of the chunk comes here.
 
 use super::checks::{finish, lenient_schema, set_aside_wrong_types};
 use super::direct::Direct;
@@ -23,6 +24,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_json::ReaderBuilder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::concat::concat_batches;
 use std::sync::Arc;
 
 /// Whether a column of this type is decoded as text and converted by `text::convert`.
@@ -69,24 +71,18 @@ impl NdjsonDecoder {
     pub fn decode(&self, text: &[u8], first_line: u64) -> Result<Decoded> {
         let mut out = Bisected::default();
         let lines = split_lines(text, first_line, &mut out.rejects);
-        if let Some(batch) = match &self.direct {
-            Some(direct) => direct.decode(text, &lines)?,
+        // The fast path reads the chunk's lines from the first on, as far as it can; the
+        // general path reads the rest.
+        let fast = match &self.direct {
+            Some(direct) => Some(direct.decode(text, &lines)?),
             None => None,
-        } {
-            return finish(
-                &self.def,
-                &self.schema,
-                Some(batch),
-                out.rejects,
-                |row| lines[row].0,
-                |row| text[lines[row].1..lines[row].2].to_vec(),
-            );
-        }
+        };
+        let taken = fast.as_ref().map_or(0, RecordBatch::num_rows);
         let attempt =
             |from: usize, to: usize| self.attempt(&text[lines[from].1..lines[to - 1].2], to - from);
         // Runs of lines not separated by an oversized line are contiguous in `text`.
-        let mut run_start = 0;
-        for i in 1..=lines.len() {
+        let mut run_start = taken;
+        for i in taken + 1..=lines.len() {
             if i == lines.len() || !contiguous(text, lines[i - 1].2, lines[i].1) {
                 bisect(text, &lines, run_start, i, &attempt, &mut out)?;
                 run_start = i;
@@ -103,6 +99,17 @@ impl NdjsonDecoder {
                 Some(batch)
             }
             None => None,
+        };
+        let batch = match (fast.filter(|b| b.num_rows() > 0), batch) {
+            (Some(fast), Some(general)) => {
+                kept = (0..taken).chain(kept).collect();
+                Some(concat_batches(&self.lenient, [&fast, &general])?)
+            }
+            (Some(fast), None) => {
+                kept = (0..taken).collect();
+                Some(fast)
+            }
+            (None, general) => general,
         };
         finish(
             &self.def,
