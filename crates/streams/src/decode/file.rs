@@ -19,12 +19,11 @@ pub(crate) struct LineChunks {
     path: PathBuf,
     /// The line number of the next chunk's first line (1-based).
     line: u64,
-    /// The incomplete last line of the previous block.
+    /// The incomplete last line of the previous chunk.
     carry: Vec<u8>,
     /// Whether `carry` is the kept prefix of a line longer than the row limit whose rest
     /// is being skipped (the decoder rejects it as `row_too_large`).
     skipping: bool,
-    block: Vec<u8>,
     done: bool,
     /// Bytes read from the file.
     pub bytes_read: u64,
@@ -39,7 +38,6 @@ impl LineChunks {
             line,
             carry: Vec::new(),
             skipping: false,
-            block: vec![0u8; INGEST_CHUNK_BYTES],
             done: false,
             bytes_read: 0,
         }
@@ -48,32 +46,30 @@ impl LineChunks {
     /// The next chunk of whole lines and the number of its first line; `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<(Vec<u8>, u64)>> {
         while !self.done {
-            let mut filled = 0;
-            while filled < self.block.len() {
-                let n = self
-                    .file
-                    .read(&mut self.block[filled..])
-                    .map_err(io_err("read", &self.path))?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
+            // The file is read straight into the chunk, after the carried partial line.
+            let mut buf = std::mem::take(&mut self.carry);
+            let start = buf.len();
+            buf.reserve_exact(INGEST_CHUNK_BYTES);
+            let filled = (&mut self.file)
+                .take(INGEST_CHUNK_BYTES as u64)
+                .read_to_end(&mut buf)
+                .map_err(io_err("read", &self.path))?;
             self.bytes_read += filled as u64;
-            let eof = filled < self.block.len();
-            let mut data = &self.block[..filled];
+            let eof = filled < INGEST_CHUNK_BYTES;
             if self.skipping {
-                match memchr::memchr(b'\n', data) {
+                match memchr::memchr(b'\n', &buf[start..]) {
                     Some(nl) => {
-                        data = &data[nl..];
+                        buf.drain(start..start + nl);
                         self.skipping = false;
                     }
-                    None if eof => data = &[],
-                    None => continue,
+                    None if eof => buf.truncate(start),
+                    None => {
+                        buf.truncate(start);
+                        self.carry = buf;
+                        continue;
+                    }
                 }
             }
-            let mut buf = std::mem::take(&mut self.carry);
-            buf.extend_from_slice(data);
             if eof {
                 self.done = true;
             } else {
