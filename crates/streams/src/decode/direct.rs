@@ -186,6 +186,8 @@ fn kind_of(t: &DataType) -> Option<Kind> {
 /// One column's values as they are read.
 struct Column {
     kind: Kind,
+    /// Rows in the chunk.
+    rows: usize,
     /// Rows read so far (values and NULLs).
     filled: usize,
     valid: BooleanBufferBuilder,
@@ -203,6 +205,7 @@ impl Column {
         offsets.push(0);
         Column {
             kind,
+            rows,
             filled: 0,
             valid: BooleanBufferBuilder::new(rows),
             ints: Vec::with_capacity(cap(matches!(kind, Kind::Int { .. } | Kind::Time))),
@@ -252,6 +255,13 @@ impl Column {
     }
 
     fn push_text(&mut self, s: &[u8]) -> Option<()> {
+        if self.bytes.capacity() - self.bytes.len() < s.len() {
+            // Grow once to what the rows so far say the rest of the chunk needs, instead
+            // of doubling (each doubling a copy of everything so far, and fresh pages).
+            let per_row = (self.bytes.len() + s.len()) / (self.filled + 1) + 1;
+            let rest = self.rows.saturating_sub(self.filled);
+            self.bytes.reserve(per_row * rest / 8 * 9 + s.len());
+        }
         self.bytes.extend_from_slice(s);
         // Offsets are i32: a chunk's text is far below 2 GiB, but say so rather than wrap.
         self.offsets.push(i32::try_from(self.bytes.len()).ok()?);
