@@ -1,5 +1,5 @@
 """The whole path against DuckDB (issue 18): one NDJSON file of Nexmark bids (epoch-ms
-timestamps, up to 2 s out of order), then, alternating (each side first every other run),
+timestamps, up to 2 s out of order), then, taking turns (each side first in turn),
 Freshet's `ingest` plus `run --drain --end-of-stream` of the peers' Q1 into SQLite, and
 DuckDB's `read_ndjson` + GROUP BY into a CSV file. Checks that both give the same rows; prints each side's medians and
 the ratio. Run by bench/vs-duckdb.sh, which gives it a Python with DuckDB.
@@ -145,6 +145,7 @@ def main():
         names = names[n % len(names):] + names[:n % len(names)]
         rows = {}
         for name in names:
+            os.sync()  # none meets the writeback of what ran before it
             if name == "duckdb":
                 out, seconds = duckdb_run(n)
                 times[name][0].append(seconds)

@@ -80,7 +80,7 @@ impl Direct {
         let mut columns: Vec<Column> = self
             .kinds
             .iter()
-            .map(|&kind| Column::new(kind, lines.len()))
+            .map(|&kind| Column::new(kind, lines.len(), text.len()))
             .collect();
         let mut scratch = Vec::new();
         for (row, &(_, start, end)) in lines.iter().enumerate() {
@@ -188,6 +188,8 @@ struct Column {
     kind: Kind,
     /// Rows in the chunk.
     rows: usize,
+    /// Bytes in the chunk: more text than that no column can hold.
+    text_len: usize,
     /// Rows read so far (values and NULLs).
     filled: usize,
     valid: BooleanBufferBuilder,
@@ -199,13 +201,14 @@ struct Column {
 }
 
 impl Column {
-    fn new(kind: Kind, rows: usize) -> Column {
+    fn new(kind: Kind, rows: usize, text_len: usize) -> Column {
         let cap = |k: bool| if k { rows } else { 0 };
         let mut offsets = Vec::with_capacity(cap(kind == Kind::Text) + 1);
         offsets.push(0);
         Column {
             kind,
             rows,
+            text_len,
             filled: 0,
             valid: BooleanBufferBuilder::new(rows),
             ints: Vec::with_capacity(cap(matches!(kind, Kind::Int { .. } | Kind::Time))),
@@ -257,10 +260,13 @@ impl Column {
     fn push_text(&mut self, s: &[u8]) -> Option<()> {
         if self.bytes.capacity() - self.bytes.len() < s.len() {
             // Grow once to what the rows so far say the rest of the chunk needs, instead
-            // of doubling (each doubling a copy of everything so far, and fresh pages).
+            // of doubling (each doubling a copy of everything so far, and fresh pages);
+            // never past what the chunk's bytes could hold.
             let per_row = (self.bytes.len() + s.len()) / (self.filled + 1) + 1;
             let rest = self.rows.saturating_sub(self.filled);
-            self.bytes.reserve(per_row * rest / 8 * 9 + s.len());
+            let predicted = per_row.saturating_mul(rest) / 8 * 9;
+            let most = self.text_len.saturating_sub(self.bytes.len());
+            self.bytes.reserve(predicted.min(most).max(s.len()));
         }
         self.bytes.extend_from_slice(s);
         // Offsets are i32: a chunk's text is far below 2 GiB, but say so rather than wrap.

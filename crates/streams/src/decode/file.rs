@@ -74,7 +74,15 @@ impl LineChunks {
                 self.done = true;
             } else {
                 match memchr::memrchr(b'\n', &buf) {
-                    Some(nl) => self.carry = buf.split_off(nl + 1),
+                    Some(nl) => {
+                        self.carry = buf.split_off(nl + 1);
+                        // A partial line already over the limit is kept as its first
+                        // bytes only; its rest is skipped.
+                        if self.carry.len() > ROW_BYTES_MAX + 1 {
+                            self.carry.truncate(ROW_BYTES_MAX + 1);
+                            self.skipping = true;
+                        }
+                    }
                     None => {
                         if buf.len() > ROW_BYTES_MAX {
                             buf.truncate(ROW_BYTES_MAX + 1);
