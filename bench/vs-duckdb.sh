@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole path against DuckDB (issue 18): an NDJSON file of Nexmark bids, then,
-# alternating, Freshet's `ingest` + `run --drain --end-of-stream` of the peers' Q1 (per
+# taking turns, Freshet's `ingest` + `run --drain --end-of-stream` of the peers' Q1 (per
 # auction, 10 s tumbling window: count, sum, max) into SQLite, and DuckDB's read_ndjson +
 # GROUP BY into CSV; both must give the same rows. The numbers in BENCHMARKS.md's
 # "Whole path against DuckDB" section.

@@ -18,6 +18,19 @@ pub fn every_type() -> StreamDef {
     }
 }
 
+/// A stream with a column of every type NDJSON's fast path reads (`decode::direct`).
+pub fn fast_path_types() -> StreamDef {
+    let sql = "CREATE STREAM t (
+        id BIGINT NOT NULL, i INT, s SMALLINT, t TINYINT, d DOUBLE, r REAL, b BOOLEAN,
+        name VARCHAR, ts TIMESTAMP NOT NULL, tz TIMESTAMP WITH TIME ZONE,
+        WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+    )";
+    match parse_stream_statement(sql).expect("the fuzz stream parses") {
+        Some(StreamStatement::Create { def, .. }) => def,
+        _ => panic!("not a CREATE STREAM"),
+    }
+}
+
 /// Rows in `text` a decoder must either accept or reject: its non-blank lines (a line's
 /// trailing `\r` does not count, nor a UTF-8 byte-order mark opening the source, `bom`).
 pub fn rows(text: &[u8], bom: bool) -> usize {

@@ -225,8 +225,9 @@ impl Stream {
                 let times = part.column(et).as_primitive::<TimestampMillisecondType>();
                 let min = arrow_arith::aggregate::min(times).expect("event times are non-null");
                 let max = arrow_arith::aggregate::max(times).expect("event times are non-null");
-                // The part's buffers (each part of a decoded chunk, sized to it) plus room
-                // for the messages around them, so the payload is written without growing.
+                // The part's buffers (at most a decoded chunk's, and usually sized to the
+                // part) plus room for the messages around them, so the payload is written
+                // without growing.
                 let mut bytes = Vec::with_capacity(part.get_array_memory_size() + 4096);
                 payload::encode(&part, &mut bytes)?;
                 prepared.frames.push(PreparedFrame {

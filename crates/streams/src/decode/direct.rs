@@ -794,6 +794,24 @@ mod tests {
         assert_eq!(decoded.rejects[0].line, 3);
     }
 
+    /// An object split over two lines is two bad lines, whatever lines it is decoded
+    /// with: the general path checks each line holds one object, so the fast path stopping
+    /// early cannot change which lines are taken.
+    #[test]
+    fn an_object_split_over_two_lines_is_rejected_wherever_bisection_cuts() {
+        let clean = "{\"id\":0,\"ts\":0}\n";
+        let text = format!(
+            "{clean}{clean}{clean}{{\"id\":1,\"ts\":1}}{{\"id\":2,\n\"ts\":2}}\n{clean}{clean}x\n"
+        );
+        assert!(!same(&text));
+        let decoded = NdjsonDecoder::new(&def())
+            .decode(text.as_bytes(), 1)
+            .unwrap();
+        let lines: Vec<u64> = decoded.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 5, 8]);
+        assert_eq!(decoded.accepted(), 5);
+    }
+
     /// A column in a zone other than UTC is left to the general path, which reads naive
     /// times in that zone.
     #[test]

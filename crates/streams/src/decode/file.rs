@@ -77,15 +77,16 @@ impl LineChunks {
                     Some(nl) => {
                         self.carry = buf.split_off(nl + 1);
                         // A partial line already over the limit is kept as its first
-                        // bytes only; its rest is skipped.
-                        if self.carry.len() > ROW_BYTES_MAX + 1 {
-                            self.carry.truncate(ROW_BYTES_MAX + 1);
+                        // bytes only, its rest skipped: two past the limit, so that with a
+                        // trailing `\r` cut it is still over it and rejected as too large.
+                        if self.carry.len() > ROW_BYTES_MAX + 2 {
+                            self.carry.truncate(ROW_BYTES_MAX + 2);
                             self.skipping = true;
                         }
                     }
                     None => {
                         if buf.len() > ROW_BYTES_MAX {
-                            buf.truncate(ROW_BYTES_MAX + 1);
+                            buf.truncate(ROW_BYTES_MAX + 2);
                             self.skipping = true;
                         }
                         self.carry = buf;

@@ -3,9 +3,10 @@
 //! bad row comes out as a [`Reject`] with a reason code, a message, its raw bytes and its
 //! line (or row) number. A bad row never costs the good rows around it.
 //!
-//! The fast path decodes a whole chunk at once with Arrow's vectorised decoders; only when
-//! that fails is the chunk bisected to find the bad rows, so clean input pays nothing for
-//! validation beyond a few vectorised null and range checks.
+//! Clean input is decoded a whole chunk at a time (NDJSON first by `direct`, one pass per
+//! line into the column types, then by Arrow's vectorised decoders; CSV by Arrow's); only
+//! when that fails are the lines bisected to find the bad rows, so clean input pays nothing
+//! for validation beyond a few vectorised null and range checks.
 
 mod checks;
 mod csv;
