@@ -43,6 +43,17 @@ impl LineChunks {
         }
     }
 
+    /// Carries `partial`, the start of a line the next chunk ends. A line already over the
+    /// limit is kept as its first bytes only and its rest skipped: two bytes past the
+    /// limit, so that with a trailing `\r` cut it is still over it, rejected as too large.
+    fn carry_partial(&mut self, mut partial: Vec<u8>) {
+        if partial.len() > ROW_BYTES_MAX + 2 {
+            partial.truncate(ROW_BYTES_MAX + 2);
+            self.skipping = true;
+        }
+        self.carry = partial;
+    }
+
     /// The next chunk of whole lines and the number of its first line; `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<(Vec<u8>, u64)>> {
         while !self.done {
@@ -75,21 +86,11 @@ impl LineChunks {
             } else {
                 match memchr::memrchr(b'\n', &buf) {
                     Some(nl) => {
-                        self.carry = buf.split_off(nl + 1);
-                        // A partial line already over the limit is kept as its first
-                        // bytes only, its rest skipped: two past the limit, so that with a
-                        // trailing `\r` cut it is still over it and rejected as too large.
-                        if self.carry.len() > ROW_BYTES_MAX + 2 {
-                            self.carry.truncate(ROW_BYTES_MAX + 2);
-                            self.skipping = true;
-                        }
+                        let partial = buf.split_off(nl + 1);
+                        self.carry_partial(partial);
                     }
                     None => {
-                        if buf.len() > ROW_BYTES_MAX {
-                            buf.truncate(ROW_BYTES_MAX + 2);
-                            self.skipping = true;
-                        }
-                        self.carry = buf;
+                        self.carry_partial(buf);
                         continue;
                     }
                 }

@@ -84,7 +84,7 @@ impl NdjsonDecoder {
         }
         let batch = out.concat(&self.decoded)?;
         let (mut kept, mut rejects) = (out.kept, out.rejects);
-        let batch = match batch {
+        let general = match batch {
             Some(batch) => {
                 let (batch, wrong) = self.convert(&batch)?;
                 let (batch, narrowed) =
@@ -94,16 +94,11 @@ impl NdjsonDecoder {
             }
             None => None,
         };
-        let batch = match (fast.filter(|b| b.num_rows() > 0), batch) {
-            (Some(fast), Some(general)) => {
-                kept = (0..taken).chain(kept).collect();
-                Some(concat_batches(&self.lenient, [&fast, &general])?)
-            }
-            (Some(fast), None) => {
-                kept = (0..taken).collect();
-                Some(fast)
-            }
-            (None, general) => general,
+        // The fast path's rows are the chunk's first lines.
+        let kept: Vec<usize> = (0..taken).chain(kept).collect();
+        let batch = match (fast.filter(|b| b.num_rows() > 0), general) {
+            (Some(fast), Some(general)) => Some(concat_batches(&self.lenient, [&fast, &general])?),
+            (fast, general) => fast.or(general),
         };
         finish(
             &self.def,
