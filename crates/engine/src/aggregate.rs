@@ -333,6 +333,12 @@ impl Aggregate {
         Ok(self)
     }
 
+    /// Whether it aggregates without GROUP BY: one group, whose row exists with or without
+    /// input rows.
+    pub fn global(&self) -> bool {
+        self.layout.is_empty() && matches!(self.grouping, Grouping::Unbounded)
+    }
+
     /// Whether it takes changed input rows' earlier versions back.
     pub fn retracts(&self) -> bool {
         self.retraction.is_some()
@@ -814,20 +820,29 @@ impl Aggregate {
         let mut out = Vec::new();
         match self.grouping {
             Grouping::Unbounded => {
-                let groups = std::mem::take(&mut self.unbounded);
+                let mut groups = std::mem::take(&mut self.unbounded);
+                if self.global() && !groups.index.contains_key(&[][..]) {
+                    // The one group of an aggregate without GROUP BY is there from the
+                    // first commit, input or not (COUNT 0, SUM NULL), as batch gives it.
+                    let mut bytes = 0;
+                    let g = groups.intern(&[], &self.specs, &mut bytes);
+                    groups.touch(g);
+                    self.state_bytes += bytes;
+                }
                 let (mut list, state): (Vec<u32>, _) = if ctx.end_of_stream {
                     ((0..groups.keys.len() as u32).collect(), RowState::Final)
                 } else {
                     (groups.emit_dirty.clone(), RowState::Provisional)
                 };
-                let mut groups = groups;
+                let global = self.global();
                 if let Some(r) = self.retraction.as_mut() {
                     // Groups whose input rows all went are deleted (if they changed since
                     // they were last written, they were written), computed from the
                     // values they had with their last row.
                     let emptied = std::mem::take(&mut r.emptied);
-                    let (live, empty): (Vec<u32>, Vec<u32>) =
-                        list.into_iter().partition(|&g| groups.live[g as usize] > 0);
+                    let (live, empty): (Vec<u32>, Vec<u32>) = list
+                        .into_iter()
+                        .partition(|&g| global || groups.live[g as usize] > 0);
                     let gone: Vec<u32> = empty
                         .into_iter()
                         .filter(|&g| groups.in_emit[g as usize])
@@ -985,7 +1000,7 @@ impl Aggregate {
             groups.in_ckpt[gi] = false;
             let mut k = prefix.clone();
             k.extend_from_slice(&groups.keys[gi]);
-            if retracts && groups.live[gi] == 0 {
+            if retracts && groups.live[gi] == 0 && !self.global() {
                 // A group without rows is not kept: once its deletion is written, its
                 // slot is free for another group.
                 if std::mem::take(&mut groups.persisted[gi]) {

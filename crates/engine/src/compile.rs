@@ -213,9 +213,11 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                     }
                 }
                 if key.is_empty() {
-                    return Err(unsupported(
-                        "an aggregate without GROUP BY; group by a window or a key",
-                    ));
+                    // No GROUP BY: one row, always there (COUNT 0 before any input, as in
+                    // batch), keyed as an aggregate row read by another operator is: by
+                    // the hash of its (empty) group key.
+                    agg.identifies_rows = true;
+                    return Ok((ResultKey::Origin(1), filtered));
                 }
                 let amends = options.late_data == LatePolicy::Update
                     && !matches!(agg.grouping, Grouping::Unbounded);

@@ -735,7 +735,7 @@ impl Node {
                     .join(", ")
             ),
             Op::Aggregate { agg, .. } => format!(
-                "Aggregate #{} {}{}",
+                "Aggregate #{} {}{}{}",
                 agg.id,
                 match agg.grouping {
                     Grouping::Unbounded if agg.retracts() => {
@@ -747,6 +747,11 @@ impl Node {
                     Grouping::Fixed { .. } => "per window".to_string(),
                     Grouping::Session { gap_ms, .. } =>
                         format!("per session (gap {})", ms_text(gap_ms)),
+                },
+                if agg.global() {
+                    "; without GROUP BY: one row, written from the first commit"
+                } else {
+                    ""
                 },
                 if agg.identifies_rows {
                     "; its rows carry a hash of their group key as their positions"

@@ -353,6 +353,7 @@ golden!(
     changing_join,
     join_state_ttl,
     join_state_ttl_restore,
+    global_aggregate,
 );
 
 #[test]

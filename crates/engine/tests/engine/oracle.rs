@@ -155,6 +155,20 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // An aggregate without GROUP BY over an unbounded GROUP BY's rows that flip in and
+        // out of a HAVING: one row throughout, back to 0 and NULLs when no group passes.
+        name: "global_aggregate_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT COUNT(*) AS n, SUM(s) AS s, MAX(s) AS hi, \
+            COUNT(DISTINCT s) AS d FROM (SELECT bidder, SUM(price) AS s FROM bid \
+            GROUP BY bidder HAVING COUNT(*) % 3 = 1) t",
+        view: "v",
+        batch: "SELECT COUNT(*) AS n, SUM(s) AS s, MAX(s) AS hi, COUNT(DISTINCT s) AS d \
+            FROM (SELECT bidder, SUM(price) AS s FROM bid GROUP BY bidder \
+            HAVING COUNT(*) % 3 = 1) t",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
+    Shape {
         // An aggregate over an outer join's rows: padded rows are replaced by their pairs.
         name: "aggregate_of_outer_join",
         views: "CREATE VIEW v AS SELECT a.auction, COUNT(*) AS n, COUNT(b.price) AS m, \
