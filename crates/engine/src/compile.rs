@@ -1380,9 +1380,13 @@ fn build_top_n(
     })
 }
 
+/// The window frames Freshet runs, for errors.
+const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE \
+     BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame when ORDER BY has none)";
+
 /// The SQL window functions Freshet runs, for errors.
 const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN or MAX OVER (PARTITION BY ... ORDER BY \
-     <event time>[, ...] ROWS BETWEEN n PRECEDING AND CURRENT ROW), and ROW_NUMBER() OVER \
+     <event time>[, ...] [ROWS BETWEEN n PRECEDING AND CURRENT ROW]), and ROW_NUMBER() OVER \
      (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, \
      HOP or SESSION in FROM";
 
@@ -1408,10 +1412,11 @@ fn event_time(node: &Node) -> Option<(String, Option<usize>)> {
     }
 }
 
-/// `agg(x) OVER (PARTITION BY ... ORDER BY <event time> ROWS BETWEEN n PRECEDING AND
-/// CURRENT ROW)` over a stream's rows (every window expression of the SELECT with the same
-/// `OVER`): the windowed-aggregate operator (`over`).
+/// `agg(x) OVER (PARTITION BY ... ORDER BY <event time> <frame>)` over a stream's rows
+/// (every window expression of the SELECT with the same `OVER`), the frame the last `n`
+/// rows or every row so far: the windowed-aggregate operator (`over`).
 fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node> {
+    use crate::over::OverFrame;
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
     let input = build(&w.input, cx)?;
     let in_schema = w.input.schema();
@@ -1461,41 +1466,47 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
             && !(arg_type.is_integer() || arg_type.is_floating())
         {
             return Err(unsupported(format!(
-                "{name}({arg}) OVER (...) of type {arg_type}; SUM and AVG over ROWS BETWEEN \
-                 frames take integers and floating-point numbers"
+                "{name}({arg}) OVER (...) of type {arg_type}; SUM and AVG over window frames \
+                 take integers and floating-point numbers"
             )));
         }
         aggs.push((f, cx.physical(arg, in_schema)?, arg_type));
     }
     let p = first.ok_or_else(|| EngineError::Bug("a window without functions".into()))?;
     let frame = &p.window_frame;
-    let preceding = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+    let frame = match (&frame.units, &frame.start_bound, &frame.end_bound) {
         (WindowFrameUnits::Rows, WindowFrameBound::Preceding(n), WindowFrameBound::CurrentRow)
             if !n.is_null() =>
         {
-            match n.cast_to(&DataType::UInt64) {
+            let n = match n.cast_to(&DataType::UInt64) {
                 Ok(datafusion::common::ScalarValue::UInt64(Some(n))) => n,
                 _ => {
                     return Err(EngineError::Sql(format!(
                         "{n} PRECEDING is not a row count"
                     )));
                 }
+            };
+            if n > crate::over::PRECEDING_MAX as u64 {
+                return Err(EngineError::ResourceLimit(format!(
+                    "ROWS BETWEEN {n} PRECEDING; at most {} rows precede the current one",
+                    crate::over::PRECEDING_MAX
+                )));
             }
+            OverFrame::Rows(n as usize)
         }
+        (
+            units @ (WindowFrameUnits::Rows | WindowFrameUnits::Range),
+            WindowFrameBound::Preceding(n),
+            WindowFrameBound::CurrentRow,
+        ) if n.is_null() => OverFrame::Running {
+            peers: *units == WindowFrameUnits::Range,
+        },
         _ => {
             return Err(unsupported(format!(
-                "the window frame {frame} (with ORDER BY and no frame, SQL means RANGE \
-                 BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW); only ROWS BETWEEN n PRECEDING \
-                 AND CURRENT ROW"
+                "the window frame {frame}; only {OVER_FRAMES}"
             )));
         }
     };
-    if preceding > crate::over::PRECEDING_MAX as u64 {
-        return Err(EngineError::ResourceLimit(format!(
-            "ROWS BETWEEN {preceding} PRECEDING; at most {} rows precede the current one",
-            crate::over::PRECEDING_MAX
-        )));
-    }
     if matches!(under_filters(&input).op, Op::Over { .. }) {
         return Err(unsupported(DIFFERENT_OVERS));
     }
@@ -1553,7 +1564,7 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
             partition_by,
             time_col,
             then_by,
-            preceding: preceding as usize,
+            frame,
             aggs,
             stream,
         },

@@ -766,15 +766,14 @@ impl Node {
             ),
             Op::Join { join, .. } => join.describe(),
             Op::Over { over, .. } => format!(
-                "Over #{} {} per group over ROWS BETWEEN {} PRECEDING AND CURRENT ROW, in \
-                 event-time order as the watermark passes",
+                "Over #{} {} per group over {}, in event-time order as the watermark passes",
                 over.id,
                 over.functions()
                     .iter()
                     .map(|f| f.to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
-                over.preceding()
+                over.frame()
             ),
             Op::Union { inputs } if self.hashed_positions() => format!(
                 "UnionAll of {} branches (an unbounded GROUP BY's rows identified by a hash of \

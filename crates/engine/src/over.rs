@@ -1,13 +1,17 @@
-//! Row-based window aggregates over a stream's rows: `agg(x) OVER (PARTITION BY keys
-//! ORDER BY t ROWS BETWEEN n PRECEDING AND CURRENT ROW)` with `agg` one of `COUNT`, `SUM`,
-//! `AVG`, `MIN`, `MAX` and `t` the stream's event time (Nexmark q6).
+//! Window aggregates over a stream's rows: `agg(x) OVER (PARTITION BY keys ORDER BY t
+//! <frame>)` with `agg` one of `COUNT`, `SUM`, `AVG`, `MIN`, `MAX`, `t` the stream's event
+//! time and the frame one of [`OverFrame`]: the last `n` rows (`ROWS BETWEEN n PRECEDING
+//! AND CURRENT ROW`, Nexmark q6) or every row so far (`UNBOUNDED PRECEDING`, a running
+//! aggregate; under `RANGE`, SQL's default with `ORDER BY`, rows equal in every `ORDER BY`
+//! key share the aggregate over all of them).
 //!
-//! Each input row gets the aggregates over itself and the `n` rows of its group before it
+//! Each input row gets the aggregates over itself and the rows of its frame before it
 //! in event-time order. Rows arrive out of order, so a row waits until the window
 //! watermark (the stream's watermark less the allowed lateness) passes its time; then the
 //! rows the watermark released are taken in (time, further `ORDER BY` keys, log position)
 //! order, each appended to
-//! its group's frame (its last `n + 1` rows' arguments) and written once, final, keyed by
+//! its group's frame (its last `n + 1` rows' arguments, or the running aggregates'
+//! accumulators) and written once, final, keyed by
 //! its log position. A row that arrives behind the watermark cannot join a frame already
 //! written: it is late, dropped or dead-lettered by the view's policy (`update` keeps it
 //! as a dead letter, since the rows after it are final). Rows equal in every `ORDER BY`
@@ -15,11 +19,11 @@
 //! `ORDER BY` keys after the time that tell rows apart where it matters.
 //!
 //! State: the rows waiting for the watermark, and per group the arguments of its last
-//! `n + 1` rows (kept until the end of the streams: one frame per group ever seen, bounded
-//! by `state_bytes_max`).
+//! `n + 1` rows or its running accumulators (kept until the end of the streams: one frame
+//! per group ever seen, bounded by `state_bytes_max`).
 
 use crate::Ctx;
-use crate::accumulate::{get_bytes, put_bytes};
+use crate::accumulate::{Acc, AggKind, AggSpec, get_bytes, put_bytes};
 use crate::aggregate::{sortable, unsortable};
 use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
@@ -42,6 +46,8 @@ pub const PRECEDING_MAX: usize = 10_000;
 const KIND_FRAME: u8 = 5;
 /// Checkpoint key kind of a row waiting for the watermark.
 const KIND_WAITING: u8 = 6;
+/// Checkpoint key kind of a group's running accumulators.
+const KIND_RUNNING: u8 = 7;
 
 /// Bytes of a log position in a waiting row's order key: partition, offset, copy.
 const POSITION_BYTES: usize = 4 + 8 + 4;
@@ -65,6 +71,12 @@ fn order_key(t: i64, then: &[u8], position: [u8; POSITION_BYTES], key: &[u8]) ->
 /// leaves the frame, so the two must agree whatever each vector's spare capacity.
 fn args_bytes(args: &[ScalarValue]) -> usize {
     std::mem::size_of::<Vec<ScalarValue>>() + args.iter().map(ScalarValue::size).sum::<usize>()
+}
+
+/// The time and further `ORDER BY` values of an order key: rows with the same are peers.
+fn order_values(order: &[u8]) -> &[u8] {
+    let (key, _) = order_parts(order);
+    &order[..order.len() - 4 - key.len() - POSITION_BYTES]
 }
 
 /// The group key and the log position of an order key.
@@ -94,6 +106,17 @@ pub enum OverFn {
 }
 
 impl OverFn {
+    /// The same function as a running aggregate's accumulator.
+    fn kind(self) -> AggKind {
+        match self {
+            OverFn::Count => AggKind::Count,
+            OverFn::Sum => AggKind::Sum,
+            OverFn::Avg => AggKind::Avg,
+            OverFn::Min => AggKind::Min,
+            OverFn::Max => AggKind::Max,
+        }
+    }
+
     /// The function of a lower-case aggregate name, if supported.
     pub fn of(name: &str) -> Option<OverFn> {
         Some(match name {
@@ -119,6 +142,33 @@ impl fmt::Display for OverFn {
     }
 }
 
+/// The rows of a group a row's aggregates are over: itself and some of the rows before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW`: itself and the `n` rows before it.
+    Rows(usize),
+    /// `... BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`: every row up to it. Under `RANGE`
+    /// (`peers`), rows equal in every `ORDER BY` key are peers and each gets the aggregates
+    /// over all of them.
+    Running {
+        /// `RANGE` rather than `ROWS`.
+        peers: bool,
+    },
+}
+
+impl fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OverFrame::Rows(n) => write!(f, "ROWS BETWEEN {n} PRECEDING AND CURRENT ROW"),
+            OverFrame::Running { peers } => write!(
+                f,
+                "{} BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
+                if *peers { "RANGE" } else { "ROWS" }
+            ),
+        }
+    }
+}
+
 /// What the compiler gives the operator.
 pub struct OverSpec {
     /// Output schema: the input's columns, then one per aggregate.
@@ -130,8 +180,8 @@ pub struct OverSpec {
     /// The further `ORDER BY` keys, which order rows of the same time, with their types
     /// and directions.
     pub then_by: Vec<(Arc<dyn PhysicalExpr>, SortField)>,
-    /// `n` of `n PRECEDING`.
-    pub preceding: usize,
+    /// The frame.
+    pub frame: OverFrame,
     /// The aggregates: function, argument and the argument's type.
     pub aggs: Vec<(OverFn, Arc<dyn PhysicalExpr>, DataType)>,
     /// The stream the rows come from (for late events).
@@ -144,6 +194,13 @@ struct Waiting {
     row: Box<[u8]>,
     /// Its aggregates' arguments.
     args: Vec<ScalarValue>,
+}
+
+/// Running aggregates: each group's accumulators over every row it has taken in.
+struct Running {
+    specs: Vec<AggSpec>,
+    groups: HashMap<Box<[u8]>, Vec<Acc>>,
+    peers: bool,
 }
 
 /// The operator.
@@ -159,8 +216,10 @@ pub struct Over {
     /// Waiting rows by order key (see [`order_key`]): time, further `ORDER BY` values,
     /// position, group key.
     waiting: BTreeMap<Box<[u8]>, Waiting>,
-    /// Each group's last `n + 1` rows' arguments, oldest first.
+    /// Each group's last `n + 1` rows' arguments, oldest first (`OverFrame::Rows`).
     frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
+    /// The running aggregates' accumulators (`OverFrame::Running`).
+    running: Option<Running>,
     window_watermark: Option<Watermark>,
     /// Waiting rows added since the last checkpoint, and checkpointed ones released.
     waiting_added: BTreeSet<Box<[u8]>>,
@@ -198,6 +257,25 @@ impl Over {
                 .map(|(_, _, t)| SortField::new(t.clone()))
                 .collect(),
         )?;
+        let running = match spec.frame {
+            OverFrame::Rows(_) => None,
+            OverFrame::Running { peers } => Some(Running {
+                specs: spec
+                    .aggs
+                    .iter()
+                    .enumerate()
+                    .map(|(a, (f, _, t))| {
+                        AggSpec::new(
+                            f.kind(),
+                            t.clone(),
+                            spec.schema.field(input_width + a).data_type(),
+                        )
+                    })
+                    .collect::<Result<_>>()?,
+                groups: HashMap::new(),
+                peers,
+            }),
+        };
         Ok(Over {
             id,
             spec,
@@ -207,6 +285,7 @@ impl Over {
             args,
             waiting: BTreeMap::new(),
             frames: HashMap::new(),
+            running,
             window_watermark: None,
             waiting_added: BTreeSet::new(),
             waiting_released: Vec::new(),
@@ -215,9 +294,9 @@ impl Over {
         })
     }
 
-    /// `n` of `ROWS BETWEEN n PRECEDING AND CURRENT ROW`.
-    pub fn preceding(&self) -> usize {
-        self.spec.preceding
+    /// The frame, for `DESCRIBE VIEW`.
+    pub fn frame(&self) -> OverFrame {
+        self.spec.frame
     }
 
     /// The aggregates, for `DESCRIBE VIEW`.
@@ -332,7 +411,7 @@ impl Over {
                 event_time_ms: t,
                 reason: format!(
                     "its time is behind the watermark minus allowed lateness ({}): the rows \
-                     after it in its ROWS BETWEEN frame were already written",
+                     after it in its window frame were already written",
                     crate::source::fmt_ms(self.window_watermark.unwrap_or(Watermark::MIN).0)
                 ),
                 row_json: crate::source::row_json(batch, i)?,
@@ -366,9 +445,21 @@ impl Over {
         if released.is_empty() {
             return Ok(Vec::new());
         }
-        let frame_len = self.spec.preceding + 1;
+        let results = match self.spec.frame {
+            OverFrame::Rows(preceding) => self.slide(&released, preceding + 1)?,
+            OverFrame::Running { .. } => self.run(&released)?,
+        };
+        Ok(vec![self.assemble(&released, results)?])
+    }
+
+    /// Each released row appended to its group's last rows, with the aggregates over them.
+    fn slide(
+        &mut self,
+        released: &[(Box<[u8]>, Waiting)],
+        frame_len: usize,
+    ) -> Result<Vec<Vec<ScalarValue>>> {
         let mut results: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggs.len()];
-        for (order, waiting) in &released {
+        for (order, waiting) in released {
             let key: Box<[u8]> = order_parts(order).0.into();
             let frame = match self.frames.get_mut(&key) {
                 Some(f) => f,
@@ -389,7 +480,88 @@ impl Over {
             }
             self.frames_changed.insert(key);
         }
-        Ok(vec![self.assemble(&released, results)?])
+        Ok(results)
+    }
+
+    /// Each released row folded into its group's running accumulators, with their values
+    /// after it (under `RANGE`, after its last peer).
+    fn run(&mut self, released: &[(Box<[u8]>, Waiting)]) -> Result<Vec<Vec<ScalarValue>>> {
+        let Some(Running {
+            specs,
+            groups,
+            peers,
+        }) = self.running.as_mut()
+        else {
+            return Err(EngineError::Bug(
+                "a running frame without accumulators".into(),
+            ));
+        };
+        let n = released.len();
+        let args = (0..specs.len())
+            .map(|a| {
+                Ok(ScalarValue::iter_to_array(
+                    released.iter().map(|(_, w)| w.args[a].clone()),
+                )?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let values = specs
+            .iter()
+            .zip(&args)
+            .map(|(s, a)| s.encode_values(a))
+            .collect::<Result<Vec<_>>>()?;
+        let mut results: Vec<Vec<ScalarValue>> = vec![vec![ScalarValue::Null; n]; specs.len()];
+        let mut set = |accs: &[Acc], rows: &[usize]| -> Result<()> {
+            for (a, spec) in specs.iter().enumerate() {
+                let value =
+                    ScalarValue::try_from_array(&spec.evaluate(std::iter::once(&accs[a]))?, 0)?;
+                for &i in rows {
+                    results[a][i] = value.clone();
+                }
+            }
+            Ok(())
+        };
+        // Per group, the rows whose peers may still follow: their `ORDER BY` values and
+        // indexes.
+        let mut waiting_peers: HashMap<&[u8], (&[u8], Vec<usize>)> = HashMap::new();
+        for (i, (order, _)) in released.iter().enumerate() {
+            let key = order_parts(order).0;
+            let accs = match groups.get_mut(key) {
+                Some(accs) => accs,
+                None => {
+                    self.state_bytes += 2 * key.len() + 64 + 40 * specs.len();
+                    groups
+                        .entry(key.into())
+                        .or_insert_with(|| specs.iter().map(AggSpec::init).collect())
+                }
+            };
+            if *peers {
+                let this = order_values(order);
+                match waiting_peers.get_mut(key) {
+                    Some((at, rows)) if *at == this => rows.push(i),
+                    Some((at, rows)) => {
+                        // A row after the last peers: they get the values without it.
+                        set(accs, rows)?;
+                        *at = this;
+                        rows.clear();
+                        rows.push(i);
+                    }
+                    None => {
+                        waiting_peers.insert(key, (this, vec![i]));
+                    }
+                }
+            }
+            for (a, spec) in specs.iter().enumerate() {
+                self.state_bytes += spec.update(&mut accs[a], &args[a], values[a].as_ref(), i);
+            }
+            if !*peers {
+                set(accs, &[i])?;
+            }
+            self.frames_changed.insert(key.into());
+        }
+        for (key, (_, rows)) in waiting_peers {
+            set(&groups[key], &rows)?;
+        }
+        Ok(results)
     }
 }
 
@@ -552,6 +724,14 @@ impl Over {
         deletes: &mut Vec<Vec<u8>>,
     ) -> Result<()> {
         for key in std::mem::take(&mut self.frames_changed) {
+            if let Some(accs) = self.running.as_ref().and_then(|r| r.groups.get(&key)) {
+                let mut v = Vec::new();
+                for acc in accs {
+                    acc.encode(&mut v);
+                }
+                puts.push((self.state_key(KIND_RUNNING, &key), v));
+                continue;
+            }
             let Some(frame) = self.frames.get(&key) else {
                 continue;
             };
@@ -580,7 +760,7 @@ impl Over {
         Ok(())
     }
 
-    /// Loads checkpointed frames and waiting rows.
+    /// Loads checkpointed frames, running accumulators and waiting rows.
     pub fn restore(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         for (k, v) in entries {
             let rest: Box<[u8]> = k
@@ -599,6 +779,21 @@ impl Over {
                     self.state_bytes +=
                         2 * rest.len() + 64 + frame.iter().map(|a| args_bytes(a)).sum::<usize>();
                     self.frames.insert(rest, frame);
+                }
+                Some(&KIND_RUNNING) => {
+                    let Some(running) = self.running.as_mut() else {
+                        return Err(EngineError::Bug(
+                            "running accumulators checkpointed for a ROWS frame".into(),
+                        ));
+                    };
+                    let accs = (0..running.specs.len())
+                        .map(|_| Acc::decode(&mut val))
+                        .collect::<Result<Vec<_>>>()?;
+                    self.state_bytes += 2 * rest.len()
+                        + 64
+                        + 40 * accs.len()
+                        + accs.iter().map(Acc::heap_bytes).sum::<usize>();
+                    running.groups.insert(rest, accs);
                 }
                 Some(&KIND_WAITING) => {
                     let row: Box<[u8]> = get_bytes(&mut val)?.into();

@@ -180,8 +180,8 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
     };
     if compiled.root.frames_rows() {
         return Err(EngineError::Sql(format!(
-            "view '{view}' aggregates over ROWS BETWEEN frames, which reach back before any \
-             time range: a batch run over a range would cut its first frames short, so it \
+            "view '{view}' aggregates over window frames (OVER ...), which reach back before \
+             any time range: a batch run over a range would cut its first frames short, so it \
              cannot be reconciled by range"
         )));
     }

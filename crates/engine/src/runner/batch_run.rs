@@ -101,7 +101,7 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             walk(input, sizes, why);
         }
         Op::Over { input, .. } => {
-            why.push("its ROWS BETWEEN frames reach back across any window".to_string());
+            why.push("its window frames (OVER ...) reach back across any window".to_string());
             walk(input, sizes, why);
         }
         // Branches run side by side: the look-back is the longest branch's, not their sum.

@@ -155,6 +155,21 @@ const SHAPES: &[Shape] = &[
         window_ms: 0,
     },
     Shape {
+        // Running aggregates in SQL's default frame (RANGE BETWEEN UNBOUNDED PRECEDING AND
+        // CURRENT ROW): bids at the same time are peers and share their values. A row is
+        // late once the watermark passed its time.
+        name: "running_totals",
+        views: "CREATE VIEW v AS SELECT bidder, price, date_time, SUM(price) OVER w AS s, \
+            COUNT(*) OVER w AS n, MAX(price) OVER w AS hi, AVG(price) OVER w AS a FROM bid \
+            WINDOW w AS (PARTITION BY bidder ORDER BY date_time)",
+        view: "v",
+        batch: "SELECT bidder, price, date_time, SUM(price) OVER w AS s, COUNT(*) OVER w AS n, \
+            MAX(price) OVER w AS hi, AVG(price) OVER w AS a FROM bid \
+            WINDOW w AS (PARTITION BY bidder ORDER BY date_time)",
+        lateness_ms: 0,
+        window_ms: 1,
+    },
+    Shape {
         // An aggregate without GROUP BY over an unbounded GROUP BY's rows that flip in and
         // out of a HAVING: one row throughout, back to 0 and NULLs when no group passes.
         name: "global_aggregate_of_updating_groups",
