@@ -31,6 +31,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::DFSchema;
 use datafusion::common::NullEquality;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -86,6 +87,20 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        // DataFusion keeps an uncorrelated scalar subquery in the expression, to run first.
+        let mut subquery = false;
+        e.apply(|e| {
+            subquery = matches!(e, Expr::ScalarSubquery(_));
+            Ok(match subquery {
+                true => TreeNodeRecursion::Stop,
+                false => TreeNodeRecursion::Continue,
+            })
+        })?;
+        if subquery {
+            return Err(unsupported(
+                "a scalar subquery (a SELECT inside an expression)",
+            ));
+        }
         Ok(create_physical_expr(
             e,
             schema,

@@ -207,6 +207,14 @@ fn issue_16_functions_of_the_clock_are_refused() {
 /// PRECEDING AND CURRENT ROW; every other use of OVER (...) is refused with an error that
 /// says what runs.
 #[test]
+fn a_scalar_subquery_is_named() {
+    refused(
+        "CREATE VIEW v AS SELECT auction FROM bid WHERE price > (SELECT AVG(price) FROM bid)",
+        "not supported in a streaming view: a scalar subquery",
+    );
+}
+
+#[test]
 fn issue_16_window_functions_other_than_a_top_n_are_named() {
     let ranked = |over: &str, condition: &str| {
         format!(
