@@ -501,10 +501,14 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
         LogicalPlan::TableScan(scan) => build_scan(scan, cx),
         LogicalPlan::Aggregate(a) => build_aggregate(a, cx),
         LogicalPlan::Join(j) => build_join(j, cx),
-        LogicalPlan::Sort(_) => Err(unsupported(
-            "ORDER BY (a view's results are a table keyed by its GROUP BY; order when querying)",
-        )),
-        LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
+        LogicalPlan::Sort(sort) => match sort.fetch {
+            Some(n) => build_first_rows(sort, n, cx),
+            None => Err(unsupported(
+                "ORDER BY without LIMIT (a view's results are a table keyed by its GROUP BY; \
+                 order when querying)",
+            )),
+        },
+        LogicalPlan::Limit(limit) => build_limit(limit, cx),
         LogicalPlan::Window(w) => build_over(w, cx),
         LogicalPlan::Union(u) => build_union(u, cx),
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT without GROUP BY")),
@@ -1293,7 +1297,109 @@ fn build_top_n(
             "a filter on ROW_NUMBER() other than rn <= N, rn < N or rn = 1; only {shape}"
         )));
     };
-    let mut input = build(&w.input, cx)?;
+    let input = build(&w.input, cx)?;
+    let mut node = top_n(
+        input,
+        w.input.schema(),
+        &p.partition_by,
+        &p.order_by,
+        limit,
+        arrow(&w.schema),
+        cx,
+    )?;
+    for p in projections.iter().rev() {
+        node = project(p, node, cx)?;
+    }
+    let Some(rest) = datafusion::logical_expr::utils::conjunction(rest) else {
+        return Ok(node);
+    };
+    let predicate = cx.physical(&rest, filtered)?;
+    Ok(Node {
+        schema: node.schema.clone(),
+        window: node.window,
+        appends_only: false,
+        op: Op::Filter {
+            input: Box::new(node),
+            predicate,
+            deletes_failing: false,
+        },
+    })
+}
+
+/// `LIMIT n` over `ORDER BY` (DataFusion leaves the limit on the sort too, as its fetch).
+fn build_limit(limit: &datafusion::logical_expr::Limit, cx: &mut Cx) -> Result<Node> {
+    use datafusion::logical_expr::{FetchType, SkipType};
+    match limit.get_skip_type()? {
+        SkipType::Literal(0) => {}
+        _ => return Err(unsupported("OFFSET")),
+    }
+    let LogicalPlan::Sort(sort) = limit.input.as_ref() else {
+        return Err(unsupported(
+            "LIMIT without ORDER BY (which rows it keeps is not defined)",
+        ));
+    };
+    match limit.get_fetch_type()? {
+        FetchType::Literal(Some(n)) => {
+            build_first_rows(sort, sort.fetch.map_or(n, |f| f.min(n)), cx)
+        }
+        FetchType::Literal(None) => build(&limit.input, cx),
+        FetchType::UnsupportedExpr => Err(unsupported("LIMIT that is not a number")),
+    }
+}
+
+/// `ORDER BY ... LIMIT n`: the first `n` rows in that order, kept as rows come and go (a
+/// top-N of one group, its rank not shown).
+fn build_first_rows(sort: &datafusion::logical_expr::Sort, n: usize, cx: &mut Cx) -> Result<Node> {
+    if n == 0 {
+        return Err(EngineError::Sql("LIMIT 0 keeps no row".into()));
+    }
+    let input = build(&sort.input, cx)?;
+    let in_schema = sort.input.schema();
+    let columns = in_schema.as_arrow().fields().to_vec();
+    let mut ranked = columns.clone();
+    ranked.push(Arc::new(Field::new("__rank", DataType::UInt64, false)));
+    let node = top_n(
+        input,
+        in_schema,
+        &[],
+        &sort.expr,
+        n,
+        Arc::new(Schema::new(ranked)),
+        cx,
+    )?;
+    let exprs = columns
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Arc::new(datafusion::physical_expr::expressions::Column::new(
+                f.name(),
+                i,
+            )) as Arc<dyn PhysicalExpr>
+        })
+        .collect();
+    Ok(Node {
+        schema: arrow(in_schema),
+        window: node.window,
+        appends_only: false,
+        op: Op::Project {
+            input: Box::new(node),
+            exprs,
+        },
+    })
+}
+
+/// The top-N operator over `input` (of logical schema `in_schema`): its rows ranked by
+/// `order_by` within each `partition_by` group, the first `limit` kept; `schema` is the
+/// input's columns and the rank.
+fn top_n(
+    mut input: Node,
+    in_schema: &DFSchema,
+    partition_by: &[Expr],
+    order_by: &[datafusion::logical_expr::SortExpr],
+    limit: usize,
+    schema: SchemaRef,
+    cx: &mut Cx,
+) -> Result<Node> {
     let retracts = changing_input(&mut input, "ROW_NUMBER() over")?;
     // Ranked rows are keyed by their input positions, which a windowed aggregate's rows
     // lack.
@@ -1312,22 +1418,21 @@ fn build_top_n(
              rows are aggregated; rank the rows of a view that aggregates the sessions",
         ));
     }
-    let in_schema = w.input.schema();
-    let mut partition_by = Vec::new();
+    let mut partition_exprs = Vec::new();
     let mut partition_types = Vec::new();
     let mut per_window = false;
     let window = input.window.unwrap_or_default();
-    for e in &p.partition_by {
+    for e in partition_by {
         let idx = column_index(e, in_schema);
         per_window |= idx.is_some() && (idx == window.start_col || idx == window.end_col);
         partition_types.push(e.get_type(in_schema)?);
-        partition_by.push(cx.physical(e, in_schema)?);
+        partition_exprs.push(cx.physical(e, in_schema)?);
     }
-    let mut order_by = Vec::new();
+    let mut order_exprs = Vec::new();
     let mut order_types = Vec::new();
-    for s in &p.order_by {
+    for s in order_by {
         order_types.push(s.expr.get_type(in_schema)?);
-        order_by.push((
+        order_exprs.push((
             cx.physical(&s.expr, in_schema)?,
             arrow_schema::SortOptions {
                 descending: !s.asc,
@@ -1337,14 +1442,13 @@ fn build_top_n(
     }
     let id = cx.next_id;
     cx.next_id += 1;
-    let schema = arrow(&w.schema);
     let top = TopN::new(
         id,
         TopNSpec {
             schema: schema.clone(),
-            partition_by,
+            partition_by: partition_exprs,
             partition_types,
-            order_by,
+            order_by: order_exprs,
             order_types,
             limit,
             window_end: match (per_window, window.end_col, window.start_col) {
@@ -1367,30 +1471,13 @@ fn build_top_n(
         },
     )?;
     let top = if retracts { top.retracting()? } else { top };
-    let mut node = Node {
+    Ok(Node {
         schema,
         window: input.window,
         appends_only: false,
         op: Op::TopN {
             input: Box::new(input),
             top: Box::new(top),
-        },
-    };
-    for p in projections.iter().rev() {
-        node = project(p, node, cx)?;
-    }
-    let Some(rest) = datafusion::logical_expr::utils::conjunction(rest) else {
-        return Ok(node);
-    };
-    let predicate = cx.physical(&rest, filtered)?;
-    Ok(Node {
-        schema: node.schema.clone(),
-        window: node.window,
-        appends_only: false,
-        op: Op::Filter {
-            input: Box::new(node),
-            predicate,
-            deletes_failing: false,
         },
     })
 }

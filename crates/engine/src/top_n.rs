@@ -350,7 +350,12 @@ impl TopN {
             }
         };
         for i in 0..n {
-            let key = keys.row(i);
+            // Without PARTITION BY every row is of the one group, whose key is empty (Arrow
+            // converts no columns to no rows).
+            let key: &[u8] = match self.partition_by.is_empty() {
+                true => &[],
+                false => keys.row(i).data(),
+            };
             let origin_bytes = self.positions * POSITION_BYTES;
             let mut sort_key = Vec::with_capacity(order.row(i).as_ref().len() + origin_bytes);
             sort_key.extend_from_slice(order.row(i).as_ref());

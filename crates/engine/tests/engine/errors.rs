@@ -55,11 +55,20 @@ fn unsupported_aggregates_and_constructs_are_named() {
         "CREATE VIEW v AS SELECT channel, median(price) AS m FROM bid GROUP BY channel",
         "median",
     );
+    // ORDER BY ... LIMIT n runs (tests/pipelines/order_by_limit.sql); alone, each is named.
     refused(
         "CREATE VIEW v AS SELECT auction, price FROM bid ORDER BY price",
-        "ORDER BY",
+        "ORDER BY without LIMIT",
     );
     refused("CREATE VIEW v AS SELECT auction FROM bid LIMIT 3", "LIMIT");
+    refused(
+        "CREATE VIEW v AS SELECT auction FROM bid WHERE price > 3 LIMIT 3",
+        "LIMIT",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, price FROM bid ORDER BY price LIMIT 3 OFFSET 2",
+        "OFFSET",
+    );
     refused(
         "CREATE VIEW v AS SELECT auction, SUM(price) OVER (PARTITION BY auction) AS s FROM bid",
         "only ROWS BETWEEN n PRECEDING AND CURRENT ROW",

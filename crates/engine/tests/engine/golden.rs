@@ -359,6 +359,7 @@ golden!(
     join_state_ttl_restore,
     global_aggregate,
     running_over,
+    order_by_limit,
 );
 
 #[test]
