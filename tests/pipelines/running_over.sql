@@ -32,3 +32,19 @@ SELECT auction, price, total FROM (
          RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
   FROM bid WHERE channel IS NOT NULL)
 WHERE total >= 50;
+
+-- LAG: each bid's previous price in its auction (NULL where there is none) and the price
+-- two back (0 where there is none), beside a running aggregate of the same OVER.
+CREATE VIEW price_moves AS
+SELECT auction, price, date_time,
+       price - LAG(price) OVER w AS change, LAG(price, 2, 0) OVER w AS two_back,
+       MAX(price) OVER w AS high
+FROM bid WHERE channel IS NOT NULL
+WINDOW w AS (PARTITION BY auction ORDER BY date_time, price);
+
+-- A LAG reaching back further than the frame of the aggregate beside it.
+CREATE VIEW pairs_and_lag AS
+SELECT bidder, price, SUM(price) OVER w AS last_two, LAG(price, 3) OVER w AS three_back
+FROM bid
+WINDOW w AS (PARTITION BY bidder ORDER BY date_time, price
+             ROWS BETWEEN 1 PRECEDING AND CURRENT ROW);

@@ -1482,12 +1482,66 @@ fn top_n(
     })
 }
 
+/// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there
+/// is no such row (NULL unless given), of `x`'s type.
+fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
+    use datafusion::common::ScalarValue;
+    let literal = |e: &Expr| match e {
+        Expr::Literal(v, _) => Some(v.clone()),
+        _ => None,
+    };
+    let arg_type = match args.first() {
+        Some(x) if args.len() <= 3 => x.get_type(schema)?,
+        _ => {
+            return Err(EngineError::Sql(
+                "LAG takes one to three arguments: LAG(x[, offset[, default]])".into(),
+            ));
+        }
+    };
+    let offset = match args.get(1) {
+        None => 1,
+        Some(e) => match literal(e).map(|v| v.cast_to(&DataType::Int64)) {
+            Some(Ok(ScalarValue::Int64(Some(n)))) if n >= 0 => n as u64,
+            Some(Ok(ScalarValue::Int64(Some(_)))) => {
+                return Err(unsupported(
+                    "LAG with a negative offset (it would read rows after the current one)",
+                ));
+            }
+            _ => {
+                return Err(EngineError::Sql(format!(
+                    "LAG's offset {e} is not a row count"
+                )));
+            }
+        },
+    };
+    if offset > crate::over::PRECEDING_MAX as u64 {
+        return Err(EngineError::ResourceLimit(format!(
+            "LAG {offset} rows back; at most {} rows precede the current one",
+            crate::over::PRECEDING_MAX
+        )));
+    }
+    let default = match args.get(2) {
+        None => ScalarValue::try_from(&arg_type)?,
+        Some(e) => match literal(e) {
+            Some(v) if v.is_null() => ScalarValue::try_from(&arg_type)?,
+            Some(v) => v.cast_to(&arg_type).map_err(|_| {
+                EngineError::Sql(format!("LAG's default {e} is not of type {arg_type}"))
+            })?,
+            None => return Err(unsupported(format!("LAG's default {e}; give a constant"))),
+        },
+    };
+    Ok(crate::over::OverFn::Lag {
+        offset: offset as usize,
+        default,
+    })
+}
+
 /// The window frames Freshet runs, for errors.
 const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE \
      BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame when ORDER BY has none)";
 
 /// The SQL window functions Freshet runs, for errors.
-const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN or MAX OVER (PARTITION BY ... ORDER BY \
+const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX or LAG OVER (PARTITION BY ... ORDER BY \
      <event time>[, ...] [ROWS BETWEEN n PRECEDING AND CURRENT ROW]), and ROW_NUMBER() OVER \
      (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, \
      HOP or SESSION in FROM";
@@ -1518,7 +1572,7 @@ fn event_time(node: &Node) -> Option<(String, Option<usize>)> {
 /// (every window expression of the SELECT with the same `OVER`), the frame the last `n`
 /// rows or every row so far: the windowed-aggregate operator (`over`).
 fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node> {
-    use crate::over::OverFrame;
+    use crate::over::{OverFn, OverFrame};
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
     let input = build(&w.input, cx)?;
     let in_schema = w.input.schema();
@@ -1535,15 +1589,25 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
             )));
         };
         let name = wf.fun.name().to_ascii_lowercase();
+        let p = &wf.params;
+        let aggregate = OverFn::of(&name);
         let f = match &wf.fun {
-            WindowFunctionDefinition::AggregateUDF(_) => crate::over::OverFn::of(&name),
+            WindowFunctionDefinition::AggregateUDF(_) => aggregate
+                .clone()
+                .filter(|_| p.filter.is_none() && !p.distinct && p.args.len() == 1),
+            WindowFunctionDefinition::WindowUDF(_) if name == "lag" => {
+                Some(lag(&p.args, in_schema)?)
+            }
             WindowFunctionDefinition::WindowUDF(_) => None,
         };
-        let p = &wf.params;
-        let Some(f) = f.filter(|_| p.filter.is_none() && !p.distinct && p.args.len() == 1) else {
+        let Some(f) = f else {
             let how = match (&wf.fun, name.as_str()) {
                 (_, "row_number") => " without a filter keeping rn <= N",
-                (WindowFunctionDefinition::AggregateUDF(_), _) if f.is_some() => {
+                (_, "lead") => {
+                    ": LEAD needs the rows after the current one, and a row is written once, \
+                     final, when the watermark passes it"
+                }
+                (WindowFunctionDefinition::AggregateUDF(_), _) if aggregate.is_some() => {
                     " with FILTER, DISTINCT or other than one argument"
                 }
                 _ => "",
@@ -1564,7 +1628,7 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
         }
         let arg = &p.args[0];
         let arg_type = arg.get_type(in_schema)?;
-        if matches!(f, crate::over::OverFn::Sum | crate::over::OverFn::Avg)
+        if matches!(f, OverFn::Sum | OverFn::Avg)
             && !(arg_type.is_integer() || arg_type.is_floating())
         {
             return Err(unsupported(format!(

@@ -3,16 +3,17 @@
 //! time and the frame one of [`OverFrame`]: the last `n` rows (`ROWS BETWEEN n PRECEDING
 //! AND CURRENT ROW`, Nexmark q6) or every row so far (`UNBOUNDED PRECEDING`, a running
 //! aggregate; under `RANGE`, SQL's default with `ORDER BY`, rows equal in every `ORDER BY`
-//! key share the aggregate over all of them).
+//! key share the aggregate over all of them), and `LAG(x, offset, default)`, `x` of the row
+//! `offset` rows before in the group.
 //!
 //! Each input row gets the aggregates over itself and the rows of its frame before it
 //! in event-time order. Rows arrive out of order, so a row waits until the window
 //! watermark (the stream's watermark less the allowed lateness) passes its time; then the
 //! rows the watermark released are taken in (time, further `ORDER BY` keys, log position)
 //! order, each appended to
-//! its group's frame (its last `n + 1` rows' arguments, or the running aggregates'
-//! accumulators) and written once, final, keyed by
-//! its log position. A row that arrives behind the watermark cannot join a frame already
+//! its group's frame (its last rows' arguments, as many as the frame or the furthest LAG
+//! needs, and the running aggregates' accumulators) and written once, final, keyed by its
+//! log position. A row that arrives behind the watermark cannot join a frame already
 //! written: it is late, dropped or dead-lettered by the view's policy (`update` keeps it
 //! as a dead letter, since the rows after it are final). Rows equal in every `ORDER BY`
 //! key are taken in log-position order; a batch run takes them its own way, so give
@@ -90,8 +91,8 @@ fn order_parts(order: &[u8]) -> (&[u8], &[u8]) {
     )
 }
 
-/// An aggregate over a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A function over a frame.
+#[derive(Debug, Clone, PartialEq)]
 pub enum OverFn {
     /// `COUNT(x)`: the non-NULL values (`COUNT(*)` counts a constant).
     Count,
@@ -103,18 +104,27 @@ pub enum OverFn {
     Min,
     /// `MAX(x)`.
     Max,
+    /// `LAG(x, offset, default)`: `x` of the row `offset` rows before in its group (in the
+    /// frame or not), `default` where there is none.
+    Lag {
+        /// How many rows back.
+        offset: usize,
+        /// The value where there is no such row, of `x`'s type.
+        default: ScalarValue,
+    },
 }
 
 impl OverFn {
-    /// The same function as a running aggregate's accumulator.
-    fn kind(self) -> AggKind {
-        match self {
+    /// The same function as a running aggregate's accumulator (a LAG has none).
+    fn kind(&self) -> Option<AggKind> {
+        Some(match self {
             OverFn::Count => AggKind::Count,
             OverFn::Sum => AggKind::Sum,
             OverFn::Avg => AggKind::Avg,
             OverFn::Min => AggKind::Min,
             OverFn::Max => AggKind::Max,
-        }
+            OverFn::Lag { .. } => return None,
+        })
     }
 
     /// The function of a lower-case aggregate name, if supported.
@@ -138,6 +148,7 @@ impl fmt::Display for OverFn {
             OverFn::Avg => "AVG",
             OverFn::Min => "MIN",
             OverFn::Max => "MAX",
+            OverFn::Lag { offset, .. } => return write!(f, "LAG({offset} back)"),
         })
     }
 }
@@ -198,7 +209,8 @@ struct Waiting {
 
 /// Running aggregates: each group's accumulators over every row it has taken in.
 struct Running {
-    specs: Vec<AggSpec>,
+    /// Per function: its accumulator's spec (none for a LAG).
+    specs: Vec<Option<AggSpec>>,
     groups: HashMap<Box<[u8]>, Vec<Acc>>,
     peers: bool,
 }
@@ -216,7 +228,10 @@ pub struct Over {
     /// Waiting rows by order key (see [`order_key`]): time, further `ORDER BY` values,
     /// position, group key.
     waiting: BTreeMap<Box<[u8]>, Waiting>,
-    /// Each group's last `n + 1` rows' arguments, oldest first (`OverFrame::Rows`).
+    /// How many of each group's last rows are kept: the frame's (`OverFrame::Rows`), and
+    /// as many as the furthest LAG reaches back over.
+    keep: usize,
+    /// Each group's last `keep` rows' arguments, oldest first.
     frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
     /// The running aggregates' accumulators (`OverFrame::Running`).
     running: Option<Running>,
@@ -265,19 +280,37 @@ impl Over {
                     .iter()
                     .enumerate()
                     .map(|(a, (f, _, t))| {
-                        AggSpec::new(
-                            f.kind(),
-                            t.clone(),
-                            spec.schema.field(input_width + a).data_type(),
-                        )
+                        f.kind()
+                            .map(|kind| {
+                                AggSpec::new(
+                                    kind,
+                                    t.clone(),
+                                    spec.schema.field(input_width + a).data_type(),
+                                )
+                            })
+                            .transpose()
                     })
                     .collect::<Result<_>>()?,
                 groups: HashMap::new(),
                 peers,
             }),
         };
+        let lag = spec
+            .aggs
+            .iter()
+            .filter_map(|(f, _, _)| match f {
+                OverFn::Lag { offset, .. } => Some(offset + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let keep = match spec.frame {
+            OverFrame::Rows(preceding) => lag.max(preceding + 1),
+            OverFrame::Running { .. } => lag,
+        };
         Ok(Over {
             id,
+            keep,
             spec,
             keys,
             then,
@@ -301,7 +334,7 @@ impl Over {
 
     /// The aggregates, for `DESCRIBE VIEW`.
     pub fn functions(&self) -> Vec<OverFn> {
-        self.spec.aggs.iter().map(|(f, _, _)| *f).collect()
+        self.spec.aggs.iter().map(|(f, _, _)| f.clone()).collect()
     }
 
     /// The `PARTITION BY` expressions over the input.
@@ -445,93 +478,109 @@ impl Over {
         if released.is_empty() {
             return Ok(Vec::new());
         }
-        let results = match self.spec.frame {
-            OverFrame::Rows(preceding) => self.slide(&released, preceding + 1)?,
-            OverFrame::Running { .. } => self.run(&released)?,
-        };
+        let results = self.release(&released)?;
         Ok(vec![self.assemble(&released, results)?])
     }
 
-    /// Each released row appended to its group's last rows, with the aggregates over them.
-    fn slide(
-        &mut self,
-        released: &[(Box<[u8]>, Waiting)],
-        frame_len: usize,
-    ) -> Result<Vec<Vec<ScalarValue>>> {
-        let mut results: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggs.len()];
-        for (order, waiting) in released {
-            let key: Box<[u8]> = order_parts(order).0.into();
-            let frame = match self.frames.get_mut(&key) {
-                Some(f) => f,
-                None => {
-                    self.state_bytes += 2 * key.len() + 64;
-                    self.frames.entry(key.clone()).or_default()
-                }
-            };
-            self.state_bytes += args_bytes(&waiting.args);
-            frame.push_back(waiting.args.clone());
-            if frame.len() > frame_len
-                && let Some(gone) = frame.pop_front()
-            {
-                self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
-            }
-            for (a, out) in results.iter_mut().enumerate() {
-                out.push(aggregate(&self.spec, a, frame)?);
-            }
-            self.frames_changed.insert(key);
-        }
-        Ok(results)
+    /// Each released row appended to its group's kept rows and folded into its running
+    /// accumulators, with its functions' values: a LAG from the kept rows, an aggregate
+    /// over the last rows from them too, a running aggregate from the accumulators after
+    /// it (under `RANGE`, after its last peer).
+    fn release(&mut self, released: &[(Box<[u8]>, Waiting)]) -> Result<Vec<Vec<ScalarValue>>> {
+        let mut running = self.running.take();
+        let results = self.release_with(running.as_mut(), released);
+        self.running = running;
+        results
     }
 
-    /// Each released row folded into its group's running accumulators, with their values
-    /// after it (under `RANGE`, after its last peer).
-    fn run(&mut self, released: &[(Box<[u8]>, Waiting)]) -> Result<Vec<Vec<ScalarValue>>> {
-        let Some(Running {
-            specs,
-            groups,
-            peers,
-        }) = self.running.as_mut()
-        else {
-            return Err(EngineError::Bug(
-                "a running frame without accumulators".into(),
-            ));
-        };
-        let n = released.len();
-        let args = (0..specs.len())
-            .map(|a| {
-                Ok(ScalarValue::iter_to_array(
-                    released.iter().map(|(_, w)| w.args[a].clone()),
-                )?)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let values = specs
-            .iter()
-            .zip(&args)
-            .map(|(s, a)| s.encode_values(a))
-            .collect::<Result<Vec<_>>>()?;
-        let mut results: Vec<Vec<ScalarValue>> = vec![vec![ScalarValue::Null; n]; specs.len()];
-        let mut set = |accs: &[Acc], rows: &[usize]| -> Result<()> {
-            for (a, spec) in specs.iter().enumerate() {
-                let value =
-                    ScalarValue::try_from_array(&spec.evaluate(std::iter::once(&accs[a]))?, 0)?;
-                for &i in rows {
-                    results[a][i] = value.clone();
-                }
+    fn release_with(
+        &mut self,
+        mut running: Option<&mut Running>,
+        released: &[(Box<[u8]>, Waiting)],
+    ) -> Result<Vec<Vec<ScalarValue>>> {
+        let (n, na) = (released.len(), self.spec.aggs.len());
+        let mut results: Vec<Vec<ScalarValue>> = vec![vec![ScalarValue::Null; n]; na];
+        // The running aggregates' arguments as arrays, for their accumulators.
+        let (args, values) = match &running {
+            Some(r) => {
+                let args = (0..na)
+                    .map(|a| {
+                        Ok(ScalarValue::iter_to_array(
+                            released.iter().map(|(_, w)| w.args[a].clone()),
+                        )?)
+                    })
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                let values = r
+                    .specs
+                    .iter()
+                    .zip(&args)
+                    .map(|(s, a)| s.as_ref().map_or(Ok(None), |s| s.encode_values(a)))
+                    .collect::<Result<Vec<_>>>()?;
+                (args, values)
             }
-            Ok(())
+            None => (Vec::new(), Vec::new()),
         };
+        let empty = VecDeque::new();
         // Per group, the rows whose peers may still follow: their `ORDER BY` values and
         // indexes.
         let mut waiting_peers: HashMap<&[u8], (&[u8], Vec<usize>)> = HashMap::new();
-        for (i, (order, _)) in released.iter().enumerate() {
+        for (i, (order, waiting)) in released.iter().enumerate() {
             let key = order_parts(order).0;
+            let frame = match self.keep {
+                0 => &empty,
+                keep => {
+                    let frame = match self.frames.get_mut(key) {
+                        Some(f) => f,
+                        None => {
+                            self.state_bytes += 2 * key.len() + 64;
+                            self.frames.entry(key.into()).or_default()
+                        }
+                    };
+                    self.state_bytes += args_bytes(&waiting.args);
+                    frame.push_back(waiting.args.clone());
+                    if frame.len() > keep
+                        && let Some(gone) = frame.pop_front()
+                    {
+                        self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
+                    }
+                    &*frame
+                }
+            };
+            for (a, (f, _, _)) in self.spec.aggs.iter().enumerate() {
+                results[a][i] = match (f, self.spec.frame) {
+                    (OverFn::Lag { offset, default }, _) => {
+                        match frame.len().checked_sub(offset + 1) {
+                            Some(at) => frame[at][a].clone(),
+                            None => default.clone(),
+                        }
+                    }
+                    (_, OverFrame::Rows(preceding)) => aggregate(
+                        &self.spec,
+                        a,
+                        frame.range(frame.len().saturating_sub(preceding + 1)..),
+                    )?,
+                    // Below, from the accumulators.
+                    (_, OverFrame::Running { .. }) => continue,
+                };
+            }
+            if self.keep > 0 {
+                self.frames_changed.insert(key.into());
+            }
+            let Some(Running {
+                specs,
+                groups,
+                peers,
+            }) = running.as_deref_mut()
+            else {
+                continue;
+            };
             let accs = match groups.get_mut(key) {
                 Some(accs) => accs,
                 None => {
                     self.state_bytes += 2 * key.len() + 64 + 40 * specs.len();
                     groups
                         .entry(key.into())
-                        .or_insert_with(|| specs.iter().map(AggSpec::init).collect())
+                        .or_insert_with(|| specs.iter().map(running_init).collect())
                 }
             };
             if *peers {
@@ -540,7 +589,7 @@ impl Over {
                     Some((at, rows)) if *at == this => rows.push(i),
                     Some((at, rows)) => {
                         // A row after the last peers: they get the values without it.
-                        set(accs, rows)?;
+                        running_values(specs, accs, rows, &mut results)?;
                         *at = this;
                         rows.clear();
                         rows.push(i);
@@ -551,26 +600,56 @@ impl Over {
                 }
             }
             for (a, spec) in specs.iter().enumerate() {
-                self.state_bytes += spec.update(&mut accs[a], &args[a], values[a].as_ref(), i);
+                if let Some(spec) = spec {
+                    self.state_bytes += spec.update(&mut accs[a], &args[a], values[a].as_ref(), i);
+                }
             }
             if !*peers {
-                set(accs, &[i])?;
+                running_values(specs, accs, &[i], &mut results)?;
             }
             self.frames_changed.insert(key.into());
         }
-        for (key, (_, rows)) in waiting_peers {
-            set(&groups[key], &rows)?;
+        if let Some(r) = running {
+            for (key, (_, rows)) in waiting_peers {
+                running_values(&r.specs, &r.groups[key], &rows, &mut results)?;
+            }
         }
         Ok(results)
     }
 }
 
+/// A running accumulator to start from (a LAG, which has none, holds a count of 0).
+fn running_init(spec: &Option<AggSpec>) -> Acc {
+    spec.as_ref().map_or(Acc::Count(0), AggSpec::init)
+}
+
+/// The running aggregates' values of `accs`, for the rows at `rows`.
+fn running_values(
+    specs: &[Option<AggSpec>],
+    accs: &[Acc],
+    rows: &[usize],
+    results: &mut [Vec<ScalarValue>],
+) -> Result<()> {
+    for (a, spec) in specs.iter().enumerate() {
+        let Some(spec) = spec else { continue };
+        let value = ScalarValue::try_from_array(&spec.evaluate(std::iter::once(&accs[a]))?, 0)?;
+        for &i in rows {
+            results[a][i] = value.clone();
+        }
+    }
+    Ok(())
+}
+
 /// Aggregate `a` of `spec` over `frame`, as the output column's type.
-fn aggregate(spec: &OverSpec, a: usize, frame: &VecDeque<Vec<ScalarValue>>) -> Result<ScalarValue> {
+fn aggregate(
+    spec: &OverSpec,
+    a: usize,
+    frame: std::collections::vec_deque::Iter<'_, Vec<ScalarValue>>,
+) -> Result<ScalarValue> {
     let (f, _, _) = &spec.aggs[a];
     let width = spec.schema.fields().len() - spec.aggs.len();
     let out_type = spec.schema.field(width + a).data_type();
-    let values = frame.iter().map(|r| &r[a]).filter(|v| !v.is_null());
+    let values = frame.map(|r| &r[a]).filter(|v| !v.is_null());
     let value = match f {
         OverFn::Count => ScalarValue::Int64(Some(values.count() as i64)),
         OverFn::Sum => {
@@ -601,6 +680,9 @@ fn aggregate(spec: &OverSpec, a: usize, frame: &VecDeque<Vec<ScalarValue>>) -> R
                 }
             }
             ScalarValue::Float64((count > 0).then(|| sum / count as f64))
+        }
+        OverFn::Lag { .. } => {
+            return Err(EngineError::Bug("LAG aggregated over a frame".into()));
         }
         OverFn::Min | OverFn::Max => {
             let mut best: Option<&ScalarValue> = None;
@@ -730,7 +812,6 @@ impl Over {
                     acc.encode(&mut v);
                 }
                 puts.push((self.state_key(KIND_RUNNING, &key), v));
-                continue;
             }
             let Some(frame) = self.frames.get(&key) else {
                 continue;

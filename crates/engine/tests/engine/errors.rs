@@ -240,7 +240,7 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
             "RANK() OVER (PARTITION BY auction ORDER BY price)",
             "rn <= 3",
         ),
-        "rank(...) OVER (...); only COUNT, SUM, AVG, MIN or MAX OVER",
+        "rank(...) OVER (...); only COUNT, SUM, AVG, MIN, MAX or LAG OVER",
     );
     refused(
         &ranked(
@@ -270,6 +270,18 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
     refused(
         &over("AVG(price) OVER (PARTITION BY auction) AS a"),
         "UNBOUNDED FOLLOWING",
+    );
+    refused(
+        &over("LEAD(price) OVER (PARTITION BY auction ORDER BY date_time) AS next"),
+        "LEAD needs the rows after the current one",
+    );
+    refused(
+        &over("LAG(price, -1) OVER (PARTITION BY auction ORDER BY date_time) AS next"),
+        "LAG with a negative offset",
+    );
+    refused(
+        &over("LAG(price, 20000) OVER (PARTITION BY auction ORDER BY date_time) AS p"),
+        "at most 10000 rows",
     );
     refused(
         &over(
