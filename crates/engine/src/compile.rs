@@ -586,11 +586,15 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
         ("avg" | "mean", false) => AggKind::Avg,
         ("min", _) => AggKind::Min,
         ("max", _) => AggKind::Max,
+        // Over booleans (false < true, NULLs skipped, NULL over none): all true is the
+        // least, any true the greatest.
+        ("bool_and", _) => AggKind::Min,
+        ("bool_or", _) => AggKind::Max,
         (other, true) => return Err(unsupported(format!("{other}(DISTINCT ...)"))),
         (other, false) => {
             return Err(unsupported(format!(
                 "aggregate function {other}; streaming views support COUNT, COUNT(DISTINCT), \
-                 SUM, MIN, MAX and AVG"
+                 SUM, MIN, MAX, AVG, BOOL_AND and BOOL_OR"
             )));
         }
     })
