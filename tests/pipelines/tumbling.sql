@@ -15,3 +15,9 @@ SELECT auction, window_start, window_end, COUNT(*) AS bids, SUM(price) AS total,
        COUNT(DISTINCT bidder) AS bidders, MAX(channel) AS last_channel
 FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
 GROUP BY auction, window_start, window_end;
+
+-- Flink's spelling of the window table function reads the same.
+CREATE VIEW per_window_flink AS
+SELECT window_start, window_end, COUNT(*) AS bids, MAX(price) AS top
+FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end;

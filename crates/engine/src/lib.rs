@@ -17,6 +17,7 @@ pub mod compile;
 pub mod copy;
 pub mod error;
 pub mod explain;
+pub mod flink_windows;
 pub mod freshness;
 pub mod histogram;
 pub mod join;

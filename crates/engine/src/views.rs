@@ -81,7 +81,7 @@ pub fn parse_view_statement(sql: &str) -> Result<Option<ViewStatement>> {
         ["create", "view", ..] | ["create", "or", ..] | ["drop", "view", ..] => {}
         _ => return Ok(None),
     }
-    let statements = Parser::parse_sql(&GenericDialect {}, sql)
+    let statements = Parser::parse_sql(&GenericDialect {}, &crate::flink_windows::rewrite(sql))
         .map_err(|e| EngineError::Sql(format!("cannot parse view statement: {e}")))?;
     let [statement] = statements.as_slice() else {
         return Err(EngineError::Sql(
