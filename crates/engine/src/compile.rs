@@ -24,7 +24,7 @@ use crate::node::{Node, Op, WindowInfo};
 use crate::options::{EmitPolicy, LatePolicy, ViewOptions};
 use crate::source::Source;
 use crate::sql::StreamTable;
-use crate::top_n::{TopN, TopNSpec, WindowEnd};
+use crate::top_n::{Ranking, TopN, TopNSpec, WindowEnd};
 use crate::window::WindowKind;
 use arrow_row::SortField;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -480,7 +480,7 @@ fn build(plan: &LogicalPlan, cx: &mut Cx) -> Result<Node> {
         LogicalPlan::Filter(f) => {
             // A filter over ROW_NUMBER() is a top-N; over aggregates OVER (...), a filter.
             if let Some((w, projections)) = ranked(&f.input)
-                && w.window_expr.iter().any(is_row_number)
+                && w.window_expr.iter().any(is_ranking)
             {
                 return build_top_n(f, w, &projections, cx);
             }
@@ -1167,11 +1167,13 @@ fn ranked(
     }
 }
 
-/// Whether a window expression is `ROW_NUMBER()`.
-fn is_row_number(e: &Expr) -> bool {
+/// Whether a window expression is `ROW_NUMBER()`, `RANK()` or `DENSE_RANK()`.
+fn is_ranking(e: &Expr) -> bool {
     match e {
-        Expr::Alias(a) => is_row_number(&a.expr),
-        Expr::WindowFunction(wf) => wf.fun.name().eq_ignore_ascii_case("row_number"),
+        Expr::Alias(a) => is_ranking(&a.expr),
+        Expr::WindowFunction(wf) => ["row_number", "rank", "dense_rank"]
+            .iter()
+            .any(|f| wf.fun.name().eq_ignore_ascii_case(f)),
         _ => false,
     }
 }
@@ -1254,7 +1256,8 @@ fn build_top_n(
     projections: &[&datafusion::logical_expr::Projection],
     cx: &mut Cx,
 ) -> Result<Node> {
-    let shape = "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1";
+    let shape = "ROW_NUMBER(), RANK() or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) \
+                 kept to rn <= N or rn = 1";
     let [expr] = w.window_expr.as_slice() else {
         return Err(unsupported(format!(
             "several window functions in one SELECT; only {shape}"
@@ -1271,7 +1274,13 @@ fn build_top_n(
     };
     let name = wf.fun.name().to_ascii_lowercase();
     let p = &wf.params;
-    if name != "row_number" || !p.args.is_empty() || p.filter.is_some() {
+    let ranking = match name.as_str() {
+        "row_number" => Ranking::RowNumber,
+        "rank" => Ranking::Rank,
+        "dense_rank" => Ranking::DenseRank,
+        _ => return Err(unsupported(format!("{name}() OVER (...); only {shape}"))),
+    };
+    if !p.args.is_empty() || p.filter.is_some() {
         return Err(unsupported(format!("{name}() OVER (...); only {shape}")));
     }
     if p.order_by.is_empty() {
@@ -1307,7 +1316,7 @@ fn build_top_n(
         w.input.schema(),
         &p.partition_by,
         &p.order_by,
-        limit,
+        (ranking, limit),
         arrow(&w.schema),
         cx,
     )?;
@@ -1367,7 +1376,7 @@ fn build_first_rows(sort: &datafusion::logical_expr::Sort, n: usize, cx: &mut Cx
         in_schema,
         &[],
         &sort.expr,
-        n,
+        (Ranking::RowNumber, n),
         Arc::new(Schema::new(ranked)),
         cx,
     )?;
@@ -1393,14 +1402,14 @@ fn build_first_rows(sort: &datafusion::logical_expr::Sort, n: usize, cx: &mut Cx
 }
 
 /// The top-N operator over `input` (of logical schema `in_schema`): its rows ranked by
-/// `order_by` within each `partition_by` group, the first `limit` kept; `schema` is the
-/// input's columns and the rank.
+/// `order_by` within each `partition_by` group, those ranked at most `limit` kept;
+/// `schema` is the input's columns and the rank.
 fn top_n(
     mut input: Node,
     in_schema: &DFSchema,
     partition_by: &[Expr],
     order_by: &[datafusion::logical_expr::SortExpr],
-    limit: usize,
+    (ranking, limit): (Ranking, usize),
     schema: SchemaRef,
     cx: &mut Cx,
 ) -> Result<Node> {
@@ -1455,6 +1464,7 @@ fn top_n(
             order_by: order_exprs,
             order_types,
             limit,
+            ranking,
             window_end: match (per_window, window.end_col, window.start_col) {
                 (false, _, _) => None,
                 (true, Some(end), _) => Some(WindowEnd::Column(end)),
@@ -1546,8 +1556,9 @@ const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or 
 
 /// The SQL window functions Freshet runs, for errors.
 const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX or LAG OVER (PARTITION BY ... ORDER BY \
-     <event time>[, ...] [ROWS BETWEEN n PRECEDING AND CURRENT ROW]), and ROW_NUMBER() OVER \
-     (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time windows use TUMBLE, \
+     <event time>[, ...] [ROWS BETWEEN n PRECEDING AND CURRENT ROW]), and ROW_NUMBER(), RANK() \
+     or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time \
+     windows use TUMBLE, \
      HOP or SESSION in FROM";
 
 /// Window functions that need two operators, one over the other's rows.
@@ -1606,7 +1617,7 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
         };
         let Some(f) = f else {
             let how = match (&wf.fun, name.as_str()) {
-                (_, "row_number") => " without a filter keeping rn <= N",
+                (_, "row_number" | "rank" | "dense_rank") => " without a filter keeping rn <= N",
                 (_, "lead") => {
                     ": LEAD needs the rows after the current one, and a row is written once, \
                      final, when the watermark passes it"

@@ -760,8 +760,9 @@ impl Node {
                 }
             ),
             Op::TopN { top, .. } => format!(
-                "TopN #{} ROW_NUMBER() <= {} per group (rows that leave the top are deleted)",
+                "TopN #{} {} <= {} per group (rows that leave the top are deleted)",
                 top.id,
+                top.ranking().function(),
                 top.limit()
             ),
             Op::Join { join, .. } => join.describe(),

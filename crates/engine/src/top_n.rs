@@ -1,5 +1,8 @@
 //! Top-N per group: `ROW_NUMBER() OVER (PARTITION BY keys ORDER BY ...)` kept to the rows
-//! with `rn <= N` (`rn = 1`: the first row of each group, deduplication).
+//! with `rn <= N` (`rn = 1`: the first row of each group, deduplication), or `RANK()` or
+//! `DENSE_RANK()` kept the same way ([`Ranking`]: rows equal in every `ORDER BY` value share
+//! a rank, so a group may keep more than N rows, and the rows kept do not depend on how
+//! ties are broken).
 //!
 //! State per group is its N best rows, in `ORDER BY` order with the row's log position as
 //! the tie-break, in the first `ORDER BY` key's direction: earlier rows first for `ASC`,
@@ -79,6 +82,8 @@ pub struct TopN {
     order_by: Vec<Arc<dyn PhysicalExpr>>,
     /// N.
     limit: usize,
+    /// How rows are numbered.
+    ranking: Ranking,
     /// Ties go to the later log position (the first `ORDER BY` key is descending).
     latest_first: bool,
     /// Where the group's window end comes from, when groups are per window.
@@ -125,6 +130,60 @@ pub enum WindowEnd {
     },
 }
 
+/// How a group's rows are numbered, in `ORDER BY` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    /// `ROW_NUMBER()`: 1, 2, 3, ... whatever the ties.
+    RowNumber,
+    /// `RANK()`: rows equal in every `ORDER BY` value share the rank of the first of them;
+    /// the next rank skips as many (1, 1, 3).
+    Rank,
+    /// `DENSE_RANK()`: as `RANK()`, without the gaps (1, 1, 2).
+    DenseRank,
+}
+
+impl Ranking {
+    /// The SQL function.
+    pub fn function(self) -> &'static str {
+        match self {
+            Ranking::RowNumber => "ROW_NUMBER()",
+            Ranking::Rank => "RANK()",
+            Ranking::DenseRank => "DENSE_RANK()",
+        }
+    }
+
+    /// The ranks of a group's first rows, as long as they are at most `limit`, given the
+    /// rows' order keys in order, each ending in `tail` bytes (log positions) that do not
+    /// count for ties.
+    fn top_ranks<'a>(
+        self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        tail: usize,
+        limit: usize,
+    ) -> Vec<u64> {
+        let mut ranks = Vec::new();
+        let mut previous: Option<&[u8]> = None;
+        let mut rank = 0;
+        for (i, key) in keys.enumerate() {
+            let values = &key[..key.len().saturating_sub(tail)];
+            let tied = previous == Some(values);
+            rank = match self {
+                Ranking::RowNumber => i as u64 + 1,
+                Ranking::Rank if tied => rank,
+                Ranking::Rank => i as u64 + 1,
+                Ranking::DenseRank if tied => rank,
+                Ranking::DenseRank => rank + 1,
+            };
+            if rank > limit as u64 {
+                break;
+            }
+            previous = Some(values);
+            ranks.push(rank);
+        }
+        ranks
+    }
+}
+
 /// What [`TopN::new`] is built from.
 pub struct TopNSpec {
     /// Output schema: the input's columns and the rank (`UInt64`).
@@ -139,6 +198,8 @@ pub struct TopNSpec {
     pub order_types: Vec<arrow_schema::DataType>,
     /// N.
     pub limit: usize,
+    /// How rows are numbered.
+    pub ranking: Ranking,
     /// Where the group's window end comes from, if groups are per window.
     pub window_end: Option<WindowEnd>,
     /// Log positions per input row: 1 for a stream's rows, one per joined row for a join's.
@@ -160,6 +221,7 @@ impl TopN {
             partition_by: spec.partition_by,
             order_by,
             limit: spec.limit,
+            ranking: spec.ranking,
             latest_first,
             window_end: spec.window_end,
             positions: spec.positions,
@@ -264,13 +326,18 @@ impl TopN {
             let Some(group) = self.groups.get_mut(key) else {
                 continue;
             };
+            let tail = self.positions * POSITION_BYTES;
+            let in_top = self
+                .ranking
+                .top_ranks(group.rows.iter().map(|(k, _)| &k[..]), tail, self.limit)
+                .len();
             let mut seen = 0;
-            for (rank, (sk, kept)) in group.rows.iter_mut().enumerate() {
-                if rank >= self.limit && seen == group.written {
+            for (at, (sk, kept)) in group.rows.iter_mut().enumerate() {
+                if at >= in_top && seen == group.written {
                     break;
                 }
                 seen += usize::from(kept.written);
-                let top = rank < self.limit;
+                let top = at < in_top;
                 if kept.written != top {
                     kept.written = top;
                     if !top {
@@ -279,7 +346,7 @@ impl TopN {
                     self.ckpt_rows.insert((key.clone(), sk.clone()));
                 }
             }
-            group.written = group.rows.len().min(self.limit);
+            group.written = in_top;
         }
     }
 
@@ -392,6 +459,7 @@ impl TopN {
                 }
             };
             if self.versions.is_none()
+                && self.ranking == Ranking::RowNumber
                 && group.rows.len() >= self.limit
                 && group
                     .rows
@@ -409,13 +477,27 @@ impl TopN {
                     written: false,
                 },
             );
-            if self.versions.is_none() && group.rows.len() > self.limit {
-                let (sk, kept) = group.rows.pop_last().expect("more than N rows");
-                self.state_bytes = self
-                    .state_bytes
-                    .saturating_sub(sk.len() + kept.row.len() + 48);
-                if kept.written {
-                    self.gone.push((sk, kept.row));
+            if self.versions.is_none() {
+                // Rows ranked past N leave (with RANK and DENSE_RANK, those not tied with
+                // a row still within it).
+                let keep = match self.ranking {
+                    Ranking::RowNumber => self.limit,
+                    ranking => ranking
+                        .top_ranks(
+                            group.rows.iter().map(|(k, _)| &k[..]),
+                            self.positions * POSITION_BYTES,
+                            self.limit,
+                        )
+                        .len(),
+                };
+                while group.rows.len() > keep {
+                    let (sk, kept) = group.rows.pop_last().expect("more than N rows");
+                    self.state_bytes = self
+                        .state_bytes
+                        .saturating_sub(sk.len() + kept.row.len() + 48);
+                    if kept.written {
+                        self.gone.push((sk, kept.row));
+                    }
                 }
             }
             // (Looked up first: most rows land in a group already marked.)
@@ -508,14 +590,23 @@ impl TopN {
         let mut sort_keys: Vec<&[u8]> = Vec::new();
         let mut rows = Vec::new();
         let mut ranks = Vec::new();
+        let tail = self.positions * POSITION_BYTES;
         for group in groups {
-            for (rank, (sk, kept)) in group.rows.iter().take(self.limit).enumerate() {
+            let top =
+                self.ranking
+                    .top_ranks(group.rows.iter().map(|(k, _)| &k[..]), tail, self.limit);
+            for ((sk, kept), rank) in group.rows.iter().zip(top) {
                 sort_keys.push(sk);
                 rows.push(&kept.row[..]);
-                ranks.push(rank as u64 + 1);
+                ranks.push(rank);
             }
         }
         self.assemble(&sort_keys, &rows, ranks, Change::Upsert(state))
+    }
+
+    /// How rows are numbered.
+    pub fn ranking(&self) -> Ranking {
+        self.ranking
     }
 
     /// Deletions of `gone` rows (only their log positions, the key, mean anything).
@@ -775,6 +866,7 @@ mod tests {
                 )],
                 order_types: vec![DataType::Int64],
                 limit,
+                ranking: Ranking::RowNumber,
                 window_end: None,
                 positions: 1,
             },

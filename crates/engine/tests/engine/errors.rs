@@ -237,10 +237,17 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
     );
     refused(
         &ranked(
-            "RANK() OVER (PARTITION BY auction ORDER BY price)",
+            "PERCENT_RANK() OVER (PARTITION BY auction ORDER BY price)",
             "rn <= 3",
         ),
-        "rank(...) OVER (...); only COUNT, SUM, AVG, MIN, MAX or LAG OVER",
+        "percent_rank(...) OVER (...); only COUNT, SUM, AVG, MIN, MAX or LAG OVER",
+    );
+    refused(
+        &ranked(
+            "DENSE_RANK() OVER (PARTITION BY auction ORDER BY price)",
+            "rn = 2",
+        ),
+        "keep rows with rn <= N",
     );
     refused(
         &ranked(

@@ -360,6 +360,7 @@ golden!(
     global_aggregate,
     running_over,
     order_by_limit,
+    rank_top_n,
 );
 
 #[test]
