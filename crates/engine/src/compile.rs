@@ -1611,6 +1611,11 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
                 .clone()
                 .filter(|_| p.filter.is_none() && !p.distinct && p.args.len() == 1),
             WindowFunctionDefinition::WindowUDF(_) if name == "lag" => {
+                if p.null_treatment
+                    == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
+                {
+                    return Err(unsupported("LAG(...) IGNORE NULLS"));
+                }
                 Some(lag(&p.args, in_schema)?)
             }
             WindowFunctionDefinition::WindowUDF(_) => None,

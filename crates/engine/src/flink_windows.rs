@@ -17,7 +17,12 @@ const FUNCTIONS: [&str; 3] = ["tumble", "hop", "session"];
 /// `sql` with Flink's window table-function calls in Freshet's form; `sql` itself when it
 /// has none (or does not tokenize: the parser then says why).
 pub fn rewrite(sql: &str) -> String {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+    // Tokens kept as written (quotes doubled, escapes not undone), so that writing them
+    // back gives the same SQL.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql)
+        .with_unescape(false)
+        .tokenize()
+    else {
         return sql.to_owned();
     };
     let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
@@ -145,6 +150,15 @@ mod tests {
                  INTERVAL '2' SECOND, INTERVAL '10' SECOND ) ) b"
             ),
             "select * from hop(\"Bid\", ts, INTERVAL '2' SECOND, INTERVAL '10' SECOND ) b"
+        );
+        // Quotes doubled inside strings and names stay doubled.
+        assert_eq!(
+            rewrite(
+                "SELECT 'it''s', \"a\"\"b\" FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(t), \
+                 INTERVAL '1' SECOND)) WHERE s IN ('x'', ''y')"
+            ),
+            "SELECT 'it''s', \"a\"\"b\" FROM TUMBLE(bid, t, INTERVAL '1' SECOND) WHERE s IN \
+             ('x'', ''y')"
         );
         // Two calls, one nested in a join; strings and comments untouched.
         let sql = "SELECT 'TABLE(TUMBLE(TABLE x' AS s -- TABLE(HOP(\n FROM \

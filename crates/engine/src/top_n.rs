@@ -470,6 +470,10 @@ impl TopN {
             }
             let row: Box<[u8]> = values.row(i).as_ref().into();
             self.state_bytes += sort_key.len() + row.len() + 48;
+            // With RANK and DENSE_RANK a row is inserted before it is known to rank within
+            // N: if it leaves at once, nothing changed.
+            let probe = (self.versions.is_none() && self.ranking != Ranking::RowNumber)
+                .then(|| sort_key.clone());
             group.rows.insert(
                 sort_key.into(),
                 Kept {
@@ -498,6 +502,9 @@ impl TopN {
                     if kept.written {
                         self.gone.push((sk, kept.row));
                     }
+                }
+                if probe.is_some_and(|p| group.rows.get(&p).is_none()) {
+                    continue;
                 }
             }
             // (Looked up first: most rows land in a group already marked.)

@@ -287,6 +287,10 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
         "LAG with a negative offset",
     );
     refused(
+        &over("LAG(price) IGNORE NULLS OVER (PARTITION BY auction ORDER BY date_time) AS p"),
+        "LAG(...) IGNORE NULLS",
+    );
+    refused(
         &over("LAG(price, 20000) OVER (PARTITION BY auction ORDER BY date_time) AS p"),
         "at most 10000 rows",
     );
