@@ -27,7 +27,7 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// Page cache of the writer's connection, in KiB (SQLite's default is 2 MiB), filled only
 /// as pages are read. A commit touches pages all over the results tables' B-trees; a
 /// cache that holds them saves reading them back from the OS, and spilling dirty pages of
-/// a large commit to the WAL before it ends (256 MiB against 64: a sixth less CPU for a
+/// a large commit to the WAL before it ends (256 MiB against 64: about 14 % less CPU for a
 /// deduplication writing a row per event, BENCHMARKS.md).
 const WRITER_CACHE_KIB: i64 = 256 * 1024;
 
