@@ -18,10 +18,11 @@ use crate::node::StateEntries;
 use crate::rows::{Change, Rows};
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_row::{RowConverter, SortField};
+use foldhash::{HashSet, HashSetExt};
 use freshet_store::{Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultStore};
 use freshet_types::limits::VIEW_ROWS_PER_COMMIT_MAX;
 use freshet_types::{Offset, Watermark};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -130,15 +131,19 @@ fn last_write_per_key(
             .map(|&k| SortField::new(schema.field(k).data_type().clone()))
             .collect(),
     )?;
-    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    let keys = writes
+        .iter()
+        .map(|w| {
+            let columns: Vec<ArrayRef> = key.iter().map(|&k| w.batch().column(k).clone()).collect();
+            Ok(converter.convert_columns(&columns)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(keys.iter().map(|r| r.num_rows()).sum());
     let mut masks = Vec::with_capacity(writes.len());
-    for w in writes.iter().rev() {
-        let batch = w.batch();
-        let columns: Vec<ArrayRef> = key.iter().map(|&k| batch.column(k).clone()).collect();
-        let rows = converter.convert_columns(&columns)?;
-        let mut keep = vec![false; batch.num_rows()];
-        for i in (0..batch.num_rows()).rev() {
-            keep[i] = seen.insert(rows.row(i).as_ref().into());
+    for rows in keys.iter().rev() {
+        let mut keep = vec![false; rows.num_rows()];
+        for i in (0..rows.num_rows()).rev() {
+            keep[i] = seen.insert(rows.row(i).data());
         }
         masks.push(BooleanArray::from(keep));
     }
