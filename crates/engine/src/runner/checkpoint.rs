@@ -134,7 +134,8 @@ fn last_write_per_key(
     let keys = writes
         .iter()
         .map(|w| {
-            let columns: Vec<ArrayRef> = key.iter().map(|&k| w.batch().column(k).clone()).collect();
+            let batch = w.batch();
+            let columns: Vec<ArrayRef> = key.iter().map(|&k| batch.column(k).clone()).collect();
             Ok(converter.convert_columns(&columns)?)
         })
         .collect::<Result<Vec<_>>>()?;
