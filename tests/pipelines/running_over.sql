@@ -48,3 +48,8 @@ SELECT bidder, price, SUM(price) OVER w AS last_two, LAG(price, 3) OVER w AS thr
 FROM bid
 WINDOW w AS (PARTITION BY bidder ORDER BY date_time, price
              ROWS BETWEEN 1 PRECEDING AND CURRENT ROW);
+
+-- LAG alone (SQL's default frame, no running aggregate): only the last rows are kept.
+CREATE VIEW previous_bid AS
+SELECT bidder, price, LAG(price) OVER (PARTITION BY bidder ORDER BY date_time, price) AS before
+FROM bid;

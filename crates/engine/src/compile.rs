@@ -31,7 +31,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::DFSchema;
 use datafusion::common::NullEquality;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -88,15 +88,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         // DataFusion keeps an uncorrelated scalar subquery in the expression, to run first.
-        let mut subquery = false;
-        e.apply(|e| {
-            subquery = matches!(e, Expr::ScalarSubquery(_));
-            Ok(match subquery {
-                true => TreeNodeRecursion::Stop,
-                false => TreeNodeRecursion::Continue,
-            })
-        })?;
-        if subquery {
+        if e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))? {
             return Err(unsupported(
                 "a scalar subquery (a SELECT inside an expression)",
             ));
@@ -1283,10 +1275,11 @@ fn build_top_n(
     if !p.args.is_empty() || p.filter.is_some() {
         return Err(unsupported(format!("{name}() OVER (...); only {shape}")));
     }
+    let function = ranking.function();
     if p.order_by.is_empty() {
-        return Err(EngineError::Sql(
-            "ROW_NUMBER() without ORDER BY numbers rows in no defined order; add ORDER BY".into(),
-        ));
+        return Err(EngineError::Sql(format!(
+            "{function} without ORDER BY numbers rows in no defined order; add ORDER BY"
+        )));
     }
     // The rank column as the filter sees it, through the projections that pruned columns.
     let (qualifier, field) = w.schema.qualified_field(w.schema.fields().len() - 1);
@@ -1294,20 +1287,20 @@ fn build_top_n(
     let filtered = f.input.schema();
     let Some(rn) = filtered.maybe_index_of_column(&rank) else {
         return Err(unsupported(format!(
-            "a filter that does not name ROW_NUMBER()'s column; only {shape}"
+            "a filter that does not name {function}'s column; only {shape}"
         )));
     };
     let mut limit: Option<usize> = None;
     let mut rest = Vec::new();
     for conjunct in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
-        match rank_bound(conjunct, rn, filtered)? {
+        match rank_bound(conjunct, rn, filtered, function)? {
             Some(n) => limit = Some(limit.map_or(n, |l| l.min(n))),
             None => rest.push(conjunct.clone()),
         }
     }
     let Some(limit) = limit else {
         return Err(unsupported(format!(
-            "a filter on ROW_NUMBER() other than rn <= N, rn < N or rn = 1; only {shape}"
+            "a filter on {function} other than rn <= N, rn < N or rn = 1; only {shape}"
         )));
     };
     let input = build(&w.input, cx)?;
@@ -1316,7 +1309,7 @@ fn build_top_n(
         w.input.schema(),
         &p.partition_by,
         &p.order_by,
-        (ranking, limit),
+        (ranking, limit, function),
         arrow(&w.schema),
         cx,
     )?;
@@ -1376,7 +1369,7 @@ fn build_first_rows(sort: &datafusion::logical_expr::Sort, n: usize, cx: &mut Cx
         in_schema,
         &[],
         &sort.expr,
-        (Ranking::RowNumber, n),
+        (Ranking::RowNumber, n, "ORDER BY ... LIMIT"),
         Arc::new(Schema::new(ranked)),
         cx,
     )?;
@@ -1403,33 +1396,33 @@ fn build_first_rows(sort: &datafusion::logical_expr::Sort, n: usize, cx: &mut Cx
 
 /// The top-N operator over `input` (of logical schema `in_schema`): its rows ranked by
 /// `order_by` within each `partition_by` group, those ranked at most `limit` kept;
-/// `schema` is the input's columns and the rank.
+/// `schema` is the input's columns and the rank; `what` names the SQL in errors.
 fn top_n(
     mut input: Node,
     in_schema: &DFSchema,
     partition_by: &[Expr],
     order_by: &[datafusion::logical_expr::SortExpr],
-    (ranking, limit): (Ranking, usize),
+    (ranking, limit, what): (Ranking, usize, &str),
     schema: SchemaRef,
     cx: &mut Cx,
 ) -> Result<Node> {
-    let retracts = changing_input(&mut input, "ROW_NUMBER() over")?;
+    let retracts = changing_input(&mut input, &format!("{what} over"))?;
     // Ranked rows are keyed by their input positions, which a windowed aggregate's rows
     // lack.
     let Some(positions) = positions(&input) else {
-        return Err(unsupported(
-            "ROW_NUMBER() over a windowed aggregate's rows; rank streams' rows, a join's, or \
-             an unbounded GROUP BY's (in a view of their own if they are windowed)",
-        ));
+        return Err(unsupported(format!(
+            "{what} over a windowed aggregate's rows; rank streams' rows, a join's, or an \
+             unbounded GROUP BY's (in a view of their own if they are windowed)"
+        )));
     };
     if matches!(
         input.window.and_then(|w| w.kind),
         Some(WindowKind::Session { .. })
     ) {
-        return Err(unsupported(
-            "ROW_NUMBER() over SESSION windows: a session's bounds are known only once its \
-             rows are aggregated; rank the rows of a view that aggregates the sessions",
-        ));
+        return Err(unsupported(format!(
+            "{what} over SESSION windows: a session's bounds are known only once its rows \
+             are aggregated; rank the rows of a view that aggregates the sessions"
+        )));
     }
     let mut partition_exprs = Vec::new();
     let mut partition_types = Vec::new();
@@ -1552,14 +1545,14 @@ fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
 
 /// The window frames Freshet runs, for errors.
 const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE \
-     BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame when ORDER BY has none)";
+     BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame for an OVER with ORDER BY and \
+     no frame)";
 
 /// The SQL window functions Freshet runs, for errors.
 const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX or LAG OVER (PARTITION BY ... ORDER BY \
-     <event time>[, ...] [ROWS BETWEEN n PRECEDING AND CURRENT ROW]), and ROW_NUMBER(), RANK() \
-     or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N or rn = 1; for time \
-     windows use TUMBLE, \
-     HOP or SESSION in FROM";
+     <event time>[, ...] [ROWS BETWEEN n | UNBOUNDED PRECEDING AND CURRENT ROW]), and \
+     ROW_NUMBER(), RANK() or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N \
+     or rn = 1; for time windows use TUMBLE, HOP or SESSION in FROM";
 
 /// Window functions that need two operators, one over the other's rows.
 const DIFFERENT_OVERS: &str = "window functions with different OVER (...) clauses in one \
@@ -1768,11 +1761,11 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
 
 /// N if `e` bounds the rank column `rn` of `schema` from above (`rn <= N`, `rn < N + 1`,
 /// `rn = 1`, either way round); `None` if it does not mention the rank.
-fn rank_bound(e: &Expr, rn: usize, schema: &DFSchema) -> Result<Option<usize>> {
+fn rank_bound(e: &Expr, rn: usize, schema: &DFSchema, function: &str) -> Result<Option<usize>> {
     use datafusion::logical_expr::Operator;
     let refused = || {
         unsupported(format!(
-            "the condition {e} on ROW_NUMBER(); keep rows with rn <= N, rn < N or rn = 1"
+            "the condition {e} on {function}; keep rows with rn <= N, rn < N or rn = 1"
         ))
     };
     let mentions_rank = e

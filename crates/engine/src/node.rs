@@ -649,18 +649,21 @@ impl Node {
             )),
             Op::TopN { top, .. } => Some(if top.per_window() {
                 (
-                    "N rows per group, freed as the watermark closes their window",
+                    "the rows ranked within N per group, freed as the watermark closes their \
+                     window",
                     Freed::ByWatermark,
                 )
             } else {
                 (
-                    "N rows per group until the end of the streams, bounded by state_bytes_max",
+                    "the rows ranked within N per group until the end of the streams, bounded \
+                     by state_bytes_max",
                     Freed::AtTheEnd,
                 )
             }),
             Op::Join { join, .. } => Some(join.state_note()),
             Op::Over { .. } => Some((
-                "each group's last rows (its frame) until the end of the streams, bounded by \
+                "each group's last rows (its frame, or as many as its LAG reaches back over) \
+                 or its running aggregates, until the end of the streams, bounded by \
                  state_bytes_max, and rows waiting for the watermark",
                 Freed::AtTheEnd,
             )),
@@ -696,10 +699,16 @@ impl Node {
         }
     }
 
-    /// Whether some operator frames rows across windows (`ROWS BETWEEN n PRECEDING`): a
-    /// batch run over a time range cannot reproduce its first rows.
-    pub fn frames_rows(&self) -> bool {
-        matches!(self.op, Op::Over { .. }) || self.inputs().iter().any(|i| i.frames_rows())
+    /// Whether some operator's rows depend on rows outside any time range: window
+    /// functions (`OVER (...)`) and top-Ns not per window rank or frame rows across windows,
+    /// so a batch run over a time range cannot reproduce them.
+    pub fn reaches_across_ranges(&self) -> bool {
+        let here = match &self.op {
+            Op::Over { .. } => true,
+            Op::TopN { top, .. } => !top.per_window(),
+            _ => false,
+        };
+        here || self.inputs().iter().any(|i| i.reaches_across_ranges())
     }
 
     /// Whether some operator of the tree keeps its state until the end of the streams

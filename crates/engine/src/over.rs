@@ -19,9 +19,10 @@
 //! key are taken in log-position order; a batch run takes them its own way, so give
 //! `ORDER BY` keys after the time that tell rows apart where it matters.
 //!
-//! State: the rows waiting for the watermark, and per group the arguments of its last
-//! `n + 1` rows or its running accumulators (kept until the end of the streams: one frame
-//! per group ever seen, bounded by `state_bytes_max`).
+//! State: the rows waiting for the watermark, and per group the arguments of its last rows
+//! (as many as its ROWS frame or its furthest LAG needs) and its running accumulators
+//! (kept until the end of the streams: one frame per group ever seen, bounded by
+//! `state_bytes_max`).
 
 use crate::Ctx;
 use crate::accumulate::{Acc, AggKind, AggSpec, get_bytes, put_bytes};
@@ -272,10 +273,12 @@ impl Over {
                 .map(|(_, _, t)| SortField::new(t.clone()))
                 .collect(),
         )?;
+        // Running accumulators, where some function of a running frame has one (LAGs alone
+        // need only the last rows).
         let running = match spec.frame {
             OverFrame::Rows(_) => None,
-            OverFrame::Running { peers } => Some(Running {
-                specs: spec
+            OverFrame::Running { peers } => {
+                let specs: Vec<Option<AggSpec>> = spec
                     .aggs
                     .iter()
                     .enumerate()
@@ -290,10 +293,13 @@ impl Over {
                             })
                             .transpose()
                     })
-                    .collect::<Result<_>>()?,
-                groups: HashMap::new(),
-                peers,
-            }),
+                    .collect::<Result<_>>()?;
+                specs.iter().any(Option::is_some).then(|| Running {
+                    specs,
+                    groups: HashMap::new(),
+                    peers,
+                })
+            }
         };
         let lag = spec
             .aggs
@@ -526,6 +532,10 @@ impl Over {
         let mut waiting_peers: HashMap<&[u8], (&[u8], Vec<usize>)> = HashMap::new();
         for (i, (order, waiting)) in released.iter().enumerate() {
             let key = order_parts(order).0;
+            // (Looked up first: most rows are of a group already marked.)
+            if !self.frames_changed.contains(key) {
+                self.frames_changed.insert(key.into());
+            }
             let frame = match self.keep {
                 0 => &empty,
                 keep => {
@@ -562,9 +572,6 @@ impl Over {
                     // Below, from the accumulators.
                     (_, OverFrame::Running { .. }) => continue,
                 };
-            }
-            if self.keep > 0 {
-                self.frames_changed.insert(key.into());
             }
             let Some(Running {
                 specs,
@@ -607,7 +614,6 @@ impl Over {
             if !*peers {
                 running_values(specs, accs, &[i], &mut results)?;
             }
-            self.frames_changed.insert(key.into());
         }
         if let Some(r) = running {
             for (key, (_, rows)) in waiting_peers {
@@ -864,7 +870,7 @@ impl Over {
                 Some(&KIND_RUNNING) => {
                     let Some(running) = self.running.as_mut() else {
                         return Err(EngineError::Bug(
-                            "running accumulators checkpointed for a ROWS frame".into(),
+                            "running accumulators checkpointed for functions without them".into(),
                         ));
                     };
                     let accs = (0..running.specs.len())

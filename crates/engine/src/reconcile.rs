@@ -178,11 +178,11 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
         ResultKey::Origin(positions) => origin_key(positions).into_iter().map(|(n, _)| n).collect(),
         ResultKey::Columns(_) => Vec::new(),
     };
-    if compiled.root.frames_rows() {
+    if compiled.root.reaches_across_ranges() {
         return Err(EngineError::Sql(format!(
-            "view '{view}' aggregates over window frames (OVER ...), which reach back before \
-             any time range: a batch run over a range would cut its first frames short, so it \
-             cannot be reconciled by range"
+            "view '{view}' frames or ranks rows across time ranges (a window function OVER \
+             (...), or a top-N not per window): a batch run over a range would see only that \
+             range's rows, so it cannot be reconciled by range"
         )));
     }
     let by_position = !hidden.is_empty();

@@ -4,11 +4,13 @@
 //! a rank, so a group may keep more than N rows, and the rows kept do not depend on how
 //! ties are broken).
 //!
-//! State per group is its N best rows, in `ORDER BY` order with the row's log position as
-//! the tie-break, in the first `ORDER BY` key's direction: earlier rows first for `ASC`,
-//! later rows first for `DESC`, so that `ORDER BY date_time DESC` with `rn = 1` keeps the
-//! last row that arrived, as Flink's deduplication does. A streaming run is deterministic;
-//! a batch run breaks ties at the Nth place its own way. Rows are written at commits, keyed by their log position: every row
+//! State per group is its rows ranked within N (N of them under `ROW_NUMBER()`, with every
+//! row tied within the top N under `RANK()` and `DENSE_RANK()`), in `ORDER BY` order with
+//! the row's log position as the tie-break, in the first `ORDER BY` key's direction:
+//! earlier rows first for `ASC`, later rows first for `DESC`, so that `ORDER BY date_time
+//! DESC` with `rn = 1` keeps the last row that arrived, as Flink's deduplication does. A
+//! streaming run is deterministic; under `ROW_NUMBER()` a batch run breaks ties at the Nth
+//! place its own way. Rows are written at commits, keyed by their log position: every row
 //! of a group that changed since the last commit, with its current rank, and a deletion of
 //! each written row that has left the top N. Rows are provisional while their group can
 //! change: groups of a window (the partition keys include the input's `window_start` or
@@ -458,13 +460,23 @@ impl TopN {
                     })
                 }
             };
+            // A row after N kept rows cannot rank within N: under ROW_NUMBER() if it sorts
+            // after the last, under RANK() if its values sort after the last one's (a tie
+            // shares the last one's rank). DENSE_RANK() counts values, not rows.
+            let tail = self.positions * POSITION_BYTES;
+            let outranked: fn(&[u8], &[u8], usize) -> bool = match self.ranking {
+                Ranking::RowNumber => |new: &[u8], last: &[u8], _: usize| new >= last,
+                Ranking::Rank => |new: &[u8], last: &[u8], tail: usize| {
+                    new[..new.len() - tail] > last[..last.len().saturating_sub(tail)]
+                },
+                Ranking::DenseRank => |_: &[u8], _: &[u8], _: usize| false,
+            };
             if self.versions.is_none()
-                && self.ranking == Ranking::RowNumber
                 && group.rows.len() >= self.limit
                 && group
                     .rows
                     .last_key()
-                    .is_some_and(|last| sort_key.as_slice() >= last)
+                    .is_some_and(|last| outranked(&sort_key, last, tail))
             {
                 continue;
             }

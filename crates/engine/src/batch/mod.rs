@@ -251,7 +251,7 @@ impl BatchSession {
     }
 
     fn logical_plan(&self, sql: &str) -> Result<LogicalPlan> {
-        let sql = session::rewrite(&crate::flink_windows::rewrite(sql), &self.streams);
+        let sql = session::rewrite(sql, &self.streams);
         let state = self.ctx.state();
         let plan = self
             .runtime

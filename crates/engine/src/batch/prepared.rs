@@ -102,7 +102,7 @@ pub struct Described {
 
 impl BatchSession {
     fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
-        let sql = super::session::rewrite(&crate::flink_windows::rewrite(sql), &self.streams);
+        let sql = super::session::rewrite(sql, &self.streams);
         let state = self.ctx.state();
         let plan = self.runtime.block_on(state.create_logical_plan(&sql))?;
         super::refuse_non_queries(&plan)

@@ -14,21 +14,23 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use std::collections::HashMap;
 
-/// `sql` with every `SESSION(...)` it can rewrite replaced; `sql` itself if there is none
-/// (or it does not parse: DataFusion then reports the error).
+/// `sql` in Freshet's window spelling ([`crate::flink_windows`]) with every `SESSION(...)`
+/// it can rewrite replaced; as it was if there is none (or it does not parse: DataFusion
+/// then reports the error).
 pub fn rewrite(sql: &str, streams: &HashMap<String, StreamDef>) -> String {
-    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else {
-        return sql.to_owned();
+    let sql = crate::flink_windows::rewrite(sql);
+    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, &sql) else {
+        return sql;
     };
     let [Statement::Query(query)] = statements.as_mut_slice() else {
-        return sql.to_owned();
+        return sql;
     };
     let mut changed = false;
     rewrite_query(query, streams, &mut changed);
     if changed {
         statements[0].to_string()
     } else {
-        sql.to_owned()
+        sql
     }
 }
 

@@ -97,7 +97,7 @@ fn walk(node: &Node, sizes: &mut Vec<i64>, why: &mut Vec<String>) {
             walk(input, sizes, why);
         }
         Op::TopN { input, .. } => {
-            why.push("it ranks rows with ROW_NUMBER(), whose results change".to_string());
+            why.push("it ranks rows (a top-N), whose results change".to_string());
             walk(input, sizes, why);
         }
         Op::Over { input, .. } => {

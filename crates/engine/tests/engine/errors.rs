@@ -212,9 +212,6 @@ fn issue_16_functions_of_the_clock_are_refused() {
     );
 }
 
-/// Issue 16: ROW_NUMBER() top-N and deduplication run, and aggregates over ROWS BETWEEN n
-/// PRECEDING AND CURRENT ROW; every other use of OVER (...) is refused with an error that
-/// says what runs.
 #[test]
 fn a_scalar_subquery_is_named() {
     refused(
@@ -223,6 +220,9 @@ fn a_scalar_subquery_is_named() {
     );
 }
 
+/// Issue 16: ROW_NUMBER(), RANK() and DENSE_RANK() top-N and deduplication run, and
+/// aggregates and LAG over ROWS BETWEEN n PRECEDING or UNBOUNDED PRECEDING frames; every
+/// other use of OVER (...) is refused with an error that says what runs.
 #[test]
 fn issue_16_window_functions_other_than_a_top_n_are_named() {
     let ranked = |over: &str, condition: &str| {
