@@ -156,33 +156,30 @@ impl Ranking {
 
     /// The ranks of a group's first rows, as long as they are at most `limit`, given the
     /// rows' order keys in order, each ending in `tail` bytes (log positions) that do not
-    /// count for ties.
+    /// count for ties; lazily, so that counting them allocates nothing.
     fn top_ranks<'a>(
         self,
         keys: impl Iterator<Item = &'a [u8]>,
         tail: usize,
         limit: usize,
-    ) -> Vec<u64> {
-        let mut ranks = Vec::new();
+    ) -> impl Iterator<Item = u64> {
         let mut previous: Option<&[u8]> = None;
         let mut rank = 0;
-        for (i, key) in keys.enumerate() {
-            let values = &key[..key.len().saturating_sub(tail)];
-            let tied = previous == Some(values);
-            rank = match self {
-                Ranking::RowNumber => i as u64 + 1,
-                Ranking::Rank if tied => rank,
-                Ranking::Rank => i as u64 + 1,
-                Ranking::DenseRank if tied => rank,
-                Ranking::DenseRank => rank + 1,
-            };
-            if rank > limit as u64 {
-                break;
-            }
-            previous = Some(values);
-            ranks.push(rank);
-        }
-        ranks
+        keys.enumerate()
+            .map_while(move |(i, key)| {
+                let values = &key[..key.len().saturating_sub(tail)];
+                let tied = previous == Some(values);
+                rank = match self {
+                    Ranking::RowNumber => i as u64 + 1,
+                    Ranking::Rank if tied => rank,
+                    Ranking::Rank => i as u64 + 1,
+                    Ranking::DenseRank if tied => rank,
+                    Ranking::DenseRank => rank + 1,
+                };
+                previous = Some(values);
+                Some(rank)
+            })
+            .take_while(move |&r| r <= limit as u64)
     }
 }
 
@@ -332,7 +329,7 @@ impl TopN {
             let in_top = self
                 .ranking
                 .top_ranks(group.rows.iter().map(|(k, _)| &k[..]), tail, self.limit)
-                .len();
+                .count();
             let mut seen = 0;
             for (at, (sk, kept)) in group.rows.iter_mut().enumerate() {
                 if at >= in_top && seen == group.written {
@@ -504,7 +501,7 @@ impl TopN {
                             self.positions * POSITION_BYTES,
                             self.limit,
                         )
-                        .len(),
+                        .count(),
                 };
                 while group.rows.len() > keep {
                     let (sk, kept) = group.rows.pop_last().expect("more than N rows");
