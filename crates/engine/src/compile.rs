@@ -241,15 +241,17 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 }
                 return Ok((ResultKey::Columns(key), updating && filtered));
             }
+            // A deduplication's rows are keyed by its group, when the view selects the
+            // group's columns: a group's new row then replaces its old one in place.
+            Op::TopN { top, .. } => match dedup_key(top, &mapping, &names) {
+                Some(key) => return Ok((ResultKey::Columns(key), filtered)),
+                None => break,
+            },
             Op::Join { left, right, join } if positions.is_none() => {
                 let key = left_aggregate_key(left, right, join, &mapping, &names)?;
                 return Ok((ResultKey::Columns(key), false));
             }
-            Op::Source(_)
-            | Op::TopN { .. }
-            | Op::Over { .. }
-            | Op::Union { .. }
-            | Op::Join { .. } => break,
+            Op::Source(_) | Op::Over { .. } | Op::Union { .. } | Op::Join { .. } => break,
         }
     }
     // Rows keyed by their input positions. Ranked rows change (a row leaves the top N): a
@@ -261,6 +263,18 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
         ));
     };
     Ok((ResultKey::Origin(positions), ranked && filtered))
+}
+
+/// The view's columns (`names`, mapped to the top-N's by `mapping`) that select a
+/// deduplication's group columns ([`TopN::dedup_columns`]), if it selects them all.
+fn dedup_key(top: &TopN, mapping: &[Option<usize>], names: &[String]) -> Option<Vec<String>> {
+    top.dedup_columns()?
+        .into_iter()
+        .map(|c| {
+            let out = mapping.iter().position(|m| *m == Some(c))?;
+            Some(names[out].clone())
+        })
+        .collect()
 }
 
 /// The key of a window join's rows whose left input is an aggregate's (Nexmark q5, q8):

@@ -28,6 +28,7 @@
 use crate::Ctx;
 use crate::accumulate::{get_bytes, put_bytes, take8};
 use crate::aggregate::{sortable, unsortable};
+use crate::compile::bare_column;
 use crate::error::{EngineError, Result};
 use crate::ranked::Ranked;
 use crate::rows::{Change, Origin, Rows};
@@ -359,6 +360,17 @@ impl TopN {
         self.limit
     }
 
+    /// A deduplication's group columns (the input columns its `PARTITION BY` names, when it
+    /// names only columns): under `ROW_NUMBER()` with N = 1 a group holds one row at a time,
+    /// so these columns identify the rows it writes, and a group's new row replaces its old
+    /// one in place.
+    pub fn dedup_columns(&self) -> Option<Vec<usize>> {
+        if self.limit != 1 || self.ranking != Ranking::RowNumber || self.partition_by.is_empty() {
+            return None;
+        }
+        self.partition_by.iter().map(bare_column).collect()
+    }
+
     /// Whether groups are per window (and leave the state when their window closes).
     pub fn per_window(&self) -> bool {
         self.window_end.is_some()
@@ -558,6 +570,13 @@ impl TopN {
         }
         let mut out = Vec::new();
         if !closed.is_empty() {
+            // Deletions first: a row that left a closing group since the last commit may
+            // share its key with the group's final row (a deduplication keyed by its
+            // group), and a commit applies its writes in order.
+            if !self.gone.is_empty() {
+                let gone = std::mem::take(&mut self.gone);
+                out.push(self.deletions(&gone)?);
+            }
             out.push(self.ranked(closed.iter(), RowState::Final)?);
         }
         Ok(out)
