@@ -1,4 +1,5 @@
-//! Incremental aggregate state: `COUNT`, `COUNT(DISTINCT)`, `SUM`, `MIN`, `MAX`, `AVG`.
+//! Incremental aggregate state: `COUNT`, `SUM`, `AVG` (each also of `DISTINCT` values),
+//! `MIN`, `MAX`, and the variances and standard deviations.
 //!
 //! DataFusion's accumulators emit and reset their state in one call and cannot evict one
 //! window's groups out of the middle of their tables, which is what a streaming operator
@@ -18,6 +19,12 @@
 //! sums and averages ([`FloatTally`]) sum with a compensation term, so that taking a large
 //! value back does not lose the small ones added after it, and count infinities and NaNs
 //! apart, so that taking one back leaves the finite sum.
+//!
+//! `SUM(DISTINCT)` and `AVG(DISTINCT)` count each value's occurrences ([`Acc::Gated`]) and
+//! add a value to their sum when its first occurrence arrives, take it out when its last
+//! goes. Variances keep Welford's count, mean and sum of squared deviations
+//! ([`Moments`]), updated, taken back and merged with the same formulas as DataFusion's,
+//! so that a streaming run and a batch run agree to rounding.
 
 use crate::error::{EngineError, Result, unsupported};
 use arrow_array::cast::AsArray;
@@ -25,7 +32,7 @@ use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt64Array, new_null_array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::DataType;
-use foldhash::{HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -44,6 +51,18 @@ pub enum AggKind {
     Min,
     /// `MAX(x)`.
     Max,
+    /// `SUM(DISTINCT x)`.
+    SumDistinct,
+    /// `AVG(DISTINCT x)`.
+    AvgDistinct,
+    /// `VAR_SAMP(x)` (`VAR`), `VAR_POP(x)`, `STDDEV_SAMP(x)` (`STDDEV`),
+    /// `STDDEV_POP(x)`.
+    Variance {
+        /// Of the population (divided by n), not of a sample (n - 1).
+        population: bool,
+        /// Its square root: the standard deviation.
+        root: bool,
+    },
 }
 
 /// One aggregate of an operator: its function, argument type and result type.
@@ -65,10 +84,13 @@ impl AggSpec {
     pub fn new(kind: AggKind, arg_type: DataType, expected: &DataType) -> Result<AggSpec> {
         let out_type = match (kind, &arg_type) {
             (AggKind::Count | AggKind::CountDistinct, _) => DataType::Int64,
-            (AggKind::Sum, DataType::Int64 | DataType::UInt64 | DataType::Float64) => {
-                arg_type.clone()
+            (
+                AggKind::Sum | AggKind::SumDistinct,
+                DataType::Int64 | DataType::UInt64 | DataType::Float64,
+            ) => arg_type.clone(),
+            (AggKind::Avg | AggKind::AvgDistinct | AggKind::Variance { .. }, DataType::Float64) => {
+                DataType::Float64
             }
-            (AggKind::Avg, DataType::Float64) => DataType::Float64,
             (AggKind::Min | AggKind::Max, t)
                 if RowConverter::supports_fields(&[SortField::new(t.clone())]) =>
             {
@@ -110,6 +132,18 @@ impl AggSpec {
 
     /// A fresh accumulator.
     pub fn init(&self) -> Acc {
+        match (self.kind, &self.arg_type) {
+            (AggKind::Variance { .. }, _) => return Acc::Moments(Moments::default()),
+            (AggKind::SumDistinct | AggKind::AvgDistinct, t) => {
+                let tally = match t {
+                    DataType::Int64 => Acc::TallyI(0, 0),
+                    DataType::UInt64 => Acc::TallyU(0, 0),
+                    _ => Acc::Floats(FloatTally::default()),
+                };
+                return Acc::Gated(HashMap::new(), Box::new(tally));
+            }
+            _ => {}
+        }
         if self.retracts {
             return match (self.kind, &self.arg_type) {
                 (AggKind::Count, _) => Acc::Count(0),
@@ -119,6 +153,7 @@ impl AggSpec {
                 (AggKind::Min | AggKind::Max | AggKind::CountDistinct, _) => {
                     Acc::Bag(BTreeMap::new())
                 }
+                _ => unreachable!("initialised above"),
             };
         }
         match (self.kind, &self.arg_type) {
@@ -129,6 +164,7 @@ impl AggSpec {
             (AggKind::Sum, _) => Acc::SumF(0.0, false),
             (AggKind::Avg, _) => Acc::Avg(0.0, 0),
             (AggKind::Min | AggKind::Max, _) => Acc::Best(None),
+            _ => unreachable!("initialised above"),
         }
     }
 
@@ -233,6 +269,21 @@ impl AggSpec {
                     }
                 }
             }
+            Acc::Gated(seen, tally) => {
+                let v = number_bits(arg, i);
+                let c = seen.entry(v).or_insert(0);
+                *c += 1;
+                if *c == 1 {
+                    tally_add(tally, v, 1);
+                    GATE_ENTRY_BYTES
+                } else {
+                    0
+                }
+            }
+            Acc::Moments(m) => {
+                m.add(arg.as_primitive::<Float64Type>().value(i));
+                0
+            }
         }
     }
 
@@ -269,6 +320,18 @@ impl AggSpec {
                     }
                 }
             }
+            Acc::Gated(seen, tally) => {
+                let v = number_bits(arg, i);
+                if let Some(c) = seen.get_mut(&v) {
+                    *c -= 1;
+                    if *c == 0 {
+                        seen.remove(&v);
+                        tally_add(tally, v, -1);
+                        return GATE_ENTRY_BYTES;
+                    }
+                }
+            }
+            Acc::Moments(m) => m.take_back(arg.as_primitive::<Float64Type>().value(i)),
             Acc::SumI(..)
             | Acc::SumU(..)
             | Acc::SumF(..)
@@ -330,12 +393,27 @@ impl AggSpec {
                     *a.entry(v).or_insert(0) += c;
                 }
             }
+            (Acc::Gated(a, tally), Acc::Gated(b, _)) => {
+                for (v, c) in b {
+                    let held = a.entry(v).or_insert(0);
+                    if *held == 0 {
+                        tally_add(tally, v, 1);
+                    }
+                    *held += c;
+                }
+            }
+            (Acc::Moments(a), Acc::Moments(b)) => a.merge(&b),
             _ => unreachable!("accumulators of one spec have one variant"),
         }
     }
 
     /// The results of `accs` as one array of `out_type`.
     pub fn evaluate<'a>(&self, accs: impl Iterator<Item = &'a Acc>) -> Result<ArrayRef> {
+        // A DISTINCT sum or average is its distinct values' sum or average.
+        let accs = accs.map(|a| match a {
+            Acc::Gated(_, tally) => tally.as_ref(),
+            a => a,
+        });
         Ok(match self.kind {
             AggKind::Count => Arc::new(Int64Array::from_iter_values(accs.map(|a| match a {
                 Acc::Count(n) => *n,
@@ -348,7 +426,7 @@ impl AggSpec {
                     _ => 0,
                 })))
             }
-            AggKind::Sum => match self.out_type {
+            AggKind::Sum | AggKind::SumDistinct => match self.out_type {
                 DataType::Int64 => Arc::new(Int64Array::from_iter(accs.map(|a| match a {
                     Acc::SumI(s, true) => Some(*s),
                     Acc::TallyI(s, n) if *n > 0 => Some(*s),
@@ -365,11 +443,23 @@ impl AggSpec {
                     _ => None,
                 }))),
             },
-            AggKind::Avg => Arc::new(Float64Array::from_iter(accs.map(|a| match a {
-                Acc::Avg(s, n) if *n > 0 => Some(*s / *n as f64),
-                Acc::Floats(t) => t.sum().map(|s| s / t.n as f64),
-                _ => None,
-            }))),
+            AggKind::Variance { population, root } => {
+                Arc::new(Float64Array::from_iter(accs.map(|a| {
+                    match a {
+                        Acc::Moments(m) => m
+                            .variance(population)
+                            .map(|v| if root { v.sqrt() } else { v }),
+                        _ => None,
+                    }
+                })))
+            }
+            AggKind::Avg | AggKind::AvgDistinct => {
+                Arc::new(Float64Array::from_iter(accs.map(|a| match a {
+                    Acc::Avg(s, n) if *n > 0 => Some(*s / *n as f64),
+                    Acc::Floats(t) => t.sum().map(|s| s / t.n as f64),
+                    _ => None,
+                })))
+            }
             AggKind::Min | AggKind::Max => {
                 let conv = self.rows.as_ref().expect("MIN/MAX have a row converter");
                 let parser = conv.parser();
@@ -419,6 +509,107 @@ pub enum Acc {
     /// A retracting `MIN`/`MAX`/`COUNT(DISTINCT)`: each value in row format, and how many
     /// times it is held.
     Bag(BTreeMap<Box<[u8]>, u64>),
+    /// `SUM(DISTINCT)`, `AVG(DISTINCT)`: how many times each value (its bits,
+    /// [`number_bits`]) is held, and the sum of the distinct values (a `TallyI`, `TallyU`
+    /// or `Floats`).
+    Gated(HashMap<u64, u64>, Box<Acc>),
+    /// A variance's moments.
+    Moments(Moments),
+}
+
+/// Approximate bytes of a [`Acc::Gated`] entry.
+const GATE_ENTRY_BYTES: usize = 24;
+
+/// A number's bits as a distinct value: integers as they are, floats with every zero and
+/// every NaN alike (SQL's `DISTINCT` holds 0.0 and -0.0 as one value, and NaNs as one).
+fn number_bits(arg: &ArrayRef, i: usize) -> u64 {
+    match arg.data_type() {
+        DataType::Int64 => arg.as_primitive::<Int64Type>().value(i) as u64,
+        DataType::UInt64 => arg.as_primitive::<UInt64Type>().value(i),
+        _ => {
+            let v = arg.as_primitive::<Float64Type>().value(i);
+            if v.is_nan() {
+                f64::NAN.to_bits()
+            } else if v == 0.0 {
+                0
+            } else {
+                v.to_bits()
+            }
+        }
+    }
+}
+
+/// Add a distinct value (`times` = 1) to a gated sum, or take it out (-1).
+fn tally_add(tally: &mut Acc, v: u64, times: i64) {
+    match tally {
+        Acc::TallyI(s, n) => {
+            *s = s.wrapping_add((v as i64).wrapping_mul(times));
+            *n += times;
+        }
+        Acc::TallyU(s, n) => {
+            *s = if times > 0 {
+                s.wrapping_add(v)
+            } else {
+                s.wrapping_sub(v)
+            };
+            *n += times;
+        }
+        Acc::Floats(t) => t.add(f64::from_bits(v), times),
+        _ => unreachable!("a gated sum's tally"),
+    }
+}
+
+/// Welford's moments of the values held: how many, their mean and their sum of squared
+/// deviations from it (as DataFusion's variance keeps them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Moments {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        let d1 = v - self.mean;
+        self.mean += d1 / self.n as f64;
+        self.m2 += d1 * (v - self.mean);
+    }
+
+    /// The inverse of [`Moments::add`]: taking the last value back leaves no moments.
+    fn take_back(&mut self, v: f64) {
+        if self.n <= 1 {
+            *self = Moments::default();
+            return;
+        }
+        self.n -= 1;
+        let d1 = self.mean - v;
+        self.mean += d1 / self.n as f64;
+        self.m2 -= d1 * (self.mean - v);
+    }
+
+    /// Chan's formula for the moments of both sets.
+    fn merge(&mut self, other: &Moments) {
+        if other.n == 0 {
+            return;
+        }
+        let n = self.n + other.n;
+        let delta = self.mean - other.mean;
+        self.mean = self.mean * self.n as f64 / n as f64 + other.mean * other.n as f64 / n as f64;
+        self.m2 += other.m2 + delta * delta * self.n as f64 * other.n as f64 / n as f64;
+        self.n = n;
+    }
+
+    /// The population's (`m2 / n`) or a sample's (`m2 / (n - 1)`) variance: NULL over no
+    /// values, and a sample's over one.
+    fn variance(&self, population: bool) -> Option<f64> {
+        let divisor = if population {
+            self.n
+        } else {
+            self.n.saturating_sub(1)
+        };
+        (divisor > 0).then(|| self.m2 / divisor as f64)
+    }
 }
 
 /// A float sum that values can be taken back from: the finite values' sum with a
@@ -527,6 +718,7 @@ impl Acc {
             Acc::Best(Some(b)) => b.len(),
             Acc::Distinct(s) => s.iter().map(|v| v.len() + 32).sum(),
             Acc::Bag(b) => b.keys().map(|v| v.len() + BAG_ENTRY_BYTES).sum(),
+            Acc::Gated(seen, _) => seen.len() * GATE_ENTRY_BYTES,
             _ => 0,
         }
     }
@@ -594,6 +786,21 @@ impl Acc {
                     out.extend_from_slice(&c.to_le_bytes());
                 }
             }
+            Acc::Gated(seen, tally) => {
+                out.push(12);
+                out.extend_from_slice(&(seen.len() as u32).to_le_bytes());
+                for (v, c) in seen {
+                    out.extend_from_slice(&v.to_le_bytes());
+                    out.extend_from_slice(&c.to_le_bytes());
+                }
+                tally.encode(out);
+            }
+            Acc::Moments(m) => {
+                out.push(13);
+                out.extend_from_slice(&m.n.to_le_bytes());
+                out.extend_from_slice(&m.mean.to_le_bytes());
+                out.extend_from_slice(&m.m2.to_le_bytes());
+            }
         }
     }
 
@@ -643,6 +850,20 @@ impl Acc {
                 }
                 Acc::Bag(bag)
             }
+            12 => {
+                let n = u32::from_le_bytes(take(input, 4)?.try_into().expect("4 bytes"));
+                let mut seen = HashMap::with_capacity(n as usize);
+                for _ in 0..n {
+                    let v = u64::from_le_bytes(take8(input)?);
+                    seen.insert(v, u64::from_le_bytes(take8(input)?));
+                }
+                Acc::Gated(seen, Box::new(Acc::decode(input)?))
+            }
+            13 => Acc::Moments(Moments {
+                n: u64::from_le_bytes(take8(input)?),
+                mean: f64::from_le_bytes(take8(input)?),
+                m2: f64::from_le_bytes(take8(input)?),
+            }),
             other => {
                 return Err(EngineError::Bug(format!(
                     "unknown accumulator tag {other} in a checkpoint"
@@ -727,6 +948,117 @@ mod tests {
         assert_eq!(back, a);
         let out = avg.evaluate([&back].into_iter()).unwrap();
         assert_eq!(out.as_primitive::<Float64Type>().value(0), 3.0);
+    }
+
+    fn retract_all(spec: &AggSpec, acc: &mut Acc, arg: ArrayRef) {
+        let values = spec.encode_values(&arg).unwrap();
+        for i in 0..arg.len() {
+            spec.retract(acc, &arg, values.as_ref(), i);
+        }
+    }
+
+    fn round_trip(acc: &Acc) -> Acc {
+        let mut bytes = Vec::new();
+        acc.encode(&mut bytes);
+        let mut input = &bytes[..];
+        let back = Acc::decode(&mut input).unwrap();
+        assert!(input.is_empty(), "the encoding is read to its end");
+        back
+    }
+
+    #[test]
+    fn distinct_sums_count_each_value_once_until_its_last_copy_goes() {
+        for retracting in [false, true] {
+            let spec = |kind, t: DataType, out: DataType| {
+                let spec = AggSpec::new(kind, t, &out).unwrap();
+                if retracting { spec.retracting() } else { spec }
+            };
+            let sum = spec(AggKind::SumDistinct, DataType::Int64, DataType::Int64);
+            let ints: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), None, Some(5), Some(-2)]));
+            let mut acc = fold(&sum, ints);
+            let out = sum.evaluate([&round_trip(&acc)].into_iter()).unwrap();
+            assert_eq!(out.as_primitive::<Int64Type>().value(0), 3);
+            // Sessions merge: a value both hold counts once.
+            let other = fold(&sum, Arc::new(Int64Array::from(vec![5, 7])));
+            sum.merge(&mut acc, other);
+            let out = sum.evaluate([&acc].into_iter()).unwrap();
+            assert_eq!(out.as_primitive::<Int64Type>().value(0), 10);
+            let avg = spec(AggKind::AvgDistinct, DataType::Float64, DataType::Float64);
+            let floats = Arc::new(Float64Array::from(vec![1.0, 0.0, -0.0, 1.0, 4.0]));
+            let mut acc = fold(&avg, floats);
+            let out = avg.evaluate([&acc].into_iter()).unwrap();
+            assert_eq!(out.as_primitive::<Float64Type>().value(0), 5.0 / 3.0);
+            if retracting {
+                // One 1.0 of two goes: still held; 4.0 goes: out of the average.
+                retract_all(&avg, &mut acc, Arc::new(Float64Array::from(vec![1.0, 4.0])));
+                let out = avg.evaluate([&round_trip(&acc)].into_iter()).unwrap();
+                assert_eq!(out.as_primitive::<Float64Type>().value(0), 0.5);
+                retract_all(
+                    &avg,
+                    &mut acc,
+                    Arc::new(Float64Array::from(vec![1.0, -0.0, 0.0])),
+                );
+                let out = avg.evaluate([&acc].into_iter()).unwrap();
+                assert!(out.is_null(0), "no value left: NULL");
+            }
+        }
+    }
+
+    #[test]
+    fn variances_follow_welford_and_take_values_back() {
+        let kind = |population, root| AggKind::Variance { population, root };
+        let samp = AggSpec::new(kind(false, false), DataType::Float64, &DataType::Float64)
+            .unwrap()
+            .retracting();
+        let pop_sd = AggSpec::new(kind(true, true), DataType::Float64, &DataType::Float64).unwrap();
+        let values = || -> ArrayRef {
+            Arc::new(Float64Array::from(vec![
+                Some(2.0),
+                None,
+                Some(4.0),
+                Some(9.0),
+            ]))
+        };
+        let value = |spec: &AggSpec, acc: &Acc| {
+            let out = spec.evaluate([acc].into_iter()).unwrap();
+            (!out.is_null(0)).then(|| out.as_primitive::<Float64Type>().value(0))
+        };
+        let mut acc = fold(&samp, values());
+        // Mean 5, squared deviations 9 + 1 + 16.
+        assert_eq!(value(&samp, &round_trip(&acc)), Some(13.0));
+        assert_eq!(
+            value(&pop_sd, &fold(&pop_sd, values())),
+            Some((26.0f64 / 3.0).sqrt())
+        );
+        // Merged from parts, as sessions are: the same moments.
+        let mut part = fold(&samp, Arc::new(Float64Array::from(vec![2.0])));
+        samp.merge(
+            &mut part,
+            fold(&samp, Arc::new(Float64Array::from(vec![4.0, 9.0]))),
+        );
+        assert_eq!(value(&samp, &part), Some(13.0));
+        retract_all(
+            &samp,
+            &mut acc,
+            Arc::new(Float64Array::from(vec![9.0, 2.0])),
+        );
+        assert_eq!(
+            value(&samp, &acc),
+            None,
+            "a sample of one value has no variance"
+        );
+        assert_eq!(
+            value(&pop_sd, &acc),
+            Some(0.0),
+            "a population of one has none either"
+        );
+        retract_all(&samp, &mut acc, Arc::new(Float64Array::from(vec![4.0])));
+        assert_eq!(
+            acc,
+            samp.init(),
+            "taking the last value back leaves nothing"
+        );
+        assert_eq!(value(&pop_sd, &acc), None);
     }
 
     #[test]

@@ -589,7 +589,26 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
         ("count", false) => AggKind::Count,
         ("count", true) => AggKind::CountDistinct,
         ("sum", false) => AggKind::Sum,
+        ("sum", true) => AggKind::SumDistinct,
         ("avg" | "mean", false) => AggKind::Avg,
+        ("avg" | "mean", true) => AggKind::AvgDistinct,
+        // DataFusion names each by its first name (VAR_SAMP is "var", STDDEV_SAMP "stddev").
+        ("var" | "var_samp" | "var_sample", false) => AggKind::Variance {
+            population: false,
+            root: false,
+        },
+        ("var_pop" | "var_population", false) => AggKind::Variance {
+            population: true,
+            root: false,
+        },
+        ("stddev" | "stddev_samp", false) => AggKind::Variance {
+            population: false,
+            root: true,
+        },
+        ("stddev_pop", false) => AggKind::Variance {
+            population: true,
+            root: true,
+        },
         ("min", _) => AggKind::Min,
         ("max", _) => AggKind::Max,
         // Over booleans (false < true, NULLs skipped, NULL over none): all true is the
@@ -599,8 +618,9 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
         (other, true) => return Err(unsupported(format!("{other}(DISTINCT ...)"))),
         (other, false) => {
             return Err(unsupported(format!(
-                "aggregate function {other}; streaming views support COUNT, COUNT(DISTINCT), \
-                 SUM, MIN, MAX, AVG, BOOL_AND and BOOL_OR"
+                "aggregate function {other}; streaming views support COUNT, SUM and AVG (each \
+                 also over DISTINCT values), MIN, MAX, BOOL_AND, BOOL_OR, VAR_SAMP, VAR_POP, \
+                 STDDEV_SAMP and STDDEV_POP"
             )));
         }
     })

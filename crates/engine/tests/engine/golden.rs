@@ -361,6 +361,7 @@ golden!(
     running_over,
     order_by_limit,
     rank_top_n,
+    statistics,
 );
 
 #[test]

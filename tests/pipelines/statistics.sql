@@ -1,0 +1,50 @@
+CREATE STREAM auction (
+    id        BIGINT NOT NULL,
+    category  BIGINT NOT NULL,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'id', idle_timeout = '5s');
+
+CREATE STREAM bid (
+    auction   BIGINT NOT NULL,
+    bidder    BIGINT NOT NULL,
+    price     BIGINT,
+    category  BIGINT,
+    date_time TIMESTAMP NOT NULL,
+    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (partitions = 2, partition_key = 'auction', idle_timeout = '5s');
+
+-- DISTINCT sums and averages, variances and standard deviations per auction and 10 s
+-- window: a repeated price counts once in the DISTINCT ones, a NULL price in none; a
+-- sample's variance over one price is NULL, the population's 0. Square roots are rounded
+-- so that the last bits, which depend on the order the values arrive in, do not show.
+CREATE VIEW price_spread AS
+SELECT auction, window_start, COUNT(price) AS prices,
+       SUM(DISTINCT price) AS distinct_total, AVG(DISTINCT price) AS distinct_mean,
+       ROUND(VAR_SAMP(price), 6) AS var_samp, ROUND(VAR_POP(price), 6) AS var_pop,
+       ROUND(STDDEV(price), 6) AS sd, ROUND(STDDEV_POP(price), 6) AS sd_pop
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start;
+
+-- The same over sessions per bidder (a bid that bridges two sessions merges their
+-- moments and their distinct values).
+CREATE VIEW session_spread AS
+SELECT bidder, window_start, window_end, SUM(DISTINCT price) AS distinct_total,
+       ROUND(VAR(price), 6) AS var_samp, ROUND(STDDEV_POP(price), 6) AS sd_pop
+FROM SESSION(bid, date_time, INTERVAL '5' SECOND)
+GROUP BY bidder, window_start, window_end;
+
+-- Over rows that change (each auction's top price, which rises): the old top is taken
+-- back out of its category's moments and distinct values before the new one goes in.
+CREATE VIEW category_spread AS
+SELECT category, COUNT(*) AS auctions, SUM(DISTINCT top) AS distinct_tops,
+       AVG(DISTINCT top) AS mean_distinct_top, ROUND(VAR_POP(top), 6) AS var_pop,
+       ROUND(STDDEV_SAMP(top), 6) AS sd
+FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
+GROUP BY category;
+
+-- One row over every bid.
+CREATE VIEW overall_spread AS
+SELECT COUNT(*) AS bids, SUM(DISTINCT bidder) AS bidders_total,
+       ROUND(STDDEV_POP(price), 6) AS sd_pop, ROUND(VAR_SAMP(price), 6) AS var_samp
+FROM bid;
