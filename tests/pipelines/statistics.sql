@@ -48,3 +48,26 @@ CREATE VIEW overall_spread AS
 SELECT COUNT(*) AS bids, SUM(DISTINCT bidder) AS bidders_total,
        ROUND(STDDEV_POP(price), 6) AS sd_pop, ROUND(VAR_SAMP(price), 6) AS var_samp
 FROM bid;
+
+-- The first and last rows in an order of the query's choosing: each auction's first bidder
+-- and last price of each window, and its highest bidder (the later of tied prices).
+CREATE VIEW window_firsts AS
+SELECT auction, window_start,
+       FIRST_VALUE(bidder ORDER BY date_time) AS first_bidder,
+       LAST_VALUE(price ORDER BY date_time) AS last_price,
+       FIRST_VALUE(bidder ORDER BY price DESC, date_time DESC) AS top_bidder,
+       LAST_VALUE(price ORDER BY price NULLS FIRST) AS highest_or_null
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start;
+
+-- Over sessions (merged sessions keep the first of both) and over rows that change (the
+-- auction with the highest top price of each category moves when a top rises).
+CREATE VIEW session_firsts AS
+SELECT bidder, window_start, window_end, LAST_VALUE(auction ORDER BY date_time) AS last_auction
+FROM SESSION(bid, date_time, INTERVAL '5' SECOND)
+GROUP BY bidder, window_start, window_end;
+
+CREATE VIEW category_leader AS
+SELECT category, FIRST_VALUE(auction ORDER BY top DESC, auction DESC) AS leader
+FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
+GROUP BY category;

@@ -23,15 +23,18 @@
 //! `SUM(DISTINCT)` and `AVG(DISTINCT)` count each value's occurrences ([`Acc::Gated`]) and
 //! add a value to their sum when its first occurrence arrives, take it out when its last
 //! goes. Variances keep Welford's count, mean and sum of squared deviations
-//! ([`Moments`]), updated, taken back and merged with the same formulas as DataFusion's,
-//! so that a streaming run and a batch run agree to rounding.
+//! ([`Moments`]), updated, taken back and merged with the same formulas as DataFusion's:
+//! a streaming run and a batch run add the values in other orders, so they agree to
+//! rounding.
 
 use crate::error::{EngineError, Result, unsupported};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, UInt64Array, new_null_array};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, UInt64Array, new_null_array,
+};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, SortOptions};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +54,16 @@ pub enum AggKind {
     Min,
     /// `MAX(x)`.
     Max,
+    /// `FIRST_VALUE(x ORDER BY k)` and `LAST_VALUE(x ORDER BY k)` (the first in the reversed
+    /// order): the argument is a struct of the `ORDER BY` values and `x`, ordered in the
+    /// direction given (one for all keys), and the accumulator keeps the least, as `MIN`
+    /// does; its last field is the result.
+    First {
+        /// The order is descending.
+        descending: bool,
+        /// NULL `ORDER BY` values come first.
+        nulls_first: bool,
+    },
     /// `SUM(DISTINCT x)`.
     SumDistinct,
     /// `AVG(DISTINCT x)`.
@@ -63,6 +76,39 @@ pub enum AggKind {
         /// Its square root: the standard deviation.
         root: bool,
     },
+}
+
+impl AggKind {
+    /// How SQL spells it, for errors.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            AggKind::Count => "COUNT",
+            AggKind::CountDistinct => "COUNT(DISTINCT)",
+            AggKind::Sum => "SUM",
+            AggKind::Avg => "AVG",
+            AggKind::Min => "MIN",
+            AggKind::Max => "MAX",
+            AggKind::First { .. } => "FIRST_VALUE or LAST_VALUE",
+            AggKind::SumDistinct => "SUM(DISTINCT)",
+            AggKind::AvgDistinct => "AVG(DISTINCT)",
+            AggKind::Variance {
+                population: false,
+                root: false,
+            } => "VAR_SAMP",
+            AggKind::Variance {
+                population: true,
+                root: false,
+            } => "VAR_POP",
+            AggKind::Variance {
+                population: false,
+                root: true,
+            } => "STDDEV_SAMP",
+            AggKind::Variance {
+                population: true,
+                root: true,
+            } => "STDDEV_POP",
+        }
+    }
 }
 
 /// One aggregate of an operator: its function, argument type and result type.
@@ -96,16 +142,36 @@ impl AggSpec {
             {
                 t.clone()
             }
-            (k, t) => return Err(unsupported(format!("{k:?} over {t}").to_uppercase())),
+            (AggKind::First { .. }, DataType::Struct(fields))
+                if RowConverter::supports_fields(&[SortField::new(arg_type.clone())]) =>
+            {
+                let last = fields
+                    .last()
+                    .ok_or_else(|| EngineError::Bug("an empty struct".into()))?;
+                last.data_type().clone()
+            }
+            (k, t) => return Err(unsupported(format!("{} over {t}", k.sql_name()))),
         };
         if &out_type != expected {
             return Err(unsupported(format!(
-                "{kind:?} over {arg_type} gives {expected} in DataFusion"
+                "{} over {arg_type} gives {expected} in DataFusion",
+                kind.sql_name()
             )));
         }
         let (rows, null_row) = match kind {
-            AggKind::Min | AggKind::Max | AggKind::CountDistinct => {
-                let conv = RowConverter::new(vec![SortField::new(arg_type.clone())])?;
+            AggKind::Min | AggKind::Max | AggKind::CountDistinct | AggKind::First { .. } => {
+                let options = match kind {
+                    AggKind::First {
+                        descending,
+                        nulls_first,
+                    } => SortOptions {
+                        descending,
+                        nulls_first,
+                    },
+                    _ => SortOptions::default(),
+                };
+                let field = SortField::new_with_options(arg_type.clone(), options);
+                let conv = RowConverter::new(vec![field])?;
                 let null = conv.convert_columns(&[new_null_array(&arg_type, 1)])?;
                 let null_row: Box<[u8]> = null.row(0).as_ref().into();
                 (Some(conv), null_row)
@@ -130,6 +196,11 @@ impl AggSpec {
         }
     }
 
+    /// Whether it keeps the least value held (`MIN`, `FIRST_VALUE`), not the greatest.
+    fn keeps_least(&self) -> bool {
+        matches!(self.kind, AggKind::Min | AggKind::First { .. })
+    }
+
     /// A fresh accumulator.
     pub fn init(&self) -> Acc {
         match (self.kind, &self.arg_type) {
@@ -150,9 +221,10 @@ impl AggSpec {
                 (AggKind::Sum, DataType::Int64) => Acc::TallyI(0, 0),
                 (AggKind::Sum, DataType::UInt64) => Acc::TallyU(0, 0),
                 (AggKind::Sum | AggKind::Avg, _) => Acc::Floats(FloatTally::default()),
-                (AggKind::Min | AggKind::Max | AggKind::CountDistinct, _) => {
-                    Acc::Bag(BTreeMap::new())
-                }
+                (
+                    AggKind::Min | AggKind::Max | AggKind::CountDistinct | AggKind::First { .. },
+                    _,
+                ) => Acc::Bag(BTreeMap::new()),
                 _ => unreachable!("initialised above"),
             };
         }
@@ -163,7 +235,7 @@ impl AggSpec {
             (AggKind::Sum, DataType::UInt64) => Acc::SumU(0, false),
             (AggKind::Sum, _) => Acc::SumF(0.0, false),
             (AggKind::Avg, _) => Acc::Avg(0.0, 0),
-            (AggKind::Min | AggKind::Max, _) => Acc::Best(None),
+            (AggKind::Min | AggKind::Max | AggKind::First { .. }, _) => Acc::Best(None),
             _ => unreachable!("initialised above"),
         }
     }
@@ -217,10 +289,8 @@ impl AggSpec {
                 let v = values.expect("MIN/MAX values are encoded").row(i);
                 let better = match best {
                     None => true,
-                    Some(b) => match self.kind {
-                        AggKind::Min => v.as_ref() < &b[..],
-                        _ => v.as_ref() > &b[..],
-                    },
+                    Some(b) if self.keeps_least() => v.as_ref() < &b[..],
+                    Some(b) => v.as_ref() > &b[..],
                 };
                 if better {
                     let grew = v
@@ -368,10 +438,8 @@ impl AggSpec {
                 if let Some(b) = b {
                     let better = match a {
                         None => true,
-                        Some(x) => match self.kind {
-                            AggKind::Min => b < *x,
-                            _ => b > *x,
-                        },
+                        Some(x) if self.keeps_least() => b < *x,
+                        Some(x) => b > *x,
                     };
                     if better {
                         *a = Some(b);
@@ -460,16 +528,17 @@ impl AggSpec {
                     _ => None,
                 })))
             }
-            AggKind::Min | AggKind::Max => {
+            AggKind::Min | AggKind::Max | AggKind::First { .. } => {
                 let conv = self.rows.as_ref().expect("MIN/MAX have a row converter");
                 let parser = conv.parser();
                 let bytes: Vec<&[u8]> = accs
                     .map(|a| match a {
                         Acc::Best(Some(b)) => &b[..],
                         Acc::Bag(bag) => {
-                            let best = match self.kind {
-                                AggKind::Min => bag.first_key_value(),
-                                _ => bag.last_key_value(),
+                            let best = if self.keeps_least() {
+                                bag.first_key_value()
+                            } else {
+                                bag.last_key_value()
                             };
                             best.map_or(&self.null_row[..], |(v, _)| &v[..])
                         }
@@ -477,7 +546,11 @@ impl AggSpec {
                     })
                     .collect();
                 let mut cols = conv.convert_rows(bytes.iter().map(|b| parser.parse(b)))?;
-                cols.pop().expect("one column")
+                let best = cols.pop().expect("one column");
+                match self.kind {
+                    AggKind::First { .. } => last_field(&best)?,
+                    _ => best,
+                }
             }
         })
     }
@@ -517,25 +590,33 @@ pub enum Acc {
     Moments(Moments),
 }
 
-/// Approximate bytes of a [`Acc::Gated`] entry.
+/// A `FIRST_VALUE`'s result: the last field of the struct it kept, NULL where the struct is
+/// (a group that holds no row).
+fn last_field(best: &ArrayRef) -> Result<ArrayRef> {
+    let best = best.as_struct();
+    let value = best
+        .columns()
+        .last()
+        .ok_or_else(|| EngineError::Bug("an empty struct".into()))?;
+    Ok(match best.nulls() {
+        Some(nulls) => {
+            arrow_select::nullif::nullif(value, &BooleanArray::new(!nulls.inner(), None))?
+        }
+        None => value.clone(),
+    })
+}
+
+/// Approximate bytes of a [`Acc::Gated`] entry (a value, its count and the hash table's
+/// spare room).
 const GATE_ENTRY_BYTES: usize = 24;
 
-/// A number's bits as a distinct value: integers as they are, floats with every zero and
-/// every NaN alike (SQL's `DISTINCT` holds 0.0 and -0.0 as one value, and NaNs as one).
+/// A number's bits as a distinct value. Floats are told apart by their bits, as
+/// DataFusion's `DISTINCT` sums tell them apart (0.0 and -0.0 are two values there).
 fn number_bits(arg: &ArrayRef, i: usize) -> u64 {
     match arg.data_type() {
         DataType::Int64 => arg.as_primitive::<Int64Type>().value(i) as u64,
         DataType::UInt64 => arg.as_primitive::<UInt64Type>().value(i),
-        _ => {
-            let v = arg.as_primitive::<Float64Type>().value(i);
-            if v.is_nan() {
-                f64::NAN.to_bits()
-            } else if v == 0.0 {
-                0
-            } else {
-                v.to_bits()
-            }
-        }
+        _ => arg.as_primitive::<Float64Type>().value(i).to_bits(),
     }
 }
 
@@ -601,14 +682,17 @@ impl Moments {
     }
 
     /// The population's (`m2 / n`) or a sample's (`m2 / (n - 1)`) variance: NULL over no
-    /// values, and a sample's over one.
+    /// values, and a sample's over one; a population of one value has none (0). Rounding
+    /// in taking values back can leave `m2` a hair below zero, where it is 0.
     fn variance(&self, population: bool) -> Option<f64> {
-        let divisor = if population {
-            self.n
-        } else {
-            self.n.saturating_sub(1)
-        };
-        (divisor > 0).then(|| self.m2 / divisor as f64)
+        match (self.n, population) {
+            (0, _) | (1, false) => None,
+            (1, true) => Some(0.0),
+            (n, _) => {
+                let divisor = if population { n } else { n - 1 };
+                Some(self.m2.max(0.0) / divisor as f64)
+            }
+        }
     }
 }
 
@@ -984,15 +1068,16 @@ mod tests {
             let out = sum.evaluate([&acc].into_iter()).unwrap();
             assert_eq!(out.as_primitive::<Int64Type>().value(0), 10);
             let avg = spec(AggKind::AvgDistinct, DataType::Float64, DataType::Float64);
+            // 0.0 and -0.0 are two values, as in DataFusion.
             let floats = Arc::new(Float64Array::from(vec![1.0, 0.0, -0.0, 1.0, 4.0]));
             let mut acc = fold(&avg, floats);
             let out = avg.evaluate([&acc].into_iter()).unwrap();
-            assert_eq!(out.as_primitive::<Float64Type>().value(0), 5.0 / 3.0);
+            assert_eq!(out.as_primitive::<Float64Type>().value(0), 5.0 / 4.0);
             if retracting {
                 // One 1.0 of two goes: still held; 4.0 goes: out of the average.
                 retract_all(&avg, &mut acc, Arc::new(Float64Array::from(vec![1.0, 4.0])));
                 let out = avg.evaluate([&round_trip(&acc)].into_iter()).unwrap();
-                assert_eq!(out.as_primitive::<Float64Type>().value(0), 0.5);
+                assert_eq!(out.as_primitive::<Float64Type>().value(0), 1.0 / 3.0);
                 retract_all(
                     &avg,
                     &mut acc,
@@ -1059,6 +1144,15 @@ mod tests {
             "taking the last value back leaves nothing"
         );
         assert_eq!(value(&pop_sd, &acc), None);
+        // Rounding in taking 0.1 back leaves m2 below zero: the variance is 0, not
+        // negative, and its square root 0, not NaN.
+        let pop = AggSpec::new(kind(true, false), DataType::Float64, &DataType::Float64)
+            .unwrap()
+            .retracting();
+        let mut acc = fold(&pop, Arc::new(Float64Array::from(vec![0.1, 0.7, 0.7])));
+        retract_all(&pop, &mut acc, Arc::new(Float64Array::from(vec![0.1])));
+        assert_eq!(value(&pop, &acc), Some(0.0));
+        assert_eq!(value(&pop_sd, &acc), Some(0.0));
     }
 
     #[test]

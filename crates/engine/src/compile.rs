@@ -43,7 +43,8 @@ use std::sync::Arc;
 /// How a view's results table is keyed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultKey {
-    /// By these output columns (the GROUP BY columns, window included).
+    /// By these output columns (the GROUP BY columns, window included, or a
+    /// deduplication's PARTITION BY columns).
     Columns(Vec<String>),
     /// By the source positions of each row (one for a stream's rows, one per joined row
     /// for a join's): hidden columns `_partition`, `_offset`, `_copy`, then
@@ -182,8 +183,9 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
     let mut filtered = false;
     // Filters and projections pass positions on: these are the first stateful node's.
     let positions = positions(root);
-    // Ranked rows and a union's rows that change are keyed by positions and change: a
-    // filter over them deletes the rows that stop passing it.
+    // Ranked rows and a union's rows that change are keyed by positions (a
+    // deduplication's by its group) and change: a filter over them deletes the rows that
+    // stop passing it.
     let ranked = match &under_filters(root).op {
         Op::TopN { .. } => true,
         Op::Union { .. } => under_filters(root).updating(),
@@ -399,7 +401,7 @@ fn reads_join(node: &Node) -> bool {
 }
 
 /// The first node under `node`'s filters and projections.
-fn under_filters(node: &Node) -> &Node {
+pub(crate) fn under_filters(node: &Node) -> &Node {
     match &node.op {
         Op::Filter { input, .. } | Op::Project { input, .. } => under_filters(input),
         _ => node,
@@ -573,9 +575,13 @@ fn build_scan(scan: &datafusion::logical_expr::TableScan, cx: &mut Cx) -> Result
     })
 }
 
-fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
+/// The accumulator an aggregate function call uses, and its argument.
+fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
+    if matches!(name.as_str(), "first_value" | "last_value") {
+        return first_value(&name, p);
+    }
     if !p.order_by.is_empty() {
         return Err(unsupported(format!("ORDER BY inside {name}")));
     }
@@ -585,7 +591,7 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
             p.args.len()
         )));
     }
-    Ok(match (name.as_str(), p.distinct) {
+    let kind = match (name.as_str(), p.distinct) {
         ("count", false) => AggKind::Count,
         ("count", true) => AggKind::CountDistinct,
         ("sum", false) => AggKind::Sum,
@@ -620,10 +626,54 @@ fn agg_kind(f: &AggregateFunction) -> Result<AggKind> {
             return Err(unsupported(format!(
                 "aggregate function {other}; streaming views support COUNT, SUM and AVG (each \
                  also over DISTINCT values), MIN, MAX, BOOL_AND, BOOL_OR, VAR_SAMP, VAR_POP, \
-                 STDDEV_SAMP and STDDEV_POP"
+                 STDDEV_SAMP, STDDEV_POP, and FIRST_VALUE and LAST_VALUE with ORDER BY"
             )));
         }
-    })
+    };
+    Ok((kind, p.args[0].clone()))
+}
+
+/// `FIRST_VALUE(x ORDER BY k, ...)` and `LAST_VALUE(...)`: the value of the first (last) row
+/// in the `ORDER BY` order, as the least of the struct `(k, ..., x)` in that order (in the
+/// reversed one for `LAST_VALUE`). Rows tied in every `ORDER BY` value are told apart by
+/// `x`, where a batch run takes whichever it reads first.
+fn first_value(
+    name: &str,
+    p: &datafusion::logical_expr::expr::AggregateFunctionParams,
+) -> Result<(AggKind, Expr)> {
+    let call = name.to_ascii_uppercase();
+    if p.order_by.is_empty() {
+        return Err(unsupported(format!(
+            "{call}(x) without ORDER BY (which row is first would depend on the order rows \
+             arrive in, and a batch run reads them in another); write {call}(x ORDER BY \
+             <column>)"
+        )));
+    }
+    if p.args.len() != 1 || p.distinct {
+        return Err(unsupported(format!(
+            "{call} with DISTINCT or several arguments"
+        )));
+    }
+    if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
+        return Err(unsupported(format!("{call}(...) IGNORE NULLS")));
+    }
+    let first = &p.order_by[0];
+    if p.order_by
+        .iter()
+        .any(|s| s.asc != first.asc || s.nulls_first != first.nulls_first)
+    {
+        return Err(unsupported(format!(
+            "{call} ordered by keys in different directions or NULL orders"
+        )));
+    }
+    let last = name == "last_value";
+    let kind = AggKind::First {
+        descending: first.asc == last,
+        nulls_first: first.nulls_first != last,
+    };
+    let mut fields: Vec<Expr> = p.order_by.iter().map(|s| s.expr.clone()).collect();
+    fields.push(p.args[0].clone());
+    Ok((kind, datafusion::functions::core::expr_fn::r#struct(fields)))
 }
 
 /// What the operators that refuse rows that change say they are.
@@ -711,8 +761,8 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         let Expr::AggregateFunction(f) = inner else {
             return Err(unsupported(format!("aggregate expression {e}")));
         };
-        let kind = agg_kind(f)?;
-        let arg = &f.params.args[0];
+        let (kind, arg) = agg_kind(f)?;
+        let arg = &arg;
         let arg_type = arg.get_type(in_schema)?;
         let expected = a.schema.field(a.group_expr.len() + j).data_type();
         specs.push(AggSpec::new(kind, arg_type, expected)?);

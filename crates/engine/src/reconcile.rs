@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::batch::{BatchSession, HistoryFile, TimeRange, Views, in_range};
-use crate::compile::{ResultKey, origin_key};
+use crate::compile::{ResultKey, origin_key, under_filters};
 use crate::error::{EngineError, Result};
+use crate::node::Op;
 use crate::runner::{compile_view_over, result_table};
 use crate::views::ViewCatalog;
 
@@ -190,6 +191,13 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
         return Err(EngineError::Sql(format!(
             "view '{view}' is keyed by input position (its rows are not aggregated), which a \
              batch run does not reproduce; it can be reconciled but not repaired"
+        )));
+    }
+    if matches!(under_filters(&compiled.root).op, Op::TopN { .. }) && request.repair {
+        return Err(EngineError::Sql(format!(
+            "view '{view}' ranks rows, and a batch run breaks ties in the ORDER BY its own \
+             way, so its rows may differ from the stored ones without either being wrong; it \
+             can be reconciled but not repaired"
         )));
     }
     let schema: SchemaRef = Arc::new(arrow_schema::Schema::new(

@@ -10,9 +10,10 @@
 //! earlier rows first for `ASC`, later rows first for `DESC`, so that `ORDER BY date_time
 //! DESC` with `rn = 1` keeps the last row that arrived, as Flink's deduplication does. A
 //! streaming run is deterministic; under `ROW_NUMBER()` a batch run breaks ties at the Nth
-//! place its own way. Rows are written at commits, keyed by their log position: every row
-//! of a group that changed since the last commit, with its current rank, and a deletion of
-//! each written row that has left the top N. Rows are provisional while their group can
+//! place its own way. Rows are written at commits, keyed by their log position (a
+//! deduplication's by its group's columns, [`TopN::dedup_columns`]): every row of a group
+//! that changed since the last commit, with its current rank, and a deletion of each
+//! written row that has left the top N. Rows are provisional while their group can
 //! change: groups of a window (the partition keys include the input's `window_start` or
 //! `window_end`) become final, are written once more and are evicted when the window
 //! watermark passes the window's end; other groups become final at the end of the streams.
@@ -368,7 +369,15 @@ impl TopN {
         if self.limit != 1 || self.ranking != Ranking::RowNumber || self.partition_by.is_empty() {
             return None;
         }
-        self.partition_by.iter().map(bare_column).collect()
+        let mut columns: Vec<usize> = self
+            .partition_by
+            .iter()
+            .map(bare_column)
+            .collect::<Option<_>>()?;
+        // `PARTITION BY a, a` keys by `a` once.
+        let mut seen = HashSet::new();
+        columns.retain(|c| seen.insert(*c));
+        Some(columns)
     }
 
     /// Whether groups are per window (and leave the state when their window closes).

@@ -55,6 +55,16 @@ fn unsupported_aggregates_and_constructs_are_named() {
         "CREATE VIEW v AS SELECT channel, median(price) AS m FROM bid GROUP BY channel",
         "median",
     );
+    // FIRST_VALUE and LAST_VALUE run with an ORDER BY (tests/pipelines/statistics.sql).
+    refused(
+        "CREATE VIEW v AS SELECT auction, first_value(price) AS p FROM bid GROUP BY auction",
+        "FIRST_VALUE(x) without ORDER BY",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT auction, last_value(price ORDER BY price, date_time DESC) AS p \
+         FROM bid GROUP BY auction",
+        "different directions",
+    );
     // ORDER BY ... LIMIT n runs (tests/pipelines/order_by_limit.sql); alone, each is named.
     refused(
         "CREATE VIEW v AS SELECT auction, price FROM bid ORDER BY price",
