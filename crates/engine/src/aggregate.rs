@@ -1250,10 +1250,12 @@ impl Aggregate {
             )
         });
         let mut rows = self.assemble(keys, windows, aggs, n, state)?;
-        if self.identifies_rows && window.is_none() {
-            rows.origin = Some(Origin::hashed(
-                list.iter().map(|&g| &groups.keys[g as usize][..]),
-            ));
+        if self.identifies_rows {
+            let keys = list.iter().map(|&g| &groups.keys[g as usize][..]);
+            rows.origin = Some(match window {
+                None => Origin::hashed(keys),
+                Some((start, _)) => windowed_identities(keys.map(|k| (k, start))),
+            });
         }
         Ok(rows)
     }
@@ -1278,8 +1280,23 @@ impl Aggregate {
         let ends: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
             sessions.iter().map(|(_, s)| s.end),
         ));
-        self.assemble(keys, Some((starts, ends)), aggs, n, state)
+        let mut rows = self.assemble(keys, Some((starts, ends)), aggs, n, state)?;
+        if self.identifies_rows {
+            rows.origin = Some(windowed_identities(
+                sessions.iter().map(|(k, s)| (*k, s.start)),
+            ));
+        }
+        Ok(rows)
     }
+}
+
+/// Positions of a window's rows read by an operator that tells them apart: a hash of each
+/// row's group key and window start (a key's rows of two windows are two rows).
+fn windowed_identities<'a>(rows: impl Iterator<Item = (&'a [u8], i64)>) -> Origin {
+    let ids: Vec<Vec<u8>> = rows
+        .map(|(key, start)| [key, &start.to_be_bytes()[..]].concat())
+        .collect();
+    Origin::hashed(ids.iter().map(Vec::as_slice))
 }
 
 fn times(col: &ArrayRef) -> Result<TimestampMillisecondArray> {

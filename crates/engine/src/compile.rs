@@ -832,15 +832,13 @@ fn changing_input(input: &mut Node, what: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Make the unbounded aggregate under `node`'s filters and projections, if there is one,
-/// give its rows positions hashed from their group key, by which an operator over them
-/// tells them apart.
+/// Make the aggregate under `node`'s filters and projections, if there is one, give its
+/// rows positions hashed from their group key (and window), by which an operator over
+/// them tells them apart.
 fn identify_aggregate_rows(node: &mut Node) {
     match &mut node.op {
         Op::Filter { input, .. } | Op::Project { input, .. } => identify_aggregate_rows(input),
-        Op::Aggregate { agg, .. } if matches!(agg.grouping, Grouping::Unbounded) => {
-            agg.identifies_rows = true;
-        }
+        Op::Aggregate { agg, .. } => agg.identifies_rows = true,
         _ => {}
     }
 }
@@ -1491,14 +1489,6 @@ fn top_n(
     cx: &mut Cx,
 ) -> Result<Node> {
     let retracts = changing_input(&mut input, &format!("{what} over"))?;
-    // Ranked rows are keyed by their input positions, which a windowed aggregate's rows
-    // lack.
-    let Some(positions) = positions(&input) else {
-        return Err(unsupported(format!(
-            "{what} over a windowed aggregate's rows; rank streams' rows, a join's, or an \
-             unbounded GROUP BY's (in a view of their own if they are windowed)"
-        )));
-    };
     if matches!(
         input.window.and_then(|w| w.kind),
         Some(WindowKind::Session { .. })
@@ -1508,6 +1498,15 @@ fn top_n(
              are aggregated; rank the rows of a view that aggregates the sessions"
         )));
     }
+    // Ranked rows are told apart by their input positions; a windowed aggregate's final
+    // rows carry a hash of their group key and window instead.
+    identify_aggregate_rows(&mut input);
+    let Some(positions) = positions(&input) else {
+        return Err(unsupported(format!(
+            "{what} over rows that carry no identity to rank them by; rank streams' rows, a \
+             join's of streams, or an aggregate's"
+        )));
+    };
     let mut partition_exprs = Vec::new();
     let mut partition_types = Vec::new();
     let mut per_window = false;
@@ -1549,7 +1548,11 @@ fn top_n(
                 (true, None, Some(start)) => Some(WindowEnd::FromStart {
                     start,
                     size_ms: window.kind.and_then(WindowKind::size_ms).ok_or_else(|| {
-                        EngineError::Bug("a top-N per window of unknown size".into())
+                        unsupported(format!(
+                            "{what} per window by window_start alone over sessions' rows (a \
+                             session has no fixed size to find its end by): PARTITION BY \
+                             window_end"
+                        ))
                     })?,
                 }),
                 (true, None, None) => {

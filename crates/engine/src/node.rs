@@ -585,7 +585,7 @@ impl Node {
         }
     }
 
-    /// Whether the node's rows carry a hash of an unbounded GROUP BY's key as their
+    /// Whether the node's rows carry a hash of an aggregate's group key (and window) as their
     /// positions ([`crate::rows::Origin::hashed`]).
     pub fn hashed_positions(&self) -> bool {
         match &self.op {

@@ -360,14 +360,14 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
          GROUP BY channel, window_start, window_end)",
         "over the rows of one stream",
     );
-    // A windowed aggregate's rows have no positions to key ranked rows by (an unbounded
-    // GROUP BY's are identified by their group key, and ranked).
+    // A windowed aggregate's final rows are ranked (tests/pipelines/ranked_windows.sql);
+    // sessions have no fixed size: ranked per window, they are ranked by their end.
     refused(
         "CREATE VIEW v AS SELECT channel, n FROM (SELECT channel, n, ROW_NUMBER() OVER \
-         (PARTITION BY window_end ORDER BY n DESC) AS rn FROM (SELECT channel, window_end, \
-         COUNT(*) AS n FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY channel, \
-         window_start, window_end)) WHERE rn <= 2",
-        "over a windowed aggregate's rows",
+         (PARTITION BY window_start ORDER BY n DESC) AS rn FROM (SELECT channel, window_start, \
+         window_end, COUNT(*) AS n FROM SESSION(bid, date_time, INTERVAL '10' SECOND) GROUP BY \
+         channel, window_start, window_end)) WHERE rn <= 2",
+        "PARTITION BY window_end",
     );
 }
 

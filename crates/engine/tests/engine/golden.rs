@@ -362,6 +362,7 @@ golden!(
     order_by_limit,
     rank_top_n,
     statistics,
+    ranked_windows,
 );
 
 #[test]
