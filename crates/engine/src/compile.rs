@@ -432,8 +432,8 @@ fn positions(node: &Node) -> Option<usize> {
             let each = inputs.iter().map(positions).collect::<Option<Vec<_>>>()?;
             each.iter().all(|&p| p == each[0]).then_some(each[0])
         }
-        // An unbounded GROUP BY's rows read by an operator that tells them apart carry a
-        // hash of their group key as their position.
+        // An aggregate's rows read by an operator that tells them apart carry a hash of
+        // their group key (and window) as their position.
         Op::Aggregate { agg, .. } => agg.identifies_rows.then_some(1),
     }
 }
@@ -863,11 +863,14 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
         JoinType::RightSemi => Output::Semi(1),
         JoinType::LeftAnti => Output::Anti(0),
         JoinType::RightAnti => Output::Anti(1),
-        other => {
-            return Err(unsupported(format!(
-                "a {other} join; streaming views support inner, outer, semi (EXISTS, IN) and \
-                 anti (NOT EXISTS) joins"
-            )));
+        // DataFusion marks each row with whether it has a match where a subquery's truth
+        // is only part of a condition.
+        JoinType::LeftMark | JoinType::RightMark => {
+            return Err(unsupported(
+                "a subquery whose truth is part of a larger condition (x > ALL (SELECT ...), \
+                 x = ANY (...), or IN or EXISTS under OR or NOT of an OR); write the subquery \
+                 as a condition of its own (IN, EXISTS, NOT EXISTS), or as a join",
+            ));
         }
     };
     let mut left = build(&j.left, cx)?;
@@ -1509,13 +1512,26 @@ fn top_n(
     };
     let mut partition_exprs = Vec::new();
     let mut partition_types = Vec::new();
-    let mut per_window = false;
+    let (mut by_start, mut by_end) = (false, false);
     let window = input.window.unwrap_or_default();
     for e in partition_by {
         let idx = column_index(e, in_schema);
-        per_window |= idx.is_some() && (idx == window.start_col || idx == window.end_col);
+        by_start |= idx.is_some() && idx == window.start_col;
+        by_end |= idx.is_some() && idx == window.end_col;
         partition_types.push(e.get_type(in_schema)?);
         partition_exprs.push(cx.physical(e, in_schema)?);
+    }
+    let size_ms = window.kind.and_then(WindowKind::size_ms);
+    if by_start && !by_end && size_ms.is_none() {
+        // Sessions starting together end apart: a group per start would close with its
+        // first session's end, and rank the later ones in a group of their own.
+        return Err(unsupported(format!(
+            "{what} per window by window_start over sessions' rows (sessions that start \
+             together end at different times): PARTITION BY window_end"
+        )));
+    }
+    if input.window.is_some() {
+        refuse_amended_windows(&input, what, cx.options)?;
     }
     let mut order_exprs = Vec::new();
     let mut order_types = Vec::new();
@@ -1541,18 +1557,14 @@ fn top_n(
             order_types,
             limit,
             ranking,
-            window_end: match (per_window, window.end_col, window.start_col) {
+            window_end: match (by_start || by_end, window.end_col, window.start_col) {
                 (false, _, _) => None,
                 (true, Some(end), _) => Some(WindowEnd::Column(end)),
                 // The scan dropped window_end: a fixed window's end is its start plus size.
                 (true, None, Some(start)) => Some(WindowEnd::FromStart {
                     start,
-                    size_ms: window.kind.and_then(WindowKind::size_ms).ok_or_else(|| {
-                        unsupported(format!(
-                            "{what} per window by window_start alone over sessions' rows (a \
-                             session has no fixed size to find its end by): PARTITION BY \
-                             window_end"
-                        ))
+                    size_ms: size_ms.ok_or_else(|| {
+                        EngineError::Bug("a top-N per window of unknown size".into())
                     })?,
                 }),
                 (true, None, None) => {
@@ -1574,6 +1586,26 @@ fn top_n(
             top: Box::new(top),
         },
     })
+}
+
+/// A top-N over a windowed aggregate's rows ranks each window's rows once, when they are
+/// final: the view options that would write its windows earlier, or again, do
+/// not apply to it, and are refused rather than ignored.
+fn refuse_amended_windows(input: &Node, what: &str, options: &ViewOptions) -> Result<()> {
+    if !matches!(under_filters(input).op, Op::Aggregate { .. }) {
+        return Ok(());
+    }
+    let option = if options.emit == EmitPolicy::OnUpdate {
+        "emit = 'on_update'"
+    } else if options.late_data == LatePolicy::Update {
+        "late_data = 'update'"
+    } else {
+        return Ok(());
+    };
+    Err(unsupported(format!(
+        "{option} on a view that ranks a windowed aggregate's rows with {what}: each window \
+         is ranked once, when its rows are final"
+    )))
 }
 
 /// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there

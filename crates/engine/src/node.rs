@@ -763,7 +763,7 @@ impl Node {
                     ""
                 },
                 if agg.identifies_rows {
-                    "; its rows carry a hash of their group key as their positions"
+                    "; its rows carry a hash of their group key (and window) as their positions"
                 } else {
                     ""
                 }

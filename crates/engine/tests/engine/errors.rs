@@ -55,6 +55,12 @@ fn unsupported_aggregates_and_constructs_are_named() {
         "CREATE VIEW v AS SELECT channel, median(price) AS m FROM bid GROUP BY channel",
         "median",
     );
+    // A subquery's truth inside a larger condition becomes a mark join.
+    refused(
+        "CREATE VIEW v AS SELECT auction FROM bid WHERE price > ALL (SELECT price FROM bid \
+         WHERE channel = 'x')",
+        "part of a larger condition",
+    );
     // FIRST_VALUE and LAST_VALUE run with an ORDER BY (tests/pipelines/statistics.sql).
     refused(
         "CREATE VIEW v AS SELECT auction, first_value(price) AS p FROM bid GROUP BY auction",
@@ -361,7 +367,30 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
         "over the rows of one stream",
     );
     // A windowed aggregate's final rows are ranked (tests/pipelines/ranked_windows.sql);
-    // sessions have no fixed size: ranked per window, they are ranked by their end.
+    // sessions that start together end apart: ranked per window, they are ranked by their
+    // end (whether the view keeps window_end or not).
+    refused(
+        "CREATE VIEW v AS SELECT channel, window_start, window_end, n FROM (SELECT channel, \
+         window_start, window_end, n, ROW_NUMBER() OVER (PARTITION BY window_start ORDER BY \
+         n DESC) AS rn FROM (SELECT channel, window_start, window_end, COUNT(*) AS n FROM \
+         SESSION(bid, date_time, INTERVAL '10' SECOND) GROUP BY channel, window_start, \
+         window_end)) WHERE rn <= 2",
+        "PARTITION BY window_end",
+    );
+    // Ranked windows are written once, final: the options that write them earlier or again
+    // are refused, not ignored.
+    for option in ["emit = 'on_update'", "late_data = 'update'"] {
+        refused(
+            &format!(
+                "CREATE VIEW v WITH ({option}) AS SELECT channel, n FROM (SELECT channel, n, \
+                 ROW_NUMBER() OVER (PARTITION BY window_end ORDER BY n DESC) AS rn FROM \
+                 (SELECT channel, window_end, COUNT(*) AS n FROM TUMBLE(bid, date_time, \
+                 INTERVAL '10' SECOND) GROUP BY channel, window_start, window_end)) \
+                 WHERE rn <= 2"
+            ),
+            option,
+        );
+    }
     refused(
         "CREATE VIEW v AS SELECT channel, n FROM (SELECT channel, n, ROW_NUMBER() OVER \
          (PARTITION BY window_start ORDER BY n DESC) AS rn FROM (SELECT channel, window_start, \

@@ -414,17 +414,21 @@ const SHAPES: &[Shape] = &[
         // distinct spreads and first bidders of each window.
         name: "ranked_window_counts",
         views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT auction, \
-            window_start, n, first_bidder, spread FROM (SELECT auction, window_start, n, \
-            first_bidder, spread, ROW_NUMBER() OVER (PARTITION BY window_start ORDER BY n DESC, \
-            auction) AS r FROM (SELECT auction, window_start, window_end, COUNT(*) AS n, \
+            window_start, n, first_bidder, first_price, spread FROM (SELECT auction, \
+            window_start, n, first_bidder, first_price, spread, ROW_NUMBER() OVER (PARTITION \
+            BY window_start ORDER BY n DESC, auction) AS r FROM (SELECT auction, window_start, \
+            window_end, COUNT(*) AS n, \
             FIRST_VALUE(bidder ORDER BY date_time, bidder) AS first_bidder, \
+            LAST_VALUE(price ORDER BY date_time DESC, bidder DESC, price DESC) AS first_price, \
             SUM(DISTINCT price) - MIN(price) AS spread FROM TUMBLE(bid, date_time, \
             INTERVAL '2' SECOND) GROUP BY auction, window_start, window_end)) WHERE r <= 2",
         view: "v",
-        batch: "SELECT auction, window_start, n, first_bidder, spread FROM (SELECT auction, \
-            window_start, n, first_bidder, spread, ROW_NUMBER() OVER (PARTITION BY window_start \
-            ORDER BY n DESC, auction) AS r FROM (SELECT auction, ws AS window_start, \
+        batch: "SELECT auction, window_start, n, first_bidder, first_price, spread FROM (SELECT \
+            auction, window_start, n, first_bidder, first_price, spread, ROW_NUMBER() OVER \
+            (PARTITION BY window_start ORDER BY n DESC, auction) AS r FROM (SELECT auction, \
+            ws AS window_start, \
             COUNT(*) AS n, FIRST_VALUE(bidder ORDER BY date_time, bidder) AS first_bidder, \
+            LAST_VALUE(price ORDER BY date_time DESC, bidder DESC, price DESC) AS first_price, \
             SUM(DISTINCT price) - MIN(price) AS spread FROM (SELECT *, \
             date_bin(INTERVAL '2 seconds', date_time, TIMESTAMP '1970-01-01T00:00:00') AS ws \
             FROM bid) GROUP BY auction, ws)) WHERE r <= 2",
