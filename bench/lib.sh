@@ -15,12 +15,12 @@ machine_line() {
 }
 
 # The binary to measure: $FRESHET_BIN if set (to compare two builds in one session,
-# alternating), else the bench-release build of this checkout, built first.
+# alternating), else the README's release build of this checkout, built first.
 freshet_bin() {
     if [ -n "${FRESHET_BIN:-}" ]; then
         echo "$FRESHET_BIN"
         return
     fi
-    cargo build --profile bench-release --quiet >&2
-    echo "$PWD/target/bench-release/freshet"
+    cargo build --release --locked --quiet >&2
+    echo "$PWD/target/release/freshet"
 }

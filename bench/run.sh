@@ -8,7 +8,6 @@ source bench/lib.sh
 RUNS="${1:-3}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench}"
 PORT="${BENCH_PORT:-17478}"
-# The bench-release profile (thin LTO, one codegen unit) is what a packaged build would use.
 F="$(freshet_bin)"
 rm -rf "$DIR" && mkdir -p "$DIR"
 DDL="CREATE STREAM bid (auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price BIGINT NOT NULL,
