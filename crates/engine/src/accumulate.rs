@@ -150,7 +150,18 @@ impl AggSpec {
                     .ok_or_else(|| EngineError::Bug("an empty struct".into()))?;
                 last.data_type().clone()
             }
-            (k, t) => return Err(unsupported(format!("{} over {t}", k.sql_name()))),
+            (k, t) => {
+                // FIRST_VALUE's argument is the struct of its ORDER BY values and x.
+                let t = match t {
+                    DataType::Struct(fields) => fields
+                        .iter()
+                        .map(|f| f.data_type().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    t => t.to_string(),
+                };
+                return Err(unsupported(format!("{} over {t}", k.sql_name())));
+            }
         };
         if &out_type != expected {
             return Err(unsupported(format!(

@@ -621,7 +621,12 @@ fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
         // least, any true the greatest.
         ("bool_and", _) => AggKind::Min,
         ("bool_or", _) => AggKind::Max,
-        (other, true) => return Err(unsupported(format!("{other}(DISTINCT ...)"))),
+        (other, true) => {
+            return Err(unsupported(format!(
+                "{}(DISTINCT ...)",
+                other.to_ascii_uppercase()
+            )));
+        }
         (other, false) => {
             return Err(unsupported(format!(
                 "aggregate function {other}; streaming views support COUNT, SUM and AVG (each \

@@ -186,18 +186,18 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
              range's rows, so it cannot be reconciled by range"
         )));
     }
-    let by_position = !hidden.is_empty();
-    if by_position && request.repair {
-        return Err(EngineError::Sql(format!(
-            "view '{view}' is keyed by input position (its rows are not aggregated), which a \
-             batch run does not reproduce; it can be reconciled but not repaired"
-        )));
-    }
     if matches!(under_filters(&compiled.root).op, Op::TopN { .. }) && request.repair {
         return Err(EngineError::Sql(format!(
             "view '{view}' ranks rows, and a batch run breaks ties in the ORDER BY its own \
              way, so its rows may differ from the stored ones without either being wrong; it \
              can be reconciled but not repaired"
+        )));
+    }
+    let by_position = !hidden.is_empty();
+    if by_position && request.repair {
+        return Err(EngineError::Sql(format!(
+            "view '{view}' is keyed by input position (its rows are not aggregated), which a \
+             batch run does not reproduce; it can be reconciled but not repaired"
         )));
     }
     let schema: SchemaRef = Arc::new(arrow_schema::Schema::new(

@@ -49,7 +49,11 @@ pub(super) fn support(compiled: &Compiled, def: &ViewDef) -> std::result::Result
     let mut why = Vec::new();
     walk(&compiled.root, &mut sizes, &mut why);
     if matches!(compiled.key, ResultKey::Origin(_)) {
-        why.push("its rows are not aggregated (they are keyed by input position)".to_string());
+        why.push(
+            "its rows are keyed by input position (or a hash standing for one), which a \
+             DataFusion batch run does not produce"
+                .to_string(),
+        );
     }
     if def.options.late_data == LatePolicy::Update {
         why.push("late_data = 'update' rewrites rows after they are written".to_string());

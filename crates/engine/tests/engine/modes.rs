@@ -343,7 +343,7 @@ fn views_datafusion_cannot_run_in_batch_say_why() {
     let expect = [
         ("spread", "2 streams"),
         ("totals", "without a window"),
-        ("rows_out", "not aggregated"),
+        ("rows_out", "keyed by input position"),
         ("provisional", "emit = 'on_update'"),
     ];
     for ((view, reason), (name, part)) in reasons.iter().zip(expect) {
