@@ -210,8 +210,8 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 let groups = agg.layout.len();
                 let mut key = Vec::new();
                 for g in 0..groups {
-                    match mapping.iter().position(|m| *m == Some(g)) {
-                        Some(out) => key.push(names[out].clone()),
+                    match selected_as(g, &mapping, &names) {
+                        Some(name) => key.push(name),
                         None => {
                             return Err(EngineError::Sql(format!(
                                 "the view must select every GROUP BY column (they key its \
@@ -272,11 +272,15 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
 fn dedup_key(top: &TopN, mapping: &[Option<usize>], names: &[String]) -> Option<Vec<String>> {
     top.dedup_columns()?
         .into_iter()
-        .map(|c| {
-            let out = mapping.iter().position(|m| *m == Some(c))?;
-            Some(names[out].clone())
-        })
+        .map(|c| selected_as(c, mapping, names))
         .collect()
+}
+
+/// The name the view selects column `col` of the node `mapping` maps its columns (`names`)
+/// to, if it selects it.
+fn selected_as(col: usize, mapping: &[Option<usize>], names: &[String]) -> Option<String> {
+    let out = mapping.iter().position(|m| *m == Some(col))?;
+    Some(names[out].clone())
 }
 
 /// The key of a window join's rows whose left input is an aggregate's (Nexmark q5, q8):
@@ -767,11 +771,10 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
             return Err(unsupported(format!("aggregate expression {e}")));
         };
         let (kind, arg) = agg_kind(f)?;
-        let arg = &arg;
         let arg_type = arg.get_type(in_schema)?;
         let expected = a.schema.field(a.group_expr.len() + j).data_type();
         specs.push(AggSpec::new(kind, arg_type, expected)?);
-        args.push(cx.physical(arg, in_schema)?);
+        args.push(cx.physical(&arg, in_schema)?);
         filters.push(
             f.params
                 .filter

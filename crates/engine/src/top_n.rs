@@ -582,10 +582,7 @@ impl TopN {
             // Deletions first: a row that left a closing group since the last commit may
             // share its key with the group's final row (a deduplication keyed by its
             // group), and a commit applies its writes in order.
-            if !self.gone.is_empty() {
-                let gone = std::mem::take(&mut self.gone);
-                out.push(self.deletions(&gone)?);
-            }
+            self.delete_gone(&mut out)?;
             out.push(self.ranked(closed.iter(), RowState::Final)?);
         }
         Ok(out)
@@ -612,10 +609,7 @@ impl TopN {
                 }
             }
         }
-        if !self.gone.is_empty() {
-            let gone = std::mem::take(&mut self.gone);
-            out.push(self.deletions(&gone)?);
-        }
+        self.delete_gone(&mut out)?;
         if keys.is_empty() {
             return Ok(out);
         }
@@ -653,13 +647,19 @@ impl TopN {
         self.ranking
     }
 
-    /// Deletions of `gone` rows (only their log positions, the key, mean anything).
-    fn deletions(&self, gone: &[Gone]) -> Result<Rows> {
+    /// Deletions of the written rows that left the top N since the last commit, onto `out`
+    /// (their key: the log positions, or a deduplication's group columns).
+    fn delete_gone(&mut self, out: &mut Vec<Rows>) -> Result<()> {
+        if self.gone.is_empty() {
+            return Ok(());
+        }
+        let gone = std::mem::take(&mut self.gone);
         let sort_keys: Vec<&[u8]> = gone.iter().map(|(k, _)| &k[..]).collect();
         let rows: Vec<&[u8]> = gone.iter().map(|(_, r)| &r[..]).collect();
         // Out of the top N: a rank past N, never 0, so expressions over it stay defined.
         let ranks = vec![self.limit as u64 + 1; gone.len()];
-        self.assemble(&sort_keys, &rows, ranks, Change::Delete)
+        out.push(self.assemble(&sort_keys, &rows, ranks, Change::Delete)?);
+        Ok(())
     }
 
     fn assemble(
