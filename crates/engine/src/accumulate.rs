@@ -29,9 +29,10 @@
 
 use crate::error::{EngineError, Result, unsupported};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+use arrow_array::types::{ArrowPrimitiveType, Float32Type, Float64Type, Int64Type, UInt64Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, UInt64Array, new_null_array,
+    Array, ArrayRef, ArrowNativeTypeOp, BooleanArray, Float64Array, Int64Array, PrimitiveArray,
+    UInt64Array, new_null_array,
 };
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, SortOptions};
@@ -64,6 +65,9 @@ pub enum AggKind {
         /// NULL `ORDER BY` values come first.
         nulls_first: bool,
     },
+    /// `MEDIAN(x)` (DataFusion makes an integer argument a double): the middle value held,
+    /// or the mean of the two middle ones.
+    Median,
     /// `SUM(DISTINCT x)`.
     SumDistinct,
     /// `AVG(DISTINCT x)`.
@@ -89,6 +93,7 @@ impl AggKind {
             AggKind::Min => "MIN",
             AggKind::Max => "MAX",
             AggKind::First { .. } => "FIRST_VALUE or LAST_VALUE",
+            AggKind::Median => "MEDIAN",
             AggKind::SumDistinct => "SUM(DISTINCT)",
             AggKind::AvgDistinct => "AVG(DISTINCT)",
             AggKind::Variance {
@@ -142,6 +147,7 @@ impl AggSpec {
             {
                 t.clone()
             }
+            (AggKind::Median, DataType::Float32 | DataType::Float64) => arg_type.clone(),
             (AggKind::First { .. }, DataType::Struct(fields))
                 if RowConverter::supports_fields(&[SortField::new(arg_type.clone())]) =>
             {
@@ -170,7 +176,11 @@ impl AggSpec {
             )));
         }
         let (rows, null_row) = match kind {
-            AggKind::Min | AggKind::Max | AggKind::CountDistinct | AggKind::First { .. } => {
+            AggKind::Min
+            | AggKind::Max
+            | AggKind::CountDistinct
+            | AggKind::First { .. }
+            | AggKind::Median => {
                 let options = match kind {
                     AggKind::First {
                         descending,
@@ -216,6 +226,8 @@ impl AggSpec {
     pub fn init(&self) -> Acc {
         match (self.kind, &self.arg_type) {
             (AggKind::Variance { .. }, _) => return Acc::Moments(Moments::default()),
+            // Every value is kept, whether or not values are taken back.
+            (AggKind::Median, _) => return Acc::Bag(BTreeMap::new()),
             (AggKind::SumDistinct | AggKind::AvgDistinct, t) => {
                 let tally = match t {
                     DataType::Int64 => Acc::TallyI(0, 0),
@@ -563,8 +575,69 @@ impl AggSpec {
                     _ => best,
                 }
             }
+            AggKind::Median => {
+                let conv = self.rows.as_ref().expect("MEDIAN has a row converter");
+                let parser = conv.parser();
+                let (mut low, mut high, mut odd) = (Vec::new(), Vec::new(), Vec::new());
+                for acc in accs {
+                    let (l, h, one) = match acc {
+                        Acc::Bag(bag) => middle(bag),
+                        _ => None,
+                    }
+                    .unwrap_or((&self.null_row[..], &self.null_row[..], true));
+                    odd.push(one);
+                    low.push(parser.parse(l));
+                    high.push(parser.parse(h));
+                }
+                let low = conv.convert_rows(low)?.pop().expect("one column");
+                let high = conv.convert_rows(high)?.pop().expect("one column");
+                midpoints(&low, &high, &odd)?
+            }
         })
     }
+}
+
+/// The middle value of a multiset (twice, and `true`: it holds an odd number), or its two
+/// middle values (and `false`); `None` when it is empty.
+fn middle(bag: &BTreeMap<Box<[u8]>, u64>) -> Option<(&[u8], &[u8], bool)> {
+    let held: u64 = bag.values().sum();
+    if held == 0 {
+        return None;
+    }
+    // The 0-based ranks of the middle values.
+    let (lo, hi) = ((held - 1) / 2, held / 2);
+    let mut seen = 0;
+    let mut low = None;
+    for (v, c) in bag {
+        seen += c;
+        if low.is_none() && seen > lo {
+            low = Some(&v[..]);
+        }
+        if seen > hi {
+            return low.map(|l| (l, &v[..], held % 2 == 1));
+        }
+    }
+    None
+}
+
+/// Per row, `low` where `odd` (one middle value), else the mean of `low` and `high` as
+/// DataFusion's `MEDIAN` computes it: `(low + high) / 2` in their own precision.
+fn midpoints(low: &ArrayRef, high: &ArrayRef, odd: &[bool]) -> Result<ArrayRef> {
+    fn mid<T: ArrowPrimitiveType>(low: &ArrayRef, high: &ArrayRef, odd: &[bool]) -> ArrayRef {
+        let (l, h) = (low.as_primitive::<T>(), high.as_primitive::<T>());
+        let two = T::Native::ONE.add_wrapping(T::Native::ONE);
+        Arc::new(PrimitiveArray::<T>::from_iter((0..odd.len()).map(|i| {
+            (!l.is_null(i)).then(|| match odd[i] {
+                true => l.value(i),
+                false => l.value(i).add_wrapping(h.value(i)).div_wrapping(two),
+            })
+        })))
+    }
+    Ok(match low.data_type() {
+        DataType::Float32 => mid::<Float32Type>(low, high, odd),
+        DataType::Float64 => mid::<Float64Type>(low, high, odd),
+        t => return Err(EngineError::Bug(format!("MEDIAN over {t}"))),
+    })
 }
 
 /// One group's state for one aggregate.

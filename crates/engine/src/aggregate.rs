@@ -197,8 +197,11 @@ pub struct Aggregate {
     pub schema: arrow_schema::SchemaRef,
     /// Output GROUP BY columns.
     pub layout: Vec<GroupCol>,
-    /// Non-window grouping expressions.
-    pub key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Non-window grouping expressions, one list per grouping set (one list without
+    /// GROUPING SETS, CUBE or ROLLUP): a row is folded into one group per set. In a set,
+    /// the columns it leaves out are NULL literals and `__grouping_id` is a literal, so
+    /// the sets' groups never share a key.
+    pub key_sets: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// Aggregate arguments.
     pub args: Vec<Arc<dyn PhysicalExpr>>,
     /// Each aggregate's `FILTER (WHERE ...)`, if it has one: rows for which it is not true
@@ -273,7 +276,7 @@ impl Aggregate {
         id: u16,
         schema: arrow_schema::SchemaRef,
         layout: Vec<GroupCol>,
-        key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        key_sets: Vec<Vec<Arc<dyn PhysicalExpr>>>,
         key_fields: Vec<arrow_row::SortField>,
         args: Vec<Arc<dyn PhysicalExpr>>,
         filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -284,7 +287,7 @@ impl Aggregate {
             id,
             schema,
             layout,
-            key_exprs,
+            key_sets,
             args,
             filters,
             specs,
@@ -339,6 +342,15 @@ impl Aggregate {
         self.layout.is_empty() && matches!(self.grouping, Grouping::Unbounded)
     }
 
+    /// Whether it groups by GROUPING SETS, CUBE or ROLLUP (its last GROUP BY column is
+    /// `__grouping_id`).
+    pub fn by_grouping_sets(&self) -> bool {
+        self.layout.len().checked_sub(1).is_some_and(|last| {
+            self.schema.field(last).name()
+                == datafusion::logical_expr::Aggregate::INTERNAL_GROUPING_ID
+        })
+    }
+
     /// Whether it takes changed input rows' earlier versions back.
     pub fn retracts(&self) -> bool {
         self.retraction.is_some()
@@ -381,14 +393,6 @@ impl Aggregate {
         }
         // Over rows that change, a deletion needs only the identities.
         let deletes = self.retraction.is_some() && rows.change == Change::Delete;
-        let keys = if self.key_exprs.is_empty() || deletes {
-            None
-        } else {
-            Some(
-                self.key_rows
-                    .convert_columns(&self.eval(&self.key_exprs, batch)?)?,
-            )
-        };
         let mut args = match deletes {
             true => Vec::new(),
             false => self.eval(&self.args, batch)?,
@@ -404,19 +408,42 @@ impl Aggregate {
             .zip(&args)
             .map(|(s, a)| s.encode_values(a))
             .collect::<Result<_>>()?;
-        let key_of = |i: usize| -> &[u8] { keys.as_ref().map_or(&[][..], |k| k.row(i).data()) };
+        for set in 0..self.key_sets.len() {
+            let keys = match self.key_sets[set].is_empty() || deletes {
+                true => None,
+                false => Some(
+                    self.key_rows
+                        .convert_columns(&self.eval(&self.key_sets[set], batch)?)?,
+                ),
+            };
+            let key_of = |i: usize| -> &[u8] { keys.as_ref().map_or(&[][..], |k| k.row(i).data()) };
+            self.fold(rows, set, &key_of, &args, &values)?;
+        }
+        ctx.check_state(self.state_bytes)
+    }
+
+    /// Fold `rows` into the groups of grouping set `set`, whose keys `key_of` gives.
+    fn fold<'k>(
+        &mut self,
+        rows: &Rows,
+        set: usize,
+        key_of: &dyn Fn(usize) -> &'k [u8],
+        args: &[ArrayRef],
+        values: &[Option<RowBytes>],
+    ) -> Result<()> {
+        let batch = &rows.batch;
+        let n = batch.num_rows();
         if let Some(mut r) = self.retraction.take() {
-            let done = self.apply_changes(&mut r, rows, &key_of, &args, &values);
+            let done = self.apply_changes(&mut r, rows, set, key_of, args, values);
             self.retraction = Some(r);
-            done?;
-            return ctx.check_state(self.state_bytes);
+            return done;
         }
         match self.grouping {
             Grouping::Unbounded => {
                 let mut bytes = 0;
                 for i in 0..n {
                     let g = self.unbounded.intern(key_of(i), &self.specs, &mut bytes);
-                    self.fold_unbounded(g, &args, &values, i, &mut bytes);
+                    self.fold_unbounded(g, args, values, i, &mut bytes);
                 }
                 self.state_bytes += bytes;
             }
@@ -474,20 +501,23 @@ impl Aggregate {
                 let starts = times(batch.column(start_col))?;
                 for i in 0..n {
                     let t = starts.value(i);
-                    self.session_row(key_of(i), t, t + gap_ms, &args, &values, i);
+                    self.session_row(key_of(i), t, t + gap_ms, args, values, i);
                 }
             }
         }
-        ctx.check_state(self.state_bytes)
+        Ok(())
     }
 
     /// Fold rows that change into the unbounded groups: each row first takes back what
     /// its identity's previous version added (a row earlier in the batch, or one in the
-    /// state); an upsert then adds the row, a deletion only removes it.
+    /// state); an upsert then adds the row, a deletion only removes it. Under several
+    /// grouping sets, a row's part in set `set`'s group is kept under its identity and the
+    /// set's number.
     fn apply_changes<'k>(
         &mut self,
         r: &mut Retraction,
         rows: &Rows,
+        set: usize,
         key_of: &dyn Fn(usize) -> &'k [u8],
         args: &[ArrayRef],
         values: &[Option<RowBytes>],
@@ -495,7 +525,12 @@ impl Aggregate {
         let origin = rows.origin.as_ref().ok_or_else(|| {
             EngineError::Bug("rows that change reached an aggregate without identities".into())
         })?;
-        let ids = origin.identities();
+        let mut ids = origin.identities();
+        if self.key_sets.len() > 1 {
+            for id in &mut ids {
+                id.extend_from_slice(&(set as u16).to_be_bytes());
+            }
+        }
         let adds = matches!(rows.change, Change::Upsert(_));
         let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(ids.len());
         let mut prior = Vec::with_capacity(ids.len());
@@ -958,6 +993,11 @@ impl Aggregate {
         ));
         let mut rows = self.assemble(keys, Some((starts, ends)), aggs, n, RowState::Provisional)?;
         rows.change = Change::Delete;
+        if self.identifies_rows {
+            rows.origin = Some(windowed_identities(
+                gone.iter().map(|g| (&g.key[..], g.start)),
+            ));
+        }
         Ok(rows)
     }
 
@@ -1189,7 +1229,7 @@ impl Aggregate {
         keys: impl Iterator<Item = &'a [u8]>,
         n: usize,
     ) -> Result<Vec<ArrayRef>> {
-        if self.key_exprs.is_empty() {
+        if self.key_sets[0].is_empty() {
             return Ok(Vec::new());
         }
         let parser = self.key_rows.parser();

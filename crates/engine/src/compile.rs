@@ -16,6 +16,7 @@
 use crate::accumulate::{AggKind, AggSpec};
 use crate::aggregate::{Aggregate, GroupCol, Grouping};
 use crate::error::{EngineError, Result, unsupported};
+use crate::grouping_sets;
 use crate::join::{
     Identity, Interval, IntervalBounds, Join, Output, Preserved, SymmetricJoin, WindowJoin,
     WindowRef, interval_bounds,
@@ -31,11 +32,13 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::DFSchema;
 use datafusion::common::NullEquality;
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::physical_expr::expressions::lit;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use std::any::Any;
 use std::sync::Arc;
@@ -207,7 +210,14 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 node = input;
             }
             Op::Aggregate { agg, .. } => {
-                let groups = agg.layout.len();
+                // Without GROUP BY, one row, always there (COUNT 0 before any input, as in
+                // batch); under grouping sets, rows whose key holds `__grouping_id`, which
+                // the view rarely selects (and without it, a set's rows may have another
+                // set's columns: NULL for a column left out, NULL in the data). Either is
+                // keyed as an aggregate's rows read by another operator are: by a hash of
+                // the group key.
+                let hashed = agg.layout.is_empty() || agg.by_grouping_sets();
+                let groups = if hashed { 0 } else { agg.layout.len() };
                 let mut key = Vec::new();
                 for g in 0..groups {
                     match selected_as(g, &mapping, &names) {
@@ -221,10 +231,7 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                         }
                     }
                 }
-                if key.is_empty() {
-                    // No GROUP BY: one row, always there (COUNT 0 before any input, as in
-                    // batch), keyed as an aggregate row read by another operator is: by
-                    // the hash of its (empty) group key.
+                if agg.layout.is_empty() {
                     agg.identifies_rows = true;
                     return Ok((ResultKey::Origin(1), filtered));
                 }
@@ -241,7 +248,12 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
                 if options.emit == EmitPolicy::OnUpdate {
                     agg.emit_updates = true;
                 }
-                return Ok((ResultKey::Columns(key), updating && filtered));
+                agg.identifies_rows |= hashed;
+                let key = match hashed {
+                    true => ResultKey::Origin(1),
+                    false => ResultKey::Columns(key),
+                };
+                return Ok((key, updating && filtered));
             }
             // A deduplication's rows are keyed by its group, when the view selects the
             // group's columns: a group's new row then replaces its old one in place.
@@ -619,6 +631,7 @@ fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
             population: true,
             root: true,
         },
+        ("median", false) => AggKind::Median,
         ("min", _) => AggKind::Min,
         ("max", _) => AggKind::Max,
         // Over booleans (false < true, NULLs skipped, NULL over none): all true is the
@@ -635,7 +648,7 @@ fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
             return Err(unsupported(format!(
                 "aggregate function {other}; streaming views support COUNT, SUM and AVG (each \
                  also over DISTINCT values), MIN, MAX, BOOL_AND, BOOL_OR, VAR_SAMP, VAR_POP, \
-                 STDDEV_SAMP, STDDEV_POP, and FIRST_VALUE and LAST_VALUE with ORDER BY"
+                 STDDEV_SAMP, STDDEV_POP, MEDIAN, and FIRST_VALUE and LAST_VALUE with ORDER BY"
             )));
         }
     };
@@ -699,25 +712,75 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         )));
     }
     let in_schema = a.input.schema();
+    let group_by = grouping_sets::grouping(&a.group_expr)?;
     let mut layout = Vec::new();
-    let mut key_exprs = Vec::new();
+    // The GROUP BY expressions that are not window columns, by index in `group_by.exprs`.
+    let mut keyed = Vec::new();
     let mut key_fields = Vec::new();
-    for e in &a.group_expr {
-        if matches!(e, Expr::GroupingSet(_)) {
-            return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
-        }
+    let w = input.window.unwrap_or_default();
+    for (i, e) in group_by.exprs.iter().enumerate() {
         let idx = column_index(e, in_schema);
-        let w = input.window.unwrap_or_default();
-        if idx.is_some() && idx == w.start_col {
-            layout.push(GroupCol::WindowStart);
+        let window_col = if idx.is_some() && idx == w.start_col {
+            Some(GroupCol::WindowStart)
         } else if idx.is_some() && idx == w.end_col {
-            layout.push(GroupCol::WindowEnd);
+            Some(GroupCol::WindowEnd)
         } else {
-            layout.push(GroupCol::Key(key_exprs.len()));
-            key_fields.push(SortField::new(e.get_type(in_schema)?));
-            key_exprs.push(cx.physical(e, in_schema)?);
+            None
+        };
+        match window_col {
+            Some(col) => {
+                if let Some(set) = group_by.sets.iter().flatten().find(|s| s.leaves_out[i]) {
+                    return Err(EngineError::Sql(format!(
+                        "a grouping set over windows must keep the window columns in every \
+                         set; a set leaves out {e} (grouping set id {}); write GROUP BY \
+                         window_start, window_end, ROLLUP(...) or CUBE(...)",
+                        set.id
+                    )));
+                }
+                layout.push(col);
+            }
+            None => {
+                layout.push(GroupCol::Key(keyed.len()));
+                key_fields.push(SortField::new(e.get_type(in_schema)?));
+                keyed.push(i);
+            }
         }
     }
+    // Grouping sets' rows have `__grouping_id` after the GROUP BY columns, a key column.
+    let id_type = group_by
+        .sets
+        .as_ref()
+        .map(|_| a.schema.field(group_by.exprs.len()).data_type().clone());
+    if let Some(t) = &id_type {
+        layout.push(GroupCol::Key(keyed.len()));
+        key_fields.push(SortField::new(t.clone()));
+    }
+    let all_kept = [grouping_sets::Set {
+        leaves_out: vec![false; group_by.exprs.len()],
+        id: 0,
+    }];
+    let key_sets = group_by
+        .sets
+        .as_deref()
+        .unwrap_or(&all_kept)
+        .iter()
+        .map(|set| {
+            let mut exprs = keyed
+                .iter()
+                .map(|&i| {
+                    let e = &group_by.exprs[i];
+                    match set.leaves_out[i] {
+                        true => Ok(lit(ScalarValue::try_from(e.get_type(in_schema)?)?)),
+                        false => cx.physical(e, in_schema),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(t) = &id_type {
+                exprs.push(lit(ScalarValue::UInt64(Some(set.id)).cast_to(t)?));
+            }
+            Ok(exprs)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let has_start = layout.contains(&GroupCol::WindowStart);
     let has_end = layout.contains(&GroupCol::WindowEnd);
     let grouping = match input.window {
@@ -733,6 +796,12 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
             ));
         }
         Some(w) => match w.kind {
+            Some(WindowKind::Session { .. }) if group_by.sets.is_some() => {
+                return Err(unsupported(
+                    "GROUPING SETS, CUBE or ROLLUP over SESSION windows (a session's bounds \
+                     depend on the keys its rows are grouped by)",
+                ));
+            }
             Some(WindowKind::Session { gap_ms }) => Grouping::Session {
                 start_col: w.start_col.ok_or_else(|| {
                     EngineError::Sql("a SESSION window's GROUP BY must include window_start".into())
@@ -772,7 +841,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         };
         let (kind, arg) = agg_kind(f)?;
         let arg_type = arg.get_type(in_schema)?;
-        let expected = a.schema.field(a.group_expr.len() + j).data_type();
+        let expected = a.schema.field(layout.len() + j).data_type();
         specs.push(AggSpec::new(kind, arg_type, expected)?);
         args.push(cx.physical(&arg, in_schema)?);
         filters.push(
@@ -801,7 +870,7 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         id,
         schema.clone(),
         layout,
-        key_exprs,
+        key_sets,
         key_fields,
         args,
         filters,
@@ -1619,7 +1688,6 @@ fn refuse_amended_windows(input: &Node, what: &str, options: &ViewOptions) -> Re
 /// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there
 /// is no such row (NULL unless given), of `x`'s type.
 fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
-    use datafusion::common::ScalarValue;
     let literal = |e: &Expr| match e {
         Expr::Literal(v, _) => Some(v.clone()),
         _ => None,
@@ -1785,7 +1853,7 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
             if !n.is_null() =>
         {
             let n = match n.cast_to(&DataType::UInt64) {
-                Ok(datafusion::common::ScalarValue::UInt64(Some(n))) => n,
+                Ok(ScalarValue::UInt64(Some(n))) => n,
                 _ => {
                     return Err(EngineError::Sql(format!(
                         "{n} PRECEDING is not a row count"
@@ -1908,7 +1976,7 @@ fn rank_bound(e: &Expr, rn: usize, schema: &DFSchema, function: &str) -> Result<
     let is_rank = |x: &Expr| column_index(x, schema) == Some(rn);
     let literal = |x: &Expr| match x {
         Expr::Literal(v, _) => match v.cast_to(&DataType::Int64) {
-            Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Some(n),
+            Ok(ScalarValue::Int64(Some(n))) => Some(n),
             _ => None,
         },
         _ => None,

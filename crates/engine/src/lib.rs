@@ -19,6 +19,7 @@ pub mod error;
 pub mod explain;
 pub mod flink_windows;
 pub mod freshness;
+pub mod grouping_sets;
 pub mod histogram;
 pub mod join;
 pub mod manage;

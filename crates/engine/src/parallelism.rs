@@ -169,7 +169,15 @@ fn split(node: &Node, streams: &[StreamDef]) -> Result<Split, String> {
                 .layout
                 .iter()
                 .map(|g| match g {
-                    GroupCol::Key(i) => key_of(&agg.key_exprs[*i], &s.keys),
+                    // A partition key only if every grouping set keeps it.
+                    GroupCol::Key(i) => {
+                        let first = key_of(&agg.key_sets[0][*i], &s.keys);
+                        agg.key_sets
+                            .iter()
+                            .all(|set| key_of(&set[*i], &s.keys) == first)
+                            .then_some(first)
+                            .flatten()
+                    }
                     GroupCol::WindowStart | GroupCol::WindowEnd => None,
                 })
                 .chain(std::iter::repeat(None))

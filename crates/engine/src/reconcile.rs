@@ -195,9 +195,13 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
     }
     let by_position = !hidden.is_empty();
     if by_position && request.repair {
+        let keyed_by = match under_filters(&compiled.root).op {
+            Op::Aggregate { .. } => "a hash of its grouping sets' keys",
+            _ => "input position (its rows are not aggregated)",
+        };
         return Err(EngineError::Sql(format!(
-            "view '{view}' is keyed by input position (its rows are not aggregated), which a \
-             batch run does not reproduce; it can be reconciled but not repaired"
+            "view '{view}' is keyed by {keyed_by}, which a batch run does not reproduce; it \
+             can be reconciled but not repaired"
         )));
     }
     let schema: SchemaRef = Arc::new(arrow_schema::Schema::new(

@@ -52,8 +52,27 @@ fn window_function_needs_the_event_time_column() {
 #[test]
 fn unsupported_aggregates_and_constructs_are_named() {
     refused(
-        "CREATE VIEW v AS SELECT channel, median(price) AS m FROM bid GROUP BY channel",
-        "median",
+        "CREATE VIEW v AS SELECT channel, string_agg(channel, ',') AS m FROM bid GROUP BY \
+         channel",
+        "string_agg",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT channel, median(DISTINCT price) AS m FROM bid GROUP BY channel",
+        "MEDIAN(DISTINCT",
+    );
+    // Grouping sets run (tests/pipelines/grouping_sets.sql) where every set keeps the
+    // window, and not over sessions.
+    refused(
+        "CREATE VIEW v AS SELECT window_start, channel, COUNT(*) AS n FROM TUMBLE(bid, \
+         date_time, INTERVAL '10' SECOND) GROUP BY GROUPING SETS ((window_start, window_end, \
+         channel), (channel))",
+        "keep the window columns in every set",
+    );
+    refused(
+        "CREATE VIEW v AS SELECT window_start, window_end, channel, COUNT(*) AS n FROM \
+         SESSION(bid, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end, \
+         ROLLUP(channel)",
+        "over SESSION windows",
     );
     // A subquery's truth inside a larger condition becomes a mark join.
     refused(

@@ -363,6 +363,7 @@ golden!(
     rank_top_n,
     statistics,
     ranked_windows,
+    grouping_sets,
 );
 
 #[test]

@@ -435,6 +435,44 @@ const SHAPES: &[Shape] = &[
         lateness_ms: 500,
         window_ms: 2000,
     },
+    Shape {
+        // A windowed ROLLUP (NULL channels in the data look like the rolled-up ones) with
+        // MEDIAN; the batch query is the union of its three GROUP BYs.
+        name: "window_rollup",
+        views: "CREATE VIEW v WITH (allowed_lateness = '500ms') AS SELECT window_start, \
+            channel, auction, COUNT(*) AS n, SUM(price) AS s, MEDIAN(price) AS m, \
+            GROUPING(auction) AS g FROM TUMBLE(bid, date_time, INTERVAL '2' SECOND) \
+            GROUP BY window_start, window_end, ROLLUP(channel, auction)",
+        view: "v",
+        batch: "WITH w AS (SELECT *, date_bin(INTERVAL '2 seconds', date_time, \
+            TIMESTAMP '1970-01-01T00:00:00') AS ws FROM bid) \
+            SELECT ws AS window_start, channel, auction, COUNT(*) AS n, SUM(price) AS s, \
+            MEDIAN(price) AS m, 0 AS g FROM w GROUP BY ws, channel, auction \
+            UNION ALL SELECT ws, channel, NULL, COUNT(*), SUM(price), MEDIAN(price), 1 \
+            FROM w GROUP BY ws, channel \
+            UNION ALL SELECT ws, NULL, NULL, COUNT(*), SUM(price), MEDIAN(price), 1 \
+            FROM w GROUP BY ws",
+        lateness_ms: 500,
+        window_ms: 2000,
+    },
+    Shape {
+        // A CUBE over rows that change (each auction's top price per channel and bidder
+        // class); the batch query is the union of its four GROUP BYs.
+        name: "cube_of_updating_groups",
+        views: "CREATE VIEW v AS SELECT channel, b, COUNT(*) AS n, SUM(top) AS s, \
+            MEDIAN(top) AS m FROM (SELECT auction, channel, bidder % 3 AS b, MAX(price) AS top \
+            FROM bid GROUP BY auction, channel, bidder % 3) t GROUP BY CUBE(channel, b)",
+        view: "v",
+        batch: "WITH t AS (SELECT auction, channel, bidder % 3 AS b, MAX(price) AS top FROM bid \
+            GROUP BY auction, channel, bidder % 3) \
+            SELECT channel, b, COUNT(*) AS n, SUM(top) AS s, MEDIAN(top) AS m FROM t \
+            GROUP BY channel, b \
+            UNION ALL SELECT channel, NULL, COUNT(*), SUM(top), MEDIAN(top) FROM t GROUP BY channel \
+            UNION ALL SELECT NULL, b, COUNT(*), SUM(top), MEDIAN(top) FROM t GROUP BY b \
+            UNION ALL SELECT NULL, NULL, COUNT(*), SUM(top), MEDIAN(top) FROM t",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
