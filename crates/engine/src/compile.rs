@@ -186,12 +186,12 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
     let mut filtered = false;
     // Filters and projections pass positions on: these are the first stateful node's.
     let positions = positions(root);
-    // Ranked rows and a union's rows that change are keyed by positions (a
+    // Ranked rows, and a union's or a join's rows that change, are keyed by positions (a
     // deduplication's by its group) and change: a filter over them deletes the rows that
     // stop passing it.
-    let ranked = match &under_filters(root).op {
+    let changing = match &under_filters(root).op {
         Op::TopN { .. } => true,
-        Op::Union { .. } => under_filters(root).updating(),
+        Op::Union { .. } | Op::Join { .. } => under_filters(root).updating(),
         _ => false,
     };
     let mut node = root;
@@ -268,15 +268,15 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
             Op::Source(_) | Op::Over { .. } | Op::Union { .. } | Op::Join { .. } => break,
         }
     }
-    // Rows keyed by their input positions. Ranked rows change (a row leaves the top N): a
-    // filter over them deletes too.
+    // Rows keyed by their input positions. Rows that change (a row leaves the top N, a
+    // join's pair gets a new value): a filter over them deletes too.
     let Some(positions) = positions else {
         return Err(unsupported(
             "rows without positions that no aggregate keys; put a stream's rows on the left of \
              a join so that each result row is keyed by its source position",
         ));
     };
-    Ok((ResultKey::Origin(positions), ranked && filtered))
+    Ok((ResultKey::Origin(positions), changing && filtered))
 }
 
 /// The view's columns (`names`, mapped to the top-N's by `mapping`) that select a
@@ -417,6 +417,12 @@ fn reads_join(node: &Node) -> bool {
 }
 
 /// The first node under `node`'s filters and projections.
+/// Whether `node` has at most one row: an aggregate without GROUP BY (a scalar
+/// subquery's) through filters and projections.
+fn one_row(node: &Node) -> bool {
+    matches!(&under_filters(node).op, Op::Aggregate { agg, .. } if agg.global())
+}
+
 pub(crate) fn under_filters(node: &Node) -> &Node {
     match &node.op {
         Op::Filter { input, .. } | Op::Project { input, .. } => under_filters(input),
@@ -1072,10 +1078,18 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
         }
         _ => {
             if j.on.is_empty() {
-                return Err(unsupported(
-                    "a join of two streams without an equality condition (a cross join); \
-                     join on equal keys",
-                ));
+                if !one_row(&left) && !one_row(&right) {
+                    return Err(unsupported(
+                        "a join without an equality condition (a cross join) of inputs with \
+                         many rows each; join on equal keys (a join with an aggregate without \
+                         GROUP BY, such as a scalar subquery's, runs)",
+                    ));
+                }
+                // Each row pairs with the other side's one row (whose every new value
+                // pairs again with all of them): both sides' rows share one key.
+                left_keys.push(lit(ScalarValue::Boolean(Some(true))));
+                right_keys.push(lit(ScalarValue::Boolean(Some(true))));
+                key_fields.push(SortField::new(DataType::Boolean));
             }
             // An aggregate's rows (closed windows: final) have no positions; a hash of
             // their GROUP BY columns identifies them instead.

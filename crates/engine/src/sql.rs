@@ -260,9 +260,16 @@ pub struct SqlPlanner {
 impl SqlPlanner {
     /// A planner over `streams` and the already declared `views` (in creation order).
     pub fn new(streams: &[StreamDef], views: &[ViewDef]) -> Result<SqlPlanner> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(1)
             .with_information_schema(false);
+        // An uncorrelated scalar subquery becomes a join with its one row (as a correlated
+        // one does), which a view runs incrementally; DataFusion would otherwise keep it
+        // in the expression, to run once before the query.
+        config
+            .options_mut()
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = false;
         // COUNT(DISTINCT) is an accumulator of its own here; DataFusion's rewrite into two
         // aggregations would make every distinct count a cascade of two windowed operators.
         let rules: Vec<_> = datafusion::optimizer::Optimizer::new()

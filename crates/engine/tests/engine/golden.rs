@@ -364,6 +364,7 @@ golden!(
     statistics,
     ranked_windows,
     grouping_sets,
+    scalar_subquery,
 );
 
 #[test]

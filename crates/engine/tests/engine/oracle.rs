@@ -473,6 +473,18 @@ const SHAPES: &[Shape] = &[
         lateness_ms: -1,
         window_ms: 0,
     },
+    Shape {
+        // A scalar subquery: bids within a factor of two of the highest price so far, which
+        // leave the view as the top rises; the batch query is a cross join.
+        name: "scalar_subquery",
+        views: "CREATE VIEW v AS SELECT auction, bidder, price FROM bid \
+            WHERE price * 2 > (SELECT MAX(price) FROM bid)",
+        view: "v",
+        batch: "SELECT b.auction, b.bidder, b.price FROM bid b CROSS JOIN \
+            (SELECT MAX(price) AS m FROM bid) t WHERE b.price * 2 > t.m",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
