@@ -1755,13 +1755,15 @@ fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
 /// The window frames Freshet runs, for errors.
 const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE \
      BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame for an OVER with ORDER BY and \
-     no frame)";
+     no frame), or the whole partition (no ORDER BY, or UNBOUNDED PRECEDING AND UNBOUNDED \
+     FOLLOWING)";
 
 /// The SQL window functions Freshet runs, for errors.
 const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX or LAG OVER (PARTITION BY ... ORDER BY \
      <event time>[, ...] [ROWS BETWEEN n | UNBOUNDED PRECEDING AND CURRENT ROW]), and \
      ROW_NUMBER(), RANK() or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N \
-     or rn = 1; for time windows use TUMBLE, HOP or SESSION in FROM";
+     or rn = 1, and any aggregate OVER (PARTITION BY ...) over whole partitions; for time \
+     windows use TUMBLE, HOP or SESSION in FROM";
 
 /// Window functions that need two operators, one over the other's rows.
 const DIFFERENT_OVERS: &str = "window functions with different OVER (...) clauses in one \
@@ -1791,6 +1793,15 @@ fn event_time(node: &Node) -> Option<(String, Option<usize>)> {
 fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node> {
     use crate::over::{OverFn, OverFrame};
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
+    if let Some(plan) = crate::whole_partition::as_join(w)? {
+        return build(&plan, cx).map_err(|e| match e {
+            EngineError::Sql(m) => EngineError::Sql(format!(
+                "an aggregate OVER (PARTITION BY ...) over whole partitions runs as a join of \
+                 the rows with a GROUP BY of their partition keys, which cannot run here: {m}"
+            )),
+            e => e,
+        });
+    }
     let input = build(&w.input, cx)?;
     let in_schema = w.input.schema();
     let mut aggs = Vec::new();

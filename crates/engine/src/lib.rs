@@ -38,6 +38,7 @@ pub mod statement;
 pub mod top_n;
 pub mod views;
 pub mod watermarks;
+pub mod whole_partition;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -365,6 +365,7 @@ golden!(
     ranked_windows,
     grouping_sets,
     scalar_subquery,
+    whole_partition,
 );
 
 #[test]

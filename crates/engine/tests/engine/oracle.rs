@@ -485,6 +485,23 @@ const SHAPES: &[Shape] = &[
         lateness_ms: -1,
         window_ms: 0,
     },
+    Shape {
+        // Aggregates over whole partitions (each bid with its auction's count, top price and
+        // distinct bidders, and the channel's share), which the view runs as a join with a
+        // GROUP BY and DataFusion's batch as a window.
+        name: "whole_partition",
+        views: "CREATE VIEW v AS SELECT auction, bidder, price, COUNT(*) OVER (PARTITION BY \
+            auction) AS n, MAX(price) OVER (PARTITION BY auction) AS top, COUNT(DISTINCT \
+            bidder) OVER (PARTITION BY auction) AS d, price * 1000 / SUM(price) OVER \
+            (PARTITION BY channel) AS share FROM bid",
+        view: "v",
+        batch: "SELECT auction, bidder, price, COUNT(*) OVER (PARTITION BY auction) AS n, \
+            MAX(price) OVER (PARTITION BY auction) AS top, COUNT(DISTINCT bidder) OVER \
+            (PARTITION BY auction) AS d, price * 1000 / SUM(price) OVER (PARTITION BY \
+            channel) AS share FROM bid",
+        lateness_ms: -1,
+        window_ms: 0,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
