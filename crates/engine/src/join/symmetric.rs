@@ -5,7 +5,9 @@
 //! Each side keeps every row it has seen, indexed by its join key. A batch arriving on one
 //! side is probed against the other side's rows and then added to its own, so every
 //! matching pair is emitted exactly once, when the later of its two rows is read, whatever
-//! order the inputs are read in. Result rows are final and carry both rows' input
+//! order the inputs are read in, in slices of at most [`PROBE_PAIRS`] candidates (a join
+//! without an equal key gives all rows one key, so every kept row is a candidate). Result
+//! rows are final and carry both rows' input
 //! positions, which key them: replaying a batch after a crash writes the same keys again.
 //! Rows with a NULL key never match (SQL's `=`) and are not kept, unless the join compares
 //! keys with `IS NOT DISTINCT FROM`.
@@ -357,17 +359,19 @@ impl Output {
     }
 }
 
-/// Candidate pairs of one batch with the other side's rows, and the pairs made.
+/// The pairs of one batch with the other side's rows that pass the residual condition.
 struct Probe {
-    /// Row of the batch of each candidate.
+    /// Row of the batch of each pair.
     mine: Vec<u32>,
-    /// (chunk, row) of the other side of each candidate.
+    /// (chunk, row) of the other side of each pair.
     theirs: Vec<(usize, usize)>,
-    /// Per candidate, whether it passes the residual condition.
-    passed: Vec<bool>,
-    /// The pairs that pass, as output rows (final ones and provisional ones apart).
+    /// The pairs, as output rows (final ones and provisional ones apart).
     pairs: Vec<Rows>,
 }
+
+/// The most candidate pairs a probe builds at once: a key shared by many rows (a join
+/// with a one-row side, whose key is a constant) is probed in slices of this many.
+const PROBE_PAIRS: usize = 65_536;
 
 /// Rows to keep on one side, with what is known of them.
 struct Keeping<'a> {
@@ -675,8 +679,8 @@ impl SymmetricJoin {
         let probe = self.probe(&rows, &keys, me)?;
         let mut matched = vec![false; rows.batch.num_rows()];
         let mut newly = Vec::new();
-        for (k, _) in probe.passed.iter().enumerate().filter(|(_, p)| **p) {
-            matched[probe.mine[k] as usize] = true;
+        for (k, &m) in probe.mine.iter().enumerate() {
+            matched[m as usize] = true;
             if self.output.tracks(other) {
                 let (c, r) = probe.theirs[k];
                 let flag = &mut self.sides[other].chunk_mut(c as u32)?.matched[r];
@@ -951,13 +955,7 @@ impl SymmetricJoin {
         touched.dedup();
         self.sides[me].dirty_live.extend(&touched);
         if self.output.tracks(other) {
-            let mut partners: Vec<(usize, usize)> = probe
-                .theirs
-                .iter()
-                .zip(&probe.passed)
-                .filter(|(_, p)| **p)
-                .map(|(t, _)| *t)
-                .collect();
+            let mut partners = probe.theirs;
             partners.sort_unstable();
             partners.dedup();
             if !partners.is_empty() {
@@ -977,8 +975,8 @@ impl SymmetricJoin {
         let keys = self.key_rows_of(side, &rows.batch)?;
         let still = self.probe(&rows, &keys, side)?;
         let mut matched = vec![false; at.len()];
-        for (k, _) in still.passed.iter().enumerate().filter(|(_, p)| **p) {
-            matched[still.mine[k] as usize] = true;
+        for &m in &still.mine {
+            matched[m as usize] = true;
         }
         let lost: Vec<u32> = (0..at.len() as u32)
             .filter(|&i| !matched[i as usize])
@@ -1110,25 +1108,42 @@ impl SymmetricJoin {
     /// matching rows so far: the candidates by key, which pass the residual condition,
     /// and the pairs they make, final where both rows are.
     fn probe(&self, rows: &Rows, keys: &arrow_row::Rows, me: usize) -> Result<Probe> {
+        let mut probe = Probe {
+            mine: Vec::new(),
+            theirs: Vec::new(),
+            pairs: Vec::new(),
+        };
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..rows.batch.num_rows() {
-            if let Some(hits) = self.sides[1 - me].index.get(keys.row(i).as_ref()) {
-                for &(c, r) in hits {
-                    mine.push(i as u32);
-                    theirs.push((c as usize, r as usize));
+            let Some(hits) = self.sides[1 - me].index.get(keys.row(i).as_ref()) else {
+                continue;
+            };
+            for &(c, r) in hits {
+                mine.push(i as u32);
+                theirs.push((c as usize, r as usize));
+                if mine.len() == PROBE_PAIRS {
+                    self.probe_slice(rows, &mut mine, &mut theirs, me, &mut probe)?;
                 }
             }
         }
-        if mine.is_empty() {
-            return Ok(Probe {
-                mine,
-                theirs,
-                passed: Vec::new(),
-                pairs: Vec::new(),
-            });
+        if !mine.is_empty() {
+            self.probe_slice(rows, &mut mine, &mut theirs, me, &mut probe)?;
         }
-        let joined = self.pairs(rows, &UInt32Array::from(mine.clone()), &theirs, me == 1)?;
+        Ok(probe)
+    }
+
+    /// Join the candidate pairs `mine` x `theirs` (emptied), adding those that pass the
+    /// residual condition to `probe`.
+    fn probe_slice(
+        &self,
+        rows: &Rows,
+        mine: &mut Vec<u32>,
+        theirs: &mut Vec<(usize, usize)>,
+        me: usize,
+        probe: &mut Probe,
+    ) -> Result<()> {
+        let joined = self.pairs(rows, &UInt32Array::from(mine.clone()), theirs, me == 1)?;
         let passed: Vec<bool> = match &self.filter {
             Some(f) => {
                 let mask = residual(f, &joined.batch)?;
@@ -1143,15 +1158,20 @@ impl SymmetricJoin {
         let other = &self.sides[1 - me];
         let mut finals = Vec::with_capacity(mine.len());
         let mut last: Option<(usize, bool)> = None;
-        for &(c, _) in &theirs {
+        for (k, &(c, r)) in theirs.iter().enumerate() {
+            if !passed[k] {
+                finals.push(false);
+                continue;
+            }
             let provisional = match last {
                 Some((at, p)) if at == c => p,
                 _ => other.chunk(c as u32)?.provisional,
             };
             last = Some((c, provisional));
             finals.push(mine_final && !provisional);
+            probe.mine.push(mine[k]);
+            probe.theirs.push((c, r));
         }
-        let mut pairs = Vec::new();
         for (state, want) in [(RowState::Final, true), (RowState::Provisional, false)] {
             let pick = BooleanArray::from_iter(
                 passed
@@ -1160,18 +1180,15 @@ impl SymmetricJoin {
                     .map(|(&p, &f)| Some(p && f == want)),
             );
             if pick.true_count() > 0 {
-                pairs.push(Rows {
+                probe.pairs.push(Rows {
                     change: Change::Upsert(state),
                     ..joined.filter(&pick)?
                 });
             }
         }
-        Ok(Probe {
-            mine,
-            theirs,
-            passed,
-            pairs,
-        })
+        mine.clear();
+        theirs.clear();
+        Ok(())
     }
 
     /// `rows` of side `me` without those whose key can match nothing (a NULL key, unless
