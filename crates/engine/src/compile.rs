@@ -1077,20 +1077,6 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             (Join::Window(join), window)
         }
         _ => {
-            if j.on.is_empty() {
-                if !one_row(&left) && !one_row(&right) {
-                    return Err(unsupported(
-                        "a join without an equality condition (a cross join) of inputs with \
-                         many rows each; join on equal keys (a join with an aggregate without \
-                         GROUP BY, such as a scalar subquery's, runs)",
-                    ));
-                }
-                // Each row pairs with the other side's one row (whose every new value
-                // pairs again with all of them): both sides' rows share one key.
-                left_keys.push(lit(ScalarValue::Boolean(Some(true))));
-                right_keys.push(lit(ScalarValue::Boolean(Some(true))));
-                key_fields.push(SortField::new(DataType::Boolean));
-            }
             // An aggregate's rows (closed windows: final) have no positions; a hash of
             // their GROUP BY columns identifies them instead.
             let identity = [
@@ -1108,6 +1094,29 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 .filter(|_| !changes.contains(&true))
                 .and_then(|f| interval_bounds(f, ls, rs))
                 .and_then(|bounds| time_bounded(bounds, &left, &right));
+            if j.on.is_empty() {
+                // Every row is a candidate for every row of the other side: bounded where
+                // one side has one row (a scalar subquery's), where the condition bounds
+                // the pairs' times (the watermark frees rows), or by state_ttl.
+                let bounded = one_row(&left)
+                    || one_row(&right)
+                    || interval.is_some()
+                    || cx.options.state_ttl_ms.is_some();
+                if !bounded {
+                    return Err(unsupported(
+                        "a join without an equality condition (a cross join) whose rows nothing \
+                         frees: every row would be kept and compared with every row of the other \
+                         side until the end of the streams; join on equal keys, bound the pairs' \
+                         times (a.t BETWEEN b.t - INTERVAL '10' SECOND AND b.t), or set the view \
+                         option state_ttl (a join with an aggregate without GROUP BY, such as a \
+                         scalar subquery's, runs as it is)",
+                    ));
+                }
+                // Every row pairs with every row of the other side: all share one key.
+                left_keys.push(lit(ScalarValue::Boolean(Some(true))));
+                right_keys.push(lit(ScalarValue::Boolean(Some(true))));
+                key_fields.push(SortField::new(DataType::Boolean));
+            }
             let mut join = SymmetricJoin::new(
                 id,
                 schema.clone(),

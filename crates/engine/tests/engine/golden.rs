@@ -366,6 +366,7 @@ golden!(
     grouping_sets,
     scalar_subquery,
     whole_partition,
+    theta_join,
 );
 
 #[test]

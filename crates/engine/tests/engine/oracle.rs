@@ -502,6 +502,20 @@ const SHAPES: &[Shape] = &[
         lateness_ms: -1,
         window_ms: 0,
     },
+    Shape {
+        // A join without an equal key, bounded in time: each bid with the lower bids of
+        // the 500 ms before it, on any auction; rows behind the freeing watermark are late.
+        name: "theta_interval_join",
+        views: "CREATE VIEW v AS SELECT b.auction, b.bidder, b.price, a.auction AS lower, \
+            a.bidder AS lower_bidder FROM bid b JOIN bid a ON a.price < b.price AND \
+            a.date_time BETWEEN b.date_time - INTERVAL '500' MILLISECOND AND b.date_time",
+        view: "v",
+        batch: "SELECT b.auction, b.bidder, b.price, a.auction AS lower, a.bidder AS \
+            lower_bidder FROM bid b JOIN bid a ON a.price < b.price AND a.date_time BETWEEN \
+            b.date_time - INTERVAL '500 milliseconds' AND b.date_time",
+        lateness_ms: 0,
+        window_ms: 1,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
