@@ -85,3 +85,19 @@ CREATE VIEW category_median AS
 SELECT category, MEDIAN(top) AS median_top
 FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
 GROUP BY category;
+
+-- Values in an order of the query's choosing: each auction's bidders of a window, latest
+-- first (a NULL channel is skipped by STRING_AGG, kept by ARRAY_AGG), its distinct prices
+-- in order, and each category's tops in auction order, which change as tops rise.
+CREATE VIEW window_lists AS
+SELECT auction, window_start,
+       STRING_AGG(CAST(bidder AS VARCHAR), ',' ORDER BY date_time DESC) AS latest_bidders,
+       array_to_string(ARRAY_AGG(DISTINCT price ORDER BY price), '/') AS distinct_prices,
+       cardinality(ARRAY_AGG(price ORDER BY date_time)) AS prices_held
+FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+GROUP BY auction, window_start;
+
+CREATE VIEW category_lists AS
+SELECT category, STRING_AGG(CAST(top AS VARCHAR), ' ' ORDER BY auction) AS tops
+FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
+GROUP BY category;

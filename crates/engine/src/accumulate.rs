@@ -28,14 +28,16 @@
 //! rounding.
 
 use crate::error::{EngineError, Result, unsupported};
+use arrow_array::builder::LargeStringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, Float32Type, Float64Type, Int64Type, UInt64Type};
 use arrow_array::{
-    Array, ArrayRef, ArrowNativeTypeOp, BooleanArray, Float64Array, Int64Array, PrimitiveArray,
-    UInt64Array, new_null_array,
+    Array, ArrayRef, ArrowNativeTypeOp, BooleanArray, Float64Array, Int64Array, ListArray,
+    PrimitiveArray, UInt64Array, new_null_array,
 };
+use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::{DataType, SortOptions};
+use arrow_schema::{DataType, Field, SortOptions};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +70,20 @@ pub enum AggKind {
     /// `MEDIAN(x)` (DataFusion makes an integer argument a double): the middle value held,
     /// or the mean of the two middle ones.
     Median,
+    /// `ARRAY_AGG(x ORDER BY k, ...)` and `STRING_AGG(x, delimiter ORDER BY k, ...)`: every
+    /// value held, in the order given. The argument is the struct of the `ORDER BY` values
+    /// and `x`, as for `First`; the accumulator keeps a count of each.
+    Collect {
+        /// The order is descending.
+        descending: bool,
+        /// NULL `ORDER BY` values come first.
+        nulls_first: bool,
+        /// `DISTINCT`: each struct once.
+        distinct: bool,
+        /// `STRING_AGG`: the non-NULL values joined by [`AggSpec::joined_by`]'s delimiter,
+        /// not a list.
+        joined: bool,
+    },
     /// `SUM(DISTINCT x)`.
     SumDistinct,
     /// `AVG(DISTINCT x)`.
@@ -94,6 +110,8 @@ impl AggKind {
             AggKind::Max => "MAX",
             AggKind::First { .. } => "FIRST_VALUE or LAST_VALUE",
             AggKind::Median => "MEDIAN",
+            AggKind::Collect { joined: false, .. } => "ARRAY_AGG",
+            AggKind::Collect { joined: true, .. } => "STRING_AGG",
             AggKind::SumDistinct => "SUM(DISTINCT)",
             AggKind::AvgDistinct => "AVG(DISTINCT)",
             AggKind::Variance {
@@ -128,6 +146,8 @@ pub struct AggSpec {
     null_row: Box<[u8]>,
     /// Its accumulators can take values back ([`AggSpec::retract`]).
     retracts: bool,
+    /// `STRING_AGG`'s delimiter.
+    delimiter: String,
 }
 
 impl AggSpec {
@@ -148,13 +168,21 @@ impl AggSpec {
                 t.clone()
             }
             (AggKind::Median, DataType::Float32 | DataType::Float64) => arg_type.clone(),
-            (AggKind::First { .. }, DataType::Struct(fields))
+            (AggKind::First { .. } | AggKind::Collect { .. }, DataType::Struct(fields))
                 if RowConverter::supports_fields(&[SortField::new(arg_type.clone())]) =>
             {
                 let last = fields
                     .last()
-                    .ok_or_else(|| EngineError::Bug("an empty struct".into()))?;
-                last.data_type().clone()
+                    .ok_or_else(|| EngineError::Bug("an empty struct".into()))?
+                    .data_type()
+                    .clone();
+                match kind {
+                    AggKind::Collect { joined: true, .. } => DataType::LargeUtf8,
+                    AggKind::Collect { joined: false, .. } => {
+                        DataType::List(Arc::new(Field::new_list_field(last, true)))
+                    }
+                    _ => last,
+                }
             }
             (k, t) => {
                 // FIRST_VALUE's argument is the struct of its ORDER BY values and x.
@@ -180,11 +208,17 @@ impl AggSpec {
             | AggKind::Max
             | AggKind::CountDistinct
             | AggKind::First { .. }
+            | AggKind::Collect { .. }
             | AggKind::Median => {
                 let options = match kind {
                     AggKind::First {
                         descending,
                         nulls_first,
+                    }
+                    | AggKind::Collect {
+                        descending,
+                        nulls_first,
+                        ..
                     } => SortOptions {
                         descending,
                         nulls_first,
@@ -206,7 +240,13 @@ impl AggSpec {
             rows,
             null_row,
             retracts: false,
+            delimiter: String::new(),
         })
+    }
+
+    /// The same `STRING_AGG`, joining values with `delimiter`.
+    pub fn joined_by(self, delimiter: String) -> AggSpec {
+        AggSpec { delimiter, ..self }
     }
 
     /// The same aggregate, with accumulators that can take values back.
@@ -227,7 +267,7 @@ impl AggSpec {
         match (self.kind, &self.arg_type) {
             (AggKind::Variance { .. }, _) => return Acc::Moments(Moments::default()),
             // Every value is kept, whether or not values are taken back.
-            (AggKind::Median, _) => return Acc::Bag(BTreeMap::new()),
+            (AggKind::Median | AggKind::Collect { .. }, _) => return Acc::Bag(BTreeMap::new()),
             (AggKind::SumDistinct | AggKind::AvgDistinct, t) => {
                 let tally = match t {
                     DataType::Int64 => Acc::TallyI(0, 0),
@@ -575,6 +615,35 @@ impl AggSpec {
                     _ => best,
                 }
             }
+            AggKind::Collect {
+                distinct, joined, ..
+            } => {
+                let conv = self.rows.as_ref().expect("ARRAY_AGG has a row converter");
+                let parser = conv.parser();
+                // Every group's values in order, and where each group's end.
+                let mut held = Vec::new();
+                let mut ends = Vec::new();
+                for acc in accs {
+                    if let Acc::Bag(bag) = acc {
+                        for (v, &c) in bag {
+                            let times = if distinct { 1 } else { c };
+                            held.extend(std::iter::repeat_n(parser.parse(v), times as usize));
+                        }
+                    }
+                    ends.push(held.len());
+                }
+                let structs = conv.convert_rows(held)?.pop().expect("one column");
+                let values = structs
+                    .as_struct()
+                    .columns()
+                    .last()
+                    .ok_or_else(|| EngineError::Bug("an empty struct".into()))?
+                    .clone();
+                match joined {
+                    true => joined_strings(&values, &ends, &self.delimiter)?,
+                    false => lists(values, &ends)?,
+                }
+            }
             AggKind::Median => {
                 let conv = self.rows.as_ref().expect("MEDIAN has a row converter");
                 let parser = conv.parser();
@@ -595,6 +664,49 @@ impl AggSpec {
             }
         })
     }
+}
+
+/// `values` cut into one list per group, group `g`'s ending at `ends[g]` (NULL for a group
+/// without values, as `ARRAY_AGG` over no rows gives).
+fn lists(values: ArrayRef, ends: &[usize]) -> Result<ArrayRef> {
+    let mut offsets = Vec::with_capacity(ends.len() + 1);
+    offsets.push(0i32);
+    let mut valid = Vec::with_capacity(ends.len());
+    for &end in ends {
+        let start = *offsets.last().expect("one offset") as usize;
+        valid.push(end > start);
+        offsets.push(i32::try_from(end).map_err(|_| {
+            EngineError::ResourceLimit("an ARRAY_AGG result over 2^31 values".into())
+        })?);
+    }
+    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        values,
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// Per group (ending at `ends[g]` in `values`), its non-NULL strings joined by
+/// `delimiter`; NULL where it has none (as DataFusion's `STRING_AGG`).
+fn joined_strings(values: &ArrayRef, ends: &[usize], delimiter: &str) -> Result<ArrayRef> {
+    let values = arrow_cast::cast(values, &DataType::LargeUtf8)?;
+    let values = values.as_string::<i64>();
+    let mut start = 0;
+    let mut out = LargeStringBuilder::new();
+    for &end in ends {
+        let parts: Vec<&str> = (start..end)
+            .filter(|&i| values.is_valid(i))
+            .map(|i| values.value(i))
+            .collect();
+        match parts.is_empty() {
+            true => out.append_null(),
+            false => out.append_value(parts.join(delimiter)),
+        }
+        start = end;
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// The middle value of a multiset (twice, and `true`: it holds an odd number), or its two

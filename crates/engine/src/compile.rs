@@ -598,11 +598,15 @@ fn build_scan(scan: &datafusion::logical_expr::TableScan, cx: &mut Cx) -> Result
 }
 
 /// The accumulator an aggregate function call uses, and its argument.
-fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
+/// The aggregate function `f` is, its argument, and `STRING_AGG`'s delimiter.
+fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr, Option<String>)> {
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
     if matches!(name.as_str(), "first_value" | "last_value") {
-        return first_value(&name, p);
+        return first_value(&name, p).map(|(kind, arg)| (kind, arg, None));
+    }
+    if matches!(name.as_str(), "array_agg" | "string_agg") {
+        return collect(&name, p);
     }
     if !p.order_by.is_empty() {
         return Err(unsupported(format!("ORDER BY inside {name}")));
@@ -654,11 +658,82 @@ fn agg_kind(f: &AggregateFunction) -> Result<(AggKind, Expr)> {
             return Err(unsupported(format!(
                 "aggregate function {other}; streaming views support COUNT, SUM and AVG (each \
                  also over DISTINCT values), MIN, MAX, BOOL_AND, BOOL_OR, VAR_SAMP, VAR_POP, \
-                 STDDEV_SAMP, STDDEV_POP, MEDIAN, and FIRST_VALUE and LAST_VALUE with ORDER BY"
+                 STDDEV_SAMP, STDDEV_POP, MEDIAN, and FIRST_VALUE, LAST_VALUE, ARRAY_AGG and \
+                 STRING_AGG with ORDER BY"
             )));
         }
     };
-    Ok((kind, p.args[0].clone()))
+    Ok((kind, p.args[0].clone(), None))
+}
+
+/// `ARRAY_AGG(x ORDER BY k, ...)` and `STRING_AGG(x, delimiter ORDER BY k, ...)`: the
+/// values in the `ORDER BY` order, kept as the struct `(k, ..., x)` (rows tied in every
+/// `ORDER BY` value are ordered by `x`, where a batch run takes them as it reads them).
+fn collect(
+    name: &str,
+    p: &datafusion::logical_expr::expr::AggregateFunctionParams,
+) -> Result<(AggKind, Expr, Option<String>)> {
+    let call = name.to_ascii_uppercase();
+    let joined = name == "string_agg";
+    let Some(first) = p.order_by.first() else {
+        return Err(unsupported(format!(
+            "{call} without ORDER BY (the order of its values would depend on the order rows \
+             arrive in, and a batch run reads them in another); write {call}(x{} ORDER BY \
+             <column>)",
+            if joined { ", ','" } else { "" }
+        )));
+    };
+    if p.order_by
+        .iter()
+        .any(|s| s.asc != first.asc || s.nulls_first != first.nulls_first)
+    {
+        return Err(unsupported(format!(
+            "{call} ordered by keys in different directions or NULL orders"
+        )));
+    }
+    if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
+        return Err(unsupported(format!("{call}(...) IGNORE NULLS")));
+    }
+    // Each distinct struct (k, ..., x) is kept once: distinct values of x only where x is
+    // the whole order.
+    if p.distinct && (p.order_by.len() != 1 || first.expr != p.args[0]) {
+        return Err(unsupported(format!(
+            "{call}(DISTINCT x ORDER BY ...) ordered by other than x itself"
+        )));
+    }
+    let delimiter = match (joined, p.args.as_slice()) {
+        (false, [_]) => None,
+        (true, [_, Expr::Literal(d, _)]) => match d {
+            d if d.is_null() => Some(String::new()),
+            d => Some(
+                d.try_as_str()
+                    .flatten()
+                    .ok_or_else(|| unsupported(format!("{call} with the delimiter {d}")))?
+                    .to_string(),
+            ),
+        },
+        (true, [_, d]) => {
+            return Err(unsupported(format!(
+                "{call} with the delimiter {d}; the delimiter must be a string literal"
+            )));
+        }
+        (_, args) => {
+            return Err(unsupported(format!("{call} with {} arguments", args.len())));
+        }
+    };
+    let kind = AggKind::Collect {
+        descending: !first.asc,
+        nulls_first: first.nulls_first,
+        distinct: p.distinct,
+        joined,
+    };
+    let mut fields: Vec<Expr> = p.order_by.iter().map(|s| s.expr.clone()).collect();
+    fields.push(p.args[0].clone());
+    Ok((
+        kind,
+        datafusion::functions::core::expr_fn::r#struct(fields),
+        delimiter,
+    ))
 }
 
 /// `FIRST_VALUE(x ORDER BY k, ...)` and `LAST_VALUE(...)`: the value of the first (last) row
@@ -845,10 +920,14 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         let Expr::AggregateFunction(f) = inner else {
             return Err(unsupported(format!("aggregate expression {e}")));
         };
-        let (kind, arg) = agg_kind(f)?;
+        let (kind, arg, delimiter) = agg_kind(f)?;
         let arg_type = arg.get_type(in_schema)?;
         let expected = a.schema.field(layout.len() + j).data_type();
-        specs.push(AggSpec::new(kind, arg_type, expected)?);
+        let spec = AggSpec::new(kind, arg_type, expected)?;
+        specs.push(match delimiter {
+            Some(d) => spec.joined_by(d),
+            None => spec,
+        });
         args.push(cx.physical(&arg, in_schema)?);
         filters.push(
             f.params
