@@ -30,3 +30,10 @@ SELECT category, COUNT(*) AS auctions, SUM(top) AS tops
 FROM (SELECT auction, category, MAX(price) AS top FROM bid GROUP BY auction, category) t
 GROUP BY GROUPING SETS ((category), (), (category))
 HAVING SUM(top) < 300;
+
+-- A ROLLUP over no rows yet (no bid above 180 until the last run): its grand total is there
+-- from the first commit, counting 0, as batch gives it over no rows.
+CREATE VIEW rare_rollup AS
+SELECT category, COUNT(*) AS bids, SUM(price) AS volume
+FROM bid WHERE price > 180
+GROUP BY ROLLUP(category);

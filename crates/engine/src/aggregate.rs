@@ -223,6 +223,11 @@ pub struct Aggregate {
     pub identifies_rows: bool,
     retraction: Option<Box<Retraction>>,
     key_rows: RowConverter,
+    /// Keys of the groups whose rows exist with or without input rows, from the first
+    /// commit (an unbounded aggregate's): without GROUP BY, the empty key; under grouping
+    /// sets, the keys of the sets that leave out every column (a ROLLUP's or CUBE's grand
+    /// total), as batch gives them over no rows.
+    always: Vec<Box<[u8]>>,
     windows: BTreeMap<i64, Groups>,
     unbounded: Groups,
     sessions: HashMap<Box<[u8]>, Vec<Session>>,
@@ -283,6 +288,12 @@ impl Aggregate {
         specs: Vec<AggSpec>,
         grouping: Grouping,
     ) -> Result<Aggregate> {
+        let key_rows = RowConverter::new(key_fields)?;
+        let always = match grouping {
+            Grouping::Unbounded if layout.is_empty() => vec![Box::default()],
+            Grouping::Unbounded => constant_keys(&key_sets, &key_rows)?,
+            _ => Vec::new(),
+        };
         Ok(Aggregate {
             id,
             schema,
@@ -296,7 +307,8 @@ impl Aggregate {
             amend_lateness_ms: None,
             identifies_rows: false,
             retraction: None,
-            key_rows: RowConverter::new(key_fields)?,
+            key_rows,
+            always,
             windows: BTreeMap::new(),
             unbounded: Groups::default(),
             sessions: HashMap::new(),
@@ -856,20 +868,22 @@ impl Aggregate {
         match self.grouping {
             Grouping::Unbounded => {
                 let mut groups = std::mem::take(&mut self.unbounded);
-                if self.global() && !groups.index.contains_key(&[][..]) {
-                    // The one group of an aggregate without GROUP BY is there from the
-                    // first commit, input or not (COUNT 0, SUM NULL), as batch gives it.
-                    let mut bytes = 0;
-                    let g = groups.intern(&[], &self.specs, &mut bytes);
-                    groups.touch(g);
-                    self.state_bytes += bytes;
+                for key in &self.always {
+                    if !groups.index.contains_key(key) {
+                        // A group there from the first commit, input or not (COUNT 0,
+                        // SUM NULL), as batch gives it.
+                        let mut bytes = 0;
+                        let g = groups.intern(key, &self.specs, &mut bytes);
+                        groups.touch(g);
+                        self.state_bytes += bytes;
+                    }
                 }
                 let (mut list, state): (Vec<u32>, _) = if ctx.end_of_stream {
                     ((0..groups.keys.len() as u32).collect(), RowState::Final)
                 } else {
                     (groups.emit_dirty.clone(), RowState::Provisional)
                 };
-                let global = self.global();
+                let always = |g: u32| self.always.contains(&groups.keys[g as usize]);
                 if let Some(r) = self.retraction.as_mut() {
                     // Groups whose input rows all went are deleted (if they changed since
                     // they were last written, they were written), computed from the
@@ -877,7 +891,7 @@ impl Aggregate {
                     let emptied = std::mem::take(&mut r.emptied);
                     let (live, empty): (Vec<u32>, Vec<u32>) = list
                         .into_iter()
-                        .partition(|&g| global || groups.live[g as usize] > 0);
+                        .partition(|&g| always(g) || groups.live[g as usize] > 0);
                     let gone: Vec<u32> = empty
                         .into_iter()
                         .filter(|&g| groups.in_emit[g as usize])
@@ -1040,7 +1054,7 @@ impl Aggregate {
             groups.in_ckpt[gi] = false;
             let mut k = prefix.clone();
             k.extend_from_slice(&groups.keys[gi]);
-            if retracts && groups.live[gi] == 0 && !self.global() {
+            if retracts && groups.live[gi] == 0 && !self.always.contains(&groups.keys[gi]) {
                 // A group without rows is not kept: once its deletion is written, its
                 // slot is free for another group.
                 if std::mem::take(&mut groups.persisted[gi]) {
@@ -1328,6 +1342,38 @@ impl Aggregate {
         }
         Ok(rows)
     }
+}
+
+/// The keys of the grouping sets whose every key expression is a constant (the sets that
+/// leave out every GROUP BY column: a NULL literal each, and `__grouping_id`'s literal);
+/// none without grouping sets (one set, whose keys are the GROUP BY columns).
+fn constant_keys(
+    key_sets: &[Vec<Arc<dyn PhysicalExpr>>],
+    key_rows: &RowConverter,
+) -> Result<Vec<Box<[u8]>>> {
+    if key_sets.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(arrow_schema::Schema::empty()),
+        Vec::new(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let mut keys = Vec::new();
+    for set in key_sets {
+        let constant = set.iter().all(|e| {
+            e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+                .is_some()
+        });
+        if constant {
+            let columns = set
+                .iter()
+                .map(|e| Ok(e.evaluate(&one_row)?.into_array(1)?))
+                .collect::<Result<Vec<_>>>()?;
+            keys.push(key_rows.convert_columns(&columns)?.row(0).data().into());
+        }
+    }
+    Ok(keys)
 }
 
 /// Positions of a window's rows read by an operator that tells them apart: a hash of each

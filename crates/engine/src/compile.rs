@@ -91,10 +91,11 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        // DataFusion keeps an uncorrelated scalar subquery in the expression, to run first.
+        // A scalar subquery DataFusion could not turn into a join stays in the expression.
         if e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))? {
             return Err(unsupported(
-                "a scalar subquery (a SELECT inside an expression)",
+                "a scalar subquery (a SELECT inside an expression) in this place; in WHERE or \
+                 in the SELECT list, one that gives one row (an aggregate without GROUP BY) runs",
             ));
         }
         Ok(create_physical_expr(
@@ -186,12 +187,12 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
     let mut filtered = false;
     // Filters and projections pass positions on: these are the first stateful node's.
     let positions = positions(root);
-    // Ranked rows, and a union's or a join's rows that change, are keyed by positions (a
+    // Ranked rows and a union's rows that change are keyed by positions (a
     // deduplication's by its group) and change: a filter over them deletes the rows that
-    // stop passing it.
+    // stop passing it. (A join deletes a pair itself before it writes the pair's key again.)
     let changing = match &under_filters(root).op {
         Op::TopN { .. } => true,
-        Op::Union { .. } | Op::Join { .. } => under_filters(root).updating(),
+        Op::Union { .. } => under_filters(root).updating(),
         _ => false,
     };
     let mut node = root;
@@ -268,8 +269,8 @@ fn root_key(root: &mut Node, options: &ViewOptions) -> Result<(ResultKey, bool)>
             Op::Source(_) | Op::Over { .. } | Op::Union { .. } | Op::Join { .. } => break,
         }
     }
-    // Rows keyed by their input positions. Rows that change (a row leaves the top N, a
-    // join's pair gets a new value): a filter over them deletes too.
+    // Rows keyed by their input positions. Ranked rows change (a row leaves the top N): a
+    // filter over them deletes too.
     let Some(positions) = positions else {
         return Err(unsupported(
             "rows without positions that no aggregate keys; put a stream's rows on the left of \
@@ -416,13 +417,13 @@ fn reads_join(node: &Node) -> bool {
     }
 }
 
-/// The first node under `node`'s filters and projections.
 /// Whether `node` has at most one row: an aggregate without GROUP BY (a scalar
 /// subquery's) through filters and projections.
 fn one_row(node: &Node) -> bool {
     matches!(&under_filters(node).op, Op::Aggregate { agg, .. } if agg.global())
 }
 
+/// The first node under `node`'s filters and projections.
 pub(crate) fn under_filters(node: &Node) -> &Node {
     match &node.op {
         Op::Filter { input, .. } | Op::Project { input, .. } => under_filters(input),
@@ -811,11 +812,18 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         match window_col {
             Some(col) => {
                 if let Some(set) = group_by.sets.iter().flatten().find(|s| s.leaves_out[i]) {
+                    let kept: Vec<String> = group_by
+                        .exprs
+                        .iter()
+                        .zip(&set.leaves_out)
+                        .filter(|(_, out)| !**out)
+                        .map(|(e, _)| e.to_string())
+                        .collect();
                     return Err(EngineError::Sql(format!(
                         "a grouping set over windows must keep the window columns in every \
-                         set; a set leaves out {e} (grouping set id {}); write GROUP BY \
-                         window_start, window_end, ROLLUP(...) or CUBE(...)",
-                        set.id
+                         set; the set ({}) leaves out {e}; write GROUP BY window_start, \
+                         window_end, ROLLUP(...) or CUBE(...)",
+                        kept.join(", ")
                     )));
                 }
                 layout.push(col);

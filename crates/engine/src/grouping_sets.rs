@@ -2,9 +2,13 @@
 //! the `__grouping_id` DataFusion gives the set's rows (so that a view's rows equal a batch
 //! run's, `GROUPING(...)` included, which DataFusion computes from that column).
 
-use crate::error::{Result, unsupported};
+use crate::error::{EngineError, Result, unsupported};
 use datafusion::logical_expr::{Expr, GroupingSet};
 use std::collections::HashMap;
+
+/// The most grouping sets one GROUP BY may have (DataFusion's limit for mixed ones): each
+/// input row is folded into one group per set.
+pub const GROUPING_SETS_MAX: usize = 4096;
 
 /// One grouping set.
 pub struct Set {
@@ -44,8 +48,16 @@ pub fn grouping(group_expr: &[Expr]) -> Result<Grouping> {
     };
     let exprs: Vec<Expr> = set.distinct_expr().into_iter().cloned().collect();
     let n = exprs.len();
-    if n > 63 {
-        return Err(unsupported("grouping sets over more than 63 expressions"));
+    let count = match set {
+        GroupingSet::Rollup(_) => n + 1,
+        GroupingSet::Cube(_) => 1usize.checked_shl(n as u32).unwrap_or(usize::MAX),
+        GroupingSet::GroupingSets(sets) => sets.len(),
+    };
+    if count > GROUPING_SETS_MAX {
+        return Err(EngineError::ResourceLimit(format!(
+            "{count} grouping sets; at most {GROUPING_SETS_MAX} are supported (each input row \
+             is folded into one group per set)"
+        )));
     }
     let patterns: Vec<Vec<bool>> = match set {
         GroupingSet::Rollup(_) => (0..=n)
@@ -60,6 +72,18 @@ pub fn grouping(group_expr: &[Expr]) -> Result<Grouping> {
             .collect(),
     };
     let mut seen: HashMap<Vec<bool>, u64> = HashMap::new();
+    for p in &patterns {
+        *seen.entry(p.clone()).or_insert(0) += 1;
+    }
+    // The ids hold a bit per expression and, above them, the highest repeat number.
+    let repeats = seen.values().max().map_or(0, |c| c - 1);
+    if n + (u64::BITS - repeats.leading_zeros()) as usize > 64 {
+        return Err(unsupported(format!(
+            "grouping sets over {n} expressions repeated {repeats} times (their ids would \
+             need more than 64 bits)"
+        )));
+    }
+    seen.clear();
     let sets = patterns
         .into_iter()
         .map(|leaves_out| {

@@ -196,7 +196,7 @@ pub fn reconcile(request: &Request<'_>, store: &mut dyn ResultStore) -> Result<R
     let by_position = !hidden.is_empty();
     if by_position && request.repair {
         let keyed_by = match under_filters(&compiled.root).op {
-            Op::Aggregate { .. } => "a hash of its grouping sets' keys",
+            Op::Aggregate { .. } => "a hash of its group key (grouping sets, or no GROUP BY)",
             _ => "input position (its rows are not aggregated)",
         };
         return Err(EngineError::Sql(format!(

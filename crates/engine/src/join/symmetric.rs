@@ -916,13 +916,12 @@ impl SymmetricJoin {
         }
         let gone = self.gather(me, &old)?;
         let keys = self.key_rows_of(me, &gone.batch)?;
-        for (k, &(c, r)) in old.iter().enumerate() {
-            unindex(
-                &mut self.sides[me].index,
-                keys.row(k).as_ref(),
-                (c as u32, r as u32),
-            );
-        }
+        unindex(
+            &mut self.sides[me].index,
+            old.iter()
+                .enumerate()
+                .map(|(k, &(c, r))| (keys.row(k).data(), (c as u32, r as u32))),
+        );
         let mut out = Vec::new();
         let probe = self.probe(&gone, &keys, me)?;
         if let Output::Pairs(_) = self.output {
@@ -1060,8 +1059,13 @@ impl SymmetricJoin {
                 .map(Origin::identities)
                 .unwrap_or_default();
             let side = &mut self.sides[me];
+            unindex(
+                &mut side.index,
+                chunk
+                    .live_rows()
+                    .map(|r| (keys.row(r).data(), (c, r as u32))),
+            );
             for r in chunk.live_rows() {
-                unindex(&mut side.index, keys.row(r).as_ref(), (c, r as u32));
                 if let Some(id) = ids.get(r) {
                     side.ids.remove(id.as_slice());
                 }
@@ -1859,11 +1863,22 @@ fn interleave_origins(chunks: &[&Rows], at: &[(usize, usize)]) -> Result<Option<
 }
 
 /// Removes `at` from `key`'s entries in `index`, and the key once it has none.
-fn unindex(index: &mut HashMap<Box<[u8]>, Vec<(u32, u32)>>, key: &[u8], at: (u32, u32)) {
-    if let Some(hits) = index.get_mut(key) {
-        hits.retain(|&h| h != at);
-        if hits.is_empty() {
-            index.remove(key);
+fn unindex<'k>(
+    index: &mut HashMap<Box<[u8]>, Vec<(u32, u32)>>,
+    gone: impl Iterator<Item = (&'k [u8], (u32, u32))>,
+) {
+    // One pass over each key's entries, however many of them go (a join without an equal
+    // key has one key for all its rows).
+    let mut by_key: HashMap<&[u8], HashSet<(u32, u32)>> = HashMap::new();
+    for (key, at) in gone {
+        by_key.entry(key).or_default().insert(at);
+    }
+    for (key, at) in by_key {
+        if let Some(hits) = index.get_mut(key) {
+            hits.retain(|h| !at.contains(h));
+            if hits.is_empty() {
+                index.remove(key);
+            }
         }
     }
 }

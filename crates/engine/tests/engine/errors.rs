@@ -84,6 +84,14 @@ fn unsupported_aggregates_and_constructs_are_named() {
          ROLLUP(channel)",
         "over SESSION windows",
     );
+    let thirteen: Vec<String> = (1..=13).map(|i| format!("auction + {i}")).collect();
+    refused(
+        &format!(
+            "CREATE VIEW v AS SELECT COUNT(*) AS n FROM bid GROUP BY CUBE({})",
+            thirteen.join(", ")
+        ),
+        "8192 grouping sets; at most 4096",
+    );
     // A subquery's truth inside a larger condition becomes a mark join.
     refused(
         "CREATE VIEW v AS SELECT auction FROM bid WHERE price > ALL (SELECT price FROM bid \
@@ -403,6 +411,14 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
          FROM SESSION(bid, date_time, INTERVAL '5' SECOND)",
         "over SESSION windows",
     );
+    let thirteen: Vec<String> = (1..=13).map(|i| format!("auction + {i}")).collect();
+    refused(
+        &format!(
+            "CREATE VIEW v AS SELECT COUNT(*) AS n FROM bid GROUP BY CUBE({})",
+            thirteen.join(", ")
+        ),
+        "8192 grouping sets; at most 4096",
+    );
     refused(
         "CREATE VIEW v AS SELECT channel, AVG(n) OVER (PARTITION BY channel ORDER BY \
          window_end ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS a FROM (SELECT channel, \
@@ -525,5 +541,13 @@ fn issue_16_a_union_of_windowed_aggregates_is_refused() {
          (PARTITION BY auction, window_start ORDER BY price) AS rn \
          FROM SESSION(bid, date_time, INTERVAL '5' SECOND)) WHERE rn <= 2",
         "over SESSION windows",
+    );
+    let thirteen: Vec<String> = (1..=13).map(|i| format!("auction + {i}")).collect();
+    refused(
+        &format!(
+            "CREATE VIEW v AS SELECT COUNT(*) AS n FROM bid GROUP BY CUBE({})",
+            thirteen.join(", ")
+        ),
+        "8192 grouping sets; at most 4096",
     );
 }
