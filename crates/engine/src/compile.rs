@@ -1797,7 +1797,10 @@ fn refuse_amended_windows(input: &Node, what: &str, options: &ViewOptions) -> Re
 
 /// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there
 /// is no such row (NULL unless given), of `x`'s type.
-fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
+/// `LAG(x[, offset[, default]])` or `LEAD(...)` (`function`): `x` of the row `offset` rows
+/// before (after) in the group; a negative offset reads the other way, as DataFusion's.
+fn shifted(function: &str, args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
+    let call = function.to_ascii_uppercase();
     let literal = |e: &Expr| match e {
         Expr::Literal(v, _) => Some(v.clone()),
         _ => None,
@@ -1805,30 +1808,25 @@ fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
     let arg_type = match args.first() {
         Some(x) if args.len() <= 3 => x.get_type(schema)?,
         _ => {
-            return Err(EngineError::Sql(
-                "LAG takes one to three arguments: LAG(x[, offset[, default]])".into(),
-            ));
+            return Err(EngineError::Sql(format!(
+                "{call} takes one to three arguments: {call}(x[, offset[, default]])"
+            )));
         }
     };
     let offset = match args.get(1) {
         None => 1,
         Some(e) => match literal(e).map(|v| v.cast_to(&DataType::Int64)) {
-            Some(Ok(ScalarValue::Int64(Some(n)))) if n >= 0 => n as u64,
-            Some(Ok(ScalarValue::Int64(Some(_)))) => {
-                return Err(unsupported(
-                    "LAG with a negative offset (it would read rows after the current one)",
-                ));
-            }
+            Some(Ok(ScalarValue::Int64(Some(n)))) => n,
             _ => {
                 return Err(EngineError::Sql(format!(
-                    "LAG's offset {e} is not a row count"
+                    "{call}'s offset {e} is not a row count"
                 )));
             }
         },
     };
-    if offset > crate::over::PRECEDING_MAX as u64 {
+    if offset.unsigned_abs() > crate::over::PRECEDING_MAX as u64 {
         return Err(EngineError::ResourceLimit(format!(
-            "LAG {offset} rows back; at most {} rows precede the current one",
+            "{call} {offset} rows away; at most {} rows before or after the current one",
             crate::over::PRECEDING_MAX
         )));
     }
@@ -1837,14 +1835,20 @@ fn lag(args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
         Some(e) => match literal(e) {
             Some(v) if v.is_null() => ScalarValue::try_from(&arg_type)?,
             Some(v) => v.cast_to(&arg_type).map_err(|_| {
-                EngineError::Sql(format!("LAG's default {e} is not of type {arg_type}"))
+                EngineError::Sql(format!("{call}'s default {e} is not of type {arg_type}"))
             })?,
-            None => return Err(unsupported(format!("LAG's default {e}; give a constant"))),
+            None => {
+                return Err(unsupported(format!(
+                    "{call}'s default {e}; give a constant"
+                )));
+            }
         },
     };
-    Ok(crate::over::OverFn::Lag {
-        offset: offset as usize,
-        default,
+    let back = if function == "lag" { offset } else { -offset };
+    let offset = back.unsigned_abs() as usize;
+    Ok(match back >= 0 {
+        true => crate::over::OverFn::Lag { offset, default },
+        false => crate::over::OverFn::Lead { offset, default },
     })
 }
 
@@ -1855,7 +1859,7 @@ const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or 
      FOLLOWING)";
 
 /// The SQL window functions Freshet runs, for errors.
-const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX or LAG OVER (PARTITION BY ... ORDER BY \
+const OVER_SHAPES: &str = "COUNT, SUM, AVG, MIN, MAX, LAG or LEAD OVER (PARTITION BY ... ORDER BY \
      <event time>[, ...] [ROWS BETWEEN n | UNBOUNDED PRECEDING AND CURRENT ROW]), and \
      ROW_NUMBER(), RANK() or DENSE_RANK() OVER (PARTITION BY ... ORDER BY ...) kept to rn <= N \
      or rn = 1, and any aggregate OVER (PARTITION BY ...) over whole partitions; for time \
@@ -1919,23 +1923,22 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
             WindowFunctionDefinition::AggregateUDF(_) => aggregate
                 .clone()
                 .filter(|_| p.filter.is_none() && !p.distinct && p.args.len() == 1),
-            WindowFunctionDefinition::WindowUDF(_) if name == "lag" => {
+            WindowFunctionDefinition::WindowUDF(_) if name == "lag" || name == "lead" => {
                 if p.null_treatment
                     == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
                 {
-                    return Err(unsupported("LAG(...) IGNORE NULLS"));
+                    return Err(unsupported(format!(
+                        "{}(...) IGNORE NULLS",
+                        name.to_ascii_uppercase()
+                    )));
                 }
-                Some(lag(&p.args, in_schema)?)
+                Some(shifted(&name, &p.args, in_schema)?)
             }
             WindowFunctionDefinition::WindowUDF(_) => None,
         };
         let Some(f) = f else {
             let how = match (&wf.fun, name.as_str()) {
                 (_, "row_number" | "rank" | "dense_rank") => " without a filter keeping rn <= N",
-                (_, "lead") => {
-                    ": LEAD needs the rows after the current one, and a row is written once, \
-                     final, when the watermark passes it"
-                }
                 (WindowFunctionDefinition::AggregateUDF(_), _) if aggregate.is_some() => {
                     " with FILTER, DISTINCT or other than one argument"
                 }

@@ -664,7 +664,8 @@ impl Node {
             Op::Over { .. } => Some((
                 "each group's last rows (its frame, or as many as its LAG reaches back over) \
                  or its running aggregates, until the end of the streams, bounded by \
-                 state_bytes_max, and rows waiting for the watermark",
+                 state_bytes_max, rows waiting for the watermark, and as many released rows \
+                 per group as its LEAD reaches ahead over",
                 Freed::AtTheEnd,
             )),
         }

@@ -3,8 +3,10 @@
 //! time and the frame one of [`OverFrame`]: the last `n` rows (`ROWS BETWEEN n PRECEDING
 //! AND CURRENT ROW`, Nexmark q6) or every row so far (`UNBOUNDED PRECEDING`, a running
 //! aggregate; under `RANGE`, SQL's default with `ORDER BY`, rows equal in every `ORDER BY`
-//! key share the aggregate over all of them), and `LAG(x, offset, default)`, `x` of the row
-//! `offset` rows before in the group.
+//! key share the aggregate over all of them), `LAG(x, offset, default)`, `x` of the row
+//! `offset` rows before in the group, and `LEAD(x, offset, default)`, of the row `offset`
+//! rows after it: a row with LEADs waits, after the watermark released it, until that many
+//! rows of its group were released after it (or the streams end).
 //!
 //! Each input row gets the aggregates over itself and the rows of its frame before it
 //! in event-time order. Rows arrive out of order, so a row waits until the window
@@ -50,6 +52,8 @@ const KIND_FRAME: u8 = 5;
 const KIND_WAITING: u8 = 6;
 /// Checkpoint key kind of a group's running accumulators.
 const KIND_RUNNING: u8 = 7;
+/// Checkpoint key kind of a group's released rows waiting for the rows after them.
+const KIND_LEADING: u8 = 8;
 
 /// Bytes of a log position in a waiting row's order key: partition, offset, copy.
 const POSITION_BYTES: usize = 4 + 8 + 4;
@@ -113,6 +117,14 @@ pub enum OverFn {
         /// The value where there is no such row, of `x`'s type.
         default: ScalarValue,
     },
+    /// `LEAD(x, offset, default)`: `x` of the row `offset` rows after in its group,
+    /// `default` where there is none (at the end of the streams).
+    Lead {
+        /// How many rows ahead.
+        offset: usize,
+        /// The value where there is no such row, of `x`'s type.
+        default: ScalarValue,
+    },
 }
 
 impl OverFn {
@@ -124,7 +136,7 @@ impl OverFn {
             OverFn::Avg => AggKind::Avg,
             OverFn::Min => AggKind::Min,
             OverFn::Max => AggKind::Max,
-            OverFn::Lag { .. } => return None,
+            OverFn::Lag { .. } | OverFn::Lead { .. } => return None,
         })
     }
 
@@ -150,6 +162,7 @@ impl fmt::Display for OverFn {
             OverFn::Min => "MIN",
             OverFn::Max => "MAX",
             OverFn::Lag { offset, .. } => return write!(f, "LAG({offset} back)"),
+            OverFn::Lead { offset, .. } => return write!(f, "LEAD({offset} ahead)"),
         })
     }
 }
@@ -208,6 +221,22 @@ struct Waiting {
     args: Vec<ScalarValue>,
 }
 
+/// A released row waiting for the rows after it in its group, which its LEADs read.
+struct Leading {
+    /// Its order key ([`order_key`]).
+    order: Box<[u8]>,
+    /// Its values in Arrow's row format.
+    row: Box<[u8]>,
+    /// Its functions' values, the LEADs' filled in as the rows after it come.
+    results: Vec<ScalarValue>,
+}
+
+impl Leading {
+    fn bytes(&self) -> usize {
+        self.order.len() + self.row.len() + args_bytes(&self.results) + 64
+    }
+}
+
 /// Running aggregates: each group's accumulators over every row it has taken in.
 struct Running {
     /// Per function: its accumulator's spec (none for a LAG).
@@ -236,6 +265,14 @@ pub struct Over {
     frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
     /// The running aggregates' accumulators (`OverFrame::Running`).
     running: Option<Running>,
+    /// How many rows after it a row waits for: the furthest LEAD's offset (0 without).
+    leads: usize,
+    /// Each group's released rows waiting for the rows after them, oldest first.
+    leading: HashMap<Box<[u8]>, VecDeque<Leading>>,
+    /// Groups whose waiting rows changed since the last checkpoint.
+    leading_changed: HashSet<Box<[u8]>>,
+    /// The functions' values in Arrow's row format (a waiting row's, checkpointed).
+    outputs: RowConverter,
     window_watermark: Option<Watermark>,
     /// Waiting rows added since the last checkpoint, and checkpointed ones released.
     waiting_added: BTreeSet<Box<[u8]>>,
@@ -314,9 +351,28 @@ impl Over {
             OverFrame::Rows(preceding) => lag.max(preceding + 1),
             OverFrame::Running { .. } => lag,
         };
+        let leads = spec
+            .aggs
+            .iter()
+            .filter_map(|(f, _, _)| match f {
+                OverFn::Lead { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let outputs = RowConverter::new(
+            spec.schema.fields()[input_width..]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
         Ok(Over {
             id,
             keep,
+            leads,
+            leading: HashMap::new(),
+            leading_changed: HashSet::new(),
+            outputs,
             spec,
             keys,
             then,
@@ -481,11 +537,82 @@ impl Over {
             }
             released.push((order, waiting));
         }
-        if released.is_empty() {
+        let results = match released.is_empty() {
+            true => vec![Vec::new(); self.spec.aggs.len()],
+            false => self.release(&released)?,
+        };
+        if self.leads == 0 {
+            if released.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = released.iter().map(|(o, w)| (&o[..], &w.row[..])).collect();
+            return Ok(vec![self.assemble(rows, results)?]);
+        }
+        let done = self.lead(released, results, wm == Watermark::MAX)?;
+        if done.is_empty() {
             return Ok(Vec::new());
         }
-        let results = self.release(&released)?;
-        Ok(vec![self.assemble(&released, results)?])
+        let rows = done.iter().map(|l| (&l.order[..], &l.row[..])).collect();
+        let mut results = vec![Vec::with_capacity(done.len()); self.spec.aggs.len()];
+        for l in &done {
+            for (a, v) in l.results.iter().enumerate() {
+                results[a].push(v.clone());
+            }
+        }
+        Ok(vec![self.assemble(rows, results)?])
+    }
+
+    /// The released rows join their groups' rows waiting for the rows after them, each
+    /// filling in the LEADs of the rows it is that many rows after; the rows whose every
+    /// LEAD is known (or, at the end of the streams, all) are done.
+    fn lead(
+        &mut self,
+        released: Vec<(Box<[u8]>, Waiting)>,
+        mut results: Vec<Vec<ScalarValue>>,
+        end: bool,
+    ) -> Result<Vec<Leading>> {
+        let mut done = Vec::new();
+        for (i, (order, waiting)) in released.into_iter().enumerate() {
+            let key: Box<[u8]> = order_parts(&order).0.into();
+            let group = self.leading.entry(key.clone()).or_default();
+            let held = group.len();
+            for (at, earlier) in group.iter_mut().enumerate() {
+                // This row is `held - at` rows after it.
+                let after = held - at;
+                for (a, (f, _, _)) in self.spec.aggs.iter().enumerate() {
+                    if matches!(f, OverFn::Lead { offset, .. } if *offset == after) {
+                        earlier.results[a] = waiting.args[a].clone();
+                    }
+                }
+            }
+            let leading = Leading {
+                order,
+                row: waiting.row,
+                results: results
+                    .iter_mut()
+                    .map(|r| std::mem::replace(&mut r[i], ScalarValue::Null))
+                    .collect(),
+            };
+            self.state_bytes += leading.bytes();
+            group.push_back(leading);
+            while group.len() > self.leads {
+                let l = group.pop_front().expect("a waiting row");
+                self.state_bytes = self.state_bytes.saturating_sub(l.bytes());
+                done.push(l);
+            }
+            self.leading_changed.insert(key);
+        }
+        if end {
+            // No row comes after these: their LEADs keep their defaults.
+            for (key, group) in self.leading.iter_mut() {
+                for l in group.drain(..) {
+                    self.state_bytes = self.state_bytes.saturating_sub(l.bytes());
+                    done.push(l);
+                }
+                self.leading_changed.insert(key.clone());
+            }
+        }
+        Ok(done)
     }
 
     /// Each released row appended to its group's kept rows and folded into its running
@@ -564,6 +691,8 @@ impl Over {
                             None => default.clone(),
                         }
                     }
+                    // Filled in as the rows after it come (`Over::lead`).
+                    (OverFn::Lead { default, .. }, _) => default.clone(),
                     (_, OverFrame::Rows(preceding)) => aggregate(
                         &self.spec,
                         a,
@@ -622,6 +751,39 @@ impl Over {
         }
         Ok(results)
     }
+}
+
+/// Rows of values (one per field of `conv`) in Arrow's row format.
+fn encode_scalars(conv: &RowConverter, rows: &[&Vec<ScalarValue>]) -> Result<Vec<Vec<u8>>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns = (0..first.len())
+        .map(|a| {
+            Ok(ScalarValue::iter_to_array(
+                rows.iter().map(|r| r[a].clone()),
+            )?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let converted = conv.convert_columns(&columns)?;
+    Ok(converted.iter().map(|r| r.as_ref().to_vec()).collect())
+}
+
+/// The inverse of [`encode_scalars`].
+fn decode_scalars(conv: &RowConverter, rows: &[&[u8]]) -> Result<Vec<Vec<ScalarValue>>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parser = conv.parser();
+    let columns = conv.convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+    (0..rows.len())
+        .map(|i| {
+            columns
+                .iter()
+                .map(|c| Ok(ScalarValue::try_from_array(c, i)?))
+                .collect()
+        })
+        .collect()
 }
 
 /// A running accumulator to start from (a LAG, which has none, holds a count of 0).
@@ -687,8 +849,10 @@ fn aggregate(
             }
             ScalarValue::Float64((count > 0).then(|| sum / count as f64))
         }
-        OverFn::Lag { .. } => {
-            return Err(EngineError::Bug("LAG aggregated over a frame".into()));
+        OverFn::Lag { .. } | OverFn::Lead { .. } => {
+            return Err(EngineError::Bug(
+                "LAG or LEAD aggregated over a frame".into(),
+            ));
         }
         OverFn::Min | OverFn::Max => {
             let mut best: Option<&ScalarValue> = None;
@@ -715,16 +879,17 @@ fn aggregate(
 }
 
 impl Over {
-    /// The released rows with their aggregates, final, keyed by their log positions.
+    /// Rows (order key, values) with their functions' values, final, keyed by their log
+    /// positions.
     fn assemble(
         &self,
-        released: &[(Box<[u8]>, Waiting)],
+        released: Vec<(&[u8], &[u8])>,
         results: Vec<Vec<ScalarValue>>,
     ) -> Result<Rows> {
         let parser = self.values.parser();
         let mut columns = self
             .values
-            .convert_rows(released.iter().map(|(_, w)| parser.parse(&w.row)))?;
+            .convert_rows(released.iter().map(|(_, row)| parser.parse(row)))?;
         let width = columns.len();
         for (a, values) in results.into_iter().enumerate() {
             let out_type = self.spec.schema.field(width + a).data_type().clone();
@@ -772,36 +937,11 @@ impl Over {
 
     /// Arguments of frame or waiting rows in Arrow's row format.
     fn encode_args(&self, rows: &[&Vec<ScalarValue>]) -> Result<Vec<Vec<u8>>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let columns = (0..self.spec.aggs.len())
-            .map(|a| {
-                Ok(ScalarValue::iter_to_array(
-                    rows.iter().map(|r| r[a].clone()),
-                )?)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let converted = self.args.convert_columns(&columns)?;
-        Ok(converted.iter().map(|r| r.as_ref().to_vec()).collect())
+        encode_scalars(&self.args, rows)
     }
 
     fn decode_args(&self, rows: &[&[u8]]) -> Result<Vec<Vec<ScalarValue>>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let parser = self.args.parser();
-        let columns = self
-            .args
-            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
-        (0..rows.len())
-            .map(|i| {
-                columns
-                    .iter()
-                    .map(|c| Ok(ScalarValue::try_from_array(c, i)?))
-                    .collect()
-            })
-            .collect()
+        decode_scalars(&self.args, rows)
     }
 
     /// State changes since the last checkpoint: changed frames whole, waiting rows added
@@ -831,6 +971,24 @@ impl Over {
         }
         for order in std::mem::take(&mut self.waiting_released) {
             deletes.push(self.state_key(KIND_WAITING, &order));
+        }
+        for key in std::mem::take(&mut self.leading_changed) {
+            let group = match self.leading.get(&key) {
+                Some(group) if !group.is_empty() => group,
+                _ => {
+                    self.leading.remove(&key);
+                    deletes.push(self.state_key(KIND_LEADING, &key));
+                    continue;
+                }
+            };
+            let results: Vec<&Vec<ScalarValue>> = group.iter().map(|l| &l.results).collect();
+            let mut v = Vec::new();
+            for (l, r) in group.iter().zip(encode_scalars(&self.outputs, &results)?) {
+                put_bytes(&mut v, &l.order);
+                put_bytes(&mut v, &l.row);
+                put_bytes(&mut v, &r);
+            }
+            puts.push((self.state_key(KIND_LEADING, &key), v));
         }
         let added = std::mem::take(&mut self.waiting_added);
         let rows: Vec<(&Box<[u8]>, &Waiting)> = added
@@ -881,6 +1039,26 @@ impl Over {
                         + 40 * accs.len()
                         + accs.iter().map(Acc::heap_bytes).sum::<usize>();
                     running.groups.insert(rest, accs);
+                }
+                Some(&KIND_LEADING) => {
+                    let mut group = VecDeque::new();
+                    while !val.is_empty() {
+                        let order: Box<[u8]> = get_bytes(&mut val)?.into();
+                        let row: Box<[u8]> = get_bytes(&mut val)?.into();
+                        let results = decode_scalars(&self.outputs, &[get_bytes(&mut val)?])?
+                            .pop()
+                            .ok_or_else(|| {
+                                EngineError::Bug("a leading row without values".into())
+                            })?;
+                        let l = Leading {
+                            order,
+                            row,
+                            results,
+                        };
+                        self.state_bytes += l.bytes();
+                        group.push_back(l);
+                    }
+                    self.leading.insert(rest, group);
                 }
                 Some(&KIND_WAITING) => {
                     let row: Box<[u8]> = get_bytes(&mut val)?.into();

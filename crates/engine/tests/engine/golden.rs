@@ -367,6 +367,7 @@ golden!(
     scalar_subquery,
     whole_partition,
     theta_join,
+    lead_over,
 );
 
 #[test]

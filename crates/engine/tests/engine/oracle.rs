@@ -516,6 +516,20 @@ const SHAPES: &[Shape] = &[
         lateness_ms: 0,
         window_ms: 1,
     },
+    Shape {
+        // LEAD: each bid's next times in its bidder's order (only ORDER BY values are
+        // selected, so rows tied in time give the same rows whichever way ties are taken).
+        name: "lead_times",
+        views: "CREATE VIEW v AS SELECT bidder, date_time, LEAD(date_time) OVER w AS next_t, \
+            LEAD(date_time, 3) OVER w AS third_t, LAG(date_time, -2) OVER w AS second_t \
+            FROM bid WINDOW w AS (PARTITION BY bidder ORDER BY date_time)",
+        view: "v",
+        batch: "SELECT bidder, date_time, LEAD(date_time) OVER w AS next_t, LEAD(date_time, 3) \
+            OVER w AS third_t, LEAD(date_time, 2) OVER w AS second_t FROM bid \
+            WINDOW w AS (PARTITION BY bidder ORDER BY date_time)",
+        lateness_ms: 0,
+        window_ms: 1,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
