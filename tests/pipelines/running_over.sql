@@ -53,3 +53,12 @@ WINDOW w AS (PARTITION BY bidder ORDER BY date_time, price
 CREATE VIEW previous_bid AS
 SELECT bidder, price, LAG(price) OVER (PARTITION BY bidder ORDER BY date_time, price) AS before
 FROM bid;
+
+-- RANGE over an interval of the event time: each bid with the bids of its auction in the
+-- 3 s up to it, bids at the same time (peers) included.
+CREATE VIEW recent_moves AS
+SELECT auction, price, date_time,
+       COUNT(*) OVER w AS recent, AVG(price) OVER w AS recent_mean, MAX(price) OVER w AS recent_high
+FROM bid
+WINDOW w AS (PARTITION BY auction ORDER BY date_time
+             RANGE BETWEEN INTERVAL '3' SECOND PRECEDING AND CURRENT ROW);

@@ -1797,6 +1797,20 @@ fn refuse_amended_windows(input: &Node, what: &str, options: &ViewOptions) -> Re
 
 /// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there
 /// is no such row (NULL unless given), of `x`'s type.
+/// A fixed, non-negative interval in milliseconds (no months, whose length varies).
+fn interval_ms(v: &ScalarValue) -> Option<i64> {
+    let ms = match v {
+        ScalarValue::IntervalDayTime(Some(d)) => {
+            i64::from(d.days) * 86_400_000 + i64::from(d.milliseconds)
+        }
+        ScalarValue::IntervalMonthDayNano(Some(d)) if d.months == 0 => {
+            i64::from(d.days) * 86_400_000 + d.nanoseconds / 1_000_000
+        }
+        _ => return None,
+    };
+    (ms >= 0).then_some(ms)
+}
+
 /// `LAG(x[, offset[, default]])` or `LEAD(...)` (`function`): `x` of the row `offset` rows
 /// before (after) in the group; a negative offset reads the other way, as DataFusion's.
 fn shifted(function: &str, args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
@@ -1853,7 +1867,8 @@ fn shifted(function: &str, args: &[Expr], schema: &DFSchema) -> Result<crate::ov
 }
 
 /// The window frames Freshet runs, for errors.
-const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE \
+const OVER_FRAMES: &str = "ROWS BETWEEN n PRECEDING AND CURRENT ROW, RANGE BETWEEN INTERVAL \
+     '...' PRECEDING AND CURRENT ROW (over the event time), or ROWS or RANGE \
      BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW (SQL's frame for an OVER with ORDER BY and \
      no frame), or the whole partition (no ORDER BY, or UNBOUNDED PRECEDING AND UNBOUNDED \
      FOLLOWING)";
@@ -1999,6 +2014,17 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
         ) if n.is_null() => OverFrame::Running {
             peers: *units == WindowFrameUnits::Range,
         },
+        (WindowFrameUnits::Range, WindowFrameBound::Preceding(d), WindowFrameBound::CurrentRow) => {
+            OverFrame::Range {
+                preceding_ms: interval_ms(d).ok_or_else(|| {
+                    unsupported(format!(
+                        "the window frame {frame}: a RANGE frame reaches back over the event \
+                         time by a fixed interval (days, hours, minutes, seconds), not by months \
+                         or a number"
+                    ))
+                })?,
+            }
+        }
         _ => {
             return Err(unsupported(format!(
                 "the window frame {frame}; only {OVER_FRAMES}"

@@ -3,7 +3,9 @@
 //! time and the frame one of [`OverFrame`]: the last `n` rows (`ROWS BETWEEN n PRECEDING
 //! AND CURRENT ROW`, Nexmark q6) or every row so far (`UNBOUNDED PRECEDING`, a running
 //! aggregate; under `RANGE`, SQL's default with `ORDER BY`, rows equal in every `ORDER BY`
-//! key share the aggregate over all of them), `LAG(x, offset, default)`, `x` of the row
+//! key share the aggregate over all of them) or the rows of the last interval of time
+//! (`RANGE BETWEEN INTERVAL ... PRECEDING`, peers included), `LAG(x, offset, default)`, `x`
+//! of the row
 //! `offset` rows before in the group, and `LEAD(x, offset, default)`, of the row `offset`
 //! rows after it: a row with LEADs waits, after the watermark released it, until that many
 //! rows of its group were released after it (or the streams end).
@@ -33,7 +35,7 @@ use crate::error::{EngineError, Result};
 use crate::rows::{Change, Origin, Rows};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -179,12 +181,23 @@ pub enum OverFrame {
         /// `RANGE` rather than `ROWS`.
         peers: bool,
     },
+    /// `RANGE BETWEEN INTERVAL ... PRECEDING AND CURRENT ROW` over the event time: every row
+    /// of the group whose time is at most this many milliseconds before the row's, its
+    /// peers (rows of the same time) included.
+    Range {
+        /// How far back the frame reaches.
+        preceding_ms: i64,
+    },
 }
 
 impl fmt::Display for OverFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OverFrame::Rows(n) => write!(f, "ROWS BETWEEN {n} PRECEDING AND CURRENT ROW"),
+            OverFrame::Range { preceding_ms } => write!(
+                f,
+                "RANGE BETWEEN INTERVAL '{preceding_ms} milliseconds' PRECEDING AND CURRENT ROW"
+            ),
             OverFrame::Running { peers } => write!(
                 f,
                 "{} BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
@@ -304,16 +317,20 @@ impl Over {
                 .map(|f| SortField::new(f.data_type().clone()))
                 .collect(),
         )?;
+        // A RANGE frame over time keeps each row's time after its arguments.
+        let time_field = matches!(spec.frame, OverFrame::Range { .. })
+            .then(|| SortField::new(DataType::Timestamp(TimeUnit::Millisecond, None)));
         let args = RowConverter::new(
             spec.aggs
                 .iter()
                 .map(|(_, _, t)| SortField::new(t.clone()))
+                .chain(time_field)
                 .collect(),
         )?;
         // Running accumulators, where some function of a running frame has one (LAGs alone
         // need only the last rows).
         let running = match spec.frame {
-            OverFrame::Rows(_) => None,
+            OverFrame::Rows(_) | OverFrame::Range { .. } => None,
             OverFrame::Running { peers } => {
                 let specs: Vec<Option<AggSpec>> = spec
                     .aggs
@@ -350,6 +367,8 @@ impl Over {
         let keep = match spec.frame {
             OverFrame::Rows(preceding) => lag.max(preceding + 1),
             OverFrame::Running { .. } => lag,
+            // Rows leave by time (and stay while a LAG reaches back over them).
+            OverFrame::Range { .. } => usize::MAX,
         };
         let leads = spec
             .aggs
@@ -471,10 +490,13 @@ impl Over {
             let key: &[u8] = row.as_ref().map_or(&[], |r| r.as_ref());
             let order = order_key(t, &then, position, key);
             let row: Box<[u8]> = values.row(i).as_ref().into();
-            let arg_values = args
+            let mut arg_values = args
                 .iter()
                 .map(|a| ScalarValue::try_from_array(a, i))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            if let OverFrame::Range { .. } = self.spec.frame {
+                arg_values.push(ScalarValue::TimestampMillisecond(Some(t), None));
+            }
             self.state_bytes += 2 * order.len() + row.len() + args_bytes(&arg_values) + 64;
             self.waiting_added.insert(order.clone());
             self.waiting.insert(
@@ -657,6 +679,10 @@ impl Over {
         // Per group, the rows whose peers may still follow: their `ORDER BY` values and
         // indexes.
         let mut waiting_peers: HashMap<&[u8], (&[u8], Vec<usize>)> = HashMap::new();
+        // Under a RANGE frame over time, per group the rows of one time whose peers may
+        // still follow: the time and their indexes.
+        let mut range_peers: HashMap<&[u8], (i64, Vec<usize>)> = HashMap::new();
+        let lags = self.keep_for_lag();
         for (i, (order, waiting)) in released.iter().enumerate() {
             let key = order_parts(order).0;
             // (Looked up first: most rows are of a group already marked.)
@@ -673,14 +699,42 @@ impl Over {
                             self.frames.entry(key.into()).or_default()
                         }
                     };
-                    self.state_bytes += args_bytes(&waiting.args);
-                    frame.push_back(waiting.args.clone());
-                    if frame.len() > keep
-                        && let Some(gone) = frame.pop_front()
-                    {
-                        self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
+                    if let OverFrame::Range { preceding_ms } = self.spec.frame {
+                        let t = frame_time(&waiting.args);
+                        // A later time: the rows of the earlier one had all their peers.
+                        match range_peers.get_mut(key) {
+                            Some((at, rows)) if *at != t => {
+                                range_values(&self.spec, frame, *at, rows, &mut results)?;
+                                *at = t;
+                                rows.clear();
+                                rows.push(i);
+                            }
+                            Some((_, rows)) => rows.push(i),
+                            None => {
+                                range_peers.insert(key, (t, vec![i]));
+                            }
+                        }
+                        self.state_bytes += args_bytes(&waiting.args);
+                        frame.push_back(waiting.args.clone());
+                        // Rows before the frame's start leave, unless a LAG reaches them.
+                        let start = t.saturating_sub(preceding_ms);
+                        while frame.len() > lags
+                            && frame.front().is_some_and(|r| frame_time(r) < start)
+                        {
+                            let gone = frame.pop_front().expect("a first row");
+                            self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
+                        }
+                        &*frame
+                    } else {
+                        self.state_bytes += args_bytes(&waiting.args);
+                        frame.push_back(waiting.args.clone());
+                        if frame.len() > keep
+                            && let Some(gone) = frame.pop_front()
+                        {
+                            self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
+                        }
+                        &*frame
                     }
-                    &*frame
                 }
             };
             for (a, (f, _, _)) in self.spec.aggs.iter().enumerate() {
@@ -700,6 +754,8 @@ impl Over {
                     )?,
                     // Below, from the accumulators.
                     (_, OverFrame::Running { .. }) => continue,
+                    // Once the row's peers are in the frame (`range_values`).
+                    (_, OverFrame::Range { .. }) => continue,
                 };
             }
             let Some(Running {
@@ -749,7 +805,23 @@ impl Over {
                 running_values(&r.specs, &r.groups[key], &rows, &mut results)?;
             }
         }
+        for (key, (at, rows)) in range_peers {
+            range_values(&self.spec, &self.frames[key], at, &rows, &mut results)?;
+        }
         Ok(results)
+    }
+
+    /// How many of a group's last rows its LAGs read (the row itself included).
+    fn keep_for_lag(&self) -> usize {
+        self.spec
+            .aggs
+            .iter()
+            .filter_map(|(f, _, _)| match f {
+                OverFn::Lag { offset, .. } => Some(offset + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
     }
 }
 
@@ -786,6 +858,39 @@ fn decode_scalars(conv: &RowConverter, rows: &[&[u8]]) -> Result<Vec<Vec<ScalarV
         .collect()
 }
 
+/// The time a RANGE frame keeps after a row's arguments.
+fn frame_time(args: &[ScalarValue]) -> i64 {
+    match args.last() {
+        Some(ScalarValue::TimestampMillisecond(Some(t), _)) => *t,
+        _ => unreachable!("a RANGE frame's rows end with their time"),
+    }
+}
+
+/// The aggregates over a RANGE frame of the rows at `rows`, peers of time `at`, the last
+/// rows of `frame`: over the frame's rows from `at` less the frame's reach.
+fn range_values(
+    spec: &OverSpec,
+    frame: &VecDeque<Vec<ScalarValue>>,
+    at: i64,
+    rows: &[usize],
+    results: &mut [Vec<ScalarValue>],
+) -> Result<()> {
+    let OverFrame::Range { preceding_ms } = spec.frame else {
+        return Err(EngineError::Bug("RANGE values of another frame".into()));
+    };
+    let start = at.saturating_sub(preceding_ms);
+    for (a, (f, _, _)) in spec.aggs.iter().enumerate() {
+        if matches!(f, OverFn::Lag { .. } | OverFn::Lead { .. }) {
+            continue;
+        }
+        let value = aggregate(spec, a, frame.iter().skip_while(|r| frame_time(r) < start))?;
+        for &i in rows {
+            results[a][i] = value.clone();
+        }
+    }
+    Ok(())
+}
+
 /// A running accumulator to start from (a LAG, which has none, holds a count of 0).
 fn running_init(spec: &Option<AggSpec>) -> Acc {
     spec.as_ref().map_or(Acc::Count(0), AggSpec::init)
@@ -809,10 +914,10 @@ fn running_values(
 }
 
 /// Aggregate `a` of `spec` over `frame`, as the output column's type.
-fn aggregate(
+fn aggregate<'f>(
     spec: &OverSpec,
     a: usize,
-    frame: std::collections::vec_deque::Iter<'_, Vec<ScalarValue>>,
+    frame: impl Iterator<Item = &'f Vec<ScalarValue>>,
 ) -> Result<ScalarValue> {
     let (f, _, _) = &spec.aggs[a];
     let width = spec.schema.fields().len() - spec.aggs.len();

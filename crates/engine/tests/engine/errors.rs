@@ -332,12 +332,20 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
     // PRECEDING frames run (tests/nexmark/q6.sql, tests/pipelines); other frames, orders
     // and inputs are named.
     let over = |rest: &str| format!("CREATE VIEW v AS SELECT auction, {rest} FROM bid");
+    // RANGE over an interval of the event time runs (tests/pipelines/running_over.sql).
     refused(
         &over(
             "AVG(price) OVER (PARTITION BY auction ORDER BY date_time RANGE BETWEEN \
-             INTERVAL '10' SECOND PRECEDING AND CURRENT ROW) AS a",
+             INTERVAL '10' SECOND PRECEDING AND INTERVAL '1' SECOND FOLLOWING) AS a",
         ),
-        "only ROWS BETWEEN n PRECEDING AND CURRENT ROW, or ROWS or RANGE BETWEEN UNBOUNDED",
+        "only ROWS BETWEEN n PRECEDING AND CURRENT ROW, RANGE BETWEEN INTERVAL",
+    );
+    refused(
+        &over(
+            "AVG(price) OVER (PARTITION BY auction ORDER BY date_time RANGE BETWEEN \
+             INTERVAL '1' MONTH PRECEDING AND CURRENT ROW) AS a",
+        ),
+        "not by months or a number",
     );
     refused(
         &over(

@@ -530,6 +530,22 @@ const SHAPES: &[Shape] = &[
         lateness_ms: 0,
         window_ms: 1,
     },
+    Shape {
+        // A RANGE frame over the event time: each bid with its bidder's bids of the 700 ms
+        // up to it, peers included.
+        name: "range_frame",
+        views: "CREATE VIEW v AS SELECT bidder, date_time, COUNT(*) OVER w AS n, SUM(price) \
+            OVER w AS s, MAX(price) OVER w AS hi, AVG(price) OVER w AS a FROM bid WINDOW w AS \
+            (PARTITION BY bidder ORDER BY date_time RANGE BETWEEN INTERVAL '700' MILLISECOND \
+            PRECEDING AND CURRENT ROW)",
+        view: "v",
+        batch: "SELECT bidder, date_time, COUNT(*) OVER w AS n, SUM(price) OVER w AS s, \
+            MAX(price) OVER w AS hi, AVG(price) OVER w AS a FROM bid WINDOW w AS (PARTITION \
+            BY bidder ORDER BY date_time RANGE BETWEEN INTERVAL '700 milliseconds' PRECEDING \
+            AND CURRENT ROW)",
+        lateness_ms: 0,
+        window_ms: 1,
+    },
 ];
 
 /// xorshift64*: a tiny seeded generator, so the inputs are the same on every machine.
