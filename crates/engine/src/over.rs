@@ -5,10 +5,9 @@
 //! aggregate; under `RANGE`, SQL's default with `ORDER BY`, rows equal in every `ORDER BY`
 //! key share the aggregate over all of them) or the rows of the last interval of time
 //! (`RANGE BETWEEN INTERVAL ... PRECEDING`, peers included), `LAG(x, offset, default)`, `x`
-//! of the row
-//! `offset` rows before in the group, and `LEAD(x, offset, default)`, of the row `offset`
-//! rows after it: a row with LEADs waits, after the watermark released it, until that many
-//! rows of its group were released after it (or the streams end).
+//! of the row `offset` rows before in the group, and `LEAD(x, offset, default)`, of the row
+//! `offset` rows after it: a row with LEADs waits, after the watermark released it, until
+//! that many rows of its group were released after it (or the streams end).
 //!
 //! Each input row gets the aggregates over itself and the rows of its frame before it
 //! in event-time order. Rows arrive out of order, so a row waits until the window
