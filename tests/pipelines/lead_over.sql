@@ -20,3 +20,8 @@ WINDOW w AS (PARTITION BY auction ORDER BY date_time ROWS BETWEEN UNBOUNDED PREC
 CREATE VIEW next_bid AS
 SELECT auction, bidder, LAG(bidder, -1) OVER (ORDER BY date_time, bidder) AS next_bidder
 FROM bid;
+
+-- With allowed lateness, the streams' end still writes each group's last rows.
+CREATE VIEW next_price_late WITH (allowed_lateness = '2s') AS
+SELECT auction, price, LEAD(price) OVER (PARTITION BY auction ORDER BY date_time) AS next
+FROM bid;

@@ -35,3 +35,10 @@ CREATE VIEW running_and_whole AS
 SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY date_time) AS so_far,
        COUNT(*) OVER (PARTITION BY auction) AS bids
 FROM bid;
+
+-- An ordered list over the whole partition keeps the window's order.
+CREATE VIEW auction_prices AS
+SELECT auction, price,
+       array_to_string(ARRAY_AGG(price) OVER (PARTITION BY auction ORDER BY date_time
+           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), ',') AS prices
+FROM bid;

@@ -291,7 +291,6 @@ impl Aggregate {
         let key_rows = RowConverter::new(key_fields)?;
         let always = match grouping {
             Grouping::Unbounded if layout.is_empty() => vec![Box::default()],
-            Grouping::Unbounded => constant_keys(&key_sets, &key_rows)?,
             _ => Vec::new(),
         };
         Ok(Aggregate {
@@ -319,6 +318,19 @@ impl Aggregate {
             state_bytes: 0,
             window_watermark: None,
         })
+    }
+
+    /// The same operator, whose grouping sets `totals` (indexes into `key_sets`: sets that
+    /// leave out every GROUP BY column) have their rows from the first commit, with or
+    /// without input rows, as batch gives a ROLLUP's or CUBE's grand total over no rows
+    /// (unbounded aggregates only: a window's rows come with its input).
+    pub fn with_grand_totals(mut self, totals: &[usize]) -> Result<Aggregate> {
+        if matches!(self.grouping, Grouping::Unbounded) {
+            let sets: Vec<&[Arc<dyn PhysicalExpr>]> =
+                totals.iter().map(|&s| &self.key_sets[s][..]).collect();
+            self.always.extend(constant_keys(&sets, &self.key_rows)?);
+        }
+        Ok(self)
     }
 
     /// The same operator over rows that change (an unbounded GROUP BY only): it keeps
@@ -1344,16 +1356,12 @@ impl Aggregate {
     }
 }
 
-/// The keys of the grouping sets whose every key expression is a constant (the sets that
-/// leave out every GROUP BY column: a NULL literal each, and `__grouping_id`'s literal);
-/// none without grouping sets (one set, whose keys are the GROUP BY columns).
+/// The keys of grouping sets whose key expressions are all literals (the sets that leave
+/// out every GROUP BY column: a NULL literal each, and `__grouping_id`'s literal).
 fn constant_keys(
-    key_sets: &[Vec<Arc<dyn PhysicalExpr>>],
+    key_sets: &[&[Arc<dyn PhysicalExpr>]],
     key_rows: &RowConverter,
 ) -> Result<Vec<Box<[u8]>>> {
-    if key_sets.len() < 2 {
-        return Ok(Vec::new());
-    }
     let one_row = RecordBatch::try_new_with_options(
         Arc::new(arrow_schema::Schema::empty()),
         Vec::new(),
@@ -1361,17 +1369,20 @@ fn constant_keys(
     )?;
     let mut keys = Vec::new();
     for set in key_sets {
-        let constant = set.iter().all(|e| {
+        let literals = set.iter().all(|e| {
             e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
                 .is_some()
         });
-        if constant {
-            let columns = set
-                .iter()
-                .map(|e| Ok(e.evaluate(&one_row)?.into_array(1)?))
-                .collect::<Result<Vec<_>>>()?;
-            keys.push(key_rows.convert_columns(&columns)?.row(0).data().into());
+        if !literals {
+            return Err(EngineError::Bug(
+                "a grand total's key is not made of literals".into(),
+            ));
         }
+        let columns = set
+            .iter()
+            .map(|e| Ok(e.evaluate(&one_row)?.into_array(1)?))
+            .collect::<Result<Vec<_>>>()?;
+        keys.push(key_rows.convert_columns(&columns)?.row(0).data().into());
     }
     Ok(keys)
 }

@@ -970,6 +970,15 @@ fn build_aggregate(a: &datafusion::logical_expr::Aggregate, cx: &mut Cx) -> Resu
         specs,
         grouping,
     )?;
+    let totals: Vec<usize> = group_by
+        .sets
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, set)| set.leaves_out.iter().all(|&out| out))
+        .map(|(i, _)| i)
+        .collect();
+    let agg = agg.with_grand_totals(&totals)?;
     let agg = if retracts { agg.retracting()? } else { agg };
     Ok(Node {
         schema,
@@ -1181,24 +1190,8 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
                 .filter(|_| !changes.contains(&true))
                 .and_then(|f| interval_bounds(f, ls, rs))
                 .and_then(|bounds| time_bounded(bounds, &left, &right));
-            if j.on.is_empty() {
-                // Every row is a candidate for every row of the other side: bounded where
-                // one side has one row (a scalar subquery's), where the condition bounds
-                // the pairs' times (the watermark frees rows), or by state_ttl.
-                let bounded = one_row(&left)
-                    || one_row(&right)
-                    || interval.is_some()
-                    || cx.options.state_ttl_ms.is_some();
-                if !bounded {
-                    return Err(unsupported(
-                        "a join without an equality condition (a cross join) whose rows nothing \
-                         frees: every row would be kept and compared with every row of the other \
-                         side until the end of the streams; join on equal keys, bound the pairs' \
-                         times (a.t BETWEEN b.t - INTERVAL '10' SECOND AND b.t), or set the view \
-                         option state_ttl (a join with an aggregate without GROUP BY, such as a \
-                         scalar subquery's, runs as it is)",
-                    ));
-                }
+            let cross = j.on.is_empty();
+            if cross {
                 // Every row pairs with every row of the other side: all share one key.
                 left_keys.push(lit(ScalarValue::Boolean(Some(true))));
                 right_keys.push(lit(ScalarValue::Boolean(Some(true))));
@@ -1232,6 +1225,27 @@ fn build_join(j: &datafusion::logical_expr::logical_plan::Join, cx: &mut Cx) -> 
             }
             if let Some(ttl) = cx.options.state_ttl_ms {
                 join = join.forgetting(i64::try_from(ttl).unwrap_or(i64::MAX));
+            }
+            // Without an equal key every row is a candidate for every row of the other
+            // side: it runs where one side has one row (a scalar subquery's), or where both
+            // sides' rows are let go (the condition bounds the pairs' times both ways, or
+            // state_ttl forgets them).
+            let kept = join.lets_go().map(|go| !go);
+            if cross && !one_row(&left) && !one_row(&right) && kept.contains(&true) {
+                let side = match kept {
+                    [true, true] => "either side's",
+                    [true, false] => "the left side's",
+                    _ => "the right side's",
+                };
+                return Err(unsupported(format!(
+                    "a join without an equality condition (a cross join) where nothing frees \
+                     {side} rows: they would be kept and compared with every later row of the \
+                     other side until the end of the streams; join on equal keys, bound the \
+                     pairs' times both ways (a.t BETWEEN b.t - INTERVAL '10' SECOND AND b.t), \
+                     or set the view option state_ttl on a join of rows that do not change (a \
+                     join with an aggregate without GROUP BY, such as a scalar subquery's, \
+                     runs as it is)"
+                )));
             }
             (Join::Symmetric(join), None)
         }
@@ -1829,7 +1843,10 @@ fn shifted(function: &str, args: &[Expr], schema: &DFSchema) -> Result<crate::ov
     };
     let offset = match args.get(1) {
         None => 1,
-        Some(e) => match literal(e).map(|v| v.cast_to(&DataType::Int64)) {
+        Some(e) => match literal(e)
+            .filter(|v| v.data_type().is_integer())
+            .map(|v| v.cast_to(&DataType::Int64))
+        {
             Some(Ok(ScalarValue::Int64(Some(n)))) => n,
             _ => {
                 return Err(EngineError::Sql(format!(
@@ -1910,6 +1927,14 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
     if let Some(plan) = crate::whole_partition::as_join(w)? {
         return build(&plan, cx).map_err(|e| match e {
+            // Over windows' rows, the partitions' GROUP BY must hold the window.
+            EngineError::Sql(m) if m.starts_with("GROUP BY over a windowed input") => {
+                EngineError::Sql(
+                    "an aggregate OVER (PARTITION BY ...) over whole partitions of windows' \
+                     rows must partition by window_start or window_end too"
+                        .into(),
+                )
+            }
             EngineError::Sql(m) => EngineError::Sql(format!(
                 "an aggregate OVER (PARTITION BY ...) over whole partitions runs as a join of \
                  the rows with a GROUP BY of their partition keys, which cannot run here: {m}"

@@ -450,7 +450,8 @@ impl Node {
                 top.on_commit(ctx)
             }
             // Its rows are written, final, as the watermark releases them.
-            Op::Over { .. } => Ok(Vec::new()),
+            // At the end of the streams, rows still waiting for the rows after them.
+            Op::Over { over, .. } => over.on_commit(ctx),
             // Branches of rows that change (an unbounded GROUP BY's) have rows due.
             Op::Union { inputs } => union_rows(&self.schema, inputs, |input| input.on_commit(ctx)),
             // Inputs whose rows change (an unbounded GROUP BY's) have rows due.

@@ -569,7 +569,29 @@ impl Over {
             let rows = released.iter().map(|(o, w)| (&o[..], &w.row[..])).collect();
             return Ok(vec![self.assemble(rows, results)?]);
         }
-        let done = self.lead(released, results, wm == Watermark::MAX)?;
+        let done = self.lead(released, results);
+        self.write_led(done)
+    }
+
+    /// At the end of the streams, the rows still waiting for the rows after them, written
+    /// with their LEADs' defaults (no row comes after them).
+    pub fn on_commit(&mut self, ctx: &Ctx) -> Result<Vec<Rows>> {
+        if !ctx.end_of_stream || self.leading.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut done = Vec::new();
+        for (key, group) in self.leading.iter_mut() {
+            for l in group.drain(..) {
+                self.state_bytes = self.state_bytes.saturating_sub(l.bytes());
+                done.push(l);
+            }
+            self.leading_changed.insert(key.clone());
+        }
+        self.write_led(done)
+    }
+
+    /// Rows whose LEADs are known, final.
+    fn write_led(&self, done: Vec<Leading>) -> Result<Vec<Rows>> {
         if done.is_empty() {
             return Ok(Vec::new());
         }
@@ -585,13 +607,12 @@ impl Over {
 
     /// The released rows join their groups' rows waiting for the rows after them, each
     /// filling in the LEADs of the rows it is that many rows after; the rows whose every
-    /// LEAD is known (or, at the end of the streams, all) are done.
+    /// LEAD is known are done.
     fn lead(
         &mut self,
         released: Vec<(Box<[u8]>, Waiting)>,
         mut results: Vec<Vec<ScalarValue>>,
-        end: bool,
-    ) -> Result<Vec<Leading>> {
+    ) -> Vec<Leading> {
         let mut done = Vec::new();
         for (i, (order, waiting)) in released.into_iter().enumerate() {
             let key: Box<[u8]> = order_parts(&order).0.into();
@@ -602,7 +623,10 @@ impl Over {
                 let after = held - at;
                 for (a, (f, _, _)) in self.spec.aggs.iter().enumerate() {
                     if matches!(f, OverFn::Lead { offset, .. } if *offset == after) {
-                        earlier.results[a] = waiting.args[a].clone();
+                        let value = waiting.args[a].clone();
+                        self.state_bytes = (self.state_bytes + value.size())
+                            .saturating_sub(earlier.results[a].size());
+                        earlier.results[a] = value;
                     }
                 }
             }
@@ -623,17 +647,7 @@ impl Over {
             }
             self.leading_changed.insert(key);
         }
-        if end {
-            // No row comes after these: their LEADs keep their defaults.
-            for (key, group) in self.leading.iter_mut() {
-                for l in group.drain(..) {
-                    self.state_bytes = self.state_bytes.saturating_sub(l.bytes());
-                    done.push(l);
-                }
-                self.leading_changed.insert(key.clone());
-            }
-        }
-        Ok(done)
+        done
     }
 
     /// Each released row appended to its group's kept rows and folded into its running

@@ -66,8 +66,8 @@ pub fn as_join(w: &Window) -> Result<Option<LogicalPlan>> {
         .enumerate()
         .map(|(i, e)| e.clone().alias(format!("{PARTITIONS}_key{i}")))
         .collect();
-    // The order of the rows does not change an aggregate over all of them (order-sensitive
-    // aggregates such as FIRST_VALUE are window functions of their own, refused elsewhere).
+    // The order of the rows changes only an aggregate that lists them (ARRAY_AGG,
+    // STRING_AGG), which keeps the window's ORDER BY; the others refuse one.
     let aggregates: Vec<Expr> = functions
         .iter()
         .enumerate()
@@ -75,12 +75,17 @@ pub fn as_join(w: &Window) -> Result<Option<LogicalPlan>> {
             let WindowFunctionDefinition::AggregateUDF(udaf) = &f.fun else {
                 unreachable!("over_whole_partition keeps aggregate functions");
             };
+            let lists = matches!(udaf.name(), "array_agg" | "string_agg");
             Expr::AggregateFunction(AggregateFunction::new_udf(
                 udaf.clone(),
                 f.params.args.clone(),
                 f.params.distinct,
                 f.params.filter.clone(),
-                Vec::new(),
+                if lists {
+                    f.params.order_by.clone()
+                } else {
+                    Vec::new()
+                },
                 f.params.null_treatment,
             ))
             .alias(format!("{PARTITIONS}_value{i}"))

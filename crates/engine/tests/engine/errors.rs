@@ -128,7 +128,7 @@ fn unsupported_aggregates_and_constructs_are_named() {
     refused(
         "CREATE VIEW v AS SELECT auction, SUM(price) OVER (PARTITION BY auction) AS s FROM \
          TUMBLE(bid, date_time, INTERVAL '10' SECOND)",
-        "runs as a join of the rows with a GROUP BY of their partition keys",
+        "must partition by window_start or window_end too",
     );
     refused(
         "CREATE VIEW v AS SELECT auction, SUM(price) OVER (PARTITION BY auction ORDER BY \
@@ -161,7 +161,13 @@ fn unsupported_aggregates_and_constructs_are_named() {
     );
     refused(
         "CREATE VIEW v AS SELECT a.auction, b.price FROM bid a, bid b WHERE a.price < b.price",
-        "whose rows nothing frees",
+        "where nothing frees either side's rows",
+    );
+    // A time bound one way frees one side only.
+    refused(
+        "CREATE VIEW v AS SELECT a.auction, b.price FROM bid a JOIN bid b ON a.price < b.price \
+         AND a.date_time < b.date_time",
+        "where nothing frees the left side's rows",
     );
     refused(
         "CREATE VIEW v AS SELECT b.auction, b.price FROM TUMBLE(bid, date_time, INTERVAL '1' \
@@ -420,14 +426,6 @@ fn issue_16_window_functions_other_than_a_top_n_are_named() {
          FROM SESSION(bid, date_time, INTERVAL '5' SECOND)",
         "over SESSION windows",
     );
-    let thirteen: Vec<String> = (1..=13).map(|i| format!("auction + {i}")).collect();
-    refused(
-        &format!(
-            "CREATE VIEW v AS SELECT COUNT(*) AS n FROM bid GROUP BY CUBE({})",
-            thirteen.join(", ")
-        ),
-        "8192 grouping sets; at most 4096",
-    );
     refused(
         "CREATE VIEW v AS SELECT channel, AVG(n) OVER (PARTITION BY channel ORDER BY \
          window_end ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS a FROM (SELECT channel, \
@@ -550,13 +548,5 @@ fn issue_16_a_union_of_windowed_aggregates_is_refused() {
          (PARTITION BY auction, window_start ORDER BY price) AS rn \
          FROM SESSION(bid, date_time, INTERVAL '5' SECOND)) WHERE rn <= 2",
         "over SESSION windows",
-    );
-    let thirteen: Vec<String> = (1..=13).map(|i| format!("auction + {i}")).collect();
-    refused(
-        &format!(
-            "CREATE VIEW v AS SELECT COUNT(*) AS n FROM bid GROUP BY CUBE({})",
-            thirteen.join(", ")
-        ),
-        "8192 grouping sets; at most 4096",
     );
 }
