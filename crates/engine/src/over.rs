@@ -354,15 +354,7 @@ impl Over {
                 })
             }
         };
-        let lag = spec
-            .aggs
-            .iter()
-            .filter_map(|(f, _, _)| match f {
-                OverFn::Lag { offset, .. } => Some(offset + 1),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let lag = lag_rows(&spec.aggs);
         let keep = match spec.frame {
             OverFrame::Rows(preceding) => lag.max(preceding + 1),
             OverFrame::Running { .. } => lag,
@@ -826,15 +818,7 @@ impl Over {
 
     /// How many of a group's last rows its LAGs read (the row itself included).
     fn keep_for_lag(&self) -> usize {
-        self.spec
-            .aggs
-            .iter()
-            .filter_map(|(f, _, _)| match f {
-                OverFn::Lag { offset, .. } => Some(offset + 1),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(1)
+        lag_rows(&self.spec.aggs).max(1)
     }
 }
 
@@ -869,6 +853,18 @@ fn decode_scalars(conv: &RowConverter, rows: &[&[u8]]) -> Result<Vec<Vec<ScalarV
                 .collect()
         })
         .collect()
+}
+
+/// How many of a group's last rows the furthest LAG of `aggs` reads, the row itself
+/// included (0 without LAG).
+fn lag_rows(aggs: &[(OverFn, Arc<dyn PhysicalExpr>, DataType)]) -> usize {
+    aggs.iter()
+        .filter_map(|(f, _, _)| match f {
+            OverFn::Lag { offset, .. } => Some(offset + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The time a RANGE frame keeps after a row's arguments.
