@@ -676,25 +676,14 @@ fn collect(
 ) -> Result<(AggKind, Expr, Option<String>)> {
     let call = name.to_ascii_uppercase();
     let joined = name == "string_agg";
-    let Some(first) = p.order_by.first() else {
-        return Err(unsupported(format!(
+    let (first, ordered) = ordered_struct(&call, p, || {
+        format!(
             "{call} without ORDER BY (the order of its values would depend on the order rows \
              arrive in, and a batch run reads them in another); write {call}(x{} ORDER BY \
              <column>)",
             if joined { ", ','" } else { "" }
-        )));
-    };
-    if p.order_by
-        .iter()
-        .any(|s| s.asc != first.asc || s.nulls_first != first.nulls_first)
-    {
-        return Err(unsupported(format!(
-            "{call} ordered by keys in different directions or NULL orders"
-        )));
-    }
-    if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
-        return Err(unsupported(format!("{call}(...) IGNORE NULLS")));
-    }
+        )
+    })?;
     // Each distinct struct (k, ..., x) is kept once: distinct values of x only where x is
     // the whole order.
     if p.distinct && (p.order_by.len() != 1 || first.expr != p.args[0]) {
@@ -728,12 +717,40 @@ fn collect(
         distinct: p.distinct,
         joined,
     };
+    Ok((kind, ordered, delimiter))
+}
+
+/// The `ORDER BY` of an order-sensitive aggregate (`call`: FIRST_VALUE, ARRAY_AGG, ...)
+/// as the struct `(k, ..., x)` its accumulator orders, and its first key, whose direction
+/// and NULL order every key must share; `unordered` says why it needs one.
+fn ordered_struct<'p>(
+    call: &str,
+    p: &'p datafusion::logical_expr::expr::AggregateFunctionParams,
+    unordered: impl FnOnce() -> String,
+) -> Result<(&'p datafusion::logical_expr::SortExpr, Expr)> {
+    let Some(first) = p.order_by.first() else {
+        return Err(unsupported(unordered()));
+    };
+    if p.order_by
+        .iter()
+        .any(|s| s.asc != first.asc || s.nulls_first != first.nulls_first)
+    {
+        return Err(unsupported(format!(
+            "{call} ordered by keys in different directions or NULL orders"
+        )));
+    }
+    if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
+        return Err(unsupported(format!("{call}(...) IGNORE NULLS")));
+    }
+    let x = p
+        .args
+        .first()
+        .ok_or_else(|| unsupported(format!("{call} without an argument")))?;
     let mut fields: Vec<Expr> = p.order_by.iter().map(|s| s.expr.clone()).collect();
-    fields.push(p.args[0].clone());
+    fields.push(x.clone());
     Ok((
-        kind,
+        first,
         datafusion::functions::core::expr_fn::r#struct(fields),
-        delimiter,
     ))
 }
 
@@ -746,38 +763,24 @@ fn first_value(
     p: &datafusion::logical_expr::expr::AggregateFunctionParams,
 ) -> Result<(AggKind, Expr)> {
     let call = name.to_ascii_uppercase();
-    if p.order_by.is_empty() {
-        return Err(unsupported(format!(
-            "{call}(x) without ORDER BY (which row is first would depend on the order rows \
-             arrive in, and a batch run reads them in another); write {call}(x ORDER BY \
-             <column>)"
-        )));
-    }
-    if p.args.len() != 1 || p.distinct {
+    if !p.order_by.is_empty() && (p.args.len() != 1 || p.distinct) {
         return Err(unsupported(format!(
             "{call} with DISTINCT or several arguments"
         )));
     }
-    if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
-        return Err(unsupported(format!("{call}(...) IGNORE NULLS")));
-    }
-    let first = &p.order_by[0];
-    if p.order_by
-        .iter()
-        .any(|s| s.asc != first.asc || s.nulls_first != first.nulls_first)
-    {
-        return Err(unsupported(format!(
-            "{call} ordered by keys in different directions or NULL orders"
-        )));
-    }
+    let (first, ordered) = ordered_struct(&call, p, || {
+        format!(
+            "{call}(x) without ORDER BY (which row is first would depend on the order rows \
+             arrive in, and a batch run reads them in another); write {call}(x ORDER BY \
+             <column>)"
+        )
+    })?;
     let last = name == "last_value";
     let kind = AggKind::First {
         descending: first.asc == last,
         nulls_first: first.nulls_first != last,
     };
-    let mut fields: Vec<Expr> = p.order_by.iter().map(|s| s.expr.clone()).collect();
-    fields.push(p.args[0].clone());
-    Ok((kind, datafusion::functions::core::expr_fn::r#struct(fields)))
+    Ok((kind, ordered))
 }
 
 /// What the operators that refuse rows that change say they are.
@@ -1809,22 +1812,6 @@ fn refuse_amended_windows(input: &Node, what: &str, options: &ViewOptions) -> Re
     )))
 }
 
-/// `LAG(x[, offset[, default]])`: how far back (1 unless given) and the value where there
-/// is no such row (NULL unless given), of `x`'s type.
-/// A fixed, non-negative interval in milliseconds (no months, whose length varies).
-fn interval_ms(v: &ScalarValue) -> Option<i64> {
-    let ms = match v {
-        ScalarValue::IntervalDayTime(Some(d)) => {
-            i64::from(d.days) * 86_400_000 + i64::from(d.milliseconds)
-        }
-        ScalarValue::IntervalMonthDayNano(Some(d)) if d.months == 0 => {
-            i64::from(d.days) * 86_400_000 + d.nanoseconds / 1_000_000
-        }
-        _ => return None,
-    };
-    (ms >= 0).then_some(ms)
-}
-
 /// `LAG(x[, offset[, default]])` or `LEAD(...)` (`function`): `x` of the row `offset` rows
 /// before (after) in the group; a negative offset reads the other way, as DataFusion's.
 fn shifted(function: &str, args: &[Expr], schema: &DFSchema) -> Result<crate::over::OverFn> {
@@ -2041,13 +2028,16 @@ fn build_over(w: &datafusion::logical_expr::Window, cx: &mut Cx) -> Result<Node>
         },
         (WindowFrameUnits::Range, WindowFrameBound::Preceding(d), WindowFrameBound::CurrentRow) => {
             OverFrame::Range {
-                preceding_ms: interval_ms(d).ok_or_else(|| {
-                    unsupported(format!(
-                        "the window frame {frame}: a RANGE frame reaches back over the event \
+                preceding_ms: crate::join::interval_ns(d)
+                    .filter(|&ns| ns >= 0)
+                    .map(|ns| (ns / 1_000_000) as i64)
+                    .ok_or_else(|| {
+                        unsupported(format!(
+                            "the window frame {frame}: a RANGE frame reaches back over the event \
                          time by a fixed interval (days, hours, minutes, seconds), not by months \
                          or a number"
-                    ))
-                })?,
+                        ))
+                    })?,
             }
         }
         _ => {

@@ -271,9 +271,10 @@ pub struct Over {
     /// position, group key.
     waiting: BTreeMap<Box<[u8]>, Waiting>,
     /// How many of each group's last rows are kept: the frame's (`OverFrame::Rows`), and
-    /// as many as the furthest LAG reaches back over.
+    /// as many as the furthest LAG reaches back over (under a RANGE frame, at least these,
+    /// and the rows since the frame's start).
     keep: usize,
-    /// Each group's last `keep` rows' arguments, oldest first.
+    /// Each group's last rows' arguments, oldest first.
     frames: HashMap<Box<[u8]>, VecDeque<Vec<ScalarValue>>>,
     /// The running aggregates' accumulators (`OverFrame::Running`).
     running: Option<Running>,
@@ -358,8 +359,8 @@ impl Over {
         let keep = match spec.frame {
             OverFrame::Rows(preceding) => lag.max(preceding + 1),
             OverFrame::Running { .. } => lag,
-            // Rows leave by time (and stay while a LAG reaches back over them).
-            OverFrame::Range { .. } => usize::MAX,
+            // At least these stay; older rows leave by time (`Over::release_with`).
+            OverFrame::Range { .. } => lag.max(1),
         };
         let leads = spec
             .aggs
@@ -687,7 +688,6 @@ impl Over {
         // Under a RANGE frame over time, per group the rows of one time whose peers may
         // still follow: the time and their indexes.
         let mut range_peers: HashMap<&[u8], (i64, Vec<usize>)> = HashMap::new();
-        let lags = self.keep_for_lag();
         for (i, (order, waiting)) in released.iter().enumerate() {
             let key = order_parts(order).0;
             // (Looked up first: most rows are of a group already marked.)
@@ -704,6 +704,8 @@ impl Over {
                             self.frames.entry(key.into()).or_default()
                         }
                     };
+                    // Under a RANGE frame, the time before which rows leave the frame.
+                    let mut start = None;
                     if let OverFrame::Range { preceding_ms } = self.spec.frame {
                         let t = frame_time(&waiting.args);
                         // A later time: the rows of the earlier one had all their peers.
@@ -719,27 +721,21 @@ impl Over {
                                 range_peers.insert(key, (t, vec![i]));
                             }
                         }
-                        self.state_bytes += args_bytes(&waiting.args);
-                        frame.push_back(waiting.args.clone());
-                        // Rows before the frame's start leave, unless a LAG reaches them.
-                        let start = t.saturating_sub(preceding_ms);
-                        while frame.len() > lags
-                            && frame.front().is_some_and(|r| frame_time(r) < start)
-                        {
-                            let gone = frame.pop_front().expect("a first row");
-                            self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
-                        }
-                        &*frame
-                    } else {
-                        self.state_bytes += args_bytes(&waiting.args);
-                        frame.push_back(waiting.args.clone());
-                        if frame.len() > keep
-                            && let Some(gone) = frame.pop_front()
-                        {
-                            self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
-                        }
-                        &*frame
+                        start = Some(t.saturating_sub(preceding_ms));
                     }
+                    self.state_bytes += args_bytes(&waiting.args);
+                    frame.push_back(waiting.args.clone());
+                    // Beyond the `keep` last rows (which LAGs read), a rows frame lets the
+                    // oldest go, a RANGE frame those before its start.
+                    while frame.len() > keep
+                        && frame
+                            .front()
+                            .is_some_and(|r| start.is_none_or(|s| frame_time(r) < s))
+                    {
+                        let gone = frame.pop_front().expect("a first row");
+                        self.state_bytes = self.state_bytes.saturating_sub(args_bytes(&gone));
+                    }
+                    &*frame
                 }
             };
             for (a, (f, _, _)) in self.spec.aggs.iter().enumerate() {
@@ -814,11 +810,6 @@ impl Over {
             range_values(&self.spec, &self.frames[key], at, &rows, &mut results)?;
         }
         Ok(results)
-    }
-
-    /// How many of a group's last rows its LAGs read (the row itself included).
-    fn keep_for_lag(&self) -> usize {
-        lag_rows(&self.spec.aggs).max(1)
     }
 }
 

@@ -89,13 +89,10 @@ fn interval_ms(function: &str, e: &Expr) -> datafusion::error::Result<i64> {
     let Expr::Literal(value, _) = e else {
         return Err(bad());
     };
+    if let Some(ns) = crate::join::interval_ns(value) {
+        return Ok((ns / 1_000_000) as i64);
+    }
     match value {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
-            Ok(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
-        }
-        ScalarValue::IntervalDayTime(Some(v)) => {
-            Ok(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
-        }
         ScalarValue::Utf8(Some(s)) => freshet_streams::duration::parse_duration(s)
             .map(|d| d.as_millis() as i64)
             .map_err(|m| datafusion::error::DataFusionError::Plan(format!("{function}: {m}"))),

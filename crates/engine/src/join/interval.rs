@@ -147,6 +147,9 @@ fn term(e: &Expr, left: &DFSchema, right: &DFSchema) -> Option<Term> {
             right: b,
         }) if matches!(op, Operator::Plus | Operator::Minus) => {
             let mut t = term(a, left, right)?;
+            let Expr::Literal(b, _) = b.as_ref() else {
+                return None;
+            };
             let ns = interval_ns(b)?;
             t.plus_ns += if *op == Operator::Plus { ns } else { -ns };
             Some(t)
@@ -155,11 +158,8 @@ fn term(e: &Expr, left: &DFSchema, right: &DFSchema) -> Option<Term> {
     }
 }
 
-/// A fixed-length interval literal in nanoseconds (months have no fixed length).
-fn interval_ns(e: &Expr) -> Option<i128> {
-    let Expr::Literal(value, _) = e else {
-        return None;
-    };
+/// A fixed-length interval in nanoseconds (months have no fixed length).
+pub fn interval_ns(value: &ScalarValue) -> Option<i128> {
     match value {
         ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
             Some(i128::from(v.days) * 86_400_000_000_000 + i128::from(v.nanoseconds))

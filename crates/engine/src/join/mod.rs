@@ -12,7 +12,7 @@ mod interval;
 mod symmetric;
 mod window;
 
-pub use interval::{IntervalBounds, interval_bounds};
+pub use interval::{IntervalBounds, interval_bounds, interval_ns};
 pub use symmetric::{Identity, Interval, Output, Preserved, SymmetricJoin};
 pub use window::{WindowJoin, WindowRef};
 
