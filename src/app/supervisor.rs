@@ -10,7 +10,7 @@
 use anyhow::Context;
 use freshet_engine::statement::{self, LazyStore, Statement};
 use freshet_engine::{EngineError, SystemClock, ViewCatalog, ViewRunner};
-use freshet_store::{DiscardStore, ResultStore, StoreLocation};
+use freshet_store::{DiscardStore, StoreLocation, Task};
 use freshet_streams::DataDir;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,8 +51,8 @@ impl<'a> Supervisor<'a> {
         Ok(supervisor)
     }
 
-    /// Opens no view yet: a worker starts and hands over views one at a time
-    /// ([`Supervisor::start_view`], [`Supervisor::hand_over`]).
+    /// Opens no view yet: a worker starts and hands over tasks one at a time
+    /// ([`Supervisor::start_task`], [`Supervisor::hand_over`]).
     pub fn empty(dir: &'a DataDir, location: &'a StoreLocation) -> Supervisor<'a> {
         Supervisor {
             dir,
@@ -63,32 +63,63 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Starts view `name` (resumed from its last commit) unless it runs.
-    pub fn start_view(&mut self, name: &str) -> anyhow::Result<()> {
-        self.start(&[name.to_owned()], false)
+    /// Starts task `task` of view `name` (resumed from its last commit) unless it runs.
+    pub fn start_task(&mut self, name: &str, task: Task) -> anyhow::Result<()> {
+        if self.position(name, task).is_some() {
+            return Ok(());
+        }
+        let catalog = ViewCatalog::load(self.dir.catalog_root())?;
+        let Some(def) = catalog.get(name) else {
+            anyhow::bail!("unknown view '{name}'");
+        };
+        let mut runner = ViewRunner::open_task(
+            self.dir,
+            &catalog,
+            def,
+            self.location.open()?,
+            Arc::new(SystemClock),
+            task,
+        )
+        .with_context(|| format!("cannot start view '{name}' ({task})"))?;
+        if let Some(stop) = &self.stop {
+            runner.retry_until(stop.clone());
+        }
+        self.runners.push(runner);
+        Ok(())
     }
 
-    /// The names of the running views.
-    pub fn running(&self) -> Vec<String> {
-        self.runners.iter().map(|r| r.def().name.clone()).collect()
+    /// The running tasks: each view with the part of it that runs here.
+    pub fn running(&self) -> Vec<(String, Task)> {
+        self.runners
+            .iter()
+            .map(|r| (r.def().name.clone(), r.task()))
+            .collect()
     }
 
-    /// Stops view `name` so that another process may write it at once: its last commit,
-    /// then it gives up its lease. Does nothing if it does not run.
-    pub fn hand_over(&mut self, name: &str) -> anyhow::Result<()> {
-        let Some(at) = self.runners.iter().position(|r| r.def().name == name) else {
+    fn position(&self, name: &str, task: Task) -> Option<usize> {
+        self.runners
+            .iter()
+            .position(|r| r.def().name == name && r.task() == task)
+    }
+
+    /// Stops task `task` of view `name` so that another process may write it at once: its
+    /// last commit, then it gives up its lease. Does nothing if it does not run.
+    pub fn hand_over(&mut self, name: &str, task: Task) -> anyhow::Result<()> {
+        let Some(at) = self.position(name, task) else {
             return Ok(());
         };
         self.runners
             .remove(at)
             .hand_over()
-            .with_context(|| format!("cannot hand view '{name}' over"))
+            .with_context(|| format!("cannot hand view '{name}' ({task}) over"))
     }
 
-    /// Stops view `name` without a commit (its lease is another's, or it was dropped: a
-    /// commit would be refused). Does nothing if it does not run.
-    pub fn abandon(&mut self, name: &str) {
-        self.runners.retain(|r| r.def().name != name);
+    /// Stops task `task` of view `name` without a commit (its lease is another's, or the
+    /// view was dropped: a commit would be refused). Does nothing if it does not run.
+    pub fn abandon(&mut self, name: &str, task: Task) {
+        if let Some(at) = self.position(name, task) {
+            self.runners.remove(at);
+        }
     }
 
     /// Views wait out store outages until `stop` is set, instead of failing after a few
@@ -100,9 +131,9 @@ impl<'a> Supervisor<'a> {
         self.stop = Some(stop);
     }
 
-    /// One turn of every view, where a view that fails stops alone (a worker's): returns
-    /// the events read and each view that failed, removed, with its error.
-    pub fn turn_each(&mut self) -> (u64, Vec<(String, EngineError)>) {
+    /// One turn of every task, where a task that fails stops alone (a worker's): returns
+    /// the events read and each task that failed, removed, with its error.
+    pub fn turn_each(&mut self) -> (u64, Vec<(String, Task, EngineError)>) {
         let mut events = 0;
         let mut failed = Vec::new();
         self.runners.retain_mut(|r| match r.tick() {
@@ -111,7 +142,7 @@ impl<'a> Supervisor<'a> {
                 true
             }
             Err(e) => {
-                failed.push((r.def().name.clone(), e));
+                failed.push((r.def().name.clone(), r.task(), e));
                 false
             }
         });
@@ -133,17 +164,30 @@ impl<'a> Supervisor<'a> {
             .filter(|v| names.is_empty() || names.contains(&v.name))
             .filter(|v| !running.contains(&v.name))
         {
-            let store: Box<dyn ResultStore> = if discard {
-                Box::new(DiscardStore::new())
-            } else {
-                self.location.open()?
-            };
-            let mut runner = ViewRunner::open(self.dir, &catalog, def, store, clock.clone())
-                .with_context(|| format!("cannot start view '{}'", def.name))?;
-            if let Some(stop) = &self.stop {
-                runner.retry_until(stop.clone());
+            if discard {
+                let store = Box::new(DiscardStore::new());
+                let runner = ViewRunner::open(self.dir, &catalog, def, store, clock.clone())
+                    .with_context(|| format!("cannot start view '{}'", def.name))?;
+                self.runners.push(runner);
+                continue;
             }
-            self.runners.push(runner);
+            // A view runs as its commits have run it: whole, or (workers ran it) one task
+            // per partition.
+            let mut first = Some(self.location.open()?);
+            let tasks = first.as_ref().expect("opened").tasks(&def.name)?;
+            for task in tasks {
+                let store = match first.take() {
+                    Some(store) => store,
+                    None => self.location.open()?,
+                };
+                let mut runner =
+                    ViewRunner::open_task(self.dir, &catalog, def, store, clock.clone(), task)
+                        .with_context(|| format!("cannot start view '{}' ({task})", def.name))?;
+                if let Some(stop) = &self.stop {
+                    runner.retry_until(stop.clone());
+                }
+                self.runners.push(runner);
+            }
         }
         Ok(())
     }
@@ -239,13 +283,14 @@ impl<'a> Supervisor<'a> {
         let dropped = statement.dropped_view().map(str::to_owned);
         let created = statement.created_view().map(str::to_owned);
         let mut stopped = false;
-        if let Some(name) = &dropped
-            && let Some(at) = self.runners.iter().position(|r| &r.def().name == name)
-        {
-            self.runners[at].commit()?;
-            self.runners[at].flush()?;
-            self.runners.remove(at);
-            stopped = true;
+        if let Some(name) = &dropped {
+            // Every task of the view.
+            while let Some(at) = self.runners.iter().position(|r| &r.def().name == name) {
+                self.runners[at].commit()?;
+                self.runners[at].flush()?;
+                self.runners.remove(at);
+                stopped = true;
+            }
         }
         match statement::execute(self.dir, &mut self.store, statement) {
             Ok(outcome) => {

@@ -28,6 +28,7 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::
                 .with_context(|| format!("view '{}' failed", r.def().name))?;
             summaries.push(serde_json::json!({
                 "view": r.def().name,
+                "task": r.task().name(),
                 "events": done.events,
                 "rows_written": done.rows,
                 "commits": done.commits,
@@ -44,8 +45,12 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::
             output::json(&serde_json::json!({ "views": summaries, "seconds": secs }))?;
         } else {
             for s in &summaries {
+                let task = match s["task"].as_str() {
+                    Some("view") | None => String::new(),
+                    Some(task) => format!(" ({task})"),
+                };
                 output::line(format!(
-                    "{}: {} events, {} rows written, {} commits, late: {} dropped, {} dead-lettered, {} updated, \
+                    "{}{task}: {} events, {} rows written, {} commits, late: {} dropped, {} dead-lettered, {} updated, \
                      peak state {} bytes",
                     s["view"].as_str().unwrap_or_default(),
                     s["events"],
@@ -63,11 +68,13 @@ pub fn run(data_dir: &Path, location: &StoreLocation, args: RunArgs) -> anyhow::
     }
     let stop = Arc::new(AtomicBool::new(false));
     on_shutdown_signal(stop.clone())?;
-    let names: Vec<String> = supervisor
+    let mut names: Vec<String> = supervisor
         .runners()
         .iter()
         .map(|r| r.def().name.clone())
         .collect();
+    // A view run per partition has a runner per task.
+    names.dedup();
     output::line(format!(
         "running {} view(s): {}; Ctrl-C stops",
         names.len(),

@@ -129,7 +129,7 @@ fn workers(store: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
                 "heartbeat_age_ms": w.heartbeat_age_ms, "alive": w.alive,
             })).collect::<Vec<_>>(),
             "views": leases.iter().map(|l| serde_json::json!({
-                "view": l.view, "owner": l.owner, "epoch": l.epoch,
+                "view": l.view, "task": l.task, "owner": l.owner, "epoch": l.epoch,
                 "expires_in_ms": l.expires_in_ms, "held": l.held(),
             })).collect::<Vec<_>>(),
         }))?;
@@ -156,6 +156,7 @@ fn workers(store: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
         .map(|l| {
             vec![
                 l.view.clone(),
+                l.task.clone(),
                 match (&l.owner, l.held()) {
                     (Some(owner), true) => owner.clone(),
                     (Some(owner), false) => format!("{owner} (lapsed)"),
@@ -168,6 +169,6 @@ fn workers(store: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    output::table(&["view", "held by", "epoch", "lease left"], &rows);
+    output::table(&["view", "task", "held by", "epoch", "lease left"], &rows);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,16 @@
 //! `freshet worker`: three workers over the JetStream cluster of `FRESHET_TEST_NATS_URL`
 //! and one PostgreSQL schema of `FRESHET_TEST_POSTGRES_URL` share a data directory's views.
-//! Workers join (the views are divided again), one is SIGKILLed (its views are taken over)
-//! and restarted, one is SIGSTOPped past its lease (its views are taken over, and once it
+//! The per-auction views split by partition (the stream is partitioned by auction), so
+//! each runs as four tasks, spread over the workers; a view grouped otherwise runs whole.
+//! Workers join (the tasks are divided again), one is SIGKILLed (its tasks are taken over)
+//! and restarted, one is SIGSTOPped past its lease (its tasks are taken over, and once it
 //! resumes its commits are refused and counted as fenced), every worker's PostgreSQL
 //! sessions are terminated, a view is created while they run, and one stops cleanly (its
-//! views handed over). Events keep arriving throughout. Afterwards every view equals a
-//! batch recompute over exactly the events ingested, with each event counted once. Also:
-//! workers killed at random moments and at named commit points, and a NATS node killed
-//! under running workers.
+//! tasks handed over). Events keep arriving throughout. Afterwards `freshet run` finishes
+//! every view as the workers divided it, and every view equals a batch recompute over
+//! exactly the events ingested, with each event counted once. Also: workers killed at
+//! random moments and at named commit points, and a NATS node killed under running
+//! workers.
 
 use super::jetstream::{PrivateCluster, bid_on_jetstream, nats_url, unique_subject};
 use super::support::{Env, Server};
@@ -23,6 +26,13 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 /// Bids per ingest.
 const BATCH: u64 = 2_000;
+
+/// The bid stream's partitions: a per-auction view runs as this many tasks.
+const PARTITIONS: usize = 4;
+
+/// A view that does not split by partition (it groups by channel): one task.
+const CHANNELS_DDL: &str = "CREATE VIEW channels WITH (freshness = '200ms') AS \
+     SELECT channel, COUNT(*) AS bids FROM bid GROUP BY channel";
 
 /// A per-auction window count with a window of `i + 5` seconds: views that differ, so that
 /// a row written by the wrong view's task would show.
@@ -79,26 +89,33 @@ fn status(worker: &Server) -> Value {
     body
 }
 
-/// The views each worker of `workers` runs, by its report.
+/// The tasks (`view/task`) each worker of `workers` runs, by its report.
 fn held(workers: &[&Server]) -> Vec<Vec<String>> {
     workers
         .iter()
         .map(|w| {
-            let mut views: Vec<String> = status(w)["views"]
+            let mut tasks: Vec<String> = status(w)["views"]
                 .as_array()
                 .expect("views")
                 .iter()
-                .map(|v| v["view"].as_str().expect("a name").to_owned())
+                .map(|v| {
+                    format!(
+                        "{}/{}",
+                        v["view"].as_str().expect("a name"),
+                        v["task"].as_str().expect("a task")
+                    )
+                })
                 .collect();
-            views.sort();
-            views
+            tasks.sort();
+            tasks
         })
         .collect()
 }
 
-/// Waits until `workers` run `views` views between them, each at most `each`, no view
-/// twice; returns how long it took.
-fn settle(workers: &[&Server], views: usize, each: usize, what: &str) -> Duration {
+/// Waits until `workers` run `tasks` tasks between them, each a fair share at most, no
+/// task twice; returns how long it took.
+fn settle(workers: &[&Server], tasks: usize, what: &str) -> Duration {
+    let each = tasks.div_ceil(workers.len());
     let started = Instant::now();
     loop {
         let held = held(workers);
@@ -106,12 +123,12 @@ fn settle(workers: &[&Server], views: usize, each: usize, what: &str) -> Duratio
         let total = all.len();
         all.sort();
         all.dedup();
-        if total == views && all.len() == views && held.iter().all(|h| h.len() <= each) {
+        if total == tasks && all.len() == tasks && held.iter().all(|h| h.len() <= each) {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < SETTLE,
-            "{what}: the workers did not settle on {views} views, at most {each} each: \
+            "{what}: the workers did not settle on {tasks} tasks, at most {each} each: \
              {held:?}\n{}",
             workers
                 .iter()
@@ -148,14 +165,22 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
     for i in 0..6 {
         env.ok(&["sql", &view_ddl(i)]);
     }
+    env.ok(&["sql", CHANNELS_DDL]);
+    let explained = env.ok(&["explain", "hot_0"]);
+    assert!(
+        explained.contains(&format!("by partition, {PARTITIONS} tasks")),
+        "{explained}"
+    );
     let lines = env.generate_bids(6 * BATCH);
     let mut batches = lines.chunks(BATCH as usize).map(<[String]>::to_vec);
     ingest(&env, &batches.next().expect("a batch"), 0);
+    // Six views of four tasks, and one that runs whole.
+    let tasks = |views: usize| views * PARTITIONS + 1;
 
-    // Two workers divide six views; a third joins and takes a fair share.
+    // Two workers divide the tasks; a third joins and takes a fair share.
     let w1 = start_worker(&env, "w1");
     let w2 = start_worker(&env, "w2");
-    settle(&[&w1, &w2], 6, 3, "two workers");
+    settle(&[&w1, &w2], tasks(6), "two workers");
     let handed = || -> u64 {
         [&w1, &w2]
             .iter()
@@ -164,35 +189,41 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
     };
     let before = handed();
     let mut w3 = start_worker(&env, "w3");
-    settle(&[&w1, &w2, &w3], 6, 2, "a third worker joined");
-    // Two views move to the newcomer (more only if a slow heartbeat made a worker look
-    // lost for a moment).
-    assert!(handed() - before >= 2, "the join moved a fair share");
+    settle(&[&w1, &w2, &w3], tasks(6), "a third worker joined");
+    // A fair share moves to the newcomer (more only if a slow heartbeat made a worker
+    // look lost for a moment).
+    assert!(handed() - before >= 8, "the join moved a fair share");
+    // A view's tasks run on several workers.
+    let spread = held(&[&w1, &w2, &w3])
+        .iter()
+        .filter(|h| h.iter().any(|t| t.starts_with("hot_0/")))
+        .count();
+    assert!(spread >= 2, "hot_0's tasks run on {spread} worker(s)");
     let listed = env.ok(&["status", "--workers"]);
-    for id in ["w1", "w2", "w3", "hot_0", "hot_5"] {
+    for id in ["w1", "w2", "w3", "hot_0", "hot_5", "p3", "channels"] {
         assert!(listed.contains(id), "{id} in\n{listed}");
     }
 
-    // A view created while they run is taken by one of them.
+    // A view created while they run is divided among them.
     env.ok(&["sql", &view_ddl(6)]);
     ingest(&env, &batches.next().expect("a batch"), 1);
-    settle(&[&w1, &w2, &w3], 7, 3, "a view was created");
+    settle(&[&w1, &w2, &w3], tasks(7), "a view was created");
 
-    // SIGKILL: the others take its views over (its sessions close with it), and it comes
+    // SIGKILL: the others take its tasks over (its sessions close with it), and it comes
     // back under the same identity.
     let mut w1 = w1;
     w1.kill();
-    let took = settle(&[&w2, &w3], 7, 4, "w1 was killed");
-    eprintln!("views of a SIGKILLed worker taken over in {took:?}");
+    let took = settle(&[&w2, &w3], tasks(7), "w1 was killed");
+    eprintln!("tasks of a SIGKILLed worker taken over in {took:?}");
     let w1 = start_worker(&env, "w1");
-    settle(&[&w1, &w2, &w3], 7, 3, "w1 restarted");
+    settle(&[&w1, &w2, &w3], tasks(7), "w1 restarted");
 
-    // SIGSTOP past the lease: the others take its views over; once resumed, it finds
+    // SIGSTOP past the lease: the others take its tasks over; once resumed, it finds
     // out, by a refused (fenced) commit or by its next look at the leases, and stops
-    // those views.
+    // those tasks.
     signal(&w2, "STOP");
     ingest(&env, &batches.next().expect("a batch"), 2);
-    settle(&[&w1, &w3], 7, 4, "w2 was paused");
+    settle(&[&w1, &w3], tasks(7), "w2 was paused");
     signal(&w2, "CONT");
     ingest(&env, &batches.next().expect("a batch"), 3);
     let deadline = Instant::now() + SETTLE;
@@ -208,7 +239,7 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    settle(&[&w1, &w2, &w3], 7, 3, "w2 resumed");
+    settle(&[&w1, &w2, &w3], tasks(7), "w2 resumed");
 
     // Every worker's PostgreSQL sessions terminated by the server.
     let names: Vec<String> = [&w1, &w2, &w3]
@@ -225,19 +256,27 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
         .expect("terminate the workers' sessions");
     assert!(terminated.len() >= 3, "every worker had sessions");
     ingest(&env, &batches.next().expect("a batch"), 4);
-    settle(&[&w1, &w2, &w3], 7, 3, "sessions terminated");
+    settle(&[&w1, &w2, &w3], tasks(7), "sessions terminated");
 
-    // A clean stop hands its views over.
+    // A clean stop hands its tasks over.
     let code = w3.terminate();
     assert!(code.success(), "w3 stops cleanly: {}", w3.log_text());
     ingest(&env, &batches.next().expect("a batch"), 5);
-    settle(&[&w1, &w2], 7, 4, "w3 stopped");
+    settle(&[&w1, &w2], tasks(7), "w3 stopped");
     let (mut w1, mut w2) = (w1, w2);
     assert!(w1.terminate().success(), "{}", w1.log_text());
     assert!(w2.terminate().success(), "{}", w2.log_text());
 
-    // The last events, then every view against batch, each event counted once.
-    env.ok(&["run", "--drain", "--end-of-stream"]);
+    // The last events, each task of each view run to the end by `freshet run`, then
+    // every view against batch, each event counted once.
+    let drained = env.ok_json(&["run", "--drain", "--end-of-stream", "--json"]);
+    let runners = drained["views"].as_array().expect("views");
+    assert_eq!(runners.len(), tasks(7), "{drained}");
+    assert_eq!(
+        number(&env, "SELECT sum(bids) FROM channels"),
+        6 * BATCH,
+        "channels counts every event once"
+    );
     for i in 0..7 {
         assert_eq!(
             number(&env, &format!("SELECT sum(bids) FROM hot_{i}")),
@@ -339,7 +378,7 @@ fn workers_killed_at_random_moments_and_at_commits_lose_and_double_nothing() {
         workers[victim] = start_worker(&env, &id);
     }
     let refs: Vec<&Server> = workers.iter().collect();
-    settle(&refs, VIEWS, 2, "after the kills");
+    settle(&refs, VIEWS * PARTITIONS, "after the kills");
     for w in &mut workers {
         assert!(w.terminate().success(), "{}", w.log_text());
     }
@@ -374,26 +413,17 @@ fn ingest_retrying(env: &Env, lines: &[String], n: usize) {
     }
 }
 
-/// The events each view of `workers` has processed, by view.
+/// The events each view of `workers` has processed, by view: its tasks' added up.
 fn processed(workers: &[&Server]) -> Vec<(String, u64)> {
-    let mut views: Vec<(String, u64)> = workers
-        .iter()
-        .flat_map(|w| {
-            status(w)["views"]
-                .as_array()
-                .expect("views")
-                .iter()
-                .map(|v| {
-                    (
-                        v["view"].as_str().expect("a name").to_owned(),
-                        v["input_events"].as_u64().expect("input_events"),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    views.sort();
-    views
+    let mut views = std::collections::BTreeMap::new();
+    for w in workers {
+        for v in status(w)["views"].as_array().expect("views") {
+            *views
+                .entry(v["view"].as_str().expect("a name").to_owned())
+                .or_insert(0) += v["input_events"].as_u64().expect("input_events");
+        }
+    }
+    views.into_iter().collect()
 }
 
 #[test]
@@ -417,7 +447,7 @@ fn workers_go_on_while_a_nats_node_is_killed_and_restarted() {
     let lines = env.generate_bids(6 * BATCH);
     let workers = [start_worker(&env, "n0"), start_worker(&env, "n1")];
     let refs: Vec<&Server> = workers.iter().collect();
-    settle(&refs, VIEWS, 2, "at start");
+    settle(&refs, VIEWS * PARTITIONS, "at start");
     for (n, batch) in lines.chunks(BATCH as usize).enumerate() {
         // The node is killed while the workers read and commit what came before, and
         // restarted two batches later.

@@ -6,7 +6,7 @@
 use crate::source::fmt_ms;
 use crate::{Stats, ViewDef};
 use freshet_store::ViewStatus;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// One input partition: what the stored results reflect against where the log ends.
 #[derive(Debug, Serialize)]
@@ -86,7 +86,7 @@ pub fn of(
         .iter()
         .map(|o| o.end_offset.map_or(0, |e| e.saturating_sub(o.next_offset)))
         .sum();
-    let stats = Stats::deserialize(&progress.stats).unwrap_or_default();
+    let stats = Stats::from_stored(&progress.stats);
     let staleness = if lag == 0 {
         Some(0)
     } else {

@@ -35,6 +35,18 @@ impl Histogram {
         self.count += n;
     }
 
+    /// Adds `other`'s observations (another task's of the same view).
+    pub fn add(&mut self, other: &Histogram) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
+        self.count += other.count;
+    }
+
     /// `(upper bound in ms, cumulative count)` per bucket, the last with `None` (+Inf).
     pub fn cumulative(&self) -> Vec<(Option<u64>, u64)> {
         let mut total = 0;

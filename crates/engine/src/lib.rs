@@ -115,6 +115,64 @@ pub struct Stats {
     pub batch_run_events: u64,
 }
 
+impl Stats {
+    /// The counters a view's stored status holds (`freshet_store::ViewStatus`): one
+    /// object, or, for a view run as one task per partition, an array of each task's,
+    /// taken together here: counts and state added up, each stream's watermark and the
+    /// reflected time the least (unknown if any task's is), latencies merged. Counters
+    /// that cannot be read are zero, as for a view that never committed.
+    pub fn from_stored(stored: &serde_json::Value) -> Stats {
+        let read = |v: &serde_json::Value| Stats::deserialize(v).unwrap_or_default();
+        match stored {
+            serde_json::Value::Array(tasks) => {
+                let mut all = tasks.iter().map(read);
+                let first = all.next().unwrap_or_default();
+                all.fold(first, Stats::with_task)
+            }
+            one => read(one),
+        }
+    }
+
+    /// These counters and another task's of the same view (see [`Stats::from_stored`]).
+    fn with_task(mut self, task: Stats) -> Stats {
+        self.input_events += task.input_events;
+        self.late_dropped += task.late_dropped;
+        self.late_dead_lettered += task.late_dead_lettered;
+        self.late_updated += task.late_updated;
+        self.rows_written += task.rows_written;
+        self.rows_deleted += task.rows_deleted;
+        self.state_bytes += task.state_bytes;
+        self.state_bytes_peak += task.state_bytes_peak;
+        self.reflected_ms = self.reflected_ms.zip(task.reflected_ms).map(|(a, b)| a.min(b));
+        self.commit_retries += task.commit_retries;
+        self.ingest_to_commit_ms.add(&task.ingest_to_commit_ms);
+        self.commit_ms.add(&task.commit_ms);
+        let streams: std::collections::BTreeSet<String> = self
+            .watermarks
+            .keys()
+            .chain(task.watermarks.keys())
+            .cloned()
+            .collect();
+        // A stream's watermark is known once every task has one.
+        self.watermarks = streams
+            .into_iter()
+            .filter_map(|s| {
+                let (a, b) = (self.watermarks.get(&s)?, task.watermarks.get(&s)?);
+                Some((s, *a.min(b)))
+            })
+            .collect();
+        self.mode_switches += task.mode_switches;
+        self.period_ms = self.period_ms.max(task.period_ms);
+        self.last_ingest_ms.extend(task.last_ingest_ms);
+        self.batch_runs += task.batch_runs;
+        self.state_in_log |= task.state_in_log;
+        self.needed_from.extend(task.needed_from);
+        self.batch_run_memory_bytes = self.batch_run_memory_bytes.max(task.batch_run_memory_bytes);
+        self.batch_run_events += task.batch_run_events;
+        self
+    }
+}
+
 /// What operators need to know while they run, and what they report back.
 pub struct Ctx {
     /// The view's name, for errors.

@@ -144,13 +144,15 @@ pub fn describe(data: &DataDir, catalog: &ViewCatalog, def: &ViewDef) -> Result<
     Ok(out.trim_end().to_string())
 }
 
-/// How a view divides, as `DESCRIBE VIEW` and `explain` say it: workers run every view as
-/// one task today (issue 17), so a view that could split says so.
+/// How a view divides, as `DESCRIBE VIEW` and `explain` say it: workers run a view that
+/// splits as one task per partition (unless it has already committed whole), `freshet run`
+/// and `serve` run each view whole unless workers divided it.
 pub fn describe_parallelism(p: &Parallelism) -> String {
     match p {
-        Parallelism::PerPartition { .. } => {
-            format!("{p} (workers run it as one task until per-partition tasks are built)")
-        }
+        Parallelism::PerPartition { .. } => format!(
+            "{p} (how `freshet worker` runs it; `run` and `serve` run it whole unless workers \
+             divided it)"
+        ),
         Parallelism::Single { .. } => p.to_string(),
     }
 }

@@ -100,7 +100,7 @@ pub use error::StoreError;
 pub use location::StoreLocation;
 pub use model::{
     Checkpoint, Commit, LateEvent, PartitionProgress, Progress, ResultBatch, ResultQuery,
-    ResultRows, ResultTable, RowState, ViewStatus,
+    ResultRows, ResultTable, RowState, Task, ViewStatus,
 };
 pub use pg::{Cluster, Holder, LeaseRecord, PgLocation, PgStore, WorkerRecord};
 pub use schema::SCHEMA_VERSION;
@@ -122,7 +122,8 @@ pub trait ResultStore: Send {
     /// that does not exist does nothing.
     fn drop_view(&mut self, view: &str) -> Result<(), StoreError>;
 
-    /// The view's last committed progress and all its operator state.
+    /// The view's last committed progress and all its operator state: this store's
+    /// task's ([`ResultStore::set_task`]), its partitions only.
     fn load(&self, view: &str) -> Result<Checkpoint, StoreError>;
 
     /// Applies one checkpoint in one transaction: upserts result rows by key, puts then
@@ -141,7 +142,10 @@ pub trait ResultStore: Send {
     /// column is in `[from_ms, to_ms)`; a table with neither cannot be filtered by time.
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError>;
 
-    /// The view's last committed progress and when it was committed.
+    /// The view's last committed progress and when it was committed. A view run per
+    /// partition answers for its tasks together: every task's partitions, the least of
+    /// their watermarks (unknown until every task has one), the oldest task's commit time,
+    /// and as stats a JSON array holding each task's, in partition order.
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
 
     /// The view's status and a page of its results, as [`ResultStore::status`] and
@@ -182,6 +186,26 @@ pub trait ResultStore: Send {
     /// How much of each view's change log later commits keep (by default
     /// [`ChangeRetention::default`]). A store that keeps no log ignores it.
     fn set_change_retention(&mut self, _retention: ChangeRetention) {}
+
+    /// The tasks `view` runs as, as its commits recorded them: the whole view, or one
+    /// task per partition (see [`Task`]); the whole view if it never committed.
+    fn tasks(&self, _view: &str) -> Result<Vec<Task>, StoreError> {
+        Ok(vec![Task::Whole])
+    }
+
+    /// Makes this store write one task of the views it writes (the whole view unless
+    /// told otherwise): their leases, operator state, progress and status are the task's.
+    /// Only the PostgreSQL store runs a view per partition; the others refuse any task but
+    /// the whole view. Called before [`ResultStore::claim_writer`].
+    fn set_task(&mut self, task: Task) -> Result<(), StoreError> {
+        match task {
+            Task::Whole => Ok(()),
+            Task::Partition { .. } => Err(StoreError::user(format!(
+                "{task} of a view: only the PostgreSQL result store runs a view as one task \
+                 per partition"
+            ))),
+        }
+    }
 
     /// Makes this process the only writer of `view` until it exits or gives it up: a
     /// store that other processes can write (PostgreSQL) takes the view's lease, refusing,

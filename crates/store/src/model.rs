@@ -133,6 +133,64 @@ pub struct Commit {
     pub progress: Progress,
 }
 
+/// Which part of a view one writer runs.
+///
+/// A view whose every operator keeps its rows of one partition apart (it splits by
+/// partition: `freshet_engine::parallelism`) may run as one task per partition, each
+/// reading partition `index` of every stream the view reads and writing result rows no
+/// other task writes; every other view runs whole. A task commits its own operator state,
+/// progress and status; the view's status is then the tasks' taken together (see
+/// [`crate::ResultStore::status`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Task {
+    /// The whole view: every partition of every stream.
+    #[default]
+    Whole,
+    /// Partition `index` of every stream the view reads, one of `count` tasks.
+    Partition {
+        /// The partition.
+        index: u32,
+        /// How many partitions (and tasks) the view's streams have.
+        count: u32,
+    },
+}
+
+impl Task {
+    /// The task's name in the store's tables: `view` for the whole view, `p<index>` for a
+    /// partition.
+    pub fn name(self) -> String {
+        match self {
+            Task::Whole => "view".to_owned(),
+            Task::Partition { index, .. } => format!("p{index}"),
+        }
+    }
+
+    /// How many tasks run the view.
+    pub fn count(self) -> u32 {
+        match self {
+            Task::Whole => 1,
+            Task::Partition { count, .. } => count,
+        }
+    }
+
+    /// Whether the task reads partition `partition` of its streams.
+    pub fn reads(self, partition: u32) -> bool {
+        match self {
+            Task::Whole => true,
+            Task::Partition { index, .. } => index == partition,
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Task::Whole => f.write_str("the whole view"),
+            Task::Partition { index, count } => write!(f, "partition {index} of {count}"),
+        }
+    }
+}
+
 /// What a view restarts from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {

@@ -28,7 +28,9 @@ use crate::StoreError;
 /// this build. Version 2 added `freshet_changes`; a writer opening a version-1 store adds it.
 /// Version 3 added PostgreSQL's `freshet_leases` and `freshet_workers` (SQLite is
 /// unchanged); an older build, which would take advisory locks instead of leases, refuses it.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4 keys PostgreSQL's `freshet_state` and `freshet_view_status` by task as well
+/// as view (a view may run as one task per partition; SQLite is unchanged).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Name of the column holding each row's [`crate::RowState`].
 pub const STATE_COLUMN: &str = "_state";

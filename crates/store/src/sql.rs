@@ -319,7 +319,8 @@ impl Internal {
         )
     }
 
-    /// A view's operator state, ordered by key bytes.
+    /// A view's operator state, ordered by key bytes (SQLite's; PostgreSQL keys state by
+    /// task too: `pg::read`).
     pub(crate) fn select_state(&self) -> String {
         format!(
             "SELECT key, value FROM {} WHERE view = {} ORDER BY key",
@@ -328,7 +329,7 @@ impl Internal {
         )
     }
 
-    /// A view's [`StatusRow`].
+    /// A view's [`StatusRow`] (SQLite's; PostgreSQL keys status by task too: `pg::read`).
     pub(crate) fn select_status(&self) -> String {
         format!(
             "SELECT watermark_ms, committed_at_ms, stats FROM {} WHERE view = {}",
@@ -358,7 +359,8 @@ impl Internal {
         )
     }
 
-    /// Upserts a view's status: view, watermark, commit time and stats.
+    /// Upserts a view's status: view, watermark, commit time and stats (SQLite's;
+    /// PostgreSQL keys status by task too: `pg::write`).
     pub(crate) fn upsert_status(&self) -> String {
         upsert_sql(
             &self.table("freshet_view_status"),

@@ -1,16 +1,18 @@
 //! `freshet worker`: one of several processes sharing the views of a data directory's
 //! catalog, with results, state, offsets and leases in one PostgreSQL store.
 //!
-//! A heartbeat thread renews the worker's registration and its leases every third of the
-//! lease's time to live, on a connection of its own. The main thread runs the views it
-//! holds and, every round, reads the catalog, the live workers and the leases again,
-//! computes who should run each view ([`crate::app::assignment`]) and acts on its own
-//! part only: it hands over (last commit, then release) the views that are now another's,
-//! and takes the views that are now its own once no one else holds them (released, lapsed,
-//! or held by a session that is gone). A view whose lease is no longer this worker's (it
-//! lapsed and another took it) is stopped without a commit; a commit refused by the fencing
-//! check stops that view alone and is counted. SIGINT/SIGTERM hands every view over, stops
-//! the heartbeat and leaves.
+//! The unit of work is a task: a whole view, or, for a view that splits by partition
+//! (`freshet_engine::parallelism`), its part of one partition of its streams. A heartbeat
+//! thread renews the worker's registration and its leases every third of the lease's time
+//! to live, on a connection of its own. The main thread runs the tasks it holds and, every
+//! round, reads the catalog, the live workers and the leases again, computes who should run
+//! each task ([`crate::app::assignment`]) and acts on its own part only: it hands over
+//! (last commit, then release) the tasks that are now another's, and takes the tasks that
+//! are now its own once no one else holds them (released, lapsed, or held by a session
+//! that is gone). A task whose lease is no longer this worker's (it lapsed and another took
+//! it) is stopped without a commit; a commit refused by the fencing check stops that task
+//! alone and is counted. SIGINT/SIGTERM hands every task over, stops the heartbeat and
+//! leaves.
 
 mod endpoint;
 mod heartbeat;
@@ -23,7 +25,8 @@ use crate::cli::WorkerArgs;
 use crate::output;
 use anyhow::{Context, bail};
 use freshet_engine::ViewCatalog;
-use freshet_store::{Cluster, Holder, LeaseRecord, StoreLocation};
+use freshet_engine::parallelism::{Parallelism, parallelism};
+use freshet_store::{Cluster, Holder, LeaseRecord, StoreLocation, Task};
 use freshet_streams::DataDir;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -49,27 +52,30 @@ pub struct Report {
     pub lease_ttl_ms: u64,
     /// The live workers as of the last round.
     pub live_workers: Vec<String>,
-    /// The views this worker runs.
+    /// The tasks this worker runs.
     pub views: Vec<ViewReport>,
-    /// Views this worker took since it started.
+    /// Tasks this worker took since it started.
     pub views_taken: u64,
-    /// Views handed to another worker since the worker started.
+    /// Tasks handed to another worker since the worker started.
     pub views_handed_over: u64,
     /// Commits refused because another worker had taken the view over.
     pub fenced_commits: u64,
-    /// Views assigned to this worker that it cannot run now, with the last error.
+    /// Tasks assigned to this worker that it cannot run now, by key (`view` or
+    /// `view/p<n>`), with the last error.
     pub failed: BTreeMap<String, String>,
-    /// Views stopped because their lease was found to be another's.
+    /// Tasks stopped because their lease was found to be another's.
     pub leases_lost: u64,
     /// Heartbeats that could not be recorded since the worker started.
     pub heartbeat_failures: u64,
 }
 
-/// One view this worker runs.
+/// One task this worker runs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ViewReport {
     /// The view.
     pub view: String,
+    /// Its task: `view` for the whole view, `p<n>` for its partition `n`.
+    pub task: String,
     /// The epoch of this worker's lease (the fencing token its commits carry).
     pub epoch: Option<i64>,
     /// Events read since the view was created.
@@ -157,6 +163,7 @@ pub fn run(
         cluster,
         report,
         failed: HashMap::new(),
+        splits: HashMap::new(),
         heartbeat: &heartbeat,
     };
     worker.supervisor.retry_until(stop.clone());
@@ -219,6 +226,16 @@ fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
     report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The key of a task in the assignment, the failures and the report: the view's name for
+/// the whole view (`task` is `view`), `view/p<n>` for its partition `n`.
+fn task_key(view: &str, task: &str) -> String {
+    if task == "view" {
+        view.to_owned()
+    } else {
+        format!("{view}/{task}")
+    }
+}
+
 /// The worker's main thread.
 struct Worker<'a> {
     id: String,
@@ -227,9 +244,12 @@ struct Worker<'a> {
     supervisor: Supervisor<'a>,
     cluster: Cluster,
     report: Arc<Mutex<Report>>,
-    /// Views assigned here that could not run, with when and why: tried again after
-    /// [`RETRY_FAILED_AFTER`].
+    /// Tasks assigned here that could not run, by key, with when and why: tried again
+    /// after [`RETRY_FAILED_AFTER`].
     failed: HashMap<String, (Instant, String)>,
+    /// How many partitions each view splits into (1: it runs whole), by name and query,
+    /// so that a view is compiled once to learn it.
+    splits: HashMap<(String, String), u32>,
     heartbeat: &'a heartbeat::Heartbeat,
 }
 
@@ -249,8 +269,8 @@ impl Worker<'_> {
                 next_round = Instant::now() + every;
             }
             let (events, failed) = self.supervisor.turn_each();
-            for (view, e) in failed {
-                self.failed(&view, &e);
+            for (view, task, e) in failed {
+                self.failed(&view, task, &e);
             }
             if events == 0 {
                 self.supervisor.wait_for_data();
@@ -259,26 +279,66 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Records a view that stopped on an error.
-    fn failed(&mut self, view: &str, e: &freshet_engine::EngineError) {
+    /// Records a task that stopped on an error.
+    fn failed(&mut self, view: &str, task: Task, e: &freshet_engine::EngineError) {
         if e.fenced() {
-            tracing::warn!(view, error = %e, "commit fenced: another worker holds the view");
+            tracing::warn!(view, %task, error = %e, "commit fenced: another worker holds the task");
             lock(&self.report).fenced_commits += 1;
             return;
         }
-        tracing::error!(view, error = %e, "view failed; trying again later");
-        self.failed
-            .insert(view.to_owned(), (Instant::now(), e.to_string()));
+        tracing::error!(view, %task, error = %e, "task failed; trying again later");
+        self.failed.insert(
+            task_key(view, &task.name()),
+            (Instant::now(), e.to_string()),
+        );
+    }
+
+    /// The tasks of every view of the catalog, by key: one per partition for a view that
+    /// splits by partition (unless it has committed whole: its state is kept that way),
+    /// else the whole view.
+    fn tasks(&mut self) -> anyhow::Result<BTreeMap<String, (String, Task)>> {
+        let catalog = ViewCatalog::load(self.dir.catalog_root())?;
+        let whole = self.cluster.committed_whole()?;
+        let streams = self.dir.streams();
+        let mut tasks = BTreeMap::new();
+        for def in &catalog.views {
+            let split = *self
+                .splits
+                .entry((def.name.clone(), def.query.clone()))
+                .or_insert_with(|| {
+                    // A view that does not compile runs whole: starting it says why.
+                    match freshet_engine::compile_view_over(&streams, &catalog, def)
+                        .map(|c| parallelism(&c.root, &streams))
+                    {
+                        Ok(Parallelism::PerPartition { partitions, .. }) => partitions,
+                        _ => 1,
+                    }
+                });
+            if split <= 1 || whole.contains(&def.name) {
+                tasks.insert(def.name.clone(), (def.name.clone(), Task::Whole));
+                continue;
+            }
+            for index in 0..split {
+                let task = Task::Partition {
+                    index,
+                    count: split,
+                };
+                tasks.insert(
+                    task_key(&def.name, &task.name()),
+                    (def.name.clone(), task),
+                );
+            }
+        }
+        self.splits
+            .retain(|(name, query), _| catalog.get(name).is_some_and(|d| d.query == *query));
+        Ok(tasks)
     }
 
     /// One rebalancing round (see the module's description).
     fn round(&mut self) -> anyhow::Result<()> {
         self.dir.reload_catalog()?;
-        let views: Vec<String> = ViewCatalog::load(self.dir.catalog_root())?
-            .views
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
+        let tasks = self.tasks()?;
+        let keys: Vec<String> = tasks.keys().cloned().collect();
         let (workers, leases) = self.cluster.snapshot()?;
         let mut live: Vec<String> = workers
             .into_iter()
@@ -292,90 +352,100 @@ impl Worker<'_> {
         let holders: HashMap<String, String> = leases
             .iter()
             .filter(|l| l.held())
-            .filter_map(|l| Some((l.view.clone(), l.owner.clone()?)))
+            .filter_map(|l| Some((task_key(&l.view, &l.task), l.owner.clone()?)))
             .filter(|(_, owner)| live.contains(owner))
             .collect();
-        let plan = assignment::assign(&views, &live, &holders);
-        self.stop_lost(&views, &leases);
-        for view in self.supervisor.running() {
-            if plan.get(&view) != Some(&self.id) {
-                self.hand_over(&view);
+        let plan = assignment::assign(&keys, &live, &holders);
+        self.stop_lost(&tasks, &leases);
+        for (view, task) in self.supervisor.running() {
+            if plan.get(&task_key(&view, &task.name())) != Some(&self.id) {
+                self.hand_over(&view, task);
             }
         }
-        let running = self.supervisor.running();
+        let running: Vec<String> = self
+            .supervisor
+            .running()
+            .iter()
+            .map(|(view, task)| task_key(view, &task.name()))
+            .collect();
         let mine: Vec<String> = plan
             .into_iter()
             .filter(|(_, w)| *w == self.id)
-            .map(|(v, _)| v)
+            .map(|(key, _)| key)
             .collect();
-        self.failed.retain(|view, _| mine.contains(view));
-        for view in &mine {
-            let held_by_other = holders.get(view).is_some_and(|h| *h != self.id);
+        self.failed.retain(|key, _| mine.contains(key));
+        for key in &mine {
+            let held_by_other = holders.get(key).is_some_and(|h| *h != self.id);
             let waiting = self
                 .failed
-                .get(view)
+                .get(key)
                 .is_some_and(|(at, _)| at.elapsed() < RETRY_FAILED_AFTER);
-            if running.contains(view) || held_by_other || waiting {
+            if running.contains(key) || held_by_other || waiting {
                 continue;
             }
             self.heartbeat.alive();
-            self.take(view);
+            let (view, task) = tasks[key].clone();
+            self.take(key, &view, task);
         }
         self.publish(live);
         Ok(())
     }
 
-    /// Stops, without a commit, every running view that left the catalog or whose lease
-    /// is no longer this worker's at the epoch it took (it lapsed and another took it):
-    /// its commits would be refused.
-    fn stop_lost(&mut self, views: &[String], leases: &[LeaseRecord]) {
-        let running: Vec<(String, Option<i64>)> = self
+    /// Stops, without a commit, every running task that is no longer one of the
+    /// catalog's (its view was dropped, or now runs in another layout) or whose lease is no
+    /// longer this worker's at the epoch it took (it lapsed and another took it): its
+    /// commits would be refused.
+    fn stop_lost(&mut self, tasks: &BTreeMap<String, (String, Task)>, leases: &[LeaseRecord]) {
+        let running: Vec<(String, Task, Option<i64>)> = self
             .supervisor
             .runners()
             .iter()
-            .map(|r| (r.def().name.clone(), r.lease_epoch()))
+            .map(|r| (r.def().name.clone(), r.task(), r.lease_epoch()))
             .collect();
-        for (view, epoch) in running {
+        for (view, task, epoch) in running {
+            let name = task.name();
             let ours = leases.iter().any(|l| {
                 l.view == view
+                    && l.task == name
                     && l.owner.as_deref() == Some(self.id.as_str())
                     && Some(l.epoch) == epoch
             });
-            if views.contains(&view) && ours {
+            let listed = tasks.contains_key(&task_key(&view, &name));
+            if listed && ours {
                 continue;
             }
-            self.supervisor.abandon(&view);
-            if views.contains(&view) {
-                tracing::warn!(view, "the view's lease is another's now; stopped it");
+            self.supervisor.abandon(&view, task);
+            if listed {
+                tracing::warn!(view, %task, "the task's lease is another's now; stopped it");
                 lock(&self.report).leases_lost += 1;
             } else {
-                tracing::info!(view, "the view was dropped; stopped it");
+                tracing::info!(view, %task, "the view was dropped or divided otherwise; stopped the task");
             }
         }
     }
 
-    /// Starts `view` under a new lease.
-    fn take(&mut self, view: &str) {
-        match self.supervisor.start_view(view) {
+    /// Starts a task under a new lease.
+    fn take(&mut self, key: &str, view: &str, task: Task) {
+        match self.supervisor.start_task(view, task) {
             Ok(()) => {
-                tracing::info!(view, worker = %self.id, "took the view");
-                self.failed.remove(view);
+                tracing::info!(view, %task, worker = %self.id, "took the task");
+                self.failed.remove(key);
                 lock(&self.report).views_taken += 1;
             }
             // Another worker took it first, or it cannot start: tried again later.
             Err(e) => {
-                tracing::info!(view, error = format!("{e:#}"), "cannot take the view now");
+                tracing::info!(view, %task, error = format!("{e:#}"), "cannot take the task now");
                 self.failed
-                    .insert(view.to_owned(), (Instant::now(), format!("{e:#}")));
+                    .insert(key.to_owned(), (Instant::now(), format!("{e:#}")));
             }
         }
     }
 
-    fn hand_over(&mut self, view: &str) {
+    fn hand_over(&mut self, view: &str, task: Task) {
         self.heartbeat.alive();
-        match self.supervisor.hand_over(view) {
+        match self.supervisor.hand_over(view, task) {
             Ok(()) => {
-                tracing::info!(view, worker = %self.id, "handed the view over");
+                tracing::info!(view, %task, worker = %self.id, "handed the task over");
                 lock(&self.report).views_handed_over += 1;
             }
             Err(e) => {
@@ -384,8 +454,9 @@ impl Worker<'_> {
                 }
                 tracing::warn!(
                     view,
+                    %task,
                     error = format!("{e:#}"),
-                    "the view's last commit failed; it resumes from its previous one"
+                    "the task's last commit failed; it resumes from its previous one"
                 );
             }
         }
@@ -399,6 +470,7 @@ impl Worker<'_> {
             .iter()
             .map(|r| ViewReport {
                 view: r.def().name.clone(),
+                task: r.task().name(),
                 epoch: r.lease_epoch(),
                 input_events: r.stats().input_events,
                 rows_written: r.stats().rows_written,
@@ -414,14 +486,14 @@ impl Worker<'_> {
         report.failed = self
             .failed
             .iter()
-            .map(|(view, (_, why))| (view.clone(), why.clone()))
+            .map(|(key, (_, why))| (key.clone(), why.clone()))
             .collect();
     }
 
-    /// Hands every running view over (the worker stops).
+    /// Hands every running task over (the worker stops).
     fn hand_over_all(&mut self) {
-        for view in self.supervisor.running() {
-            self.hand_over(&view);
+        for (view, task) in self.supervisor.running() {
+            self.hand_over(&view, task);
         }
     }
 }

@@ -225,12 +225,12 @@ impl PartInput {
 /// the earliest event time an open window can hold).
 pub(super) fn load_needed(flow: &mut Dataflow, from: Option<i64>) -> Result<()> {
     for s in &mut flow.inputs.streams {
-        for (p, part) in s.parts.iter_mut().enumerate() {
+        for part in &mut s.parts {
             let start = flow
                 .ctx
                 .stats
                 .needed_from
-                .get(&part_key(&s.name, p))
+                .get(&part_key(&s.name, part.partition))
                 .map_or(Offset(0), |&o| Offset(o));
             part.scan_needed(start, from)?;
         }
@@ -264,7 +264,8 @@ fn find_needed(
     // With no operator state nothing can be lost, whatever retention removed.
     let stateless = flow.ops.root.state_bytes() == 0;
     for s in &mut flow.inputs.streams {
-        for (p, part) in s.parts.iter_mut().enumerate() {
+        for part in &mut s.parts {
+            let p = part.partition;
             let start = part.source.start().map_err(|e| e.to_string())?;
             part.scan_needed(start, from).map_err(|e| e.to_string())?;
             // Retention removed frames before `start`. They held no event of an open

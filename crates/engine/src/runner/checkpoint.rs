@@ -381,7 +381,7 @@ impl Checkpointer {
                 .parts()
                 .map(|(s, p, part)| PartitionProgress {
                     stream: s.name.clone(),
-                    partition: p as u32,
+                    partition: p,
                     next_offset: part.next.0,
                     watermark_ms: part.max_event.map(|m| m.0.saturating_sub(s.delay_ms)),
                 })

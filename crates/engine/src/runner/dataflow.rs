@@ -62,9 +62,10 @@ impl Dataflow {
     /// Pushes rows read from partition `pi` of stream `si` through the operators and
     /// buffers what they produce.
     pub(super) fn feed(&mut self, si: usize, pi: usize, rows: &OffsetBatch) -> Result<()> {
+        let stream = &self.inputs.streams[si];
         let out = self.ops.root.on_input(
-            &self.inputs.streams[si].name,
-            pi as u32,
+            &stream.name,
+            stream.parts[pi].partition,
             &rows.offsets,
             &rows.batch,
             &mut self.ctx,

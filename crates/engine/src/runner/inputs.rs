@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// One partition a view reads.
 pub(super) struct PartInput {
+    /// The partition's number in its stream.
+    pub(super) partition: u32,
     pub(super) source: Box<dyn PartitionInput>,
     /// The next offset to read.
     pub(super) next: Offset,
@@ -35,14 +37,16 @@ pub(super) struct PartInput {
 }
 
 impl PartInput {
-    /// A partition read from `next`, its latest event time read `max_event`.
+    /// Partition `partition`, read from `next`, its latest event time read `max_event`.
     pub(super) fn new(
+        partition: u32,
         source: Box<dyn PartitionInput>,
         next: Offset,
         max_event: Option<EventTime>,
         last_ingest: Option<IngestTime>,
     ) -> PartInput {
         PartInput {
+            partition,
             source,
             next,
             max_event,
@@ -74,6 +78,7 @@ pub(super) struct StreamInput {
     pub(super) name: String,
     pub(super) delay_ms: i64,
     pub(super) idle_timeout_ms: i64,
+    /// The partitions read: every partition of the stream, or the task's one.
     pub(super) parts: Vec<PartInput>,
 }
 
@@ -84,14 +89,11 @@ pub(super) struct Inputs {
 }
 
 impl Inputs {
-    /// Every partition, with its stream's index and its own.
-    pub(super) fn parts(&self) -> impl Iterator<Item = (&StreamInput, usize, &PartInput)> {
-        self.streams.iter().flat_map(|s| {
-            s.parts
-                .iter()
-                .enumerate()
-                .map(move |(p, part)| (s, p, part))
-        })
+    /// Every partition read, with its stream and its number.
+    pub(super) fn parts(&self) -> impl Iterator<Item = (&StreamInput, u32, &PartInput)> {
+        self.streams
+            .iter()
+            .flat_map(|s| s.parts.iter().map(move |part| (s, part.partition, part)))
     }
 
     /// Every partition, mutably.
@@ -199,7 +201,7 @@ impl Inputs {
 }
 
 /// The key of a partition in the view's stats: `stream/partition`.
-pub(super) fn part_key(stream: &str, partition: usize) -> String {
+pub(super) fn part_key(stream: &str, partition: u32) -> String {
     format!("{stream}/{partition}")
 }
 
@@ -235,6 +237,7 @@ mod tests {
 
     fn part(max_event: Option<i64>, last_ingest: Option<i64>, caught_up: bool) -> PartInput {
         let mut p = PartInput::new(
+            0,
             Box::new(Quiet),
             Offset(0),
             max_event.map(EventTime),

@@ -30,7 +30,8 @@ use crate::planner::{self, Plan};
 use crate::views::{ViewCatalog, ViewDef};
 use crate::watermarks::StreamWatermarks;
 use crate::{Ctx, Stats};
-use freshet_store::ResultStore;
+use crate::parallelism::{Parallelism, parallelism};
+use freshet_store::{ResultStore, Task};
 use freshet_streams::DataDir;
 use freshet_types::limits::BATCH_RUN_EVENTS_MAX;
 use freshet_types::{EventTime, IngestTime, Offset, Watermark};
@@ -79,6 +80,8 @@ pub struct ViewRunner {
     last_emit_ms: Option<i64>,
     /// The epoch of the lease the store took for this view, if its store has leases.
     lease_epoch: Option<i64>,
+    /// The part of the view this runner runs.
+    task: Task,
 }
 
 impl ViewRunner {
@@ -88,8 +91,24 @@ impl ViewRunner {
         data: &DataDir,
         views: &ViewCatalog,
         def: &ViewDef,
+        store: Box<dyn ResultStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ViewRunner> {
+        ViewRunner::open_task(data, views, def, store, clock, Task::Whole)
+    }
+
+    /// Open task `task` of `def` as [`ViewRunner::open`] opens the whole view. A task of
+    /// one partition reads that partition of every stream the view reads, keeps its own
+    /// state, progress and watermarks (so lateness is judged against its partition's
+    /// watermark), and runs its batch mode with the operators; the view must split by
+    /// partition ([`crate::parallelism`]) into `count` tasks.
+    pub fn open_task(
+        data: &DataDir,
+        views: &ViewCatalog,
+        def: &ViewDef,
         mut store: Box<dyn ResultStore>,
         clock: Arc<dyn Clock>,
+        task: Task,
     ) -> Result<ViewRunner> {
         let blueprint = Blueprint {
             def: def.clone(),
@@ -98,6 +117,18 @@ impl ViewRunner {
             root_dir: data.root().to_path_buf(),
         };
         let mut compiled = blueprint.compile()?;
+        if let Task::Partition { count, .. } = task {
+            match parallelism(&compiled.root, &blueprint.streams) {
+                Parallelism::PerPartition { partitions, .. } if partitions == count => {}
+                other => {
+                    return Err(EngineError::Input(format!(
+                        "view '{}' cannot run as {task}: it runs {other}",
+                        def.name
+                    )));
+                }
+            }
+        }
+        store.set_task(task)?;
         // Every input opens before anything is written or claimed: a stream this process
         // cannot read (gone, or on a log it cannot reach) fails the view here.
         let mut inputs = Vec::new();
@@ -109,7 +140,7 @@ impl ViewRunner {
         // Before the checkpoint is read: another writer could move it on afterwards.
         let lease_epoch = store.claim_writer(&def.name)?;
         let restored = checkpoint::restore(store.load(&def.name)?)?;
-        let inputs = open_inputs(data, def, &compiled, &restored)?;
+        let inputs = open_inputs(data, def, &compiled, &restored, task)?;
         compiled.root.restore(&restored.state)?;
         let now = clock.now_ms();
         let phase = if restored.ended {
@@ -120,6 +151,10 @@ impl ViewRunner {
             Phase::Operators
         };
         let batch_support = match batch_run::support(&compiled, def) {
+            _ if task != Task::Whole => BatchSupport::Operators(format!(
+                "it runs as one task per partition (this is {task}), and DataFusion's batch \
+                 runs read every partition"
+            )),
             Ok(lookback_ms) => BatchSupport::DataFusion { lookback_ms },
             Err(why) => BatchSupport::Operators(why),
         };
@@ -155,6 +190,7 @@ impl ViewRunner {
             last_commit_ms: now,
             last_emit_ms: None,
             lease_epoch,
+            task,
         };
         let plan = runner.schedule.plan();
         runner.flow.stats().mode = Some(plan.mode);
@@ -173,6 +209,11 @@ impl ViewRunner {
     /// The view.
     pub fn def(&self) -> &ViewDef {
         &self.blueprint.def
+    }
+
+    /// The part of the view this runner runs.
+    pub fn task(&self) -> Task {
+        self.task
     }
 
     /// The epoch of the lease under which this runner writes the view (PostgreSQL), the
@@ -542,13 +583,14 @@ impl ViewRunner {
     }
 }
 
-/// Every partition of every stream `compiled` reads, positioned where the last commit left
-/// it, and pinned from the first offset the view may read again.
+/// Every partition `task` reads of every stream `compiled` reads, positioned where the
+/// last commit left it, and pinned from the first offset the view may read again.
 fn open_inputs(
     data: &DataDir,
     def: &ViewDef,
     compiled: &Compiled,
     restored: &checkpoint::Restored,
+    task: Task,
 ) -> Result<Inputs> {
     let stats = &restored.stats;
     let mut names = Vec::new();
@@ -559,7 +601,18 @@ fn open_inputs(
         let sdef = stream.def();
         let delay_ms = sdef.watermark_delay_ms as i64;
         let mut parts = Vec::new();
-        for (p, mut source) in stream.inputs().into_iter().enumerate() {
+        let sources = stream.inputs();
+        if task.count() != 1 && sources.len() != task.count() as usize {
+            return Err(EngineError::Input(format!(
+                "view '{}' runs as {task}, but stream {name} has {} partitions",
+                def.name,
+                sources.len()
+            )));
+        }
+        for (p, mut source) in (0u32..).zip(sources) {
+            if !task.reads(p) {
+                continue;
+            }
             let start = source.start()?;
             let (next, wm) = restored
                 .positions
@@ -597,6 +650,7 @@ fn open_inputs(
             }
             source.pin(&consumer_name(&def.name), keep)?;
             parts.push(PartInput::new(
+                p,
                 source,
                 next,
                 wm.map(|w| EventTime(w.0.saturating_add(delay_ms))),

@@ -10,7 +10,7 @@ use super::harness::TestStore;
 use crate::model::RowState;
 use crate::{Commit, Holder, PgStore, ResultStore, StoreError, StoreLocation};
 
-fn store_of(test: &TestStore, owner: &str, ttl: Option<Duration>) -> PgStore {
+pub(super) fn store_of(test: &TestStore, owner: &str, ttl: Option<Duration>) -> PgStore {
     let StoreLocation::Postgres(pg) = test.location() else {
         panic!("leases are PostgreSQL's");
     };

@@ -28,11 +28,14 @@ pub struct WorkerRecord {
     pub alive: bool,
 }
 
-/// A view's lease as the store sees it.
+/// A task's lease as the store sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRecord {
     /// The view.
     pub view: String,
+    /// The task of the view ([`crate::Task::name`]): `view` for the whole view, `p<n>` for
+    /// its partition `n`.
+    pub task: String,
     /// Who holds it; `None` once released.
     pub owner: Option<String>,
     /// The fencing token: one more at every change of holder.
@@ -176,9 +179,25 @@ impl Cluster {
         })
     }
 
-    /// The registered workers by identity (live or not) and the lease of every view that
-    /// exists, by view, from one snapshot, so that a worker and the leases it took are
-    /// seen together.
+    /// The views that have committed as a whole view (not per partition): a worker keeps
+    /// running them whole, as their state is kept that way.
+    pub fn committed_whole(&mut self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.with(|client, s| {
+            Ok(client
+                .query(
+                    &format!("SELECT view FROM {s}.freshet_view_status WHERE task = 'view'"),
+                    &[],
+                )
+                .context(|| "reading which views ran whole".to_owned())?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
+    /// The registered workers by identity (live or not) and the lease of every task of
+    /// every view that exists, by view and task, from one snapshot, so that a worker and
+    /// the leases it took are seen together.
     pub fn snapshot(&mut self) -> Result<(Vec<WorkerRecord>, Vec<LeaseRecord>), StoreError> {
         self.with(|client, s| {
             let at = || "reading the workers and the leases".to_owned();
@@ -214,13 +233,13 @@ impl Cluster {
             let leases = tx
                 .query(
                     &format!(
-                        "SELECT l.view, l.owner, l.epoch, \
+                        "SELECT l.view, l.task, l.owner, l.epoch, \
                          (extract(epoch FROM l.expires_at - now()) * 1000)::bigint, \
                          EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
                          AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
                          FROM {s}.freshet_leases l \
                          WHERE EXISTS (SELECT 1 FROM {s}.freshet_views v WHERE v.view = l.view) \
-                         ORDER BY l.view"
+                         ORDER BY l.view, length(l.task), l.task"
                     ),
                     &[],
                 )
@@ -228,10 +247,11 @@ impl Cluster {
                 .iter()
                 .map(|r| LeaseRecord {
                     view: r.get(0),
-                    owner: r.get(1),
-                    epoch: r.get(2),
-                    expires_in_ms: r.get(3),
-                    session_alive: r.get(4),
+                    task: r.get(1),
+                    owner: r.get(2),
+                    epoch: r.get(3),
+                    expires_in_ms: r.get(4),
+                    session_alive: r.get(5),
                 })
                 .collect();
             tx.commit().context(at)?;

@@ -1,5 +1,9 @@
 //! Who may write a view: one lease row per task in `freshet_leases`, with an epoch that is
-//! the task's fencing token. A task is a view (every view runs as one task).
+//! the task's fencing token. A task is a whole view, or its part of one partition
+//! ([`Task`]); a store writes one task of each view it claims. A view runs either whole or
+//! per partition, never both: taking a lease is refused while the view has committed, or
+//! another process holds a lease, in the other layout (or with another number of
+//! partitions).
 //!
 //! - **Taking** a lease bumps its epoch and records the holder's identity (a process's
 //!   [`Holder`]), its PostgreSQL session (backend pid and start) and, for a worker, when it
@@ -25,6 +29,7 @@ use std::time::Duration;
 use super::connection::prepared;
 use super::store::PgStore;
 use crate::StoreError;
+use crate::model::Task;
 use crate::error::PostgresContext;
 
 /// Who writes through a location: an identity unique to the process (a worker's id) and,
@@ -77,8 +82,6 @@ pub(super) struct Held {
 /// The longest a taker waits for a holder's commit in flight to end.
 const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
 
-/// The task of a view: every view runs as one task for now.
-pub(super) const WHOLE_VIEW: &str = "view";
 
 impl PgStore {
     /// Takes the lease of `view` on `client`: its new epoch, or a user error naming the
@@ -86,7 +89,8 @@ impl PgStore {
     pub(super) fn take_lease(&self, client: &mut Client, view: &str) -> Result<i64, StoreError> {
         let s = &self.schema;
         let holder = &self.location.holder;
-        let at = || format!("taking the lease of view '{view}'");
+        let task = self.task.name();
+        let at = || format!("taking the lease of view '{view}' ({})", self.task);
         let mut tx = client.transaction().context(at)?;
         // A holder's commit in flight locks the row: wait for it a little, not for as long
         // as a paused holder may keep it.
@@ -98,6 +102,7 @@ impl PgStore {
             wait.as_millis().max(1)
         ))
         .context(at)?;
+        self.check_layout(&mut tx, view)?;
         let row = tx
             .query_opt(
                 &format!(
@@ -115,7 +120,7 @@ impl PgStore {
                      AND (b.backend_start IS NULL OR b.backend_start = l.backend_start)) \
                      RETURNING l.epoch"
                 ),
-                &[&view, &WHOLE_VIEW, &holder.owner, &holder.ttl_ms()],
+                &[&view, &task, &holder.owner, &holder.ttl_ms()],
             )
             .context(at)?;
         if let Some(row) = row {
@@ -133,7 +138,7 @@ impl PgStore {
                      LEFT JOIN pg_stat_activity a ON a.pid = l.backend_pid \
                      WHERE l.view = $1 AND l.task = $2"
                 ),
-                &[&view, &WHOLE_VIEW],
+                &[&view, &task],
             )
             .context(at)?
             .map(|row| {
@@ -165,6 +170,60 @@ impl PgStore {
         )))
     }
 
+    /// Refuses to take a lease of `view` in this store's task layout while the view has
+    /// committed, or a live process holds a lease, in another: a whole view and its
+    /// partitions' tasks (or tasks of another number of partitions) would keep separate
+    /// state and progress over the same results. Locks the view's row in
+    /// `freshet_views` first, so that two takers of different layouts check one after the
+    /// other.
+    fn check_layout(&self, tx: &mut postgres::Transaction<'_>, view: &str) -> Result<(), StoreError> {
+        let s = &self.schema;
+        let at = || format!("checking how view '{view}' is divided");
+        tx.execute(
+            &format!("SELECT 1 FROM {s}.freshet_views WHERE view = $1 FOR UPDATE"),
+            &[&view],
+        )
+        .context(at)?;
+        let whole = self.task == Task::Whole;
+        let count = i32::try_from(self.task.count()).unwrap_or(i32::MAX);
+        let other = tx
+            .query_opt(
+                &format!(
+                    "SELECT task, tasks, 'committed' FROM {s}.freshet_view_status \
+                     WHERE view = $1 AND ((task = 'view') <> $2 OR tasks <> $3) \
+                     UNION ALL \
+                     SELECT l.task, NULL, 'held by ' || l.owner FROM {s}.freshet_leases l \
+                     WHERE l.view = $1 AND (l.task = 'view') <> $2 AND l.owner IS NOT NULL \
+                     AND (l.expires_at IS NULL OR l.expires_at > now()) \
+                     AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
+                     AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
+                     LIMIT 1"
+                ),
+                &[&view, &whole, &count],
+            )
+            .context(at)?;
+        let Some(row) = other else {
+            return Ok(());
+        };
+        let (task, tasks, how): (String, Option<i32>, String) = (row.get(0), row.get(1), row.get(2));
+        let theirs = match (task.as_str(), tasks) {
+            ("view", _) => "whole".to_owned(),
+            (_, Some(n)) => format!("per partition, {n} tasks"),
+            _ => "per partition".to_owned(),
+        };
+        let ours = match self.task {
+            Task::Whole => "whole".to_owned(),
+            Task::Partition { count, .. } => format!("per partition, {count} tasks"),
+        };
+        Err(StoreError::user(format!(
+            "view '{view}' in {} runs {theirs} (task '{task}' {how}), so it cannot run \
+             {ours}: its state and progress are kept that way. Run it as it ran (workers run a \
+             view that committed whole as one task; `freshet run` and `freshet serve` run \
+             views whole), or drop and create the view again",
+            self.location
+        )))
+    }
+
     /// On a new connection: checks that this store still holds `held` and records the new
     /// session in it (renewing a worker's lease); fenced if another took it meanwhile.
     pub(super) fn keep_lease(&self, client: &mut Client, held: &Held) -> Result<(), StoreError> {
@@ -173,6 +232,7 @@ impl PgStore {
         }
         let s = &self.schema;
         let holder = &self.location.holder;
+        let task = self.task.name();
         let kept = client
             .execute(
                 &format!(
@@ -184,7 +244,7 @@ impl PgStore {
                 ),
                 &[
                     &held.view,
-                    &WHOLE_VIEW,
+                    &task,
                     &holder.owner,
                     &held.epoch,
                     &holder.ttl_ms(),
@@ -213,6 +273,7 @@ impl PgStore {
         };
         let at = || format!("checking the lease of view '{view}'");
         let holder = &self.location.holder;
+        let task = self.task.name();
         let sql = format!(
             "UPDATE {}.freshet_leases SET \
              expires_at = now() + $5::bigint * interval '1 millisecond' \
@@ -225,7 +286,7 @@ impl PgStore {
                 &statement,
                 &[
                     &view,
-                    &WHOLE_VIEW,
+                    &task,
                     &holder.owner,
                     &held.epoch,
                     &holder.ttl_ms(),
@@ -241,7 +302,7 @@ impl PgStore {
                     "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 AND task = $2",
                     self.schema
                 ),
-                &[&view, &WHOLE_VIEW],
+                &[&view, &task],
             )
             .context(at)?
             .map(|r| (r.get(0), r.get(1)));
@@ -265,6 +326,7 @@ impl PgStore {
         };
         let s = self.schema.clone();
         let owner = self.location.holder.owner.clone();
+        let task = self.task.name();
         self.with_client(|client, _| {
             client
                 .execute(
@@ -273,7 +335,7 @@ impl PgStore {
                          backend_pid = NULL, backend_start = NULL \
                          WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
                     ),
-                    &[&view, &WHOLE_VIEW, &owner, &held.epoch],
+                    &[&view, &task, &owner, &held.epoch],
                 )
                 .context(|| format!("releasing the lease of view '{view}'"))
         })?;

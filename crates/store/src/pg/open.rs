@@ -29,6 +29,7 @@ impl PgStore {
             // The DDL is idempotent: a schema of an older version has just gained the
             // tables added since, and is recorded as this version.
             let version = stored_version(&mut tx, &store.schema, &store.location)?;
+            add_tasks(&mut tx, &store.schema, &store.location)?;
             if version != Some(SCHEMA_VERSION) {
                 tx.execute(
                     &format!(
@@ -95,16 +96,20 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_progress (
     PRIMARY KEY (view, stream, "partition")
 );
 CREATE TABLE IF NOT EXISTS {s}.freshet_view_status (
-    view            text PRIMARY KEY,
+    view            text NOT NULL,
+    task            text NOT NULL DEFAULT 'view',
+    tasks           integer NOT NULL DEFAULT 1,
     watermark_ms    bigint,
     committed_at_ms bigint NOT NULL,
-    stats           jsonb NOT NULL
+    stats           jsonb NOT NULL,
+    PRIMARY KEY (view, task)
 );
 CREATE TABLE IF NOT EXISTS {s}.freshet_state (
     view  text NOT NULL,
+    task  text NOT NULL DEFAULT 'view',
     key   bytea NOT NULL,
     value bytea NOT NULL,
-    PRIMARY KEY (view, key)
+    PRIMARY KEY (view, task, key)
 );
 -- State entries are rewritten at every commit: room on each page lets PostgreSQL update
 -- them in place (HOT) without touching the index.
@@ -151,6 +156,49 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_workers (
 );
 "#
     )
+}
+
+/// Brings `freshet_state` and `freshet_view_status` of a store written before version 4
+/// to it, if they are not yet: they gain a `task` column (every row they hold is a whole
+/// view's, `view`) in their keys, and the status its `tasks`. A store this build created
+/// has them already.
+fn add_tasks(
+    tx: &mut Transaction<'_>,
+    schema: &str,
+    location: &PgLocation,
+) -> Result<(), StoreError> {
+    let at = || format!("keying state and status by task in {location}");
+    let (state, status): (bool, bool) = tx
+        .query_one(
+            "SELECT bool_or(table_name = 'freshet_state'), \
+             bool_or(table_name = 'freshet_view_status') \
+             FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'task'",
+            &[&location.schema],
+        )
+        .context(at)
+        .map(|row| {
+            (
+                row.get::<_, Option<bool>>(0).unwrap_or(false),
+                row.get::<_, Option<bool>>(1).unwrap_or(false),
+            )
+        })?;
+    if !state {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {schema}.freshet_state ADD COLUMN task text NOT NULL DEFAULT 'view', \
+             DROP CONSTRAINT freshet_state_pkey, ADD PRIMARY KEY (view, task, key)"
+        ))
+        .context(at)?;
+    }
+    if !status {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {schema}.freshet_view_status \
+             ADD COLUMN task text NOT NULL DEFAULT 'view', \
+             ADD COLUMN tasks integer NOT NULL DEFAULT 1, \
+             DROP CONSTRAINT freshet_view_status_pkey, ADD PRIMARY KEY (view, task)"
+        ))
+        .context(at)?;
+    }
+    Ok(())
 }
 
 /// The stored schema version, refusing one newer than this build's.

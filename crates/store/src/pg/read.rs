@@ -19,9 +19,11 @@ use crate::definition::{
     Filter, FilterValue, TIMESTAMP_EXPECTED, filter_error, filters, unknown_view,
 };
 use crate::error::PostgresContext;
-use crate::model::{Checkpoint, Progress, ResultQuery, ResultRows, ViewStatus};
+use crate::model::{Checkpoint, Progress, ResultQuery, ResultRows, Task, ViewStatus};
 use crate::schema::{Column, ColumnType, STATE_COLUMN, UPDATED_AT_COLUMN};
-use crate::sql::{Internal, StatusRow, decode_progress, quote_ident, view_status, where_clause};
+use crate::sql::{
+    Internal, ProgressRow, StatusRow, decode_progress, quote_ident, view_status, where_clause,
+};
 use freshet_types::limits::{CHANGE_READ_ENTRIES_MAX, RESULT_ROWS_PER_PAGE_MAX};
 
 /// [`ResultStore::read_results`](crate::ResultStore::read_results).
@@ -113,7 +115,7 @@ pub(super) fn status(store: &PgStore, view: &str) -> Result<ViewStatus, StoreErr
     store.with_client(|client, _| {
         let at = || format!("reading the status of view '{view}'");
         let mut tx = snapshot(client, internal, view, at)?;
-        let progress = read_progress(&mut tx, internal, view)?;
+        let progress = read_progress(&mut tx, store, view, None)?;
         tx.commit().context(at)?;
         Ok(view_status(view, progress))
     })
@@ -171,15 +173,46 @@ pub(super) fn load(store: &PgStore, view: &str) -> Result<Checkpoint, StoreError
     store.with_client(|client, _| {
         let at = || format!("loading view '{view}'");
         let mut tx = snapshot(client, internal, view, at)?;
-        let progress = read_progress(&mut tx, internal, view)?.map(|(progress, _)| progress);
+        let progress =
+            read_progress(&mut tx, store, view, Some(store.task))?.map(|(progress, _)| progress);
         let state = tx
-            .query(&internal.select_state(), &[&view])
+            .query(
+                &format!(
+                    "SELECT key, value FROM {}.freshet_state WHERE view = $1 AND task = $2 \
+                     ORDER BY key",
+                    store.schema
+                ),
+                &[&view, &store.task.name()],
+            )
             .context(at)?
             .into_iter()
             .map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1)))
             .collect();
         tx.commit().context(at)?;
         Ok(Checkpoint { progress, state })
+    })
+}
+
+/// [`ResultStore::tasks`](crate::ResultStore::tasks).
+pub(super) fn tasks(store: &PgStore, view: &str) -> Result<Vec<Task>, StoreError> {
+    let count: Option<i32> = store.with_client(|client, _| {
+        client
+            .query_one(
+                &format!(
+                    "SELECT max(tasks) FROM {}.freshet_view_status WHERE view = $1 \
+                     AND task <> 'view'",
+                    store.schema
+                ),
+                &[&view],
+            )
+            .context(|| format!("reading the tasks of view '{view}'"))
+            .map(|row| row.get(0))
+    })?;
+    Ok(match count.and_then(|c| u32::try_from(c).ok()) {
+        Some(count) => (0..count)
+            .map(|index| Task::Partition { index, count })
+            .collect(),
+        None => vec![Task::Whole],
     })
 }
 
@@ -202,26 +235,67 @@ fn snapshot<'c>(
     Ok(tx)
 }
 
-/// Reads a view's committed progress and commit time, if it ever committed.
+/// Reads a view's committed progress and commit time, if it ever committed: of `task`
+/// alone (a writer resuming it), or of the whole view (`None`). A view run per partition is
+/// its tasks together: every task's partitions, the least watermark (unknown until every
+/// task has one), the oldest task's commit time, and its stats a JSON array with each
+/// task's object, in partition order.
 fn read_progress(
     tx: &mut Transaction<'_>,
-    internal: &Internal,
+    store: &PgStore,
     view: &str,
+    task: Option<Task>,
 ) -> Result<Option<(Progress, i64)>, StoreError> {
     let at = || format!("reading the progress of view '{view}'");
-    let Some(status) = tx
-        .query_opt(&internal.select_status(), &[&view])
+    let select = format!(
+        "SELECT task, tasks, watermark_ms, committed_at_ms, stats FROM {}.freshet_view_status \
+         WHERE view = $1 AND ($2::text IS NULL OR task = $2)",
+        store.schema
+    );
+    let mut tasks: Vec<(String, i32, StatusRow)> = tx
+        .query(&select, &[&view, &task.map(Task::name)])
         .context(at)?
-    else {
-        return Ok(None);
-    };
-    let status = StatusRow {
-        watermark_ms: status.get(0),
-        committed_at_ms: status.get(1),
-        stats: status.get(2),
+        .into_iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                StatusRow {
+                    watermark_ms: row.get(2),
+                    committed_at_ms: row.get(3),
+                    stats: row.get(4),
+                },
+            )
+        })
+        .collect();
+    tasks.sort_by_key(|(name, _, _)| (name.len(), name.clone()));
+    let status = match tasks.len() {
+        0 => return Ok(None),
+        // One task's own status: a writer resuming it, or a view that runs as one task.
+        1 if task.is_some() || tasks[0].1 == 1 => tasks.pop().expect("one task").2,
+        n => {
+            let expected = tasks.iter().map(|(_, count, _)| *count).max().unwrap_or(1);
+            // Until every task has committed, the view's watermark is not known.
+            let complete = i32::try_from(n).is_ok_and(|n| n >= expected);
+            StatusRow {
+                watermark_ms: tasks
+                    .iter()
+                    .map(|(_, _, t)| t.watermark_ms)
+                    .try_fold(i64::MAX, |least, w| w.map(|w| least.min(w)))
+                    .filter(|_| complete),
+                committed_at_ms: tasks
+                    .iter()
+                    .map(|(_, _, t)| t.committed_at_ms)
+                    .min()
+                    .expect("several tasks"),
+                stats: serde_json::Value::Array(
+                    tasks.into_iter().map(|(_, _, t)| t.stats).collect(),
+                ),
+            }
+        }
     };
     let rows = tx
-        .query(&internal.select_progress(), &[&view])
+        .query(&store.internal.select_progress(), &[&view])
         .context(at)?
         .into_iter()
         .map(|row| {
@@ -231,6 +305,9 @@ fn read_progress(
                 row.get(2),
                 row.get(3),
             )
+        })
+        .filter(|row: &ProgressRow| {
+            task.is_none_or(|t| u32::try_from(row.1).is_ok_and(|p| t.reads(p)))
         });
     decode_progress(view, status, rows).map(Some)
 }

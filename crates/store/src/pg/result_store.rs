@@ -7,7 +7,7 @@ use super::store::PgStore;
 use super::{ddl, lease, read, write};
 use crate::changes::{ChangeLog, ChangeRetention};
 use crate::model::{
-    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, ViewStatus,
+    Checkpoint, Commit, ResultBatch, ResultQuery, ResultRows, ResultTable, Task, ViewStatus,
 };
 use crate::{ResultStore, StoreError};
 
@@ -56,6 +56,20 @@ impl ResultStore for PgStore {
 
     fn set_change_retention(&mut self, retention: ChangeRetention) {
         self.retention = retention;
+    }
+
+    fn tasks(&self, view: &str) -> Result<Vec<Task>, StoreError> {
+        read::tasks(self, view)
+    }
+
+    fn set_task(&mut self, task: Task) -> Result<(), StoreError> {
+        if task != self.task && !self.claimed.borrow().is_empty() {
+            return Err(StoreError::bug(
+                "a store's task changes before it claims a view, never after",
+            ));
+        }
+        self.task = task;
+        Ok(())
     }
 
     fn claim_writer(&mut self, view: &str) -> Result<Option<i64>, StoreError> {

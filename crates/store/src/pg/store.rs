@@ -14,6 +14,7 @@ use super::location::PgLocation;
 use super::pool::Lease;
 use crate::StoreError;
 use crate::changes::ChangeRetention;
+use crate::model::Task;
 use crate::definition::Definition;
 use crate::sql::{Internal, quote_ident};
 
@@ -44,6 +45,9 @@ pub struct PgStore {
     pub(super) lease: RefCell<Option<Lease>>,
     /// The leases of the views this store writes ([`super::lease`]).
     pub(super) claimed: RefCell<Vec<Held>>,
+    /// The part of each view this store writes: its leases, state, progress and status
+    /// are this task's.
+    pub(super) task: Task,
     /// Definitions of views this writer has used.
     pub(super) views: HashMap<String, Arc<PgView>>,
     /// How much of each view's change log commits keep.
@@ -77,6 +81,7 @@ impl PgStore {
             read_only,
             lease: RefCell::new(None),
             claimed: RefCell::new(Vec::new()),
+            task: Task::Whole,
             views: HashMap::new(),
             retention: ChangeRetention::default(),
         }

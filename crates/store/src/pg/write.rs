@@ -36,6 +36,8 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
     let table = store.table(view);
     let committed_at_ms = now_ms();
     let retention = store.retention;
+    let task = store.task.name();
+    let tasks = i32::try_from(store.task.count()).unwrap_or(i32::MAX);
     store.with_client(|client, statements| {
         let at = || format!("committing view '{view}'");
         let mut tx = client.transaction().context(at)?;
@@ -50,18 +52,19 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             PgTime(committed_at_ms.saturating_mul(1_000)),
         )?;
         if commit.state_reset {
-            let sql = internal.delete_view_rows("freshet_state");
+            let sql = format!("DELETE FROM {schema}.freshet_state WHERE view = $1 AND task = $2");
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
-            tx.execute(&statement, &[&view]).context(at)?;
+            tx.execute(&statement, &[&view, &task]).context(at)?;
         }
         if !commit.state_deletes.is_empty() {
             let sql = format!(
-                "DELETE FROM {schema}.freshet_state WHERE view = $1 AND key = ANY($2::bytea[])"
+                "DELETE FROM {schema}.freshet_state WHERE view = $1 AND task = $2 \
+                 AND key = ANY($3::bytea[])"
             );
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
             let mut keys: Vec<&[u8]> = commit.state_deletes.iter().map(Vec::as_slice).collect();
             keys.sort_unstable();
-            tx.execute(&statement, &[&view, &keys]).context(at)?;
+            tx.execute(&statement, &[&view, &task, &keys]).context(at)?;
         }
         if !commit.state_puts.is_empty() {
             // The last put of a key wins, as it would put by put; in key order, so that
@@ -73,12 +76,12 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             }
             let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = puts.into_iter().unzip();
             let sql = format!(
-                "INSERT INTO {schema}.freshet_state (view, key, value) \
-                 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v) \
-                 ON CONFLICT (view, key) DO UPDATE SET value = excluded.value"
+                "INSERT INTO {schema}.freshet_state (view, task, key, value) \
+                 SELECT $1, $2, k, v FROM unnest($3::bytea[], $4::bytea[]) AS u(k, v) \
+                 ON CONFLICT (view, task, key) DO UPDATE SET value = excluded.value"
             );
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
-            tx.execute(&statement, &[&view, &keys, &values])
+            tx.execute(&statement, &[&view, &task, &keys, &values])
                 .context(at)?;
         }
         if !commit.late.is_empty() {
@@ -133,12 +136,20 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             &[&view, &streams, &partitions, &offsets, &watermarks],
         )
         .context(at)?;
-        let sql = internal.upsert_status();
+        let sql = format!(
+            "INSERT INTO {schema}.freshet_view_status (view, task, tasks, watermark_ms, \
+             committed_at_ms, stats) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (view, task) DO UPDATE SET tasks = excluded.tasks, \
+             watermark_ms = excluded.watermark_ms, committed_at_ms = excluded.committed_at_ms, \
+             stats = excluded.stats"
+        );
         let statement = prepared(&mut tx, statements, &sql).context(at)?;
         tx.execute(
             &statement,
             &[
                 &view,
+                &task,
+                &tasks,
                 &commit.progress.watermark_ms,
                 &committed_at_ms,
                 &commit.progress.stats,

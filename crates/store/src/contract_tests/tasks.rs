@@ -1,0 +1,222 @@
+//! PostgreSQL's tasks: a view run as one task per partition keeps each task's operator
+//! state, progress and status apart, answers for its tasks together, and never runs whole
+//! and per partition at once. (SQLite runs views whole only: it refuses a partition task.)
+
+use serde_json::json;
+
+use super::fixtures::{counts, counts_table};
+use super::harness::TestStore;
+use super::leases::store_of;
+use crate::model::{PartitionProgress, Progress, RowState, Task};
+use crate::{Commit, PgStore, ResultStore, StoreLocation};
+
+fn part(index: u32, count: u32) -> Task {
+    Task::Partition { index, count }
+}
+
+/// Task `p`'s commit: its row, its state entry under the key every task uses, and its
+/// partition of `clicks` read to `next_offset` with watermark `watermark_ms`.
+fn task_commit(p: u32, next_offset: u64, watermark_ms: i64) -> Commit {
+    let table = counts_table();
+    let user = format!("u{p}");
+    Commit {
+        deletes: vec![],
+        upserts: vec![counts(
+            &table.schema,
+            &[(Some(user.as_str()), 1, i64::from(p) + 10)],
+            RowState::Final,
+        )],
+        state_puts: vec![(b"shared-key".to_vec(), vec![p as u8])],
+        state_deletes: vec![],
+        state_reset: false,
+        late: vec![],
+        progress: Progress {
+            partitions: vec![PartitionProgress {
+                stream: "clicks".into(),
+                partition: p,
+                next_offset,
+                watermark_ms: Some(watermark_ms),
+            }],
+            watermark_ms: Some(watermark_ms),
+            stats: json!({ "input_events": next_offset }),
+        },
+    }
+}
+
+fn task_store(test: &TestStore, owner: &str, task: Task) -> PgStore {
+    let mut store = store_of(test, owner, None);
+    store.set_task(task).expect("PostgreSQL runs tasks");
+    store.create_view(&counts_table()).expect("create");
+    store
+}
+
+fn reader(test: &TestStore) -> PgStore {
+    let StoreLocation::Postgres(pg) = test.location() else {
+        panic!("tasks are PostgreSQL's");
+    };
+    PgStore::open_read_only(pg).expect("open read-only")
+}
+
+#[test]
+fn partition_tasks_keep_their_own_state_and_progress_and_answer_together() {
+    let Some(test) = TestStore::postgres("tasks_apart") else {
+        return;
+    };
+    let mut p0 = task_store(&test, "w0", part(0, 2));
+    let mut p1 = task_store(&test, "w1", part(1, 2));
+    assert_eq!(p0.claim_writer("counts").expect("claim p0"), Some(1));
+    assert_eq!(p1.claim_writer("counts").expect("claim p1"), Some(1));
+    p0.commit("counts", &task_commit(0, 10, 5_000))
+        .expect("p0 commits");
+
+    // One of two tasks has committed: the view's watermark is not known yet.
+    let status = reader(&test).status("counts").expect("status");
+    let progress = status.progress.expect("committed");
+    assert_eq!(progress.watermark_ms, None, "{progress:?}");
+    assert_eq!(progress.stats, json!([{ "input_events": 10 }]));
+
+    p1.commit("counts", &task_commit(1, 20, 3_000))
+        .expect("p1 commits");
+    // Each task resumes from its own state and partitions.
+    for (store, p, offset) in [(&p0, 0u8, 10u64), (&p1, 1, 20)] {
+        let checkpoint = store.load("counts").expect("load");
+        assert_eq!(checkpoint.state, vec![(b"shared-key".to_vec(), vec![p])]);
+        let progress = checkpoint.progress.expect("committed");
+        assert_eq!(progress.partitions.len(), 1, "{progress:?}");
+        assert_eq!(progress.partitions[0].partition, u32::from(p));
+        assert_eq!(progress.partitions[0].next_offset, offset);
+        assert_eq!(progress.stats, json!({ "input_events": offset }));
+    }
+    // The view answers for both: every partition, the least watermark, each task's stats.
+    let reader = reader(&test);
+    let status = reader.status("counts").expect("status");
+    let progress = status.progress.expect("committed");
+    assert_eq!(progress.watermark_ms, Some(3_000));
+    assert_eq!(
+        progress
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.next_offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 10), (1, 20)]
+    );
+    assert_eq!(
+        progress.stats,
+        json!([{ "input_events": 10 }, { "input_events": 20 }])
+    );
+    assert_eq!(
+        reader.tasks("counts").expect("tasks"),
+        vec![part(0, 2), part(1, 2)]
+    );
+    let rows = reader
+        .read_results("counts", &super::fixtures::all())
+        .expect("read");
+    assert_eq!(rows.batch.num_rows(), 2, "each task's row");
+
+    // Dropping the view leaves nothing of any task.
+    p0.drop_view("counts").expect("drop");
+    assert_eq!(test.count("freshet_state"), 0);
+    assert_eq!(test.count("freshet_view_status"), 0);
+}
+
+#[test]
+fn a_view_runs_whole_or_per_partition_never_both() {
+    let Some(test) = TestStore::postgres("tasks_layout") else {
+        return;
+    };
+    let mut whole = task_store(&test, "serve", Task::Whole);
+    whole.claim_writer("counts").expect("claim the whole view");
+    // A live holder of the whole view keeps partition tasks out.
+    let mut p0 = task_store(&test, "w0", part(0, 2));
+    let refused = p0.claim_writer("counts").expect_err("the view runs whole");
+    assert!(
+        refused.to_string().contains("runs whole")
+            && refused.to_string().contains("held by serve"),
+        "{refused}"
+    );
+    whole
+        .commit("counts", &task_commit(0, 10, 5_000))
+        .expect("commit");
+    whole.release_writer("counts").expect("release");
+    // Released, but committed whole: its state is kept that way.
+    let refused = p0.claim_writer("counts").expect_err("committed whole");
+    assert!(refused.to_string().contains("committed"), "{refused}");
+    assert_eq!(
+        reader(&test).tasks("counts").expect("tasks"),
+        vec![Task::Whole]
+    );
+
+    // Created again, it runs per partition; then neither the whole view nor another number
+    // of partitions may run it.
+    whole.drop_view("counts").expect("drop");
+    let mut p0 = task_store(&test, "w0", part(0, 2));
+    p0.claim_writer("counts").expect("claim p0");
+    let mut whole = task_store(&test, "serve", Task::Whole);
+    let refused = whole
+        .claim_writer("counts")
+        .expect_err("held per partition");
+    assert!(refused.to_string().contains("per partition"), "{refused}");
+    p0.commit("counts", &task_commit(0, 10, 5_000))
+        .expect("commit");
+    let mut three = task_store(&test, "w1", part(1, 3));
+    let refused = three
+        .claim_writer("counts")
+        .expect_err("committed with two tasks");
+    assert!(
+        refused.to_string().contains("per partition, 2 tasks"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_store_of_version_3_keys_its_state_and_status_by_task() {
+    let Some(test) = TestStore::postgres("tasks_migration") else {
+        return;
+    };
+    let mut store = task_store(&test, "serve", Task::Whole);
+    store.claim_writer("counts").expect("claim");
+    store
+        .commit("counts", &task_commit(0, 10, 5_000))
+        .expect("commit");
+    drop(store);
+    // As version 3 left them: no task columns, keyed by view.
+    let (state, status, meta) = (
+        test.table("freshet_state"),
+        test.table("freshet_view_status"),
+        test.table("freshet_meta"),
+    );
+    test.postgres_client()
+        .batch_execute(&format!(
+            "ALTER TABLE {state} DROP CONSTRAINT freshet_state_pkey, DROP COLUMN task, \
+             ADD PRIMARY KEY (view, key); \
+             ALTER TABLE {status} DROP CONSTRAINT freshet_view_status_pkey, DROP COLUMN task, \
+             DROP COLUMN tasks, ADD PRIMARY KEY (view); \
+             UPDATE {meta} SET value = '3' WHERE key = 'schema_version'"
+        ))
+        .expect("downgrade");
+    let mut store = task_store(&test, "serve", Task::Whole);
+    assert_eq!(test.schema_version(), crate::SCHEMA_VERSION);
+    store.claim_writer("counts").expect("claim");
+    let checkpoint = store.load("counts").expect("load");
+    assert_eq!(checkpoint.state, vec![(b"shared-key".to_vec(), vec![0])]);
+    assert_eq!(
+        checkpoint.progress.expect("kept").partitions[0].next_offset,
+        10
+    );
+    store
+        .commit("counts", &task_commit(0, 11, 6_000))
+        .expect("commits after the upgrade");
+    assert_eq!(
+        reader(&test).tasks("counts").expect("tasks"),
+        vec![Task::Whole]
+    );
+}
+
+#[test]
+fn sqlite_runs_views_whole_only() {
+    let test = TestStore::sqlite();
+    let mut store = test.open();
+    store.set_task(Task::Whole).expect("the whole view");
+    let refused = store.set_task(part(0, 2)).expect_err("no partition tasks");
+    assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+}
