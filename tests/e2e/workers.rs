@@ -190,9 +190,10 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
     let before = handed();
     let mut w3 = start_worker(&env, "w3");
     settle(&[&w1, &w2, &w3], tasks(6), "a third worker joined");
-    // A fair share moves to the newcomer (more only if a slow heartbeat made a worker
-    // look lost for a moment).
-    assert!(handed() - before >= 8, "the join moved a fair share");
+    // The tasks held beyond the new bound (25 over 3 workers: 9 each at most) move: 7 at
+    // least, as two workers held 25 (more only if a slow heartbeat made a worker look
+    // lost for a moment).
+    assert!(handed() - before >= 7, "the join moved a fair share");
     // A view's tasks run on several workers.
     let spread = held(&[&w1, &w2, &w3])
         .iter()
@@ -269,7 +270,7 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
 
     // The last events, each task of each view run to the end by `freshet run`, then
     // every view against batch, each event counted once.
-    let drained = env.ok_json(&["run", "--drain", "--end-of-stream", "--json"]);
+    let drained = env.ok_json(&["run", "--drain", "--end-of-stream"]);
     let runners = drained["views"].as_array().expect("views");
     assert_eq!(runners.len(), tasks(7), "{drained}");
     assert_eq!(
