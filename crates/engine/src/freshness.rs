@@ -114,3 +114,66 @@ pub fn of(
         stats,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_store::{PartitionProgress, Progress};
+    use serde_json::json;
+
+    fn partition(partition: u32, next_offset: u64) -> PartitionProgress {
+        PartitionProgress {
+            stream: "bid".into(),
+            partition,
+            next_offset,
+            watermark_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_view_run_per_partition_is_as_fresh_as_its_least_fresh_task() {
+        let Ok(Some(crate::ViewStatement::Create { def, .. })) =
+            crate::parse_view_statement("CREATE VIEW v AS SELECT * FROM bid")
+        else {
+            panic!("a view");
+        };
+        let task = |events: u64, reflected: i64, watermark: i64, commit: u64| {
+            let mut commit_ms = crate::histogram::Histogram::default();
+            commit_ms.record(commit, 1);
+            json!({
+                "input_events": events,
+                "rows_written": events,
+                "reflected_ms": reflected,
+                "watermarks": { "bid": watermark },
+                "commit_ms": commit_ms,
+            })
+        };
+        let status = ViewStatus {
+            view: "v".into(),
+            progress: Some(Progress {
+                partitions: vec![partition(0, 10), partition(1, 20)],
+                watermark_ms: Some(3_000),
+                stats: json!([task(10, 9_000, 5_000, 3), task(20, 7_000, 3_000, 40)]),
+            }),
+            committed_at_ms: Some(9_500),
+        };
+        // Partition 1 is 5 events behind the log's end.
+        let (freshness, stats) = of(&def, &status, 10_000, |_, p| Some([10, 25][p as usize]));
+        assert_eq!(freshness.lag_events, Some(5));
+        assert_eq!(
+            freshness.staleness_ms,
+            Some(3_000),
+            "as stale as the staler task"
+        );
+        assert_eq!(stats.input_events, 30);
+        assert_eq!(stats.rows_written, 30);
+        assert_eq!(stats.watermarks.get("bid"), Some(&3_000));
+        assert_eq!((stats.commit_ms.count, stats.commit_ms.sum_ms), (2, 43));
+        // A task that does not know its reflected time leaves the view's unknown too.
+        let one_unknown = Stats::from_stored(&json!([task(1, 1, 1, 1), {"input_events": 2}]));
+        assert_eq!(one_unknown.reflected_ms, None);
+        assert!(one_unknown.watermarks.is_empty(), "{one_unknown:?}");
+        // One object reads as itself.
+        assert_eq!(Stats::from_stored(&task(4, 1, 2, 3)).input_events, 4);
+    }
+}

@@ -143,7 +143,10 @@ impl Stats {
         self.rows_deleted += task.rows_deleted;
         self.state_bytes += task.state_bytes;
         self.state_bytes_peak += task.state_bytes_peak;
-        self.reflected_ms = self.reflected_ms.zip(task.reflected_ms).map(|(a, b)| a.min(b));
+        self.reflected_ms = self
+            .reflected_ms
+            .zip(task.reflected_ms)
+            .map(|(a, b)| a.min(b));
         self.commit_retries += task.commit_retries;
         self.ingest_to_commit_ms.add(&task.ingest_to_commit_ms);
         self.commit_ms.add(&task.commit_ms);

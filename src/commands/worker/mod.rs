@@ -323,10 +323,7 @@ impl Worker<'_> {
                     index,
                     count: split,
                 };
-                tasks.insert(
-                    task_key(&def.name, &task.name()),
-                    (def.name.clone(), task),
-                );
+                tasks.insert(task_key(&def.name, &task.name()), (def.name.clone(), task));
             }
         }
         self.splits

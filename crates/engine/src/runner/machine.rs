@@ -26,11 +26,11 @@ use super::schedule::Schedule;
 use crate::clock::Clock;
 use crate::compile::Compiled;
 use crate::error::{EngineError, Result};
+use crate::parallelism::{Parallelism, parallelism};
 use crate::planner::{self, Plan};
 use crate::views::{ViewCatalog, ViewDef};
 use crate::watermarks::StreamWatermarks;
 use crate::{Ctx, Stats};
-use crate::parallelism::{Parallelism, parallelism};
 use freshet_store::{ResultStore, Task};
 use freshet_streams::DataDir;
 use freshet_types::limits::BATCH_RUN_EVENTS_MAX;
@@ -616,7 +616,7 @@ fn open_inputs(
             let start = source.start()?;
             let (next, wm) = restored
                 .positions
-                .get(&(name.clone(), p as u32))
+                .get(&(name.clone(), p))
                 .copied()
                 .unwrap_or((start, None));
             let key = part_key(&name, p);

@@ -36,5 +36,5 @@ mod ddl;
 pub(crate) mod fixtures;
 mod harness;
 mod leases;
-mod tasks;
 mod read;
+mod tasks;

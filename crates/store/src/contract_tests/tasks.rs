@@ -130,8 +130,7 @@ fn a_view_runs_whole_or_per_partition_never_both() {
     let mut p0 = task_store(&test, "w0", part(0, 2));
     let refused = p0.claim_writer("counts").expect_err("the view runs whole");
     assert!(
-        refused.to_string().contains("runs whole")
-            && refused.to_string().contains("held by serve"),
+        refused.to_string().contains("runs whole") && refused.to_string().contains("held by serve"),
         "{refused}"
     );
     whole

@@ -29,8 +29,8 @@ use std::time::Duration;
 use super::connection::prepared;
 use super::store::PgStore;
 use crate::StoreError;
-use crate::model::Task;
 use crate::error::PostgresContext;
+use crate::model::Task;
 
 /// Who writes through a location: an identity unique to the process (a worker's id) and,
 /// for a worker, how long its leases last without a heartbeat.
@@ -81,7 +81,6 @@ pub(super) struct Held {
 
 /// The longest a taker waits for a holder's commit in flight to end.
 const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
-
 
 impl PgStore {
     /// Takes the lease of `view` on `client`: its new epoch, or a user error naming the
@@ -176,7 +175,11 @@ impl PgStore {
     /// state and progress over the same results. Locks the view's row in
     /// `freshet_views` first, so that two takers of different layouts check one after the
     /// other.
-    fn check_layout(&self, tx: &mut postgres::Transaction<'_>, view: &str) -> Result<(), StoreError> {
+    fn check_layout(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        view: &str,
+    ) -> Result<(), StoreError> {
         let s = &self.schema;
         let at = || format!("checking how view '{view}' is divided");
         tx.execute(
@@ -205,7 +208,8 @@ impl PgStore {
         let Some(row) = other else {
             return Ok(());
         };
-        let (task, tasks, how): (String, Option<i32>, String) = (row.get(0), row.get(1), row.get(2));
+        let (task, tasks, how): (String, Option<i32>, String) =
+            (row.get(0), row.get(1), row.get(2));
         let theirs = match (task.as_str(), tasks) {
             ("view", _) => "whole".to_owned(),
             (_, Some(n)) => format!("per partition, {n} tasks"),
@@ -217,9 +221,9 @@ impl PgStore {
         };
         Err(StoreError::user(format!(
             "view '{view}' in {} runs {theirs} (task '{task}' {how}), so it cannot run \
-             {ours}: its state and progress are kept that way. Run it as it ran (workers run a \
-             view that committed whole as one task; `freshet run` and `freshet serve` run \
-             views whole), or drop and create the view again",
+             {ours}: its state and progress are kept that way. `freshet run`, `serve` and \
+             `worker` run a view as its commits ran it; a repair or a backfill rewrites a view \
+             run whole only; drop and create the view again to run it otherwise",
             self.location
         )))
     }
@@ -284,13 +288,7 @@ impl PgStore {
         let kept = tx
             .execute(
                 &statement,
-                &[
-                    &view,
-                    &task,
-                    &holder.owner,
-                    &held.epoch,
-                    &holder.ttl_ms(),
-                ],
+                &[&view, &task, &holder.owner, &held.epoch, &holder.ttl_ms()],
             )
             .context(at)?;
         if kept == 1 && !held.released {

@@ -14,8 +14,8 @@ use super::location::PgLocation;
 use super::pool::Lease;
 use crate::StoreError;
 use crate::changes::ChangeRetention;
-use crate::model::Task;
 use crate::definition::Definition;
+use crate::model::Task;
 use crate::sql::{Internal, quote_ident};
 
 /// The connection and what depends on it.
