@@ -1,8 +1,9 @@
 """The driver of bench/workers.sh: drains a JetStream backlog with 1, 2 and 4 `freshet
 worker` processes into PostgreSQL, and times failovers. Standard library only.
 
-Usage: workers.py BIN DATA_DIR WORK_DIR PG_URL EVENTS VIEWS RUNS KILLS
-Prints one line per measurement; medians over RUNS.
+Usage: workers.py BIN DATA_DIR WORK_DIR PG_URL EVENTS VIEWS RUNS KILLS PARTITIONS
+Prints one line per measurement; medians over RUNS. Each view groups by the stream's
+partition key, so workers run it as one task per partition: VIEWS x PARTITIONS tasks.
 """
 
 import json
@@ -14,8 +15,9 @@ import sys
 import time
 import urllib.request
 
-BIN, DATA, WORK, PG, EVENTS, VIEWS, RUNS, KILLS = sys.argv[1:9]
+BIN, DATA, WORK, PG, EVENTS, VIEWS, RUNS, KILLS, PARTITIONS = sys.argv[1:10]
 EVENTS, VIEWS, RUNS, KILLS = int(EVENTS), int(VIEWS), int(RUNS), int(KILLS)
+TASKS = VIEWS * int(PARTITIONS)
 TICK = os.sysconf("SC_CLK_TCK")
 DEADLINE = 1800
 
@@ -85,13 +87,24 @@ def wait(cond, what):
 
 
 def held(workers):
+    """Every task the workers run, as their reports give it."""
     return [v for w in workers for v in w.status()["views"]]
 
 
-def settled(workers, each):
-    views = [w.status()["views"] for w in workers]
-    names = {v["view"] for vs in views for v in vs}
-    return len(names) == VIEWS and sum(map(len, views)) == VIEWS and all(len(v) <= each for v in views)
+def settled(workers):
+    """Every task runs once, on a worker within its fair share."""
+    each = -(-TASKS // len(workers))
+    tasks = [w.status()["views"] for w in workers]
+    names = {(t["view"], t["task"]) for ts in tasks for t in ts}
+    return len(names) == TASKS and sum(map(len, tasks)) == TASKS and all(len(t) <= each for t in tasks)
+
+
+def events_by_view(tasks):
+    """The events each view has read: its tasks' added up."""
+    out = {}
+    for t in tasks:
+        out[t["view"]] = out.get(t["view"], 0) + t["input_events"]
+    return out
 
 
 def drain(n, run):
@@ -99,18 +112,19 @@ def drain(n, run):
     create_views(schema)
     start = time.monotonic()
     workers = [Worker(schema, f"w{i}") for i in range(n)]
-    each = -(-VIEWS // n)
 
     def done():
-        views = held(workers)
-        return settled(workers, each) and all(v["caught_up"] and v["input_events"] >= EVENTS for v in views)
+        tasks = held(workers)
+        read = events_by_view(tasks).values()
+        return (settled(workers) and all(t["caught_up"] for t in tasks)
+                and len(read) == VIEWS and all(e >= EVENTS for e in read))
 
     wait(done, f"{n} workers to drain")
     seconds = time.monotonic() - start
     cpu = sum(w.cpu_s() for w in workers)
-    views = held(workers)
-    p50 = statistics.median(v["commit_ms_p50"] or 0 for v in views)
-    p99 = max(v["commit_ms_p99"] or 0 for v in views)
+    tasks = held(workers)
+    p50 = statistics.median(t["commit_ms_p50"] or 0 for t in tasks)
+    p99 = max(t["commit_ms_p99"] or 0 for t in tasks)
     for w in workers:
         w.stop()
     psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -121,15 +135,15 @@ def failovers():
     schema = f"freshet_bench_failover_{os.getpid()}"
     create_views(schema)
     workers = [Worker(schema, "a"), Worker(schema, "b")]
-    wait(lambda: settled(workers, -(-VIEWS // 2)), "two workers to settle")
+    wait(lambda: settled(workers), "two workers to settle")
     times = []
     for k in range(KILLS):
         victim = k % 2
         survivor = workers[1 - victim]
         workers[victim].stop(signal.SIGKILL)
-        times.append(wait(lambda: settled([survivor], VIEWS), "the survivor to take every view"))
+        times.append(wait(lambda: settled([survivor]), "the survivor to take every task"))
         workers[victim] = Worker(schema, "ab"[victim])
-        wait(lambda: settled(workers, -(-VIEWS // 2)), "the restarted worker to settle")
+        wait(lambda: settled(workers), "the restarted worker to settle")
     for w in workers:
         w.stop()
     psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -147,5 +161,5 @@ for n, rows in results.items():
           f"commit p50 {p50:.1f} ms, p99 {p99:.1f} ms (medians of {len(rows)})")
 if KILLS:
     p50, p99 = failovers()
-    print(f"failover over {KILLS} SIGKILLs (kill to every view held by the survivor): "
+    print(f"failover over {KILLS} SIGKILLs (kill to every task held by the survivor): "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")

@@ -3,9 +3,9 @@
 # scripts/nats-cluster.sh) drained into PostgreSQL by 1, 2 and 4 workers, HTTP ingest into
 # JetStream, and failover times: the numbers in BENCHMARKS.md's "Workers" section.
 # Usage: bench/workers.sh [runs] (default 3; medians).
-# BENCH_EVENTS (default 2,000,000 bids), BENCH_VIEWS (default 4: each view is one task, so
-# 4 views give 4 workers something each), BENCH_KILLS (default 20), BENCH_DIR (default
-# /tmp/freshet-bench-workers) and BENCH_POSTGRES_URL (default
+# BENCH_EVENTS (default 2,000,000 bids), BENCH_VIEWS (default 4 per-auction views, each
+# run as one task per partition), BENCH_PARTITIONS (default 8), BENCH_KILLS (default 20),
+# BENCH_DIR (default /tmp/freshet-bench-workers) and BENCH_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/test) change the size, the place and the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ RUNS="${1:-3}"
 EVENTS="${BENCH_EVENTS:-2000000}"
 VIEWS="${BENCH_VIEWS:-4}"
 KILLS="${BENCH_KILLS:-20}"
+PARTITIONS="${BENCH_PARTITIONS:-8}"
 DIR="${BENCH_DIR:-/tmp/freshet-bench-workers}"
 PG="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 F="$(freshet_bin)"
@@ -32,7 +33,7 @@ declare_bid() {
     channel VARCHAR NOT NULL, url VARCHAR NOT NULL, date_time TIMESTAMP NOT NULL,
     extra VARCHAR NOT NULL,
     WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
-  ) WITH (partitions = 8, partition_key = 'auction', log = '$NATS',
+  ) WITH (partitions = $PARTITIONS, partition_key = 'auction', log = '$NATS',
           subject = '$2', replicas = 3)" >/dev/null
 }
 
@@ -54,4 +55,4 @@ head -n 100000 "$DIR/bids.ndjson" >"$DIR/http.ndjson"
   --requests 500 --json | python3 -c 'import sys,json; d=json.load(sys.stdin); print("HTTP ingest into JetStream, 1,000-event requests, 4 connections: {:,.0f} events/s, acknowledged in p50 {:.0f} ms, p99 {:.0f} ms".format(d["events_per_second"], d["latency_ms_p50"], d["latency_ms_p99"]))'
 kill %1 && wait %1 || true
 
-python3 bench/workers.py "$F" "$D" "$DIR/work" "$PG" "$EVENTS" "$VIEWS" "$RUNS" "$KILLS"
+python3 bench/workers.py "$F" "$D" "$DIR/work" "$PG" "$EVENTS" "$VIEWS" "$RUNS" "$KILLS" "$PARTITIONS"
