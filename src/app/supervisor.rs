@@ -175,6 +175,8 @@ impl<'a> Supervisor<'a> {
             // per partition.
             let mut first = Some(self.location.open()?);
             let tasks = first.as_ref().expect("opened").tasks(&def.name)?;
+            // Every task or none: a view half started would never start the rest.
+            let mut started = Vec::new();
             for task in tasks {
                 let store = match first.take() {
                     Some(store) => store,
@@ -186,8 +188,9 @@ impl<'a> Supervisor<'a> {
                 if let Some(stop) = &self.stop {
                     runner.retry_until(stop.clone());
                 }
-                self.runners.push(runner);
+                started.push(runner);
             }
+            self.runners.append(&mut started);
         }
         Ok(())
     }

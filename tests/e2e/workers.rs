@@ -200,6 +200,21 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
         .filter(|h| h.iter().any(|t| t.starts_with("hot_0/")))
         .count();
     assert!(spread >= 2, "hot_0's tasks run on {spread} worker(s)");
+    // Each task is its own series in a worker's metrics, never two samples of one.
+    let metrics = w1.get_text("/metrics");
+    let samples: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("freshet_worker_view_lag_events{"))
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+        .collect();
+    let mut distinct = samples.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        !samples.is_empty() && distinct.len() == samples.len(),
+        "{metrics}"
+    );
+    assert!(metrics.contains("task=\"p"), "{metrics}");
     let listed = env.ok(&["status", "--workers"]);
     for id in ["w1", "w2", "w3", "hot_0", "hot_5", "p3", "channels"] {
         assert!(listed.contains(id), "{id} in\n{listed}");
@@ -268,11 +283,40 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
     assert!(w1.terminate().success(), "{}", w1.log_text());
     assert!(w2.terminate().success(), "{}", w2.log_text());
 
+    // A query server answers for a view's tasks together: every partition's offsets, and
+    // a watermark once every task has committed.
+    let query = Server::start_command(
+        &env,
+        &["serve", "--role", "query", "--listen", "127.0.0.1:0"],
+        Duration::from_secs(60),
+    );
+    let (code, page) = query.get("/v1/views/hot_0?limit=1");
+    assert_eq!(code, 200, "{page}");
+    let offsets = page["freshness"]["offsets"].as_array().expect("offsets");
+    assert_eq!(offsets.len(), PARTITIONS, "{page}");
+    assert!(page["freshness"]["watermark_ms"].is_i64(), "{page}");
+
     // The last events, each task of each view run to the end by `freshet run`, then
     // every view against batch, each event counted once.
     let drained = env.ok_json(&["run", "--drain", "--end-of-stream"]);
     let runners = drained["views"].as_array().expect("views");
     assert_eq!(runners.len(), tasks(7), "{drained}");
+    let (code, page) = query.get("/v1/views/hot_0?limit=1");
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["freshness"]["watermark"], "+infinity", "{page}");
+    assert_eq!(page["freshness"]["lag_events"], 0, "{page}");
+    let (_, listed) = query.get("/v1/status");
+    let hot_0 = listed["views"]
+        .as_array()
+        .expect("views")
+        .iter()
+        .find(|v| v["name"] == "hot_0")
+        .unwrap_or_else(|| panic!("hot_0 in {listed}"));
+    assert_eq!(
+        hot_0["stats"]["input_events"],
+        6 * BATCH,
+        "the tasks' counters added up: {hot_0}"
+    );
     assert_eq!(
         number(&env, "SELECT sum(bids) FROM channels"),
         6 * BATCH,

@@ -117,10 +117,11 @@ pub struct Stats {
 
 impl Stats {
     /// The counters a view's stored status holds (`freshet_store::ViewStatus`): one
-    /// object, or, for a view run as one task per partition, an array of each task's,
-    /// taken together here: counts and state added up, each stream's watermark and the
-    /// reflected time the least (unknown if any task's is), latencies merged. Counters
-    /// that cannot be read are zero, as for a view that never committed.
+    /// object, or, for a view run as one task per partition, an array of each task's
+    /// (null for a task that has not committed), taken together here: counts and state
+    /// added up, each stream's watermark and the reflected time the least (unknown if any
+    /// task's is), latencies merged. Counters that cannot be read are zero, as for a view
+    /// that never committed.
     pub fn from_stored(stored: &serde_json::Value) -> Stats {
         let read = |v: &serde_json::Value| Stats::deserialize(v).unwrap_or_default();
         match stored {

@@ -143,9 +143,10 @@ pub trait ResultStore: Send {
     fn read_results(&self, view: &str, query: &ResultQuery) -> Result<ResultRows, StoreError>;
 
     /// The view's last committed progress and when it was committed. A view run per
-    /// partition answers for its tasks together: every task's partitions, the least of
-    /// their watermarks (unknown until every task has one), the oldest task's commit time,
-    /// and as stats a JSON array holding each task's, in partition order.
+    /// partition answers for its tasks together: every task's partitions (those of a task
+    /// that has not committed yet at offset 0), the least of their watermarks (unknown
+    /// until every task has one), the oldest task's commit time, and as stats a JSON array
+    /// holding each task's, in partition order (null for a task not committed yet).
     fn status(&self, view: &str) -> Result<ViewStatus, StoreError>;
 
     /// The view's status and a page of its results, as [`ResultStore::status`] and

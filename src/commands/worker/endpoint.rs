@@ -79,7 +79,7 @@ fn render(r: &Report) -> String {
         (
             "freshet_worker_views",
             "gauge",
-            "Views this worker runs.",
+            "Tasks (whole views, or views' partitions) this worker runs.",
             r.views.len(),
         ),
         (
@@ -91,25 +91,25 @@ fn render(r: &Report) -> String {
         (
             "freshet_worker_views_taken_total",
             "counter",
-            "Views this worker took, each under a new lease epoch.",
+            "Tasks this worker took, each under a new lease epoch.",
             r.views_taken as usize,
         ),
         (
             "freshet_worker_views_handed_over_total",
             "counter",
-            "Views this worker handed to another (last commit, then release).",
+            "Tasks this worker handed to another (last commit, then release).",
             r.views_handed_over as usize,
         ),
         (
             "freshet_worker_fenced_commits_total",
             "counter",
-            "Commits refused because another worker had taken the view over.",
+            "Commits refused because another worker had taken the task over.",
             r.fenced_commits as usize,
         ),
         (
             "freshet_worker_leases_lost_total",
             "counter",
-            "Views stopped because their lease was found to be another's (it had lapsed).",
+            "Tasks stopped because their lease was found to be another's (it had lapsed).",
             r.leases_lost as usize,
         ),
         (
@@ -121,7 +121,7 @@ fn render(r: &Report) -> String {
         (
             "freshet_worker_failed_views",
             "gauge",
-            "Views stopped by an error, waiting to be tried again.",
+            "Tasks stopped by an error, waiting to be tried again.",
             r.failed.len(),
         ),
     ];
@@ -130,37 +130,44 @@ fn render(r: &Report) -> String {
         e.sample(name, &worker, value as f64);
     }
     type Figure = fn(&ViewReport) -> Option<f64>;
-    let per_view: [(&str, &str, &str, Figure); 4] = [
+    let per_task: [(&str, &str, &str, Figure); 5] = [
         (
             "freshet_worker_view_epoch",
             "gauge",
-            "The lease epoch (fencing token) under which this worker runs the view.",
+            "The lease epoch (fencing token) under which this worker runs the task.",
             |v| v.epoch.map(|e| e as f64),
         ),
         (
             "freshet_worker_view_input_events_total",
             "counter",
-            "Events the view has read since it was created.",
+            "Events the task has read since its view was created.",
             |v| Some(v.input_events as f64),
+        ),
+        (
+            "freshet_worker_view_lag_events",
+            "gauge",
+            "Events in the task's partitions it has not read yet, as of the last round.",
+            |v| Some(v.lag_events as f64),
         ),
         (
             "freshet_worker_view_watermark_seconds",
             "gauge",
-            "The view's watermark, seconds since the epoch.",
+            "The task's watermark, seconds since the epoch.",
             |v| v.watermark_ms.map(|m| m as f64 / 1000.0),
         ),
         (
             "freshet_worker_view_caught_up_ratio",
             "gauge",
-            "1 once the view has read every partition to its end, else 0.",
+            "1 once the task has read each of its partitions to its end, else 0.",
             |v| Some(f64::from(u8::from(v.caught_up))),
         ),
     ];
-    for (name, kind, help, figure) in per_view {
+    for (name, kind, help, figure) in per_task {
         e.family(name, kind, help);
         for v in &r.views {
             if let Some(value) = figure(v) {
-                e.sample(name, &[("worker", w), ("view", &v.view)], value);
+                let labels = [("worker", w), ("view", &v.view), ("task", &v.task)];
+                e.sample(name, &labels, value);
             }
         }
     }

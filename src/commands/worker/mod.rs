@@ -78,8 +78,10 @@ pub struct ViewReport {
     pub task: String,
     /// The epoch of this worker's lease (the fencing token its commits carry).
     pub epoch: Option<i64>,
-    /// Events read since the view was created.
+    /// Events the task read since the view was created.
     pub input_events: u64,
+    /// Events in the task's partitions it has not read yet, as of the last round.
+    pub lag_events: u64,
     /// Result rows written since the view was created.
     pub rows_written: u64,
     /// The view's watermark (the least over its inputs), ms since the epoch.
@@ -226,6 +228,10 @@ fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
     report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What decides how a view splits: its name, its query, and every stream's name and
+/// partitions.
+type SplitKey = (String, String, Vec<(String, u32)>);
+
 /// The key of a task in the assignment, the failures and the report: the view's name for
 /// the whole view (`task` is `view`), `view/p<n>` for its partition `n`.
 fn task_key(view: &str, task: &str) -> String {
@@ -247,9 +253,9 @@ struct Worker<'a> {
     /// Tasks assigned here that could not run, by key, with when and why: tried again
     /// after [`RETRY_FAILED_AFTER`].
     failed: HashMap<String, (Instant, String)>,
-    /// How many partitions each view splits into (1: it runs whole), by name and query,
-    /// so that a view is compiled once to learn it.
-    splits: HashMap<(String, String), u32>,
+    /// How many partitions each view splits into (1: it runs whole), by name, query and
+    /// the streams' partitions, so that a view is compiled once to learn it.
+    splits: HashMap<SplitKey, u32>,
     heartbeat: &'a heartbeat::Heartbeat,
 }
 
@@ -300,20 +306,31 @@ impl Worker<'_> {
         let catalog = ViewCatalog::load(self.dir.catalog_root())?;
         let whole = self.cluster.committed_whole()?;
         let streams = self.dir.streams();
+        let layout: Vec<(String, u32)> = streams
+            .iter()
+            .map(|s| (s.name.clone(), s.partitions))
+            .collect();
+        let mut seen = Vec::new();
         let mut tasks = BTreeMap::new();
         for def in &catalog.views {
-            let split = *self
-                .splits
-                .entry((def.name.clone(), def.query.clone()))
-                .or_insert_with(|| {
-                    // A view that does not compile runs whole: starting it says why.
-                    match freshet_engine::compile_view_over(&streams, &catalog, def)
-                        .map(|c| parallelism(&c.root, &streams))
-                    {
-                        Ok(Parallelism::PerPartition { partitions, .. }) => partitions,
-                        _ => 1,
+            let key = (def.name.clone(), def.query.clone(), layout.clone());
+            let split = match self.splits.get(&key) {
+                Some(&split) => split,
+                None => match freshet_engine::compile_view_over(&streams, &catalog, def) {
+                    Ok(compiled) => {
+                        let split = match parallelism(&compiled.root, &streams) {
+                            Parallelism::PerPartition { partitions, .. } => partitions,
+                            Parallelism::Single { .. } => 1,
+                        };
+                        self.splits.insert(key.clone(), split);
+                        split
                     }
-                });
+                    // Not remembered (the catalog may be half copied): it runs whole
+                    // until it compiles, and starting it says why it does not.
+                    Err(_) => 1,
+                },
+            };
+            seen.push(key);
             if split <= 1 || whole.contains(&def.name) {
                 tasks.insert(def.name.clone(), (def.name.clone(), Task::Whole));
                 continue;
@@ -326,8 +343,7 @@ impl Worker<'_> {
                 tasks.insert(task_key(&def.name, &task.name()), (def.name.clone(), task));
             }
         }
-        self.splits
-            .retain(|(name, query), _| catalog.get(name).is_some_and(|d| d.query == *query));
+        self.splits.retain(|key, _| seen.contains(key));
         Ok(tasks)
     }
 
@@ -470,6 +486,7 @@ impl Worker<'_> {
                 task: r.task().name(),
                 epoch: r.lease_epoch(),
                 input_events: r.stats().input_events,
+                lag_events: r.lag_events(),
                 rows_written: r.stats().rows_written,
                 watermark_ms: r.stats().watermarks.values().min().copied(),
                 caught_up: r.caught_up(),

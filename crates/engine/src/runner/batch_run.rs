@@ -450,13 +450,14 @@ fn claim_chunk(
         if chunk.next <= first {
             continue;
         }
-        let name = &flow.inputs.streams[si].name;
+        let stream = &flow.inputs.streams[si];
+        let (name, partition) = (&stream.name, stream.parts[pi].partition);
         if judge.may_be_late(name, chunk.min_event_time) {
             let tree = judge.tree(blueprint, &mut flow.ctx)?;
             for b in chunk.decode_within(first, Offset(u64::MAX))? {
                 // Rows of open windows stay in this tree and are dropped with it.
                 tree.root
-                    .on_input(name, pi as u32, &b.offsets, &b.batch, &mut flow.ctx)?;
+                    .on_input(name, partition, &b.offsets, &b.batch, &mut flow.ctx)?;
             }
             judge.bound(flow.ctx.state_bytes_max);
         }
@@ -499,11 +500,11 @@ fn replay(flow: &mut Dataflow, view: &str, from: Option<i64>) -> Result<u64> {
     for si in 0..flow.inputs.streams.len() {
         for pi in 0..flow.inputs.streams[si].parts.len() {
             let part = &mut flow.inputs.streams[si].parts[pi];
-            let (mut at, next) = (part.keep_from(), part.next);
+            let (mut at, next, p) = (part.keep_from(), part.next, part.partition);
             let start = part.source.start()?;
             if start > at && at < next {
                 return Err(EngineError::LogRetention(format!(
-                    "view '{view}' needs {} partition {pi} from offset {at} to rebuild its \
+                    "view '{view}' needs {} partition {p} from offset {at} to rebuild its \
                      state, but retention removed everything before {start}; recreate the \
                      view to rebuild it from what the log still holds",
                     flow.inputs.streams[si].name

@@ -233,6 +233,16 @@ impl ViewRunner {
         &self.flow.ctx.stats
     }
 
+    /// Events in the partitions this runner reads that it has not read yet (asks each
+    /// partition where it ends now).
+    pub fn lag_events(&self) -> u64 {
+        self.flow
+            .inputs
+            .parts()
+            .map(|(_, _, p)| p.source.end().0.saturating_sub(p.next.0))
+            .sum()
+    }
+
     /// Whether every partition has been read to its end (as of the last step).
     pub fn caught_up(&self) -> bool {
         self.flow.inputs.caught_up()

@@ -69,11 +69,20 @@ fn partition_tasks_keep_their_own_state_and_progress_and_answer_together() {
     p0.commit("counts", &task_commit(0, 10, 5_000))
         .expect("p0 commits");
 
-    // One of two tasks has committed: the view's watermark is not known yet.
+    // One of two tasks has committed: the view's watermark is not known yet, the other
+    // task's partition counts as unread and its stats as unknown.
     let status = reader(&test).status("counts").expect("status");
     let progress = status.progress.expect("committed");
     assert_eq!(progress.watermark_ms, None, "{progress:?}");
-    assert_eq!(progress.stats, json!([{ "input_events": 10 }]));
+    assert_eq!(progress.stats, json!([{ "input_events": 10 }, null]));
+    assert_eq!(
+        progress
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.next_offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 10), (1, 0)]
+    );
 
     p1.commit("counts", &task_commit(1, 20, 3_000))
         .expect("p1 commits");
@@ -218,4 +227,36 @@ fn sqlite_runs_views_whole_only() {
     store.set_task(Task::Whole).expect("the whole view");
     let refused = store.set_task(part(0, 2)).expect_err("no partition tasks");
     assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+}
+
+#[test]
+fn taking_a_view_whole_fences_a_lapsed_partition_task() {
+    let Some(test) = TestStore::postgres("tasks_fence") else {
+        return;
+    };
+    // A worker's task whose lease lapses (the worker paused) before it ever committed.
+    let mut paused = store_of(&test, "w0", Some(std::time::Duration::from_millis(800)));
+    paused.set_task(part(0, 2)).expect("a partition task");
+    paused.create_view(&counts_table()).expect("create");
+    paused.claim_writer("counts").expect("claim p0");
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    let mut whole = task_store(&test, "serve", Task::Whole);
+    whole
+        .claim_writer("counts")
+        .expect("the lapsed task does not keep the view from running whole");
+    whole
+        .commit("counts", &task_commit(0, 10, 5_000))
+        .expect("the whole view commits");
+    let fenced = paused
+        .commit("counts", &task_commit(0, 99, 9_000))
+        .expect_err("the paused task resumes: fenced");
+    assert!(
+        matches!(fenced, crate::StoreError::Fenced { .. }),
+        "{fenced:?}"
+    );
+    assert_eq!(
+        test.count("freshet_view_status"),
+        1,
+        "only the whole view's"
+    );
 }

@@ -1,9 +1,9 @@
 //! Who may write a view: one lease row per task in `freshet_leases`, with an epoch that is
 //! the task's fencing token. A task is a whole view, or its part of one partition
 //! ([`Task`]); a store writes one task of each view it claims. A view runs either whole or
-//! per partition, never both: taking a lease is refused while the view has committed, or
-//! another process holds a lease, in the other layout (or with another number of
-//! partitions).
+//! per partition, never both: taking a lease is refused while the view has committed in
+//! the other layout (or with another number of partitions), or while a live process holds
+//! a lease of it the other way; taking one fences the lapsed leases of the other way.
 //!
 //! - **Taking** a lease bumps its epoch and records the holder's identity (a process's
 //!   [`Holder`]), its PostgreSQL session (backend pid and start) and, for a worker, when it
@@ -170,11 +170,13 @@ impl PgStore {
     }
 
     /// Refuses to take a lease of `view` in this store's task layout while the view has
-    /// committed, or a live process holds a lease, in another: a whole view and its
-    /// partitions' tasks (or tasks of another number of partitions) would keep separate
-    /// state and progress over the same results. Locks the view's row in
-    /// `freshet_views` first, so that two takers of different layouts check one after the
-    /// other.
+    /// committed in another (a whole view and its partitions' tasks, or tasks of another
+    /// number of partitions, keep separate state and progress over the same results), or
+    /// while a live process holds a lease of it the other way (whole or per partition).
+    /// Otherwise fences every lease of the other way, one epoch on: a holder that lapsed
+    /// (paused) can then never commit beside this one. Takers of one view check one after
+    /// the other (a lock of the transaction keyed by the view, which commits never take,
+    /// so that a taker and a commit never wait for each other in opposite orders).
     fn check_layout(
         &self,
         tx: &mut postgres::Transaction<'_>,
@@ -183,28 +185,50 @@ impl PgStore {
         let s = &self.schema;
         let at = || format!("checking how view '{view}' is divided");
         tx.execute(
-            &format!("SELECT 1 FROM {s}.freshet_views WHERE view = $1 FOR UPDATE"),
-            &[&view],
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&layout_lock_key(&self.location.schema, view)],
         )
         .context(at)?;
         let whole = self.task == Task::Whole;
         let count = i32::try_from(self.task.count()).unwrap_or(i32::MAX);
-        let other = tx
+        let live = tx
             .query_opt(
                 &format!(
-                    "SELECT task, tasks, 'committed' FROM {s}.freshet_view_status \
-                     WHERE view = $1 AND ((task = 'view') <> $2 OR tasks <> $3) \
-                     UNION ALL \
-                     SELECT l.task, NULL, 'held by ' || l.owner FROM {s}.freshet_leases l \
+                    "SELECT l.task, NULL::integer, 'held by ' || l.owner \
+                     FROM {s}.freshet_leases l \
                      WHERE l.view = $1 AND (l.task = 'view') <> $2 AND l.owner IS NOT NULL \
                      AND (l.expires_at IS NULL OR l.expires_at > now()) \
                      AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
                      AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
                      LIMIT 1"
                 ),
-                &[&view, &whole, &count],
+                &[&view, &whole],
             )
             .context(at)?;
+        let other = match live {
+            Some(row) => Some(row),
+            None => {
+                // The lapsed ones: fenced, waiting for a commit of theirs in flight, so
+                // that what it committed is seen below.
+                tx.execute(
+                    &format!(
+                        "UPDATE {s}.freshet_leases SET owner = NULL, epoch = epoch + 1, \
+                         expires_at = NULL, backend_pid = NULL, backend_start = NULL \
+                         WHERE view = $1 AND (task = 'view') <> $2 AND owner IS NOT NULL"
+                    ),
+                    &[&view, &whole],
+                )
+                .context(at)?;
+                tx.query_opt(
+                    &format!(
+                        "SELECT task, tasks, 'committed' FROM {s}.freshet_view_status \
+                         WHERE view = $1 AND ((task = 'view') <> $2 OR tasks <> $3) LIMIT 1"
+                    ),
+                    &[&view, &whole, &count],
+                )
+                .context(at)?
+            }
+        };
         let Some(row) = other else {
             return Ok(());
         };
@@ -348,6 +372,13 @@ impl PgStore {
         tracing::info!(view, epoch = held.epoch, "released the lease");
         Ok(())
     }
+}
+
+/// The key of the transaction lock under which takers of `view`'s leases in `schema` check
+/// how the view is divided (see `check_layout`).
+fn layout_lock_key(schema: &str, view: &str) -> i64 {
+    let key = xxhash_rust::xxh3::xxh3_64(format!("freshet-layout\0{schema}\0{view}").as_bytes());
+    i64::from_ne_bytes(key.to_ne_bytes())
 }
 
 /// The error of a store that no longer holds `held`; `now` is the lease as it stands.

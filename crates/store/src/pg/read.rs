@@ -269,32 +269,7 @@ fn read_progress(
         })
         .collect();
     tasks.sort_by_key(|(name, _, _)| (name.len(), name.clone()));
-    let status = match tasks.len() {
-        0 => return Ok(None),
-        // One task's own status: a writer resuming it, or a view that runs as one task.
-        1 if task.is_some() || tasks[0].1 == 1 => tasks.pop().expect("one task").2,
-        n => {
-            let expected = tasks.iter().map(|(_, count, _)| *count).max().unwrap_or(1);
-            // Until every task has committed, the view's watermark is not known.
-            let complete = i32::try_from(n).is_ok_and(|n| n >= expected);
-            StatusRow {
-                watermark_ms: tasks
-                    .iter()
-                    .map(|(_, _, t)| t.watermark_ms)
-                    .try_fold(i64::MAX, |least, w| w.map(|w| least.min(w)))
-                    .filter(|_| complete),
-                committed_at_ms: tasks
-                    .iter()
-                    .map(|(_, _, t)| t.committed_at_ms)
-                    .min()
-                    .expect("several tasks"),
-                stats: serde_json::Value::Array(
-                    tasks.into_iter().map(|(_, _, t)| t.stats).collect(),
-                ),
-            }
-        }
-    };
-    let rows = tx
+    let mut rows: Vec<ProgressRow> = tx
         .query(&store.internal.select_progress(), &[&view])
         .context(at)?
         .into_iter()
@@ -308,8 +283,59 @@ fn read_progress(
         })
         .filter(|row: &ProgressRow| {
             task.is_none_or(|t| u32::try_from(row.1).is_ok_and(|p| t.reads(p)))
-        });
+        })
+        .collect();
+    let status = match tasks.len() {
+        0 => return Ok(None),
+        // One task's own status: a writer resuming it, or a view that runs as one task.
+        1 if task.is_some() || tasks[0].1 == 1 => tasks.pop().expect("one task").2,
+        _ => merge_tasks(tasks, &mut rows),
+    };
     decode_progress(view, status, rows).map(Some)
+}
+
+/// The status of a view run per partition from its tasks' (in partition order), and its
+/// progress rows. A task that has not committed yet counts as having read nothing of its
+/// partition of each stream (offset 0, so the view's lag counts all of it) and holds a
+/// null in the stats array (so what the view reflects is unknown), and the view's
+/// watermark is unknown until every task has one.
+fn merge_tasks(tasks: Vec<(String, i32, StatusRow)>, rows: &mut Vec<ProgressRow>) -> StatusRow {
+    let count = tasks.iter().map(|(_, count, _)| *count).max().unwrap_or(1);
+    let committed_at_ms = tasks
+        .iter()
+        .map(|(_, _, t)| t.committed_at_ms)
+        .min()
+        .unwrap_or(i64::MAX);
+    let watermark_ms = tasks
+        .iter()
+        .map(|(_, _, t)| t.watermark_ms)
+        .try_fold(i64::MAX, |least, w| w.map(|w| least.min(w)));
+    let mut by_index: std::collections::BTreeMap<i64, StatusRow> = tasks
+        .into_iter()
+        .filter_map(|(name, _, t)| Some((name.strip_prefix('p')?.parse().ok()?, t)))
+        .collect();
+    let streams: std::collections::BTreeSet<String> =
+        rows.iter().map(|(stream, ..)| stream.clone()).collect();
+    let mut stats = Vec::new();
+    let mut complete = true;
+    for index in 0..i64::from(count) {
+        match by_index.remove(&index) {
+            Some(t) => stats.push(t.stats),
+            None => {
+                complete = false;
+                stats.push(serde_json::Value::Null);
+                for stream in &streams {
+                    rows.push((stream.clone(), index, 0, None));
+                }
+            }
+        }
+    }
+    rows.sort();
+    StatusRow {
+        watermark_ms: watermark_ms.filter(|_| complete),
+        committed_at_ms,
+        stats: serde_json::Value::Array(stats),
+    }
 }
 
 /// A filter value as a parameter of the column's scalar type, and the SQL that reads it.
