@@ -83,10 +83,12 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Serve the HTTP API (ingest and health) and run every view until SIGINT/SIGTERM.
     Serve(ServeArgs),
-    /// Run views as one of several workers sharing a PostgreSQL result store: each view is
-    /// a task held by one worker under a lease with a fencing epoch; the live workers
-    /// divide the views among themselves and take over a lost worker's views within the
-    /// lease's time to live (docs/scale-out.md). Reads streams on JetStream only.
+    /// Run views as one of several workers sharing a PostgreSQL result store: each view,
+    /// or each partition of a view that splits by partition, is a task held by one worker
+    /// under a lease with a fencing epoch; the live workers divide the tasks among
+    /// themselves and take over a lost worker's tasks within the lease's time to live
+    /// (docs/scale-out.md). Follows the catalog `freshet sql --store` published to the
+    /// store. Reads streams on JetStream only.
     Worker(WorkerArgs),
     /// Show what a running `freshet serve` is doing: per stream and per view, events, lag,
     /// watermark, freshness against the SLA, late events and errors.
@@ -524,11 +526,13 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub id: Option<String>,
     /// How long a worker's leases last without a heartbeat (sent every third of it): after
-    /// it, a paused or cut-off worker's views are taken over and its commits refused.
+    /// it, a paused or cut-off worker's tasks are taken over and its commits refused.
     #[arg(long, default_value = "10s", value_parser = freshet_streams::duration::parse_duration)]
     pub lease_ttl: std::time::Duration,
-    /// The worker's own directory (its dead letters). Default: `workers/<id>` in the data
-    /// directory, whose catalog of streams and views the worker follows.
+    /// The worker's own directory (its dead letters, its copy of the catalog). Default:
+    /// `workers/<id>` in the data directory. The worker follows the catalog of streams
+    /// and views that `freshet sql --store` published to the store, or, if the store holds
+    /// none, the data directory's own.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Serve the endpoint on an address other machines can reach, although it has no

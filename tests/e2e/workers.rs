@@ -9,8 +9,8 @@
 //! tasks handed over). Events keep arriving throughout. Afterwards `freshet run` finishes
 //! every view as the workers divided it, and every view equals a batch recompute over
 //! exactly the events ingested, with each event counted once. Also: workers killed at
-//! random moments and at named commit points, and a NATS node killed under running
-//! workers.
+//! random moments and at named commit points, a worker elsewhere following the catalog
+//! `freshet sql` published to the store, and a NATS node killed under running workers.
 
 use super::jetstream::{PrivateCluster, bid_on_jetstream, nats_url, unique_subject};
 use super::support::{Env, Server};
@@ -469,6 +469,58 @@ fn processed(workers: &[&Server]) -> Vec<(String, u64)> {
         }
     }
     views.into_iter().collect()
+}
+
+#[test]
+fn a_worker_on_another_machine_follows_the_catalog_published_to_the_store() {
+    let Some(url) = nats_url() else { return };
+    let Some(schema) = PgSchema::new("e2e_worker_catalog") else {
+        return;
+    };
+    let env = Env::with_store(schema.store_url());
+    // Another machine: the same store, a data directory of its own that holds nothing.
+    let far = Env::with_store(schema.store_url());
+    let far_args = [
+        "worker",
+        "--id",
+        "far",
+        "--lease-ttl",
+        LEASE_TTL,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let nothing = far.run(&far_args);
+    assert_ne!(nothing.code, Some(0), "no catalog anywhere");
+    assert!(
+        nothing.stderr.contains("no streams to run"),
+        "{}",
+        nothing.stderr
+    );
+
+    env.ok(&["sql", &bid_on_jetstream(&url, &unique_subject("catalog"))]);
+    env.ok(&["sql", &view_ddl(0)]);
+    let worker = Server::start_from(&far, far.command(&far_args), Duration::from_secs(60));
+    settle(&[&worker], PARTITIONS, "the published views");
+    let lines = env.generate_bids(BATCH);
+    ingest(&env, &lines, 0);
+    // Declared while it runs: it follows the store's copy.
+    env.ok(&["sql", CHANNELS_DDL]);
+    settle(&[&worker], PARTITIONS + 1, "a view created elsewhere");
+    env.ok(&["sql", "DROP VIEW hot_0"]);
+    settle(&[&worker], 1, "a view dropped elsewhere");
+    let deadline = Instant::now() + SETTLE;
+    while processed(&[&worker]) != [("channels".to_owned(), BATCH)] {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{}",
+            processed(&[&worker]),
+            worker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut worker = worker;
+    assert!(worker.terminate().success(), "{}", worker.log_text());
+    assert_eq!(number(&env, "SELECT sum(bids) FROM channels"), BATCH);
 }
 
 #[test]

@@ -89,11 +89,53 @@ impl<'a> LazyStore<'a> {
         }
         Ok(self.store.as_mut().expect("opened above").as_mut())
     }
+
+    /// Copies the data directory's catalog (the streams' and the views' files) into a
+    /// store that processes on other machines read ([`ResultStore::publish_catalog`]:
+    /// workers follow it); nothing for a store inside the data directory.
+    fn publish_catalog(&mut self, dir: &DataDir) -> Result<()> {
+        if !self.location.is_shared() {
+            return Ok(());
+        }
+        let root = dir.catalog_root();
+        let mut files = Vec::new();
+        for name in [freshet_streams::catalog::FILE, crate::views::FILE] {
+            let path = root.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => files.push((name.to_owned(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(EngineError::Io {
+                        context: format!("read {}", path.display()),
+                        source,
+                    });
+                }
+            }
+        }
+        self.get()?.publish_catalog(&files)?;
+        Ok(())
+    }
 }
 
 /// Runs `statement` against the data directory and the result store; returns the text to
-/// show.
+/// show. A store that other machines read (PostgreSQL) then holds the catalog as it stands
+/// (every statement publishes it, so a catalog declared before a store kept one reaches it
+/// at the next).
 pub fn execute(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {
+    let shown = run(dir, store, statement)?;
+    // The statement stands in the data directory either way: say what the store missed.
+    if let Err(e) = store.publish_catalog(dir) {
+        tracing::warn!(error = %e, "the catalog could not be published to the result store");
+        return Ok(format!(
+            "{shown}\nwarning: the catalog could not be published to {} ({e}); workers \
+             follow the last one published until a statement publishes it again",
+            store.location
+        ));
+    }
+    Ok(shown)
+}
+
+fn run(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {
     match statement {
         Statement::View(view) => manage::execute(dir, store.get()?, view),
         Statement::Stream(StreamStatement::Create { def, if_not_exists }) => {

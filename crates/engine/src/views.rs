@@ -199,8 +199,11 @@ pub struct ViewCatalog {
     pub views: Vec<ViewDef>,
 }
 
+/// The views' file name inside the data directory.
+pub const FILE: &str = "views.json";
+
 fn catalog_path(root: &Path) -> PathBuf {
-    root.join("views.json")
+    root.join(FILE)
 }
 
 impl ViewCatalog {
@@ -237,11 +240,7 @@ impl ViewCatalog {
     pub fn save(&self, root: &Path) -> Result<()> {
         let path = catalog_path(root);
         let bytes = serde_json::to_vec_pretty(self).expect("the catalog always serialises");
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("views.json");
-        freshet_types::files::write_atomically(root, name, &bytes).map_err(|source| {
+        freshet_types::files::write_atomically(root, FILE, &bytes).map_err(|source| {
             EngineError::Io {
                 context: format!("write {}", path.display()),
                 source,

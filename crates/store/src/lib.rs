@@ -188,6 +188,15 @@ pub trait ResultStore: Send {
     /// [`ChangeRetention::default`]). A store that keeps no log ignores it.
     fn set_change_retention(&mut self, _retention: ChangeRetention) {}
 
+    /// Keeps a copy of the data directory's catalog files (`(file name, contents)`: the
+    /// streams' and the views' declarations), replacing the last copy whole, where
+    /// processes on other machines read it: the PostgreSQL store does, for workers
+    /// ([`Cluster::catalog`]); a store inside the data directory has no need and ignores
+    /// it.
+    fn publish_catalog(&mut self, _files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The tasks `view` runs as, as its commits recorded them: the whole view, or one
     /// task per partition (see [`Task`]); the whole view if it never committed.
     fn tasks(&self, _view: &str) -> Result<Vec<Task>, StoreError> {

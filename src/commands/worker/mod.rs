@@ -29,7 +29,7 @@ use freshet_engine::parallelism::{Parallelism, parallelism};
 use freshet_store::{Cluster, Holder, LeaseRecord, StoreLocation, Task};
 use freshet_streams::DataDir;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,13 +108,6 @@ pub fn run(
     if args.lease_ttl < LEASE_TTL_MIN {
         bail!("--lease-ttl must be at least {LEASE_TTL_MIN:?}");
     }
-    if !data_dir.join("catalog.json").exists() {
-        bail!(
-            "{} holds no streams: a worker follows the catalog of the data directory where \
-             streams and views were declared",
-            data_dir.display()
-        );
-    }
     let addrs = listen::resolve(&args.listen)?;
     listen::check(&args.listen, &addrs, false, args.insecure_no_auth)?;
     let id = match &args.id {
@@ -131,8 +124,24 @@ pub fn run(
         .work_dir
         .clone()
         .unwrap_or_else(|| data_dir.join("workers").join(id.replace(':', "_")));
-    let dir = DataDir::open_worker(&work_dir, data_dir)
+    // The catalog `freshet sql` published to the store, else the data directory's own.
+    let mut cluster = Cluster::open(&pg)?;
+    let published = cluster.catalog()?;
+    let mirror = (!published.is_empty()).then(|| work_dir.join("catalog"));
+    if mirror.is_none() && !data_dir.join(freshet_streams::catalog::FILE).exists() {
+        bail!(
+            "no streams to run: {location} holds no catalog and {} holds none either; declare \
+             streams and views with `freshet sql --store <this store>`, which publishes them \
+             to the store for every worker",
+            data_dir.display()
+        );
+    }
+    let dir = DataDir::open_worker(&work_dir, mirror.as_deref().unwrap_or(data_dir))
         .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
+    if let Some(mirror) = &mirror {
+        copy_catalog(mirror, &published)?;
+        dir.reload_catalog()?;
+    }
 
     let report = Arc::new(Mutex::new(Report {
         worker: id.clone(),
@@ -143,7 +152,6 @@ pub fn run(
     on_shutdown_signal(stop.clone())?;
     let endpoint_stop = Arc::new(AtomicBool::new(false));
     let (endpoint, addr) = endpoint::spawn(&addrs, report.clone(), endpoint_stop.clone())?;
-    let mut cluster = Cluster::open(&pg)?;
     refuse_live_twin(&mut cluster, &id, args.lease_ttl)?;
     let heartbeat = heartbeat::Heartbeat::start(
         Cluster::open(&pg)?,
@@ -161,6 +169,7 @@ pub fn run(
         id,
         ttl: args.lease_ttl,
         dir: &dir,
+        mirror,
         supervisor: Supervisor::empty(&dir, &location),
         cluster,
         report,
@@ -228,6 +237,29 @@ fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
     report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Makes `mirror` hold the catalog files `files` (as the store published them): each
+/// written only if it changed, atomically; a known file the store does not hold removed.
+/// Only the streams' and the views' files are ever written.
+fn copy_catalog(mirror: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(mirror)
+        .with_context(|| format!("cannot create {}", mirror.display()))?;
+    for name in [freshet_streams::catalog::FILE, freshet_engine::views::FILE] {
+        let path = mirror.join(name);
+        let now = std::fs::read(&path).ok();
+        match files.iter().find(|(n, _)| n == name) {
+            Some((_, bytes)) if now.as_ref() != Some(bytes) => {
+                freshet_types::files::write_atomically(mirror, name, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Some(_) => {}
+            None if now.is_some() => std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// What decides how a view splits: its name, its query, and every stream's name and
 /// partitions.
 type SplitKey = (String, String, Vec<(String, u32)>);
@@ -247,6 +279,9 @@ struct Worker<'a> {
     id: String,
     ttl: Duration,
     dir: &'a DataDir,
+    /// Where the catalog the store publishes is copied every round, when the worker
+    /// follows it (else it follows the data directory's own).
+    mirror: Option<PathBuf>,
     supervisor: Supervisor<'a>,
     cluster: Cluster,
     report: Arc<Mutex<Report>>,
@@ -349,6 +384,9 @@ impl Worker<'_> {
 
     /// One rebalancing round (see the module's description).
     fn round(&mut self) -> anyhow::Result<()> {
+        if let Some(mirror) = &self.mirror {
+            copy_catalog(mirror, &self.cluster.catalog()?)?;
+        }
         self.dir.reload_catalog()?;
         let tasks = self.tasks()?;
         let keys: Vec<String> = tasks.keys().cloned().collect();

@@ -179,6 +179,24 @@ impl Cluster {
         })
     }
 
+    /// The catalog files the last `freshet sql` (or `serve`) on this store published
+    /// (`(file name, contents)`; see
+    /// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog)): empty if none
+    /// has.
+    pub fn catalog(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|client, s| {
+            Ok(client
+                .query(
+                    &format!("SELECT name, doc FROM {s}.freshet_catalog ORDER BY name"),
+                    &[],
+                )
+                .context(|| "reading the published catalog".to_owned())?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
+    }
+
     /// The views that have committed as a whole view (not per partition): a worker keeps
     /// running them whole, as their state is kept that way.
     pub fn committed_whole(&mut self) -> Result<std::collections::BTreeSet<String>, StoreError> {

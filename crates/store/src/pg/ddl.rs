@@ -167,3 +167,35 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     store.views.remove(view);
     Ok(())
 }
+
+/// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog): the files replace
+/// the last copy in `freshet_catalog`, in one transaction.
+pub(super) fn publish_catalog(
+    store: &mut PgStore,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), StoreError> {
+    store.check_writable()?;
+    let s = store.schema.clone();
+    store.with_client(|client, _| {
+        let at = || "publishing the catalog".to_owned();
+        let mut tx = client.transaction().context(at)?;
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        tx.execute(
+            &format!("DELETE FROM {s}.freshet_catalog WHERE name <> ALL($1)"),
+            &[&names],
+        )
+        .context(at)?;
+        for (name, doc) in files {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.freshet_catalog (name, doc, updated_at_ms) \
+                     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, \
+                     updated_at_ms = excluded.updated_at_ms"
+                ),
+                &[name, doc, &now_ms()],
+            )
+            .context(at)?;
+        }
+        tx.commit().context(at)
+    })
+}

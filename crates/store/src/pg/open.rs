@@ -145,6 +145,11 @@ CREATE TABLE IF NOT EXISTS {s}.freshet_leases (
     acquired_at   timestamptz NOT NULL,
     PRIMARY KEY (view, task)
 );
+CREATE TABLE IF NOT EXISTS {s}.freshet_catalog (
+    name          text PRIMARY KEY,
+    doc           bytea NOT NULL,
+    updated_at_ms bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS {s}.freshet_workers (
     worker       text PRIMARY KEY,
     listen        text NOT NULL,

@@ -58,6 +58,10 @@ impl ResultStore for PgStore {
         self.retention = retention;
     }
 
+    fn publish_catalog(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        ddl::publish_catalog(self, files)
+    }
+
     fn tasks(&self, view: &str) -> Result<Vec<Task>, StoreError> {
         read::tasks(self, view)
     }
