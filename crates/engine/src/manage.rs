@@ -52,8 +52,9 @@ pub fn execute(
             next.views.push(def.clone());
             let compiled = compile_view(data, &next, &def)?;
             store.create_view(&result_table(&def, &compiled))?;
+            let warning = publish_catalog(data, store, &next)?;
             next.save(data.root())?;
-            Ok(format!("created view {}", def.name))
+            Ok(format!("created view {}{warning}", def.name))
         }
         ViewStatement::Drop { name, if_exists } => {
             let Some(pos) = catalog.views.iter().position(|v| v.name == name) else {
@@ -73,6 +74,8 @@ pub fn execute(
                 )));
             }
             let def = catalog.views.remove(pos);
+            // Workers learn the view is gone before its results are: none takes it again.
+            let warning = publish_catalog(data, store, &catalog)?;
             catalog.save(data.root())?;
             store.drop_view(&name)?;
             // The embedded log's consumer positions pin what the view needed; a log on
@@ -84,7 +87,7 @@ pub fn execute(
                     }
                 }
             }
-            Ok(format!("dropped view {name}"))
+            Ok(format!("dropped view {name}{warning}"))
         }
         ViewStatement::Show => Ok(if catalog.views.is_empty() {
             NO_VIEWS.into()
@@ -103,6 +106,45 @@ pub fn execute(
             describe(data, &catalog, def)
         }
     }
+}
+
+/// Copies the data directory's catalog, with `views` as its views, into a store that
+/// processes on other machines read ([`ResultStore::publish_catalog`]: workers follow
+/// it; a store in the data directory ignores it), naming this data directory as its
+/// origin. Returns a warning line to show (empty if none): the store's copy is another
+/// data directory's, which it keeps.
+pub fn publish_catalog(
+    data: &DataDir,
+    store: &mut dyn ResultStore,
+    views: &ViewCatalog,
+) -> Result<String> {
+    let root = data.catalog_root();
+    let mut files = vec![(crate::views::FILE.to_owned(), views.to_bytes())];
+    let path = root.join(freshet_streams::catalog::FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => files.push((freshet_streams::catalog::FILE.to_owned(), bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(EngineError::Io {
+                context: format!("read {}", path.display()),
+                source,
+            });
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    let path = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let origin = format!("{host}:{}", path.display());
+    Ok(match store.publish_catalog(&origin, &files)? {
+        None => String::new(),
+        Some(theirs) => format!(
+            "\nwarning: the catalog workers follow in this store is declared in the data \
+             directory {theirs}, not this one ({origin}); it was left as it is, so workers \
+             do not see this change (one data directory declares the streams and views \
+             workers run)"
+        ),
+    })
 }
 
 /// `DESCRIBE VIEW`: the statement, options, results table and operator plan.

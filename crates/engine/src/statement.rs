@@ -8,7 +8,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::manage;
-use crate::views::{ViewStatement, parse_view_statement};
+use crate::views::{ViewCatalog, ViewStatement, parse_view_statement};
 use freshet_store::{ResultStore, StoreLocation};
 use freshet_streams::DataDir;
 use freshet_streams::ddl::{StreamStatement, parse_stream_statement};
@@ -89,50 +89,32 @@ impl<'a> LazyStore<'a> {
         }
         Ok(self.store.as_mut().expect("opened above").as_mut())
     }
-
-    /// Copies the data directory's catalog (the streams' and the views' files) into a
-    /// store that processes on other machines read ([`ResultStore::publish_catalog`]:
-    /// workers follow it); nothing for a store inside the data directory.
-    fn publish_catalog(&mut self, dir: &DataDir) -> Result<()> {
-        if !self.location.is_shared() {
-            return Ok(());
-        }
-        let root = dir.catalog_root();
-        let mut files = Vec::new();
-        for name in [freshet_streams::catalog::FILE, crate::views::FILE] {
-            let path = root.join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => files.push((name.to_owned(), bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(EngineError::Io {
-                        context: format!("read {}", path.display()),
-                        source,
-                    });
-                }
-            }
-        }
-        self.get()?.publish_catalog(&files)?;
-        Ok(())
-    }
 }
 
 /// Runs `statement` against the data directory and the result store; returns the text to
-/// show. A store that other machines read (PostgreSQL) then holds the catalog as it stands
-/// (every statement publishes it, so a catalog declared before a store kept one reaches it
-/// at the next).
+/// show. A view statement publishes the catalog to a store that other machines read
+/// (PostgreSQL: workers follow it) as part of the statement; a stream statement publishes
+/// it afterwards, and stands if that fails (saying so: views are what workers run, and the
+/// next view statement publishes the streams too).
 pub fn execute(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {
+    let changes_streams = matches!(statement, Statement::Stream(_));
     let shown = run(dir, store, statement)?;
-    // The statement stands in the data directory either way: say what the store missed.
-    if let Err(e) = store.publish_catalog(dir) {
-        tracing::warn!(error = %e, "the catalog could not be published to the result store");
-        return Ok(format!(
-            "{shown}\nwarning: the catalog could not be published to {} ({e}); workers \
-             follow the last one published until a statement publishes it again",
-            store.location
-        ));
+    if !changes_streams || !store.location.is_shared() {
+        return Ok(shown);
     }
-    Ok(shown)
+    let published = ViewCatalog::load(dir.catalog_root())
+        .and_then(|views| manage::publish_catalog(dir, store.get()?, &views));
+    match published {
+        Ok(warning) => Ok(format!("{shown}{warning}")),
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalog could not be published to the result store");
+            Ok(format!(
+                "{shown}\nwarning: the catalog could not be published to {} ({e}); workers \
+                 follow the last one published until a statement publishes it again",
+                store.location
+            ))
+        }
+    }
 }
 
 fn run(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {

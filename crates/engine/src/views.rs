@@ -236,11 +236,15 @@ impl ViewCatalog {
         }
     }
 
+    /// The contents of `views.json` for this catalog.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("the catalog always serialises")
+    }
+
     /// Write `views.json` atomically (temp file, fsync, rename, fsync the directory).
     pub fn save(&self, root: &Path) -> Result<()> {
         let path = catalog_path(root);
-        let bytes = serde_json::to_vec_pretty(self).expect("the catalog always serialises");
-        freshet_types::files::write_atomically(root, FILE, &bytes).map_err(|source| {
+        freshet_types::files::write_atomically(root, FILE, &self.to_bytes()).map_err(|source| {
             EngineError::Io {
                 context: format!("write {}", path.display()),
                 source,

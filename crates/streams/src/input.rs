@@ -178,6 +178,12 @@ pub trait PartitionInput: ChunkReader {
     /// One past the last offset appended.
     fn end(&self) -> Offset;
 
+    /// One past the last offset appended, as this input last learnt it, without asking a
+    /// server (for reports that must not wait on one); by default [`PartitionInput::end`].
+    fn end_known(&self) -> Offset {
+        self.end()
+    }
+
     /// Waits up to `timeout` for an event at or beyond `offset`.
     fn wait_beyond(&self, offset: Offset, timeout: Duration);
 

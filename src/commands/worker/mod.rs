@@ -124,11 +124,13 @@ pub fn run(
         .work_dir
         .clone()
         .unwrap_or_else(|| data_dir.join("workers").join(id.replace(':', "_")));
-    // The catalog `freshet sql` published to the store, else the data directory's own.
+    // The worker runs what its own copy of the catalog lists: the catalog `freshet sql`
+    // published to the store, else the data directory's own (refreshed every round).
     let mut cluster = Cluster::open(&pg)?;
-    let published = cluster.catalog()?;
-    let mirror = (!published.is_empty()).then(|| work_dir.join("catalog"));
-    if mirror.is_none() && !data_dir.join(freshet_streams::catalog::FILE).exists() {
+    let mirror = work_dir.join("catalog");
+    let dir = DataDir::open_worker(&work_dir, &mirror)
+        .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
+    if !follow_catalog(&mut cluster, data_dir, &mirror)? {
         bail!(
             "no streams to run: {location} holds no catalog and {} holds none either; declare \
              streams and views with `freshet sql --store <this store>`, which publishes them \
@@ -136,12 +138,7 @@ pub fn run(
             data_dir.display()
         );
     }
-    let dir = DataDir::open_worker(&work_dir, mirror.as_deref().unwrap_or(data_dir))
-        .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
-    if let Some(mirror) = &mirror {
-        copy_catalog(mirror, &published)?;
-        dir.reload_catalog()?;
-    }
+    dir.reload_catalog()?;
 
     let report = Arc::new(Mutex::new(Report {
         worker: id.clone(),
@@ -169,6 +166,7 @@ pub fn run(
         id,
         ttl: args.lease_ttl,
         dir: &dir,
+        data_dir,
         mirror,
         supervisor: Supervisor::empty(&dir, &location),
         cluster,
@@ -237,9 +235,51 @@ fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
     report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Makes `mirror` hold the catalog files `files` (as the store published them): each
-/// written only if it changed, atomically; a known file the store does not hold removed.
-/// Only the streams' and the views' files are ever written.
+/// Copies the catalog the worker follows into `mirror`: the one published to the store,
+/// else, while the store holds none, `data_dir`'s own files. Returns false (and leaves
+/// the copy as it was) if neither exists.
+fn follow_catalog(cluster: &mut Cluster, data_dir: &Path, mirror: &Path) -> anyhow::Result<bool> {
+    let mut files = cluster.catalog()?;
+    if files.is_empty() {
+        for name in [freshet_streams::catalog::FILE, freshet_engine::views::FILE] {
+            let path = data_dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => files.push((name.to_owned(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            }
+        }
+    }
+    if files.is_empty() {
+        return Ok(false);
+    }
+    check_catalog(&files)?;
+    copy_catalog(mirror, &files)?;
+    Ok(true)
+}
+
+/// Refuses a catalog the worker would not run safely: files that do not parse, or a
+/// stream name that `CREATE STREAM` would not take (names become directories).
+fn check_catalog(files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    for (name, bytes) in files {
+        if name == freshet_streams::catalog::FILE {
+            let catalog: freshet_streams::catalog::Catalog = serde_json::from_slice(bytes)
+                .with_context(|| format!("the published {name} does not parse"))?;
+            for stream in &catalog.streams {
+                freshet_streams::ddl::validate_name(&stream.name)
+                    .with_context(|| format!("the published {name} names a stream badly"))?;
+            }
+        } else if name == freshet_engine::views::FILE {
+            serde_json::from_slice::<ViewCatalog>(bytes)
+                .with_context(|| format!("the published {name} does not parse"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `mirror` hold the catalog files `files`: each written only if it changed,
+/// atomically; a known file `files` lacks removed. Only the streams' and the views' files
+/// are ever written.
 fn copy_catalog(mirror: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     std::fs::create_dir_all(mirror)
         .with_context(|| format!("cannot create {}", mirror.display()))?;
@@ -279,9 +319,10 @@ struct Worker<'a> {
     id: String,
     ttl: Duration,
     dir: &'a DataDir,
-    /// Where the catalog the store publishes is copied every round, when the worker
-    /// follows it (else it follows the data directory's own).
-    mirror: Option<PathBuf>,
+    /// The data directory whose catalog the worker follows while the store holds none.
+    data_dir: &'a Path,
+    /// The worker's copy of the catalog it follows, refreshed every round.
+    mirror: PathBuf,
     supervisor: Supervisor<'a>,
     cluster: Cluster,
     report: Arc<Mutex<Report>>,
@@ -384,9 +425,7 @@ impl Worker<'_> {
 
     /// One rebalancing round (see the module's description).
     fn round(&mut self) -> anyhow::Result<()> {
-        if let Some(mirror) = &self.mirror {
-            copy_catalog(mirror, &self.cluster.catalog()?)?;
-        }
+        follow_catalog(&mut self.cluster, self.data_dir, &self.mirror)?;
         self.dir.reload_catalog()?;
         let tasks = self.tasks()?;
         let keys: Vec<String> = tasks.keys().cloned().collect();

@@ -233,13 +233,13 @@ impl ViewRunner {
         &self.flow.ctx.stats
     }
 
-    /// Events in the partitions this runner reads that it has not read yet (asks each
-    /// partition where it ends now).
+    /// Events in the partitions this runner reads that it has not read yet, as far as it
+    /// last learnt where they end (it asks no server).
     pub fn lag_events(&self) -> u64 {
         self.flow
             .inputs
             .parts()
-            .map(|(_, _, p)| p.source.end().0.saturating_sub(p.next.0))
+            .map(|(_, _, p)| p.source.end_known().0.saturating_sub(p.next.0))
             .sum()
     }
 

@@ -47,8 +47,12 @@ fn a_lapsed_lease_is_taken_over_and_its_old_holder_fenced() {
         return;
     };
     let ttl = Some(Duration::from_millis(1500));
+    // `freshet sql` creates the view; workers only open it.
+    store_of(&test, "sql", None)
+        .create_view(&counts_table())
+        .expect("create");
     let mut first = store_of(&test, "w1", ttl);
-    first.create_view(&counts_table()).expect("create");
+    first.create_view(&counts_table()).expect("open");
     first.claim_writer("counts").expect("the first claim");
     first
         .commit("counts", &commit_of(1, 10))

@@ -1,6 +1,8 @@
-//! PostgreSQL's tasks: a view run as one task per partition keeps each task's operator
-//! state, progress and status apart, answers for its tasks together, and never runs whole
-//! and per partition at once. (SQLite runs views whole only: it refuses a partition task.)
+//! What PostgreSQL keeps for workers: a view run as one task per partition keeps each
+//! task's operator state, progress and status apart, answers for its tasks together, and
+//! never runs whole and per partition at once (SQLite runs views whole only: it refuses a
+//! partition task); the catalog workers follow is published whole, from one data
+//! directory; a worker never creates a view.
 
 use serde_json::json;
 
@@ -235,9 +237,12 @@ fn taking_a_view_whole_fences_a_lapsed_partition_task() {
         return;
     };
     // A worker's task whose lease lapses (the worker paused) before it ever committed.
+    store_of(&test, "sql", None)
+        .create_view(&counts_table())
+        .expect("created by `freshet sql`");
     let mut paused = store_of(&test, "w0", Some(std::time::Duration::from_millis(800)));
     paused.set_task(part(0, 2)).expect("a partition task");
-    paused.create_view(&counts_table()).expect("create");
+    paused.create_view(&counts_table()).expect("opened");
     paused.claim_writer("counts").expect("claim p0");
     std::thread::sleep(std::time::Duration::from_millis(1_000));
     let mut whole = task_store(&test, "serve", Task::Whole);
@@ -259,4 +264,60 @@ fn taking_a_view_whole_fences_a_lapsed_partition_task() {
         1,
         "only the whole view's"
     );
+}
+
+#[test]
+fn the_catalog_is_published_whole_from_one_data_directory() {
+    let Some(test) = TestStore::postgres("catalog_published") else {
+        return;
+    };
+    let StoreLocation::Postgres(pg) = test.location() else {
+        unreachable!()
+    };
+    let mut cluster = crate::Cluster::open(pg).expect("open");
+    assert!(cluster.catalog().expect("read").is_empty(), "none yet");
+    let mut store = store_of(&test, "sql", None);
+    let file = |name: &str, doc: &str| (name.to_owned(), doc.as_bytes().to_vec());
+    store
+        .publish_catalog(
+            "host:/data",
+            &[file("catalog.json", "{1}"), file("views.json", "{2}")],
+        )
+        .expect("the first publication");
+    assert_eq!(cluster.catalog().expect("read").len(), 2);
+    // A later one replaces it whole: a file it lacks is gone.
+    store
+        .publish_catalog("host:/data", &[file("views.json", "{3}")])
+        .expect("from the same data directory");
+    assert_eq!(
+        cluster.catalog().expect("read"),
+        vec![file("views.json", "{3}")]
+    );
+    // Another data directory's statements leave it as it is.
+    let kept = store
+        .publish_catalog("other:/data", &[file("views.json", "{4}")])
+        .expect("not an error");
+    assert_eq!(kept.as_deref(), Some("host:/data"));
+    assert_eq!(
+        cluster.catalog().expect("read"),
+        vec![file("views.json", "{3}")]
+    );
+}
+
+#[test]
+fn a_worker_never_creates_a_view() {
+    let Some(test) = TestStore::postgres("worker_creates_none") else {
+        return;
+    };
+    let mut worker = store_of(&test, "w0", Some(std::time::Duration::from_secs(10)));
+    let refused = worker
+        .create_view(&counts_table())
+        .expect_err("dropped or never created");
+    assert!(refused.to_string().contains("not in"), "{refused}");
+    store_of(&test, "sql", None)
+        .create_view(&counts_table())
+        .expect("created by `freshet sql`");
+    worker
+        .create_view(&counts_table())
+        .expect("a worker opens a view that exists");
 }

@@ -87,6 +87,16 @@ pub(super) fn create_view(store: &mut PgStore, table: &ResultTable) -> Result<()
                     merged
                 }
             },
+            // A worker (a holder whose leases lapse) runs the views `freshet sql` created
+            // and never creates one: a view it finds missing was dropped while its
+            // catalog still listed it.
+            None if store.location.holder.ttl.is_some() => {
+                return Err(StoreError::user(format!(
+                    "view '{view}' is not in {}: it was dropped, or not created there; a \
+                     worker runs the views `freshet sql --store` created",
+                    store.location
+                )));
+            }
             None => {
                 // Names are compared without case so that a view moves between stores.
                 let taken = tx
@@ -139,17 +149,10 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     store.with_client(|client, _| {
         let at = || format!("dropping view '{view}'");
         let mut tx = client.transaction().context(at)?;
-        let known = load_definition(&mut tx, internal, view)?.is_some();
-        if known {
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .context(at)?;
-        }
-        for table in VIEW_TABLES {
-            tx.execute(&internal.delete_view_rows(table), &[&view])
-                .context(at)?;
-        }
-        // The lease row stays, released one epoch on: epochs never repeat, so a writer of
-        // the dropped view can never pass for the holder of a view created again.
+        // The lease rows first, as a commit takes them (its lease, then the results
+        // table): a commit in flight ends before the table is dropped, never waiting for
+        // it. They stay, released one epoch on: epochs never repeat, so a writer of the
+        // dropped view can never pass for the holder of a view created again.
         tx.execute(
             &format!(
                 "UPDATE {}.freshet_leases SET owner = NULL, epoch = epoch + 1, \
@@ -159,6 +162,15 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
             &[&view],
         )
         .context(at)?;
+        let known = load_definition(&mut tx, internal, view)?.is_some();
+        if known {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .context(at)?;
+        }
+        for table in VIEW_TABLES {
+            tx.execute(&internal.delete_view_rows(table), &[&view])
+                .context(at)?;
+        }
         let [mark, delete] = internal.mark_dropped();
         tx.execute(&mark, &[&view, &now_ms()]).context(at)?;
         tx.execute(&delete, &[&view]).context(at)?;
@@ -168,34 +180,60 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog): the files replace
-/// the last copy in `freshet_catalog`, in one transaction.
+/// The row of `freshet_catalog` naming the data directory the catalog was published from.
+const ORIGIN: &str = "origin";
+
+/// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog): the files (and
+/// their origin) replace the last copy in `freshet_catalog`, in one transaction under the
+/// schema's DDL lock, unless another data directory published it.
 pub(super) fn publish_catalog(
     store: &mut PgStore,
+    origin: &str,
     files: &[(String, Vec<u8>)],
-) -> Result<(), StoreError> {
+) -> Result<Option<String>, StoreError> {
     store.check_writable()?;
     let s = store.schema.clone();
     store.with_client(|client, _| {
         let at = || "publishing the catalog".to_owned();
         let mut tx = client.transaction().context(at)?;
-        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&ddl_lock_key(&store.location.schema)],
+        )
+        .context(at)?;
+        let theirs: Option<Vec<u8>> = tx
+            .query_opt(
+                &format!("SELECT doc FROM {s}.freshet_catalog WHERE name = $1"),
+                &[&ORIGIN],
+            )
+            .context(at)?
+            .map(|row| row.get(0));
+        if let Some(theirs) = theirs.filter(|t| t.as_slice() != origin.as_bytes()) {
+            return Ok(Some(String::from_utf8_lossy(&theirs).into_owned()));
+        }
+        let mut rows: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(name, doc)| (name.as_str(), doc.as_slice()))
+            .collect();
+        rows.push((ORIGIN, origin.as_bytes()));
+        let names: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
         tx.execute(
             &format!("DELETE FROM {s}.freshet_catalog WHERE name <> ALL($1)"),
             &[&names],
         )
         .context(at)?;
-        for (name, doc) in files {
+        for (name, doc) in rows {
             tx.execute(
                 &format!(
                     "INSERT INTO {s}.freshet_catalog (name, doc, updated_at_ms) \
                      VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, \
                      updated_at_ms = excluded.updated_at_ms"
                 ),
-                &[name, doc, &now_ms()],
+                &[&name, &doc, &now_ms()],
             )
             .context(at)?;
         }
-        tx.commit().context(at)
+        tx.commit().context(at)?;
+        Ok(None)
     })
 }

@@ -191,6 +191,16 @@ impl PgStore {
         .context(at)?;
         let whole = self.task == Task::Whole;
         let count = i32::try_from(self.task.count()).unwrap_or(i32::MAX);
+        // The other way's lease rows, locked before they are judged (waiting for a commit
+        // or a renewal of theirs in flight), so that what is judged lapsed stays so.
+        tx.execute(
+            &format!(
+                "SELECT 1 FROM {s}.freshet_leases WHERE view = $1 AND (task = 'view') <> $2 \
+                 FOR UPDATE"
+            ),
+            &[&view, &whole],
+        )
+        .context(at)?;
         let live = tx
             .query_opt(
                 &format!(
@@ -208,8 +218,9 @@ impl PgStore {
         let other = match live {
             Some(row) => Some(row),
             None => {
-                // The lapsed ones: fenced, waiting for a commit of theirs in flight, so
-                // that what it committed is seen below.
+                // The lapsed ones: fenced, so that a paused holder never commits beside
+                // this one; what a commit of theirs that ended above committed is seen
+                // below.
                 tx.execute(
                     &format!(
                         "UPDATE {s}.freshet_leases SET owner = NULL, epoch = epoch + 1, \

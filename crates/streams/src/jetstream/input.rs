@@ -390,6 +390,11 @@ impl ChunkReader for JetStreamInput {
 }
 
 impl PartitionInput for JetStreamInput {
+    fn end_known(&self) -> Offset {
+        let known = *self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+        Offset(known.map_or(1, |b| b.2 + 1))
+    }
+
     fn end(&self) -> Offset {
         // A failed ask keeps the last bounds known: `read` reports the failure.
         match self.bounds() {
