@@ -40,7 +40,7 @@ pub fn run(
     // SQLite store inside it relies on) and the store's own claim on the view.
     let _writer = DataDir::open(data_dir)?;
     let mut store = location.open()?;
-    store.claim_writer(view)?;
+    store.claim_for_repair(view)?;
 
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(

@@ -104,7 +104,7 @@ pub fn run(
     let mut store = if args.repair {
         let mut store = location.open()?;
         // Repairs write results: no other process may be writing this view.
-        store.claim_writer(view)?;
+        store.claim_for_repair(view)?;
         store
     } else {
         location.open_read_only()?

@@ -233,6 +233,14 @@ pub trait ResultStore: Send {
         Ok(None)
     }
 
+    /// Makes this process the only writer of `view`'s results for a repair (`reconcile
+    /// --repair`, `backfill`): as [`ResultStore::claim_writer`] for a view run whole; for a
+    /// view run per partition, the lease of every task, all or none (refused while a live
+    /// process holds any). Its repairs are then checked against every lease it took.
+    fn claim_for_repair(&mut self, view: &str) -> Result<(), StoreError> {
+        self.claim_writer(view).map(|_| ())
+    }
+
     /// Gives up what [`ResultStore::claim_writer`] took, once the view's last commit
     /// landed, so that another process may write it at once (a worker handing a view
     /// over). Does nothing for a view this store did not claim.

@@ -321,3 +321,37 @@ fn a_worker_never_creates_a_view() {
         .create_view(&counts_table())
         .expect("a worker opens a view that exists");
 }
+
+#[test]
+fn a_repair_of_a_view_run_per_partition_holds_every_task() {
+    let Some(test) = TestStore::postgres("tasks_repair") else {
+        return;
+    };
+    let mut p0 = task_store(&test, "w0", part(0, 2));
+    let mut p1 = task_store(&test, "w1", part(1, 2));
+    p0.claim_writer("counts").expect("claim p0");
+    p1.claim_writer("counts").expect("claim p1");
+    p0.commit("counts", &task_commit(0, 10, 5_000))
+        .expect("p0 commits");
+    p1.commit("counts", &task_commit(1, 20, 5_000))
+        .expect("p1 commits");
+    p0.release_writer("counts").expect("p0 handed over");
+    // One task still runs: no repair, and none of the leases stays taken.
+    let mut repairer = store_of(&test, "reconcile", None);
+    let refused = repairer.claim_for_repair("counts").expect_err("p1 is held");
+    assert!(refused.to_string().contains("w1"), "{refused}");
+    p1.release_writer("counts").expect("p1 handed over");
+    repairer
+        .claim_for_repair("counts")
+        .expect("every task is free");
+    let table = counts_table();
+    let fixed = counts(&table.schema, &[(Some("u0"), 1, 99)], RowState::Final);
+    repairer
+        .repair("counts", &[fixed], &[])
+        .expect("repaired under every task's lease");
+    // While the repairer holds them, no task is taken back.
+    let mut again = task_store(&test, "w0", part(0, 2));
+    again
+        .claim_writer("counts")
+        .expect_err("the repairer's session holds it");
+}

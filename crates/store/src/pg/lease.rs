@@ -74,6 +74,8 @@ impl Holder {
 #[derive(Clone, Debug)]
 pub(super) struct Held {
     pub(super) view: String,
+    /// The task of the view it is the lease of.
+    pub(super) task: Task,
     pub(super) epoch: i64,
     /// Given up: commits of the view are refused until it is claimed again.
     pub(super) released: bool,
@@ -83,13 +85,18 @@ pub(super) struct Held {
 const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
 
 impl PgStore {
-    /// Takes the lease of `view` on `client`: its new epoch, or a user error naming the
-    /// holder.
-    pub(super) fn take_lease(&self, client: &mut Client, view: &str) -> Result<i64, StoreError> {
+    /// Takes the lease of task `of` of `view` on `client`: its new epoch, or a user error
+    /// naming the holder.
+    pub(super) fn take_lease(
+        &self,
+        client: &mut Client,
+        view: &str,
+        of: Task,
+    ) -> Result<i64, StoreError> {
         let s = &self.schema;
         let holder = &self.location.holder;
-        let task = self.task.name();
-        let at = || format!("taking the lease of view '{view}' ({})", self.task);
+        let task = of.name();
+        let at = || format!("taking the lease of view '{view}' ({of})");
         let mut tx = client.transaction().context(at)?;
         // A holder's commit in flight locks the row: wait for it a little, not for as long
         // as a paused holder may keep it.
@@ -101,7 +108,7 @@ impl PgStore {
             wait.as_millis().max(1)
         ))
         .context(at)?;
-        self.check_layout(&mut tx, view)?;
+        self.check_layout(&mut tx, view, of)?;
         let row = tx
             .query_opt(
                 &format!(
@@ -181,6 +188,7 @@ impl PgStore {
         &self,
         tx: &mut postgres::Transaction<'_>,
         view: &str,
+        of: Task,
     ) -> Result<(), StoreError> {
         let s = &self.schema;
         let at = || format!("checking how view '{view}' is divided");
@@ -189,8 +197,8 @@ impl PgStore {
             &[&layout_lock_key(&self.location.schema, view)],
         )
         .context(at)?;
-        let whole = self.task == Task::Whole;
-        let count = i32::try_from(self.task.count()).unwrap_or(i32::MAX);
+        let whole = of == Task::Whole;
+        let count = i32::try_from(of.count()).unwrap_or(i32::MAX);
         // The other way's lease rows, locked before they are judged (waiting for a commit
         // or a renewal of theirs in flight), so that what is judged lapsed stays so.
         tx.execute(
@@ -250,15 +258,15 @@ impl PgStore {
             (_, Some(n)) => format!("per partition, {n} tasks"),
             _ => "per partition".to_owned(),
         };
-        let ours = match self.task {
+        let ours = match of {
             Task::Whole => "whole".to_owned(),
             Task::Partition { count, .. } => format!("per partition, {count} tasks"),
         };
         Err(StoreError::user(format!(
             "view '{view}' in {} runs {theirs} (task '{task}' {how}), so it cannot run \
              {ours}: its state and progress are kept that way. `freshet run`, `serve` and \
-             `worker` run a view as its commits ran it; a repair or a backfill rewrites a view \
-             run whole only; drop and create the view again to run it otherwise",
+             `worker` run a view as its commits ran it (and a repair takes its tasks' leases); \
+             drop and create the view again to run it otherwise",
             self.location
         )))
     }
@@ -271,7 +279,6 @@ impl PgStore {
         }
         let s = &self.schema;
         let holder = &self.location.holder;
-        let task = self.task.name();
         let kept = client
             .execute(
                 &format!(
@@ -283,7 +290,7 @@ impl PgStore {
                 ),
                 &[
                     &held.view,
-                    &task,
+                    &held.task.name(),
                     &holder.owner,
                     &held.epoch,
                     &holder.ttl_ms(),
@@ -296,82 +303,84 @@ impl PgStore {
         Err(fenced(&self.location.to_string(), held, None))
     }
 
-    /// The first statement of a commit of `view`: renews its lease (locking its row, so
-    /// that a take-over waits for this commit) and fails as fenced unless this store holds
-    /// it at its epoch. A view this store never claimed (a scratch run) is not checked.
-    /// The renewal is what keeps a lease whose row commits hold most of the time alive,
-    /// since the heartbeat skips rows that are locked.
+    /// The first statement of a commit of `view`: renews its leases (the task's; every
+    /// task's for a repair of a view run per partition), locking their rows, so that a
+    /// take-over waits for this commit, and fails as fenced unless this store holds each
+    /// at its epoch. A view this store never claimed (a scratch run) is not checked. The
+    /// renewal is what keeps a lease whose row commits hold most of the time alive, since
+    /// the heartbeat skips rows that are locked.
     pub(super) fn check_lease(
         &self,
         tx: &mut postgres::Transaction<'_>,
         statements: &mut HashMap<String, postgres::Statement>,
         view: &str,
     ) -> Result<(), StoreError> {
-        let Some(held) = self.held(view) else {
-            return Ok(());
-        };
         let at = || format!("checking the lease of view '{view}'");
         let holder = &self.location.holder;
-        let task = self.task.name();
         let sql = format!(
             "UPDATE {}.freshet_leases SET \
              expires_at = now() + $5::bigint * interval '1 millisecond' \
              WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4",
             self.schema
         );
-        let statement = prepared(tx, statements, &sql).context(at)?;
-        let kept = tx
-            .execute(
-                &statement,
-                &[&view, &task, &holder.owner, &held.epoch, &holder.ttl_ms()],
-            )
-            .context(at)?;
-        if kept == 1 && !held.released {
-            return Ok(());
+        for held in self.held(view) {
+            let task = held.task.name();
+            let statement = prepared(tx, statements, &sql).context(at)?;
+            let kept = tx
+                .execute(
+                    &statement,
+                    &[&view, &task, &holder.owner, &held.epoch, &holder.ttl_ms()],
+                )
+                .context(at)?;
+            if kept == 1 && !held.released {
+                continue;
+            }
+            let now = tx
+                .query_opt(
+                    &format!(
+                        "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 \
+                         AND task = $2",
+                        self.schema
+                    ),
+                    &[&view, &task],
+                )
+                .context(at)?
+                .map(|r| (r.get(0), r.get(1)));
+            return Err(fenced(&self.location.to_string(), &held, now));
         }
-        let now = tx
-            .query_opt(
-                &format!(
-                    "SELECT owner, epoch FROM {}.freshet_leases WHERE view = $1 AND task = $2",
-                    self.schema
-                ),
-                &[&view, &task],
-            )
-            .context(at)?
-            .map(|r| (r.get(0), r.get(1)));
-        Err(fenced(&self.location.to_string(), &held, now))
+        Ok(())
     }
 
-    /// The lease this store took for `view`, if it took one.
-    fn held(&self, view: &str) -> Option<Held> {
+    /// The leases this store took for `view` (one per task it claimed).
+    fn held(&self, view: &str) -> Vec<Held> {
         self.claimed
             .borrow()
             .iter()
-            .find(|h| h.view == view)
+            .filter(|h| h.view == view)
             .cloned()
+            .collect()
     }
 
-    /// Gives up the lease of `view` (after its last commit), so the next taker need not
-    /// wait for it to lapse. Does nothing if this store does not hold it.
+    /// Gives up the leases of `view` (after its last commit), so the next taker need not
+    /// wait for them to lapse. Does nothing if this store holds none.
     pub(super) fn release_lease(&mut self, view: &str) -> Result<(), StoreError> {
-        let Some(held) = self.held(view) else {
-            return Ok(());
-        };
         let s = self.schema.clone();
         let owner = self.location.holder.owner.clone();
-        let task = self.task.name();
-        self.with_client(|client, _| {
-            client
-                .execute(
-                    &format!(
-                        "UPDATE {s}.freshet_leases SET owner = NULL, expires_at = NULL, \
-                         backend_pid = NULL, backend_start = NULL \
-                         WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
-                    ),
-                    &[&view, &task, &owner, &held.epoch],
-                )
-                .context(|| format!("releasing the lease of view '{view}'"))
-        })?;
+        for held in self.held(view).into_iter().filter(|h| !h.released) {
+            self.with_client(|client, _| {
+                client
+                    .execute(
+                        &format!(
+                            "UPDATE {s}.freshet_leases SET owner = NULL, expires_at = NULL, \
+                             backend_pid = NULL, backend_start = NULL \
+                             WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
+                        ),
+                        &[&view, &held.task.name(), &owner, &held.epoch],
+                    )
+                    .context(|| format!("releasing the lease of view '{view}'"))
+            })?;
+            tracing::info!(view, task = %held.task, epoch = held.epoch, "released the lease");
+        }
         for h in self
             .claimed
             .borrow_mut()
@@ -380,8 +389,23 @@ impl PgStore {
         {
             h.released = true;
         }
-        tracing::info!(view, epoch = held.epoch, "released the lease");
         Ok(())
+    }
+
+    /// Takes the lease of task `task` of `view` and records it as held.
+    fn take(&self, view: &str, task: Task) -> Result<i64, StoreError> {
+        let epoch = self.with_client(|client, _| self.take_lease(client, view, task))?;
+        let mut claimed = self.claimed.borrow_mut();
+        claimed.retain(|h| !(h.view == view && h.task == task));
+        claimed.push(Held {
+            view: view.to_owned(),
+            task,
+            epoch,
+            released: false,
+        });
+        drop(claimed);
+        tracing::info!(view, %task, epoch, store = %self.location, "holding the lease");
+        Ok(epoch)
     }
 }
 
@@ -414,23 +438,32 @@ fn fenced(location: &str, held: &Held, now: Option<(Option<String>, i64)>) -> St
 /// [`ResultStore::claim_writer`](crate::ResultStore::claim_writer).
 pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<Option<i64>, StoreError> {
     store.check_writable()?;
+    let task = store.task;
     if let Some(held) = store
         .claimed
         .borrow()
         .iter()
-        .find(|h| h.view == view && !h.released)
+        .find(|h| h.view == view && h.task == task && !h.released)
     {
         return Ok(Some(held.epoch));
     }
-    let epoch = store.with_client(|client, _| store.take_lease(client, view))?;
-    let mut claimed = store.claimed.borrow_mut();
-    claimed.retain(|h| h.view != view);
-    claimed.push(Held {
-        view: view.to_owned(),
-        epoch,
-        released: false,
-    });
-    drop(claimed);
-    tracing::info!(view, epoch, store = %store.location, "holding the lease");
-    Ok(Some(epoch))
+    store.take(view, task).map(Some)
+}
+
+/// [`ResultStore::claim_for_repair`](crate::ResultStore::claim_for_repair): the lease of
+/// every task the view runs as (as its commits recorded them), all or none.
+pub(super) fn claim_for_repair(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
+    store.check_writable()?;
+    let tasks = super::read::tasks(store, view)?;
+    for task in &tasks {
+        if let Err(e) = store.take(view, *task) {
+            // None: the leases taken so far are given up.
+            if let Err(again) = store.release_lease(view) {
+                tracing::warn!(view, error = %again, "cannot give up the leases taken");
+            }
+            store.claimed.borrow_mut().retain(|h| h.view != view);
+            return Err(e);
+        }
+    }
+    Ok(())
 }

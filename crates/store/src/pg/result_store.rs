@@ -84,6 +84,10 @@ impl ResultStore for PgStore {
         lease::claim_writer(self, view)
     }
 
+    fn claim_for_repair(&mut self, view: &str) -> Result<(), StoreError> {
+        lease::claim_for_repair(self, view)
+    }
+
     fn release_writer(&mut self, view: &str) -> Result<(), StoreError> {
         self.release_lease(view)
     }
