@@ -52,8 +52,9 @@ pub fn execute(
             next.views.push(def.clone());
             let compiled = compile_view(data, &next, &def)?;
             store.create_view(&result_table(&def, &compiled))?;
-            let warning = publish_catalog(data, store, &next)?;
             next.save(data.root())?;
+            // Workers that miss a new view see it at the next statement that publishes.
+            let warning = publish_or_warn(data, store, &next);
             Ok(format!("created view {}{warning}", def.name))
         }
         ViewStatement::Drop { name, if_exists } => {
@@ -74,10 +75,11 @@ pub fn execute(
                 )));
             }
             let def = catalog.views.remove(pos);
-            // Workers learn the view is gone before its results are: none takes it again.
-            let warning = publish_catalog(data, store, &catalog)?;
-            catalog.save(data.root())?;
+            // Workers learn the view is gone before its results are (none takes it again);
+            // the data directory last, so that a failure on the way can be retried.
+            publish_catalog(data, store, &catalog)?;
             store.drop_view(&name)?;
+            catalog.save(data.root())?;
             // The embedded log's consumer positions pin what the view needed; a log on
             // JetStream keeps none for it (and need not be reachable to drop a view).
             for s in data.streams() {
@@ -87,7 +89,7 @@ pub fn execute(
                     }
                 }
             }
-            Ok(format!("dropped view {name}{warning}"))
+            Ok(format!("dropped view {name}"))
         }
         ViewStatement::Show => Ok(if catalog.views.is_empty() {
             NO_VIEWS.into()
@@ -110,17 +112,14 @@ pub fn execute(
 
 /// Copies the data directory's catalog, with `views` as its views, into a store that
 /// processes on other machines read ([`ResultStore::publish_catalog`]: workers follow
-/// it; a store in the data directory ignores it), naming this data directory as its
-/// origin. Returns a warning line to show (empty if none): the store's copy is another
-/// data directory's, which it keeps.
+/// it; a store in the data directory ignores it).
 pub fn publish_catalog(
     data: &DataDir,
     store: &mut dyn ResultStore,
     views: &ViewCatalog,
-) -> Result<String> {
-    let root = data.catalog_root();
+) -> Result<()> {
     let mut files = vec![(crate::views::FILE.to_owned(), views.to_bytes())];
-    let path = root.join(freshet_streams::catalog::FILE);
+    let path = data.catalog_root().join(freshet_streams::catalog::FILE);
     match std::fs::read(&path) {
         Ok(bytes) => files.push((freshet_streams::catalog::FILE.to_owned(), bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -131,20 +130,26 @@ pub fn publish_catalog(
             });
         }
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    let path = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let origin = format!("{host}:{}", path.display());
-    Ok(match store.publish_catalog(&origin, &files)? {
-        None => String::new(),
-        Some(theirs) => format!(
-            "\nwarning: the catalog workers follow in this store is declared in the data \
-             directory {theirs}, not this one ({origin}); it was left as it is, so workers \
-             do not see this change (one data directory declares the streams and views \
-             workers run)"
-        ),
-    })
+    store.publish_catalog(&files)?;
+    Ok(())
+}
+
+/// [`publish_catalog`] after a statement that stands whether or not it is published:
+/// a line to show if it could not be (empty if it was).
+pub fn publish_or_warn(data: &DataDir, store: &mut dyn ResultStore, views: &ViewCatalog) -> String {
+    match publish_catalog(data, store, views) {
+        Ok(()) => String::new(),
+        Err(e) => unpublished(&e),
+    }
+}
+
+/// The line a statement that stands shows when its catalog could not be published.
+pub fn unpublished(e: &EngineError) -> String {
+    tracing::warn!(error = %e, "the catalog could not be published to the result store");
+    format!(
+        "\nwarning: the catalog could not be published to the result store ({e}); workers \
+         follow the last one published until a statement publishes it again"
+    )
 }
 
 /// `DESCRIBE VIEW`: the statement, options, results table and operator plan.

@@ -92,29 +92,20 @@ impl<'a> LazyStore<'a> {
 }
 
 /// Runs `statement` against the data directory and the result store; returns the text to
-/// show. A view statement publishes the catalog to a store that other machines read
-/// (PostgreSQL: workers follow it) as part of the statement; a stream statement publishes
-/// it afterwards, and stands if that fails (saying so: views are what workers run, and the
-/// next view statement publishes the streams too).
+/// show. `CREATE`/`DROP` statements publish the catalog to a store that other machines
+/// read (PostgreSQL: workers follow it): `DROP VIEW` as part of the statement, before the
+/// view's results go; the others afterwards, standing if that fails (saying so).
 pub fn execute(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {
     let changes_streams = matches!(statement, Statement::Stream(_));
     let shown = run(dir, store, statement)?;
     if !changes_streams || !store.location.is_shared() {
         return Ok(shown);
     }
-    let published = ViewCatalog::load(dir.catalog_root())
-        .and_then(|views| manage::publish_catalog(dir, store.get()?, &views));
-    match published {
-        Ok(warning) => Ok(format!("{shown}{warning}")),
-        Err(e) => {
-            tracing::warn!(error = %e, "the catalog could not be published to the result store");
-            Ok(format!(
-                "{shown}\nwarning: the catalog could not be published to {} ({e}); workers \
-                 follow the last one published until a statement publishes it again",
-                store.location
-            ))
-        }
-    }
+    let warning = match (ViewCatalog::load(dir.catalog_root()), store.get()) {
+        (Ok(views), Ok(store)) => manage::publish_or_warn(dir, store, &views),
+        (Err(e), _) | (_, Err(e)) => manage::unpublished(&e),
+    };
+    Ok(format!("{shown}{warning}"))
 }
 
 fn run(dir: &DataDir, store: &mut LazyStore<'_>, statement: Statement) -> Result<String> {

@@ -192,15 +192,9 @@ pub trait ResultStore: Send {
     /// streams' and the views' declarations), replacing the last copy whole, where
     /// processes on other machines read it: the PostgreSQL store does, for workers
     /// ([`Cluster::catalog`]); a store inside the data directory has no need and ignores
-    /// it. `origin` names the data directory (host and path): a copy published from
-    /// another one is left as it is, and its origin returned (`None`: published or
-    /// ignored).
-    fn publish_catalog(
-        &mut self,
-        _origin: &str,
-        _files: &[(String, Vec<u8>)],
-    ) -> Result<Option<String>, StoreError> {
-        Ok(None)
+    /// it.
+    fn publish_catalog(&mut self, _files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// The tasks `view` runs as, as its commits recorded them: the whole view, or one

@@ -35,15 +35,17 @@ impl Catalog {
             }
             Err(e) => return Err(catalog_err(&path, e.to_string())),
         };
-        let catalog: Catalog =
-            serde_json::from_str(&text).map_err(|e| catalog_err(&path, e.to_string()))?;
+        Catalog::parse(text.as_bytes()).map_err(|detail| catalog_err(&path, detail))
+    }
+
+    /// Reads the contents of a catalog file (one published to a result store, say),
+    /// checking its format version; what is wrong if it cannot.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Catalog, String> {
+        let catalog: Catalog = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if catalog.version != VERSION {
-            return Err(catalog_err(
-                &path,
-                format!(
-                    "format version {} is not supported by this build (expects {VERSION})",
-                    catalog.version
-                ),
+            return Err(format!(
+                "format version {} is not supported by this build (expects {VERSION})",
+                catalog.version
             ));
         }
         Ok(catalog)

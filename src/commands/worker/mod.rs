@@ -128,6 +128,11 @@ pub fn run(
     // published to the store, else the data directory's own (refreshed every round).
     let mut cluster = Cluster::open(&pg)?;
     let mirror = work_dir.join("catalog");
+    // The copy is rebuilt from its source: a copy a former run left is not trusted.
+    if mirror.exists() {
+        std::fs::remove_dir_all(&mirror)
+            .with_context(|| format!("cannot clear {}", mirror.display()))?;
+    }
     let dir = DataDir::open_worker(&work_dir, &mirror)
         .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
     if !follow_catalog(&mut cluster, data_dir, &mirror)? {
@@ -263,8 +268,8 @@ fn follow_catalog(cluster: &mut Cluster, data_dir: &Path, mirror: &Path) -> anyh
 fn check_catalog(files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     for (name, bytes) in files {
         if name == freshet_streams::catalog::FILE {
-            let catalog: freshet_streams::catalog::Catalog = serde_json::from_slice(bytes)
-                .with_context(|| format!("the published {name} does not parse"))?;
+            let catalog = freshet_streams::catalog::Catalog::parse(bytes)
+                .map_err(|why| anyhow::anyhow!("the published {name} cannot be read: {why}"))?;
             for stream in &catalog.streams {
                 freshet_streams::ddl::validate_name(&stream.name)
                     .with_context(|| format!("the published {name} names a stream badly"))?;
@@ -425,7 +430,14 @@ impl Worker<'_> {
 
     /// One rebalancing round (see the module's description).
     fn round(&mut self) -> anyhow::Result<()> {
-        follow_catalog(&mut self.cluster, self.data_dir, &self.mirror)?;
+        // A catalog that cannot be followed now leaves the last good copy in force, so
+        // that tasks still move between live workers.
+        if let Err(e) = follow_catalog(&mut self.cluster, self.data_dir, &self.mirror) {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot follow the catalog; keeping the last copy"
+            );
+        }
         self.dir.reload_catalog()?;
         let tasks = self.tasks()?;
         let keys: Vec<String> = tasks.keys().cloned().collect();
@@ -486,13 +498,20 @@ impl Worker<'_> {
     /// longer this worker's at the epoch it took (it lapsed and another took it): its
     /// commits would be refused.
     fn stop_lost(&mut self, tasks: &BTreeMap<String, (String, Task)>, leases: &[LeaseRecord]) {
-        let running: Vec<(String, Task, Option<i64>)> = self
+        // A view dropped and created again under its name runs its new definition.
+        let catalog = ViewCatalog::load(self.dir.catalog_root()).ok();
+        let running: Vec<(String, Task, Option<i64>, bool)> = self
             .supervisor
             .runners()
             .iter()
-            .map(|r| (r.def().name.clone(), r.task(), r.lease_epoch()))
+            .map(|r| {
+                let current = catalog
+                    .as_ref()
+                    .is_some_and(|c| c.get(&r.def().name) == Some(r.def()));
+                (r.def().name.clone(), r.task(), r.lease_epoch(), current)
+            })
             .collect();
-        for (view, task, epoch) in running {
+        for (view, task, epoch, current) in running {
             let name = task.name();
             let ours = leases.iter().any(|l| {
                 l.view == view
@@ -500,7 +519,7 @@ impl Worker<'_> {
                     && l.owner.as_deref() == Some(self.id.as_str())
                     && Some(l.epoch) == epoch
             });
-            let listed = tasks.contains_key(&task_key(&view, &name));
+            let listed = current && tasks.contains_key(&task_key(&view, &name));
             if listed && ours {
                 continue;
             }
@@ -509,7 +528,11 @@ impl Worker<'_> {
                 tracing::warn!(view, %task, "the task's lease is another's now; stopped it");
                 lock(&self.report).leases_lost += 1;
             } else {
-                tracing::info!(view, %task, "the view was dropped or divided otherwise; stopped the task");
+                tracing::info!(
+                    view,
+                    %task,
+                    "the view was dropped, defined again or divided otherwise; stopped the task"
+                );
             }
         }
     }

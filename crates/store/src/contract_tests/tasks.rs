@@ -1,8 +1,8 @@
 //! What PostgreSQL keeps for workers: a view run as one task per partition keeps each
 //! task's operator state, progress and status apart, answers for its tasks together, and
 //! never runs whole and per partition at once (SQLite runs views whole only: it refuses a
-//! partition task); the catalog workers follow is published whole, from one data
-//! directory; a worker never creates a view.
+//! partition task); the catalog workers follow is published whole; a worker never
+//! creates a view, nor takes the lease of a dropped one.
 
 use serde_json::json;
 
@@ -267,7 +267,7 @@ fn taking_a_view_whole_fences_a_lapsed_partition_task() {
 }
 
 #[test]
-fn the_catalog_is_published_whole_from_one_data_directory() {
+fn the_catalog_is_published_whole() {
     let Some(test) = TestStore::postgres("catalog_published") else {
         return;
     };
@@ -279,25 +279,13 @@ fn the_catalog_is_published_whole_from_one_data_directory() {
     let mut store = store_of(&test, "sql", None);
     let file = |name: &str, doc: &str| (name.to_owned(), doc.as_bytes().to_vec());
     store
-        .publish_catalog(
-            "host:/data",
-            &[file("catalog.json", "{1}"), file("views.json", "{2}")],
-        )
+        .publish_catalog(&[file("catalog.json", "{1}"), file("views.json", "{2}")])
         .expect("the first publication");
     assert_eq!(cluster.catalog().expect("read").len(), 2);
     // A later one replaces it whole: a file it lacks is gone.
     store
-        .publish_catalog("host:/data", &[file("views.json", "{3}")])
-        .expect("from the same data directory");
-    assert_eq!(
-        cluster.catalog().expect("read"),
-        vec![file("views.json", "{3}")]
-    );
-    // Another data directory's statements leave it as it is.
-    let kept = store
-        .publish_catalog("other:/data", &[file("views.json", "{4}")])
-        .expect("not an error");
-    assert_eq!(kept.as_deref(), Some("host:/data"));
+        .publish_catalog(&[file("views.json", "{3}")])
+        .expect("the next");
     assert_eq!(
         cluster.catalog().expect("read"),
         vec![file("views.json", "{3}")]

@@ -187,10 +187,7 @@ impl Cluster {
         self.with(|client, s| {
             Ok(client
                 .query(
-                    &format!(
-                        "SELECT name, doc FROM {s}.freshet_catalog WHERE name <> 'origin' \
-                         ORDER BY name"
-                    ),
+                    &format!("SELECT name, doc FROM {s}.freshet_catalog ORDER BY name"),
                     &[],
                 )
                 .context(|| "reading the published catalog".to_owned())?

@@ -149,6 +149,18 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     store.with_client(|client, _| {
         let at = || format!("dropping view '{view}'");
         let mut tx = client.transaction().context(at)?;
+        // After any creation (the schema's DDL lock) and any taking of a lease of the view
+        // (its layout lock) in flight, in the order they take them.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&ddl_lock_key(&store.location.schema)],
+        )
+        .context(at)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::lease::layout_lock_key(&store.location.schema, view)],
+        )
+        .context(at)?;
         // The lease rows first, as a commit takes them (its lease, then the results
         // table): a commit in flight ends before the table is dropped, never waiting for
         // it. They stay, released one epoch on: epochs never repeat, so a writer of the
@@ -180,17 +192,13 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The row of `freshet_catalog` naming the data directory the catalog was published from.
-const ORIGIN: &str = "origin";
-
-/// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog): the files (and
-/// their origin) replace the last copy in `freshet_catalog`, in one transaction under the
-/// schema's DDL lock, unless another data directory published it.
+/// [`ResultStore::publish_catalog`](crate::ResultStore::publish_catalog): the files
+/// replace the last copy in `freshet_catalog`, in one transaction under the schema's DDL
+/// lock.
 pub(super) fn publish_catalog(
     store: &mut PgStore,
-    origin: &str,
     files: &[(String, Vec<u8>)],
-) -> Result<Option<String>, StoreError> {
+) -> Result<(), StoreError> {
     store.check_writable()?;
     let s = store.schema.clone();
     store.with_client(|client, _| {
@@ -201,39 +209,23 @@ pub(super) fn publish_catalog(
             &[&ddl_lock_key(&store.location.schema)],
         )
         .context(at)?;
-        let theirs: Option<Vec<u8>> = tx
-            .query_opt(
-                &format!("SELECT doc FROM {s}.freshet_catalog WHERE name = $1"),
-                &[&ORIGIN],
-            )
-            .context(at)?
-            .map(|row| row.get(0));
-        if let Some(theirs) = theirs.filter(|t| t.as_slice() != origin.as_bytes()) {
-            return Ok(Some(String::from_utf8_lossy(&theirs).into_owned()));
-        }
-        let mut rows: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(name, doc)| (name.as_str(), doc.as_slice()))
-            .collect();
-        rows.push((ORIGIN, origin.as_bytes()));
-        let names: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
         tx.execute(
             &format!("DELETE FROM {s}.freshet_catalog WHERE name <> ALL($1)"),
             &[&names],
         )
         .context(at)?;
-        for (name, doc) in rows {
+        for (name, doc) in files {
             tx.execute(
                 &format!(
                     "INSERT INTO {s}.freshet_catalog (name, doc, updated_at_ms) \
                      VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, \
                      updated_at_ms = excluded.updated_at_ms"
                 ),
-                &[&name, &doc, &now_ms()],
+                &[name, doc, &now_ms()],
             )
             .context(at)?;
         }
-        tx.commit().context(at)?;
-        Ok(None)
+        tx.commit().context(at)
     })
 }

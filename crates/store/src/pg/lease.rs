@@ -197,32 +197,46 @@ impl PgStore {
             &[&layout_lock_key(&self.location.schema, view)],
         )
         .context(at)?;
+        // A drop takes the same lock: a view dropped before is not taken again.
+        let exists = tx
+            .query_opt(
+                &format!("SELECT 1 FROM {s}.freshet_views WHERE view = $1"),
+                &[&view],
+            )
+            .context(at)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::user(format!(
+                "view '{view}' is not in {}: it was dropped",
+                self.location
+            )));
+        }
         let whole = of == Task::Whole;
         let count = i32::try_from(of.count()).unwrap_or(i32::MAX);
-        // The other way's lease rows, locked before they are judged (waiting for a commit
-        // or a renewal of theirs in flight), so that what is judged lapsed stays so.
-        tx.execute(
-            &format!(
-                "SELECT 1 FROM {s}.freshet_leases WHERE view = $1 AND (task = 'view') <> $2 \
-                 FOR UPDATE"
-            ),
-            &[&view, &whole],
-        )
-        .context(at)?;
-        let live = tx
-            .query_opt(
+        let live_sql = format!(
+            "SELECT l.task, NULL::integer, 'held by ' || l.owner \
+             FROM {s}.freshet_leases l \
+             WHERE l.view = $1 AND (l.task = 'view') <> $2 AND l.owner IS NOT NULL \
+             AND (l.expires_at IS NULL OR l.expires_at > now()) \
+             AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
+             AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
+             LIMIT 1"
+        );
+        // A live holder the other way is refused at once, without waiting for its commit
+        // in flight; otherwise the other way's rows are locked (waiting for such a commit or
+        // a renewal) and judged again, so that what is judged lapsed stays so.
+        let mut live = tx.query_opt(&live_sql, &[&view, &whole]).context(at)?;
+        if live.is_none() {
+            tx.execute(
                 &format!(
-                    "SELECT l.task, NULL::integer, 'held by ' || l.owner \
-                     FROM {s}.freshet_leases l \
-                     WHERE l.view = $1 AND (l.task = 'view') <> $2 AND l.owner IS NOT NULL \
-                     AND (l.expires_at IS NULL OR l.expires_at > now()) \
-                     AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid \
-                     AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)) \
-                     LIMIT 1"
+                    "SELECT 1 FROM {s}.freshet_leases WHERE view = $1 \
+                     AND (task = 'view') <> $2 FOR UPDATE"
                 ),
                 &[&view, &whole],
             )
             .context(at)?;
+            live = tx.query_opt(&live_sql, &[&view, &whole]).context(at)?;
+        }
         let other = match live {
             Some(row) => Some(row),
             None => {
@@ -411,7 +425,7 @@ impl PgStore {
 
 /// The key of the transaction lock under which takers of `view`'s leases in `schema` check
 /// how the view is divided (see `check_layout`).
-fn layout_lock_key(schema: &str, view: &str) -> i64 {
+pub(super) fn layout_lock_key(schema: &str, view: &str) -> i64 {
     let key = xxhash_rust::xxh3::xxh3_64(format!("freshet-layout\0{schema}\0{view}").as_bytes());
     i64::from_ne_bytes(key.to_ne_bytes())
 }

@@ -58,12 +58,8 @@ impl ResultStore for PgStore {
         self.retention = retention;
     }
 
-    fn publish_catalog(
-        &mut self,
-        origin: &str,
-        files: &[(String, Vec<u8>)],
-    ) -> Result<Option<String>, StoreError> {
-        ddl::publish_catalog(self, origin, files)
+    fn publish_catalog(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        ddl::publish_catalog(self, files)
     }
 
     fn tasks(&self, view: &str) -> Result<Vec<Task>, StoreError> {
