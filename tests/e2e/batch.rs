@@ -27,7 +27,13 @@ pub fn counted(env: &Env) {
 
 /// `freshet reconcile counts` over the whole day: its JSON report and exit code.
 pub fn reconcile(env: &Env, repair: bool) -> (Value, Option<i32>) {
-    let mut args = vec!["reconcile", "counts"];
+    reconcile_view(env, "counts", repair)
+}
+
+/// `freshet reconcile <view>` over the generated events' day, as JSON: the report and the
+/// exit code.
+pub fn reconcile_view(env: &Env, view: &str, repair: bool) -> (Value, Option<i32>) {
+    let mut args = vec!["reconcile", view];
     args.extend(RANGE);
     args.push("--json");
     if repair {

@@ -12,6 +12,7 @@
 //! random moments and at named commit points, a worker elsewhere following the catalog
 //! `freshet sql` published to the store, and a NATS node killed under running workers.
 
+use super::batch::reconcile_view;
 use super::jetstream::{PrivateCluster, bid_on_jetstream, nats_url, unique_subject};
 use super::support::{Env, Server};
 use crate::pg::PgSchema;
@@ -328,24 +329,7 @@ fn workers_share_views_take_over_lost_ones_and_fence_a_paused_one() {
              (SELECT auction, window_start FROM {table} ORDER BY 1, 2 LIMIT 1)"
         ))
         .expect("damage a row");
-    let reconcile = |repair: bool| {
-        let mut args = vec![
-            "reconcile",
-            "hot_0",
-            "--from",
-            "2015-07-15T00:00:00Z",
-            "--to",
-            "2015-07-16T00:00:00Z",
-            "--json",
-        ];
-        if repair {
-            args.push("--repair");
-        }
-        let run = env.run(&args);
-        let report: Value = serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("a report ({e}): {}\n{}", run.stdout, run.stderr));
-        (report, run.code)
-    };
+    let reconcile = |repair| reconcile_view(&env, "hot_0", repair);
     let (damaged, code) = reconcile(false);
     assert_eq!(
         (code, &damaged["mismatched"]),

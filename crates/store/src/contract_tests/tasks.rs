@@ -52,6 +52,15 @@ fn task_store(test: &TestStore, owner: &str, task: Task) -> PgStore {
     store
 }
 
+/// Tasks 0 and 1 of 2, each holding its lease.
+fn two_tasks(test: &TestStore) -> (PgStore, PgStore) {
+    let mut p0 = task_store(test, "w0", part(0, 2));
+    let mut p1 = task_store(test, "w1", part(1, 2));
+    assert_eq!(p0.claim_writer("counts").expect("claim p0"), Some(1));
+    assert_eq!(p1.claim_writer("counts").expect("claim p1"), Some(1));
+    (p0, p1)
+}
+
 fn reader(test: &TestStore) -> PgStore {
     let StoreLocation::Postgres(pg) = test.location() else {
         panic!("tasks are PostgreSQL's");
@@ -64,10 +73,7 @@ fn partition_tasks_keep_their_own_state_and_progress_and_answer_together() {
     let Some(test) = TestStore::postgres("tasks_apart") else {
         return;
     };
-    let mut p0 = task_store(&test, "w0", part(0, 2));
-    let mut p1 = task_store(&test, "w1", part(1, 2));
-    assert_eq!(p0.claim_writer("counts").expect("claim p0"), Some(1));
-    assert_eq!(p1.claim_writer("counts").expect("claim p1"), Some(1));
+    let (mut p0, mut p1) = two_tasks(&test);
     p0.commit("counts", &task_commit(0, 10, 5_000))
         .expect("p0 commits");
 
@@ -315,10 +321,7 @@ fn a_repair_of_a_view_run_per_partition_holds_every_task() {
     let Some(test) = TestStore::postgres("tasks_repair") else {
         return;
     };
-    let mut p0 = task_store(&test, "w0", part(0, 2));
-    let mut p1 = task_store(&test, "w1", part(1, 2));
-    p0.claim_writer("counts").expect("claim p0");
-    p1.claim_writer("counts").expect("claim p1");
+    let (mut p0, mut p1) = two_tasks(&test);
     p0.commit("counts", &task_commit(0, 10, 5_000))
         .expect("p0 commits");
     p1.commit("counts", &task_commit(1, 20, 5_000))
