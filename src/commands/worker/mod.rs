@@ -128,13 +128,8 @@ pub fn run(
     // published to the store, else the data directory's own (refreshed every round).
     let mut cluster = Cluster::open(&pg)?;
     let mirror = work_dir.join("catalog");
-    // The copy is rebuilt from its source: a copy a former run left is not trusted.
-    if mirror.exists() {
-        std::fs::remove_dir_all(&mirror)
-            .with_context(|| format!("cannot clear {}", mirror.display()))?;
-    }
-    let dir = DataDir::open_worker(&work_dir, &mirror)
-        .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
+    // The copy is rewritten from its source before it is read: a copy a former run left
+    // is not trusted.
     if !follow_catalog(&mut cluster, data_dir, &mirror)? {
         bail!(
             "no streams to run: {location} holds no catalog and {} holds none either; declare \
@@ -143,7 +138,8 @@ pub fn run(
             data_dir.display()
         );
     }
-    dir.reload_catalog()?;
+    let dir = DataDir::open_worker(&work_dir, &mirror)
+        .with_context(|| format!("cannot open the worker's directory {}", work_dir.display()))?;
 
     let report = Arc::new(Mutex::new(Report {
         worker: id.clone(),
@@ -505,9 +501,10 @@ impl Worker<'_> {
             .runners()
             .iter()
             .map(|r| {
+                // A copy that cannot be read now judges nothing.
                 let current = catalog
                     .as_ref()
-                    .is_some_and(|c| c.get(&r.def().name) == Some(r.def()));
+                    .is_none_or(|c| c.get(&r.def().name) == Some(r.def()));
                 (r.def().name.clone(), r.task(), r.lease_epoch(), current)
             })
             .collect();
@@ -539,7 +536,14 @@ impl Worker<'_> {
 
     /// Starts a task under a new lease.
     fn take(&mut self, key: &str, view: &str, task: Task) {
-        match self.supervisor.start_task(view, task) {
+        let started = self.supervisor.start_task(view, task).and_then(|()| {
+            if self.published_again(view, task)? {
+                self.supervisor.abandon(view, task);
+                bail!("the view was defined again since this round read the catalog");
+            }
+            Ok(())
+        });
+        match started {
             Ok(()) => {
                 tracing::info!(view, %task, worker = %self.id, "took the task");
                 self.failed.remove(key);
@@ -552,6 +556,28 @@ impl Worker<'_> {
                     .insert(key.to_owned(), (Instant::now(), format!("{e:#}")));
             }
         }
+    }
+
+    /// Whether the catalog published now defines `view` otherwise than the task just
+    /// started runs it (or not at all): it was dropped, or dropped and created again,
+    /// after this round read the catalog and before the task took its lease. (Once a task
+    /// holds its lease, a drop fences it.) False while the store holds no catalog.
+    fn published_again(&mut self, view: &str, task: Task) -> anyhow::Result<bool> {
+        let published = self.cluster.catalog()?;
+        let Some((_, bytes)) = published
+            .iter()
+            .find(|(name, _)| name == freshet_engine::views::FILE)
+        else {
+            return Ok(false);
+        };
+        let now: ViewCatalog =
+            serde_json::from_slice(bytes).context("the published views do not parse")?;
+        Ok(self
+            .supervisor
+            .runners()
+            .iter()
+            .find(|r| r.def().name == view && r.task() == task)
+            .is_some_and(|r| now.get(view) != Some(r.def())))
     }
 
     fn hand_over(&mut self, view: &str, task: Task) {

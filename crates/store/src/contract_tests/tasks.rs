@@ -346,3 +346,18 @@ fn a_repair_of_a_view_run_per_partition_holds_every_task() {
         .claim_writer("counts")
         .expect_err("the repairer's session holds it");
 }
+
+#[test]
+fn the_lease_of_a_dropped_view_is_never_taken() {
+    let Some(test) = TestStore::postgres("tasks_dropped") else {
+        return;
+    };
+    let mut sql = store_of(&test, "sql", None);
+    sql.create_view(&counts_table()).expect("create");
+    let mut worker = store_of(&test, "w0", Some(std::time::Duration::from_secs(10)));
+    worker.create_view(&counts_table()).expect("opened");
+    // Dropped between the worker's opening and its claim.
+    sql.drop_view("counts").expect("drop");
+    let refused = worker.claim_writer("counts").expect_err("the view is gone");
+    assert!(refused.to_string().contains("dropped"), "{refused}");
+}

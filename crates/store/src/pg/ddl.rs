@@ -3,9 +3,10 @@
 //! A results table is typed ([`super::types::column_type`]), compares text bytewise and
 //! is keyed by a unique index with `NULLS NOT DISTINCT`, ordered nulls first, so that rows
 //! come back in the order SQLite gives and a key holding a null is one row like any other.
-//! Creating and dropping run in one transaction each; creating takes the schema's DDL
-//! lock, since several processes may create views at once. Only tables this store
-//! registered are ever dropped.
+//! Creating and dropping run in one transaction each, under the schema's DDL lock, since
+//! several processes may create and drop views at once (a drop also takes the view's
+//! layout lock, as takers of its leases do, and waits at most `DROP_WAIT`). Only tables
+//! this store registered are ever dropped.
 
 use std::sync::Arc;
 
@@ -140,6 +141,10 @@ pub(super) fn create_view(store: &mut PgStore, table: &ResultTable) -> Result<()
     Ok(())
 }
 
+/// The longest a drop waits for a lock (a commit in flight, a reader of the results
+/// table): then it fails, and the statement can be run again.
+const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`ResultStore::drop_view`](crate::ResultStore::drop_view).
 pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
     store.check_writable()?;
@@ -149,6 +154,13 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
     store.with_client(|client, _| {
         let at = || format!("dropping view '{view}'");
         let mut tx = client.transaction().context(at)?;
+        // Bounded: the schema's DDL lock held while the table waits for its readers would
+        // keep every view of every process from starting.
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            DROP_WAIT.as_millis()
+        ))
+        .context(at)?;
         // After any creation (the schema's DDL lock) and any taking of a lease of the view
         // (its layout lock) in flight, in the order they take them.
         tx.execute(

@@ -235,6 +235,10 @@ impl PgStore {
                 &[&view, &whole],
             )
             .context(at)?;
+            // Sessions as they are now, not as the first look saw them (a holder may have
+            // reconnected meanwhile).
+            tx.execute("SELECT pg_stat_clear_snapshot()", &[])
+                .context(at)?;
             live = tx.query_opt(&live_sql, &[&view, &whole]).context(at)?;
         }
         let other = match live {
@@ -378,31 +382,45 @@ impl PgStore {
     /// Gives up the leases of `view` (after its last commit), so the next taker need not
     /// wait for them to lapse. Does nothing if this store holds none.
     pub(super) fn release_lease(&mut self, view: &str) -> Result<(), StoreError> {
-        let s = self.schema.clone();
-        let owner = self.location.holder.owner.clone();
         for held in self.held(view).into_iter().filter(|h| !h.released) {
-            self.with_client(|client, _| {
-                client
-                    .execute(
-                        &format!(
-                            "UPDATE {s}.freshet_leases SET owner = NULL, expires_at = NULL, \
-                             backend_pid = NULL, backend_start = NULL \
-                             WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
-                        ),
-                        &[&view, &held.task.name(), &owner, &held.epoch],
-                    )
-                    .context(|| format!("releasing the lease of view '{view}'"))
-            })?;
-            tracing::info!(view, task = %held.task, epoch = held.epoch, "released the lease");
+            self.release_one(view, held.task)?;
         }
+        Ok(())
+    }
+
+    /// Gives up the lease of task `task` of `view`, if this store holds it; commits
+    /// checked against it are refused from then on.
+    fn release_one(&self, view: &str, task: Task) -> Result<(), StoreError> {
+        let Some(held) = self
+            .held(view)
+            .into_iter()
+            .find(|h| h.task == task && !h.released)
+        else {
+            return Ok(());
+        };
+        let s = &self.schema;
+        let owner = &self.location.holder.owner;
+        self.with_client(|client, _| {
+            client
+                .execute(
+                    &format!(
+                        "UPDATE {s}.freshet_leases SET owner = NULL, expires_at = NULL, \
+                         backend_pid = NULL, backend_start = NULL \
+                         WHERE view = $1 AND task = $2 AND owner = $3 AND epoch = $4"
+                    ),
+                    &[&view, &task.name(), owner, &held.epoch],
+                )
+                .context(|| format!("releasing the lease of view '{view}'"))
+        })?;
         for h in self
             .claimed
             .borrow_mut()
             .iter_mut()
-            .filter(|h| h.view == view)
+            .filter(|h| h.view == view && h.task == task)
         {
             h.released = true;
         }
+        tracing::info!(view, %task, epoch = held.epoch, "released the lease");
         Ok(())
     }
 
@@ -469,14 +487,20 @@ pub(super) fn claim_writer(store: &mut PgStore, view: &str) -> Result<Option<i64
 pub(super) fn claim_for_repair(store: &mut PgStore, view: &str) -> Result<(), StoreError> {
     store.check_writable()?;
     let tasks = super::read::tasks(store, view)?;
-    for task in &tasks {
-        if let Err(e) = store.take(view, *task) {
-            // None: the leases taken so far are given up.
-            if let Err(again) = store.release_lease(view) {
-                tracing::warn!(view, error = %again, "cannot give up the leases taken");
+    let mut taken = Vec::new();
+    for task in tasks {
+        match store.take(view, task) {
+            Ok(_) => taken.push(task),
+            Err(e) => {
+                // None: the leases this call took are given up (their sessions' end would
+                // free them too).
+                for task in taken {
+                    if let Err(again) = store.release_one(view, task) {
+                        tracing::warn!(view, %task, error = %again, "cannot give up a lease taken");
+                    }
+                }
+                return Err(e);
             }
-            store.claimed.borrow_mut().retain(|h| h.view != view);
-            return Err(e);
         }
     }
     Ok(())
