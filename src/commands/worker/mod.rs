@@ -271,8 +271,15 @@ fn check_catalog(files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
                     .with_context(|| format!("the published {name} names a stream badly"))?;
             }
         } else if name == freshet_engine::views::FILE {
-            serde_json::from_slice::<ViewCatalog>(bytes)
+            let views = serde_json::from_slice::<ViewCatalog>(bytes)
                 .with_context(|| format!("the published {name} does not parse"))?;
+            if views.version != 1 {
+                bail!(
+                    "the published {name} has format version {}, which this build does not \
+                     read (it reads 1)",
+                    views.version
+                );
+            }
         }
     }
     Ok(())

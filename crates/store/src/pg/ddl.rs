@@ -173,10 +173,19 @@ pub(super) fn drop_view(store: &mut PgStore, view: &str) -> Result<(), StoreErro
             &[&super::lease::layout_lock_key(&store.location.schema, view)],
         )
         .context(at)?;
-        // The lease rows first, as a commit takes them (its lease, then the results
+        // The lease rows first (in key order, as every statement that locks several does),
+        // as a commit takes them (its lease, then the results
         // table): a commit in flight ends before the table is dropped, never waiting for
         // it. They stay, released one epoch on: epochs never repeat, so a writer of the
         // dropped view can never pass for the holder of a view created again.
+        tx.execute(
+            &format!(
+                "SELECT 1 FROM {}.freshet_leases WHERE view = $1 ORDER BY task FOR UPDATE",
+                store.schema
+            ),
+            &[&view],
+        )
+        .context(at)?;
         tx.execute(
             &format!(
                 "UPDATE {}.freshet_leases SET owner = NULL, epoch = epoch + 1, \

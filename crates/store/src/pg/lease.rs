@@ -230,7 +230,7 @@ impl PgStore {
             tx.execute(
                 &format!(
                     "SELECT 1 FROM {s}.freshet_leases WHERE view = $1 \
-                     AND (task = 'view') <> $2 FOR UPDATE"
+                     AND (task = 'view') <> $2 ORDER BY task FOR UPDATE"
                 ),
                 &[&view, &whole],
             )
@@ -369,14 +369,19 @@ impl PgStore {
         Ok(())
     }
 
-    /// The leases this store took for `view` (one per task it claimed).
+    /// The leases this store took for `view` (one per task it claimed), in the order of
+    /// their rows' key (task names as text), the order every statement that locks several
+    /// of a view's lease rows takes them in.
     fn held(&self, view: &str) -> Vec<Held> {
-        self.claimed
+        let mut held: Vec<Held> = self
+            .claimed
             .borrow()
             .iter()
             .filter(|h| h.view == view)
             .cloned()
-            .collect()
+            .collect();
+        held.sort_by_key(|h| h.task.name());
+        held
     }
 
     /// Gives up the leases of `view` (after its last commit), so the next taker need not

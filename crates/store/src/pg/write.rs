@@ -57,9 +57,11 @@ pub(super) fn commit(store: &mut PgStore, view: &str, commit: &Commit) -> Result
             tx.execute(&statement, &[&view, &task]).context(at)?;
         }
         if !commit.state_deletes.is_empty() {
+            // A join with the keys, not `key = ANY($3)`: a generic plan may scan the
+            // table and test every row against the whole array.
             let sql = format!(
-                "DELETE FROM {schema}.freshet_state WHERE view = $1 AND task = $2 \
-                 AND key = ANY($3::bytea[])"
+                "DELETE FROM {schema}.freshet_state s USING unnest($3::bytea[]) AS k(key) \
+                 WHERE s.view = $1 AND s.task = $2 AND s.key = k.key"
             );
             let statement = prepared(&mut tx, statements, &sql).context(at)?;
             let mut keys: Vec<&[u8]> = commit.state_deletes.iter().map(Vec::as_slice).collect();
