@@ -72,20 +72,27 @@ impl<'a> Supervisor<'a> {
         let Some(def) = catalog.get(name) else {
             anyhow::bail!("unknown view '{name}'");
         };
-        let mut runner = ViewRunner::open_task(
-            self.dir,
-            &catalog,
-            def,
-            self.location.open()?,
-            Arc::new(SystemClock),
-            task,
-        )
-        .with_context(|| format!("cannot start view '{name}' ({task})"))?;
+        let runner = self.open_task(&catalog, def, self.location.open()?, task)?;
+        self.runners.push(runner);
+        Ok(())
+    }
+
+    /// Opens task `task` of `def` on `store`, resumed from its last commit, waiting out
+    /// store outages as the supervisor's other views do.
+    fn open_task(
+        &self,
+        catalog: &ViewCatalog,
+        def: &freshet_engine::ViewDef,
+        store: Box<dyn freshet_store::ResultStore>,
+        task: Task,
+    ) -> anyhow::Result<ViewRunner> {
+        let mut runner =
+            ViewRunner::open_task(self.dir, catalog, def, store, Arc::new(SystemClock), task)
+                .with_context(|| format!("cannot start view '{}' ({task})", def.name))?;
         if let Some(stop) = &self.stop {
             runner.retry_until(stop.clone());
         }
-        self.runners.push(runner);
-        Ok(())
+        Ok(runner)
     }
 
     /// The running tasks: each view with the part of it that runs here.
@@ -182,13 +189,7 @@ impl<'a> Supervisor<'a> {
                     Some(store) => store,
                     None => self.location.open()?,
                 };
-                let mut runner =
-                    ViewRunner::open_task(self.dir, &catalog, def, store, clock.clone(), task)
-                        .with_context(|| format!("cannot start view '{}' ({task})", def.name))?;
-                if let Some(stop) = &self.stop {
-                    runner.retry_until(stop.clone());
-                }
-                started.push(runner);
+                started.push(self.open_task(&catalog, def, store, task)?);
             }
             self.runners.append(&mut started);
         }
